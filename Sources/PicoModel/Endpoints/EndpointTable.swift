@@ -1,0 +1,236 @@
+/// Which node has local listeners for which endpoint: every node owns its own entries
+/// (`endpoint -> listener count`), stamped with its own increasing version, and learns everyone
+/// else's from gossiped deltas and push/pull snapshots (scuttlebutt semantics).
+///
+/// Callers may rely on: applying any delta or snapshot twice, out of order, or after its owner
+/// was removed is harmless; a removed owner's entries are gone and never return; counts are never
+/// negative; `owners(of:)` is sorted by owner UID.
+public struct EndpointTable: Hashable, Sendable {
+    /// One owner's entry for one endpoint.
+    public struct Entry: Hashable, Sendable {
+        /// Listener count; zero marks a removal not yet covered by `knownVersion`.
+        public var count: UInt32
+        /// The owner's version when it was written.
+        public var version: UInt64
+    }
+
+    /// What this table knows of one owner.
+    public struct OwnerState: Hashable, Sendable {
+        /// Every change of this owner up to this version is reflected here.
+        public var knownVersion: UInt64 = 0
+        /// Entries by endpoint, including zero-count removals newer than `knownVersion`.
+        public var entries: [String: Entry] = [:]
+    }
+
+    /// A change in the routable view: `owner` now has `count` listeners for `endpoint`.
+    public struct Change: Hashable, Sendable {
+        /// The endpoint.
+        public var endpoint: String
+        /// The node that holds the listeners.
+        public var owner: NodeUID
+        /// The new count (zero: gone).
+        public var count: UInt32
+    }
+
+    /// Longest endpoint ID accepted, in UTF-8 bytes (longer ones are refused by the router with 400).
+    public static let maxEndpointLength = 255
+    /// Bound on distinct endpoints per owner; further ones are ignored.
+    public static let maxEntriesPerOwner = 65_536
+    /// Bound on the encoded size of one gossiped delta, so it always fits a datagram.
+    public static let maxDeltaBytes = 512
+
+    /// The local owner (changes on rebirth).
+    public private(set) var localOwner: NodeUID
+    /// The local owner's version counter.
+    public private(set) var localVersion: UInt64 = 0
+    /// Owners and their entries (the local owner included).
+    public private(set) var owners: [NodeUID: OwnerState] = [:]
+    /// Removed owners whose deltas must be ignored from now on.
+    private var removedOwners: Set<NodeUID> = []
+    /// Owners by endpoint with a non-zero count (the routing index).
+    private var index: [String: [NodeUID: UInt32]] = [:]
+
+    /// Creates an empty table owned by `localOwner`.
+    public init(localOwner: NodeUID) {
+        self.localOwner = localOwner
+        self.owners[localOwner] = OwnerState()
+    }
+
+    // MARK: - Local entries
+
+    /// Sets our own listener count for `endpoint`. Returns the delta to gossip (covering exactly
+    /// the new version), or nil when the count did not change.
+    public mutating func setLocalCount(_ count: UInt32, for endpoint: String) -> EndpointDelta? {
+        let current = self.owners[self.localOwner]?.entries[endpoint]?.count ?? 0
+        guard current != count else { return nil }
+        let base = self.localVersion
+        self.localVersion += 1
+        var state = self.owners[self.localOwner] ?? OwnerState()
+        if count == 0 {
+            state.entries[endpoint] = nil
+        } else {
+            state.entries[endpoint] = Entry(count: count, version: self.localVersion)
+        }
+        state.knownVersion = self.localVersion
+        self.owners[self.localOwner] = state
+        self.setIndex(endpoint: endpoint, owner: self.localOwner, count: count)
+        return EndpointDelta(owner: self.localOwner, base: base, entries: [.init(endpoint: endpoint, count: count, version: self.localVersion)])
+    }
+
+    /// Our own listener count for `endpoint`.
+    public func localCount(for endpoint: String) -> UInt32 {
+        self.owners[self.localOwner]?.entries[endpoint]?.count ?? 0
+    }
+
+    /// Our own live entries, sorted by endpoint.
+    public var localEntries: [(endpoint: String, count: UInt32)] {
+        (self.owners[self.localOwner]?.entries ?? [:])
+            .filter { $0.value.count > 0 }
+            .sorted { $0.key < $1.key }
+            .map { (endpoint: $0.key, count: $0.value.count) }
+    }
+
+    /// After a rebirth: the old owner's entries are dropped and ours are re-published under the new
+    /// UID from version 1. Returns the changes and the deltas to gossip.
+    public mutating func changeLocalOwner(to newOwner: NodeUID) -> (changes: [Change], deltas: [EndpointDelta]) {
+        let entries = self.localEntries
+        let old = self.localOwner
+        var changes = self.removeOwner(old)
+        self.localOwner = newOwner
+        self.localVersion = 0
+        self.owners[newOwner] = OwnerState()
+        self.removedOwners.remove(newOwner)
+        var deltas: [EndpointDelta] = []
+        for entry in entries {
+            if let delta = self.setLocalCount(entry.count, for: entry.endpoint) { deltas.append(delta) }
+            changes.append(Change(endpoint: entry.endpoint, owner: newOwner, count: entry.count))
+        }
+        return (changes, deltas)
+    }
+
+    // MARK: - Remote updates
+
+    /// Applies a gossiped delta of a live owner. Entries at or below the owner's `knownVersion`
+    /// are already reflected and skipped; newer ones win per endpoint (last writer by version).
+    /// `knownVersion` advances only when the delta starts at or below it (no gap).
+    public mutating func apply(_ delta: EndpointDelta) -> [Change] {
+        var changes: [Change] = []
+        guard delta.owner != self.localOwner, !self.removedOwners.contains(delta.owner), delta.isWellFormed else { return changes }
+        var state = self.owners[delta.owner] ?? OwnerState()
+        for entry in delta.entries where entry.version > state.knownVersion {
+            if let existing = state.entries[entry.endpoint], existing.version >= entry.version { continue }
+            if state.entries[entry.endpoint] == nil, state.entries.count >= Self.maxEntriesPerOwner { continue }
+            let previous = state.entries[entry.endpoint]?.count ?? 0
+            state.entries[entry.endpoint] = Entry(count: entry.count, version: entry.version)
+            if previous != entry.count {
+                changes.append(Change(endpoint: entry.endpoint, owner: delta.owner, count: entry.count))
+            }
+        }
+        if delta.base <= state.knownVersion, delta.lastVersion > state.knownVersion {
+            state.knownVersion = delta.lastVersion
+        }
+        state.entries = state.entries.filter { $0.value.count > 0 || $0.value.version > state.knownVersion }
+        self.owners[delta.owner] = state
+        for change in changes { self.setIndex(endpoint: change.endpoint, owner: change.owner, count: change.count) }
+        return changes
+    }
+
+    /// Applies a push/pull snapshot (complete as of `snapshot.version`) of a live owner: when it is
+    /// newer than what we know, entries not in it that are not newer than it are removed.
+    public mutating func apply(_ snapshot: StateExchange.EndpointSnapshot) -> [Change] {
+        var changes: [Change] = []
+        guard snapshot.owner != self.localOwner, !self.removedOwners.contains(snapshot.owner) else { return changes }
+        var state = self.owners[snapshot.owner] ?? OwnerState()
+        guard snapshot.version > state.knownVersion else { return changes }
+        var next: [String: Entry] = [:]
+        for entry in snapshot.entries where entry.count > 0 && entry.version <= snapshot.version {
+            next[entry.endpoint] = Entry(count: entry.count, version: entry.version)
+            if next.count >= Self.maxEntriesPerOwner { break }
+        }
+        for (endpoint, entry) in state.entries where entry.version > snapshot.version {
+            next[endpoint] = entry
+        }
+        for endpoint in Set(state.entries.keys).union(next.keys).sorted() {
+            let before = state.entries[endpoint]?.count ?? 0
+            let after = next[endpoint]?.count ?? 0
+            if before != after { changes.append(Change(endpoint: endpoint, owner: snapshot.owner, count: after)) }
+        }
+        state.entries = next
+        state.knownVersion = snapshot.version
+        self.owners[snapshot.owner] = state
+        for change in changes { self.setIndex(endpoint: change.endpoint, owner: change.owner, count: change.count) }
+        return changes
+    }
+
+    /// Forgets `owner` for good (it is dead or left): its entries disappear and later deltas or
+    /// snapshots of it are ignored.
+    public mutating func removeOwner(_ owner: NodeUID) -> [Change] {
+        var changes: [Change] = []
+        self.removedOwners.insert(owner)
+        guard let state = self.owners.removeValue(forKey: owner) else { return changes }
+        for (endpoint, entry) in state.entries.sorted(by: { $0.key < $1.key }) where entry.count > 0 {
+            changes.append(Change(endpoint: endpoint, owner: owner, count: 0))
+            self.setIndex(endpoint: endpoint, owner: owner, count: 0)
+        }
+        return changes
+    }
+
+    /// Lets the table forget that `owner` was removed (its tombstone expired): bounds memory.
+    public mutating func forgetRemovedOwner(_ owner: NodeUID) {
+        self.removedOwners.remove(owner)
+    }
+
+    // MARK: - Views
+
+    /// Owners with a non-zero count for `endpoint`, sorted by UID.
+    public func owners(of endpoint: String) -> [(owner: NodeUID, count: UInt32)] {
+        guard let owners = self.index[endpoint] else { return [] }
+        return owners.sorted { $0.key < $1.key }.map { (owner: $0.key, count: $0.value) }
+    }
+
+    /// Every endpoint with at least one owner, sorted.
+    public var endpoints: [String] {
+        self.index.keys.sorted()
+    }
+
+    /// Snapshots of every owner for a push/pull message, sorted by owner.
+    public func snapshots() -> [StateExchange.EndpointSnapshot] {
+        self.owners.sorted { $0.key < $1.key }.map { owner, state in
+            StateExchange.EndpointSnapshot(
+                owner: owner,
+                version: owner == self.localOwner ? self.localVersion : state.knownVersion,
+                entries: state.entries
+                    .filter { $0.value.count > 0 && $0.value.version <= (owner == self.localOwner ? self.localVersion : state.knownVersion) }
+                    .sorted { ($0.value.version, $0.key) < ($1.value.version, $1.key) }
+                    .map { EndpointDelta.Entry(endpoint: $0.key, count: $0.value.count, version: $0.value.version) })
+        }
+    }
+
+    /// Broken invariants, one line each (empty when consistent): the index matches the entries,
+    /// no removed owner has entries, no owner's entry is at or below its known version with a zero
+    /// count.
+    public func checkInvariants() -> [String] {
+        var problems: [String] = []
+        var rebuilt: [String: [NodeUID: UInt32]] = [:]
+        for (owner, state) in self.owners {
+            if self.removedOwners.contains(owner) { problems.append("removed owner \(owner) still has entries") }
+            for (endpoint, entry) in state.entries {
+                if entry.count > 0 { rebuilt[endpoint, default: [:]][owner] = entry.count }
+                if entry.count == 0, entry.version <= state.knownVersion {
+                    problems.append("stale removal marker for \(endpoint) at \(owner)")
+                }
+            }
+        }
+        if rebuilt != self.index { problems.append("routing index does not match the entries") }
+        return problems.sorted()
+    }
+
+    private mutating func setIndex(endpoint: String, owner: NodeUID, count: UInt32) {
+        if count == 0 {
+            self.index[endpoint]?[owner] = nil
+            if self.index[endpoint]?.isEmpty ?? false { self.index[endpoint] = nil }
+        } else {
+            self.index[endpoint, default: [:]][owner] = count
+        }
+    }
+}

@@ -1,0 +1,110 @@
+// ==== ---- Dissemination, housekeeping and graceful leave --------------------------------------------
+
+extension Membership {
+    /// The gossip timer fired. When `hasBroadcasts` (the owner's queue is not empty) send one
+    /// datagram of broadcasts to each of `gossipNodes` random members (alive, suspect, or dead for
+    /// less than `gossipToTheDeadTime`, so the dead learn it). While leaving, retransmit `left` to
+    /// the members that have not acknowledged it. Always schedules the next round.
+    public mutating func onGossipTick(hasBroadcasts: Bool, now: Instant) -> [MembershipDirective] {
+        var directives: [MembershipDirective] = []
+        guard self.phase != .idle, self.phase != .finished else { return directives }
+        self.noteInput(now: now, into: &directives)
+        if hasBroadcasts {
+            let candidates = self.members.values
+                .filter { member in
+                    switch member.state.status {
+                    case .alive, .suspect: true
+                    case .dead: now - member.since < self.settings.gossipToTheDeadTime
+                    case .left: false
+                    }
+                }
+                .sorted { $0.info.uid < $1.info.uid }
+            for target in self.rng.sample(candidates, count: self.settings.gossipNodes) {
+                directives.append(.send([], to: target.info.gossipAddress, piggyback: true))
+            }
+        }
+        if self.phase == .leaving, let leave = self.leave {
+            for (uid, address) in leave.targets.sorted(by: { $0.key < $1.key }) where !leave.acknowledged.contains(uid) {
+                directives.append(.send([.left(subject: self.me.uid, incarnation: self.incarnation)], to: address, piggyback: false))
+            }
+        }
+        // ALWAYS schedule the next round.
+        directives.append(.schedule(.gossip, at: now + self.settings.gossipInterval))
+        return directives
+    }
+
+    /// Announces that we are draining (a new incarnation with the draining flag), so routers stop
+    /// preferring us while we keep serving.
+    public mutating func startDraining(now: Instant) -> [MembershipDirective] {
+        var directives: [MembershipDirective] = []
+        guard !self.isDraining, self.phase == .running || self.phase == .joining else { return directives }
+        self.isDraining = true
+        self.incarnation += 1
+        directives.append(.broadcast(self.aliveMessage()))
+        return directives
+    }
+
+    /// Starts the graceful leave: a self-issued `left`, sent directly to a few live members and
+    /// broadcast, retransmitted until `leaveAcknowledgements` of them acknowledge it or
+    /// `leaveTimeout` passes. Ends with `.leaveCompleted`.
+    public mutating func startLeave(now: Instant) -> [MembershipDirective] {
+        var directives: [MembershipDirective] = []
+        guard self.phase == .running || self.phase == .joining else { return directives }
+        self.phase = .leaving
+        self.probe = nil
+        let targets = self.rng.sample(self.liveMembers { $0.state.status == .alive }, count: max(3, self.settings.leaveAcknowledgements))
+        var progress = LeaveProgress(targets: [:], acknowledged: [], needed: min(self.settings.leaveAcknowledgements, targets.count))
+        for target in targets { progress.targets[target.info.uid] = target.info.gossipAddress }
+        self.leave = progress
+        let announcement = GossipMessage.left(subject: self.me.uid, incarnation: self.incarnation)
+        for target in targets {
+            directives.append(.send([announcement], to: target.info.gossipAddress, piggyback: false))
+        }
+        directives.append(.broadcast(announcement))
+        if progress.needed == 0 {
+            self.finishLeave(into: &directives)
+        } else {
+            directives.append(.schedule(.leaveDeadline, at: now + self.settings.leaveTimeout))
+        }
+        return directives
+    }
+
+    /// The leave deadline passed: finish without (all) acknowledgements.
+    public mutating func onLeaveDeadline(now: Instant) -> [MembershipDirective] {
+        var directives: [MembershipDirective] = []
+        if self.phase == .leaving { self.finishLeave(into: &directives) }
+        return directives
+    }
+
+    mutating func onLeaveAck(subject: NodeUID, from sender: NodeUID, now: Instant, into directives: inout [MembershipDirective]) {
+        guard self.phase == .leaving, subject == self.me.uid, var leave = self.leave,
+            leave.targets[sender] != nil, !leave.acknowledged.contains(sender)
+        else { return }
+        leave.acknowledged.append(sender)
+        self.leave = leave
+        if leave.acknowledged.count >= leave.needed { self.finishLeave(into: &directives) }
+    }
+
+    mutating func finishLeave(into directives: inout [MembershipDirective]) {
+        self.phase = .finished
+        directives.append(.event(.leaveCompleted(acknowledgements: self.leave?.acknowledged.count ?? 0)))
+    }
+
+    /// Drops dead/left members older than `gossipToTheDeadTime` from the list (their tombstones
+    /// stay), expires tombstones, and forgets stale relays' rate-limit records.
+    mutating func reap(now: Instant, into directives: inout [MembershipDirective]) {
+        let expired = self.members.values
+            .filter { !$0.isLive && now - $0.since >= self.settings.gossipToTheDeadTime }
+            .map(\.info)
+            .sorted { $0.uid < $1.uid }
+        for info in expired {
+            self.members[info.uid] = nil
+            directives.append(.event(.memberRemoved(uid: info.uid, name: info.name)))
+        }
+        if let earliest = self.earliestTombstoneExpiry, earliest <= now {
+            self.tombstones = self.tombstones.filter { $0.value.expiresAt > now || self.members[$0.key] != nil }
+            self.earliestTombstoneExpiry = self.tombstones.values.map(\.expiresAt).min()
+        }
+        self.toldDeadAt = self.toldDeadAt.filter { now - $0.value < self.settings.gossipInterval }
+    }
+}

@@ -1,0 +1,40 @@
+// ==== ---- Invariants ------------------------------------------------------------------------------
+
+extension Membership {
+    /// Every broken invariant, one line each; empty when the machine is consistent. Tests and the
+    /// simulator call this after every step. Checked: the status lattice only moved forward per UID
+    /// and our own incarnation never decreased for one UID (both recorded as they happen); no
+    /// tombstoned UID is alive or suspect; we are neither a member nor tombstoned under our current
+    /// UID; suspicions exist exactly for suspect members; the address index matches live members;
+    /// the local health score and every bounded collection are within their limits.
+    public func checkInvariants() -> [String] {
+        var problems = self.invariantViolations
+        if self.members[self.me.uid] != nil { problems.append("self \(self.me.uid) is listed as a member") }
+        if self.tombstones[self.me.uid] != nil { problems.append("self \(self.me.uid) is tombstoned") }
+        for (uid, member) in self.members.sorted(by: { $0.key < $1.key }) {
+            if member.info.uid != uid { problems.append("member keyed \(uid) describes \(member.info.uid)") }
+            if member.isLive, self.tombstones[uid] != nil { problems.append("tombstoned \(uid) is \(member.state)") }
+            if !member.isLive, self.tombstones[uid] == nil { problems.append("\(uid) is \(member.state) without a tombstone") }
+            if member.state.status == .suspect, self.suspicions[uid] == nil { problems.append("suspect \(uid) has no suspicion timer") }
+            if member.isLive, self.addressIndex[member.info.gossipAddress] != uid {
+                problems.append("live \(uid) is missing from the address index at \(member.info.gossipAddress)")
+            }
+        }
+        for (uid, _) in self.suspicions.sorted(by: { $0.key < $1.key }) where self.members[uid]?.state.status != .suspect {
+            problems.append("suspicion held for \(uid), which is not suspect")
+        }
+        for (address, uid) in self.addressIndex.sorted(by: { $0.key < $1.key }) {
+            guard let member = self.members[uid], member.isLive, member.info.gossipAddress == address else {
+                problems.append("address index maps \(address) to \(uid), which is not live there")
+                continue
+            }
+        }
+        if !(0..<self.settings.awarenessMaxMultiplier).contains(self.localHealth) {
+            problems.append("local health \(self.localHealth) out of range")
+        }
+        if self.relays.count > self.settings.maxRelays { problems.append("\(self.relays.count) relays exceed maxRelays") }
+        if self.tombstones.count > self.settings.maxTombstones { problems.append("\(self.tombstones.count) tombstones exceed maxTombstones") }
+        if self.liveMemberCount > self.settings.maxMembers { problems.append("\(self.liveMemberCount) live members exceed maxMembers") }
+        return problems
+    }
+}

@@ -1,0 +1,222 @@
+// ==== ---- Incoming datagrams and membership updates ------------------------------------------------
+
+extension Membership {
+    /// A datagram from `sender` (the UID in its header) arrived from `address`. Handles every
+    /// membership message in it, in order; endpoint deltas are ignored here (the owner applies
+    /// them). A sender we hold as dead is told so (at most once per gossip interval), which makes
+    /// it take a new UID and rejoin.
+    public mutating func onDatagram(
+        sender: NodeUID,
+        from address: Address,
+        messages: [GossipMessage],
+        now: Instant
+    ) -> [MembershipDirective] {
+        var directives: [MembershipDirective] = []
+        guard self.phase != .idle, self.phase != .finished else { return directives }
+        self.noteInput(now: now, into: &directives)
+        let senderIsTombstoned = self.tombstones[sender] != nil
+        if senderIsTombstoned { self.tellDead(sender, at: address, now: now, into: &directives) }
+        for message in messages {
+            switch message {
+            case .ping(let sequence, let target):
+                guard !senderIsTombstoned else { continue }
+                if target == self.me.uid {
+                    directives.append(.send([.ack(sequence: sequence, target: target)], to: address, piggyback: true))
+                } else {
+                    // A ping for an earlier process at our address: introduce ourselves so the
+                    // sender learns at once that the old UID is gone.
+                    directives.append(.send([self.aliveMessage()], to: address, piggyback: false))
+                }
+            case .ack(let sequence, let target):
+                self.onAck(sequence: sequence, target: target, into: &directives)
+            case .pingRequest(let sequence, let target, let targetAddress):
+                guard !senderIsTombstoned else { continue }
+                self.onPingRequest(sequence: sequence, target: target, targetAddress: targetAddress, origin: address, now: now, into: &directives)
+            case .nack(let sequence, _):
+                if self.probe?.sequence == sequence { self.probe?.nacks += 1 }
+            case .alive(let info, let incarnation, let draining):
+                self.applyAlive(info, incarnation: incarnation, draining: draining, now: now, into: &directives)
+            case .suspect(let subject, let incarnation, let accuser):
+                self.applySuspect(subject: subject, incarnation: incarnation, accuser: accuser, now: now, into: &directives)
+            case .dead(let subject, let incarnation, let accuser):
+                self.applyDead(subject: subject, incarnation: incarnation, accuser: accuser, now: now, into: &directives)
+            case .left(let subject, let incarnation):
+                if subject == sender, subject != self.me.uid {
+                    directives.append(.send([.leaveAck(subject: subject)], to: address, piggyback: false))
+                }
+                self.applyLeft(subject: subject, incarnation: incarnation, now: now, into: &directives)
+            case .leaveAck(let subject):
+                self.onLeaveAck(subject: subject, from: sender, now: now, into: &directives)
+            case .endpointDelta:
+                continue
+            }
+        }
+        return directives
+    }
+
+    /// Our current `alive` announcement.
+    public func aliveMessage() -> GossipMessage {
+        .alive(info: self.me, incarnation: self.incarnation, draining: self.isDraining)
+    }
+
+    // MARK: - Probe replies
+
+    mutating func onAck(sequence: UInt32, target: NodeUID, into directives: inout [MembershipDirective]) {
+        if let probe = self.probe, probe.sequence == sequence {
+            self.completeProbe(sequence: sequence, target: target)
+            return
+        }
+        if let relay = self.relays[sequence], relay.target == target {
+            self.relays[sequence] = nil
+            directives.append(.send([.ack(sequence: relay.originSequence, target: target)], to: relay.origin, piggyback: false))
+        }
+    }
+
+    mutating func onPingRequest(
+        sequence: UInt32,
+        target: NodeUID,
+        targetAddress: Address,
+        origin: Address,
+        now: Instant,
+        into directives: inout [MembershipDirective]
+    ) {
+        if target == self.me.uid {
+            directives.append(.send([.ack(sequence: sequence, target: target)], to: origin, piggyback: false))
+            return
+        }
+        guard self.relays.count < self.settings.maxRelays else { return }
+        let relaySequence = self.nextProbeSequence()
+        self.relays[relaySequence] = Relay(origin: origin, originSequence: sequence, target: target)
+        directives.append(.send([.ping(sequence: relaySequence, target: target)], to: targetAddress, piggyback: true))
+        directives.append(.schedule(.relayTimeout(sequence: relaySequence), at: now + self.settings.indirectProbeTimeout))
+    }
+
+    // MARK: - Status updates
+
+    mutating func applyAlive(_ info: NodeInfo, incarnation: UInt64, draining: Bool, now: Instant, into directives: inout [MembershipDirective]) {
+        if info.uid == self.me.uid {
+            let outdated = incarnation > self.incarnation || (incarnation == self.incarnation && draining != self.isDraining)
+            if outdated, self.phase == .running || self.phase == .joining { self.refute(past: incarnation, into: &directives) }
+            return
+        }
+        guard self.tombstones[info.uid] == nil else { return }
+        if var member = self.members[info.uid] {
+            let next = MemberState(.alive, incarnation)
+            guard member.state < next else { return }
+            self.suspicions[info.uid] = nil
+            self.transition(info.uid, to: next, now: now, into: &directives)
+            member = self.members[info.uid] ?? member
+            if draining, !member.draining { directives.append(.event(.memberDraining(uid: info.uid, name: info.name))) }
+            member.draining = draining
+            self.members[info.uid] = member
+            directives.append(.broadcast(.alive(info: member.info, incarnation: incarnation, draining: draining)))
+            return
+        }
+        self.admitNewMember(info, incarnation: incarnation, draining: draining, now: now, into: &directives)
+    }
+
+    mutating func admitNewMember(_ info: NodeInfo, incarnation: UInt64, draining: Bool, now: Instant, into directives: inout [MembershipDirective]) {
+        if info.gossipAddress == self.me.gossipAddress {
+            // Only one process can hold our address: ourselves. Anything else is an earlier boot.
+            self.recordTombstone(info.uid, status: .dead, incarnation: incarnation, address: nil, name: info.name, now: now)
+            return
+        }
+        if let holderUID = self.addressIndex[info.gossipAddress], let holder = self.members[holderUID], holder.isLive {
+            guard info.supersedesAtSameAddress(holder.info) else {
+                self.recordTombstone(info.uid, status: .dead, incarnation: incarnation, address: nil, name: info.name, now: now)
+                return
+            }
+            // A new UID on a known address: the old process is gone, no suspicion needed.
+            self.markTerminal(holderUID, status: .dead, incarnation: holder.state.incarnation, now: now, into: &directives)
+            directives.append(.broadcast(.dead(subject: holderUID, incarnation: holder.state.incarnation, accuser: self.me.uid)))
+        }
+        guard self.liveMemberCount < self.settings.maxMembers else { return }
+        self.addMember(info, incarnation: incarnation, draining: draining, now: now, into: &directives)
+        directives.append(.broadcast(.alive(info: info, incarnation: incarnation, draining: draining)))
+    }
+
+    mutating func applySuspect(subject: NodeUID, incarnation: UInt64, accuser: NodeUID, now: Instant, into directives: inout [MembershipDirective]) {
+        if subject == self.me.uid {
+            if incarnation >= self.incarnation, self.phase == .running || self.phase == .joining {
+                self.refute(past: incarnation, into: &directives)
+            }
+            return
+        }
+        guard let member = self.members[subject], member.isLive, incarnation >= member.state.incarnation else { return }
+        if member.state.status == .suspect, member.state.incarnation == incarnation, var suspicion = self.suspicions[subject] {
+            guard accuser != suspicion.accuser, !suspicion.confirmers.contains(accuser),
+                suspicion.confirmers.count < suspicion.expectedConfirmations
+            else { return }
+            suspicion.confirmers.append(accuser)
+            suspicion.deadline = suspicion.startedAt + suspicion.timeout(confirmations: suspicion.confirmers.count)
+            self.suspicions[subject] = suspicion
+            directives.append(.schedule(.suspicion(subject), at: max(now, suspicion.deadline)))
+            directives.append(.broadcast(.suspect(subject: subject, incarnation: incarnation, accuser: accuser)))
+            return
+        }
+        self.transition(subject, to: MemberState(.suspect, incarnation), now: now, into: &directives)
+        let suspicion = self.makeSuspicion(accuser: accuser, now: now)
+        self.suspicions[subject] = suspicion
+        directives.append(.schedule(.suspicion(subject), at: suspicion.deadline))
+        directives.append(.broadcast(.suspect(subject: subject, incarnation: incarnation, accuser: accuser)))
+    }
+
+    mutating func applyDead(subject: NodeUID, incarnation: UInt64, accuser: NodeUID, now: Instant, into directives: inout [MembershipDirective]) {
+        if subject == self.me.uid {
+            if self.phase == .running || self.phase == .joining { self.rebirth(now: now, into: &directives) }
+            return
+        }
+        if self.tombstones[subject] != nil { return }
+        guard let member = self.members[subject] else {
+            // Unknown UID: remember it so that a late rumour of it alive cannot add it.
+            self.recordTombstone(subject, status: .dead, incarnation: incarnation, address: nil, name: nil, now: now)
+            return
+        }
+        guard incarnation >= member.state.incarnation else { return }
+        self.markTerminal(subject, status: .dead, incarnation: incarnation, now: now, into: &directives)
+        directives.append(.broadcast(.dead(subject: subject, incarnation: incarnation, accuser: accuser)))
+    }
+
+    mutating func applyLeft(subject: NodeUID, incarnation: UInt64, now: Instant, into directives: inout [MembershipDirective]) {
+        guard subject != self.me.uid else { return }
+        if let tombstone = self.tombstones[subject], tombstone.status == .left { return }
+        if self.members[subject] != nil {
+            self.markTerminal(subject, status: .left, incarnation: incarnation, now: now, into: &directives)
+        } else {
+            self.recordTombstone(subject, status: .left, incarnation: incarnation, address: nil, name: nil, now: now)
+        }
+        directives.append(.broadcast(.left(subject: subject, incarnation: incarnation)))
+    }
+
+    /// SWIM refutation: raise our incarnation past the accuser's and announce ourselves alive.
+    mutating func refute(past accused: UInt64, into directives: inout [MembershipDirective]) {
+        self.incarnation = max(self.incarnation + 1, accused + 1)
+        self.adjustHealth(by: 1)
+        directives.append(.broadcast(self.aliveMessage()))
+        directives.append(.event(.refuted(incarnation: self.incarnation)))
+    }
+
+    /// We were declared dead: that UID is gone for good, so take a new one and rejoin.
+    mutating func rebirth(now: Instant, into directives: inout [MembershipDirective]) {
+        let old = self.me.uid
+        self.recordTombstone(old, status: .dead, incarnation: self.incarnation, address: nil, name: self.me.name, now: now)
+        self.me.uid = NodeIdentity.makeUID(using: &self.rng)
+        self.me.epoch &+= 1
+        self.incarnation = 0
+        directives.append(.event(.reborn(old: old, new: self.me.uid)))
+        directives.append(.broadcast(self.aliveMessage()))
+    }
+
+    /// Tells a tombstoned sender it is dead (rate-limited per UID to one per gossip interval).
+    mutating func tellDead(_ uid: NodeUID, at address: Address, now: Instant, into directives: inout [MembershipDirective]) {
+        guard let tombstone = self.tombstones[uid] else { return }
+        if let last = self.toldDeadAt[uid], now - last < self.settings.gossipInterval { return }
+        if self.toldDeadAt.count >= self.settings.maxRelays { self.toldDeadAt.removeAll() }
+        self.toldDeadAt[uid] = now
+        let message: GossipMessage =
+            tombstone.status == .left
+            ? .left(subject: uid, incarnation: tombstone.incarnation)
+            : .dead(subject: uid, incarnation: tombstone.incarnation, accuser: self.me.uid)
+        directives.append(.send([message], to: address, piggyback: false))
+    }
+}

@@ -1,0 +1,236 @@
+/// SWIM membership with Lifeguard and anti-entropy, as a pure value type.
+///
+/// Events go in through the `on…` methods, each taking `now`; what to do comes back as
+/// `[MembershipDirective]`, to be carried out in order. The machine never reads a clock, never
+/// touches the network and draws randomness only from its seeded generator, so the same inputs
+/// give the same outputs in any process.
+///
+/// Identity is the per-boot `NodeUID`: a UID that is dead or left is tombstoned and never alive
+/// again (Piko's ghost-node fault #314 cannot happen). A node that learns it was declared dead takes
+/// a new UID ("rebirth") and rejoins; a new UID at a known address supersedes the old one at once.
+public struct Membership: Sendable {
+    /// The protocol settings (validated by `init`).
+    public let settings: MembershipSettings
+    /// Our own boot description (the UID changes on rebirth).
+    public internal(set) var me: NodeInfo
+    /// Our incarnation: never decreases for one UID (a rebirth starts a new UID at zero).
+    public internal(set) var incarnation: UInt64 = 0 {
+        didSet {
+            if self.incarnation < oldValue, self.me.uid == self.incarnationOwner {
+                self.invariantViolations.append("own incarnation decreased from \(oldValue) to \(self.incarnation)")
+            }
+            self.incarnationOwner = self.me.uid
+        }
+    }
+    var incarnationOwner = NodeUID(0)
+    /// Whether we announced that we are draining.
+    public internal(set) var isDraining = false
+    /// The configured seed names (Piko's `cluster.join`); empty means "start alone".
+    public let seeds: [String]
+
+    /// Where the machine is in its life.
+    public enum Phase: Hashable, Sendable {
+        /// Created; `start` not yet called.
+        case idle
+        /// Looking for peers through the seeds.
+        case joining
+        /// A member of a cluster (possibly alone).
+        case running
+        /// Sent `left`, waiting for acknowledgements.
+        case leaving
+        /// Finished; every further input is ignored.
+        case finished
+    }
+
+    /// Where the machine is in its life.
+    public internal(set) var phase: Phase = .idle
+
+    var members: [NodeUID: Member] = [:]
+    var tombstones: [NodeUID: Tombstone] = [:]
+    var addressIndex: [Address: NodeUID] = [:]
+    var suspicions: [NodeUID: Suspicion] = [:]
+    var probeOrder: [NodeUID] = []
+    var probeCursor = 0
+    var probe: ProbeInProgress?
+    var relays: [UInt32: Relay] = [:]
+    var nextSequence: UInt32 = 1
+    /// Lifeguard's local health score, in `0..<awarenessMaxMultiplier`.
+    public internal(set) var localHealth = 0
+    var rng: SplitMix64
+    var lastInputAt: Instant?
+    var leave: LeaveProgress?
+    var join: JoinProgress?
+    var resolvedSeeds: [Address] = []
+    var toldDeadAt: [NodeUID: Instant] = [:]
+    var earliestTombstoneExpiry: Instant?
+    var invariantViolations: [String] = []
+
+    /// Creates a machine for the node described by `me`. `seeds` are the names the shell resolves
+    /// on request; `rng` must be seeded by the driver. Throws the validation errors of `settings`.
+    public init(me: NodeInfo, seeds: [String], settings: MembershipSettings, rng: SplitMix64) throws(SettingsError) {
+        let errors = settings.validationErrors()
+        guard errors.isEmpty else { throw SettingsError(messages: errors) }
+        self.me = me
+        self.incarnationOwner = me.uid
+        self.seeds = seeds
+        self.settings = settings
+        self.rng = rng
+    }
+
+    // MARK: - Queries
+
+    /// The member record of `uid` (alive, suspect, or recently dead/left), if listed.
+    public func member(_ uid: NodeUID) -> Member? {
+        self.members[uid]
+    }
+
+    /// The tombstone of `uid`, if it is dead or left.
+    public func tombstone(_ uid: NodeUID) -> Tombstone? {
+        self.tombstones[uid]
+    }
+
+    /// Every listed member except ourselves, sorted by name then UID.
+    public var memberList: [Member] {
+        self.members.values.sorted { ($0.info.name, $0.info.uid) < ($1.info.name, $1.info.uid) }
+    }
+
+    /// Tombstoned UIDs, sorted by UID.
+    public var tombstoneList: [(uid: NodeUID, tombstone: Tombstone)] {
+        self.tombstones.sorted { $0.key < $1.key }.map { (uid: $0.key, tombstone: $0.value) }
+    }
+
+    /// True when `uid` is ourselves or an alive or suspect member.
+    public func isLive(_ uid: NodeUID) -> Bool {
+        uid == self.me.uid || (self.members[uid]?.isLive ?? false)
+    }
+
+    /// Live members other than ourselves.
+    public var liveMemberCount: Int {
+        self.members.values.reduce(0) { $0 + ($1.isLive ? 1 : 0) }
+    }
+
+    /// Estimated cluster size (live members plus ourselves), as used by the Lifeguard formulas.
+    public var clusterSize: Int { self.liveMemberCount + 1 }
+
+    /// The broadcast retransmit limit for the current cluster size:
+    /// `retransmitMultiplier × ceil(log10(N + 1))`.
+    public var retransmitLimit: Int {
+        let digits = decimalDigitsCeilingLog10(self.clusterSize + 1)
+        return self.settings.retransmitMultiplier * max(1, digits)
+    }
+
+    // MARK: - Shared transitions (every status change goes through these)
+
+    /// Multiplies a timeout by Lifeguard's `localHealth + 1`.
+    func scaledByHealth(_ duration: Duration) -> Duration {
+        duration * (self.localHealth + 1)
+    }
+
+    mutating func adjustHealth(by delta: Int) {
+        self.localHealth = min(max(0, self.localHealth + delta), self.settings.awarenessMaxMultiplier - 1)
+    }
+
+    mutating func nextProbeSequence() -> UInt32 {
+        let sequence = self.nextSequence
+        self.nextSequence = self.nextSequence == UInt32.max ? 1 : self.nextSequence + 1
+        return sequence
+    }
+
+    /// Moves `uid` to `next`, recording a violation when that would go down the lattice.
+    mutating func transition(_ uid: NodeUID, to next: MemberState, now: Instant, into directives: inout [MembershipDirective]) {
+        guard var member = self.members[uid] else { return }
+        let previous = member.state
+        guard previous.allowsTransition(to: next) else {
+            self.invariantViolations.append("member \(uid) moved down the lattice from \(previous) to \(next)")
+            return
+        }
+        guard previous != next else { return }
+        member.state = next
+        member.since = now
+        self.members[uid] = member
+        directives.append(.event(.memberStatusChanged(uid: uid, name: member.info.name, from: previous, to: next)))
+    }
+
+    /// Adds a new alive member (caller checked it is unknown and not tombstoned).
+    mutating func addMember(_ info: NodeInfo, incarnation: UInt64, draining: Bool, now: Instant, into directives: inout [MembershipDirective]) {
+        self.members[info.uid] = Member(info: info, state: MemberState(.alive, incarnation), draining: draining, since: now)
+        self.addressIndex[info.gossipAddress] = info.uid
+        // SWIM §4.3: insert at a random position of the round-robin order.
+        let position = self.rng.index(below: self.probeOrder.count + 1)
+        self.probeOrder.insert(info.uid, at: position)
+        if position < self.probeCursor { self.probeCursor += 1 }
+        directives.append(.event(.memberJoined(info)))
+    }
+
+    /// Declares `uid` dead or left: tombstone, stop probing it, end its suspicion.
+    mutating func markTerminal(
+        _ uid: NodeUID,
+        status: MemberStatus,
+        incarnation: UInt64,
+        now: Instant,
+        into directives: inout [MembershipDirective]
+    ) {
+        precondition(status.isTerminal, "markTerminal needs dead or left, got \(status)")
+        let member = self.members[uid]
+        if let existing = self.tombstones[uid], existing.status >= status { return }
+        self.recordTombstone(uid, status: status, incarnation: incarnation, address: member?.info.gossipAddress, name: member?.info.name, now: now)
+        self.suspicions[uid] = nil
+        if let member {
+            if self.addressIndex[member.info.gossipAddress] == uid { self.addressIndex[member.info.gossipAddress] = nil }
+            self.transition(uid, to: MemberState(status, incarnation), now: now, into: &directives)
+        }
+        if self.probe?.target == uid { self.probe = nil }
+        if self.leave?.targets[uid] != nil, status.isTerminal {
+            self.leave?.targets[uid] = nil
+        }
+    }
+
+    mutating func recordTombstone(_ uid: NodeUID, status: MemberStatus, incarnation: UInt64, address: Address?, name: String?, now: Instant) {
+        let expiresAt = now + self.settings.tombstoneTimeToLive
+        if var existing = self.tombstones[uid] {
+            guard status > existing.status else { return }
+            existing.status = status
+            existing.address = existing.address ?? address
+            existing.name = existing.name ?? name
+            self.tombstones[uid] = existing
+            return
+        }
+        self.tombstones[uid] = Tombstone(status: status, incarnation: incarnation, address: address, name: name, expiresAt: expiresAt)
+        if self.earliestTombstoneExpiry.map({ expiresAt < $0 }) ?? true { self.earliestTombstoneExpiry = expiresAt }
+        if self.tombstones.count > self.settings.maxTombstones { self.evictOldestTombstone() }
+    }
+
+    mutating func evictOldestTombstone() {
+        guard let oldest = self.tombstones.min(by: { ($0.value.expiresAt, $0.key) < ($1.value.expiresAt, $1.key) }) else { return }
+        self.tombstones[oldest.key] = nil
+    }
+
+    /// Live members in a deterministic order (sorted by UID), optionally filtered.
+    func liveMembers(where include: (Member) -> Bool = { _ in true }) -> [Member] {
+        self.members.values.filter { $0.isLive && include($0) }.sorted { $0.info.uid < $1.info.uid }
+    }
+}
+
+/// `ceil(log10(value))` for positive integers, without floating point.
+func decimalDigitsCeilingLog10(_ value: Int) -> Int {
+    var power = 1
+    var digits = 0
+    while power < value {
+        power *= 10
+        digits += 1
+    }
+    return digits
+}
+
+/// Settings that cannot work together; `messages` names each offending setting.
+public struct SettingsError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// One line per problem.
+    public var messages: [String]
+
+    /// Creates an error from its messages.
+    public init(messages: [String]) {
+        self.messages = messages
+    }
+
+    public var description: String { "invalid settings: " + self.messages.joined(separator: "; ") }
+}

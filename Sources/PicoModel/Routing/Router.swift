@@ -1,0 +1,97 @@
+/// Why a request cannot be routed: the HTTP status and the `{"error": …}` message clients see.
+public struct RouteRejection: Hashable, Sendable, CustomStringConvertible {
+    /// HTTP status code.
+    public var status: Int
+    /// The message for the JSON body (Piko's wording).
+    public var message: String
+
+    /// No `x-pico-endpoint` header and no usable `Host` label: 400.
+    public static let missingEndpoint = RouteRejection(status: 400, message: "missing endpoint id")
+    /// An endpoint ID longer than `EndpointTable.maxEndpointLength` bytes: 400.
+    public static let invalidEndpoint = RouteRejection(status: 400, message: "invalid endpoint id")
+    /// No tunnel here and no live node holding the endpoint (or already forwarded once): 502.
+    public static let noAvailableUpstreams = RouteRejection(status: 502, message: "no available upstreams")
+
+    public var description: String { "\(self.status) \(self.message)" }
+}
+
+/// Where one request goes.
+public enum RouteDecision: Hashable, Sendable {
+    /// Open a stream on this local tunnel (the request now counts as in flight on it until the
+    /// shell reports `.streamFinished`).
+    case local(TunnelID)
+    /// Forward once, with `x-pico-forward: true`, to the node `uid` at `proxyAddress`.
+    case forward(uid: NodeUID, name: String, proxyAddress: Address)
+    /// Answer with the rejection's status and message.
+    case reject(RouteRejection)
+}
+
+/// A remote node that holds listeners for an endpoint, as the router sees it.
+public struct RemoteUpstream: Hashable, Sendable {
+    /// The node's UID.
+    public var uid: NodeUID
+    /// The node's name.
+    public var name: String
+    /// Where to forward.
+    public var proxyAddress: Address
+    /// Its listener count for the endpoint (the forwarding weight).
+    public var count: UInt32
+    /// Whether it announced it is draining.
+    public var draining: Bool
+
+    /// Creates a candidate.
+    public init(uid: NodeUID, name: String, proxyAddress: Address, count: UInt32, draining: Bool) {
+        self.uid = uid
+        self.name = name
+        self.proxyAddress = proxyAddress
+        self.count = count
+        self.draining = draining
+    }
+}
+
+/// The routing decision, shared by every shell.
+///
+/// Order of preference for a request for endpoint E at node N:
+/// 1. a non-draining local tunnel of E (round robin);
+/// 2. unless the request was already forwarded: a non-draining alive remote node holding E,
+///    chosen at random weighted by its listener count (Piko #30);
+/// 3. a draining local tunnel of E (make-before-break: it still works until its agent has moved);
+/// 4. unless forwarded: a draining remote node holding E;
+/// 5. otherwise 502 `no available upstreams`. A forwarded request is never forwarded again.
+///
+/// Suspect, dead and left nodes are never candidates (callers pass alive nodes only).
+public enum Router {
+    /// Decides where a request for `endpoint` goes. `remote` lists alive remote holders of the
+    /// endpoint (suspect, dead and left nodes excluded by the caller).
+    public static func decide(
+        endpoint: String?,
+        forwarded: Bool,
+        local: inout UpstreamRegistry,
+        remote: [RemoteUpstream],
+        rng: inout SplitMix64
+    ) -> RouteDecision {
+        guard let endpoint, !endpoint.isEmpty else { return .reject(.missingEndpoint) }
+        guard endpoint.utf8.count <= EndpointTable.maxEndpointLength else { return .reject(.invalidEndpoint) }
+        if let tunnel = local.choose(for: endpoint, allowDraining: false) { return .local(tunnel) }
+        if !forwarded, let target = self.weightedChoice(remote.filter { !$0.draining }, rng: &rng) {
+            return .forward(uid: target.uid, name: target.name, proxyAddress: target.proxyAddress)
+        }
+        if let tunnel = local.choose(for: endpoint, allowDraining: true) { return .local(tunnel) }
+        if !forwarded, let target = self.weightedChoice(remote.filter(\.draining), rng: &rng) {
+            return .forward(uid: target.uid, name: target.name, proxyAddress: target.proxyAddress)
+        }
+        return .reject(.noAvailableUpstreams)
+    }
+
+    /// A candidate chosen with probability proportional to its count (nil when none has one).
+    static func weightedChoice(_ candidates: [RemoteUpstream], rng: inout SplitMix64) -> RemoteUpstream? {
+        let total = candidates.reduce(UInt64(0)) { $0 + UInt64($1.count) }
+        guard total > 0 else { return nil }
+        var point = rng.bounded(total)
+        for candidate in candidates {
+            if point < UInt64(candidate.count) { return candidate }
+            point -= UInt64(candidate.count)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,158 @@
+/// Identifies one upstream tunnel (one agent connection for one endpoint) on this node. Assigned
+/// by the shell, unique for the life of the process.
+public struct TunnelID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The shell's number for the tunnel.
+    public var rawValue: UInt64
+
+    /// Wraps the shell's number.
+    public init(_ rawValue: UInt64) {
+        self.rawValue = rawValue
+    }
+
+    public static func < (lhs: TunnelID, rhs: TunnelID) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    public var description: String { "tunnel-\(self.rawValue)" }
+}
+
+/// This node's upstream tunnels per endpoint.
+///
+/// Callers may rely on: adding a tunnel twice or removing it twice changes nothing the second time
+/// (Piko double-decrements); in-flight counts never go below zero; round robin visits every
+/// non-draining tunnel of an endpoint once before repeating; listener counts equal the number of
+/// registered tunnels per endpoint.
+public struct UpstreamRegistry: Hashable, Sendable {
+    /// One registered tunnel.
+    public struct Tunnel: Hashable, Sendable {
+        /// The tunnel's ID.
+        public var id: TunnelID
+        /// The endpoint it serves.
+        public var endpoint: String
+        /// Whether its agent was asked to move (GoAway): it serves only when nothing else can.
+        public var isDraining: Bool
+        /// Requests routed to it whose stream has not finished.
+        public var inFlight: Int
+    }
+
+    /// What `add` did.
+    public enum AddResult: Hashable, Sendable {
+        /// Registered; the endpoint now has `count` tunnels here.
+        case added(count: Int)
+        /// Already registered: nothing changed.
+        case alreadyPresent
+    }
+
+    /// What `remove` did.
+    public enum RemoveResult: Hashable, Sendable {
+        /// Removed; the endpoint now has `count` tunnels here.
+        case removed(Tunnel, count: Int)
+        /// Not registered (never, or already removed): nothing changed.
+        case notPresent
+    }
+
+    private var tunnels: [TunnelID: Tunnel] = [:]
+    private var byEndpoint: [String: [TunnelID]] = [:]
+    private var cursors: [String: Int] = [:]
+
+    /// Creates an empty registry.
+    public init() {}
+
+    /// Registers `id` for `endpoint` (idempotent).
+    public mutating func add(_ id: TunnelID, endpoint: String, draining: Bool = false) -> AddResult {
+        guard self.tunnels[id] == nil else { return .alreadyPresent }
+        self.tunnels[id] = Tunnel(id: id, endpoint: endpoint, isDraining: draining, inFlight: 0)
+        self.byEndpoint[endpoint, default: []].append(id)
+        return .added(count: self.byEndpoint[endpoint]?.count ?? 0)
+    }
+
+    /// Unregisters `id` (idempotent).
+    public mutating func remove(_ id: TunnelID) -> RemoveResult {
+        guard let tunnel = self.tunnels.removeValue(forKey: id) else { return .notPresent }
+        self.byEndpoint[tunnel.endpoint]?.removeAll { $0 == id }
+        let count = self.byEndpoint[tunnel.endpoint]?.count ?? 0
+        if count == 0 {
+            self.byEndpoint[tunnel.endpoint] = nil
+            self.cursors[tunnel.endpoint] = nil
+        }
+        return .removed(tunnel, count: count)
+    }
+
+    /// Marks `id` draining; returns false when it is unknown or already draining.
+    public mutating func markDraining(_ id: TunnelID) -> Bool {
+        guard var tunnel = self.tunnels[id], !tunnel.isDraining else { return false }
+        tunnel.isDraining = true
+        self.tunnels[id] = tunnel
+        return true
+    }
+
+    /// Picks the next tunnel of `endpoint` in round-robin order, preferring non-draining ones
+    /// (draining ones only when `allowDraining` and no other exists), and counts a request in
+    /// flight on it.
+    public mutating func choose(for endpoint: String, allowDraining: Bool) -> TunnelID? {
+        guard let ids = self.byEndpoint[endpoint], !ids.isEmpty else { return nil }
+        let start = self.cursors[endpoint] ?? 0
+        var fallback: TunnelID?
+        for step in 0..<ids.count {
+            let position = (start + step) % ids.count
+            guard let tunnel = self.tunnels[ids[position]] else { continue }
+            if !tunnel.isDraining {
+                self.cursors[endpoint] = position + 1
+                self.tunnels[tunnel.id]?.inFlight += 1
+                return tunnel.id
+            }
+            if fallback == nil { fallback = tunnel.id }
+        }
+        guard allowDraining, let fallback else { return nil }
+        self.cursors[endpoint] = start + 1
+        self.tunnels[fallback]?.inFlight += 1
+        return fallback
+    }
+
+    /// A request stream on `id` finished; returns the tunnel's remaining in-flight count, or nil
+    /// when the tunnel is unknown.
+    public mutating func finishStream(on id: TunnelID) -> Int? {
+        guard var tunnel = self.tunnels[id] else { return nil }
+        tunnel.inFlight = max(0, tunnel.inFlight - 1)
+        self.tunnels[id] = tunnel
+        return tunnel.inFlight
+    }
+
+    /// The tunnel `id`, if registered.
+    public func tunnel(_ id: TunnelID) -> Tunnel? {
+        self.tunnels[id]
+    }
+
+    /// Every tunnel, sorted by ID.
+    public var allTunnels: [Tunnel] {
+        self.tunnels.values.sorted { $0.id < $1.id }
+    }
+
+    /// Number of tunnels registered for `endpoint`.
+    public func count(for endpoint: String) -> Int {
+        self.byEndpoint[endpoint]?.count ?? 0
+    }
+
+    /// True when `endpoint` has a non-draining tunnel here.
+    public func hasActiveTunnel(for endpoint: String) -> Bool {
+        (self.byEndpoint[endpoint] ?? []).contains { self.tunnels[$0]?.isDraining == false }
+    }
+
+    /// True when no tunnel is registered.
+    public var isEmpty: Bool { self.tunnels.isEmpty }
+
+    /// Broken invariants (empty when consistent).
+    public func checkInvariants() -> [String] {
+        var problems: [String] = []
+        var indexed = 0
+        for (endpoint, ids) in self.byEndpoint.sorted(by: { $0.key < $1.key }) {
+            if ids.isEmpty { problems.append("endpoint \(endpoint) indexed with no tunnels") }
+            if Set(ids).count != ids.count { problems.append("endpoint \(endpoint) lists a tunnel twice") }
+            for id in ids where self.tunnels[id]?.endpoint != endpoint {
+                problems.append("\(id) indexed under \(endpoint) but not registered for it")
+            }
+            indexed += ids.count
+        }
+        if indexed != self.tunnels.count { problems.append("\(self.tunnels.count) tunnels but \(indexed) indexed") }
+        for tunnel in self.allTunnels where tunnel.inFlight < 0 { problems.append("\(tunnel.id) has negative in-flight") }
+        return problems
+    }
+}
