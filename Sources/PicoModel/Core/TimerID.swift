@@ -27,6 +27,8 @@ public enum TimerID: Hashable, Comparable, Sendable, CustomStringConvertible {
     case joinDeadline
     /// Stop waiting for acknowledgements of our `left`.
     case leaveDeadline
+    /// The minimum drain time after turning unready has passed.
+    case drainHoldEnded
     /// The drain phase of a graceful shutdown must end now (grace period minus the leave budget).
     case drainDeadline
 
@@ -43,6 +45,7 @@ public enum TimerID: Hashable, Comparable, Sendable, CustomStringConvertible {
         case .seedResolution: "seed-resolution"
         case .joinDeadline: "join-deadline"
         case .leaveDeadline: "leave-deadline"
+        case .drainHoldEnded: "drain-hold-ended"
         case .drainDeadline: "drain-deadline"
         }
     }

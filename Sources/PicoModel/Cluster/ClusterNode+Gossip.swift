@@ -1,0 +1,147 @@
+// ==== ---- Carrying out membership directives; datagrams and state exchanges -------------------------
+
+extension ClusterNode {
+    /// Turns membership directives into shell directives, reacting to membership events on the way
+    /// (endpoint entries of dead owners go, a rebirth re-publishes ours, join/leave drive the
+    /// lifecycle).
+    mutating func interpret(_ produced: [MembershipDirective], now: Instant, into directives: inout [ClusterDirective]) {
+        for directive in produced {
+            switch directive {
+            case .send(let messages, let address, let piggyback):
+                directives.append(.sendDatagram(self.makeDatagram(messages, piggyback: piggyback), to: address))
+            case .broadcast(let message):
+                self.broadcasts.enqueue(message)
+            case .schedule(let timer, let instant):
+                directives.append(.schedule(timer, at: instant))
+            case .exchangeState(let address, let purpose):
+                self.openExchange(with: address, purpose: purpose, into: &directives)
+            case .resolveSeeds:
+                directives.append(.resolveSeeds(self.membership.seeds))
+            case .event(let event):
+                directives.append(.event(.membership(event)))
+                self.react(to: event, now: now, into: &directives)
+            }
+        }
+    }
+
+    mutating func react(to event: MembershipEvent, now: Instant, into directives: inout [ClusterDirective]) {
+        switch event {
+        case .memberStatusChanged(let uid, _, _, let to) where to.status.isTerminal:
+            self.publish(self.endpoints.removeOwner(uid), into: &directives)
+        case .memberRemoved(let uid, _):
+            self.endpoints.forgetRemovedOwner(uid)
+        case .reborn(_, let new):
+            let (changes, deltas) = self.endpoints.changeLocalOwner(to: new)
+            self.publish(changes, into: &directives)
+            for delta in deltas { self.broadcasts.enqueueLocalDelta(delta) }
+        case .joined:
+            self.apply(lifecycle: .joined, now: now, into: &directives)
+        case .joinFailed:
+            self.apply(lifecycle: .joinFailed, now: now, into: &directives)
+        case .leaveCompleted:
+            self.apply(lifecycle: .leaveCompleted, now: now, into: &directives)
+        case .memberJoined, .memberStatusChanged, .memberDraining, .refuted, .localPauseDetected:
+            break
+        }
+    }
+
+    func publish(_ changes: [EndpointTable.Change], into directives: inout [ClusterDirective]) {
+        for change in changes {
+            directives.append(.event(.endpointChanged(endpoint: change.endpoint, owner: change.owner, count: change.count)))
+        }
+    }
+
+    /// Encodes `messages` and, when `piggyback`, fills the rest of `maxPacketSize` with broadcasts.
+    mutating func makeDatagram(_ messages: [GossipMessage], piggyback: Bool) -> [UInt8] {
+        var encoded = messages.map { GossipCodec.encode($0) }
+        if piggyback {
+            let used = encoded.reduce(GossipCodec.datagramHeaderSize + 2) { $0 + $1.count }
+            encoded += self.broadcasts.take(
+                budget: self.configuration.membership.maxPacketSize - used,
+                maxMessages: GossipCodec.maxMessagesPerDatagram - encoded.count,
+                limit: self.membership.retransmitLimit)
+        }
+        return GossipCodec.datagram(sender: self.me.uid, encodedMessages: encoded)
+    }
+
+    mutating func onDatagram(_ bytes: [UInt8], from address: Address, now: Instant, into directives: inout [ClusterDirective]) {
+        let datagram: GossipCodec.Datagram
+        do {
+            datagram = try GossipCodec.decodeDatagram(bytes)
+        } catch {
+            directives.append(.event(.malformedMessage(from: address, error: error)))
+            return
+        }
+        let produced = self.membership.onDatagram(sender: datagram.sender, from: address, messages: datagram.messages, now: now)
+        self.interpret(produced, now: now, into: &directives)
+        for message in datagram.messages {
+            guard case .endpointDelta(let delta) = message, self.membership.isLive(delta.owner), delta.owner != self.me.uid else { continue }
+            let changes = self.endpoints.apply(delta)
+            guard !changes.isEmpty else { continue }
+            self.publish(changes, into: &directives)
+            self.broadcasts.enqueue(.endpointDelta(delta))
+        }
+    }
+
+    // MARK: - Push/pull
+
+    func makeStateExchange(purpose: StateExchange.Purpose, isReply: Bool) -> StateExchange {
+        let records = self.membership.stateRecords()
+        let snapshots = self.endpoints.snapshots().filter { self.membership.isLive($0.owner) }
+        return StateExchange(
+            purpose: purpose, isReply: isReply, sender: self.me.uid, members: records.members,
+            tombstones: records.tombstones, endpoints: snapshots)
+    }
+
+    mutating func openExchange(with address: Address, purpose: StateExchange.Purpose, into directives: inout [ClusterDirective]) {
+        guard self.pendingExchanges.count < self.configuration.maxPendingExchanges else { return }
+        let id = ExchangeID(self.nextExchangeID)
+        self.nextExchangeID += 1
+        self.pendingExchanges[id] = (address, purpose)
+        let bytes = GossipCodec.encode(self.makeStateExchange(purpose: purpose, isReply: false))
+        directives.append(.openStateExchange(id, to: address, bytes: bytes))
+    }
+
+    mutating func merge(_ state: StateExchange, now: Instant, into directives: inout [ClusterDirective]) {
+        let produced = self.membership.mergeState(members: state.members, tombstones: state.tombstones, sender: state.sender, now: now)
+        self.interpret(produced, now: now, into: &directives)
+        for snapshot in state.endpoints where self.membership.isLive(snapshot.owner) && snapshot.owner != self.me.uid {
+            self.publish(self.endpoints.apply(snapshot), into: &directives)
+        }
+    }
+
+    mutating func onStateExchangeRequested(_ id: ExchangeID, bytes: [UInt8], from address: Address, now: Instant, into directives: inout [ClusterDirective]) {
+        let state: StateExchange
+        do {
+            state = try GossipCodec.decodeStateExchange(bytes)
+        } catch {
+            directives.append(.event(.malformedMessage(from: address, error: error)))
+            return
+        }
+        guard !state.isReply, self.membership.phase != .finished else { return }
+        self.merge(state, now: now, into: &directives)
+        let reply = GossipCodec.encode(self.makeStateExchange(purpose: state.purpose, isReply: true))
+        directives.append(.replyStateExchange(id, bytes: reply))
+    }
+
+    mutating func onStateExchangeReplied(_ id: ExchangeID, bytes: [UInt8], now: Instant, into directives: inout [ClusterDirective]) {
+        guard let pending = self.pendingExchanges.removeValue(forKey: id) else { return }
+        var succeeded = false
+        do {
+            let state = try GossipCodec.decodeStateExchange(bytes)
+            if state.isReply {
+                self.merge(state, now: now, into: &directives)
+                succeeded = true
+            }
+        } catch {
+            directives.append(.event(.malformedMessage(from: pending.address, error: error)))
+        }
+        self.interpret(self.membership.onStateExchangeFinished(purpose: pending.purpose, succeeded: succeeded, now: now), now: now, into: &directives)
+    }
+
+    mutating func onStateExchangeFailed(_ id: ExchangeID, reason: String, now: Instant, into directives: inout [ClusterDirective]) {
+        guard let pending = self.pendingExchanges.removeValue(forKey: id) else { return }
+        directives.append(.event(.stateExchangeFailed(to: pending.address, reason: reason)))
+        self.interpret(self.membership.onStateExchangeFinished(purpose: pending.purpose, succeeded: false, now: now), now: now, into: &directives)
+    }
+}

@@ -1,0 +1,93 @@
+// ==== ---- Tunnels, routing, and the make-before-break drain -----------------------------------------
+
+extension ClusterNode {
+    mutating func onTunnelOpened(_ id: TunnelID, endpoint: String, into directives: inout [ClusterDirective]) {
+        guard !endpoint.isEmpty, endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
+            directives.append(.event(.tunnelRejected(id, reason: "endpoint id must be 1 to \(EndpointTable.maxEndpointLength) bytes")))
+            directives.append(.closeTunnel(id))
+            return
+        }
+        let draining = self.lifecycle.phase == .draining
+        guard case .added(let count) = self.upstreams.add(id, endpoint: endpoint, draining: draining) else { return }
+        directives.append(.event(.tunnelRegistered(id, endpoint: endpoint)))
+        // A tunnel opened during the drain (the load balancer had not noticed yet) is asked to move
+        // at once; it still serves if nothing else can.
+        if draining { directives.append(.tellAgentToMove(id)) }
+        self.setLocalCount(count, for: endpoint, into: &directives)
+    }
+
+    mutating func removeTunnel(_ id: TunnelID, into directives: inout [ClusterDirective]) {
+        guard case .removed(let tunnel, let count) = self.upstreams.remove(id) else { return }
+        directives.append(.event(.tunnelRemoved(id, endpoint: tunnel.endpoint)))
+        self.setLocalCount(count, for: tunnel.endpoint, into: &directives)
+    }
+
+    mutating func setLocalCount(_ count: Int, for endpoint: String, into directives: inout [ClusterDirective]) {
+        guard let delta = self.endpoints.setLocalCount(UInt32(clamping: count), for: endpoint) else { return }
+        self.broadcasts.enqueueLocalDelta(delta)
+        directives.append(.event(.endpointChanged(endpoint: endpoint, owner: self.me.uid, count: UInt32(clamping: count))))
+    }
+
+    /// Alive remote holders of `endpoint` (suspect, dead and left nodes excluded).
+    public func remoteUpstreams(for endpoint: String) -> [RemoteUpstream] {
+        self.endpoints.owners(of: endpoint).compactMap { owner, count in
+            guard owner != self.me.uid, let member = self.membership.member(owner), member.state.status == .alive else { return nil }
+            return RemoteUpstream(uid: owner, name: member.info.name, proxyAddress: member.info.proxyAddress, count: count, draining: member.draining)
+        }
+    }
+
+    /// Decides where a request goes (see `Router`); a local decision counts the request in flight.
+    mutating func route(endpoint: String?, forwarded: Bool) -> RouteDecision {
+        let remote = endpoint.map { self.remoteUpstreams(for: $0) } ?? []
+        return Router.decide(endpoint: endpoint, forwarded: forwarded, local: &self.upstreams, remote: remote, rng: &self.routingRNG)
+    }
+
+    // MARK: - Drain
+
+    /// Shutdown began: announce draining, ask every agent to move, and arm the drain deadline.
+    mutating func beginDrain(deadline: Instant, now: Instant, into directives: inout [ClusterDirective]) {
+        self.drainDeadline = deadline
+        self.drainHoldUntil = now + self.configuration.drainMinimum
+        directives.append(.schedule(.drainHoldEnded, at: now + self.configuration.drainMinimum))
+        self.interpret(self.membership.startDraining(now: now), now: now, into: &directives)
+        for tunnel in self.upstreams.allTunnels where self.upstreams.markDraining(tunnel.id) {
+            directives.append(.tellAgentToMove(tunnel.id))
+        }
+        directives.append(.schedule(.drainDeadline, at: deadline))
+    }
+
+    /// Releases every idle draining tunnel whose endpoint is served elsewhere (or can never be),
+    /// and starts the leave once no tunnel is left and `drainMinimum` has passed (load balancers
+    /// keep sending requests for a while after the readiness probe fails).
+    mutating func advanceDrain(now: Instant, into directives: inout [ClusterDirective]) {
+        guard !self.leaveStarted, let holdUntil = self.drainHoldUntil, now >= holdUntil else { return }
+        let nobodyToHandOverTo = !self.membership.memberList.contains { $0.state.status == .alive && !$0.draining }
+        for tunnel in self.upstreams.allTunnels where tunnel.isDraining && tunnel.inFlight == 0 {
+            let servedElsewhere = self.remoteUpstreams(for: tunnel.endpoint).contains { !$0.draining }
+            guard servedElsewhere || nobodyToHandOverTo else { continue }
+            directives.append(.closeTunnel(tunnel.id))
+            self.removeTunnel(tunnel.id, into: &directives)
+        }
+        if self.upstreams.isEmpty { self.startLeave(now: now, into: &directives) }
+    }
+
+    /// The drain deadline passed: close whatever tunnels remain, then leave.
+    mutating func forceEndDrain(now: Instant, into directives: inout [ClusterDirective]) {
+        guard !self.leaveStarted else { return }
+        for tunnel in self.upstreams.allTunnels {
+            directives.append(.closeTunnel(tunnel.id))
+            self.removeTunnel(tunnel.id, into: &directives)
+        }
+        self.startLeave(now: now, into: &directives)
+    }
+
+    mutating func startLeave(now: Instant, into directives: inout [ClusterDirective]) {
+        guard !self.leaveStarted else { return }
+        self.leaveStarted = true
+        self.interpret(self.membership.startLeave(now: now), now: now, into: &directives)
+        // Not started, or already finished (join failed): there is no membership to leave.
+        if self.lifecycle.phase == .draining, self.membership.phase != .leaving {
+            self.apply(lifecycle: .leaveCompleted, now: now, into: &directives)
+        }
+    }
+}

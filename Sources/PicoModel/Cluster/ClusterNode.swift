@@ -1,0 +1,177 @@
+/// One Pico node's whole cluster behaviour: membership, endpoint table, upstream registry, router
+/// and lifecycle, driven through a single `handle(_:now:)`.
+///
+/// Shells (the runtime and the simulator) feed every `ClusterInput` with the current time and
+/// carry out the returned `ClusterDirective`s in order. The node never reads a clock, never
+/// performs I/O and draws randomness only from the seed in its configuration: the same inputs at
+/// the same instants give the same directives in any process.
+public struct ClusterNode: Sendable {
+    /// The configuration it was created with.
+    public let configuration: ClusterConfiguration
+    /// The membership machine (read-only view for admin routes and checkers).
+    public internal(set) var membership: Membership
+    /// The endpoint table (read-only view).
+    public internal(set) var endpoints: EndpointTable
+    /// This node's tunnels (read-only view).
+    public internal(set) var upstreams = UpstreamRegistry()
+    /// The lifecycle (read-only view).
+    public internal(set) var lifecycle: Lifecycle
+    /// Pending broadcasts (read-only view).
+    public internal(set) var broadcasts = BroadcastQueue()
+    var routingRNG: SplitMix64
+    var pendingExchanges: [ExchangeID: (address: Address, purpose: StateExchange.Purpose)] = [:]
+    var nextExchangeID: UInt64 = 1
+    var drainDeadline: Instant?
+    var drainHoldUntil: Instant?
+    var leaveStarted = false
+
+    /// Creates a node; throws when the configuration is invalid (each problem names its key).
+    public init(configuration: ClusterConfiguration) throws(SettingsError) {
+        let errors = configuration.validationErrors()
+        guard errors.isEmpty else { throw SettingsError(messages: errors) }
+        var rng = SplitMix64(seed: configuration.randomSeed)
+        let name = configuration.nodeName ?? NodeIdentity.makeName(prefix: configuration.nodeNamePrefix, using: &rng)
+        let me = NodeInfo(
+            uid: NodeIdentity.makeUID(using: &rng), name: name, gossipAddress: configuration.gossipAddress,
+            proxyAddress: configuration.proxyAddress, adminAddress: configuration.adminAddress, epoch: configuration.epoch)
+        self.configuration = configuration
+        self.membership = try Membership(me: me, seeds: configuration.join, settings: configuration.membership, rng: rng.split())
+        self.routingRNG = rng.split()
+        self.endpoints = EndpointTable(localOwner: me.uid)
+        self.lifecycle = Lifecycle(gracePeriod: configuration.gracePeriod, leaveBudget: configuration.membership.leaveTimeout)
+    }
+
+    /// This node's current description (its UID changes if it is ever reborn).
+    public var me: NodeInfo { self.membership.me }
+
+    /// Handles one input at `now` and returns what the shell must do, in order. After
+    /// `.exit`, every input is ignored.
+    public mutating func handle(_ input: ClusterInput, now: Instant) -> [ClusterDirective] {
+        var directives: [ClusterDirective] = []
+        guard self.lifecycle.phase != .left else { return directives }
+        switch input {
+        case .start:
+            self.apply(lifecycle: .started, now: now, into: &directives)
+            self.interpret(self.membership.start(now: now), now: now, into: &directives)
+        case .timerFired(let timer):
+            self.onTimer(timer, now: now, into: &directives)
+        case .datagramReceived(let bytes, let address):
+            self.onDatagram(bytes, from: address, now: now, into: &directives)
+        case .datagramSendFailed(let address):
+            directives.append(.event(.datagramSendFailed(to: address)))
+        case .seedsResolved(let addresses):
+            self.interpret(self.membership.onSeedsResolved(addresses, now: now), now: now, into: &directives)
+        case .seedResolutionFailed:
+            self.interpret(self.membership.onSeedResolutionFailed(now: now), now: now, into: &directives)
+        case .stateExchangeRequested(let id, let bytes, let address):
+            self.onStateExchangeRequested(id, bytes: bytes, from: address, now: now, into: &directives)
+        case .stateExchangeReplied(let id, let bytes):
+            self.onStateExchangeReplied(id, bytes: bytes, now: now, into: &directives)
+        case .stateExchangeFailed(let id, let reason):
+            self.onStateExchangeFailed(id, reason: reason, now: now, into: &directives)
+        case .tunnelOpened(let id, let endpoint):
+            self.onTunnelOpened(id, endpoint: endpoint, into: &directives)
+        case .tunnelClosed(let id):
+            self.removeTunnel(id, into: &directives)
+        case .streamFinished(let id):
+            _ = self.upstreams.finishStream(on: id)
+        case .routeRequest(let id, let endpoint, let forwarded):
+            directives.append(.route(id, self.route(endpoint: endpoint, forwarded: forwarded)))
+        case .shutdownRequested:
+            self.apply(lifecycle: .shutdownRequested, now: now, into: &directives)
+        }
+        if self.lifecycle.phase == .draining { self.advanceDrain(now: now, into: &directives) }
+        return directives
+    }
+
+    mutating func onTimer(_ timer: TimerID, now: Instant, into directives: inout [ClusterDirective]) {
+        let produced: [MembershipDirective]
+        switch timer {
+        case .probe: produced = self.membership.onProbeTick(now: now)
+        case .probeTimeout(let sequence): produced = self.membership.onProbeTimeout(sequence: sequence, now: now)
+        case .probeDeadline(let sequence): produced = self.membership.onProbeDeadline(sequence: sequence, now: now)
+        case .relayTimeout(let sequence): produced = self.membership.onRelayTimeout(sequence: sequence, now: now)
+        case .gossip: produced = self.membership.onGossipTick(hasBroadcasts: !self.broadcasts.isEmpty, now: now)
+        case .pushPull: produced = self.membership.onPushPullTick(now: now)
+        case .reconnect: produced = self.membership.onReconnectTick(now: now)
+        case .suspicion(let uid): produced = self.membership.onSuspicionTimer(uid, now: now)
+        case .seedResolution: produced = self.membership.onSeedResolutionTimer(now: now)
+        case .joinDeadline: produced = self.membership.onJoinDeadline(now: now)
+        case .leaveDeadline: produced = self.membership.onLeaveDeadline(now: now)
+        case .drainHoldEnded:
+            produced = []
+        case .drainDeadline:
+            produced = []
+            if let deadline = self.drainDeadline, deadline <= now { self.forceEndDrain(now: now, into: &directives) }
+        }
+        self.interpret(produced, now: now, into: &directives)
+    }
+
+    mutating func apply(lifecycle event: Lifecycle.Event, now: Instant, into directives: inout [ClusterDirective]) {
+        for directive in self.lifecycle.on(event, now: now) {
+            switch directive {
+            case .setReadiness(let ready):
+                directives.append(.setReadiness(ready))
+            case .beginDrain(let deadline):
+                self.beginDrain(deadline: deadline, now: now, into: &directives)
+            case .exit(let reason):
+                directives.append(.exit(reason))
+            case .phaseChanged(let from, let to):
+                directives.append(.event(.phaseChanged(from: from, to: to)))
+            }
+        }
+    }
+
+    // MARK: - Views for the admin API
+
+    /// One row of the member view.
+    public struct MemberView: Hashable, Sendable {
+        /// The member's description.
+        public var info: NodeInfo
+        /// Its status and incarnation.
+        public var state: MemberState
+        /// Whether it is draining.
+        public var draining: Bool
+        /// Whether this row is the local node.
+        public var isLocal: Bool
+    }
+
+    /// Every listed member including ourselves, sorted by name then UID.
+    public var memberViews: [MemberView] {
+        var views = [MemberView(info: self.me, state: MemberState(.alive, self.membership.incarnation), draining: self.membership.isDraining, isLocal: true)]
+        for member in self.membership.memberList {
+            views.append(MemberView(info: member.info, state: member.state, draining: member.draining, isLocal: false))
+        }
+        return views.sorted { ($0.info.name, $0.info.uid) < ($1.info.name, $1.info.uid) }
+    }
+
+    /// The endpoint table as `endpoint -> [(owner, count)]`, both levels sorted.
+    public var endpointView: [(endpoint: String, owners: [(owner: NodeUID, count: UInt32)])] {
+        self.endpoints.endpoints.map { (endpoint: $0, owners: self.endpoints.owners(of: $0)) }
+    }
+
+    /// Our tunnels, sorted by ID.
+    public var tunnelView: [UpstreamRegistry.Tunnel] { self.upstreams.allTunnels }
+
+    /// True when the readiness probe should succeed.
+    public var isReady: Bool { self.lifecycle.isReady }
+
+    /// Broken invariants of every machine, prefixed by the machine's name; empty when consistent.
+    public func checkInvariants() -> [String] {
+        var problems = self.membership.checkInvariants().map { "membership: \($0)" }
+        problems += self.endpoints.checkInvariants().map { "endpoints: \($0)" }
+        problems += self.upstreams.checkInvariants().map { "upstreams: \($0)" }
+        for endpoint in Set(self.upstreams.allTunnels.map(\.endpoint)).sorted()
+        where UInt32(self.upstreams.count(for: endpoint)) != self.endpoints.localCount(for: endpoint) {
+            problems.append("endpoints: local count of \(endpoint) differs from its \(self.upstreams.count(for: endpoint)) tunnels")
+        }
+        for entry in self.endpoints.localEntries where self.upstreams.count(for: entry.endpoint) == 0 {
+            problems.append("endpoints: \(entry.endpoint) published with no tunnel")
+        }
+        if self.endpoints.localOwner != self.me.uid { problems.append("endpoints: owned by \(self.endpoints.localOwner), not \(self.me.uid)") }
+        for owner in self.endpoints.owners.keys.sorted() where !self.membership.isLive(owner) {
+            problems.append("endpoints: entries of \(owner), which is not live")
+        }
+        return problems
+    }
+}
