@@ -38,7 +38,7 @@ extension Membership {
         let unknown = self.resolvedSeeds.filter { $0 != self.me.gossipAddress && self.addressIndex[$0] == nil }
         if self.phase == .joining {
             if unknown.isEmpty {
-                self.finishJoin(alone: self.liveMemberCount == 0, into: &directives)
+                self.finishJoin(alone: self.liveMemberCount == 0, now: now, into: &directives)
             } else {
                 let chosen = self.rng.sample(unknown, count: self.settings.joinFanout)
                 self.join?.attemptsInFlight += chosen.count
@@ -84,8 +84,7 @@ extension Membership {
             self.phase = .finished
             directives.append(.event(.joinFailed))
         } else {
-            self.finishJoin(alone: true, into: &directives)
-            directives.append(.schedule(.seedResolution, at: now + self.settings.seedResolveInterval))
+            self.finishJoin(alone: true, now: now, into: &directives)
         }
         return directives
     }
@@ -101,7 +100,7 @@ extension Membership {
         join.succeeded = join.succeeded || succeeded
         self.join = join
         if join.succeeded {
-            self.finishJoin(alone: false, into: &directives)
+            self.finishJoin(alone: false, now: now, into: &directives)
         } else if join.attemptsInFlight == 0 {
             self.scheduleJoinRetry(now: now, into: &directives)
         }
@@ -213,11 +212,12 @@ extension Membership {
         return self.settings.pushPullInterval * (doublings + 1)
     }
 
-    mutating func finishJoin(alone: Bool, into directives: inout [MembershipDirective]) {
+    mutating func finishJoin(alone: Bool, now: Instant, into directives: inout [MembershipDirective]) {
         guard self.phase == .joining else { return }
         self.phase = .running
         self.join = nil
         directives.append(.event(.joined(alone: alone)))
+        directives.append(.schedule(.seedResolution, at: now + self.settings.seedResolveInterval))
     }
 
     mutating func scheduleJoinRetry(now: Instant, into directives: inout [MembershipDirective]) {

@@ -1,0 +1,224 @@
+import PicoModel
+
+/// A small deterministic multi-node harness: `ClusterNode`s exchanging *encoded* datagrams and
+/// state messages through an in-memory queue ordered by (time, sequence), with a fake clock,
+/// timers with replace semantics, partitions and crashes. Every step checks every node's
+/// invariants.
+struct TestCluster {
+    struct Slot {
+        var node: ClusterNode
+        var isRunning = true
+        var exited: Lifecycle.ExitReason?
+        var ready = false
+        var timerGenerations: [TimerID: Int] = [:]
+        var events: [ClusterEvent] = []
+        var routes: [(RequestID, RouteDecision)] = []
+        var closedTunnels: [TunnelID] = []
+        var movedTunnels: [TunnelID] = []
+    }
+
+    enum Delivery {
+        case input(ClusterInput)
+        case timer(TimerID, generation: Int)
+        case exchangeReply(ExchangeID, to: Int, from: Int)
+    }
+
+    struct Scheduled {
+        var time: Instant
+        var sequence: UInt64
+        var target: Int
+        var delivery: Delivery
+    }
+
+    var slots: [Slot] = []
+    var queue: [Scheduled] = []
+    var now = Instant.zero
+    var nextSequence: UInt64 = 0
+    var latency: Duration = .milliseconds(1)
+    var blocked: Set<[Int]> = []
+    var violations: [String] = []
+    var nextShellExchange: UInt64 = 1_000_000
+    var pendingReplies: [UInt64: (initiator: Int, exchange: ExchangeID, responder: Int)] = [:]
+    var datagramsSent = 0
+    /// Which node indexes DNS returns for the seed name (nil: every running node).
+    var dnsListing: [Int]?
+    var seedName = "pico"
+    var onDirective: ((inout TestCluster, Int, ClusterDirective) -> Void)?
+
+    static func address(_ index: Int, port: UInt16 = 8003) -> Address {
+        Address(host: "10.0.0.\(index + 1)", port: port)
+    }
+
+    static func configuration(_ index: Int, seed: UInt64, join: [String], epoch: UInt64 = 0) -> ClusterConfiguration {
+        var configuration = ClusterConfiguration(
+            gossipAddress: address(index), proxyAddress: address(index, port: 8000), adminAddress: address(index, port: 8002),
+            randomSeed: seed &* 1_000_003 &+ UInt64(index))
+        configuration.nodeNamePrefix = "pico-\(index)-"
+        configuration.join = join
+        configuration.epoch = epoch
+        return configuration
+    }
+
+    /// Adds and starts `count` nodes joining through the seed name.
+    mutating func addNodes(_ count: Int, seed: UInt64 = 1, join: Bool = true, configure: (inout ClusterConfiguration) -> Void = { _ in }) {
+        for _ in 0..<count {
+            let index = self.slots.count
+            var configuration = Self.configuration(index, seed: seed, join: join ? [self.seedName] : [], epoch: UInt64(self.now.nanoseconds / 1_000_000))
+            configure(&configuration)
+            self.slots.append(Slot(node: try! ClusterNode(configuration: configuration)))
+            self.deliver(.start, to: index)
+        }
+    }
+
+    /// Replaces node `index` with a new process at the same address (new UID, new name suffix).
+    mutating func restart(_ index: Int, seed: UInt64) {
+        var configuration = Self.configuration(index, seed: seed, join: [self.seedName], epoch: UInt64(self.now.nanoseconds / 1_000_000) + 1)
+        configuration.randomSeed = seed
+        self.slots[index] = Slot(node: try! ClusterNode(configuration: configuration))
+        self.deliver(.start, to: index)
+    }
+
+    mutating func crash(_ index: Int) {
+        self.slots[index].isRunning = false
+    }
+
+    mutating func partition(_ sideA: [Int], _ sideB: [Int]) {
+        for a in sideA {
+            for b in sideB {
+                self.blocked.insert([a, b])
+                self.blocked.insert([b, a])
+            }
+        }
+    }
+
+    mutating func heal() {
+        self.blocked.removeAll()
+    }
+
+    func canReach(_ from: Int, _ to: Int) -> Bool {
+        self.slots[to].isRunning && !self.blocked.contains([from, to])
+    }
+
+    func index(of address: Address) -> Int? {
+        self.slots.indices.first { Self.address($0) == address }
+    }
+
+    mutating func schedule(_ delivery: Delivery, to target: Int, at time: Instant) {
+        self.queue.append(Scheduled(time: time, sequence: self.nextSequence, target: target, delivery: delivery))
+        self.nextSequence += 1
+    }
+
+    /// Feeds `input` to node `index` now and carries out its directives.
+    mutating func deliver(_ input: ClusterInput, to index: Int) {
+        guard self.slots[index].isRunning, self.slots[index].exited == nil else { return }
+        let directives = self.slots[index].node.handle(input, now: self.now)
+        for problem in self.slots[index].node.checkInvariants() {
+            self.violations.append("node \(index) at \(self.now) after \(input): \(problem)")
+        }
+        for directive in directives { self.carryOut(directive, from: index) }
+    }
+
+    mutating func carryOut(_ directive: ClusterDirective, from index: Int) {
+        self.onDirective?(&self, index, directive)
+        switch directive {
+        case .sendDatagram(let bytes, let address):
+            self.datagramsSent += 1
+            if bytes.count > self.slots[index].node.configuration.membership.maxPacketSize {
+                self.violations.append("node \(index) sent a \(bytes.count)-byte datagram")
+            }
+            if let target = self.index(of: address), self.canReach(index, target) {
+                self.schedule(.input(.datagramReceived(bytes, from: Self.address(index))), to: target, at: self.now + self.latency)
+            }
+        case .openStateExchange(let id, let address, let bytes):
+            if let target = self.index(of: address), self.canReach(index, target) {
+                let shellID = self.nextShellExchange
+                self.nextShellExchange += 1
+                self.pendingReplies[shellID] = (index, id, target)
+                self.schedule(.input(.stateExchangeRequested(ExchangeID(shellID), bytes: bytes, from: Self.address(index))), to: target, at: self.now + self.latency)
+            } else {
+                self.schedule(.input(.stateExchangeFailed(id, reason: "unreachable")), to: index, at: self.now + .milliseconds(10))
+            }
+        case .replyStateExchange(let id, let bytes):
+            if let pending = self.pendingReplies.removeValue(forKey: id.rawValue) {
+                let input: ClusterInput = self.canReach(index, pending.initiator)
+                    ? .stateExchangeReplied(pending.exchange, bytes: bytes) : .stateExchangeFailed(pending.exchange, reason: "unreachable")
+                self.schedule(.input(input), to: pending.initiator, at: self.now + self.latency)
+            }
+        case .schedule(let timer, let instant):
+            let generation = (self.slots[index].timerGenerations[timer] ?? 0) + 1
+            self.slots[index].timerGenerations[timer] = generation
+            self.schedule(.timer(timer, generation: generation), to: index, at: max(instant, self.now))
+        case .resolveSeeds:
+            let listed = (self.dnsListing ?? Array(self.slots.indices)).filter { self.slots[$0].isRunning && self.slots[$0].exited == nil }
+            self.schedule(.input(.seedsResolved(listed.map { Self.address($0) })), to: index, at: self.now + .milliseconds(2))
+        case .route(let id, let decision):
+            self.slots[index].routes.append((id, decision))
+        case .tellAgentToMove(let tunnel):
+            self.slots[index].movedTunnels.append(tunnel)
+        case .closeTunnel(let tunnel):
+            self.slots[index].closedTunnels.append(tunnel)
+        case .setReadiness(let ready):
+            self.slots[index].ready = ready
+        case .exit(let reason):
+            self.slots[index].exited = reason
+        case .event(let event):
+            self.slots[index].events.append(event)
+        }
+    }
+
+    /// Processes every queued delivery up to `deadline`, in (time, sequence) order.
+    mutating func run(until deadline: Instant) {
+        while let position = self.nextPosition(), self.queue[position].time <= deadline {
+            let item = self.queue.remove(at: position)
+            self.now = item.time
+            switch item.delivery {
+            case .input(let input):
+                self.deliver(input, to: item.target)
+            case .timer(let timer, let generation):
+                if self.slots[item.target].timerGenerations[timer] == generation {
+                    self.deliver(.timerFired(timer), to: item.target)
+                }
+            case .exchangeReply:
+                break
+            }
+        }
+        self.now = max(self.now, deadline)
+    }
+
+    mutating func run(for duration: Duration) {
+        self.run(until: self.now + duration)
+    }
+
+    func nextPosition() -> Int? {
+        guard !self.queue.isEmpty else { return nil }
+        var best = 0
+        for index in self.queue.indices.dropFirst() {
+            let candidate = self.queue[index]
+            let current = self.queue[best]
+            if (candidate.time, candidate.sequence) < (current.time, current.sequence) { best = index }
+        }
+        return best
+    }
+
+    // MARK: - Views
+
+    func liveNames(seenBy index: Int) -> [String] {
+        self.slots[index].node.memberViews.filter { $0.state.status == .alive || $0.state.status == .suspect }.map(\.info.name).sorted()
+    }
+
+    func status(of subject: Int, seenBy observer: Int) -> MemberStatus? {
+        let uid = self.slots[subject].node.me.uid
+        if let member = self.slots[observer].node.membership.member(uid) { return member.state.status }
+        return self.slots[observer].node.membership.tombstone(uid)?.status
+    }
+
+    var runningIndexes: [Int] {
+        self.slots.indices.filter { self.slots[$0].isRunning && self.slots[$0].exited == nil }
+    }
+
+    /// True when every running node sees exactly the running nodes as live.
+    func hasConverged() -> Bool {
+        let expected = self.runningIndexes.map { self.slots[$0].node.me.name }.sorted()
+        return self.runningIndexes.allSatisfy { self.liveNames(seenBy: $0) == expected }
+    }
+}
