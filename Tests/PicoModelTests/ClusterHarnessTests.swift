@@ -142,3 +142,43 @@ struct ClusterHarnessTests {
         #expect(cluster.violations == [])
     }
 }
+
+@Suite("Graceful hand-over")
+struct DrainHarnessTests {
+    @Test(arguments: [50, 8_000])
+    func test_drainingNode_handsOverItsTunnel_withoutFailingARequest(agentDelayMilliseconds: Int) {
+        var cluster = TestCluster()
+        cluster.addNodes(3)
+        cluster.run(for: .seconds(3))
+        let old = cluster.openTunnel(endpoint: "svc", on: 2)
+        // A slow agent (8 s, beyond the 5 s minimum drain) shows the old tunnel is kept until its
+        // replacement is routable: make-before-break.
+        cluster.traffic!.agentDelay = .milliseconds(agentDelayMilliseconds)
+        // Sparse enough that the old tunnel is often idle: only the hand-over rule keeps it open.
+        cluster.traffic!.interval = .milliseconds(100)
+        cluster.run(for: .seconds(1))
+        cluster.startTraffic(endpoint: "svc")
+        cluster.run(for: .seconds(1))
+        cluster.deliver(.shutdownRequested, to: 2)
+        cluster.run(for: .seconds(30))
+        let traffic = cluster.traffic!
+        #expect(traffic.failures == [])
+        #expect(traffic.completed > 500)
+        #expect(cluster.slots[2].exited == .left)
+        #expect(cluster.slots[2].movedTunnels == [old])
+        #expect(cluster.slots[2].closedTunnels == [old], "the old tunnel was released by its node")
+        #expect(cluster.status(of: 2, seenBy: 0) == .left)
+        #expect(cluster.violations == [])
+    }
+
+    @Test func test_drainingNode_withNoOtherNode_releasesTunnelsAndExits() {
+        var cluster = TestCluster()
+        cluster.addNodes(1, join: false)
+        cluster.run(for: .seconds(1))
+        cluster.openTunnel(endpoint: "svc", on: 0)
+        cluster.deliver(.shutdownRequested, to: 0)
+        cluster.run(for: .seconds(10))
+        #expect(cluster.slots[0].exited == .left)
+        #expect(cluster.violations == [])
+    }
+}

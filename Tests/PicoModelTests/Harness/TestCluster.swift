@@ -20,7 +20,26 @@ struct TestCluster {
     enum Delivery {
         case input(ClusterInput)
         case timer(TimerID, generation: Int)
-        case exchangeReply(ExchangeID, to: Int, from: Int)
+        /// The agent of `tunnel` (asked to move by node `from`) opens its replacement elsewhere.
+        case agentReconnect(tunnel: TunnelID, endpoint: String)
+        /// Every running node receives one client request for the traffic endpoint.
+        case trafficTick
+    }
+
+    /// Traffic and agent bookkeeping for hand-over tests.
+    struct Traffic {
+        var endpoint: String
+        var interval: Duration = .milliseconds(10)
+        var streamDuration: Duration = .milliseconds(25)
+        /// How long an agent takes to open its replacement tunnel after being asked to move.
+        var agentDelay: Duration = .milliseconds(50)
+        var requests = 0
+        var completed = 0
+        var failures: [String] = []
+        var removedTunnels: [Int: Set<TunnelID>] = [:]
+        var tunnelEndpoints: [TunnelID: String] = [:]
+        var nextTunnel: UInt64 = 1_000
+        var nextRequest: UInt64 = 1
     }
 
     struct Scheduled {
@@ -43,7 +62,7 @@ struct TestCluster {
     /// Which node indexes DNS returns for the seed name (nil: every running node).
     var dnsListing: [Int]?
     var seedName = "pico"
-    var onDirective: ((inout TestCluster, Int, ClusterDirective) -> Void)?
+    var traffic: Traffic?
 
     static func address(_ index: Int, port: UInt16 = 8003) -> Address {
         Address(host: "10.0.0.\(index + 1)", port: port)
@@ -119,7 +138,6 @@ struct TestCluster {
     }
 
     mutating func carryOut(_ directive: ClusterDirective, from index: Int) {
-        self.onDirective?(&self, index, directive)
         switch directive {
         case .sendDatagram(let bytes, let address):
             self.datagramsSent += 1
@@ -153,10 +171,16 @@ struct TestCluster {
             self.schedule(.input(.seedsResolved(listed.map { Self.address($0) })), to: index, at: self.now + .milliseconds(2))
         case .route(let id, let decision):
             self.slots[index].routes.append((id, decision))
+            self.followRoute(decision, at: index)
         case .tellAgentToMove(let tunnel):
             self.slots[index].movedTunnels.append(tunnel)
+            if let endpoint = self.traffic?.tunnelEndpoints[tunnel] {
+                self.schedule(.agentReconnect(tunnel: tunnel, endpoint: endpoint), to: index, at: self.now + (self.traffic?.agentDelay ?? .zero))
+            }
         case .closeTunnel(let tunnel):
             self.slots[index].closedTunnels.append(tunnel)
+            self.traffic?.removedTunnels[index, default: []].insert(tunnel)
+            self.schedule(.input(.tunnelClosed(tunnel)), to: index, at: self.now + self.latency)
         case .setReadiness(let ready):
             self.slots[index].ready = ready
         case .exit(let reason):
@@ -178,8 +202,25 @@ struct TestCluster {
                 if self.slots[item.target].timerGenerations[timer] == generation {
                     self.deliver(.timerFired(timer), to: item.target)
                 }
-            case .exchangeReply:
-                break
+            case .agentReconnect(let tunnel, let endpoint):
+                // Make-before-break: open the new tunnel on another ready node first; the old one
+                // is closed by its node once idle and served elsewhere.
+                if let target = self.runningIndexes.first(where: { $0 != item.target && self.slots[$0].ready }) {
+                    self.openTunnel(endpoint: endpoint, on: target)
+                } else {
+                    self.schedule(.agentReconnect(tunnel: tunnel, endpoint: endpoint), to: item.target, at: self.now + .milliseconds(100))
+                }
+            case .trafficTick:
+                guard var traffic = self.traffic else { break }
+                for index in self.runningIndexes {
+                    traffic.requests += 1
+                    let id = RequestID(traffic.nextRequest)
+                    traffic.nextRequest += 1
+                    self.traffic = traffic
+                    self.deliver(.routeRequest(id, endpoint: traffic.endpoint, forwarded: false), to: index)
+                    traffic = self.traffic ?? traffic
+                }
+                self.schedule(.trafficTick, to: 0, at: self.now + traffic.interval)
             }
         }
         self.now = max(self.now, deadline)
@@ -198,6 +239,53 @@ struct TestCluster {
             if (candidate.time, candidate.sequence) < (current.time, current.sequence) { best = index }
         }
         return best
+    }
+
+    // MARK: - Traffic
+
+    /// Starts client traffic: every `interval`, one request for `endpoint` at every running node.
+    mutating func startTraffic(endpoint: String) {
+        if self.traffic == nil { self.traffic = Traffic(endpoint: endpoint) }
+        self.traffic!.endpoint = endpoint
+        self.schedule(.trafficTick, to: 0, at: self.now + .milliseconds(10))
+    }
+
+    /// An agent opens a tunnel for `endpoint` on node `index`.
+    @discardableResult
+    mutating func openTunnel(endpoint: String, on index: Int) -> TunnelID {
+        if self.traffic == nil { self.traffic = Traffic(endpoint: endpoint) }
+        let id = TunnelID(self.traffic!.nextTunnel)
+        self.traffic!.nextTunnel += 1
+        self.traffic!.tunnelEndpoints[id] = endpoint
+        self.deliver(.tunnelOpened(id, endpoint: endpoint), to: index)
+        return id
+    }
+
+    /// Carries a routed request on: a local stream finishes later; a forward reaches the target
+    /// node, which must still be running; a rejection is a failure.
+    mutating func followRoute(_ decision: RouteDecision, at index: Int) {
+        guard self.traffic != nil else { return }
+        switch decision {
+        case .local(let tunnel):
+            if self.traffic!.removedTunnels[index]?.contains(tunnel) ?? false {
+                self.traffic!.failures.append("node \(index) routed to removed \(tunnel) at \(self.now)")
+            } else {
+                self.traffic!.completed += 1
+                self.schedule(.input(.streamFinished(tunnel)), to: index, at: self.now + self.traffic!.streamDuration)
+            }
+        case .forward(let uid, _, _):
+            guard let target = self.slots.indices.first(where: { self.slots[$0].node.me.uid == uid }),
+                self.slots[target].isRunning, self.slots[target].exited == nil
+            else {
+                self.traffic!.failures.append("node \(index) forwarded to a node that is gone at \(self.now)")
+                return
+            }
+            let id = RequestID(self.traffic!.nextRequest)
+            self.traffic!.nextRequest += 1
+            self.deliver(.routeRequest(id, endpoint: self.traffic!.endpoint, forwarded: true), to: target)
+        case .reject(let rejection):
+            self.traffic!.failures.append("node \(index) rejected with \(rejection) at \(self.now)")
+        }
     }
 
     // MARK: - Views
