@@ -15,7 +15,8 @@ extension Membership {
         guard self.phase != .idle, self.phase != .finished else { return directives }
         self.noteInput(now: now, into: &directives)
         let senderIsTombstoned = self.tombstones[sender] != nil
-        if senderIsTombstoned { self.tellDead(sender, at: address, now: now, into: &directives) }
+        let senderIsLeaving = messages.contains { if case .left(let subject, _) = $0 { return subject == sender } else { return false } }
+        if senderIsTombstoned, !senderIsLeaving { self.tellDead(sender, at: address, now: now, into: &directives) }
         for message in messages {
             switch message {
             case .ping(let sequence, let target):

@@ -1,0 +1,171 @@
+@testable import PicoModel
+import Testing
+
+@Suite("Membership: probing and failure detection")
+struct MembershipProbeTests {
+    @Test func test_start_withoutSeeds_shouldJoinAloneAndArmEveryTimer() {
+        var membership = Fixture.membership()
+        let directives = membership.start(now: .zero)
+        #expect(directives.events == [.joined(alone: true)])
+        #expect(directives.scheduled(.probe) == .seconds(1))
+        #expect(directives.scheduled(.gossip) == .milliseconds(200))
+        #expect(directives.scheduled(.pushPull) == .seconds(30))
+        #expect(directives.scheduled(.reconnect) == .seconds(10))
+        #expect(membership.phase == .running)
+    }
+
+    @Test func test_onProbeTick_shouldProbeEveryMemberOnceBeforeRepeating() {
+        var membership = Fixture.running(peers: 4)
+        var now = Instant.seconds(1)
+        var rounds: [[NodeUID]] = [[], []]
+        for round in 0..<2 {
+            for _ in 0..<4 {
+                let directives = membership.onProbeTick(now: now)
+                guard let send = directives.sends.first, case .ping(let sequence, let target) = send.messages[0] else {
+                    Issue.record("expected a ping, got \(directives)")
+                    return
+                }
+                #expect(send.piggyback)
+                rounds[round].append(target)
+                _ = membership.receive([.ack(sequence: sequence, target: target)], from: 2, now: now + .milliseconds(10))
+                #expect(directives.scheduled(.probe) == now + .seconds(1), "the next tick is always scheduled")
+                now = now + .seconds(1)
+            }
+        }
+        let expected = (2...5).map { Fixture.info(UInt64($0)).uid }.sorted()
+        #expect(rounds[0].sorted() == expected)
+        #expect(rounds[1].sorted() == expected)
+    }
+
+    @Test func test_onPing_forMe_shouldAck_andForAnEarlierUIDAtMyAddress_shouldIntroduceMyself() {
+        var membership = Fixture.running(peers: 1)
+        let acked = membership.receive([.ping(sequence: 9, target: Fixture.me.uid)], from: 2, now: .seconds(1))
+        #expect(acked.sends.first?.messages == [.ack(sequence: 9, target: Fixture.me.uid)])
+        #expect(acked.sends.first?.to == Fixture.info(2).gossipAddress)
+        let stale = membership.receive([.ping(sequence: 10, target: NodeUID(0xDEAD))], from: 2, now: .seconds(1))
+        #expect(stale.sends.first?.messages == [membership.aliveMessage()])
+    }
+
+    @Test func test_onProbeTimeout_shouldAskUpToThreeHelpers_excludingTheTarget() {
+        var membership = Fixture.running(peers: 5)
+        let tick = membership.onProbeTick(now: .seconds(1))
+        let sequence = tick.probeSequence!
+        let target = tick.sends[0].to
+        #expect(tick.scheduled(.probeTimeout(sequence: sequence)) == .milliseconds(1_500))
+        let timeout = membership.onProbeTimeout(sequence: sequence, now: .milliseconds(1_500))
+        let helpers = timeout.sends.map(\.to)
+        #expect(helpers.count == 3)
+        #expect(!helpers.contains(target))
+        #expect(Set(helpers).count == 3)
+        for send in timeout.sends {
+            guard case .pingRequest(let requested, _, let address) = send.messages[0] else {
+                Issue.record("expected a ping-req, got \(send.messages)")
+                continue
+            }
+            #expect(requested == sequence)
+            #expect(address == target)
+        }
+        #expect(timeout.scheduled(.probeDeadline(sequence: sequence)) == .seconds(2))
+    }
+
+    @Test func test_probeDeadline_withoutAck_shouldSuspectAndRaiseLocalHealthByMissedNacks() {
+        var membership = Fixture.running(peers: 5)
+        let tick = membership.onProbeTick(now: .seconds(1))
+        let sequence = tick.probeSequence!
+        guard case .ping(_, let target) = tick.sends[0].messages[0] else { return }
+        _ = membership.onProbeTimeout(sequence: sequence, now: .milliseconds(1_500))
+        _ = membership.receive([.nack(sequence: sequence, target: target)], from: 3, now: .milliseconds(1_900))
+        let deadline = membership.onProbeDeadline(sequence: sequence, now: .seconds(2))
+        #expect(membership.member(target)?.state == MemberState(.suspect, 0))
+        #expect(deadline.broadcasts == [.suspect(subject: target, incarnation: 0, accuser: Fixture.me.uid)])
+        #expect(deadline.scheduled(.suspicion(target)) != nil)
+        #expect(membership.localHealth == 2, "three helpers, one nack: two missed nacks")
+        #expect(membership.checkInvariants() == [])
+        // Health scales the next probe interval.
+        let next = membership.onProbeTick(now: .seconds(2))
+        #expect(next.scheduled(.probe) == .seconds(5))
+    }
+
+    @Test func test_ack_shouldCompleteTheProbe_andLowerLocalHealth() {
+        var membership = Fixture.running(peers: 2)
+        membership.localHealth = 3
+        let tick = membership.onProbeTick(now: .seconds(1))
+        guard case .ping(let sequence, let target) = tick.sends[0].messages[0] else { return }
+        _ = membership.receive([.ack(sequence: sequence, target: target)], from: 2, now: .milliseconds(1_010))
+        #expect(membership.localHealth == 2)
+        #expect(membership.onProbeTimeout(sequence: sequence, now: .milliseconds(1_500)).sends.isEmpty)
+        _ = membership.onProbeDeadline(sequence: sequence, now: .seconds(2))
+        #expect(membership.member(target)?.state.status == .alive)
+    }
+
+    @Test func test_pingRequest_shouldRelayAndForwardTheAck_orNackOnTimeout() {
+        var membership = Fixture.running(peers: 3)
+        let target = Fixture.info(3)
+        let relayed = membership.receive([.pingRequest(sequence: 42, target: target.uid, targetAddress: target.gossipAddress)], from: 2, now: .seconds(1))
+        guard let ping = relayed.sends.first, case .ping(let relaySequence, let pinged) = ping.messages[0] else {
+            Issue.record("expected a relay ping, got \(relayed)")
+            return
+        }
+        #expect(pinged == target.uid)
+        #expect(ping.to == target.gossipAddress)
+        #expect(relayed.scheduled(.relayTimeout(sequence: relaySequence)) == .milliseconds(1_400))
+        let forwarded = membership.receive([.ack(sequence: relaySequence, target: target.uid)], from: 3, now: .milliseconds(1_100))
+        #expect(forwarded.sends.first?.messages == [.ack(sequence: 42, target: target.uid)])
+        #expect(forwarded.sends.first?.to == Fixture.info(2).gossipAddress)
+        #expect(membership.onRelayTimeout(sequence: relaySequence, now: .milliseconds(1_400)).sends.isEmpty, "already answered")
+
+        let second = membership.receive([.pingRequest(sequence: 43, target: target.uid, targetAddress: target.gossipAddress)], from: 2, now: .seconds(2))
+        let secondSequence = second.probeSequence!
+        let nack = membership.onRelayTimeout(sequence: secondSequence, now: .milliseconds(2_400))
+        #expect(nack.sends.first?.messages == [.nack(sequence: 43, target: target.uid)])
+    }
+
+    @Test func test_suspicion_timeoutShrinksWithIndependentConfirmations() {
+        var membership = Fixture.running(peers: 5)
+        let subject = Fixture.info(2).uid
+        let first = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(10))
+        // N = 6: minimum 4 s, maximum 24 s, two confirmations expected.
+        #expect(first.scheduled(.suspicion(subject)) == .seconds(34))
+        let repeated = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(11))
+        #expect(repeated.scheduled(.suspicion(subject)) == nil, "the accuser does not confirm itself")
+        let confirmed = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(4).uid)], from: 4, now: .seconds(11))
+        let once = confirmed.scheduled(.suspicion(subject))!
+        #expect(once > .seconds(21) && once < .seconds(22), "24 - 20 * log(2)/log(3) = 11.38 s after the start")
+        let twice = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(5).uid)], from: 5, now: .seconds(12))
+        #expect(twice.scheduled(.suspicion(subject)) == .seconds(14))
+        #expect(membership.onSuspicionTimer(subject, now: .seconds(13)).scheduled(.suspicion(subject)) == .seconds(14))
+        let dead = membership.onSuspicionTimer(subject, now: .seconds(14))
+        #expect(dead.broadcasts == [.dead(subject: subject, incarnation: 0, accuser: Fixture.me.uid)])
+        #expect(membership.tombstone(subject)?.status == .dead)
+        #expect(membership.checkInvariants() == [])
+    }
+
+    @Test func test_suspicion_inThreeNodeCluster_needsOneConfirmation_beforeTheMinimum() {
+        var membership = Fixture.running(peers: 2)
+        let subject = Fixture.info(2).uid
+        let suspected = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .zero)
+        #expect(suspected.scheduled(.suspicion(subject)) == .seconds(24), "a lone accuser waits for the maximum")
+        let confirmed = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.me.uid)], from: 3, now: .seconds(1))
+        #expect(confirmed.scheduled(.suspicion(subject)) == .seconds(4))
+    }
+
+    @Test func test_localPause_shouldPushSuspicionDeadlinesBackByTheGap() {
+        var membership = Fixture.running(peers: 5)
+        let subject = Fixture.info(2).uid
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(1))
+        _ = membership.onGossipTick(hasBroadcasts: false, now: .milliseconds(1_200))
+        // Frozen for 30 s: the first input after the pause is the overdue suspicion timer.
+        let resumed = membership.onSuspicionTimer(subject, now: .milliseconds(31_200))
+        #expect(resumed.events.contains(.localPauseDetected(gap: .seconds(30))))
+        #expect(membership.member(subject)?.state.status == .suspect, "not declared dead because of our own pause")
+        #expect(resumed.scheduled(.suspicion(subject)) == .seconds(55))
+    }
+
+    @Test func test_buddySystem_pingToASuspect_carriesItsSuspicion() {
+        var membership = Fixture.running(peers: 1)
+        let subject = Fixture.info(2).uid
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .zero)
+        let tick = membership.onProbeTick(now: .seconds(1))
+        #expect(tick.sends[0].messages.contains(.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)))
+    }
+}

@@ -1,0 +1,269 @@
+@testable import PicoModel
+import Testing
+
+@Suite("Membership: updates, refutation, tombstones, identity")
+struct MembershipUpdateTests {
+    let peer = Fixture.info(2)
+
+    @Test func test_suspectAboutMe_shouldRefute_withIncarnationPastTheAccusers() {
+        var membership = Fixture.running(peers: 2)
+        let first = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 0, accuser: self.peer.uid)], from: 2, now: .seconds(1))
+        #expect(membership.incarnation == 1)
+        #expect(first.broadcasts == [.alive(info: Fixture.me, incarnation: 1, draining: false)])
+        #expect(first.events == [.refuted(incarnation: 1)])
+        #expect(membership.localHealth == 1)
+        _ = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 5, accuser: self.peer.uid)], from: 2, now: .seconds(2))
+        #expect(membership.incarnation == 6)
+        let stale = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 3, accuser: self.peer.uid)], from: 2, now: .seconds(3))
+        #expect(stale.broadcasts == [] && membership.incarnation == 6, "an older accusation needs no refutation")
+    }
+
+    @Test func test_aliveWithHigherIncarnation_shouldClearSuspicion_butEqualShouldNot() {
+        var membership = Fixture.running(peers: 3)
+        _ = membership.receive([.suspect(subject: self.peer.uid, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(1))
+        _ = membership.receive([.alive(info: self.peer, incarnation: 0, draining: false)], from: 4, now: .seconds(2))
+        #expect(membership.member(self.peer.uid)?.state == MemberState(.suspect, 0))
+        let refuted = membership.receive([.alive(info: self.peer, incarnation: 1, draining: false)], from: 2, now: .seconds(3))
+        #expect(membership.member(self.peer.uid)?.state == MemberState(.alive, 1))
+        #expect(refuted.broadcasts == [.alive(info: self.peer, incarnation: 1, draining: false)])
+        #expect(membership.onSuspicionTimer(self.peer.uid, now: .seconds(60)).broadcasts == [], "the old timer is stale")
+    }
+
+    @Test func test_deadWithOlderIncarnation_isIgnored_andDeadIsTerminal() {
+        var membership = Fixture.running(peers: 3)
+        _ = membership.receive([.alive(info: self.peer, incarnation: 4, draining: false)], from: 2, now: .seconds(1))
+        _ = membership.receive([.dead(subject: self.peer.uid, incarnation: 3, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(2))
+        #expect(membership.member(self.peer.uid)?.state.status == .alive)
+        let dead = membership.receive([.dead(subject: self.peer.uid, incarnation: 4, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(3))
+        #expect(dead.broadcasts == [.dead(subject: self.peer.uid, incarnation: 4, accuser: Fixture.info(3).uid)])
+        _ = membership.receive([.alive(info: self.peer, incarnation: 99, draining: false)], from: 4, now: .seconds(4))
+        #expect(membership.member(self.peer.uid)?.state.status == .dead, "no incarnation brings a dead UID back")
+    }
+
+    @Test func test_tombstonedUID_isNeverReAdded_untilItsTombstoneExpires() {
+        var settings = MembershipSettings()
+        settings.tombstoneTimeToLive = .seconds(600)
+        var membership = Fixture.running(peers: 3, settings: settings)
+        _ = membership.receive([.dead(subject: self.peer.uid, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(1))
+        _ = membership.onProbeTick(now: .seconds(40))
+        #expect(membership.member(self.peer.uid) == nil, "dropped from the list after gossipToTheDeadTime")
+        #expect(membership.tombstone(self.peer.uid) != nil)
+        let joined = membership.receive([.alive(info: self.peer, incarnation: 0, draining: false)], from: 3, now: .seconds(300))
+        #expect(!joined.events.contains(.memberJoined(self.peer)))
+        #expect(membership.member(self.peer.uid) == nil)
+        _ = membership.onProbeTick(now: .seconds(602))
+        #expect(membership.tombstone(self.peer.uid) == nil, "expired after its time to live")
+    }
+
+    @Test func test_deadAboutUnknownUID_isRemembered_soALateAliveCannotAddIt() {
+        var membership = Fixture.running(peers: 1)
+        let stranger = Fixture.info(9)
+        _ = membership.receive([.dead(subject: stranger.uid, incarnation: 0, accuser: self.peer.uid)], from: 2, now: .seconds(1))
+        _ = membership.receive([.alive(info: stranger, incarnation: 0, draining: false)], from: 2, now: .seconds(2))
+        #expect(membership.member(stranger.uid) == nil)
+    }
+
+    @Test func test_newUIDOnKnownAddress_confirmsTheOldDeadAtOnce_butAnOlderOneIsIgnored() {
+        var membership = Fixture.running(peers: 2)
+        let restarted = NodeInfo(
+            uid: NodeUID(0xBEEF), name: "node-2-new", gossipAddress: self.peer.gossipAddress,
+            proxyAddress: self.peer.proxyAddress, adminAddress: self.peer.adminAddress, epoch: 5)
+        let directives = membership.receive([.alive(info: restarted, incarnation: 0, draining: false)], from: 2, now: .seconds(1))
+        #expect(membership.tombstone(self.peer.uid)?.status == .dead)
+        #expect(membership.member(restarted.uid)?.state.status == .alive)
+        #expect(directives.broadcasts.contains(.dead(subject: self.peer.uid, incarnation: 0, accuser: Fixture.me.uid)))
+        // A late rumour of an even earlier process at that address does not displace the new one.
+        var ancient = restarted
+        ancient.uid = NodeUID(0xABCD)
+        ancient.epoch = 1
+        _ = membership.receive([.alive(info: ancient, incarnation: 7, draining: false)], from: 3, now: .seconds(2))
+        #expect(membership.member(restarted.uid)?.state.status == .alive)
+        #expect(membership.member(ancient.uid) == nil)
+    }
+
+    @Test func test_deadAboutMe_shouldRebirthWithANewUID() {
+        var membership = Fixture.running(peers: 2)
+        let directives = membership.receive([.dead(subject: Fixture.me.uid, incarnation: 0, accuser: self.peer.uid)], from: 2, now: .seconds(1))
+        #expect(membership.me.uid != Fixture.me.uid)
+        #expect(membership.me.name == Fixture.me.name)
+        #expect(membership.me.epoch == Fixture.me.epoch + 1)
+        #expect(membership.incarnation == 0)
+        #expect(directives.events == [.reborn(old: Fixture.me.uid, new: membership.me.uid)])
+        #expect(directives.broadcasts == [membership.aliveMessage()])
+        #expect(membership.tombstone(Fixture.me.uid)?.status == .dead)
+    }
+
+    @Test func test_messageFromATombstonedSender_isAnsweredWithItsDeath() {
+        var membership = Fixture.running(peers: 2)
+        _ = membership.receive([.dead(subject: self.peer.uid, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(1))
+        let told = membership.receive([.ping(sequence: 1, target: Fixture.me.uid)], from: 2, now: .seconds(2))
+        #expect(told.sends.map(\.messages) == [[.dead(subject: self.peer.uid, incarnation: 0, accuser: Fixture.me.uid)]])
+        let again = membership.receive([.ping(sequence: 2, target: Fixture.me.uid)], from: 2, now: .milliseconds(2_050))
+        #expect(again.sends.isEmpty, "rate-limited to once per gossip interval, and no ack for the dead")
+    }
+
+    @Test func test_leftSupersedesDead_andIsAcknowledgedToTheLeaver() {
+        var membership = Fixture.running(peers: 2)
+        _ = membership.receive([.dead(subject: self.peer.uid, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(1))
+        let directives = membership.receive([.left(subject: self.peer.uid, incarnation: 0)], from: 2, now: .seconds(2))
+        #expect(membership.tombstone(self.peer.uid)?.status == .left)
+        #expect(membership.member(self.peer.uid)?.state.status == .left)
+        #expect(directives.sends.first?.messages == [.leaveAck(subject: self.peer.uid)])
+        _ = membership.receive([.dead(subject: self.peer.uid, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(3))
+        #expect(membership.member(self.peer.uid)?.state.status == .left)
+    }
+
+    @Test func test_drainingAnnouncement_raisesIncarnationAndIsSeenByPeers() {
+        var membership = Fixture.running(peers: 1)
+        let directives = membership.startDraining(now: .seconds(1))
+        #expect(membership.incarnation == 1 && membership.isDraining)
+        #expect(directives.broadcasts == [.alive(info: Fixture.me, incarnation: 1, draining: true)])
+        var observer = try! Membership(me: self.peer, seeds: [], settings: MembershipSettings(), rng: SplitMix64(seed: 3))
+        _ = observer.start(now: .zero)
+        let seen = observer.onDatagram(sender: Fixture.me.uid, from: Fixture.me.gossipAddress, messages: [.alive(info: Fixture.me, incarnation: 0, draining: false)], now: .zero)
+        #expect(seen.events.contains(.memberJoined(Fixture.me)))
+        let draining = observer.onDatagram(sender: Fixture.me.uid, from: Fixture.me.gossipAddress, messages: directives.broadcasts, now: .seconds(1))
+        #expect(observer.member(Fixture.me.uid)?.draining == true)
+        #expect(draining.events.contains(.memberDraining(uid: Fixture.me.uid, name: Fixture.me.name)))
+    }
+}
+
+@Suite("Membership: gossip, leave, join")
+struct MembershipLifecycleTests {
+    @Test func test_gossipTick_sendsOnlyWhenBroadcastsArePending_andAlwaysReschedules() {
+        var membership = Fixture.running(peers: 5)
+        let idle = membership.onGossipTick(hasBroadcasts: false, now: .seconds(1))
+        #expect(idle.sends.isEmpty)
+        #expect(idle.scheduled(.gossip) == .milliseconds(1_200))
+        let busy = membership.onGossipTick(hasBroadcasts: true, now: .milliseconds(1_200))
+        #expect(busy.sends.count == 3)
+        #expect(busy.sends.allSatisfy { $0.messages.isEmpty && $0.piggyback })
+        #expect(Set(busy.sends.map(\.to)).count == 3)
+    }
+
+    @Test func test_retransmitLimit_growsWithLog10OfClusterSize() {
+        #expect(Fixture.running(peers: 1).retransmitLimit == 4)
+        #expect(Fixture.running(peers: 8).retransmitLimit == 4)
+        #expect(Fixture.running(peers: 9).retransmitLimit == 8)
+        #expect(Fixture.running(peers: 120).retransmitLimit == 12)
+    }
+
+    @Test func test_leave_isRetransmittedUntilAcknowledged_thenCompletes() {
+        var membership = Fixture.running(peers: 4)
+        let start = membership.startLeave(now: .seconds(1))
+        let targets = start.sends.map(\.to)
+        #expect(targets.count == 3)
+        #expect(start.sends.allSatisfy { $0.messages == [.left(subject: Fixture.me.uid, incarnation: 0)] })
+        #expect(start.broadcasts == [.left(subject: Fixture.me.uid, incarnation: 0)])
+        #expect(start.scheduled(.leaveDeadline) == .seconds(6))
+        #expect(membership.onProbeTick(now: .seconds(2)).sends.isEmpty, "a leaving node stops probing")
+        let retransmit = membership.onGossipTick(hasBroadcasts: false, now: .milliseconds(1_200))
+        #expect(retransmit.sends.count == 3)
+        let ackers = [2, 3, 4, 5].map { Fixture.info(UInt64($0)) }.filter { targets.contains($0.gossipAddress) }
+        let first = membership.onDatagram(sender: ackers[0].uid, from: ackers[0].gossipAddress, messages: [.leaveAck(subject: Fixture.me.uid)], now: .milliseconds(1_300))
+        #expect(first.events.isEmpty)
+        #expect(membership.onGossipTick(hasBroadcasts: false, now: .milliseconds(1_400)).sends.count == 2)
+        let second = membership.onDatagram(sender: ackers[1].uid, from: ackers[1].gossipAddress, messages: [.leaveAck(subject: Fixture.me.uid)], now: .milliseconds(1_500))
+        #expect(second.events == [.leaveCompleted(acknowledgements: 2)])
+        #expect(membership.phase == .finished)
+    }
+
+    @Test func test_leave_withoutAcknowledgement_completesAtTheDeadline_andAloneAtOnce() {
+        var membership = Fixture.running(peers: 2)
+        _ = membership.startLeave(now: .seconds(1))
+        #expect(membership.onLeaveDeadline(now: .seconds(6)).events == [.leaveCompleted(acknowledgements: 0)])
+        var alone = Fixture.running(peers: 0)
+        #expect(alone.startLeave(now: .seconds(1)).events == [.leaveCompleted(acknowledgements: 0)])
+    }
+
+    @Test func test_join_contactsAtMostJoinFanoutSeeds_andEndsOnFirstSuccess() {
+        var membership = Fixture.membership(seeds: ["pico"])
+        let start = membership.start(now: .zero)
+        #expect(start.contains(.resolveSeeds))
+        #expect(start.scheduled(.joinDeadline) == .seconds(60))
+        #expect(membership.phase == .joining)
+        let addresses = (1...6).map { Fixture.info(UInt64($0)).gossipAddress }
+        let resolved = membership.onSeedsResolved(addresses, now: .milliseconds(5))
+        let contacted = resolved.compactMap { if case .exchangeState(let address, .join) = $0 { return address } else { return nil } }
+        #expect(contacted.count == 3)
+        #expect(!contacted.contains(Fixture.me.gossipAddress))
+        #expect(membership.onStateExchangeFinished(purpose: .join, succeeded: false, now: .milliseconds(10)).events.isEmpty)
+        let joined = membership.onStateExchangeFinished(purpose: .join, succeeded: true, now: .milliseconds(11))
+        #expect(joined.events == [.joined(alone: false)])
+        #expect(joined.scheduled(.seedResolution) == .milliseconds(30_011))
+    }
+
+    @Test func test_join_whenOnlyMyselfIsListed_runsAlone() {
+        var membership = Fixture.membership(seeds: ["pico"])
+        _ = membership.start(now: .zero)
+        #expect(membership.onSeedsResolved([Fixture.me.gossipAddress], now: .milliseconds(5)).events == [.joined(alone: true)])
+    }
+
+    @Test func test_join_failures_retryWithDoublingBackoff_thenAbortAtTheDeadline() {
+        var membership = Fixture.membership(seeds: ["pico"])
+        _ = membership.start(now: .zero)
+        var delays: [Duration] = []
+        var now = Instant.zero
+        for _ in 0..<6 {
+            _ = membership.onSeedsResolved([Fixture.info(2).gossipAddress], now: now)
+            let failed = membership.onStateExchangeFinished(purpose: .join, succeeded: false, now: now)
+            let retry = failed.scheduled(.seedResolution)!
+            delays.append(retry - now)
+            now = retry
+        }
+        #expect(delays == [.seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(16), .seconds(16)])
+        #expect(membership.onJoinDeadline(now: .seconds(60)).events == [.joinFailed])
+        #expect(membership.phase == .finished)
+
+        var settings = MembershipSettings()
+        settings.abortIfJoinFails = false
+        var lenient = Fixture.membership(seeds: ["pico"], settings: settings)
+        _ = lenient.start(now: .zero)
+        #expect(lenient.onJoinDeadline(now: .seconds(60)).events == [.joined(alone: true)])
+    }
+
+    @Test func test_reconnectTick_triesADeadMembersAddress_andReResolvesWhenTheViewIsSmall() {
+        var membership = Fixture.membership(seeds: ["pico"])
+        _ = membership.start(now: .zero)
+        let seeds = (1...3).map { Fixture.info(UInt64($0)).gossipAddress }
+        _ = membership.onSeedsResolved(seeds, now: .zero)
+        _ = membership.onStateExchangeFinished(purpose: .join, succeeded: true, now: .zero)
+        _ = membership.receive([.alive(info: Fixture.info(2), incarnation: 0, draining: false)], from: 2, now: .zero)
+        _ = membership.receive([.dead(subject: Fixture.info(2).uid, incarnation: 0, accuser: Fixture.me.uid)], from: 2, now: .seconds(1))
+        let tick = membership.onReconnectTick(now: .seconds(10))
+        let target = tick.compactMap { if case .exchangeState(let address, .reconnect) = $0 { return address } else { return nil } }
+        #expect(target.count == 1)
+        #expect(target.allSatisfy { [Fixture.info(2).gossipAddress, Fixture.info(3).gossipAddress].contains($0) })
+        #expect(tick.contains(.resolveSeeds), "two seeds resolved, no live member: ask DNS again")
+        #expect(tick.scheduled(.reconnect) == .seconds(20))
+    }
+
+    @Test func test_mergeState_appliesTombstonesAndMembers() {
+        var membership = Fixture.running(peers: 1)
+        let records: [StateExchange.MemberRecord] = [
+            .init(info: Fixture.info(3), state: MemberState(.alive, 2), draining: false),
+            .init(info: Fixture.info(4), state: MemberState(.suspect, 1), draining: true),
+        ]
+        let tombstones = [StateExchange.TombstoneRecord(uid: Fixture.info(2).uid, status: .left, incarnation: 0, address: nil)]
+        _ = membership.mergeState(members: records, tombstones: tombstones, sender: Fixture.info(3).uid, now: .seconds(1))
+        #expect(membership.member(Fixture.info(3).uid)?.state == MemberState(.alive, 2))
+        #expect(membership.member(Fixture.info(4).uid)?.state == MemberState(.suspect, 1))
+        #expect(membership.member(Fixture.info(4).uid)?.draining == true)
+        #expect(membership.tombstone(Fixture.info(2).uid)?.status == .left)
+        #expect(membership.checkInvariants() == [])
+    }
+
+    @Test func test_settingsValidation_rejectsImpossibleCombinations() {
+        #expect(MembershipSettings().validationErrors() == [])
+        var settings = MembershipSettings()
+        settings.indirectProbeTimeout = .milliseconds(500)
+        #expect(settings.validationErrors().contains { $0.hasPrefix("indirectProbeTimeout") })
+        settings = MembershipSettings()
+        settings.probeTimeout = .seconds(1)
+        #expect(settings.validationErrors().contains { $0.hasPrefix("probeTimeout") })
+        settings = MembershipSettings()
+        settings.maxPacketSize = 100
+        #expect(settings.validationErrors().contains { $0.hasPrefix("maxPacketSize") })
+        #expect(throws: SettingsError.self) { try Membership(me: Fixture.me, seeds: [], settings: settings, rng: SplitMix64(seed: 1)) }
+    }
+}
