@@ -1,0 +1,126 @@
+@testable import PicoModel
+import Testing
+
+@Suite("ClusterNode")
+struct ClusterNodeTests {
+    static func node(join: [String] = [], configure: (inout ClusterConfiguration) -> Void = { _ in }) -> ClusterNode {
+        var configuration = TestCluster.configuration(0, seed: 11, join: join)
+        configure(&configuration)
+        var node = try! ClusterNode(configuration: configuration)
+        _ = node.handle(.start, now: .zero)
+        return node
+    }
+
+    @Test func test_invalidConfiguration_namesTheKey() {
+        var configuration = TestCluster.configuration(0, seed: 1, join: [])
+        configuration.gracePeriod = .seconds(2)
+        configuration.membership.probeTimeout = .seconds(5)
+        configuration.nodeName = ""
+        do {
+            _ = try ClusterNode(configuration: configuration)
+            Issue.record("expected a SettingsError")
+        } catch {
+            #expect(error.messages.contains { $0.hasPrefix("grace_period") })
+            #expect(error.messages.contains { $0.hasPrefix("cluster.gossip: probeTimeout") })
+            #expect(error.messages.contains { $0.hasPrefix("cluster.node_id") })
+        }
+    }
+
+    @Test func test_start_withoutSeeds_isReadyAtOnce_withSeeds_asksForResolution() {
+        var alone = try! ClusterNode(configuration: TestCluster.configuration(0, seed: 1, join: []))
+        let directives = alone.handle(.start, now: .zero)
+        #expect(directives.contains(.setReadiness(true)))
+        #expect(alone.isReady)
+        var joining = try! ClusterNode(configuration: TestCluster.configuration(0, seed: 1, join: ["pico", "10.0.0.9"]))
+        let asked = joining.handle(.start, now: .zero)
+        #expect(asked.contains(.resolveSeeds(["pico", "10.0.0.9"])))
+        #expect(!joining.isReady)
+    }
+
+    @Test func test_malformedDatagram_isReportedAndDropped_andTheNodeKeepsWorking() {
+        var node = Self.node()
+        let directives = node.handle(.datagramReceived([0xB7, 1, 0, 0], from: TestCluster.address(5)), now: .seconds(1))
+        #expect(directives.contains { if case .event(.malformedMessage(let from, let error)) = $0 { return from == TestCluster.address(5) && error.code == .truncated } else { return false } })
+        let garbage = node.handle(.stateExchangeRequested(ExchangeID(1), bytes: [1, 2, 3], from: TestCluster.address(5)), now: .seconds(1))
+        #expect(!garbage.contains { if case .replyStateExchange = $0 { return true } else { return false } })
+        let peer = Fixture.info(2)
+        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, messages: [.alive(info: peer, incarnation: 0, draining: false)]), from: peer.gossipAddress), now: .seconds(2))
+        #expect(node.membership.member(peer.uid)?.state.status == .alive)
+        #expect(node.checkInvariants() == [])
+    }
+
+    @Test func test_tunnels_publishCounts_idempotently_andRejectBadEndpointIDs() {
+        var node = Self.node()
+        let opened = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc"), now: .seconds(1))
+        #expect(opened.contains(.event(.endpointChanged(endpoint: "svc", owner: node.me.uid, count: 1))))
+        _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc"), now: .seconds(1))
+        _ = node.handle(.tunnelOpened(TunnelID(2), endpoint: "svc"), now: .seconds(1))
+        #expect(node.endpoints.localCount(for: "svc") == 2)
+        _ = node.handle(.tunnelClosed(TunnelID(1)), now: .seconds(2))
+        _ = node.handle(.tunnelClosed(TunnelID(1)), now: .seconds(2))
+        #expect(node.endpoints.localCount(for: "svc") == 1, "closing twice decrements once")
+        let rejected = node.handle(.tunnelOpened(TunnelID(3), endpoint: ""), now: .seconds(3))
+        #expect(rejected.contains(.closeTunnel(TunnelID(3))))
+        #expect(node.checkInvariants() == [])
+        #expect(node.handle(.routeRequest(RequestID(1), endpoint: nil, forwarded: false), now: .seconds(3)) == [.route(RequestID(1), .reject(.missingEndpoint))])
+    }
+
+    @Test func test_datagrams_neverExceedMaxPacketSize_evenWithAFullQueue() {
+        var node = Self.node()
+        for index in 0..<300 {
+            _ = node.handle(.tunnelOpened(TunnelID(UInt64(index)), endpoint: "endpoint-with-a-long-name-\(index)"), now: .seconds(1))
+        }
+        for number in 2..<60 {
+            let peer = Fixture.info(UInt64(number))
+            _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, messages: [.alive(info: peer, incarnation: 0, draining: false)]), from: peer.gossipAddress), now: .seconds(1))
+        }
+        var sizes: [Int] = []
+        for tick in 0..<50 {
+            for directive in node.handle(.timerFired(.gossip), now: .seconds(1) + .milliseconds(200 * Int64(tick))) {
+                if case .sendDatagram(let bytes, _) = directive { sizes.append(bytes.count) }
+            }
+        }
+        #expect(!sizes.isEmpty)
+        #expect(sizes.allSatisfy { $0 <= 1_400 })
+        #expect(sizes.max()! > 1_000, "datagrams are filled")
+    }
+
+    @Test func test_afterExit_everyInputIsIgnored() {
+        var node = Self.node()
+        let shutdown = node.handle(.shutdownRequested, now: .seconds(1))
+        #expect(shutdown.contains(.setReadiness(false)))
+        let exited = node.handle(.timerFired(.drainHoldEnded), now: .seconds(6))
+        #expect(exited.contains(.exit(.left)))
+        #expect(node.handle(.timerFired(.probe), now: .seconds(7)).isEmpty)
+        #expect(node.handle(.routeRequest(RequestID(1), endpoint: "x", forwarded: false), now: .seconds(7)).isEmpty)
+    }
+
+    @Test func test_drain_keepsServingForTheMinimum_thenForcesTunnelsClosedAtTheDeadline() {
+        var node = Self.node()
+        let peer = Fixture.info(2)
+        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, messages: [.alive(info: peer, incarnation: 0, draining: false)]), from: peer.gossipAddress), now: .zero)
+        _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc"), now: .zero)
+        let shutdown = node.handle(.shutdownRequested, now: .seconds(1))
+        #expect(shutdown.contains(.tellAgentToMove(TunnelID(1))))
+        #expect(shutdown.contains(.schedule(.drainDeadline, at: .seconds(56))))
+        #expect(node.handle(.routeRequest(RequestID(1), endpoint: "svc", forwarded: false), now: .seconds(2)) == [.route(RequestID(1), .local(TunnelID(1)))])
+        _ = node.handle(.streamFinished(TunnelID(1)), now: .seconds(3))
+        #expect(node.handle(.timerFired(.drainHoldEnded), now: .seconds(6)).isEmpty, "no replacement yet: the tunnel stays")
+        let forced = node.handle(.timerFired(.drainDeadline), now: .seconds(56))
+        #expect(forced.contains(.closeTunnel(TunnelID(1))))
+        #expect(forced.contains { if case .sendDatagram = $0 { return true } else { return false } }, "left is announced")
+        #expect(node.lifecycle.phase == .draining)
+    }
+
+    @Test func test_sameSeed_sameDirectives_inAnotherRun() {
+        func trace() -> [String] {
+            var cluster = TestCluster()
+            cluster.addNodes(4)
+            cluster.run(for: .seconds(5))
+            cluster.crash(1)
+            cluster.run(for: .seconds(20))
+            return cluster.slots.map { "\($0.events)" }
+        }
+        #expect(trace() == trace())
+    }
+}
