@@ -101,8 +101,9 @@ public enum GossipCodec {
         switch message {
         case .ping(let sequence, let target):
             self.writeProbe(.ping, sequence, target, into: &writer)
-        case .ack(let sequence, let target):
+        case .ack(let sequence, let target, let incarnation):
             self.writeProbe(.ack, sequence, target, into: &writer)
+            writer.writeVarint(incarnation)
         case .nack(let sequence, let target):
             self.writeProbe(.nack, sequence, target, into: &writer)
         case .pingRequest(let sequence, let target, let address):
@@ -142,7 +143,7 @@ public enum GossipCodec {
             return .ping(sequence: sequence, target: target)
         case .ack:
             let (sequence, target) = try self.readProbe(&reader, "ack")
-            return .ack(sequence: sequence, target: target)
+            return .ack(sequence: sequence, target: target, incarnation: try reader.readVarint("ack.incarnation"))
         case .nack:
             let (sequence, target) = try self.readProbe(&reader, "nack")
             return .nack(sequence: sequence, target: target)

@@ -3,8 +3,10 @@
 public enum GossipMessage: Hashable, Sendable {
     /// "Are you there, `target`?" Answered by `ack` from `target` only.
     case ping(sequence: UInt32, target: NodeUID)
-    /// "I, `target`, answer your `sequence`." Also forwarded by a ping-req helper to the origin.
-    case ack(sequence: UInt32, target: NodeUID)
+    /// "I, `target`, at `incarnation`, answer your `sequence`." Also forwarded by a ping-req helper
+    /// to the origin. The incarnation lets a prober that missed a refutation clear its suspicion
+    /// from the ack itself (the refutation broadcast may have died out before reaching it).
+    case ack(sequence: UInt32, target: NodeUID, incarnation: UInt64)
     /// "Please ping `target` at `targetAddress` for me and forward its ack, or nack if none."
     case pingRequest(sequence: UInt32, target: NodeUID, targetAddress: Address)
     /// "I relayed your `sequence` to `target` and got no ack in time" (Lifeguard's missed-nack signal).

@@ -87,12 +87,14 @@ extension Membership {
         self.probe = ProbeInProgress(
             target: target.info.uid, sequence: sequence, startedAt: now, deadline: deadline,
             phase: .direct, expectedNacks: 0, nacks: 0)
-        var messages: [GossipMessage] = [.ping(sequence: sequence, target: target.info.uid)]
+        var messages: [GossipMessage] = []
         if target.state.status == .suspect {
-            // Lifeguard's buddy system: tell the suspect directly so it can refute at once.
+            // Lifeguard's buddy system: tell the suspect directly so it can refute at once; placed
+            // before the ping, so the ack already carries the refuted incarnation.
             let accuser = self.suspicions[target.info.uid]?.accuser ?? self.me.uid
             messages.append(.suspect(subject: target.info.uid, incarnation: target.state.incarnation, accuser: accuser))
         }
+        messages.append(.ping(sequence: sequence, target: target.info.uid))
         directives.append(.send(messages, to: target.info.gossipAddress, piggyback: true))
         directives.append(.schedule(.probeTimeout(sequence: sequence), at: now + self.scaledByHealth(self.settings.probeTimeout)))
     }

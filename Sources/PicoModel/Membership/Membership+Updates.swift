@@ -22,14 +22,14 @@ extension Membership {
             case .ping(let sequence, let target):
                 guard !senderIsTombstoned else { continue }
                 if target == self.me.uid {
-                    directives.append(.send([.ack(sequence: sequence, target: target)], to: address, piggyback: true))
+                    directives.append(.send([.ack(sequence: sequence, target: target, incarnation: self.incarnation)], to: address, piggyback: true))
                 } else {
                     // A ping for an earlier process at our address: introduce ourselves so the
                     // sender learns at once that the old UID is gone.
                     directives.append(.send([self.aliveMessage()], to: address, piggyback: false))
                 }
-            case .ack(let sequence, let target):
-                self.onAck(sequence: sequence, target: target, into: &directives)
+            case .ack(let sequence, let target, let incarnation):
+                self.onAck(sequence: sequence, target: target, incarnation: incarnation, now: now, into: &directives)
             case .pingRequest(let sequence, let target, let targetAddress):
                 guard !senderIsTombstoned else { continue }
                 self.onPingRequest(sequence: sequence, target: target, targetAddress: targetAddress, origin: address, now: now, into: &directives)
@@ -62,14 +62,19 @@ extension Membership {
 
     // MARK: - Probe replies
 
-    mutating func onAck(sequence: UInt32, target: NodeUID, into directives: inout [MembershipDirective]) {
-        if let probe = self.probe, probe.sequence == sequence {
+    mutating func onAck(sequence: UInt32, target: NodeUID, incarnation: UInt64, now: Instant, into directives: inout [MembershipDirective]) {
+        if let probe = self.probe, probe.sequence == sequence, probe.target == target {
             self.completeProbe(sequence: sequence, target: target)
+            // The target answered at a newer incarnation than we suspect it at: it refuted, and we
+            // missed the broadcast. Treat the ack as its alive announcement.
+            if let member = self.members[target], member.state.status == .suspect, incarnation > member.state.incarnation {
+                self.applyAlive(member.info, incarnation: incarnation, draining: member.draining, now: now, into: &directives)
+            }
             return
         }
         if let relay = self.relays[sequence], relay.target == target {
             self.relays[sequence] = nil
-            directives.append(.send([.ack(sequence: relay.originSequence, target: target)], to: relay.origin, piggyback: false))
+            directives.append(.send([.ack(sequence: relay.originSequence, target: target, incarnation: incarnation)], to: relay.origin, piggyback: false))
         }
     }
 
@@ -82,7 +87,7 @@ extension Membership {
         into directives: inout [MembershipDirective]
     ) {
         if target == self.me.uid {
-            directives.append(.send([.ack(sequence: sequence, target: target)], to: origin, piggyback: false))
+            directives.append(.send([.ack(sequence: sequence, target: target, incarnation: self.incarnation)], to: origin, piggyback: false))
             return
         }
         guard self.relays.count < self.settings.maxRelays else { return }

@@ -6,7 +6,7 @@ struct GossipCodecTests {
     static let sampleMessages: [GossipMessage] = [
         .ping(sequence: 1, target: NodeUID(2)),
         .ping(sequence: UInt32.max, target: NodeUID(UInt64.max)),
-        .ack(sequence: 300, target: NodeUID(0x1234_5678_9ABC)),
+        .ack(sequence: 300, target: NodeUID(0x1234_5678_9ABC), incarnation: 77),
         .pingRequest(sequence: 7, target: NodeUID(9), targetAddress: Address(host: "fd00::1", port: 8003)),
         .nack(sequence: 8, target: NodeUID(10)),
         .alive(info: Fixture.info(3), incarnation: 0, draining: false),

@@ -12,6 +12,7 @@ struct TestCluster {
         var ready = false
         var timerGenerations: [TimerID: Int] = [:]
         var events: [ClusterEvent] = []
+        var eventTimes: [Instant] = []
         var routes: [(RequestID, RouteDecision)] = []
         var closedTunnels: [TunnelID] = []
         var movedTunnels: [TunnelID] = []
@@ -54,11 +55,15 @@ struct TestCluster {
     var now = Instant.zero
     var nextSequence: UInt64 = 0
     var latency: Duration = .milliseconds(1)
+    /// Probability that a datagram is lost (drawn from `networkRNG`).
+    var lossRate = 0.0
+    var networkRNG = SplitMix64(seed: 0xC0FFEE)
     var blocked: Set<[Int]> = []
     var violations: [String] = []
     var nextShellExchange: UInt64 = 1_000_000
     var pendingReplies: [UInt64: (initiator: Int, exchange: ExchangeID, responder: Int)] = [:]
     var datagramsSent = 0
+    var bytesSent = 0
     /// Which node indexes DNS returns for the seed name (nil: every running node).
     var dnsListing: [Int]?
     var seedName = "pico"
@@ -141,10 +146,12 @@ struct TestCluster {
         switch directive {
         case .sendDatagram(let bytes, let address):
             self.datagramsSent += 1
+            self.bytesSent += bytes.count
             if bytes.count > self.slots[index].node.configuration.membership.maxPacketSize {
                 self.violations.append("node \(index) sent a \(bytes.count)-byte datagram")
             }
-            if let target = self.index(of: address), self.canReach(index, target) {
+            let lost = self.lossRate > 0 && self.networkRNG.unitInterval() < self.lossRate
+            if !lost, let target = self.index(of: address), self.canReach(index, target) {
                 self.schedule(.input(.datagramReceived(bytes, from: Self.address(index))), to: target, at: self.now + self.latency)
             }
         case .openStateExchange(let id, let address, let bytes):
@@ -187,6 +194,7 @@ struct TestCluster {
             self.slots[index].exited = reason
         case .event(let event):
             self.slots[index].events.append(event)
+            self.slots[index].eventTimes.append(self.now)
         }
     }
 

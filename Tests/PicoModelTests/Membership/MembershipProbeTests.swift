@@ -27,7 +27,7 @@ struct MembershipProbeTests {
                 }
                 #expect(send.piggyback)
                 rounds[round].append(target)
-                _ = membership.receive([.ack(sequence: sequence, target: target)], from: 2, now: now + .milliseconds(10))
+                _ = membership.receive([.ack(sequence: sequence, target: target, incarnation: 0)], from: 2, now: now + .milliseconds(10))
                 #expect(directives.scheduled(.probe) == now + .seconds(1), "the next tick is always scheduled")
                 now = now + .seconds(1)
             }
@@ -40,7 +40,7 @@ struct MembershipProbeTests {
     @Test func test_onPing_forMe_shouldAck_andForAnEarlierUIDAtMyAddress_shouldIntroduceMyself() {
         var membership = Fixture.running(peers: 1)
         let acked = membership.receive([.ping(sequence: 9, target: Fixture.me.uid)], from: 2, now: .seconds(1))
-        #expect(acked.sends.first?.messages == [.ack(sequence: 9, target: Fixture.me.uid)])
+        #expect(acked.sends.first?.messages == [.ack(sequence: 9, target: Fixture.me.uid, incarnation: 0)])
         #expect(acked.sends.first?.to == Fixture.info(2).gossipAddress)
         let stale = membership.receive([.ping(sequence: 10, target: NodeUID(0xDEAD))], from: 2, now: .seconds(1))
         #expect(stale.sends.first?.messages == [membership.aliveMessage()])
@@ -91,7 +91,7 @@ struct MembershipProbeTests {
         membership.localHealth = 3
         let tick = membership.onProbeTick(now: .seconds(1))
         guard case .ping(let sequence, let target) = tick.sends[0].messages[0] else { return }
-        _ = membership.receive([.ack(sequence: sequence, target: target)], from: 2, now: .milliseconds(1_010))
+        _ = membership.receive([.ack(sequence: sequence, target: target, incarnation: 0)], from: 2, now: .milliseconds(1_010))
         #expect(membership.localHealth == 2)
         #expect(membership.onProbeTimeout(sequence: sequence, now: .milliseconds(1_500)).sends.isEmpty)
         _ = membership.onProbeDeadline(sequence: sequence, now: .seconds(2))
@@ -109,8 +109,8 @@ struct MembershipProbeTests {
         #expect(pinged == target.uid)
         #expect(ping.to == target.gossipAddress)
         #expect(relayed.scheduled(.relayTimeout(sequence: relaySequence)) == .milliseconds(1_400))
-        let forwarded = membership.receive([.ack(sequence: relaySequence, target: target.uid)], from: 3, now: .milliseconds(1_100))
-        #expect(forwarded.sends.first?.messages == [.ack(sequence: 42, target: target.uid)])
+        let forwarded = membership.receive([.ack(sequence: relaySequence, target: target.uid, incarnation: 4)], from: 3, now: .milliseconds(1_100))
+        #expect(forwarded.sends.first?.messages == [.ack(sequence: 42, target: target.uid, incarnation: 4)])
         #expect(forwarded.sends.first?.to == Fixture.info(2).gossipAddress)
         #expect(membership.onRelayTimeout(sequence: relaySequence, now: .milliseconds(1_400)).sends.isEmpty, "already answered")
 
@@ -167,5 +167,30 @@ struct MembershipProbeTests {
         _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .zero)
         let tick = membership.onProbeTick(now: .seconds(1))
         #expect(tick.sends[0].messages.contains(.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)))
+    }
+}
+
+@Suite("Membership: refutation through acks")
+struct MembershipAckRefutationTests {
+    @Test func test_ackAtANewerIncarnation_clearsASuspicionWhoseRefutationWeMissed() {
+        var membership = Fixture.running(peers: 1)
+        let subject = Fixture.info(2)
+        _ = membership.receive([.suspect(subject: subject.uid, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .zero)
+        let tick = membership.onProbeTick(now: .seconds(1))
+        #expect(tick.sends[0].messages.first == .suspect(subject: subject.uid, incarnation: 0, accuser: Fixture.info(3).uid), "the suspicion goes before the ping")
+        let sequence = tick.probeSequence!
+        let acked = membership.receive([.ack(sequence: sequence, target: subject.uid, incarnation: 1)], from: 2, now: .milliseconds(1_010))
+        #expect(membership.member(subject.uid)?.state == MemberState(.alive, 1))
+        #expect(acked.broadcasts == [.alive(info: subject, incarnation: 1, draining: false)])
+    }
+
+    @Test func test_suspectReceivingBuddyPing_acksWithItsRefutedIncarnation() {
+        var suspect = try! Membership(me: Fixture.info(2), seeds: [], settings: MembershipSettings(), rng: SplitMix64(seed: 1))
+        _ = suspect.start(now: .zero)
+        let directives = suspect.onDatagram(
+            sender: Fixture.me.uid, from: Fixture.me.gossipAddress,
+            messages: [.suspect(subject: Fixture.info(2).uid, incarnation: 0, accuser: Fixture.me.uid), .ping(sequence: 5, target: Fixture.info(2).uid)],
+            now: .seconds(1))
+        #expect(directives.sends.first?.messages == [.ack(sequence: 5, target: Fixture.info(2).uid, incarnation: 1)])
     }
 }
