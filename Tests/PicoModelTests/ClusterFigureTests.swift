@@ -55,4 +55,26 @@ struct ClusterFigureTests {
         let perNodePerSecond = Double(cluster.bytesSent - before) / 5 / 60
         #expect(perNodePerSecond < 200, "\(perNodePerSecond) bytes/node/s of datagram payload")
     }
+
+    /// T13: after a partition long enough for each side to declare the other dead, the healed
+    /// cluster has one view within a reconnect period (30 s bound; measured about 7 s), each node
+    /// taking a new UID at most once.
+    @Test func test_healedPartition_convergesWithinThirtySeconds() {
+        for seed in 1...4 {
+            var cluster = TestCluster()
+            cluster.addNodes(6, seed: UInt64(seed))
+            cluster.run(for: .seconds(3))
+            cluster.partition([0, 1, 2], [3, 4, 5])
+            cluster.run(for: .seconds(40))
+            cluster.heal()
+            let healedAt = cluster.now
+            while !cluster.hasConverged(), cluster.now - healedAt < .seconds(60) { cluster.run(for: .milliseconds(100)) }
+            #expect(cluster.now - healedAt <= .seconds(30))
+            for slot in cluster.slots {
+                let rebirths = slot.events.filter { if case .membership(.reborn) = $0 { return true } else { return false } }.count
+                #expect(rebirths <= 1)
+            }
+            #expect(cluster.violations == [])
+        }
+    }
 }
