@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Pico uses the Swift toolchain only: no `.package(...)` dependency may ever be added here.
+// Pico uses the Swift toolchain only: no package dependency may ever be added here.
 let package = Package(
     name: "Pico",
     products: [

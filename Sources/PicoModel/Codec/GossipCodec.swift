@@ -284,12 +284,17 @@ public enum GossipCodec {
         return delta
     }
 
-    /// Reads an entry whose version is stored as a positive step from `previous`.
-    static func readEntry(_ reader: inout ByteReader, _ field: String, previous: UInt64) throws(WireDecodeError) -> EndpointDelta.Entry {
+    /// Reads a non-empty endpoint ID (at most `EndpointTable.maxEndpointLength` bytes) and its count.
+    static func readEndpointCount(_ reader: inout ByteReader, _ field: String) throws(WireDecodeError) -> (String, UInt32) {
         let endpointOffset = reader.offset
         let endpoint = try reader.readString("\(field).endpoint", maxBytes: EndpointTable.maxEndpointLength)
         guard !endpoint.isEmpty else { throw WireDecodeError(.invalidValue, field: "\(field).endpoint", offset: endpointOffset) }
-        let count = UInt32(try reader.readVarint("\(field).count", limit: UInt64(UInt32.max)))
+        return (endpoint, UInt32(try reader.readVarint("\(field).count", limit: UInt64(UInt32.max))))
+    }
+
+    /// Reads an entry whose version is stored as a positive step from `previous`.
+    static func readEntry(_ reader: inout ByteReader, _ field: String, previous: UInt64) throws(WireDecodeError) -> EndpointDelta.Entry {
+        let (endpoint, count) = try self.readEndpointCount(&reader, field)
         let stepOffset = reader.offset
         let step = try reader.readVarint("\(field).version")
         let (version, overflow) = previous.addingReportingOverflow(step)

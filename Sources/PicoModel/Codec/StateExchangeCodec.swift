@@ -73,16 +73,21 @@ extension GossipCodec {
         members.reserveCapacity(count)
         for _ in 0..<count {
             let info = try self.readInfo(&reader, "state.member.info")
-            let statusOffset = reader.offset
-            let rawStatus = try reader.readByte("state.member.status")
-            guard let status = MemberStatus(rawValue: rawStatus), !status.isTerminal else {
-                throw WireDecodeError(.invalidValue, field: "state.member.status", offset: statusOffset)
-            }
+            let status = try self.readStatus(&reader, "state.member.status", terminal: false)
             let incarnation = try reader.readVarint("state.member.incarnation")
             let draining = try self.readFlag(&reader, "state.member.draining")
             members.append(StateExchange.MemberRecord(info: info, state: MemberState(status, incarnation), draining: draining))
         }
         return members
+    }
+
+    /// Reads a status byte that must be terminal (tombstones) or not (members).
+    static func readStatus(_ reader: inout ByteReader, _ field: String, terminal: Bool) throws(WireDecodeError) -> MemberStatus {
+        let offset = reader.offset
+        guard let status = MemberStatus(rawValue: try reader.readByte(field)), status.isTerminal == terminal else {
+            throw WireDecodeError(.invalidValue, field: field, offset: offset)
+        }
+        return status
     }
 
     static func readTombstoneRecords(_ reader: inout ByteReader) throws(WireDecodeError) -> [StateExchange.TombstoneRecord] {
@@ -91,11 +96,7 @@ extension GossipCodec {
         tombstones.reserveCapacity(count)
         for _ in 0..<count {
             let uid = try self.readUID(&reader, "state.tombstone.uid")
-            let statusOffset = reader.offset
-            let rawStatus = try reader.readByte("state.tombstone.status")
-            guard let status = MemberStatus(rawValue: rawStatus), status.isTerminal else {
-                throw WireDecodeError(.invalidValue, field: "state.tombstone.status", offset: statusOffset)
-            }
+            let status = try self.readStatus(&reader, "state.tombstone.status", terminal: true)
             let incarnation = try reader.readVarint("state.tombstone.incarnation")
             let address = try self.readFlag(&reader, "state.tombstone.hasAddress")
                 ? try self.readAddress(&reader, "state.tombstone.address") : nil
@@ -115,12 +116,7 @@ extension GossipCodec {
             var entries: [EndpointDelta.Entry] = []
             entries.reserveCapacity(entryCount)
             for _ in 0..<entryCount {
-                let endpointOffset = reader.offset
-                let endpoint = try reader.readString("state.endpoints.entry.endpoint", maxBytes: EndpointTable.maxEndpointLength)
-                guard !endpoint.isEmpty else {
-                    throw WireDecodeError(.invalidValue, field: "state.endpoints.entry.endpoint", offset: endpointOffset)
-                }
-                let entryCount = UInt32(try reader.readVarint("state.endpoints.entry.count", limit: UInt64(UInt32.max)))
+                let (endpoint, entryCount) = try self.readEndpointCount(&reader, "state.endpoints.entry")
                 let versionOffset = reader.offset
                 let entryVersion = try reader.readVarint("state.endpoints.entry.version")
                 guard entryVersion > 0, entryVersion <= version else {

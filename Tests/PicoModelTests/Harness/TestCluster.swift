@@ -308,6 +308,14 @@ struct TestCluster {
         return self.slots[observer].node.membership.tombstone(uid)?.status
     }
 
+    /// The statuses `uid` moved to, as node `observer` saw it, in order.
+    func statusChanges(of uid: NodeUID, seenBy observer: Int) -> [MemberStatus] {
+        self.slots[observer].events.compactMap {
+            if case .membership(.memberStatusChanged(let subject, _, _, let to)) = $0, subject == uid { return to.status }
+            return nil
+        }
+    }
+
     var runningIndexes: [Int] {
         self.slots.indices.filter { self.slots[$0].isRunning && self.slots[$0].exited == nil }
     }
