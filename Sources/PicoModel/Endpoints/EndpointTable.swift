@@ -96,6 +96,8 @@ public struct EndpointTable: Hashable, Sendable {
         let entries = self.localEntries
         let old = self.localOwner
         var changes = self.removeOwner(old)
+        // Our old UID is tombstoned in membership, which already gates every update about it.
+        self.removedOwners.remove(old)
         self.localOwner = newOwner
         self.localVersion = 0
         self.owners[newOwner] = OwnerState()

@@ -98,7 +98,10 @@ struct TestCluster {
     mutating func restart(_ index: Int, seed: UInt64) {
         var configuration = Self.configuration(index, seed: seed, join: [self.seedName], epoch: UInt64(self.now.nanoseconds / 1_000_000) + 1)
         configuration.randomSeed = seed
-        self.slots[index] = Slot(node: try! ClusterNode(configuration: configuration))
+        var slot = Slot(node: try! ClusterNode(configuration: configuration))
+        // Keep generation numbers rising so timers armed by the old process never fire in the new one.
+        slot.timerGenerations = self.slots[index].timerGenerations
+        self.slots[index] = slot
         self.deliver(.start, to: index)
     }
 
