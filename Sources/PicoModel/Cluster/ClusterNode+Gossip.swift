@@ -27,6 +27,7 @@ extension ClusterNode {
     mutating func react(to event: MembershipEvent, now: Instant, into directives: inout [ClusterDirective]) {
         switch event {
         case .memberStatusChanged(let uid, _, _, let to) where to.status.isTerminal:
+            self.endpointLag[uid] = nil
             self.publish(self.endpoints.removeOwner(uid), into: &directives)
         case .memberRemoved(let uid, _):
             self.endpoints.forgetRemovedOwner(uid)
@@ -40,7 +41,15 @@ extension ClusterNode {
             self.apply(lifecycle: .joinFailed, now: now, into: &directives)
         case .leaveCompleted:
             self.apply(lifecycle: .leaveCompleted, now: now, into: &directives)
-        case .memberJoined, .memberStatusChanged, .memberDraining, .refuted, .localPauseDetected:
+        case .memberJoined(let info):
+            // Learned from gossip rather than from a full state: its endpoint entries may have been
+            // broadcast while we could not hear them (another side of a partition, a process that
+            // started meanwhile). Sync with it instead of waiting up to a push/pull period.
+            let bound = self.configuration.maxPendingExchanges
+            if !self.isMergingState, self.discoverySyncs.count < bound, !self.discoverySyncs.contains(info.gossipAddress) {
+                self.discoverySyncs.append(info.gossipAddress)
+            }
+        case .memberStatusChanged, .memberDraining, .refuted, .localPauseDetected:
             break
         }
     }
@@ -55,13 +64,13 @@ extension ClusterNode {
     mutating func makeDatagram(_ messages: [GossipMessage], piggyback: Bool) -> [UInt8] {
         var encoded = messages.map { GossipCodec.encode($0) }
         if piggyback {
-            let used = encoded.reduce(GossipCodec.datagramHeaderSize + 2) { $0 + $1.count }
+            let used = encoded.reduce(GossipCodec.maxDatagramHeaderSize) { $0 + $1.count }
             encoded += self.broadcasts.take(
                 budget: self.configuration.membership.maxPacketSize - used,
                 maxMessages: GossipCodec.maxMessagesPerDatagram - encoded.count,
                 limit: self.membership.retransmitLimit)
         }
-        return GossipCodec.datagram(sender: self.me.uid, encodedMessages: encoded)
+        return GossipCodec.datagram(sender: self.me.uid, endpointVersion: self.endpoints.localVersion, encodedMessages: encoded)
     }
 
     mutating func onDatagram(_ bytes: [UInt8], from address: Address, now: Instant, into directives: inout [ClusterDirective]) {
@@ -80,6 +89,26 @@ extension ClusterNode {
             guard !changes.isEmpty else { continue }
             self.publish(changes, into: &directives)
             self.broadcasts.enqueue(.endpointDelta(delta))
+        }
+        self.noteEndpointVersion(datagram.senderEndpointVersion, of: datagram.sender, at: address, now: now)
+    }
+
+    /// Compares what a sender says its endpoint version is with what we know of it. Still behind
+    /// a probe interval later (the delta was not merely in flight) means we missed deltas: sync.
+    mutating func noteEndpointVersion(_ version: UInt64, of sender: NodeUID, at address: Address, now: Instant) {
+        guard sender != self.me.uid, self.membership.isLive(sender) else { return }
+        guard self.endpoints.knownVersion(of: sender) < version else {
+            self.endpointLag[sender] = nil
+            return
+        }
+        guard let since = self.endpointLag[sender] else {
+            if self.endpointLag.count < self.configuration.membership.maxMembers { self.endpointLag[sender] = now }
+            return
+        }
+        guard now - since >= self.configuration.membership.probeInterval else { return }
+        self.endpointLag[sender] = now
+        if self.discoverySyncs.count < self.configuration.maxPendingExchanges, !self.discoverySyncs.contains(address) {
+            self.discoverySyncs.append(address)
         }
     }
 
@@ -102,7 +131,21 @@ extension ClusterNode {
         directives.append(.openStateExchange(id, to: address, bytes: bytes))
     }
 
+    /// Starts at most one discovery sync per probe interval with a member still alive.
+    mutating func runDiscoverySync(now: Instant, into directives: inout [ClusterDirective]) {
+        guard now >= self.nextDiscoverySyncAt, self.membership.phase == .running else { return }
+        while !self.discoverySyncs.isEmpty {
+            let address = self.discoverySyncs.removeFirst()
+            guard let holder = self.membership.addressIndex[address], self.membership.isLive(holder) else { continue }
+            self.openExchange(with: address, purpose: .pushPull, into: &directives)
+            self.nextDiscoverySyncAt = now + self.configuration.membership.probeInterval
+            return
+        }
+    }
+
     mutating func merge(_ state: StateExchange, now: Instant, into directives: inout [ClusterDirective]) {
+        self.isMergingState = true
+        defer { self.isMergingState = false }
         let produced = self.membership.mergeState(members: state.members, tombstones: state.tombstones, sender: state.sender, now: now)
         self.interpret(produced, now: now, into: &directives)
         for snapshot in state.endpoints where self.membership.isLive(snapshot.owner) && snapshot.owner != self.me.uid {

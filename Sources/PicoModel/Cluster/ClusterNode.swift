@@ -21,6 +21,14 @@ public struct ClusterNode: Sendable {
     var routingRNG: SplitMix64
     var pendingExchanges: [ExchangeID: (address: Address, purpose: StateExchange.Purpose)] = [:]
     var nextExchangeID: UInt64 = 1
+    /// Members to sync with by push/pull (one per probe interval, oldest first): discovered through
+    /// gossip, or announcing endpoint versions we lack; their deltas may have been broadcast while
+    /// we could not hear them.
+    var discoverySyncs: [Address] = []
+    var nextDiscoverySyncAt = Instant(nanoseconds: .min)
+    var isMergingState = false
+    /// Live senders whose datagrams announce more endpoint versions than we know, since when.
+    var endpointLag: [NodeUID: Instant] = [:]
     var drainDeadline: Instant?
     var drainHoldUntil: Instant?
     var leaveStarted = false
@@ -91,7 +99,9 @@ public struct ClusterNode: Sendable {
         case .probeTimeout(let sequence): produced = self.membership.onProbeTimeout(sequence: sequence, now: now)
         case .probeDeadline(let sequence): produced = self.membership.onProbeDeadline(sequence: sequence, now: now)
         case .relayTimeout(let sequence): produced = self.membership.onRelayTimeout(sequence: sequence, now: now)
-        case .gossip: produced = self.membership.onGossipTick(hasBroadcasts: !self.broadcasts.isEmpty, now: now)
+        case .gossip:
+            produced = self.membership.onGossipTick(hasBroadcasts: !self.broadcasts.isEmpty, now: now)
+            self.runDiscoverySync(now: now, into: &directives)
         case .pushPull: produced = self.membership.onPushPullTick(now: now)
         case .reconnect: produced = self.membership.onReconnectTick(now: now)
         case .suspicion(let uid): produced = self.membership.onSuspicionTimer(uid, now: now)

@@ -2,7 +2,8 @@
 ///
 /// Datagram layout (all integers big-endian or LEB128 varints):
 ///
-///     magic 0xB7 | version 1 | sender UID (8) | message count (varint) | messages…
+///     magic 0xB7 | version 1 | sender UID (8) | sender endpoint version (varint) |
+///     message count (varint) | messages…
 ///
 /// Each message is a kind byte followed by its fields; `docs/wire-format.md` lists them. A state
 /// exchange uses the same header with kind `0x20` and no sender count. Decoding never traps: any
@@ -12,8 +13,8 @@ public enum GossipCodec {
     public static let magic: UInt8 = 0xB7
     /// The wire version this build speaks.
     public static let version: UInt8 = 1
-    /// Bytes before the message count in a datagram.
-    public static let datagramHeaderSize = 10
+    /// Largest datagram header: magic, version, sender UID, endpoint version and message count.
+    public static let maxDatagramHeaderSize = 2 + 8 + 10 + 2
     /// Most messages one datagram may carry.
     public static let maxMessagesPerDatagram = 255
     /// Longest node name accepted, in bytes.
@@ -45,12 +46,16 @@ public enum GossipCodec {
     public struct Datagram: Hashable, Sendable {
         /// The UID of the node that sent it.
         public var sender: NodeUID
+        /// The sender's own endpoint-table version when it sent this (a scuttlebutt digest of one
+        /// entry: a receiver that knows less of the sender's entries is missing some).
+        public var senderEndpointVersion: UInt64
         /// Its messages, in order.
         public var messages: [GossipMessage]
 
         /// Creates a datagram.
-        public init(sender: NodeUID, messages: [GossipMessage]) {
+        public init(sender: NodeUID, senderEndpointVersion: UInt64 = 0, messages: [GossipMessage]) {
             self.sender = sender
+            self.senderEndpointVersion = senderEndpointVersion
             self.messages = messages
         }
     }
@@ -63,21 +68,22 @@ public enum GossipCodec {
     }
 
     /// Builds a datagram from already-encoded messages (at most `maxMessagesPerDatagram`).
-    public static func datagram(sender: NodeUID, encodedMessages: [[UInt8]]) -> [UInt8] {
+    public static func datagram(sender: NodeUID, endpointVersion: UInt64 = 0, encodedMessages: [[UInt8]]) -> [UInt8] {
         precondition(encodedMessages.count <= self.maxMessagesPerDatagram, "too many messages for one datagram")
-        let size = encodedMessages.reduce(self.datagramHeaderSize + 2) { $0 + $1.count }
+        let size = encodedMessages.reduce(self.maxDatagramHeaderSize) { $0 + $1.count }
         var writer = ByteWriter(capacity: size)
         writer.writeByte(self.magic)
         writer.writeByte(self.version)
         writer.writeUInt64(sender.rawValue)
+        writer.writeVarint(endpointVersion)
         writer.writeVarint(UInt64(encodedMessages.count))
         for message in encodedMessages { writer.writeBytes(message) }
         return writer.bytes
     }
 
     /// Encodes `messages` into one datagram.
-    public static func datagram(sender: NodeUID, messages: [GossipMessage]) -> [UInt8] {
-        self.datagram(sender: sender, encodedMessages: messages.map { self.encode($0) })
+    public static func datagram(sender: NodeUID, endpointVersion: UInt64 = 0, messages: [GossipMessage]) -> [UInt8] {
+        self.datagram(sender: sender, endpointVersion: endpointVersion, encodedMessages: messages.map { self.encode($0) })
     }
 
     /// Decodes a datagram of untrusted bytes.
@@ -85,6 +91,7 @@ public enum GossipCodec {
         var reader = ByteReader(bytes)
         try self.readHeader(&reader)
         let sender = try self.readUID(&reader, "datagram.sender")
+        let endpointVersion = try reader.readVarint("datagram.endpointVersion")
         let count = try reader.readCount("datagram.count", limit: self.maxMessagesPerDatagram, minimumItemSize: 2)
         var messages: [GossipMessage] = []
         messages.reserveCapacity(count)
@@ -92,7 +99,7 @@ public enum GossipCodec {
             messages.append(try self.readMessage(&reader))
         }
         try reader.expectEnd("datagram")
-        return Datagram(sender: sender, messages: messages)
+        return Datagram(sender: sender, senderEndpointVersion: endpointVersion, messages: messages)
     }
 
     // MARK: - Messages

@@ -184,6 +184,11 @@ public struct EndpointTable: Hashable, Sendable {
 
     // MARK: - Views
 
+    /// Every version of `owner` up to this one is reflected here (our own: our version counter).
+    public func knownVersion(of owner: NodeUID) -> UInt64 {
+        owner == self.localOwner ? self.localVersion : self.owners[owner]?.knownVersion ?? 0
+    }
+
     /// Owners with a non-zero count for `endpoint`, sorted by UID.
     public func owners(of endpoint: String) -> [(owner: NodeUID, count: UInt32)] {
         guard let owners = self.index[endpoint] else { return [] }

@@ -25,9 +25,9 @@ struct GossipCodecTests {
 
     @Test(arguments: sampleMessages)
     func test_everyMessage_roundTripsThroughADatagram(message: GossipMessage) throws {
-        let bytes = GossipCodec.datagram(sender: NodeUID(0xABC), messages: [message])
+        let bytes = GossipCodec.datagram(sender: NodeUID(0xABC), endpointVersion: 300, messages: [message])
         let decoded = try GossipCodec.decodeDatagram(bytes)
-        #expect(decoded == GossipCodec.Datagram(sender: NodeUID(0xABC), messages: [message]))
+        #expect(decoded == GossipCodec.Datagram(sender: NodeUID(0xABC), senderEndpointVersion: 300, messages: [message]))
     }
 
     @Test func test_datagramWithManyMessages_roundTrips() throws {
@@ -79,11 +79,11 @@ struct GossipCodecTests {
         }
         #expect(error([0x00, 1])?.code == .badMagic)
         #expect(error([GossipCodec.magic, 9])?.code == .unsupportedVersion(9))
-        let header: [UInt8] = [GossipCodec.magic, GossipCodec.version, 0, 0, 0, 0, 0, 0, 0, 1]
+        let header: [UInt8] = [GossipCodec.magic, GossipCodec.version, 0, 0, 0, 0, 0, 0, 0, 1, 0]
         #expect(error(header + [1, 0x7F, 0])?.code == .unknownKind(0x7F))
-        #expect(error(header + [1, 0x7F, 0])?.offset == 11)
+        #expect(error(header + [1, 0x7F, 0])?.offset == 12)
         let zeroTarget = header + [1, 1, 5] + [UInt8](repeating: 0, count: 8)
-        #expect(error(zeroTarget) == WireDecodeError(.invalidValue, field: "ping.target", offset: 13))
+        #expect(error(zeroTarget) == WireDecodeError(.invalidValue, field: "ping.target", offset: 14))
         let valid = GossipCodec.datagram(sender: NodeUID(1), messages: [.leaveAck(subject: NodeUID(2))])
         #expect(error(valid + [0])?.code == .trailingBytes)
         let longVarint = header + [1, 1] + [UInt8](repeating: 0xFF, count: 11)
@@ -91,7 +91,7 @@ struct GossipCodecTests {
         let manyMessages = header + [0x80, 0x02]
         #expect(error(manyMessages)?.code == .tooLarge(limit: 255))
         var badString = GossipCodec.datagram(sender: NodeUID(1), messages: [.alive(info: Fixture.info(2), incarnation: 0, draining: false)])
-        badString[22] = 0xFF
+        badString[23] = 0xFF
         #expect(error(badString)?.code == .invalidUTF8)
         let outOfOrder = GossipCodec.datagram(sender: NodeUID(1), messages: [.endpointDelta(EndpointDelta(owner: NodeUID(1), base: 5, entries: [.init(endpoint: "a", count: 1, version: 5)]))])
         #expect(error(outOfOrder)?.field == "endpointDelta.entry.version")

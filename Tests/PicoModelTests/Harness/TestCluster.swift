@@ -323,9 +323,11 @@ struct TestCluster {
         self.slots.indices.filter { self.slots[$0].isRunning && self.slots[$0].exited == nil }
     }
 
-    /// True when every running node sees exactly the running nodes as live.
+    /// True when every running node sees exactly the running nodes' current UIDs as live.
     func hasConverged() -> Bool {
-        let expected = self.runningIndexes.map { self.slots[$0].node.me.name }.sorted()
-        return self.runningIndexes.allSatisfy { self.liveNames(seenBy: $0) == expected }
+        let expected = self.runningIndexes.map { self.slots[$0].node.me.uid }.sorted()
+        return self.runningIndexes.allSatisfy { index in
+            self.slots[index].node.memberViews.filter { $0.state.status == .alive || $0.state.status == .suspect }.map(\.info.uid).sorted() == expected
+        }
     }
 }
