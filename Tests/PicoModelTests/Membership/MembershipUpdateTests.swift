@@ -267,3 +267,32 @@ struct MembershipLifecycleTests {
         #expect(throws: SettingsError.self) { try Membership(me: Fixture.me, seeds: [], settings: settings, rng: SplitMix64(seed: 1)) }
     }
 }
+
+@Suite("Membership: push/pull")
+struct MembershipPushPullTests {
+    @Test func test_pushPullTick_exchangesWithOneAliveMember_andReschedules() {
+        var membership = Fixture.running(peers: 3)
+        let tick = membership.onPushPullTick(now: .seconds(30))
+        let exchanges = tick.compactMap { if case .exchangeState(let address, .pushPull) = $0 { return address } else { return nil } }
+        #expect(exchanges.count == 1)
+        #expect((2...4).map { Fixture.info(UInt64($0)).gossipAddress }.contains(exchanges[0]))
+        #expect(tick.scheduled(.pushPull) == .seconds(60))
+        var alone = Fixture.running(peers: 0)
+        #expect(alone.onPushPullTick(now: .seconds(30)).compactMap { if case .exchangeState = $0 { return 1 } else { return nil } }.isEmpty)
+    }
+
+    @Test func test_pushPullPeriod_scalesAboveThirtyTwoMembers() {
+        #expect(Fixture.running(peers: 31).pushPullPeriod() == .seconds(30))
+        #expect(Fixture.running(peers: 63).pushPullPeriod() == .seconds(60))
+        #expect(Fixture.running(peers: 99).pushPullPeriod() == .seconds(90))
+    }
+
+    @Test func test_stateRecords_listUsAndLiveMembers_andTombstones() {
+        var membership = Fixture.running(peers: 2)
+        _ = membership.receive([.dead(subject: Fixture.info(3).uid, incarnation: 0, accuser: Fixture.info(2).uid)], from: 2, now: .seconds(1))
+        let records = membership.stateRecords()
+        #expect(records.members.map(\.info.uid) == [Fixture.me.uid, Fixture.info(2).uid])
+        #expect(records.tombstones.map(\.uid) == [Fixture.info(3).uid])
+        #expect(records.tombstones[0].address == Fixture.info(3).gossipAddress)
+    }
+}
