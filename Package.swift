@@ -5,12 +5,23 @@ import PackageDescription
 let package = Package(
     name: "Pico",
     products: [
-        .library(name: "PicoModel", targets: ["PicoModel"])
+        .library(name: "PicoModel", targets: ["PicoModel"]),
+        .library(name: "PicoSim", targets: ["PicoSim"]),
     ],
     targets: [
         .target(
             name: "PicoModel",
             path: "Sources/PicoModel"
+        ),
+        .target(
+            name: "PicoSim",
+            dependencies: ["PicoModel"],
+            path: "Sources/PicoSim"
+        ),
+        .testTarget(
+            name: "PicoSimTests",
+            dependencies: ["PicoSim", "PicoModel"],
+            path: "Tests/PicoSimTests"
         ),
         .testTarget(
             name: "PicoModelTests",

@@ -1,0 +1,67 @@
+import PicoModel
+
+/// The simulator's agenda: events ordered by (time, sequence), where the sequence is the order of
+/// insertion, so events at the same instant run in the order they were scheduled. A binary heap:
+/// O(log n) insert and removal, no dictionary anywhere (nothing hash-ordered can leak into a run).
+public struct EventQueue<Event>: Sendable where Event: Sendable {
+    struct Entry: Sendable {
+        var time: Instant
+        var sequence: UInt64
+        var event: Event
+
+        func precedes(_ other: Entry) -> Bool {
+            (self.time, self.sequence) < (other.time, other.sequence)
+        }
+    }
+
+    private var heap: [Entry] = []
+    private var nextSequence: UInt64 = 0
+
+    /// Creates an empty queue.
+    public init() {}
+
+    /// Number of pending events.
+    public var count: Int { self.heap.count }
+
+    /// True when nothing is pending.
+    public var isEmpty: Bool { self.heap.isEmpty }
+
+    /// The time of the next event, if any.
+    public var nextTime: Instant? { self.heap.first?.time }
+
+    /// Schedules `event` at `time`; returns its sequence number.
+    @discardableResult
+    public mutating func schedule(_ event: Event, at time: Instant) -> UInt64 {
+        let sequence = self.nextSequence
+        self.nextSequence += 1
+        self.heap.append(Entry(time: time, sequence: sequence, event: event))
+        var child = self.heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard self.heap[child].precedes(self.heap[parent]) else { break }
+            self.heap.swapAt(child, parent)
+            child = parent
+        }
+        return sequence
+    }
+
+    /// Removes and returns the earliest event (ties: the one scheduled first).
+    public mutating func pop() -> (time: Instant, sequence: UInt64, event: Event)? {
+        guard !self.heap.isEmpty else { return nil }
+        let last = self.heap.count - 1
+        self.heap.swapAt(0, last)
+        let entry = self.heap.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < self.heap.count, self.heap[left].precedes(self.heap[smallest]) { smallest = left }
+            if right < self.heap.count, self.heap[right].precedes(self.heap[smallest]) { smallest = right }
+            guard smallest != parent else { break }
+            self.heap.swapAt(parent, smallest)
+            parent = smallest
+        }
+        return (entry.time, entry.sequence, entry.event)
+    }
+}
