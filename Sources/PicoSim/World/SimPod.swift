@@ -1,0 +1,55 @@
+import PicoModel
+
+/// One pod of the simulated StatefulSet: a stable name and, while it runs, one process (a
+/// `ClusterNode`) with its own address, boot number and timers.
+public struct SimPod: Sendable {
+    /// What the pod's process is doing.
+    public enum State: Hashable, Sendable {
+        /// No process (never started, deleted, or crashed and not restarted).
+        case down
+        /// Running normally.
+        case running
+        /// Frozen (SIGSTOP): inputs wait in its inbox until it resumes.
+        case paused
+        /// The process asked to exit (graceful leave done, or join failed).
+        case exited(Lifecycle.ExitReason)
+    }
+
+    /// Stable name, `pico-<index>`.
+    public let name: String
+    /// Position in the StatefulSet.
+    public let index: Int
+    /// The process's state.
+    public internal(set) var state: State = .down
+    /// The running (or last) process's machine.
+    public internal(set) var node: ClusterNode?
+    /// Increases with every start; events for an older boot are discarded.
+    public internal(set) var boot = 0
+    /// The current process's gossip address (a fresh pod IP per boot).
+    public internal(set) var address: Address?
+    /// What `/ready` answers.
+    public internal(set) var ready = false
+    var timerGenerations: [TimerID: UInt64] = [:]
+    var inbox: [SimEvent] = []
+
+    /// Creates a pod that is not running.
+    public init(name: String, index: Int) {
+        self.name = name
+        self.index = index
+    }
+
+    /// True when a process exists and can receive input (running or paused).
+    public var hasProcess: Bool {
+        self.state == .running || self.state == .paused
+    }
+}
+
+/// Everything that can happen in the simulated world, in the event queue.
+public enum SimEvent: Sendable {
+    /// A timer of pod `pod`'s boot `boot` fired (stale unless its generation is current).
+    case timer(pod: Int, boot: Int, id: TimerID, generation: UInt64)
+    /// An input for pod `pod`'s boot `boot` (datagram, stream message, DNS answer, …).
+    case input(pod: Int, boot: Int, ClusterInput)
+    /// A world action at this time (scenario timeline, agents, clients).
+    case action(Int)
+}

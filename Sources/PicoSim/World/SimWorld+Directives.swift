@@ -1,0 +1,70 @@
+import PicoModel
+
+// ==== ---- Carrying out a node's directives in the simulated world ------------------------------------
+
+extension SimWorld {
+    mutating func carryOut(_ directive: ClusterDirective, from index: Int) {
+        let boot = self.pods[index].boot
+        switch directive {
+        case .sendDatagram(let bytes, let address):
+            self.datagramsSent[index] += 1
+            self.bytesSent[index] += bytes.count
+            guard let target = self.addressOwners[address], let source = self.pods[index].address else { return }
+            switch self.network.send(from: index, to: target.pod, now: self.now) {
+            case .delivered(let times):
+                for time in times {
+                    self.queue.schedule(.input(pod: target.pod, boot: target.boot, .datagramReceived(bytes, from: source)), at: time)
+                }
+            case .dropped, .held:
+                break
+            }
+        case .openStateExchange(let exchange, let address, let bytes):
+            self.openStream(exchange, from: index, to: address, bytes: bytes)
+        case .replyStateExchange(let id, let bytes):
+            guard let pending = self.pendingStreams.removeValue(forKey: id.rawValue) else { return }
+            if let delay = self.network.streamDelay(from: index, to: pending.initiator) {
+                self.queue.schedule(.input(pod: pending.initiator, boot: pending.boot, .stateExchangeReplied(pending.exchange, bytes: bytes)), at: self.now + delay)
+            } else {
+                self.failStream(pending.exchange, pod: pending.initiator, boot: pending.boot, reason: "connection reset")
+            }
+        case .schedule(let timer, let instant):
+            let generation = (self.pods[index].timerGenerations[timer] ?? 0) + 1
+            self.pods[index].timerGenerations[timer] = generation
+            self.queue.schedule(.timer(pod: index, boot: boot, id: timer, generation: generation), at: max(instant, self.now))
+        case .resolveSeeds:
+            let addresses = self.dnsListing.compactMap { self.pods[$0].address }
+            self.queue.schedule(.input(pod: index, boot: boot, .seedsResolved(addresses)), at: self.now + self.settings.dnsQueryTime)
+        case .setReadiness(let ready):
+            if self.pods[index].ready != ready { self.setReady(index, ready) }
+        case .exit(let reason):
+            self.stopProcess(index, state: .exited(reason))
+            self.record("exit", self.pods[index].name, UInt64(boot))
+        case .event(let event):
+            self.events.append((self.now, index, event))
+        case .route, .tellAgentToMove, .closeTunnel:
+            // Routing and tunnels belong to the traffic layer (agents and clients), which reads them here.
+            self.trafficDirectives.append((self.now, index, directive))
+        }
+    }
+
+    mutating func openStream(_ exchange: ExchangeID, from index: Int, to address: Address, bytes: [UInt8]) {
+        let boot = self.pods[index].boot
+        guard let target = self.addressOwners[address], let source = self.pods[index].address,
+            let delay = self.network.streamDelay(from: index, to: target.pod)
+        else {
+            // A TCP connect to an unreachable address fails after a timeout.
+            self.failStream(exchange, pod: index, boot: boot, reason: "connect timeout", after: .seconds(2))
+            return
+        }
+        let id = self.nextStreamID
+        self.nextStreamID += 1
+        self.pendingStreams[id] = (index, boot, exchange, target.pod)
+        self.queue.schedule(
+            .input(pod: target.pod, boot: target.boot, .stateExchangeRequested(ExchangeID(id), bytes: bytes, from: source)),
+            at: self.now + delay)
+    }
+
+    mutating func failStream(_ exchange: ExchangeID, pod: Int, boot: Int, reason: String, after delay: Duration = .milliseconds(1)) {
+        self.queue.schedule(.input(pod: pod, boot: boot, .stateExchangeFailed(exchange, reason: reason)), at: self.now + delay)
+    }
+}

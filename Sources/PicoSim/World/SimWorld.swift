@@ -1,0 +1,225 @@
+import PicoModel
+
+/// The simulated world that runs real `ClusterNode`s: pods of a StatefulSet, the network between
+/// them, a headless-service DNS name that lists ready pods after a lag, and the event queue that
+/// drives it all in virtual time. Single-threaded and deterministic for a given master seed.
+public struct SimWorld: Sendable {
+    /// Settings of the world.
+    public struct Settings: Sendable {
+        /// The cluster configuration every pod starts from (addresses and seed are set per boot).
+        public var node: ClusterConfiguration
+        /// Delay between a readiness change and the DNS answer reflecting it.
+        public var dnsLag: Duration = .seconds(1)
+        /// Whether DNS also lists pods that are not ready (`publishNotReadyAddresses`).
+        public var publishNotReadyAddresses = false
+        /// Time a DNS query takes.
+        public var dnsQueryTime: Duration = .milliseconds(2)
+        /// How many inputs a paused process buffers before new ones are dropped.
+        public var pausedInboxLimit = 1_024
+
+        /// Creates settings around a node configuration.
+        public init(node: ClusterConfiguration) {
+            self.node = node
+        }
+    }
+
+    /// The world's settings.
+    public let settings: Settings
+    /// Current virtual time.
+    public internal(set) var now: Instant = .zero
+    /// The pods, by index.
+    public internal(set) var pods: [SimPod] = []
+    /// The network.
+    public var network: SimNetwork
+    /// Pods the DNS name currently lists (by index, sorted).
+    public internal(set) var dnsListing: [Int] = []
+    /// The running trace hash of everything that happened.
+    public internal(set) var trace = TraceHasher()
+    /// Datagrams and bytes sent per pod (index), for traffic figures.
+    public internal(set) var datagramsSent: [Int] = []
+    /// Datagram bytes sent per pod.
+    public internal(set) var bytesSent: [Int] = []
+    /// Invariant violations seen after any step: `(time, pod name, problem)`.
+    public internal(set) var violations: [(Instant, String, String)] = []
+    /// Routing and tunnel directives (`route`, `tellAgentToMove`, `closeTunnel`) for the traffic
+    /// layer to carry out: `(time, pod index, directive)`.
+    public internal(set) var trafficDirectives: [(Instant, Int, ClusterDirective)] = []
+    /// Every event a node emitted: `(time, pod index, event)`.
+    public internal(set) var events: [(Instant, Int, ClusterEvent)] = []
+
+    var queue = EventQueue<SimEvent>()
+    let streams: RandomStreams
+    var addressOwners: [Address: (pod: Int, boot: Int)] = [:]
+    var nextAddress = 0
+    var pendingStreams: [UInt64: (initiator: Int, boot: Int, exchange: ExchangeID, responder: Int)] = [:]
+    var pendingDNS: [[Int]] = []
+    var nextStreamID: UInt64 = 1
+
+    /// Creates a world of `podCount` pods named `pico-0…`, none started, driven by `seed`.
+    public init(podCount: Int, seed: UInt64, settings: Settings, network profile: LinkProfile = .lan) {
+        self.settings = settings
+        self.streams = RandomStreams(master: seed)
+        self.network = SimNetwork(profile: profile, rng: self.streams.stream("network"))
+        self.pods = (0..<podCount).map { SimPod(name: "pico-\($0)", index: $0) }
+        self.datagramsSent = Array(repeating: 0, count: podCount)
+        self.bytesSent = Array(repeating: 0, count: podCount)
+    }
+
+    // MARK: - Pod operations
+
+    /// Starts a new process in pod `index` (a fresh UID, name suffix and IP).
+    public mutating func start(_ index: Int) {
+        var pod = self.pods[index]
+        if let old = pod.address { self.addressOwners[old] = nil }
+        pod.boot += 1
+        let address = self.allocateAddress()
+        var configuration = self.settings.node
+        configuration.nodeNamePrefix = "\(pod.name)-"
+        configuration.gossipAddress = address
+        configuration.proxyAddress = Address(host: address.host, port: 8000)
+        configuration.adminAddress = Address(host: address.host, port: 8002)
+        configuration.epoch = UInt64(max(0, self.now.nanoseconds / 1_000_000))
+        configuration.randomSeed = self.streams.seed("node/\(pod.name)/\(pod.boot)")
+        do {
+            pod.node = try ClusterNode(configuration: configuration)
+        } catch {
+            self.violations.append((self.now, pod.name, "invalid configuration: \(error)"))
+            return
+        }
+        pod.state = .running
+        pod.address = address
+
+        pod.ready = false
+        pod.timerGenerations = [:]
+        pod.inbox = []
+        self.pods[index] = pod
+        self.addressOwners[address] = (index, pod.boot)
+        self.record("start", pod.name, UInt64(pod.boot))
+        if self.settings.publishNotReadyAddresses {
+            self.pendingDNS.append(self.currentListing())
+            self.queue.schedule(.action(SimWorld.dnsRefreshAction), at: self.now + self.settings.dnsLag)
+        }
+        self.deliver(.start, to: index)
+    }
+
+    /// Kills pod `index`'s process without any goodbye.
+    public mutating func crash(_ index: Int) {
+        guard self.pods[index].hasProcess else { return }
+        self.stopProcess(index, state: .down)
+        self.record("crash", self.pods[index].name, UInt64(self.pods[index].boot))
+    }
+
+    /// Sends SIGTERM to pod `index`'s process (graceful shutdown).
+    public mutating func terminate(_ index: Int) {
+        guard self.pods[index].state == .running else { return }
+        self.record("terminate", self.pods[index].name, UInt64(self.pods[index].boot))
+        self.deliver(.shutdownRequested, to: index)
+    }
+
+    /// Freezes pod `index`'s process: inputs wait until `resume`.
+    public mutating func pause(_ index: Int) {
+        guard self.pods[index].state == .running else { return }
+        self.pods[index].state = .paused
+        self.record("pause", self.pods[index].name, UInt64(self.pods[index].boot))
+    }
+
+    /// Thaws pod `index`: buffered inputs are delivered now, in arrival order.
+    public mutating func resume(_ index: Int) {
+        guard self.pods[index].state == .paused else { return }
+        self.pods[index].state = .running
+        self.record("resume", self.pods[index].name, UInt64(self.pods[index].boot))
+        let inbox = self.pods[index].inbox
+        self.pods[index].inbox = []
+        for event in inbox { self.queue.schedule(event, at: self.now) }
+    }
+
+    // MARK: - Running
+
+    /// Schedules a world action identified by `id`; `run` hands it to `perform` when due.
+    public mutating func scheduleAction(_ id: Int, at time: Instant) {
+        self.queue.schedule(.action(id), at: time)
+    }
+
+    /// Feeds an input to pod `index` now (as its shell would) and carries out the directives.
+    public mutating func deliver(_ input: ClusterInput, to index: Int) {
+        guard self.pods[index].state == .running, var node = self.pods[index].node else { return }
+        let directives = node.handle(input, now: self.now)
+        self.pods[index].node = node
+        for problem in node.checkInvariants() { self.violations.append((self.now, self.pods[index].name, problem)) }
+        for directive in directives { self.carryOut(directive, from: index) }
+    }
+
+    /// Processes every event up to `deadline`; world actions go to `perform`.
+    public mutating func run(until deadline: Instant, perform: (inout SimWorld, Int) -> Void = { _, _ in }) {
+        while let time = self.queue.nextTime, time <= deadline, let next = self.queue.pop() {
+            self.now = next.time
+            switch next.event {
+            case .action(let id):
+                if id == SimWorld.dnsRefreshAction {
+                    if !self.pendingDNS.isEmpty { self.dnsListing = self.pendingDNS.removeFirst() }
+                } else {
+                    perform(&self, id)
+                }
+            case .timer(let pod, let boot, let id, let generation):
+                guard self.isCurrent(pod, boot), self.pods[pod].timerGenerations[id] == generation else { continue }
+                self.receive(next.event, pod: pod, input: .timerFired(id))
+            case .input(let pod, let boot, let input):
+                guard self.isCurrent(pod, boot) else { continue }
+                self.receive(next.event, pod: pod, input: input)
+            }
+        }
+        self.now = max(self.now, deadline)
+    }
+
+    // MARK: - Internals
+
+    func isCurrent(_ pod: Int, _ boot: Int) -> Bool {
+        self.pods[pod].boot == boot && self.pods[pod].hasProcess
+    }
+
+    mutating func receive(_ event: SimEvent, pod: Int, input: ClusterInput) {
+        if self.pods[pod].state == .paused {
+            if self.pods[pod].inbox.count < self.settings.pausedInboxLimit { self.pods[pod].inbox.append(event) }
+            return
+        }
+        self.deliver(input, to: pod)
+    }
+
+    mutating func stopProcess(_ index: Int, state: SimPod.State) {
+        self.pods[index].state = state
+        self.pods[index].inbox = []
+        if self.pods[index].ready { self.setReady(index, false) }
+    }
+
+    mutating func allocateAddress() -> Address {
+        let number = self.nextAddress
+        self.nextAddress += 1
+        return Address(host: "10.\(1 + number / 62_500).\(number / 250 % 250).\(number % 250 + 1)", port: 8003)
+    }
+
+    mutating func record(_ what: String, _ subject: String, _ value: UInt64) {
+        self.trace.combine(UInt64(self.now.nanoseconds))
+        self.trace.combine(what)
+        self.trace.combine(subject)
+        self.trace.combine(value)
+    }
+
+    /// Records a readiness change; DNS reflects the listing as of now after `dnsLag`.
+    mutating func setReady(_ index: Int, _ ready: Bool) {
+        self.pods[index].ready = ready
+        self.record(ready ? "ready" : "unready", self.pods[index].name, UInt64(self.pods[index].boot))
+        self.pendingDNS.append(self.currentListing())
+        self.queue.schedule(.action(SimWorld.dnsRefreshAction), at: self.now + self.settings.dnsLag)
+    }
+
+    /// The action number the world uses internally to apply the next DNS listing.
+    static let dnsRefreshAction = -1
+
+    /// Pods the headless service would list right now.
+    func currentListing() -> [Int] {
+        self.pods.indices.filter { index in
+            let pod = self.pods[index]
+            return pod.hasProcess && (pod.ready || self.settings.publishNotReadyAddresses)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import PicoModel
+@testable import PicoSim
+import Testing
+
+@Suite("Simulated world")
+struct WorldTests {
+    static func world(pods: Int, seed: UInt64 = 1) -> SimWorld {
+        let configuration = ClusterConfiguration(
+            gossipAddress: Address(host: "0.0.0.0", port: 8003), proxyAddress: Address(host: "0.0.0.0", port: 8000),
+            adminAddress: Address(host: "0.0.0.0", port: 8002), randomSeed: 0)
+        var settings = SimWorld.Settings(node: configuration)
+        settings.node.join = ["pico"]
+        return SimWorld(podCount: pods, seed: seed, settings: settings)
+    }
+
+    static func liveUIDs(_ world: SimWorld, seenBy index: Int) -> [NodeUID] {
+        world.pods[index].node?.memberViews.filter { !$0.state.status.isTerminal }.map(\.info.uid).sorted() ?? []
+    }
+
+    static func converged(_ world: SimWorld) -> Bool {
+        let running = world.pods.indices.filter { world.pods[$0].state == .running }
+        let expected = running.compactMap { world.pods[$0].node?.me.uid }.sorted()
+        return running.allSatisfy { liveUIDs(world, seenBy: $0) == expected }
+    }
+
+    @Test func test_orderedStart_joinsThroughTheHeadlessService() {
+        var world = Self.world(pods: 3)
+        for index in 0..<3 {
+            world.start(index)
+            world.run(until: world.now + .seconds(3))
+            #expect(world.pods[index].ready, "pico-\(index) is ready")
+        }
+        world.run(until: world.now + .seconds(2))
+        #expect(Self.converged(world))
+        #expect(world.pods[1].node?.me.name.hasPrefix("pico-1-") == true)
+        #expect(world.violations.isEmpty)
+    }
+
+    @Test func test_coldStart_onAnEmptyHeadlessService_endsAsOneCluster() {
+        var world = Self.world(pods: 3)
+        for index in 0..<3 { world.start(index) }
+        world.run(until: .seconds(1))
+        #expect(world.pods.allSatisfy { $0.ready })
+        #expect(!Self.converged(world), "each pod started alone")
+        world.run(until: .seconds(40))
+        #expect(Self.converged(world))
+        #expect(world.violations.isEmpty)
+    }
+
+    @Test func test_crash_isDetected_andAPausedNodeAccusesNobody() {
+        var world = Self.world(pods: 4)
+        for index in 0..<4 {
+            world.start(index)
+            world.run(until: world.now + .seconds(2))
+        }
+        let crashed = world.pods[3].node!.me.uid
+        world.crash(3)
+        world.pause(0)
+        world.run(until: world.now + .seconds(15))
+        #expect(world.pods[1].node?.membership.tombstone(crashed)?.status == .dead)
+        let pausedAt = world.now
+        world.resume(0)
+        world.run(until: world.now + .seconds(20))
+        let accusations = world.events.filter { time, pod, event in
+            guard pod == 0, time >= pausedAt, case .membership(.memberStatusChanged(let uid, _, _, let to)) = event else { return false }
+            return to.status == .dead && uid != crashed
+        }
+        #expect(accusations.isEmpty, "the frozen pod declared nobody dead after it resumed")
+        #expect(Self.converged(world))
+        #expect(world.violations.isEmpty)
+    }
+
+    @Test func test_sameSeed_sameTraceHash_differentSeed_different() {
+        func run(_ seed: UInt64) -> (UInt64, Int) {
+            var world = Self.world(pods: 4, seed: seed)
+            for index in 0..<4 { world.start(index) }
+            world.run(until: .seconds(20))
+            world.crash(2)
+            world.run(until: .seconds(40))
+            var hasher = world.trace
+            for (time, pod, event) in world.events {
+                hasher.combine(UInt64(time.nanoseconds))
+                hasher.combine(UInt64(pod))
+                hasher.combine("\(event)")
+            }
+            return (hasher.value, world.events.count)
+        }
+        #expect(run(7) == run(7))
+        #expect(run(7).0 != run(8).0)
+    }
+}
