@@ -26,6 +26,10 @@ public struct ClusterConfiguration: Hashable, Sendable {
     /// may leave, so load balancers notice first (Kubernetes endpoint updates take seconds; this is
     /// the usual `preStop` sleep, built in). Piko has none and cuts upstreams at once.
     public var drainMinimum: Duration = .seconds(5)
+    /// How long a draining tunnel is kept after its endpoint is first seen served by an active node
+    /// elsewhere, so that every other node learns of the replacement (a few gossip rounds) before
+    /// the old tunnel goes and their forwards to us would find nothing.
+    public var handoverSettleTime: Duration = .seconds(2)
     /// Bound on pending outgoing state exchanges.
     public var maxPendingExchanges = 16
 
@@ -45,6 +49,9 @@ public struct ClusterConfiguration: Hashable, Sendable {
         }
         if self.drainMinimum < .zero || self.drainMinimum >= self.gracePeriod - self.membership.leaveTimeout {
             errors.append("drain minimum (\(self.drainMinimum)) must be at least zero and below grace_period minus the leave timeout")
+        }
+        if self.handoverSettleTime < .zero || self.handoverSettleTime >= self.gracePeriod {
+            errors.append("handover settle time (\(self.handoverSettleTime)) must be at least zero and below grace_period")
         }
         if let name = self.nodeName, name.isEmpty || name.utf8.count > GossipCodec.maxNameBytes {
             errors.append("cluster.node_id must be 1 to \(GossipCodec.maxNameBytes) bytes")

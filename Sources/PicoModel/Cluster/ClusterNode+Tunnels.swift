@@ -18,6 +18,7 @@ extension ClusterNode {
 
     mutating func removeTunnel(_ id: TunnelID, into directives: inout [ClusterDirective]) {
         guard case .removed(let tunnel, let count) = self.upstreams.remove(id) else { return }
+        self.handoverSeen[id] = nil
         directives.append(.event(.tunnelRemoved(id, endpoint: tunnel.endpoint)))
         self.setLocalCount(count, for: tunnel.endpoint, into: &directives)
     }
@@ -60,15 +61,29 @@ extension ClusterNode {
     /// and starts the leave once no tunnel is left and `drainMinimum` has passed (load balancers
     /// keep sending requests for a while after the readiness probe fails).
     mutating func advanceDrain(now: Instant, into directives: inout [ClusterDirective]) {
-        guard !self.leaveStarted, let holdUntil = self.drainHoldUntil, now >= holdUntil else { return }
+        guard !self.leaveStarted, let holdUntil = self.drainHoldUntil else { return }
         let nobodyToHandOverTo = !self.membership.memberList.contains { $0.state.status == .alive && !$0.draining }
-        for tunnel in self.upstreams.allTunnels where tunnel.isDraining && tunnel.inFlight == 0 {
-            let servedElsewhere = self.remoteUpstreams(for: tunnel.endpoint).contains { !$0.draining }
-            guard servedElsewhere || nobodyToHandOverTo else { continue }
-            directives.append(.closeTunnel(tunnel.id))
-            self.removeTunnel(tunnel.id, into: &directives)
+        let settle = self.configuration.handoverSettleTime
+        var nextCheck: Instant?
+        for tunnel in self.upstreams.allTunnels where tunnel.isDraining {
+            // Other nodes learn of the replacement a few gossip rounds after we do; until they
+            // have, they may still forward to us, so the old tunnel stays for `settle` more.
+            if self.remoteUpstreams(for: tunnel.endpoint).contains(where: { !$0.draining }) {
+                if self.handoverSeen[tunnel.id] == nil { self.handoverSeen[tunnel.id] = now }
+            } else {
+                self.handoverSeen[tunnel.id] = nil
+            }
+            guard tunnel.inFlight == 0, now >= holdUntil else { continue }
+            let seen = self.handoverSeen[tunnel.id]
+            if nobodyToHandOverTo || seen.map({ now >= $0 + settle }) == true {
+                directives.append(.closeTunnel(tunnel.id))
+                self.removeTunnel(tunnel.id, into: &directives)
+            } else if let seen {
+                nextCheck = min(nextCheck ?? seen + settle, seen + settle)
+            }
         }
-        if self.upstreams.isEmpty { self.startLeave(now: now, into: &directives) }
+        if let nextCheck { directives.append(.schedule(.handoverCheck, at: nextCheck)) }
+        if self.upstreams.isEmpty, now >= holdUntil { self.startLeave(now: now, into: &directives) }
     }
 
     /// The drain deadline passed: close whatever tunnels remain, then leave.

@@ -31,6 +31,8 @@ public struct ClusterNode: Sendable {
     var endpointLag: [NodeUID: Instant] = [:]
     var drainDeadline: Instant?
     var drainHoldUntil: Instant?
+    /// When each draining tunnel's endpoint was first seen served by an active node elsewhere.
+    var handoverSeen: [TunnelID: Instant] = [:]
     var leaveStarted = false
 
     /// Creates a node; throws when the configuration is invalid (each problem names its key).
@@ -108,7 +110,7 @@ public struct ClusterNode: Sendable {
         case .seedResolution: produced = self.membership.onSeedResolutionTimer(now: now)
         case .joinDeadline: produced = self.membership.onJoinDeadline(now: now)
         case .leaveDeadline: produced = self.membership.onLeaveDeadline(now: now)
-        case .drainHoldEnded:
+        case .drainHoldEnded, .handoverCheck:
             produced = []
         case .drainDeadline:
             produced = []

@@ -29,6 +29,8 @@ public enum TimerID: Hashable, Comparable, Sendable, CustomStringConvertible {
     case leaveDeadline
     /// The minimum drain time after turning unready has passed.
     case drainHoldEnded
+    /// Check whether a draining tunnel's replacement has settled.
+    case handoverCheck
     /// The drain phase of a graceful shutdown must end now (grace period minus the leave budget).
     case drainDeadline
 
@@ -46,6 +48,7 @@ public enum TimerID: Hashable, Comparable, Sendable, CustomStringConvertible {
         case .joinDeadline: "join-deadline"
         case .leaveDeadline: "leave-deadline"
         case .drainHoldEnded: "drain-hold-ended"
+        case .handoverCheck: "handover-check"
         case .drainDeadline: "drain-deadline"
         }
     }

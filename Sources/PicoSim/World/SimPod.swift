@@ -50,6 +50,26 @@ public enum SimEvent: Sendable {
     case timer(pod: Int, boot: Int, id: TimerID, generation: UInt64)
     /// An input for pod `pod`'s boot `boot` (datagram, stream message, DNS answer, …).
     case input(pod: Int, boot: Int, ClusterInput)
-    /// A world action at this time (scenario timeline, agents, clients).
+    /// A world action at this time (scenario timeline).
     case action(Int)
+    /// Agents, clients and the load balancer.
+    case traffic(TrafficEvent)
+}
+
+/// Events of the traffic layer.
+public enum TrafficEvent: Sendable {
+    /// The load balancer now believes these readiness values.
+    case believe([Bool])
+    /// Agent `agent` tries to open a tunnel through the load balancer.
+    case agentConnect(agent: Int)
+    /// Agent `agent`'s connection reaches pod `pod` (boot `boot`).
+    case tunnelArrives(agent: Int, pod: Int, boot: Int)
+    /// Client `client` sends its next request.
+    case clientTick(client: Int)
+    /// Request `request` reaches pod `pod` (boot `boot`).
+    case requestArrives(request: UInt64, pod: Int, boot: Int, forwarded: Bool)
+    /// The upstream's answer to `request` is back.
+    case streamDone(request: UInt64)
+    /// The client gives up on `request`.
+    case requestTimeout(request: UInt64)
 }

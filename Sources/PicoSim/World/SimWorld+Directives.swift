@@ -41,9 +41,12 @@ extension SimWorld {
             self.record("exit", self.pods[index].name, UInt64(boot))
         case .event(let event):
             self.events.append((self.now, index, event))
-        case .route, .tellAgentToMove, .closeTunnel:
-            // Routing and tunnels belong to the traffic layer (agents and clients), which reads them here.
-            self.trafficDirectives.append((self.now, index, directive))
+        case .route(let request, let decision):
+            self.followRoute(request.rawValue, decision, at: index)
+        case .tellAgentToMove(let tunnel):
+            self.agentAskedToMove(tunnel)
+        case .closeTunnel(let tunnel):
+            self.tunnelClosedByNode(tunnel, pod: index)
         }
     }
 

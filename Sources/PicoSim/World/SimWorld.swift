@@ -16,6 +16,10 @@ public struct SimWorld: Sendable {
         public var dnsQueryTime: Duration = .milliseconds(2)
         /// How many inputs a paused process buffers before new ones are dropped.
         public var pausedInboxLimit = 1_024
+        /// Delay between a readiness change and the load balancer acting on it.
+        public var loadBalancerLag: Duration = .seconds(2)
+        /// One-way latency between clients or agents and the load balancer's pods.
+        public var edgeLatency: Duration = .milliseconds(1)
 
         /// Creates settings around a node configuration.
         public init(node: ClusterConfiguration) {
@@ -41,9 +45,8 @@ public struct SimWorld: Sendable {
     public internal(set) var bytesSent: [Int] = []
     /// Invariant violations seen after any step: `(time, pod name, problem)`.
     public internal(set) var violations: [(Instant, String, String)] = []
-    /// Routing and tunnel directives (`route`, `tellAgentToMove`, `closeTunnel`) for the traffic
-    /// layer to carry out: `(time, pod index, directive)`.
-    public internal(set) var trafficDirectives: [(Instant, Int, ClusterDirective)] = []
+    /// Agents, clients, the load balancer and the request history.
+    public internal(set) var traffic: SimTraffic
     /// Every event a node emitted: `(time, pod index, event)`.
     public internal(set) var events: [(Instant, Int, ClusterEvent)] = []
 
@@ -61,6 +64,7 @@ public struct SimWorld: Sendable {
         self.streams = RandomStreams(master: seed)
         self.network = SimNetwork(profile: profile, rng: self.streams.stream("network"))
         self.pods = (0..<podCount).map { SimPod(name: "pico-\($0)", index: $0) }
+        self.traffic = SimTraffic(podCount: podCount, rng: self.streams.stream("workload"))
         self.datagramsSent = Array(repeating: 0, count: podCount)
         self.bytesSent = Array(repeating: 0, count: podCount)
     }
@@ -166,6 +170,8 @@ public struct SimWorld: Sendable {
             case .input(let pod, let boot, let input):
                 guard self.isCurrent(pod, boot) else { continue }
                 self.receive(next.event, pod: pod, input: input)
+            case .traffic(let event):
+                self.handle(event)
             }
         }
         self.now = max(self.now, deadline)
@@ -189,6 +195,7 @@ public struct SimWorld: Sendable {
         self.pods[index].state = state
         self.pods[index].inbox = []
         if self.pods[index].ready { self.setReady(index, false) }
+        self.processStopped(index)
     }
 
     mutating func allocateAddress() -> Address {
@@ -210,6 +217,8 @@ public struct SimWorld: Sendable {
         self.record(ready ? "ready" : "unready", self.pods[index].name, UInt64(self.pods[index].boot))
         self.pendingDNS.append(self.currentListing())
         self.queue.schedule(.action(SimWorld.dnsRefreshAction), at: self.now + self.settings.dnsLag)
+        let beliefs = self.pods.map { $0.ready && $0.state == .running }
+        self.queue.schedule(.traffic(.believe(beliefs)), at: self.now + self.settings.loadBalancerLag)
     }
 
     /// The action number the world uses internally to apply the next DNS listing.

@@ -124,3 +124,21 @@ struct ClusterNodeTests {
         #expect(trace() == trace())
     }
 }
+
+@Suite("ClusterNode hand-over settle")
+struct ClusterNodeHandoverTests {
+    @Test func test_drainingTunnel_staysForTheSettleTime_afterItsReplacementAppears() {
+        var node = ClusterNodeTests.node()
+        let peer = Fixture.info(2)
+        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, messages: [.alive(info: peer, incarnation: 0, draining: false)]), from: peer.gossipAddress), now: .zero)
+        _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc"), now: .zero)
+        _ = node.handle(.shutdownRequested, now: .seconds(1))
+        _ = node.handle(.timerFired(.drainHoldEnded), now: .seconds(6))
+        let replacement = EndpointDelta(owner: peer.uid, base: 0, entries: [.init(endpoint: "svc", count: 1, version: 1)])
+        let seen = node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, endpointVersion: 1, messages: [.endpointDelta(replacement)]), from: peer.gossipAddress), now: .seconds(7))
+        #expect(!seen.contains(.closeTunnel(TunnelID(1))), "other nodes may not know the replacement yet")
+        #expect(seen.contains(.schedule(.handoverCheck, at: .seconds(9))))
+        #expect(!node.handle(.timerFired(.handoverCheck), now: .milliseconds(8_999)).contains(.closeTunnel(TunnelID(1))))
+        #expect(node.handle(.timerFired(.handoverCheck), now: .seconds(9)).contains(.closeTunnel(TunnelID(1))))
+    }
+}

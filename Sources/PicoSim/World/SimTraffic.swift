@@ -1,0 +1,132 @@
+import PicoModel
+
+/// An upstream agent: keeps one tunnel for its endpoint open through the load balancer,
+/// reconnecting with Piko's backoff (100 ms doubling to 15 s, up to 10 % jitter) and, when told to
+/// move, opening its new tunnel before closing the old one.
+public struct AgentSpec: Hashable, Sendable {
+    /// A name for reports.
+    public var name: String
+    /// The endpoint it serves.
+    public var endpoint: String
+
+    /// Creates an agent description.
+    public init(name: String, endpoint: String) {
+        self.name = name
+        self.endpoint = endpoint
+    }
+}
+
+/// A client that sends requests at a fixed rate through the load balancer.
+public struct ClientSpec: Hashable, Sendable {
+    /// A name for reports.
+    public var name: String
+    /// Endpoints it calls, chosen uniformly.
+    public var endpoints: [String]
+    /// Requests per second (open loop, evenly spaced).
+    public var rate: Double
+    /// How long a request may take before it counts as timed out.
+    public var timeout: Duration
+    /// How long the upstream takes to answer once the request reaches it.
+    public var serviceTime: Duration
+
+    /// Creates a client description.
+    public init(name: String, endpoints: [String], rate: Double, timeout: Duration = .seconds(5), serviceTime: Duration = .milliseconds(5)) {
+        self.name = name
+        self.endpoints = endpoints
+        self.rate = rate
+        self.timeout = timeout
+        self.serviceTime = serviceTime
+    }
+}
+
+/// How one request ended.
+public enum RequestOutcome: Hashable, Sendable {
+    /// Answered by an upstream.
+    case ok
+    /// Failed, with the reason (a status from the proxy, or what broke).
+    case failed(String)
+    /// No answer within the client's timeout.
+    case timedOut
+}
+
+/// The client-side history of one request.
+public struct RequestRecord: Hashable, Sendable {
+    /// The request's number.
+    public var id: UInt64
+    /// The client index.
+    public var client: Int
+    /// The endpoint asked for.
+    public var endpoint: String
+    /// When the client sent it.
+    public var issuedAt: Instant
+    /// When it ended (nil while pending).
+    public var finishedAt: Instant?
+    /// How it ended (nil while pending).
+    public var outcome: RequestOutcome?
+    /// Pods it visited, in order (at most two: one forward hop).
+    public var path: [Int]
+}
+
+/// Agents, clients, the load balancer's view of readiness, and the request history.
+public struct SimTraffic: Sendable {
+    struct Tunnel: Hashable, Sendable {
+        var id: TunnelID
+        var pod: Int
+        var boot: Int
+        var inFlight: Int
+        var moving: Bool
+    }
+
+    struct Agent: Sendable {
+        var spec: AgentSpec
+        var tunnels: [Tunnel] = []
+        var connecting = false
+        var backoff: Duration = .milliseconds(100)
+    }
+
+    struct Stream: Hashable, Sendable {
+        var request: UInt64
+        var tunnel: TunnelID
+        var pod: Int
+        var boot: Int
+    }
+
+    var agents: [Agent] = []
+    var clients: [ClientSpec] = []
+    /// What the load balancer believes about each pod's readiness (it learns with a lag).
+    public internal(set) var believedReady: [Bool]
+    var pendingBeliefs: [[Bool]] = []
+    /// Every request, by number (index = id - 1).
+    public internal(set) var history: [RequestRecord] = []
+    var streams: [UInt64: Stream] = [:]
+    var tunnelOwners: [TunnelID: Int] = [:]
+    var nextTunnel: UInt64 = 1
+    var rng: SplitMix64
+
+    init(podCount: Int, rng: SplitMix64) {
+        self.believedReady = Array(repeating: false, count: podCount)
+        self.rng = rng
+    }
+
+    /// Requests by outcome: (ok, failed, timed out, pending).
+    public var tally: (ok: Int, failed: Int, timedOut: Int, pending: Int) {
+        var tally = (ok: 0, failed: 0, timedOut: 0, pending: 0)
+        for record in self.history {
+            switch record.outcome {
+            case .ok: tally.ok += 1
+            case .failed: tally.failed += 1
+            case .timedOut: tally.timedOut += 1
+            case nil: tally.pending += 1
+            }
+        }
+        return tally
+    }
+
+    /// A pod the load balancer would send a new connection to, at random among those it believes
+    /// ready.
+    mutating func pickPod() -> Int? {
+        let ready = self.believedReady.indices.filter { self.believedReady[$0] }
+        guard !ready.isEmpty else { return nil }
+        return ready[self.rng.index(below: ready.count)]
+    }
+}

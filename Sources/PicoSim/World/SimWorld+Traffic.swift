@@ -1,0 +1,206 @@
+import PicoModel
+
+// ==== ---- Agents, clients and the load balancer ------------------------------------------------------
+
+extension SimWorld {
+    /// Adds an agent; it starts connecting now.
+    public mutating func addAgent(_ spec: AgentSpec) {
+        self.traffic.agents.append(SimTraffic.Agent(spec: spec))
+        self.scheduleTraffic(.agentConnect(agent: self.traffic.agents.count - 1), after: .zero)
+    }
+
+    /// Adds a client; it sends its first request one interval from now.
+    public mutating func addClient(_ spec: ClientSpec) {
+        precondition(spec.rate > 0 && !spec.endpoints.isEmpty, "a client needs a positive rate and an endpoint")
+        self.traffic.clients.append(spec)
+        self.scheduleTraffic(.clientTick(client: self.traffic.clients.count - 1), after: self.interval(of: spec))
+    }
+
+    /// Stops every client (no new requests; pending ones still finish).
+    public mutating func stopClients() {
+        self.traffic.clients = self.traffic.clients.map { spec in
+            var stopped = spec
+            stopped.rate = 0
+            return stopped
+        }
+    }
+
+    mutating func scheduleTraffic(_ event: TrafficEvent, after delay: Duration) {
+        self.queue.schedule(.traffic(event), at: self.now + delay)
+    }
+
+    func interval(of spec: ClientSpec) -> Duration {
+        .nanoseconds(Int64(1_000_000_000 / spec.rate))
+    }
+
+    mutating func handle(_ event: TrafficEvent) {
+        switch event {
+        case .believe(let beliefs):
+            self.traffic.believedReady = beliefs
+        case .agentConnect(let agent):
+            self.agentConnect(agent)
+        case .tunnelArrives(let agent, let pod, let boot):
+            self.tunnelArrives(agent: agent, pod: pod, boot: boot)
+        case .clientTick(let client):
+            self.clientTick(client)
+        case .requestArrives(let request, let pod, let boot, let forwarded):
+            self.requestArrives(request, pod: pod, boot: boot, forwarded: forwarded)
+        case .streamDone(let request):
+            self.streamDone(request)
+        case .requestTimeout(let request):
+            if self.traffic.history[Int(request - 1)].outcome == nil { self.finish(request, .timedOut) }
+        }
+    }
+
+    // MARK: - Agents
+
+    mutating func agentConnect(_ agent: Int) {
+        guard let pod = self.traffic.pickPod(), let boot = self.pods[pod].hasProcess ? self.pods[pod].boot : nil else {
+            self.retryAgent(agent)
+            return
+        }
+        self.traffic.agents[agent].connecting = true
+        self.scheduleTraffic(.tunnelArrives(agent: agent, pod: pod, boot: boot), after: self.settings.edgeLatency * 2)
+    }
+
+    mutating func retryAgent(_ agent: Int) {
+        var state = self.traffic.agents[agent]
+        let jitter = Duration.nanoseconds(Int64(self.traffic.rng.bounded(UInt64(state.backoff.nanosecondsClamped / 10) + 1)))
+        self.scheduleTraffic(.agentConnect(agent: agent), after: state.backoff + jitter)
+        state.backoff = min(state.backoff * 2, .seconds(15))
+        state.connecting = true
+        self.traffic.agents[agent] = state
+    }
+
+    mutating func tunnelArrives(agent: Int, pod: Int, boot: Int) {
+        guard self.isCurrent(pod, boot), self.pods[pod].state == .running else {
+            self.retryAgent(agent)
+            return
+        }
+        let id = TunnelID(self.traffic.nextTunnel)
+        self.traffic.nextTunnel += 1
+        self.traffic.tunnelOwners[id] = agent
+        self.traffic.agents[agent].tunnels.append(SimTraffic.Tunnel(id: id, pod: pod, boot: boot, inFlight: 0, moving: false))
+        self.traffic.agents[agent].connecting = false
+        self.record("tunnel", self.pods[pod].name, id.rawValue)
+        self.deliver(.tunnelOpened(id, endpoint: self.traffic.agents[agent].spec.endpoint), to: pod)
+    }
+
+    /// The node asked the agent to move: open the replacement first (make-before-break). The old
+    /// tunnel keeps serving until its node closes it: only the node knows when the rest of the
+    /// cluster has learned of the replacement. A tunnel that lands on another draining node (the
+    /// load balancer had not noticed yet) is moved again after the agent's backoff.
+    mutating func agentAskedToMove(_ tunnel: TunnelID) {
+        guard let agent = self.traffic.tunnelOwners[tunnel],
+            let position = self.traffic.agents[agent].tunnels.firstIndex(where: { $0.id == tunnel })
+        else { return }
+        let alreadyMoving = self.traffic.agents[agent].tunnels.contains { $0.moving }
+        self.traffic.agents[agent].tunnels[position].moving = true
+        guard !self.traffic.agents[agent].connecting else { return }
+        if alreadyMoving { self.retryAgent(agent) } else { self.agentConnect(agent) }
+    }
+
+    mutating func tunnelClosedByNode(_ tunnel: TunnelID, pod: Int) {
+        guard let agent = self.traffic.tunnelOwners[tunnel] else { return }
+        self.dropTunnel(tunnel, agent: agent)
+        self.deliver(.tunnelClosed(tunnel), to: pod)
+        if self.traffic.agents[agent].tunnels.isEmpty, !self.traffic.agents[agent].connecting { self.agentConnect(agent) }
+    }
+
+    mutating func dropTunnel(_ tunnel: TunnelID, agent: Int) {
+        self.traffic.agents[agent].tunnels.removeAll { $0.id == tunnel }
+        self.traffic.tunnelOwners[tunnel] = nil
+    }
+
+    /// A process stopped: its tunnels break (agents reconnect) and requests on it fail.
+    mutating func processStopped(_ pod: Int) {
+        for agent in self.traffic.agents.indices {
+            let broken = self.traffic.agents[agent].tunnels.filter { $0.pod == pod }
+            guard !broken.isEmpty else { continue }
+            for tunnel in broken { self.dropTunnel(tunnel.id, agent: agent) }
+            if self.traffic.agents[agent].tunnels.isEmpty, !self.traffic.agents[agent].connecting { self.retryAgent(agent) }
+        }
+        for (request, stream) in self.traffic.streams.sorted(by: { $0.key < $1.key }) where stream.pod == pod {
+            self.traffic.streams[request] = nil
+            self.finish(request, .failed("node stopped with the request in flight"))
+        }
+    }
+
+    // MARK: - Clients and requests
+
+    mutating func clientTick(_ client: Int) {
+        let spec = self.traffic.clients[client]
+        guard spec.rate > 0 else { return }
+        self.scheduleTraffic(.clientTick(client: client), after: self.interval(of: spec))
+        let endpoint = spec.endpoints[self.traffic.rng.index(below: spec.endpoints.count)]
+        let id = UInt64(self.traffic.history.count + 1)
+        self.traffic.history.append(RequestRecord(id: id, client: client, endpoint: endpoint, issuedAt: self.now, path: []))
+        self.scheduleTraffic(.requestTimeout(request: id), after: spec.timeout)
+        guard let pod = self.traffic.pickPod() else {
+            self.finish(id, .failed("no pod behind the load balancer"))
+            return
+        }
+        self.scheduleTraffic(.requestArrives(request: id, pod: pod, boot: self.pods[pod].boot, forwarded: false), after: self.settings.edgeLatency)
+    }
+
+    mutating func requestArrives(_ request: UInt64, pod: Int, boot: Int, forwarded: Bool) {
+        guard self.traffic.history[Int(request - 1)].outcome == nil else { return }
+        self.traffic.history[Int(request - 1)].path.append(pod)
+        guard self.isCurrent(pod, boot), self.pods[pod].state == .running else {
+            self.finish(request, .failed("connection refused by \(self.pods[pod].name)"))
+            return
+        }
+        let endpoint = self.traffic.history[Int(request - 1)].endpoint
+        self.deliver(.routeRequest(RequestID(request), endpoint: endpoint, forwarded: forwarded), to: pod)
+    }
+
+    mutating func followRoute(_ request: UInt64, _ decision: RouteDecision, at pod: Int) {
+        guard request >= 1, Int(request) <= self.traffic.history.count else { return }
+        switch decision {
+        case .local(let tunnel):
+            guard let agent = self.traffic.tunnelOwners[tunnel],
+                let position = self.traffic.agents[agent].tunnels.firstIndex(where: { $0.id == tunnel && $0.pod == pod })
+            else {
+                self.deliver(.streamFinished(tunnel), to: pod)
+                self.finish(request, .failed("routed to a tunnel that no longer exists"))
+                return
+            }
+            self.traffic.agents[agent].tunnels[position].inFlight += 1
+            self.traffic.streams[request] = SimTraffic.Stream(request: request, tunnel: tunnel, pod: pod, boot: self.pods[pod].boot)
+            let service = self.traffic.clients[self.traffic.history[Int(request - 1)].client].serviceTime
+            self.scheduleTraffic(.streamDone(request: request), after: self.settings.edgeLatency * 2 + service)
+        case .forward(let uid, _, _):
+            guard let target = self.pods.indices.first(where: { self.pods[$0].hasProcess && self.pods[$0].node?.me.uid == uid }),
+                let delay = self.network.streamDelay(from: pod, to: target)
+            else {
+                self.finish(request, .failed("forwarded to a node that is gone"))
+                return
+            }
+            self.scheduleTraffic(.requestArrives(request: request, pod: target, boot: self.pods[target].boot, forwarded: true), after: delay)
+        case .reject(let rejection):
+            self.finish(request, .failed("\(rejection.status) \(rejection.message)"))
+        }
+    }
+
+    mutating func streamDone(_ request: UInt64) {
+        guard let stream = self.traffic.streams.removeValue(forKey: request) else { return }
+        if let agent = self.traffic.tunnelOwners[stream.tunnel],
+            let position = self.traffic.agents[agent].tunnels.firstIndex(where: { $0.id == stream.tunnel })
+        {
+            self.traffic.agents[agent].tunnels[position].inFlight -= 1
+            if !self.traffic.agents[agent].tunnels[position].moving { self.traffic.agents[agent].backoff = .milliseconds(100) }
+        }
+        if self.isCurrent(stream.pod, stream.boot) { self.deliver(.streamFinished(stream.tunnel), to: stream.pod) }
+        if self.traffic.history[Int(request - 1)].outcome == nil { self.finish(request, .ok) }
+    }
+
+    mutating func finish(_ request: UInt64, _ outcome: RequestOutcome) {
+        self.traffic.history[Int(request - 1)].outcome = outcome
+        self.traffic.history[Int(request - 1)].finishedAt = self.now
+        switch outcome {
+        case .ok: self.record("ok", "", request)
+        case .failed(let reason): self.record("failed", reason, request)
+        case .timedOut: self.record("timeout", "", request)
+        }
+    }
+}

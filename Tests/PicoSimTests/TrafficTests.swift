@@ -1,0 +1,66 @@
+import PicoModel
+@testable import PicoSim
+import Testing
+
+@Suite("Traffic: agents, clients, load balancer")
+struct TrafficTests {
+    static func startedWorld(pods: Int, seed: UInt64 = 3) -> SimWorld {
+        var world = WorldTests.world(pods: pods, seed: seed)
+        for index in 0..<pods {
+            world.start(index)
+            world.run(until: world.now + .seconds(3))
+        }
+        for (index, endpoint) in ["alpha", "beta", "gamma"].enumerated() {
+            world.addAgent(AgentSpec(name: "agent-\(index)", endpoint: endpoint))
+        }
+        world.run(until: world.now + .seconds(3))
+        return world
+    }
+
+    @Test func test_requests_reachTheirUpstreams_fromEveryPod() {
+        var world = Self.startedWorld(pods: 3)
+        world.addClient(ClientSpec(name: "load", endpoints: ["alpha", "beta", "gamma"], rate: 200))
+        world.run(until: world.now + .seconds(10))
+        let tally = world.traffic.tally
+        #expect(tally.ok > 1_900)
+        #expect(tally.failed == 0 && tally.timedOut == 0)
+        #expect(world.traffic.history.contains { $0.path.count == 2 }, "some requests were forwarded once")
+        #expect(world.traffic.history.allSatisfy { $0.path.count <= 2 })
+        #expect(world.violations.isEmpty)
+    }
+
+    @Test func test_rollingRestart_oneAtATime_failsNoRequest() {
+        var world = Self.startedWorld(pods: 3)
+        world.addClient(ClientSpec(name: "load", endpoints: ["alpha", "beta", "gamma"], rate: 200))
+        world.run(until: world.now + .seconds(5))
+        for index in [2, 1, 0] {
+            world.terminate(index)
+            while world.pods[index].state == .running { world.run(until: world.now + .milliseconds(100)) }
+            #expect(world.pods[index].state == .exited(.left))
+            world.start(index)
+            while !world.pods[index].ready { world.run(until: world.now + .milliseconds(100)) }
+            world.run(until: world.now + .seconds(5))
+        }
+        world.run(until: world.now + .seconds(5))
+        let tally = world.traffic.tally
+        let failures = world.traffic.history.filter { if case .ok = $0.outcome { return false } else { return $0.outcome != nil } }
+        #expect(failures.isEmpty, "\(failures.prefix(5))")
+        #expect(tally.ok > 5_000)
+        #expect(world.violations.isEmpty)
+    }
+
+    @Test func test_crash_failsOnlyWhatWasInFlightThere_andAgentsReconnect() {
+        var world = Self.startedWorld(pods: 3)
+        world.addClient(ClientSpec(name: "load", endpoints: ["alpha", "beta", "gamma"], rate: 100))
+        world.run(until: world.now + .seconds(3))
+        world.crash(1)
+        world.run(until: world.now + .seconds(30))
+        let failedAfterSettling = world.traffic.history.filter { record in
+            guard let finished = record.finishedAt, finished > world.now - .seconds(10) else { return false }
+            return record.outcome != .ok
+        }
+        #expect(failedAfterSettling.isEmpty, "after detection and re-homing every request succeeds")
+        #expect(world.traffic.agents.allSatisfy { !$0.tunnels.isEmpty })
+        #expect(world.violations.isEmpty)
+    }
+}
