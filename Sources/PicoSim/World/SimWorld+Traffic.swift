@@ -173,7 +173,11 @@ extension SimWorld {
             guard let target = self.pods.indices.first(where: { self.pods[$0].hasProcess && self.pods[$0].node?.me.uid == uid }),
                 let delay = self.network.streamDelay(from: pod, to: target)
             else {
-                self.finish(request, .failed("forwarded to a node that is gone"))
+                // Record the pod that last ran `uid`, so checkers can tell a stale route from a bad one.
+                if let gone = self.pods.indices.first(where: { self.pods[$0].node?.me.uid == uid }) {
+                    self.traffic.history[Int(request - 1)].path.append(gone)
+                }
+                self.finish(request, .failed("forwarded to a node that is gone or unreachable"))
                 return
             }
             self.scheduleTraffic(.requestArrives(request: request, pod: target, boot: self.pods[target].boot, forwarded: true), after: delay)

@@ -1,0 +1,74 @@
+import PicoModel
+
+/// The verdict of one checker: passed, or the first violation with its time and node.
+public struct CheckResult: Hashable, Sendable {
+    /// The checker's name as scenario files spell it.
+    public var name: String
+    /// When the first violation happened (nil when passed).
+    public var violationTime: Instant?
+    /// The pod (or client) involved.
+    public var subject: String?
+    /// What went wrong.
+    public var message: String?
+
+    /// True when nothing was violated.
+    public var passed: Bool { self.violationTime == nil }
+
+    static func pass(_ name: String) -> CheckResult {
+        CheckResult(name: name, violationTime: nil, subject: nil, message: nil)
+    }
+
+    static func fail(_ name: String, at time: Instant, subject: String, _ message: String) -> CheckResult {
+        CheckResult(name: name, violationTime: time, subject: subject, message: message)
+    }
+}
+
+/// The promises a run is checked against. Each reads the client history, the nodes' events and
+/// their views at the end of the run.
+public enum Checker: Hashable, Sendable {
+    /// No request issued inside any of `windows` fails or times out (graceful operations).
+    case noFailedRequests(windows: [ClosedRange<Instant>])
+    /// Requests fail only within `detection` after the pod they went to stopped (crash or exit).
+    case routeOnlyToLiveOwners(detection: Duration)
+    /// No request visits more than two pods (one forward hop).
+    case atMostOneHop
+    /// At the end, every running pod sees exactly the running pods' current UIDs as live.
+    case membershipConverged
+    /// At the end, every running pod's endpoint table equals the tunnels that exist.
+    case endpointTablesConverged
+    /// No pod ever learns a UID again after it saw it dead or left (no ghosts, Piko #314).
+    case noGhostMembers
+    /// No machine invariant broke (incarnations monotonic, status lattice, bounds, …).
+    case invariantsHold
+    /// At the end, every agent has a tunnel that is not moving on a running pod.
+    case agentsRehomed
+
+    /// The name used in scenario files.
+    public var name: String {
+        switch self {
+        case .noFailedRequests: "no-failed-requests"
+        case .routeOnlyToLiveOwners: "route-only-to-live-owners"
+        case .atMostOneHop: "at-most-one-hop"
+        case .membershipConverged: "membership-converged"
+        case .endpointTablesConverged: "endpoint-tables-converged"
+        case .noGhostMembers: "no-ghost-members"
+        case .invariantsHold: "invariants-hold"
+        case .agentsRehomed: "agents-rehomed"
+        }
+    }
+
+    /// Checks `world` after its run.
+    public func check(_ world: SimWorld) -> CheckResult {
+        switch self {
+        case .noFailedRequests(let windows): Self.noFailedRequests(world, windows: windows, name: self.name)
+        case .routeOnlyToLiveOwners(let detection): Self.routeOnlyToLiveOwners(world, detection: detection, name: self.name)
+        case .atMostOneHop: Self.atMostOneHop(world, name: self.name)
+        case .membershipConverged: Self.membershipConverged(world, name: self.name)
+        case .endpointTablesConverged: Self.endpointTablesConverged(world, name: self.name)
+        case .noGhostMembers: Self.noGhostMembers(world, name: self.name)
+        case .invariantsHold:
+            if let first = world.violations.first { .fail(self.name, at: first.0, subject: first.1, first.2) } else { .pass(self.name) }
+        case .agentsRehomed: Self.agentsRehomed(world, name: self.name)
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import PicoModel
+@testable import PicoSim
+import Testing
+
+@Suite("Checkers")
+struct CheckerTests {
+    static let all: [Checker] = [
+        .routeOnlyToLiveOwners(detection: .seconds(10)), .atMostOneHop, .membershipConverged, .endpointTablesConverged,
+        .noGhostMembers, .invariantsHold, .agentsRehomed,
+    ]
+
+    @Test func test_rollingRestart_passesEveryChecker() {
+        var world = TrafficTests.startedWorld(pods: 3)
+        world.addClient(ClientSpec(name: "load", endpoints: ["alpha", "beta", "gamma"], rate: 100))
+        let start = world.now
+        for index in [2, 1, 0] {
+            world.terminate(index)
+            while world.pods[index].state == .running { world.run(until: world.now + .milliseconds(100)) }
+            world.start(index)
+            while !world.pods[index].ready { world.run(until: world.now + .milliseconds(100)) }
+            world.run(until: world.now + .seconds(5))
+        }
+        world.run(until: world.now + .seconds(10))
+        for checker in Self.all + [.noFailedRequests(windows: [start...world.now])] {
+            let result = checker.check(world)
+            #expect(result.passed, "\(result)")
+        }
+    }
+
+    @Test func test_crash_excusedOnlyWithinTheDetectionWindow() {
+        var world = TrafficTests.startedWorld(pods: 3)
+        world.addClient(ClientSpec(name: "load", endpoints: ["alpha", "beta", "gamma"], rate: 100))
+        world.run(until: world.now + .seconds(2))
+        let crashAt = world.now
+        world.crash(2)
+        world.run(until: world.now + .seconds(40))
+        #expect(Checker.routeOnlyToLiveOwners(detection: .seconds(15)).check(world).passed)
+        let strict = Checker.noFailedRequests(windows: [crashAt...world.now]).check(world)
+        #expect(!strict.passed, "requests on the crashed pod failed")
+        #expect(strict.subject?.hasPrefix("request ") == true && strict.violationTime != nil)
+        for checker in [Checker.membershipConverged, .endpointTablesConverged, .noGhostMembers, .agentsRehomed, .invariantsHold] {
+            #expect(checker.check(world).passed, "\(checker.check(world))")
+        }
+    }
+
+    @Test func test_eachCheckerCanFail() {
+        var world = WorldTests.world(pods: 2)
+        world.start(0)
+        world.start(1)
+        world.run(until: .milliseconds(500))
+        #expect(!Checker.membershipConverged.check(world).passed, "two pods started alone are not one cluster yet")
+        let ghost = NodeUID(99)
+        world.events.append((.seconds(1), 0, .membership(.memberStatusChanged(uid: ghost, name: "g", from: MemberState(.alive, 0), to: MemberState(.dead, 0)))))
+        world.events.append((.seconds(2), 0, .membership(.memberJoined(NodeInfo(uid: ghost, name: "g", gossipAddress: Address(host: "h", port: 1), proxyAddress: Address(host: "h", port: 2), adminAddress: Address(host: "h", port: 3), epoch: 0)))))
+        let result = Checker.noGhostMembers.check(world)
+        #expect(result.violationTime == .seconds(2) && result.subject == "pico-0")
+        world.traffic.history.append(RequestRecord(id: 1, client: 0, endpoint: "x", issuedAt: .zero, finishedAt: .seconds(1), outcome: .ok, path: [0, 1, 0]))
+        #expect(!Checker.atMostOneHop.check(world).passed)
+        world.violations.append((.seconds(3), "pico-1", "own incarnation decreased"))
+        #expect(Checker.invariantsHold.check(world).message == "own incarnation decreased")
+        world.addAgent(AgentSpec(name: "lonely", endpoint: "e"))
+        #expect(!Checker.agentsRehomed.check(world).passed)
+    }
+}
