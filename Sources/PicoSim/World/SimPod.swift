@@ -29,6 +29,8 @@ public struct SimPod: Sendable {
     public internal(set) var address: Address?
     /// What `/ready` answers.
     public internal(set) var ready = false
+    /// Since when it has been ready (nil while not ready).
+    public internal(set) var readySince: Instant?
     var timerGenerations: [TimerID: UInt64] = [:]
     var inbox: [SimEvent] = []
 
@@ -72,4 +74,6 @@ public enum TrafficEvent: Sendable {
     case streamDone(request: UInt64)
     /// The client gives up on `request`.
     case requestTimeout(request: UInt64)
+    /// The rollout controller checks its progress.
+    case rolloutTick
 }

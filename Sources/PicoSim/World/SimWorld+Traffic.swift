@@ -49,6 +49,8 @@ extension SimWorld {
             self.streamDone(request)
         case .requestTimeout(let request):
             if self.traffic.history[Int(request - 1)].outcome == nil { self.finish(request, .timedOut) }
+        case .rolloutTick:
+            self.rolloutTick()
         }
     }
 

@@ -45,6 +45,8 @@ public struct SimWorld: Sendable {
     public internal(set) var bytesSent: [Int] = []
     /// Invariant violations seen after any step: `(time, pod name, problem)`.
     public internal(set) var violations: [(Instant, String, String)] = []
+    /// The rolling update in progress (or finished), if one was started.
+    public internal(set) var rollout: SimRollout?
     /// Agents, clients, the load balancer and the request history.
     public internal(set) var traffic: SimTraffic
     /// When each process stopped (crash or exit): the checkers' detection windows start here.
@@ -217,6 +219,7 @@ public struct SimWorld: Sendable {
     /// Records a readiness change; DNS reflects the listing as of now after `dnsLag`.
     mutating func setReady(_ index: Int, _ ready: Bool) {
         self.pods[index].ready = ready
+        self.pods[index].readySince = ready ? self.now : nil
         self.record(ready ? "ready" : "unready", self.pods[index].name, UInt64(self.pods[index].boot))
         self.pendingDNS.append(self.currentListing())
         self.queue.schedule(.action(SimWorld.dnsRefreshAction), at: self.now + self.settings.dnsLag)
