@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "PicoModel", targets: ["PicoModel"]),
         .library(name: "PicoSim", targets: ["PicoSim"]),
+        .executable(name: "pico-sim", targets: ["pico-sim"]),
     ],
     targets: [
         .target(
@@ -17,6 +18,11 @@ let package = Package(
             name: "PicoSim",
             dependencies: ["PicoModel"],
             path: "Sources/PicoSim"
+        ),
+        .executableTarget(
+            name: "pico-sim",
+            dependencies: ["PicoSim", "PicoModel"],
+            path: "Sources/pico-sim"
         ),
         .testTarget(
             name: "PicoSimTests",

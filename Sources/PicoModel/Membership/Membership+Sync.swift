@@ -48,7 +48,7 @@ extension Membership {
             for address in self.rng.sample(unknown, count: self.settings.joinFanout) {
                 directives.append(.exchangeState(with: address, purpose: .reconnect))
             }
-            directives.append(.schedule(.seedResolution, at: now + self.settings.seedResolveInterval))
+            directives.append(.schedule(.seedResolution, at: now + self.nextResolveDelay()))
         }
         return directives
     }
@@ -60,7 +60,7 @@ extension Membership {
         self.noteInput(now: now, into: &directives)
         switch self.phase {
         case .joining: self.scheduleJoinRetry(now: now, into: &directives)
-        case .running: directives.append(.schedule(.seedResolution, at: now + self.settings.seedResolveInterval))
+        case .running: directives.append(.schedule(.seedResolution, at: now + self.nextResolveDelay()))
         default: break
         }
         return directives
@@ -217,7 +217,21 @@ extension Membership {
         self.phase = .running
         self.join = nil
         directives.append(.event(.joined(alone: alone)))
-        directives.append(.schedule(.seedResolution, at: now + self.settings.seedResolveInterval))
+        self.aloneResolveDelay = self.settings.joinRetryMin
+        directives.append(.schedule(.seedResolution, at: now + self.nextResolveDelay()))
+    }
+
+    /// The delay before the next re-resolution: `seedResolveInterval`, except while we know no
+    /// other member, when it starts at `joinRetryMin` and doubles (pods of a StatefulSet that
+    /// started before DNS listed their peers find each other within seconds, not a full interval).
+    mutating func nextResolveDelay() -> Duration {
+        guard self.liveMemberCount == 0 else {
+            self.aloneResolveDelay = self.settings.joinRetryMin
+            return self.settings.seedResolveInterval
+        }
+        let delay = min(self.aloneResolveDelay, self.settings.seedResolveInterval)
+        self.aloneResolveDelay = min(self.aloneResolveDelay * 2, self.settings.seedResolveInterval)
+        return delay
     }
 
     mutating func scheduleJoinRetry(now: Instant, into directives: inout [MembershipDirective]) {

@@ -61,6 +61,7 @@ public struct Membership: Sendable {
     var leave: LeaveProgress?
     var join: JoinProgress?
     var resolvedSeeds: [Address] = []
+    var aloneResolveDelay: Duration = .seconds(1)
     var toldDeadAt: [NodeUID: Instant] = [:]
     var earliestTombstoneExpiry: Instant?
     var invariantViolations: [String] = []

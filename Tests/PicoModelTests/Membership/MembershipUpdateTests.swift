@@ -188,15 +188,26 @@ struct MembershipLifecycleTests {
         #expect(contacted.count == 3)
         #expect(!contacted.contains(Fixture.me.gossipAddress))
         #expect(membership.onStateExchangeFinished(purpose: .join, succeeded: false, now: .milliseconds(10)).events.isEmpty)
+        _ = membership.receive([.alive(info: Fixture.info(2), incarnation: 0, draining: false)], from: 2, now: .milliseconds(11))
         let joined = membership.onStateExchangeFinished(purpose: .join, succeeded: true, now: .milliseconds(11))
         #expect(joined.events == [.joined(alone: false)])
         #expect(joined.scheduled(.seedResolution) == .milliseconds(30_011))
     }
 
-    @Test func test_join_whenOnlyMyselfIsListed_runsAlone() {
+    @Test func test_join_whenOnlyMyselfIsListed_runsAlone_andReResolvesSoonWithBackoff() {
         var membership = Fixture.membership(seeds: ["pico"])
         _ = membership.start(now: .zero)
-        #expect(membership.onSeedsResolved([Fixture.me.gossipAddress], now: .milliseconds(5)).events == [.joined(alone: true)])
+        let alone = membership.onSeedsResolved([Fixture.me.gossipAddress], now: .zero)
+        #expect(alone.events == [.joined(alone: true)])
+        var next = alone.scheduled(.seedResolution)!
+        var delays: [Duration] = [next - .zero]
+        for _ in 0..<6 {
+            let again = membership.onSeedsResolved([Fixture.me.gossipAddress], now: next)
+            let later = again.scheduled(.seedResolution)!
+            delays.append(later - next)
+            next = later
+        }
+        #expect(delays == [.seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(16), .seconds(30), .seconds(30)])
     }
 
     @Test func test_join_failures_retryWithDoublingBackoff_thenAbortAtTheDeadline() {

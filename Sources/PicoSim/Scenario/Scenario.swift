@@ -1,0 +1,96 @@
+import PicoModel
+
+/// A scenario file, decoded and validated: the cluster, its traffic, a timeline of events at
+/// simulated times, and the checks that must hold. `docs/scenarios.md` documents every key.
+public struct Scenario: Sendable {
+    /// How pods start at time zero.
+    public enum Startup: String, Sendable {
+        /// One after another, each once the previous is ready (StatefulSet `OrderedReady`).
+        case ordered
+        /// All at once (`Parallel`), against an empty headless service.
+        case parallel
+    }
+
+    /// One timeline entry.
+    public struct Event: Sendable {
+        /// When it happens.
+        public var at: Duration
+        /// What happens.
+        public var action: Action
+        /// When set, the action is undone this long after (heal, resume, clear netem).
+        public var duration: Duration?
+        /// The line of the entry, for reports.
+        public var line: Int
+    }
+
+    /// What a timeline entry does.
+    public enum Action: Sendable {
+        /// A StatefulSet rolling update of every running pod.
+        case rollout(maxUnavailable: Int, minReadySeconds: Duration)
+        /// Kill pods without goodbye.
+        case crash([Int])
+        /// Start new processes in pods (after a crash or exit).
+        case restart([Int])
+        /// SIGTERM: graceful shutdown.
+        case terminate([Int])
+        /// Freeze pods.
+        case pause([Int])
+        /// Thaw pods.
+        case resume([Int])
+        /// Cut links.
+        case partition(PartitionShape)
+        /// Restore every link.
+        case heal
+        /// Impair every link touching these pods.
+        case netem(pods: [Int], profile: LinkProfile)
+        /// Clear impairments of these pods.
+        case clearNetem([Int])
+        /// Change the number of replicas (new pods start; removed ones get SIGTERM).
+        case scale(replicas: Int)
+        /// Stop the clients.
+        case stopClients
+    }
+
+    /// A check and its parameters.
+    public struct Check: Sendable {
+        /// The checker's name.
+        public var name: String
+        /// Window start (no-failed-requests), default: the start of the run.
+        public var from: Duration?
+        /// Window end, default: the end of the run.
+        public var to: Duration?
+        /// Detection window (route-only-to-live-owners).
+        public var detection: Duration
+    }
+
+    /// `metadata.name`.
+    public var name: String
+    /// The file it came from.
+    public var file: String
+    /// The master seed.
+    public var seed: UInt64
+    /// How long the run lasts in simulated time.
+    public var duration: Duration
+    /// Initial replicas.
+    public var pods: Int
+    /// How they start.
+    public var startup: Startup
+    /// Agents: one per entry and count.
+    public var agents: [AgentSpec]
+    /// Clients.
+    public var clients: [ClientSpec]
+    /// The default link profile.
+    public var network: LinkProfile
+    /// Kubernetes timings.
+    public var dnsLag: Duration
+    /// The load balancer's readiness lag.
+    public var loadBalancerLag: Duration
+    /// Whether DNS lists not-ready pods.
+    public var publishNotReadyAddresses: Bool
+    /// The pods' termination grace period (also Pico's `grace_period`).
+    public var terminationGracePeriod: Duration
+    /// The timeline, sorted by time (file order for equal times).
+    public var timeline: [Event]
+    /// The checks.
+    public var checks: [Check]
+}

@@ -1,0 +1,130 @@
+import PicoModel
+
+extension ScenarioDecoder {
+    static let actionKeys = ["rollout", "crash", "restart", "terminate", "pause", "resume", "partition", "heal", "netem", "scale", "stop-clients"]
+    static let undoable: Set<String> = ["partition", "pause", "netem"]
+
+    static func decodeTimeline(_ spec: inout YAMLFields, pods: Int, duration: Duration) throws(YAMLError) -> [Scenario.Event] {
+        var events: [Scenario.Event] = []
+        var replicas = pods
+        for (index, item) in (try spec.sequence("timeline") ?? []).enumerated() {
+            var fields = try YAMLFields(item, path: "\(spec.keyPath("timeline"))[\(index)]", file: spec.file)
+            guard let at = try fields.duration("at") else { throw fields.error("at", "is required") }
+            guard at <= duration else { throw fields.error("at", "is after the end of the run (\(DurationText.format(duration)))", at: item["at"]) }
+            let present = self.actionKeys.filter { fields.has($0) }
+            guard present.count == 1, let key = present.first else {
+                throw fields.error("", "needs exactly one of \(self.actionKeys.joined(separator: ", "))")
+            }
+            let undo = try fields.duration("for")
+            if undo != nil, !self.undoable.contains(key) {
+                throw fields.error("for", "only partition, pause and netem can be undone with for:", at: item["for"])
+            }
+            if let undo, at + undo > duration {
+                throw fields.error("for", "ends after the end of the run", at: item["for"])
+            }
+            let action = try self.decodeAction(key, &fields, replicas: &replicas)
+            try fields.finish()
+            events.append(Scenario.Event(at: at, action: action, duration: undo, line: item.line))
+        }
+        return events.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
+    }
+
+    static func decodeAction(_ key: String, _ fields: inout YAMLFields, replicas: inout Int) throws(YAMLError) -> Scenario.Action {
+        let node = fields.node[key]
+        var body = try fields.mapping(key) ?? YAMLFields(YAMLNode(.scalar("", .plain), line: node?.line ?? 1, column: node?.column ?? 1), path: fields.keyPath(key), file: fields.file)
+        let action: Scenario.Action
+        switch key {
+        case "rollout":
+            action = .rollout(maxUnavailable: try body.int("maxUnavailable", in: 1...1_000) ?? 1, minReadySeconds: try body.duration("minReadySeconds") ?? .zero)
+        case "crash": action = .crash(try self.podList(&body, replicas: replicas))
+        case "restart": action = .restart(try self.podList(&body, replicas: replicas))
+        case "terminate": action = .terminate(try self.podList(&body, replicas: replicas))
+        case "pause": action = .pause(try self.podList(&body, replicas: replicas))
+        case "resume": action = .resume(try self.podList(&body, replicas: replicas))
+        case "partition": action = .partition(try self.partitionShape(&body, replicas: replicas))
+        case "heal": action = .heal
+        case "netem":
+            let pods = try self.podList(&body, replicas: replicas)
+            let clean = LinkProfile(latency: .zero, jitter: .zero, loss: 0, duplicate: 0, reorder: 0)
+            action = .netem(pods: pods, profile: try self.decodeProfile(&body, base: clean))
+        case "scale":
+            guard let count = try body.int("replicas", in: 1...1_000) else { throw body.error("replicas", "is required") }
+            replicas = max(replicas, count)
+            action = .scale(replicas: count)
+        default:
+            action = .stopClients
+        }
+        try body.finish()
+        return action
+    }
+
+    /// `pod: N` or `pods: [N, …]`, each an existing ordinal.
+    static func podList(_ body: inout YAMLFields, replicas: Int) throws(YAMLError) -> [Int] {
+        var pods: [Int] = []
+        if let pod = try body.int("pod", in: 0...(replicas - 1)) { pods.append(pod) }
+        if let items = try body.sequence("pods") {
+            for (index, item) in items.enumerated() {
+                guard let text = item.scalarText, let pod = Int(text), (0..<replicas).contains(pod) else {
+                    throw body.error("pods[\(index)]", "must be a pod ordinal from 0 to \(replicas - 1)", at: item)
+                }
+                pods.append(pod)
+            }
+        }
+        guard !pods.isEmpty else { throw body.error("pod", "name the pod with pod: N or pods: [N, ...]") }
+        return Array(Set(pods)).sorted()
+    }
+
+    static func partitionShape(_ body: inout YAMLFields, replicas: Int) throws(YAMLError) -> PartitionShape {
+        let shape = try body.requiredString("shape")
+        switch shape {
+        case "halves": return .halves
+        case "random-halves": return .randomHalves
+        case "bridge": return .bridge
+        case "majorities-ring": return .majoritiesRing
+        case "isolate":
+            guard let pod = try body.int("pod", in: 0...(replicas - 1)) else { throw body.error("pod", "is required for isolate") }
+            return .isolate(pod)
+        case "one-way":
+            let sources = try self.ordinals(&body, key: "from", replicas: replicas)
+            let targets = try self.ordinals(&body, key: "to", replicas: replicas)
+            return .oneWay(sources: sources, targets: targets)
+        default:
+            throw body.error("shape", "must be halves, random-halves, isolate, bridge, majorities-ring or one-way, got '\(shape)'", at: body.node["shape"])
+        }
+    }
+
+    static func ordinals(_ body: inout YAMLFields, key: String, replicas: Int) throws(YAMLError) -> [Int] {
+        guard let items = try body.sequence(key), !items.isEmpty else { throw body.error(key, "is required: a list of pod ordinals") }
+        var pods: [Int] = []
+        for (index, item) in items.enumerated() {
+            guard let text = item.scalarText, let pod = Int(text), (0..<replicas).contains(pod) else {
+                throw body.error("\(key)[\(index)]", "must be a pod ordinal from 0 to \(replicas - 1)", at: item)
+            }
+            pods.append(pod)
+        }
+        return pods
+    }
+
+    static func decodeChecks(_ spec: inout YAMLFields, duration: Duration) throws(YAMLError) -> [Scenario.Check] {
+        var checks: [Scenario.Check] = []
+        for (index, item) in (try spec.sequence("checks") ?? []).enumerated() {
+            let path = "\(spec.keyPath("checks"))[\(index)]"
+            var check = Scenario.Check(name: "", from: nil, to: nil, detection: .seconds(15))
+            if let name = item.scalarText {
+                check.name = name
+            } else {
+                var fields = try YAMLFields(item, path: path, file: spec.file)
+                check.name = try fields.requiredString("name")
+                check.from = try fields.duration("from")
+                check.to = try fields.duration("to")
+                check.detection = try fields.duration("detection") ?? check.detection
+                try fields.finish()
+            }
+            guard self.checkNames.contains(check.name) else {
+                throw YAMLError(file: spec.file, line: item.line, column: item.column, message: "\(path): unknown check '\(check.name)' (known: \(self.checkNames.joined(separator: ", ")))")
+            }
+            checks.append(check)
+        }
+        return checks
+    }
+}

@@ -1,0 +1,115 @@
+import PicoModel
+
+/// Reads and validates a scenario file. Every problem is a `YAMLError` naming the file, line,
+/// column and key: unknown keys, wrong types, impossible values (a pod that does not exist, an
+/// event after the end of the run, `for:` on an event that cannot be undone, …).
+public enum ScenarioDecoder {
+    /// The `apiVersion` this build reads.
+    public static let apiVersion = "pico-sim.dev/v1alpha1"
+    /// Checker names accepted under `spec.checks`.
+    public static let checkNames = [
+        "no-failed-requests", "route-only-to-live-owners", "at-most-one-hop", "membership-converged",
+        "endpoint-tables-converged", "no-ghost-members", "invariants-hold", "agents-rehomed",
+    ]
+
+    /// Decodes `text`; `seed` overrides `spec.seed`.
+    public static func decode(_ text: String, file: String, seed: UInt64? = nil) throws(YAMLError) -> Scenario {
+        var root = try YAMLFields(try YAMLReader.parse(text, file: file), path: "", file: file)
+        let version = try root.requiredString("apiVersion")
+        guard version == self.apiVersion else {
+            throw root.error("apiVersion", "must be \(self.apiVersion), got '\(version)'", at: root.node["apiVersion"])
+        }
+        let kind = try root.requiredString("kind")
+        guard kind == "Scenario" else { throw root.error("kind", "must be Scenario, got '\(kind)'", at: root.node["kind"]) }
+        guard var metadata = try root.mapping("metadata") else { throw root.error("metadata", "is required") }
+        let name = try metadata.requiredString("name")
+        _ = metadata.node("labels")
+        _ = metadata.node("annotations")
+        try metadata.finish()
+        guard var spec = try root.mapping("spec") else { throw root.error("spec", "is required") }
+        try root.finish()
+        return try self.decodeSpec(&spec, name: name, file: file, seed: seed)
+    }
+
+    static func decodeSpec(_ spec: inout YAMLFields, name: String, file: String, seed: UInt64?) throws(YAMLError) -> Scenario {
+        let fileSeed = try spec.uint64("seed") ?? 1
+        guard let duration = try spec.duration("duration"), duration > .zero, duration <= .seconds(86_400) else {
+            throw spec.error("duration", "is required, between 1ns and 24h", at: spec.node["duration"])
+        }
+        guard var topology = try spec.mapping("topology") else { throw spec.error("topology", "is required") }
+        let pods = try topology.int("pods", in: 1...1_000) ?? 3
+        let startupText = try topology.string("startup") ?? "ordered"
+        guard let startup = Scenario.Startup(rawValue: startupText) else {
+            throw topology.error("startup", "must be ordered or parallel, got '\(startupText)'", at: topology.node["startup"])
+        }
+        let agents = try self.decodeAgents(&topology)
+        let clients = try self.decodeClients(&topology)
+        try topology.finish()
+        var network = LinkProfile.lan
+        if var fields = try spec.mapping("network") {
+            network = try self.decodeProfile(&fields, base: .lan)
+            try fields.finish()
+        }
+        var kubernetes = try spec.mapping("kubernetes") ?? YAMLFields(YAMLNode(.scalar("", .plain), line: 1, column: 1), path: "spec.kubernetes", file: file)
+        let dnsLag = try kubernetes.duration("dnsLag") ?? .seconds(1)
+        let loadBalancerLag = try kubernetes.duration("loadBalancerLag") ?? .seconds(2)
+        let publishNotReady = try kubernetes.bool("publishNotReadyAddresses") ?? false
+        let grace = try kubernetes.duration("terminationGracePeriod") ?? .seconds(60)
+        guard grace >= .seconds(10) else {
+            throw kubernetes.error("terminationGracePeriod", "must be at least 10s (Pico's drain needs it)", at: kubernetes.node["terminationGracePeriod"])
+        }
+        try kubernetes.finish()
+        let timeline = try self.decodeTimeline(&spec, pods: pods, duration: duration)
+        let checks = try self.decodeChecks(&spec, duration: duration)
+        try spec.finish()
+        return Scenario(
+            name: name, file: file, seed: seed ?? fileSeed, duration: duration, pods: pods, startup: startup, agents: agents,
+            clients: clients, network: network, dnsLag: dnsLag, loadBalancerLag: loadBalancerLag,
+            publishNotReadyAddresses: publishNotReady, terminationGracePeriod: grace, timeline: timeline, checks: checks)
+    }
+
+    static func decodeAgents(_ topology: inout YAMLFields) throws(YAMLError) -> [AgentSpec] {
+        var agents: [AgentSpec] = []
+        for (index, item) in (try topology.sequence("agents") ?? []).enumerated() {
+            var fields = try YAMLFields(item, path: "\(topology.keyPath("agents"))[\(index)]", file: topology.file)
+            let endpoint = try fields.requiredString("endpoint")
+            guard !endpoint.isEmpty, endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
+                throw fields.error("endpoint", "must be 1 to \(EndpointTable.maxEndpointLength) bytes", at: item["endpoint"])
+            }
+            let count = try fields.int("count", in: 1...1_000) ?? 1
+            try fields.finish()
+            for copy in 0..<count { agents.append(AgentSpec(name: "\(endpoint)-\(copy)", endpoint: endpoint)) }
+        }
+        return agents
+    }
+
+    static func decodeClients(_ topology: inout YAMLFields) throws(YAMLError) -> [ClientSpec] {
+        var clients: [ClientSpec] = []
+        for (index, item) in (try topology.sequence("clients") ?? []).enumerated() {
+            var fields = try YAMLFields(item, path: "\(topology.keyPath("clients"))[\(index)]", file: topology.file)
+            let name = try fields.string("name") ?? "client-\(index)"
+            guard let rate = try fields.double("rate"), rate > 0, rate <= 100_000 else {
+                throw fields.error("rate", "is required: requests per second, above 0 and at most 100000", at: item["rate"])
+            }
+            guard let endpoints = try fields.strings("endpoints"), !endpoints.isEmpty else {
+                throw fields.error("endpoints", "is required: a non-empty list", at: item["endpoints"])
+            }
+            let timeout = try fields.duration("timeout") ?? .seconds(5)
+            let service = try fields.duration("serviceTime") ?? .milliseconds(5)
+            guard timeout > .zero else { throw fields.error("timeout", "must be positive", at: item["timeout"]) }
+            try fields.finish()
+            clients.append(ClientSpec(name: name, endpoints: endpoints, rate: rate, timeout: timeout, serviceTime: service))
+        }
+        return clients
+    }
+
+    static func decodeProfile(_ fields: inout YAMLFields, base: LinkProfile) throws(YAMLError) -> LinkProfile {
+        var profile = base
+        profile.latency = try fields.duration("latency") ?? base.latency
+        profile.jitter = try fields.duration("jitter") ?? base.jitter
+        profile.loss = try fields.fraction("loss") ?? base.loss
+        profile.duplicate = try fields.fraction("duplicate") ?? base.duplicate
+        profile.reorder = try fields.fraction("reorder") ?? base.reorder
+        return profile
+    }
+}

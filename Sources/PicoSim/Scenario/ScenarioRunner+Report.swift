@@ -1,0 +1,88 @@
+import PicoModel
+
+// ==== ---- Turning a finished world into a report -----------------------------------------------------
+
+extension ScenarioRunner {
+    /// Lifecycle changes and the first sighting of each death, leave and rebirth.
+    static func membershipNotes(_ world: SimWorld) -> [(Instant, String)] {
+        var notes: [(Instant, String)] = []
+        var seen: Set<String> = []
+        for (time, pod, event) in world.events {
+            let podName = world.pods[pod].name
+            switch event {
+            case .phaseChanged(_, let to) where to == .ready || to == .draining || to == .left:
+                notes.append((time, "\(podName) is \(to)"))
+            case .membership(.memberStatusChanged(let uid, let name, _, let to)) where to.status.isTerminal:
+                if seen.insert("\(uid)-\(to.status)").inserted { notes.append((time, "\(name) \(to.status) (first seen by \(podName))")) }
+            case .membership(.reborn(_, let new)):
+                notes.append((time, "\(podName) was declared dead and rejoined as \(new)"))
+            default:
+                continue
+            }
+        }
+        return notes
+    }
+
+    static func figures(_ world: SimWorld, scenario: Scenario, trafficStart: Instant?) -> [(String, String)] {
+        let tally = world.traffic.tally
+        let seconds = max(scenario.duration.secondsDouble, 0.001)
+        let bytes = world.bytesSent.reduce(0, +)
+        let datagrams = world.datagramsSent.reduce(0, +)
+        var figures: [(String, String)] = [
+            ("requests", "\(world.traffic.history.count) sent: \(tally.ok) ok, \(tally.failed) failed, \(tally.timedOut) timed out, \(tally.pending) pending"),
+            ("gossip", "\(datagrams) datagrams, \(Self.format(Double(bytes) / Double(max(1, world.pods.count)) / seconds)) bytes per pod per second"),
+        ]
+        if let trafficStart { figures.append(("traffic started", "\(trafficStart)")) }
+        if let detection = self.crashDetection(world) {
+            figures.append(("crash detection", "first node \(Self.format(detection.first))s, every node \(Self.format(detection.all))s (mean of \(detection.count))"))
+        }
+        let forwarded = world.traffic.history.filter { $0.path.count == 2 }.count
+        figures.append(("forwarded once", "\(forwarded) requests"))
+        return figures
+    }
+
+    /// Mean time from each crash to the first and to the last `dead` among the other pods.
+    static func crashDetection(_ world: SimWorld) -> (first: Double, all: Double, count: Int)? {
+        var firsts: [Double] = []
+        var alls: [Double] = []
+        for stop in world.stops {
+            guard case .down = world.pods[stop.pod].state, let uid = self.uid(of: stop.pod, at: stop.time, world) else { continue }
+            let deaths = world.events.compactMap { time, _, event -> Instant? in
+                guard time >= stop.time, case .membership(.memberStatusChanged(let subject, _, _, let to)) = event, subject == uid, to.status == .dead else { return nil }
+                return time
+            }
+            guard let first = deaths.min(), let last = deaths.max() else { continue }
+            firsts.append((first - stop.time).secondsDouble)
+            alls.append((last - stop.time).secondsDouble)
+        }
+        guard !firsts.isEmpty else { return nil }
+        return (firsts.reduce(0, +) / Double(firsts.count), alls.reduce(0, +) / Double(alls.count), firsts.count)
+    }
+
+    /// The UID pod `pod` ran just before `time` (from its join announcements).
+    static func uid(of pod: Int, at time: Instant, _ world: SimWorld) -> NodeUID? {
+        let prefix = world.pods[pod].name + "-"
+        var latest: (Instant, NodeUID)?
+        for (eventTime, _, event) in world.events where eventTime <= time {
+            if case .membership(.memberJoined(let info)) = event, info.name.hasPrefix(prefix), info.name.count == prefix.count + 7 {
+                if latest.map({ eventTime >= $0.0 }) ?? true { latest = (eventTime, info.uid) }
+            }
+        }
+        return latest?.1
+    }
+
+    static func traceHash(_ world: SimWorld) -> String {
+        var hasher = world.trace
+        for (time, pod, event) in world.events {
+            hasher.combine(UInt64(bitPattern: time.nanoseconds))
+            hasher.combine(UInt64(pod))
+            hasher.combine(String(describing: event))
+        }
+        return hasher.hex
+    }
+
+    static func format(_ value: Double) -> String {
+        let scaled = (value * 100).rounded() / 100
+        return "\(scaled)"
+    }
+}

@@ -1,0 +1,163 @@
+import PicoModel
+
+/// What a scenario run produced: the notable events, figures, each check's verdict and the trace hash.
+public struct ScenarioReport: Sendable {
+    /// `(time, text)` of notable events (joins, deaths, leaves, timeline actions, rollout steps).
+    public var timeline: [(Instant, String)]
+    /// Named figures, in report order.
+    public var figures: [(String, String)]
+    /// Every check's verdict.
+    public var results: [CheckResult]
+    /// The seed the run used.
+    public var seed: UInt64
+    /// FNV-1a over every world event and node event.
+    public var traceHash: String
+
+    /// True when every check passed.
+    public var passed: Bool { self.results.allSatisfy(\.passed) }
+}
+
+/// Runs a decoded scenario in a `SimWorld`.
+public enum ScenarioRunner {
+    /// Runs `scenario` to its end and checks it.
+    public static func run(_ scenario: Scenario) -> ScenarioReport {
+        var world = self.makeWorld(scenario)
+        var notes: [(Instant, String)] = []
+        let initial = Array(0..<scenario.pods)
+        // Start-up: ordered (one after another, each once ready) or parallel.
+        if scenario.startup == .parallel {
+            for pod in initial { world.start(pod) }
+        } else {
+            world.start(0)
+        }
+        for agent in scenario.agents { world.addAgent(agent) }
+        for (index, event) in scenario.timeline.enumerated() {
+            world.scheduleAction(index * 2, at: Instant.zero + event.at)
+            if let undo = event.duration { world.scheduleAction(index * 2 + 1, at: Instant.zero + event.at + undo) }
+        }
+        var trafficStart: Instant?
+        let end = Instant.zero + scenario.duration
+        while world.now < end {
+            world.run(until: min(end, world.now + .milliseconds(100))) { world, id in
+                let event = scenario.timeline[id / 2]
+                let text = id % 2 == 0 ? self.perform(event.action, in: &world) : self.undo(event.action, in: &world)
+                notes.append((world.now, text))
+            }
+            if scenario.startup == .ordered, let next = initial.first(where: { world.pods[$0].boot == 0 }),
+                next > 0, world.pods[next - 1].ready
+            {
+                world.start(next)
+            }
+            if trafficStart == nil, self.readyForTraffic(world, pods: initial, endpoints: scenario.agents.map(\.endpoint)) {
+                trafficStart = world.now
+                for client in scenario.clients { world.addClient(client) }
+                notes.append((world.now, "traffic starts: \(scenario.clients.count) client(s), \(scenario.agents.count) agent(s)"))
+            }
+        }
+        notes += self.membershipNotes(world)
+        notes.sort { $0.0 < $1.0 }
+        let results = scenario.checks.map { self.checker(for: $0, trafficStart: trafficStart ?? end, end: end).check(world) }
+        return ScenarioReport(
+            timeline: notes, figures: self.figures(world, scenario: scenario, trafficStart: trafficStart), results: results,
+            seed: scenario.seed, traceHash: self.traceHash(world))
+    }
+
+    /// Clients start once the initial pods are ready, every agent has a tunnel, and every pod
+    /// can route every agent's endpoint (the start-up itself is not under test).
+    static func readyForTraffic(_ world: SimWorld, pods: [Int], endpoints: [String]) -> Bool {
+        guard pods.allSatisfy({ world.pods[$0].ready }), world.traffic.agents.allSatisfy({ !$0.tunnels.isEmpty }) else { return false }
+        return pods.allSatisfy { pod in
+            let known = Set(world.pods[pod].node?.endpointView.map(\.endpoint) ?? [])
+            return endpoints.allSatisfy { known.contains($0) }
+        }
+    }
+
+    static func makeWorld(_ scenario: Scenario) -> SimWorld {
+        var configuration = ClusterConfiguration(
+            gossipAddress: Address(host: "0.0.0.0", port: 8003), proxyAddress: Address(host: "0.0.0.0", port: 8000),
+            adminAddress: Address(host: "0.0.0.0", port: 8002), randomSeed: 0)
+        configuration.join = ["pico"]
+        configuration.gracePeriod = scenario.terminationGracePeriod
+        var settings = SimWorld.Settings(node: configuration)
+        settings.dnsLag = scenario.dnsLag
+        settings.loadBalancerLag = scenario.loadBalancerLag
+        settings.publishNotReadyAddresses = scenario.publishNotReadyAddresses
+        var capacity = scenario.pods
+        for event in scenario.timeline { if case .scale(let replicas) = event.action { capacity = max(capacity, replicas) } }
+        return SimWorld(podCount: capacity, seed: scenario.seed, settings: settings, network: scenario.network)
+    }
+
+    static func names(_ pods: [Int], _ world: SimWorld) -> String {
+        pods.map { world.pods[$0].name }.joined(separator: ", ")
+    }
+
+    static func perform(_ action: Scenario.Action, in world: inout SimWorld) -> String {
+        switch action {
+        case .rollout(let maxUnavailable, let minReady):
+            world.startRollout(maxUnavailable: maxUnavailable, minReadySeconds: minReady, terminationGracePeriod: world.settings.node.gracePeriod)
+            return "rollout starts (maxUnavailable \(maxUnavailable), minReadySeconds \(DurationText.format(minReady)))"
+        case .crash(let pods):
+            for pod in pods { world.crash(pod) }
+            return "crash \(self.names(pods, world))"
+        case .restart(let pods):
+            for pod in pods where !world.pods[pod].hasProcess { world.start(pod) }
+            return "restart \(self.names(pods, world))"
+        case .terminate(let pods):
+            for pod in pods { world.terminate(pod) }
+            return "SIGTERM \(self.names(pods, world))"
+        case .pause(let pods):
+            for pod in pods { world.pause(pod) }
+            return "pause \(self.names(pods, world))"
+        case .resume(let pods):
+            for pod in pods { world.resume(pod) }
+            return "resume \(self.names(pods, world))"
+        case .partition(let shape):
+            var rng = world.streams.stream("faults/partition/\(world.now.nanoseconds)")
+            let links = shape.links(among: Array(world.pods.indices), rng: &rng)
+            world.network.block(links)
+            return "partition \(shape) (\(links.count) links cut)"
+        case .heal:
+            world.network.healAll()
+            return "heal every link"
+        case .netem(let pods, let profile):
+            for pod in pods { world.network.impair(pod, with: profile) }
+            return "netem on \(self.names(pods, world)): +\(DurationText.format(profile.latency)), loss \(profile.loss * 100)%"
+        case .clearNetem(let pods):
+            for pod in pods { world.network.impair(pod, with: nil) }
+            return "netem cleared on \(self.names(pods, world))"
+        case .scale(let replicas):
+            let running = world.pods.indices.filter { world.pods[$0].hasProcess }
+            for pod in 0..<replicas where !world.pods[pod].hasProcess { world.start(pod) }
+            for pod in running.reversed() where pod >= replicas { world.terminate(pod) }
+            return "scale to \(replicas) replicas"
+        case .stopClients:
+            world.stopClients()
+            return "clients stop"
+        }
+    }
+
+    static func undo(_ action: Scenario.Action, in world: inout SimWorld) -> String {
+        switch action {
+        case .partition: return self.perform(.heal, in: &world)
+        case .pause(let pods): return self.perform(.resume(pods), in: &world)
+        case .netem(let pods, _): return self.perform(.clearNetem(pods), in: &world)
+        default: return "nothing to undo"
+        }
+    }
+
+    static func checker(for check: Scenario.Check, trafficStart: Instant, end: Instant) -> Checker {
+        switch check.name {
+        case "no-failed-requests":
+            let from = check.from.map { Instant.zero + $0 } ?? trafficStart
+            let to = check.to.map { Instant.zero + $0 } ?? end
+            return .noFailedRequests(windows: from <= to ? [from...to] : [])
+        case "route-only-to-live-owners": return .routeOnlyToLiveOwners(detection: check.detection)
+        case "at-most-one-hop": return .atMostOneHop
+        case "membership-converged": return .membershipConverged
+        case "endpoint-tables-converged": return .endpointTablesConverged
+        case "no-ghost-members": return .noGhostMembers
+        case "agents-rehomed": return .agentsRehomed
+        default: return .invariantsHold
+        }
+    }
+}

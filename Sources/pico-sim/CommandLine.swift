@@ -1,0 +1,46 @@
+import PicoModel
+
+/// `pico-sim`'s arguments, parsed purely from an array.
+struct SimCommand: Equatable {
+    var files: [String] = []
+    var seed: UInt64?
+    var quiet = false
+
+    static let usage = """
+        usage: pico-sim run FILE... [--seed N] [--quiet]
+               pico-sim FILE...            (same as run)
+
+        Replays each scenario file in simulated time, prints what happened, the figures and every
+        check's verdict. Exit status: 0 when every check passed, 1 when one failed, 2 for a bad
+        file or bad usage.
+        """
+
+    /// Parses `arguments` (without the program name).
+    static func parse(_ arguments: [String]) throws(UsageError) -> SimCommand {
+        var command = SimCommand()
+        var rest = arguments[...]
+        if rest.first == "run" { rest = rest.dropFirst() }
+        while let argument = rest.popFirst() {
+            switch argument {
+            case "--seed":
+                guard let value = rest.popFirst(), let seed = UInt64(value) else { throw UsageError("--seed needs a non-negative integer") }
+                command.seed = seed
+            case "--quiet", "-q":
+                command.quiet = true
+            case "--help", "-h":
+                throw UsageError("")
+            default:
+                guard !argument.hasPrefix("-") else { throw UsageError("unknown option \(argument)") }
+                command.files.append(argument)
+            }
+        }
+        guard !command.files.isEmpty else { throw UsageError("name at least one scenario file") }
+        return command
+    }
+}
+
+/// A usage problem; the message is printed before the usage text.
+struct UsageError: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}

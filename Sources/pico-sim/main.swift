@@ -1,0 +1,63 @@
+import Foundation
+import PicoModel
+import PicoSim
+
+/// Prints a report the way a person reads it: the timeline, figures, verdicts, seed, trace hash.
+func printReport(_ report: ScenarioReport, scenario: Scenario, quiet: Bool) {
+    print("== \(scenario.name) (\(scenario.file)): \(scenario.pods) pods, \(DurationText.format(scenario.duration)) simulated, seed \(report.seed)")
+    if !quiet {
+        print("-- timeline")
+        for (time, text) in report.timeline {
+            print(String(format: "  %9.3fs  %@", Double(time.nanoseconds) / 1e9, text))
+        }
+    }
+    print("-- figures")
+    for (name, value) in report.figures { print("  \(name): \(value)") }
+    print("-- checks")
+    for result in report.results {
+        if result.passed {
+            print("  PASS \(result.name)")
+        } else {
+            let time = result.violationTime.map { String(format: "%.3fs", Double($0.nanoseconds) / 1e9) } ?? "?"
+            print("  FAIL \(result.name): at \(time), \(result.subject ?? "?"): \(result.message ?? "")")
+        }
+    }
+    print("-- verdict: \(report.passed ? "PASS" : "FAIL")   seed \(report.seed)   trace \(report.traceHash)")
+}
+
+func main() -> Int32 {
+    let command: SimCommand
+    do {
+        command = try SimCommand.parse(Array(CommandLine.arguments.dropFirst()))
+    } catch {
+        if !error.message.isEmpty { FileHandle.standardError.write(Data("pico-sim: \(error.message)\n".utf8)) }
+        FileHandle.standardError.write(Data((SimCommand.usage + "\n").utf8))
+        return error.message.isEmpty ? 0 : 2
+    }
+    var status: Int32 = 0
+    for file in command.files {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            FileHandle.standardError.write(Data("pico-sim: cannot read \(file): \(error.localizedDescription)\n".utf8))
+            return 2
+        }
+        let scenario: Scenario
+        do {
+            scenario = try ScenarioDecoder.decode(text, file: file, seed: command.seed)
+        } catch {
+            FileHandle.standardError.write(Data("pico-sim: \(error)\n".utf8))
+            return 2
+        }
+        let started = Date()
+        let report = ScenarioRunner.run(scenario)
+        let wall = Date().timeIntervalSince(started)
+        printReport(report, scenario: scenario, quiet: command.quiet)
+        print(String(format: "   (%.2fs wall, %.0f simulated seconds per wall second)", wall, scenario.duration.secondsDouble / max(wall, 1e-6)))
+        if !report.passed { status = 1 }
+    }
+    return status
+}
+
+exit(main())

@@ -1,0 +1,91 @@
+import Foundation
+import PicoModel
+@testable import PicoSim
+import Testing
+
+@Suite("Scenario files")
+struct ScenarioTests {
+    static var root: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    static var shipped: [String] {
+        let directory = Self.root.appendingPathComponent("scenarios")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.filter { $0.hasSuffix(".yaml") }.sorted()
+    }
+
+    @Test(arguments: ScenarioTests.shipped)
+    func test_shippedScenario_passesEveryCheck(name: String) throws {
+        let path = Self.root.appendingPathComponent("scenarios").appendingPathComponent(name).path
+        let scenario = try ScenarioDecoder.decode(try String(contentsOfFile: path, encoding: .utf8), file: name)
+        let report = ScenarioRunner.run(scenario)
+        for result in report.results { #expect(result.passed, "\(name): \(result)") }
+        #expect(!report.results.isEmpty, "a shipped scenario checks something")
+    }
+
+    @Test func test_sameSeed_sameTraceHash() throws {
+        let path = Self.root.appendingPathComponent("scenarios/rolling-restart.yaml").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var scenario = try ScenarioDecoder.decode(text, file: "rolling-restart.yaml")
+        scenario.duration = .seconds(40)
+        scenario.timeline = []
+        let first = ScenarioRunner.run(scenario).traceHash
+        #expect(first == ScenarioRunner.run(scenario).traceHash)
+        scenario.seed += 1
+        #expect(first != ScenarioRunner.run(scenario).traceHash)
+    }
+
+    static let minimal = """
+        apiVersion: pico-sim.dev/v1alpha1
+        kind: Scenario
+        metadata: {name: t}
+        spec:
+          duration: 1m
+          topology: {pods: 3}
+
+        """
+
+    static func error(_ text: String) -> String {
+        do {
+            _ = try ScenarioDecoder.decode(text, file: "bad.yaml")
+            return "no error"
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test func test_badFiles_nameTheKeyAndLine() {
+        #expect(Self.error(Self.minimal) == "no error")
+        #expect(Self.error(Self.minimal.replacingOccurrences(of: "pods: 3", with: "pods: 3, podz: 1")) == "bad.yaml:6:23: unknown key 'spec.topology.podz'")
+        #expect(Self.error(Self.minimal + "  timeline:\n    - at: 10s\n      crash: {pod: 7}\n") == "bad.yaml:9:20: spec.timeline[0].crash.pod: must be in 0...2, got 7")
+        #expect(Self.error(Self.minimal + "  timeline:\n    - at: 2m\n      heal: {}\n").contains("is after the end of the run"))
+        #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      crash: {pod: 1}\n      for: 5s\n").contains("only partition, pause and netem"))
+        #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      crash: {pod: 1}\n      heal: {}\n").contains("needs exactly one of"))
+        #expect(Self.error(Self.minimal + "  checks: [no-such-check]\n").contains("unknown check 'no-such-check'"))
+        #expect(Self.error(Self.minimal.replacingOccurrences(of: "v1alpha1", with: "v2")).contains("apiVersion: must be"))
+        #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      partition: {shape: square}\n").contains("spec.timeline[0].partition.shape: must be halves"))
+    }
+
+    @Test func test_commandLine_exitCodes() throws {
+        let binary = Self.root.appendingPathComponent(".build/debug/pico-sim")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "scripts/test builds pico-sim before the tests")
+        func run(_ arguments: [String]) throws -> Int32 {
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        let bad = FileManager.default.temporaryDirectory.appendingPathComponent("pico-bad-\(UInt64.random(in: 0...UInt64.max)).yaml")
+        try Data("apiVersion: nope\n".utf8).write(to: bad)
+        defer { try? FileManager.default.removeItem(at: bad) }
+        #expect(try run([bad.path]) == 2)
+        #expect(try run(["run"]) == 2)
+        #expect(try run(["--frobnicate", "x.yaml"]) == 2)
+        #expect(try run(["/nonexistent.yaml"]) == 2)
+    }
+}
