@@ -88,4 +88,27 @@ struct ScenarioTests {
         #expect(try run(["--frobnicate", "x.yaml"]) == 2)
         #expect(try run(["/nonexistent.yaml"]) == 2)
     }
+
+    @Test func test_traceHash_isTheSameInSeparateProcesses_withAndWithoutDeterministicHashing() throws {
+        let binary = Self.root.appendingPathComponent(".build/debug/pico-sim")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "scripts/test builds pico-sim before the tests")
+        func verdict(deterministicHashing: Bool) throws -> String {
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = [Self.root.appendingPathComponent("scenarios/rolling-restart.yaml").path, "--quiet"]
+            var environment = ProcessInfo.processInfo.environment
+            environment["SWIFT_DETERMINISTIC_HASHING"] = deterministicHashing ? "1" : nil
+            process.environment = environment
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: data, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("-- verdict") }.map(String.init) ?? "no verdict"
+        }
+        let first = try verdict(deterministicHashing: false)
+        #expect(first.contains("trace "))
+        #expect(try verdict(deterministicHashing: false) == first)
+        #expect(try verdict(deterministicHashing: true) == first)
+    }
 }
