@@ -46,7 +46,7 @@ extension ScenarioRunner {
         var firsts: [Double] = []
         var alls: [Double] = []
         for stop in world.stops {
-            guard case .down = world.pods[stop.pod].state, let uid = self.uid(of: stop.pod, at: stop.time, world) else { continue }
+            guard stop.crashed, let uid = stop.uid else { continue }
             let deaths = world.events.compactMap { time, _, event -> Instant? in
                 guard time >= stop.time, case .membership(.memberStatusChanged(let subject, _, _, let to)) = event, subject == uid, to.status == .dead else { return nil }
                 return time
@@ -57,18 +57,6 @@ extension ScenarioRunner {
         }
         guard !firsts.isEmpty else { return nil }
         return (firsts.reduce(0, +) / Double(firsts.count), alls.reduce(0, +) / Double(alls.count), firsts.count)
-    }
-
-    /// The UID pod `pod` ran just before `time` (from its join announcements).
-    static func uid(of pod: Int, at time: Instant, _ world: SimWorld) -> NodeUID? {
-        let prefix = world.pods[pod].name + "-"
-        var latest: (Instant, NodeUID)?
-        for (eventTime, _, event) in world.events where eventTime <= time {
-            if case .membership(.memberJoined(let info)) = event, info.name.hasPrefix(prefix), info.name.count == prefix.count + 7 {
-                if latest.map({ eventTime >= $0.0 }) ?? true { latest = (eventTime, info.uid) }
-            }
-        }
-        return latest?.1
     }
 
     static func traceHash(_ world: SimWorld) -> String {

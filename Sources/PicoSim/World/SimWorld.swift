@@ -50,7 +50,7 @@ public struct SimWorld: Sendable {
     /// Agents, clients, the load balancer and the request history.
     public internal(set) var traffic: SimTraffic
     /// When each process stopped (crash or exit): the checkers' detection windows start here.
-    public internal(set) var stops: [(time: Instant, pod: Int)] = []
+    public internal(set) var stops: [(time: Instant, pod: Int, uid: NodeUID?, crashed: Bool)] = []
     /// Every event a node emitted: `(time, pod index, event)`.
     public internal(set) var events: [(Instant, Int, ClusterEvent)] = []
 
@@ -198,7 +198,7 @@ public struct SimWorld: Sendable {
     mutating func stopProcess(_ index: Int, state: SimPod.State) {
         self.pods[index].state = state
         self.pods[index].inbox = []
-        self.stops.append((self.now, index))
+        self.stops.append((self.now, index, self.pods[index].node?.me.uid, state == .down))
         if self.pods[index].ready { self.setReady(index, false) }
         self.processStopped(index)
     }
