@@ -6,7 +6,7 @@ import Testing
 struct CheckerTests {
     static let all: [Checker] = [
         .routeOnlyToLiveOwners(detection: .seconds(10)), .atMostOneHop, .membershipConverged, .endpointTablesConverged,
-        .noGhostMembers, .invariantsHold, .agentsRehomed,
+        .noGhostMembers, .invariantsHold, .agentsRehomed, .noFalseDeaths,
     ]
 
     @Test func test_rollingRestart_passesEveryChecker() {
@@ -58,6 +58,7 @@ struct CheckerTests {
         #expect(!Checker.atMostOneHop.check(world).passed)
         world.violations.append((.seconds(3), "pico-1", "own incarnation decreased"))
         #expect(Checker.invariantsHold.check(world).message == "own incarnation decreased")
+        #expect(!Checker.noFalseDeaths.check(world).passed, "uid 99 was declared dead without ever stopping")
         world.addAgent(AgentSpec(name: "lonely", endpoint: "e"))
         #expect(!Checker.agentsRehomed.check(world).passed)
     }

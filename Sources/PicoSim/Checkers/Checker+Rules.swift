@@ -87,6 +87,15 @@ extension Checker {
         return .pass(name)
     }
 
+    static func noFalseDeaths(_ world: SimWorld, name: String) -> CheckResult {
+        for (time, pod, event) in world.events {
+            guard case .membership(.memberStatusChanged(let uid, let member, _, let to)) = event, to.status == .dead else { continue }
+            let stopped = world.stops.contains { $0.uid == uid && $0.time <= time }
+            if !stopped { return .fail(name, at: time, subject: world.pods[pod].name, "declared \(member) (\(uid)) dead while it was running") }
+        }
+        return .pass(name)
+    }
+
     static func agentsRehomed(_ world: SimWorld, name: String) -> CheckResult {
         for agent in world.traffic.agents {
             let settled = agent.tunnels.contains { !$0.moving && world.isCurrent($0.pod, $0.boot) && world.pods[$0.pod].state == .running }

@@ -42,6 +42,8 @@ public enum Checker: Hashable, Sendable {
     case invariantsHold
     /// At the end, every agent has a tunnel that is not moving on a running pod.
     case agentsRehomed
+    /// No UID is declared dead while its process still runs (a false positive of failure detection).
+    case noFalseDeaths
 
     /// The name used in scenario files.
     public var name: String {
@@ -54,6 +56,7 @@ public enum Checker: Hashable, Sendable {
         case .noGhostMembers: "no-ghost-members"
         case .invariantsHold: "invariants-hold"
         case .agentsRehomed: "agents-rehomed"
+        case .noFalseDeaths: "no-false-deaths"
         }
     }
 
@@ -69,6 +72,7 @@ public enum Checker: Hashable, Sendable {
         case .invariantsHold:
             if let first = world.violations.first { .fail(self.name, at: first.0, subject: first.1, first.2) } else { .pass(self.name) }
         case .agentsRehomed: Self.agentsRehomed(world, name: self.name)
+        case .noFalseDeaths: Self.noFalseDeaths(world, name: self.name)
         }
     }
 }

@@ -9,7 +9,7 @@ public enum ScenarioDecoder {
     /// Checker names accepted under `spec.checks`.
     public static let checkNames = [
         "no-failed-requests", "route-only-to-live-owners", "at-most-one-hop", "membership-converged",
-        "endpoint-tables-converged", "no-ghost-members", "invariants-hold", "agents-rehomed",
+        "endpoint-tables-converged", "no-ghost-members", "invariants-hold", "agents-rehomed", "no-false-deaths",
     ]
 
     /// Decodes `text`; `seed` overrides `spec.seed`.

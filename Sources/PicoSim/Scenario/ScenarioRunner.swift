@@ -157,6 +157,7 @@ public enum ScenarioRunner {
         case "endpoint-tables-converged": return .endpointTablesConverged
         case "no-ghost-members": return .noGhostMembers
         case "agents-rehomed": return .agentsRehomed
+        case "no-false-deaths": return .noFalseDeaths
         default: return .invariantsHold
         }
     }
