@@ -173,7 +173,7 @@ public struct ClusterNode: Sendable {
         var problems = self.membership.checkInvariants().map { "membership: \($0)" }
         problems += self.endpoints.checkInvariants().map { "endpoints: \($0)" }
         problems += self.upstreams.checkInvariants().map { "upstreams: \($0)" }
-        for endpoint in Set(self.upstreams.allTunnels.map(\.endpoint)).sorted()
+        for endpoint in Set(self.upstreams.allTunnels.map(\.endpoint))
         where UInt32(self.upstreams.count(for: endpoint)) != self.endpoints.localCount(for: endpoint) {
             problems.append("endpoints: local count of \(endpoint) differs from its \(self.upstreams.count(for: endpoint)) tunnels")
         }
@@ -181,9 +181,9 @@ public struct ClusterNode: Sendable {
             problems.append("endpoints: \(entry.endpoint) published with no tunnel")
         }
         if self.endpoints.localOwner != self.me.uid { problems.append("endpoints: owned by \(self.endpoints.localOwner), not \(self.me.uid)") }
-        for owner in self.endpoints.owners.keys.sorted() where !self.membership.isLive(owner) {
+        for owner in self.endpoints.owners.keys where !self.membership.isLive(owner) {
             problems.append("endpoints: entries of \(owner), which is not live")
         }
-        return problems
+        return problems.sorted()
     }
 }

@@ -11,7 +11,7 @@ extension Membership {
         var problems = self.invariantViolations
         if self.members[self.me.uid] != nil { problems.append("self \(self.me.uid) is listed as a member") }
         if self.tombstones[self.me.uid] != nil { problems.append("self \(self.me.uid) is tombstoned") }
-        for (uid, member) in self.members.sorted(by: { $0.key < $1.key }) {
+        for (uid, member) in self.members {
             if member.info.uid != uid { problems.append("member keyed \(uid) describes \(member.info.uid)") }
             if member.isLive, self.tombstones[uid] != nil { problems.append("tombstoned \(uid) is \(member.state)") }
             if !member.isLive, self.tombstones[uid] == nil { problems.append("\(uid) is \(member.state) without a tombstone") }
@@ -20,10 +20,10 @@ extension Membership {
                 problems.append("live \(uid) is missing from the address index at \(member.info.gossipAddress)")
             }
         }
-        for (uid, _) in self.suspicions.sorted(by: { $0.key < $1.key }) where self.members[uid]?.state.status != .suspect {
+        for uid in self.suspicions.keys where self.members[uid]?.state.status != .suspect {
             problems.append("suspicion held for \(uid), which is not suspect")
         }
-        for (address, uid) in self.addressIndex.sorted(by: { $0.key < $1.key }) {
+        for (address, uid) in self.addressIndex {
             guard let member = self.members[uid], member.isLive, member.info.gossipAddress == address else {
                 problems.append("address index maps \(address) to \(uid), which is not live there")
                 continue
@@ -34,7 +34,10 @@ extension Membership {
         }
         if self.relays.count > self.settings.maxRelays { problems.append("\(self.relays.count) relays exceed maxRelays") }
         if self.tombstones.count > self.settings.maxTombstones { problems.append("\(self.tombstones.count) tombstones exceed maxTombstones") }
+        let counted = self.members.values.reduce(0) { $0 + ($1.isLive ? 1 : 0) }
+        if counted != self.liveMemberCount { problems.append("\(counted) live members but \(self.liveMemberCount) in the address index") }
         if self.liveMemberCount > self.settings.maxMembers { problems.append("\(self.liveMemberCount) live members exceed maxMembers") }
-        return problems
+        // Dictionary order differs between processes: sort only the (normally empty) findings.
+        return problems.sorted()
     }
 }

@@ -107,7 +107,9 @@ public struct Membership: Sendable {
 
     /// Live members other than ourselves.
     public var liveMemberCount: Int {
-        self.members.values.reduce(0) { $0 + ($1.isLive ? 1 : 0) }
+        // Every live member holds exactly one entry of the address index (checked by
+        // `checkInvariants`), so the index's size is the count, in O(1).
+        self.addressIndex.count
     }
 
     /// Estimated cluster size (live members plus ourselves), as used by the Lifeguard formulas.

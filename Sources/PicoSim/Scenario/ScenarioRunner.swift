@@ -82,6 +82,8 @@ public enum ScenarioRunner {
         settings.dnsLag = scenario.dnsLag
         settings.loadBalancerLag = scenario.loadBalancerLag
         settings.publishNotReadyAddresses = scenario.publishNotReadyAddresses
+        // Invariant checks cost O(members) per step: every step up to 64 pods, then sampled.
+        settings.invariantCheckInterval = scenario.pods <= 64 ? 1 : 16
         var capacity = scenario.pods
         for event in scenario.timeline { if case .scale(let replicas) = event.action { capacity = max(capacity, replicas) } }
         return SimWorld(podCount: capacity, seed: scenario.seed, settings: settings, network: scenario.network)

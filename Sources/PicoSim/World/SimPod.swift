@@ -32,6 +32,7 @@ public struct SimPod: Sendable {
     /// Since when it has been ready (nil while not ready).
     public internal(set) var readySince: Instant?
     var timerGenerations: [TimerID: UInt64] = [:]
+    var steps = 0
     var inbox: [SimEvent] = []
 
     /// Creates a pod that is not running.

@@ -16,6 +16,9 @@ public struct SimWorld: Sendable {
         public var dnsQueryTime: Duration = .milliseconds(2)
         /// How many inputs a paused process buffers before new ones are dropped.
         public var pausedInboxLimit = 1_024
+        /// Check a pod's invariants after every `invariantCheckInterval`-th step it takes (1: every
+        /// step). A check is O(members), so very large clusters sample.
+        public var invariantCheckInterval = 1
         /// Delay between a readiness change and the load balancer acting on it.
         public var loadBalancerLag: Duration = .seconds(2)
         /// One-way latency between clients or agents and the load balancer's pods.
@@ -153,7 +156,10 @@ public struct SimWorld: Sendable {
         guard self.pods[index].state == .running, var node = self.pods[index].node else { return }
         let directives = node.handle(input, now: self.now)
         self.pods[index].node = node
-        for problem in node.checkInvariants() { self.violations.append((self.now, self.pods[index].name, problem)) }
+        self.pods[index].steps += 1
+        if self.pods[index].steps % max(1, self.settings.invariantCheckInterval) == 0 {
+            for problem in node.checkInvariants() { self.violations.append((self.now, self.pods[index].name, problem)) }
+        }
         for directive in directives { self.carryOut(directive, from: index) }
     }
 
