@@ -5,13 +5,16 @@ struct SimCommand: Equatable {
     var files: [String] = []
     var seed: UInt64?
     var quiet = false
+    var json = false
+    var tracePath: String?
 
     static let usage = """
-        usage: pico-sim run FILE... [--seed N] [--quiet]
+        usage: pico-sim run FILE... [--seed N] [--quiet] [--json] [--trace FILE]
                pico-sim FILE...            (same as run)
 
         Replays each scenario file in simulated time, prints what happened, the figures and every
-        check's verdict. Exit status: 0 when every check passed, 1 when one failed, 2 for a bad
+        check's verdict. --json prints one JSON document per scenario instead; --trace FILE writes
+        every node event as JSON lines. Exit status: 0 when every check passed, 1 when one failed, 2 for a bad
         file or bad usage.
         """
 
@@ -27,6 +30,11 @@ struct SimCommand: Equatable {
                 command.seed = seed
             case "--quiet", "-q":
                 command.quiet = true
+            case "--json":
+                command.json = true
+            case "--trace":
+                guard let path = rest.popFirst() else { throw UsageError("--trace needs a file name") }
+                command.tracePath = path
             case "--help", "-h":
                 throw UsageError("")
             default:

@@ -25,6 +25,34 @@ func printReport(_ report: ScenarioReport, scenario: Scenario, quiet: Bool) {
     print("-- verdict: \(report.passed ? "PASS" : "FAIL")   seed \(report.seed)   trace \(report.traceHash)")
 }
 
+/// The report as one JSON document (keys sorted).
+func jsonReport(_ report: ScenarioReport, scenario: Scenario, wall: Double) -> String {
+    func seconds(_ instant: Instant?) -> Any { instant.map { Double($0.nanoseconds) / 1e9 } ?? NSNull() }
+    let document: [String: Any] = [
+        "scenario": scenario.name, "file": scenario.file, "seed": String(report.seed), "traceHash": report.traceHash,
+        "passed": report.passed, "wallSeconds": wall, "simulatedSeconds": scenario.duration.secondsDouble,
+        "timeline": report.timeline.map { ["at": seconds($0.0), "event": $0.1] },
+        "figures": Dictionary(report.figures, uniquingKeysWith: { first, _ in first }),
+        "checks": report.results.map { result -> [String: Any] in
+            ["name": result.name, "passed": result.passed, "at": seconds(result.violationTime),
+             "subject": result.subject ?? NSNull(), "message": result.message ?? NSNull()]
+        },
+    ]
+    let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data("{}".utf8)
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// Every node event as one JSON object per line.
+func writeTrace(_ report: ScenarioReport, to path: String) throws {
+    var lines = ""
+    for (time, pod, event) in report.trace {
+        let object: [String: Any] = ["at": Double(time.nanoseconds) / 1e9, "pod": pod, "event": event]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        lines += String(decoding: data, as: UTF8.self) + "\n"
+    }
+    try lines.write(toFile: path, atomically: true, encoding: .utf8)
+}
+
 func main() -> Int32 {
     let command: SimCommand
     do {
@@ -51,10 +79,22 @@ func main() -> Int32 {
             return 2
         }
         let started = Date()
-        let report = ScenarioRunner.run(scenario)
+        let report = ScenarioRunner.run(scenario, keepTrace: command.tracePath != nil)
         let wall = Date().timeIntervalSince(started)
-        printReport(report, scenario: scenario, quiet: command.quiet)
-        print(String(format: "   (%.2fs wall, %.0f simulated seconds per wall second)", wall, scenario.duration.secondsDouble / max(wall, 1e-6)))
+        if command.json {
+            print(jsonReport(report, scenario: scenario, wall: wall))
+        } else {
+            printReport(report, scenario: scenario, quiet: command.quiet)
+            print(String(format: "   (%.2fs wall, %.0f simulated seconds per wall second)", wall, scenario.duration.secondsDouble / max(wall, 1e-6)))
+        }
+        if let path = command.tracePath {
+            do {
+                try writeTrace(report, to: command.files.count > 1 ? "\(path).\(scenario.name)" : path)
+            } catch {
+                FileHandle.standardError.write(Data("pico-sim: cannot write the trace to \(path): \(error.localizedDescription)\n".utf8))
+                return 2
+            }
+        }
         if !report.passed { status = 1 }
     }
     return status

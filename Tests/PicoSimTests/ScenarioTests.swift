@@ -111,4 +111,30 @@ struct ScenarioTests {
         #expect(try verdict(deterministicHashing: false) == first)
         #expect(try verdict(deterministicHashing: true) == first)
     }
+
+    @Test func test_jsonOutput_andTraceFile() throws {
+        let binary = Self.root.appendingPathComponent(".build/debug/pico-sim")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "scripts/test builds pico-sim before the tests")
+        let trace = FileManager.default.temporaryDirectory.appendingPathComponent("pico-trace-\(UInt64.random(in: 0...UInt64.max)).jsonl")
+        defer { try? FileManager.default.removeItem(at: trace) }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = [Self.root.appendingPathComponent("scenarios/cold-start.yaml").path, "--json", "--trace", trace.path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(document["passed"] as? Bool == true)
+        #expect((document["checks"] as? [[String: Any]])?.count == 5)
+        #expect((document["traceHash"] as? String)?.count == 16)
+        let lines = try String(contentsOf: trace, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count > 10)
+        for line in lines.prefix(5) {
+            let event = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(event?["pod"] is String && event?["event"] is String)
+        }
+    }
 }

@@ -12,6 +12,8 @@ public struct ScenarioReport: Sendable {
     public var seed: UInt64
     /// FNV-1a over every world event and node event.
     public var traceHash: String
+    /// Every node event as `(time, pod, description)`, when the run was asked to keep them.
+    public var trace: [(Instant, String, String)] = []
 
     /// True when every check passed.
     public var passed: Bool { self.results.allSatisfy(\.passed) }
@@ -19,8 +21,8 @@ public struct ScenarioReport: Sendable {
 
 /// Runs a decoded scenario in a `SimWorld`.
 public enum ScenarioRunner {
-    /// Runs `scenario` to its end and checks it.
-    public static func run(_ scenario: Scenario) -> ScenarioReport {
+    /// Runs `scenario` to its end and checks it; `keepTrace` keeps every node event in the report.
+    public static func run(_ scenario: Scenario, keepTrace: Bool = false) -> ScenarioReport {
         var world = self.makeWorld(scenario)
         var notes: [(Instant, String)] = []
         let initial = Array(0..<scenario.pods)
@@ -57,9 +59,13 @@ public enum ScenarioRunner {
         notes += self.membershipNotes(world)
         notes.sort { $0.0 < $1.0 }
         let results = scenario.checks.map { self.checker(for: $0, trafficStart: trafficStart ?? end, end: end).check(world) }
-        return ScenarioReport(
+        var report = ScenarioReport(
             timeline: notes, figures: self.figures(world, scenario: scenario, trafficStart: trafficStart), results: results,
             seed: scenario.seed, traceHash: self.traceHash(world))
+        if keepTrace {
+            report.trace = world.events.map { time, pod, event in (time, world.pods[pod].name, String(describing: event)) }
+        }
+        return report
     }
 
     /// Clients start once the initial pods are ready, every agent has a tunnel, and every pod
