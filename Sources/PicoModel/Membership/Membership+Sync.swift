@@ -189,7 +189,11 @@ extension Membership {
                 self.applyAlive(record.info, incarnation: record.state.incarnation, draining: record.draining, now: now, into: &directives)
             case .suspect:
                 self.applyAlive(record.info, incarnation: record.state.incarnation, draining: record.draining, now: now, into: &directives)
-                self.applySuspect(subject: record.info.uid, incarnation: record.state.incarnation, accuser: sender, now: now, into: &directives)
+                // A full state does not say who suspected the member (it may even be our own
+                // accusation, echoed), so it can start a suspicion but never confirm one.
+                self.applySuspect(
+                    subject: record.info.uid, incarnation: record.state.incarnation, accuser: sender, mayConfirm: false, now: now,
+                    into: &directives)
             case .dead, .left:
                 continue
             }

@@ -141,7 +141,17 @@ extension Membership {
         directives.append(.broadcast(.alive(info: info, incarnation: incarnation, draining: draining)))
     }
 
-    mutating func applySuspect(subject: NodeUID, incarnation: UInt64, accuser: NodeUID, now: Instant, into directives: inout [MembershipDirective]) {
+    mutating func applySuspect(
+        subject: NodeUID,
+        incarnation: UInt64,
+        accuser reported: NodeUID,
+        mayConfirm: Bool = true,
+        now: Instant,
+        into directives: inout [MembershipDirective]
+    ) {
+        // An accusation we made under an earlier UID (echoed back by gossip) is still ours, never
+        // an independent confirmation.
+        let accuser = self.previousUIDs.contains(reported) ? self.me.uid : reported
         if subject == self.me.uid {
             if incarnation >= self.incarnation, self.phase == .running || self.phase == .joining {
                 self.refute(past: incarnation, into: &directives)
@@ -150,7 +160,7 @@ extension Membership {
         }
         guard let member = self.members[subject], member.isLive, incarnation >= member.state.incarnation else { return }
         if member.state.status == .suspect, member.state.incarnation == incarnation, var suspicion = self.suspicions[subject] {
-            guard accuser != suspicion.accuser, !suspicion.confirmers.contains(accuser),
+            guard mayConfirm, accuser != suspicion.accuser, !suspicion.confirmers.contains(accuser),
                 suspicion.confirmers.count < suspicion.expectedConfirmations
             else { return }
             suspicion.confirmers.append(accuser)
@@ -206,9 +216,19 @@ extension Membership {
     mutating func rebirth(now: Instant, into directives: inout [MembershipDirective]) {
         let old = self.me.uid
         self.recordTombstone(old, status: .dead, incarnation: self.incarnation, address: nil, name: self.me.name, now: now)
+        self.previousUIDs.append(old)
+        if self.previousUIDs.count > 16 { self.previousUIDs.removeFirst() }
         self.me.uid = NodeIdentity.makeUID(using: &self.rng)
         self.me.epoch &+= 1
         self.incarnation = 0
+        // Our own accusations keep their author: after the rebirth our next probe failure must not
+        // count as an independent confirmation of a suspicion we raised under the old UID.
+        for uid in self.suspicions.keys.sorted() {
+            guard var suspicion = self.suspicions[uid] else { continue }
+            if suspicion.accuser == old { suspicion.accuser = self.me.uid }
+            suspicion.confirmers = suspicion.confirmers.map { $0 == old ? self.me.uid : $0 }
+            self.suspicions[uid] = suspicion
+        }
         directives.append(.event(.reborn(old: old, new: self.me.uid)))
         directives.append(.broadcast(self.aliveMessage()))
     }

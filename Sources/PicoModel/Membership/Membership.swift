@@ -62,6 +62,8 @@ public struct Membership: Sendable {
     var join: JoinProgress?
     var resolvedSeeds: [Address] = []
     var aloneResolveDelay: Duration = .seconds(1)
+    /// Our UIDs before rebirths (most recent last, at most 16): accusations made under them are ours.
+    var previousUIDs: [NodeUID] = []
     var toldDeadAt: [NodeUID: Instant] = [:]
     var earliestTombstoneExpiry: Instant?
     var invariantViolations: [String] = []

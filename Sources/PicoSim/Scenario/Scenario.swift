@@ -41,6 +41,10 @@ public struct Scenario: Sendable {
         case partition(PartitionShape)
         /// Restore every link.
         case heal
+        /// Queue datagrams on these links instead of delivering them.
+        case hold([SimNetwork.Link])
+        /// Deliver what waited on these links, and stop holding them.
+        case release([SimNetwork.Link])
         /// Impair every link touching these pods.
         case netem(pods: [Int], profile: LinkProfile)
         /// Clear impairments of these pods.

@@ -1,8 +1,11 @@
 import PicoModel
 
 extension ScenarioDecoder {
-    static let actionKeys = ["rollout", "crash", "restart", "terminate", "pause", "resume", "partition", "heal", "netem", "scale", "stop-clients"]
-    static let undoable: Set<String> = ["partition", "pause", "netem"]
+    static let actionKeys = [
+        "rollout", "crash", "restart", "terminate", "pause", "resume", "partition", "heal", "hold", "release", "netem", "scale",
+        "stop-clients",
+    ]
+    static let undoable: Set<String> = ["partition", "pause", "netem", "hold"]
 
     static func decodeTimeline(_ spec: inout YAMLFields, pods: Int, duration: Duration) throws(YAMLError) -> [Scenario.Event] {
         var events: [Scenario.Event] = []
@@ -17,7 +20,7 @@ extension ScenarioDecoder {
             }
             let undo = try fields.duration("for")
             if undo != nil, !self.undoable.contains(key) {
-                throw fields.error("for", "only partition, pause and netem can be undone with for:", at: item["for"])
+                throw fields.error("for", "only partition, pause, hold and netem can be undone with for:", at: item["for"])
             }
             if let undo, at + undo > duration {
                 throw fields.error("for", "ends after the end of the run", at: item["for"])
@@ -43,6 +46,11 @@ extension ScenarioDecoder {
         case "resume": action = .resume(try self.podList(&body, replicas: replicas))
         case "partition": action = .partition(try self.partitionShape(&body, replicas: replicas))
         case "heal": action = .heal
+        case "hold", "release":
+            let sources = try self.ordinals(&body, key: "from", replicas: replicas)
+            let targets = try self.ordinals(&body, key: "to", replicas: replicas)
+            let links = sources.flatMap { source in targets.filter { $0 != source }.map { SimNetwork.Link(from: source, to: $0) } }
+            action = key == "hold" ? .hold(links) : .release(links)
         case "netem":
             let pods = try self.podList(&body, replicas: replicas)
             let clean = LinkProfile(latency: .zero, jitter: .zero, loss: 0, duplicate: 0, reorder: 0)

@@ -127,6 +127,12 @@ public enum ScenarioRunner {
         case .heal:
             world.network.healAll()
             return "heal every link"
+        case .hold(let links):
+            world.hold(links)
+            return "hold \(links.count) links (datagrams wait)"
+        case .release(let links):
+            world.release(links)
+            return "release \(links.count) held links"
         case .netem(let pods, let profile):
             for pod in pods { world.network.impair(pod, with: profile) }
             return "netem on \(self.names(pods, world)): +\(DurationText.format(profile.latency)), loss \(profile.loss * 100)%"
@@ -148,6 +154,7 @@ public enum ScenarioRunner {
         switch action {
         case .partition: return self.perform(.heal, in: &world)
         case .pause(let pods): return self.perform(.resume(pods), in: &world)
+        case .hold(let links): return self.perform(.release(links), in: &world)
         case .netem(let pods, _): return self.perform(.clearNetem(pods), in: &world)
         default: return "nothing to undo"
         }

@@ -15,7 +15,12 @@ extension SimWorld {
                 for time in times {
                     self.queue.schedule(.input(pod: target.pod, boot: target.boot, .datagramReceived(bytes, from: source)), at: time)
                 }
-            case .dropped, .held:
+            case .held:
+                if self.heldDatagrams.count < 100_000 {
+                    let link = SimNetwork.Link(from: index, to: target.pod)
+                    self.heldDatagrams.append((link, target.boot, .datagramReceived(bytes, from: source)))
+                }
+            case .dropped:
                 break
             }
         case .openStateExchange(let exchange, let address, let bytes):

@@ -63,6 +63,8 @@ public struct SimWorld: Sendable {
     var nextAddress = 0
     var pendingStreams: [UInt64: (initiator: Int, boot: Int, exchange: ExchangeID, responder: Int)] = [:]
     var pendingDNS: [[Int]] = []
+    /// Datagrams queued on held links, in send order, until those links are released.
+    var heldDatagrams: [(link: SimNetwork.Link, boot: Int, input: ClusterInput)] = []
     var nextStreamID: UInt64 = 1
 
     /// Creates a world of `podCount` pods named `pico-0…`, none started, driven by `seed`.
@@ -142,6 +144,29 @@ public struct SimWorld: Sendable {
         let inbox = self.pods[index].inbox
         self.pods[index].inbox = []
         for event in inbox { self.queue.schedule(event, at: self.now) }
+    }
+
+    /// Holds `links`: datagrams on them wait (turmoil's hold) instead of being delivered.
+    public mutating func hold(_ links: [SimNetwork.Link]) {
+        self.network.hold(links)
+        self.record("hold", "", UInt64(links.count))
+    }
+
+    /// Releases `links`: what waited on them is delivered now, in send order.
+    public mutating func release(_ links: [SimNetwork.Link]) {
+        self.network.release(links)
+        self.record("release", "", UInt64(links.count))
+        let releasing = Set(links)
+        var kept: [(link: SimNetwork.Link, boot: Int, input: ClusterInput)] = []
+        for held in self.heldDatagrams {
+            if releasing.contains(held.link) {
+                let delay = self.network.profile(from: held.link.from, to: held.link.to).latency
+                self.queue.schedule(.input(pod: held.link.to, boot: held.boot, held.input), at: self.now + delay)
+            } else {
+                kept.append(held)
+            }
+        }
+        self.heldDatagrams = kept
     }
 
     // MARK: - Running

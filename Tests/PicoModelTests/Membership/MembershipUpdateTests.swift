@@ -93,6 +93,17 @@ struct MembershipUpdateTests {
         #expect(membership.tombstone(Fixture.me.uid)?.status == .dead)
     }
 
+    @Test func test_rebirth_doesNotTurnOurOwnSuspicionIntoAConfirmation() {
+        var membership = Fixture.running(peers: 4)
+        let subject = Fixture.info(3).uid
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.me.uid)], from: 2, now: .seconds(1))
+        _ = membership.receive([.dead(subject: Fixture.me.uid, incarnation: 0, accuser: self.peer.uid)], from: 2, now: .seconds(2))
+        let again = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: membership.me.uid)], from: 2, now: .seconds(3))
+        #expect(again.scheduled(.suspicion(subject)) == nil, "the same node under a new UID is not an independent confirmation")
+        let echoed = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.me.uid)], from: 4, now: .seconds(4))
+        #expect(echoed.scheduled(.suspicion(subject)) == nil, "our old accusation echoed back by gossip is not a confirmation either")
+    }
+
     @Test func test_messageFromATombstonedSender_isAnsweredWithItsDeath() {
         var membership = Fixture.running(peers: 2)
         _ = membership.receive([.dead(subject: self.peer.uid, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(1))
@@ -247,6 +258,17 @@ struct MembershipLifecycleTests {
         #expect(target.allSatisfy { [Fixture.info(2).gossipAddress, Fixture.info(3).gossipAddress].contains($0) })
         #expect(tick.contains(.resolveSeeds), "two seeds resolved, no live member: ask DNS again")
         #expect(tick.scheduled(.reconnect) == .seconds(20))
+    }
+
+    @Test func test_mergeState_suspectRecord_startsButNeverConfirmsASuspicion() {
+        var membership = Fixture.running(peers: 5)
+        let subject = Fixture.info(3)
+        let started = membership.receive([.suspect(subject: subject.uid, incarnation: 0, accuser: Fixture.me.uid)], from: 2, now: .seconds(1))
+        let deadline = started.scheduled(.suspicion(subject.uid))
+        let merged = membership.mergeState(
+            members: [.init(info: subject, state: MemberState(.suspect, 0), draining: false)], tombstones: [],
+            sender: Fixture.info(4).uid, now: .seconds(2))
+        #expect(merged.scheduled(.suspicion(subject.uid)) == nil, "no confirmation: the deadline stays \(String(describing: deadline))")
     }
 
     @Test func test_mergeState_appliesTombstonesAndMembers() {
