@@ -36,6 +36,9 @@ extension ScenarioRunner {
         if let detection = self.crashDetection(world) {
             figures.append(("crash detection", "first node \(Self.format(detection.first))s, every node \(Self.format(detection.all))s (mean of \(detection.count))"))
         }
+        if let join = self.joinConvergence(world, after: trafficStart ?? Instant.zero + scenario.duration) {
+            figures.append(("join convergence", "known by every running pod \(Self.format(join.mean))s after start (mean of \(join.count), worst \(Self.format(join.worst))s)"))
+        }
         let forwarded = world.traffic.history.filter { $0.path.count == 2 }.count
         figures.append(("forwarded once", "\(forwarded) requests"))
         return figures
@@ -59,6 +62,31 @@ extension ScenarioRunner {
         return (firsts.reduce(0, +) / Double(firsts.count), alls.reduce(0, +) / Double(alls.count), firsts.count)
     }
 
+    /// For processes started after `after` (a running cluster): how long until every other pod
+    /// running at the end had learned their UID.
+    static func joinConvergence(_ world: SimWorld, after: Instant) -> (mean: Double, worst: Double, count: Int)? {
+        var times: [Double] = []
+        for start in world.starts where start.time > after {
+            let observers = world.pods.indices.filter { $0 != start.pod && world.pods[$0].state == .running }
+            var last: Instant?
+            var everyone = true
+            for observer in observers {
+                let learned = world.events.first { time, pod, event in
+                    guard pod == observer, time >= start.time, case .membership(.memberJoined(let info)) = event else { return false }
+                    return info.uid == start.uid
+                }?.0
+                guard let learned else {
+                    everyone = false
+                    break
+                }
+                last = max(last ?? learned, learned)
+            }
+            if everyone, let last { times.append((last - start.time).secondsDouble) }
+        }
+        guard !times.isEmpty else { return nil }
+        return (times.reduce(0, +) / Double(times.count), times.max() ?? 0, times.count)
+    }
+
     static func traceHash(_ world: SimWorld) -> String {
         var hasher = world.trace
         for (time, pod, event) in world.events {
@@ -70,7 +98,7 @@ extension ScenarioRunner {
     }
 
     static func format(_ value: Double) -> String {
-        let scaled = (value * 100).rounded() / 100
+        let scaled = (value * 1_000).rounded() / 1_000
         return "\(scaled)"
     }
 }

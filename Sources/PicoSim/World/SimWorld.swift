@@ -52,6 +52,8 @@ public struct SimWorld: Sendable {
     public internal(set) var rollout: SimRollout?
     /// Agents, clients, the load balancer and the request history.
     public internal(set) var traffic: SimTraffic
+    /// When each process started, with its UID: join figures start here.
+    public internal(set) var starts: [(time: Instant, pod: Int, uid: NodeUID)] = []
     /// When each process stopped (crash or exit): the checkers' detection windows start here.
     public internal(set) var stops: [(time: Instant, pod: Int, uid: NodeUID?, crashed: Bool)] = []
     /// Every event a node emitted: `(time, pod index, event)`.
@@ -107,6 +109,7 @@ public struct SimWorld: Sendable {
         pod.inbox = []
         self.pods[index] = pod
         self.addressOwners[address] = (index, pod.boot)
+        if let uid = pod.node?.me.uid { self.starts.append((self.now, index, uid)) }
         self.record("start", pod.name, UInt64(pod.boot))
         if self.settings.publishNotReadyAddresses {
             self.pendingDNS.append(self.currentListing())
