@@ -63,4 +63,14 @@ struct TrafficTests {
         #expect(world.traffic.agents.allSatisfy { !$0.tunnels.isEmpty })
         #expect(world.violations.isEmpty)
     }
+
+    @Test func test_zipfClients_favourTheFirstEndpoints() {
+        let spec = ClientSpec(name: "z", endpoints: ["a", "b", "c", "d"], rate: 1, zipf: true)
+        var rng = SplitMix64(seed: 9)
+        var counts: [String: Int] = [:]
+        for _ in 0..<25_000 { counts[spec.pickEndpoint(using: &rng), default: 0] += 1 }
+        // Weights 1, 1/2, 1/3, 1/4 of 25/12: a gets 48 %, d 12 %.
+        #expect(abs(Double(counts["a"] ?? 0) / 25_000 - 0.48) < 0.02)
+        #expect(abs(Double(counts["d"] ?? 0) / 25_000 - 0.12) < 0.02)
+    }
 }

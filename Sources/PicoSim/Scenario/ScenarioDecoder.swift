@@ -96,9 +96,13 @@ public enum ScenarioDecoder {
             }
             let timeout = try fields.duration("timeout") ?? .seconds(5)
             let service = try fields.duration("serviceTime") ?? .milliseconds(5)
+            let distribution = try fields.string("distribution") ?? "uniform"
+            guard distribution == "uniform" || distribution == "zipf" else {
+                throw fields.error("distribution", "must be uniform or zipf, got '\(distribution)'", at: item["distribution"])
+            }
             guard timeout > .zero else { throw fields.error("timeout", "must be positive", at: item["timeout"]) }
             try fields.finish()
-            clients.append(ClientSpec(name: name, endpoints: endpoints, rate: rate, timeout: timeout, serviceTime: service))
+            clients.append(ClientSpec(name: name, endpoints: endpoints, rate: rate, timeout: timeout, serviceTime: service, zipf: distribution == "zipf"))
         }
         return clients
     }

@@ -28,14 +28,32 @@ public struct ClientSpec: Hashable, Sendable {
     public var timeout: Duration
     /// How long the upstream takes to answer once the request reaches it.
     public var serviceTime: Duration
+    /// True: the k-th endpoint is chosen with weight 1/k (Zipf, exponent 1); false: uniformly.
+    public var zipf: Bool
 
     /// Creates a client description.
-    public init(name: String, endpoints: [String], rate: Double, timeout: Duration = .seconds(5), serviceTime: Duration = .milliseconds(5)) {
+    public init(
+        name: String, endpoints: [String], rate: Double, timeout: Duration = .seconds(5), serviceTime: Duration = .milliseconds(5),
+        zipf: Bool = false
+    ) {
         self.name = name
         self.endpoints = endpoints
         self.rate = rate
         self.timeout = timeout
         self.serviceTime = serviceTime
+        self.zipf = zipf
+    }
+
+    /// Picks an endpoint with this client's distribution.
+    func pickEndpoint(using rng: inout SplitMix64) -> String {
+        guard self.zipf, self.endpoints.count > 1 else { return self.endpoints[rng.index(below: self.endpoints.count)] }
+        let total = (1...self.endpoints.count).reduce(0.0) { $0 + 1 / Double($1) }
+        var point = rng.unitInterval() * total
+        for (index, endpoint) in self.endpoints.enumerated() {
+            point -= 1 / Double(index + 1)
+            if point < 0 { return endpoint }
+        }
+        return self.endpoints[self.endpoints.count - 1]
     }
 }
 

@@ -134,7 +134,7 @@ extension SimWorld {
         let spec = self.traffic.clients[client]
         guard spec.rate > 0 else { return }
         self.scheduleTraffic(.clientTick(client: client), after: self.interval(of: spec))
-        let endpoint = spec.endpoints[self.traffic.rng.index(below: spec.endpoints.count)]
+        let endpoint = spec.pickEndpoint(using: &self.traffic.rng)
         let id = UInt64(self.traffic.history.count + 1)
         self.traffic.history.append(RequestRecord(id: id, client: client, endpoint: endpoint, issuedAt: self.now, path: []))
         self.scheduleTraffic(.requestTimeout(request: id), after: spec.timeout)
