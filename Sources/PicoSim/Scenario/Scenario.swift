@@ -25,8 +25,9 @@ public struct Scenario: Sendable {
 
     /// What a timeline entry does.
     public enum Action: Sendable {
-        /// A StatefulSet rolling update of every running pod.
-        case rollout(maxUnavailable: Int, minReadySeconds: Duration)
+        /// A rolling update of every running pod: StatefulSet-style in place when `maxSurge` is 0,
+        /// Deployment-style with new pods on spare ordinals otherwise.
+        case rollout(maxUnavailable: Int, maxSurge: Int, minReadySeconds: Duration)
         /// Kill pods without goodbye.
         case crash([Int])
         /// Start new processes in pods (after a crash or exit).

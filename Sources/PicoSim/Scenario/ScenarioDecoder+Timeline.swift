@@ -38,7 +38,12 @@ extension ScenarioDecoder {
         let action: Scenario.Action
         switch key {
         case "rollout":
-            action = .rollout(maxUnavailable: try body.int("maxUnavailable", in: 1...1_000) ?? 1, minReadySeconds: try body.duration("minReadySeconds") ?? .zero)
+            let maxSurge = try body.int("maxSurge", in: 0...1_000) ?? 0
+            let maxUnavailable = try body.int("maxUnavailable", in: 0...1_000) ?? 1
+            guard maxSurge > 0 || maxUnavailable > 0 else {
+                throw body.error("maxUnavailable", "maxSurge and maxUnavailable cannot both be 0", at: body.node["maxUnavailable"])
+            }
+            action = .rollout(maxUnavailable: maxUnavailable, maxSurge: maxSurge, minReadySeconds: try body.duration("minReadySeconds") ?? .zero)
         case "crash": action = .crash(try self.podList(&body, replicas: replicas))
         case "restart": action = .restart(try self.podList(&body, replicas: replicas))
         case "terminate": action = .terminate(try self.podList(&body, replicas: replicas))

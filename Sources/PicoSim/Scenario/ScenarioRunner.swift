@@ -91,7 +91,12 @@ public enum ScenarioRunner {
         // Invariant checks cost O(members) per step: every step up to 64 pods, then sampled.
         settings.invariantCheckInterval = scenario.pods <= 64 ? 1 : 16
         var capacity = scenario.pods
-        for event in scenario.timeline { if case .scale(let replicas) = event.action { capacity = max(capacity, replicas) } }
+        var surge = 0
+        for event in scenario.timeline {
+            if case .scale(let replicas) = event.action { capacity = max(capacity, replicas) }
+            if case .rollout(_, let maxSurge, _) = event.action { surge = max(surge, maxSurge) }
+        }
+        capacity += surge
         return SimWorld(podCount: capacity, seed: scenario.seed, settings: settings, network: scenario.network)
     }
 
@@ -101,9 +106,15 @@ public enum ScenarioRunner {
 
     static func perform(_ action: Scenario.Action, in world: inout SimWorld) -> String {
         switch action {
-        case .rollout(let maxUnavailable, let minReady):
-            world.startRollout(maxUnavailable: maxUnavailable, minReadySeconds: minReady, terminationGracePeriod: world.settings.node.gracePeriod)
-            return "rollout starts (maxUnavailable \(maxUnavailable), minReadySeconds \(DurationText.format(minReady)))"
+        case .rollout(let maxUnavailable, let maxSurge, let minReady):
+            if maxSurge > 0 {
+                world.startSurgeRollout(
+                    maxSurge: maxSurge, maxUnavailable: maxUnavailable, minReadySeconds: minReady,
+                    terminationGracePeriod: world.settings.node.gracePeriod)
+            } else {
+                world.startRollout(maxUnavailable: maxUnavailable, minReadySeconds: minReady, terminationGracePeriod: world.settings.node.gracePeriod)
+            }
+            return "rollout starts (maxUnavailable \(maxUnavailable), maxSurge \(maxSurge), minReadySeconds \(DurationText.format(minReady)))"
         case .crash(let pods):
             for pod in pods { world.crash(pod) }
             return "crash \(self.names(pods, world))"

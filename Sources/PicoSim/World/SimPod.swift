@@ -77,4 +77,6 @@ public enum TrafficEvent: Sendable {
     case requestTimeout(request: UInt64)
     /// The rollout controller checks its progress.
     case rolloutTick
+    /// The surge rollout controller checks its progress.
+    case surgeRolloutTick
 }

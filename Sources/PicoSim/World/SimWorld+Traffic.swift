@@ -51,6 +51,8 @@ extension SimWorld {
             if self.traffic.history[Int(request - 1)].outcome == nil { self.finish(request, .timedOut) }
         case .rolloutTick:
             self.rolloutTick()
+        case .surgeRolloutTick:
+            self.surgeRolloutTick()
         }
     }
 

@@ -50,6 +50,8 @@ public struct SimWorld: Sendable {
     public internal(set) var violations: [(Instant, String, String)] = []
     /// The rolling update in progress (or finished), if one was started.
     public internal(set) var rollout: SimRollout?
+    /// The surge rolling update in progress (or finished), if one was started.
+    public internal(set) var surgeRollout: SimSurgeRollout?
     /// Agents, clients, the load balancer and the request history.
     public internal(set) var traffic: SimTraffic
     /// When each process started, with its UID: join figures start here.
