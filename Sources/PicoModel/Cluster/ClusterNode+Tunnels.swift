@@ -62,7 +62,7 @@ extension ClusterNode {
     /// keep sending requests for a while after the readiness probe fails).
     mutating func advanceDrain(now: Instant, into directives: inout [ClusterDirective]) {
         guard !self.leaveStarted, let holdUntil = self.drainHoldUntil else { return }
-        let nobodyToHandOverTo = !self.membership.memberList.contains { $0.state.status == .alive && !$0.draining }
+        let nobodyToHandOverTo = !self.membership.hasActivePeer
         let settle = self.configuration.handoverSettleTime
         var nextCheck: Instant?
         for tunnel in self.upstreams.allTunnels where tunnel.isDraining {

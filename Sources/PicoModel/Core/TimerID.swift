@@ -4,7 +4,7 @@
 /// *replacing* any pending timer with the same `id`; when it fires the shell feeds
 /// `.timerFired(id)` back. Machines tolerate late, early-replaced and duplicate firings (they
 /// check their own deadlines), so a shell that cannot cancel may simply deliver both.
-public enum TimerID: Hashable, Comparable, Sendable, CustomStringConvertible {
+public enum TimerID: Hashable, Sendable, CustomStringConvertible {
     /// Start the next probe round.
     case probe
     /// The direct ack of probe `sequence` is overdue: ask helpers.
@@ -51,9 +51,5 @@ public enum TimerID: Hashable, Comparable, Sendable, CustomStringConvertible {
         case .handoverCheck: "handover-check"
         case .drainDeadline: "drain-deadline"
         }
-    }
-
-    public static func < (lhs: TimerID, rhs: TimerID) -> Bool {
-        lhs.description < rhs.description
     }
 }

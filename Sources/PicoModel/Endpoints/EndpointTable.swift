@@ -184,9 +184,10 @@ public struct EndpointTable: Hashable, Sendable {
 
     // MARK: - Views
 
-    /// Every version of `owner` up to this one is reflected here (our own: our version counter).
+    /// Every version of `owner` up to this one is reflected here (for our own entries this is our
+    /// version counter: `setLocalCount` keeps the two equal).
     public func knownVersion(of owner: NodeUID) -> UInt64 {
-        owner == self.localOwner ? self.localVersion : self.owners[owner]?.knownVersion ?? 0
+        self.owners[owner]?.knownVersion ?? 0
     }
 
     /// Owners with a non-zero count for `endpoint`, sorted by UID.
@@ -205,9 +206,9 @@ public struct EndpointTable: Hashable, Sendable {
         self.owners.sorted { $0.key < $1.key }.map { owner, state in
             StateExchange.EndpointSnapshot(
                 owner: owner,
-                version: owner == self.localOwner ? self.localVersion : state.knownVersion,
+                version: state.knownVersion,
                 entries: state.entries
-                    .filter { $0.value.count > 0 && $0.value.version <= (owner == self.localOwner ? self.localVersion : state.knownVersion) }
+                    .filter { $0.value.count > 0 && $0.value.version <= state.knownVersion }
                     .sorted { ($0.value.version, $0.key) < ($1.value.version, $1.key) }
                     .map { EndpointDelta.Entry(endpoint: $0.key, count: $0.value.count, version: $0.value.version) })
         }

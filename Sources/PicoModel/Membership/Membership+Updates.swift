@@ -149,9 +149,7 @@ extension Membership {
         now: Instant,
         into directives: inout [MembershipDirective]
     ) {
-        // An accusation we made under an earlier UID (echoed back by gossip) is still ours, never
-        // an independent confirmation.
-        let accuser = self.previousUIDs.contains(reported) ? self.me.uid : reported
+        let accuser = self.author(reported)
         if subject == self.me.uid {
             if incarnation >= self.incarnation, self.phase == .running || self.phase == .joining {
                 self.refute(past: incarnation, into: &directives)
@@ -160,7 +158,7 @@ extension Membership {
         }
         guard let member = self.members[subject], member.isLive, incarnation >= member.state.incarnation else { return }
         if member.state.status == .suspect, member.state.incarnation == incarnation, var suspicion = self.suspicions[subject] {
-            guard mayConfirm, accuser != suspicion.accuser, !suspicion.confirmers.contains(accuser),
+            guard mayConfirm, accuser != self.author(suspicion.accuser), !suspicion.confirmers.contains(where: { self.author($0) == accuser }),
                 suspicion.confirmers.count < suspicion.expectedConfirmations
             else { return }
             suspicion.confirmers.append(accuser)
@@ -221,16 +219,14 @@ extension Membership {
         self.me.uid = NodeIdentity.makeUID(using: &self.rng)
         self.me.epoch &+= 1
         self.incarnation = 0
-        // Our own accusations keep their author: after the rebirth our next probe failure must not
-        // count as an independent confirmation of a suspicion we raised under the old UID.
-        for uid in self.suspicions.keys.sorted() {
-            guard var suspicion = self.suspicions[uid] else { continue }
-            if suspicion.accuser == old { suspicion.accuser = self.me.uid }
-            suspicion.confirmers = suspicion.confirmers.map { $0 == old ? self.me.uid : $0 }
-            self.suspicions[uid] = suspicion
-        }
         directives.append(.event(.reborn(old: old, new: self.me.uid)))
         directives.append(.broadcast(self.aliveMessage()))
+    }
+
+    /// Who made an accusation: our earlier UIDs (from before a rebirth, echoed back by gossip) are
+    /// us, so our own accusations never count as independent confirmations.
+    func author(_ accuser: NodeUID) -> NodeUID {
+        self.previousUIDs.contains(accuser) ? self.me.uid : accuser
     }
 
     /// Tells a tombstoned sender it is dead (rate-limited per UID to one per gossip interval).

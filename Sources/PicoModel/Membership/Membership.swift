@@ -114,6 +114,12 @@ public struct Membership: Sendable {
         self.addressIndex.count
     }
 
+    /// True when some other member is alive and not draining (someone can take over our work).
+    /// O(members), without sorting.
+    public var hasActivePeer: Bool {
+        self.members.values.contains { $0.state.status == .alive && !$0.draining }
+    }
+
     /// Estimated cluster size (live members plus ourselves), as used by the Lifeguard formulas.
     public var clusterSize: Int { self.liveMemberCount + 1 }
 

@@ -131,11 +131,6 @@ public struct UpstreamRegistry: Hashable, Sendable {
         self.byEndpoint[endpoint]?.count ?? 0
     }
 
-    /// True when `endpoint` has a non-draining tunnel here.
-    public func hasActiveTunnel(for endpoint: String) -> Bool {
-        (self.byEndpoint[endpoint] ?? []).contains { self.tunnels[$0]?.isDraining == false }
-    }
-
     /// True when no tunnel is registered.
     public var isEmpty: Bool { self.tunnels.isEmpty }
 

@@ -122,11 +122,6 @@ public struct SimNetwork: Sendable {
         self.blocked.removeAll()
     }
 
-    /// Unblocks `links`.
-    public mutating func unblock(_ links: [Link]) {
-        for link in links { self.blocked.remove(link) }
-    }
-
     /// Starts queuing datagrams on `links`.
     public mutating func hold(_ links: [Link]) {
         for link in links { self.heldLinks.insert(link) }

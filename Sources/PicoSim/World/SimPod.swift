@@ -55,6 +55,8 @@ public enum SimEvent: Sendable {
     case input(pod: Int, boot: Int, ClusterInput)
     /// A world action at this time (scenario timeline).
     case action(Int)
+    /// The DNS answer catches up with the next readiness listing (after `dnsLag`).
+    case dnsRefresh
     /// Agents, clients and the load balancer.
     case traffic(TrafficEvent)
 }

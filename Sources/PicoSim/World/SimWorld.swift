@@ -115,7 +115,7 @@ public struct SimWorld: Sendable {
         self.record("start", pod.name, UInt64(pod.boot))
         if self.settings.publishNotReadyAddresses {
             self.pendingDNS.append(self.currentListing())
-            self.queue.schedule(.action(SimWorld.dnsRefreshAction), at: self.now + self.settings.dnsLag)
+            self.queue.schedule(.dnsRefresh, at: self.now + self.settings.dnsLag)
         }
         self.deliver(.start, to: index)
     }
@@ -199,11 +199,9 @@ public struct SimWorld: Sendable {
             self.now = next.time
             switch next.event {
             case .action(let id):
-                if id == SimWorld.dnsRefreshAction {
-                    if !self.pendingDNS.isEmpty { self.dnsListing = self.pendingDNS.removeFirst() }
-                } else {
-                    perform(&self, id)
-                }
+                perform(&self, id)
+            case .dnsRefresh:
+                if !self.pendingDNS.isEmpty { self.dnsListing = self.pendingDNS.removeFirst() }
             case .timer(let pod, let boot, let id, let generation):
                 guard self.isCurrent(pod, boot), self.pods[pod].timerGenerations[id] == generation else { continue }
                 self.receive(next.event, pod: pod, input: .timerFired(id))
@@ -258,13 +256,11 @@ public struct SimWorld: Sendable {
         self.pods[index].readySince = ready ? self.now : nil
         self.record(ready ? "ready" : "unready", self.pods[index].name, UInt64(self.pods[index].boot))
         self.pendingDNS.append(self.currentListing())
-        self.queue.schedule(.action(SimWorld.dnsRefreshAction), at: self.now + self.settings.dnsLag)
+        self.queue.schedule(.dnsRefresh, at: self.now + self.settings.dnsLag)
         let beliefs = self.pods.map { $0.ready && $0.state == .running }
         self.queue.schedule(.traffic(.believe(beliefs)), at: self.now + self.settings.loadBalancerLag)
     }
 
-    /// The action number the world uses internally to apply the next DNS listing.
-    static let dnsRefreshAction = -1
 
     /// Pods the headless service would list right now.
     func currentListing() -> [Int] {
