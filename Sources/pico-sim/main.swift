@@ -45,8 +45,9 @@ func jsonReport(_ report: ScenarioReport, scenario: Scenario, wall: Double) -> S
 /// Every node event as one JSON object per line.
 func writeTrace(_ report: ScenarioReport, to path: String) throws {
     var lines = ""
-    for (time, pod, event) in report.trace {
-        let object: [String: Any] = ["at": Double(time.nanoseconds) / 1e9, "pod": pod, "event": event]
+    for (time, pod, record) in report.trace {
+        let fields = Dictionary(record.fields.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
+        let object: [String: Any] = ["at": Double(time.nanoseconds) / 1e9, "pod": pod, "event": record.kind, "fields": fields]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         lines += String(decoding: data, as: UTF8.self) + "\n"
     }

@@ -22,6 +22,31 @@ struct ScenarioTests {
         let report = ScenarioRunner.run(scenario)
         for result in report.results { #expect(result.passed, "\(name): \(result)") }
         #expect(!report.results.isEmpty, "a shipped scenario checks something")
+        // The same file in another process, with hashed collections seeded the other way.
+        let other = try Self.traceHashInChildProcess(path, flipDeterministicHashing: true)
+        #expect(other == report.traceHash, "\(name): trace hash differs in a separate process")
+    }
+
+    /// Runs `pico-sim --json` on `path` in a child process and returns its trace hash. With
+    /// `flipDeterministicHashing`, the child's `SWIFT_DETERMINISTIC_HASHING` is the opposite of ours.
+    static func traceHashInChildProcess(_ path: String, flipDeterministicHashing: Bool) throws -> String? {
+        let binary = Self.root.appendingPathComponent(".build/debug/pico-sim")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "scripts/test builds pico-sim before the tests")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = [path, "--json"]
+        var environment = ProcessInfo.processInfo.environment
+        if flipDeterministicHashing {
+            environment["SWIFT_DETERMINISTIC_HASHING"] = environment["SWIFT_DETERMINISTIC_HASHING"] == nil ? "1" : nil
+        }
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let document = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        return document?["traceHash"] as? String
     }
 
     @Test func test_sameSeed_sameTraceHash() throws {
@@ -134,7 +159,7 @@ struct ScenarioTests {
         #expect(lines.count > 10)
         for line in lines.prefix(5) {
             let event = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-            #expect(event?["pod"] is String && event?["event"] is String)
+            #expect(event?["pod"] is String && event?["event"] is String && event?["fields"] is [String: String])
         }
     }
 }

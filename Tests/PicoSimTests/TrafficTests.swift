@@ -23,7 +23,7 @@ struct TrafficTests {
         world.run(until: world.now + .seconds(10))
         let tally = world.traffic.tally
         #expect(tally.ok > 1_900)
-        #expect(tally.failed == 0 && tally.timedOut == 0)
+        #expect(tally.failed == 0 && tally.unknown == 0)
         #expect(world.traffic.history.contains { $0.path.count == 2 }, "some requests were forwarded once")
         #expect(world.traffic.history.allSatisfy { $0.path.count <= 2 })
         #expect(world.violations.isEmpty)
@@ -61,6 +61,31 @@ struct TrafficTests {
         }
         #expect(failedAfterSettling.isEmpty, "after detection and re-homing every request succeeds")
         #expect(world.traffic.agents.allSatisfy { !$0.tunnels.isEmpty })
+        #expect(world.violations.isEmpty)
+    }
+
+    @Test func test_outcomes_failedWhenCertainlyUnserved_unknownWhenTheUpstreamMayHaveServed() throws {
+        var world = Self.startedWorld(pods: 3)
+        // Slow upstreams keep streams open, so a crash catches some of them mid-request.
+        world.addClient(ClientSpec(name: "slow", endpoints: ["alpha", "beta", "gamma"], rate: 100, timeout: .seconds(2), serviceTime: .milliseconds(500)))
+        world.addClient(ClientSpec(name: "nobody", endpoints: ["delta"], rate: 10))
+        world.run(until: world.now + .seconds(3))
+        let tunnelPods = Set(world.traffic.agents.flatMap { $0.tunnels.map(\.pod) })
+        let crashed = try #require(tunnelPods.max())
+        let frozen = try #require((0..<3).first { $0 != crashed })
+        world.pause(frozen)
+        world.crash(crashed)
+        world.run(until: world.now + .seconds(5))
+        let history = world.traffic.history
+        #expect(history.contains { $0.outcome == .failed("502 no available upstreams") }, "no upstream for delta: certainly unserved")
+        #expect(history.contains { $0.outcome == .unknown("node stopped with the request in flight") })
+        #expect(history.contains { $0.outcome == .unknown("no answer within 2s") }, "requests to the frozen pod time out")
+        #expect(!history.contains { $0.outcome == .failed("node stopped with the request in flight") })
+        #expect(!history.contains { $0.outcome == .failed("connection refused by \(world.pods[frozen].name)") }, "a frozen process still accepts")
+        world.resume(frozen)
+        world.run(until: world.now + .seconds(20))
+        let late = world.traffic.history.filter { $0.issuedAt > world.now - .seconds(8) && $0.issuedAt < world.now - .seconds(3) && $0.endpoint != "delta" }
+        #expect(late.count > 400 && late.allSatisfy { $0.outcome == .ok }, "after the thaw and re-homing every request succeeds")
         #expect(world.violations.isEmpty)
     }
 

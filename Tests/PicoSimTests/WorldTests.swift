@@ -81,7 +81,7 @@ struct WorldTests {
             for (time, pod, event) in world.events {
                 hasher.combine(UInt64(time.nanoseconds))
                 hasher.combine(UInt64(pod))
-                hasher.combine("\(event)")
+                TraceRecord(event).combine(into: &hasher)
             }
             return (hasher.value, world.events.count)
         }

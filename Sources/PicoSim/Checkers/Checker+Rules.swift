@@ -8,8 +8,8 @@ extension Checker {
             switch record.outcome {
             case .failed(let reason):
                 return .fail(name, at: record.finishedAt ?? record.issuedAt, subject: "request \(record.id)", "failed: \(reason) (path \(record.path))")
-            case .timedOut:
-                return .fail(name, at: record.finishedAt ?? record.issuedAt, subject: "request \(record.id)", "timed out (path \(record.path))")
+            case .unknown(let reason):
+                return .fail(name, at: record.finishedAt ?? record.issuedAt, subject: "request \(record.id)", "outcome unknown: \(reason) (path \(record.path))")
             case .ok, nil:
                 continue
             }

@@ -29,7 +29,7 @@ extension ScenarioRunner {
         let bytes = world.bytesSent.reduce(0, +)
         let datagrams = world.datagramsSent.reduce(0, +)
         var figures: [(String, String)] = [
-            ("requests", "\(world.traffic.history.count) sent: \(tally.ok) ok, \(tally.failed) failed, \(tally.timedOut) timed out, \(tally.pending) pending"),
+            ("requests", "\(world.traffic.history.count) sent: \(tally.ok) ok, \(tally.failed) failed, \(tally.unknown) unknown, \(tally.pending) pending"),
             ("gossip", "\(datagrams) datagrams, \(Self.format(Double(bytes) / Double(max(1, world.pods.count)) / seconds)) bytes per pod per second"),
         ]
         if let trafficStart { figures.append(("traffic started", "\(trafficStart)")) }
@@ -92,7 +92,7 @@ extension ScenarioRunner {
         for (time, pod, event) in world.events {
             hasher.combine(UInt64(bitPattern: time.nanoseconds))
             hasher.combine(UInt64(pod))
-            hasher.combine(String(describing: event))
+            TraceRecord(event).combine(into: &hasher)
         }
         return hasher.hex
     }

@@ -12,8 +12,8 @@ public struct ScenarioReport: Sendable {
     public var seed: UInt64
     /// FNV-1a over every world event and node event.
     public var traceHash: String
-    /// Every node event as `(time, pod, description)`, when the run was asked to keep them.
-    public var trace: [(Instant, String, String)] = []
+    /// Every node event as `(time, pod name, canonical record)`, when the run was asked to keep them.
+    public var trace: [(Instant, String, TraceRecord)] = []
 
     /// True when every check passed.
     public var passed: Bool { self.results.allSatisfy(\.passed) }
@@ -63,7 +63,7 @@ public enum ScenarioRunner {
             timeline: notes, figures: self.figures(world, scenario: scenario, trafficStart: trafficStart), results: results,
             seed: scenario.seed, traceHash: self.traceHash(world))
         if keepTrace {
-            report.trace = world.events.map { time, pod, event in (time, world.pods[pod].name, String(describing: event)) }
+            report.trace = world.events.map { time, pod, event in (time, world.pods[pod].name, TraceRecord(event)) }
         }
         return report
     }

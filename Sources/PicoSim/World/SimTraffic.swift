@@ -24,7 +24,7 @@ public struct ClientSpec: Hashable, Sendable {
     public var endpoints: [String]
     /// Requests per second (open loop, evenly spaced).
     public var rate: Double
-    /// How long a request may take before it counts as timed out.
+    /// How long a request may take before its outcome counts as unknown.
     public var timeout: Duration
     /// How long the upstream takes to answer once the request reaches it.
     public var serviceTime: Duration
@@ -57,14 +57,16 @@ public struct ClientSpec: Hashable, Sendable {
     }
 }
 
-/// How one request ended.
+/// How one request ended, in Jepsen's terms: `ok`, `failed` (it certainly did not reach an
+/// upstream) or `unknown` (it may have: the client cannot tell).
 public enum RequestOutcome: Hashable, Sendable {
     /// Answered by an upstream.
     case ok
-    /// Failed, with the reason (a status from the proxy, or what broke).
+    /// Certainly not served, with the reason (a status from the proxy, or what refused it).
     case failed(String)
-    /// No answer within the client's timeout.
-    case timedOut
+    /// The client got no answer, and the upstream may or may not have served it: no answer within
+    /// the client's timeout, or the node carrying its stream stopped mid-request.
+    case unknown(String)
 }
 
 /// The client-side history of one request.
@@ -126,14 +128,14 @@ public struct SimTraffic: Sendable {
         self.rng = rng
     }
 
-    /// Requests by outcome: (ok, failed, timed out, pending).
-    public var tally: (ok: Int, failed: Int, timedOut: Int, pending: Int) {
-        var tally = (ok: 0, failed: 0, timedOut: 0, pending: 0)
+    /// Requests by outcome: (ok, failed, unknown, pending).
+    public var tally: (ok: Int, failed: Int, unknown: Int, pending: Int) {
+        var tally = (ok: 0, failed: 0, unknown: 0, pending: 0)
         for record in self.history {
             switch record.outcome {
             case .ok: tally.ok += 1
             case .failed: tally.failed += 1
-            case .timedOut: tally.timedOut += 1
+            case .unknown: tally.unknown += 1
             case nil: tally.pending += 1
             }
         }

@@ -48,7 +48,10 @@ extension SimWorld {
         case .streamDone(let request):
             self.streamDone(request)
         case .requestTimeout(let request):
-            if self.traffic.history[Int(request - 1)].outcome == nil { self.finish(request, .timedOut) }
+            if self.traffic.history[Int(request - 1)].outcome == nil {
+                let timeout = self.traffic.clients[self.traffic.history[Int(request - 1)].client].timeout
+                self.finish(request, .unknown("no answer within \(DurationText.format(timeout))"))
+            }
         case .rolloutTick:
             self.rolloutTick()
         case .surgeRolloutTick:
@@ -126,7 +129,7 @@ extension SimWorld {
         }
         for (request, stream) in self.traffic.streams.sorted(by: { $0.key < $1.key }) where stream.pod == pod {
             self.traffic.streams[request] = nil
-            self.finish(request, .failed("node stopped with the request in flight"))
+            self.finish(request, .unknown("node stopped with the request in flight"))
         }
     }
 
@@ -147,8 +150,17 @@ extension SimWorld {
         self.scheduleTraffic(.requestArrives(request: id, pod: pod, boot: self.pods[pod].boot, forwarded: false), after: self.settings.edgeLatency)
     }
 
+    /// A frozen process's kernel still accepts connections and buffers bytes: work for a paused
+    /// pod waits in its inbox (bounded) until it resumes. Returns true when `event` was parked.
+    mutating func parkIfPaused(_ event: TrafficEvent, pod: Int, boot: Int) -> Bool {
+        guard self.isCurrent(pod, boot), self.pods[pod].state == .paused else { return false }
+        if self.pods[pod].inbox.count < self.settings.pausedInboxLimit { self.pods[pod].inbox.append(.traffic(event)) }
+        return true
+    }
+
     mutating func requestArrives(_ request: UInt64, pod: Int, boot: Int, forwarded: Bool) {
         guard self.traffic.history[Int(request - 1)].outcome == nil else { return }
+        if self.parkIfPaused(.requestArrives(request: request, pod: pod, boot: boot, forwarded: forwarded), pod: pod, boot: boot) { return }
         self.traffic.history[Int(request - 1)].path.append(pod)
         guard self.isCurrent(pod, boot), self.pods[pod].state == .running else {
             self.finish(request, .failed("connection refused by \(self.pods[pod].name)"))
@@ -191,7 +203,10 @@ extension SimWorld {
     }
 
     mutating func streamDone(_ request: UInt64) {
-        guard let stream = self.traffic.streams.removeValue(forKey: request) else { return }
+        guard let stream = self.traffic.streams[request] else { return }
+        // The answer comes back through the node: a frozen node holds it until it thaws.
+        if self.parkIfPaused(.streamDone(request: request), pod: stream.pod, boot: stream.boot) { return }
+        self.traffic.streams[request] = nil
         if let agent = self.traffic.tunnelOwners[stream.tunnel],
             let position = self.traffic.agents[agent].tunnels.firstIndex(where: { $0.id == stream.tunnel })
         {
@@ -208,7 +223,7 @@ extension SimWorld {
         switch outcome {
         case .ok: self.record("ok", "", request)
         case .failed(let reason): self.record("failed", reason, request)
-        case .timedOut: self.record("timeout", "", request)
+        case .unknown(let reason): self.record("unknown", reason, request)
         }
     }
 }
