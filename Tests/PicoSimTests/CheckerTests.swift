@@ -5,8 +5,8 @@ import Testing
 @Suite("Checkers")
 struct CheckerTests {
     static let all: [Checker] = [
-        .routeOnlyToLiveOwners(detection: .seconds(10)), .atMostOneHop, .membershipConverged, .endpointTablesConverged,
-        .noGhostMembers, .invariantsHold, .agentsRehomed, .noFalseDeaths,
+        .routeOnlyToLiveOwners(detection: .seconds(10)), .atMostOneHop, .membershipConverged(within: nil), .endpointTablesConverged(within: nil),
+        .noGhostMembers, .invariantsHold, .agentsRehomed(within: nil), .noFalseDeaths,
     ]
 
     @Test func test_rollingRestart_passesEveryChecker() {
@@ -38,9 +38,40 @@ struct CheckerTests {
         let strict = Checker.noFailedRequests(windows: [crashAt...world.now]).check(world)
         #expect(!strict.passed, "requests on the crashed pod failed")
         #expect(strict.subject?.hasPrefix("request ") == true && strict.violationTime != nil)
-        for checker in [Checker.membershipConverged, .endpointTablesConverged, .noGhostMembers, .agentsRehomed, .invariantsHold] {
+        for checker in [Checker.membershipConverged(within: nil), .endpointTablesConverged(within: nil), .noGhostMembers, .agentsRehomed(within: nil), .invariantsHold] {
             #expect(checker.check(world).passed, "\(checker.check(world))")
         }
+    }
+
+    @Test func test_boundedChecks_measureFromTheLastDisturbance() {
+        var world = TrafficTests.startedWorld(pods: 3)
+        let crashed = world.traffic.agents.flatMap { $0.tunnels.map(\.pod) }.max() ?? 2
+        for _ in 0..<20 {
+            world.run(until: world.now + .milliseconds(100))
+            world.observe()
+        }
+        world.crash(crashed)
+        for _ in 0..<400 {
+            world.run(until: world.now + .milliseconds(100))
+            world.observe()
+        }
+        let tight = Checker.membershipConverged(within: .seconds(1)).check(world)
+        #expect(!tight.passed, "crash detection takes seconds, not one")
+        #expect(tight.message?.contains("after the last disturbance") == true)
+        #expect(Checker.membershipConverged(within: .seconds(20)).check(world).passed)
+        #expect(!Checker.endpointTablesConverged(within: .seconds(1)).check(world).passed)
+        #expect(Checker.endpointTablesConverged(within: .seconds(20)).check(world).passed)
+        // Every pod down for 10 s: the agents' backoff grows, so re-homing after the restart is slow.
+        for pod in 0..<3 where world.pods[pod].state == .running { world.crash(pod) }
+        world.run(until: world.now + .seconds(10))
+        for pod in 0..<3 { world.start(pod) }
+        for _ in 0..<400 {
+            world.run(until: world.now + .milliseconds(100))
+            world.observe()
+        }
+        let rehomed = Checker.agentsRehomed(within: .milliseconds(1)).check(world)
+        #expect(!rehomed.passed && rehomed.subject?.hasPrefix("agent-") == true, "\(rehomed)")
+        #expect(Checker.agentsRehomed(within: .seconds(20)).check(world).passed)
     }
 
     @Test func test_eachCheckerCanFail() {
@@ -48,7 +79,7 @@ struct CheckerTests {
         world.start(0)
         world.start(1)
         world.run(until: .milliseconds(500))
-        #expect(!Checker.membershipConverged.check(world).passed, "two pods started alone are not one cluster yet")
+        #expect(!Checker.membershipConverged(within: nil).check(world).passed, "two pods started alone are not one cluster yet")
         let ghost = NodeUID(99)
         world.events.append((.seconds(1), 0, .membership(.memberStatusChanged(uid: ghost, name: "g", from: MemberState(.alive, 0), to: MemberState(.dead, 0)))))
         world.events.append((.seconds(2), 0, .membership(.memberJoined(NodeInfo(uid: ghost, name: "g", gossipAddress: Address(host: "h", port: 1), proxyAddress: Address(host: "h", port: 2), adminAddress: Address(host: "h", port: 3), epoch: 0)))))
@@ -60,6 +91,6 @@ struct CheckerTests {
         #expect(Checker.invariantsHold.check(world).message == "own incarnation decreased")
         #expect(!Checker.noFalseDeaths.check(world).passed, "uid 99 was declared dead without ever stopping")
         world.addAgent(AgentSpec(name: "lonely", endpoint: "e"))
-        #expect(!Checker.agentsRehomed.check(world).passed)
+        #expect(!Checker.agentsRehomed(within: nil).check(world).passed)
     }
 }

@@ -88,6 +88,8 @@ struct ScenarioTests {
         #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      crash: {pod: 1}\n      for: 5s\n").contains("only partition, pause, hold and netem"))
         #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      crash: {pod: 1}\n      heal: {}\n").contains("needs exactly one of"))
         #expect(Self.error(Self.minimal + "  checks: [no-such-check]\n").contains("unknown check 'no-such-check'"))
+        #expect(Self.error(Self.minimal + "  checks: [{name: membership-converged, within: 10s}, {name: agents-rehomed, within: 1m}]\n") == "no error")
+        #expect(Self.error(Self.minimal + "  checks: [{name: no-failed-requests, within: 10s}]\n").contains("unknown key 'spec.checks[0].within'"))
         #expect(Self.error(Self.minimal.replacingOccurrences(of: "v1alpha1", with: "v2")).contains("apiVersion: must be"))
         #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      partition: {shape: square}\n").contains("spec.timeline[0].partition.shape: must be halves"))
     }

@@ -38,35 +38,30 @@ extension Checker {
         return .pass(name)
     }
 
-    static func membershipConverged(_ world: SimWorld, name: String) -> CheckResult {
-        let running = world.pods.indices.filter { world.pods[$0].state == .running }
-        let expected = running.compactMap { world.pods[$0].node?.me.uid }.sorted()
-        for index in running {
-            let seen = world.pods[index].node?.memberViews.filter { !$0.state.status.isTerminal }.map(\.info.uid).sorted() ?? []
-            if seen != expected {
-                return .fail(name, at: world.now, subject: world.pods[index].name, "sees \(seen.count) live members, \(expected.count) are running")
-            }
-        }
-        return .pass(name)
+    static func membershipConverged(_ world: SimWorld, within: Duration?, name: String) -> CheckResult {
+        if let difference = world.membershipDifference() { return .fail(name, at: world.now, subject: difference.pod, difference.message) }
+        let seen = world.observations
+        return Self.convergedInTime(seen.membershipConvergedSince, last: seen.lastMembershipDifference, within: within, world, name: name)
     }
 
-    static func endpointTablesConverged(_ world: SimWorld, name: String) -> CheckResult {
-        var expected: [String: [NodeUID: UInt32]] = [:]
-        for pod in world.pods where pod.state == .running {
-            guard let node = pod.node else { continue }
-            for tunnel in node.tunnelView { expected[tunnel.endpoint, default: [:]][node.me.uid, default: 0] += 1 }
-        }
-        for pod in world.pods where pod.state == .running {
-            var seen: [String: [NodeUID: UInt32]] = [:]
-            for row in pod.node?.endpointView ?? [] {
-                for owner in row.owners { seen[row.endpoint, default: [:]][owner.owner] = owner.count }
-            }
-            if seen != expected {
-                let differing = Set(seen.keys).union(expected.keys).sorted().first { seen[$0] != expected[$0] } ?? "?"
-                return .fail(name, at: world.now, subject: pod.name, "endpoint table differs from the tunnels that exist (first: \(differing))")
-            }
-        }
-        return .pass(name)
+    static func endpointTablesConverged(_ world: SimWorld, within: Duration?, name: String) -> CheckResult {
+        if let difference = world.endpointDifference() { return .fail(name, at: world.now, subject: difference.pod, difference.message) }
+        let seen = world.observations
+        return Self.convergedInTime(seen.endpointsConvergedSince, last: seen.lastEndpointDifference, within: within, world, name: name)
+    }
+
+    /// Converged at the end (checked by the caller); with a bound and samples, also converged
+    /// since no later than `within` after the last disturbance.
+    static func convergedInTime(
+        _ since: Instant?, last: Observations.Difference?, within: Duration?, _ world: SimWorld, name: String
+    ) -> CheckResult {
+        guard let within, world.observations.samples > 0 else { return .pass(name) }
+        let deadline = world.observations.lastDisturbance + within
+        guard let since, since > deadline else { return .pass(name) }
+        let disturbance = DurationText.format(world.observations.lastDisturbance - .zero)
+        return .fail(
+            name, at: deadline, subject: last?.pod ?? "?",
+            "converged only \(DurationText.format(since - world.observations.lastDisturbance)) after the last disturbance at \(disturbance) (bound \(DurationText.format(within))): \(last?.message ?? "")")
     }
 
     static func noGhostMembers(_ world: SimWorld, name: String) -> CheckResult {
@@ -96,10 +91,14 @@ extension Checker {
         return .pass(name)
     }
 
-    static func agentsRehomed(_ world: SimWorld, name: String) -> CheckResult {
-        for agent in world.traffic.agents {
-            let settled = agent.tunnels.contains { !$0.moving && world.isCurrent($0.pod, $0.boot) && world.pods[$0.pod].state == .running }
-            if !settled { return .fail(name, at: world.now, subject: agent.spec.name, "has no working tunnel at the end") }
+    static func agentsRehomed(_ world: SimWorld, within: Duration?, name: String) -> CheckResult {
+        for agent in world.traffic.agents where !world.hasWorkingTunnel(agent) {
+            return .fail(name, at: world.now, subject: agent.spec.name, "has no working tunnel at the end")
+        }
+        if let within, let outage = world.observations.longestOutage, outage.length > within {
+            return .fail(
+                name, at: outage.from + within, subject: outage.agent,
+                "had no working tunnel for \(DurationText.format(outage.length)) from \(DurationText.format(outage.from - .zero)) while a pod was ready (bound \(DurationText.format(within)))")
         }
         return .pass(name)
     }

@@ -32,16 +32,20 @@ public enum Checker: Hashable, Sendable {
     case routeOnlyToLiveOwners(detection: Duration)
     /// No request visits more than two pods (one forward hop).
     case atMostOneHop
-    /// At the end, every running pod sees exactly the running pods' current UIDs as live.
-    case membershipConverged
-    /// At the end, every running pod's endpoint table equals the tunnels that exist.
-    case endpointTablesConverged
+    /// At the end, every running pod sees exactly the running pods' current UIDs as live; with
+    /// `within`, and samples taken (`SimWorld.observe()`), it was so from at most `within` after
+    /// the last disturbance onwards.
+    case membershipConverged(within: Duration?)
+    /// At the end, every running pod's endpoint table equals the tunnels that exist; with
+    /// `within`, from at most `within` after the last disturbance onwards.
+    case endpointTablesConverged(within: Duration?)
     /// No pod ever learns a UID again after it saw it dead or left (no ghosts, Piko #314).
     case noGhostMembers
     /// No machine invariant broke (incarnations monotonic, status lattice, bounds, …).
     case invariantsHold
-    /// At the end, every agent has a tunnel that is not moving on a running pod.
-    case agentsRehomed
+    /// At the end, every agent has a tunnel that is not moving on a running pod; with `within`, no
+    /// agent was ever without one for longer while the load balancer had a ready pod.
+    case agentsRehomed(within: Duration?)
     /// No UID is declared dead while its process still runs (a false positive of failure detection).
     case noFalseDeaths
 
@@ -66,12 +70,12 @@ public enum Checker: Hashable, Sendable {
         case .noFailedRequests(let windows): Self.noFailedRequests(world, windows: windows, name: self.name)
         case .routeOnlyToLiveOwners(let detection): Self.routeOnlyToLiveOwners(world, detection: detection, name: self.name)
         case .atMostOneHop: Self.atMostOneHop(world, name: self.name)
-        case .membershipConverged: Self.membershipConverged(world, name: self.name)
-        case .endpointTablesConverged: Self.endpointTablesConverged(world, name: self.name)
+        case .membershipConverged(let within): Self.membershipConverged(world, within: within, name: self.name)
+        case .endpointTablesConverged(let within): Self.endpointTablesConverged(world, within: within, name: self.name)
         case .noGhostMembers: Self.noGhostMembers(world, name: self.name)
         case .invariantsHold:
             if let first = world.violations.first { .fail(self.name, at: first.0, subject: first.1, first.2) } else { .pass(self.name) }
-        case .agentsRehomed: Self.agentsRehomed(world, name: self.name)
+        case .agentsRehomed(let within): Self.agentsRehomed(world, within: within, name: self.name)
         case .noFalseDeaths: Self.noFalseDeaths(world, name: self.name)
         }
     }

@@ -66,6 +66,9 @@ public struct Scenario: Sendable {
         public var to: Duration?
         /// Detection window (route-only-to-live-owners).
         public var detection: Duration
+        /// Convergence or re-homing bound after the last disturbance (membership-converged,
+        /// endpoint-tables-converged, agents-rehomed).
+        public var within: Duration
     }
 
     /// `metadata.name`.

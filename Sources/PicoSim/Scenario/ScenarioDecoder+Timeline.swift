@@ -122,15 +122,22 @@ extension ScenarioDecoder {
         var checks: [Scenario.Check] = []
         for (index, item) in (try spec.sequence("checks") ?? []).enumerated() {
             let path = "\(spec.keyPath("checks"))[\(index)]"
-            var check = Scenario.Check(name: "", from: nil, to: nil, detection: .seconds(15))
+            var check = Scenario.Check(name: "", from: nil, to: nil, detection: .seconds(15), within: .seconds(30))
             if let name = item.scalarText {
                 check.name = name
             } else {
                 var fields = try YAMLFields(item, path: path, file: spec.file)
                 check.name = try fields.requiredString("name")
-                check.from = try fields.duration("from")
-                check.to = try fields.duration("to")
-                check.detection = try fields.duration("detection") ?? check.detection
+                guard self.checkNames.contains(check.name) else {
+                    throw YAMLError(file: spec.file, line: item.line, column: item.column, message: "\(path): unknown check '\(check.name)' (known: \(self.checkNames.joined(separator: ", ")))")
+                }
+                // Each parameter is read only for the checks that use it; `finish` rejects the rest by name.
+                if check.name == "no-failed-requests" {
+                    check.from = try fields.duration("from")
+                    check.to = try fields.duration("to")
+                }
+                if check.name == "route-only-to-live-owners" { check.detection = try fields.duration("detection") ?? check.detection }
+                if self.boundedChecks.contains(check.name) { check.within = try fields.duration("within") ?? check.within }
                 try fields.finish()
             }
             guard self.checkNames.contains(check.name) else {

@@ -12,6 +12,9 @@ public enum ScenarioDecoder {
         "endpoint-tables-converged", "no-ghost-members", "invariants-hold", "agents-rehomed", "no-false-deaths",
     ]
 
+    /// Checks that take `within:` (a bound after the last disturbance, default 30 s).
+    public static let boundedChecks = ["membership-converged", "endpoint-tables-converged", "agents-rehomed"]
+
     /// Decodes `text`; `seed` overrides `spec.seed`.
     public static func decode(_ text: String, file: String, seed: UInt64? = nil) throws(YAMLError) -> Scenario {
         var root = try YAMLFields(try YAMLReader.parse(text, file: file), path: "", file: file)

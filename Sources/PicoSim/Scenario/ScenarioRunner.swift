@@ -38,13 +38,19 @@ public enum ScenarioRunner {
             if let undo = event.duration { world.scheduleAction(index * 2 + 1, at: Instant.zero + event.at + undo) }
         }
         var trafficStart: Instant?
+        // Convergence is sampled every 100 ms; above 64 pods (O(pods × members) per sample) every second.
+        let observeEvery = scenario.pods <= 64 ? 1 : 10
+        var ticks = 0
         let end = Instant.zero + scenario.duration
         while world.now < end {
             world.run(until: min(end, world.now + .milliseconds(100))) { world, id in
                 let event = scenario.timeline[id / 2]
                 let text = id % 2 == 0 ? self.perform(event.action, in: &world) : self.undo(event.action, in: &world)
+                if case .stopClients = event.action {} else { world.noteDisturbance() }
                 notes.append((world.now, text))
             }
+            ticks += 1
+            if ticks % observeEvery == 0 { world.observe() }
             if scenario.startup == .ordered, let next = initial.first(where: { world.pods[$0].boot == 0 }),
                 next > 0, world.pods[next - 1].ready
             {
@@ -179,10 +185,10 @@ public enum ScenarioRunner {
             return .noFailedRequests(windows: from <= to ? [from...to] : [])
         case "route-only-to-live-owners": return .routeOnlyToLiveOwners(detection: check.detection)
         case "at-most-one-hop": return .atMostOneHop
-        case "membership-converged": return .membershipConverged
-        case "endpoint-tables-converged": return .endpointTablesConverged
+        case "membership-converged": return .membershipConverged(within: check.within)
+        case "endpoint-tables-converged": return .endpointTablesConverged(within: check.within)
         case "no-ghost-members": return .noGhostMembers
-        case "agents-rehomed": return .agentsRehomed
+        case "agents-rehomed": return .agentsRehomed(within: check.within)
         case "no-false-deaths": return .noFalseDeaths
         default: return .invariantsHold
         }

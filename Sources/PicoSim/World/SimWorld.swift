@@ -60,6 +60,8 @@ public struct SimWorld: Sendable {
     public internal(set) var stops: [(time: Instant, pod: Int, uid: NodeUID?, crashed: Bool)] = []
     /// Every event a node emitted: `(time, pod index, event)`.
     public internal(set) var events: [(Instant, Int, ClusterEvent)] = []
+    /// Convergence and agent outages sampled over time (see `observe()`).
+    public internal(set) var observations = Observations()
 
     var queue = EventQueue<SimEvent>()
     let streams: RandomStreams

@@ -1,0 +1,135 @@
+import PicoModel
+
+/// What the world looked like over time, sampled by `SimWorld.observe()` (the scenario runner
+/// calls it every 100 ms of simulated time). Checks with a time bound (`within:`) read these:
+/// when did membership and endpoint tables last become, and stay, converged; how long was each
+/// agent without a working tunnel while the load balancer had a pod to send it to.
+public struct Observations: Sendable {
+    /// A moment when the views differed from the truth: when, which pod, how.
+    public struct Difference: Sendable {
+        /// When it was sampled.
+        public var time: Instant
+        /// The pod whose view differed.
+        public var pod: String
+        /// How it differed.
+        public var message: String
+    }
+
+    /// A period an agent had no working tunnel although a pod was believed ready.
+    public struct Outage: Sendable {
+        /// The agent's name.
+        public var agent: String
+        /// When the period started.
+        public var from: Instant
+        /// How long it lasted (up to the last sample when still open).
+        public var length: Duration
+    }
+
+    /// Number of samples taken.
+    public internal(set) var samples = 0
+    /// Membership has equalled the truth at every sample since this time (nil: not at the last).
+    public internal(set) var membershipConvergedSince: Instant?
+    /// The last sample at which membership differed.
+    public internal(set) var lastMembershipDifference: Difference?
+    /// Endpoint tables have equalled the tunnels at every sample since this time.
+    public internal(set) var endpointsConvergedSince: Instant?
+    /// The last sample at which an endpoint table differed.
+    public internal(set) var lastEndpointDifference: Difference?
+    /// The longest agent outage seen.
+    public internal(set) var longestOutage: Outage?
+    /// The last time anything disturbed the cluster: a timeline action, a process start or stop.
+    public internal(set) var lastDisturbance: Instant = .zero
+    var outageStarts: [Instant?] = []
+}
+
+extension SimWorld {
+    /// Marks now as a disturbance (a fault, a heal, a rollout step): bounded convergence checks
+    /// measure from the last one.
+    public mutating func noteDisturbance() {
+        self.observations.lastDisturbance = max(self.observations.lastDisturbance, self.now)
+    }
+
+    /// Samples convergence and agent outages now.
+    public mutating func observe() {
+        var seen = self.observations
+        seen.samples += 1
+        for time in [self.starts.last?.time, self.stops.last?.time].compactMap({ $0 }) {
+            seen.lastDisturbance = max(seen.lastDisturbance, time)
+        }
+        if let difference = self.membershipDifference() {
+            seen.membershipConvergedSince = nil
+            seen.lastMembershipDifference = Observations.Difference(time: self.now, pod: difference.pod, message: difference.message)
+        } else if seen.membershipConvergedSince == nil {
+            seen.membershipConvergedSince = self.now
+        }
+        // Endpoint tables are only compared once membership agrees (cheaper, and they cannot agree before).
+        if let difference = seen.membershipConvergedSince == nil ? ("", "membership differs") : self.endpointDifference() {
+            seen.endpointsConvergedSince = nil
+            seen.lastEndpointDifference = Observations.Difference(time: self.now, pod: difference.pod, message: difference.message)
+        } else if seen.endpointsConvergedSince == nil {
+            seen.endpointsConvergedSince = self.now
+        }
+        self.observeAgents(&seen)
+        self.observations = seen
+    }
+
+    func observeAgents(_ seen: inout Observations) {
+        let anyReady = self.traffic.believedReady.indices.contains { self.traffic.believedReady[$0] && self.pods[$0].state == .running }
+        if seen.outageStarts.count < self.traffic.agents.count {
+            seen.outageStarts += Array(repeating: nil, count: self.traffic.agents.count - seen.outageStarts.count)
+        }
+        for (index, agent) in self.traffic.agents.enumerated() {
+            if self.hasWorkingTunnel(agent) || !anyReady {
+                seen.outageStarts[index] = nil
+                continue
+            }
+            let from = seen.outageStarts[index] ?? self.now
+            seen.outageStarts[index] = from
+            let length = self.now - from
+            if length > (seen.longestOutage?.length ?? .zero) {
+                seen.longestOutage = Observations.Outage(agent: agent.spec.name, from: from, length: length)
+            }
+        }
+    }
+
+    func hasWorkingTunnel(_ agent: SimTraffic.Agent) -> Bool {
+        agent.tunnels.contains { !$0.moving && self.isCurrent($0.pod, $0.boot) && self.pods[$0.pod].state == .running }
+    }
+
+    /// The first running pod whose live members are not exactly the running pods' UIDs.
+    func membershipDifference() -> (pod: String, message: String)? {
+        let running = self.pods.indices.filter { self.pods[$0].state == .running }
+        let expected = running.compactMap { self.pods[$0].node?.me.uid }
+        for index in running {
+            guard let node = self.pods[index].node else { continue }
+            let live = node.membership.liveMemberCount + 1
+            if live != expected.count {
+                return (self.pods[index].name, "sees \(live) live members, \(expected.count) are running")
+            }
+            if let missing = expected.first(where: { $0 != node.me.uid && !node.membership.isLive($0) }) {
+                return (self.pods[index].name, "does not see running \(missing) as live")
+            }
+        }
+        return nil
+    }
+
+    /// The first running pod whose endpoint table differs from the tunnels that exist.
+    func endpointDifference() -> (pod: String, message: String)? {
+        var expected: [String: [NodeUID: UInt32]] = [:]
+        for pod in self.pods where pod.state == .running {
+            guard let node = pod.node else { continue }
+            for tunnel in node.tunnelView { expected[tunnel.endpoint, default: [:]][node.me.uid, default: 0] += 1 }
+        }
+        for pod in self.pods where pod.state == .running {
+            var seen: [String: [NodeUID: UInt32]] = [:]
+            for row in pod.node?.endpointView ?? [] {
+                for owner in row.owners { seen[row.endpoint, default: [:]][owner.owner] = owner.count }
+            }
+            if seen != expected {
+                let differing = Set(seen.keys).union(expected.keys).sorted().first { seen[$0] != expected[$0] } ?? "?"
+                return (pod.name, "endpoint table differs from the tunnels that exist (first: \(differing))")
+            }
+        }
+        return nil
+    }
+}
