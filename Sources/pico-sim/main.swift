@@ -23,6 +23,9 @@ func printReport(_ report: ScenarioReport, scenario: Scenario, quiet: Bool) {
         }
     }
     print("-- verdict: \(report.passed ? "PASS" : "FAIL")   seed \(report.seed)   trace \(report.traceHash)")
+    if case .fail(let check, let bug) = report.expect {
+        print("-- expected: \(check) fails (known open bug: \(bug)): \(report.asExpected ? "as expected" : "NOT AS EXPECTED: the bug may be fixed; flip this file to expect: pass")")
+    }
 }
 
 /// The report as one JSON document (keys sorted).
@@ -30,7 +33,7 @@ func jsonReport(_ report: ScenarioReport, scenario: Scenario, wall: Double) -> S
     func seconds(_ instant: Instant?) -> Any { instant.map { Double($0.nanoseconds) / 1e9 } ?? NSNull() }
     let document: [String: Any] = [
         "scenario": scenario.name, "file": scenario.file, "seed": String(report.seed), "traceHash": report.traceHash,
-        "passed": report.passed, "wallSeconds": wall, "simulatedSeconds": scenario.duration.secondsDouble,
+        "passed": report.passed, "asExpected": report.asExpected, "wallSeconds": wall, "simulatedSeconds": scenario.duration.secondsDouble,
         "timeline": report.timeline.map { ["at": seconds($0.0), "event": $0.1] },
         "figures": Dictionary(report.figures, uniquingKeysWith: { first, _ in first }),
         "checks": report.results.map { result -> [String: Any] in
@@ -55,6 +58,18 @@ func writeTrace(_ report: ScenarioReport, to path: String) throws {
 }
 
 func main() -> Int32 {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    if arguments.first == "fuzz" {
+        do {
+            return runFuzz(try FuzzCommand.parse(Array(arguments.dropFirst())))
+        } catch {
+            if !error.message.isEmpty { FileHandle.standardError.write(Data("pico-sim fuzz: \(error.message)\n".utf8)) }
+            FileHandle.standardError.write(Data((FuzzCommand.usage + "\n").utf8))
+            return error.message.isEmpty ? 0 : 2
+        }
+    }
+    if arguments.first == "checkpoints" { return runCheckpoints(Array(arguments.dropFirst())) }
+    if arguments.first == "generate" { return runGenerate(Array(arguments.dropFirst())) }
     let command: SimCommand
     do {
         command = try SimCommand.parse(Array(CommandLine.arguments.dropFirst()))
@@ -96,7 +111,7 @@ func main() -> Int32 {
                 return 2
             }
         }
-        if !report.passed { status = 1 }
+        if !report.asExpected { status = 1 }
     }
     return status
 }

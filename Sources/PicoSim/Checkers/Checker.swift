@@ -28,7 +28,7 @@ public struct CheckResult: Hashable, Sendable {
 public enum Checker: Hashable, Sendable {
     /// No request issued inside any of `windows` fails or times out (graceful operations).
     case noFailedRequests(windows: [ClosedRange<Instant>])
-    /// Requests fail only within `detection` after the pod they went to stopped (crash or exit).
+    /// Requests fail only within `detection` after a pod stopped (crash or exit).
     case routeOnlyToLiveOwners(detection: Duration)
     /// No request visits more than two pods (one forward hop).
     case atMostOneHop

@@ -12,7 +12,11 @@ public struct Scenario: Sendable {
     }
 
     /// One timeline entry.
-    public struct Event: Sendable {
+    public struct Event: Hashable, Sendable {
+        /// A stable ID (the file's `id:`, else the entry's position): the entry's own randomness
+        /// (which pods a random partition picks) comes from (seed, id), so deleting another entry
+        /// never changes it.
+        public var id: Int
         /// When it happens.
         public var at: Duration
         /// What happens.
@@ -24,7 +28,7 @@ public struct Scenario: Sendable {
     }
 
     /// What a timeline entry does.
-    public enum Action: Sendable {
+    public enum Action: Hashable, Sendable {
         /// A rolling update of every running pod: StatefulSet-style in place when `maxSurge` is 0,
         /// Deployment-style with new pods on spare ordinals otherwise.
         case rollout(maxUnavailable: Int, maxSurge: Int, minReadySeconds: Duration)
@@ -54,10 +58,22 @@ public struct Scenario: Sendable {
         case scale(replicas: Int)
         /// Stop the clients.
         case stopClients
+        /// The liveness phase begins: heal and release every link, clear every impairment,
+        /// resume paused pods and restart crashed ones (not those a scale-down removed).
+        case recover
+    }
+
+    /// What a run is expected to show: every check passing, or one named check failing (a known
+    /// open bug, kept as a regression file until it is fixed).
+    public enum Expectation: Hashable, Sendable {
+        /// Every check passes.
+        case pass
+        /// The named check fails; `bug` says which open bug this is.
+        case fail(check: String, bug: String)
     }
 
     /// A check and its parameters.
-    public struct Check: Sendable {
+    public struct Check: Hashable, Sendable {
         /// The checker's name.
         public var name: String
         /// Window start (no-failed-requests), default: the start of the run.
@@ -101,4 +117,6 @@ public struct Scenario: Sendable {
     public var timeline: [Event]
     /// The checks.
     public var checks: [Check]
+    /// What the run should show (`spec.expect`, default: every check passes).
+    public var expect: Expectation = .pass
 }

@@ -3,12 +3,13 @@ import PicoModel
 extension ScenarioDecoder {
     static let actionKeys = [
         "rollout", "crash", "restart", "terminate", "pause", "resume", "partition", "heal", "hold", "release", "netem", "scale",
-        "stop-clients",
+        "stop-clients", "recover",
     ]
     static let undoable: Set<String> = ["partition", "pause", "netem", "hold"]
 
     static func decodeTimeline(_ spec: inout YAMLFields, pods: Int, duration: Duration) throws(YAMLError) -> [Scenario.Event] {
         var events: [Scenario.Event] = []
+        var ids: Set<Int> = []
         var replicas = pods
         for (index, item) in (try spec.sequence("timeline") ?? []).enumerated() {
             var fields = try YAMLFields(item, path: "\(spec.keyPath("timeline"))[\(index)]", file: spec.file)
@@ -25,9 +26,11 @@ extension ScenarioDecoder {
             if let undo, at + undo > duration {
                 throw fields.error("for", "ends after the end of the run", at: item["for"])
             }
+            let id = try fields.int("id", in: 0...1_000_000) ?? index
+            guard ids.insert(id).inserted else { throw fields.error("id", "\(id) is used by an earlier entry", at: item["id"]) }
             let action = try self.decodeAction(key, &fields, replicas: &replicas)
             try fields.finish()
-            events.append(Scenario.Event(at: at, action: action, duration: undo, line: item.line))
+            events.append(Scenario.Event(id: id, at: at, action: action, duration: undo, line: item.line))
         }
         return events.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
     }
@@ -51,6 +54,7 @@ extension ScenarioDecoder {
         case "resume": action = .resume(try self.podList(&body, replicas: replicas))
         case "partition": action = .partition(try self.partitionShape(&body, replicas: replicas))
         case "heal": action = .heal
+        case "recover": action = .recover
         case "hold", "release":
             let sources = try self.ordinals(&body, key: "from", replicas: replicas)
             let targets = try self.ordinals(&body, key: "to", replicas: replicas)
@@ -64,8 +68,10 @@ extension ScenarioDecoder {
             guard let count = try body.int("replicas", in: 1...1_000) else { throw body.error("replicas", "is required") }
             replicas = max(replicas, count)
             action = .scale(replicas: count)
-        default:
+        case "stop-clients":
             action = .stopClients
+        default:
+            throw fields.error(key, "is not an action")
         }
         try body.finish()
         return action
@@ -146,5 +152,23 @@ extension ScenarioDecoder {
             checks.append(check)
         }
         return checks
+    }
+
+    /// `spec.expect`: `pass` (the default), or `{fail: <check>, bug: "<which open bug>"}`.
+    static func decodeExpectation(_ spec: inout YAMLFields, checks: [Scenario.Check]) throws(YAMLError) -> Scenario.Expectation {
+        guard let node = spec.node["expect"] else { return .pass }
+        if let text = node.scalarText {
+            guard text == "pass" else { throw spec.error("expect", "must be pass or {fail: <check>, bug: <text>}, got '\(text)'", at: node) }
+            _ = spec.node("expect")
+            return .pass
+        }
+        guard var fields = try spec.mapping("expect") else { return .pass }
+        let check = try fields.requiredString("fail")
+        guard checks.contains(where: { $0.name == check }) else {
+            throw fields.error("fail", "names '\(check)', which is not among spec.checks", at: fields.node["fail"])
+        }
+        let bug = try fields.requiredString("bug")
+        try fields.finish()
+        return .fail(check: check, bug: bug)
     }
 }

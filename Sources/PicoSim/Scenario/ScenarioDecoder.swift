@@ -64,11 +64,12 @@ public enum ScenarioDecoder {
         try kubernetes.finish()
         let timeline = try self.decodeTimeline(&spec, pods: pods, duration: duration)
         let checks = try self.decodeChecks(&spec, duration: duration)
+        let expect = try self.decodeExpectation(&spec, checks: checks)
         try spec.finish()
         return Scenario(
             name: name, file: file, seed: seed ?? fileSeed, duration: duration, pods: pods, startup: startup, agents: agents,
             clients: clients, network: network, dnsLag: dnsLag, loadBalancerLag: loadBalancerLag,
-            publishNotReadyAddresses: publishNotReady, terminationGracePeriod: grace, timeline: timeline, checks: checks)
+            publishNotReadyAddresses: publishNotReady, terminationGracePeriod: grace, timeline: timeline, checks: checks, expect: expect)
     }
 
     static func decodeAgents(_ topology: inout YAMLFields) throws(YAMLError) -> [AgentSpec] {

@@ -62,6 +62,8 @@ public struct SimWorld: Sendable {
     public internal(set) var events: [(Instant, Int, ClusterEvent)] = []
     /// Convergence and agent outages sampled over time (see `observe()`).
     public internal(set) var observations = Observations()
+    /// Pods a timeline `crash` stopped and nothing restarted yet (`recover` restarts them).
+    public internal(set) var crashedByTimeline: Set<Int> = []
 
     var queue = EventQueue<SimEvent>()
     let streams: RandomStreams

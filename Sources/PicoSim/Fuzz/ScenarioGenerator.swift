@@ -1,0 +1,149 @@
+import PicoModel
+
+/// Draws a random but valid scenario from a seed: pods, agents, clients, a fault phase with events
+/// of every kind the simulator knows, then a liveness phase (`recover`: everything healed, crashed
+/// pods restarted) after which the cluster must converge and serve every request. The same seed and
+/// `version` always give the same scenario.
+public enum ScenarioGenerator {
+    /// Bumped whenever the same seed would give a different scenario; regression files record it.
+    public static let version = 1
+    /// How long every generated scenario runs.
+    public static let duration: Duration = .seconds(60)
+    /// Convergence and re-homing bound after the last disturbance.
+    public static let bound: Duration = .seconds(25)
+
+    /// Event kinds the generator draws from (every timeline action but `stop-clients`).
+    enum Kind: CaseIterable {
+        case crash, terminate, pause, partition, hold, netem, rollout, scale
+    }
+
+    /// The scenario for `seed` with a pod count in `nodes`.
+    public static func generate(seed: UInt64, nodes: ClosedRange<Int> = 3...9) -> Scenario {
+        var rng = RandomStreams(master: seed).stream("generator/v\(self.version)")
+        let pods = nodes.lowerBound + rng.index(below: nodes.count)
+        let endpoints = (0..<(1 + rng.index(below: 3))).map { "e\($0)" }
+        var agents: [AgentSpec] = []
+        for endpoint in endpoints {
+            for copy in 0..<(1 + rng.index(below: 2)) { agents.append(AgentSpec(name: "\(endpoint)-\(copy)", endpoint: endpoint)) }
+        }
+        let clients = (0..<(1 + rng.index(below: 2))).map { index in
+            ClientSpec(
+                name: "client-\(index)", endpoints: endpoints, rate: Double(10 + rng.index(below: 31)), timeout: .seconds(5),
+                serviceTime: .milliseconds(Int64(1 + rng.index(below: 50))), zipf: rng.index(below: 2) == 0)
+        }
+        let faultEnd = Duration.milliseconds(Int64(10_000 + rng.index(below: 10_001)))
+        var timeline: [Scenario.Event] = []
+        var usedRollout = false
+        var usedScale = false
+        var replicas = pods
+        let count = 1 + rng.index(below: 8)
+        // Times first, in order, so a pod named by an event exists by then (scale-ups come first).
+        let times = (0..<count).map { _ in
+            Duration.milliseconds(Int64(5_000 + rng.index(below: Int((faultEnd - .seconds(5)).nanosecondsClamped / 1_000_000))))
+        }.sorted()
+        for at in times {
+            let kind = Kind.allCases[rng.index(below: Kind.allCases.count)]
+            // At most one rollout and one scale per scenario.
+            if kind == .rollout { if usedRollout { continue } else { usedRollout = true } }
+            if kind == .scale { if usedScale { continue } else { usedScale = true } }
+            timeline += self.events(kind, at: at, faultEnd: faultEnd, replicas: &replicas, rng: &rng)
+        }
+        timeline.append(Scenario.Event(id: 0, at: faultEnd, action: .recover, duration: nil, line: 0))
+        timeline = timeline.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
+        for index in timeline.indices { timeline[index].id = index }
+        return Scenario(
+            name: "fuzz-\(seed)", file: "fuzz-\(seed).yaml", seed: seed, duration: self.duration, pods: pods,
+            startup: rng.index(below: 2) == 0 ? .parallel : .ordered, agents: agents, clients: clients, network: .lan,
+            dnsLag: .milliseconds(Int64(500 + rng.index(below: 1_501))), loadBalancerLag: .milliseconds(Int64(1_000 + rng.index(below: 2_001))),
+            publishNotReadyAddresses: false, terminationGracePeriod: [.seconds(20), .seconds(30), .seconds(60)][rng.index(below: 3)],
+            timeline: timeline, checks: self.checks(for: timeline, faultEnd: faultEnd))
+    }
+
+    static func event(_ at: Duration, _ action: Scenario.Action, for duration: Duration? = nil) -> Scenario.Event {
+        Scenario.Event(id: 0, at: at, action: action, duration: duration, line: 0)
+    }
+
+    /// A `for:` of 1 to `maximum` seconds, cut so it ends by `faultEnd` (nil when nothing is left).
+    static func span(_ at: Duration, maximum: Int, faultEnd: Duration, rng: inout SplitMix64) -> Duration? {
+        let wanted = Duration.milliseconds(Int64(1_000 + rng.index(below: maximum * 1_000)))
+        let room = faultEnd - at
+        return room > .milliseconds(100) ? min(wanted, room) : nil
+    }
+
+    static func somePods(_ replicas: Int, most: Int, rng: inout SplitMix64) -> [Int] {
+        var pods = Array(0..<replicas)
+        rng.shuffle(&pods)
+        return Array(pods.prefix(1 + rng.index(below: most))).sorted()
+    }
+
+    static func events(
+        _ kind: Kind, at: Duration, faultEnd: Duration, replicas: inout Int, rng: inout SplitMix64
+    ) -> [Scenario.Event] {
+        let pod = rng.index(below: replicas)
+        switch kind {
+        case .crash, .terminate:
+            var events = [self.event(at, kind == .crash ? .crash([pod]) : .terminate([pod]))]
+            if rng.index(below: 2) == 0, let later = self.span(at, maximum: 15, faultEnd: faultEnd, rng: &rng) {
+                events.append(self.event(at + later, .restart([pod])))
+            }
+            return events
+        case .pause:
+            return [self.event(at, .pause(self.somePods(replicas, most: 2, rng: &rng)), for: self.span(at, maximum: 15, faultEnd: faultEnd, rng: &rng))]
+        case .partition:
+            let shapes: [PartitionShape] = [
+                .halves, .randomHalves, .isolate(pod), .bridge, .majoritiesRing,
+                .oneWay(sources: [pod], targets: Array(0..<replicas).filter { $0 != pod }),
+            ]
+            let shape = shapes[rng.index(below: shapes.count)]
+            return [self.event(at, .partition(shape), for: self.span(at, maximum: 20, faultEnd: faultEnd, rng: &rng))]
+        case .hold:
+            let links = (0..<replicas).filter { $0 != pod }.map { SimNetwork.Link(from: pod, to: $0) }
+            guard !links.isEmpty else { return [] }
+            return [self.event(at, .hold(links), for: self.span(at, maximum: 15, faultEnd: faultEnd, rng: &rng))]
+        case .netem:
+            let profile = LinkProfile(
+                latency: .milliseconds(Int64(rng.index(below: 301))), jitter: .milliseconds(Int64(rng.index(below: 51))),
+                loss: Double(rng.index(below: 31)) / 100, duplicate: Double(rng.index(below: 6)) / 100, reorder: Double(rng.index(below: 11)) / 100)
+            return [self.event(at, .netem(pods: self.somePods(replicas, most: 2, rng: &rng), profile: profile), for: self.span(at, maximum: 20, faultEnd: faultEnd, rng: &rng))]
+        case .rollout:
+            let surge = rng.index(below: 2)
+            let unavailable = surge == 0 ? 1 : rng.index(below: 2)
+            return [self.event(at, .rollout(maxUnavailable: unavailable, maxSurge: surge, minReadySeconds: .milliseconds(Int64(rng.index(below: 3) * 1_000))))]
+        case .scale:
+            let target = max(3, replicas - 2 + rng.index(below: 5))
+            replicas = max(replicas, target)
+            return [self.event(at, .scale(replicas: target))]
+        }
+    }
+
+    /// Every check that must hold for this timeline. Checks that faults legitimately break are
+    /// left out when those faults occur: `no-false-deaths` when a pod is cut off, frozen or on a
+    /// very bad link (the others then rightly route around it). Requests must all
+    /// succeed from `bound` after the recovery on.
+    static func checks(for timeline: [Scenario.Event], faultEnd: Duration) -> [Scenario.Check] {
+        func check(_ name: String) -> Scenario.Check {
+            Scenario.Check(name: name, from: nil, to: nil, detection: .seconds(15), within: self.bound)
+        }
+        var checks = ["invariants-hold", "no-ghost-members", "at-most-one-hop", "membership-converged", "endpoint-tables-converged", "agents-rehomed"].map(check)
+        let cuts = timeline.contains { event in
+            switch event.action {
+            case .partition, .hold: true
+            default: false
+            }
+        }
+        let isolates = cuts || timeline.contains { event in
+            switch event.action {
+            case .pause: return true
+            case .netem(_, let profile): return profile.loss > 0.1 || profile.latency + profile.jitter > .milliseconds(100)
+            default: return false
+            }
+        }
+        if !isolates { checks.append(check("no-false-deaths")) }
+        if !isolates { checks.append(check("route-only-to-live-owners")) }
+        var requests = check("no-failed-requests")
+        requests.from = faultEnd + self.bound
+        requests.to = self.duration - .seconds(6)
+        checks.append(requests)
+        return checks
+    }
+}
