@@ -84,7 +84,7 @@ func fuzzOne(seed: UInt64, command: FuzzCommand) -> (failure: String?, hash: Str
     if command.shrink {
         let start = Date()
         let budget = command.shrinkTime.secondsDouble
-        var shrinker = Shrinker(check: failure.name, maxRuns: command.shrinkRuns, isOutOfTime: { Date().timeIntervalSince(start) > budget })
+        var shrinker = Shrinker(check: failure.name, message: failure.message, maxRuns: command.shrinkRuns, isOutOfTime: { Date().timeIntervalSince(start) > budget })
         let result = shrinker.shrink(fuzzCase.scenario, text: fuzzCase.text, report: fuzzCase.report)
         do {
             let path = try writeRegression(result, seed: seed, failure: failure, command: command)

@@ -16,7 +16,7 @@ func printReport(_ report: ScenarioReport, scenario: Scenario, quiet: Bool) {
     print("-- checks")
     for result in report.results {
         if result.passed {
-            print("  PASS \(result.name)")
+            print("  PASS \(result.name)\(result.note.map { " (\($0))" } ?? "")")
         } else {
             let time = result.violationTime.map { String(format: "%.3fs", Double($0.nanoseconds) / 1e9) } ?? "?"
             print("  FAIL \(result.name): at \(time), \(result.subject ?? "?"): \(result.message ?? "")")
@@ -38,7 +38,7 @@ func jsonReport(_ report: ScenarioReport, scenario: Scenario, wall: Double) -> S
         "figures": Dictionary(report.figures, uniquingKeysWith: { first, _ in first }),
         "checks": report.results.map { result -> [String: Any] in
             ["name": result.name, "passed": result.passed, "at": seconds(result.violationTime),
-             "subject": result.subject ?? NSNull(), "message": result.message ?? NSNull()]
+             "subject": result.subject ?? NSNull(), "message": result.message ?? NSNull(), "note": result.note ?? NSNull()]
         },
     ]
     let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data("{}".utf8)

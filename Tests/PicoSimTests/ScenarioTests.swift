@@ -9,18 +9,28 @@ struct ScenarioTests {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
+    /// Every file under `scenarios/` and `scenarios/regressions/`, relative to `scenarios/`.
     static var shipped: [String] {
-        let directory = Self.root.appendingPathComponent("scenarios")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return names.filter { $0.hasSuffix(".yaml") }.sorted()
+        var names: [String] = []
+        for folder in ["", "regressions/"] {
+            let directory = Self.root.appendingPathComponent("scenarios/" + folder)
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+            names += files.filter { $0.hasSuffix(".yaml") }.map { folder + $0 }
+        }
+        return names.sorted()
     }
 
     @Test(arguments: ScenarioTests.shipped)
-    func test_shippedScenario_passesEveryCheck(name: String) throws {
+    func test_shippedScenario_showsWhatItExpects(name: String) throws {
         let path = Self.root.appendingPathComponent("scenarios").appendingPathComponent(name).path
         let scenario = try ScenarioDecoder.decode(try String(contentsOfFile: path, encoding: .utf8), file: name)
         let report = ScenarioRunner.run(scenario)
-        for result in report.results { #expect(result.passed, "\(name): \(result)") }
+        if case .fail(let check, let bug) = scenario.expect {
+            #expect(name.hasPrefix("regressions/"), "only regression files may expect a failure")
+            #expect(report.asExpected, "\(name): \(check) no longer fails; if '\(bug)' is fixed, set expect: pass")
+        } else {
+            for result in report.results { #expect(result.passed, "\(name): \(result)") }
+        }
         #expect(!report.results.isEmpty, "a shipped scenario checks something")
         // The same file in another process, with hashed collections seeded the other way.
         let other = try Self.traceHashInChildProcess(path, flipDeterministicHashing: true)

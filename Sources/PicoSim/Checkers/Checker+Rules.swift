@@ -37,13 +37,30 @@ extension Checker {
         return .pass(name)
     }
 
+    /// A bounded check is conclusive only when the run lasted until its bound after the last
+    /// disturbance (TigerBeetle's liveness rule: report only when convergence was possible).
+    static func inconclusive(_ world: SimWorld, within: Duration?, name: String) -> CheckResult? {
+        guard let within, world.observations.samples > 0 else { return nil }
+        let deadline = world.observations.lastDisturbance + within
+        guard world.now < deadline else { return nil }
+        return .pass(
+            name,
+            note: "inconclusive: the run ended \(DurationText.format(world.now - world.observations.lastDisturbance)) after the last disturbance, before the \(DurationText.format(within)) bound")
+    }
+
     static func membershipConverged(_ world: SimWorld, within: Duration?, name: String) -> CheckResult {
+        if let difference = world.membershipDifference() {
+            return Self.inconclusive(world, within: within, name: name) ?? .fail(name, at: world.now, subject: difference.pod, difference.message)
+        }
         if let difference = world.membershipDifference() { return .fail(name, at: world.now, subject: difference.pod, difference.message) }
         let seen = world.observations
         return Self.convergedInTime(seen.membershipConvergedSince, last: seen.lastMembershipDifference, within: within, world, name: name)
     }
 
     static func endpointTablesConverged(_ world: SimWorld, within: Duration?, name: String) -> CheckResult {
+        if let difference = world.endpointDifference() {
+            return Self.inconclusive(world, within: within, name: name) ?? .fail(name, at: world.now, subject: difference.pod, difference.message)
+        }
         if let difference = world.endpointDifference() { return .fail(name, at: world.now, subject: difference.pod, difference.message) }
         let seen = world.observations
         return Self.convergedInTime(seen.endpointsConvergedSince, last: seen.lastEndpointDifference, within: within, world, name: name)
@@ -99,7 +116,7 @@ extension Checker {
 
     static func agentsRehomed(_ world: SimWorld, within: Duration?, name: String) -> CheckResult {
         for agent in world.traffic.agents where !world.hasWorkingTunnel(agent) {
-            return .fail(name, at: world.now, subject: agent.spec.name, "has no working tunnel at the end")
+            return Self.inconclusive(world, within: within, name: name) ?? .fail(name, at: world.now, subject: agent.spec.name, "has no working tunnel at the end")
         }
         if let within, let outage = world.observations.longestOutage, outage.length > within {
             return .fail(

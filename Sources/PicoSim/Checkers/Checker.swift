@@ -10,12 +10,14 @@ public struct CheckResult: Hashable, Sendable {
     public var subject: String?
     /// What went wrong.
     public var message: String?
+    /// Why a passing verdict is weaker than it looks (a bound that fell after the end of the run).
+    public var note: String?
 
     /// True when nothing was violated.
     public var passed: Bool { self.violationTime == nil }
 
-    static func pass(_ name: String) -> CheckResult {
-        CheckResult(name: name, violationTime: nil, subject: nil, message: nil)
+    static func pass(_ name: String, note: String? = nil) -> CheckResult {
+        CheckResult(name: name, violationTime: nil, subject: nil, message: nil, note: note)
     }
 
     static func fail(_ name: String, at time: Instant, subject: String, _ message: String) -> CheckResult {

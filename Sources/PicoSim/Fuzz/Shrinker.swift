@@ -45,6 +45,9 @@ public struct Shrinker {
 
     /// The check the shrunk scenario must still fail.
     public let check: String
+    /// The failure's message with numbers and parenthesised details removed: a candidate must fail
+    /// the same way, not merely the same check (a scenario without agents fails every request).
+    public let signature: String?
     /// Stop after this many candidate runs.
     public let maxRuns: Int
     /// Asked before every run; true stops the shrink (the caller's wall-clock budget).
@@ -52,8 +55,9 @@ public struct Shrinker {
     private(set) var runs = 0
 
     /// Creates a shrinker for scenarios failing `check`.
-    public init(check: String, maxRuns: Int = 500, isOutOfTime: @escaping () -> Bool = { false }) {
+    public init(check: String, message: String? = nil, maxRuns: Int = 500, isOutOfTime: @escaping () -> Bool = { false }) {
         self.check = check
+        self.signature = message.map(Self.signature)
         self.maxRuns = maxRuns
         self.isOutOfTime = isOutOfTime
     }
@@ -106,13 +110,27 @@ public struct Shrinker {
 
     var exhausted: Bool { self.runs >= self.maxRuns || self.isOutOfTime() }
 
-    /// Writes, decodes and runs `candidate`; returns it when it is valid and fails `check`.
+    /// `message` without digits and without parenthesised parts.
+    static func signature(_ message: String) -> String {
+        var depth = 0
+        var kept = ""
+        for character in message {
+            if character == "(" { depth += 1 } else if character == ")" { depth = max(0, depth - 1) } else if depth == 0, !character.isNumber { kept.append(character) }
+        }
+        return kept
+    }
+
+    /// Writes, decodes and runs `candidate`; returns it when it is valid (every endpoint a client
+    /// calls has an agent) and fails `check` the same way.
     mutating func failsTheSameCheck(_ candidate: Scenario) -> (scenario: Scenario, text: String, report: ScenarioReport)? {
+        let served = Set(candidate.agents.map(\.endpoint))
+        guard candidate.clients.allSatisfy({ $0.endpoints.allSatisfy(served.contains) }) else { return nil }
         let text = ScenarioWriter.write(candidate)
         guard let decoded = try? ScenarioDecoder.decode(text, file: candidate.file) else { return nil }
         self.runs += 1
         let report = ScenarioRunner.run(decoded)
-        guard report.results.contains(where: { $0.name == self.check && !$0.passed }) else { return nil }
+        guard let failure = report.results.first(where: { $0.name == self.check && !$0.passed }) else { return nil }
+        if let signature = self.signature, Self.signature(failure.message ?? "") != signature { return nil }
         return (decoded, text, report)
     }
 

@@ -1,0 +1,130 @@
+import Foundation
+import PicoModel
+@testable import PicoSim
+import Testing
+
+@Suite("Fuzzing: generator, writer, shrinker")
+struct FuzzTests {
+    @Test func test_generator_isDeterministic_valid_andCoversEveryEventKind() throws {
+        #expect(ScenarioWriter.write(ScenarioGenerator.generate(seed: 7)) == ScenarioWriter.write(ScenarioGenerator.generate(seed: 7)))
+        #expect(ScenarioWriter.write(ScenarioGenerator.generate(seed: 7)) != ScenarioWriter.write(ScenarioGenerator.generate(seed: 8)))
+        var kinds: Set<String> = []
+        for seed in UInt64(1)...300 {
+            let (scenario, _) = try Fuzzer.scenario(seed: seed, nodes: 3...9)
+            #expect((3...9).contains(scenario.pods))
+            #expect(scenario.duration == ScenarioGenerator.duration)
+            guard let last = scenario.timeline.last else { Issue.record("seed \(seed) has no timeline"); continue }
+            #expect(last.action == .recover, "the liveness phase starts after every fault")
+            for event in scenario.timeline {
+                let key = ScenarioWriter.action(event.action).prefix { $0 != ":" }
+                kinds.insert(key == "partition" ? ScenarioWriter.action(event.action) : String(key))
+            }
+        }
+        for kind in ["crash", "restart", "terminate", "pause", "hold", "netem", "rollout", "scale", "recover"] {
+            #expect(kinds.contains(kind), "no generated \(kind)")
+        }
+        for shape in ["halves", "random-halves", "isolate", "bridge", "majorities-ring", "one-way"] {
+            #expect(kinds.contains { $0.contains("shape: \(shape)") }, "no generated \(shape) partition")
+        }
+    }
+
+    @Test(arguments: ScenarioTests.shipped)
+    func test_writer_roundTripsEveryShippedScenario(name: String) throws {
+        let path = ScenarioTests.root.appendingPathComponent("scenarios").appendingPathComponent(name).path
+        let original = try ScenarioDecoder.decode(try String(contentsOfFile: path, encoding: .utf8), file: name)
+        let text = ScenarioWriter.write(original)
+        let again = try ScenarioDecoder.decode(text, file: name)
+        #expect(ScenarioWriter.write(again) == text)
+        #expect(again.timeline.map(\.action) == original.timeline.map(\.action))
+        #expect(again.checks == original.checks && again.expect == original.expect && again.agents == original.agents)
+    }
+
+    @Test func test_writer_quotesWhatYAMLWouldMisread() throws {
+        for text in ["plain", "true", "null", "12", "-x", "a b", "quote\"d", "back\\slash", "new\nline", ""] {
+            let node = try YAMLReader.parse("key: \(ScenarioWriter.quote(text))\n", file: "q.yaml")
+            #expect(node["key"]?.scalarText == text, "\(text)")
+        }
+    }
+
+    @Test func test_shrinker_keepsOnlyWhatTheFailureNeeds() throws {
+        // A crash makes "converged within 3s" fail (detection takes about 5 s); the netem, pause and
+        // hold around it are noise.
+        let text = """
+            apiVersion: pico-sim.dev/v1alpha1
+            kind: Scenario
+            metadata: {name: noisy}
+            spec:
+              seed: 5
+              duration: 30s
+              topology:
+                pods: 4
+                startup: parallel
+                agents: [{endpoint: e0}]
+                clients: [{rate: 5, endpoints: [e0]}]
+              timeline:
+                - {at: 5s, netem: {pods: [1], latency: 20ms, loss: 0.05}, for: 4s}
+                - {at: 6s, pause: {pod: 2}, for: 500ms}
+                - {at: 8s, crash: {pod: 3}}
+                - {at: 9s, hold: {from: [0], to: [1]}, for: 1s}
+              checks: [{name: membership-converged, within: 3s}]
+
+            """
+        let scenario = try ScenarioDecoder.decode(text, file: "noisy.yaml")
+        let report = ScenarioRunner.run(scenario)
+        let failure = try #require(report.firstFailure)
+        #expect(failure.name == "membership-converged")
+        var shrinker = Shrinker(check: failure.name, message: failure.message, maxRuns: 150)
+        let result = shrinker.shrink(scenario, text: text, report: report)
+        #expect(result.shrunkSize.isSmaller(than: result.originalSize))
+        #expect(result.scenario.timeline.count == 1 && result.scenario.timeline.first?.action.isCrash == true, "\(result.text)")
+        #expect(result.scenario.duration < scenario.duration, "the run is shortened")
+        #expect(result.runs <= 150)
+        let replay = ScenarioRunner.run(try ScenarioDecoder.decode(result.text, file: "shrunk.yaml"))
+        #expect(replay.traceHash == result.report.traceHash, "the written file replays the shrunk run exactly")
+        #expect(replay.results.contains { $0.name == "membership-converged" && !$0.passed })
+    }
+
+    @Test func test_fuzzSeeds_haveTheSameTraceHashesInSeparateProcesses() throws {
+        let binary = ScenarioTests.root.appendingPathComponent(".build/debug/pico-sim")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "scripts/test builds pico-sim before the tests")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pico-fuzz-\(UInt64.random(in: 0...UInt64.max))")
+        defer { try? FileManager.default.removeItem(at: out) }
+        func hashes(flip: Bool) throws -> (lines: [String], status: Int32) {
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = ["fuzz", "--seeds", "4", "--from", "5000", "--hashes", "--no-shrink", "--check-determinism", "--out", out.path]
+            var environment = ProcessInfo.processInfo.environment
+            if flip { environment["SWIFT_DETERMINISTIC_HASHING"] = environment["SWIFT_DETERMINISTIC_HASHING"] == nil ? "1" : nil }
+            process.environment = environment
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init), process.terminationStatus)
+        }
+        let first = try hashes(flip: false)
+        let second = try hashes(flip: true)
+        let hashLines = first.lines.filter { $0.hasPrefix("seed ") && $0.contains(" trace ") }
+        #expect(hashLines.count == 4)
+        #expect(hashLines == second.lines.filter { $0.hasPrefix("seed ") && $0.contains(" trace ") })
+        #expect(!first.lines.contains { $0.contains("FAIL determinism") }, "\(first.lines)")
+        #expect(first.status == 0 || first.status == 1)
+    }
+
+    @Test func test_checkpoints_areStable_andCoverEveryEvent() throws {
+        let (scenario, _) = try Fuzzer.scenario(seed: 11, nodes: 3...4)
+        let first = Fuzzer.checkpoints(scenario, every: 100)
+        #expect(first.hashes == Fuzzer.checkpoints(scenario, every: 100).hashes)
+        #expect(first.hashes.count == first.events.count / 100 + 1)
+        #expect(first.hashes.last == Fuzzer.checkpoints(scenario, every: 7).hashes.last)
+    }
+}
+
+extension Scenario.Action {
+    var isCrash: Bool {
+        if case .crash = self { return true }
+        return false
+    }
+}
