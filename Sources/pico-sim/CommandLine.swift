@@ -7,14 +7,18 @@ struct SimCommand: Equatable {
     var quiet = false
     var json = false
     var tracePath: String?
+    var htmlPath: String?
 
     static let usage = """
-        usage: pico-sim run FILE... [--seed N] [--quiet] [--json] [--trace FILE]
+        usage: pico-sim run FILE... [--seed N] [--quiet] [--json] [--trace FILE] [--html FILE]
                pico-sim FILE...            (same as run)
+               pico-sim fuzz ...           (random scenarios: pico-sim fuzz --help)
+               pico-sim generate SEED      (print the scenario fuzz runs for SEED)
 
         Replays each scenario file in simulated time, prints what happened, the figures and every
         check's verdict. --json prints one JSON document per scenario instead; --trace FILE writes
-        every node event as JSON lines. Exit status: 0 when every check passed, 1 when one failed, 2 for a bad
+        every node event as JSON lines; --html FILE writes a self-contained page with a lane per pod,
+        the faults, requests per second and the verdicts. Exit status: 0 when every check passed, 1 when one failed, 2 for a bad
         file or bad usage.
         """
 
@@ -35,6 +39,9 @@ struct SimCommand: Equatable {
             case "--trace":
                 guard let path = rest.popFirst() else { throw UsageError("--trace needs a file name") }
                 command.tracePath = path
+            case "--html":
+                guard let path = rest.popFirst() else { throw UsageError("--html needs a file name") }
+                command.htmlPath = path
             case "--help", "-h":
                 throw UsageError("")
             default:

@@ -95,7 +95,7 @@ func main() -> Int32 {
             return 2
         }
         let started = Date()
-        let report = ScenarioRunner.run(scenario, keepTrace: command.tracePath != nil)
+        let (report, world) = ScenarioRunner.runWithWorld(scenario, keepTrace: command.tracePath != nil)
         let wall = Date().timeIntervalSince(started)
         if command.json {
             print(jsonReport(report, scenario: scenario, wall: wall))
@@ -108,6 +108,15 @@ func main() -> Int32 {
                 try writeTrace(report, to: command.files.count > 1 ? "\(path).\(scenario.name)" : path)
             } catch {
                 FileHandle.standardError.write(Data("pico-sim: cannot write the trace to \(path): \(error.localizedDescription)\n".utf8))
+                return 2
+            }
+        }
+        if let path = command.htmlPath {
+            do {
+                let target = command.files.count > 1 ? "\(path).\(scenario.name).html" : path
+                try HTMLReport.render(scenario, world: world, report: report).write(toFile: target, atomically: true, encoding: .utf8)
+            } catch {
+                FileHandle.standardError.write(Data("pico-sim: cannot write the page to \(path): \(error.localizedDescription)\n".utf8))
                 return 2
             }
         }

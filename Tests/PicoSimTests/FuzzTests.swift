@@ -128,3 +128,21 @@ extension Scenario.Action {
         return false
     }
 }
+
+@Suite("HTML report")
+struct HTMLReportTests {
+    @Test func test_page_hasALanePerPod_faultBands_requestBars_andVerdicts() throws {
+        let path = ScenarioTests.root.appendingPathComponent("scenarios/partition-halves.yaml").path
+        let scenario = try ScenarioDecoder.decode(try String(contentsOfFile: path, encoding: .utf8), file: "partition-halves.yaml")
+        let (report, world) = ScenarioRunner.runWithWorld(scenario)
+        let page = HTMLReport.render(scenario, world: world, report: report)
+        for pod in 0..<scenario.pods { #expect(page.contains(#"class="lane-name" x="4""#) && page.contains(">pico-\(pod)</text>")) }
+        #expect(page.contains(#"class="lane ready""#))
+        #expect(page.contains(#"<rect class="fault""#), "the partition is a shaded band")
+        #expect(page.contains(#"class="req ok""#) && page.contains(#"class="req failed""#))
+        #expect(page.contains(#"<circle class="dead""#), "the cut-off side is declared dead in the others' views")
+        for result in report.results { #expect(page.contains("<td>\(result.name)</td>")) }
+        #expect(!page.contains("<script"), "no scripts")
+        #expect(page.hasPrefix("<!DOCTYPE html>"))
+    }
+}

@@ -38,6 +38,11 @@ public struct ScenarioReport: Sendable {
 public enum ScenarioRunner {
     /// Runs `scenario` to its end and checks it; `keepTrace` keeps every node event in the report.
     public static func run(_ scenario: Scenario, keepTrace: Bool = false) -> ScenarioReport {
+        self.runWithWorld(scenario, keepTrace: keepTrace).report
+    }
+
+    /// Runs `scenario` and returns the report with the finished world (for `HTMLReport`).
+    public static func runWithWorld(_ scenario: Scenario, keepTrace: Bool = false) -> (report: ScenarioReport, world: SimWorld) {
         let (world, run) = self.runWorld(scenario)
         let end = Instant.zero + scenario.duration
         let results = scenario.checks.map { self.checker(for: $0, trafficStart: run.trafficStart ?? end, end: end).check(world) }
@@ -47,7 +52,7 @@ public enum ScenarioRunner {
         if keepTrace {
             report.trace = world.events.map { time, pod, event in (time, world.pods[pod].name, TraceRecord(event)) }
         }
-        return report
+        return (report, world)
     }
 
     /// What the runner noted while running: the timeline notes and when traffic started.

@@ -62,6 +62,8 @@ public struct SimWorld: Sendable {
     public internal(set) var events: [(Instant, Int, ClusterEvent)] = []
     /// Convergence and agent outages sampled over time (see `observe()`).
     public internal(set) var observations = Observations()
+    /// When pods were frozen: `(pod, from, to)`, `to` nil while still paused.
+    public internal(set) var pauses: [(pod: Int, from: Instant, to: Instant?)] = []
     /// Pods a timeline `crash` stopped and nothing restarted yet (`recover` restarts them).
     public internal(set) var crashedByTimeline: Set<Int> = []
 
@@ -142,6 +144,7 @@ public struct SimWorld: Sendable {
     public mutating func pause(_ index: Int) {
         guard self.pods[index].state == .running else { return }
         self.pods[index].state = .paused
+        self.pauses.append((index, self.now, nil))
         self.record("pause", self.pods[index].name, UInt64(self.pods[index].boot))
     }
 
@@ -149,6 +152,7 @@ public struct SimWorld: Sendable {
     public mutating func resume(_ index: Int) {
         guard self.pods[index].state == .paused else { return }
         self.pods[index].state = .running
+        if let open = self.pauses.lastIndex(where: { $0.pod == index && $0.to == nil }) { self.pauses[open].to = self.now }
         self.record("resume", self.pods[index].name, UInt64(self.pods[index].boot))
         let inbox = self.pods[index].inbox
         self.pods[index].inbox = []
