@@ -49,21 +49,24 @@ extension Checker {
     }
 
     static func membershipConverged(_ world: SimWorld, within: Duration?, name: String) -> CheckResult {
-        if let difference = world.membershipDifference() {
-            return Self.inconclusive(world, within: within, name: name) ?? .fail(name, at: world.now, subject: difference.pod, difference.message)
-        }
-        if let difference = world.membershipDifference() { return .fail(name, at: world.now, subject: difference.pod, difference.message) }
         let seen = world.observations
-        return Self.convergedInTime(seen.membershipConvergedSince, last: seen.lastMembershipDifference, within: within, world, name: name)
+        return Self.converged(world.membershipDifference(), since: seen.membershipConvergedSince, last: seen.lastMembershipDifference, within: within, world, name: name)
     }
 
     static func endpointTablesConverged(_ world: SimWorld, within: Duration?, name: String) -> CheckResult {
-        if let difference = world.endpointDifference() {
+        let seen = world.observations
+        return Self.converged(world.endpointDifference(), since: seen.endpointsConvergedSince, last: seen.lastEndpointDifference, within: within, world, name: name)
+    }
+
+    /// Fails on a difference at the end (unless the bound falls after the end: inconclusive),
+    /// else checks the bound.
+    static func converged(
+        _ difference: (pod: String, message: String)?, since: Instant?, last: Observations.Difference?, within: Duration?, _ world: SimWorld, name: String
+    ) -> CheckResult {
+        if let difference {
             return Self.inconclusive(world, within: within, name: name) ?? .fail(name, at: world.now, subject: difference.pod, difference.message)
         }
-        if let difference = world.endpointDifference() { return .fail(name, at: world.now, subject: difference.pod, difference.message) }
-        let seen = world.observations
-        return Self.convergedInTime(seen.endpointsConvergedSince, last: seen.lastEndpointDifference, within: within, world, name: name)
+        return Self.convergedInTime(since, last: last, within: within, world, name: name)
     }
 
     /// Converged at the end (checked by the caller); with a bound and samples, also converged
