@@ -45,7 +45,7 @@ struct CheckerTests {
 
     @Test func test_boundedChecks_measureFromTheLastDisturbance() {
         var world = TrafficTests.startedWorld(pods: 3)
-        let crashed = world.traffic.agents.flatMap { $0.tunnels.map(\.pod) }.max() ?? 2
+        let crashed = world.traffic.agents.indices.flatMap { world.traffic.tunnels(of: $0).map(\.pod) }.max() ?? 2
         for _ in 0..<20 {
             world.run(until: world.now + .milliseconds(100))
             world.observe()

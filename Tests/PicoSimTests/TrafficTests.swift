@@ -60,7 +60,7 @@ struct TrafficTests {
             return record.outcome != .ok
         }
         #expect(failedAfterSettling.isEmpty, "after detection and re-homing every request succeeds")
-        #expect(world.traffic.agents.allSatisfy { !$0.tunnels.isEmpty })
+        #expect(world.traffic.agents.allSatisfy { !$0.machine.tunnels.isEmpty })
         #expect(world.violations.isEmpty)
     }
 
@@ -70,7 +70,7 @@ struct TrafficTests {
         world.addClient(ClientSpec(name: "slow", endpoints: ["alpha", "beta", "gamma"], rate: 100, timeout: .seconds(2), serviceTime: .milliseconds(500)))
         world.addClient(ClientSpec(name: "nobody", endpoints: ["delta"], rate: 10))
         world.run(until: world.now + .seconds(3))
-        let tunnelPods = Set(world.traffic.agents.flatMap { $0.tunnels.map(\.pod) })
+        let tunnelPods = Set(world.traffic.agents.indices.flatMap { world.traffic.tunnels(of: $0).map(\.pod) })
         let crashed = try #require(tunnelPods.max())
         let frozen = try #require((0..<3).first { $0 != crashed })
         world.pause(frozen)

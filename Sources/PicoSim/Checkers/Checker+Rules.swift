@@ -118,7 +118,7 @@ extension Checker {
     }
 
     static func agentsRehomed(_ world: SimWorld, within: Duration?, name: String) -> CheckResult {
-        for agent in world.traffic.agents where !world.hasWorkingTunnel(agent) {
+        for (index, agent) in world.traffic.agents.enumerated() where !world.hasWorkingTunnel(index) {
             return Self.inconclusive(world, within: within, name: name) ?? .fail(name, at: world.now, subject: agent.spec.name, "has no working tunnel at the end")
         }
         if let within, let outage = world.observations.longestOutage, outage.length > within {

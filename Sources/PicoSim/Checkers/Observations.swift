@@ -79,7 +79,7 @@ extension SimWorld {
             seen.outageStarts += Array(repeating: nil, count: self.traffic.agents.count - seen.outageStarts.count)
         }
         for (index, agent) in self.traffic.agents.enumerated() {
-            if self.hasWorkingTunnel(agent) || !anyReady {
+            if self.hasWorkingTunnel(index) || !anyReady {
                 seen.outageStarts[index] = nil
                 continue
             }
@@ -92,8 +92,9 @@ extension SimWorld {
         }
     }
 
-    func hasWorkingTunnel(_ agent: SimTraffic.Agent) -> Bool {
-        agent.tunnels.contains { !$0.moving && self.isCurrent($0.pod, $0.boot) && self.pods[$0.pod].state == .running }
+    /// True when agent `agent` holds a tunnel that is not moving, on a running process.
+    func hasWorkingTunnel(_ agent: Int) -> Bool {
+        self.traffic.tunnels(of: agent).contains { !$0.moving && self.isCurrent($0.pod, $0.boot) && self.pods[$0.pod].state == .running }
     }
 
     /// The first running pod whose live members are not exactly the running pods' UIDs.

@@ -112,7 +112,7 @@ public enum ScenarioRunner {
     /// Clients start once the initial pods are ready, every agent has a tunnel, and every pod
     /// can route every agent's endpoint (the start-up itself is not under test).
     static func readyForTraffic(_ world: SimWorld, pods: [Int], endpoints: [String]) -> Bool {
-        guard pods.allSatisfy({ world.pods[$0].ready }), world.traffic.agents.allSatisfy({ !$0.tunnels.isEmpty }) else { return false }
+        guard pods.allSatisfy({ world.pods[$0].ready }), world.traffic.agents.allSatisfy({ !$0.machine.tunnels.isEmpty }) else { return false }
         return pods.allSatisfy { pod in
             let known = Set(world.pods[pod].node?.endpointView.map(\.endpoint) ?? [])
             return endpoints.allSatisfy { known.contains($0) }

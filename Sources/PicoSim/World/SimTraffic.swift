@@ -1,8 +1,7 @@
 import PicoModel
 
-/// An upstream agent: keeps one tunnel for its endpoint open through the load balancer,
-/// reconnecting with Piko's backoff (100 ms doubling to 15 s, up to 10 % jitter) and, when told to
-/// move, opening its new tunnel before closing the old one.
+/// An upstream agent: keeps one tunnel for its endpoint open through the load balancer, by
+/// PicoModel's `AgentMachine` rules (Piko's backoff, make-before-break).
 public struct AgentSpec: Hashable, Sendable {
     /// A name for reports.
     public var name: String
@@ -89,19 +88,25 @@ public struct RequestRecord: Hashable, Sendable {
 
 /// Agents, clients, the load balancer's view of readiness, and the request history.
 public struct SimTraffic: Sendable {
-    struct Tunnel: Hashable, Sendable {
+    /// Where a tunnel landed: the pod (and its process) the load balancer sent it to.
+    struct Placement: Hashable, Sendable {
+        var agent: Int
+        var pod: Int
+        var boot: Int
+    }
+
+    /// An agent: PicoModel's `AgentMachine` decides; the world dials and delivers.
+    struct Agent: Sendable {
+        var spec: AgentSpec
+        var machine = AgentMachine()
+    }
+
+    /// A tunnel as the world sees it: the agent's view plus where it landed.
+    struct PlacedTunnel: Hashable, Sendable {
         var id: TunnelID
         var pod: Int
         var boot: Int
-        var inFlight: Int
         var moving: Bool
-    }
-
-    struct Agent: Sendable {
-        var spec: AgentSpec
-        var tunnels: [Tunnel] = []
-        var connecting = false
-        var backoff: Duration = .milliseconds(100)
     }
 
     struct Stream: Hashable, Sendable {
@@ -119,7 +124,7 @@ public struct SimTraffic: Sendable {
     /// Every request, by number (index = id - 1).
     public internal(set) var history: [RequestRecord] = []
     var streams: [UInt64: Stream] = [:]
-    var tunnelOwners: [TunnelID: Int] = [:]
+    var placements: [TunnelID: Placement] = [:]
     var nextTunnel: UInt64 = 1
     var rng: SplitMix64
 
@@ -140,6 +145,13 @@ public struct SimTraffic: Sendable {
             }
         }
         return tally
+    }
+
+    /// The tunnels agent `agent` holds, oldest first, with where each landed.
+    func tunnels(of agent: Int) -> [PlacedTunnel] {
+        self.agents[agent].machine.tunnels.compactMap { tunnel in
+            self.placements[tunnel.id].map { PlacedTunnel(id: tunnel.id, pod: $0.pod, boot: $0.boot, moving: tunnel.moving) }
+        }
     }
 
     /// A pod the load balancer would send a new connection to, at random among those it believes

@@ -38,7 +38,7 @@ extension SimWorld {
         case .believe(let beliefs):
             self.traffic.believedReady = beliefs
         case .agentConnect(let agent):
-            self.agentConnect(agent)
+            self.drive(agent: agent, .dialDue)
         case .tunnelArrives(let agent, let pod, let boot):
             self.tunnelArrives(agent: agent, pod: pod, boot: boot)
         case .clientTick(let client):
@@ -61,71 +61,59 @@ extension SimWorld {
 
     // MARK: - Agents
 
-    mutating func agentConnect(_ agent: Int) {
-        guard let pod = self.traffic.pickPod(), let boot = self.pods[pod].hasProcess ? self.pods[pod].boot : nil else {
-            self.retryAgent(agent)
-            return
+    /// Feeds agent `agent`'s machine and carries out its directives.
+    mutating func drive(agent: Int, _ input: AgentMachine.Input) {
+        let directives = self.traffic.agents[agent].machine.handle(input, now: self.now, rng: &self.traffic.rng)
+        for directive in directives {
+            switch directive {
+            case .dialNow: self.dial(agent)
+            case .retry(let due): self.queue.schedule(.traffic(.agentConnect(agent: agent)), at: due)
+            }
         }
-        self.traffic.agents[agent].connecting = true
-        self.scheduleTraffic(.tunnelArrives(agent: agent, pod: pod, boot: boot), after: self.settings.edgeLatency * 2)
     }
 
-    mutating func retryAgent(_ agent: Int) {
-        var state = self.traffic.agents[agent]
-        let jitter = Duration.nanoseconds(Int64(self.traffic.rng.bounded(UInt64(state.backoff.nanosecondsClamped / 10) + 1)))
-        self.scheduleTraffic(.agentConnect(agent: agent), after: state.backoff + jitter)
-        state.backoff = min(state.backoff * 2, .seconds(15))
-        state.connecting = true
-        self.traffic.agents[agent] = state
+    /// Dials through the load balancer: the connection reaches a pod it believes ready.
+    mutating func dial(_ agent: Int) {
+        guard let pod = self.traffic.pickPod(), self.pods[pod].hasProcess else {
+            self.drive(agent: agent, .dialFailed)
+            return
+        }
+        self.scheduleTraffic(.tunnelArrives(agent: agent, pod: pod, boot: self.pods[pod].boot), after: self.settings.edgeLatency * 2)
     }
 
     mutating func tunnelArrives(agent: Int, pod: Int, boot: Int) {
         guard self.isCurrent(pod, boot), self.pods[pod].state == .running else {
-            self.retryAgent(agent)
+            self.drive(agent: agent, .dialFailed)
             return
         }
         let id = TunnelID(self.traffic.nextTunnel)
         self.traffic.nextTunnel += 1
-        self.traffic.tunnelOwners[id] = agent
-        self.traffic.agents[agent].tunnels.append(SimTraffic.Tunnel(id: id, pod: pod, boot: boot, inFlight: 0, moving: false))
-        self.traffic.agents[agent].connecting = false
+        self.traffic.placements[id] = SimTraffic.Placement(agent: agent, pod: pod, boot: boot)
+        self.drive(agent: agent, .tunnelOpened(id))
         self.record("tunnel", self.pods[pod].name, id.rawValue)
         self.deliver(.tunnelOpened(id, endpoint: self.traffic.agents[agent].spec.endpoint), to: pod)
     }
 
-    /// The node asked the agent to move: open the replacement first (make-before-break). The old
-    /// tunnel keeps serving until its node closes it: only the node knows when the rest of the
-    /// cluster has learned of the replacement. A tunnel that lands on another draining node (the
-    /// load balancer had not noticed yet) is moved again after the agent's backoff.
+    /// The node said GoAway on `tunnel`.
     mutating func agentAskedToMove(_ tunnel: TunnelID) {
-        guard let agent = self.traffic.tunnelOwners[tunnel],
-            let position = self.traffic.agents[agent].tunnels.firstIndex(where: { $0.id == tunnel })
-        else { return }
-        let alreadyMoving = self.traffic.agents[agent].tunnels.contains { $0.moving }
-        self.traffic.agents[agent].tunnels[position].moving = true
-        guard !self.traffic.agents[agent].connecting else { return }
-        if alreadyMoving { self.retryAgent(agent) } else { self.agentConnect(agent) }
+        guard let placement = self.traffic.placements[tunnel] else { return }
+        self.drive(agent: placement.agent, .toldToMove(tunnel))
     }
 
     mutating func tunnelClosedByNode(_ tunnel: TunnelID, pod: Int) {
-        guard let agent = self.traffic.tunnelOwners[tunnel] else { return }
-        self.dropTunnel(tunnel, agent: agent)
+        guard let placement = self.traffic.placements.removeValue(forKey: tunnel) else { return }
+        let directives = self.traffic.agents[placement.agent].machine.handle(.tunnelClosedByNode(tunnel), now: self.now, rng: &self.traffic.rng)
         self.deliver(.tunnelClosed(tunnel), to: pod)
-        if self.traffic.agents[agent].tunnels.isEmpty, !self.traffic.agents[agent].connecting { self.agentConnect(agent) }
+        for directive in directives where directive == .dialNow { self.dial(placement.agent) }
     }
 
-    mutating func dropTunnel(_ tunnel: TunnelID, agent: Int) {
-        self.traffic.agents[agent].tunnels.removeAll { $0.id == tunnel }
-        self.traffic.tunnelOwners[tunnel] = nil
-    }
-
-    /// A process stopped: its tunnels break (agents reconnect) and requests on it fail.
+    /// A process stopped: its tunnels break (agents reconnect) and requests on it end unknown.
     mutating func processStopped(_ pod: Int) {
         for agent in self.traffic.agents.indices {
-            let broken = self.traffic.agents[agent].tunnels.filter { $0.pod == pod }
-            guard !broken.isEmpty else { continue }
-            for tunnel in broken { self.dropTunnel(tunnel.id, agent: agent) }
-            if self.traffic.agents[agent].tunnels.isEmpty, !self.traffic.agents[agent].connecting { self.retryAgent(agent) }
+            for tunnel in self.traffic.tunnels(of: agent) where tunnel.pod == pod {
+                self.traffic.placements[tunnel.id] = nil
+                self.drive(agent: agent, .tunnelBroken(tunnel.id))
+            }
         }
         for (request, stream) in self.traffic.streams.sorted(by: { $0.key < $1.key }) where stream.pod == pod {
             self.traffic.streams[request] = nil
@@ -174,14 +162,11 @@ extension SimWorld {
         guard request >= 1, Int(request) <= self.traffic.history.count else { return }
         switch decision {
         case .local(let tunnel):
-            guard let agent = self.traffic.tunnelOwners[tunnel],
-                let position = self.traffic.agents[agent].tunnels.firstIndex(where: { $0.id == tunnel && $0.pod == pod })
-            else {
+            guard let placement = self.traffic.placements[tunnel], placement.pod == pod else {
                 self.deliver(.streamFinished(tunnel), to: pod)
                 self.finish(request, .failed("routed to a tunnel that no longer exists"))
                 return
             }
-            self.traffic.agents[agent].tunnels[position].inFlight += 1
             self.traffic.streams[request] = SimTraffic.Stream(request: request, tunnel: tunnel, pod: pod, boot: self.pods[pod].boot)
             let service = self.traffic.clients[self.traffic.history[Int(request - 1)].client].serviceTime
             self.scheduleTraffic(.streamDone(request: request), after: self.settings.edgeLatency * 2 + service)
@@ -207,12 +192,7 @@ extension SimWorld {
         // The answer comes back through the node: a frozen node holds it until it thaws.
         if self.parkIfPaused(.streamDone(request: request), pod: stream.pod, boot: stream.boot) { return }
         self.traffic.streams[request] = nil
-        if let agent = self.traffic.tunnelOwners[stream.tunnel],
-            let position = self.traffic.agents[agent].tunnels.firstIndex(where: { $0.id == stream.tunnel })
-        {
-            self.traffic.agents[agent].tunnels[position].inFlight -= 1
-            if !self.traffic.agents[agent].tunnels[position].moving { self.traffic.agents[agent].backoff = .milliseconds(100) }
-        }
+        if let placement = self.traffic.placements[stream.tunnel] { self.drive(agent: placement.agent, .requestSucceeded(stream.tunnel)) }
         if self.isCurrent(stream.pod, stream.boot) { self.deliver(.streamFinished(stream.tunnel), to: stream.pod) }
         if self.traffic.history[Int(request - 1)].outcome == nil { self.finish(request, .ok) }
     }

@@ -1,0 +1,115 @@
+/// The upstream agent's tunnel rules (`pico agent http`): keep one tunnel for the endpoint open
+/// through the load balancer, reconnect with Piko's backoff when dialling fails or the tunnel
+/// breaks, and when a node says GoAway open the replacement *before* the old tunnel goes: the old
+/// one keeps serving until its node closes it, because only the node knows when the rest of the
+/// cluster has learned of the replacement (make-before-break).
+///
+/// Pure: the shell dials, reports what happened, and runs the directives. Randomness (the backoff
+/// jitter) is passed in, so a run is reproducible from its seed.
+public struct AgentMachine: Hashable, Sendable {
+    /// Piko's reconnect backoff.
+    public struct Settings: Hashable, Sendable {
+        /// The first retry delay, and the delay again after a request succeeds.
+        public var minimumBackoff: Duration = .milliseconds(100)
+        /// The delay doubles up to this.
+        public var maximumBackoff: Duration = .seconds(15)
+        /// Up to `1 / jitterDivisor` of the delay is added at random.
+        public var jitterDivisor: Int64 = 10
+
+        /// Piko's values: 100 ms doubling to 15 s, up to 10 % jitter.
+        public init() {}
+    }
+
+    /// What the shell reports.
+    public enum Input: Hashable, Sendable {
+        /// Begin, or the delay of a `.retry(at:)` has passed: dial.
+        case dialDue
+        /// A dial failed (no pod behind the load balancer, refused, or the node was stopping).
+        case dialFailed
+        /// A dial succeeded: this tunnel is registered with a node.
+        case tunnelOpened(TunnelID)
+        /// The node sent GoAway on this tunnel.
+        case toldToMove(TunnelID)
+        /// The node closed this tunnel (its hand-over is done).
+        case tunnelClosedByNode(TunnelID)
+        /// The connection broke without a goodbye (the node's process stopped).
+        case tunnelBroken(TunnelID)
+        /// A request on this tunnel was answered.
+        case requestSucceeded(TunnelID)
+    }
+
+    /// What the shell must do.
+    public enum Directive: Hashable, Sendable {
+        /// Dial a new tunnel through the load balancer now, and report `.tunnelOpened` or `.dialFailed`.
+        case dialNow
+        /// Feed `.dialDue` at this instant. At most one retry is pending: every path to it
+        /// requires that no dial is in progress or scheduled.
+        case retry(at: Instant)
+    }
+
+    /// A tunnel the agent holds.
+    public struct Tunnel: Hashable, Sendable {
+        /// The shell's number for it.
+        public var id: TunnelID
+        /// True once its node said GoAway: it serves until the node closes it, but a replacement
+        /// is (being) opened.
+        public var moving: Bool
+    }
+
+    /// The tunnels held, oldest first.
+    public private(set) var tunnels: [Tunnel] = []
+    /// True while a dial is in progress or scheduled.
+    public private(set) var connecting = false
+    /// The next retry delay (before jitter).
+    public private(set) var backoff: Duration
+    let settings: Settings
+
+    /// A fresh agent holding no tunnel.
+    public init(settings: Settings = Settings()) {
+        self.settings = settings
+        self.backoff = settings.minimumBackoff
+    }
+
+    /// Handles `input` at `now`; `rng` supplies the backoff jitter.
+    public mutating func handle(_ input: Input, now: Instant, rng: inout SplitMix64) -> [Directive] {
+        switch input {
+        case .dialDue:
+            return self.dial()
+        case .dialFailed:
+            return self.retry(now: now, rng: &rng)
+        case .tunnelOpened(let id):
+            self.tunnels.append(Tunnel(id: id, moving: false))
+            self.connecting = false
+            return []
+        case .toldToMove(let id):
+            guard let position = self.tunnels.firstIndex(where: { $0.id == id }) else { return [] }
+            let alreadyMoving = self.tunnels.contains { $0.moving }
+            self.tunnels[position].moving = true
+            guard !self.connecting else { return [] }
+            // A replacement that landed on another draining node is moved again after the backoff.
+            return alreadyMoving ? self.retry(now: now, rng: &rng) : self.dial()
+        case .tunnelClosedByNode(let id):
+            self.tunnels.removeAll { $0.id == id }
+            return self.tunnels.isEmpty && !self.connecting ? self.dial() : []
+        case .tunnelBroken(let id):
+            self.tunnels.removeAll { $0.id == id }
+            return self.tunnels.isEmpty && !self.connecting ? self.retry(now: now, rng: &rng) : []
+        case .requestSucceeded(let id):
+            if let tunnel = self.tunnels.first(where: { $0.id == id }), !tunnel.moving { self.backoff = self.settings.minimumBackoff }
+            return []
+        }
+    }
+
+    mutating func dial() -> [Directive] {
+        self.connecting = true
+        return [.dialNow]
+    }
+
+    mutating func retry(now: Instant, rng: inout SplitMix64) -> [Directive] {
+        let jitter = Duration.nanoseconds(Int64(rng.bounded(UInt64(self.backoff.nanosecondsClamped / self.settings.jitterDivisor) + 1)))
+        let due = now + self.backoff + jitter
+        self.backoff = min(self.backoff * 2, self.settings.maximumBackoff)
+        self.connecting = true
+        return [.retry(at: due)]
+    }
+}

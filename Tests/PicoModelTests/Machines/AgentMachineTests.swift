@@ -1,0 +1,83 @@
+import PicoModel
+import Testing
+
+@Suite("AgentMachine: Piko's backoff and make-before-break")
+struct AgentMachineTests {
+    static let now = Instant.zero + .seconds(100)
+
+    @Test func test_failedDials_backOffFrom100msDoublingTo15s_withAtMostTenPercentJitter() {
+        var agent = AgentMachine()
+        var rng = SplitMix64(seed: 1)
+        #expect(agent.handle(.dialDue, now: Self.now, rng: &rng) == [.dialNow])
+        var expected = Duration.milliseconds(100)
+        for _ in 0..<12 {
+            guard case .retry(let due)? = agent.handle(.dialFailed, now: Self.now, rng: &rng).first else {
+                Issue.record("a failed dial schedules a retry")
+                return
+            }
+            let delay = due - Self.now
+            #expect(delay >= expected && delay <= expected + expected / 10, "\(delay) for \(expected)")
+            #expect(agent.connecting)
+            expected = min(expected * 2, .seconds(15))
+        }
+        #expect(agent.backoff == .seconds(15))
+    }
+
+    @Test func test_aRequestOnASettledTunnel_resetsTheBackoff() {
+        var agent = AgentMachine()
+        var rng = SplitMix64(seed: 2)
+        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
+        _ = agent.handle(.dialFailed, now: Self.now, rng: &rng)
+        _ = agent.handle(.dialFailed, now: Self.now, rng: &rng)
+        #expect(agent.backoff == .milliseconds(400))
+        #expect(agent.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng).isEmpty)
+        #expect(!agent.connecting)
+        _ = agent.handle(.requestSucceeded(TunnelID(1)), now: Self.now, rng: &rng)
+        #expect(agent.backoff == .milliseconds(100))
+    }
+
+    @Test func test_goAway_opensTheReplacementFirst_andTheNodeClosesTheOld() {
+        var agent = AgentMachine()
+        var rng = SplitMix64(seed: 3)
+        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
+        _ = agent.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
+        #expect(agent.handle(.toldToMove(TunnelID(1)), now: Self.now, rng: &rng) == [.dialNow])
+        #expect(agent.tunnels.map(\.id) == [TunnelID(1)] && agent.tunnels[0].moving, "the old tunnel keeps serving")
+        #expect(agent.handle(.toldToMove(TunnelID(1)), now: Self.now, rng: &rng).isEmpty, "one dial at a time")
+        _ = agent.handle(.tunnelOpened(TunnelID(2)), now: Self.now, rng: &rng)
+        #expect(agent.handle(.tunnelClosedByNode(TunnelID(1)), now: Self.now, rng: &rng).isEmpty, "the replacement is already there")
+        #expect(agent.tunnels.map(\.id) == [TunnelID(2)])
+    }
+
+    @Test func test_aReplacementLandingOnAnotherDrainingNode_movesAgainAfterTheBackoff() {
+        var agent = AgentMachine()
+        var rng = SplitMix64(seed: 4)
+        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
+        _ = agent.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
+        _ = agent.handle(.toldToMove(TunnelID(1)), now: Self.now, rng: &rng)
+        _ = agent.handle(.tunnelOpened(TunnelID(2)), now: Self.now, rng: &rng)
+        let directives = agent.handle(.toldToMove(TunnelID(2)), now: Self.now, rng: &rng)
+        guard case .retry(let due)? = directives.first else {
+            Issue.record("expected a delayed dial, got \(directives)")
+            return
+        }
+        #expect(due > Self.now)
+    }
+
+    @Test func test_losingTheLastTunnel_redialsAtOnceWhenClosed_afterTheBackoffWhenBroken() {
+        var rng = SplitMix64(seed: 5)
+        var closed = AgentMachine()
+        _ = closed.handle(.dialDue, now: Self.now, rng: &rng)
+        _ = closed.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
+        #expect(closed.handle(.tunnelClosedByNode(TunnelID(1)), now: Self.now, rng: &rng) == [.dialNow])
+        var broken = AgentMachine()
+        _ = broken.handle(.dialDue, now: Self.now, rng: &rng)
+        _ = broken.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
+        _ = broken.handle(.tunnelOpened(TunnelID(2)), now: Self.now, rng: &rng)
+        #expect(broken.handle(.tunnelBroken(TunnelID(1)), now: Self.now, rng: &rng).isEmpty, "another tunnel still serves")
+        guard case .retry? = broken.handle(.tunnelBroken(TunnelID(2)), now: Self.now, rng: &rng).first else {
+            Issue.record("the last broken tunnel schedules a retry")
+            return
+        }
+    }
+}
