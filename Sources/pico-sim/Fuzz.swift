@@ -175,9 +175,8 @@ func runCheckpoints(_ arguments: [String]) -> Int32 {
     while let argument = rest.popFirst() {
         switch argument {
         case "--nodes":
-            let parts = (rest.popFirst() ?? "").split(separator: "-").compactMap { Int($0) }
-            guard parts.count == 2, parts[0] >= 1, parts[0] <= parts[1] else { return 2 }
-            nodes = parts[0]...parts[1]
+            guard let range = FuzzCommand.nodeRange(rest.popFirst() ?? "") else { return 2 }
+            nodes = range
         case "--every":
             guard let value = rest.popFirst().flatMap({ Int($0) }), value > 0 else { return 2 }
             every = value
@@ -202,9 +201,8 @@ func runGenerate(_ arguments: [String]) -> Int32 {
     }
     var nodes = 3...9
     if arguments.count == 3, arguments[1] == "--nodes" {
-        let parts = arguments[2].split(separator: "-").compactMap { Int($0) }
-        guard parts.count == 2, parts[0] >= 1, parts[0] <= parts[1] else { return 2 }
-        nodes = parts[0]...parts[1]
+        guard let range = FuzzCommand.nodeRange(arguments[2]) else { return 2 }
+        nodes = range
     } else if arguments.count != 1 {
         FileHandle.standardError.write(Data("usage: pico-sim generate SEED [--nodes 3-9]\n".utf8))
         return 2

@@ -27,6 +27,13 @@ struct FuzzCommand: Equatable {
         Exit status: 0 when nothing failed, 1 when a seed failed, 2 for bad usage.
         """
 
+    /// `low-high` with 1 <= low <= high <= 64, else nil.
+    static func nodeRange(_ text: String) -> ClosedRange<Int>? {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        guard parts.count == 2, let low = parts[0], let high = parts[1], 1 <= low, low <= high, high <= 64 else { return nil }
+        return low...high
+    }
+
     static func parse(_ arguments: [String]) throws(UsageError) -> FuzzCommand {
         var command = FuzzCommand()
         var rest = arguments[...]
@@ -47,11 +54,8 @@ struct FuzzCommand: Equatable {
                 command.from = seed
             case "--nodes":
                 let text = try value(argument)
-                let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
-                guard parts.count == 2, let low = parts[0], let high = parts[1], 1 <= low, low <= high, high <= 64 else {
-                    throw UsageError("--nodes needs a range such as 3-9 (1 to 64), got '\(text)'")
-                }
-                command.nodes = low...high
+                guard let nodes = Self.nodeRange(text) else { throw UsageError("--nodes needs a range such as 3-9 (1 to 64), got '\(text)'") }
+                command.nodes = nodes
             case "--jobs":
                 guard let jobs = Int(try value(argument)), (1...64).contains(jobs) else { throw UsageError("--jobs needs an integer from 1 to 64") }
                 command.jobs = jobs

@@ -85,24 +85,12 @@ struct FuzzTests {
     }
 
     @Test func test_fuzzSeeds_haveTheSameTraceHashesInSeparateProcesses() throws {
-        let binary = ScenarioTests.root.appendingPathComponent(".build/debug/pico-sim")
-        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "scripts/test builds pico-sim before the tests")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("pico-fuzz-\(UInt64.random(in: 0...UInt64.max))")
         defer { try? FileManager.default.removeItem(at: out) }
         func hashes(flip: Bool) throws -> (lines: [String], status: Int32) {
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = ["fuzz", "--seeds", "4", "--from", "5000", "--hashes", "--no-shrink", "--check-determinism", "--out", out.path]
-            var environment = ProcessInfo.processInfo.environment
-            if flip { environment["SWIFT_DETERMINISTIC_HASHING"] = environment["SWIFT_DETERMINISTIC_HASHING"] == nil ? "1" : nil }
-            process.environment = environment
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init), process.terminationStatus)
+            let arguments = ["fuzz", "--seeds", "4", "--from", "5000", "--hashes", "--no-shrink", "--check-determinism", "--out", out.path]
+            let (data, status) = try PicoSimBinary.run(arguments, deterministicHashing: flip ? PicoSimBinary.flippedHashing : nil)
+            return (String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init), status)
         }
         let first = try hashes(flip: false)
         let second = try hashes(flip: true)

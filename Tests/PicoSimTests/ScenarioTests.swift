@@ -33,27 +33,14 @@ struct ScenarioTests {
         }
         #expect(!report.results.isEmpty, "a shipped scenario checks something")
         // The same file in another process, with hashed collections seeded the other way.
-        let flipped = ProcessInfo.processInfo.environment["SWIFT_DETERMINISTIC_HASHING"] == nil
-        let other = try Self.traceHashInChildProcess(path, deterministicHashing: flipped)
+        let other = try Self.traceHashInChildProcess(path, deterministicHashing: PicoSimBinary.flippedHashing)
         #expect(other == report.traceHash, "\(name): trace hash differs in a separate process")
     }
 
     /// Runs `pico-sim --json` on `path` in a child process, with `SWIFT_DETERMINISTIC_HASHING` set
     /// or unset, and returns its trace hash.
     static func traceHashInChildProcess(_ path: String, deterministicHashing: Bool) throws -> String? {
-        let binary = Self.root.appendingPathComponent(".build/debug/pico-sim")
-        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "scripts/test builds pico-sim before the tests")
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = [path, "--json"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["SWIFT_DETERMINISTIC_HASHING"] = deterministicHashing ? "1" : nil
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let data = try PicoSimBinary.run([path, "--json"], deterministicHashing: deterministicHashing).output
         let document = try JSONSerialization.jsonObject(with: data) as? [String: Any]
         return document?["traceHash"] as? String
     }
@@ -104,18 +91,7 @@ struct ScenarioTests {
     }
 
     @Test func test_commandLine_exitCodes() throws {
-        let binary = Self.root.appendingPathComponent(".build/debug/pico-sim")
-        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "scripts/test builds pico-sim before the tests")
-        func run(_ arguments: [String]) throws -> Int32 {
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            return process.terminationStatus
-        }
+        func run(_ arguments: [String]) throws -> Int32 { try PicoSimBinary.run(arguments).status }
         let bad = FileManager.default.temporaryDirectory.appendingPathComponent("pico-bad-\(UInt64.random(in: 0...UInt64.max)).yaml")
         try Data("apiVersion: nope\n".utf8).write(to: bad)
         defer { try? FileManager.default.removeItem(at: bad) }
@@ -133,19 +109,10 @@ struct ScenarioTests {
     }
 
     @Test func test_jsonOutput_andTraceFile() throws {
-        let binary = Self.root.appendingPathComponent(".build/debug/pico-sim")
-        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "scripts/test builds pico-sim before the tests")
         let trace = FileManager.default.temporaryDirectory.appendingPathComponent("pico-trace-\(UInt64.random(in: 0...UInt64.max)).jsonl")
         defer { try? FileManager.default.removeItem(at: trace) }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = [Self.root.appendingPathComponent("scenarios/cold-start.yaml").path, "--json", "--trace", trace.path]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let (data, status) = try PicoSimBinary.run([Self.root.appendingPathComponent("scenarios/cold-start.yaml").path, "--json", "--trace", trace.path])
+        #expect(status == 0)
         let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         #expect(document["passed"] as? Bool == true)
         #expect((document["checks"] as? [[String: Any]])?.count == 5)

@@ -78,11 +78,7 @@ struct WorldTests {
             world.crash(2)
             world.run(until: .seconds(40))
             var hasher = world.trace
-            for (time, pod, event) in world.events {
-                hasher.combine(UInt64(time.nanoseconds))
-                hasher.combine(UInt64(pod))
-                TraceRecord(event).combine(into: &hasher)
-            }
+            for (time, pod, event) in world.events { hasher.combine(time, pod: pod, event) }
             return (hasher.value, world.events.count)
         }
         #expect(run(7) == run(7))

@@ -87,3 +87,13 @@ public struct TraceRecord: Hashable, Sendable {
         ([self.kind] + self.fields.map { "\($0.name)=\($0.value)" }).joined(separator: " ")
     }
 }
+
+extension TraceHasher {
+    /// Mixes in one node event: its time, the pod index and its canonical record. The trace hash,
+    /// the fuzzer's checkpoints and the tests all hash events this way.
+    public mutating func combine(_ time: Instant, pod: Int, _ event: ClusterEvent) {
+        self.combine(UInt64(bitPattern: time.nanoseconds))
+        self.combine(UInt64(pod))
+        TraceRecord(event).combine(into: &self)
+    }
+}

@@ -40,11 +40,8 @@ public enum Fuzzer {
         var hashes: [String] = []
         var events: [String] = []
         for (index, (time, pod, event)) in world.events.enumerated() {
-            hasher.combine(UInt64(bitPattern: time.nanoseconds))
-            hasher.combine(UInt64(pod))
-            let record = TraceRecord(event)
-            record.combine(into: &hasher)
-            events.append("\(time.nanoseconds) \(world.pods[pod].name) \(record.text)")
+            hasher.combine(time, pod: pod, event)
+            events.append("\(time.nanoseconds) \(world.pods[pod].name) \(TraceRecord(event).text)")
             if (index + 1) % max(1, every) == 0 { hashes.append(hasher.hex) }
         }
         hashes.append(hasher.hex)

@@ -186,32 +186,12 @@ public struct Shrinker {
         candidate.pods = gone
         candidate.timeline = scenario.timeline.compactMap { event in
             var event = event
-            func keep(_ pods: [Int]) -> [Int]? {
-                let kept = pods.filter { $0 != gone }.map { $0 > gone ? $0 - 1 : $0 }
-                return kept.isEmpty ? nil : kept
+            if case .scale(let replicas) = event.action {
+                event.action = .scale(replicas: max(1, replicas - 1))
+                return event
             }
-            func keep(_ links: [SimNetwork.Link]) -> [SimNetwork.Link]? {
-                let kept = links.filter { $0.from != gone && $0.to != gone }.map {
-                    SimNetwork.Link(from: $0.from > gone ? $0.from - 1 : $0.from, to: $0.to > gone ? $0.to - 1 : $0.to)
-                }
-                return kept.isEmpty ? nil : kept
-            }
-            switch event.action {
-            case .crash(let pods): guard let kept = keep(pods) else { return nil }; event.action = .crash(kept)
-            case .restart(let pods): guard let kept = keep(pods) else { return nil }; event.action = .restart(kept)
-            case .terminate(let pods): guard let kept = keep(pods) else { return nil }; event.action = .terminate(kept)
-            case .pause(let pods): guard let kept = keep(pods) else { return nil }; event.action = .pause(kept)
-            case .resume(let pods): guard let kept = keep(pods) else { return nil }; event.action = .resume(kept)
-            case .netem(let pods, let profile): guard let kept = keep(pods) else { return nil }; event.action = .netem(pods: kept, profile: profile)
-            case .hold(let links): guard let kept = keep(links) else { return nil }; event.action = .hold(kept)
-            case .release(let links): guard let kept = keep(links) else { return nil }; event.action = .release(kept)
-            case .partition(.isolate(let pod)): guard let kept = keep([pod]) else { return nil }; event.action = .partition(.isolate(kept[0]))
-            case .partition(.oneWay(let sources, let targets)):
-                guard let from = keep(sources), let to = keep(targets) else { return nil }
-                event.action = .partition(.oneWay(sources: from, targets: to))
-            case .scale(let replicas): event.action = .scale(replicas: max(1, replicas - 1))
-            default: break
-            }
+            guard let action = event.action.mappingPods({ $0 == gone ? nil : ($0 > gone ? $0 - 1 : $0) }) else { return nil }
+            event.action = action
             return event
         }
         return [candidate]

@@ -120,3 +120,39 @@ public struct Scenario: Sendable {
     /// What the run should show (`spec.expect`, default: every check passes).
     public var expect: Expectation = .pass
 }
+
+extension Scenario.Action {
+    /// The same action with every pod ordinal it names passed through `transform` (nil drops the
+    /// pod, or a link touching it); nil when the action is left naming no pod at all. Actions that
+    /// name no pod come back unchanged.
+    public func mappingPods(_ transform: (Int) -> Int?) -> Scenario.Action? {
+        func pods(_ list: [Int]) -> [Int]? {
+            let kept = list.compactMap(transform)
+            return kept.isEmpty ? nil : kept
+        }
+        func links(_ list: [SimNetwork.Link]) -> [SimNetwork.Link]? {
+            let kept = list.compactMap { link in transform(link.from).flatMap { from in transform(link.to).map { SimNetwork.Link(from: from, to: $0) } } }
+            return kept.isEmpty ? nil : kept
+        }
+        switch self {
+        case .crash(let list): return pods(list).map { .crash($0) }
+        case .restart(let list): return pods(list).map { .restart($0) }
+        case .terminate(let list): return pods(list).map { .terminate($0) }
+        case .pause(let list): return pods(list).map { .pause($0) }
+        case .resume(let list): return pods(list).map { .resume($0) }
+        case .clearNetem(let list): return pods(list).map { .clearNetem($0) }
+        case .netem(let list, let profile): return pods(list).map { .netem(pods: $0, profile: profile) }
+        case .hold(let list): return links(list).map { .hold($0) }
+        case .release(let list): return links(list).map { .release($0) }
+        case .partition(.isolate(let pod)): return transform(pod).map { .partition(.isolate($0)) }
+        case .partition(.oneWay(let sources, let targets)):
+            guard let from = pods(sources), let to = pods(targets) else { return nil }
+            return .partition(.oneWay(sources: from, targets: to))
+        case .partition(.sides(let sides)):
+            let kept = sides.compactMap(pods)
+            return kept.isEmpty ? nil : .partition(.sides(kept))
+        case .rollout, .partition, .heal, .scale, .stopClients, .recover:
+            return self
+        }
+    }
+}

@@ -129,14 +129,18 @@ extension ScenarioDecoder {
         for (index, item) in (try spec.sequence("checks") ?? []).enumerated() {
             let path = "\(spec.keyPath("checks"))[\(index)]"
             var check = Scenario.Check(name: "", from: nil, to: nil, detection: .seconds(15), within: .seconds(30))
+            var parameters: YAMLFields?
             if let name = item.scalarText {
                 check.name = name
             } else {
                 var fields = try YAMLFields(item, path: path, file: spec.file)
                 check.name = try fields.requiredString("name")
-                guard self.checkNames.contains(check.name) else {
-                    throw YAMLError(file: spec.file, line: item.line, column: item.column, message: "\(path): unknown check '\(check.name)' (known: \(self.checkNames.joined(separator: ", ")))")
-                }
+                parameters = fields
+            }
+            guard self.checkNames.contains(check.name) else {
+                throw YAMLError(file: spec.file, line: item.line, column: item.column, message: "\(path): unknown check '\(check.name)' (known: \(self.checkNames.joined(separator: ", ")))")
+            }
+            if var fields = parameters {
                 // Each parameter is read only for the checks that use it; `finish` rejects the rest by name.
                 if check.name == "no-failed-requests" {
                     check.from = try fields.duration("from")
@@ -145,9 +149,6 @@ extension ScenarioDecoder {
                 if check.name == "route-only-to-live-owners" { check.detection = try fields.duration("detection") ?? check.detection }
                 if self.boundedChecks.contains(check.name) { check.within = try fields.duration("within") ?? check.within }
                 try fields.finish()
-            }
-            guard self.checkNames.contains(check.name) else {
-                throw YAMLError(file: spec.file, line: item.line, column: item.column, message: "\(path): unknown check '\(check.name)' (known: \(self.checkNames.joined(separator: ", ")))")
             }
             checks.append(check)
         }

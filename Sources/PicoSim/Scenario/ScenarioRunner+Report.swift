@@ -89,11 +89,7 @@ extension ScenarioRunner {
 
     static func traceHash(_ world: SimWorld) -> String {
         var hasher = world.trace
-        for (time, pod, event) in world.events {
-            hasher.combine(UInt64(bitPattern: time.nanoseconds))
-            hasher.combine(UInt64(pod))
-            TraceRecord(event).combine(into: &hasher)
-        }
+        for (time, pod, event) in world.events { hasher.combine(time, pod: pod, event) }
         return hasher.hex
     }
 

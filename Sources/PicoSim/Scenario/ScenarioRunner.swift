@@ -211,17 +211,8 @@ public enum ScenarioRunner {
             world.stopClients()
             return "clients stop"
         case .recover:
-            world.network.healAll()
-            let held = world.network.heldLinks.sorted()
-            if !held.isEmpty { world.release(held) }
-            for pod in world.pods.indices {
-                world.network.impair(pod, with: nil)
-                world.resume(pod)
-            }
-            let restarted = world.crashedByTimeline.sorted().filter { !world.pods[$0].hasProcess }
-            for pod in restarted { world.start(pod) }
-            world.crashedByTimeline = []
-            return "recover: links healed and released, impairments cleared, pods resumed, \(restarted.count) crashed pod(s) restarted"
+            let restarted = world.recover()
+            return "recover: links healed and released, impairments cleared, pods resumed, \(restarted) crashed pod(s) restarted"
         }
     }
 

@@ -148,6 +148,23 @@ public struct SimWorld: Sendable {
         self.record("pause", self.pods[index].name, UInt64(self.pods[index].boot))
     }
 
+    /// The liveness phase begins: every link healed and every held link released, impairments
+    /// cleared, paused pods resumed, and pods in `crashedByTimeline` restarted. Returns how many
+    /// pods were restarted.
+    public mutating func recover() -> Int {
+        self.network.healAll()
+        let held = self.network.heldLinks.sorted()
+        if !held.isEmpty { self.release(held) }
+        for pod in self.pods.indices {
+            self.network.impair(pod, with: nil)
+            self.resume(pod)
+        }
+        let restarted = self.crashedByTimeline.sorted().filter { !self.pods[$0].hasProcess }
+        for pod in restarted { self.start(pod) }
+        self.crashedByTimeline = []
+        return restarted.count
+    }
+
     /// Thaws pod `index`: buffered inputs are delivered now, in arrival order.
     public mutating func resume(_ index: Int) {
         guard self.pods[index].state == .paused else { return }
