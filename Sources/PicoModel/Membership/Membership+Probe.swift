@@ -149,7 +149,7 @@ extension Membership {
     }
 
     /// Builds a new suspicion with Lifeguard's bounds for the current cluster size.
-    func makeSuspicion(accuser: NodeUID, now: Instant) -> Suspicion {
+    func makeSuspicion(of subject: NodeUID, accuser: NodeUID, now: Instant) -> Suspicion {
         let size = self.clusterSize
         let sizeFactor = max(1.0, log2Approx(Double(size)) / log2Approx(10))
         let minimum = self.settings.probeInterval.scaled(by: Double(self.settings.suspicionMultiplier) * sizeFactor)
@@ -157,11 +157,50 @@ extension Membership {
         // memberlist sets k = suspicionMultiplier - 2 and drops it to 0 when N - 2 < k, which lets a
         // lone accuser kill a member of a 3-node cluster after the minimum. We cap k at N - 2
         // instead, so one independent confirmation is still needed whenever one is possible.
-        let expected = max(0, min(self.settings.suspicionMultiplier - 2, size - 2))
+        let wanted = max(0, min(self.settings.suspicionMultiplier - 2, size - 2))
         var suspicion = Suspicion(
             accuser: accuser, confirmers: [], startedAt: now, minimum: minimum, maximum: maximum,
-            expectedConfirmations: expected, deadline: now)
+            expectedConfirmations: wanted, deadline: now)
+        suspicion.expectedConfirmations = min(wanted, self.possibleConfirmers(of: subject, in: suspicion))
         suspicion.deadline = now + suspicion.timeout(confirmations: 0)
         return suspicion
+    }
+
+    /// Members that could still send an independent confirmation of `suspicion`: this node (its
+    /// own probe) and live peers that it does not suspect, other than the subject, the accuser and
+    /// those who confirmed already.
+    func possibleConfirmers(of subject: NodeUID, in suspicion: Suspicion) -> Int {
+        let accuser = self.author(suspicion.accuser)
+        func mayStillConfirm(_ uid: NodeUID) -> Bool {
+            uid != accuser && !suspicion.confirmers.contains(where: { self.author($0) == uid })
+        }
+        var count = mayStillConfirm(self.me.uid) ? 1 : 0
+        for (uid, member) in self.members where member.state.status == .alive && uid != subject && mayStillConfirm(uid) {
+            count += 1
+        }
+        return count
+    }
+
+    /// A peer stopped being able to confirm (we suspect it, or it is dead or left): an open
+    /// suspicion waiting for more confirmations than anyone left could send now expects only those
+    /// possible, so its timeout drops to Lifeguard's minimum once everyone able to confirm has.
+    /// Without this a lone survivor (both peers of a three-node cluster crashed) waits the maximum
+    /// timeout (24 s at defaults) for a confirmation nobody can send. Only ever shortens deadlines.
+    mutating func shortenSuspicionsAfterLosingConfirmer(now: Instant, into directives: inout [MembershipDirective]) {
+        guard !self.suspicions.isEmpty else { return }
+        for uid in self.suspicions.keys.sorted() {
+            guard var suspicion = self.suspicions[uid] else { continue }
+            let possible = suspicion.confirmers.count + self.possibleConfirmers(of: uid, in: suspicion)
+            guard possible < suspicion.expectedConfirmations else { continue }
+            suspicion.expectedConfirmations = possible
+            let deadline = suspicion.startedAt + suspicion.timeout(confirmations: suspicion.confirmers.count)
+            guard deadline < suspicion.deadline else {
+                self.suspicions[uid] = suspicion
+                continue
+            }
+            suspicion.deadline = deadline
+            self.suspicions[uid] = suspicion
+            directives.append(.schedule(.suspicion(uid), at: max(now, deadline)))
+        }
     }
 }

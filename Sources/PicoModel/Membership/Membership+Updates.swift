@@ -169,7 +169,7 @@ extension Membership {
             return
         }
         self.transition(subject, to: MemberState(.suspect, incarnation), now: now, into: &directives)
-        let suspicion = self.makeSuspicion(accuser: accuser, now: now)
+        let suspicion = self.makeSuspicion(of: subject, accuser: accuser, now: now)
         self.suspicions[subject] = suspicion
         directives.append(.schedule(.suspicion(subject), at: suspicion.deadline))
         directives.append(.broadcast(.suspect(subject: subject, incarnation: incarnation, accuser: accuser)))

@@ -160,6 +160,7 @@ public struct Membership: Sendable {
         member.since = now
         self.members[uid] = member
         directives.append(.event(.memberStatusChanged(uid: uid, name: member.info.name, from: previous, to: next)))
+        if previous.status == .alive { self.shortenSuspicionsAfterLosingConfirmer(now: now, into: &directives) }
     }
 
     /// Adds a new alive member (caller checked it is unknown and not tombstoned).

@@ -149,6 +149,30 @@ struct MembershipProbeTests {
         #expect(confirmed.scheduled(.suspicion(subject)) == .seconds(4))
     }
 
+    @Test func test_suspicion_ofALoneSurvivor_doesNotWaitForConfirmationsNobodyCanSend() {
+        var membership = Fixture.running(peers: 2)
+        let first = Fixture.info(2).uid
+        let second = Fixture.info(3).uid
+        let suspected = membership.receive([.suspect(subject: first, incarnation: 0, accuser: Fixture.me.uid)], from: 3, now: .zero)
+        #expect(suspected.scheduled(.suspicion(first)) == .seconds(24), "peer 3 could still confirm")
+        let both = membership.receive([.suspect(subject: second, incarnation: 0, accuser: Fixture.me.uid)], from: 3, now: .seconds(2))
+        #expect(both.scheduled(.suspicion(first)) == .seconds(4), "the only possible confirmer is suspect itself")
+        #expect(both.scheduled(.suspicion(second)) == .seconds(6), "nobody else is left to confirm")
+        _ = membership.onSuspicionTimer(first, now: .seconds(4))
+        #expect(membership.tombstone(first)?.status == .dead)
+        #expect(membership.checkInvariants() == [])
+    }
+
+    @Test func test_suspicion_withAnotherPossibleConfirmer_stillWaitsTheMaximum() {
+        var membership = Fixture.running(peers: 3)
+        let subject = Fixture.info(2).uid
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.me.uid)], from: 3, now: .zero)
+        let other = membership.receive([.suspect(subject: Fixture.info(3).uid, incarnation: 0, accuser: Fixture.me.uid)], from: 4, now: .seconds(1))
+        #expect(other.scheduled(.suspicion(subject)) == nil, "peer 4 can still confirm: the deadline stays at the maximum")
+        let confirmed = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(4).uid)], from: 4, now: .seconds(2))
+        #expect(confirmed.scheduled(.suspicion(subject)) == .seconds(4), "everyone able to confirm has")
+    }
+
     @Test func test_localPause_shouldPushSuspicionDeadlinesBackByTheGap() {
         var membership = Fixture.running(peers: 5)
         let subject = Fixture.info(2).uid
