@@ -70,6 +70,22 @@ struct WorldTests {
         #expect(world.violations.isEmpty)
     }
 
+    @Test func test_stateExchange_toAProcessThatStops_isResetAtTheInitiator() {
+        var world = Self.world(pods: 3)
+        for index in 0..<3 { world.start(index) }
+        world.run(until: .seconds(5))
+        let target = world.pods[0].address!
+        // Accepted, then the responder crashes before answering: the kernel resets the connection.
+        world.openStream(ExchangeID(1_000), from: 1, to: target, bytes: [])
+        #expect(world.pendingStreams.count == 1)
+        world.crash(0)
+        #expect(world.pendingStreams.isEmpty, "a killed process's connections are reset")
+        // Sent while the responder is down: refused when it arrives.
+        world.openStream(ExchangeID(1_001), from: 2, to: target, bytes: [])
+        world.run(until: world.now + .milliseconds(50))
+        #expect(world.pendingStreams.isEmpty, "a connection to a stopped process is refused")
+    }
+
     @Test func test_sameSeed_sameTraceHash_differentSeed_different() {
         func run(_ seed: UInt64) -> (UInt64, Int) {
             var world = Self.world(pods: 4, seed: seed)

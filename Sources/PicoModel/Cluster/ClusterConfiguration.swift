@@ -32,6 +32,11 @@ public struct ClusterConfiguration: Hashable, Sendable {
     public var handoverSettleTime: Duration = .seconds(2)
     /// Bound on pending outgoing state exchanges.
     public var maxPendingExchanges = 16
+    /// How long an outgoing state exchange (join, push/pull, reconnect) may take before the node
+    /// treats it as failed, whatever the transport reports (memberlist's `TCPTimeout`: 10 s). A
+    /// peer that crashed after accepting the connection never answers; without this bound a join
+    /// waiting for that answer would wait for ever.
+    public var stateExchangeTimeout: Duration = .seconds(10)
 
     /// Creates a configuration with default settings.
     public init(gossipAddress: Address, proxyAddress: Address, adminAddress: Address, randomSeed: UInt64) {
@@ -64,6 +69,7 @@ public struct ClusterConfiguration: Hashable, Sendable {
             errors.append("\(key) must have a host of 1 to \(GossipCodec.maxHostBytes) bytes")
         }
         if self.maxPendingExchanges < 1 { errors.append("maxPendingExchanges must be at least 1") }
+        if self.stateExchangeTimeout <= .zero { errors.append("stateExchangeTimeout must be positive, got \(self.stateExchangeTimeout)") }
         return errors
     }
 }

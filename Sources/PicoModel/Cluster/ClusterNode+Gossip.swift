@@ -14,7 +14,7 @@ extension ClusterNode {
             case .schedule(let timer, let instant):
                 directives.append(.schedule(timer, at: instant))
             case .exchangeState(let address, let purpose):
-                self.openExchange(with: address, purpose: purpose, into: &directives)
+                self.openExchange(with: address, purpose: purpose, now: now, into: &directives)
             case .resolveSeeds:
                 directives.append(.resolveSeeds(self.membership.seeds))
             case .event(let event):
@@ -122,13 +122,30 @@ extension ClusterNode {
             tombstones: records.tombstones, endpoints: snapshots)
     }
 
-    mutating func openExchange(with address: Address, purpose: StateExchange.Purpose, into directives: inout [ClusterDirective]) {
+    mutating func openExchange(with address: Address, purpose: StateExchange.Purpose, now: Instant, into directives: inout [ClusterDirective]) {
         guard self.pendingExchanges.count < self.configuration.maxPendingExchanges else { return }
         let id = ExchangeID(self.nextExchangeID)
         self.nextExchangeID += 1
-        self.pendingExchanges[id] = (address, purpose)
+        let deadline = now + self.configuration.stateExchangeTimeout
+        self.pendingExchanges[id] = PendingExchange(address: address, purpose: purpose, deadline: deadline)
         let bytes = GossipCodec.encode(self.makeStateExchange(purpose: purpose, isReply: false))
         directives.append(.openStateExchange(id, to: address, bytes: bytes))
+        self.scheduleExchangeDeadline(into: &directives)
+    }
+
+    /// Fails every pending exchange past its deadline (as if the transport had reported a
+    /// timeout), then re-arms the timer for the next one.
+    mutating func failOverdueExchanges(now: Instant, into directives: inout [ClusterDirective]) {
+        let overdue = self.pendingExchanges.filter { $0.value.deadline <= now }.keys.sorted()
+        for id in overdue {
+            self.onStateExchangeFailed(id, reason: "no answer within \(self.configuration.stateExchangeTimeout)", now: now, into: &directives)
+        }
+        self.scheduleExchangeDeadline(into: &directives)
+    }
+
+    func scheduleExchangeDeadline(into directives: inout [ClusterDirective]) {
+        guard let earliest = self.pendingExchanges.values.map(\.deadline).min() else { return }
+        directives.append(.schedule(.stateExchangeDeadline, at: earliest))
     }
 
     /// Starts at most one discovery sync per probe interval with a member still alive.
@@ -137,7 +154,7 @@ extension ClusterNode {
         while !self.discoverySyncs.isEmpty {
             let address = self.discoverySyncs.removeFirst()
             guard let holder = self.membership.addressIndex[address], self.membership.isLive(holder) else { continue }
-            self.openExchange(with: address, purpose: .pushPull, into: &directives)
+            self.openExchange(with: address, purpose: .pushPull, now: now, into: &directives)
             self.nextDiscoverySyncAt = now + self.configuration.membership.probeInterval
             return
         }

@@ -19,7 +19,7 @@ public struct ClusterNode: Sendable {
     /// Pending broadcasts (read-only view).
     public internal(set) var broadcasts = BroadcastQueue()
     var routingRNG: SplitMix64
-    var pendingExchanges: [ExchangeID: (address: Address, purpose: StateExchange.Purpose)] = [:]
+    var pendingExchanges: [ExchangeID: PendingExchange] = [:]
     var nextExchangeID: UInt64 = 1
     /// Members to sync with by push/pull (one per probe interval, oldest first): discovered through
     /// gossip, or announcing endpoint versions we lack; their deltas may have been broadcast while
@@ -115,6 +115,9 @@ public struct ClusterNode: Sendable {
         case .drainDeadline:
             produced = []
             if let deadline = self.drainDeadline, deadline <= now { self.forceEndDrain(now: now, into: &directives) }
+        case .stateExchangeDeadline:
+            produced = []
+            self.failOverdueExchanges(now: now, into: &directives)
         }
         self.interpret(produced, now: now, into: &directives)
     }
@@ -186,4 +189,12 @@ public struct ClusterNode: Sendable {
         }
         return problems.sorted()
     }
+}
+
+/// An outgoing state exchange waiting for its answer.
+struct PendingExchange: Hashable, Sendable {
+    var address: Address
+    var purpose: StateExchange.Purpose
+    /// When it counts as failed if no answer came (`stateExchangeTimeout` after it opened).
+    var deadline: Instant
 }

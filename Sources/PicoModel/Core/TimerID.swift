@@ -33,6 +33,8 @@ public enum TimerID: Hashable, Sendable, CustomStringConvertible {
     case handoverCheck
     /// The drain phase of a graceful shutdown must end now (grace period minus the leave budget).
     case drainDeadline
+    /// The oldest pending state exchange may be overdue: fail the ones past their deadline.
+    case stateExchangeDeadline
 
     public var description: String {
         switch self {
@@ -50,6 +52,7 @@ public enum TimerID: Hashable, Sendable, CustomStringConvertible {
         case .drainHoldEnded: "drain-hold-ended"
         case .handoverCheck: "handover-check"
         case .drainDeadline: "drain-deadline"
+        case .stateExchangeDeadline: "state-exchange-deadline"
         }
     }
 }

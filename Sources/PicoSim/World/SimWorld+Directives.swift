@@ -72,6 +72,17 @@ extension SimWorld {
             at: self.now + delay)
     }
 
+    /// The responder of `stream` is gone: its initiator sees the reset once it crosses the network
+    /// (or when its connect attempt times out, if the network between them is cut).
+    mutating func resetStream(_ stream: UInt64, reason: String) {
+        guard let pending = self.pendingStreams.removeValue(forKey: stream) else { return }
+        if let delay = self.network.streamDelay(from: pending.responder, to: pending.initiator) {
+            self.failStream(pending.exchange, pod: pending.initiator, boot: pending.boot, reason: reason, after: delay)
+        } else {
+            self.failStream(pending.exchange, pod: pending.initiator, boot: pending.boot, reason: "connect timeout", after: .seconds(2))
+        }
+    }
+
     mutating func failStream(_ exchange: ExchangeID, pod: Int, boot: Int, reason: String, after delay: Duration = .milliseconds(1)) {
         self.queue.schedule(.input(pod: pod, boot: boot, .stateExchangeFailed(exchange, reason: reason)), at: self.now + delay)
     }

@@ -109,6 +109,10 @@ extension SimWorld {
 
     /// A process stopped: its tunnels break (agents reconnect) and requests on it end unknown.
     mutating func processStopped(_ pod: Int) {
+        // The kernel resets the connections of a process that exited or was killed.
+        for (stream, pending) in self.pendingStreams.sorted(by: { $0.key < $1.key }) where pending.responder == pod {
+            self.resetStream(stream, reason: "connection reset")
+        }
         for agent in self.traffic.agents.indices {
             for tunnel in self.traffic.tunnels(of: agent) where tunnel.pod == pod {
                 self.traffic.placements[tunnel.id] = nil

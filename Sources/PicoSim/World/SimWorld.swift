@@ -231,7 +231,10 @@ public struct SimWorld: Sendable {
                 guard self.isCurrent(pod, boot), self.pods[pod].timerGenerations[id] == generation else { continue }
                 self.receive(next.event, pod: pod, input: .timerFired(id))
             case .input(let pod, let boot, let input):
-                guard self.isCurrent(pod, boot) else { continue }
+                guard self.isCurrent(pod, boot) else {
+                    if case .stateExchangeRequested(let stream, _, _) = input { self.resetStream(stream.rawValue, reason: "connection refused") }
+                    continue
+                }
                 self.receive(next.event, pod: pod, input: input)
             case .traffic(let event):
                 self.handle(event)

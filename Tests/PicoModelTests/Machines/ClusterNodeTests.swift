@@ -37,6 +37,21 @@ struct ClusterNodeTests {
         #expect(!joining.isReady)
     }
 
+    @Test func test_joinExchangeWithoutAnswer_failsAfterTheTimeout_andTheJoinRetries() {
+        var node = Self.node(join: ["pico"])
+        let seed = Address(host: "10.0.0.9", port: 8003)
+        let opened = node.handle(.seedsResolved([seed]), now: .seconds(1))
+        #expect(opened.contains { if case .openStateExchange(_, seed, _) = $0 { true } else { false } })
+        #expect(opened.contains(.schedule(.stateExchangeDeadline, at: .seconds(11))))
+        // The seed accepted the connection and crashed: no reply and no failure ever arrive.
+        let early = node.handle(.timerFired(.stateExchangeDeadline), now: .seconds(5))
+        #expect(!early.contains { if case .event(.stateExchangeFailed) = $0 { true } else { false } }, "not overdue yet")
+        let overdue = node.handle(.timerFired(.stateExchangeDeadline), now: .seconds(11))
+        #expect(overdue.contains(.event(.stateExchangeFailed(to: seed, reason: "no answer within 10.0 seconds"))))
+        #expect(overdue.contains(.schedule(.seedResolution, at: .seconds(12))), "the join round failed: resolve again after the backoff")
+        #expect(node.membership.phase == .joining)
+    }
+
     @Test func test_malformedDatagram_isReportedAndDropped_andTheNodeKeepsWorking() {
         var node = Self.node()
         let directives = node.handle(.datagramReceived([0xB7, 1, 0, 0], from: TestCluster.address(5)), now: .seconds(1))
