@@ -90,14 +90,21 @@ public struct AgentMachine: Hashable, Sendable {
             return alreadyMoving ? self.retry(now: now, rng: &rng) : self.dial()
         case .tunnelClosedByNode(let id):
             self.tunnels.removeAll { $0.id == id }
-            return self.tunnels.isEmpty && !self.connecting ? self.dial() : []
+            return self.needsReplacement ? self.dial() : []
         case .tunnelBroken(let id):
+            // Also when only moving tunnels remain: the replacement that broke was the one they
+            // wait for, and their nodes close them only once a replacement is served elsewhere.
             self.tunnels.removeAll { $0.id == id }
-            return self.tunnels.isEmpty && !self.connecting ? self.retry(now: now, rng: &rng) : []
+            return self.needsReplacement ? self.retry(now: now, rng: &rng) : []
         case .requestSucceeded(let id):
             if let tunnel = self.tunnels.first(where: { $0.id == id }), !tunnel.moving { self.backoff = self.settings.minimumBackoff }
             return []
         }
+    }
+
+    /// No tunnel that will stay (every one held is moving, or none is held) and no dial under way.
+    var needsReplacement: Bool {
+        !self.connecting && !self.tunnels.contains { !$0.moving }
     }
 
     mutating func dial() -> [Directive] {

@@ -80,4 +80,24 @@ struct AgentMachineTests {
             return
         }
     }
+
+    @Test func test_replacementBreaking_whileTheOldTunnelIsMoving_redialsAfterTheBackoff() {
+        // fuzz-736: the replacement landed on a pod that crashed; the old tunnel's node keeps it
+        // until a replacement is served elsewhere, so the agent must dial again by itself.
+        var agent = AgentMachine()
+        var rng = SplitMix64(seed: 6)
+        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
+        _ = agent.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
+        _ = agent.handle(.toldToMove(TunnelID(1)), now: Self.now, rng: &rng)
+        _ = agent.handle(.tunnelOpened(TunnelID(2)), now: Self.now, rng: &rng)
+        guard case .retry(let due)? = agent.handle(.tunnelBroken(TunnelID(2)), now: Self.now, rng: &rng).first else {
+            Issue.record("a broken replacement schedules another one")
+            return
+        }
+        #expect(due > Self.now)
+        #expect(agent.handle(.dialDue, now: due, rng: &rng) == [.dialNow])
+        _ = agent.handle(.tunnelOpened(TunnelID(3)), now: due, rng: &rng)
+        #expect(agent.handle(.tunnelClosedByNode(TunnelID(1)), now: due, rng: &rng).isEmpty)
+        #expect(agent.tunnels.map(\.id) == [TunnelID(3)])
+    }
 }
