@@ -86,6 +86,19 @@ struct WorldTests {
         #expect(world.pendingStreams.isEmpty, "a connection to a stopped process is refused")
     }
 
+    @Test func test_sigtermToAPausedPod_waitsUntilItResumes_thenItDrains() {
+        var world = Self.world(pods: 3)
+        for index in 0..<3 { world.start(index) }
+        world.run(until: .seconds(5))
+        world.pause(2)
+        world.terminate(2)
+        world.run(until: .seconds(6))
+        #expect(world.pods[2].node?.lifecycle.phase == .ready, "frozen: the signal is pending")
+        world.resume(2)
+        world.run(until: world.now + .milliseconds(10))
+        #expect(world.pods[2].node?.lifecycle.phase == .draining)
+    }
+
     @Test func test_sameSeed_sameTraceHash_differentSeed_different() {
         func run(_ seed: UInt64) -> (UInt64, Int) {
             var world = Self.world(pods: 4, seed: seed)

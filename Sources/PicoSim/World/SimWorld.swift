@@ -135,9 +135,18 @@ public struct SimWorld: Sendable {
 
     /// Sends SIGTERM to pod `index`'s process (graceful shutdown).
     public mutating func terminate(_ index: Int) {
-        guard self.pods[index].state == .running else { return }
-        self.record("terminate", self.pods[index].name, UInt64(self.pods[index].boot))
-        self.deliver(.shutdownRequested, to: index)
+        switch self.pods[index].state {
+        case .running:
+            self.record("terminate", self.pods[index].name, UInt64(self.pods[index].boot))
+            self.deliver(.shutdownRequested, to: index)
+        case .paused:
+            // A signal to a stopped process stays pending until it continues; it is never dropped,
+            // whatever the inbox bound.
+            self.record("terminate", self.pods[index].name, UInt64(self.pods[index].boot))
+            self.pods[index].inbox.append(.input(pod: index, boot: self.pods[index].boot, .shutdownRequested))
+        default:
+            return
+        }
     }
 
     /// Freezes pod `index`'s process: inputs wait until `resume`.
