@@ -46,4 +46,7 @@ public enum ClusterEvent: Hashable, Sendable {
     case datagramSendFailed(to: Address)
     /// A state exchange we started failed.
     case stateExchangeFailed(to: Address, reason: String)
+    /// An endpoint lost its last holder in our table: a sync with this member was opened, in case
+    /// we missed the announcement of its replacement.
+    case routeRepairSync(with: Address)
 }

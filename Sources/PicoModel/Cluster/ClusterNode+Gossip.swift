@@ -28,7 +28,9 @@ extension ClusterNode {
         switch event {
         case .memberStatusChanged(let uid, _, _, let to) where to.status.isTerminal:
             self.endpointLag[uid] = nil
-            self.publish(self.endpoints.removeOwner(uid), into: &directives)
+            let changes = self.endpoints.removeOwner(uid)
+            self.publish(changes, into: &directives)
+            self.noteLostRoutes(changes)
         case .memberRemoved(let uid, _):
             self.endpoints.forgetRemovedOwner(uid)
         case .reborn(_, let new):
@@ -88,6 +90,7 @@ extension ClusterNode {
             let changes = self.endpoints.apply(delta)
             guard !changes.isEmpty else { continue }
             self.publish(changes, into: &directives)
+            self.noteLostRoutes(changes)
             self.broadcasts.enqueue(.endpointDelta(delta))
         }
         self.noteEndpointVersion(datagram.senderEndpointVersion, of: datagram.sender, at: address, now: now)

@@ -34,6 +34,9 @@ public struct ClusterNode: Sendable {
     /// When each draining tunnel's endpoint was first seen served by an active node elsewhere.
     var handoverSeen: [TunnelID: Instant] = [:]
     var leaveStarted = false
+    /// An endpoint lost its last holder through a remote change; a repair sync is due.
+    var routeRepairPending = false
+    var nextRouteRepairAt = Instant(nanoseconds: .min)
 
     /// Creates a node; throws when the configuration is invalid (each problem names its key).
     public init(configuration: ClusterConfiguration) throws(SettingsError) {
@@ -91,6 +94,7 @@ public struct ClusterNode: Sendable {
             self.apply(lifecycle: .shutdownRequested, now: now, into: &directives)
         }
         if self.lifecycle.phase == .draining { self.advanceDrain(now: now, into: &directives) }
+        self.runRouteRepair(now: now, into: &directives)
         return directives
     }
 

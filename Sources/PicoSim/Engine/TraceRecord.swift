@@ -45,6 +45,8 @@ public struct TraceRecord: Hashable, Sendable {
             self.init("send-failed", [("to", "\(to)")])
         case .stateExchangeFailed(let to, let reason):
             self.init("exchange-failed", [("to", "\(to)"), ("reason", reason)])
+        case .routeRepairSync(let with):
+            self.init("route-repair-sync", [("with", "\(with)")])
         }
     }
 

@@ -52,6 +52,30 @@ struct ClusterNodeTests {
         #expect(node.membership.phase == .joining)
     }
 
+    @Test func test_losingTheLastRouteOfAnEndpoint_syncsWithAnAliveMember_oncePerProbeInterval() {
+        var node = Self.node()
+        let (holder, other) = (Fixture.info(2), Fixture.info(3))
+        func datagram(from sender: NodeInfo, _ messages: [GossipMessage]) -> ClusterInput {
+            .datagramReceived(GossipCodec.datagram(sender: sender.uid, endpointVersion: 0, encodedMessages: messages.map { GossipCodec.encode($0) }), from: sender.gossipAddress)
+        }
+        let alive = [holder, other].map { GossipMessage.alive(info: $0, incarnation: 0, draining: false) }
+        let added = EndpointDelta(owner: holder.uid, base: 0, entries: [.init(endpoint: "e0", count: 1, version: 1)])
+        _ = node.handle(datagram(from: holder, alive + [.endpointDelta(added)]), now: .seconds(1))
+        #expect(node.remoteUpstreams(for: "e0").count == 1)
+        // The holder leaves; we never heard of the endpoint's replacement.
+        let left = node.handle(datagram(from: holder, [.left(subject: holder.uid, incarnation: 0)]), now: .seconds(2))
+        #expect(left.contains(.event(.routeRepairSync(with: other.gossipAddress))))
+        #expect(left.contains { if case .openStateExchange(_, other.gossipAddress, _) = $0 { true } else { false } })
+        // A second loss within the probe interval waits for it.
+        let again = EndpointDelta(owner: other.uid, base: 0, entries: [.init(endpoint: "e1", count: 1, version: 1)])
+        let gone = EndpointDelta(owner: other.uid, base: 1, entries: [.init(endpoint: "e1", count: 0, version: 2)])
+        _ = node.handle(datagram(from: other, [.endpointDelta(again)]), now: .milliseconds(2_100))
+        let soon = node.handle(datagram(from: other, [.endpointDelta(gone)]), now: .milliseconds(2_200))
+        #expect(!soon.contains { if case .event(.routeRepairSync) = $0 { true } else { false } })
+        let later = node.handle(.timerFired(.gossip), now: .seconds(3))
+        #expect(later.contains(.event(.routeRepairSync(with: other.gossipAddress))))
+    }
+
     @Test func test_malformedDatagram_isReportedAndDropped_andTheNodeKeepsWorking() {
         var node = Self.node()
         let directives = node.handle(.datagramReceived([0xB7, 1, 0, 0], from: TestCluster.address(5)), now: .seconds(1))

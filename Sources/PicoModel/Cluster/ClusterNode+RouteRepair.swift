@@ -1,0 +1,29 @@
+// ==== ---- Route repair: a lost last route triggers a state sync -------------------------------------
+
+extension ClusterNode {
+    /// Called with remote endpoint changes (a delta applied, or an owner gone dead or left). When
+    /// one leaves an endpoint with no holder at all in our table, we may simply have missed the
+    /// announcement of its replacement: gossip reaches each node with high probability, not
+    /// certainty, and in a hand-over the old holder leaves moments after the new one appears
+    /// (fuzz-399). A sync with a random alive member then restores the route within a round trip
+    /// instead of answering 502 until the next push/pull.
+    mutating func noteLostRoutes(_ changes: [EndpointTable.Change]) {
+        guard !self.isMergingState, !self.routeRepairPending else { return }
+        if changes.contains(where: { $0.count == 0 && $0.owner != self.me.uid && self.endpoints.owners(of: $0.endpoint).isEmpty }) {
+            self.routeRepairPending = true
+        }
+    }
+
+    /// Opens the pending repair sync, at most one per probe interval (an endpoint that really went
+    /// away makes every node sync once, each with a random member, so no node is flooded).
+    mutating func runRouteRepair(now: Instant, into directives: inout [ClusterDirective]) {
+        guard self.routeRepairPending, self.membership.phase == .running, now >= self.nextRouteRepairAt else { return }
+        let candidates = self.membership.liveMembers { $0.state.status == .alive && !$0.draining && $0.info.uid != self.me.uid }
+        self.routeRepairPending = false
+        guard !candidates.isEmpty else { return }
+        let peer = candidates[self.routingRNG.index(below: candidates.count)]
+        self.openExchange(with: peer.info.gossipAddress, purpose: .pushPull, now: now, into: &directives)
+        self.nextRouteRepairAt = now + self.configuration.membership.probeInterval
+        directives.append(.event(.routeRepairSync(with: peer.info.gossipAddress)))
+    }
+}
