@@ -127,16 +127,9 @@ func compareWithChildProcess(_ scenario: Scenario, command: FuzzCommand) -> Stri
     guard let hashes = runChild(["checkpoints", String(scenario.seed), "--nodes", nodes, "--every", String(every)]) else {
         return "could not run the child process"
     }
-    guard hashes != local.hashes else { return nil }
-    let stretch = (0..<min(hashes.count, local.hashes.count)).first { hashes[$0] != local.hashes[$0] } ?? min(hashes.count, local.hashes.count)
-    guard let events = runChild(["checkpoints", String(scenario.seed), "--nodes", nodes, "--events"]) else { return "hashes differ from checkpoint \(stretch)" }
-    let first = stretch * every
-    let index = (first..<max(events.count, local.events.count)).first { index in
-        index >= events.count || index >= local.events.count || events[index] != local.events[index]
-    } ?? first
-    let here = index < local.events.count ? local.events[index] : "(no event)"
-    let there = index < events.count ? events[index] : "(no event)"
-    return "runs diverge at event \(index): this process '\(here)', child '\(there)'"
+    return Fuzzer.firstDivergence(local: local, otherHashes: hashes, every: every) {
+        runChild(["checkpoints", String(scenario.seed), "--nodes", nodes, "--events"])
+    }
 }
 
 /// Runs this executable with `arguments` (with `SWIFT_DETERMINISTIC_HASHING` flipped) and

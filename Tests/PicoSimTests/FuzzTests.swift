@@ -108,6 +108,33 @@ struct FuzzTests {
         #expect(first.hashes.count == first.events.count / 100 + 1)
         #expect(first.hashes.last == Fuzzer.checkpoints(scenario, every: 7).hashes.last)
     }
+
+    @Test func test_determinismCheck_namesTheFirstDivergingEvent() throws {
+        let (scenario, _) = try Fuzzer.scenario(seed: 11, nodes: 3...4)
+        let local = Fuzzer.checkpoints(scenario, every: 10)
+        #expect(local.events.count > 40)
+        #expect(Fuzzer.firstDivergence(local: local, otherHashes: local.hashes, every: 10) { Issue.record("events fetched for equal runs"); return nil } == nil)
+        // Another process that differs from event 25 on: checkpoints 0 and 1 agree, 2 differs.
+        var events = local.events
+        events[25] = "0 pico-0 something else"
+        var hashes = local.hashes
+        for index in 2..<hashes.count { hashes[index] = "different-\(index)" }
+        let report = Fuzzer.firstDivergence(local: local, otherHashes: hashes, every: 10) { events }
+        #expect(report == "runs diverge at event 25: this process '\(local.events[25])', other '0 pico-0 something else'")
+        // A run that stops early diverges where its events end.
+        let short = Array(local.events.prefix(12))
+        let ended = Fuzzer.firstDivergence(local: local, otherHashes: [local.hashes[0], "x"], every: 10) { short }
+        #expect(ended == "runs diverge at event 12: this process '\(local.events[12])', other '(no event)'")
+        // A genuinely different run (another seed): the named event really differs.
+        var other = scenario
+        other.seed += 1
+        let theirs = Fuzzer.checkpoints(other, every: 10)
+        let real = try #require(Fuzzer.firstDivergence(local: local, otherHashes: theirs.hashes, every: 10) { theirs.events })
+        let index = try #require(Int(real.split(separator: " ")[4].dropLast()))
+        #expect(local.events[..<index] == theirs.events[..<index])
+        #expect(local.events[index] != theirs.events[index])
+        #expect(Fuzzer.firstDivergence(local: local, otherHashes: ["?"], every: 10) { nil } == "hashes differ from checkpoint 0")
+    }
 }
 
 extension Scenario.Action {

@@ -47,4 +47,26 @@ public enum Fuzzer {
         hashes.append(hasher.hex)
         return (hashes, events)
     }
+
+    /// Compares this run's checkpoints with another process's: nil when every rolling hash agrees;
+    /// otherwise finds the first differing checkpoint, fetches the other run's events (only then,
+    /// they are large) and names the first event that differs within that stretch.
+    public static func firstDivergence(
+        local: (hashes: [String], events: [String]),
+        otherHashes: [String],
+        every: Int,
+        otherEvents: () -> [String]?
+    ) -> String? {
+        guard otherHashes != local.hashes else { return nil }
+        let common = min(otherHashes.count, local.hashes.count)
+        let stretch = (0..<common).first { otherHashes[$0] != local.hashes[$0] } ?? common
+        guard let events = otherEvents() else { return "hashes differ from checkpoint \(stretch)" }
+        let first = stretch * max(1, every)
+        let index = (first..<max(events.count, local.events.count, first)).first { index in
+            index >= events.count || index >= local.events.count || events[index] != local.events[index]
+        } ?? first
+        let here = index < local.events.count ? local.events[index] : "(no event)"
+        let there = index < events.count ? events[index] : "(no event)"
+        return "runs diverge at event \(index): this process '\(here)', other '\(there)'"
+    }
 }
