@@ -99,6 +99,21 @@ struct WorldTests {
         #expect(world.pods[2].node?.lifecycle.phase == .draining)
     }
 
+    @Test func test_loadBalancer_keepsPausedReadyPods_whenAnotherPodTurnsUnready() {
+        // fuzz seeds 742 and 1579: the snapshot taken while two pods were paused dropped them for good.
+        var world = Self.world(pods: 3)
+        for index in 0..<3 { world.start(index) }
+        world.run(until: .seconds(5))
+        world.pause(0)
+        world.pause(1)
+        world.terminate(2)
+        world.run(until: .seconds(5) + .milliseconds(500))
+        world.resume(0)
+        world.resume(1)
+        world.run(until: .seconds(12))
+        #expect(world.traffic.believedReady == [true, true, false])
+    }
+
     @Test func test_sameSeed_sameTraceHash_differentSeed_different() {
         func run(_ seed: UInt64) -> (UInt64, Int) {
             var world = Self.world(pods: 4, seed: seed)

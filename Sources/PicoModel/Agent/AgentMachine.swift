@@ -15,6 +15,10 @@ public struct AgentMachine: Hashable, Sendable {
         public var maximumBackoff: Duration = .seconds(15)
         /// Up to `1 / jitterDivisor` of the delay is added at random.
         public var jitterDivisor: Int64 = 10
+        /// A tunnel that served this long before it was told to move or broke starts a new episode
+        /// of reconnecting at `minimumBackoff`, whatever earlier episodes (or an agent that came
+        /// up before any node did) left the delay at.
+        public var stableAfter: Duration = .seconds(5)
 
         /// Piko's values: 100 ms doubling to 15 s, up to 10 % jitter.
         public init() {}
@@ -54,6 +58,8 @@ public struct AgentMachine: Hashable, Sendable {
         /// True once its node said GoAway: it serves until the node closes it, but a replacement
         /// is (being) opened.
         public var moving: Bool
+        /// When it opened.
+        public var openedAt: Instant
     }
 
     /// The tunnels held, oldest first.
@@ -78,11 +84,12 @@ public struct AgentMachine: Hashable, Sendable {
         case .dialFailed:
             return self.retry(now: now, rng: &rng)
         case .tunnelOpened(let id):
-            self.tunnels.append(Tunnel(id: id, moving: false))
+            self.tunnels.append(Tunnel(id: id, moving: false, openedAt: now))
             self.connecting = false
             return []
         case .toldToMove(let id):
             guard let position = self.tunnels.firstIndex(where: { $0.id == id }) else { return [] }
+            self.resetBackoffIfStable(self.tunnels[position], now: now)
             let alreadyMoving = self.tunnels.contains { $0.moving }
             self.tunnels[position].moving = true
             guard !self.connecting else { return [] }
@@ -94,12 +101,17 @@ public struct AgentMachine: Hashable, Sendable {
         case .tunnelBroken(let id):
             // Also when only moving tunnels remain: the replacement that broke was the one they
             // wait for, and their nodes close them only once a replacement is served elsewhere.
+            if let tunnel = self.tunnels.first(where: { $0.id == id }) { self.resetBackoffIfStable(tunnel, now: now) }
             self.tunnels.removeAll { $0.id == id }
             return self.needsReplacement ? self.retry(now: now, rng: &rng) : []
         case .requestSucceeded(let id):
             if let tunnel = self.tunnels.first(where: { $0.id == id }), !tunnel.moving { self.backoff = self.settings.minimumBackoff }
             return []
         }
+    }
+
+    mutating func resetBackoffIfStable(_ tunnel: Tunnel, now: Instant) {
+        if !tunnel.moving, now - tunnel.openedAt >= self.settings.stableAfter { self.backoff = self.settings.minimumBackoff }
     }
 
     /// No tunnel that will stay (every one held is moving, or none is held) and no dial under way.

@@ -82,8 +82,13 @@ extension SimWorld {
     }
 
     mutating func tunnelArrives(agent: Int, pod: Int, boot: Int) {
-        guard self.isCurrent(pod, boot), self.pods[pod].state == .running else {
+        guard self.isCurrent(pod, boot) else {
             self.drive(agent: agent, .dialFailed)
+            return
+        }
+        guard self.pods[pod].state == .running else {
+            // Frozen: the kernel accepted the connection; the upgrade is answered when it thaws.
+            self.pods[pod].inbox.append(.traffic(.tunnelArrives(agent: agent, pod: pod, boot: boot)))
             return
         }
         let id = TunnelID(self.traffic.nextTunnel)
@@ -102,9 +107,8 @@ extension SimWorld {
 
     mutating func tunnelClosedByNode(_ tunnel: TunnelID, pod: Int) {
         guard let placement = self.traffic.placements.removeValue(forKey: tunnel) else { return }
-        let directives = self.traffic.agents[placement.agent].machine.handle(.tunnelClosedByNode(tunnel), now: self.now, rng: &self.traffic.rng)
         self.deliver(.tunnelClosed(tunnel), to: pod)
-        for directive in directives where directive == .dialNow { self.dial(placement.agent) }
+        self.drive(agent: placement.agent, .tunnelClosedByNode(tunnel))
     }
 
     /// A process stopped: its tunnels break (agents reconnect) and requests on it end unknown.

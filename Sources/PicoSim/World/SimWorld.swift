@@ -294,7 +294,10 @@ public struct SimWorld: Sendable {
         self.record(ready ? "ready" : "unready", self.pods[index].name, UInt64(self.pods[index].boot))
         self.pendingDNS.append(self.currentListing())
         self.queue.schedule(.dnsRefresh, at: self.now + self.settings.dnsLag)
-        let beliefs = self.pods.map { $0.ready && $0.state == .running }
+        // A paused pod still counts: its readiness is what it last reported (a snapshot that
+        // dropped paused pods stayed in force after they resumed, leaving nobody behind the
+        // load balancer: fuzz seeds 742, 1579).
+        let beliefs = self.pods.map { $0.ready && $0.hasProcess }
         self.queue.schedule(.traffic(.believe(beliefs)), at: self.now + self.settings.loadBalancerLag)
     }
 

@@ -100,4 +100,28 @@ struct AgentMachineTests {
         #expect(agent.handle(.tunnelClosedByNode(TunnelID(1)), now: due, rng: &rng).isEmpty)
         #expect(agent.tunnels.map(\.id) == [TunnelID(3)])
     }
+
+    @Test func test_aTunnelThatServedForAWhile_startsTheNextEpisodeAtTheMinimumBackoff() {
+        var agent = AgentMachine()
+        var rng = SplitMix64(seed: 7)
+        // No node was up for a while: the delay grew.
+        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
+        for _ in 0..<6 { _ = agent.handle(.dialFailed, now: Self.now, rng: &rng) }
+        #expect(agent.backoff == .milliseconds(6_400))
+        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
+        _ = agent.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
+        // A GoAway 1 s after opening is part of the same episode; 5 s after, a new one.
+        var early = agent
+        _ = early.handle(.toldToMove(TunnelID(1)), now: Self.now + .seconds(1), rng: &rng)
+        #expect(early.backoff == .milliseconds(6_400))
+        _ = agent.handle(.toldToMove(TunnelID(1)), now: Self.now + .seconds(5), rng: &rng)
+        #expect(agent.backoff == .milliseconds(100))
+        // The replacement lands on another draining node: retried after 100 ms (plus jitter), not 6.4 s.
+        _ = agent.handle(.tunnelOpened(TunnelID(2)), now: Self.now + .seconds(5), rng: &rng)
+        guard case .retry(let due)? = agent.handle(.toldToMove(TunnelID(2)), now: Self.now + .seconds(5), rng: &rng).first else {
+            Issue.record("expected a delayed dial")
+            return
+        }
+        #expect(due <= Self.now + .seconds(5) + .milliseconds(110))
+    }
 }
