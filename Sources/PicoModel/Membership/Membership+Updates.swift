@@ -52,7 +52,22 @@ extension Membership {
                 continue
             }
         }
+        self.syncWithStranger(sender, at: address, now: now, into: &directives)
         return directives
+    }
+
+    /// A datagram from a UID we have never heard of (not a member, not a tombstone), which did not
+    /// introduce itself: a node that joined through someone else while the `alive` broadcast that
+    /// announced it missed us (gossip reaches each node with high, not certain, probability, and
+    /// members not yet known dead dilute it; fuzz seed 798 waited 30 s for push/pull). A full state
+    /// exchange with it brings both views together at once. At most one per probe interval.
+    mutating func syncWithStranger(_ sender: NodeUID, at address: Address, now: Instant, into directives: inout [MembershipDirective]) {
+        guard self.phase == .running, sender != self.me.uid, !self.previousUIDs.contains(sender),
+            self.members[sender] == nil, self.tombstones[sender] == nil
+        else { return }
+        if let last = self.lastStrangerSyncAt, now - last < self.settings.probeInterval { return }
+        self.lastStrangerSyncAt = now
+        directives.append(.exchangeState(with: address, purpose: .pushPull))
     }
 
     /// Our current `alive` announcement.

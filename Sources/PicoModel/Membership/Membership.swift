@@ -65,6 +65,8 @@ public struct Membership: Sendable {
     /// Our UIDs before rebirths (most recent last, at most 16): accusations made under them are ours.
     var previousUIDs: [NodeUID] = []
     var toldDeadAt: [NodeUID: Instant] = [:]
+    /// When we last synced with a sender we had never heard of (at most one per probe interval).
+    var lastStrangerSyncAt: Instant?
     var earliestTombstoneExpiry: Instant?
     var invariantViolations: [String] = []
 

@@ -5,6 +5,22 @@ import Testing
 struct MembershipUpdateTests {
     let peer = Fixture.info(2)
 
+    @Test func test_datagramFromAStranger_startsOneFullStateSync_perProbeInterval() {
+        var membership = Fixture.running(peers: 2)
+        let stranger = Fixture.info(9)
+        let first = membership.receive([.ping(sequence: 1, target: Fixture.me.uid)], from: 9, now: .seconds(1))
+        #expect(first.contains(.exchangeState(with: stranger.gossipAddress, purpose: .pushPull)))
+        let again = membership.receive([.ping(sequence: 2, target: Fixture.me.uid)], from: 9, now: .milliseconds(1_500))
+        #expect(!again.contains { if case .exchangeState = $0 { true } else { false } }, "at most one per probe interval")
+        let known = membership.receive([.ping(sequence: 3, target: Fixture.me.uid)], from: 2, now: .seconds(3))
+        #expect(!known.contains { if case .exchangeState = $0 { true } else { false } }, "a member is no stranger")
+        let introduced = membership.receive([.alive(info: Fixture.info(8), incarnation: 0, draining: false)], from: 8, now: .seconds(5))
+        #expect(!introduced.contains { if case .exchangeState = $0 { true } else { false } }, "it introduced itself")
+        _ = membership.receive([.dead(subject: Fixture.info(7).uid, incarnation: 0, accuser: Fixture.info(2).uid)], from: 2, now: .seconds(6))
+        let tombstoned = membership.receive([.ping(sequence: 4, target: Fixture.me.uid)], from: 7, now: .seconds(8))
+        #expect(!tombstoned.contains { if case .exchangeState = $0 { true } else { false } }, "a dead UID is told so instead")
+    }
+
     @Test func test_suspectAboutMe_shouldRefute_withIncarnationPastTheAccusers() {
         var membership = Fixture.running(peers: 2)
         let first = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 0, accuser: self.peer.uid)], from: 2, now: .seconds(1))
