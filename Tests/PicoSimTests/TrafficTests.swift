@@ -89,6 +89,30 @@ struct TrafficTests {
         #expect(world.violations.isEmpty)
     }
 
+    @Test func test_aTunnelDialledToAFrozenPod_waitsForTheThaw_orFailsWhenThePodDies() {
+        for thaws in [true, false] {
+            var world = WorldTests.world(pods: 1)
+            world.start(0)
+            world.run(until: .seconds(3))
+            world.pause(0)
+            world.addAgent(AgentSpec(name: "agent", endpoint: "alpha"))
+            world.run(until: .seconds(4))
+            #expect(world.traffic.agents[0].machine.connecting, "the upgrade waits in the frozen pod's backlog")
+            #expect(!world.hasWorkingTunnel(0))
+            if thaws {
+                world.resume(0)
+                world.run(until: .seconds(5))
+                #expect(world.hasWorkingTunnel(0))
+            } else {
+                // seed 507: the parked dial was lost with the pod and the agent waited for ever.
+                world.crash(0)
+                world.start(0)
+                world.run(until: .seconds(10))
+                #expect(world.hasWorkingTunnel(0), "the agent saw the reset and dialled again")
+            }
+        }
+    }
+
     @Test func test_zipfClients_favourTheFirstEndpoints() {
         let spec = ClientSpec(name: "z", endpoints: ["a", "b", "c", "d"], rate: 1, zipf: true)
         var rng = SplitMix64(seed: 9)

@@ -268,7 +268,10 @@ public struct SimWorld: Sendable {
 
     mutating func stopProcess(_ index: Int, state: SimPod.State) {
         self.pods[index].state = state
+        let parked = self.pods[index].inbox
         self.pods[index].inbox = []
+        // Tunnels dialled while it was frozen were never answered: the agents see the reset.
+        for case .traffic(.tunnelArrives(let agent, _, _)) in parked { self.drive(agent: agent, .dialFailed) }
         self.stops.append((self.now, index, self.pods[index].node?.me.uid, state == .down))
         if self.pods[index].ready { self.setReady(index, false) }
         self.processStopped(index)
