@@ -91,6 +91,8 @@ struct CheckerTests {
         #expect(Checker.invariantsHold.check(world).message == "own incarnation decreased")
         #expect(!Checker.noFalseDeaths.check(world).passed, "uid 99 was declared dead without ever stopping")
         world.addAgent(AgentSpec(name: "lonely", endpoint: "e"))
+        #expect(Checker.agentsRehomed(within: nil).check(world).passed, "no pod behind the load balancer yet: no tunnel is possible")
+        world.traffic.believedReady = [true, true]
         #expect(!Checker.agentsRehomed(within: nil).check(world).passed)
     }
 }

@@ -114,6 +114,21 @@ struct WorldTests {
         #expect(world.traffic.believedReady == [true, true, false])
     }
 
+    @Test func test_recover_restartsATerminatedPod_onceItHasExited() {
+        // seed 2009: a pod the timeline terminated stayed down after recover.
+        var world = Self.world(pods: 3)
+        for index in 0..<3 { world.start(index) }
+        world.run(until: .seconds(5))
+        world.terminate(2)
+        world.stoppedByTimeline.insert(2)
+        #expect(world.recover() == 0, "still draining: nothing to restart yet")
+        let boot = world.pods[2].boot
+        world.run(until: .seconds(30))
+        #expect(world.pods[2].boot == boot + 1, "the kubelet restarted it after it left")
+        #expect(world.pods[2].ready)
+        #expect(world.restartWhenExited.isEmpty && world.stoppedByTimeline.isEmpty)
+    }
+
     @Test func test_sameSeed_sameTraceHash_differentSeed_different() {
         func run(_ seed: UInt64) -> (UInt64, Int) {
             var world = Self.world(pods: 4, seed: seed)

@@ -74,7 +74,7 @@ extension SimWorld {
     }
 
     func observeAgents(_ seen: inout Observations) {
-        let anyReady = self.traffic.believedReady.indices.contains { self.traffic.believedReady[$0] && self.pods[$0].state == .running }
+        let anyReady = self.anyPodBehindLoadBalancer
         if seen.outageStarts.count < self.traffic.agents.count {
             seen.outageStarts += Array(repeating: nil, count: self.traffic.agents.count - seen.outageStarts.count)
         }
@@ -90,6 +90,11 @@ extension SimWorld {
                 seen.longestOutage = Observations.Outage(agent: agent.spec.name, from: from, length: length)
             }
         }
+    }
+
+    /// True when the load balancer would send a connection to a running pod.
+    var anyPodBehindLoadBalancer: Bool {
+        self.traffic.believedReady.indices.contains { self.traffic.believedReady[$0] && self.pods[$0].state == .running }
     }
 
     /// True when agent `agent` holds a tunnel that is not moving, on a running process.

@@ -160,17 +160,20 @@ public enum ScenarioRunner {
         case .crash(let pods):
             for pod in pods where world.pods[pod].hasProcess {
                 world.crash(pod)
-                world.crashedByTimeline.insert(pod)
+                world.stoppedByTimeline.insert(pod)
             }
             return "crash \(self.names(pods, world))"
         case .restart(let pods):
             for pod in pods where !world.pods[pod].hasProcess {
                 world.start(pod)
-                world.crashedByTimeline.remove(pod)
+                world.stoppedByTimeline.remove(pod)
             }
             return "restart \(self.names(pods, world))"
         case .terminate(let pods):
-            for pod in pods { world.terminate(pod) }
+            for pod in pods where world.pods[pod].hasProcess {
+                world.terminate(pod)
+                world.stoppedByTimeline.insert(pod)
+            }
             return "SIGTERM \(self.names(pods, world))"
         case .pause(let pods):
             for pod in pods { world.pause(pod) }
@@ -202,10 +205,10 @@ public enum ScenarioRunner {
             let running = world.pods.indices.filter { world.pods[$0].hasProcess }
             for pod in 0..<replicas where !world.pods[pod].hasProcess {
                 world.start(pod)
-                world.crashedByTimeline.remove(pod)
+                world.stoppedByTimeline.remove(pod)
             }
             for pod in running.reversed() where pod >= replicas { world.terminate(pod) }
-            world.crashedByTimeline = world.crashedByTimeline.filter { $0 < replicas }
+            world.stoppedByTimeline = world.stoppedByTimeline.filter { $0 < replicas }
             return "scale to \(replicas) replicas"
         case .stopClients:
             world.stopClients()

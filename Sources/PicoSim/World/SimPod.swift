@@ -57,6 +57,8 @@ public enum SimEvent: Sendable {
     case action(Int)
     /// The DNS answer catches up with the next readiness listing (after `dnsLag`).
     case dnsRefresh
+    /// The kubelet restarts pod `pod`'s exited container (after `recover`).
+    case kubeletRestart(pod: Int)
     /// Agents, clients and the load balancer.
     case traffic(TrafficEvent)
 }

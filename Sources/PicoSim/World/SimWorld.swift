@@ -23,6 +23,8 @@ public struct SimWorld: Sendable {
         public var loadBalancerLag: Duration = .seconds(2)
         /// One-way latency between clients or agents and the load balancer's pods.
         public var edgeLatency: Duration = .milliseconds(1)
+        /// How long the kubelet takes to restart an exited container.
+        public var kubeletRestartDelay: Duration = .seconds(1)
 
         /// Creates settings around a node configuration.
         public init(node: ClusterConfiguration) {
@@ -64,8 +66,11 @@ public struct SimWorld: Sendable {
     public internal(set) var observations = Observations()
     /// When pods were frozen: `(pod, from, to)`, `to` nil while still paused.
     public internal(set) var pauses: [(pod: Int, from: Instant, to: Instant?)] = []
-    /// Pods a timeline `crash` stopped and nothing restarted yet (`recover` restarts them).
-    public internal(set) var crashedByTimeline: Set<Int> = []
+    /// Pods a timeline `crash` or `terminate` stopped and nothing restarted yet (`recover`
+    /// restarts them).
+    public internal(set) var stoppedByTimeline: Set<Int> = []
+    /// Pods `recover` found still shutting down: the kubelet restarts each once it exits.
+    public internal(set) var restartWhenExited: Set<Int> = []
 
     var queue = EventQueue<SimEvent>()
     let streams: RandomStreams
@@ -92,6 +97,8 @@ public struct SimWorld: Sendable {
 
     /// Starts a new process in pod `index` (a fresh UID, name suffix and IP).
     public mutating func start(_ index: Int) {
+        self.stoppedByTimeline.remove(index)
+        self.restartWhenExited.remove(index)
         var pod = self.pods[index]
         if let old = pod.address { self.addressOwners[old] = nil }
         pod.boot += 1
@@ -158,8 +165,9 @@ public struct SimWorld: Sendable {
     }
 
     /// The liveness phase begins: every link healed and every held link released, impairments
-    /// cleared, paused pods resumed, and pods in `crashedByTimeline` restarted. Returns how many
-    /// pods were restarted.
+    /// cleared, paused pods resumed, and pods in `stoppedByTimeline` restarted (those still shutting
+    /// down after a `terminate` as soon as they exit, as the kubelet would). Returns how many pods
+    /// were restarted now.
     public mutating func recover() -> Int {
         self.network.healAll()
         let held = self.network.heldLinks.sorted()
@@ -168,9 +176,10 @@ public struct SimWorld: Sendable {
             self.network.impair(pod, with: nil)
             self.resume(pod)
         }
-        let restarted = self.crashedByTimeline.sorted().filter { !self.pods[$0].hasProcess }
+        let restarted = self.stoppedByTimeline.sorted().filter { !self.pods[$0].hasProcess }
         for pod in restarted { self.start(pod) }
-        self.crashedByTimeline = []
+        self.restartWhenExited.formUnion(self.stoppedByTimeline.filter { self.pods[$0].hasProcess })
+        self.stoppedByTimeline = []
         return restarted.count
     }
 
@@ -236,6 +245,8 @@ public struct SimWorld: Sendable {
                 perform(&self, id)
             case .dnsRefresh:
                 if !self.pendingDNS.isEmpty { self.dnsListing = self.pendingDNS.removeFirst() }
+            case .kubeletRestart(let pod):
+                if !self.pods[pod].hasProcess { self.start(pod) }
             case .timer(let pod, let boot, let id, let generation):
                 guard self.isCurrent(pod, boot), self.pods[pod].timerGenerations[id] == generation else { continue }
                 self.receive(next.event, pod: pod, input: .timerFired(id))
@@ -268,6 +279,9 @@ public struct SimWorld: Sendable {
 
     mutating func stopProcess(_ index: Int, state: SimPod.State) {
         self.pods[index].state = state
+        if case .exited = state, self.restartWhenExited.remove(index) != nil {
+            self.queue.schedule(.kubeletRestart(pod: index), at: self.now + self.settings.kubeletRestartDelay)
+        }
         let parked = self.pods[index].inbox
         self.pods[index].inbox = []
         // Tunnels dialled while it was frozen were never answered: the agents see the reset.
