@@ -171,6 +171,10 @@ extension Membership {
             }
             return
         }
+        if let tombstone = self.tombstones[subject] {
+            self.echoTombstone(subject, tombstone, suspectedAt: incarnation, into: &directives)
+            return
+        }
         guard let member = self.members[subject], member.isLive, incarnation >= member.state.incarnation else { return }
         if member.state.status == .suspect, member.state.incarnation == incarnation, var suspicion = self.suspicions[subject] {
             guard mayConfirm, accuser != self.author(suspicion.accuser), !suspicion.confirmers.contains(where: { self.author($0) == accuser }),
@@ -188,6 +192,20 @@ extension Membership {
         self.suspicions[subject] = suspicion
         directives.append(.schedule(.suspicion(subject), at: suspicion.deadline))
         directives.append(.broadcast(.suspect(subject: subject, incarnation: incarnation, accuser: accuser)))
+    }
+
+    /// Someone still suspects a UID we know is gone (it left, or was declared dead, while that node
+    /// missed the news): say so again. Only the suspecting node would otherwise probe it, and with
+    /// nobody able to confirm it waits Lifeguard's maximum timeout (fuzz seeds 332 and 2911: a
+    /// ghost member for 30 s). Tombstones are authoritative: a UID never comes back (a process
+    /// told it is dead takes a new UID), so the echo carries the incarnation the suspecter knows
+    /// when that is higher than ours, or a refutation we never saw would make it ignore the echo.
+    mutating func echoTombstone(_ subject: NodeUID, _ tombstone: Tombstone, suspectedAt incarnation: UInt64, into directives: inout [MembershipDirective]) {
+        let incarnation = max(incarnation, tombstone.incarnation)
+        switch tombstone.status {
+        case .left: directives.append(.broadcast(.left(subject: subject, incarnation: incarnation)))
+        default: directives.append(.broadcast(.dead(subject: subject, incarnation: incarnation, accuser: self.me.uid)))
+        }
     }
 
     mutating func applyDead(subject: NodeUID, incarnation: UInt64, accuser: NodeUID, now: Instant, into directives: inout [MembershipDirective]) {

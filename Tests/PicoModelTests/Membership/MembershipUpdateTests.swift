@@ -21,6 +21,19 @@ struct MembershipUpdateTests {
         #expect(!tombstoned.contains { if case .exchangeState = $0 { true } else { false } }, "a dead UID is told so instead")
     }
 
+    @Test func test_suspicionOfATombstonedUID_isAnsweredWithTheTombstone_atTheSuspectersIncarnation() {
+        var membership = Fixture.running(peers: 3)
+        let (gone, left) = (Fixture.info(2).uid, Fixture.info(3).uid)
+        _ = membership.receive([.dead(subject: gone, incarnation: 0, accuser: Fixture.info(4).uid)], from: 4, now: .seconds(1))
+        _ = membership.receive([.left(subject: left, incarnation: 2)], from: 3, now: .seconds(1))
+        // Peer 4 missed both and, having seen a refutation we never saw, suspects them at incarnation 1.
+        let echoed = membership.receive(
+            [.suspect(subject: gone, incarnation: 1, accuser: Fixture.info(4).uid), .suspect(subject: left, incarnation: 1, accuser: Fixture.info(4).uid)],
+            from: 4, now: .seconds(2))
+        #expect(echoed.broadcasts == [.dead(subject: gone, incarnation: 1, accuser: Fixture.me.uid), .left(subject: left, incarnation: 2)])
+        #expect(membership.tombstone(gone)?.status == .dead && membership.tombstone(left)?.status == .left)
+    }
+
     @Test func test_suspectAboutMe_shouldRefute_withIncarnationPastTheAccusers() {
         var membership = Fixture.running(peers: 2)
         let first = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 0, accuser: self.peer.uid)], from: 2, now: .seconds(1))
