@@ -14,6 +14,7 @@ extension ClusterNode {
         }
     }
 
+    /// (Also set when a request had to be forwarded to a draining holder: see `route`.)
     /// Opens the pending repair sync, at most one per probe interval (an endpoint that really went
     /// away makes every node sync once, each with a random member, so no node is flooded).
     mutating func runRouteRepair(now: Instant, into directives: inout [ClusterDirective]) {

@@ -40,7 +40,13 @@ extension ClusterNode {
     /// Decides where a request goes (see `Router`); a local decision counts the request in flight.
     mutating func route(endpoint: String?, forwarded: Bool) -> RouteDecision {
         let remote = endpoint.map { self.remoteUpstreams(for: $0) } ?? []
-        return Router.decide(endpoint: endpoint, forwarded: forwarded, local: &self.upstreams, remote: remote, rng: &self.routingRNG)
+        let decision = Router.decide(endpoint: endpoint, forwarded: forwarded, local: &self.upstreams, remote: remote, rng: &self.routingRNG)
+        if case .forward(let uid, _, _) = decision, remote.contains(where: { $0.uid == uid && $0.draining }) {
+            // Only a draining node holds it, as far as we know: its replacement may be announced
+            // already and we missed it (fuzz seed 2622). Check before the drain ends.
+            self.routeRepairPending = true
+        }
+        return decision
     }
 
     // MARK: - Drain

@@ -41,6 +41,12 @@ extension Membership {
         self.isDraining = true
         self.incarnation += 1
         directives.append(.broadcast(self.aliveMessage()))
+        // Every router must learn this before the drain ends, or it keeps choosing us over the
+        // replacement and its requests fail once we close the tunnel and leave: gossip reaches
+        // each member with high probability only (fuzz seed 2622). So tell members directly too.
+        for member in self.liveMembers(where: { $0.state.status == .alive }).prefix(self.settings.directAnnouncementLimit) {
+            directives.append(.send([self.aliveMessage()], to: member.info.gossipAddress, piggyback: false))
+        }
         return directives
     }
 

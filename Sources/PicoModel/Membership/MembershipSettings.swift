@@ -67,6 +67,10 @@ public struct MembershipSettings: Hashable, Sendable {
     public var leaveTimeout: Duration = .seconds(5)
     /// Acknowledgements of `left` that complete a leave early (fewer when fewer peers exist).
     public var leaveAcknowledgements: Int = 2
+    /// Members told directly (one datagram each, besides the broadcast) that this node started
+    /// draining, so routers stop preferring it before it closes its tunnels. Beyond this many,
+    /// gossip alone carries it.
+    public var directAnnouncementLimit: Int = 256
     /// A gap between consecutive inputs longer than this means this process was paused (GC, CPU
     /// starvation, SIGSTOP): pending suspicion deadlines are pushed back by the gap and the probe
     /// in progress is abandoned instead of failed, so a frozen node does not accuse healthy peers
@@ -125,6 +129,7 @@ public struct MembershipSettings: Hashable, Sendable {
         if self.maxRelays < 1 { errors.append("maxRelays must be at least 1") }
         if self.joinFanout < 1 { errors.append("joinFanout must be at least 1") }
         if self.leaveAcknowledgements < 1 { errors.append("leaveAcknowledgements must be at least 1") }
+        if self.directAnnouncementLimit < 0 { errors.append("directAnnouncementLimit must not be negative") }
         return errors
     }
 }

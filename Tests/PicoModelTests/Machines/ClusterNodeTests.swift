@@ -76,6 +76,22 @@ struct ClusterNodeTests {
         #expect(later.contains(.event(.routeRepairSync(with: other.gossipAddress))))
     }
 
+    @Test func test_forwardingToADrainingHolder_startsARepairSync() {
+        var node = Self.node()
+        let (holder, other) = (Fixture.info(2), Fixture.info(3))
+        func datagram(from sender: NodeInfo, _ messages: [GossipMessage]) -> ClusterInput {
+            .datagramReceived(GossipCodec.datagram(sender: sender.uid, endpointVersion: 0, encodedMessages: messages.map { GossipCodec.encode($0) }), from: sender.gossipAddress)
+        }
+        let added = EndpointDelta(owner: holder.uid, base: 0, entries: [.init(endpoint: "e0", count: 1, version: 1)])
+        _ = node.handle(datagram(from: holder, [.alive(info: holder, incarnation: 0, draining: false), .alive(info: other, incarnation: 0, draining: false), .endpointDelta(added)]), now: .seconds(1))
+        let healthy = node.handle(.routeRequest(RequestID(1), endpoint: "e0", forwarded: false), now: .seconds(2))
+        #expect(!healthy.contains { if case .event(.routeRepairSync) = $0 { true } else { false } })
+        _ = node.handle(datagram(from: holder, [.alive(info: holder, incarnation: 1, draining: true)]), now: .seconds(3))
+        let draining = node.handle(.routeRequest(RequestID(2), endpoint: "e0", forwarded: false), now: .seconds(4))
+        #expect(draining.contains { if case .route(_, .forward(holder.uid, _, _)) = $0 { true } else { false } }, "still the only holder")
+        #expect(draining.contains(.event(.routeRepairSync(with: other.gossipAddress))), "maybe we missed its replacement")
+    }
+
     @Test func test_malformedDatagram_isReportedAndDropped_andTheNodeKeepsWorking() {
         var node = Self.node()
         let directives = node.handle(.datagramReceived([0xB7, 1, 0, 0], from: TestCluster.address(5)), now: .seconds(1))

@@ -166,6 +166,19 @@ struct MembershipUpdateTests {
         #expect(observer.member(Fixture.me.uid)?.draining == true)
         #expect(draining.events.contains(.memberDraining(uid: Fixture.me.uid, name: Fixture.me.name)))
     }
+
+    @Test func test_drainingAnnouncement_isAlsoSentDirectlyToEveryAliveMember_upToTheLimit() {
+        var membership = Fixture.running(peers: 4)
+        _ = membership.receive([.suspect(subject: Fixture.info(5).uid, incarnation: 0, accuser: Fixture.info(2).uid)], from: 2, now: .milliseconds(500))
+        let directives = membership.startDraining(now: .seconds(1))
+        let announcement = GossipMessage.alive(info: Fixture.me, incarnation: 1, draining: true)
+        #expect(Set(directives.sends.map(\.to)) == Set([2, 3, 4].map { Fixture.info($0).gossipAddress }), "every alive member, not the suspect")
+        #expect(directives.sends.allSatisfy { $0.messages == [announcement] })
+        var settings = MembershipSettings()
+        settings.directAnnouncementLimit = 1
+        var limited = Fixture.running(peers: 4, settings: settings)
+        #expect(limited.startDraining(now: .seconds(1)).sends.count == 1)
+    }
 }
 
 @Suite("Membership: gossip, leave, join")
