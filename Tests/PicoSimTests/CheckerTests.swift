@@ -27,6 +27,14 @@ struct CheckerTests {
         }
     }
 
+    @Test func test_routeCheck_judgesOnlyRequestsThatReachedAPod() {
+        var world = TrafficTests.startedWorld(pods: 2)
+        world.traffic.history.append(RequestRecord(id: 900, client: 0, endpoint: "alpha", issuedAt: .seconds(1), finishedAt: .seconds(1), outcome: .failed("no pod behind the load balancer"), path: []))
+        #expect(Checker.routeOnlyToLiveOwners(detection: .seconds(15)).check(world).passed, "the load balancer had nobody: no routing happened")
+        world.traffic.history.append(RequestRecord(id: 901, client: 0, endpoint: "alpha", issuedAt: .seconds(1), finishedAt: .seconds(1), outcome: .failed("502 no available upstreams"), path: [0]))
+        #expect(!Checker.routeOnlyToLiveOwners(detection: .seconds(15)).check(world).passed)
+    }
+
     @Test func test_crash_excusedOnlyWithinTheDetectionWindow() {
         var world = TrafficTests.startedWorld(pods: 3)
         world.addClient(ClientSpec(name: "load", endpoints: ["alpha", "beta", "gamma"], rate: 100))

@@ -171,8 +171,11 @@ public enum ScenarioRunner {
             return "restart \(self.names(pods, world))"
         case .terminate(let pods):
             for pod in pods where world.pods[pod].hasProcess {
+                // A pod already shutting down (a rollout or scale-down is replacing it) is not the
+                // timeline's to bring back (seed 11883).
+                let alreadyStopping = world.pods[pod].node.map { $0.lifecycle.phase >= .draining } ?? true
                 world.terminate(pod)
-                world.stoppedByTimeline.insert(pod)
+                if !alreadyStopping { world.stoppedByTimeline.insert(pod) }
             }
             return "SIGTERM \(self.names(pods, world))"
         case .pause(let pods):
