@@ -13,6 +13,14 @@ struct WorldTests {
         return SimWorld(podCount: pods, seed: seed, settings: settings)
     }
 
+    /// A world whose pods all started at zero, run for `runFor`.
+    static func startedTogether(pods: Int, runFor duration: Duration) -> SimWorld {
+        var world = Self.world(pods: pods)
+        for index in 0..<pods { world.start(index) }
+        world.run(until: .zero + duration)
+        return world
+    }
+
     static func liveUIDs(_ world: SimWorld, seenBy index: Int) -> [NodeUID] {
         world.pods[index].node?.memberViews.filter { !$0.state.status.isTerminal }.map(\.info.uid).sorted() ?? []
     }
@@ -71,9 +79,7 @@ struct WorldTests {
     }
 
     @Test func test_stateExchange_toAProcessThatStops_isResetAtTheInitiator() {
-        var world = Self.world(pods: 3)
-        for index in 0..<3 { world.start(index) }
-        world.run(until: .seconds(5))
+        var world = Self.startedTogether(pods: 3, runFor: .seconds(5))
         let target = world.pods[0].address!
         // Accepted, then the responder crashes before answering: the kernel resets the connection.
         world.openStream(ExchangeID(1_000), from: 1, to: target, bytes: [])
@@ -87,9 +93,7 @@ struct WorldTests {
     }
 
     @Test func test_sigtermToAPausedPod_waitsUntilItResumes_thenItDrains() {
-        var world = Self.world(pods: 3)
-        for index in 0..<3 { world.start(index) }
-        world.run(until: .seconds(5))
+        var world = Self.startedTogether(pods: 3, runFor: .seconds(5))
         world.pause(2)
         world.terminate(2)
         world.run(until: .seconds(6))
@@ -101,9 +105,7 @@ struct WorldTests {
 
     @Test func test_loadBalancer_keepsPausedReadyPods_whenAnotherPodTurnsUnready() {
         // fuzz seeds 742 and 1579: the snapshot taken while two pods were paused dropped them for good.
-        var world = Self.world(pods: 3)
-        for index in 0..<3 { world.start(index) }
-        world.run(until: .seconds(5))
+        var world = Self.startedTogether(pods: 3, runFor: .seconds(5))
         world.pause(0)
         world.pause(1)
         world.terminate(2)
@@ -116,9 +118,7 @@ struct WorldTests {
 
     @Test func test_recover_restartsATerminatedPod_onceItHasExited() {
         // seed 2009: a pod the timeline terminated stayed down after recover.
-        var world = Self.world(pods: 3)
-        for index in 0..<3 { world.start(index) }
-        world.run(until: .seconds(5))
+        var world = Self.startedTogether(pods: 3, runFor: .seconds(5))
         world.terminate(2)
         world.stoppedByTimeline.insert(2)
         #expect(world.recover() == 0, "still draining: nothing to restart yet")

@@ -11,6 +11,11 @@ struct ClusterNodeTests {
         return node
     }
 
+    /// A datagram from `sender` carrying `messages`, as the shell would feed it.
+    static func datagram(from sender: NodeInfo, _ messages: [GossipMessage]) -> ClusterInput {
+        .datagramReceived(GossipCodec.datagram(sender: sender.uid, endpointVersion: 0, encodedMessages: messages.map { GossipCodec.encode($0) }), from: sender.gossipAddress)
+    }
+
     @Test func test_invalidConfiguration_namesTheKey() {
         var configuration = TestCluster.configuration(0, seed: 1, join: [])
         configuration.gracePeriod = .seconds(2)
@@ -55,22 +60,19 @@ struct ClusterNodeTests {
     @Test func test_losingTheLastRouteOfAnEndpoint_syncsWithAnAliveMember_oncePerProbeInterval() {
         var node = Self.node()
         let (holder, other) = (Fixture.info(2), Fixture.info(3))
-        func datagram(from sender: NodeInfo, _ messages: [GossipMessage]) -> ClusterInput {
-            .datagramReceived(GossipCodec.datagram(sender: sender.uid, endpointVersion: 0, encodedMessages: messages.map { GossipCodec.encode($0) }), from: sender.gossipAddress)
-        }
         let alive = [holder, other].map { GossipMessage.alive(info: $0, incarnation: 0, draining: false) }
         let added = EndpointDelta(owner: holder.uid, base: 0, entries: [.init(endpoint: "e0", count: 1, version: 1)])
-        _ = node.handle(datagram(from: holder, alive + [.endpointDelta(added)]), now: .seconds(1))
+        _ = node.handle(Self.datagram(from: holder, alive + [.endpointDelta(added)]), now: .seconds(1))
         #expect(node.remoteUpstreams(for: "e0").count == 1)
         // The holder leaves; we never heard of the endpoint's replacement.
-        let left = node.handle(datagram(from: holder, [.left(subject: holder.uid, incarnation: 0)]), now: .seconds(2))
+        let left = node.handle(Self.datagram(from: holder, [.left(subject: holder.uid, incarnation: 0)]), now: .seconds(2))
         #expect(left.contains(.event(.routeRepairSync(with: other.gossipAddress))))
         #expect(left.contains { if case .openStateExchange(_, other.gossipAddress, _) = $0 { true } else { false } })
         // A second loss within the probe interval waits for it.
         let again = EndpointDelta(owner: other.uid, base: 0, entries: [.init(endpoint: "e1", count: 1, version: 1)])
         let gone = EndpointDelta(owner: other.uid, base: 1, entries: [.init(endpoint: "e1", count: 0, version: 2)])
-        _ = node.handle(datagram(from: other, [.endpointDelta(again)]), now: .milliseconds(2_100))
-        let soon = node.handle(datagram(from: other, [.endpointDelta(gone)]), now: .milliseconds(2_200))
+        _ = node.handle(Self.datagram(from: other, [.endpointDelta(again)]), now: .milliseconds(2_100))
+        let soon = node.handle(Self.datagram(from: other, [.endpointDelta(gone)]), now: .milliseconds(2_200))
         #expect(!soon.contains { if case .event(.routeRepairSync) = $0 { true } else { false } })
         let later = node.handle(.timerFired(.gossip), now: .seconds(3))
         #expect(later.contains(.event(.routeRepairSync(with: other.gossipAddress))))
@@ -79,14 +81,11 @@ struct ClusterNodeTests {
     @Test func test_forwardingToADrainingHolder_startsARepairSync() {
         var node = Self.node()
         let (holder, other) = (Fixture.info(2), Fixture.info(3))
-        func datagram(from sender: NodeInfo, _ messages: [GossipMessage]) -> ClusterInput {
-            .datagramReceived(GossipCodec.datagram(sender: sender.uid, endpointVersion: 0, encodedMessages: messages.map { GossipCodec.encode($0) }), from: sender.gossipAddress)
-        }
         let added = EndpointDelta(owner: holder.uid, base: 0, entries: [.init(endpoint: "e0", count: 1, version: 1)])
-        _ = node.handle(datagram(from: holder, [.alive(info: holder, incarnation: 0, draining: false), .alive(info: other, incarnation: 0, draining: false), .endpointDelta(added)]), now: .seconds(1))
+        _ = node.handle(Self.datagram(from: holder, [.alive(info: holder, incarnation: 0, draining: false), .alive(info: other, incarnation: 0, draining: false), .endpointDelta(added)]), now: .seconds(1))
         let healthy = node.handle(.routeRequest(RequestID(1), endpoint: "e0", forwarded: false), now: .seconds(2))
         #expect(!healthy.contains { if case .event(.routeRepairSync) = $0 { true } else { false } })
-        _ = node.handle(datagram(from: holder, [.alive(info: holder, incarnation: 1, draining: true)]), now: .seconds(3))
+        _ = node.handle(Self.datagram(from: holder, [.alive(info: holder, incarnation: 1, draining: true)]), now: .seconds(3))
         let draining = node.handle(.routeRequest(RequestID(2), endpoint: "e0", forwarded: false), now: .seconds(4))
         #expect(draining.contains { if case .route(_, .forward(holder.uid, _, _)) = $0 { true } else { false } }, "still the only holder")
         #expect(draining.contains(.event(.routeRepairSync(with: other.gossipAddress))), "maybe we missed its replacement")
