@@ -204,8 +204,9 @@ struct MembershipLifecycleTests {
     @Test func test_leave_isRetransmittedUntilAcknowledged_thenCompletes() {
         var membership = Fixture.running(peers: 4)
         let start = membership.startLeave(now: .seconds(1))
-        let targets = start.sends.map(\.to)
-        #expect(targets.count == 3)
+        let targets = Array(membership.leave?.targets.values ?? [:].values)
+        #expect(targets.count == 3, "three must acknowledge")
+        #expect(start.sends.count == 4, "every alive member hears it at once")
         #expect(start.sends.allSatisfy { $0.messages == [.left(subject: Fixture.me.uid, incarnation: 0)] })
         #expect(start.broadcasts == [.left(subject: Fixture.me.uid, incarnation: 0)])
         #expect(start.scheduled(.leaveDeadline) == .seconds(6))
@@ -369,5 +370,13 @@ struct MembershipPushPullTests {
         #expect(records.members.map(\.info.uid) == [Fixture.me.uid, Fixture.info(2).uid])
         #expect(records.tombstones.map(\.uid) == [Fixture.info(3).uid])
         #expect(records.tombstones[0].address == Fixture.info(3).gossipAddress)
+    }
+
+    @Test func test_leave_isSentDirectlyToEveryAliveMember_andAcknowledgedByThree() {
+        var membership = Fixture.running(peers: 6)
+        let directives = membership.startLeave(now: .seconds(1))
+        let left = GossipMessage.left(subject: Fixture.me.uid, incarnation: 0)
+        #expect(Set(directives.sends.filter { $0.messages == [left] }.map(\.to)) == Set((2...7).map { Fixture.info(UInt64($0)).gossipAddress }))
+        #expect(membership.leave?.targets.count == 3, "only three must acknowledge")
     }
 }
