@@ -42,12 +42,21 @@ extension Membership {
         self.incarnation += 1
         directives.append(.broadcast(self.aliveMessage()))
         // Every router must learn this before the drain ends, or it keeps choosing us over the
-        // replacement and its requests fail once we close the tunnel and leave: gossip reaches
-        // each member with high probability only (fuzz seed 2622). So tell members directly too.
-        for member in self.liveMembers(where: { $0.state.status == .alive }).prefix(self.settings.directAnnouncementLimit) {
-            directives.append(.send([self.aliveMessage()], to: member.info.gossipAddress, piggyback: false))
-        }
+        // replacement and its requests fail once we close the tunnel and leave (fuzz seed 2622).
+        self.announceDirectly(self.aliveMessage(), into: &directives)
         return directives
+    }
+
+    /// Sends `message` in its own datagram to each of `first`, then to the other alive members
+    /// (sorted by UID) up to `directAnnouncementLimit` in all; gossip carries it beyond. For news
+    /// every router needs at once (draining, leaving), which a broadcast delivers only with high
+    /// probability.
+    func announceDirectly(_ message: GossipMessage, first: [Member] = [], into directives: inout [MembershipDirective]) {
+        let firstUIDs = Set(first.map(\.info.uid))
+        let others = self.liveMembers { $0.state.status == .alive && !firstUIDs.contains($0.info.uid) }
+        for member in first + others.prefix(max(0, self.settings.directAnnouncementLimit - first.count)) {
+            directives.append(.send([message], to: member.info.gossipAddress, piggyback: false))
+        }
     }
 
     /// Starts the graceful leave: a self-issued `left`, sent directly to a few live members and
@@ -63,15 +72,9 @@ extension Membership {
         for target in targets { progress.targets[target.info.uid] = target.info.gossipAddress }
         self.leave = progress
         let announcement = GossipMessage.left(subject: self.me.uid, incarnation: self.incarnation)
-        for target in targets {
-            directives.append(.send([announcement], to: target.info.gossipAddress, piggyback: false))
-        }
         // Every router should stop forwarding to us at once, not a few gossip rounds later (fuzz
         // seed 9901: a node forwarded to us 0.3 s after we left). Only the targets acknowledge.
-        let others = self.liveMembers { $0.state.status == .alive && progress.targets[$0.info.uid] == nil }
-        for member in others.prefix(max(0, self.settings.directAnnouncementLimit - targets.count)) {
-            directives.append(.send([announcement], to: member.info.gossipAddress, piggyback: false))
-        }
+        self.announceDirectly(announcement, first: targets, into: &directives)
         directives.append(.broadcast(announcement))
         if progress.needed == 0 {
             self.finishLeave(into: &directives)

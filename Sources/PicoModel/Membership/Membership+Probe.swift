@@ -157,22 +157,22 @@ extension Membership {
         // memberlist sets k = suspicionMultiplier - 2 and drops it to 0 when N - 2 < k, which lets a
         // lone accuser kill a member of a 3-node cluster after the minimum. We cap k at N - 2
         // instead, so one independent confirmation is still needed whenever one is possible.
-        let wanted = max(0, min(self.settings.suspicionMultiplier - 2, size - 2))
+        // And never more than anyone could still send (see `shortenSuspicionsAfterLosingConfirmer`).
+        let expected = min(max(0, min(self.settings.suspicionMultiplier - 2, size - 2)), self.possibleConfirmers(of: subject, accuser: accuser, confirmers: []))
         var suspicion = Suspicion(
             accuser: accuser, confirmers: [], startedAt: now, minimum: minimum, maximum: maximum,
-            expectedConfirmations: wanted, deadline: now)
-        suspicion.expectedConfirmations = min(wanted, self.possibleConfirmers(of: subject, in: suspicion))
+            expectedConfirmations: expected, deadline: now)
         suspicion.deadline = now + suspicion.timeout(confirmations: 0)
         return suspicion
     }
 
-    /// Members that could still send an independent confirmation of `suspicion`: this node (its
-    /// own probe) and live peers that it does not suspect, other than the subject, the accuser and
-    /// those who confirmed already.
-    func possibleConfirmers(of subject: NodeUID, in suspicion: Suspicion) -> Int {
-        let accuser = self.author(suspicion.accuser)
+    /// Members that could still send an independent confirmation of a suspicion of `subject`: this
+    /// node (its own probe) and live peers that it does not suspect, other than the subject, the
+    /// accuser and those who confirmed already.
+    func possibleConfirmers(of subject: NodeUID, accuser: NodeUID, confirmers: [NodeUID]) -> Int {
+        let accuser = self.author(accuser)
         func mayStillConfirm(_ uid: NodeUID) -> Bool {
-            uid != accuser && !suspicion.confirmers.contains(where: { self.author($0) == uid })
+            uid != accuser && !confirmers.contains(where: { self.author($0) == uid })
         }
         var count = mayStillConfirm(self.me.uid) ? 1 : 0
         for (uid, member) in self.members where member.state.status == .alive && uid != subject && mayStillConfirm(uid) {
@@ -190,17 +190,16 @@ extension Membership {
         guard !self.suspicions.isEmpty else { return }
         for uid in self.suspicions.keys.sorted() {
             guard var suspicion = self.suspicions[uid] else { continue }
-            let possible = suspicion.confirmers.count + self.possibleConfirmers(of: uid, in: suspicion)
+            let possible = suspicion.confirmers.count
+                + self.possibleConfirmers(of: uid, accuser: suspicion.accuser, confirmers: suspicion.confirmers)
             guard possible < suspicion.expectedConfirmations else { continue }
             suspicion.expectedConfirmations = possible
-            let deadline = suspicion.startedAt + suspicion.timeout(confirmations: suspicion.confirmers.count)
-            guard deadline < suspicion.deadline else {
-                self.suspicions[uid] = suspicion
-                continue
+            let shortened = suspicion.startedAt + suspicion.timeout(confirmations: suspicion.confirmers.count)
+            if shortened < suspicion.deadline {
+                suspicion.deadline = shortened
+                directives.append(.schedule(.suspicion(uid), at: max(now, shortened)))
             }
-            suspicion.deadline = deadline
             self.suspicions[uid] = suspicion
-            directives.append(.schedule(.suspicion(uid), at: max(now, deadline)))
         }
     }
 }

@@ -68,8 +68,8 @@ public struct MembershipSettings: Hashable, Sendable {
     /// Acknowledgements of `left` that complete a leave early (fewer when fewer peers exist).
     public var leaveAcknowledgements: Int = 2
     /// Members told directly (one datagram each, besides the broadcast) that this node started
-    /// draining, so routers stop preferring it before it closes its tunnels. Beyond this many,
-    /// gossip alone carries it.
+    /// draining or is leaving, so routers stop choosing it at once. Beyond this many, gossip
+    /// alone carries it (the leave's acknowledging targets are always told).
     public var directAnnouncementLimit: Int = 256
     /// A gap between consecutive inputs longer than this means this process was paused (GC, CPU
     /// starvation, SIGSTOP): pending suspicion deadlines are pushed back by the gap and the probe

@@ -74,12 +74,11 @@ extension SimWorld {
     }
 
     func observeAgents(_ seen: inout Observations) {
-        let anyReady = self.anyPodBehindLoadBalancer
         if seen.outageStarts.count < self.traffic.agents.count {
             seen.outageStarts += Array(repeating: nil, count: self.traffic.agents.count - seen.outageStarts.count)
         }
         for (index, agent) in self.traffic.agents.enumerated() {
-            if self.hasWorkingTunnel(index) || !anyReady {
+            if self.hasWorkingTunnel(index) || !self.anyPodBehindLoadBalancer {
                 seen.outageStarts[index] = nil
                 continue
             }

@@ -164,10 +164,7 @@ public enum ScenarioRunner {
             }
             return "crash \(self.names(pods, world))"
         case .restart(let pods):
-            for pod in pods where !world.pods[pod].hasProcess {
-                world.start(pod)
-                world.stoppedByTimeline.remove(pod)
-            }
+            for pod in pods where !world.pods[pod].hasProcess { world.start(pod) }
             return "restart \(self.names(pods, world))"
         case .terminate(let pods):
             for pod in pods where world.pods[pod].hasProcess {
@@ -206,10 +203,7 @@ public enum ScenarioRunner {
             return "netem cleared on \(self.names(pods, world))"
         case .scale(let replicas):
             let running = world.pods.indices.filter { world.pods[$0].hasProcess }
-            for pod in 0..<replicas where !world.pods[pod].hasProcess {
-                world.start(pod)
-                world.stoppedByTimeline.remove(pod)
-            }
+            for pod in 0..<replicas where !world.pods[pod].hasProcess { world.start(pod) }
             for pod in running.reversed() where pod >= replicas { world.terminate(pod) }
             world.stoppedByTimeline = world.stoppedByTimeline.filter { $0 < replicas }
             return "scale to \(replicas) replicas"

@@ -55,13 +55,16 @@ extension SimWorld {
         }
     }
 
+    /// How long a TCP connect to an unreachable address takes to fail.
+    static let connectTimeout: Duration = .seconds(2)
+
     mutating func openStream(_ exchange: ExchangeID, from index: Int, to address: Address, bytes: [UInt8]) {
         let boot = self.pods[index].boot
         guard let target = self.addressOwners[address], let source = self.pods[index].address,
             let delay = self.network.streamDelay(from: index, to: target.pod)
         else {
             // A TCP connect to an unreachable address fails after a timeout.
-            self.failStream(exchange, pod: index, boot: boot, reason: "connect timeout", after: .seconds(2))
+            self.failStream(exchange, pod: index, boot: boot, reason: "connect timeout", after: Self.connectTimeout)
             return
         }
         let id = self.nextStreamID
@@ -79,7 +82,7 @@ extension SimWorld {
         if let delay = self.network.streamDelay(from: pending.responder, to: pending.initiator) {
             self.failStream(pending.exchange, pod: pending.initiator, boot: pending.boot, reason: reason, after: delay)
         } else {
-            self.failStream(pending.exchange, pod: pending.initiator, boot: pending.boot, reason: "connect timeout", after: .seconds(2))
+            self.failStream(pending.exchange, pod: pending.initiator, boot: pending.boot, reason: "connect timeout", after: Self.connectTimeout)
         }
     }
 
