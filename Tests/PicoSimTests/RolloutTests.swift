@@ -32,4 +32,18 @@ struct RolloutTests {
         #expect(world.stops.count == 3)
         #expect(world.pods.allSatisfy { $0.ready })
     }
+
+    @Test func test_aProcessStartedWhileTheOldOneTerminated_isTheReplacement_notKilledAtTheGracePeriod() {
+        var world = TrafficTests.startedWorld(pods: 3)
+        world.startRollout(maxUnavailable: 1, terminationGracePeriod: .seconds(30))
+        world.run(until: world.now + .seconds(1))
+        #expect(world.isShuttingDown(2))
+        world.crash(2)
+        world.start(2)
+        let boot = world.pods[2].boot
+        world.run(until: world.now + .seconds(40))
+        #expect(world.pods[2].boot == boot, "the restarted process is left alone")
+        #expect(world.stops.filter { $0.pod == 2 }.count == 1, "one stop: the crash, no SIGKILL 30 s later")
+        #expect(world.rollout?.replaced.first == 2)
+    }
 }

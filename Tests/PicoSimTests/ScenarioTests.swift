@@ -90,6 +90,22 @@ struct ScenarioTests {
         #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      partition: {shape: square}\n").contains("spec.timeline[0].partition.shape: must be halves"))
     }
 
+    @Test func test_crashOfAPodARolloutIsReplacing_isNotRestartedByRecover() throws {
+        // seed 11883: `recover` restarted the crashed old pod beside its replacement.
+        let text = Self.minimal + """
+              timeline:
+                - {at: 10s, rollout: {maxUnavailable: 1, maxSurge: 1}}
+                - {at: 10.55s, crash: {pods: [2]}}
+                - {at: 10.56s, recover: {}}
+
+            """
+        let scenario = try ScenarioDecoder.decode(text, file: "t.yaml")
+        let (world, _) = ScenarioRunner.runWorld(scenario)
+        #expect(world.surgeRollout?.isComplete == true)
+        #expect(world.pods.filter(\.hasProcess).count == 3, "three replicas, no extra process on the crashed ordinal")
+        #expect(world.stops.filter(\.crashed).count == 1, "the timeline's crash only: nothing SIGKILLed")
+    }
+
     @Test func test_commandLine_exitCodes() throws {
         func run(_ arguments: [String]) throws -> Int32 { try PicoSimBinary.run(arguments).status }
         let bad = FileManager.default.temporaryDirectory.appendingPathComponent("pico-bad-\(UInt64.random(in: 0...UInt64.max)).yaml")

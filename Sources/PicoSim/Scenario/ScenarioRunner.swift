@@ -159,8 +159,12 @@ public enum ScenarioRunner {
             return "rollout starts (maxUnavailable \(maxUnavailable), maxSurge \(maxSurge), minReadySeconds \(DurationText.format(minReady)))"
         case .crash(let pods):
             for pod in pods where world.pods[pod].hasProcess {
+                // A pod a rollout or scale-down is already replacing stays the controller's: a
+                // container that dies while terminating is not restarted (seed 11883: `recover`
+                // brought it back beside its replacement and the rollout SIGKILLed it 30 s later).
+                let alreadyStopping = world.isShuttingDown(pod)
                 world.crash(pod)
-                world.stoppedByTimeline.insert(pod)
+                if !alreadyStopping { world.stoppedByTimeline.insert(pod) }
             }
             return "crash \(self.names(pods, world))"
         case .restart(let pods):
@@ -170,7 +174,7 @@ public enum ScenarioRunner {
             for pod in pods where world.pods[pod].hasProcess {
                 // A pod already shutting down (a rollout or scale-down is replacing it) is not the
                 // timeline's to bring back (seed 11883).
-                let alreadyStopping = world.pods[pod].node.map { $0.lifecycle.phase >= .draining } ?? true
+                let alreadyStopping = world.isShuttingDown(pod)
                 world.terminate(pod)
                 if !alreadyStopping { world.stoppedByTimeline.insert(pod) }
             }

@@ -13,7 +13,8 @@ public struct SimRollout: Hashable, Sendable {
     public var terminationGracePeriod: Duration
 
     enum Step: Hashable, Sendable {
-        case terminating(since: Instant)
+        /// SIGTERM went to process `boot` at `since`; any other boot is not this step's to kill.
+        case terminating(since: Instant, boot: Int)
         case starting
     }
 
@@ -49,9 +50,12 @@ extension SimWorld {
         guard var rollout = self.rollout, !rollout.isComplete else { return }
         for pod in rollout.steps.keys.sorted() {
             switch rollout.steps[pod] {
-            case .terminating(let since):
+            case .terminating(let since, let boot):
                 if !self.pods[pod].hasProcess {
                     self.start(pod)
+                    rollout.steps[pod] = .starting
+                } else if self.pods[pod].boot != boot {
+                    // Something else already started a new process here: it is the replacement.
                     rollout.steps[pod] = .starting
                 } else if self.now - since >= rollout.terminationGracePeriod {
                     self.crash(pod)
@@ -73,7 +77,7 @@ extension SimWorld {
         while rollout.steps.count < rollout.maxUnavailable, !rollout.waiting.isEmpty {
             let pod = rollout.waiting.removeFirst()
             if self.pods[pod].hasProcess {
-                rollout.steps[pod] = .terminating(since: self.now)
+                rollout.steps[pod] = .terminating(since: self.now, boot: self.pods[pod].boot)
                 self.terminate(pod)
             } else {
                 self.start(pod)

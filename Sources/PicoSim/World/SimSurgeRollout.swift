@@ -18,7 +18,13 @@ public struct SimSurgeRollout: Hashable, Sendable {
     public let replicas: Int
     var oldPods: [Int]
     var newPods: [Int] = []
-    var terminating: [Int: Instant] = [:]
+    /// Old pods sent SIGTERM: when, and to which process (boot) of that ordinal.
+    var terminating: [Int: Signalled] = [:]
+
+    struct Signalled: Hashable, Sendable {
+        var since: Instant
+        var boot: Int
+    }
 
     /// A rollout replacing `pods` (highest ordinal first) with new pods on spare ordinals.
     public init(pods: [Int], maxSurge: Int, maxUnavailable: Int, minReadySeconds: Duration, terminationGracePeriod: Duration) {
@@ -54,10 +60,11 @@ extension SimWorld {
     mutating func surgeRolloutTick() {
         guard var rollout = self.surgeRollout, !rollout.isComplete else { return }
         // Terminating pods: done when the process is gone; SIGKILL after the grace period.
-        for (pod, since) in rollout.terminating.sorted(by: { $0.key < $1.key }) {
-            if !self.pods[pod].hasProcess {
+        // A process started on the ordinal since (a restart) is not the one being terminated.
+        for (pod, signalled) in rollout.terminating.sorted(by: { $0.key < $1.key }) {
+            if !self.pods[pod].hasProcess || self.pods[pod].boot != signalled.boot {
                 rollout.terminating[pod] = nil
-            } else if self.now - since >= rollout.terminationGracePeriod {
+            } else if self.now - signalled.since >= rollout.terminationGracePeriod {
                 self.crash(pod)
                 rollout.terminating[pod] = nil
             }
@@ -81,7 +88,7 @@ extension SimWorld {
             rollout.oldPods.removeFirst()
             if self.isAvailable(old, minReady: .zero) { available -= 1 }
             if self.pods[old].hasProcess {
-                rollout.terminating[old] = self.now
+                rollout.terminating[old] = SimSurgeRollout.Signalled(since: self.now, boot: self.pods[old].boot)
                 self.terminate(old)
             }
         }

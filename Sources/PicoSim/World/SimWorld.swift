@@ -133,6 +133,11 @@ public struct SimWorld: Sendable {
         self.deliver(.start, to: index)
     }
 
+    /// True when pod `index`'s process has begun its graceful shutdown (draining or later).
+    public func isShuttingDown(_ index: Int) -> Bool {
+        self.pods[index].node.map { $0.lifecycle.phase >= .draining } ?? true
+    }
+
     /// Kills pod `index`'s process without any goodbye.
     public mutating func crash(_ index: Int) {
         guard self.pods[index].hasProcess else { return }
