@@ -23,8 +23,12 @@ func printReport(_ report: ScenarioReport, scenario: Scenario, quiet: Bool) {
         }
     }
     print("-- verdict: \(report.passed ? "PASS" : "FAIL")   seed \(report.seed)   trace \(report.traceHash)")
-    if case .fail(let check, let bug) = report.expect {
+    switch report.expect {
+    case .pass: break
+    case .fail(let check, let bug):
         print("-- expected: \(check) fails (known open bug: \(bug)): \(report.asExpected ? "as expected" : "NOT AS EXPECTED: the bug may be fixed; flip this file to expect: pass")")
+    case .limitation(let check, let why):
+        print("-- expected: \(check) fails (known limitation: \(why)): \(report.asExpected ? "as expected" : "NOT AS EXPECTED: the scenario no longer shows the limitation")")
     }
 }
 

@@ -25,9 +25,9 @@ struct ScenarioTests {
         let path = Self.root.appendingPathComponent("scenarios").appendingPathComponent(name).path
         let scenario = try ScenarioDecoder.decode(try String(contentsOfFile: path, encoding: .utf8), file: name)
         let report = ScenarioRunner.run(scenario)
-        if case .fail(let check, let bug) = scenario.expect {
+        if let (check, reason, _) = scenario.expect.expectedFailure {
             #expect(name.hasPrefix("regressions/"), "only regression files may expect a failure")
-            #expect(report.asExpected, "\(name): \(check) no longer fails; if '\(bug)' is fixed, set expect: pass")
+            #expect(report.asExpected, "\(name): \(check) no longer fails; if '\(reason)' is fixed, set expect: pass")
         } else {
             for result in report.results { #expect(result.passed, "\(name): \(result)") }
         }
@@ -87,6 +87,10 @@ struct ScenarioTests {
         #expect(Self.error(Self.minimal + "  checks: [{name: membership-converged, within: 10s}, {name: agents-rehomed, within: 1m}]\n") == "no error")
         #expect(Self.error(Self.minimal + "  checks: [{name: no-failed-requests, within: 10s}]\n").contains("unknown key 'spec.checks[0].within'"))
         #expect(Self.error(Self.minimal.replacingOccurrences(of: "v1alpha1", with: "v2")).contains("apiVersion: must be"))
+        let checked = Self.minimal + "  checks: [invariants-hold]\n"
+        #expect(Self.error(checked + "  expect: {fail: invariants-hold, limitation: crashes lose requests}\n") == "no error")
+        #expect(Self.error(checked + "  expect: {fail: invariants-hold, bug: x, limitation: y}\n").contains("needs exactly one of bug (an open bug) or limitation"))
+        #expect(Self.error(checked + "  expect: {fail: invariants-hold}\n").contains("needs exactly one of bug"))
         #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      partition: {shape: square}\n").contains("spec.timeline[0].partition.shape: must be halves"))
     }
 

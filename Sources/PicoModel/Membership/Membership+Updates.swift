@@ -105,6 +105,12 @@ extension Membership {
             directives.append(.send([.ack(sequence: sequence, target: target, incarnation: self.incarnation)], to: origin, piggyback: false))
             return
         }
+        if let tombstone = self.tombstones[target] {
+            // The origin probes a UID we know is gone: tell it instead of relaying a ping nobody
+            // will answer.
+            self.echoTombstone(target, tombstone, suspectedAt: tombstone.incarnation, directlyTo: origin, into: &directives)
+            return
+        }
         guard self.relays.count < self.settings.maxRelays else { return }
         let relaySequence = self.nextProbeSequence()
         self.relays[relaySequence] = Relay(origin: origin, originSequence: sequence, target: target)
@@ -120,7 +126,16 @@ extension Membership {
             if outdated, self.phase == .running || self.phase == .joining { self.refute(past: incarnation, into: &directives) }
             return
         }
-        guard self.tombstones[info.uid] == nil else { return }
+        if let tombstone = self.tombstones[info.uid] {
+            // A refutation that outran nobody's tombstone but ours (it was held, or it reached a
+            // node cut off when the death was announced): whoever gossips it has taken it for
+            // news. Answer with the tombstone at that incarnation, or it lists a ghost until its
+            // own probes and a lone suspicion run out (fuzz seed 2911).
+            if incarnation > tombstone.incarnation {
+                self.echoTombstone(info.uid, tombstone, suspectedAt: incarnation, directlyTo: nil, into: &directives)
+            }
+            return
+        }
         if var member = self.members[info.uid] {
             let next = MemberState(.alive, incarnation)
             guard member.state < next else { return }
@@ -172,7 +187,8 @@ extension Membership {
             return
         }
         if let tombstone = self.tombstones[subject] {
-            self.echoTombstone(subject, tombstone, suspectedAt: incarnation, into: &directives)
+            let suspecter = accuser == self.me.uid ? nil : self.members[accuser].flatMap { $0.isLive ? $0.info.gossipAddress : nil }
+            self.echoTombstone(subject, tombstone, suspectedAt: incarnation, directlyTo: suspecter, into: &directives)
             return
         }
         guard let member = self.members[subject], member.isLive, incarnation >= member.state.incarnation else { return }
@@ -200,12 +216,24 @@ extension Membership {
     /// ghost member for 30 s). Tombstones are authoritative: a UID never comes back (a process
     /// told it is dead takes a new UID), so the echo carries the incarnation the suspecter knows
     /// when that is higher than ours, or a refutation we never saw would make it ignore the echo.
-    mutating func echoTombstone(_ subject: NodeUID, _ tombstone: Tombstone, suspectedAt incarnation: UInt64, into directives: inout [MembershipDirective]) {
+    /// The echo is broadcast, and also sent straight to `address` (the suspecter, or whoever
+    /// asked us to probe the UID): gossip reaches a given node only with high probability, and
+    /// the one node that needs the news must not depend on it (fuzz seed 2911: four echoes were
+    /// gossiped, none reached the suspecter).
+    mutating func echoTombstone(
+        _ subject: NodeUID,
+        _ tombstone: Tombstone,
+        suspectedAt incarnation: UInt64,
+        directlyTo address: Address?,
+        into directives: inout [MembershipDirective]
+    ) {
         let incarnation = max(incarnation, tombstone.incarnation)
-        switch tombstone.status {
-        case .left: directives.append(.broadcast(.left(subject: subject, incarnation: incarnation)))
-        default: directives.append(.broadcast(.dead(subject: subject, incarnation: incarnation, accuser: self.me.uid)))
-        }
+        let message: GossipMessage =
+            tombstone.status == .left
+            ? .left(subject: subject, incarnation: incarnation)
+            : .dead(subject: subject, incarnation: incarnation, accuser: self.me.uid)
+        directives.append(.broadcast(message))
+        if let address, address != self.me.gossipAddress { directives.append(.send([message], to: address, piggyback: false)) }
     }
 
     mutating func applyDead(subject: NodeUID, incarnation: UInt64, accuser: NodeUID, now: Instant, into directives: inout [MembershipDirective]) {

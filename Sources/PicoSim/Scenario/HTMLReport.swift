@@ -73,8 +73,10 @@ public enum HTMLReport {
         }
         let figures = report.figures.map { "<tr><td>\(self.escape($0.0))</td><td>\(self.escape($0.1))</td></tr>" }
         var expectation = ""
-        if case .fail(let check, let bug) = report.expect {
-            expectation = "<p class=\"expect\">Known open bug, expected to fail <b>\(check)</b>: \(self.escape(bug)). \(report.asExpected ? "It does." : "It does not: the bug may be fixed.")</p>"
+        if let (check, reason, isLimitation) = report.expect.expectedFailure {
+            let kind = isLimitation ? "Known limitation" : "Known open bug"
+            let otherwise = isLimitation ? "It does not: the scenario no longer shows the limitation." : "It does not: the bug may be fixed."
+            expectation = "<p class=\"expect\">\(kind), expected to fail <b>\(check)</b>: \(self.escape(reason)). \(report.asExpected ? "It does." : otherwise)</p>"
         }
         return """
             <!DOCTYPE html>

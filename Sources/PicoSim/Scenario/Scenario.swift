@@ -64,12 +64,23 @@ public struct Scenario: Sendable {
     }
 
     /// What a run is expected to show: every check passing, or one named check failing (a known
-    /// open bug, kept as a regression file until it is fixed).
+    /// open bug, kept as a regression file until it is fixed, or a documented limitation).
     public enum Expectation: Hashable, Sendable {
         /// Every check passes.
         case pass
         /// The named check fails; `bug` says which open bug this is.
         case fail(check: String, bug: String)
+        /// The named check fails, and always will: `why` says what no fix can change.
+        case limitation(check: String, why: String)
+
+        /// The check expected to fail and why (nil for `pass`).
+        public var expectedFailure: (check: String, reason: String, isLimitation: Bool)? {
+            switch self {
+            case .pass: nil
+            case .fail(let check, let bug): (check, bug, false)
+            case .limitation(let check, let why): (check, why, true)
+            }
+        }
     }
 
     /// A check and its parameters.

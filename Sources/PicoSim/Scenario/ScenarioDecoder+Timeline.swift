@@ -155,11 +155,14 @@ extension ScenarioDecoder {
         return checks
     }
 
-    /// `spec.expect`: `pass` (the default), or `{fail: <check>, bug: "<which open bug>"}`.
+    /// `spec.expect`: `pass` (the default), `{fail: <check>, bug: "<which open bug>"}`, or
+    /// `{fail: <check>, limitation: "<what no fix changes>"}`.
     static func decodeExpectation(_ spec: inout YAMLFields, checks: [Scenario.Check]) throws(YAMLError) -> Scenario.Expectation {
         guard let node = spec.node["expect"] else { return .pass }
         if let text = node.scalarText {
-            guard text == "pass" else { throw spec.error("expect", "must be pass or {fail: <check>, bug: <text>}, got '\(text)'", at: node) }
+            guard text == "pass" else {
+                throw spec.error("expect", "must be pass, {fail: <check>, bug: <text>} or {fail: <check>, limitation: <text>}, got '\(text)'", at: node)
+            }
             _ = spec.node("expect")
             return .pass
         }
@@ -168,8 +171,13 @@ extension ScenarioDecoder {
         guard checks.contains(where: { $0.name == check }) else {
             throw fields.error("fail", "names '\(check)', which is not among spec.checks", at: fields.node["fail"])
         }
-        let bug = try fields.requiredString("bug")
+        let bug = try fields.string("bug")
+        let limitation = try fields.string("limitation")
         try fields.finish()
-        return .fail(check: check, bug: bug)
+        switch (bug, limitation) {
+        case (let bug?, nil): return .fail(check: check, bug: bug)
+        case (nil, let why?): return .limitation(check: check, why: why)
+        default: throw fields.error("fail", "needs exactly one of bug (an open bug) or limitation (what no fix changes)", at: fields.node["fail"])
+        }
     }
 }

@@ -55,6 +55,7 @@ public enum ScenarioWriter {
         switch scenario.expect {
         case .pass: lines.append("  expect: pass")
         case .fail(let check, let bug): lines.append("  expect: {fail: \(check), bug: \(self.quote(bug))}")
+        case .limitation(let check, let why): lines.append("  expect: {fail: \(check), limitation: \(self.quote(why))}")
         }
         return lines.joined(separator: "\n") + "\n"
     }

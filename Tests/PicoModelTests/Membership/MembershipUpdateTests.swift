@@ -32,6 +32,32 @@ struct MembershipUpdateTests {
             from: 4, now: .seconds(2))
         #expect(echoed.broadcasts == [.dead(subject: gone, incarnation: 1, accuser: Fixture.me.uid), .left(subject: left, incarnation: 2)])
         #expect(membership.tombstone(gone)?.status == .dead && membership.tombstone(left)?.status == .left)
+        // Gossip may miss the suspecter (seed 2911): the echo also goes straight to it.
+        let direct = echoed.sends.filter { $0.to == Fixture.info(4).gossipAddress }.flatMap(\.messages)
+        #expect(direct == [.dead(subject: gone, incarnation: 1, accuser: Fixture.me.uid), .left(subject: left, incarnation: 2)])
+    }
+
+    @Test func test_aliveAboveATombstonesIncarnation_isAnsweredWithTheTombstone_butAnOlderOneIsNot() {
+        // seed 2911: a refutation held on the wire reached a node cut off when the death was
+        // announced; it took the UID for alive again and gossiped it.
+        var membership = Fixture.running(peers: 3)
+        let gone = Fixture.info(2)
+        _ = membership.receive([.dead(subject: gone.uid, incarnation: 0, accuser: Fixture.info(4).uid)], from: 4, now: .seconds(1))
+        let stale = membership.receive([.alive(info: gone, incarnation: 0, draining: false)], from: 3, now: .seconds(2))
+        #expect(stale.broadcasts == [], "nobody takes alive(0) over dead(0): nothing to answer")
+        let news = membership.receive([.alive(info: gone, incarnation: 1, draining: false)], from: 3, now: .seconds(3))
+        #expect(news.broadcasts == [.dead(subject: gone.uid, incarnation: 1, accuser: Fixture.me.uid)])
+        #expect(membership.member(gone.uid)?.state.status != .alive && membership.tombstone(gone.uid)?.status == .dead)
+    }
+
+    @Test func test_probeRequestForATombstonedUID_isAnsweredWithTheTombstone_notRelayed() {
+        var membership = Fixture.running(peers: 3)
+        let gone = Fixture.info(2)
+        _ = membership.receive([.dead(subject: gone.uid, incarnation: 3, accuser: Fixture.info(4).uid)], from: 4, now: .seconds(1))
+        let answer = membership.receive(
+            [.pingRequest(sequence: 7, target: gone.uid, targetAddress: gone.gossipAddress)], from: 3, now: .seconds(2))
+        #expect(answer.sends.filter { $0.to == gone.gossipAddress }.isEmpty, "no ping to a UID known gone")
+        #expect(answer.sends.filter { $0.to == Fixture.info(3).gossipAddress }.flatMap(\.messages) == [.dead(subject: gone.uid, incarnation: 3, accuser: Fixture.me.uid)])
     }
 
     @Test func test_suspectAboutMe_shouldRefute_withIncarnationPastTheAccusers() {
