@@ -1,0 +1,128 @@
+/// Decodes the responses a server sends on one connection (client side), as the proxy reads an
+/// upstream's answer and the agent reads its local service's.
+///
+/// Call `expectResponse(to:)` with each request's method before its response arrives (the
+/// method decides whether a body can follow). A response comes out as `.head`, `.body` pieces,
+/// then `.end`; 1xx interim heads (such as `100 Continue`) come out as `.head` alone and the final
+/// head follows. After `101 Switching Protocols`, or a 2xx answer to `CONNECT`, the decoder is
+/// `.upgraded` and `takeUpgradedBytes()` hands over what followed. A response without
+/// keep-alive, or delimited by the close, leaves it `.closed`. Errors hint 502 and are final.
+public struct HTTP1ResponseDecoder: Hashable, Sendable {
+    /// One piece of a response.
+    public enum Part: Hashable, Sendable {
+        case head(HTTPResponseHead)
+        case body(ArraySlice<UInt8>)
+        case end(trailers: HTTPHeaders)
+    }
+
+    /// Legal transitions: `idle` → `head` (a request was sent) → `body` → `idle` | `closed`;
+    /// `head` → `upgraded` on 101; any → `failed`.
+    public enum State: Hashable, Sendable {
+        case idle
+        case head(requestMethod: String)
+        case body(HTTP1BodyDecoder, keepAlive: Bool)
+        case upgraded
+        case closed
+        case failed(HTTPProtocolError)
+    }
+
+    /// The limits in force.
+    public let limits: HTTPDecoderLimits
+    /// Where the decoder is.
+    public private(set) var state: State = .idle
+    private var buffer = HTTPInputBuffer()
+    private var sawEOF = false
+
+    /// Creates a decoder with no request outstanding.
+    public init(limits: HTTPDecoderLimits = HTTPDecoderLimits()) {
+        self.limits = limits
+    }
+
+    /// Bytes received and not yet returned.
+    public var bufferedByteCount: Int { self.buffer.count }
+
+    /// A request with `method` was sent: its response is next. Only valid when `.idle`.
+    public mutating func expectResponse(to method: String) {
+        precondition(self.state == .idle, "one response at a time: the previous one has not ended")
+        self.state = .head(requestMethod: method)
+    }
+
+    /// Adds received bytes.
+    public mutating func feed(_ bytes: some Sequence<UInt8>) {
+        self.buffer.append(bytes)
+    }
+
+    /// The server closed its side.
+    public mutating func feedEOF() {
+        self.sawEOF = true
+    }
+
+    /// The next piece of the response, nil when more bytes are needed (or none are expected).
+    public mutating func next() throws(HTTPProtocolError) -> Part? {
+        do throws(HTTPProtocolError) {
+            switch self.state {
+            case .head(let method):
+                return try self.nextHead(requestMethod: method)
+            case .body(var body, let keepAlive):
+                guard let output = try body.next(&self.buffer, limits: self.limits, eof: self.sawEOF) else {
+                    self.state = .body(body, keepAlive: keepAlive)
+                    return nil
+                }
+                switch output {
+                case .body(let bytes):
+                    self.state = .body(body, keepAlive: keepAlive)
+                    return .body(bytes)
+                case .end(let trailers):
+                    self.state = keepAlive && !self.sawEOF ? .idle : .closed
+                    return .end(trailers: trailers)
+                }
+            case .idle, .upgraded, .closed:
+                return nil
+            case .failed(let error):
+                throw error
+            }
+        } catch {
+            self.state = .failed(error)
+            throw error
+        }
+    }
+
+    /// After a 101 (or a 2xx to CONNECT): the bytes the server sent after the head.
+    public mutating func takeUpgradedBytes() -> ArraySlice<UInt8> {
+        precondition(self.state == .upgraded, "takeUpgradedBytes() is only valid after a protocol switch")
+        return self.buffer.readAll()
+    }
+
+    private mutating func nextHead(requestMethod: String) throws(HTTPProtocolError) -> Part? {
+        guard let end = self.buffer.firstEmptyLine(within: self.limits.maxHeadBytes + 4) else {
+            if self.buffer.count > self.limits.maxHeadBytes {
+                throw HTTPProtocolError(statusHint: 502, "response head larger than \(self.limits.maxHeadBytes) bytes", offset: self.buffer.offset)
+            }
+            if self.sawEOF {
+                let what = self.buffer.isEmpty ? "connection closed before the response" : "connection closed inside the response head"
+                throw HTTPProtocolError(statusHint: 502, what, offset: self.buffer.offset)
+            }
+            return nil
+        }
+        let offset = self.buffer.offset
+        let bytes = self.buffer.read(end)
+        self.buffer.skip(4)
+        let lines = try HTTP1HeadParser.lines(bytes, offset: offset)
+        guard lines[0].bytes.count <= self.limits.maxStartLineBytes else {
+            throw HTTPProtocolError(statusHint: 502, "status line longer than \(self.limits.maxStartLineBytes) bytes", offset: offset)
+        }
+        let (version, status, reason) = try HTTP1HeadParser.statusLine(lines[0].bytes, offset: offset)
+        let headers = try HTTP1HeadParser.fields(lines.dropFirst(), maxCount: self.limits.maxHeaderCount, status: 502)
+        let head = HTTPResponseHead(version: version, status: status, reason: reason, headers: headers)
+        if head.isInterim { return .head(head) }
+        if status == 101 || (requestMethod == "CONNECT" && (200..<300).contains(status)) {
+            self.state = .upgraded
+            return .head(head)
+        }
+        let framing = try HTTP1Framing.response(head, requestMethod: requestMethod, offset: offset)
+        let connection = headers.tokens("connection")
+        let keepAlive = framing != .untilClose && !connection.contains("close") && (version >= .http1_1 || connection.contains("keep-alive"))
+        self.state = .body(HTTP1BodyDecoder(framing, errorStatus: 502), keepAlive: keepAlive)
+        return .head(head)
+    }
+}
