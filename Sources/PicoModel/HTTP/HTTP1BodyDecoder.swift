@@ -10,6 +10,21 @@ public enum HTTPBodyFraming: Hashable, Sendable {
     case untilClose
 }
 
+/// One piece of a decoded message: its head, then body pieces, then the end with trailers.
+public enum HTTPMessagePart<Head: Hashable & Sendable>: Hashable, Sendable {
+    case head(Head)
+    case body(ArraySlice<UInt8>)
+    case end(trailers: HTTPHeaders)
+
+    /// A body decoder's output as a part.
+    init(_ output: HTTP1BodyDecoder.Output) {
+        switch output {
+        case .body(let bytes): self = .body(bytes)
+        case .end(let trailers): self = .end(trailers: trailers)
+        }
+    }
+}
+
 /// Decodes one message body from an `HTTPInputBuffer` as it arrives, never holding more than the
 /// buffer does: each call returns the body bytes available now, or the end with its trailers.
 /// Chunk sizes are strict hexadecimal (no sign, no prefix, no leading whitespace, at most 16
@@ -19,6 +34,9 @@ public struct HTTP1BodyDecoder: Hashable, Sendable {
     public enum Output: Hashable, Sendable {
         case body(ArraySlice<UInt8>)
         case end(trailers: HTTPHeaders)
+
+        /// True for the end of the body.
+        var isEnd: Bool { if case .end = self { true } else { false } }
     }
 
     /// Legal transitions: `length` → `done`; `chunkSize` → `chunkData` → `chunkDataEnd` →

@@ -15,11 +15,7 @@
 /// socket while `bufferedByteCount` is high.
 public struct HTTP1RequestDecoder: Hashable, Sendable {
     /// One piece of a request.
-    public enum Part: Hashable, Sendable {
-        case head(HTTPRequestHead)
-        case body(ArraySlice<UInt8>)
-        case end(trailers: HTTPHeaders)
-    }
+    public typealias Part = HTTPMessagePart<HTTPRequestHead>
 
     /// Legal transitions: `head` → `body` → `head` (keep-alive) | `closed` | `upgradePending`;
     /// `upgradePending` → `upgraded` | `head`; any → `failed`.
@@ -74,18 +70,10 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
             case .head:
                 return try self.nextHead()
             case .body(var body, let keepAlive, let upgrade):
-                guard let output = try body.next(&self.buffer, limits: self.limits, eof: self.sawEOF) else {
-                    self.state = .body(body, keepAlive: keepAlive, upgrade: upgrade)
-                    return nil
-                }
-                switch output {
-                case .body(let bytes):
-                    self.state = .body(body, keepAlive: keepAlive, upgrade: upgrade)
-                    return .body(bytes)
-                case .end(let trailers):
-                    self.state = upgrade ? .upgradePending : keepAlive ? .head : .closed
-                    return .end(trailers: trailers)
-                }
+                let output = try body.next(&self.buffer, limits: self.limits, eof: self.sawEOF)
+                let ended = output?.isEnd == true
+                self.state = !ended ? .body(body, keepAlive: keepAlive, upgrade: upgrade) : upgrade ? .upgradePending : keepAlive ? .head : .closed
+                return output.map(Part.init)
             case .upgradePending, .upgraded, .closed:
                 return nil
             case .failed(let error):

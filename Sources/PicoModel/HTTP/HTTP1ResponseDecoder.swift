@@ -9,11 +9,7 @@
 /// keep-alive, or delimited by the close, leaves it `.closed`. Errors hint 502 and are final.
 public struct HTTP1ResponseDecoder: Hashable, Sendable {
     /// One piece of a response.
-    public enum Part: Hashable, Sendable {
-        case head(HTTPResponseHead)
-        case body(ArraySlice<UInt8>)
-        case end(trailers: HTTPHeaders)
-    }
+    public typealias Part = HTTPMessagePart<HTTPResponseHead>
 
     /// Legal transitions: `idle` → `head` (a request was sent) → `body` → `idle` | `closed`;
     /// `head` → `upgraded` on 101; any → `failed`.
@@ -64,18 +60,10 @@ public struct HTTP1ResponseDecoder: Hashable, Sendable {
             case .head(let method):
                 return try self.nextHead(requestMethod: method)
             case .body(var body, let keepAlive):
-                guard let output = try body.next(&self.buffer, limits: self.limits, eof: self.sawEOF) else {
-                    self.state = .body(body, keepAlive: keepAlive)
-                    return nil
-                }
-                switch output {
-                case .body(let bytes):
-                    self.state = .body(body, keepAlive: keepAlive)
-                    return .body(bytes)
-                case .end(let trailers):
-                    self.state = keepAlive && !self.sawEOF ? .idle : .closed
-                    return .end(trailers: trailers)
-                }
+                let output = try body.next(&self.buffer, limits: self.limits, eof: self.sawEOF)
+                let ended = output?.isEnd == true
+                self.state = !ended ? .body(body, keepAlive: keepAlive) : keepAlive && !self.sawEOF ? .idle : .closed
+                return output.map(Part.init)
             case .idle, .upgraded, .closed:
                 return nil
             case .failed(let error):

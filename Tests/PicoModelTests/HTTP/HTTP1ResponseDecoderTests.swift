@@ -73,7 +73,7 @@ struct HTTP1ResponseDecoderTests {
         var decoder = HTTP1RequestDecoder()
         decoder.feed(bytes)
         var parts: [HTTP1RequestDecoder.Part] = []
-        while let part = try decoder.next() { HTTPTest.mergeRequest(&parts, part) }
+        while let part = try decoder.next() { HTTPTest.merge(&parts, part) }
         #expect(parts == [.head(request), .body(ArraySlice(Array("hello".utf8) + Array(repeating: 0x61, count: 300))), .end(trailers: ["X-T": "v"])])
 
         let response = HTTPResponseHead(status: 502, headers: ["Content-Type": "application/json", "Content-Length": "0"])

@@ -6,14 +6,14 @@ enum HTTPTest {
     /// adjacent body pieces merged; the error, if one was thrown, ends the list.
     static func requestParts(_ text: String, step: Int = 0, eof: Bool = false, limits: HTTPDecoderLimits = HTTPDecoderLimits()) -> (parts: [HTTP1RequestDecoder.Part], error: HTTPProtocolError?) {
         var decoder = HTTP1RequestDecoder(limits: limits)
-        return self.drain(Array(text.utf8), step: step, eof: eof, feed: { decoder.feed($0) }, finish: { decoder.feedEOF() }, next: { () throws(HTTPProtocolError) in try decoder.next() }, merge: Self.mergeRequest)
+        return self.drain(Array(text.utf8), step: step, eof: eof, feed: { decoder.feed($0) }, finish: { decoder.feedEOF() }, next: { () throws(HTTPProtocolError) in try decoder.next() }, merge: Self.merge)
     }
 
     /// The same for a response to `method`.
     static func responseParts(_ text: String, to method: String = "GET", step: Int = 0, eof: Bool = false) -> (parts: [HTTP1ResponseDecoder.Part], error: HTTPProtocolError?) {
         var decoder = HTTP1ResponseDecoder()
         decoder.expectResponse(to: method)
-        return self.drain(Array(text.utf8), step: step, eof: eof, feed: { decoder.feed($0) }, finish: { decoder.feedEOF() }, next: { () throws(HTTPProtocolError) in try decoder.next() }, merge: Self.mergeResponse)
+        return self.drain(Array(text.utf8), step: step, eof: eof, feed: { decoder.feed($0) }, finish: { decoder.feedEOF() }, next: { () throws(HTTPProtocolError) in try decoder.next() }, merge: Self.merge)
     }
 
     static func drain<Part>(
@@ -38,15 +38,8 @@ enum HTTPTest {
         return (parts, nil)
     }
 
-    static func mergeRequest(_ parts: inout [HTTP1RequestDecoder.Part], _ part: HTTP1RequestDecoder.Part) {
-        if case .body(let more) = part, case .body(let previous)? = parts.last {
-            parts[parts.count - 1] = .body(ArraySlice(Array(previous) + Array(more)))
-        } else {
-            parts.append(part)
-        }
-    }
-
-    static func mergeResponse(_ parts: inout [HTTP1ResponseDecoder.Part], _ part: HTTP1ResponseDecoder.Part) {
+    /// Appends `part`, merging adjacent body pieces.
+    static func merge<Head>(_ parts: inout [HTTPMessagePart<Head>], _ part: HTTPMessagePart<Head>) {
         if case .body(let more) = part, case .body(let previous)? = parts.last {
             parts[parts.count - 1] = .body(ArraySlice(Array(previous) + Array(more)))
         } else {
