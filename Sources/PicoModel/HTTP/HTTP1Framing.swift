@@ -20,7 +20,7 @@ enum HTTP1Framing {
             }
             return .chunked
         }
-        return length.map { $0 == 0 ? .none : .length($0) } ?? .none
+        return length.map { .length($0) } ?? .none
     }
 
     /// A response's body framing, given the request's method. No body after HEAD, for 1xx, 204

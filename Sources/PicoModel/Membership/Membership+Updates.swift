@@ -187,7 +187,7 @@ extension Membership {
             return
         }
         if let tombstone = self.tombstones[subject] {
-            let suspecter = accuser == self.me.uid ? nil : self.members[accuser].flatMap { $0.isLive ? $0.info.gossipAddress : nil }
+            let suspecter = self.members[accuser].flatMap { $0.isLive ? $0.info.gossipAddress : nil }
             self.echoTombstone(subject, tombstone, suspectedAt: incarnation, directlyTo: suspecter, into: &directives)
             return
         }
@@ -233,7 +233,7 @@ extension Membership {
             ? .left(subject: subject, incarnation: incarnation)
             : .dead(subject: subject, incarnation: incarnation, accuser: self.me.uid)
         directives.append(.broadcast(message))
-        if let address, address != self.me.gossipAddress { directives.append(.send([message], to: address, piggyback: false)) }
+        if let address { directives.append(.send([message], to: address, piggyback: false)) }
     }
 
     mutating func applyDead(subject: NodeUID, incarnation: UInt64, accuser: NodeUID, now: Instant, into directives: inout [MembershipDirective]) {

@@ -156,26 +156,13 @@ public enum ScenarioRunner {
             }
             return "rollout starts (maxUnavailable \(maxUnavailable), maxSurge \(maxSurge), minReadySeconds \(DurationText.format(minReady)))"
         case .crash(let pods):
-            for pod in pods where world.pods[pod].hasProcess {
-                // A pod a rollout or scale-down is already replacing stays the controller's: a
-                // container that dies while terminating is not restarted (seed 11883: `recover`
-                // brought it back beside its replacement and the rollout SIGKILLed it 30 s later).
-                let alreadyStopping = world.isShuttingDown(pod)
-                world.crash(pod)
-                if !alreadyStopping { world.stoppedByTimeline.insert(pod) }
-            }
+            for pod in pods { world.stopByTimeline(pod, graceful: false) }
             return "crash \(self.names(pods, world))"
         case .restart(let pods):
             for pod in pods where !world.pods[pod].hasProcess { world.start(pod) }
             return "restart \(self.names(pods, world))"
         case .terminate(let pods):
-            for pod in pods where world.pods[pod].hasProcess {
-                // A pod already shutting down (a rollout or scale-down is replacing it) is not the
-                // timeline's to bring back (seed 11883).
-                let alreadyStopping = world.isShuttingDown(pod)
-                world.terminate(pod)
-                if !alreadyStopping { world.stoppedByTimeline.insert(pod) }
-            }
+            for pod in pods { world.stopByTimeline(pod, graceful: true) }
             return "SIGTERM \(self.names(pods, world))"
         case .pause(let pods):
             for pod in pods { world.pause(pod) }

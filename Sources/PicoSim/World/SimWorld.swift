@@ -138,6 +138,18 @@ public struct SimWorld: Sendable {
         self.pods[index].node.map { $0.lifecycle.phase >= .draining } ?? true
     }
 
+    /// A timeline fault stops pod `index` (SIGTERM when `graceful`, else a crash) and remembers it
+    /// for `recover`, unless its process was already shutting down: a pod a rollout or scale-down
+    /// is replacing stays the controller's, and a container that dies while terminating is not
+    /// restarted (seed 11883: `recover` brought one back beside its replacement and the rollout
+    /// SIGKILLed it 30 s later).
+    public mutating func stopByTimeline(_ index: Int, graceful: Bool) {
+        guard self.pods[index].hasProcess else { return }
+        let controllerOwned = self.isShuttingDown(index)
+        if graceful { self.terminate(index) } else { self.crash(index) }
+        if !controllerOwned { self.stoppedByTimeline.insert(index) }
+    }
+
     /// Kills pod `index`'s process without any goodbye.
     public mutating func crash(_ index: Int) {
         guard self.pods[index].hasProcess else { return }
