@@ -131,7 +131,7 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
     }
 
     /// No complete head yet: fail when it can no longer fit, or when the client closed mid-head.
-    private func checkIncompleteHead() throws(HTTPProtocolError) {
+    private mutating func checkIncompleteHead() throws(HTTPProtocolError) {
         if self.buffer.firstCRLF(within: self.limits.maxStartLineBytes + 2) == nil, self.buffer.count > self.limits.maxStartLineBytes {
             throw HTTPProtocolError(statusHint: 414, "request line longer than \(self.limits.maxStartLineBytes) bytes", offset: self.buffer.offset)
         }

@@ -4,6 +4,9 @@
 public struct HTTPInputBuffer: Hashable, Sendable {
     private var storage: [UInt8] = []
     private var readIndex = 0
+    /// Unread bytes known not to start a CRLF, and a CRLF CRLF (reset when bytes are consumed).
+    private var crlfSearched = 0
+    private var emptyLineSearched = 0
     /// Connection offset of the next unread byte.
     public private(set) var offset = 0
 
@@ -31,44 +34,54 @@ public struct HTTPInputBuffer: Hashable, Sendable {
     }
 
     /// The index (relative to the next unread byte) of the first CRLF among the first `limit`
-    /// unread bytes, or nil.
-    public func firstCRLF(within limit: Int) -> Int? {
-        let end = min(self.storage.count, self.readIndex + limit)
-        var index = self.readIndex
-        while index + 1 < end {
-            if self.storage[index] == 0x0D, self.storage[index + 1] == 0x0A { return index - self.readIndex }
-            index += 1
-        }
-        return nil
+    /// unread bytes, or nil. A search resumes where the last unsuccessful one stopped, so a line
+    /// that arrives a byte at a time is scanned once, not once per byte.
+    public mutating func firstCRLF(within limit: Int) -> Int? {
+        let (found, searched) = self.find([0x0D, 0x0A], within: limit, from: self.crlfSearched)
+        self.crlfSearched = searched
+        return found
     }
 
-    /// The index of the first `CRLF CRLF` among the first `limit` unread bytes, or nil.
-    public func firstEmptyLine(within limit: Int) -> Int? {
+    /// The index of the first `CRLF CRLF` among the first `limit` unread bytes, or nil (resumed
+    /// like `firstCRLF`).
+    public mutating func firstEmptyLine(within limit: Int) -> Int? {
+        let (found, searched) = self.find([0x0D, 0x0A, 0x0D, 0x0A], within: limit, from: self.emptyLineSearched)
+        self.emptyLineSearched = searched
+        return found
+    }
+
+    /// Searches `pattern` from `searched` (bytes already known not to start a match, relative to
+    /// the next unread byte) up to `limit`; returns the match and how far the search is settled.
+    private func find(_ pattern: [UInt8], within limit: Int, from searched: Int) -> (Int?, Int) {
         let end = min(self.storage.count, self.readIndex + limit)
-        var index = self.readIndex
-        while index + 3 < end {
-            if self.storage[index] == 0x0D, self.storage[index + 1] == 0x0A, self.storage[index + 2] == 0x0D, self.storage[index + 3] == 0x0A {
-                return index - self.readIndex
+        var index = self.readIndex + searched
+        while index + pattern.count <= end {
+            if self.storage[index] == pattern[0], self.storage[index..<(index + pattern.count)].elementsEqual(pattern) {
+                return (index - self.readIndex, searched)
             }
             index += 1
         }
-        return nil
+        return (nil, max(searched, index - self.readIndex))
     }
 
     /// Removes and returns the next `length` unread bytes (at most `count`).
     public mutating func read(_ length: Int) -> ArraySlice<UInt8> {
         let length = min(length, self.count)
         let slice = self.storage[self.readIndex..<(self.readIndex + length)]
-        self.readIndex += length
-        self.offset += length
+        self.consumed(length)
         return slice
     }
 
     /// Drops the next `length` unread bytes (at most `count`).
     public mutating func skip(_ length: Int) {
-        let length = min(length, self.count)
+        self.consumed(min(length, self.count))
+    }
+
+    private mutating func consumed(_ length: Int) {
         self.readIndex += length
         self.offset += length
+        self.crlfSearched = 0
+        self.emptyLineSearched = 0
     }
 
     /// Removes and returns every unread byte.

@@ -155,6 +155,20 @@ struct HTTP1RequestDecoderTests {
         #expect(decoder.isIdle)
     }
 
+    @Test func test_inputBuffer_resumedSearches_findPatternsSplitAcrossFeeds() {
+        var buffer = HTTPInputBuffer()
+        buffer.append(Array("GET / HTTP/1.1\r".utf8))
+        #expect(buffer.firstCRLF(within: 100) == nil && buffer.firstEmptyLine(within: 100) == nil)
+        buffer.append(Array("\nHost: h\r\n\r".utf8))
+        #expect(buffer.firstCRLF(within: 100) == 14)
+        #expect(buffer.firstEmptyLine(within: 100) == nil)
+        buffer.append([0x0A])
+        #expect(buffer.firstEmptyLine(within: 100) == 23)
+        #expect(buffer.firstEmptyLine(within: 10) == nil, "a smaller limit still bounds the search")
+        buffer.skip(16)
+        #expect(buffer.firstCRLF(within: 100) == 7, "consuming bytes restarts the search")
+    }
+
     @Test func test_hostileInput_neverTraps_andMemoryStaysBounded() {
         var rng = SplitMix64(seed: 2026)
         let valid = Array((Self.get + "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwiki\r\n0\r\n\r\n").utf8)
