@@ -25,7 +25,7 @@ public enum HTTPMessagePart<Head: Hashable & Sendable>: Hashable, Sendable {
     }
 }
 
-/// Decodes one message body from an `HTTPInputBuffer` as it arrives, never holding more than the
+/// Decodes one message body from an `StreamBuffer` as it arrives, never holding more than the
 /// buffer does: each call returns the body bytes available now, or the end with its trailers.
 /// Chunk sizes are strict hexadecimal (no sign, no prefix, no leading whitespace, at most 16
 /// digits), and every chunk's data must be followed by CRLF.
@@ -68,7 +68,7 @@ public struct HTTP1BodyDecoder: Hashable, Sendable {
     }
 
     /// The next piece of the body, or nil when more bytes are needed. `eof` says the peer closed.
-    public mutating func next(_ buffer: inout HTTPInputBuffer, limits: HTTPDecoderLimits, eof: Bool) throws(HTTPProtocolError) -> Output? {
+    public mutating func next(_ buffer: inout StreamBuffer, limits: HTTPDecoderLimits, eof: Bool) throws(HTTPProtocolError) -> Output? {
         while true {
             switch self.state {
             case .length(let remaining):
@@ -120,7 +120,7 @@ public struct HTTP1BodyDecoder: Hashable, Sendable {
         }
     }
 
-    private func needMore(eof: Bool, _ buffer: HTTPInputBuffer) throws(HTTPProtocolError) -> Output? {
+    private func needMore(eof: Bool, _ buffer: StreamBuffer) throws(HTTPProtocolError) -> Output? {
         if eof { throw HTTPProtocolError(statusHint: self.errorStatus, "connection closed inside the body", offset: buffer.offset) }
         return nil
     }
@@ -141,7 +141,7 @@ public struct HTTP1BodyDecoder: Hashable, Sendable {
     }
 
     /// Reads the trailer section once it is complete (nil until then).
-    private func trailers(_ buffer: inout HTTPInputBuffer, limits: HTTPDecoderLimits) throws(HTTPProtocolError) -> HTTPHeaders? {
+    private func trailers(_ buffer: inout StreamBuffer, limits: HTTPDecoderLimits) throws(HTTPProtocolError) -> HTTPHeaders? {
         if buffer.count >= 2, buffer[0] == 0x0D, buffer[1] == 0x0A {
             buffer.skip(2)
             return [:]

@@ -32,7 +32,7 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
     public let limits: HTTPDecoderLimits
     /// Where the decoder is.
     public private(set) var state: State = .head
-    private var buffer = HTTPInputBuffer()
+    private var buffer = StreamBuffer()
     private var sawEOF = false
 
     /// Creates a decoder expecting a request head.

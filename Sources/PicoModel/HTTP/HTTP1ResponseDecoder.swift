@@ -26,7 +26,7 @@ public struct HTTP1ResponseDecoder: Hashable, Sendable {
     public let limits: HTTPDecoderLimits
     /// Where the decoder is.
     public private(set) var state: State = .idle
-    private var buffer = HTTPInputBuffer()
+    private var buffer = StreamBuffer()
     private var sawEOF = false
 
     /// Creates a decoder with no request outstanding.

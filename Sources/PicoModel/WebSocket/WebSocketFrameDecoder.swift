@@ -79,7 +79,7 @@ public struct WebSocketFrameDecoder: Hashable, Sendable {
     public let role: Role
     /// Where the decoder is.
     public private(set) var state: State = .header
-    private var buffer = HTTPInputBuffer()
+    private var buffer = StreamBuffer()
     private var inMessage = false
 
     /// Creates a decoder for `role`, optionally starting with bytes already received (those that

@@ -101,7 +101,7 @@ public struct YamuxFrameDecoder: Hashable, Sendable {
 
     /// Largest data frame accepted: a peer may not send more than the window it was given.
     public let maxDataFrame: UInt32
-    private var buffer = HTTPInputBuffer()
+    private var buffer = StreamBuffer()
     private var payload: PendingPayload?
     private var failure: YamuxProtocolError?
 

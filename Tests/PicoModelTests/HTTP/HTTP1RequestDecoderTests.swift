@@ -156,7 +156,7 @@ struct HTTP1RequestDecoderTests {
     }
 
     @Test func test_inputBuffer_resumedSearches_findPatternsSplitAcrossFeeds() {
-        var buffer = HTTPInputBuffer()
+        var buffer = StreamBuffer()
         buffer.append(Array("GET / HTTP/1.1\r".utf8))
         #expect(buffer.firstCRLF(within: 100) == nil && buffer.firstEmptyLine(within: 100) == nil)
         buffer.append(Array("\nHost: h\r\n\r".utf8))

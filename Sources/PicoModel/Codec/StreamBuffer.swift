@@ -1,7 +1,7 @@
-/// Bytes received and not yet decoded, with the offset of the first one in the connection (for
-/// error messages). Reuses its storage: consumed bytes are dropped in bulk once they are the
+/// Bytes received on a stream (HTTP, WebSocket, yamux) and not yet decoded, with the offset of
+/// the first one in the connection (for error messages). Reuses its storage: consumed bytes are dropped in bulk once they are the
 /// larger part, so feeding and consuming in small pieces stays linear.
-public struct HTTPInputBuffer: Hashable, Sendable {
+public struct StreamBuffer: Hashable, Sendable {
     private var storage: [UInt8] = []
     private var readIndex = 0
     /// Unread bytes known not to start a CRLF, and a CRLF CRLF (reset when bytes are consumed).
