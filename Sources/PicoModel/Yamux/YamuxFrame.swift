@@ -114,6 +114,9 @@ public struct YamuxFrameDecoder: Hashable, Sendable {
     /// Bytes received and not yet decoded.
     public var bufferedByteCount: Int { self.buffer.count }
 
+    /// Session offset of the next undecoded byte.
+    public var offset: Int { self.buffer.offset }
+
     /// Adds received bytes.
     public mutating func feed(_ bytes: some Sequence<UInt8>) {
         self.buffer.append(bytes)
