@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "PicoModel", targets: ["PicoModel"]),
         .library(name: "PicoSim", targets: ["PicoSim"]),
         .executable(name: "pico-sim", targets: ["pico-sim"]),
+        .executable(name: "pico", targets: ["pico"]),
     ],
     targets: [
         .target(
@@ -19,6 +20,20 @@ let package = Package(
             dependencies: ["PicoModel"],
             path: "Sources/PicoSim"
         ),
+        .systemLibrary(
+            name: "CEpoll",
+            path: "Sources/CEpoll"
+        ),
+        .target(
+            name: "PicoRuntime",
+            dependencies: ["PicoModel", "CEpoll"],
+            path: "Sources/PicoRuntime"
+        ),
+        .executableTarget(
+            name: "pico",
+            dependencies: ["PicoRuntime", "PicoModel"],
+            path: "Sources/pico"
+        ),
         .executableTarget(
             name: "pico-sim",
             dependencies: ["PicoSim", "PicoModel"],
@@ -28,6 +43,11 @@ let package = Package(
             name: "PicoSimTests",
             dependencies: ["PicoSim", "PicoModel"],
             path: "Tests/PicoSimTests"
+        ),
+        .testTarget(
+            name: "PicoRuntimeTests",
+            dependencies: ["PicoRuntime", "PicoModel"],
+            path: "Tests/PicoRuntimeTests"
         ),
         .testTarget(
             name: "PicoModelTests",

@@ -1,0 +1,218 @@
+import Glibc
+
+/// What a `Connection` reports, on its loop's thread.
+public protocol ConnectionDelegate: AnyObject {
+    /// An outgoing connection completed.
+    func connectionDidConnect(_ connection: Connection)
+    /// Bytes arrived; they are valid only during the call (the loop reuses the buffer).
+    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer)
+    /// The peer finished sending (it may still read what we write).
+    func connectionDidReadEOF(_ connection: Connection)
+    /// The write queue, which had reached the high watermark, drained below the low one.
+    func connectionDidDrain(_ connection: Connection)
+    /// The connection closed (by us, the peer or an error); nothing more will be reported.
+    func connectionDidClose(_ connection: Connection, error: SocketError?)
+}
+
+extension ConnectionDelegate {
+    public func connectionDidConnect(_ connection: Connection) {}
+    public func connectionDidDrain(_ connection: Connection) {}
+}
+
+/// A non-blocking TCP connection served by an `EventLoop`: reads into the loop's shared buffer,
+/// writes through a queue that watches for `EPOLLOUT` only while it holds bytes, and tells its
+/// delegate when the queue passes the high watermark and drains again, so the delegate can stop
+/// reading whatever feeds it (back-pressure). It keeps its delegate alive until it closes.
+public final class Connection: LoopHandler {
+    /// Where it is in its life.
+    public enum State: Hashable, Sendable {
+        case connecting
+        case open
+        case closed
+    }
+
+    /// The socket.
+    public let fd: Int32
+    /// Its loop.
+    public let loop: EventLoop
+    /// Receives its events; released when it closes.
+    public var delegate: ConnectionDelegate?
+    /// Current state.
+    public private(set) var state: State
+    /// Queued bytes at which `isWritable` turns false.
+    public var highWatermark = 256 * 1_024
+    /// Queued bytes below which a drain is reported.
+    public var lowWatermark = 64 * 1_024
+    /// Bytes queued and not yet written.
+    public private(set) var queuedByteCount = 0
+    /// Total bytes read and written (for metrics and access logs).
+    public private(set) var bytesRead = 0
+    public private(set) var bytesWritten = 0
+    private var queue: [[UInt8]] = []
+    private var queueHead = 0
+    private var headOffset = 0
+    private var readingPaused = false
+    private var readEOF = false
+    private var wasAboveHighWatermark = false
+    private var closeWhenFlushed = false
+    private var shutdownWhenFlushed = false
+
+    /// Wraps an accepted (`connected`) or connecting socket and registers it with `loop`.
+    public init(fd: Int32, loop: EventLoop, connected: Bool, delegate: ConnectionDelegate?) {
+        self.fd = fd
+        self.loop = loop
+        self.delegate = delegate
+        self.state = connected ? .open : .connecting
+        loop.register(fd, handler: self, interest: connected ? .readable : .writable)
+    }
+
+    /// False once the queue holds `highWatermark` bytes: stop feeding it until `connectionDidDrain`.
+    public var isWritable: Bool { self.queuedByteCount < self.highWatermark }
+
+    /// Queues `bytes` and writes what the socket takes now. Ignored once closed.
+    public func write(_ bytes: [UInt8]) {
+        guard self.state != .closed, !bytes.isEmpty, !self.closeWhenFlushed, !self.shutdownWhenFlushed else { return }
+        self.queue.append(bytes)
+        self.queuedByteCount += bytes.count
+        if self.queuedByteCount >= self.highWatermark { self.wasAboveHighWatermark = true }
+        if self.state == .open, self.queueHead == self.queue.count - 1 { self.flush() }
+    }
+
+    /// Stops reading (the loop stops watching for input) until `resumeReading`.
+    public func pauseReading() {
+        guard !self.readingPaused else { return }
+        self.readingPaused = true
+        self.updateInterest()
+    }
+
+    /// Resumes reading.
+    public func resumeReading() {
+        guard self.readingPaused else { return }
+        self.readingPaused = false
+        self.updateInterest()
+    }
+
+    /// Half-closes: sends FIN once the queue is written; reading goes on.
+    public func shutdownWriteWhenFlushed() {
+        guard self.state != .closed else { return }
+        self.shutdownWhenFlushed = true
+        if self.state == .open, self.queuedByteCount == 0 { shutdown(self.fd, Int32(SHUT_WR)) }
+    }
+
+    /// Closes once the queue is written (reading stops now).
+    public func closeWhenWritten() {
+        guard self.state != .closed else { return }
+        self.closeWhenFlushed = true
+        self.readingPaused = true
+        if self.state == .open, self.queuedByteCount == 0 { self.close() } else { self.updateInterest() }
+    }
+
+    /// Closes now, dropping queued bytes; the delegate hears `connectionDidClose` once.
+    public func close(error: SocketError? = nil) {
+        guard self.state != .closed else { return }
+        self.state = .closed
+        self.loop.unregister(self.fd)
+        Glibc.close(self.fd)
+        self.queue.removeAll()
+        self.queuedByteCount = 0
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.connectionDidClose(self, error: error)
+    }
+
+    public func handleEvent(readable: Bool, writable: Bool, failed: Bool) {
+        if self.state == .connecting {
+            let code = Sockets.pendingError(self.fd)
+            guard code == 0, !failed else {
+                self.close(error: SocketError("connect", code: code == 0 ? ECONNREFUSED : code))
+                return
+            }
+            self.state = .open
+            self.updateInterest()
+            self.delegate?.connectionDidConnect(self)
+            if self.state == .open, self.queuedByteCount > 0 { self.flush() }
+            return
+        }
+        if failed, !readable {
+            self.close(error: SocketError("socket", code: Sockets.pendingError(self.fd)))
+            return
+        }
+        if writable, self.state == .open { self.flush() }
+        if readable, self.state == .open, !self.readingPaused { self.readAvailable() }
+    }
+
+    private func readAvailable() {
+        let buffer = self.loop.readBuffer
+        for _ in 0..<4 {
+            let count = read(self.fd, buffer.baseAddress, buffer.count)
+            if count > 0 {
+                self.bytesRead += count
+                self.delegate?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                guard self.state == .open, !self.readingPaused, count == buffer.count else { return }
+                continue
+            }
+            if count == 0 {
+                self.readEOF = true
+                self.updateInterest()
+                self.delegate?.connectionDidReadEOF(self)
+                return
+            }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return
+            default:
+                self.close(error: SocketError("read"))
+                return
+            }
+        }
+    }
+
+    private func flush() {
+        while self.queueHead < self.queue.count {
+            let chunk = self.queue[self.queueHead]
+            let written = chunk.withUnsafeBytes { raw in
+                Glibc.send(self.fd, raw.baseAddress! + self.headOffset, raw.count - self.headOffset, Int32(MSG_NOSIGNAL))
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { break }
+                self.close(error: SocketError("write"))
+                return
+            }
+            self.bytesWritten += written
+            self.queuedByteCount -= written
+            self.headOffset += written
+            if self.headOffset == chunk.count {
+                self.queueHead += 1
+                self.headOffset = 0
+            }
+        }
+        if self.queueHead == self.queue.count {
+            self.queue.removeAll(keepingCapacity: true)
+            self.queueHead = 0
+        } else if self.queueHead > 64 {
+            self.queue.removeFirst(self.queueHead)
+            self.queueHead = 0
+        }
+        self.updateInterest()
+        if self.queuedByteCount == 0 {
+            if self.closeWhenFlushed {
+                self.close()
+                return
+            }
+            if self.shutdownWhenFlushed { shutdown(self.fd, Int32(SHUT_WR)) }
+        }
+        if self.wasAboveHighWatermark, self.queuedByteCount < self.lowWatermark {
+            self.wasAboveHighWatermark = false
+            self.delegate?.connectionDidDrain(self)
+        }
+    }
+
+    private func updateInterest() {
+        guard self.state != .closed else { return }
+        var interest: LoopInterest = []
+        if self.state == .connecting || self.queuedByteCount > 0 { interest.insert(.writable) }
+        if self.state == .open, !self.readingPaused, !self.readEOF { interest.insert(.readable) }
+        self.loop.setInterest(self.fd, interest)
+    }
+}

@@ -1,0 +1,111 @@
+import Glibc
+
+/// The socket calls the runtime makes, with `EINTR` retried and `EAGAIN` reported as a value.
+public enum Sockets {
+    /// Ignores `SIGPIPE` for the process: a write to a closed peer returns `EPIPE` instead.
+    public static func ignoreBrokenPipes() {
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// A non-blocking listening TCP socket bound to `address` (`SO_REUSEADDR`).
+    public static func listen(on address: HostPort, backlog: Int32 = 1_024) throws(SocketError) -> Int32 {
+        var lastError = SocketError("bind \(address): no address", code: 0)
+        for candidate in try address.resolve(passive: true) {
+            let fd = socket(candidate.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else {
+                lastError = SocketError("socket")
+                continue
+            }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            if candidate.family == AF_INET6 {
+                var zero: Int32 = 0
+                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size))
+            }
+            let bound = candidate.withSockaddr { bind(fd, $0, $1) }
+            guard bound == 0 else {
+                lastError = SocketError("bind \(address)")
+                close(fd)
+                continue
+            }
+            guard Glibc.listen(fd, backlog) == 0 else {
+                lastError = SocketError("listen \(address)")
+                close(fd)
+                continue
+            }
+            return fd
+        }
+        throw lastError
+    }
+
+    /// Accepts one connection, non-blocking with `TCP_NODELAY`; nil when none is waiting.
+    public static func accept(from listener: Int32) throws(SocketError) -> Int32? {
+        while true {
+            let fd = Glibc.accept(listener, nil, nil)
+            if fd >= 0 {
+                self.configure(fd)
+                return fd
+            }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK, ECONNABORTED, EPROTO: return nil
+            default: throw SocketError("accept")
+            }
+        }
+    }
+
+    /// Starts a non-blocking connect to `address`; the socket becomes writable when it completes.
+    public static func connect(to address: SocketAddressStorage) throws(SocketError) -> Int32 {
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError("socket") }
+        self.configure(fd)
+        let status = address.withSockaddr { Glibc.connect(fd, $0, $1) }
+        if status != 0, errno != EINPROGRESS {
+            let error = SocketError("connect \(address)")
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// The pending error of a socket (after a non-blocking connect), 0 when none.
+    public static func pendingError(_ fd: Int32) -> Int32 {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &length)
+        return value
+    }
+
+    /// The local address a socket is bound to.
+    public static func localAddress(_ fd: Int32) -> HostPort? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard status == 0 else { return nil }
+        return withUnsafePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddressStorage($0, length: length).hostPort }
+        }
+    }
+
+    /// The peer address of a connected socket.
+    public static func peerAddress(_ fd: Int32) -> HostPort? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        guard status == 0 else { return nil }
+        return withUnsafePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddressStorage($0, length: length).hostPort }
+        }
+    }
+
+    private static func configure(_ fd: Int32) {
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+}

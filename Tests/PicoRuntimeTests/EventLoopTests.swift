@@ -1,0 +1,123 @@
+import Foundation
+import Glibc
+@testable import PicoRuntime
+import PicoModel
+import Testing
+
+/// Echoes every byte back, pausing reading while its write queue is full.
+final class EchoDelegate: ConnectionDelegate {
+    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+        connection.write(Array(bytes))
+        if !connection.isWritable { connection.pauseReading() }
+    }
+    func connectionDidReadEOF(_ connection: Connection) { connection.closeWhenWritten() }
+    func connectionDidDrain(_ connection: Connection) { connection.resumeReading() }
+    func connectionDidClose(_ connection: Connection, error: SocketError?) {}
+}
+
+/// Runs a loop on its own thread for the duration of a test.
+final class LoopThread: @unchecked Sendable {
+    let loop: EventLoop
+    private var thread: Thread?
+
+    init() throws {
+        self.loop = try EventLoop()
+        let loop = self.loop
+        let thread = Thread { loop.run() }
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Runs `work` on the loop and waits for its result.
+    func sync<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
+        let box = ResultBox<T>()
+        self.loop.execute {
+            box.set(Result { try work() })
+        }
+        return try box.wait().get()
+    }
+
+    func stop() { self.loop.stop() }
+}
+
+final class ResultBox<T: Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var value: Result<T, Error>?
+    func set(_ value: Result<T, Error>) {
+        self.condition.lock()
+        self.value = value
+        self.condition.signal()
+        self.condition.unlock()
+    }
+    func wait() -> Result<T, Error> {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        while self.value == nil { self.condition.wait() }
+        return self.value!
+    }
+}
+
+@Suite("Event loop")
+struct EventLoopTests {
+    @Test func test_echoServer_returnsEveryByte_ofAPayloadLargerThanTheWriteQueue() throws {
+        let thread = try LoopThread()
+        defer { thread.stop() }
+        let loop = thread.loop
+        let port = try thread.sync {
+            let listener = try Listener(address: HostPort(host: "127.0.0.1", port: 0), loop: loop) { fd in
+                _ = Connection(fd: fd, loop: loop, connected: true, delegate: EchoDelegate())
+            }
+            return listener.address.port
+        }
+        let payload = (0..<(3 * 1_024 * 1_024)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(connected == 0)
+        let writer = Thread {
+            payload.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let n = send(fd, raw.baseAddress! + offset, raw.count - offset, 0)
+                    if n <= 0 { break }
+                    offset += n
+                }
+            }
+            shutdown(fd, Int32(SHUT_WR))
+        }
+        writer.start()
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            received += buffer[0..<n]
+        }
+        close(fd)
+        #expect(received.count == payload.count)
+        #expect(received == payload)
+    }
+
+    @Test func test_timers_fireInDeadlineOrder_andCancelledOnesNever() throws {
+        let loop = try EventLoop()
+        var fired: [Int] = []
+        let start = loop.now
+        loop.schedule(at: start + .milliseconds(30)) { fired.append(3) }
+        loop.schedule(at: start + .milliseconds(10)) { fired.append(1) }
+        let cancelled = loop.schedule(at: start + .milliseconds(20)) { fired.append(2) }
+        cancelled.cancel()
+        let deadline = MonotonicClock.now() + .seconds(2)
+        while fired.count < 2, MonotonicClock.now() < deadline { loop.turn(maximumWait: .milliseconds(50)) }
+        #expect(fired == [1, 3])
+    }
+
+    @Test func test_execute_fromAnotherThread_wakesTheLoop() throws {
+        let thread = try LoopThread()
+        defer { thread.stop() }
+        let value = try thread.sync { 42 }
+        #expect(value == 42)
+    }
+}
