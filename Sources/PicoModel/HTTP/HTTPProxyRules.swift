@@ -1,0 +1,110 @@
+/// How a reverse proxy rewrites messages between a client and an upstream (RFC 9110 §7.6):
+/// hop-by-hop fields removed, `X-Forwarded-*` added, and a body framing chosen for each side.
+/// Shared by the node (client → tunnel) and the agent (tunnel → local service).
+public enum HTTPProxyRules {
+    /// Fields that describe one connection, never forwarded (plus any a `Connection` field names).
+    public static let hopByHopFields = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+        "te", "trailer", "transfer-encoding", "upgrade",
+    ]
+
+    /// The endpoint a request names (Piko's `EndpointIDFromRequest`): a non-empty
+    /// `x-pico-endpoint` wins; otherwise the first label of `Host` (port stripped) when the host
+    /// has a dot and is not an IP literal; otherwise nil.
+    public static func endpoint(of head: HTTPRequestHead) -> String? {
+        if let header = head.headers.first("x-pico-endpoint").map({ Substring($0).trimmingHTTPWhitespace() }), !header.isEmpty {
+            return String(header)
+        }
+        guard var host = head.headers.first("host").map({ String(Substring($0).trimmingHTTPWhitespace()) }), !host.isEmpty else { return nil }
+        if host.hasPrefix("[") { return nil }  // an IPv6 literal
+        if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
+        guard host.contains("."), !Self.isIPv4Literal(host) else { return nil }
+        let label = host.prefix { $0 != "." }
+        return label.isEmpty ? nil : String(label)
+    }
+
+    static func isIPv4Literal(_ host: String) -> Bool {
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isASCII) && UInt8($0) != nil }
+    }
+
+    /// `headers` without hop-by-hop fields; `keepUpgrade` keeps `Upgrade` and sets
+    /// `Connection: Upgrade` (an upgrade handshake passed through).
+    public static func endToEnd(_ headers: HTTPHeaders, keepUpgrade: Bool) -> HTTPHeaders {
+        var result = headers
+        for named in headers.tokens("connection") where !(keepUpgrade && named == "upgrade") { result.remove(named) }
+        for field in Self.hopByHopFields where !(keepUpgrade && field == "upgrade") { result.remove(field) }
+        if keepUpgrade, result.contains("upgrade") { result.add(name: "Connection", value: "Upgrade") }
+        return result
+    }
+
+    /// The body framing a validated request head announces.
+    public static func framing(ofRequest head: HTTPRequestHead) -> HTTPBodyFraming {
+        (try? HTTP1Framing.request(head, offset: 0)) ?? .none
+    }
+
+    /// The body framing a validated response head announces, given its request's method.
+    public static func framing(ofResponse head: HTTPResponseHead, requestMethod: String) -> HTTPBodyFraming {
+        (try? HTTP1Framing.response(head, requestMethod: requestMethod, offset: 0)) ?? .untilClose
+    }
+
+    /// The request as sent upstream: HTTP/1.1, end-to-end fields, the body framing restated
+    /// (`Content-Length` kept, chunked re-chunked), `X-Forwarded-For` appended with `clientIP`,
+    /// `X-Forwarded-Proto` and `X-Forwarded-Host` set unless present, and `x-pico-forward: true`
+    /// (as Piko marks every proxied request).
+    public static func upstreamRequest(_ head: HTTPRequestHead, clientIP: String?, scheme: String) -> HTTPRequestHead {
+        var headers = Self.endToEnd(head.headers, keepUpgrade: head.isUpgrade)
+        if Self.framing(ofRequest: head) == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
+        if let clientIP {
+            let prior = head.headers["x-forwarded-for"].joined(separator: ", ")
+            headers.replaceOrAdd(name: "X-Forwarded-For", value: prior.isEmpty ? clientIP : "\(prior), \(clientIP)")
+        }
+        if !headers.contains("x-forwarded-proto") { headers.add(name: "X-Forwarded-Proto", value: scheme) }
+        if !headers.contains("x-forwarded-host"), let host = head.headers.first("host") { headers.add(name: "X-Forwarded-Host", value: host) }
+        headers.replaceOrAdd(name: "x-pico-forward", value: "true")
+        return HTTPRequestHead(method: head.method, target: head.target, version: .http1_1, headers: headers)
+    }
+
+    /// How a response body is sent to a client.
+    public enum ClientFraming: Hashable, Sendable {
+        /// No body follows.
+        case none
+        /// Bytes copied as they come (`Content-Length` states the size).
+        case length
+        /// Re-chunked.
+        case chunked
+        /// Copied, then the connection closes (an HTTP/1.0 client and a close-delimited body).
+        case untilClose
+    }
+
+    /// The response as sent to the client, its framing, and whether the client connection may
+    /// carry another request afterwards. A close-delimited upstream body is chunked to an
+    /// HTTP/1.1 client so the connection survives.
+    public static func clientResponse(
+        _ head: HTTPResponseHead, requestMethod: String, clientVersion: HTTPVersion, clientKeepAlive: Bool
+    ) -> (head: HTTPResponseHead, framing: ClientFraming, keepAlive: Bool) {
+        var headers = Self.endToEnd(head.headers, keepUpgrade: head.status == 101)
+        let framing: ClientFraming
+        var keepAlive = clientKeepAlive
+        switch Self.framing(ofResponse: head, requestMethod: requestMethod) {
+        case .none: framing = .none
+        case .length: framing = .length
+        case .chunked, .untilClose:
+            if clientVersion >= .http1_1 {
+                framing = .chunked
+                headers.add(name: "Transfer-Encoding", value: "chunked")
+            } else {
+                framing = .untilClose
+                keepAlive = false
+            }
+        }
+        if head.status == 101 {
+            keepAlive = false
+        } else if !keepAlive {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if clientVersion < .http1_1 {
+            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
+        return (HTTPResponseHead(version: .http1_1, status: head.status, reason: head.reason, headers: headers), framing, keepAlive)
+    }
+}

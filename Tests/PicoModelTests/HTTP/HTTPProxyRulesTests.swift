@@ -1,0 +1,57 @@
+@testable import PicoModel
+import Testing
+
+@Suite("HTTP proxy rules")
+struct HTTPProxyRulesTests {
+    func request(_ headers: HTTPHeaders, version: HTTPVersion = .http1_1) -> HTTPRequestHead {
+        HTTPRequestHead(method: "GET", target: "/x", version: version, headers: headers)
+    }
+
+    @Test func test_endpoint_followsPikosRules() {
+        #expect(HTTPProxyRules.endpoint(of: self.request(["x-pico-endpoint": "my-ep", "Host": "other.example.com"])) == "my-ep")
+        #expect(HTTPProxyRules.endpoint(of: self.request(["x-pico-endpoint": " ", "Host": "foo.pico.example.com:8000"])) == "foo")
+        #expect(HTTPProxyRules.endpoint(of: self.request(["Host": "localhost:8000"])) == nil)
+        #expect(HTTPProxyRules.endpoint(of: self.request(["Host": "10.0.0.1:8000"])) == nil)
+        #expect(HTTPProxyRules.endpoint(of: self.request(["Host": "[::1]:8000"])) == nil)
+        #expect(HTTPProxyRules.endpoint(of: self.request(["Host": ""])) == nil)
+        #expect(HTTPProxyRules.endpoint(of: self.request([:])) == nil)
+        #expect(HTTPProxyRules.endpoint(of: self.request(["Host": "1.2.3.example"])) == "1")
+    }
+
+    @Test func test_upstreamRequest_dropsHopByHopFields_andAddsForwardingFields() {
+        let head = self.request([
+            "Host": "foo.example.com", "Connection": "keep-alive, X-Secret", "X-Secret": "1", "Keep-Alive": "timeout=5",
+            "TE": "trailers", "Proxy-Authorization": "Basic x", "X-Forwarded-For": "9.9.9.9", "Transfer-Encoding": "chunked", "Accept": "*/*",
+        ])
+        let upstream = HTTPProxyRules.upstreamRequest(head, clientIP: "1.2.3.4", scheme: "http")
+        let names = upstream.headers.map { $0.name.lowercased() }
+        for gone in ["connection", "x-secret", "keep-alive", "te", "proxy-authorization"] { #expect(!names.contains(gone), "\(gone)") }
+        #expect(upstream.headers.first("x-forwarded-for") == "9.9.9.9, 1.2.3.4")
+        #expect(upstream.headers.first("x-forwarded-proto") == "http")
+        #expect(upstream.headers.first("x-forwarded-host") == "foo.example.com")
+        #expect(upstream.headers.first("x-pico-forward") == "true")
+        #expect(upstream.headers["transfer-encoding"] == ["chunked"], "the framing is restated once")
+        #expect(upstream.headers.first("accept") == "*/*")
+    }
+
+    @Test func test_upstreamRequest_keepsAnUpgradeHandshake() {
+        let head = self.request(["Host": "a.b.c", "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "k"])
+        let upstream = HTTPProxyRules.upstreamRequest(head, clientIP: nil, scheme: "http")
+        #expect(upstream.isUpgrade)
+        #expect(upstream.headers.first("upgrade") == "websocket")
+    }
+
+    @Test func test_clientResponse_chunksACloseDelimitedBodyForHTTP11_andClosesForHTTP10() {
+        let response = HTTPResponseHead(status: 200, headers: ["Connection": "close", "Content-Type": "text/plain"])
+        let modern = HTTPProxyRules.clientResponse(response, requestMethod: "GET", clientVersion: .http1_1, clientKeepAlive: true)
+        #expect(modern.framing == .chunked && modern.keepAlive)
+        #expect(modern.head.headers.first("transfer-encoding") == "chunked" && !modern.head.headers.contains("connection"))
+        let old = HTTPProxyRules.clientResponse(response, requestMethod: "GET", clientVersion: .http1_0, clientKeepAlive: true)
+        #expect(old.framing == .untilClose && !old.keepAlive)
+        #expect(old.head.headers.first("connection") == "close")
+        let sized = HTTPProxyRules.clientResponse(HTTPResponseHead(status: 200, headers: ["Content-Length": "3"]), requestMethod: "GET", clientVersion: .http1_0, clientKeepAlive: true)
+        #expect(sized.framing == .length && sized.keepAlive && sized.head.headers.first("connection") == "keep-alive")
+        let head = HTTPProxyRules.clientResponse(HTTPResponseHead(status: 200, headers: ["Content-Length": "3"]), requestMethod: "HEAD", clientVersion: .http1_1, clientKeepAlive: false)
+        #expect(head.framing == .none && head.head.headers.first("connection") == "close")
+    }
+}
