@@ -1,0 +1,109 @@
+import Glibc
+import PicoModel
+import Synchronization
+
+/// Log severities, in increasing order.
+public enum LogLevel: String, Hashable, Sendable, CaseIterable, Comparable {
+    case debug
+    case info
+    case warn
+    case error
+
+    public static func < (left: LogLevel, right: LogLevel) -> Bool {
+        Self.allCases.firstIndex(of: left)! < Self.allCases.firstIndex(of: right)!
+    }
+}
+
+/// JSON log lines on stderr: `{"level", "ts", "subsystem", "msg", …fields}`, one per line.
+public struct Logger: Sendable {
+    /// Lines below this level are dropped.
+    public var level: LogLevel
+    /// The `subsystem` field.
+    public var subsystem: String
+
+    /// Creates a logger.
+    public init(level: LogLevel, subsystem: String) {
+        self.level = level
+        self.subsystem = subsystem
+    }
+
+    /// The same logger for another subsystem.
+    public func child(_ subsystem: String) -> Logger { Logger(level: self.level, subsystem: subsystem) }
+
+    /// Writes one line when `level` is enabled. Field values are strings, numbers or booleans.
+    public func log(_ level: LogLevel, _ message: String, _ fields: [(String, LogValue)] = []) {
+        guard level >= self.level else { return }
+        var line = "{\"level\":\"\(level.rawValue)\",\"ts\":\"\(Self.timestamp())\",\"subsystem\":\(JSONText.quote(self.subsystem)),\"msg\":\(JSONText.quote(message))"
+        for (key, value) in fields { line += ",\(JSONText.quote(key)):\(value.json)" }
+        line += "}\n"
+        Self.stderrLock.withLock { _ in
+            _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+        }
+    }
+
+    public func debug(_ message: String, _ fields: [(String, LogValue)] = []) { self.log(.debug, message, fields) }
+    public func info(_ message: String, _ fields: [(String, LogValue)] = []) { self.log(.info, message, fields) }
+    public func warn(_ message: String, _ fields: [(String, LogValue)] = []) { self.log(.warn, message, fields) }
+    public func error(_ message: String, _ fields: [(String, LogValue)] = []) { self.log(.error, message, fields) }
+
+    private static let stderrLock = Mutex<Void>(())
+
+    /// UTC time as `2006-01-02T15:04:05.999Z`.
+    static func timestamp() -> String {
+        let milliseconds = MonotonicClock.wallMilliseconds()
+        var seconds = time_t(milliseconds / 1_000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let millis = Int(milliseconds % 1_000)
+        let fraction = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
+        return "\(parts.tm_year + 1_900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(fraction)Z"
+    }
+}
+
+/// A log field value.
+public enum LogValue: Sendable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+    case string(String)
+    case int(Int)
+    case double(Double)
+    case bool(Bool)
+    case object([(String, LogValue)])
+
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .int(value) }
+
+    var json: String {
+        switch self {
+        case .string(let text): return JSONText.quote(text)
+        case .int(let value): return String(value)
+        case .double(let value): return value.isFinite ? String(value) : "null"
+        case .bool(let value): return value ? "true" : "false"
+        case .object(let fields): return "{" + fields.map { "\(JSONText.quote($0.0)):\($0.1.json)" }.joined(separator: ",") + "}"
+        }
+    }
+}
+
+/// Minimal JSON text helpers (no Foundation on the hot path).
+public enum JSONText {
+    /// `text` as a JSON string literal.
+    public static func quote(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    result.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return result + "\""
+    }
+}

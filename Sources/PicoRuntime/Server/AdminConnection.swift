@@ -1,0 +1,124 @@
+import PicoModel
+
+/// One connection on the admin port: `/health`, `/ready`, `/metrics` and the `/status/…` JSON
+/// routes, with `?forward=<node-id>` (answered here for the local ID, 404 for unknown IDs).
+final class AdminConnection: ConnectionDelegate {
+    unowned let node: PicoNode
+    let connection: Connection
+    private var decoder = HTTP1RequestDecoder()
+    private var pending: HTTPRequestHead?
+    private var idleTimer: LoopTimer?
+
+    init(fd: Int32, node: PicoNode) {
+        self.node = node
+        self.connection = Connection(fd: fd, loop: node.loop, connected: true, delegate: nil)
+        self.connection.delegate = self
+        self.armIdleTimer()
+    }
+
+    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+        self.decoder.feed(bytes)
+        do {
+            while let part = try self.decoder.next() {
+                switch part {
+                case .head(let head): self.pending = head
+                case .body: break
+                case .end:
+                    guard let head = self.pending else { continue }
+                    self.pending = nil
+                    self.respond(to: head)
+                    if !head.keepAlive {
+                        connection.closeWhenWritten()
+                        return
+                    }
+                    self.armIdleTimer()
+                }
+            }
+            if self.decoder.state == .upgradePending { self.decoder.refuseUpgrade() }
+        } catch {
+            connection.write(ProxyErrors.response(status: error.statusHint, message: error.message, keepAlive: false))
+            connection.closeWhenWritten()
+        }
+    }
+
+    func connectionDidReadEOF(_ connection: Connection) { connection.closeWhenWritten() }
+
+    func connectionDidClose(_ connection: Connection, error: SocketError?) { self.idleTimer?.cancel() }
+
+    private func armIdleTimer() {
+        self.idleTimer?.cancel()
+        self.idleTimer = self.node.loop.schedule(after: .seconds(60)) { [weak self] in self?.connection.close() }
+    }
+
+    private func respond(to head: HTTPRequestHead) {
+        let (path, query) = Self.split(head.target)
+        let keepAlive = head.keepAlive
+        if let forward = query["forward"], forward != self.node.cluster.me.name {
+            // Other nodes' admin ports become reachable with clustering (issue 6).
+            self.connection.write(ProxyErrors.response(status: 404, message: "node not found", keepAlive: keepAlive))
+            return
+        }
+        guard head.method == "GET" || head.method == "HEAD" else {
+            self.connection.write(ProxyErrors.response(status: 405, message: "method not allowed", keepAlive: keepAlive, extra: ["Allow": "GET, HEAD"]))
+            return
+        }
+        let status = AdminRoutes(node: self.node)
+        switch path {
+        case "/health":
+            self.write(200, "", type: "text/plain", head: head)
+        case "/ready":
+            self.write(self.node.ready ? 200 : 503, "", type: "text/plain", head: head)
+        case "/metrics":
+            self.write(200, status.metrics(), type: "text/plain; version=0.0.4; charset=utf-8", head: head)
+        case "/status/upstream/endpoints":
+            self.write(200, status.upstreamEndpoints(), type: "application/json", head: head)
+        case "/status/cluster/nodes":
+            self.write(200, status.clusterNodes(), type: "application/json", head: head)
+        case "/status/gossip/nodes":
+            self.write(200, status.gossipNodes(), type: "application/json", head: head)
+        default:
+            if path.hasPrefix("/status/cluster/nodes/"), let body = status.clusterNode(String(path.dropFirst("/status/cluster/nodes/".count))) {
+                self.write(200, body, type: "application/json", head: head)
+            } else {
+                self.connection.write(ProxyErrors.response(status: 404, message: "not found", keepAlive: keepAlive))
+            }
+        }
+    }
+
+    private func write(_ status: Int, _ body: String, type: String, head: HTTPRequestHead) {
+        let bytes = Array(body.utf8)
+        var headers: HTTPHeaders = ["Content-Type": type, "Content-Length": String(bytes.count)]
+        if !head.keepAlive { headers.add(name: "Connection", value: "close") }
+        var output = HTTP1Encoder.encode(HTTPResponseHead(status: status, headers: headers))
+        if head.method != "HEAD" { output += bytes }
+        self.connection.write(output)
+    }
+
+    /// The path and the query parameters (first value wins; `+` and `%XX` decoded).
+    static func split(_ target: String) -> (String, [String: String]) {
+        guard let mark = target.firstIndex(of: "?") else { return (target, [:]) }
+        var query: [String: String] = [:]
+        for pair in target[target.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = Self.percentDecoded(parts[0])
+            if query[key] == nil { query[key] = parts.count > 1 ? Self.percentDecoded(parts[1]) : "" }
+        }
+        return (String(target[..<mark]), query)
+    }
+
+    static func percentDecoded(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+                      let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,81 @@
+import PicoModel
+
+/// The bodies of the admin status routes, in Piko's JSON shapes, from the node's model.
+struct AdminRoutes {
+    let node: PicoNode
+
+    func metrics() -> String {
+        let endpoints = Set(self.node.cluster.upstreams.allTunnels.map(\.endpoint)).count
+        return self.node.metrics.exposition(registeredEndpoints: endpoints, openDescriptors: ProcessFigures.openDescriptors())
+    }
+
+    /// `{"<endpoint>": <local listener count>, …}`, sorted by endpoint.
+    func upstreamEndpoints() -> String {
+        let counts = self.localCounts()
+        return "{" + counts.map { "\(JSONText.quote($0.0)):\($0.1)" }.joined(separator: ",") + "}"
+    }
+
+    private func localCounts() -> [(String, Int)] {
+        var counts: [String: Int] = [:]
+        for tunnel in self.node.cluster.upstreams.allTunnels { counts[tunnel.endpoint, default: 0] += 1 }
+        return counts.sorted { $0.key < $1.key }
+    }
+
+    struct NodeRow {
+        var id: String
+        var status: String
+        var proxyAddress: String
+        var adminAddress: String
+        var endpoints: [(String, Int)]
+    }
+
+    /// The local node first, then live members sorted by name.
+    func rows() -> [NodeRow] {
+        let cluster = self.node.cluster
+        let me = cluster.me
+        var rows = [NodeRow(id: me.name, status: Self.status(of: cluster.lifecycle.phase), proxyAddress: "\(me.proxyAddress)", adminAddress: "\(me.adminAddress)", endpoints: self.localCounts())]
+        for member in cluster.membership.memberList.sorted(by: { $0.info.name < $1.info.name }) {
+            let entries = cluster.endpoints.owners[member.info.uid]?.entries ?? [:]
+            let counts = entries.filter { $0.value.count > 0 }.map { ($0.key, Int($0.value.count)) }.sorted { $0.0 < $1.0 }
+            let status = member.draining ? "draining" : member.state.status == .alive ? "active" : "\(member.state.status)"
+            rows.append(NodeRow(id: member.info.name, status: status, proxyAddress: "\(member.info.proxyAddress)", adminAddress: "\(member.info.adminAddress)", endpoints: counts))
+        }
+        return rows
+    }
+
+    static func status(of phase: Lifecycle.Phase) -> String {
+        switch phase {
+        case .draining: return "draining"
+        case .left: return "left"
+        default: return "active"
+        }
+    }
+
+    /// `[{id, status, proxy_addr, admin_addr, endpoints:<count>, upstreams:<sum>}]`.
+    func clusterNodes() -> String {
+        "[" + self.rows().map { row in
+            "{\"id\":\(JSONText.quote(row.id)),\"status\":\(JSONText.quote(row.status)),\"proxy_addr\":\(JSONText.quote(row.proxyAddress)),\"admin_addr\":\(JSONText.quote(row.adminAddress)),\"endpoints\":\(row.endpoints.count),\"upstreams\":\(row.endpoints.reduce(0) { $0 + $1.1 })}"
+        }.joined(separator: ",") + "]"
+    }
+
+    /// `{id, status, proxy_addr, admin_addr, endpoints:{"<id>":count}}` for `id` (or `local`), nil when unknown.
+    func clusterNode(_ id: String) -> String? {
+        let rows = self.rows()
+        guard let row = id == "local" ? rows.first : rows.first(where: { $0.id == id }) else { return nil }
+        let endpoints = "{" + row.endpoints.map { "\(JSONText.quote($0.0)):\($0.1)" }.joined(separator: ",") + "}"
+        return "{\"id\":\(JSONText.quote(row.id)),\"status\":\(JSONText.quote(row.status)),\"proxy_addr\":\(JSONText.quote(row.proxyAddress)),\"admin_addr\":\(JSONText.quote(row.adminAddress)),\"endpoints\":\(endpoints)}"
+    }
+
+    /// `[{id, addr, version, left, unreachable, expiry}]` sorted by id, the local node included.
+    func gossipNodes() -> String {
+        let cluster = self.node.cluster
+        var rows: [(String, String, UInt64, Bool, Bool)] = [(cluster.me.name, "\(cluster.me.gossipAddress)", cluster.endpoints.localVersion, cluster.lifecycle.phase == .left, false)]
+        for member in cluster.membership.memberList {
+            let version = cluster.endpoints.owners[member.info.uid]?.knownVersion ?? 0
+            rows.append((member.info.name, "\(member.info.gossipAddress)", version, member.state.status == .left, member.state.status == .suspect || member.state.status == .dead))
+        }
+        return "[" + rows.sorted { $0.0 < $1.0 }.map {
+            "{\"id\":\(JSONText.quote($0.0)),\"addr\":\(JSONText.quote($0.1)),\"version\":\($0.2),\"left\":\($0.3),\"unreachable\":\($0.4),\"expiry\":\"0001-01-01T00:00:00Z\"}"
+        }.joined(separator: ",") + "]"
+    }
+}

@@ -1,0 +1,382 @@
+import PicoModel
+
+/// One client connection on the proxy port: decodes requests one at a time (pipelined ones wait
+/// in the decoder), routes each through the node, streams it onto a tunnel stream and the answer
+/// back, with back-pressure both ways, Piko's JSON errors, and timeouts for slow heads, idle
+/// keep-alive connections and upstreams that do not answer.
+final class ProxyConnection: ConnectionDelegate, TunnelStreamHandler {
+    unowned let node: PicoNode
+    let connection: Connection
+    let clientIP: String?
+    private var decoder = HTTP1RequestDecoder()
+    private var exchange: ProxyExchange?
+    private var waitTimer: LoopTimer?
+    private var clientFinished = false
+    private var closed = false
+
+    init(fd: Int32, node: PicoNode) {
+        self.node = node
+        self.clientIP = Sockets.peerAddress(fd)?.host
+        self.connection = Connection(fd: fd, loop: node.loop, connected: true, delegate: nil)
+        self.connection.delegate = self
+        self.armWaitTimer()
+    }
+
+    // MARK: Client side
+
+    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+        if let exchange = self.exchange, exchange.upgraded {
+            guard let stream = exchange.streamID, let transport = exchange.tunnel?.transport else { return }
+            transport.send(bytes, on: stream)
+            if !transport.canSend(on: stream) {
+                exchange.waitingForStream = true
+                connection.pauseReading()
+            }
+            return
+        }
+        if self.exchange == nil, self.decoder.isIdle { self.armWaitTimer(headStarted: true) }
+        self.decoder.feed(bytes)
+        self.processRequests()
+    }
+
+    func connectionDidReadEOF(_ connection: Connection) {
+        self.clientFinished = true
+        if let exchange = self.exchange {
+            if exchange.upgraded {
+                if let stream = exchange.streamID { exchange.tunnel?.transport?.finish(stream) }
+                return
+            }
+            exchange.keepAlive = false
+            if exchange.requestEnded { return }
+        }
+        self.decoder.feedEOF()
+        self.processRequests()
+        if self.exchange == nil || self.exchange?.requestEnded == false { connection.close() }
+    }
+
+    func connectionDidDrain(_ connection: Connection) {
+        guard let exchange = self.exchange, exchange.owedConsumption > 0, let stream = exchange.streamID else { return }
+        let owed = exchange.owedConsumption
+        exchange.owedConsumption = 0
+        exchange.tunnel?.transport?.consumed(owed, on: stream)
+    }
+
+    func connectionDidClose(_ connection: Connection, error: SocketError?) {
+        self.closed = true
+        self.waitTimer?.cancel()
+        self.node.proxyConnections -= 1
+        if let exchange = self.exchange {
+            self.exchange = nil
+            exchange.timeout?.cancel()
+            if let stream = exchange.streamID { exchange.tunnel?.transport?.reset(stream) }
+            self.release(exchange, status: exchange.responseHeadSent ? exchange.status : 499)
+        }
+    }
+
+    /// Pulls request parts while the current exchange can take them.
+    private func processRequests() {
+        do {
+            while !self.closed {
+                if let exchange = self.exchange, exchange.requestEnded || exchange.waitingForStream || exchange.upgraded { return }
+                guard let part = try self.decoder.next() else { return }
+                switch part {
+                case .head(let head): self.begin(head)
+                case .body(let bytes): self.forwardBody(bytes)
+                case .end(let trailers): self.endRequest(trailers: trailers)
+                }
+            }
+        } catch {
+            self.answerAndClose(status: error.statusHint, message: error.message)
+        }
+    }
+
+    private func begin(_ head: HTTPRequestHead) {
+        self.waitTimer?.cancel()
+        let exchange = ProxyExchange(head: head, startedAt: self.node.loop.now)
+        self.exchange = exchange
+        self.node.metrics.inFlight += 1
+        if exchange.head.path.hasPrefix("/_pico") {
+            self.answer(exchange, status: 404, message: "not found")
+            return
+        }
+        let forwarded = head.headers.first("x-pico-forward") == "true"
+        switch self.node.route(endpoint: exchange.endpoint, forwarded: forwarded) {
+        case .reject(let rejection):
+            self.answer(exchange, status: rejection.status, message: rejection.message)
+        case .forward:
+            // Forwarding to other nodes lands with clustering (issue 6).
+            self.answer(exchange, status: 502, message: "upstream unreachable")
+        case .local(let tunnelID):
+            exchange.tunnelID = tunnelID
+            guard let tunnel = self.node.tunnel(tunnelID), let transport = tunnel.transport,
+                  let stream = transport.openStream(handler: self) else {
+                self.node.streamFinished(on: tunnelID)
+                exchange.tunnelID = nil
+                self.answer(exchange, status: 502, message: "upstream unreachable")
+                return
+            }
+            self.node.metrics.upstreamRequests += 1
+            exchange.tunnel = tunnel
+            exchange.streamID = stream
+            exchange.response.expectResponse(to: head.method)
+            let upstream = HTTPProxyRules.upstreamRequest(head, clientIP: self.clientIP, scheme: "http")
+            transport.send(HTTP1Encoder.encode(upstream), on: stream)
+            if !head.isUpgrade, self.node.settings.proxyTimeout > .zero {
+                exchange.timeout = self.node.loop.schedule(after: self.node.settings.proxyTimeout) { [weak self, weak exchange] in
+                    guard let self, let exchange, exchange === self.exchange, !exchange.responseHeadSent else { return }
+                    self.upstreamTimedOut(exchange)
+                }
+            }
+        }
+    }
+
+    private func forwardBody(_ bytes: ArraySlice<UInt8>) {
+        guard let exchange = self.exchange else { return }
+        exchange.requestBytes += bytes.count
+        guard !exchange.answered, let stream = exchange.streamID, let transport = exchange.tunnel?.transport else { return }
+        if exchange.requestFraming == .chunked {
+            var chunk: [UInt8] = []
+            HTTP1Encoder.writeChunk(bytes, into: &chunk)
+            transport.send(chunk, on: stream)
+        } else {
+            transport.send(bytes, on: stream)
+        }
+        if !transport.canSend(on: stream) {
+            exchange.waitingForStream = true
+            self.connection.pauseReading()
+        }
+    }
+
+    private func endRequest(trailers: HTTPHeaders) {
+        guard let exchange = self.exchange else { return }
+        exchange.requestEnded = true
+        if !exchange.answered, let stream = exchange.streamID, let transport = exchange.tunnel?.transport {
+            if exchange.requestFraming == .chunked {
+                var last: [UInt8] = []
+                HTTP1Encoder.writeLastChunk(trailers: trailers, into: &last)
+                transport.send(last, on: stream)
+            }
+            if !exchange.head.isUpgrade { transport.finish(stream) }
+        }
+        if exchange.responseComplete { self.complete(exchange) }
+    }
+
+    // MARK: Stream side
+
+    func streamReceived(_ bytes: ArraySlice<UInt8>) {
+        guard let exchange = self.exchange, let stream = exchange.streamID else { return }
+        if self.connection.isWritable {
+            exchange.tunnel?.transport?.consumed(bytes.count, on: stream)
+        } else {
+            exchange.owedConsumption += bytes.count
+        }
+        if exchange.upgraded {
+            self.connection.write(Array(bytes))
+            return
+        }
+        exchange.response.feed(bytes)
+        self.processResponse(exchange)
+    }
+
+    func streamInputFinished() {
+        guard let exchange = self.exchange else { return }
+        if exchange.upgraded {
+            self.connection.shutdownWriteWhenFlushed()
+            if self.clientFinished { self.connection.closeWhenWritten() }
+            return
+        }
+        exchange.response.feedEOF()
+        self.processResponse(exchange)
+        if self.exchange === exchange, !exchange.responseComplete {
+            self.failUpstream(exchange, message: "upstream unreachable")
+        }
+    }
+
+    func streamFailed(reason: String) {
+        guard let exchange = self.exchange else { return }
+        exchange.streamID = nil
+        if exchange.upgraded {
+            self.connection.closeWhenWritten()
+            return
+        }
+        self.failUpstream(exchange, message: "upstream unreachable")
+    }
+
+    func streamWritable() {
+        guard let exchange = self.exchange, exchange.waitingForStream else { return }
+        exchange.waitingForStream = false
+        self.connection.resumeReading()
+        if !exchange.upgraded { self.processRequests() }
+    }
+
+    private func processResponse(_ exchange: ProxyExchange) {
+        do {
+            while self.exchange === exchange, !exchange.responseComplete, let part = try exchange.response.next() {
+                switch part {
+                case .head(let head):
+                    if head.isInterim {
+                        self.connection.write(HTTP1Encoder.encode(head))
+                        continue
+                    }
+                    self.sendResponseHead(head, exchange)
+                    if exchange.upgraded { return }
+                case .body(let bytes):
+                    exchange.responseBytes += bytes.count
+                    if exchange.clientFraming == .chunked {
+                        var chunk: [UInt8] = []
+                        HTTP1Encoder.writeChunk(bytes, into: &chunk)
+                        self.connection.write(chunk)
+                    } else {
+                        self.connection.write(Array(bytes))
+                    }
+                case .end:
+                    if exchange.clientFraming == .chunked {
+                        var last: [UInt8] = []
+                        HTTP1Encoder.writeLastChunk(into: &last)
+                        self.connection.write(last)
+                    }
+                    exchange.responseComplete = true
+                    if exchange.requestEnded {
+                        self.complete(exchange)
+                    } else {
+                        // The upstream answered before the request body ended: drop the rest by closing.
+                        exchange.keepAlive = false
+                        self.complete(exchange)
+                    }
+                }
+            }
+        } catch {
+            self.failUpstream(exchange, message: "upstream unreachable")
+        }
+    }
+
+    private func sendResponseHead(_ head: HTTPResponseHead, _ exchange: ProxyExchange) {
+        exchange.timeout?.cancel()
+        exchange.status = head.status
+        exchange.responseHeadSent = true
+        if head.status == 101, exchange.head.isUpgrade {
+            var upgraded = head
+            upgraded.headers = HTTPProxyRules.endToEnd(head.headers, keepUpgrade: true)
+            self.connection.write(HTTP1Encoder.encode(upgraded))
+            exchange.upgraded = true
+            self.connection.write(Array(exchange.response.takeUpgradedBytes()))
+            if self.decoder.state == .upgradePending, let stream = exchange.streamID {
+                let early = self.decoder.takeUpgradedBytes()
+                if !early.isEmpty { exchange.tunnel?.transport?.send(early, on: stream) }
+            }
+            return
+        }
+        if exchange.head.isUpgrade, self.decoder.state == .upgradePending { self.decoder.refuseUpgrade() }
+        let client = HTTPProxyRules.clientResponse(head, requestMethod: exchange.head.method, clientVersion: exchange.head.version, clientKeepAlive: exchange.keepAlive && !self.clientFinished)
+        exchange.clientFraming = client.framing
+        exchange.keepAlive = client.keepAlive
+        self.connection.write(HTTP1Encoder.encode(client.head))
+    }
+
+    // MARK: Ending an exchange
+
+    /// An error answered before any upstream response: the request's body is read and dropped.
+    private func answer(_ exchange: ProxyExchange, status: Int, message: String) {
+        exchange.answered = true
+        exchange.status = status
+        exchange.responseHeadSent = true
+        exchange.responseComplete = true
+        if exchange.head.isUpgrade { exchange.keepAlive = false }
+        self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: exchange.keepAlive))
+        if exchange.requestEnded { self.complete(exchange) }
+    }
+
+    private func upstreamTimedOut(_ exchange: ProxyExchange) {
+        if let stream = exchange.streamID { exchange.tunnel?.transport?.reset(stream) }
+        exchange.streamID = nil
+        if !exchange.requestEnded { exchange.keepAlive = false }
+        self.answer(exchange, status: 504, message: "upstream timeout")
+        if !exchange.requestEnded { self.complete(exchange) }
+    }
+
+    private func failUpstream(_ exchange: ProxyExchange, message: String) {
+        guard self.exchange === exchange else { return }
+        if let stream = exchange.streamID { exchange.tunnel?.transport?.reset(stream) }
+        exchange.streamID = nil
+        if exchange.responseHeadSent {
+            // Part of the answer went out: the client can only learn of the failure by the close.
+            exchange.keepAlive = false
+            self.release(exchange, status: exchange.status)
+            self.exchange = nil
+            self.connection.close()
+            return
+        }
+        if !exchange.requestEnded { exchange.keepAlive = false }
+        self.answer(exchange, status: 502, message: message)
+        if !exchange.requestEnded { self.complete(exchange) }
+    }
+
+    /// The response is written (or queued): account for it and serve the next request.
+    private func complete(_ exchange: ProxyExchange) {
+        guard self.exchange === exchange else { return }
+        self.exchange = nil
+        exchange.timeout?.cancel()
+        if let stream = exchange.streamID, !exchange.requestEnded { exchange.tunnel?.transport?.reset(stream) }
+        self.release(exchange, status: exchange.status)
+        if !exchange.keepAlive || self.clientFinished {
+            self.connection.closeWhenWritten()
+            return
+        }
+        self.armWaitTimer()
+        self.processRequests()
+    }
+
+    private func release(_ exchange: ProxyExchange, status: Int) {
+        self.node.metrics.inFlight -= 1
+        if let tunnelID = exchange.tunnelID {
+            exchange.tunnelID = nil
+            self.node.streamFinished(on: tunnelID)
+        }
+        let seconds = Double((self.node.loop.now - exchange.startedAt).nanosecondsClamped) / 1e9
+        self.node.metrics.recordRequest(method: exchange.head.method, status: status, seconds: seconds, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes)
+        guard !self.node.settings.accessLogDisabled else { return }
+        let fields: [(String, LogValue)] = [
+            ("request", .object([
+                ("proto", .string("\(exchange.head.version)")), ("method", .string(exchange.head.method)),
+                ("host", .string(exchange.head.headers.first("host") ?? "")), ("path", .string(exchange.head.path)),
+                ("status", .int(status)), ("duration", .string("\(Int(seconds * 1_000_000))µs")),
+                ("endpoint", .string(exchange.endpoint ?? "")), ("request_bytes", .int(exchange.requestBytes)), ("response_bytes", .int(exchange.responseBytes)),
+            ])),
+        ]
+        self.node.log.child("proxy.access").log(status >= 500 ? .warn : .info, "request", fields)
+    }
+
+    private func answerAndClose(status: Int, message: String) {
+        if let exchange = self.exchange {
+            if exchange.responseHeadSent {
+                self.failUpstream(exchange, message: message)
+                self.connection.close()
+                return
+            }
+            if let stream = exchange.streamID { exchange.tunnel?.transport?.reset(stream) }
+            exchange.streamID = nil
+            exchange.keepAlive = false
+            exchange.requestEnded = true
+            self.answer(exchange, status: status, message: message)
+        } else {
+            self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
+            self.connection.closeWhenWritten()
+        }
+    }
+
+    /// Between requests: the idle timeout, or the read-header timeout once a head has started.
+    private func armWaitTimer(headStarted: Bool = false) {
+        self.waitTimer?.cancel()
+        let started = headStarted || !self.decoder.isIdle
+        let delay = started ? self.node.settings.readHeaderTimeout : self.node.settings.idleTimeout
+        self.waitTimer = self.node.loop.schedule(after: delay) { [weak self] in
+            guard let self, self.exchange == nil, !self.closed else { return }
+            if self.decoder.isIdle {
+                self.connection.close()
+            } else {
+                self.connection.write(ProxyErrors.response(status: 408, message: "request header timeout", keepAlive: false))
+                self.connection.closeWhenWritten()
+            }
+        }
+    }
+}

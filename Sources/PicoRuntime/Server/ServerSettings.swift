@@ -1,0 +1,48 @@
+import PicoModel
+
+/// Everything `pico server` runs with, after defaults, the config file and flags.
+public struct ServerSettings: Hashable, Sendable {
+    /// `proxy.bind_addr`.
+    public var proxyBind = HostPort(host: "", port: 8000)
+    /// `proxy.advertise_addr` (derived from the bind address when nil).
+    public var proxyAdvertise: HostPort?
+    /// `proxy.timeout`: how long a request may wait for its response head; zero disables it.
+    public var proxyTimeout: Duration = .seconds(30)
+    /// `proxy.http.read_header_timeout`: how long a started request head may take.
+    public var readHeaderTimeout: Duration = .seconds(10)
+    /// `proxy.http.idle_timeout`: how long a keep-alive connection may sit between requests.
+    public var idleTimeout: Duration = .seconds(300)
+    /// `proxy.http.write_timeout`: how long a response may stall with bytes queued for the client.
+    public var writeTimeout: Duration = .seconds(10)
+    /// `proxy.http.max_connections`: client connections served at once (more wait in the backlog).
+    public var maxConnections = 10_000
+    /// `proxy.access_log.disable`.
+    public var accessLogDisabled = false
+    /// `upstream.bind_addr`.
+    public var upstreamBind = HostPort(host: "", port: 8001)
+    /// `upstream.advertise_addr`.
+    public var upstreamAdvertise: HostPort?
+    /// `upstream.keepalive_interval`: yamux ping period on tunnels.
+    public var keepaliveInterval: Duration = .seconds(30)
+    /// `upstream.keepalive_timeout`: an unanswered ping this old closes the tunnel.
+    public var keepaliveTimeout: Duration = .seconds(10)
+    /// `admin.bind_addr`.
+    public var adminBind = HostPort(host: "", port: 8002)
+    /// `admin.advertise_addr`.
+    public var adminAdvertise: HostPort?
+    /// `cluster.gossip.bind_addr`.
+    public var gossipBind = HostPort(host: "", port: 8003)
+    /// `cluster.gossip.advertise_addr`.
+    public var gossipAdvertise: HostPort?
+    /// `cluster.node_id`.
+    public var nodeID: String?
+    /// `cluster.node_id_prefix`.
+    public var nodeIDPrefix = ""
+    /// `grace_period`.
+    public var gracePeriod: Duration = .seconds(60)
+    /// `log.level`.
+    public var logLevel: LogLevel = .info
+
+    /// Piko's defaults.
+    public init() {}
+}

@@ -1,0 +1,138 @@
+import PicoModel
+
+/// One agent connection on the upstream port: the WebSocket handshake on
+/// `GET /pico/v1/upstream/<endpoint>`, then a `TunnelTransport` the node opens one stream on per
+/// proxied request. It enters the node's registry when the handshake completes and leaves it
+/// exactly once: when it closes, or earlier when the agent says go-away (no new requests are
+/// routed to it; those in flight finish).
+final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
+    static let pathPrefix = "/pico/v1/upstream/"
+    static let handshakeTimeout: Duration = .seconds(10)
+
+    unowned let node: PicoNode
+    let connection: Connection
+    var id: TunnelID?
+    private(set) var transport: TunnelTransport?
+    private var decoder = HTTP1RequestDecoder()
+    private var handshakeTimer: LoopTimer?
+    private var endpoint: String?
+    private var pendingKey: String?
+    private var closed = false
+
+    init(fd: Int32, node: PicoNode) {
+        self.node = node
+        self.connection = Connection(fd: fd, loop: node.loop, connected: true, delegate: nil)
+        self.connection.delegate = self
+        self.handshakeTimer = node.loop.schedule(after: Self.handshakeTimeout) { [weak self] in
+            self?.refuse(status: 408, message: "upstream handshake timeout")
+        }
+    }
+
+    /// Closes the tunnel (its streams fail) and unregisters it.
+    func close(reason: String) {
+        if let transport = self.transport {
+            transport.close(reason: reason)
+        } else {
+            self.connection.close()
+        }
+    }
+
+    private func refuse(status: Int, message: String) {
+        guard !self.closed, self.transport == nil else { return }
+        self.handshakeTimer?.cancel()
+        self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
+        self.connection.closeWhenWritten()
+    }
+
+    // MARK: Handshake
+
+    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+        self.decoder.feed(bytes)
+        do {
+            while self.transport == nil, let part = try self.decoder.next() {
+                switch part {
+                case .head(let head):
+                    guard self.accept(head) else { return }
+                case .body:
+                    break
+                case .end:
+                    guard let key = self.pendingKey, let endpoint = self.endpoint else { return }
+                    self.upgrade(key: key, endpoint: endpoint)
+                    return
+                }
+            }
+        } catch {
+            self.refuse(status: error.statusHint, message: error.message)
+        }
+    }
+
+    /// Checks the handshake head; false after a refusal.
+    private func accept(_ head: HTTPRequestHead) -> Bool {
+        let path = head.path
+        guard path.hasPrefix(Self.pathPrefix) else {
+            self.refuse(status: 404, message: "not found")
+            return false
+        }
+        let endpoint = String(path.dropFirst(Self.pathPrefix.count))
+        guard !endpoint.isEmpty, !endpoint.contains("/") else {
+            self.refuse(status: 400, message: "invalid endpoint id")
+            return false
+        }
+        switch WebSocketHandshake.key(of: head) {
+        case .failure(let refusal):
+            self.refuse(status: refusal.status, message: refusal.message)
+            return false
+        case .success(let key):
+            self.pendingKey = key
+            self.endpoint = endpoint
+            return true
+        }
+    }
+
+    private func upgrade(key: String, endpoint: String) {
+        self.handshakeTimer?.cancel()
+        guard self.decoder.state == .upgradePending else {
+            self.refuse(status: 400, message: "expected a WebSocket upgrade")
+            return
+        }
+        let rest = Array(self.decoder.takeUpgradedBytes())
+        guard self.node.register(self, endpoint: endpoint) else {
+            self.refuse(status: 400, message: "invalid endpoint id")
+            return
+        }
+        self.connection.write(HTTP1Encoder.encode(WebSocketHandshake.switchingProtocols(key: key)))
+        let transport = TunnelTransport(
+            connection: self.connection, role: .server, initialBytes: rest, owner: self,
+            keepaliveInterval: self.node.settings.keepaliveInterval, keepaliveTimeout: self.node.settings.keepaliveTimeout)
+        self.transport = transport
+        self.node.metrics.upstreamsConnected += 1
+        transport.start()
+    }
+
+    func connectionDidReadEOF(_ connection: Connection) {
+        connection.close()
+    }
+
+    func connectionDidClose(_ connection: Connection, error: SocketError?) {
+        self.closed = true
+        self.handshakeTimer?.cancel()
+    }
+
+    // MARK: TunnelTransportOwner
+
+    func transport(_ transport: TunnelTransport, peerOpened id: UInt32) {
+        // Agents never open streams.
+        transport.reset(id)
+    }
+
+    func transportToldToGoAway(_ transport: TunnelTransport) {
+        self.node.unregister(self)
+    }
+
+    func transportClosed(_ transport: TunnelTransport, reason: String) {
+        self.closed = true
+        self.node.metrics.upstreamsConnected -= 1
+        self.node.log.debug("tunnel closed", [("reason", .string(reason))])
+        self.node.unregister(self)
+    }
+}

@@ -1,0 +1,255 @@
+import PicoModel
+
+/// The user of one yamux stream on a `TunnelTransport`; called on the loop's thread.
+public protocol TunnelStreamHandler: AnyObject {
+    /// Bytes arrived; call `consumed` once they are delivered, to give the window back.
+    func streamReceived(_ bytes: ArraySlice<UInt8>)
+    /// The peer finished its side.
+    func streamInputFinished()
+    /// The stream was reset, or the tunnel closed, before both sides finished.
+    func streamFailed(reason: String)
+    /// The stream may take more bytes (its window opened, or the tunnel's socket drained).
+    func streamWritable()
+}
+
+/// The owner of a `TunnelTransport`: the node (server side) or the agent.
+public protocol TunnelTransportOwner: AnyObject {
+    /// The peer opened stream `id`; the owner attaches a handler with `attach` (or resets it).
+    func transport(_ transport: TunnelTransport, peerOpened id: UInt32)
+    /// The peer said go-away.
+    func transportToldToGoAway(_ transport: TunnelTransport)
+    /// The tunnel closed; every stream has failed. Reported once.
+    func transportClosed(_ transport: TunnelTransport, reason: String)
+}
+
+/// Yamux inside binary WebSocket messages on one connection, after the handshake: decodes
+/// frames, runs the `YamuxSession`, routes stream events to their handlers, pings every
+/// `keepaliveInterval` and closes the tunnel when a ping goes unanswered.
+public final class TunnelTransport: ConnectionDelegate {
+    /// Most bytes queued on one stream (beyond its window) before `canSend` turns false.
+    public static let streamQueueLimit = 64 * 1_024
+
+    /// The socket.
+    public let connection: Connection
+    /// The owner; released when the tunnel closes.
+    public private(set) var owner: TunnelTransportOwner?
+    private var frames: WebSocketFrameDecoder
+    private var session: YamuxSession
+    private var handlers: [UInt32: TunnelStreamHandler] = [:]
+    private let masked: Bool
+    private var keepaliveTimer: LoopTimer?
+    private let keepaliveInterval: Duration
+    private var closed = false
+    private var pumping = false
+    private var maskRandom = SystemRandomNumberGenerator()
+
+    /// Takes over `connection` (its delegate becomes this transport) with the bytes that followed
+    /// the handshake. The client role masks its frames and opens odd streams.
+    public init(connection: Connection, role: YamuxSession.Role, initialBytes: some Sequence<UInt8>, owner: TunnelTransportOwner, keepaliveInterval: Duration, keepaliveTimeout: Duration) {
+        self.connection = connection
+        self.owner = owner
+        self.masked = role == .client
+        self.frames = WebSocketFrameDecoder(role: role == .client ? .client : .server, initialBytes: initialBytes)
+        var settings = YamuxSession.Settings()
+        settings.keepaliveTimeout = keepaliveTimeout
+        self.session = YamuxSession(role: role, settings: settings)
+        self.keepaliveInterval = keepaliveInterval
+        connection.delegate = self
+        self.armKeepalive()
+    }
+
+    /// Starts processing the bytes given at creation (call once the owner holds the transport).
+    public func start() { self.pump() }
+
+    /// True once closed.
+    public var isClosed: Bool { self.closed }
+
+    /// Streams open.
+    public var streamCount: Int { self.session.streamCount }
+
+    /// True once the peer said go-away (no new streams may be opened).
+    public var peerSaidGoAway: Bool { self.session.remoteGoAway }
+
+    /// Opens a stream served by `handler`; nil when the peer said go-away or the tunnel is closed.
+    public func openStream(handler: TunnelStreamHandler) -> UInt32? {
+        guard !self.closed, let id = self.session.openStream() else { return nil }
+        self.handlers[id] = handler
+        self.pump()
+        return id
+    }
+
+    /// Attaches the handler of a stream the peer opened.
+    public func attach(_ handler: TunnelStreamHandler, to id: UInt32) {
+        guard self.session.isOpen(id) else { return }
+        self.handlers[id] = handler
+    }
+
+    /// True while `id` can take more bytes without queueing beyond the limit.
+    public func canSend(on id: UInt32) -> Bool {
+        self.session.pendingSendCount(id) < Self.streamQueueLimit && self.connection.isWritable
+    }
+
+    /// Sends bytes on a stream.
+    public func send(_ bytes: some Collection<UInt8>, on id: UInt32) {
+        guard !self.closed else { return }
+        self.session.send(bytes, on: id)
+        self.pump()
+    }
+
+    /// Finishes our side of a stream.
+    public func finish(_ id: UInt32) {
+        guard !self.closed else { return }
+        self.session.finish(id)
+        self.pump()
+    }
+
+    /// Resets a stream; its handler hears nothing more.
+    public func reset(_ id: UInt32) {
+        self.handlers[id] = nil
+        guard !self.closed else { return }
+        self.session.reset(id)
+        self.pump()
+    }
+
+    /// Reports delivered bytes of a stream.
+    public func consumed(_ count: Int, on id: UInt32) {
+        guard !self.closed else { return }
+        self.session.consumed(count, on: id)
+        self.pump()
+    }
+
+    /// Sends go-away: the peer opens no more streams (open ones continue).
+    public func goAway() {
+        guard !self.closed else { return }
+        self.session.goAway()
+        self.pump()
+    }
+
+    /// Closes the tunnel: every open stream fails, the owner hears `transportClosed` once.
+    public func close(reason: String) {
+        guard !self.closed else { return }
+        self.closed = true
+        self.keepaliveTimer?.cancel()
+        let failing = self.handlers.sorted { $0.key < $1.key }
+        self.handlers.removeAll()
+        self.connection.closeWhenWritten()
+        for (_, handler) in failing { handler.streamFailed(reason: reason) }
+        let owner = self.owner
+        self.owner = nil
+        owner?.transportClosed(self, reason: reason)
+    }
+
+    // MARK: ConnectionDelegate
+
+    public func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+        self.frames.feed(bytes)
+        self.pump()
+    }
+
+    public func connectionDidReadEOF(_ connection: Connection) {
+        self.close(reason: "the peer closed the connection")
+    }
+
+    public func connectionDidDrain(_ connection: Connection) {
+        for id in self.handlers.keys.sorted() where self.canSend(on: id) { self.handlers[id]?.streamWritable() }
+    }
+
+    public func connectionDidClose(_ connection: Connection, error: SocketError?) {
+        self.close(reason: error.map { "\($0)" } ?? "connection closed")
+    }
+
+    // MARK: Internals
+
+    private func armKeepalive() {
+        self.keepaliveTimer = self.connection.loop.schedule(after: self.keepaliveInterval) { [weak self] in
+            guard let self, !self.closed else { return }
+            if self.session.keepaliveTick(now: self.connection.loop.now) == .dead {
+                self.close(reason: "keep-alive ping unanswered")
+                return
+            }
+            self.pump()
+            self.armKeepalive()
+        }
+    }
+
+    /// Decodes what arrived, runs the session, dispatches its events and writes its output.
+    /// Not re-entrant: a handler's command during dispatch only queues output, which the running
+    /// pump writes before it returns.
+    private func pump() {
+        guard !self.closed, !self.pumping else { return }
+        self.pumping = true
+        defer { self.pumping = false }
+        do {
+            while let event = try self.frames.next() {
+                switch event {
+                case .data(let bytes): self.session.feed(bytes)
+                case .ping(let payload): self.writeFrame(.pong, payload: payload)
+                case .pong: break
+                case .close:
+                    self.flushSession()
+                    self.writeCloseFrame(code: 1000)
+                    self.close(reason: "the peer closed the WebSocket")
+                    return
+                }
+            }
+        } catch {
+            self.writeCloseFrame(code: error.closeCode)
+            self.close(reason: "WebSocket protocol error: \(error)")
+            return
+        }
+        do {
+            while !self.closed, let event = try self.session.next() { self.dispatch(event) }
+        } catch {
+            self.flushSession()
+            self.close(reason: "yamux protocol error: \(error)")
+            return
+        }
+        if !self.closed { self.flushSession() }
+    }
+
+    private func dispatch(_ event: YamuxSession.Event) {
+        switch event {
+        case .streamOpened(let id):
+            self.owner?.transport(self, peerOpened: id)
+        case .streamAcknowledged, .pong:
+            break
+        case .data(let id, let bytes):
+            self.handlers[id]?.streamReceived(bytes)
+        case .inputFinished(let id):
+            self.handlers[id]?.streamInputFinished()
+        case .streamReset(let id):
+            self.handlers.removeValue(forKey: id)?.streamFailed(reason: "stream reset by the peer")
+        case .streamClosed(let id):
+            self.handlers[id] = nil
+        case .sendWindowOpened(let id):
+            if self.canSend(on: id) { self.handlers[id]?.streamWritable() }
+        case .goAway:
+            self.owner?.transportToldToGoAway(self)
+        }
+    }
+
+    private func flushSession() {
+        guard !self.session.output.isEmpty else { return }
+        let output = self.session.takeOutput()
+        self.writeFrame(.binary, payload: output)
+    }
+
+    private func writeFrame(_ opcode: WebSocketOpcode, payload: [UInt8]) {
+        var frame: [UInt8] = []
+        frame.reserveCapacity(payload.count + 14)
+        WebSocketFrameEncoder.write(opcode, payload: payload, maskingKey: self.maskingKey(), into: &frame)
+        self.connection.write(frame)
+    }
+
+    private func writeCloseFrame(code: UInt16) {
+        var frame: [UInt8] = []
+        WebSocketFrameEncoder.writeClose(code: code, maskingKey: self.maskingKey(), into: &frame)
+        self.connection.write(frame)
+    }
+
+    private func maskingKey() -> [UInt8]? {
+        guard self.masked else { return nil }
+        let word = UInt32.random(in: .min ... .max, using: &self.maskRandom)
+        return [UInt8(word >> 24), UInt8(truncatingIfNeeded: word >> 16), UInt8(truncatingIfNeeded: word >> 8), UInt8(truncatingIfNeeded: word)]
+    }
+}
