@@ -1,1 +1,245 @@
-print("pico")
+import Dispatch
+import Glibc
+import PicoModel
+import PicoRuntime
+
+/// `pico`: the server, the agent, and their help.
+let version = "pico 0.5.0"
+var arguments = Array(CommandLine.arguments.dropFirst())
+
+func fail(_ message: String, status: Int32 = 2) -> Never {
+    FileHandleText.standardError("pico: \(message)\n")
+    exit(status)
+}
+
+/// Splits `--key value` / `--key=value` / boolean `--key` flags from positional arguments.
+func parseFlags(_ arguments: [String], booleans: Set<String>) -> (flags: [(String, String)], positional: [String]) {
+    var flags: [(String, String)] = []
+    var positional: [String] = []
+    var index = 0
+    while index < arguments.count {
+        let argument = arguments[index]
+        index += 1
+        guard argument.hasPrefix("--") else {
+            positional.append(argument)
+            continue
+        }
+        if let equals = argument.firstIndex(of: "=") {
+            flags.append((String(argument[..<equals]), String(argument[argument.index(after: equals)...])))
+        } else if booleans.contains(argument) {
+            flags.append((argument, "true"))
+        } else {
+            guard index < arguments.count else { fail("flag \(argument) needs a value") }
+            flags.append((argument, arguments[index]))
+            index += 1
+        }
+    }
+    return (flags, positional)
+}
+
+/// Runs `loop` on this thread; SIGTERM/SIGINT call `onSignal` on the loop, a second one exits 1.
+func runWithSignals(_ loop: EventLoop, onSignal: @escaping @Sendable () -> Void) -> Never {
+    Sockets.ignoreBrokenPipes()
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGINT, SIG_IGN)
+    let signals = SignalCounter()
+    var sources: [DispatchSourceSignal] = []
+    for number in [SIGTERM, SIGINT] {
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler {
+            if signals.increment() > 1 { exit(1) }
+            loop.execute(onSignal)
+        }
+        source.resume()
+        sources.append(source)
+    }
+    loop.run()
+    exit(0)
+}
+
+final class SignalCounter: @unchecked Sendable {
+    private var count = 0
+    private let lock = NSLockless()
+    func increment() -> Int { self.lock.with { self.count += 1; return self.count } }
+}
+
+/// A pthread mutex (no Foundation in this target).
+final class NSLockless: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&self.mutex, nil) }
+    func with<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&self.mutex)
+        defer { pthread_mutex_unlock(&self.mutex) }
+        return body()
+    }
+}
+
+enum FileHandleText {
+    static func standardError(_ text: String) {
+        _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+    }
+    static func standardOutput(_ text: String) {
+        _ = text.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
+    }
+    static func read(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, file)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+            if bytes.count > YAMLReader.maxBytes { return nil }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+func environment() -> [String: String] {
+    var result: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") { result[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+        pointer += 1
+    }
+    return result
+}
+
+func serverHelp() -> String {
+    var text = "Usage: pico server [flags]\n\nRuns a Pico node: proxy, upstream and admin ports.\n\nFlags:\n"
+    text += "  --config.path string            YAML config file (keys as below, dotted paths nested).\n"
+    text += "  --config.expand-env             Expand $VAR, ${VAR} and ${VAR:default} in the config file.\n"
+    for option in ServerOptions.all {
+        text += "  " + option.flag.padding(30) + "  " + option.help + " (default " + option.defaultText + ")\n"
+    }
+    return text
+}
+
+extension String {
+    func padding(_ width: Int) -> String { self.count >= width ? self : self + String(repeating: " ", count: width - self.count) }
+}
+
+let agentHelp = """
+Usage: pico agent http <endpoint> <addr> [flags]
+
+Exposes the local HTTP service at <addr> (a port, host:port or http:// URL) as <endpoint>.
+
+Flags:
+  --connect.url string       The node's upstream URL (default http://localhost:8001).
+  --timeout duration         Per-request timeout to the response head (default 10s).
+  --grace-period duration    How long SIGTERM waits for requests in flight (default 1m).
+  --log.level string         debug, info, warn or error (default info).
+
+"""
+
+let mainHelp = """
+Usage: pico <command> [flags]
+
+Commands:
+  server        Run a Pico node.
+  agent http    Expose a local HTTP service through Pico.
+
+Flags:
+  --help        Show help (also after a command).
+  --version     Print the version.
+
+"""
+
+func runServer(_ arguments: [String]) -> Never {
+    if arguments.contains("--help") || arguments.contains("-h") {
+        FileHandleText.standardOutput(serverHelp())
+        exit(0)
+    }
+    let (flags, positional) = parseFlags(arguments, booleans: ["--config.expand-env", "--proxy.access-log.disable", "--validate"])
+    guard positional.isEmpty else { fail("unexpected argument \(positional[0])") }
+    var yaml: String?
+    var file = ""
+    var expand = false
+    var validateOnly = false
+    var rest: [(String, String)] = []
+    for (flag, value) in flags {
+        switch flag {
+        case "--config.path":
+            file = value
+            guard let text = FileHandleText.read(value) else { fail("cannot read config file \(value)") }
+            yaml = text
+        case "--config.expand-env": expand = value == "true"
+        case "--validate": validateOnly = value == "true"
+        default: rest.append((flag, value))
+        }
+    }
+    let settings: ServerSettings
+    do {
+        settings = try ServerOptions.load(yaml: yaml, file: file, expandEnvironment: expand, environment: environment(), flags: rest)
+    } catch {
+        fail("config: \(error)")
+    }
+    if validateOnly {
+        FileHandleText.standardOutput("config ok\n")
+        exit(0)
+    }
+    let log = Logger(level: settings.logLevel, subsystem: "server")
+    let loop: EventLoop
+    let node: PicoNode
+    do {
+        loop = try EventLoop()
+        node = try PicoNode(settings: settings, loop: loop, log: log)
+    } catch {
+        log.error("failed to run server", [("error", .string("\(error)"))])
+        exit(1)
+    }
+    node.onExit = { status in exit(status) }
+    node.start()
+    nonisolated(unsafe) let unsafeNode = node
+    runWithSignals(loop) { unsafeNode.shutdown() }
+}
+
+func runAgent(_ arguments: [String]) -> Never {
+    if arguments.contains("--help") || arguments.contains("-h") {
+        FileHandleText.standardOutput(agentHelp)
+        exit(0)
+    }
+    let (flags, positional) = parseFlags(arguments, booleans: [])
+    guard positional.first == "http" else { fail("expected `pico agent http <endpoint> <addr>`") }
+    guard positional.count == 3 else { fail("expected `pico agent http <endpoint> <addr>`") }
+    var settings = AgentSettings()
+    guard let backend = AgentSettings.backend(positional[2]) else { fail("invalid addr \(positional[2]): expected a port, host:port or http:// URL") }
+    var timeout: Duration = .seconds(10)
+    for (flag, value) in flags {
+        switch flag {
+        case "--connect.url":
+            guard let target = AgentSettings.url(value) else { fail("--connect.url: expected an http:// URL, got \(value)") }
+            settings.connect = target
+        case "--timeout":
+            guard let parsed = DurationText.parse(value), parsed >= .zero else { fail("--timeout: expected a duration such as 10s") }
+            timeout = parsed
+        case "--grace-period":
+            guard let parsed = DurationText.parse(value), parsed > .zero else { fail("--grace-period: expected a positive duration") }
+            settings.gracePeriod = parsed
+        case "--log.level":
+            guard let level = LogLevel(rawValue: value) else { fail("--log.level: unsupported level: \(value)") }
+            settings.logLevel = level
+        default:
+            fail("unknown flag \(flag)")
+        }
+    }
+    settings.listeners = [AgentSettings.Listener(endpoint: positional[1], backend: backend, timeout: timeout)]
+    let log = Logger(level: settings.logLevel, subsystem: "agent")
+    let loop: EventLoop
+    do { loop = try EventLoop() } catch { fail("\(error)", status: 1) }
+    let agent = PicoAgent(settings: settings, loop: loop, log: log)
+    agent.onExit = { status in exit(status) }
+    agent.start()
+    nonisolated(unsafe) let unsafeAgent = agent
+    runWithSignals(loop) { unsafeAgent.shutdown() }
+}
+
+switch arguments.first {
+case "server": runServer(Array(arguments.dropFirst()))
+case "agent": runAgent(Array(arguments.dropFirst()))
+case "--version", "version": FileHandleText.standardOutput(version + "\n")
+case "--help", "-h", "help", nil: FileHandleText.standardOutput(mainHelp)
+default: fail("unknown command \(arguments[0]); see pico --help")
+}

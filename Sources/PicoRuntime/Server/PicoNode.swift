@@ -119,9 +119,28 @@ public final class PicoNode {
         case .joinFailed: status = 1
         }
         self.exitStatus = status
-        self.log.info("node exiting", [("reason", .string("\(reason)")), ("status", .int(Int(status)))])
+        self.log.info("node exiting", [("reason", .string("\(reason)")), ("status", .int(Int(status))), ("in_flight", .int(self.metrics.inFlight))])
         for listener in [self.proxyListener, self.upstreamListener, self.adminListener] { listener?.close() }
-        self.onExit?(status)
+        // Requests still being answered finish first (bounded), so no accepted request is cut.
+        self.loop.schedule(after: Self.exitFlushLimit) { [unowned self] in self.finishExit() }
+        self.exitIfIdle()
+    }
+
+    /// The longest the process waits, after the model said exit, for answers still being written.
+    static let exitFlushLimit: Duration = .seconds(5)
+
+    /// Exits once nothing is in flight, after the model asked to exit.
+    func exitIfIdle() {
+        guard self.exitStatus != nil, self.metrics.inFlight == 0 else { return }
+        // One more turn lets queued response bytes reach the sockets.
+        self.loop.schedule(after: .milliseconds(50)) { [unowned self] in self.finishExit() }
+    }
+
+    private func finishExit() {
+        guard let status = self.exitStatus else { return }
+        let callback = self.onExit
+        self.onExit = nil
+        callback?(status)
     }
 
     private func record(_ event: ClusterEvent) {

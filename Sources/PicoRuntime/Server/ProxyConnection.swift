@@ -4,7 +4,7 @@ import PicoModel
 /// in the decoder), routes each through the node, streams it onto a tunnel stream and the answer
 /// back, with back-pressure both ways, Piko's JSON errors, and timeouts for slow heads, idle
 /// keep-alive connections and upstreams that do not answer.
-final class ProxyConnection: ConnectionDelegate, TunnelStreamHandler {
+final class ProxyConnection: ConnectionDelegate {
     unowned let node: PicoNode
     let connection: Connection
     let clientIP: String?
@@ -93,6 +93,7 @@ final class ProxyConnection: ConnectionDelegate, TunnelStreamHandler {
     private func begin(_ head: HTTPRequestHead) {
         self.waitTimer?.cancel()
         let exchange = ProxyExchange(head: head, startedAt: self.node.loop.now)
+        exchange.owner = self
         self.exchange = exchange
         self.node.metrics.inFlight += 1
         if exchange.head.path.hasPrefix("/_pico") {
@@ -109,7 +110,7 @@ final class ProxyConnection: ConnectionDelegate, TunnelStreamHandler {
         case .local(let tunnelID):
             exchange.tunnelID = tunnelID
             guard let tunnel = self.node.tunnel(tunnelID), let transport = tunnel.transport,
-                  let stream = transport.openStream(handler: self) else {
+                  let stream = transport.openStream(handler: exchange) else {
                 self.node.streamFinished(on: tunnelID)
                 exchange.tunnelID = nil
                 self.answer(exchange, status: 502, message: "upstream unreachable")
@@ -161,10 +162,12 @@ final class ProxyConnection: ConnectionDelegate, TunnelStreamHandler {
         if exchange.responseComplete { self.complete(exchange) }
     }
 
-    // MARK: Stream side
+    // MARK: Stream side (called by the current exchange only)
 
-    func streamReceived(_ bytes: ArraySlice<UInt8>) {
-        guard let exchange = self.exchange, let stream = exchange.streamID else { return }
+    func isCurrent(_ exchange: ProxyExchange) -> Bool { self.exchange === exchange }
+
+    func streamReceived(_ bytes: ArraySlice<UInt8>, for exchange: ProxyExchange) {
+        guard let stream = exchange.streamID else { return }
         if self.connection.isWritable {
             exchange.tunnel?.transport?.consumed(bytes.count, on: stream)
         } else {
@@ -178,8 +181,7 @@ final class ProxyConnection: ConnectionDelegate, TunnelStreamHandler {
         self.processResponse(exchange)
     }
 
-    func streamInputFinished() {
-        guard let exchange = self.exchange else { return }
+    func streamInputFinished(for exchange: ProxyExchange) {
         if exchange.upgraded {
             self.connection.shutdownWriteWhenFlushed()
             if self.clientFinished { self.connection.closeWhenWritten() }
@@ -192,8 +194,7 @@ final class ProxyConnection: ConnectionDelegate, TunnelStreamHandler {
         }
     }
 
-    func streamFailed(reason: String) {
-        guard let exchange = self.exchange else { return }
+    func streamFailed(for exchange: ProxyExchange) {
         exchange.streamID = nil
         if exchange.upgraded {
             self.connection.closeWhenWritten()
@@ -202,8 +203,8 @@ final class ProxyConnection: ConnectionDelegate, TunnelStreamHandler {
         self.failUpstream(exchange, message: "upstream unreachable")
     }
 
-    func streamWritable() {
-        guard let exchange = self.exchange, exchange.waitingForStream else { return }
+    func streamWritable(for exchange: ProxyExchange) {
+        guard exchange.waitingForStream else { return }
         exchange.waitingForStream = false
         self.connection.resumeReading()
         if !exchange.upgraded { self.processRequests() }
@@ -334,6 +335,7 @@ final class ProxyConnection: ConnectionDelegate, TunnelStreamHandler {
         }
         let seconds = Double((self.node.loop.now - exchange.startedAt).nanosecondsClamped) / 1e9
         self.node.metrics.recordRequest(method: exchange.head.method, status: status, seconds: seconds, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes)
+        defer { self.node.exitIfIdle() }
         guard !self.node.settings.accessLogDisabled else { return }
         let fields: [(String, LogValue)] = [
             ("request", .object([

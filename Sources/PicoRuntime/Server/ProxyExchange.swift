@@ -1,7 +1,10 @@
 import PicoModel
 
 /// The state of one request on a proxy connection, from its head to the end of its response.
-final class ProxyExchange {
+/// It is its stream's handler, so late events of a finished request's stream never reach the
+/// next request on the same connection.
+final class ProxyExchange: TunnelStreamHandler {
+    weak var owner: ProxyConnection?
     let head: HTTPRequestHead
     let startedAt: Instant
     let endpoint: String?
@@ -33,5 +36,31 @@ final class ProxyExchange {
         self.endpoint = HTTPProxyRules.endpoint(of: head)
         self.requestFraming = HTTPProxyRules.framing(ofRequest: head)
         self.keepAlive = head.keepAlive
+    }
+}
+
+extension ProxyExchange {
+    func streamReceived(_ bytes: ArraySlice<UInt8>) {
+        guard let owner = self.owner, owner.isCurrent(self) else {
+            // A finished exchange's stream: give the window back and drop the bytes.
+            if let stream = self.streamID { self.tunnel?.transport?.consumed(bytes.count, on: stream) }
+            return
+        }
+        owner.streamReceived(bytes, for: self)
+    }
+
+    func streamInputFinished() {
+        guard let owner = self.owner, owner.isCurrent(self) else { return }
+        owner.streamInputFinished(for: self)
+    }
+
+    func streamFailed(reason: String) {
+        guard let owner = self.owner, owner.isCurrent(self) else { return }
+        owner.streamFailed(for: self)
+    }
+
+    func streamWritable() {
+        guard let owner = self.owner, owner.isCurrent(self) else { return }
+        owner.streamWritable(for: self)
     }
 }

@@ -1,0 +1,116 @@
+import PicoModel
+
+/// Dials the node's upstream port and performs the WebSocket handshake for one endpoint.
+/// Reports the connection and the bytes after the `101`, or why it failed and whether retrying
+/// can help (Piko: network errors, 408, 429 and 5xx retry; other statuses are fatal).
+final class AgentDialer: ConnectionDelegate {
+    enum Outcome {
+        case connected(Connection, rest: [UInt8])
+        case failed(reason: String, retryable: Bool)
+    }
+
+    static let handshakeTimeout: Duration = .seconds(30)
+    static let maxErrorBody = 4_096
+
+    private let key: String
+    private let request: HTTPRequestHead
+    private var decoder = HTTP1ResponseDecoder()
+    private var status: Int?
+    private var errorBody: [UInt8] = []
+    private var timer: LoopTimer?
+    private var onOutcome: ((Outcome) -> Void)?
+    private var connection: Connection?
+
+    init(loop: EventLoop, target: HostPort, endpoint: String, onOutcome: @escaping (Outcome) -> Void) {
+        var random = SystemRandomNumberGenerator()
+        self.key = Base64.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &random) })
+        self.request = WebSocketHandshake.request(target: "/pico/v1/upstream/\(endpoint)", host: target.description, key: self.key)
+        self.onOutcome = onOutcome
+        do {
+            guard let address = try target.resolve().first else { throw SocketError("resolve \(target): no address", code: 0) }
+            let fd = try Sockets.connect(to: address)
+            self.connection = Connection(fd: fd, loop: loop, connected: false, delegate: self)
+            self.timer = loop.schedule(after: Self.handshakeTimeout) { [weak self] in
+                self?.fail("handshake timed out", retryable: true)
+            }
+        } catch {
+            loop.schedule(after: .zero) { [weak self] in self?.fail("\(error)", retryable: true) }
+        }
+    }
+
+    private func report(_ outcome: Outcome) {
+        self.timer?.cancel()
+        let callback = self.onOutcome
+        self.onOutcome = nil
+        callback?(outcome)
+    }
+
+    private func fail(_ reason: String, retryable: Bool) {
+        guard self.onOutcome != nil else { return }
+        let connection = self.connection
+        self.report(.failed(reason: reason, retryable: retryable))
+        connection?.close()
+    }
+
+    func connectionDidConnect(_ connection: Connection) {
+        connection.write(HTTP1Encoder.encode(self.request))
+        self.decoder.expectResponse(to: "GET")
+    }
+
+    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+        self.decoder.feed(bytes)
+        do {
+            while self.onOutcome != nil, let part = try self.decoder.next() {
+                switch part {
+                case .head(let head):
+                    if WebSocketHandshake.accepts(head, key: self.key) {
+                        let rest = Array(self.decoder.takeUpgradedBytes())
+                        self.report(.connected(connection, rest: rest))
+                        return
+                    }
+                    if head.isInterim { continue }
+                    self.status = head.status
+                case .body(let bytes):
+                    if self.errorBody.count < Self.maxErrorBody { self.errorBody += bytes.prefix(Self.maxErrorBody - self.errorBody.count) }
+                case .end:
+                    self.refused()
+                    return
+                }
+            }
+        } catch {
+            self.fail("invalid handshake response: \(error.message)", retryable: true)
+        }
+    }
+
+    private func refused() {
+        let status = self.status ?? 0
+        var message = String(decoding: self.errorBody, as: UTF8.self)
+        let marker = Array("\"error\":\"".utf8)
+        let body = self.errorBody
+        if body.count > marker.count, let start = (0...(body.count - marker.count)).first(where: { body[$0..<($0 + marker.count)].elementsEqual(marker) }) {
+            let from = start + marker.count
+            let end = body[from...].firstIndex(of: UInt8(ascii: "\"")) ?? body.count
+            message = String(decoding: body[from..<end], as: UTF8.self)
+        }
+        let retryable = status == 408 || status == 429 || (500...599).contains(status)
+        self.fail("\(status): \(message.trimmingCharacters(in: " \n"))", retryable: retryable)
+    }
+
+    func connectionDidReadEOF(_ connection: Connection) {
+        if self.status != nil { self.decoder.feedEOF() }
+        self.fail("connection closed during the handshake", retryable: true)
+    }
+
+    func connectionDidClose(_ connection: Connection, error: SocketError?) {
+        self.fail(error.map { "\($0)" } ?? "connection closed", retryable: true)
+    }
+}
+
+extension String {
+    func trimmingCharacters(in characters: String) -> String {
+        var text = Substring(self)
+        while let first = text.first, characters.contains(first) { text.removeFirst() }
+        while let last = text.last, characters.contains(last) { text.removeLast() }
+        return String(text)
+    }
+}

@@ -1,0 +1,56 @@
+import PicoModel
+
+/// What `pico agent http` runs with.
+public struct AgentSettings: Hashable, Sendable {
+    /// One endpoint served by a local HTTP service.
+    public struct Listener: Hashable, Sendable {
+        /// The endpoint ID.
+        public var endpoint: String
+        /// The local service.
+        public var backend: HostPort
+        /// Per-request timeout to the response head (not applied to upgrades).
+        public var timeout: Duration
+
+        /// Creates a listener.
+        public init(endpoint: String, backend: HostPort, timeout: Duration = .seconds(10)) {
+            self.endpoint = endpoint
+            self.backend = backend
+            self.timeout = timeout
+        }
+    }
+
+    /// `--connect.url`: the node's (or load balancer's) upstream port.
+    public var connect = HostPort(host: "localhost", port: 8001)
+    /// The endpoints.
+    public var listeners: [Listener] = []
+    /// `--grace-period`: how long SIGTERM waits for in-flight requests.
+    public var gracePeriod: Duration = .seconds(60)
+    /// Yamux keep-alive.
+    public var keepaliveInterval: Duration = .seconds(30)
+    public var keepaliveTimeout: Duration = .seconds(10)
+    /// `--log.level`.
+    public var logLevel: LogLevel = .info
+
+    /// Defaults.
+    public init() {}
+
+    /// Parses the local service address: a port (`3000` → `localhost:3000`), `host:port`, or an
+    /// `http://` URL; nil when malformed.
+    public static func backend(_ text: String) -> HostPort? {
+        if let port = UInt16(text) { return HostPort(host: "localhost", port: port) }
+        if text.hasPrefix("http://") { return self.url(text) }
+        return HostPort(parsing: text)
+    }
+
+    /// Parses an `http://host[:port][/]` URL; nil when malformed or another scheme.
+    public static func url(_ text: String) -> HostPort? {
+        guard text.hasPrefix("http://") else { return nil }
+        var rest = Substring(text.dropFirst("http://".count))
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        guard !rest.isEmpty else { return nil }
+        if let parsed = HostPort(parsing: String(rest)) { return parsed }
+        guard !rest.contains(":") || rest.hasPrefix("[") else { return nil }
+        let host = rest.hasPrefix("[") ? String(rest.dropFirst().dropLast()) : String(rest)
+        return HostPort(host: host, port: 80)
+    }
+}

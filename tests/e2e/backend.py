@@ -1,0 +1,70 @@
+"""Local services for the end-to-end tests: an HTTP backend and a WebSocket echo server."""
+import http.server
+import socketserver
+import sys
+import threading
+import time
+
+from websockets.sync.server import serve
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(data)
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+    def reply(self, status, data, extra=()):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in extra:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        path, _, query = self.path.partition("?")
+        if path.startswith("/bytes/"):
+            self.reply(200, b"x" * int(path.split("/")[2]))
+        elif path == "/slow":
+            time.sleep(float(query.split("=")[1]))
+            self.reply(200, b"slow done")
+        elif path == "/headers":
+            text = "".join(f"{k.lower()}: {v}\n" for k, v in self.headers.items())
+            self.reply(200, text.encode())
+        else:
+            self.reply(200, b"hello from backend")
+
+    def do_POST(self):
+        self.reply(200, self.body())
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def echo(websocket):
+    for message in websocket:
+        websocket.send(message)
+
+
+if __name__ == "__main__":
+    http_port, ws_port = int(sys.argv[1]), int(sys.argv[2])
+    server = Server(("127.0.0.1", http_port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with serve(echo, "127.0.0.1", ws_port) as ws:
+        ws.serve_forever()

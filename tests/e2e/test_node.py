@@ -1,0 +1,267 @@
+"""End-to-end tests of `pico server` + `pico agent http` on loopback with real clients: curl,
+http.client (keep-alive, chunked uploads), websockets, and prometheus_client's parser.
+
+Run: python3 tests/e2e/test_node.py <path to the pico binary>
+"""
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.sync.client import connect as ws_connect
+
+PICO = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout=10.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Node:
+    """One `pico server` on free loopback ports."""
+
+    def __init__(self, *flags):
+        self.proxy, self.upstream, self.admin = free_port(), free_port(), free_port()
+        self.log = open(os.path.join(TMP, f"server-{self.proxy}.log"), "w")
+        self.process = subprocess.Popen(
+            [PICO, "server", "--proxy.bind-addr", f"127.0.0.1:{self.proxy}", "--upstream.bind-addr", f"127.0.0.1:{self.upstream}",
+             "--admin.bind-addr", f"127.0.0.1:{self.admin}", *flags], stderr=self.log)
+        wait_until(lambda: self.admin_get("/ready")[0] == 200, what="server ready")
+
+    def admin_get(self, path):
+        connection = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=5)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+
+    def endpoints(self):
+        return json.loads(self.admin_get("/status/upstream/endpoints")[1])
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_agent(node, endpoint, port, *flags):
+    log = open(os.path.join(TMP, f"agent-{endpoint}-{port}.log"), "a")
+    process = subprocess.Popen([PICO, "agent", "http", endpoint, str(port), "--connect.url", f"http://127.0.0.1:{node.upstream}", *flags], stderr=log)
+    wait_until(lambda: node.endpoints().get(endpoint, 0) >= 1, what=f"agent for {endpoint}")
+    return process
+
+
+def request(node, method, path, endpoint="app", body=None, headers=None, timeout=10):
+    connection = http.client.HTTPConnection("127.0.0.1", node.proxy, timeout=timeout)
+    all_headers = {"x-pico-endpoint": endpoint} if endpoint else {}
+    all_headers.update(headers or {})
+    connection.request(method, path, body=body, headers=all_headers)
+    response = connection.getresponse()
+    return response.status, response.read(), response
+
+
+class ProxyTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.http_port, cls.ws_port = free_port(), free_port()
+        cls.backend = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(cls.http_port), str(cls.ws_port)])
+        wait_until(lambda: socket.create_connection(("127.0.0.1", cls.http_port), timeout=1).close() is None, what="backend")
+        cls.node = Node("--proxy.timeout", "2s")
+        cls.agents = [start_agent(cls.node, "app", cls.http_port), start_agent(cls.node, "ws", cls.ws_port),
+                      start_agent(cls.node, "dead", free_port())]
+
+    @classmethod
+    def tearDownClass(cls):
+        for agent in cls.agents:
+            agent.kill()
+        cls.node.stop()
+        cls.backend.kill()
+
+    def test_curl_getsTheBackendsAnswer_byHostLabel(self):
+        out = subprocess.run(["curl", "-s", "-H", "Host: app.example.com", f"http://127.0.0.1:{self.node.proxy}/"], capture_output=True, timeout=10)
+        self.assertEqual(out.stdout, b"hello from backend")
+
+    def test_keepAlive_servesManyRequestsOnOneConnection(self):
+        connection = http.client.HTTPConnection("127.0.0.1", self.node.proxy, timeout=10)
+        for index in range(50):
+            connection.request("GET", f"/bytes/{index}", headers={"x-pico-endpoint": "app"})
+            response = connection.getresponse()
+            self.assertEqual((response.status, response.read()), (200, b"x" * index))
+        self.assertIsNotNone(connection.sock, "the connection stayed open")
+
+    def test_chunkedUpload_andLargeDownload_streamIntact(self):
+        payload = os.urandom(3 * 1024 * 1024)
+        chunks = (payload[i:i + 65536] for i in range(0, len(payload), 65536))
+        connection = http.client.HTTPConnection("127.0.0.1", self.node.proxy, timeout=30)
+        connection.request("POST", "/echo", body=chunks, headers={"x-pico-endpoint": "app"}, encode_chunked=True)
+        response = connection.getresponse()
+        self.assertEqual(response.status, 200)
+        self.assertEqual(hashlib.sha256(response.read()).hexdigest(), hashlib.sha256(payload).hexdigest())
+        status, body, _ = request(self.node, "GET", "/bytes/10000000", timeout=30)
+        self.assertEqual((status, len(body)), (200, 10_000_000))
+
+    def test_forwardingHeaders_areAdded_andHopByHopRemoved(self):
+        status, body, _ = request(self.node, "GET", "/headers", headers={"Connection": "keep-alive, X-Drop", "X-Drop": "1", "Host": "app.example.com"})
+        text = body.decode()
+        self.assertEqual(status, 200)
+        self.assertIn("x-forwarded-for: 127.0.0.1", text)
+        self.assertIn("x-forwarded-proto: http", text)
+        self.assertIn("x-forwarded-host: app.example.com", text)
+        self.assertIn("x-pico-forward: true", text)
+        self.assertNotIn("x-drop", text)
+
+    def test_errors_havePikosCodesAndBodies(self):
+        status, body, response = request(self.node, "GET", "/", endpoint=None, headers={"Host": "localhost"})
+        self.assertEqual((status, json.loads(body)), (400, {"error": "missing endpoint id"}))
+        self.assertEqual(response.getheader("Content-Type"), "application/json")
+        status, body, _ = request(self.node, "GET", "/", endpoint="nobody")
+        self.assertEqual((status, json.loads(body)), (502, {"error": "no available upstreams"}))
+        status, body, _ = request(self.node, "GET", "/slow?s=4")
+        self.assertEqual((status, json.loads(body)), (504, {"error": "upstream timeout"}))
+        status, body, _ = request(self.node, "GET", "/", endpoint="dead")
+        self.assertEqual((status, json.loads(body)), (502, {"error": "upstream unreachable"}))
+
+    def raw(self, data):
+        with socket.create_connection(("127.0.0.1", self.node.proxy), timeout=10) as s:
+            s.sendall(data)
+            received = b""
+            while True:
+                piece = s.recv(65536)
+                if not piece:
+                    return received
+                received += piece
+
+    def test_hostileRequests_areRefused_andTheNodeKeepsServing(self):
+        self.assertTrue(self.raw(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n").startswith(b"HTTP/1.1 431"))
+        smuggle = b"POST / HTTP/1.1\r\nHost: app.x.y\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        self.assertTrue(self.raw(smuggle).startswith(b"HTTP/1.1 400"))
+        self.assertTrue(self.raw(b"POST / HTTP/1.1\r\nHost: app.x.y\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").startswith(b"HTTP/1.1 400"))
+        self.assertTrue(self.raw(b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400"))
+        self.assertEqual(request(self.node, "GET", "/")[0], 200)
+
+    def test_webSocket_throughTheProxy_echoes(self):
+        with ws_connect(f"ws://127.0.0.1:{self.node.proxy}/", additional_headers={"x-pico-endpoint": "ws"}) as websocket:
+            for message in ["hello", "x" * 100000, b"\x00\x01binary"]:
+                websocket.send(message)
+                self.assertEqual(websocket.recv(timeout=10), message)
+
+    def test_metrics_parseWithPrometheusClient(self):
+        request(self.node, "GET", "/")
+        status, body = self.node.admin_get("/metrics")
+        self.assertEqual(status, 200)
+        families = {family.name: family for family in text_string_to_metric_families(body.decode())}
+        for name in ["pico_proxy_requests", "pico_proxy_request_latency_seconds", "pico_proxy_requests_in_flight",
+                     "pico_upstreams_connected_upstreams", "pico_upstreams_registered_endpoints", "process_resident_memory_bytes",
+                     "process_open_fds", "process_cpu_seconds"]:
+            self.assertIn(name, families)
+        self.assertGreaterEqual(families["pico_upstreams_connected_upstreams"].samples[0].value, 3)
+
+    def test_statusRoutes_haveTheExpectedShapes(self):
+        nodes = json.loads(self.node.admin_get("/status/cluster/nodes")[1])
+        self.assertEqual(len(nodes), 1)
+        self.assertEqual(set(nodes[0]), {"id", "status", "proxy_addr", "admin_addr", "endpoints", "upstreams"})
+        local = json.loads(self.node.admin_get("/status/cluster/nodes/local")[1])
+        self.assertEqual(local["endpoints"], {"app": 1, "dead": 1, "ws": 1})
+        self.assertEqual(self.node.admin_get(f"/status/cluster/nodes/{local['id']}")[0], 200)
+        self.assertEqual(self.node.admin_get("/status/cluster/nodes/nope")[0], 404)
+        self.assertEqual(self.node.admin_get(f"/status/upstream/endpoints?forward={local['id']}")[0], 200)
+        self.assertEqual(self.node.admin_get("/status/upstream/endpoints?forward=unknown")[0], 404)
+        self.assertEqual(self.node.admin_get("/health")[0], 200)
+
+
+class FailureTests(unittest.TestCase):
+    def setUp(self):
+        self.http_port, self.ws_port = free_port(), free_port()
+        self.backend = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(self.http_port), str(self.ws_port)])
+        wait_until(lambda: socket.create_connection(("127.0.0.1", self.http_port), timeout=1).close() is None, what="backend")
+
+    def tearDown(self):
+        self.backend.kill()
+
+    def test_agentKilledMidRequest_fails502_thenARestartedAgentServes(self):
+        node = Node()
+        try:
+            agent = start_agent(node, "app", self.http_port)
+            threading.Timer(0.5, agent.kill).start()
+            status, body, _ = request(node, "GET", "/slow?s=3")
+            self.assertEqual((status, json.loads(body)), (502, {"error": "upstream unreachable"}))
+            wait_until(lambda: node.endpoints().get("app", 0) == 0, what="the dead tunnel to leave the registry")
+            agent = start_agent(node, "app", self.http_port)
+            self.assertEqual(request(node, "GET", "/")[:2], (200, b"hello from backend"))
+            agent.kill()
+        finally:
+            node.stop()
+
+    def test_sigterm_duringSteadyTraffic_completesAcceptedRequests_andExits0(self):
+        node = Node("--grace-period", "10s")
+        agent = start_agent(node, "app", self.http_port)
+        results = []
+        stop = threading.Event()
+
+        sigterm_at = [float("inf")]
+
+        def client():
+            while not stop.is_set():
+                started = time.time()
+                try:
+                    status, body, _ = request(node, "GET", "/slow?s=0.05", timeout=15)
+                    results.append((started, status))
+                except ConnectionRefusedError:
+                    results.append((started, "refused"))
+                    time.sleep(0.05)
+                except (ConnectionResetError, http.client.RemoteDisconnected, TimeoutError) as error:
+                    results.append((started, f"broken: {error!r}"))
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1)
+        started = time.time()
+        sigterm_at[0] = started
+        node.process.send_signal(signal.SIGTERM)
+        status = node.process.wait(timeout=20)
+        elapsed = time.time() - started
+        stop.set()
+        for thread in threads:
+            thread.join()
+        agent.kill()
+        # Every request sent before SIGTERM (the node turns unready at once) is answered in full.
+        before = [outcome for at, outcome in results if at < sigterm_at[0]]
+        self.assertEqual([outcome for outcome in before if outcome != 200], [], f"{len(before)} requests before SIGTERM")
+        self.assertGreater(len(before), 20)
+        # After it, the node keeps serving through its drain: nothing it accepted is cut off.
+        after = [outcome for at, outcome in results if at >= sigterm_at[0]]
+        self.assertTrue(all(outcome == 200 or outcome == "refused" or str(outcome).startswith("broken") for outcome in after))
+        self.assertGreater(after.count(200), 0, "the node served during its drain")
+        self.assertEqual(status, 0)
+        self.assertLess(elapsed, 10)
+
+
+if __name__ == "__main__":
+    import tempfile
+    TMP = tempfile.mkdtemp(prefix="pico-e2e-")
+    print(f"logs in {TMP}")
+    unittest.main(verbosity=2)
