@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import PicoModel
 import PicoRuntime
+import Synchronization
 
 /// `pico`: the server, the agent, and their help.
 let version = "pico 0.5.0"
@@ -42,12 +43,12 @@ func runWithSignals(_ loop: EventLoop, onSignal: @escaping @Sendable () -> Void)
     Sockets.ignoreBrokenPipes()
     signal(SIGTERM, SIG_IGN)
     signal(SIGINT, SIG_IGN)
-    let signals = SignalCounter()
+    let signals = SignalCount()
     var sources: [DispatchSourceSignal] = []
     for number in [SIGTERM, SIGINT] {
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
         source.setEventHandler {
-            if signals.increment() > 1 { exit(1) }
+            if signals.count.add(1, ordering: .relaxed).newValue > 1 { exit(1) }
             loop.execute(onSignal)
         }
         source.resume()
@@ -57,21 +58,9 @@ func runWithSignals(_ loop: EventLoop, onSignal: @escaping @Sendable () -> Void)
     exit(0)
 }
 
-final class SignalCounter: @unchecked Sendable {
-    private var count = 0
-    private let lock = NSLockless()
-    func increment() -> Int { self.lock.with { self.count += 1; return self.count } }
-}
-
-/// A pthread mutex (no Foundation in this target).
-final class NSLockless: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&self.mutex, nil) }
-    func with<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&self.mutex)
-        defer { pthread_mutex_unlock(&self.mutex) }
-        return body()
-    }
+/// How many termination signals arrived (a second one exits at once).
+final class SignalCount: Sendable {
+    let count = Atomic<Int>(0)
 }
 
 enum FileHandleText {

@@ -25,40 +25,31 @@ public struct ServerOption: Sendable {
 
 /// The server's settings table: the single source of `--help`, the YAML keys and the flags.
 public enum ServerOptions {
-    static func duration(_ text: String, allowZero: Bool = true) -> Duration? {
-        guard let value = DurationText.parse(text), value >= .zero, allowZero || value > .zero else { return nil }
-        return value
+    static func address(_ key: String, _ defaultText: String, _ help: String, _ set: @escaping @Sendable (inout ServerSettings, HostPort) -> Void) -> ServerOption {
+        ServerOption(key: key, defaultText: defaultText, help: help) { settings, text in
+            guard let value = HostPort(parsing: text) else { return "expected host:port" }
+            set(&settings, value)
+            return nil
+        }
     }
 
-    static func address(_ text: String) -> HostPort? { HostPort(parsing: text) }
+    static func duration(_ key: String, _ defaultText: String, _ help: String, allowZero: Bool = false, _ set: @escaping @Sendable (inout ServerSettings, Duration) -> Void) -> ServerOption {
+        ServerOption(key: key, defaultText: defaultText, help: help) { settings, text in
+            guard let value = DurationText.parse(text), value >= .zero, allowZero || value > .zero else {
+                return allowZero ? "expected a duration such as 30s" : "expected a positive duration"
+            }
+            set(&settings, value)
+            return nil
+        }
+    }
 
     /// Every option, in `--help` order.
     public static let all: [ServerOption] = [
-        ServerOption(key: "proxy.bind_addr", defaultText: ":8000", help: "Where clients send requests.") { settings, text in
-            guard let value = address(text) else { return "expected host:port" }
-            settings.proxyBind = value
-            return nil
-        },
-        ServerOption(key: "proxy.advertise_addr", defaultText: "derived", help: "The proxy address other nodes forward to.") { settings, text in
-            guard let value = address(text) else { return "expected host:port" }
-            settings.proxyAdvertise = value
-            return nil
-        },
-        ServerOption(key: "proxy.timeout", defaultText: "30s", help: "How long a request waits for its response head (504 after); 0 disables; not applied to upgrades.") { settings, text in
-            guard let value = duration(text) else { return "expected a duration such as 30s" }
-            settings.proxyTimeout = value
-            return nil
-        },
-        ServerOption(key: "proxy.http.read_header_timeout", defaultText: "10s", help: "How long a started request head may take (408 after).") { settings, text in
-            guard let value = duration(text, allowZero: false) else { return "expected a positive duration" }
-            settings.readHeaderTimeout = value
-            return nil
-        },
-        ServerOption(key: "proxy.http.idle_timeout", defaultText: "5m", help: "How long a keep-alive connection may wait for its next request.") { settings, text in
-            guard let value = duration(text, allowZero: false) else { return "expected a positive duration" }
-            settings.idleTimeout = value
-            return nil
-        },
+        address("proxy.bind_addr", ":8000", "Where clients send requests.") { $0.proxyBind = $1 },
+        address("proxy.advertise_addr", "derived", "The proxy address other nodes forward to.") { $0.proxyAdvertise = $1 },
+        duration("proxy.timeout", "30s", "How long a request waits for its response head (504 after); 0 disables; not applied to upgrades.", allowZero: true) { $0.proxyTimeout = $1 },
+        duration("proxy.http.read_header_timeout", "10s", "How long a started request head may take (408 after).") { $0.readHeaderTimeout = $1 },
+        duration("proxy.http.idle_timeout", "5m", "How long a keep-alive connection may wait for its next request.") { $0.idleTimeout = $1 },
         ServerOption(key: "proxy.http.max_connections", defaultText: "10000", help: "Client connections served at once; more get 503.") { settings, text in
             guard let value = Int(text), value > 0 else { return "expected a positive integer" }
             settings.maxConnections = value
@@ -69,36 +60,12 @@ public enum ServerOptions {
             settings.accessLogDisabled = value
             return nil
         },
-        ServerOption(key: "upstream.bind_addr", defaultText: ":8001", help: "Where agents open tunnels.") { settings, text in
-            guard let value = address(text) else { return "expected host:port" }
-            settings.upstreamBind = value
-            return nil
-        },
-        ServerOption(key: "upstream.advertise_addr", defaultText: "derived", help: "The upstream address (informational).") { settings, text in
-            guard let value = address(text) else { return "expected host:port" }
-            settings.upstreamAdvertise = value
-            return nil
-        },
-        ServerOption(key: "upstream.keepalive_interval", defaultText: "30s", help: "How often tunnels are pinged.") { settings, text in
-            guard let value = duration(text, allowZero: false) else { return "expected a positive duration" }
-            settings.keepaliveInterval = value
-            return nil
-        },
-        ServerOption(key: "upstream.keepalive_timeout", defaultText: "10s", help: "An unanswered ping this old closes the tunnel.") { settings, text in
-            guard let value = duration(text, allowZero: false) else { return "expected a positive duration" }
-            settings.keepaliveTimeout = value
-            return nil
-        },
-        ServerOption(key: "admin.bind_addr", defaultText: ":8002", help: "Health, readiness, metrics and status.") { settings, text in
-            guard let value = address(text) else { return "expected host:port" }
-            settings.adminBind = value
-            return nil
-        },
-        ServerOption(key: "admin.advertise_addr", defaultText: "derived", help: "The admin address other nodes use for ?forward=.") { settings, text in
-            guard let value = address(text) else { return "expected host:port" }
-            settings.adminAdvertise = value
-            return nil
-        },
+        address("upstream.bind_addr", ":8001", "Where agents open tunnels.") { $0.upstreamBind = $1 },
+        address("upstream.advertise_addr", "derived", "The upstream address (informational).") { $0.upstreamAdvertise = $1 },
+        duration("upstream.keepalive_interval", "30s", "How often tunnels are pinged.") { $0.keepaliveInterval = $1 },
+        duration("upstream.keepalive_timeout", "10s", "An unanswered ping this old closes the tunnel.") { $0.keepaliveTimeout = $1 },
+        address("admin.bind_addr", ":8002", "Health, readiness, metrics and status.") { $0.adminBind = $1 },
+        address("admin.advertise_addr", "derived", "The admin address other nodes use for ?forward=.") { $0.adminAdvertise = $1 },
         ServerOption(key: "cluster.node_id", defaultText: "generated", help: "This node's ID.") { settings, text in
             guard !text.isEmpty else { return "must not be empty" }
             settings.nodeID = text
@@ -108,11 +75,7 @@ public enum ServerOptions {
             settings.nodeIDPrefix = text
             return nil
         },
-        ServerOption(key: "grace_period", defaultText: "1m", help: "Budget of the whole graceful shutdown.") { settings, text in
-            guard let value = duration(text, allowZero: false) else { return "expected a positive duration" }
-            settings.gracePeriod = value
-            return nil
-        },
+        duration("grace_period", "1m", "Budget of the whole graceful shutdown.") { $0.gracePeriod = $1 },
         ServerOption(key: "log.level", defaultText: "info", help: "debug, info, warn or error.") { settings, text in
             guard let value = LogLevel(rawValue: text) else { return "unsupported level: \(text)" }
             settings.logLevel = value

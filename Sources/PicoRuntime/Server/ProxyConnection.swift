@@ -237,13 +237,9 @@ final class ProxyConnection: ConnectionDelegate {
                         self.connection.write(last)
                     }
                     exchange.responseComplete = true
-                    if exchange.requestEnded {
-                        self.complete(exchange)
-                    } else {
-                        // The upstream answered before the request body ended: drop the rest by closing.
-                        exchange.keepAlive = false
-                        self.complete(exchange)
-                    }
+                    // An answer before the request body ended: the rest is dropped by closing.
+                    if !exchange.requestEnded { exchange.keepAlive = false }
+                    self.complete(exchange)
                 }
             }
         } catch {
@@ -351,8 +347,7 @@ final class ProxyConnection: ConnectionDelegate {
     private func answerAndClose(status: Int, message: String) {
         if let exchange = self.exchange {
             if exchange.responseHeadSent {
-                self.failUpstream(exchange, message: message)
-                self.connection.close()
+                self.failUpstream(exchange, message: message)  // closes the connection
                 return
             }
             if let stream = exchange.streamID { exchange.tunnel?.transport?.reset(stream) }
