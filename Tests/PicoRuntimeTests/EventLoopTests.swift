@@ -120,4 +120,42 @@ struct EventLoopTests {
         let value = try thread.sync { 42 }
         #expect(value == 42)
     }
+
+    @Test func test_writeStallTimeout_closesAConnectionWhosePeerStoppedReading_andOnlyThen() throws {
+        let loop = try EventLoop()
+        func stalledPair(timeout: Duration?) -> (Connection, CloseRecorder, Int32) {
+            var fds: [Int32] = [0, 0]
+            socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds)
+            _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+            let recorder = CloseRecorder()
+            let connection = Connection(fd: fds[0], loop: loop, connected: true, delegate: recorder)
+            connection.writeStallTimeout = timeout
+            for _ in 0..<64 { connection.write([UInt8](repeating: 7, count: 64 * 1_024)) }
+            return (connection, recorder, fds[1])
+        }
+        let (stalled, stalledRecorder, stalledPeer) = stalledPair(timeout: .milliseconds(150))
+        let (patient, patientRecorder, patientPeer) = stalledPair(timeout: nil)
+        defer {
+            close(stalledPeer)
+            close(patientPeer)
+            patient.close()
+        }
+        let deadline = MonotonicClock.now() + .seconds(3)
+        while stalled.state != .closed, MonotonicClock.now() < deadline { loop.turn(maximumWait: .milliseconds(50)) }
+        #expect(stalled.state == .closed)
+        #expect(stalledRecorder.error?.code == ETIMEDOUT)
+        #expect(patient.state == .open)
+        #expect(patientRecorder.closed == false)
+    }
+}
+
+final class CloseRecorder: ConnectionDelegate {
+    var closed = false
+    var error: SocketError?
+    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {}
+    func connectionDidReadEOF(_ connection: Connection) {}
+    func connectionDidClose(_ connection: Connection, error: SocketError?) {
+        self.closed = true
+        self.error = error
+    }
 }

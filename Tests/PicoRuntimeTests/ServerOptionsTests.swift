@@ -27,4 +27,54 @@ struct ServerOptionsTests {
             try ServerOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [("--nope", "1")])
         }
     }
+
+    @Test func test_accessLogHeaderLists_filterByCaseInsensitiveName_andBothListsOnOneSideAreAnError() throws {
+        let yaml = "proxy:\n  access_log:\n    level: debug\n    request_headers:\n      allow_list: [Host, X-Trace]\n    response_headers:\n      block_list:\n        - set-cookie\n"
+        let settings = try ServerOptions.load(yaml: yaml, file: "s.yaml", expandEnvironment: false, environment: [:], flags: [])
+        #expect(settings.accessLogLevel == .debug)
+        #expect(settings.accessLogRequestHeaders.shows("host"))
+        #expect(settings.accessLogRequestHeaders.shows("x-trace"))
+        #expect(!settings.accessLogRequestHeaders.shows("Authorization"))
+        #expect(!settings.accessLogResponseHeaders.shows("Set-Cookie"))
+        #expect(settings.accessLogResponseHeaders.shows("Content-Type"))
+        let headers: HTTPHeaders = ["Host": "a", "Authorization": "secret", "x-trace": "1", "X-Trace": "2"]
+        guard case .object(let pairs) = settings.accessLogRequestHeaders.logValue(headers) else {
+            Issue.record("expected an object")
+            return
+        }
+        #expect(pairs.map(\.0) == ["Host", "x-trace"])
+        #expect(pairs.map { "\($0.1.json)" } == ["\"a\"", "\"1, 2\""])
+        #expect(throws: ConfigError("s.yaml:6: proxy.access_log.request_headers.block_list: cannot define both allow list and block list")) {
+            try ServerOptions.load(yaml: "proxy:\n  access_log:\n    request_headers:\n      allow_list: [host]\n\n      block_list: [cookie]\n", file: "s.yaml", expandEnvironment: false, environment: [:], flags: [])
+        }
+        #expect(throws: ConfigError("--proxy.access-log.response-headers.allow-list: cannot define both allow list and block list")) {
+            try ServerOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:],
+                                   flags: [("--proxy.access-log.response-headers.block-list", "a"), ("--proxy.access-log.response-headers.allow-list", "b,c")])
+        }
+    }
+
+    @Test func test_advertiseAddress_prefersPrivateIPv4_thenAnyNonLoopback_thenGlobalIPv6_andFailsClearly() throws {
+        let lo = InterfaceAddress(interface: "lo", host: "127.0.0.1", isLoopback: true, isIPv6: false)
+        let public4 = InterfaceAddress(interface: "eth0", host: "192.0.2.2", isLoopback: false, isIPv6: false)
+        let private4 = InterfaceAddress(interface: "eth1", host: "10.1.2.3", isLoopback: false, isIPv6: false)
+        let linkLocal6 = InterfaceAddress(interface: "eth0", host: "fe80::1", isLoopback: false, isIPv6: true)
+        let global6 = InterfaceAddress(interface: "eth0", host: "fd00::2", isLoopback: false, isIPv6: true)
+        let wildcard = HostPort(host: "", port: 8000)
+        func derive(_ interfaces: [InterfaceAddress], bound: HostPort = wildcard, explicit: HostPort? = nil) throws -> HostPort {
+            try AdvertiseAddress.derive(explicit: explicit, bound: bound, interfaces: interfaces, key: "proxy.advertise_addr")
+        }
+        #expect(try derive([lo, public4, private4]) == HostPort(host: "10.1.2.3", port: 8000))
+        #expect(try derive([lo, linkLocal6, global6, public4]) == HostPort(host: "192.0.2.2", port: 8000))
+        #expect(try derive([lo, linkLocal6, global6], bound: HostPort(host: "0.0.0.0", port: 9)) == HostPort(host: "fd00::2", port: 9))
+        #expect(try derive([lo], bound: HostPort(host: "127.0.0.1", port: 7)) == HostPort(host: "127.0.0.1", port: 7))
+        #expect(try derive([lo], explicit: HostPort(host: "pico-0.pico", port: 8000)) == HostPort(host: "pico-0.pico", port: 8000))
+        #expect(throws: ConfigError("proxy.advertise_addr: cannot derive an address to advertise from :8000: this host has no non-loopback address; set proxy.advertise_addr")) {
+            try derive([lo, linkLocal6])
+        }
+    }
+
+    @Test func test_writeTimeout_isASetting() throws {
+        let settings = try ServerOptions.load(yaml: "proxy:\n  http:\n    write_timeout: 3s\n", file: "s.yaml", expandEnvironment: false, environment: [:], flags: [])
+        #expect(settings.writeTimeout == .seconds(3))
+    }
 }

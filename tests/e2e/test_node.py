@@ -44,12 +44,12 @@ def wait_until(check, timeout=10.0, what="condition"):
 class Node:
     """One `pico server` on free loopback ports."""
 
-    def __init__(self, *flags):
+    def __init__(self, *flags, bind_host="127.0.0.1"):
         self.proxy, self.upstream, self.admin = free_port(), free_port(), free_port()
         self.log = open(os.path.join(TMP, f"server-{self.proxy}.log"), "w")
         self.process = subprocess.Popen(
-            [PICO, "server", "--proxy.bind-addr", f"127.0.0.1:{self.proxy}", "--upstream.bind-addr", f"127.0.0.1:{self.upstream}",
-             "--admin.bind-addr", f"127.0.0.1:{self.admin}", *flags], stderr=self.log)
+            [PICO, "server", "--proxy.bind-addr", f"{bind_host}:{self.proxy}", "--upstream.bind-addr", f"{bind_host}:{self.upstream}",
+             "--admin.bind-addr", f"{bind_host}:{self.admin}", *flags], stderr=self.log)
         wait_until(lambda: self.admin_get("/ready")[0] == 200, what="server ready")
 
     def admin_get(self, path):
@@ -258,6 +258,81 @@ class FailureTests(unittest.TestCase):
         self.assertGreater(after.count(200), 0, "the node served during its drain")
         self.assertEqual(status, 0)
         self.assertLess(elapsed, 10)
+
+
+class SettingsTests(unittest.TestCase):
+    """Server settings that change what the node does on the wire and in its logs."""
+
+    def setUp(self):
+        self.http_port, self.ws_port = free_port(), free_port()
+        self.backend = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(self.http_port), str(self.ws_port)])
+        wait_until(lambda: socket.create_connection(("127.0.0.1", self.http_port), timeout=1).close() is None, what="backend")
+        self.processes = []
+
+    def tearDown(self):
+        for process in self.processes:
+            process.kill()
+        self.backend.kill()
+
+    def node(self, *flags, bind_host="127.0.0.1"):
+        node = Node(*flags, bind_host=bind_host)
+        self.processes.append(node.process)
+        self.processes.append(start_agent(node, "app", self.http_port))
+        return node
+
+    def test_accessLog_showsOnlyAllowedRequestHeaders_andNoBlockedResponseHeaders(self):
+        node = self.node("--proxy.access-log.request-headers.allow-list", "x-trace,host",
+                         "--proxy.access-log.response-headers.block-list", "content-length")
+        status, _, _ = request(node, "GET", "/bytes/5", headers={"X-Trace": "t-1", "Authorization": "Bearer secret"})
+        self.assertEqual(status, 200)
+        request(node, "GET", "/_pico/anything")
+        node.process.send_signal(signal.SIGTERM)
+        node.process.wait(timeout=20)
+        with open(node.log.name) as log:
+            lines = [json.loads(line) for line in log if line.startswith("{")]
+        records = [line for line in lines if line.get("msg") == "request"]
+        self.assertEqual(len(records), 1, "one access-log line; /_pico paths are not logged")
+        record = records[0]
+        self.assertEqual((record["level"], record["subsystem"]), ("info", "proxy.access"))
+        self.assertEqual(record["request"]["request_headers"], {"Host": f"127.0.0.1:{node.proxy}", "X-Trace": "t-1"})
+        self.assertEqual(record["request"]["path"], "/bytes/5")
+        self.assertNotIn("Content-Length", record["request"]["response_headers"])
+        self.assertNotIn("content-length", record["request"]["response_headers"])
+        self.assertTrue(record["request"]["response_headers"], "other response headers are shown")
+
+    def test_writeTimeout_closesAClientThatStopsReading_andOthersAreServed(self):
+        node = self.node("--proxy.http.write-timeout", "1s")
+        with socket.socket() as stalled:
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.connect(("127.0.0.1", node.proxy))
+            stalled.sendall(b"GET /bytes/40000000 HTTP/1.1\r\nHost: app.example\r\n\r\n")
+            time.sleep(1)
+            self.assertEqual(request(node, "GET", "/")[:2], (200, b"hello from backend"))
+            time.sleep(3)
+            received = 0
+            stalled.settimeout(10)
+            try:
+                while True:
+                    piece = stalled.recv(1 << 20)
+                    if not piece:
+                        break
+                    received += len(piece)
+            except ConnectionResetError:
+                pass
+        self.assertLess(received, 40_000_000, "the node gave up on the stalled client")
+        self.assertEqual(request(node, "GET", "/")[:2], (200, b"hello from backend"))
+
+    def test_wildcardBind_advertisesANonLoopbackAddress(self):
+        addresses = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+        if not addresses:
+            self.skipTest("this host has no non-loopback address")
+        node = self.node(bind_host="0.0.0.0")
+        local = json.loads(node.admin_get("/status/cluster/nodes/local")[1])
+        host, _, port = local["proxy_addr"].rpartition(":")
+        self.assertIn(host.strip("[]"), addresses)
+        self.assertEqual(int(port), node.proxy)
+        admin_host, _, admin_port = local["admin_addr"].rpartition(":")
+        self.assertEqual((admin_host, int(admin_port)), (host, node.admin))
 
 
 if __name__ == "__main__":

@@ -43,12 +43,35 @@ public enum ServerOptions {
         }
     }
 
+    /// An allow or block list of header names for one side of the access log; defining both
+    /// lists of one side is an error.
+    static func headerList(_ side: String, allow: Bool, _ path: WritableKeyPath<ServerSettings, HeaderLogFilter> & Sendable) -> ServerOption {
+        let key = "proxy.access_log.\(side)_headers.\(allow ? "allow_list" : "block_list")"
+        let help = allow ? "Only these \(side) headers appear in access-log lines (comma-separated)." : "These \(side) headers never appear in access-log lines (comma-separated)."
+        return ServerOption(key: key, defaultText: "[]", help: help) { settings, text in
+            let names = text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }
+            let other: [String]
+            switch settings[keyPath: path] {
+            case .allow(let set) where !allow: other = set.sorted()
+            case .block(let set) where allow: other = set.sorted()
+            default: other = []
+            }
+            do {
+                settings[keyPath: path] = try HeaderLogFilter.make(allow: allow ? names : other, block: allow ? other : names, key: "proxy.access_log.\(side)_headers")
+            } catch {
+                return "cannot define both allow list and block list"
+            }
+            return nil
+        }
+    }
+
     /// Every option, in `--help` order.
     public static let all: [ServerOption] = [
         address("proxy.bind_addr", ":8000", "Where clients send requests.") { $0.proxyBind = $1 },
         address("proxy.advertise_addr", "derived", "The proxy address other nodes forward to.") { $0.proxyAdvertise = $1 },
         duration("proxy.timeout", "30s", "How long a request waits for its response head (504 after); 0 disables; not applied to upgrades.", allowZero: true) { $0.proxyTimeout = $1 },
         duration("proxy.http.read_header_timeout", "10s", "How long a started request head may take (408 after).") { $0.readHeaderTimeout = $1 },
+        duration("proxy.http.write_timeout", "10s", "How long an answer may wait with no byte taken by a client that stopped reading (then the connection closes).") { $0.writeTimeout = $1 },
         duration("proxy.http.idle_timeout", "5m", "How long a keep-alive connection may wait for its next request.") { $0.idleTimeout = $1 },
         ServerOption(key: "proxy.http.max_connections", defaultText: "10000", help: "Client connections served at once; more get 503.") { settings, text in
             guard let value = Int(text), value > 0 else { return "expected a positive integer" }
@@ -60,6 +83,15 @@ public enum ServerOptions {
             settings.accessLogDisabled = value
             return nil
         },
+        ServerOption(key: "proxy.access_log.level", defaultText: "info", help: "Level of access-log lines (5xx lines are at least warn).") { settings, text in
+            guard let value = LogLevel(rawValue: text) else { return "unsupported level: \(text)" }
+            settings.accessLogLevel = value
+            return nil
+        },
+        headerList("request", allow: true, \.accessLogRequestHeaders),
+        headerList("request", allow: false, \.accessLogRequestHeaders),
+        headerList("response", allow: true, \.accessLogResponseHeaders),
+        headerList("response", allow: false, \.accessLogResponseHeaders),
         address("upstream.bind_addr", ":8001", "Where agents open tunnels.") { $0.upstreamBind = $1 },
         address("upstream.advertise_addr", "derived", "The upstream address (informational).") { $0.upstreamAdvertise = $1 },
         duration("upstream.keepalive_interval", "30s", "How often tunnels are pinged.") { $0.keepaliveInterval = $1 },

@@ -1,4 +1,5 @@
 import Glibc
+import PicoModel
 
 /// What a `Connection` reports, on its loop's thread.
 public protocol ConnectionDelegate: AnyObject {
@@ -43,6 +44,9 @@ public final class Connection: LoopHandler {
     public var highWatermark = 256 * 1_024
     /// Queued bytes below which a drain is reported.
     public var lowWatermark = 64 * 1_024
+    /// When set, a connection whose queued bytes make no progress for this long is closed with
+    /// `ETIMEDOUT` (a peer that stopped reading cannot hold its buffers forever).
+    public var writeStallTimeout: Duration?
     /// Bytes queued and not yet written.
     public private(set) var queuedByteCount = 0
     /// Total bytes read and written (for metrics and access logs).
@@ -56,6 +60,8 @@ public final class Connection: LoopHandler {
     private var wasAboveHighWatermark = false
     private var closeWhenFlushed = false
     private var shutdownWhenFlushed = false
+    private var lastWriteProgress: Instant?
+    private var stallTimer: LoopTimer?
 
     /// Wraps an accepted (`connected`) or connecting socket and registers it with `loop`.
     public init(fd: Int32, loop: EventLoop, connected: Bool, delegate: ConnectionDelegate?) {
@@ -72,6 +78,7 @@ public final class Connection: LoopHandler {
     /// Queues `bytes` and writes what the socket takes now. Ignored once closed.
     public func write(_ bytes: [UInt8]) {
         guard self.state != .closed, !bytes.isEmpty, !self.closeWhenFlushed, !self.shutdownWhenFlushed else { return }
+        if self.queuedByteCount == 0 { self.lastWriteProgress = self.loop.now }
         self.queue.append(bytes)
         self.queuedByteCount += bytes.count
         if self.queuedByteCount >= self.highWatermark { self.wasAboveHighWatermark = true }
@@ -115,6 +122,8 @@ public final class Connection: LoopHandler {
         Glibc.close(self.fd)
         self.queue.removeAll()
         self.queuedByteCount = 0
+        self.stallTimer?.cancel()
+        self.stallTimer = nil
         let delegate = self.delegate
         self.delegate = nil
         delegate?.connectionDidClose(self, error: error)
@@ -180,6 +189,7 @@ public final class Connection: LoopHandler {
                 return
             }
             self.bytesWritten += written
+            if written > 0 { self.lastWriteProgress = self.loop.now }
             self.queuedByteCount -= written
             self.headOffset += written
             if self.headOffset == chunk.count {
@@ -195,6 +205,7 @@ public final class Connection: LoopHandler {
             self.queueHead = 0
         }
         self.updateInterest()
+        self.watchForStall()
         if self.queuedByteCount == 0 {
             if self.closeWhenFlushed {
                 self.close()
@@ -205,6 +216,29 @@ public final class Connection: LoopHandler {
         if self.wasAboveHighWatermark, self.queuedByteCount < self.lowWatermark {
             self.wasAboveHighWatermark = false
             self.delegate?.connectionDidDrain(self)
+        }
+    }
+
+    /// Arms the stall timer while bytes wait; it closes the connection when none were written
+    /// for `writeStallTimeout`, and re-arms from the last progress otherwise.
+    private func watchForStall() {
+        guard let timeout = self.writeStallTimeout else { return }
+        guard self.queuedByteCount > 0 else {
+            self.stallTimer?.cancel()
+            self.stallTimer = nil
+            return
+        }
+        guard self.stallTimer == nil else { return }
+        let since = self.lastWriteProgress ?? self.loop.now
+        self.stallTimer = self.loop.schedule(at: since + timeout) { [weak self] in
+            guard let self, self.state == .open else { return }
+            self.stallTimer = nil
+            guard self.queuedByteCount > 0 else { return }
+            if let last = self.lastWriteProgress, self.loop.now - last < timeout {
+                self.watchForStall()
+                return
+            }
+            self.close(error: SocketError("write timed out", code: ETIMEDOUT))
         }
     }
 

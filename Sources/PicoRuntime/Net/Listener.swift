@@ -7,11 +7,12 @@ public final class Listener: LoopHandler {
     /// Where it listens (the actual port when bound to port 0).
     public let address: HostPort
     private let loop: EventLoop
-    private let onAccept: (Int32) -> Void
+    /// Receives each accepted descriptor (which it then owns); until set, connections are closed.
+    public var onAccept: (Int32) -> Void
     private var paused = false
 
     /// Binds and listens on `address`, then accepts on `loop`.
-    public init(address: HostPort, loop: EventLoop, onAccept: @escaping (Int32) -> Void) throws(SocketError) {
+    public init(address: HostPort, loop: EventLoop, onAccept: @escaping (Int32) -> Void = { _ = Glibc.close($0) }) throws(SocketError) {
         self.fd = try Sockets.listen(on: address)
         self.address = Sockets.localAddress(self.fd) ?? address
         self.loop = loop

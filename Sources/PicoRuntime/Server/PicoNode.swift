@@ -16,6 +16,8 @@ public final class PicoNode {
     private(set) var proxyListener: Listener?
     private(set) var upstreamListener: Listener?
     private(set) var adminListener: Listener?
+    /// The upstream address agents are told about (informational; not gossiped).
+    public let upstreamAdvertised: HostPort
     var tunnels: [TunnelID: ServerTunnel] = [:]
     private var nextTunnelID: UInt64 = 1
     private var nextRequestID: UInt64 = 1
@@ -35,20 +37,32 @@ public final class PicoNode {
         self.loop = loop
         self.settings = settings
         self.log = log
+        let proxy = try Listener(address: settings.proxyBind, loop: loop)
+        let upstream = try Listener(address: settings.upstreamBind, loop: loop)
+        let admin = try Listener(address: settings.adminBind, loop: loop)
+        let interfaces = InterfaceAddress.current()
+        func advertised(_ explicit: HostPort?, _ bound: HostPort, _ key: String) throws(ConfigError) -> Address {
+            let chosen = try AdvertiseAddress.derive(explicit: explicit, bound: bound, interfaces: interfaces, key: key)
+            return Address(host: chosen.host, port: chosen.port)
+        }
         var configuration = ClusterConfiguration(
-            gossipAddress: Address(host: "127.0.0.1", port: settings.gossipBind.port),
-            proxyAddress: Address(host: "127.0.0.1", port: settings.proxyBind.port),
-            adminAddress: Address(host: "127.0.0.1", port: settings.adminBind.port),
+            gossipAddress: try advertised(settings.gossipAdvertise, settings.gossipBind, "cluster.gossip.advertise_addr"),
+            proxyAddress: try advertised(settings.proxyAdvertise, proxy.address, "proxy.advertise_addr"),
+            adminAddress: try advertised(settings.adminAdvertise, admin.address, "admin.advertise_addr"),
             randomSeed: UInt64(bitPattern: MonotonicClock.wallMilliseconds()) ^ UInt64(truncatingIfNeeded: MonotonicClock.now().nanoseconds))
         configuration.nodeName = settings.nodeID
         configuration.nodeNamePrefix = settings.nodeIDPrefix
         configuration.gracePeriod = settings.gracePeriod
         configuration.epoch = UInt64(MonotonicClock.wallMilliseconds())
         configuration.drainMinimum = min(configuration.drainMinimum, settings.gracePeriod / 4)
+        self.upstreamAdvertised = try AdvertiseAddress.derive(explicit: settings.upstreamAdvertise, bound: upstream.address, interfaces: interfaces, key: "upstream.advertise_addr")
         self.cluster = try ClusterNode(configuration: configuration)
-        self.proxyListener = try Listener(address: settings.proxyBind, loop: loop) { [unowned self] fd in self.acceptProxy(fd) }
-        self.upstreamListener = try Listener(address: settings.upstreamBind, loop: loop) { [unowned self] fd in self.acceptUpstream(fd) }
-        self.adminListener = try Listener(address: settings.adminBind, loop: loop) { [unowned self] fd in self.acceptAdmin(fd) }
+        self.proxyListener = proxy
+        self.upstreamListener = upstream
+        self.adminListener = admin
+        proxy.onAccept = { [unowned self] fd in self.acceptProxy(fd) }
+        upstream.onAccept = { [unowned self] fd in self.acceptUpstream(fd) }
+        admin.onAccept = { [unowned self] fd in self.acceptAdmin(fd) }
     }
 
     /// The bound addresses (actual ports when bound to port 0).
@@ -58,8 +72,11 @@ public final class PicoNode {
 
     /// Starts the node (it turns ready once the model says so).
     public func start() {
-        self.log.info("starting node", [("node_id", .string(self.cluster.me.name)), ("proxy_addr", .string("\(self.proxyAddress!)")),
-                                        ("upstream_addr", .string("\(self.upstreamAddress!)")), ("admin_addr", .string("\(self.adminAddress!)"))])
+        let me = self.cluster.me
+        self.log.info("starting node", [("node_id", .string(me.name)), ("proxy_addr", .string("\(self.proxyAddress!)")),
+                                        ("upstream_addr", .string("\(self.upstreamAddress!)")), ("admin_addr", .string("\(self.adminAddress!)")),
+                                        ("advertise_proxy_addr", .string("\(me.proxyAddress)")), ("advertise_upstream_addr", .string("\(self.upstreamAdvertised)")),
+                                        ("advertise_admin_addr", .string("\(me.adminAddress)"))])
         self.handle(.start)
     }
 

@@ -19,6 +19,7 @@ final class ProxyConnection: ConnectionDelegate {
         self.clientIP = Sockets.peerAddress(fd)?.host
         self.connection = Connection(fd: fd, loop: node.loop, connected: true, delegate: nil)
         self.connection.delegate = self
+        self.connection.writeStallTimeout = node.settings.writeTimeout
         self.armWaitTimer()
     }
 
@@ -254,6 +255,7 @@ final class ProxyConnection: ConnectionDelegate {
         if head.status == 101, exchange.head.isUpgrade {
             var upgraded = head
             upgraded.headers = HTTPProxyRules.endToEnd(head.headers, keepUpgrade: true)
+            exchange.responseHeaders = upgraded.headers
             self.connection.write(HTTP1Encoder.encode(upgraded))
             exchange.upgraded = true
             self.connection.write(Array(exchange.response.takeUpgradedBytes()))
@@ -267,6 +269,7 @@ final class ProxyConnection: ConnectionDelegate {
         let client = HTTPProxyRules.clientResponse(head, requestMethod: exchange.head.method, clientVersion: exchange.head.version, clientKeepAlive: exchange.keepAlive && !self.clientFinished)
         exchange.clientFraming = client.framing
         exchange.keepAlive = client.keepAlive
+        exchange.responseHeaders = client.head.headers
         self.connection.write(HTTP1Encoder.encode(client.head))
     }
 
@@ -332,16 +335,19 @@ final class ProxyConnection: ConnectionDelegate {
         let seconds = Double((self.node.loop.now - exchange.startedAt).nanosecondsClamped) / 1e9
         self.node.metrics.recordRequest(method: exchange.head.method, status: status, seconds: seconds, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes)
         defer { self.node.exitIfIdle() }
-        guard !self.node.settings.accessLogDisabled else { return }
+        let settings = self.node.settings
+        guard !settings.accessLogDisabled, !exchange.head.path.hasPrefix("/_pico") else { return }
         let fields: [(String, LogValue)] = [
             ("request", .object([
                 ("proto", .string("\(exchange.head.version)")), ("method", .string(exchange.head.method)),
                 ("host", .string(exchange.head.headers.first("host") ?? "")), ("path", .string(exchange.head.path)),
+                ("request_headers", settings.accessLogRequestHeaders.logValue(exchange.head.headers)),
+                ("response_headers", settings.accessLogResponseHeaders.logValue(exchange.responseHeaders)),
                 ("status", .int(status)), ("duration", .string("\(Int(seconds * 1_000_000))µs")),
                 ("endpoint", .string(exchange.endpoint ?? "")), ("request_bytes", .int(exchange.requestBytes)), ("response_bytes", .int(exchange.responseBytes)),
             ])),
         ]
-        self.node.log.child("proxy.access").log(status >= 500 ? .warn : .info, "request", fields)
+        self.node.log.child("proxy.access").log(status >= 500 ? max(settings.accessLogLevel, .warn) : settings.accessLogLevel, "request", fields)
     }
 
     private func answerAndClose(status: Int, message: String) {

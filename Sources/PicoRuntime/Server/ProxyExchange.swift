@@ -22,6 +22,8 @@ final class ProxyExchange: TunnelStreamHandler {
     var keepAlive: Bool
     var upgraded = false
     var status = 0
+    /// The response head's fields as the client received them (for the access log).
+    var responseHeaders = HTTPHeaders()
     var requestBytes = 0
     var responseBytes = 0
     /// Stream bytes received but not yet reported consumed (the client socket was full).

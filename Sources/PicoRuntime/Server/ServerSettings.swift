@@ -18,6 +18,12 @@ public struct ServerSettings: Hashable, Sendable {
     public var maxConnections = 10_000
     /// `proxy.access_log.disable`.
     public var accessLogDisabled = false
+    /// `proxy.access_log.level`: the level of access-log lines (raised to `warn` for 5xx).
+    public var accessLogLevel: LogLevel = .info
+    /// `proxy.access_log.request_headers.allow_list` / `.block_list`, as one filter.
+    public var accessLogRequestHeaders: HeaderLogFilter = .all
+    /// `proxy.access_log.response_headers.allow_list` / `.block_list`, as one filter.
+    public var accessLogResponseHeaders: HeaderLogFilter = .all
     /// `upstream.bind_addr`.
     public var upstreamBind = HostPort(host: "", port: 8001)
     /// `upstream.advertise_addr`.
