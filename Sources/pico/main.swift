@@ -110,18 +110,22 @@ extension String {
     func padding(_ width: Int) -> String { self.count >= width ? self : self + String(repeating: " ", count: width - self.count) }
 }
 
-let agentHelp = """
-Usage: pico agent http <endpoint> <addr> [flags]
+func agentHelp() -> String {
+    var text = """
+    Usage: pico agent http <endpoint> <addr> [flags]
+           pico agent start --config.path <file> [flags]
 
-Exposes the local HTTP service at <addr> (a port, host:port or http:// URL) as <endpoint>.
+    `http` exposes the local HTTP service at <addr> (a port, host:port or http:// URL) as
+    <endpoint>; `start` serves every listener of the config file.
 
-Flags:
-  --connect.url string       The node's upstream URL (default http://localhost:8001).
-  --timeout duration         Per-request timeout to the response head (default 10s).
-  --grace-period duration    How long SIGTERM waits for requests in flight (default 1m).
-  --log.level string         debug, info, warn or error (default info).
+    Flags:
 
-"""
+    """
+    for flag in AgentOptions.flags {
+        text += "  " + flag.name.padding(24) + "  " + flag.help + " (default " + flag.defaultText + ")\n"
+    }
+    return text + "\n"
+}
 
 let mainHelp = """
 Usage: pico <command> [flags]
@@ -129,6 +133,7 @@ Usage: pico <command> [flags]
 Commands:
   server        Run a Pico node.
   agent http    Expose a local HTTP service through Pico.
+  agent start   Expose every listener of an agent config file.
 
 Flags:
   --help        Show help (also after a command).
@@ -187,34 +192,41 @@ func runServer(_ arguments: [String]) -> Never {
 
 func runAgent(_ arguments: [String]) -> Never {
     if arguments.contains("--help") || arguments.contains("-h") {
-        FileHandleText.standardOutput(agentHelp)
+        FileHandleText.standardOutput(agentHelp())
         exit(0)
     }
-    let (flags, positional) = parseFlags(arguments, booleans: [])
-    guard positional.first == "http" else { fail("expected `pico agent http <endpoint> <addr>`") }
-    guard positional.count == 3 else { fail("expected `pico agent http <endpoint> <addr>`") }
-    var settings = AgentSettings()
-    guard let backend = AgentSettings.backend(positional[2]) else { fail("invalid addr \(positional[2]): expected a port, host:port or http:// URL") }
-    var timeout: Duration = .seconds(10)
+    let (flags, positional) = parseFlags(arguments, booleans: ["--config.expand-env"])
+    let listener: (endpoint: String, addr: String)?
+    switch positional.first {
+    case "http":
+        guard positional.count == 3 else { fail("expected `pico agent http <endpoint> <addr>`") }
+        listener = (positional[1], positional[2])
+    case "start":
+        guard positional.count == 1 else { fail("unexpected argument \(positional[1]); `pico agent start` takes its listeners from --config.path") }
+        listener = nil
+    default:
+        fail("expected `pico agent http <endpoint> <addr>` or `pico agent start --config.path <file>`")
+    }
+    var yaml: String?
+    var file = ""
+    var expand = false
+    var rest: [(String, String)] = []
     for (flag, value) in flags {
         switch flag {
-        case "--connect.url":
-            guard let target = AgentSettings.url(value) else { fail("--connect.url: expected an http:// URL, got \(value)") }
-            settings.connect = target
-        case "--timeout":
-            guard let parsed = DurationText.parse(value), parsed >= .zero else { fail("--timeout: expected a duration such as 10s") }
-            timeout = parsed
-        case "--grace-period":
-            guard let parsed = DurationText.parse(value), parsed > .zero else { fail("--grace-period: expected a positive duration") }
-            settings.gracePeriod = parsed
-        case "--log.level":
-            guard let level = LogLevel(rawValue: value) else { fail("--log.level: unsupported level: \(value)") }
-            settings.logLevel = level
-        default:
-            fail("unknown flag \(flag)")
+        case "--config.path":
+            file = value
+            guard let text = FileHandleText.read(value) else { fail("cannot read config file \(value)") }
+            yaml = text
+        case "--config.expand-env": expand = value == "true"
+        default: rest.append((flag, value))
         }
     }
-    settings.listeners = [AgentSettings.Listener(endpoint: positional[1], backend: backend, timeout: timeout)]
+    let settings: AgentSettings
+    do {
+        settings = try AgentOptions.load(yaml: yaml, file: file, expandEnvironment: expand, environment: environment(), flags: rest, listener: listener)
+    } catch {
+        fail("config: \(error)")
+    }
     let log = Logger(level: settings.logLevel, subsystem: "agent")
     let loop: EventLoop
     do { loop = try EventLoop() } catch { fail("\(error)", status: 1) }

@@ -322,6 +322,29 @@ class SettingsTests(unittest.TestCase):
         self.assertLess(received, 40_000_000, "the node gave up on the stalled client")
         self.assertEqual(request(node, "GET", "/")[:2], (200, b"hello from backend"))
 
+    def test_agentStart_servesEveryListenerOfItsConfigFile(self):
+        node = Node()
+        self.processes.append(node.process)
+        config = os.path.join(TMP, f"agent-{node.proxy}.yaml")
+        with open(config, "w") as f:
+            f.write(f"connect:\n  url: http://127.0.0.1:${{UPSTREAM_PORT}}\nlisteners:\n"
+                    f"  - endpoint_id: one\n    addr: {self.http_port}\n    timeout: 1s\n"
+                    f"  - endpoint_id: two\n    addr: 127.0.0.1:{self.http_port}\n    timeout: 5s\n")
+        log = open(os.path.join(TMP, f"agent-start-{node.proxy}.log"), "w")
+        agent = subprocess.Popen([PICO, "agent", "start", "--config.path", config, "--config.expand-env"], stderr=log,
+                                 env={**os.environ, "UPSTREAM_PORT": str(node.upstream)})
+        self.processes.append(agent)
+        wait_until(lambda: node.endpoints() == {"one": 1, "two": 1}, what="both listeners")
+        self.assertEqual(request(node, "GET", "/", endpoint="one")[:2], (200, b"hello from backend"))
+        self.assertEqual(request(node, "GET", "/", endpoint="two")[:2], (200, b"hello from backend"))
+        status, body, _ = request(node, "GET", "/slow?s=2", endpoint="one")
+        self.assertEqual((status, json.loads(body)), (504, {"error": "upstream timeout"}), "listener one's own 1s timeout")
+        self.assertEqual(request(node, "GET", "/slow?s=2", endpoint="two")[0], 200)
+        bad = subprocess.run([PICO, "agent", "start", "--config.path", config, "--config.expand-env", "--timeout", "1s"], capture_output=True, text=True,
+                             timeout=10, env={**os.environ, "UPSTREAM_PORT": str(node.upstream)})
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--timeout applies to `pico agent http`", bad.stderr)
+
     def test_wildcardBind_advertisesANonLoopbackAddress(self):
         addresses = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
         if not addresses:

@@ -9,7 +9,6 @@ final class AgentDialer: ConnectionDelegate {
         case failed(reason: String, retryable: Bool)
     }
 
-    static let handshakeTimeout: Duration = .seconds(30)
     static let maxErrorBody = 4_096
 
     private let key: String
@@ -21,7 +20,7 @@ final class AgentDialer: ConnectionDelegate {
     private var onOutcome: ((Outcome) -> Void)?
     private var connection: Connection?
 
-    init(loop: EventLoop, target: HostPort, endpoint: String, onOutcome: @escaping (Outcome) -> Void) {
+    init(loop: EventLoop, target: HostPort, endpoint: String, timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
         var random = SystemRandomNumberGenerator()
         self.key = Base64.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &random) })
         self.request = WebSocketHandshake.request(target: "/pico/v1/upstream/\(endpoint)", host: target.description, key: self.key)
@@ -30,7 +29,7 @@ final class AgentDialer: ConnectionDelegate {
             guard let address = try target.resolve().first else { throw SocketError("resolve \(target): no address", code: 0) }
             let fd = try Sockets.connect(to: address)
             self.connection = Connection(fd: fd, loop: loop, connected: false, delegate: self)
-            self.timer = loop.schedule(after: Self.handshakeTimeout) { [weak self] in
+            self.timer = loop.schedule(after: timeout) { [weak self] in
                 self?.fail("handshake timed out", retryable: true)
             }
         } catch {

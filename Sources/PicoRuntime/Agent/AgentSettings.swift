@@ -1,6 +1,6 @@
 import PicoModel
 
-/// What `pico agent http` runs with.
+/// What `pico agent` runs with (see `AgentOptions` for how it is loaded).
 public struct AgentSettings: Hashable, Sendable {
     /// One endpoint served by a local HTTP service.
     public struct Listener: Hashable, Sendable {
@@ -21,6 +21,8 @@ public struct AgentSettings: Hashable, Sendable {
 
     /// `--connect.url`: the node's (or load balancer's) upstream port.
     public var connect = HostPort(host: "localhost", port: 8001)
+    /// `--connect.timeout`: how long connecting and the WebSocket handshake may take.
+    public var connectTimeout: Duration = .seconds(30)
     /// The endpoints.
     public var listeners: [Listener] = []
     /// `--grace-period`: how long SIGTERM waits for in-flight requests.

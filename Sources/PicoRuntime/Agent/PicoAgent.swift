@@ -114,7 +114,8 @@ final class AgentEndpoint: TunnelTransportOwner {
 
     private func dial() {
         guard !self.stopped else { return }
-        self.dialer = AgentDialer(loop: self.agent.loop, target: self.agent.settings.connect, endpoint: self.listener.endpoint) { [weak self] outcome in
+        self.dialer = AgentDialer(loop: self.agent.loop, target: self.agent.settings.connect, endpoint: self.listener.endpoint,
+                                  timeout: self.agent.settings.connectTimeout) { [weak self] outcome in
             self?.dialed(outcome)
         }
     }

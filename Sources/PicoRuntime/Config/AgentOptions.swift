@@ -1,0 +1,145 @@
+import PicoModel
+
+/// The agent's configuration: defaults, then the YAML file (`pico agent start --config.path`),
+/// then flags, which win. `pico agent http <endpoint> <addr>` replaces the file's listeners
+/// with its one listener, as Piko's does.
+///
+/// The file:
+/// ```yaml
+/// connect:
+///   url: http://pico:8001     # the node's upstream port (or its load balancer)
+///   timeout: 30s              # connect and WebSocket handshake
+/// listeners:
+///   - endpoint_id: my-app
+///     addr: 3000              # a port, host:port or http:// URL
+///     protocol: http          # the only protocol served
+///     timeout: 10s            # per request, to the response head (default 10s)
+/// log:
+///   level: info
+/// grace_period: 1m
+/// ```
+public enum AgentOptions {
+    /// One flag of the agent, for `--help`.
+    public struct Flag: Sendable {
+        public var name: String
+        public var defaultText: String
+        public var help: String
+    }
+
+    /// The flags, in `--help` order.
+    public static let flags: [Flag] = [
+        Flag(name: "--connect.url", defaultText: "http://localhost:8001", help: "The node's upstream URL."),
+        Flag(name: "--connect.timeout", defaultText: "30s", help: "How long connecting and the WebSocket handshake may take."),
+        Flag(name: "--timeout", defaultText: "10s", help: "Per-request timeout to the response head (agent http only)."),
+        Flag(name: "--grace-period", defaultText: "1m", help: "How long SIGTERM waits for requests in flight."),
+        Flag(name: "--log.level", defaultText: "info", help: "debug, info, warn or error."),
+        Flag(name: "--config.path", defaultText: "\"\"", help: "YAML config file (connect, listeners, log, grace_period)."),
+        Flag(name: "--config.expand-env", defaultText: "false", help: "Expand $VAR, ${VAR} and ${VAR:default} in the config file."),
+    ]
+
+    /// The settings. `listener` is the `agent http` positional listener (endpoint, addr), which
+    /// replaces the file's listeners; without it the file must name at least one.
+    public static func load(yaml: String?, file: String, expandEnvironment: Bool, environment: [String: String],
+                            flags: [(String, String)], listener: (endpoint: String, addr: String)?) throws(ConfigError) -> AgentSettings {
+        var settings = AgentSettings()
+        if var text = yaml {
+            if expandEnvironment { text = EnvironmentExpansion.expand(text, environment: environment) }
+            do {
+                try Self.read(text, file: file, into: &settings)
+            } catch {
+                throw ConfigError("\(error)")
+            }
+        }
+        var timeout: Duration?
+        for (flag, value) in flags {
+            switch flag {
+            case "--connect.url":
+                guard let target = AgentSettings.url(value) else { throw ConfigError("\(flag): expected an http:// URL, got \(value)") }
+                settings.connect = target
+            case "--connect.timeout":
+                settings.connectTimeout = try Self.duration(value, flag)
+            case "--timeout":
+                timeout = try Self.duration(value, flag)
+            case "--grace-period":
+                settings.gracePeriod = try Self.duration(value, flag)
+            case "--log.level":
+                guard let level = LogLevel(rawValue: value) else { throw ConfigError("\(flag): unsupported level: \(value)") }
+                settings.logLevel = level
+            default:
+                throw ConfigError("unknown flag \(flag)")
+            }
+        }
+        if let listener {
+            guard Self.isValidEndpoint(listener.endpoint) else {
+                throw ConfigError("invalid endpoint \(listener.endpoint): it must be non-empty, at most 255 bytes, without '/', '?', '#', '%', spaces or control characters")
+            }
+            guard let backend = AgentSettings.backend(listener.addr) else {
+                throw ConfigError("invalid addr \(listener.addr): expected a port, host:port or http:// URL")
+            }
+            settings.listeners = [AgentSettings.Listener(endpoint: listener.endpoint, backend: backend, timeout: timeout ?? .seconds(10))]
+        } else if timeout != nil {
+            throw ConfigError("--timeout applies to `pico agent http`; set listeners[].timeout in the config file")
+        }
+        guard !settings.listeners.isEmpty else {
+            throw ConfigError(yaml == nil ? "no listeners: give --config.path with listeners, or use `pico agent http <endpoint> <addr>`" : "\(file): listeners: at least one listener is required")
+        }
+        return settings
+    }
+
+    static func duration(_ text: String, _ flag: String) throws(ConfigError) -> Duration {
+        guard let value = DurationText.parse(text), value > .zero else { throw ConfigError("\(flag): expected a positive duration such as 10s, got \(text)") }
+        return value
+    }
+
+    static func read(_ text: String, file: String, into settings: inout AgentSettings) throws(YAMLError) {
+        var root = try YAMLFields(try YAMLReader.parse(text, file: file), path: "", file: file)
+        if var connect = try root.mapping("connect") {
+            if let url = try connect.string("url") {
+                guard let target = AgentSettings.url(url) else { throw connect.error("url", "expected an http:// URL, got \(url)", at: connect.node["url"]) }
+                settings.connect = target
+            }
+            if let timeout = try Self.positive(&connect, "timeout") { settings.connectTimeout = timeout }
+            try connect.finish()
+        }
+        if let items = try root.sequence("listeners") {
+            settings.listeners = []
+            for (index, item) in items.enumerated() {
+                var fields = try YAMLFields(item, path: "listeners[\(index)]", file: file)
+                let endpoint = try fields.requiredString("endpoint_id")
+                guard Self.isValidEndpoint(endpoint) else {
+                    throw fields.error("endpoint_id", "invalid endpoint \(endpoint): it must be non-empty, at most 255 bytes, without '/', '?', '#', '%', spaces or control characters", at: fields.node["endpoint_id"])
+                }
+                let addr = try fields.requiredString("addr")
+                guard let backend = AgentSettings.backend(addr) else {
+                    throw fields.error("addr", "expected a port, host:port or http:// URL, got \(addr)", at: fields.node["addr"])
+                }
+                let proto = try fields.string("protocol") ?? "http"
+                guard proto == "http" else { throw fields.error("protocol", "only http is supported, got \(proto)", at: fields.node["protocol"]) }
+                let timeout = try Self.positive(&fields, "timeout") ?? .seconds(10)
+                try fields.finish()
+                settings.listeners.append(AgentSettings.Listener(endpoint: endpoint, backend: backend, timeout: timeout))
+            }
+        }
+        if var log = try root.mapping("log") {
+            if let level = try log.string("level") {
+                guard let value = LogLevel(rawValue: level) else { throw log.error("level", "unsupported level: \(level)", at: log.node["level"]) }
+                settings.logLevel = value
+            }
+            try log.finish()
+        }
+        if let grace = try Self.positive(&root, "grace_period") { settings.gracePeriod = grace }
+        try root.finish()
+    }
+
+    /// An endpoint ID that travels as one path segment of the tunnel URL unchanged.
+    static func isValidEndpoint(_ endpoint: String) -> Bool {
+        !endpoint.isEmpty && endpoint.utf8.count <= 255
+            && !endpoint.utf8.contains { $0 <= 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") || $0 == UInt8(ascii: "%") }
+    }
+
+    static func positive(_ fields: inout YAMLFields, _ key: String) throws(YAMLError) -> Duration? {
+        guard let value = try fields.duration(key) else { return nil }
+        guard value > .zero else { throw fields.error(key, "expected a positive duration", at: fields.node[key]) }
+        return value
+    }
+}

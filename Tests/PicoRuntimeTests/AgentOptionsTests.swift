@@ -1,0 +1,76 @@
+import PicoModel
+@testable import PicoRuntime
+import Testing
+
+@Suite("Agent options")
+struct AgentOptionsTests {
+    let file = """
+    connect:
+      url: http://${NODE:pico}:8001
+      timeout: 5s
+    listeners:
+      - endpoint_id: web
+        addr: 3000
+      - endpoint_id: api
+        addr: http://10.0.0.9:8080/
+        protocol: http
+        timeout: 2s
+    log:
+      level: debug
+    grace_period: 20s
+
+    """
+
+    @Test func test_configFile_givesEveryListener_andFlagsWin() throws {
+        let settings = try AgentOptions.load(yaml: self.file, file: "a.yaml", expandEnvironment: true, environment: [:],
+                                             flags: [("--grace-period", "5s")], listener: nil)
+        #expect(settings.connect == HostPort(host: "pico", port: 8001))
+        #expect(settings.connectTimeout == .seconds(5))
+        #expect(settings.listeners == [
+            AgentSettings.Listener(endpoint: "web", backend: HostPort(host: "localhost", port: 3000), timeout: .seconds(10)),
+            AgentSettings.Listener(endpoint: "api", backend: HostPort(host: "10.0.0.9", port: 8080), timeout: .seconds(2)),
+        ])
+        #expect(settings.logLevel == .debug)
+        #expect(settings.gracePeriod == .seconds(5))
+    }
+
+    @Test func test_agentHttp_replacesTheFilesListeners_andTakesItsTimeoutFlag() throws {
+        let settings = try AgentOptions.load(yaml: self.file, file: "a.yaml", expandEnvironment: true, environment: [:],
+                                             flags: [("--timeout", "3s"), ("--connect.url", "http://127.0.0.1:9001")], listener: ("solo", "localhost:4000"))
+        #expect(settings.listeners == [AgentSettings.Listener(endpoint: "solo", backend: HostPort(host: "localhost", port: 4000), timeout: .seconds(3))])
+        #expect(settings.connect == HostPort(host: "127.0.0.1", port: 9001))
+    }
+
+    @Test func test_badFiles_nameTheKeyAndLine() {
+        func load(_ yaml: String?, flags: [(String, String)] = [], listener: (endpoint: String, addr: String)? = nil) throws {
+            _ = try AgentOptions.load(yaml: yaml, file: "a.yaml", expandEnvironment: false, environment: [:], flags: flags, listener: listener)
+        }
+        #expect(throws: ConfigError("a.yaml:2:5: listeners[0].endpoint_id: is required")) {
+            try load("listeners:\n  - addr: 3000\n    timeout: 1s\n")
+        }
+        #expect(throws: ConfigError("a.yaml:3:15: listeners[0].protocol: only http is supported, got tcp")) {
+            try load("listeners:\n  - endpoint_id: a\n    protocol: tcp\n    addr: 1\n")
+        }
+        #expect(throws: ConfigError("a.yaml:2:11: listeners[0].addr: expected a port, host:port or http:// URL, got nope")) {
+            try load("listeners:\n  - addr: nope\n    endpoint_id: a\n")
+        }
+        #expect(throws: ConfigError("a.yaml: listeners: at least one listener is required")) {
+            try load("log:\n  level: info\n")
+        }
+        #expect(throws: ConfigError("invalid endpoint a/b: it must be non-empty, at most 255 bytes, without '/', '?', '#', '%', spaces or control characters")) {
+            try load(nil, listener: ("a/b", "3000"))
+        }
+        #expect(throws: ConfigError("unknown flag --nope")) {
+            try load(nil, flags: [("--nope", "1")], listener: ("a", "3000"))
+        }
+        #expect(throws: ConfigError("--timeout applies to `pico agent http`; set listeners[].timeout in the config file")) {
+            try load("listeners:\n  - endpoint_id: a\n    addr: 1\n", flags: [("--timeout", "1s")])
+        }
+    }
+
+    @Test func test_unknownKeys_areErrors() {
+        #expect(throws: ConfigError("a.yaml:4:5: unknown key 'listeners[0].tiemout'")) {
+            _ = try AgentOptions.load(yaml: "listeners:\n  - endpoint_id: a\n    addr: 1\n    tiemout: 1s\n", file: "a.yaml", expandEnvironment: false, environment: [:], flags: [], listener: nil)
+        }
+    }
+}
