@@ -134,6 +134,7 @@ Commands:
   server        Run a Pico node.
   agent http    Expose a local HTTP service through Pico.
   agent start   Expose every listener of an agent config file.
+  status        Ask a node about the cluster, its endpoints and gossip.
 
 Flags:
   --help        Show help (also after a command).
@@ -237,8 +238,28 @@ func runAgent(_ arguments: [String]) -> Never {
     runWithSignals(loop) { unsafeAgent.shutdown() }
 }
 
+func runStatus(_ arguments: [String]) -> Never {
+    if arguments.isEmpty || arguments.contains("--help") || arguments.contains("-h") {
+        FileHandleText.standardOutput(StatusCommand.usage)
+        exit(arguments.isEmpty ? 2 : 0)
+    }
+    let command: StatusCommand
+    do { command = try StatusCommand.parse(arguments) } catch { fail("status: \(error); see pico status --help") }
+    let response: AdminClient.Response
+    do {
+        response = try AdminClient.get(command.server, path: command.path, timeout: command.timeout)
+    } catch {
+        fail("status: cannot reach the node at \(command.server): \(error)", status: 1)
+    }
+    let (text, status) = command.render(status: response.status, body: response.body)
+    if status == 0 { FileHandleText.standardOutput(text) } else { FileHandleText.standardError("pico: status: " + text) }
+    exit(status)
+}
+
 switch arguments.first {
+case "server" where arguments.dropFirst().first == "status": runStatus(Array(arguments.dropFirst(2)))
 case "server": runServer(Array(arguments.dropFirst()))
+case "status": runStatus(Array(arguments.dropFirst()))
 case "agent": runAgent(Array(arguments.dropFirst()))
 case "--version", "version": FileHandleText.standardOutput(version + "\n")
 case "--help", "-h", "help", nil: FileHandleText.standardOutput(mainHelp)

@@ -16,6 +16,8 @@ import time
 import unittest
 import urllib.request
 
+import yaml
+
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect as ws_connect
 
@@ -190,6 +192,35 @@ class ProxyTests(unittest.TestCase):
         self.assertEqual(self.node.admin_get(f"/status/upstream/endpoints?forward={local['id']}")[0], 200)
         self.assertEqual(self.node.admin_get("/status/upstream/endpoints?forward=unknown")[0], 404)
         self.assertEqual(self.node.admin_get("/health")[0], 200)
+
+    def status(self, *words):
+        out = subprocess.run([PICO, "status", *words, "--server.url", f"http://127.0.0.1:{self.node.admin}"], capture_output=True, text=True, timeout=20)
+        return out.returncode, out.stdout, out.stderr
+
+    def test_statusCli_printsTablesJsonAndYaml_ofTheAdminRoutes(self):
+        for words, route in [(["cluster", "nodes"], "/status/cluster/nodes"), (["cluster", "node", "local"], "/status/cluster/nodes/local"),
+                             (["upstream", "endpoints"], "/status/upstream/endpoints"), (["gossip", "nodes"], "/status/gossip/nodes")]:
+            expected = json.loads(self.node.admin_get(route)[1])
+            code, out, _ = self.status(*words, "-o", "json")
+            self.assertEqual((code, json.loads(out)), (0, expected), words)
+            code, out, _ = self.status(*words, "-o", "yaml")
+            self.assertEqual((code, yaml.safe_load(out)), (0, expected), words)
+        code, table, _ = self.status("upstream", "endpoints")
+        self.assertEqual(code, 0)
+        rows = [line.split() for line in table.splitlines()]
+        self.assertEqual(rows[0], ["ENDPOINT", "UPSTREAMS"])
+        self.assertIn(["app", "1"], rows)
+        code, table, _ = self.status("cluster", "nodes", "--status", "active")
+        header, row = table.splitlines()
+        self.assertEqual(header.split(), ["ID", "STATUS", "PROXY_ADDR", "ADMIN_ADDR", "ENDPOINTS", "UPSTREAMS"])
+        self.assertEqual(row.split()[1:], ["active", f"127.0.0.1:{self.node.proxy}", f"127.0.0.1:{self.node.admin}", "3", "3"])
+        self.assertEqual(header.index("STATUS"), row.index("active"), "columns are aligned")
+        code, _, error = self.status("cluster", "node", "nope")
+        self.assertEqual(code, 1)
+        self.assertIn("404", error)
+        out = subprocess.run([PICO, "status", "gossip", "nodes", "--server.url", f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=20)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("cannot reach the node", out.stderr)
 
 
 class FailureTests(unittest.TestCase):

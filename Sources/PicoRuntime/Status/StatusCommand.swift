@@ -1,0 +1,151 @@
+import PicoModel
+
+/// `pico status …`: which admin route to ask, and how to print the answer.
+///
+/// ```
+/// pico status cluster nodes [--status active|draining|suspect|dead|left]
+/// pico status cluster node <id|local>
+/// pico status upstream endpoints
+/// pico status gossip nodes
+/// pico status gossip node <id>
+/// flags: --server.url http://localhost:8002  --forward <node-id>  -o table|json|yaml  --timeout 15s
+/// ```
+public struct StatusCommand: Sendable {
+    /// The admin port asked.
+    public var server = HostPort(host: "localhost", port: 8002)
+    /// The route, with `?forward=` when given.
+    public var path = ""
+    /// How the answer is printed.
+    public var output = StatusOutput.table
+    /// Only nodes with this status (`cluster nodes`).
+    public var statusFilter: String?
+    /// Only this node (`gossip node <id>`).
+    public var gossipNode: String?
+    /// Bounds the connect and each read and write.
+    public var timeout: Duration = .seconds(15)
+    var columns = ("FIELD", "VALUE")
+
+    /// The usage text.
+    public static let usage = """
+    Usage: pico status <command> [flags]
+
+    Commands:
+      cluster nodes [--status S]   Every node this node knows: id, status, addresses, endpoints.
+      cluster node <id|local>      One node and its endpoints.
+      upstream endpoints           This node's endpoints and their tunnel counts.
+      gossip nodes                 The membership as gossip sees it.
+      gossip node <id>             One node as gossip sees it.
+
+    Flags:
+      --server.url string   The node's admin URL (default http://localhost:8002).
+      --forward string      Ask another node of the cluster, through this one.
+      -o, --output string   table, json or yaml (default table).
+      --timeout duration    Bounds connecting and each read (default 15s).
+
+    """
+
+    /// Reads the command line after `status`; throws a usage problem.
+    public static func parse(_ arguments: [String]) throws(ConfigError) -> StatusCommand {
+        var command = StatusCommand()
+        var words: [String] = []
+        var forward: String?
+        var index = 0
+        func value(_ flag: String, _ inline: String?) throws(ConfigError) -> String {
+            if let inline { return inline }
+            guard index < arguments.count else { throw ConfigError("flag \(flag) needs a value") }
+            index += 1
+            return arguments[index - 1]
+        }
+        while index < arguments.count {
+            var argument = arguments[index]
+            index += 1
+            var inline: String?
+            if argument.hasPrefix("-"), let equals = argument.firstIndex(of: "=") {
+                inline = String(argument[argument.index(after: equals)...])
+                argument = String(argument[..<equals])
+            }
+            switch argument {
+            case "--server.url":
+                let text = try value(argument, inline)
+                guard let target = AgentSettings.url(text) else { throw ConfigError("--server.url: expected an http:// URL, got \(text)") }
+                command.server = target
+            case "--forward":
+                forward = try value(argument, inline)
+            case "-o", "--output":
+                let text = try value(argument, inline)
+                guard let output = StatusOutput(rawValue: text) else { throw ConfigError("\(argument): expected table, json or yaml, got \(text)") }
+                command.output = output
+            case "--status":
+                command.statusFilter = try value(argument, inline)
+            case "--timeout":
+                let text = try value(argument, inline)
+                guard let duration = DurationText.parse(text), duration > .zero else { throw ConfigError("--timeout: expected a positive duration, got \(text)") }
+                command.timeout = duration
+            default:
+                guard !argument.hasPrefix("-") else { throw ConfigError("unknown flag \(argument)") }
+                words.append(argument)
+            }
+        }
+        switch words.count == 3 ? [words[0], words[1], "<id>"] : words {
+        case ["cluster", "nodes"]:
+            command.path = "/status/cluster/nodes"
+        case ["cluster", "node", "<id>"]:
+            command.path = "/status/cluster/nodes/" + Self.escape(words[2])
+        case ["upstream", "endpoints"]:
+            command.path = "/status/upstream/endpoints"
+            command.columns = ("ENDPOINT", "UPSTREAMS")
+        case ["gossip", "nodes"]:
+            command.path = "/status/gossip/nodes"
+        case ["gossip", "node", "<id>"]:
+            command.path = "/status/gossip/nodes"
+            command.gossipNode = words[2]
+        default:
+            throw ConfigError(words.isEmpty ? "missing command" : "unknown command: \(words.joined(separator: " "))")
+        }
+        if command.statusFilter != nil, command.path != "/status/cluster/nodes" { throw ConfigError("--status applies to `cluster nodes` only") }
+        if let forward { command.path += "?forward=" + Self.escape(forward) }
+        return command
+    }
+
+    /// Percent-encodes everything but RFC 3986's unreserved characters.
+    static func escape(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            let unreserved = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || "-._~".utf8.contains(byte)
+            if unreserved {
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                let hex = String(byte, radix: 16, uppercase: true)
+                result += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return result
+    }
+
+    /// What to print for the node's answer, and the exit status (0, or 1 when the node refused
+    /// or answered something unreadable).
+    public func render(status: Int, body: String) -> (text: String, exitStatus: Int32) {
+        let parsed = try? JSONValue.parse(body)
+        guard status == 200 else {
+            var message = body.count > 200 ? String(body.prefix(200)) + "…" : body
+            if case .object(let pairs)? = parsed, let error = pairs.first(where: { $0.0 == "error" })?.1.scalarText { message = error }
+            return ("\(self.path): \(status) \(message)\n", 1)
+        }
+        guard var value = parsed else { return ("\(self.path): the node answered something that is not JSON\n", 1) }
+        if let wanted = self.statusFilter, case .array(let items) = value {
+            value = .array(items.filter { Self.field("status", of: $0) == wanted })
+        }
+        if let id = self.gossipNode {
+            guard case .array(let items) = value, let item = items.first(where: { Self.field("id", of: $0) == id }) else {
+                return ("\(self.path): 404 node \(id) not found\n", 1)
+            }
+            value = item
+        }
+        return (self.output.render(value, columns: self.columns), 0)
+    }
+
+    static func field(_ key: String, of value: JSONValue) -> String? {
+        guard case .object(let pairs) = value else { return nil }
+        return pairs.first { $0.0 == key }?.1.scalarText
+    }
+}

@@ -1,0 +1,83 @@
+import PicoModel
+@testable import PicoRuntime
+import Testing
+
+@Suite("pico status")
+struct StatusCommandTests {
+    let nodes = #"[{"id":"pico-0-a","status":"active","proxy_addr":"10.0.0.1:8000","endpoints":2,"upstreams":3},{"id":"pico-1-b","status":"draining","proxy_addr":"10.0.0.2:8000","endpoints":0,"upstreams":0}]"#
+
+    @Test func test_json_keepsKeyOrder_escapes_andRefusesHostileInput() throws {
+        let value = try JSONValue.parse(#"{"b":1,"a":[true,null,"x\"\u00e9\ud83d\ude00"],"c":{"d":-1.5e3}}"#)
+        guard case .object(let pairs) = value else {
+            Issue.record("expected an object")
+            return
+        }
+        #expect(pairs.map(\.0) == ["b", "a", "c"])
+        #expect(pairs[1].1 == .array([.bool(true), .null, .string("x\"é😀")]))
+        #expect(try JSONValue.parse(value.prettyJSON()) == value)
+        for (bad, offset) in [("{\"a\":1,}", 7), ("[1 2]", 3), ("\"\\q\"", 3), ("{\"a\" 1}", 5), ("[1]x", 3), ("\"abc", 4), ("tru", 0), ("", 0)] {
+            #expect(throws: JSONValue.ParseError.self, "\(bad)") { try JSONValue.parse(bad) }
+            do {
+                _ = try JSONValue.parse(bad)
+            } catch {
+                #expect(error.offset == offset, "\(bad)")
+            }
+        }
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        #expect(throws: JSONValue.ParseError(message: "nested deeper than 64", offset: 64)) { try JSONValue.parse(deep) }
+    }
+
+    @Test func test_table_alignsColumnsInTheServersKeyOrder() throws {
+        let text = StatusOutput.table.render(try JSONValue.parse(self.nodes))
+        #expect(text == """
+        ID         STATUS     PROXY_ADDR      ENDPOINTS   UPSTREAMS
+        pico-0-a   active     10.0.0.1:8000   2           3
+        pico-1-b   draining   10.0.0.2:8000   0           0
+
+        """)
+        let endpoints = StatusOutput.table.render(try JSONValue.parse(#"{"app":2,"ws":1}"#), columns: ("ENDPOINT", "UPSTREAMS"))
+        #expect(endpoints == "ENDPOINT   UPSTREAMS\napp        2\nws         1\n")
+        #expect(StatusOutput.table.render(.array([])) == "(none)\n")
+    }
+
+    @Test func test_yaml_quotesWhatAReaderWouldMisread() throws {
+        let value = try JSONValue.parse(#"{"id":"true","addr":"10.0.0.1:8000","count":3,"plain":"pico-0","list":[{"a":"1x","b":[]}],"empty":{}}"#)
+        #expect(StatusOutput.yaml.render(value) == """
+        id: "true"
+        addr: "10.0.0.1:8000"
+        count: 3
+        plain: pico-0
+        list:
+          - a: "1x"
+            b: []
+        empty: {}
+
+        """)
+    }
+
+    @Test func test_parse_mapsCommandsToRoutes_andRejectsMistakes() throws {
+        let nodes = try StatusCommand.parse(["cluster", "nodes", "--server.url", "http://pico-0.pico:8002", "-o", "json", "--status", "active"])
+        #expect(nodes.path == "/status/cluster/nodes")
+        #expect(nodes.server == HostPort(host: "pico-0.pico", port: 8002))
+        #expect(nodes.output == .json)
+        #expect(try StatusCommand.parse(["cluster", "node", "a b", "--forward=pico-1"]).path == "/status/cluster/nodes/a%20b?forward=pico-1")
+        #expect(try StatusCommand.parse(["upstream", "endpoints", "--output=yaml"]).output == .yaml)
+        #expect(try StatusCommand.parse(["gossip", "node", "x"]).gossipNode == "x")
+        #expect(throws: ConfigError("unknown command: cluster")) { try StatusCommand.parse(["cluster"]) }
+        #expect(throws: ConfigError("-o: expected table, json or yaml, got xml")) { try StatusCommand.parse(["gossip", "nodes", "-o", "xml"]) }
+        #expect(throws: ConfigError("--status applies to `cluster nodes` only")) { try StatusCommand.parse(["gossip", "nodes", "--status", "left"]) }
+        #expect(throws: ConfigError("flag --forward needs a value")) { try StatusCommand.parse(["gossip", "nodes", "--forward"]) }
+    }
+
+    @Test func test_render_filtersByStatus_picksAGossipNode_andReportsRefusals() throws {
+        var command = try StatusCommand.parse(["cluster", "nodes", "--status", "draining", "-o", "json"])
+        let (text, status) = command.render(status: 200, body: self.nodes)
+        #expect(status == 0)
+        #expect(try JSONValue.parse(text) == .array([try JSONValue.parse(#"{"id":"pico-1-b","status":"draining","proxy_addr":"10.0.0.2:8000","endpoints":0,"upstreams":0}"#)]))
+        command = try StatusCommand.parse(["gossip", "node", "missing"])
+        #expect(command.render(status: 200, body: self.nodes) == ("/status/gossip/nodes: 404 node missing not found\n", 1))
+        command = try StatusCommand.parse(["cluster", "node", "nope"])
+        #expect(command.render(status: 404, body: #"{"error":"not found"}"#) == ("/status/cluster/nodes/nope: 404 not found\n", 1))
+        #expect(command.render(status: 200, body: "<html>") == ("/status/cluster/nodes/nope: the node answered something that is not JSON\n", 1))
+    }
+}
