@@ -175,7 +175,7 @@ func runServer(_ arguments: [String]) -> Never {
         FileHandleText.standardOutput("config ok\n")
         exit(0)
     }
-    let log = Logger(level: settings.logLevel, subsystem: "server")
+    let log = Logger(level: settings.logLevel, subsystem: "server", verboseSubsystems: settings.logSubsystems)
     let loop: EventLoop
     let node: PicoNode
     do {

@@ -73,8 +73,21 @@ struct ServerOptionsTests {
         }
     }
 
-    @Test func test_writeTimeout_isASetting() throws {
-        let settings = try ServerOptions.load(yaml: "proxy:\n  http:\n    write_timeout: 3s\n", file: "s.yaml", expandEnvironment: false, environment: [:], flags: [])
+    @Test func test_httpTimeoutsAndHeadLimit_andLogSubsystems_areSettings() throws {
+        let yaml = "proxy:\n  http:\n    write_timeout: 3s\n    read_timeout: 4s\n    max_header_bytes: 2048\nlog:\n  level: warn\n  subsystems: [proxy, upstream]\n"
+        let settings = try ServerOptions.load(yaml: yaml, file: "s.yaml", expandEnvironment: false, environment: [:], flags: [])
         #expect(settings.writeTimeout == .seconds(3))
+        #expect(settings.readTimeout == .seconds(4))
+        #expect(settings.maxHeaderBytes == 2_048)
+        #expect(settings.logSubsystems == ["proxy", "upstream"])
+        #expect(throws: ConfigError("--proxy.http.max-header-bytes: expected an integer from 1024 to 16777216")) {
+            try ServerOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [("--proxy.http.max-header-bytes", "10")])
+        }
+        let root = Logger(level: settings.logLevel, subsystem: "server", verboseSubsystems: settings.logSubsystems)
+        #expect(root.level == .warn)
+        #expect(root.child("proxy.access").level == .debug)
+        #expect(root.child("proxy").level == .debug)
+        #expect(root.child("proxyish").level == .warn)
+        #expect(root.child("proxy.access").child("gossip").level == .warn)
     }
 }

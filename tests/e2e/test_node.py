@@ -376,6 +376,21 @@ class SettingsTests(unittest.TestCase):
         self.assertEqual(bad.returncode, 2)
         self.assertIn("--timeout applies to `pico agent http`", bad.stderr)
 
+    def test_readTimeout_answers408ToAStalledBody_andMaxHeaderBytes_bound431(self):
+        node = self.node("--proxy.http.read-timeout", "1s", "--proxy.http.max-header-bytes", "2048")
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
+            started = time.time()
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: app.example\r\nContent-Length: 100\r\n\r\n0123456789")
+            answer = s.recv(65536)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 408"), answer[:80])
+            self.assertIn(b"request body timeout", answer)
+            self.assertLess(time.time() - started, 5)
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: app.example\r\nX-Big: " + b"a" * 3000 + b"\r\n\r\n")
+            self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 431"))
+        status, body, _ = request(node, "POST", "/echo", body=b"z" * 100_000, headers={"X-Small": "a" * 1000})
+        self.assertEqual((status, len(body)), (200, 100_000))
+
     def test_wildcardBind_advertisesANonLoopbackAddress(self):
         addresses = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
         if not addresses:

@@ -71,6 +71,12 @@ public enum ServerOptions {
         address("proxy.advertise_addr", "derived", "The proxy address other nodes forward to.") { $0.proxyAdvertise = $1 },
         duration("proxy.timeout", "30s", "How long a request waits for its response head (504 after); 0 disables; not applied to upgrades.", allowZero: true) { $0.proxyTimeout = $1 },
         duration("proxy.http.read_header_timeout", "10s", "How long a started request head may take (408 after).") { $0.readHeaderTimeout = $1 },
+        duration("proxy.http.read_timeout", "10s", "How long a request body may stop arriving (408 after); time paused by back-pressure does not count.") { $0.readTimeout = $1 },
+        ServerOption(key: "proxy.http.max_header_bytes", defaultText: "65536", help: "The largest request head, request line included (431 above); 1024 to 16777216.") { settings, text in
+            guard let value = Int(text), (1_024...16 * 1_024 * 1_024).contains(value) else { return "expected an integer from 1024 to 16777216" }
+            settings.maxHeaderBytes = value
+            return nil
+        },
         duration("proxy.http.write_timeout", "10s", "How long an answer may wait with no byte taken by a client that stopped reading (then the connection closes).") { $0.writeTimeout = $1 },
         duration("proxy.http.idle_timeout", "5m", "How long a keep-alive connection may wait for its next request.") { $0.idleTimeout = $1 },
         ServerOption(key: "proxy.http.max_connections", defaultText: "10000", help: "Client connections served at once; more get 503.") { settings, text in
@@ -111,6 +117,10 @@ public enum ServerOptions {
         ServerOption(key: "log.level", defaultText: "info", help: "debug, info, warn or error.") { settings, text in
             guard let value = LogLevel(rawValue: text) else { return "unsupported level: \(text)" }
             settings.logLevel = value
+            return nil
+        },
+        ServerOption(key: "log.subsystems", defaultText: "[]", help: "Subsystems logged at every level, e.g. proxy.access,upstream (comma-separated).") { settings, text in
+            settings.logSubsystems = text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
             return nil
         },
     ]

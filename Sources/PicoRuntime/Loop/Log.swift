@@ -20,15 +20,25 @@ public struct Logger: Sendable {
     public var level: LogLevel
     /// The `subsystem` field.
     public var subsystem: String
+    /// The configured level, before `verboseSubsystems` lowered it.
+    public let baseLevel: LogLevel
+    /// Subsystems (and their dotted children: `proxy` covers `proxy.access`) logged at every level.
+    public let verboseSubsystems: [String]
 
-    /// Creates a logger.
-    public init(level: LogLevel, subsystem: String) {
-        self.level = level
+    /// Creates a logger; `subsystem` and its children log at `debug` when `verboseSubsystems`
+    /// names them.
+    public init(level: LogLevel, subsystem: String, verboseSubsystems: [String] = []) {
+        self.baseLevel = level
+        self.verboseSubsystems = verboseSubsystems
         self.subsystem = subsystem
+        let verbose = verboseSubsystems.contains { subsystem == $0 || subsystem.hasPrefix($0 + ".") }
+        self.level = verbose ? .debug : level
     }
 
     /// The same logger for another subsystem.
-    public func child(_ subsystem: String) -> Logger { Logger(level: self.level, subsystem: subsystem) }
+    public func child(_ subsystem: String) -> Logger {
+        Logger(level: self.baseLevel, subsystem: subsystem, verboseSubsystems: self.verboseSubsystems)
+    }
 
     /// Writes one line when `level` is enabled. Field values are strings, numbers or booleans.
     public func log(_ level: LogLevel, _ message: String, _ fields: [(String, LogValue)] = []) {

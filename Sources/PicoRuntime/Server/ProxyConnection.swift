@@ -8,15 +8,22 @@ final class ProxyConnection: ConnectionDelegate {
     unowned let node: PicoNode
     let connection: Connection
     let clientIP: String?
-    private var decoder = HTTP1RequestDecoder()
+    private var decoder: HTTP1RequestDecoder
     private var exchange: ProxyExchange?
     private var waitTimer: LoopTimer?
+    /// Watches a request body that stops arriving (`proxy.http.read_timeout`).
+    private var bodyTimer: LoopTimer?
+    private var lastClientRead: Instant
     private var clientFinished = false
     private var closed = false
 
     init(fd: Int32, node: PicoNode) {
         self.node = node
         self.clientIP = Sockets.peerAddress(fd)?.host
+        var limits = HTTPDecoderLimits()
+        limits.maxHeadBytes = node.settings.maxHeaderBytes
+        self.decoder = HTTP1RequestDecoder(limits: limits)
+        self.lastClientRead = node.loop.now
         self.connection = Connection(fd: fd, loop: node.loop, connected: true, delegate: nil)
         self.connection.delegate = self
         self.connection.writeStallTimeout = node.settings.writeTimeout
@@ -26,6 +33,7 @@ final class ProxyConnection: ConnectionDelegate {
     // MARK: Client side
 
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+        self.lastClientRead = self.node.loop.now
         if let exchange = self.exchange, exchange.upgraded {
             guard let stream = exchange.streamID, let transport = exchange.tunnel?.transport else { return }
             transport.send(bytes, on: stream)
@@ -65,6 +73,7 @@ final class ProxyConnection: ConnectionDelegate {
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
         self.closed = true
         self.waitTimer?.cancel()
+        self.bodyTimer?.cancel()
         self.node.proxyConnections -= 1
         if let exchange = self.exchange {
             self.exchange = nil
@@ -96,6 +105,7 @@ final class ProxyConnection: ConnectionDelegate {
         let exchange = ProxyExchange(head: head, startedAt: self.node.loop.now)
         exchange.owner = self
         self.exchange = exchange
+        if exchange.requestFraming != .none { self.watchRequestBody(exchange) }
         self.node.metrics.inFlight += 1
         if exchange.head.path.hasPrefix("/_pico") {
             self.answer(exchange, status: 404, message: "not found")
@@ -152,6 +162,8 @@ final class ProxyConnection: ConnectionDelegate {
     private func endRequest(trailers: HTTPHeaders) {
         guard let exchange = self.exchange else { return }
         exchange.requestEnded = true
+        self.bodyTimer?.cancel()
+        self.bodyTimer = nil
         if !exchange.answered, let stream = exchange.streamID, let transport = exchange.tunnel?.transport {
             if exchange.requestFraming == .chunked {
                 var last: [UInt8] = []
@@ -207,6 +219,7 @@ final class ProxyConnection: ConnectionDelegate {
     func streamWritable(for exchange: ProxyExchange) {
         guard exchange.waitingForStream else { return }
         exchange.waitingForStream = false
+        self.lastClientRead = self.node.loop.now
         self.connection.resumeReading()
         if !exchange.upgraded { self.processRequests() }
     }
@@ -364,6 +377,25 @@ final class ProxyConnection: ConnectionDelegate {
         } else {
             self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
             self.connection.closeWhenWritten()
+        }
+    }
+
+    /// While a request body is read: a client that sends nothing for `read_timeout` gets 408
+    /// (or, once the answer has started, a close). Time spent paused by back-pressure is ours and
+    /// does not count.
+    private func watchRequestBody(_ exchange: ProxyExchange) {
+        let timeout = self.node.settings.readTimeout
+        self.bodyTimer?.cancel()
+        self.bodyTimer = self.node.loop.schedule(at: self.lastClientRead + timeout) { [weak self, weak exchange] in
+            guard let self, let exchange, self.exchange === exchange, !self.closed else { return }
+            self.bodyTimer = nil
+            guard !exchange.requestEnded, !exchange.upgraded else { return }
+            if exchange.waitingForStream || self.node.loop.now - self.lastClientRead < timeout {
+                if exchange.waitingForStream { self.lastClientRead = self.node.loop.now }
+                self.watchRequestBody(exchange)
+                return
+            }
+            self.answerAndClose(status: 408, message: "request body timeout")
         }
     }
 

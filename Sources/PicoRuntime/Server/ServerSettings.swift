@@ -10,6 +10,10 @@ public struct ServerSettings: Hashable, Sendable {
     public var proxyTimeout: Duration = .seconds(30)
     /// `proxy.http.read_header_timeout`: how long a started request head may take.
     public var readHeaderTimeout: Duration = .seconds(10)
+    /// `proxy.http.read_timeout`: how long a request body may stop arriving (408 after).
+    public var readTimeout: Duration = .seconds(10)
+    /// `proxy.http.max_header_bytes`: the largest request head (431 above).
+    public var maxHeaderBytes = 64 * 1_024
     /// `proxy.http.idle_timeout`: how long a keep-alive connection may sit between requests.
     public var idleTimeout: Duration = .seconds(300)
     /// `proxy.http.write_timeout`: how long a response may stall with bytes queued for the client.
@@ -48,6 +52,8 @@ public struct ServerSettings: Hashable, Sendable {
     public var gracePeriod: Duration = .seconds(60)
     /// `log.level`.
     public var logLevel: LogLevel = .info
+    /// `log.subsystems`: subsystems logged at every level (debug), whatever `log.level` says.
+    public var logSubsystems: [String] = []
 
     /// Piko's defaults.
     public init() {}
