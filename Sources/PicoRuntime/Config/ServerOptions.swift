@@ -56,11 +56,10 @@ public enum ServerOptions {
             case .block(let set) where allow: other = set.sorted()
             default: other = []
             }
-            do {
-                settings[keyPath: path] = try HeaderLogFilter.make(allow: allow ? names : other, block: allow ? other : names, key: "proxy.access_log.\(side)_headers")
-            } catch {
+            guard let filter = HeaderLogFilter.make(allow: allow ? names : other, block: allow ? other : names) else {
                 return "cannot define both allow list and block list"
             }
+            settings[keyPath: path] = filter
             return nil
         }
     }

@@ -7,13 +7,13 @@ public enum HeaderLogFilter: Hashable, Sendable {
     case allow(Set<String>)
     case block(Set<String>)
 
-    /// The filter for `allow` and `block` lists; both non-empty is Piko's configuration error,
-    /// reported under `key`.
-    public static func make(allow: [String], block: [String], key: String) throws(ConfigError) -> HeaderLogFilter {
+    /// The filter for `allow` and `block` lists; nil when both are non-empty (Piko's
+    /// configuration error, "cannot define both allow list and block list").
+    public static func make(allow: [String], block: [String]) -> HeaderLogFilter? {
         let allowed = allow.map { $0.lowercased() }.filter { !$0.isEmpty }
         let blocked = block.map { $0.lowercased() }.filter { !$0.isEmpty }
         switch (allowed.isEmpty, blocked.isEmpty) {
-        case (false, false): throw ConfigError("\(key): cannot define both allow list and block list")
+        case (false, false): return nil
         case (false, true): return .allow(Set(allowed))
         case (true, false): return .block(Set(blocked))
         case (true, true): return .all
