@@ -169,6 +169,8 @@ class ProxyTests(unittest.TestCase):
             for message in ["hello", "x" * 100000, b"\x00\x01binary"]:
                 websocket.send(message)
                 self.assertEqual(websocket.recv(timeout=10), message)
+        # Closed from both sides: the connection and its request are finished, not left half-open.
+        wait_until(lambda: b"pico_proxy_requests_in_flight 0" in self.node.admin_get("/metrics")[1], what="the upgraded request to end")
 
     def test_metrics_parseWithPrometheusClient(self):
         request(self.node, "GET", "/")

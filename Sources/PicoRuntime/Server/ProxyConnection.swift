@@ -53,6 +53,8 @@ final class ProxyConnection: ConnectionDelegate {
         if let exchange = self.exchange {
             if exchange.upgraded {
                 if let stream = exchange.streamID { exchange.tunnel?.transport?.finish(stream) }
+                // Both directions are done: the tunnel's side finished first.
+                if exchange.upstreamFinished { connection.closeWhenWritten() }
                 return
             }
             exchange.keepAlive = false
@@ -196,6 +198,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     func streamInputFinished(for exchange: ProxyExchange) {
         if exchange.upgraded {
+            exchange.upstreamFinished = true
             self.connection.shutdownWriteWhenFlushed()
             if self.clientFinished { self.connection.closeWhenWritten() }
             return

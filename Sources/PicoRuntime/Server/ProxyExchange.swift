@@ -21,6 +21,8 @@ final class ProxyExchange: TunnelStreamHandler {
     var clientFraming: HTTPProxyRules.ClientFraming = .none
     var keepAlive: Bool
     var upgraded = false
+    /// After an upgrade: the upstream finished its direction (the client may still send).
+    var upstreamFinished = false
     var status = 0
     /// The response head's fields as the client received them (for the access log).
     var responseHeaders = HTTPHeaders()
