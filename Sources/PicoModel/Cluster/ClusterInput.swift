@@ -47,6 +47,10 @@ public enum ClusterInput: Hashable, Sendable {
     case streamFinished(TunnelID)
     /// Decide where a request for `endpoint` goes; `forwarded` when it carries `x-pico-forward`.
     case routeRequest(RequestID, endpoint: String?, forwarded: Bool)
+    /// A data loop routed a request itself (from its `LoopRouter`): a local decision counts the
+    /// request in flight on its tunnel until `.streamFinished`, and a forward to a draining node
+    /// arms the route repair, exactly as `.routeRequest` would have.
+    case routedByLoop(RouteDecision)
     /// SIGTERM: shut down gracefully.
     case shutdownRequested
 }

@@ -49,6 +49,18 @@ extension ClusterNode {
         return decision
     }
 
+    /// Accounts for a decision a data loop made from its `LoopRouter` (see `.routedByLoop`).
+    mutating func recordLoopRoute(_ decision: RouteDecision) {
+        switch decision {
+        case .local(let id):
+            self.upstreams.startStream(on: id)
+        case .forward(let uid, _, _):
+            if self.membership.member(uid)?.draining == true { self.routeRepairPending = true }
+        case .reject:
+            break
+        }
+    }
+
     // MARK: - Drain
 
     /// Shutdown began: announce draining, ask every agent to move, and arm the drain deadline.

@@ -90,6 +90,8 @@ public struct ClusterNode: Sendable {
             _ = self.upstreams.finishStream(on: id)
         case .routeRequest(let id, let endpoint, let forwarded):
             directives.append(.route(id, self.route(endpoint: endpoint, forwarded: forwarded)))
+        case .routedByLoop(let decision):
+            self.recordLoopRoute(decision)
         case .shutdownRequested:
             self.apply(lifecycle: .shutdownRequested, now: now, into: &directives)
         }

@@ -70,13 +70,25 @@ public enum Router {
         remote: [RemoteUpstream],
         rng: inout SplitMix64
     ) -> RouteDecision {
+        self.decide(endpoint: endpoint, forwarded: forwarded, remote: remote, rng: &rng) { local.choose(for: $0, allowDraining: $1) }
+    }
+
+    /// The same order with the local choice supplied by the caller: `chooseLocal(endpoint,
+    /// allowDraining)` picks (and counts) a local tunnel, as `UpstreamRegistry.choose` does.
+    public static func decide(
+        endpoint: String?,
+        forwarded: Bool,
+        remote: [RemoteUpstream],
+        rng: inout SplitMix64,
+        chooseLocal: (String, Bool) -> TunnelID?
+    ) -> RouteDecision {
         guard let endpoint, !endpoint.isEmpty else { return .reject(.missingEndpoint) }
         guard endpoint.utf8.count <= EndpointTable.maxEndpointLength else { return .reject(.invalidEndpoint) }
-        if let tunnel = local.choose(for: endpoint, allowDraining: false) { return .local(tunnel) }
+        if let tunnel = chooseLocal(endpoint, false) { return .local(tunnel) }
         if !forwarded, let target = self.weightedChoice(remote.filter { !$0.draining }, rng: &rng) {
             return .forward(uid: target.uid, name: target.name, proxyAddress: target.proxyAddress)
         }
-        if let tunnel = local.choose(for: endpoint, allowDraining: true) { return .local(tunnel) }
+        if let tunnel = chooseLocal(endpoint, true) { return .local(tunnel) }
         if !forwarded, let target = self.weightedChoice(remote.filter(\.draining), rng: &rng) {
             return .forward(uid: target.uid, name: target.name, proxyAddress: target.proxyAddress)
         }

@@ -107,6 +107,15 @@ public struct UpstreamRegistry: Hashable, Sendable {
         return fallback
     }
 
+    /// Counts a request in flight on `id` that was routed elsewhere (a data loop's `LoopRouter`);
+    /// false when the tunnel is unknown.
+    @discardableResult
+    public mutating func startStream(on id: TunnelID) -> Bool {
+        guard self.tunnels[id] != nil else { return false }
+        self.tunnels[id]?.inFlight += 1
+        return true
+    }
+
     /// A request stream on `id` finished; returns the tunnel's remaining in-flight count, or nil
     /// when the tunnel is unknown.
     public mutating func finishStream(on id: TunnelID) -> Int? {

@@ -1,0 +1,90 @@
+/// A change to the routing state that the node's owner (the control loop) sends to every data
+/// loop, in the order it happened, so each loop keeps its own `LoopRouter` without sharing the
+/// `ClusterNode`.
+public enum RoutingChange: Hashable, Sendable {
+    /// Tunnel `id` of `endpoint` registered; it lives on loop `loop`.
+    case tunnelAdded(TunnelID, endpoint: String, loop: Int, draining: Bool)
+    /// Its agent was asked to move: it serves only when nothing else can.
+    case tunnelDraining(TunnelID)
+    /// It left the registry.
+    case tunnelRemoved(TunnelID)
+    /// The alive remote holders of `endpoint` (empty when none is left).
+    case remoteHolders(endpoint: String, [RemoteUpstream])
+}
+
+/// One data loop's routing: `Router`'s order (non-draining local tunnels, then remote nodes, then
+/// draining local tunnels, then draining remote nodes), where among local tunnels those on this
+/// loop come before those on other loops, so a keep-alive client connection stays where its
+/// tunnel is. Round robin and in-flight counts are this loop's own. A `.local` decision may name
+/// a tunnel on another loop: `loop(of:)` says which.
+public struct LoopRouter: Sendable {
+    /// The loop this router serves.
+    public let loop: Int
+    private var here = UpstreamRegistry()
+    private var elsewhere = UpstreamRegistry()
+    private var placement: [TunnelID: Int] = [:]
+    private var remote: [String: [RemoteUpstream]] = [:]
+    private var rng: SplitMix64
+
+    /// An empty router for loop `loop`; `seed` drives the weighted choice of remote nodes.
+    public init(loop: Int, seed: UInt64) {
+        self.loop = loop
+        self.rng = SplitMix64(seed: seed)
+    }
+
+    /// Applies one change from the control loop.
+    public mutating func apply(_ change: RoutingChange) {
+        switch change {
+        case .tunnelAdded(let id, let endpoint, let loop, let draining):
+            guard self.placement[id] == nil else { return }
+            self.placement[id] = loop
+            if loop == self.loop {
+                _ = self.here.add(id, endpoint: endpoint, draining: draining)
+            } else {
+                _ = self.elsewhere.add(id, endpoint: endpoint, draining: draining)
+            }
+        case .tunnelDraining(let id):
+            _ = self.here.markDraining(id) || self.elsewhere.markDraining(id)
+        case .tunnelRemoved(let id):
+            guard self.placement.removeValue(forKey: id) != nil else { return }
+            _ = self.here.remove(id)
+            _ = self.elsewhere.remove(id)
+        case .remoteHolders(let endpoint, let holders):
+            self.remote[endpoint] = holders.isEmpty ? nil : holders
+        }
+    }
+
+    /// The loop tunnel `id` lives on (nil when unknown).
+    public func loop(of id: TunnelID) -> Int? { self.placement[id] }
+
+    /// Where a request for `endpoint` goes; a local decision counts it in flight here until
+    /// `finishStream(on:)`.
+    public mutating func decide(endpoint: String?, forwarded: Bool) -> RouteDecision {
+        let remote = endpoint.flatMap { self.remote[$0] } ?? []
+        var rng = self.rng
+        var here = self.here
+        var elsewhere = self.elsewhere
+        // Released while deciding, so the registries are not copied on write.
+        self.here = UpstreamRegistry()
+        self.elsewhere = UpstreamRegistry()
+        defer {
+            self.rng = rng
+            self.here = here
+            self.elsewhere = elsewhere
+        }
+        return Router.decide(endpoint: endpoint, forwarded: forwarded, remote: remote, rng: &rng) { endpoint, allowDraining in
+            if let id = here.choose(for: endpoint, allowDraining: false) { return id }
+            if let id = elsewhere.choose(for: endpoint, allowDraining: false) { return id }
+            guard allowDraining else { return nil }
+            return here.choose(for: endpoint, allowDraining: true) ?? elsewhere.choose(for: endpoint, allowDraining: true)
+        }
+    }
+
+    /// A stream this loop routed to `id` finished.
+    public mutating func finishStream(on id: TunnelID) {
+        if self.here.finishStream(on: id) == nil { _ = self.elsewhere.finishStream(on: id) }
+    }
+
+    /// Tunnels known, on every loop.
+    public var tunnelCount: Int { self.placement.count }
+}
