@@ -176,19 +176,19 @@ func runServer(_ arguments: [String]) -> Never {
         exit(0)
     }
     let log = Logger(level: settings.logLevel, subsystem: "server", verboseSubsystems: settings.logSubsystems)
-    let loop: EventLoop
+    let group: LoopGroup
     let node: PicoNode
     do {
-        loop = try EventLoop()
-        node = try PicoNode(settings: settings, loop: loop, log: log)
+        group = try LoopGroup(count: settings.eventLoops ?? LoopGroup.processorCount)
+        node = try PicoNode(settings: settings, loops: group.loops, log: log)
+        try group.start()
     } catch {
         log.error("failed to run server", [("error", .string("\(error)"))])
         exit(1)
     }
     node.onExit = { status in exit(status) }
     node.start()
-    nonisolated(unsafe) let unsafeNode = node
-    runWithSignals(loop) { unsafeNode.shutdown() }
+    runWithSignals(group.loops[0]) { node.shutdown() }
 }
 
 func runAgent(_ arguments: [String]) -> Never {

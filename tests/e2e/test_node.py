@@ -225,6 +225,78 @@ class ProxyTests(unittest.TestCase):
         self.assertIn("cannot reach the node", out.stderr)
 
 
+class EventLoopTests(unittest.TestCase):
+    """A node with two event loops: client connections move to the loop of their tunnel."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.http_port, cls.ws_port = free_port(), free_port()
+        cls.backend = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(cls.http_port), str(cls.ws_port)])
+        wait_until(lambda: socket.create_connection(("127.0.0.1", cls.http_port), timeout=1).close() is None, what="backend")
+        cls.node = Node("--event-loops", "2")
+        cls.agents = [start_agent(cls.node, "app", cls.http_port), start_agent(cls.node, "ws", cls.ws_port)]
+
+    @classmethod
+    def tearDownClass(cls):
+        for agent in cls.agents:
+            agent.kill()
+        cls.node.stop()
+        cls.backend.kill()
+
+    def metric(self, name):
+        body = self.node.admin_get("/metrics")[1].decode()
+        families = {family.name: family for family in text_string_to_metric_families(body)}
+        return families[name].samples[0].value
+
+    def test_connectionsOnEitherLoop_reachTheTunnel_withBodiesPipeliningAndWebSockets(self):
+        payload = os.urandom(300_000)
+        for index in range(8):
+            connection = http.client.HTTPConnection("127.0.0.1", self.node.proxy, timeout=10)
+            for _ in range(3):
+                connection.request("GET", f"/bytes/{index}", headers={"x-pico-endpoint": "app"})
+                response = connection.getresponse()
+                self.assertEqual((response.status, response.read()), (200, b"x" * index))
+                connection.request("POST", "/echo", body=payload, headers={"x-pico-endpoint": "app"})
+                response = connection.getresponse()
+                self.assertEqual((response.status, response.read() == payload), (200, True))
+            connection.close()
+        for _ in range(4):
+            with socket.create_connection(("127.0.0.1", self.node.proxy), timeout=10) as s:
+                s.sendall(b"GET /bytes/3 HTTP/1.1\r\nHost: app.x\r\n\r\nGET /bytes/4 HTTP/1.1\r\nHost: app.x\r\nConnection: close\r\n\r\n")
+                received = b""
+                while True:
+                    piece = s.recv(65536)
+                    if not piece:
+                        break
+                    received += piece
+                self.assertEqual(received.count(b"HTTP/1.1 200"), 2)
+                self.assertTrue(received.endswith(b"xxxx"))
+            with ws_connect(f"ws://127.0.0.1:{self.node.proxy}/", additional_headers={"x-pico-endpoint": "ws"}) as websocket:
+                websocket.send("moved")
+                self.assertEqual(websocket.recv(timeout=10), "moved")
+        self.assertGreater(self.metric("pico_proxy_connection_moves"), 0, "some connections moved to their tunnel's loop")
+        wait_until(lambda: self.metric("pico_proxy_requests_in_flight") == 0, what="nothing in flight")
+
+    def test_concurrentClients_allServed(self):
+        failures = []
+
+        def client():
+            for _ in range(25):
+                try:
+                    status, body, _ = request(self.node, "GET", "/bytes/100")
+                    if (status, len(body)) != (200, 100):
+                        failures.append(status)
+                except OSError as error:
+                    failures.append(repr(error))
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(failures, [])
+
+
 class FailureTests(unittest.TestCase):
     def setUp(self):
         self.http_port, self.ws_port = free_port(), free_port()

@@ -112,6 +112,11 @@ public enum ServerOptions {
             settings.nodeIDPrefix = text
             return nil
         },
+        ServerOption(key: "event_loops", defaultText: "one per processor", help: "Event-loop threads serving connections and tunnels (1 to 64).") { settings, text in
+            guard let value = Int(text), (1...64).contains(value) else { return "expected an integer from 1 to 64" }
+            settings.eventLoops = value
+            return nil
+        },
         duration("grace_period", "1m", "Budget of the whole graceful shutdown.") { $0.gracePeriod = $1 },
         ServerOption(key: "log.level", defaultText: "info", help: "debug, info, warn or error.") { settings, text in
             guard let value = LogLevel(rawValue: text) else { return "unsupported level: \(text)" }

@@ -113,8 +113,16 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Posts `work` to run on the loop's thread; safe from any thread.
+    /// Work runs in the order it was posted, at the start of the loop's next turn, before the
+    /// socket events of that turn (so a change posted before a peer's bytes arrived is applied
+    /// before they are read).
     public func execute(_ work: @escaping @Sendable () -> Void) {
-        self.inbox.withLock { $0.append(work) }
+        let wasEmpty = self.inbox.withLock { pending in
+            pending.append(work)
+            return pending.count == 1
+        }
+        // The loop empties the inbox under the same lock, so only the first poster must wake it.
+        guard wasEmpty else { return }
         var one: UInt64 = 1
         _ = write(self.wakeFD, &one, 8)
     }
@@ -148,6 +156,7 @@ public final class EventLoop: @unchecked Sendable {
             epoll_wait(self.epollFD, buffer.baseAddress, Int32(buffer.count), timeout)
         }
         self.now = MonotonicClock.now()
+        self.runInbox()
         if count > 0 {
             for index in 0..<Int(count) {
                 let event = self.events[index]
@@ -166,7 +175,6 @@ public final class EventLoop: @unchecked Sendable {
             }
         }
         self.runDueTimers()
-        self.runInbox()
     }
 
     private func runDueTimers() {

@@ -62,6 +62,7 @@ public final class Connection: LoopHandler {
     private var shutdownWhenFlushed = false
     private var lastWriteProgress: Instant?
     private var stallTimer: LoopTimer?
+    private var flushedAction: (() -> Void)?
 
     /// Wraps an accepted (`connected`) or connecting socket and registers it with `loop`.
     public init(fd: Int32, loop: EventLoop, connected: Bool, delegate: ConnectionDelegate?) {
@@ -114,6 +115,29 @@ public final class Connection: LoopHandler {
         if self.state == .open, self.queuedByteCount == 0 { self.close() } else { self.updateInterest() }
     }
 
+    /// Called once, the next time the write queue is empty (at once when it is empty now).
+    public func whenFlushed(_ action: @escaping () -> Void) {
+        guard self.state != .closed else { return }
+        if self.queuedByteCount == 0 {
+            action()
+        } else {
+            self.flushedAction = action
+        }
+    }
+
+    /// Stops serving the socket without closing it and returns it, so another loop can adopt it.
+    /// Only for an open connection with nothing queued; the delegate hears nothing more.
+    public func detach() -> Int32 {
+        precondition(self.state == .open && self.queuedByteCount == 0, "detach needs an open, flushed connection")
+        self.state = .closed
+        self.loop.unregister(self.fd)
+        self.stallTimer?.cancel()
+        self.stallTimer = nil
+        self.flushedAction = nil
+        self.delegate = nil
+        return self.fd
+    }
+
     /// Closes now, dropping queued bytes; the delegate hears `connectionDidClose` once.
     public func close(error: SocketError? = nil) {
         guard self.state != .closed else { return }
@@ -124,6 +148,7 @@ public final class Connection: LoopHandler {
         self.queuedByteCount = 0
         self.stallTimer?.cancel()
         self.stallTimer = nil
+        self.flushedAction = nil
         let delegate = self.delegate
         self.delegate = nil
         delegate?.connectionDidClose(self, error: error)
@@ -212,6 +237,11 @@ public final class Connection: LoopHandler {
                 return
             }
             if self.shutdownWhenFlushed { shutdown(self.fd, Int32(SHUT_WR)) }
+            if let action = self.flushedAction {
+                self.flushedAction = nil
+                action()
+                if self.state == .closed { return }
+            }
         }
         if self.wasAboveHighWatermark, self.queuedByteCount < self.lowWatermark {
             self.wasAboveHighWatermark = false

@@ -6,7 +6,7 @@ struct AdminRoutes {
 
     func metrics() -> String {
         let endpoints = Set(self.node.cluster.upstreams.allTunnels.map(\.endpoint)).count
-        return self.node.metrics.exposition(registeredEndpoints: endpoints, openDescriptors: ProcessFigures.openDescriptors())
+        return self.node.metricValues.exposition(registeredEndpoints: endpoints, openDescriptors: ProcessFigures.openDescriptors())
     }
 
     /// `{"<endpoint>": <local listener count>, …}`, sorted by endpoint.

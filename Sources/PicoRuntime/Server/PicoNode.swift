@@ -1,39 +1,43 @@
 import PicoModel
 
-/// One `pico server` process on one event loop: owns the `ClusterNode` (membership, endpoint
-/// table, upstream registry, router, lifecycle), the three listeners and the tunnels, and carries
-/// out the node's directives. Loop-confined: every method runs on `loop`'s thread.
-public final class PicoNode {
-    /// The loop everything runs on.
+/// One `pico server` process: owns the `ClusterNode` (membership, endpoint table, upstream
+/// registry, lifecycle) and the listeners on the control loop, spreads accepted connections and
+/// tunnels over every loop's `LoopShard`, keeps each shard's `LoopRouter` current with the
+/// routing changes the model's directives imply, and carries out the directives. Loop-confined
+/// to the control loop; shards reach it only through `loop.execute`.
+public final class PicoNode: @unchecked Sendable {
+    /// The control loop: the model, the listeners and the admin port run here.
     public let loop: EventLoop
     /// The settings it runs with.
     public let settings: ServerSettings
     let log: Logger
     /// The model.
     public private(set) var cluster: ClusterNode
-    /// Counters and histograms for `/metrics`.
-    let metrics = ServerMetrics()
+    /// One shard per loop; `shards[0]` is the control loop's.
+    private(set) var shards: [LoopShard] = []
+    let counters = ServerCounters()
+    /// The loop index of every tunnel (until it closes).
+    private var placement: [TunnelID: Int] = [:]
+    private var nextShard = 0
     private(set) var proxyListener: Listener?
     private(set) var upstreamListener: Listener?
     private(set) var adminListener: Listener?
     /// The upstream address agents are told about (informational; not gossiped).
     public let upstreamAdvertised: HostPort
-    var tunnels: [TunnelID: ServerTunnel] = [:]
-    private var nextTunnelID: UInt64 = 1
-    private var nextRequestID: UInt64 = 1
     private var timers: [TimerID: LoopTimer] = [:]
     /// True while `/ready` answers 200.
     public private(set) var ready = false
-    /// Client connections open on the proxy port.
-    var proxyConnections = 0
     /// Set when the model asks the process to exit, with the exit status.
     public private(set) var exitStatus: Int32?
     /// Called once when the node wants the process to exit (after a clean leave, or a fatal error).
     public var onExit: ((Int32) -> Void)?
 
-    /// Binds the listeners and creates the model; throws when a port cannot be bound or the
-    /// settings are invalid.
-    public init(settings: ServerSettings, loop: EventLoop, log: Logger) throws {
+    /// Binds the listeners on `loops[0]` (the control loop) and creates the model; the other
+    /// loops serve connections and tunnels too (their threads are the caller's to run). Throws
+    /// when a port cannot be bound or the settings are invalid.
+    public init(settings: ServerSettings, loops: [EventLoop], log: Logger) throws {
+        precondition(!loops.isEmpty, "a node needs a loop")
+        let loop = loops[0]
         self.loop = loop
         self.settings = settings
         self.log = log
@@ -60,6 +64,10 @@ public final class PicoNode {
         self.proxyListener = proxy
         self.upstreamListener = upstream
         self.adminListener = admin
+        let seed = configuration.randomSeed
+        self.shards = loops.enumerated().map { index, shardLoop in
+            LoopShard(index: index, loop: shardLoop, node: self, counters: self.counters, seed: seed &+ UInt64(index))
+        }
         proxy.onAccept = { [unowned self] fd in self.acceptProxy(fd) }
         upstream.onAccept = { [unowned self] fd in self.acceptUpstream(fd) }
         admin.onAccept = { [unowned self] fd in self.acceptAdmin(fd) }
@@ -93,6 +101,8 @@ public final class PicoNode {
     @discardableResult
     func handle(_ input: ClusterInput) -> RouteDecision? {
         var decision: RouteDecision?
+        var changes: [RoutingChange] = []
+        defer { self.publish(changes) }
         for directive in self.cluster.handle(input, now: self.loop.now) {
             switch directive {
             case .route(_, let routed):
@@ -107,13 +117,24 @@ public final class PicoNode {
                 self.ready = ready
                 self.log.info(ready ? "node ready" : "node not ready")
             case .tellAgentToMove(let id):
-                self.tunnels[id]?.transport?.goAway()
+                // The model marks a tunnel draining exactly when it asks its agent to move.
+                changes.append(.tunnelDraining(id))
+                self.onShard(of: id) { $0.tellAgentToMove(id) }
             case .closeTunnel(let id):
-                self.tunnels[id]?.close(reason: "closed by the node")
+                self.onShard(of: id) { $0.closeTunnel(id) }
             case .exit(let reason):
                 self.exit(reason)
             case .event(let event):
                 self.record(event)
+                switch event {
+                case .tunnelRegistered(let id, let endpoint):
+                    let draining = self.cluster.upstreams.tunnel(id)?.isDraining ?? false
+                    changes.append(.tunnelAdded(id, endpoint: endpoint, loop: self.placement[id] ?? 0, draining: draining))
+                case .tunnelRemoved(let id, _):
+                    changes.append(.tunnelRemoved(id))
+                default:
+                    break
+                }
             case .sendDatagram, .resolveSeeds:
                 // Gossip on real sockets lands with clustering (issue 6); a node without
                 // `cluster.join` never asks for these.
@@ -128,6 +149,29 @@ public final class PicoNode {
         return decision
     }
 
+    /// Sends routing changes to every shard, in order (the control loop's own at once).
+    private func publish(_ changes: [RoutingChange]) {
+        guard !changes.isEmpty else { return }
+        for shard in self.shards {
+            if shard.loop === self.loop {
+                shard.apply(changes)
+            } else {
+                shard.loop.execute { shard.apply(changes) }
+            }
+        }
+    }
+
+    /// Runs `work` on the shard of tunnel `id` (at once when that is the control loop's).
+    private func onShard(of id: TunnelID, _ work: @escaping @Sendable (LoopShard) -> Void) {
+        guard let index = self.placement[id] else { return }
+        let shard = self.shards[index]
+        if shard.loop === self.loop {
+            work(shard)
+        } else {
+            shard.loop.execute { work(shard) }
+        }
+    }
+
     private func exit(_ reason: Lifecycle.ExitReason) {
         guard self.exitStatus == nil else { return }
         let status: Int32
@@ -136,7 +180,7 @@ public final class PicoNode {
         case .joinFailed: status = 1
         }
         self.exitStatus = status
-        self.log.info("node exiting", [("reason", .string("\(reason)")), ("status", .int(Int(status))), ("in_flight", .int(self.metrics.inFlight))])
+        self.log.info("node exiting", [("reason", .string("\(reason)")), ("status", .int(Int(status))), ("in_flight", .int(self.counters.inFlight.load(ordering: .relaxed)))])
         for listener in [self.proxyListener, self.upstreamListener, self.adminListener] { listener?.close() }
         // Requests still being answered finish first (bounded), so no accepted request is cut.
         self.loop.schedule(after: Self.exitFlushLimit) { [unowned self] in self.finishExit() }
@@ -146,9 +190,14 @@ public final class PicoNode {
     /// The longest the process waits, after the model said exit, for answers still being written.
     static let exitFlushLimit: Duration = .seconds(5)
 
-    /// Exits once nothing is in flight, after the model asked to exit.
+    /// Exits once nothing is in flight on any loop, after the model asked to exit; checks again
+    /// every 20 ms until then (`exitFlushLimit` ends the wait regardless).
     func exitIfIdle() {
-        guard self.exitStatus != nil, self.metrics.inFlight == 0 else { return }
+        guard self.exitStatus != nil else { return }
+        guard self.counters.inFlight.load(ordering: .relaxed) == 0 else {
+            self.loop.schedule(after: .milliseconds(20)) { [unowned self] in self.exitIfIdle() }
+            return
+        }
         // One more turn lets queued response bytes reach the sockets.
         self.loop.schedule(after: .milliseconds(50)) { [unowned self] in self.finishExit() }
     }
@@ -175,59 +224,60 @@ public final class PicoNode {
         }
     }
 
-    // MARK: Routing and tunnels (called by connections)
+    // MARK: Tunnels (reported by shards, on the control loop)
 
-    /// Routes a request for `endpoint`.
-    func route(endpoint: String?, forwarded: Bool) -> RouteDecision {
-        let id = RequestID(self.nextRequestID)
-        self.nextRequestID += 1
-        return self.handle(.routeRequest(id, endpoint: endpoint, forwarded: forwarded)) ?? .reject(.noAvailableUpstreams)
-    }
-
-    /// A routed request's stream on tunnel `id` finished.
-    func streamFinished(on id: TunnelID) {
-        self.handle(.streamFinished(id))
-    }
-
-    /// A tunnel completed its handshake: register it. False when the model refused it.
-    func register(_ tunnel: ServerTunnel, endpoint: String) -> Bool {
-        let id = TunnelID(self.nextTunnelID)
-        self.nextTunnelID += 1
-        tunnel.id = id
-        self.tunnels[id] = tunnel
+    /// A tunnel on loop `loop` completed its handshake.
+    func tunnelOpened(_ id: TunnelID, endpoint: String, loop: Int) {
+        self.placement[id] = loop
         self.handle(.tunnelOpened(id, endpoint: endpoint))
-        guard self.cluster.upstreams.tunnel(id) != nil else {
-            self.tunnels[id] = nil
-            return false
-        }
-        return true
     }
 
-    /// A tunnel closed (reported once per tunnel).
-    func unregister(_ tunnel: ServerTunnel) {
-        guard let id = tunnel.id, self.tunnels.removeValue(forKey: id) != nil else { return }
+    /// A tunnel closed, or its agent said go-away (reported once per tunnel).
+    func tunnelClosed(_ id: TunnelID) {
         self.handle(.tunnelClosed(id))
+        self.placement[id] = nil
     }
 
-    /// The tunnel a local route picked.
-    func tunnel(_ id: TunnelID) -> ServerTunnel? { self.tunnels[id] }
+    /// Every loop's metrics, added up.
+    var metricValues: MetricValues {
+        var total = MetricValues()
+        for shard in self.shards { total.add(shard.metrics.snapshot) }
+        return total
+    }
 
     // MARK: Accepting
 
+    /// The next shard, round robin.
+    private func pickShard() -> LoopShard {
+        let shard = self.shards[self.nextShard % self.shards.count]
+        self.nextShard &+= 1
+        return shard
+    }
+
     private func acceptProxy(_ fd: Int32) {
-        guard self.proxyConnections < self.settings.maxConnections else {
+        guard self.counters.proxyConnections.load(ordering: .relaxed) < self.settings.maxConnections else {
             // Over the cap: answer 503 and close rather than let the client hang.
             let connection = Connection(fd: fd, loop: self.loop, connected: true, delegate: nil)
             connection.write(ProxyErrors.response(status: 503, message: "too many connections", keepAlive: false))
             connection.closeWhenWritten()
             return
         }
-        self.proxyConnections += 1
-        _ = ProxyConnection(fd: fd, node: self)
+        self.counters.proxyConnections.add(1, ordering: .relaxed)
+        let shard = self.pickShard()
+        if shard.loop === self.loop {
+            shard.adoptProxy(fd)
+        } else {
+            shard.loop.execute { shard.adoptProxy(fd) }
+        }
     }
 
     private func acceptUpstream(_ fd: Int32) {
-        _ = ServerTunnel(fd: fd, node: self)
+        let shard = self.pickShard()
+        if shard.loop === self.loop {
+            shard.adoptUpstream(fd)
+        } else {
+            shard.loop.execute { shard.adoptUpstream(fd) }
+        }
     }
 
     private func acceptAdmin(_ fd: Int32) {

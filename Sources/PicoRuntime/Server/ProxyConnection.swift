@@ -5,7 +5,21 @@ import PicoModel
 /// back, with back-pressure both ways, Piko's JSON errors, and timeouts for slow heads, idle
 /// keep-alive connections and upstreams that do not answer.
 final class ProxyConnection: ConnectionDelegate {
-    unowned let node: PicoNode
+    /// What a connection carries when it moves to the loop of its request's tunnel.
+    struct Moved: Sendable {
+        var head: HTTPRequestHead
+        var decoder: HTTP1RequestDecoder
+        var clientIP: String?
+        var clientFinished: Bool
+        /// Moves so far for this request (bounded by `maxMoves`).
+        var moves: Int
+    }
+
+    /// How often one request may move between loops (a second move happens only when its
+    /// tunnel closed while the connection was on its way).
+    static let maxMoves = 2
+
+    unowned let shard: LoopShard
     let connection: Connection
     let clientIP: String?
     private var decoder: HTTP1RequestDecoder
@@ -16,24 +30,42 @@ final class ProxyConnection: ConnectionDelegate {
     private var lastClientRead: Instant
     private var clientFinished = false
     private var closed = false
+    /// Leaving for another loop (once the previous answer is written): nothing more happens here.
+    /// If the connection closes before it leaves, its request is no longer in flight.
+    private var movedAway = false
 
-    init(fd: Int32, node: PicoNode) {
-        self.node = node
-        self.clientIP = Sockets.peerAddress(fd)?.host
-        var limits = HTTPDecoderLimits()
-        limits.maxHeadBytes = node.settings.maxHeaderBytes
-        self.decoder = HTTP1RequestDecoder(limits: limits)
-        self.lastClientRead = node.loop.now
-        self.connection = Connection(fd: fd, loop: node.loop, connected: true, delegate: nil)
+    /// A connection accepted by this loop (`moved` nil), or one that moved here for the request
+    /// `moved.head`, which is routed again here.
+    init(fd: Int32, shard: LoopShard, moved: Moved?) {
+        self.shard = shard
+        if let moved {
+            self.clientIP = moved.clientIP
+            self.decoder = moved.decoder
+            self.clientFinished = moved.clientFinished
+        } else {
+            self.clientIP = Sockets.peerAddress(fd)?.host
+            var limits = HTTPDecoderLimits()
+            limits.maxHeadBytes = shard.settings.maxHeaderBytes
+            self.decoder = HTTP1RequestDecoder(limits: limits)
+        }
+        self.lastClientRead = shard.loop.now
+        self.connection = Connection(fd: fd, loop: shard.loop, connected: true, delegate: nil)
         self.connection.delegate = self
-        self.connection.writeStallTimeout = node.settings.writeTimeout
-        self.armWaitTimer()
+        self.connection.writeStallTimeout = shard.settings.writeTimeout
+        if let moved {
+            if moved.clientFinished { self.connection.pauseReading() }
+            self.begin(moved.head, moves: moved.moves)
+            self.processRequests()
+        } else {
+            self.armWaitTimer()
+        }
     }
 
     // MARK: Client side
 
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
-        self.lastClientRead = self.node.loop.now
+        guard !self.movedAway else { return }
+        self.lastClientRead = self.shard.loop.now
         if let exchange = self.exchange, exchange.upgraded {
             guard let stream = exchange.streamID, let transport = exchange.tunnel?.transport else { return }
             transport.send(bytes, on: stream)
@@ -49,6 +81,7 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     func connectionDidReadEOF(_ connection: Connection) {
+        guard !self.movedAway else { return }
         self.clientFinished = true
         if let exchange = self.exchange {
             if exchange.upgraded {
@@ -76,7 +109,8 @@ final class ProxyConnection: ConnectionDelegate {
         self.closed = true
         self.waitTimer?.cancel()
         self.bodyTimer?.cancel()
-        self.node.proxyConnections -= 1
+        self.shard.counters.proxyConnections.subtract(1, ordering: .relaxed)
+        if self.movedAway { self.shard.counters.inFlight.subtract(1, ordering: .relaxed) }
         if let exchange = self.exchange {
             self.exchange = nil
             exchange.timeout?.cancel()
@@ -88,11 +122,11 @@ final class ProxyConnection: ConnectionDelegate {
     /// Pulls request parts while the current exchange can take them.
     private func processRequests() {
         do {
-            while !self.closed {
+            while !self.closed, !self.movedAway {
                 if let exchange = self.exchange, exchange.requestEnded || exchange.waitingForStream || exchange.upgraded { return }
                 guard let part = try self.decoder.next() else { return }
                 switch part {
-                case .head(let head): self.begin(head)
+                case .head(let head): self.begin(head, moves: 0)
                 case .body(let bytes): self.forwardBody(bytes)
                 case .end(let trailers): self.endRequest(trailers: trailers)
                 }
@@ -102,45 +136,65 @@ final class ProxyConnection: ConnectionDelegate {
         }
     }
 
-    private func begin(_ head: HTTPRequestHead) {
+    private func begin(_ head: HTTPRequestHead, moves: Int) {
         self.waitTimer?.cancel()
-        let exchange = ProxyExchange(head: head, startedAt: self.node.loop.now)
+        let exchange = ProxyExchange(head: head, startedAt: self.shard.loop.now)
         exchange.owner = self
         self.exchange = exchange
+        self.shard.metrics.update { $0.inFlight += 1 }
+        // A moved request is still counted by the process-wide figure (it never stopped).
+        if moves == 0 { self.shard.counters.inFlight.add(1, ordering: .relaxed) }
         if exchange.requestFraming != .none { self.watchRequestBody(exchange) }
-        self.node.metrics.inFlight += 1
         if exchange.head.path.hasPrefix("/_pico") {
             self.answer(exchange, status: 404, message: "not found")
             return
         }
         let forwarded = head.headers.first("x-pico-forward") == "true"
-        switch self.node.route(endpoint: exchange.endpoint, forwarded: forwarded) {
-        case .reject(let rejection):
-            self.answer(exchange, status: rejection.status, message: rejection.message)
+        switch self.shard.route(endpoint: exchange.endpoint, forwarded: forwarded, mayMove: moves < Self.maxMoves) {
+        case .reject(let status, let message):
+            self.answer(exchange, status: status, message: message)
         case .forward:
             // Forwarding to other nodes lands with clustering (issue 6).
             self.answer(exchange, status: 502, message: "upstream unreachable")
-        case .local(let tunnelID):
+        case .move(let target):
+            self.move(exchange, to: target, moves: moves + 1)
+        case .here(let tunnel, let tunnelID):
             exchange.tunnelID = tunnelID
-            guard let tunnel = self.node.tunnel(tunnelID), let transport = tunnel.transport,
-                  let stream = transport.openStream(handler: exchange) else {
-                self.node.streamFinished(on: tunnelID)
+            guard let transport = tunnel.transport, let stream = transport.openStream(handler: exchange) else {
+                self.shard.streamFinished(on: tunnelID)
                 exchange.tunnelID = nil
                 self.answer(exchange, status: 502, message: "upstream unreachable")
                 return
             }
-            self.node.metrics.upstreamRequests += 1
+            self.shard.metrics.update { $0.upstreamRequests += 1 }
             exchange.tunnel = tunnel
             exchange.streamID = stream
             exchange.response.expectResponse(to: head.method)
             let upstream = HTTPProxyRules.upstreamRequest(head, clientIP: self.clientIP, scheme: "http")
             transport.send(HTTP1Encoder.encode(upstream), on: stream)
-            if !head.isUpgrade, self.node.settings.proxyTimeout > .zero {
-                exchange.timeout = self.node.loop.schedule(after: self.node.settings.proxyTimeout) { [weak self, weak exchange] in
+            if !head.isUpgrade, self.shard.settings.proxyTimeout > .zero {
+                exchange.timeout = self.shard.loop.schedule(after: self.shard.settings.proxyTimeout) { [weak self, weak exchange] in
                     guard let self, let exchange, exchange === self.exchange, !exchange.responseHeadSent else { return }
                     self.upstreamTimedOut(exchange)
                 }
             }
+        }
+    }
+
+    /// Hands the connection, its decoder and the request head to `target`, the loop of the tunnel
+    /// the request routes to, once the previous answer is written; the request starts over there.
+    private func move(_ exchange: ProxyExchange, to target: LoopShard, moves: Int) {
+        self.exchange = nil
+        self.bodyTimer?.cancel()
+        self.bodyTimer = nil
+        self.shard.metrics.update { $0.inFlight -= 1 }
+        self.connection.pauseReading()
+        self.movedAway = true
+        self.connection.whenFlushed { [self] in
+            let moved = Moved(head: exchange.head, decoder: self.decoder, clientIP: self.clientIP, clientFinished: self.clientFinished, moves: moves)
+            let fd = self.connection.detach()
+            self.shard.metrics.update { $0.connectionMoves += 1 }
+            target.loop.execute { target.adoptMoved(fd, moved) }
         }
     }
 
@@ -222,7 +276,7 @@ final class ProxyConnection: ConnectionDelegate {
     func streamWritable(for exchange: ProxyExchange) {
         guard exchange.waitingForStream else { return }
         exchange.waitingForStream = false
-        self.lastClientRead = self.node.loop.now
+        self.lastClientRead = self.shard.loop.now
         self.connection.resumeReading()
         if !exchange.upgraded { self.processRequests() }
     }
@@ -343,15 +397,15 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     private func release(_ exchange: ProxyExchange, status: Int) {
-        self.node.metrics.inFlight -= 1
+        self.shard.metrics.update { $0.inFlight -= 1 }
+        self.shard.counters.inFlight.subtract(1, ordering: .relaxed)
         if let tunnelID = exchange.tunnelID {
             exchange.tunnelID = nil
-            self.node.streamFinished(on: tunnelID)
+            self.shard.streamFinished(on: tunnelID)
         }
-        let seconds = Double((self.node.loop.now - exchange.startedAt).nanosecondsClamped) / 1e9
-        self.node.metrics.recordRequest(method: exchange.head.method, status: status, seconds: seconds, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes)
-        defer { self.node.exitIfIdle() }
-        let settings = self.node.settings
+        let seconds = Double((self.shard.loop.now - exchange.startedAt).nanosecondsClamped) / 1e9
+        self.shard.metrics.update { $0.recordRequest(method: exchange.head.method, status: status, seconds: seconds, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes) }
+        let settings = self.shard.settings
         guard !settings.accessLogDisabled, !exchange.head.path.hasPrefix("/_pico") else { return }
         let fields: [(String, LogValue)] = [
             ("request", .object([
@@ -363,7 +417,7 @@ final class ProxyConnection: ConnectionDelegate {
                 ("endpoint", .string(exchange.endpoint ?? "")), ("request_bytes", .int(exchange.requestBytes)), ("response_bytes", .int(exchange.responseBytes)),
             ])),
         ]
-        self.node.log.child("proxy.access").log(status >= 500 ? max(settings.accessLogLevel, .warn) : settings.accessLogLevel, "request", fields)
+        self.shard.log.child("proxy.access").log(status >= 500 ? max(settings.accessLogLevel, .warn) : settings.accessLogLevel, "request", fields)
     }
 
     private func answerAndClose(status: Int, message: String) {
@@ -387,14 +441,14 @@ final class ProxyConnection: ConnectionDelegate {
     /// (or, once the answer has started, a close). Time spent paused by back-pressure is ours and
     /// does not count.
     private func watchRequestBody(_ exchange: ProxyExchange) {
-        let timeout = self.node.settings.readTimeout
+        let timeout = self.shard.settings.readTimeout
         self.bodyTimer?.cancel()
-        self.bodyTimer = self.node.loop.schedule(at: self.lastClientRead + timeout) { [weak self, weak exchange] in
+        self.bodyTimer = self.shard.loop.schedule(at: self.lastClientRead + timeout) { [weak self, weak exchange] in
             guard let self, let exchange, self.exchange === exchange, !self.closed else { return }
             self.bodyTimer = nil
             guard !exchange.requestEnded, !exchange.upgraded else { return }
-            if exchange.waitingForStream || self.node.loop.now - self.lastClientRead < timeout {
-                if exchange.waitingForStream { self.lastClientRead = self.node.loop.now }
+            if exchange.waitingForStream || self.shard.loop.now - self.lastClientRead < timeout {
+                if exchange.waitingForStream { self.lastClientRead = self.shard.loop.now }
                 self.watchRequestBody(exchange)
                 return
             }
@@ -406,8 +460,8 @@ final class ProxyConnection: ConnectionDelegate {
     private func armWaitTimer(headStarted: Bool = false) {
         self.waitTimer?.cancel()
         let started = headStarted || !self.decoder.isIdle
-        let delay = started ? self.node.settings.readHeaderTimeout : self.node.settings.idleTimeout
-        self.waitTimer = self.node.loop.schedule(after: delay) { [weak self] in
+        let delay = started ? self.shard.settings.readHeaderTimeout : self.shard.settings.idleTimeout
+        self.waitTimer = self.shard.loop.schedule(after: delay) { [weak self] in
             guard let self, self.exchange == nil, !self.closed else { return }
             if self.decoder.isIdle {
                 self.connection.close()

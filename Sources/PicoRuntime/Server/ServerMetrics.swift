@@ -1,17 +1,37 @@
 import Glibc
 import PicoModel
+import Synchronization
 
-/// The node's Prometheus metrics, with Piko's names under `pico_`. Loop-confined; label sets are
-/// kept sorted so the exposition is stable.
-final class ServerMetrics {
+/// One loop's share of the node's metrics: updated by its own loop, read by the admin route on
+/// the control loop (the lock is uncontended except while a scrape copies it).
+final class ServerMetrics: Sendable {
+    private let values = Mutex(MetricValues())
+
+    /// Applies `change` to this loop's figures.
+    func update(_ change: (inout MetricValues) -> Void) {
+        self.values.withLock { change(&$0) }
+    }
+
+    /// A copy of this loop's figures.
+    var snapshot: MetricValues { self.values.withLock { $0 } }
+}
+
+/// The node's Prometheus metrics, with Piko's names under `pico_`; label sets are kept sorted so
+/// the exposition is stable.
+struct MetricValues: Sendable {
     static let latencyBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
     static let sizeBuckets: [Double] = [0, 256, 1_024, 4_096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304]
 
-    struct Histogram {
+    struct Histogram: Sendable {
         var buckets: [UInt64]
         var sum: Double = 0
         var count: UInt64 = 0
         init(bounds: Int) { self.buckets = Array(repeating: 0, count: bounds) }
+        mutating func add(_ other: Histogram) {
+            for index in self.buckets.indices { self.buckets[index] += other.buckets[index] }
+            self.sum += other.sum
+            self.count += other.count
+        }
         mutating func observe(_ value: Double, bounds: [Double]) {
             for (index, bound) in bounds.enumerated() where value <= bound { self.buckets[index] += 1 }
             self.sum += value
@@ -21,15 +41,31 @@ final class ServerMetrics {
 
     /// Requests by (method, status).
     var requests: [String: [Int: UInt64]] = [:]
-    var latency = Histogram(bounds: ServerMetrics.latencyBuckets.count)
-    var requestSizes = Histogram(bounds: ServerMetrics.sizeBuckets.count)
-    var responseSizes = Histogram(bounds: ServerMetrics.sizeBuckets.count)
+    var latency = Histogram(bounds: MetricValues.latencyBuckets.count)
+    var requestSizes = Histogram(bounds: MetricValues.sizeBuckets.count)
+    var responseSizes = Histogram(bounds: MetricValues.sizeBuckets.count)
     var inFlight = 0
     var upstreamsConnected = 0
     var upstreamRequests: UInt64 = 0
+    /// Client connections handed to another loop (to the loop of the tunnel their request uses).
+    var connectionMoves: UInt64 = 0
+
+    /// Adds another loop's figures.
+    mutating func add(_ other: MetricValues) {
+        for (method, statuses) in other.requests {
+            for (status, count) in statuses { self.requests[method, default: [:]][status, default: 0] += count }
+        }
+        self.latency.add(other.latency)
+        self.requestSizes.add(other.requestSizes)
+        self.responseSizes.add(other.responseSizes)
+        self.inFlight += other.inFlight
+        self.upstreamsConnected += other.upstreamsConnected
+        self.upstreamRequests += other.upstreamRequests
+        self.connectionMoves += other.connectionMoves
+    }
 
     /// Records one finished proxied request.
-    func recordRequest(method: String, status: Int, seconds: Double, requestBytes: Int, responseBytes: Int) {
+    mutating func recordRequest(method: String, status: Int, seconds: Double, requestBytes: Int, responseBytes: Int) {
         self.requests[method, default: [:]][status, default: 0] += 1
         self.latency.observe(seconds, bounds: Self.latencyBuckets)
         self.requestSizes.observe(Double(requestBytes), bounds: Self.sizeBuckets)
@@ -62,6 +98,8 @@ final class ServerMetrics {
         text += "pico_upstreams_registered_endpoints \(registeredEndpoints)\n"
         header("pico_upstreams_upstream_requests_total", "counter", "Requests sent to a local tunnel.")
         text += "pico_upstreams_upstream_requests_total \(self.upstreamRequests)\n"
+        header("pico_proxy_connection_moves_total", "counter", "Client connections moved to the event loop of the tunnel their request uses.")
+        text += "pico_proxy_connection_moves_total \(self.connectionMoves)\n"
         let process = ProcessFigures.read()
         header("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
         text += "process_resident_memory_bytes \(process.residentBytes)\n"

@@ -48,6 +48,8 @@ public struct ServerSettings: Hashable, Sendable {
     public var nodeID: String?
     /// `cluster.node_id_prefix`.
     public var nodeIDPrefix = ""
+    /// `event_loops`: loop threads serving connections and tunnels (nil: one per online processor).
+    public var eventLoops: Int?
     /// `grace_period`.
     public var gracePeriod: Duration = .seconds(60)
     /// `log.level`.

@@ -2,14 +2,14 @@ import PicoModel
 
 /// One agent connection on the upstream port: the WebSocket handshake on
 /// `GET /pico/v1/upstream/<endpoint>`, then a `TunnelTransport` the node opens one stream on per
-/// proxied request. It enters the node's registry when the handshake completes and leaves it
-/// exactly once: when it closes, or earlier when the agent says go-away (no new requests are
-/// routed to it; those in flight finish).
+/// proxied request. It lives on one loop (its shard). It enters the node's registry when the
+/// handshake completes and leaves it exactly once: when it closes, or earlier when the agent says
+/// go-away (no new requests are routed to it; those in flight finish).
 final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     static let pathPrefix = "/pico/v1/upstream/"
     static let handshakeTimeout: Duration = .seconds(10)
 
-    unowned let node: PicoNode
+    unowned let shard: LoopShard
     let connection: Connection
     var id: TunnelID?
     private(set) var transport: TunnelTransport?
@@ -19,11 +19,11 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     private var pendingKey: String?
     private var closed = false
 
-    init(fd: Int32, node: PicoNode) {
-        self.node = node
-        self.connection = Connection(fd: fd, loop: node.loop, connected: true, delegate: nil)
+    init(fd: Int32, shard: LoopShard) {
+        self.shard = shard
+        self.connection = Connection(fd: fd, loop: shard.loop, connected: true, delegate: nil)
         self.connection.delegate = self
-        self.handshakeTimer = node.loop.schedule(after: Self.handshakeTimeout) { [weak self] in
+        self.handshakeTimer = shard.loop.schedule(after: Self.handshakeTimeout) { [weak self] in
             self?.refuse(status: 408, message: "upstream handshake timeout")
         }
     }
@@ -74,7 +74,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
             return false
         }
         let endpoint = String(path.dropFirst(Self.pathPrefix.count))
-        guard !endpoint.isEmpty, !endpoint.contains("/") else {
+        guard !endpoint.isEmpty, !endpoint.contains("/"), endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
             self.refuse(status: 400, message: "invalid endpoint id")
             return false
         }
@@ -96,16 +96,13 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
             return
         }
         let rest = Array(self.decoder.takeUpgradedBytes())
-        guard self.node.register(self, endpoint: endpoint) else {
-            self.refuse(status: 400, message: "invalid endpoint id")
-            return
-        }
         self.connection.write(HTTP1Encoder.encode(WebSocketHandshake.switchingProtocols(key: key)))
         let transport = TunnelTransport(
             connection: self.connection, role: .server, initialBytes: rest, owner: self,
-            keepaliveInterval: self.node.settings.keepaliveInterval, keepaliveTimeout: self.node.settings.keepaliveTimeout)
+            keepaliveInterval: self.shard.settings.keepaliveInterval, keepaliveTimeout: self.shard.settings.keepaliveTimeout)
         self.transport = transport
-        self.node.metrics.upstreamsConnected += 1
+        self.id = self.shard.register(self, endpoint: endpoint)
+        self.shard.metrics.update { $0.upstreamsConnected += 1 }
         transport.start()
     }
 
@@ -126,13 +123,13 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     }
 
     func transportToldToGoAway(_ transport: TunnelTransport) {
-        self.node.unregister(self)
+        if let id = self.id { self.shard.unregister(id) }
     }
 
     func transportClosed(_ transport: TunnelTransport, reason: String) {
         self.closed = true
-        self.node.metrics.upstreamsConnected -= 1
-        self.node.log.debug("tunnel closed", [("reason", .string(reason))])
-        self.node.unregister(self)
+        self.shard.metrics.update { $0.upstreamsConnected -= 1 }
+        self.shard.log.debug("tunnel closed", [("reason", .string(reason))])
+        if let id = self.id { self.shard.unregister(id) }
     }
 }

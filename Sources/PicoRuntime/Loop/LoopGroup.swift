@@ -1,0 +1,47 @@
+import Glibc
+
+/// Event loops, one per thread: loop 0 is run by the caller (it owns the `ClusterNode` in a
+/// server); `start()` runs the others on threads of their own.
+public final class LoopGroup: Sendable {
+    /// The loops; `loops[0]` is the caller's.
+    public let loops: [EventLoop]
+
+    /// Creates `count` loops (at least one).
+    public init(count: Int) throws(SocketError) {
+        var loops: [EventLoop] = []
+        for _ in 0..<max(1, count) { loops.append(try EventLoop()) }
+        self.loops = loops
+    }
+
+    /// Online processors: the default loop count.
+    public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Runs loops 1… on threads of their own, until `stop`; throws when the system refuses a thread.
+    public func start() throws(SocketError) {
+        for loop in self.loops.dropFirst() {
+            let box = Unmanaged.passRetained(LoopBox(loop))
+            var thread = pthread_t()
+            let created = pthread_create(&thread, nil, { raw in
+                let box = Unmanaged<LoopBox>.fromOpaque(raw!).takeRetainedValue()
+                box.loop.run()
+                return nil
+            }, box.toOpaque())
+            if created == 0 {
+                pthread_detach(thread)
+            } else {
+                box.release()
+                throw SocketError("pthread_create", code: created)
+            }
+        }
+    }
+
+    /// Stops loops 1… (loop 0 is the caller's to stop).
+    public func stop() {
+        for loop in self.loops.dropFirst() { loop.stop() }
+    }
+}
+
+private final class LoopBox {
+    let loop: EventLoop
+    init(_ loop: EventLoop) { self.loop = loop }
+}

@@ -1,0 +1,161 @@
+import PicoModel
+import Synchronization
+
+/// Figures every loop of a server shares, kept in atomics.
+final class ServerCounters: Sendable {
+    /// Client connections open on the proxy port (all loops).
+    let proxyConnections = Atomic<Int>(0)
+    /// Requests being answered (all loops); the process exits only once this is zero.
+    let inFlight = Atomic<Int>(0)
+    private let tunnelIDs = Atomic<UInt64>(0)
+
+    /// A tunnel ID no other loop hands out.
+    func nextTunnelID() -> TunnelID { TunnelID(self.tunnelIDs.add(1, ordering: .relaxed).newValue) }
+}
+
+/// One event loop's part of a server: the tunnels that live on it, the client connections it
+/// serves, its own `LoopRouter` and its metrics. Loop-confined: its mutable state is touched on
+/// `loop`'s thread only; the control loop (which owns the `ClusterNode`) reaches it through
+/// `loop.execute`, and it reaches the control loop the same way. Request bytes never cross loops:
+/// a client connection whose request routes to a tunnel on another loop moves there between
+/// requests.
+final class LoopShard: @unchecked Sendable {
+    /// Where a request goes, as far as this loop can serve it.
+    enum Route {
+        /// A stream on this tunnel of this loop.
+        case here(ServerTunnel, TunnelID)
+        /// The tunnel lives on `shard`: move the connection there and route again.
+        case move(to: LoopShard)
+        /// Another node holds the endpoint.
+        case forward(name: String, proxyAddress: Address)
+        /// Answer with this status and message.
+        case reject(status: Int, message: String)
+    }
+
+    let index: Int
+    let loop: EventLoop
+    let settings: ServerSettings
+    let log: Logger
+    let metrics = ServerMetrics()
+    let counters: ServerCounters
+    unowned let node: PicoNode
+    private var router: LoopRouter
+    private var tunnels: [TunnelID: ServerTunnel] = [:]
+    private var closingTunnels: Set<TunnelID> = []
+
+    init(index: Int, loop: EventLoop, node: PicoNode, counters: ServerCounters, seed: UInt64) {
+        self.index = index
+        self.loop = loop
+        self.node = node
+        self.settings = node.settings
+        self.log = node.log
+        self.counters = counters
+        self.router = LoopRouter(loop: index, seed: seed)
+    }
+
+    /// Runs `work` on the control loop (posted, also when this is the control loop, so the
+    /// model is never re-entered from inside one of its own directives).
+    func toControl(_ work: @escaping @Sendable (PicoNode) -> Void) {
+        let node = self.node
+        node.loop.execute { work(node) }
+    }
+
+    /// Routing changes from the control loop, in order.
+    func apply(_ changes: [RoutingChange]) {
+        for change in changes { self.router.apply(change) }
+    }
+
+    // MARK: Requests
+
+    /// Routes one request; a route `.here` counts it in flight until `streamFinished(on:)`.
+    /// `mayMove` is false for a connection that has moved as often as it may for this request.
+    func route(endpoint: String?, forwarded: Bool, mayMove: Bool) -> Route {
+        // A tunnel of this loop that is closing or said go-away may still be in the router until
+        // the control loop's change arrives: drop it here and decide again.
+        for _ in 0..<8 {
+            let decision = self.router.decide(endpoint: endpoint, forwarded: forwarded)
+            switch decision {
+            case .local(let id):
+                let loop = self.router.loop(of: id)
+                if loop == self.index {
+                    if let tunnel = self.tunnels[id], !self.closingTunnels.contains(id) {
+                        self.toControl { $0.handle(.routedByLoop(decision)) }
+                        return .here(tunnel, id)
+                    }
+                    self.router.finishStream(on: id)
+                    self.router.apply(.tunnelRemoved(id))
+                    continue
+                }
+                self.router.finishStream(on: id)
+                guard mayMove, let loop else { return .reject(status: 502, message: "upstream unreachable") }
+                return .move(to: self.node.shards[loop])
+            case .forward(_, let name, let address):
+                self.toControl { $0.handle(.routedByLoop(decision)) }
+                return .forward(name: name, proxyAddress: address)
+            case .reject(let rejection):
+                return .reject(status: rejection.status, message: rejection.message)
+            }
+        }
+        return .reject(status: 502, message: "upstream unreachable")
+    }
+
+    /// A stream routed `.here` finished.
+    func streamFinished(on id: TunnelID) {
+        self.router.finishStream(on: id)
+        self.toControl { $0.handle(.streamFinished(id)) }
+        if self.closingTunnels.contains(id), let tunnel = self.tunnels[id], (tunnel.transport?.streamCount ?? 0) == 0 {
+            tunnel.close(reason: "released by the node")
+        }
+    }
+
+    // MARK: Tunnels
+
+    /// A tunnel completed its handshake on this loop: it gets an ID and the model hears of it.
+    func register(_ tunnel: ServerTunnel, endpoint: String) -> TunnelID {
+        let id = self.counters.nextTunnelID()
+        self.tunnels[id] = tunnel
+        let index = self.index
+        self.toControl { $0.tunnelOpened(id, endpoint: endpoint, loop: index) }
+        return id
+    }
+
+    /// A tunnel closed, or its agent said go-away (reported once per tunnel).
+    func unregister(_ id: TunnelID) {
+        guard self.tunnels.removeValue(forKey: id) != nil else { return }
+        self.closingTunnels.remove(id)
+        self.toControl { $0.tunnelClosed(id) }
+    }
+
+    /// The model asked the agent of `id` to move.
+    func tellAgentToMove(_ id: TunnelID) {
+        self.tunnels[id]?.transport?.goAway()
+    }
+
+    /// The model released `id`: it closes once the streams this loop still runs on it finish
+    /// (a loop may have routed a request to it just before the release reached it).
+    func closeTunnel(_ id: TunnelID) {
+        guard let tunnel = self.tunnels[id] else { return }
+        if (tunnel.transport?.streamCount ?? 0) == 0 {
+            tunnel.close(reason: "closed by the node")
+        } else {
+            self.closingTunnels.insert(id)
+        }
+    }
+
+    // MARK: Connections
+
+    /// A client connection accepted for this loop.
+    func adoptProxy(_ fd: Int32) {
+        _ = ProxyConnection(fd: fd, shard: self, moved: nil)
+    }
+
+    /// A client connection that moved here for `moved.head`.
+    func adoptMoved(_ fd: Int32, _ moved: ProxyConnection.Moved) {
+        _ = ProxyConnection(fd: fd, shard: self, moved: moved)
+    }
+
+    /// An agent connection accepted for this loop.
+    func adoptUpstream(_ fd: Int32) {
+        _ = ServerTunnel(fd: fd, shard: self)
+    }
+}
