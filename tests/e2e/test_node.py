@@ -47,12 +47,18 @@ class Node:
     """One `pico server` on free loopback ports."""
 
     def __init__(self, *flags, bind_host="127.0.0.1"):
-        self.proxy, self.upstream, self.admin = free_port(), free_port(), free_port()
-        self.log = open(os.path.join(TMP, f"server-{self.proxy}.log"), "w")
-        self.process = subprocess.Popen(
-            [PICO, "server", "--proxy.bind-addr", f"{bind_host}:{self.proxy}", "--upstream.bind-addr", f"{bind_host}:{self.upstream}",
-             "--admin.bind-addr", f"{bind_host}:{self.admin}", *flags], stderr=self.log)
-        wait_until(lambda: self.admin_get("/ready")[0] == 200, what="server ready")
+        # A port picked free may be taken by another process before the node binds it: then the
+        # node exits at once, and it is started again on other ports.
+        for _ in range(3):
+            self.proxy, self.upstream, self.admin = free_port(), free_port(), free_port()
+            self.log = open(os.path.join(TMP, f"server-{self.proxy}.log"), "w")
+            self.process = subprocess.Popen(
+                [PICO, "server", "--proxy.bind-addr", f"{bind_host}:{self.proxy}", "--upstream.bind-addr", f"{bind_host}:{self.upstream}",
+                 "--admin.bind-addr", f"{bind_host}:{self.admin}", *flags], stderr=self.log)
+            wait_until(lambda: self.process.poll() is not None or self.admin_get("/ready")[0] == 200, what="server ready")
+            if self.process.poll() is None:
+                return
+        raise AssertionError(f"pico server did not start; see {self.log.name}")
 
     def admin_get(self, path):
         connection = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=5)
