@@ -96,17 +96,16 @@ public final class PicoNode: @unchecked Sendable {
 
     // MARK: Model
 
-    /// Feeds one input to the model and carries out its directives; returns the routing decision
-    /// when the input was a route request.
-    @discardableResult
-    func handle(_ input: ClusterInput) -> RouteDecision? {
-        var decision: RouteDecision?
+    /// Feeds one input to the model, carries out its directives, and sends the routing changes
+    /// they imply to every loop. (Loops route themselves, so the model's `.route` answer to
+    /// `.routeRequest` never comes up here.)
+    func handle(_ input: ClusterInput) {
         var changes: [RoutingChange] = []
         defer { self.publish(changes) }
         for directive in self.cluster.handle(input, now: self.loop.now) {
             switch directive {
-            case .route(_, let routed):
-                decision = routed
+            case .route:
+                break
             case .schedule(let timer, let deadline):
                 self.timers[timer]?.cancel()
                 self.timers[timer] = self.loop.schedule(at: deadline) { [unowned self] in
@@ -146,7 +145,6 @@ public final class PicoNode: @unchecked Sendable {
                 break
             }
         }
-        return decision
     }
 
     /// Sends routing changes to every shard, in order (the control loop's own at once).
