@@ -75,6 +75,14 @@ class Node:
             self.process.wait()
 
 
+def start_backend():
+    """The test backend (HTTP and WebSocket echo) on free ports: (process, http port, ws port)."""
+    http_port, ws_port = free_port(), free_port()
+    process = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(http_port), str(ws_port)])
+    wait_until(lambda: socket.create_connection(("127.0.0.1", http_port), timeout=1).close() is None, what="backend")
+    return process, http_port, ws_port
+
+
 def start_agent(node, endpoint, port, *flags):
     log = open(os.path.join(TMP, f"agent-{endpoint}-{port}.log"), "a")
     process = subprocess.Popen([PICO, "agent", "http", endpoint, str(port), "--connect.url", f"http://127.0.0.1:{node.upstream}", *flags], stderr=log)
@@ -94,9 +102,7 @@ def request(node, method, path, endpoint="app", body=None, headers=None, timeout
 class ProxyTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.http_port, cls.ws_port = free_port(), free_port()
-        cls.backend = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(cls.http_port), str(cls.ws_port)])
-        wait_until(lambda: socket.create_connection(("127.0.0.1", cls.http_port), timeout=1).close() is None, what="backend")
+        cls.backend, cls.http_port, cls.ws_port = start_backend()
         cls.node = Node("--proxy.timeout", "2s")
         cls.agents = [start_agent(cls.node, "app", cls.http_port), start_agent(cls.node, "ws", cls.ws_port),
                       start_agent(cls.node, "dead", free_port())]
@@ -236,9 +242,7 @@ class EventLoopTests(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.http_port, cls.ws_port = free_port(), free_port()
-        cls.backend = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(cls.http_port), str(cls.ws_port)])
-        wait_until(lambda: socket.create_connection(("127.0.0.1", cls.http_port), timeout=1).close() is None, what="backend")
+        cls.backend, cls.http_port, cls.ws_port = start_backend()
         cls.node = Node("--event-loops", "2")
         cls.agents = [start_agent(cls.node, "app", cls.http_port), start_agent(cls.node, "ws", cls.ws_port)]
 
@@ -305,9 +309,7 @@ class EventLoopTests(unittest.TestCase):
 
 class FailureTests(unittest.TestCase):
     def setUp(self):
-        self.http_port, self.ws_port = free_port(), free_port()
-        self.backend = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(self.http_port), str(self.ws_port)])
-        wait_until(lambda: socket.create_connection(("127.0.0.1", self.http_port), timeout=1).close() is None, what="backend")
+        self.backend, self.http_port, self.ws_port = start_backend()
 
     def tearDown(self):
         self.backend.kill()
@@ -416,9 +418,7 @@ class SettingsTests(unittest.TestCase):
     """Server settings that change what the node does on the wire and in its logs."""
 
     def setUp(self):
-        self.http_port, self.ws_port = free_port(), free_port()
-        self.backend = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(self.http_port), str(self.ws_port)])
-        wait_until(lambda: socket.create_connection(("127.0.0.1", self.http_port), timeout=1).close() is None, what="backend")
+        self.backend, self.http_port, self.ws_port = start_backend()
         self.processes = []
 
     def tearDown(self):
