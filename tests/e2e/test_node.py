@@ -512,6 +512,40 @@ class SettingsTests(unittest.TestCase):
         status, body, _ = request(node, "POST", "/echo", body=b"z" * 100_000, headers={"X-Small": "a" * 1000})
         self.assertEqual((status, len(body)), (200, 100_000))
 
+    def test_expectContinue_connectionCap_andHeadAndIdleTimeouts(self):
+        node = self.node("--proxy.http.max-connections", "3", "--proxy.http.idle-timeout", "1s", "--proxy.http.read-header-timeout", "1s")
+
+        def read_all(s):
+            data = b""
+            while True:
+                piece = s.recv(65536)
+                if not piece:
+                    return data
+                data += piece
+
+        # Expect: 100-continue: the backend's 100 comes back before the body is sent.
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: app.x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+            self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 100"))
+            s.sendall(b"hello")
+            answer = read_all(s)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:60])
+            self.assertTrue(answer.endswith(b"hello"))
+        # At most three client connections: a fourth is told so, not left hanging.
+        held = [socket.create_connection(("127.0.0.1", node.proxy), timeout=10) for _ in range(3)]
+        time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
+            self.assertIn(b"too many connections", read_all(s))
+        # The idle timeout closes silent connections; a started head that stalls gets 408.
+        started = time.time()
+        held[1].sendall(b"GET / HTTP/1.1\r\nHost: app")
+        self.assertEqual(read_all(held[0]), b"")
+        self.assertLess(time.time() - started, 5)
+        self.assertTrue(read_all(held[1]).startswith(b"HTTP/1.1 408"))
+        for s in held:
+            s.close()
+        wait_until(lambda: request(node, "GET", "/")[0] == 200, what="the node to serve again")
+
     def test_wildcardBind_advertisesANonLoopbackAddress(self):
         addresses = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
         if not addresses:
