@@ -328,6 +328,51 @@ class FailureTests(unittest.TestCase):
         finally:
             node.stop()
 
+    def test_silentAgent_isDroppedByKeepalive_andRejoinsWhenItWakes(self):
+        # SIGSTOP keeps the agent's socket open but unanswered, like a host that vanished.
+        node = Node("--upstream.keepalive-interval", "300ms", "--upstream.keepalive-timeout", "300ms")
+        try:
+            agent = start_agent(node, "app", self.http_port)
+            agent.send_signal(signal.SIGSTOP)
+            started = time.time()
+            wait_until(lambda: node.endpoints().get("app", 0) == 0, timeout=5, what="the silent tunnel to be dropped")
+            self.assertLess(time.time() - started, 2)
+            self.assertEqual(request(node, "GET", "/")[0], 502)
+            agent.send_signal(signal.SIGCONT)
+            wait_until(lambda: node.endpoints().get("app", 0) == 1, timeout=10, what="the agent to reconnect")
+            self.assertEqual(request(node, "GET", "/")[:2], (200, b"hello from backend"))
+            agent.kill()
+        finally:
+            node.stop()
+
+    def test_agentSigterm_finishesItsRequestInFlight_andExits0(self):
+        node = Node()
+        try:
+            agent = start_agent(node, "app", self.http_port, "--grace-period", "10s")
+            outcome = {}
+            in_flight = threading.Thread(target=lambda: outcome.update(answer=request(node, "GET", "/slow?s=1.5", timeout=15)[:2]))
+            in_flight.start()
+            time.sleep(0.4)
+            agent.send_signal(signal.SIGTERM)
+            self.assertEqual(agent.wait(timeout=10), 0)
+            in_flight.join()
+            self.assertEqual(outcome["answer"], (200, b"slow done"))
+            wait_until(lambda: node.endpoints().get("app", 0) == 0, what="the tunnel to leave")
+        finally:
+            node.stop()
+
+    def test_agentRefusedWith404_stopsWithTheNodesMessage_andExits1(self):
+        node = Node()
+        try:
+            # The admin port has no upstream route: a 404, which retrying cannot fix.
+            out = subprocess.run([PICO, "agent", "http", "app", str(self.http_port), "--connect.url", f"http://127.0.0.1:{node.admin}"],
+                                 capture_output=True, text=True, timeout=20)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn("not retrying", out.stderr)
+            self.assertIn("404", out.stderr)
+        finally:
+            node.stop()
+
     def test_nodeDrain_agentOpensItsNewTunnelBeforeTheOldCloses_andInFlightRequestsFinish(self):
         # Two nodes behind a readiness-aware balancer on the upstream port; the agent dials the
         # balancer. Node A drains: it tells the agent to move, the agent lands on B (A is not
