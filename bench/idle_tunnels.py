@@ -37,7 +37,7 @@ class Node:
         self.proxy, self.upstream, self.admin = free_port(), free_port(), free_port()
         self.process = subprocess.Popen(
             [binary, "server", "--proxy.bind-addr", f"127.0.0.1:{self.proxy}", "--upstream.bind-addr", f"127.0.0.1:{self.upstream}",
-             "--admin.bind-addr", f"127.0.0.1:{self.admin}", "--upstream.keepalive-interval", "10m",
+             "--admin.bind-addr", f"127.0.0.1:{self.admin}", "--cluster.gossip.bind-addr", f"127.0.0.1:{free_port()}", "--upstream.keepalive-interval", "10m",
              "--proxy.http.idle-timeout", "10m", "--proxy.http.max-connections", str(connections + 100), "--log.level", "warn"])
         deadline = time.time() + 15
         while time.time() < deadline:

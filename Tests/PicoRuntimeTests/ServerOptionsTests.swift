@@ -90,4 +90,44 @@ struct ServerOptionsTests {
         #expect(root.child("proxyish").level == .warn)
         #expect(root.child("proxy.access").child("gossip").level == .warn)
     }
+
+    @Test func test_clusterKeys_reachTheModelsSettings_andTheModelChecksHowTheyFit() throws {
+        let yaml = "cluster:\n  join: [pico, 10.0.0.7:7946, \"[fd00::1]:8003\"]\n  join_timeout: 30s\n  abort_if_join_fails: false\n  gossip:\n    bind_addr: :9003\n    interval: 100ms\n    max_packet_size: 1200\n    probe_interval: 2s\n"
+        let settings = try ServerOptions.load(yaml: yaml, file: "s.yaml", expandEnvironment: false, environment: [:], flags: [])
+        #expect(settings.join == ["pico", "10.0.0.7:7946", "[fd00::1]:8003"])
+        #expect(settings.membership.joinTimeout == .seconds(30))
+        #expect(settings.membership.abortIfJoinFails == false)
+        #expect(settings.gossipBind == HostPort(host: "", port: 9003))
+        #expect(settings.membership.gossipInterval == .milliseconds(100))
+        #expect(settings.membership.maxPacketSize == 1_200)
+        #expect(settings.membership.probeInterval == .seconds(2))
+        #expect(throws: ConfigError("s.yaml:2: cluster.join: a:b:c is not a host, host:port or IP address")) {
+            try ServerOptions.load(yaml: "cluster:\n  join: [a:b:c]\n", file: "s.yaml", expandEnvironment: false, environment: [:], flags: [])
+        }
+        do {
+            _ = try ServerOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [("--cluster.gossip.probe-timeout", "5s")])
+            Issue.record("a probe timeout above the probe interval must be refused")
+        } catch {
+            #expect(error.message.contains("probeTimeout"), "\(error)")
+        }
+    }
+
+    @Test func test_seedEntries_getTheGossipPortWhenTheyNameNone() {
+        #expect(SeedResolver.parse("pico", defaultPort: 8003) == HostPort(host: "pico", port: 8003))
+        #expect(SeedResolver.parse("pico:7946", defaultPort: 8003) == HostPort(host: "pico", port: 7946))
+        #expect(SeedResolver.parse("10.0.0.1", defaultPort: 8003) == HostPort(host: "10.0.0.1", port: 8003))
+        #expect(SeedResolver.parse("fd00::1", defaultPort: 8003) == HostPort(host: "fd00::1", port: 8003))
+        #expect(SeedResolver.parse("[fd00::1]:9", defaultPort: 8003) == HostPort(host: "fd00::1", port: 9))
+        #expect(SeedResolver.parse("[fd00::1]", defaultPort: 8003) == HostPort(host: "fd00::1", port: 8003))
+        #expect(SeedResolver.parse("a:b:c", defaultPort: 8003) == nil)
+        #expect(SeedResolver.parse(" ", defaultPort: 8003) == nil)
+        let resolved = try? SeedResolver.resolve(["127.0.0.1", "localhost:9"], defaultPort: 8003).get()
+        #expect(resolved?.contains(Address(host: "127.0.0.1", port: 8003)) == true)
+        #expect(resolved?.contains(Address(host: "127.0.0.1", port: 9)) == true)
+        guard case .failure(let failure) = SeedResolver.resolve(["a:b:c"], defaultPort: 8003) else {
+            Issue.record("nothing resolvable must fail")
+            return
+        }
+        #expect(failure.description == "a:b:c: not a host, host:port or IP address")
+    }
 }

@@ -21,82 +21,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect as ws_connect
 
-PICO = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
-HERE = os.path.dirname(os.path.abspath(__file__))
+import harness
+from harness import HERE, Node, free_port, request, start_agent, start_backend, wait_until
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check, timeout=10.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Node:
-    """One `pico server` on free loopback ports."""
-
-    def __init__(self, *flags, bind_host="127.0.0.1"):
-        # A port picked free may be taken by another process before the node binds it: then the
-        # node exits at once, and it is started again on other ports.
-        for _ in range(3):
-            self.proxy, self.upstream, self.admin = free_port(), free_port(), free_port()
-            self.log = open(os.path.join(TMP, f"server-{self.proxy}.log"), "w")
-            self.process = subprocess.Popen(
-                [PICO, "server", "--proxy.bind-addr", f"{bind_host}:{self.proxy}", "--upstream.bind-addr", f"{bind_host}:{self.upstream}",
-                 "--admin.bind-addr", f"{bind_host}:{self.admin}", *flags], stderr=self.log)
-            wait_until(lambda: self.process.poll() is not None or self.admin_get("/ready")[0] == 200, what="server ready")
-            if self.process.poll() is None:
-                return
-        raise AssertionError(f"pico server did not start; see {self.log.name}")
-
-    def admin_get(self, path):
-        connection = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=5)
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read()
-
-    def endpoints(self):
-        return json.loads(self.admin_get("/status/upstream/endpoints")[1])
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-def start_backend():
-    """The test backend (HTTP and WebSocket echo) on free ports: (process, http port, ws port)."""
-    http_port, ws_port = free_port(), free_port()
-    process = subprocess.Popen([sys.executable, os.path.join(HERE, "backend.py"), str(http_port), str(ws_port)])
-    wait_until(lambda: socket.create_connection(("127.0.0.1", http_port), timeout=1).close() is None, what="backend")
-    return process, http_port, ws_port
-
-
-def start_agent(node, endpoint, port, *flags):
-    log = open(os.path.join(TMP, f"agent-{endpoint}-{port}.log"), "a")
-    process = subprocess.Popen([PICO, "agent", "http", endpoint, str(port), "--connect.url", f"http://127.0.0.1:{node.upstream}", *flags], stderr=log)
-    wait_until(lambda: node.endpoints().get(endpoint, 0) >= 1, what=f"agent for {endpoint}")
-    return process
-
-
-def request(node, method, path, endpoint="app", body=None, headers=None, timeout=10):
-    connection = http.client.HTTPConnection("127.0.0.1", node.proxy, timeout=timeout)
-    all_headers = {"x-pico-endpoint": endpoint} if endpoint else {}
-    all_headers.update(headers or {})
-    connection.request(method, path, body=body, headers=all_headers)
-    response = connection.getresponse()
-    return response.status, response.read(), response
+harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
 
 
 class ProxyTests(unittest.TestCase):
@@ -208,7 +136,7 @@ class ProxyTests(unittest.TestCase):
         self.assertEqual(self.node.admin_get("/health")[0], 200)
 
     def status(self, *words):
-        out = subprocess.run([PICO, "status", *words, "--server.url", f"http://127.0.0.1:{self.node.admin}"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run([harness.PICO, "status", *words, "--server.url", f"http://127.0.0.1:{self.node.admin}"], capture_output=True, text=True, timeout=20)
         return out.returncode, out.stdout, out.stderr
 
     def test_statusCli_printsTablesJsonAndYaml_ofTheAdminRoutes(self):
@@ -232,7 +160,7 @@ class ProxyTests(unittest.TestCase):
         code, _, error = self.status("cluster", "node", "nope")
         self.assertEqual(code, 1)
         self.assertIn("404", error)
-        out = subprocess.run([PICO, "status", "gossip", "nodes", "--server.url", f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run([harness.PICO, "status", "gossip", "nodes", "--server.url", f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=20)
         self.assertEqual(out.returncode, 1)
         self.assertIn("cannot reach the node", out.stderr)
 
@@ -365,7 +293,7 @@ class FailureTests(unittest.TestCase):
         node = Node()
         try:
             # The admin port has no upstream route: a 404, which retrying cannot fix.
-            out = subprocess.run([PICO, "agent", "http", "app", str(self.http_port), "--connect.url", f"http://127.0.0.1:{node.admin}"],
+            out = subprocess.run([harness.PICO, "agent", "http", "app", str(self.http_port), "--connect.url", f"http://127.0.0.1:{node.admin}"],
                                  capture_output=True, text=True, timeout=20)
             self.assertEqual(out.returncode, 1)
             self.assertIn("not retrying", out.stderr)
@@ -384,8 +312,8 @@ class FailureTests(unittest.TestCase):
         agent = None
         try:
             wait_until(lambda: socket.create_connection(("127.0.0.1", balancer_port), timeout=1).close() is None, what="balancer")
-            log = open(os.path.join(TMP, f"agent-move-{a.proxy}.log"), "w")
-            agent = subprocess.Popen([PICO, "agent", "http", "app", str(self.http_port), "--connect.url", f"http://127.0.0.1:{balancer_port}"], stderr=log)
+            log = open(os.path.join(harness.TMP, f"agent-move-{a.proxy}.log"), "w")
+            agent = subprocess.Popen([harness.PICO, "agent", "http", "app", str(self.http_port), "--connect.url", f"http://127.0.0.1:{balancer_port}"], stderr=log)
             wait_until(lambda: a.endpoints().get("app", 0) == 1, what="the agent on node A")
             self.assertEqual(b.endpoints(), {})
             outcome = {}
@@ -522,13 +450,13 @@ class SettingsTests(unittest.TestCase):
     def test_agentStart_servesEveryListenerOfItsConfigFile(self):
         node = Node()
         self.processes.append(node.process)
-        config = os.path.join(TMP, f"agent-{node.proxy}.yaml")
+        config = os.path.join(harness.TMP, f"agent-{node.proxy}.yaml")
         with open(config, "w") as f:
             f.write(f"connect:\n  url: http://127.0.0.1:${{UPSTREAM_PORT}}\nlisteners:\n"
                     f"  - endpoint_id: one\n    addr: {self.http_port}\n    timeout: 1s\n"
                     f"  - endpoint_id: two\n    addr: 127.0.0.1:{self.http_port}\n    timeout: 5s\n")
-        log = open(os.path.join(TMP, f"agent-start-{node.proxy}.log"), "w")
-        agent = subprocess.Popen([PICO, "agent", "start", "--config.path", config, "--config.expand-env"], stderr=log,
+        log = open(os.path.join(harness.TMP, f"agent-start-{node.proxy}.log"), "w")
+        agent = subprocess.Popen([harness.PICO, "agent", "start", "--config.path", config, "--config.expand-env"], stderr=log,
                                  env={**os.environ, "UPSTREAM_PORT": str(node.upstream)})
         self.processes.append(agent)
         wait_until(lambda: node.endpoints() == {"one": 1, "two": 1}, what="both listeners")
@@ -537,7 +465,7 @@ class SettingsTests(unittest.TestCase):
         status, body, _ = request(node, "GET", "/slow?s=2", endpoint="one")
         self.assertEqual((status, json.loads(body)), (504, {"error": "upstream timeout"}), "listener one's own 1s timeout")
         self.assertEqual(request(node, "GET", "/slow?s=2", endpoint="two")[0], 200)
-        bad = subprocess.run([PICO, "agent", "start", "--config.path", config, "--config.expand-env", "--timeout", "1s"], capture_output=True, text=True,
+        bad = subprocess.run([harness.PICO, "agent", "start", "--config.path", config, "--config.expand-env", "--timeout", "1s"], capture_output=True, text=True,
                              timeout=10, env={**os.environ, "UPSTREAM_PORT": str(node.upstream)})
         self.assertEqual(bad.returncode, 2)
         self.assertIn("--timeout applies to `pico agent http`", bad.stderr)
@@ -605,7 +533,5 @@ class SettingsTests(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    import tempfile
-    TMP = tempfile.mkdtemp(prefix="pico-e2e-")
-    print(f"logs in {TMP}")
+    print(f"logs in {harness.TMP}")
     unittest.main(verbosity=2)

@@ -43,6 +43,21 @@ public enum ServerOptions {
         }
     }
 
+    /// A duration of the membership settings, shown with the model's default.
+    static func membershipDuration(_ key: String, _ help: String, _ path: WritableKeyPath<MembershipSettings, Duration> & Sendable) -> ServerOption {
+        let defaultText = DurationText.format(MembershipSettings()[keyPath: path])
+        return duration(key, defaultText, help) { $0.membership[keyPath: path] = $1 }
+    }
+
+    /// A positive integer of the membership settings, shown with the model's default.
+    static func membershipCount(_ key: String, _ help: String, _ range: ClosedRange<Int>, _ path: WritableKeyPath<MembershipSettings, Int> & Sendable) -> ServerOption {
+        ServerOption(key: key, defaultText: String(MembershipSettings()[keyPath: path]), help: help) { settings, text in
+            guard let value = Int(text), range.contains(value) else { return "expected an integer from \(range.lowerBound) to \(range.upperBound)" }
+            settings.membership[keyPath: path] = value
+            return nil
+        }
+    }
+
     /// An allow or block list of header names for one side of the access log; defining both
     /// lists of one side is an error.
     static func headerList(_ side: String, allow: Bool, _ path: WritableKeyPath<ServerSettings, HeaderLogFilter> & Sendable) -> ServerOption {
@@ -103,6 +118,36 @@ public enum ServerOptions {
         duration("upstream.keepalive_timeout", "10s", "An unanswered ping this old closes the tunnel.") { $0.keepaliveTimeout = $1 },
         address("admin.bind_addr", ":8002", "Health, readiness, metrics and status.") { $0.adminBind = $1 },
         address("admin.advertise_addr", "derived", "The admin address other nodes use for ?forward=.") { $0.adminAdvertise = $1 },
+        ServerOption(key: "cluster.join", defaultText: "[]", help: "Nodes to join: IPs, host:port or DNS names (every A/AAAA record; the gossip port when none is given), comma-separated.") { settings, text in
+            settings.join = text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
+            for entry in settings.join where SeedResolver.parse(entry, defaultPort: 8003) == nil { return "\(entry) is not a host, host:port or IP address" }
+            return nil
+        },
+        membershipDuration("cluster.join_timeout", "How long to keep trying to join before giving up.", \.joinTimeout),
+        ServerOption(key: "cluster.abort_if_join_fails", defaultText: "true", help: "Exit 1 when no configured node could be joined within join_timeout (else run alone and keep trying).") { settings, text in
+            guard let value = Bool(text) else { return "expected true or false" }
+            settings.membership.abortIfJoinFails = value
+            return nil
+        },
+        address("cluster.gossip.bind_addr", ":8003", "Gossip: UDP datagrams and TCP state exchanges on one address.") { $0.gossipBind = $1 },
+        address("cluster.gossip.advertise_addr", "derived", "The gossip address other nodes use.") { $0.gossipAdvertise = $1 },
+        membershipDuration("cluster.gossip.interval", "Time between gossip rounds.", \.gossipInterval),
+        membershipCount("cluster.gossip.max_packet_size", "Largest gossip datagram, in bytes.", 512...65_000, \.maxPacketSize),
+        membershipCount("cluster.gossip.nodes", "Members sent to per gossip round.", 1...64, \.gossipNodes),
+        membershipDuration("cluster.gossip.probe_interval", "Time between probes of one member.", \.probeInterval),
+        membershipDuration("cluster.gossip.probe_timeout", "How long a direct probe waits for its ack.", \.probeTimeout),
+        membershipDuration("cluster.gossip.indirect_probe_timeout", "How long a helper waits for the target's ack (below probe_interval - probe_timeout).", \.indirectProbeTimeout),
+        membershipCount("cluster.gossip.indirect_checks", "Helpers asked when a direct probe fails.", 0...16, \.indirectChecks),
+        membershipCount("cluster.gossip.suspicion_multiplier", "Lifeguard suspicion multiplier.", 1...64, \.suspicionMultiplier),
+        membershipCount("cluster.gossip.suspicion_max_timeout_multiplier", "Largest suspicion timeout, as a multiple of the smallest.", 1...64, \.suspicionMaxTimeoutMultiplier),
+        membershipCount("cluster.gossip.awareness_max_multiplier", "Upper bound of Lifeguard's local health multiplier.", 1...64, \.awarenessMaxMultiplier),
+        membershipCount("cluster.gossip.retransmit_multiplier", "Broadcast retransmits are this times log10(members + 1).", 1...64, \.retransmitMultiplier),
+        membershipDuration("cluster.gossip.gossip_to_the_dead_time", "How long dead members still get gossip and stay listed.", \.gossipToTheDeadTime),
+        membershipDuration("cluster.gossip.push_pull_interval", "Time between full-state exchanges with a random member.", \.pushPullInterval),
+        membershipDuration("cluster.gossip.reconnect_interval", "Time between attempts to reach dead members and unjoined seeds.", \.reconnectInterval),
+        membershipDuration("cluster.gossip.tombstone_ttl", "How long dead and left node IDs are remembered.", \.tombstoneTimeToLive),
+        membershipDuration("cluster.gossip.seed_resolve_interval", "Time between re-resolutions of cluster.join names.", \.seedResolveInterval),
+        membershipDuration("cluster.gossip.leave_timeout", "How long a leaving node waits for acknowledgements.", \.leaveTimeout),
         ServerOption(key: "cluster.node_id", defaultText: "generated", help: "This node's ID.") { settings, text in
             guard !text.isEmpty else { return "must not be empty" }
             settings.nodeID = text
@@ -157,6 +202,10 @@ public enum ServerOptions {
             guard let option = Self.all.first(where: { $0.flag == flag }) else { throw ConfigError("unknown flag \(flag)") }
             if let problem = option.apply(&settings, value) { throw ConfigError("\(flag): \(problem)") }
         }
+        // The model checks how the settings fit together (e.g. timeouts within intervals).
+        let unbound = Address(host: "0.0.0.0", port: 1)
+        let probe = settings.clusterConfiguration(gossipAddress: unbound, proxyAddress: unbound, adminAddress: unbound, randomSeed: 1)
+        if let problem = probe.validationErrors().first { throw ConfigError(problem) }
         return settings
     }
 

@@ -19,19 +19,7 @@ public final class LoopGroup: Sendable {
     /// Runs loops 1… on threads of their own, until `stop`; throws when the system refuses a thread.
     public func start() throws(SocketError) {
         for loop in self.loops.dropFirst() {
-            let box = Unmanaged.passRetained(LoopBox(loop))
-            var thread = pthread_t()
-            let created = pthread_create(&thread, nil, { raw in
-                let box = Unmanaged<LoopBox>.fromOpaque(raw!).takeRetainedValue()
-                box.loop.run()
-                return nil
-            }, box.toOpaque())
-            if created == 0 {
-                pthread_detach(thread)
-            } else {
-                box.release()
-                throw SocketError("pthread_create", code: created)
-            }
+            try Threads.detach { loop.run() }
         }
     }
 
@@ -39,9 +27,4 @@ public final class LoopGroup: Sendable {
     public func stop() {
         for loop in self.loops.dropFirst() { loop.stop() }
     }
-}
-
-private final class LoopBox {
-    let loop: EventLoop
-    init(_ loop: EventLoop) { self.loop = loop }
 }

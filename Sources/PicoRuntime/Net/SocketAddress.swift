@@ -32,6 +32,18 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
         self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
     }
 
+    /// The socket address when the host is an IP literal (no name lookup, never blocks); nil for
+    /// names.
+    public func numeric() -> SocketAddressStorage? {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(self.host, String(self.port), &hints, &list) == 0, let first = list, let address = first.pointee.ai_addr else { return nil }
+        defer { freeaddrinfo(list) }
+        return SocketAddressStorage(address, length: first.pointee.ai_addrlen)
+    }
+
     /// Every address the host resolves to (blocking `getaddrinfo`); `passive` for binding.
     public func resolve(passive: Bool = false) throws(SocketError) -> [SocketAddressStorage] {
         var hints = addrinfo()
@@ -63,7 +75,7 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
 public struct SocketAddressStorage: Hashable, Sendable, CustomStringConvertible {
     var bytes: [UInt8]
 
-    init(_ address: UnsafePointer<sockaddr>, length: socklen_t) {
+    public init(_ address: UnsafePointer<sockaddr>, length: socklen_t) {
         self.bytes = Array(UnsafeRawBufferPointer(start: address, count: Int(length)))
     }
 

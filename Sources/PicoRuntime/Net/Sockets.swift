@@ -38,6 +38,31 @@ public enum Sockets {
         throw lastError
     }
 
+    /// A non-blocking UDP socket bound to `address` (`SO_REUSEADDR`).
+    public static func bindUDP(_ address: HostPort) throws(SocketError) -> Int32 {
+        var lastError = SocketError("bind udp \(address): no address", code: 0)
+        for candidate in try address.resolve(passive: true) {
+            let fd = socket(candidate.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else {
+                lastError = SocketError("socket")
+                continue
+            }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            if candidate.family == AF_INET6 {
+                var zero: Int32 = 0
+                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size))
+            }
+            guard candidate.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+                lastError = SocketError("bind udp \(address)")
+                close(fd)
+                continue
+            }
+            return fd
+        }
+        throw lastError
+    }
+
     /// Accepts one connection, non-blocking with `TCP_NODELAY`; nil when none is waiting.
     public static func accept(from listener: Int32) throws(SocketError) -> Int32? {
         while true {

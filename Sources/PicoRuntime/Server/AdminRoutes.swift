@@ -37,7 +37,8 @@ struct AdminRoutes {
         for member in cluster.membership.memberList.sorted(by: { $0.info.name < $1.info.name }) {
             let entries = cluster.endpoints.owners[member.info.uid]?.entries ?? [:]
             let counts = entries.filter { $0.value.count > 0 }.map { ($0.key, Int($0.value.count)) }.sorted { $0.0 < $1.0 }
-            let status = member.draining ? "draining" : member.state.status == .alive ? "active" : "\(member.state.status)"
+            // A suspect, dead or left member shows that status even if it was draining before.
+            let status = member.state.status != .alive ? "\(member.state.status)" : member.draining ? "draining" : "active"
             rows.append(NodeRow(id: member.info.name, status: status, proxyAddress: "\(member.info.proxyAddress)", adminAddress: "\(member.info.adminAddress)", endpoints: counts))
         }
         return rows

@@ -1,3 +1,4 @@
+import Glibc
 import PicoModel
 
 /// One `pico server` process: owns the `ClusterNode` (membership, endpoint table, upstream
@@ -22,6 +23,11 @@ public final class PicoNode: @unchecked Sendable {
     private(set) var proxyListener: Listener?
     private(set) var upstreamListener: Listener?
     private(set) var adminListener: Listener?
+    private(set) var gossipListener: Listener?
+    private(set) var gossip: GossipSocket?
+    /// State exchanges peers opened, waiting for the model's reply.
+    private var incomingExchanges: [ExchangeID: StateExchangeStream] = [:]
+    private var nextExchangeID: UInt64 = 0
     /// The upstream address agents are told about (informational; not gossiped).
     public let upstreamAdvertised: HostPort
     private var timers: [TimerID: LoopTimer] = [:]
@@ -44,26 +50,29 @@ public final class PicoNode: @unchecked Sendable {
         let proxy = try Listener(address: settings.proxyBind, loop: loop)
         let upstream = try Listener(address: settings.upstreamBind, loop: loop)
         let admin = try Listener(address: settings.adminBind, loop: loop)
+        // TCP (state exchanges) and UDP (datagrams) share the gossip address; with port 0 the
+        // UDP socket takes the port TCP was given.
+        let gossipStreams = try Listener(address: settings.gossipBind, loop: loop)
+        let gossipBound = HostPort(host: settings.gossipBind.host, port: gossipStreams.address.port)
+        let gossip = try GossipSocket(bind: gossipBound, loop: loop)
         let interfaces = InterfaceAddress.current()
         func advertised(_ explicit: HostPort?, _ bound: HostPort, _ key: String) throws(ConfigError) -> Address {
             let chosen = try AdvertiseAddress.derive(explicit: explicit, bound: bound, interfaces: interfaces, key: key)
             return Address(host: chosen.host, port: chosen.port)
         }
-        var configuration = ClusterConfiguration(
-            gossipAddress: try advertised(settings.gossipAdvertise, settings.gossipBind, "cluster.gossip.advertise_addr"),
+        var configuration = settings.clusterConfiguration(
+            gossipAddress: try advertised(settings.gossipAdvertise, gossipStreams.address, "cluster.gossip.advertise_addr"),
             proxyAddress: try advertised(settings.proxyAdvertise, proxy.address, "proxy.advertise_addr"),
             adminAddress: try advertised(settings.adminAdvertise, admin.address, "admin.advertise_addr"),
             randomSeed: UInt64(bitPattern: MonotonicClock.wallMilliseconds()) ^ UInt64(truncatingIfNeeded: MonotonicClock.now().nanoseconds))
-        configuration.nodeName = settings.nodeID
-        configuration.nodeNamePrefix = settings.nodeIDPrefix
-        configuration.gracePeriod = settings.gracePeriod
         configuration.epoch = UInt64(MonotonicClock.wallMilliseconds())
-        configuration.drainMinimum = min(configuration.drainMinimum, settings.gracePeriod / 4)
         self.upstreamAdvertised = try AdvertiseAddress.derive(explicit: settings.upstreamAdvertise, bound: upstream.address, interfaces: interfaces, key: "upstream.advertise_addr")
         self.cluster = try ClusterNode(configuration: configuration)
         self.proxyListener = proxy
         self.upstreamListener = upstream
         self.adminListener = admin
+        self.gossipListener = gossipStreams
+        self.gossip = gossip
         let seed = configuration.randomSeed
         self.shards = loops.enumerated().map { index, shardLoop in
             LoopShard(index: index, loop: shardLoop, node: self, counters: self.counters, seed: seed &+ UInt64(index))
@@ -71,6 +80,9 @@ public final class PicoNode: @unchecked Sendable {
         proxy.onAccept = { [unowned self] fd in self.acceptProxy(fd) }
         upstream.onAccept = { [unowned self] fd in self.acceptUpstream(fd) }
         admin.onAccept = { [unowned self] fd in self.acceptAdmin(fd) }
+        gossipStreams.onAccept = { [unowned self] fd in self.acceptStateExchange(fd) }
+        gossip.onDatagram = { [unowned self] bytes, from in self.handle(.datagramReceived(bytes, from: from)) }
+        gossip.onSendFailed = { [unowned self] address in self.handle(.datagramSendFailed(to: address)) }
     }
 
     /// The bound addresses (actual ports when bound to port 0).
@@ -134,18 +146,58 @@ public final class PicoNode: @unchecked Sendable {
                 default:
                     break
                 }
-            case .sendDatagram, .resolveSeeds:
-                // Gossip on real sockets lands with clustering (issue 6); a node without
-                // `cluster.join` never asks for these.
-                break
-            case .openStateExchange(let id, _, _):
-                let failed = ClusterInput.stateExchangeFailed(id, reason: "clustering is not available yet")
-                self.loop.schedule(after: .zero) { [unowned self] in self.handle(failed) }
-            case .replyStateExchange:
-                break
+            case .sendDatagram(let bytes, let address):
+                self.gossip?.send(bytes, to: address)
+            case .resolveSeeds(let names):
+                self.resolveSeeds(names)
+            case .openStateExchange(let id, let address, let bytes):
+                StateExchangeStream.open(id, to: address, request: bytes, loop: self.loop) { [unowned self] id, result in
+                    switch result {
+                    case .success(let reply): self.handle(.stateExchangeReplied(id, bytes: reply))
+                    case .failure(let failure): self.handle(.stateExchangeFailed(id, reason: failure.description))
+                    }
+                }
+            case .replyStateExchange(let id, let bytes):
+                self.incomingExchanges.removeValue(forKey: id)?.reply(bytes)
             }
         }
     }
+
+    /// Resolves `cluster.join` off the loop and hands the addresses to the model.
+    private func resolveSeeds(_ names: [String]) {
+        let port = self.gossipListener?.address.port ?? self.settings.gossipBind.port
+        do {
+            try Threads.detach { [self] in
+                let result = SeedResolver.resolve(names, defaultPort: port)
+                self.loop.execute { [self] in
+                    switch result {
+                    case .success(let addresses): self.handle(.seedsResolved(addresses))
+                    case .failure(let failure): self.handle(.seedResolutionFailed(reason: failure.description))
+                    }
+                }
+            }
+        } catch {
+            self.loop.schedule(after: .zero) { [unowned self] in self.handle(.seedResolutionFailed(reason: "\(error)")) }
+        }
+    }
+
+    /// A peer opened a state exchange on the gossip port.
+    private func acceptStateExchange(_ fd: Int32) {
+        guard self.incomingExchanges.count < Self.maxIncomingExchanges else {
+            Glibc.close(fd)
+            return
+        }
+        StateExchangeStream.accept(fd: fd, loop: self.loop) { [unowned self] stream, request, from in
+            self.nextExchangeID += 1
+            let id = ExchangeID(self.nextExchangeID)
+            self.incomingExchanges[id] = stream
+            stream.onFinished = { [unowned self] in self.incomingExchanges[id] = nil }
+            self.handle(.stateExchangeRequested(id, bytes: request, from: from))
+        }
+    }
+
+    /// Peers' state exchanges served at once; more are refused (closed) until some finish.
+    static let maxIncomingExchanges = 64
 
     /// Sends routing changes to every shard, in order (the control loop's own at once).
     private func publish(_ changes: [RoutingChange]) {
@@ -178,8 +230,14 @@ public final class PicoNode: @unchecked Sendable {
         case .joinFailed: status = 1
         }
         self.exitStatus = status
+        if reason == .joinFailed {
+            self.log.error("could not join the cluster: no node of cluster.join answered within cluster.join_timeout; exiting (cluster.abort_if_join_fails: false runs alone instead)",
+                           [("join", .string(self.settings.join.joined(separator: ","))), ("join_timeout", .string(DurationText.format(self.settings.membership.joinTimeout)))])
+        }
         self.log.info("node exiting", [("reason", .string("\(reason)")), ("status", .int(Int(status))), ("in_flight", .int(self.counters.inFlight.load(ordering: .relaxed)))])
-        for listener in [self.proxyListener, self.upstreamListener, self.adminListener] { listener?.close() }
+        for listener in [self.proxyListener, self.upstreamListener, self.adminListener, self.gossipListener] { listener?.close() }
+        self.gossip?.close()
+        self.gossip = nil
         // Requests still being answered finish first (bounded), so no accepted request is cut.
         self.loop.schedule(after: Self.exitFlushLimit) { [unowned self] in self.finishExit() }
         self.exitIfIdle()

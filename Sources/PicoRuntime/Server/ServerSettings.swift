@@ -44,6 +44,11 @@ public struct ServerSettings: Hashable, Sendable {
     public var gossipBind = HostPort(host: "", port: 8003)
     /// `cluster.gossip.advertise_addr`.
     public var gossipAdvertise: HostPort?
+    /// `cluster.join`: IPs, `host:port` or DNS names of the nodes to join (empty: run alone).
+    public var join: [String] = []
+    /// The membership protocol's settings (`cluster.gossip.*`, `cluster.join_timeout`,
+    /// `cluster.abort_if_join_fails`), with the model's defaults.
+    public var membership = MembershipSettings()
     /// `cluster.node_id`.
     public var nodeID: String?
     /// `cluster.node_id_prefix`.
@@ -59,4 +64,17 @@ public struct ServerSettings: Hashable, Sendable {
 
     /// Piko's defaults.
     public init() {}
+
+    /// The model's configuration for these settings at the given advertised addresses.
+    public func clusterConfiguration(gossipAddress: Address, proxyAddress: Address, adminAddress: Address, randomSeed: UInt64) -> ClusterConfiguration {
+        var configuration = ClusterConfiguration(gossipAddress: gossipAddress, proxyAddress: proxyAddress, adminAddress: adminAddress, randomSeed: randomSeed)
+        configuration.join = self.join
+        configuration.membership = self.membership
+        configuration.nodeName = self.nodeID
+        configuration.nodeNamePrefix = self.nodeIDPrefix
+        configuration.gracePeriod = self.gracePeriod
+        // A short grace period (tests, small deployments) shortens the built-in drain hold too.
+        configuration.drainMinimum = min(configuration.drainMinimum, self.gracePeriod / 4)
+        return configuration
+    }
 }

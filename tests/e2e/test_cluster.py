@@ -1,0 +1,109 @@
+"""End-to-end tests of `pico server` nodes forming a cluster on loopback: gossip on real UDP and
+TCP sockets, join by address and by name, crash detection, graceful leave, failed joins, and
+hostile gossip input.
+
+Run: python3 tests/e2e/test_cluster.py <path to the pico binary>
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import harness
+from harness import Node, free_port, wait_until
+
+harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
+
+
+def members(node):
+    """{node id: status} as `node` sees the cluster."""
+    return {row["id"]: row["status"] for row in json.loads(node.admin_get("/status/cluster/nodes")[1])}
+
+
+def node_id(node):
+    return json.loads(node.admin_get("/status/cluster/nodes/local")[1])["id"]
+
+
+class ClusterTests(unittest.TestCase):
+    def setUp(self):
+        self.nodes = []
+
+    def tearDown(self):
+        for node in self.nodes:
+            node.stop()
+
+    def start(self, *flags):
+        node = Node("--grace-period", "10s", *flags)
+        self.nodes.append(node)
+        return node
+
+    def test_nodesJoinByAddressAndName_detectACrash_andSeeALeave(self):
+        seed = self.start()
+        # One joins by IP:port, one by a DNS name with a port (localhost: A and AAAA records).
+        second = self.start("--cluster.join", f"127.0.0.1:{seed.gossip}")
+        third = self.start("--cluster.join", f"localhost:{seed.gossip}")
+        ids = {node_id(node): node for node in (seed, second, third)}
+        started = time.time()
+        for node in (seed, second, third):
+            wait_until(lambda: set(members(node).values()) == {"active"} and len(members(node)) == 3, timeout=10, what="three active members")
+        print(f"\n  three nodes converged in {time.time() - started:.2f} s")
+        # A crash: SIGKILL, then every survivor declares it dead.
+        crashed = node_id(third)
+        third.process.kill()
+        killed_at = time.time()
+        for node in (seed, second):
+            wait_until(lambda: members(node).get(crashed) == "dead", timeout=20, what="the crashed node declared dead")
+        print(f"  crash detected everywhere in {time.time() - killed_at:.2f} s")
+        # A graceful leave: SIGTERM, exit 0, and the survivor sees it left.
+        leaving = node_id(second)
+        second.process.send_signal(signal.SIGTERM)
+        self.assertEqual(second.process.wait(timeout=20), 0)
+        wait_until(lambda: members(seed).get(leaving) == "left", timeout=5, what="the leave seen")
+        self.assertEqual(members(seed)[node_id(seed)], "active")
+        self.assertEqual(set(ids), {node_id(seed), crashed, leaving})
+
+    def test_joinThatReachesNobody_exits1_withAClearMessage_unlessToldToRunAlone(self):
+        unreachable = f"127.0.0.1:{free_port()}"
+        alone = self.start("--cluster.join", unreachable, "--cluster.join-timeout", "2s", "--cluster.abort-if-join-fails", "false")
+        log_path = os.path.join(harness.TMP, "join-fails.log")
+        with open(log_path, "w") as log:
+            process = subprocess.Popen([harness.PICO, "server", "--proxy.bind-addr", f"127.0.0.1:{free_port()}",
+                                        "--upstream.bind-addr", f"127.0.0.1:{free_port()}", "--admin.bind-addr", f"127.0.0.1:{free_port()}",
+                                        "--cluster.gossip.bind-addr", f"127.0.0.1:{free_port()}", "--cluster.join", unreachable,
+                                        "--cluster.join-timeout", "2s"], stderr=log)
+            self.assertEqual(process.wait(timeout=20), 1)
+        with open(log_path) as log:
+            self.assertIn("could not join the cluster", log.read())
+        time.sleep(1)
+        self.assertIsNone(alone.process.poll(), "abort_if_join_fails false: the node runs alone")
+        self.assertEqual(alone.admin_get("/ready")[0], 200)
+
+    def test_hostileGossipInput_isDropped_andTheClusterCarriesOn(self):
+        seed = self.start()
+        other = self.start("--cluster.join", f"127.0.0.1:{seed.gossip}")
+        wait_until(lambda: len(members(seed)) == 2, timeout=10, what="two members")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            for payload in [b"", b"\x00", b"\xb7\x01" + os.urandom(60), os.urandom(1400), b"\xb7\x09garbage"]:
+                udp.sendto(payload, ("127.0.0.1", seed.gossip))
+        for frame in [b"\xff\xff\xff\xff", b"\x00\x00\x00\x04abcd", b"\x00\x00"]:
+            with socket.create_connection(("127.0.0.1", seed.gossip), timeout=5) as tcp:
+                tcp.sendall(frame)
+                tcp.shutdown(socket.SHUT_WR)
+                try:
+                    tcp.recv(100)
+                except OSError:
+                    pass
+        time.sleep(1)
+        self.assertIsNone(seed.process.poll())
+        self.assertEqual(set(members(seed).values()), {"active"})
+        self.assertEqual(len(members(seed)), 2)
+        self.assertEqual(set(members(other).values()), {"active"})
+
+
+if __name__ == "__main__":
+    print(f"logs in {harness.TMP}")
+    unittest.main(verbosity=2)
