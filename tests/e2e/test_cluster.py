@@ -13,8 +13,12 @@ import sys
 import time
 import unittest
 
+import hashlib
+
+from websockets.sync.client import connect as ws_connect
+
 import harness
-from harness import Node, free_port, wait_until
+from harness import Node, free_port, request, start_agent, start_backend, wait_until
 
 harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
 
@@ -65,6 +69,50 @@ class ClusterTests(unittest.TestCase):
         wait_until(lambda: members(seed).get(leaving) == "left", timeout=5, what="the leave seen")
         self.assertEqual(members(seed)[node_id(seed)], "active")
         self.assertEqual(set(ids), {node_id(seed), crashed, leaving})
+
+    def test_requestsForAnEndpointElsewhere_areForwardedOnce_overReusedConnections(self):
+        backend, http_port, ws_port = start_backend()
+        agents = []
+        try:
+            entry = self.start()
+            holder = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
+            other = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
+            agents = [start_agent(holder, "app", http_port), start_agent(other, "ws", ws_port), start_agent(holder, "dead", free_port())]
+            wait_until(lambda: request(entry, "GET", "/bytes/3")[:2] == (200, b"xxx"), timeout=10, what="the endpoint known at the entry node")
+            # Bodies both ways, through the forward hop.
+            payload = os.urandom(2 * 1024 * 1024)
+            status, body, _ = request(entry, "POST", "/echo", body=payload, timeout=30)
+            self.assertEqual((status, hashlib.sha256(body).digest()), (200, hashlib.sha256(payload).digest()))
+            status, body, _ = request(entry, "GET", "/headers")
+            self.assertIn(b"x-pico-forward: true", body)
+            # A WebSocket through the hop to the third node.
+            with ws_connect(f"ws://127.0.0.1:{entry.proxy}/", additional_headers={"x-pico-endpoint": "ws"}) as websocket:
+                websocket.send("through a peer")
+                self.assertEqual(websocket.recv(timeout=10), "through a peer")
+            # Errors keep their meaning: the holder's own 502, nobody anywhere, never forwarded twice.
+            status, body, _ = request(entry, "GET", "/", endpoint="dead")
+            self.assertEqual((status, json.loads(body)), (502, {"error": "upstream unreachable"}))
+            status, body, _ = request(entry, "GET", "/", endpoint="nowhere")
+            self.assertEqual((status, json.loads(body)), (502, {"error": "no available upstreams"}))
+            status, body, _ = request(entry, "GET", "/", headers={"x-pico-forward": "true"})
+            self.assertEqual((status, json.loads(body)), (502, {"error": "no available upstreams"}))
+            # Keep-alive to the peer: many requests, few connections.
+            for _ in range(30):
+                self.assertEqual(request(entry, "GET", "/bytes/1")[0], 200)
+            connections = subprocess.run(["ss", "-tn", "state", "established", f"( dport = :{holder.proxy} )"], capture_output=True, text=True).stdout
+            self.assertLessEqual(len(connections.strip().splitlines()) - 1, 4, connections)
+            metrics = entry.admin_get("/metrics")[1].decode()
+            self.assertIn(f'pico_upstreams_remote_requests_total{{node_id="{node_id(holder)}"}}', metrics)
+            # The holder crashes: requests fail fast, then find nobody once it is declared dead.
+            holder.process.kill()
+            status, _, _ = request(entry, "GET", "/bytes/1")
+            self.assertEqual(status, 502)
+            wait_until(lambda: json.loads(request(entry, "GET", "/bytes/1")[1]) == {"error": "no available upstreams"}, timeout=20,
+                       what="the dead holder no longer chosen")
+        finally:
+            for agent in agents:
+                agent.kill()
+            backend.kill()
 
     def test_joinThatReachesNobody_exits1_withAClearMessage_unlessToldToRunAlone(self):
         unreachable = f"127.0.0.1:{free_port()}"

@@ -115,6 +115,16 @@ public final class Connection: LoopHandler {
         if self.state == .open, self.queuedByteCount == 0 { self.close() } else { self.updateInterest() }
     }
 
+    /// True when the peer closed its side (or the socket failed) and no byte is waiting: a
+    /// non-blocking peek, for checking an idle pooled connection before reuse.
+    public func peerHasClosed() -> Bool {
+        guard self.state == .open, !self.readEOF else { return true }
+        var byte: UInt8 = 0
+        let count = recv(self.fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+        if count == 0 { return true }
+        return count < 0 && errno != EAGAIN && errno != EWOULDBLOCK
+    }
+
     /// Called once, the next time the write queue is empty (at once when it is empty now).
     public func whenFlushed(_ action: @escaping () -> Void) {
         guard self.state != .closed else { return }

@@ -37,6 +37,8 @@ final class LoopShard: @unchecked Sendable {
     let settings: ServerSettings
     let log: Logger
     let metrics = ServerMetrics()
+    /// Keep-alive connections to other nodes, for forwarded requests.
+    lazy var peers = PeerPool(loop: self.loop)
     let counters: ServerCounters
     unowned let node: PicoNode
     private var router: LoopRouter

@@ -19,6 +19,8 @@ public final class PicoNode: @unchecked Sendable {
     let counters = ServerCounters()
     /// The loop index of every tunnel (until it closes).
     private var placement: [TunnelID: Int] = [:]
+    /// The remote holders last sent to the loops, per endpoint.
+    private var sentRemoteHolders: [String: [RemoteUpstream]] = [:]
     private var nextShard = 0
     private(set) var proxyListener: Listener?
     private(set) var upstreamListener: Listener?
@@ -113,7 +115,14 @@ public final class PicoNode: @unchecked Sendable {
     /// `.routeRequest` never comes up here.)
     func handle(_ input: ClusterInput) {
         var changes: [RoutingChange] = []
-        defer { self.publish(changes) }
+        var remoteChanged: Set<String> = []
+        var membershipChanged = false
+        defer {
+            if membershipChanged || !remoteChanged.isEmpty {
+                changes += self.remoteHolderChanges(endpoints: membershipChanged ? nil : remoteChanged)
+            }
+            self.publish(changes)
+        }
         for directive in self.cluster.handle(input, now: self.loop.now) {
             switch directive {
             case .route:
@@ -143,6 +152,13 @@ public final class PicoNode: @unchecked Sendable {
                     changes.append(.tunnelAdded(id, endpoint: endpoint, loop: self.placement[id] ?? 0, draining: draining))
                 case .tunnelRemoved(let id, _):
                     changes.append(.tunnelRemoved(id))
+                case .endpointChanged(let endpoint, let owner, _) where owner != self.cluster.me.uid:
+                    remoteChanged.insert(endpoint)
+                case .membership(let event):
+                    switch event {
+                    case .memberJoined, .memberStatusChanged, .memberDraining, .memberRemoved, .reborn: membershipChanged = true
+                    default: break
+                    }
                 default:
                     break
                 }
@@ -198,6 +214,20 @@ public final class PicoNode: @unchecked Sendable {
 
     /// Peers' state exchanges served at once; more are refused (closed) until some finish.
     static let maxIncomingExchanges = 64
+
+    /// The remote holders the loops' routers should know, for `endpoints` (every endpoint when
+    /// nil, after a membership change), as changes against what was sent before.
+    private func remoteHolderChanges(endpoints: Set<String>?) -> [RoutingChange] {
+        let names = endpoints.map { Array($0).sorted() } ?? Array(Set(self.cluster.endpoints.endpoints).union(self.sentRemoteHolders.keys)).sorted()
+        var changes: [RoutingChange] = []
+        for endpoint in names {
+            let holders = self.cluster.remoteUpstreams(for: endpoint)
+            guard holders != (self.sentRemoteHolders[endpoint] ?? []) else { continue }
+            self.sentRemoteHolders[endpoint] = holders.isEmpty ? nil : holders
+            changes.append(.remoteHolders(endpoint: endpoint, holders))
+        }
+        return changes
+    }
 
     /// Sends routing changes to every shard, in order (the control loop's own at once).
     private func publish(_ changes: [RoutingChange]) {

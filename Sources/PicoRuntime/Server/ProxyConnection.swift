@@ -67,9 +67,9 @@ final class ProxyConnection: ConnectionDelegate {
         guard !self.movedAway else { return }
         self.lastClientRead = self.shard.loop.now
         if let exchange = self.exchange, exchange.upgraded {
-            guard let stream = exchange.streamID, let transport = exchange.tunnel?.transport else { return }
-            transport.send(bytes, on: stream)
-            if !transport.canSend(on: stream) {
+            guard let upstream = exchange.upstream else { return }
+            upstream.send(bytes)
+            if !upstream.canSend {
                 exchange.waitingForStream = true
                 connection.pauseReading()
             }
@@ -85,8 +85,8 @@ final class ProxyConnection: ConnectionDelegate {
         self.clientFinished = true
         if let exchange = self.exchange {
             if exchange.upgraded {
-                if let stream = exchange.streamID { exchange.tunnel?.transport?.finish(stream) }
-                // Both directions are done: the tunnel's side finished first.
+                exchange.upstream?.finish()
+                // Both directions are done: the upstream's side finished first.
                 if exchange.upstreamFinished { connection.closeWhenWritten() }
                 return
             }
@@ -99,10 +99,10 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     func connectionDidDrain(_ connection: Connection) {
-        guard let exchange = self.exchange, exchange.owedConsumption > 0, let stream = exchange.streamID else { return }
+        guard let exchange = self.exchange, exchange.owedConsumption > 0, let upstream = exchange.upstream else { return }
         let owed = exchange.owedConsumption
         exchange.owedConsumption = 0
-        exchange.tunnel?.transport?.consumed(owed, on: stream)
+        upstream.consumed(owed)
     }
 
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
@@ -114,7 +114,7 @@ final class ProxyConnection: ConnectionDelegate {
         if let exchange = self.exchange {
             self.exchange = nil
             exchange.timeout?.cancel()
-            if let stream = exchange.streamID { exchange.tunnel?.transport?.reset(stream) }
+            self.tearDown(exchange)
             self.release(exchange, status: exchange.responseHeadSent ? exchange.status : 499)
         }
     }
@@ -153,9 +153,10 @@ final class ProxyConnection: ConnectionDelegate {
         switch self.shard.route(endpoint: exchange.endpoint, forwarded: forwarded, mayMove: moves < Self.maxMoves) {
         case .reject(let status, let message):
             self.answer(exchange, status: status, message: message)
-        case .forward:
-            // Forwarding to other nodes lands with clustering (issue 6).
-            self.answer(exchange, status: 502, message: "upstream unreachable")
+        case .forward(let name, let address):
+            let upstream = self.shard.peers.open(to: address, handler: exchange)
+            self.shard.metrics.update { $0.remoteRequests[name, default: 0] += 1 }
+            self.start(exchange, on: upstream)
         case .move(let target):
             self.move(exchange, to: target, moves: moves + 1)
         case .here(let tunnel, let tunnelID):
@@ -167,18 +168,27 @@ final class ProxyConnection: ConnectionDelegate {
                 return
             }
             self.shard.metrics.update { $0.upstreamRequests += 1 }
-            exchange.tunnel = tunnel
-            exchange.streamID = stream
-            exchange.response.expectResponse(to: head.method)
-            let upstream = HTTPProxyRules.upstreamRequest(head, clientIP: self.clientIP, scheme: "http")
-            transport.send(HTTP1Encoder.encode(upstream), on: stream)
-            if !head.isUpgrade, self.shard.settings.proxyTimeout > .zero {
-                exchange.timeout = self.shard.loop.schedule(after: self.shard.settings.proxyTimeout) { [weak self, weak exchange] in
-                    guard let self, let exchange, exchange === self.exchange, !exchange.responseHeadSent else { return }
-                    self.upstreamTimedOut(exchange)
-                }
+            self.start(exchange, on: TunnelStreamUpstream(transport: transport, stream: stream))
+        }
+    }
+
+    /// Sends the rewritten request head upstream and arms `proxy.timeout` (not for upgrades).
+    private func start(_ exchange: ProxyExchange, on upstream: any ExchangeUpstream) {
+        exchange.upstream = upstream
+        exchange.response.expectResponse(to: exchange.head.method)
+        upstream.send(HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(exchange.head, clientIP: self.clientIP, scheme: "http")))
+        if !exchange.head.isUpgrade, self.shard.settings.proxyTimeout > .zero {
+            exchange.timeout = self.shard.loop.schedule(after: self.shard.settings.proxyTimeout) { [weak self, weak exchange] in
+                guard let self, let exchange, exchange === self.exchange, !exchange.responseHeadSent else { return }
+                self.upstreamTimedOut(exchange)
             }
         }
+    }
+
+    /// Abandons the exchange's upstream (a reset stream, or a peer connection closed).
+    private func tearDown(_ exchange: ProxyExchange) {
+        exchange.upstream?.reset()
+        exchange.upstream = nil
     }
 
     /// Hands the connection, its decoder and the request head to `target`, the loop of the tunnel
@@ -201,15 +211,15 @@ final class ProxyConnection: ConnectionDelegate {
     private func forwardBody(_ bytes: ArraySlice<UInt8>) {
         guard let exchange = self.exchange else { return }
         exchange.requestBytes += bytes.count
-        guard !exchange.answered, let stream = exchange.streamID, let transport = exchange.tunnel?.transport else { return }
+        guard !exchange.answered, let upstream = exchange.upstream else { return }
         if exchange.requestFraming == .chunked {
             var chunk: [UInt8] = []
             HTTP1Encoder.writeChunk(bytes, into: &chunk)
-            transport.send(chunk, on: stream)
+            upstream.send(chunk)
         } else {
-            transport.send(bytes, on: stream)
+            upstream.send(bytes)
         }
-        if !transport.canSend(on: stream) {
+        if !upstream.canSend {
             exchange.waitingForStream = true
             self.connection.pauseReading()
         }
@@ -220,13 +230,13 @@ final class ProxyConnection: ConnectionDelegate {
         exchange.requestEnded = true
         self.bodyTimer?.cancel()
         self.bodyTimer = nil
-        if !exchange.answered, let stream = exchange.streamID, let transport = exchange.tunnel?.transport {
+        if !exchange.answered, let upstream = exchange.upstream {
             if exchange.requestFraming == .chunked {
                 var last: [UInt8] = []
                 HTTP1Encoder.writeLastChunk(trailers: trailers, into: &last)
-                transport.send(last, on: stream)
+                upstream.send(last)
             }
-            if !exchange.head.isUpgrade { transport.finish(stream) }
+            if !exchange.head.isUpgrade { upstream.finish() }
         }
         if exchange.responseComplete { self.complete(exchange) }
     }
@@ -236,9 +246,9 @@ final class ProxyConnection: ConnectionDelegate {
     func isCurrent(_ exchange: ProxyExchange) -> Bool { self.exchange === exchange }
 
     func streamReceived(_ bytes: ArraySlice<UInt8>, for exchange: ProxyExchange) {
-        guard let stream = exchange.streamID else { return }
+        guard let upstream = exchange.upstream else { return }
         if self.connection.isWritable {
-            exchange.tunnel?.transport?.consumed(bytes.count, on: stream)
+            upstream.consumed(bytes.count)
         } else {
             exchange.owedConsumption += bytes.count
         }
@@ -265,7 +275,7 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     func streamFailed(for exchange: ProxyExchange) {
-        exchange.streamID = nil
+        exchange.upstream = nil
         if exchange.upgraded {
             self.connection.closeWhenWritten()
             return
@@ -322,16 +332,18 @@ final class ProxyConnection: ConnectionDelegate {
         exchange.timeout?.cancel()
         exchange.status = head.status
         exchange.responseHeadSent = true
+        exchange.upstreamKeepsAlive = head.version >= .http1_1 && !head.headers.tokens("connection").contains("close")
         if head.status == 101, exchange.head.isUpgrade {
             var upgraded = head
             upgraded.headers = HTTPProxyRules.endToEnd(head.headers, keepUpgrade: true)
             exchange.responseHeaders = upgraded.headers
             self.connection.write(HTTP1Encoder.encode(upgraded))
             exchange.upgraded = true
+            exchange.upstream?.upgraded()
             self.connection.write(Array(exchange.response.takeUpgradedBytes()))
-            if self.decoder.state == .upgradePending, let stream = exchange.streamID {
+            if self.decoder.state == .upgradePending, let upstream = exchange.upstream {
                 let early = self.decoder.takeUpgradedBytes()
-                if !early.isEmpty { exchange.tunnel?.transport?.send(early, on: stream) }
+                if !early.isEmpty { upstream.send(early) }
             }
             return
         }
@@ -357,8 +369,7 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     private func upstreamTimedOut(_ exchange: ProxyExchange) {
-        if let stream = exchange.streamID { exchange.tunnel?.transport?.reset(stream) }
-        exchange.streamID = nil
+        self.tearDown(exchange)
         if !exchange.requestEnded { exchange.keepAlive = false }
         self.answer(exchange, status: 504, message: "upstream timeout")
         if !exchange.requestEnded { self.complete(exchange) }
@@ -366,8 +377,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     private func failUpstream(_ exchange: ProxyExchange, message: String) {
         guard self.exchange === exchange else { return }
-        if let stream = exchange.streamID { exchange.tunnel?.transport?.reset(stream) }
-        exchange.streamID = nil
+        self.tearDown(exchange)
         if exchange.responseHeadSent {
             // Part of the answer went out: the client can only learn of the failure by the close.
             exchange.keepAlive = false
@@ -386,7 +396,13 @@ final class ProxyConnection: ConnectionDelegate {
         guard self.exchange === exchange else { return }
         self.exchange = nil
         exchange.timeout?.cancel()
-        if let stream = exchange.streamID, !exchange.requestEnded { exchange.tunnel?.transport?.reset(stream) }
+        if exchange.requestEnded, !exchange.upgraded {
+            // Sent whole and answered whole: a peer connection may serve another request.
+            exchange.upstream?.completed(reusable: exchange.upstreamKeepsAlive)
+            exchange.upstream = nil
+        } else {
+            self.tearDown(exchange)
+        }
         self.release(exchange, status: exchange.status)
         if !exchange.keepAlive || self.clientFinished {
             self.connection.closeWhenWritten()
@@ -426,8 +442,7 @@ final class ProxyConnection: ConnectionDelegate {
                 self.failUpstream(exchange, message: message)  // closes the connection
                 return
             }
-            if let stream = exchange.streamID { exchange.tunnel?.transport?.reset(stream) }
-            exchange.streamID = nil
+            self.tearDown(exchange)
             exchange.keepAlive = false
             exchange.requestEnded = true
             self.answer(exchange, status: status, message: message)

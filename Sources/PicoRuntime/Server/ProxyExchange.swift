@@ -9,9 +9,10 @@ final class ProxyExchange: TunnelStreamHandler {
     let startedAt: Instant
     let endpoint: String?
     let requestFraming: HTTPBodyFraming
-    var tunnel: ServerTunnel?
+    /// The local tunnel the request was routed to (for the in-flight accounting).
     var tunnelID: TunnelID?
-    var streamID: UInt32?
+    /// Where the request goes (nil before routing, and once it is torn down).
+    var upstream: (any ExchangeUpstream)?
     var response = HTTP1ResponseDecoder()
     var requestEnded = false
     /// The answer was written already (an error); the request body is read and dropped.
@@ -23,6 +24,8 @@ final class ProxyExchange: TunnelStreamHandler {
     var upgraded = false
     /// After an upgrade: the upstream finished its direction (the client may still send).
     var upstreamFinished = false
+    /// The upstream's answer allows its connection to carry another request.
+    var upstreamKeepsAlive = false
     var status = 0
     /// The response head's fields as the client received them (for the access log).
     var responseHeaders = HTTPHeaders()
@@ -47,7 +50,7 @@ extension ProxyExchange {
     func streamReceived(_ bytes: ArraySlice<UInt8>) {
         guard let owner = self.owner, owner.isCurrent(self) else {
             // A finished exchange's stream: give the window back and drop the bytes.
-            if let stream = self.streamID { self.tunnel?.transport?.consumed(bytes.count, on: stream) }
+            self.upstream?.consumed(bytes.count)
             return
         }
         owner.streamReceived(bytes, for: self)

@@ -47,6 +47,8 @@ struct MetricValues: Sendable {
     var inFlight = 0
     var upstreamsConnected = 0
     var upstreamRequests: UInt64 = 0
+    /// Requests forwarded to another node, by its node ID.
+    var remoteRequests: [String: UInt64] = [:]
     /// Client connections handed to another loop (to the loop of the tunnel their request uses).
     var connectionMoves: UInt64 = 0
 
@@ -62,6 +64,7 @@ struct MetricValues: Sendable {
         self.upstreamsConnected += other.upstreamsConnected
         self.upstreamRequests += other.upstreamRequests
         self.connectionMoves += other.connectionMoves
+        for (node, count) in other.remoteRequests { self.remoteRequests[node, default: 0] += count }
     }
 
     /// Records one finished proxied request.
@@ -98,6 +101,10 @@ struct MetricValues: Sendable {
         text += "pico_upstreams_registered_endpoints \(registeredEndpoints)\n"
         header("pico_upstreams_upstream_requests_total", "counter", "Requests sent to a local tunnel.")
         text += "pico_upstreams_upstream_requests_total \(self.upstreamRequests)\n"
+        header("pico_upstreams_remote_requests_total", "counter", "Requests forwarded to the node holding the endpoint, by node ID.")
+        for (node, count) in self.remoteRequests.sorted(by: { $0.key < $1.key }) {
+            text += "pico_upstreams_remote_requests_total{node_id=\"\(node.prometheusEscaped)\"} \(count)\n"
+        }
         header("pico_proxy_connection_moves_total", "counter", "Client connections moved to the event loop of the tunnel their request uses.")
         text += "pico_proxy_connection_moves_total \(self.connectionMoves)\n"
         let process = ProcessFigures.read()

@@ -1,0 +1,41 @@
+/// Where one proxied request goes: a yamux stream on a local tunnel, or a keep-alive connection
+/// to the node that holds the endpoint. It reports to the exchange through `TunnelStreamHandler`
+/// (bytes of the answer, its end, a failure, room to send). Loop-confined.
+protocol ExchangeUpstream: AnyObject {
+    /// Sends request bytes (or, after an upgrade, client bytes).
+    func send<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8
+    /// False while the upstream holds as much as it should: stop reading the client until
+    /// `streamWritable`.
+    var canSend: Bool { get }
+    /// The request (or the client's side of an upgraded connection) ended.
+    func finish()
+    /// Abandons the exchange: the upstream is torn down and reports nothing more.
+    func reset()
+    /// `count` answer bytes reached the client socket (gives flow-control credit back).
+    func consumed(_ count: Int)
+    /// The upstream answered `101`: from now on bytes flow both ways unframed.
+    func upgraded()
+    /// The answer is complete and the request was sent whole: the upstream may serve another
+    /// request (a peer connection goes back to its pool when `reusable`).
+    func completed(reusable: Bool)
+}
+
+/// A yamux stream on a local tunnel.
+final class TunnelStreamUpstream: ExchangeUpstream {
+    let transport: TunnelTransport
+    let stream: UInt32
+
+    init(transport: TunnelTransport, stream: UInt32) {
+        self.transport = transport
+        self.stream = stream
+    }
+
+    func send<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 { self.transport.send(bytes, on: self.stream) }
+    var canSend: Bool { self.transport.canSend(on: self.stream) }
+    func finish() { self.transport.finish(self.stream) }
+    func reset() { self.transport.reset(self.stream) }
+    func consumed(_ count: Int) { self.transport.consumed(count, on: self.stream) }
+    func upgraded() {}
+    /// Both sides finished the stream already; nothing to do.
+    func completed(reusable: Bool) {}
+}
