@@ -15,6 +15,8 @@ import unittest
 
 import hashlib
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from websockets.sync.client import connect as ws_connect
 
 import harness
@@ -111,6 +113,37 @@ class ClusterTests(unittest.TestCase):
                        what="the dead holder no longer chosen")
         finally:
             for agent in agents:
+                agent.kill()
+            backend.kill()
+
+    def test_adminForward_reachesOtherNodes_andMetricsShowTheCluster(self):
+        backend, http_port, _ = start_backend()
+        agent = None
+        try:
+            first = self.start()
+            second = self.start("--cluster.join", f"127.0.0.1:{first.gossip}")
+            third = self.start("--cluster.join", f"127.0.0.1:{first.gossip}")
+            agent = start_agent(third, "app", http_port)
+            wait_until(lambda: len(members(first)) == 3, timeout=10, what="three members")
+            status, body = first.admin_get(f"/status/upstream/endpoints?forward={node_id(third)}")
+            self.assertEqual((status, json.loads(body)), (200, {"app": 1}))
+            status, body = first.admin_get(f"/status/cluster/nodes/local?forward={node_id(second)}")
+            self.assertEqual((status, json.loads(body)["id"]), (200, node_id(second)))
+            self.assertEqual(first.admin_get("/status/upstream/endpoints?forward=nobody")[0], 404)
+            out = subprocess.run([harness.PICO, "status", "upstream", "endpoints", "-o", "json", "--forward", node_id(third),
+                                  "--server.url", f"http://127.0.0.1:{first.admin}"], capture_output=True, text=True, timeout=20)
+            self.assertEqual((out.returncode, json.loads(out.stdout)), (0, {"app": 1}))
+            time.sleep(1.5)
+            families = {family.name: family for family in text_string_to_metric_families(first.admin_get("/metrics")[1].decode())}
+            nodes = {sample.labels["status"]: sample.value for sample in families["pico_cluster_nodes"].samples}
+            self.assertEqual(nodes["active"], 3)
+            packets = {sample.labels["direction"]: sample.value for sample in families["pico_gossip_packets"].samples}
+            self.assertGreater(packets["in"], 0)
+            self.assertGreater(packets["out"], 0)
+            kinds = {(sample.labels["direction"], sample.labels["kind"]) for sample in families["pico_gossip_messages"].samples}
+            self.assertTrue({("in", "ping"), ("out", "ack"), ("out", "ping"), ("in", "ack")} <= kinds, kinds)
+        finally:
+            if agent:
                 agent.kill()
             backend.kill()
 

@@ -85,3 +85,22 @@ public struct EndpointDelta: Hashable, Sendable {
         return true
     }
 }
+
+extension GossipMessage {
+    /// The message's kind as a metric label: `ping`, `ack`, `ping_req`, `nack`, `alive`,
+    /// `suspect`, `dead`, `left`, `leave_ack` or `endpoint_delta`.
+    public var kindName: String {
+        switch self {
+        case .ping: "ping"
+        case .ack: "ack"
+        case .pingRequest: "ping_req"
+        case .nack: "nack"
+        case .alive: "alive"
+        case .suspect: "suspect"
+        case .dead: "dead"
+        case .left: "left"
+        case .leaveAck: "leave_ack"
+        case .endpointDelta: "endpoint_delta"
+        }
+    }
+}

@@ -1,13 +1,16 @@
 import PicoModel
 
 /// One connection on the admin port: `/health`, `/ready`, `/metrics` and the `/status/…` JSON
-/// routes, with `?forward=<node-id>` (answered here for the local ID, 404 for unknown IDs).
+/// routes, with `?forward=<node-id>`: answered here for the local ID, asked of that node's admin
+/// address for an alive member (502 when it does not answer), 404 for unknown IDs. Requests are
+/// answered in order; reading waits while a forwarded one is out.
 final class AdminConnection: ConnectionDelegate {
     unowned let node: PicoNode
     let connection: Connection
     private var decoder = HTTP1RequestDecoder()
     private var pending: HTTPRequestHead?
     private var idleTimer: LoopTimer?
+    private var forwarding = false
 
     init(fd: Int32, node: PicoNode) {
         self.node = node
@@ -18,8 +21,13 @@ final class AdminConnection: ConnectionDelegate {
 
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
         self.decoder.feed(bytes)
+        self.serve()
+    }
+
+    private func serve() {
+        let connection = self.connection
         do {
-            while let part = try self.decoder.next() {
+            while !self.forwarding, let part = try self.decoder.next() {
                 switch part {
                 case .head(let head): self.pending = head
                 case .body: break
@@ -27,6 +35,7 @@ final class AdminConnection: ConnectionDelegate {
                     guard let head = self.pending else { continue }
                     self.pending = nil
                     self.respond(to: head)
+                    if self.forwarding { return }
                     if !head.keepAlive {
                         connection.closeWhenWritten()
                         return
@@ -54,8 +63,11 @@ final class AdminConnection: ConnectionDelegate {
         let (path, query) = Self.split(head.target)
         let keepAlive = head.keepAlive
         if let forward = query["forward"], forward != self.node.cluster.me.name {
-            // Other nodes' admin ports become reachable with clustering (issue 6).
-            self.connection.write(ProxyErrors.response(status: 404, message: "node not found", keepAlive: keepAlive))
+            guard let member = self.node.cluster.membership.memberList.first(where: { $0.info.name == forward && $0.state.status == .alive }) else {
+                self.connection.write(ProxyErrors.response(status: 404, message: "node not found", keepAlive: keepAlive))
+                return
+            }
+            self.forward(head, path: path, to: member.info.adminAddress)
             return
         }
         guard head.method == "GET" || head.method == "HEAD" else {
@@ -85,8 +97,33 @@ final class AdminConnection: ConnectionDelegate {
         }
     }
 
+    /// Asks the member's admin port for `path` and relays its answer; reading resumes after.
+    private func forward(_ head: HTTPRequestHead, path: String, to address: Address) {
+        self.forwarding = true
+        self.connection.pauseReading()
+        AdminForward.get(path, from: address, loop: self.node.loop) { [weak self] answer in
+            guard let self, self.connection.state == .open else { return }
+            if let answer {
+                self.write(answer.status, answer.body, type: answer.contentType, head: head)
+            } else {
+                self.connection.write(ProxyErrors.response(status: 502, message: "node unreachable", keepAlive: head.keepAlive))
+            }
+            self.forwarding = false
+            if !head.keepAlive {
+                self.connection.closeWhenWritten()
+                return
+            }
+            self.connection.resumeReading()
+            self.armIdleTimer()
+            self.serve()
+        }
+    }
+
     private func write(_ status: Int, _ body: String, type: String, head: HTTPRequestHead) {
-        let bytes = Array(body.utf8)
+        self.write(status, Array(body.utf8), type: type, head: head)
+    }
+
+    private func write(_ status: Int, _ bytes: [UInt8], type: String, head: HTTPRequestHead) {
         var headers: HTTPHeaders = ["Content-Type": type, "Content-Length": String(bytes.count)]
         if !head.keepAlive { headers.add(name: "Connection", value: "close") }
         var output = HTTP1Encoder.encode(HTTPResponseHead(status: status, headers: headers))

@@ -6,7 +6,11 @@ struct AdminRoutes {
 
     func metrics() -> String {
         let endpoints = Set(self.node.cluster.upstreams.allTunnels.map(\.endpoint)).count
+        var statuses: [String: Int] = [:]
+        for row in self.rows() { statuses[row.status, default: 0] += 1 }
+        let socket = self.node.gossip?.figures ?? GossipSocket.Figures()
         return self.node.metricValues.exposition(registeredEndpoints: endpoints, openDescriptors: ProcessFigures.openDescriptors())
+            + self.node.gossipMetrics.exposition(socket: socket, statuses: statuses)
     }
 
     /// `{"<endpoint>": <local listener count>, …}`, sorted by endpoint.

@@ -19,6 +19,8 @@ public final class PicoNode: @unchecked Sendable {
     let counters = ServerCounters()
     /// The loop index of every tunnel (until it closes).
     private var placement: [TunnelID: Int] = [:]
+    /// Gossip traffic and membership figures.
+    var gossipMetrics = GossipMetrics()
     /// The remote holders last sent to the loops, per endpoint.
     private var sentRemoteHolders: [String: [RemoteUpstream]] = [:]
     private var nextShard = 0
@@ -83,7 +85,10 @@ public final class PicoNode: @unchecked Sendable {
         upstream.onAccept = { [unowned self] fd in self.acceptUpstream(fd) }
         admin.onAccept = { [unowned self] fd in self.acceptAdmin(fd) }
         gossipStreams.onAccept = { [unowned self] fd in self.acceptStateExchange(fd) }
-        gossip.onDatagram = { [unowned self] bytes, from in self.handle(.datagramReceived(bytes, from: from)) }
+        gossip.onDatagram = { [unowned self] bytes, from in
+            self.gossipMetrics.count(datagram: bytes, incoming: true)
+            self.handle(.datagramReceived(bytes, from: from))
+        }
         gossip.onSendFailed = { [unowned self] address in self.handle(.datagramSendFailed(to: address)) }
     }
 
@@ -152,6 +157,8 @@ public final class PicoNode: @unchecked Sendable {
                     changes.append(.tunnelAdded(id, endpoint: endpoint, loop: self.placement[id] ?? 0, draining: draining))
                 case .tunnelRemoved(let id, _):
                     changes.append(.tunnelRemoved(id))
+                case .malformedMessage:
+                    self.gossipMetrics.malformed += 1
                 case .endpointChanged(let endpoint, let owner, _) where owner != self.cluster.me.uid:
                     remoteChanged.insert(endpoint)
                 case .membership(let event):
@@ -163,6 +170,7 @@ public final class PicoNode: @unchecked Sendable {
                     break
                 }
             case .sendDatagram(let bytes, let address):
+                self.gossipMetrics.count(datagram: bytes, incoming: false)
                 self.gossip?.send(bytes, to: address)
             case .resolveSeeds(let names):
                 self.resolveSeeds(names)
@@ -170,10 +178,13 @@ public final class PicoNode: @unchecked Sendable {
                 StateExchangeStream.open(id, to: address, request: bytes, loop: self.loop) { [unowned self] id, result in
                     switch result {
                     case .success(let reply): self.handle(.stateExchangeReplied(id, bytes: reply))
-                    case .failure(let failure): self.handle(.stateExchangeFailed(id, reason: failure.description))
+                    case .failure(let failure):
+                        self.gossipMetrics.exchangesFailed += 1
+                        self.handle(.stateExchangeFailed(id, reason: failure.description))
                     }
                 }
             case .replyStateExchange(let id, let bytes):
+                self.gossipMetrics.exchangesServed += 1
                 self.incomingExchanges.removeValue(forKey: id)?.reply(bytes)
             }
         }

@@ -1,0 +1,84 @@
+import PicoModel
+
+/// `?forward=<node-id>` on the admin port: one `GET` to another node's admin address, on the
+/// loop, bounded by `timeout` and `maxBody`; reports the answer (or nil) exactly once.
+final class AdminForward: ConnectionDelegate {
+    /// The forwarded answer.
+    struct Answer {
+        var status: Int
+        var contentType: String
+        var body: [UInt8]
+    }
+
+    static let timeout: Duration = .seconds(15)
+    static let maxBody = 16 * 1_024 * 1_024
+
+    private var decoder = HTTP1ResponseDecoder()
+    private var answer: Answer?
+    private var completion: ((Answer?) -> Void)?
+    private var timer: LoopTimer?
+    private var connection: Connection?
+
+    /// Asks `address` for `target` and calls `completion` once, on the loop.
+    @discardableResult
+    static func get(_ target: String, from address: Address, loop: EventLoop, completion: @escaping (Answer?) -> Void) -> AdminForward {
+        AdminForward(target, from: address, loop: loop, completion: completion)
+    }
+
+    private init(_ target: String, from address: Address, loop: EventLoop, completion: @escaping (Answer?) -> Void) {
+        self.completion = completion
+        self.decoder.expectResponse(to: "GET")
+        guard let resolved = HostPort(host: address.host, port: address.port).numeric(), let fd = try? Sockets.connect(to: resolved) else {
+            loop.schedule(after: .zero) { [self] in self.finish(nil) }
+            return
+        }
+        let connection = Connection(fd: fd, loop: loop, connected: false, delegate: nil)
+        connection.delegate = self
+        self.connection = connection
+        connection.write(Array("GET \(target) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nUser-Agent: pico-forward\r\n\r\n".utf8))
+        self.timer = loop.schedule(after: Self.timeout) { [weak self] in self?.finish(nil) }
+    }
+
+    private func finish(_ answer: Answer?) {
+        self.timer?.cancel()
+        let completion = self.completion
+        self.completion = nil
+        self.connection?.close()
+        completion?(answer)
+    }
+
+    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+        self.decoder.feed(bytes)
+        self.drain()
+    }
+
+    func connectionDidReadEOF(_ connection: Connection) {
+        self.decoder.feedEOF()
+        self.drain()
+        self.finish(nil)
+    }
+
+    func connectionDidClose(_ connection: Connection, error: SocketError?) {
+        self.finish(nil)
+    }
+
+    private func drain() {
+        do {
+            while self.completion != nil, let part = try self.decoder.next() {
+                switch part {
+                case .head(let head):
+                    if !head.isInterim {
+                        self.answer = Answer(status: head.status, contentType: head.headers.first("content-type") ?? "application/json", body: [])
+                    }
+                case .body(let bytes):
+                    self.answer?.body += bytes
+                    if (self.answer?.body.count ?? 0) > Self.maxBody { self.finish(nil) }
+                case .end:
+                    self.finish(self.answer)
+                }
+            }
+        } catch {
+            self.finish(nil)
+        }
+    }
+}
