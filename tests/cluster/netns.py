@@ -1,0 +1,167 @@
+"""Separate network hosts on one machine for the multi-host tests: one network namespace per
+host, joined by a bridge that lives in a namespace of its own, so no traffic touches the
+machine's own network. Needs root (and `ip`, `tc`, `dnsmasq`).
+
+Hosts get 10.77.0.<n>/24. `/etc/netns/<namespace>/resolv.conf` points every host at the test
+DNS server, which `ip netns exec` mounts over /etc/resolv.conf.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+PREFIX = "pico-t"
+SUBNET = "10.77.0"
+
+
+def sh(*command, check=True, namespace=None):
+    if namespace:
+        command = ("ip", "netns", "exec", namespace) + command
+    result = subprocess.run(command, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def available():
+    """None when this machine can run the multi-host tests, else the reason it cannot."""
+    if os.geteuid() != 0:
+        return "not root"
+    for tool in ("ip", "tc", "dnsmasq"):
+        if shutil.which(tool) is None:
+            return f"{tool} is missing"
+    probe = f"{PREFIX}-probe"
+    result = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if result.returncode != 0:
+        return f"cannot create network namespaces: {result.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+class Network:
+    """A bridge and the hosts plugged into it."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.switch = f"{PREFIX}-sw"
+        self.hosts = {}
+        self.processes = []
+        self.cleanup()
+        sh("ip", "netns", "add", self.switch)
+        sh("ip", "link", "add", "br0", "type", "bridge", namespace=self.switch)
+        sh("ip", "link", "set", "br0", "up", namespace=self.switch)
+        sh("ip", "link", "set", "lo", "up", namespace=self.switch)
+
+    @staticmethod
+    def cleanup():
+        for line in sh("ip", "netns", "list", check=False).splitlines():
+            name = line.split()[0] if line.strip() else ""
+            if name.startswith(PREFIX):
+                subprocess.run(["ip", "netns", "pids", name], capture_output=True)
+                for pid in sh("ip", "netns", "pids", name, check=False).split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except (ProcessLookupError, ValueError):
+                        pass
+                subprocess.run(["ip", "netns", "del", name], capture_output=True)
+                shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
+
+    def add_host(self, name, number, dns=None):
+        """A host `name` at 10.77.0.<number>; returns its namespace."""
+        namespace = f"{PREFIX}-{name}"
+        sh("ip", "netns", "add", namespace)
+        inside, outside = f"v{number}a", f"v{number}b"
+        sh("ip", "link", "add", inside, "netns", namespace, "type", "veth", "peer", "name", outside, "netns", self.switch)
+        sh("ip", "link", "set", outside, "master", "br0", namespace=self.switch)
+        sh("ip", "link", "set", outside, "up", namespace=self.switch)
+        sh("ip", "link", "set", inside, "name", "eth0", namespace=namespace)
+        sh("ip", "addr", "add", f"{SUBNET}.{number}/24", "dev", "eth0", namespace=namespace)
+        sh("ip", "link", "set", "eth0", "up", namespace=namespace)
+        sh("ip", "link", "set", "lo", "up", namespace=namespace)
+        if dns:
+            os.makedirs(f"/etc/netns/{namespace}", exist_ok=True)
+            with open(f"/etc/netns/{namespace}/resolv.conf", "w") as f:
+                f.write(f"nameserver {dns}\noptions timeout:1 attempts:2\n")
+        self.hosts[name] = (namespace, f"{SUBNET}.{number}", outside)
+        return namespace
+
+    def ip(self, name):
+        return self.hosts[name][1]
+
+    def start(self, name, command, log):
+        """Runs `command` on host `name`; the process is stopped at teardown."""
+        namespace = self.hosts[name][0]
+        with open(os.path.join(self.workdir, log), "a") as output:
+            process = subprocess.Popen(["ip", "netns", "exec", namespace, *command], stdout=output, stderr=output)
+        self.processes.append(process)
+        return process
+
+    def link(self, name, up):
+        """Plugs host `name` in or out (its port on the bridge)."""
+        sh("ip", "link", "set", self.hosts[name][2], "up" if up else "down", namespace=self.switch)
+
+    def netem(self, name, spec):
+        """`tc netem` on host `name`'s link (both directions), e.g. "loss 10%"; None clears it."""
+        namespace, _, outside = self.hosts[name]
+        for ns, device in ((namespace, "eth0"), (self.switch, outside)):
+            sh("tc", "qdisc", "del", "dev", device, "root", check=False, namespace=ns)
+            if spec:
+                sh("tc", "qdisc", "add", "dev", device, "root", "netem", *spec.split(), namespace=ns)
+
+    def teardown(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+        for process in self.processes:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.cleanup()
+
+
+class Dns:
+    """dnsmasq as the headless service: `pico` resolves to the ready pods."""
+
+    def __init__(self, network, host):
+        self.network = network
+        self.hosts_file = os.path.join(network.workdir, "pods.hosts")
+        self.set_records([])
+        self.process = network.start(host, ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", f"--addn-hosts={self.hosts_file}",
+                                            f"--listen-address={network.ip(host)}", "--bind-interfaces", "--local-ttl=1", "--local=/pico/",
+                                            "--pid-file=", "--log-facility=-"], "dnsmasq.log")
+
+    def set_records(self, ips):
+        with open(self.hosts_file, "w") as f:
+            for ip in ips:
+                f.write(f"{ip} pico\n")
+        if getattr(self, "process", None) and self.process.poll() is None:
+            self.process.send_signal(signal.SIGHUP)
+
+
+class PodSet:
+    """The pods the balancer may send to, as its JSON file."""
+
+    def __init__(self, workdir):
+        self.path = os.path.join(workdir, "pods.json")
+        self.write([])
+
+    def write(self, ips):
+        temporary = self.path + ".new"
+        with open(temporary, "w") as f:
+            json.dump([{"ip": ip} for ip in ips], f)
+        os.replace(temporary, self.path)
+
+
+def wait_until(check, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -1,0 +1,194 @@
+"""Multi-host tests: real `pico server` processes on separate network hosts (network
+namespaces on a bridge), dnsmasq as the headless service (`pico` resolves to the ready pods),
+a balancer that sends only to ready pods, agents and a backend on another host, and a load
+generator on a fifth. Each scenario prints its figures.
+
+Run as root: python3 tests/cluster/test_multihost.py <path to the pico binary>
+"""
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import netns  # noqa: E402
+
+PICO = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
+BACKEND = os.path.join(HERE, "..", "e2e", "backend.py")
+REASON = netns.available()
+GRACE = "20s"
+
+
+class Cluster:
+    """Pods 0… on hosts 10.77.0.10+i, DNS on .2, balancer on .3, upstream host on .4, client on .5."""
+
+    def __init__(self, test):
+        self.workdir = tempfile.mkdtemp(prefix="pico-multihost-")
+        self.network = netns.Network(self.workdir)
+        test.addCleanup(self.network.teardown)
+        self.network.add_host("dns", 2)
+        self.dns = netns.Dns(self.network, "dns")
+        resolver = self.network.ip("dns")
+        self.network.add_host("lb", 3, dns=resolver)
+        self.network.add_host("upstream", 4, dns=resolver)
+        self.network.add_host("client", 5, dns=resolver)
+        self.podset = netns.PodSet(self.workdir)
+        self.network.start("lb", ["python3", os.path.join(HERE, "pod_balancer.py"), self.podset.path, self.network.ip("lb"), "8000", "8001"], "balancer.log")
+        self.network.start("upstream", ["python3", BACKEND, "9000", "9001"], "backend.log")
+        self.pods = {}
+        self.ready = set()
+        self.generation = {}
+
+    # Pods
+
+    def add_pod(self, index):
+        name = f"pod{index}"
+        if name not in self.network.hosts:
+            self.network.add_host(name, 10 + index, dns=self.network.ip("dns"))
+        self.generation[index] = self.generation.get(index, 0) + 1
+        log = f"pico-{index}-{self.generation[index]}.log"
+        self.pods[index] = self.network.start(name, [PICO, "server", "--cluster.join", "pico", "--cluster.node-id-prefix", f"pico-{index}-",
+                                                     "--grace-period", GRACE, "--log.level", "info"], log)
+
+    def pod_ip(self, index):
+        return self.network.ip(f"pod{index}")
+
+    def admin(self, index, path):
+        """GET on pod `index`'s admin port, from the client host: (status, body)."""
+        out = netns.sh("curl", "-s", "-m", "3", "-w", "\n%{http_code}", f"http://{self.pod_ip(index)}:8002{path}", check=False,
+                       namespace=self.network.hosts["client"][0])
+        body, _, status = out.rpartition("\n")
+        return int(status or 0), body
+
+    def is_ready(self, index):
+        return self.admin(index, "/ready")[0] == 200
+
+    def publish(self):
+        """DNS and the balancer list the ready pods, as Kubernetes' endpoints controller would."""
+        ips = [self.pod_ip(index) for index in sorted(self.ready)]
+        self.dns.set_records(ips)
+        self.podset.write(ips)
+
+    def start_pod(self, index, wait=True):
+        self.add_pod(index)
+        if wait:
+            self.wait_ready(index)
+
+    def wait_ready(self, index):
+        netns.wait_until(lambda: self.is_ready(index), 60, f"pod {index} ready")
+        self.ready.add(index)
+        self.publish()
+
+    def stop_pod(self, index):
+        """Kubernetes' termination: out of DNS and the balancer, SIGTERM, wait for the exit."""
+        self.ready.discard(index)
+        self.publish()
+        process = self.pods.pop(index)
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout=40)
+
+    def kill_pod(self, index):
+        self.ready.discard(index)
+        self.publish()
+        process = self.pods.pop(index)
+        process.kill()
+        process.wait()
+
+    def members(self, index):
+        status, body = self.admin(index, "/status/cluster/nodes")
+        return {row["id"]: row["status"] for row in json.loads(body)} if status == 200 else {}
+
+    def endpoints_everywhere(self):
+        """{endpoint: total tunnels} summed over the running pods' own tables."""
+        total = {}
+        for index in self.pods:
+            status, body = self.admin(index, "/status/upstream/endpoints")
+            if status == 200:
+                for endpoint, count in json.loads(body).items():
+                    total[endpoint] = total.get(endpoint, 0) + count
+        return total
+
+    # Agents and load
+
+    def start_agents(self, count, endpoint="app"):
+        for number in range(count):
+            self.network.start("upstream", [PICO, "agent", "http", endpoint, "9000", "--connect.url", f"http://{self.network.ip('lb')}:8001"],
+                               f"agent-{endpoint}-{number}.log")
+
+    def start_load(self, name, threads=8, interval=0.1):
+        path = os.path.join(self.workdir, f"{name}.jsonl")
+        process = self.network.start("client", ["python3", os.path.join(HERE, "load.py"), self.network.ip("lb"), "8000", "app", path,
+                                                str(threads), str(interval)], f"{name}.log")
+        return process, path
+
+    @staticmethod
+    def stop_load(load):
+        process, path = load
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+        with open(path) as f:
+            outcomes = [json.loads(line) for line in f if line.strip()]
+        return outcomes
+
+    def request_via(self, index, endpoint="app"):
+        out = netns.sh("curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"x-pico-endpoint: {endpoint}",
+                       f"http://{self.pod_ip(index)}:8000/bytes/8", check=False, namespace=self.network.hosts["client"][0])
+        return int(out or 0)
+
+
+def summary(outcomes):
+    failed = [outcome for outcome in outcomes if outcome["status"] != 200]
+    duration = (outcomes[-1]["t"] - outcomes[0]["t"]) if outcomes else 0
+    return failed, len(outcomes), duration
+
+
+@unittest.skipIf(REASON is not None, f"multi-host tests need root and network namespaces: {REASON}")
+class MultiHostTests(unittest.TestCase):
+    def test_1_threePodsStartTogether_formOneCluster_andServeEveryEndpointThroughEveryPod(self):
+        cluster = Cluster(self)
+        started = time.time()
+        for index in range(3):
+            cluster.start_pod(index, wait=False)
+        for index in range(3):
+            cluster.wait_ready(index)
+        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 and set(cluster.members(i).values()) == {"active"} for i in range(3)),
+                         60, "one cluster of three")
+        converged = time.time() - started
+        cluster.start_agents(2)
+        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "two agents connected")
+        netns.wait_until(lambda: all(cluster.request_via(i) == 200 for i in range(3)), 20, "app reachable through every pod")
+        print(f"\n  scenario 1: one cluster of 3 in {converged:.1f} s after a simultaneous start")
+
+    def test_2_rollingRestart_underLoad_failsNoRequest(self):
+        cluster = Cluster(self)
+        for index in range(3):
+            cluster.start_pod(index)
+        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 for i in range(3)), 60, "one cluster of three")
+        cluster.start_agents(2)
+        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "two agents connected")
+        load = cluster.start_load("rolling")
+        time.sleep(3)
+        restarts = []
+        for index in range(3):
+            began = time.time()
+            self.assertEqual(cluster.stop_pod(index), 0, f"pod {index} exits 0 after its drain")
+            cluster.start_pod(index)
+            restarts.append(time.time() - began)
+            time.sleep(2)
+        time.sleep(3)
+        outcomes = cluster.stop_load(load)
+        failed, total, duration = summary(outcomes)
+        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "both agents connected at the end")
+        rate = total / duration if duration else 0
+        print(f"\n  scenario 2: {len(failed)} failed of {total} requests over {duration:.0f} s ({rate:.0f}/s); "
+              f"pod restarts took {', '.join(f'{r:.1f}' for r in restarts)} s")
+        self.assertGreaterEqual(rate, 50)
+        self.assertEqual(failed, [], f"failed requests: {failed[:5]}")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
