@@ -1,6 +1,6 @@
 """Separate network hosts on one machine for the multi-host tests: one network namespace per
 host, joined by a bridge that lives in a namespace of its own, so no traffic touches the
-machine's own network. Needs root (and `ip`, `tc`, `dnsmasq`).
+machine's own network. Needs root (and `ip`, `nft`, `dnsmasq`).
 
 Hosts get 10.77.0.<n>/24. `/etc/netns/<namespace>/resolv.conf` points every host at the test
 DNS server, which `ip netns exec` mounts over /etc/resolv.conf.
@@ -29,7 +29,7 @@ def available():
     """None when this machine can run the multi-host tests, else the reason it cannot."""
     if os.geteuid() != 0:
         return "not root"
-    for tool in ("ip", "tc", "dnsmasq"):
+    for tool in ("ip", "nft", "dnsmasq"):
         if shutil.which(tool) is None:
             return f"{tool} is missing"
     probe = f"{PREFIX}-probe"
@@ -98,17 +98,30 @@ class Network:
         self.processes.append(process)
         return process
 
+    def isolate(self, names, isolated):
+        """Moves the hosts `names` to a second bridge (they still reach each other, nobody
+        else), or back to the main one."""
+        if isolated and "br1" not in sh("ip", "link", "show", namespace=self.switch):
+            sh("ip", "link", "add", "br1", "type", "bridge", namespace=self.switch)
+            sh("ip", "link", "set", "br1", "up", namespace=self.switch)
+        for name in names:
+            sh("ip", "link", "set", self.hosts[name][2], "master", "br1" if isolated else "br0", namespace=self.switch)
+
     def link(self, name, up):
         """Plugs host `name` in or out (its port on the bridge)."""
         sh("ip", "link", "set", self.hosts[name][2], "up" if up else "down", namespace=self.switch)
 
-    def netem(self, name, spec):
-        """`tc netem` on host `name`'s link (both directions), e.g. "loss 10%"; None clears it."""
-        namespace, _, outside = self.hosts[name]
-        for ns, device in ((namespace, "eth0"), (self.switch, outside)):
-            sh("tc", "qdisc", "del", "dev", device, "root", check=False, namespace=ns)
-            if spec:
-                sh("tc", "qdisc", "add", "dev", device, "root", "netem", *spec.split(), namespace=ns)
+    def loss(self, name, percent):
+        """Drops `percent` % of the packets arriving at host `name` (so every link between two
+        such hosts loses that share of its packets), with nftables; None stops it. (The
+        machine's kernel has no `netem` qdisc.)"""
+        namespace = self.hosts[name][0]
+        sh("nft", "delete", "table", "inet", "pico_loss", check=False, namespace=namespace)
+        if percent:
+            sh("nft", "add", "table", "inet", "pico_loss", namespace=namespace)
+            sh("nft", "add", "chain", "inet", "pico_loss", "input", "{ type filter hook input priority 0; }", namespace=namespace)
+            sh("nft", "add", "rule", "inet", "pico_loss", "input", "iifname", "eth0", "numgen", "random", "mod", "100", "<", str(percent), "drop",
+               namespace=namespace)
 
     def teardown(self):
         for process in self.processes:

@@ -189,6 +189,106 @@ class MultiHostTests(unittest.TestCase):
         self.assertGreaterEqual(rate, 50)
         self.assertEqual(failed, [], f"failed requests: {failed[:5]}")
 
+    def test_3_scaleFrom3To5AndBack_underLoad_failsNoRequest(self):
+        cluster = Cluster(self)
+        for index in range(3):
+            cluster.start_pod(index)
+        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 for i in range(3)), 60, "one cluster of three")
+        cluster.start_agents(2)
+        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "two agents connected")
+        load = cluster.start_load("scale")
+        time.sleep(2)
+        for index in (3, 4):
+            cluster.start_pod(index)
+        netns.wait_until(lambda: all(len(cluster.members(i)) == 5 for i in range(5)), 30, "one cluster of five")
+        time.sleep(2)
+        for index in (4, 3):
+            self.assertEqual(cluster.stop_pod(index), 0)
+        time.sleep(3)
+        outcomes = cluster.stop_load(load)
+        failed, total, duration = summary(outcomes)
+        left = {i: cluster.members(i) for i in range(3)}
+        print(f"\n  scenario 3: {len(failed)} failed of {total} requests over {duration:.0f} s while scaling 3 → 5 → 3")
+        self.assertEqual(failed, [], f"failed requests: {failed[:5]}")
+        for members in left.values():
+            self.assertEqual(sorted(members.values()).count("active"), 3)
+
+    def test_4_aPodKilled_failsRequestsOnlyBriefly_isDeclaredDead_andNeverReturns(self):
+        cluster = Cluster(self)
+        for index in range(3):
+            cluster.start_pod(index)
+        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 for i in range(3)), 60, "one cluster of three")
+        cluster.start_agents(3)
+        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 3, 30, "three agents connected")
+        victim_id = next(row for row, status in cluster.members(2).items() if row.startswith("pico-2-"))
+        load = cluster.start_load("kill")
+        time.sleep(3)
+        killed_at = time.time()
+        cluster.kill_pod(2)
+        netns.wait_until(lambda: all(cluster.members(i).get(victim_id) == "dead" for i in (0, 1)), 30, "the killed pod declared dead")
+        detected = time.time() - killed_at
+        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 3, 30, "the agents re-homed")
+        time.sleep(3)
+        outcomes = cluster.stop_load(load)
+        failed, total, _ = summary(outcomes)
+        window = (max(o["t"] for o in failed) - min(o["t"] for o in failed)) if failed else 0.0
+        print(f"\n  scenario 4: {len(failed)} failed of {total}; failures within {window:.1f} s; dead everywhere after {detected:.1f} s")
+        self.assertLess(window, 5, "requests fail only briefly")
+        self.assertTrue(all(o["t"] >= killed_at - 1 for o in failed), "nothing failed before the kill")
+        time.sleep(5)
+        for index in (0, 1):
+            self.assertIn(cluster.members(index).get(victim_id), ("dead", None), "it never reappears alive")
+
+    def test_5_partitionTwoAgainstThree_heals_intoOneConvergedCluster(self):
+        cluster = Cluster(self)
+        for index in range(5):
+            cluster.start_pod(index)
+        netns.wait_until(lambda: all(len(cluster.members(i)) == 5 for i in range(5)), 60, "one cluster of five")
+        cluster.start_agents(2)
+        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "two agents connected")
+        ids = {i: json.loads(cluster.admin(i, "/status/cluster/nodes/local")[1])["id"] for i in range(5)}
+        cluster.network.isolate(["pod0", "pod1"], True)
+        time.sleep(int(os.environ.get("PICO_PARTITION_SECONDS", "60")))
+        cluster.network.isolate(["pod0", "pod1"], False)
+        healed_at = time.time()
+
+        def converged():
+            views = [cluster.members(i) for i in range(5)]
+            return all(view == {ids[i]: "active" for i in range(5)} for view in views)
+
+        netns.wait_until(converged, 90, "one converged cluster after the heal")
+        merged = time.time() - healed_at
+        netns.wait_until(lambda: all(cluster.request_via(i) == 200 for i in range(5)), 30, "app reachable through every pod")
+        tables = set()
+        for index in range(5):
+            rows = json.loads(cluster.admin(index, "/status/cluster/nodes")[1])
+            tables.add(json.dumps(sorted((row["id"], row["upstreams"]) for row in rows)))
+        print(f"\n  scenario 5: membership converged {merged:.1f} s after the heal; endpoint views agree: {len(tables) == 1}")
+        self.assertEqual(len(tables), 1, tables)
+
+    def test_6_tenPercentLossForTwoMinutes_declaresNoPodDead(self):
+        cluster = Cluster(self)
+        for index in range(3):
+            cluster.start_pod(index)
+        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 for i in range(3)), 60, "one cluster of three")
+        for index in range(3):
+            cluster.network.loss(f"pod{index}", 10)
+        # The loss is real: pings between two pods lose about one in five (10 % each way).
+        out = netns.sh("ping", "-c", "300", "-i", "0.005", "-q", cluster.pod_ip(1), check=False, namespace=cluster.network.hosts["pod0"][0])
+        lost = float(out.split("% packet loss")[0].split()[-1])
+        self.assertTrue(8 <= lost <= 35, f"ping lost {lost} %")
+        seconds = int(os.environ.get("PICO_LOSS_SECONDS", "120"))
+        deadline = time.time() + seconds
+        worst = set()
+        while time.time() < deadline:
+            for index in range(3):
+                worst.update(status for status in cluster.members(index).values())
+            time.sleep(2)
+        for index in range(3):
+            cluster.network.loss(f"pod{index}", None)
+        print(f"\n  scenario 6: statuses seen during {seconds} s of 10 % loss (ping round trips lost {lost:.0f} %): {sorted(worst)}")
+        self.assertNotIn("dead", worst)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
