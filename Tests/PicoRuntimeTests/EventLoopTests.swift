@@ -149,6 +149,43 @@ struct EventLoopTests {
     }
 }
 
+
+@Suite("Event loop wake-ups")
+struct EventLoopWakeTests {
+    /// Many posters racing the loop: every posted closure runs without waiting for some later
+    /// event (a lost wake-up once left work stuck until an unrelated timer fired).
+    @Test func test_executeFromRacingThreads_runsEveryClosurePromptly() throws {
+        let thread = try LoopThread()
+        defer { thread.stop() }
+        let loop = thread.loop
+        let counter = Counter()
+        let posters = 4
+        let perPoster = 25_000
+        let done = DispatchGroup()
+        for _ in 0..<posters {
+            done.enter()
+            Thread {
+                for index in 0..<perPoster {
+                    loop.execute { counter.add() }
+                    if index % 64 == 0 { usleep(1) }
+                }
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        let deadline = Date().addingTimeInterval(2)
+        while counter.value < posters * perPoster, Date() < deadline { usleep(1_000) }
+        #expect(counter.value == posters * perPoster)
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { self.lock.withLock { self.count += 1 } }
+    var value: Int { self.lock.withLock { self.count } }
+}
+
 final class CloseRecorder: ConnectionDelegate {
     var closed = false
     var error: SocketError?

@@ -156,16 +156,18 @@ public final class EventLoop: @unchecked Sendable {
             epoll_wait(self.epollFD, buffer.baseAddress, Int32(buffer.count), timeout)
         }
         self.now = MonotonicClock.now()
+        // The wake-up is consumed before the inbox is emptied: a poster that finds the inbox
+        // empty after that writes the eventfd again, so no posted work waits for a later event.
+        if count > 0, (0..<Int(count)).contains(where: { self.events[$0].data.fd == self.wakeFD }) {
+            var value: UInt64 = 0
+            _ = read(self.wakeFD, &value, 8)
+        }
         self.runInbox()
         if count > 0 {
             for index in 0..<Int(count) {
                 let event = self.events[index]
                 let fd = event.data.fd
-                if fd == self.wakeFD {
-                    var value: UInt64 = 0
-                    _ = read(self.wakeFD, &value, 8)
-                    continue
-                }
+                if fd == self.wakeFD { continue }
                 guard let handler = self.handlers[fd] else { continue }
                 let bits = event.events
                 handler.handleEvent(
