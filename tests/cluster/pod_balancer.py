@@ -7,11 +7,15 @@ Run: python3 pod_balancer.py <pods.json> <listen ip> <port> [<port> ...]
 """
 import http.client
 import json
+import os
 import random
 import socket
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from balancer import pipe  # noqa: E402  (the same byte pipe as the end-to-end tests' balancer)
 
 ADMIN_PORT = 8002
 _ready_cache = {}
@@ -41,23 +45,6 @@ def pods(path):
             return [pod["ip"] for pod in json.load(f)]
     except (OSError, ValueError):
         return []
-
-
-def pipe(source, target):
-    try:
-        while True:
-            data = source.recv(65536)
-            if not data:
-                break
-            target.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s, how in ((target, socket.SHUT_WR), (source, socket.SHUT_RD)):
-            try:
-                s.shutdown(how)
-            except OSError:
-                pass
 
 
 def serve(client, path, port):

@@ -112,6 +112,17 @@ class Cluster:
                     total[endpoint] = total.get(endpoint, 0) + count
         return total
 
+    def form(self, pods, agents=0):
+        """Starts `pods` pods one after another, waits for one cluster, then `agents` agents."""
+        for index in range(pods):
+            self.start_pod(index)
+        netns.wait_until(lambda: all(len(self.members(i)) == pods for i in range(pods)), 60, f"one cluster of {pods}")
+        if agents:
+            self.start_agents(agents)
+            netns.wait_until(lambda: self.endpoints_everywhere().get("app") == agents, 30, f"{agents} agents connected")
+            # Gossip tells the other pods within a round or two; traffic starts after that.
+            netns.wait_until(lambda: all(self.request_via(i) == 200 for i in range(pods)), 20, "app reachable through every pod")
+
     # Agents and load
 
     def start_agents(self, count, endpoint="app"):
@@ -165,11 +176,7 @@ class MultiHostTests(unittest.TestCase):
 
     def test_2_rollingRestart_underLoad_failsNoRequest(self):
         cluster = Cluster(self)
-        for index in range(3):
-            cluster.start_pod(index)
-        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 for i in range(3)), 60, "one cluster of three")
-        cluster.start_agents(2)
-        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "two agents connected")
+        cluster.form(3, agents=2)
         load = cluster.start_load("rolling")
         time.sleep(3)
         restarts = []
@@ -191,11 +198,7 @@ class MultiHostTests(unittest.TestCase):
 
     def test_3_scaleFrom3To5AndBack_underLoad_failsNoRequest(self):
         cluster = Cluster(self)
-        for index in range(3):
-            cluster.start_pod(index)
-        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 for i in range(3)), 60, "one cluster of three")
-        cluster.start_agents(2)
-        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "two agents connected")
+        cluster.form(3, agents=2)
         load = cluster.start_load("scale")
         time.sleep(2)
         for index in (3, 4):
@@ -215,11 +218,7 @@ class MultiHostTests(unittest.TestCase):
 
     def test_4_aPodKilled_failsRequestsOnlyBriefly_isDeclaredDead_andNeverReturns(self):
         cluster = Cluster(self)
-        for index in range(3):
-            cluster.start_pod(index)
-        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 for i in range(3)), 60, "one cluster of three")
-        cluster.start_agents(3)
-        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 3, 30, "three agents connected")
+        cluster.form(3, agents=3)
         victim_id = next(row for row, status in cluster.members(2).items() if row.startswith("pico-2-"))
         load = cluster.start_load("kill")
         time.sleep(3)
@@ -241,11 +240,7 @@ class MultiHostTests(unittest.TestCase):
 
     def test_5_partitionTwoAgainstThree_heals_intoOneConvergedCluster(self):
         cluster = Cluster(self)
-        for index in range(5):
-            cluster.start_pod(index)
-        netns.wait_until(lambda: all(len(cluster.members(i)) == 5 for i in range(5)), 60, "one cluster of five")
-        cluster.start_agents(2)
-        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "two agents connected")
+        cluster.form(5, agents=2)
         ids = {i: json.loads(cluster.admin(i, "/status/cluster/nodes/local")[1])["id"] for i in range(5)}
         cluster.network.isolate(["pod0", "pod1"], True)
         time.sleep(int(os.environ.get("PICO_PARTITION_SECONDS", "60")))
@@ -276,9 +271,7 @@ class MultiHostTests(unittest.TestCase):
 
     def test_6_tenPercentLossForTwoMinutes_declaresNoPodDead(self):
         cluster = Cluster(self)
-        for index in range(3):
-            cluster.start_pod(index)
-        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 for i in range(3)), 60, "one cluster of three")
+        cluster.form(3)
         for index in range(3):
             cluster.network.loss(f"pod{index}", 10)
         # The loss is real: pings between two pods lose about one in five (10 % each way).

@@ -9,40 +9,22 @@ public enum Sockets {
 
     /// A non-blocking listening TCP socket bound to `address` (`SO_REUSEADDR`).
     public static func listen(on address: HostPort, backlog: Int32 = 1_024) throws(SocketError) -> Int32 {
-        var lastError = SocketError("bind \(address): no address", code: 0)
-        for candidate in try address.resolve(passive: true) {
-            let fd = socket(candidate.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else {
-                lastError = SocketError("socket")
-                continue
-            }
-            var one: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            if candidate.family == AF_INET6 {
-                var zero: Int32 = 0
-                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size))
-            }
-            let bound = candidate.withSockaddr { bind(fd, $0, $1) }
-            guard bound == 0 else {
-                lastError = SocketError("bind \(address)")
-                close(fd)
-                continue
-            }
-            guard Glibc.listen(fd, backlog) == 0 else {
-                lastError = SocketError("listen \(address)")
-                close(fd)
-                continue
-            }
-            return fd
+        try self.bound(to: address, type: SOCK_STREAM, name: "bind") { fd in
+            Glibc.listen(fd, backlog) == 0 ? nil : SocketError("listen \(address)")
         }
-        throw lastError
     }
 
     /// A non-blocking UDP socket bound to `address` (`SO_REUSEADDR`).
     public static func bindUDP(_ address: HostPort) throws(SocketError) -> Int32 {
-        var lastError = SocketError("bind udp \(address): no address", code: 0)
+        try self.bound(to: address, type: SOCK_DGRAM, name: "bind udp") { _ in nil }
+    }
+
+    /// A non-blocking socket of `type` bound to the first address of `address` that works
+    /// (dual-stack for IPv6), after `prepare` (which returns an error to try the next one).
+    private static func bound(to address: HostPort, type: __socket_type, name: String, prepare: (Int32) -> SocketError?) throws(SocketError) -> Int32 {
+        var lastError = SocketError("\(name) \(address): no address", code: 0)
         for candidate in try address.resolve(passive: true) {
-            let fd = socket(candidate.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let fd = socket(candidate.family, Int32(type.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else {
                 lastError = SocketError("socket")
                 continue
@@ -54,7 +36,12 @@ public enum Sockets {
                 setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size))
             }
             guard candidate.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
-                lastError = SocketError("bind udp \(address)")
+                lastError = SocketError("\(name) \(address)")
+                close(fd)
+                continue
+            }
+            if let problem = prepare(fd) {
+                lastError = problem
                 close(fd)
                 continue
             }
