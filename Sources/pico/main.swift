@@ -135,6 +135,7 @@ Commands:
   agent http    Expose a local HTTP service through Pico.
   agent start   Expose every listener of an agent config file.
   status        Ask a node about the cluster, its endpoints and gossip.
+  test cluster  Run a development cluster on loopback behind a balancer.
 
 Flags:
   --help        Show help (also after a command).
@@ -256,7 +257,75 @@ func runStatus(_ arguments: [String]) -> Never {
     exit(status)
 }
 
+let testClusterHelp = """
+Usage: pico test cluster [--nodes 3] [--base-port 8000] [--log-dir DIR] [-- server flags]
+
+Runs a development cluster of `pico server` processes on loopback, behind a balancer that sends
+each connection to a ready node: proxy on the base port, upstream on +1, admin on +2; node i uses
+base+10(i+1) to base+10(i+1)+3. Type commands while it runs:
+  nodes          list the nodes and their ports and logs
+  scale <n>      run n nodes (1 to 9); extra nodes stop gracefully
+  restart        restart every node, one at a time, with new node IDs
+  quit           stop every node gracefully and exit (also SIGTERM or Ctrl-C)
+
+"""
+
+func runTestCluster(_ arguments: [String]) -> Never {
+    if arguments.contains("--help") || arguments.contains("-h") || arguments.first != "cluster" {
+        FileHandleText.standardOutput(testClusterHelp)
+        exit(arguments.first == "cluster" || arguments.contains("--help") ? 0 : 2)
+    }
+    var rest = Array(arguments.dropFirst())
+    var serverFlags: [String] = []
+    if let separator = rest.firstIndex(of: "--") {
+        serverFlags = Array(rest[rest.index(after: separator)...])
+        rest = Array(rest[..<separator])
+    }
+    let (flags, positional) = parseFlags(rest, booleans: [])
+    guard positional.isEmpty else { fail("unexpected argument \(positional[0])") }
+    var nodes = 3
+    var base: UInt16 = 8000
+    var logDirectory: String?
+    for (flag, value) in flags {
+        switch flag {
+        case "--nodes":
+            guard let count = Int(value), (1...DevCluster.maxNodes).contains(count) else { fail("--nodes: expected 1 to \(DevCluster.maxNodes)") }
+            nodes = count
+        case "--base-port":
+            guard let port = UInt16(value), port <= 65_000 else { fail("--base-port: expected a port up to 65000") }
+            base = port
+        case "--log-dir": logDirectory = value
+        default: fail("unknown flag \(flag)")
+        }
+    }
+    let directory = logDirectory ?? {
+        var template = Array("/tmp/pico-test-cluster-XXXXXX".utf8CString)
+        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }()
+    let loop: EventLoop
+    do { loop = try EventLoop() } catch { fail("\(error)", status: 1) }
+    // The nodes run this same binary (by its real path, so `ps` shows what they are).
+    var path = [CChar](repeating: 0, count: 4_096)
+    let length = readlink("/proc/self/exe", &path, path.count - 1)
+    let executable = length > 0 ? String(decoding: path[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+    let cluster = DevCluster(executable: executable, basePort: base, logDirectory: directory, extraFlags: serverFlags, loop: loop)
+    cluster.say = { FileHandleText.standardOutput($0) }
+    do { try cluster.start(nodes: nodes) } catch { fail("cannot start the cluster: \(error)", status: 1) }
+    FileHandleText.standardOutput(cluster.describe() + "commands: nodes, scale <n>, restart, quit\n")
+    nonisolated(unsafe) let unsafeCluster = cluster
+    let quit: @Sendable () -> Void = {
+        unsafeCluster.say("stopping every node\n")
+        unsafeCluster.shutdown { exit(0) }
+    }
+    let input = LineInput(fd: 0, loop: loop, onLine: { line in
+        if line == "quit" || line == "exit" { quit() } else { cluster.command(line) }
+    }, onEnd: {})
+    _ = input
+    runWithSignals(loop) { quit() }
+}
+
 switch arguments.first {
+case "test": runTestCluster(Array(arguments.dropFirst()))
 case "server" where arguments.dropFirst().first == "status": runStatus(Array(arguments.dropFirst(2)))
 case "server": runServer(Array(arguments.dropFirst()))
 case "status": runStatus(Array(arguments.dropFirst()))

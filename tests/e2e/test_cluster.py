@@ -6,6 +6,7 @@ Run: python3 tests/e2e/test_cluster.py <path to the pico binary>
 """
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,6 +29,36 @@ harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
 def members(node):
     """{node id: status} as `node` sees the cluster."""
     return {row["id"]: row["status"] for row in json.loads(node.admin_get("/status/cluster/nodes")[1])}
+
+
+class Front:
+    """The `pico test cluster` balancer, addressed like a node."""
+
+    def __init__(self, base):
+        self.proxy, self.upstream, self.admin = base, base + 1, base + 2
+
+    def admin_get(self, path):
+        return Node.admin_get(self, path)
+
+
+def free_block():
+    """A base port whose balancer ports (+0..+2) and node ports (+10..+43) are free now."""
+    for _ in range(50):
+        base = random.randrange(20000, 60000, 100)
+        ports = [base, base + 1, base + 2] + [base + 10 * i + j for i in range(1, 5) for j in range(4)]
+        try:
+            sockets = []
+            for port in ports:
+                s = socket.socket()
+                s.bind(("127.0.0.1", port))
+                sockets.append(s)
+            for s in sockets:
+                s.close()
+            return base
+        except OSError:
+            for s in sockets:
+                s.close()
+    raise AssertionError("no free block of ports")
 
 
 def node_id(node):
@@ -151,6 +182,40 @@ class ClusterTests(unittest.TestCase):
             if agent:
                 agent.kill()
             backend.kill()
+
+    def test_picoTestCluster_balances_restartsEveryNode_scales_andQuits(self):
+        base = free_block()
+        log = open(os.path.join(harness.TMP, "test-cluster.log"), "w")
+        dev = subprocess.Popen([harness.PICO, "test", "cluster", "--nodes", "2", "--base-port", str(base), "--log-dir", harness.TMP],
+                               stdin=subprocess.PIPE, stdout=log, stderr=log, text=True)
+        backend, http_port, _ = start_backend()
+        agent = None
+        try:
+            front = Front(base)
+            wait_until(lambda: sorted(members(front).values()) == ["active", "active"], timeout=15, what="two nodes behind the balancer")
+            agent = subprocess.Popen([harness.PICO, "agent", "http", "app", str(http_port), "--connect.url", f"http://127.0.0.1:{base + 1}"],
+                                     stderr=open(os.path.join(harness.TMP, "test-cluster-agent.log"), "w"))
+            wait_until(lambda: request(front, "GET", "/bytes/2")[:2] == (200, b"xx"), timeout=10, what="the endpoint through the balancer")
+            before = set(members(front))
+            dev.stdin.write("restart\n")
+            dev.stdin.flush()
+            wait_until(lambda: "rolling restart done" in open(log.name).read(), timeout=60, what="the rolling restart")
+            # Every node came back under a new node ID, and the endpoint is served again.
+            wait_until(lambda: {name for name, status in members(front).items() if status == "active"}.isdisjoint(before)
+                       and list(members(front).values()).count("active") == 2, timeout=15, what="two new nodes")
+            wait_until(lambda: request(front, "GET", "/bytes/2")[:2] == (200, b"xx"), timeout=15, what="the endpoint after the restart")
+            dev.stdin.write("scale 3\n")
+            dev.stdin.flush()
+            wait_until(lambda: list(members(front).values()).count("active") == 3, timeout=15, what="three active nodes")
+            dev.stdin.write("quit\n")
+            dev.stdin.flush()
+            self.assertEqual(dev.wait(timeout=40), 0)
+        finally:
+            if agent:
+                agent.kill()
+            backend.kill()
+            if dev.poll() is None:
+                dev.kill()
 
     def test_joinThatReachesNobody_exits1_withAClearMessage_unlessToldToRunAlone(self):
         unreachable = f"127.0.0.1:{free_port()}"
