@@ -102,6 +102,11 @@ class ClusterTests(unittest.TestCase):
         wait_until(lambda: members(seed).get(leaving) == "left", timeout=5, what="the leave seen")
         self.assertEqual(members(seed)[node_id(seed)], "active")
         self.assertEqual(set(ids), {node_id(seed), crashed, leaving})
+        # Members show their incarnation and when this node last heard from them.
+        rows = {row["id"]: row for row in json.loads(seed.admin_get("/status/cluster/nodes")[1])}
+        self.assertIsNone(rows[node_id(seed)]["last_heard"])
+        self.assertRegex(rows[leaving]["last_heard"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertGreaterEqual(rows[crashed]["incarnation"], 0)
 
     def test_requestsForAnEndpointElsewhere_areForwardedOnce_overReusedConnections(self):
         backend, http_port, ws_port = start_backend()

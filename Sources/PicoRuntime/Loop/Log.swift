@@ -58,9 +58,8 @@ public struct Logger: Sendable {
 
     private static let stderrLock = Mutex<Void>(())
 
-    /// UTC time as `2006-01-02T15:04:05.999Z`.
-    static func timestamp() -> String {
-        let milliseconds = MonotonicClock.wallMilliseconds()
+    /// UTC time as `2006-01-02T15:04:05.999Z` (now, or the given wall-clock milliseconds).
+    static func timestamp(milliseconds: Int64 = MonotonicClock.wallMilliseconds()) -> String {
         var seconds = time_t(milliseconds / 1_000)
         var parts = tm()
         gmtime_r(&seconds, &parts)

@@ -28,6 +28,8 @@ struct AdminRoutes {
     struct NodeRow {
         var id: String
         var status: String
+        var incarnation: UInt64
+        var gossipAddress: Address
         var proxyAddress: String
         var adminAddress: String
         var endpoints: [(String, Int)]
@@ -37,13 +39,15 @@ struct AdminRoutes {
     func rows() -> [NodeRow] {
         let cluster = self.node.cluster
         let me = cluster.me
-        var rows = [NodeRow(id: me.name, status: Self.status(of: cluster.lifecycle.phase), proxyAddress: "\(me.proxyAddress)", adminAddress: "\(me.adminAddress)", endpoints: self.localCounts())]
+        var rows = [NodeRow(id: me.name, status: Self.status(of: cluster.lifecycle.phase), incarnation: cluster.membership.incarnation, gossipAddress: me.gossipAddress,
+                            proxyAddress: "\(me.proxyAddress)", adminAddress: "\(me.adminAddress)", endpoints: self.localCounts())]
         for member in cluster.membership.memberList.sorted(by: { $0.info.name < $1.info.name }) {
             let entries = cluster.endpoints.owners[member.info.uid]?.entries ?? [:]
             let counts = entries.filter { $0.value.count > 0 }.map { ($0.key, Int($0.value.count)) }.sorted { $0.0 < $1.0 }
             // A suspect, dead or left member shows that status even if it was draining before.
             let status = member.state.status != .alive ? "\(member.state.status)" : member.draining ? "draining" : "active"
-            rows.append(NodeRow(id: member.info.name, status: status, proxyAddress: "\(member.info.proxyAddress)", adminAddress: "\(member.info.adminAddress)", endpoints: counts))
+            rows.append(NodeRow(id: member.info.name, status: status, incarnation: member.state.incarnation, gossipAddress: member.info.gossipAddress,
+                                proxyAddress: "\(member.info.proxyAddress)", adminAddress: "\(member.info.adminAddress)", endpoints: counts))
         }
         return rows
     }
@@ -52,15 +56,23 @@ struct AdminRoutes {
         switch phase {
         case .draining: return "draining"
         case .left: return "left"
-        default: return "active"
+        case .ready: return "active"
+        default: return "joining"
         }
     }
 
-    /// `[{id, status, proxy_addr, admin_addr, endpoints:<count>, upstreams:<sum>}]`.
+    /// `[{id, status, incarnation, proxy_addr, admin_addr, endpoints:<count>, upstreams:<sum>, last_heard}]`;
+    /// `last_heard` is when this node last received a gossip datagram from it (null for itself
+    /// and for members not heard from directly).
     func clusterNodes() -> String {
         "[" + self.rows().map { row in
-            "{\"id\":\(JSONText.quote(row.id)),\"status\":\(JSONText.quote(row.status)),\"proxy_addr\":\(JSONText.quote(row.proxyAddress)),\"admin_addr\":\(JSONText.quote(row.adminAddress)),\"endpoints\":\(row.endpoints.count),\"upstreams\":\(row.endpoints.reduce(0) { $0 + $1.1 })}"
+            "{\"id\":\(JSONText.quote(row.id)),\"status\":\(JSONText.quote(row.status)),\"incarnation\":\(row.incarnation),\"proxy_addr\":\(JSONText.quote(row.proxyAddress)),\"admin_addr\":\(JSONText.quote(row.adminAddress)),\"endpoints\":\(row.endpoints.count),\"upstreams\":\(row.endpoints.reduce(0) { $0 + $1.1 }),\"last_heard\":\(self.lastHeard(row))}"
         }.joined(separator: ",") + "]"
+    }
+
+    private func lastHeard(_ row: NodeRow) -> String {
+        guard row.id != self.node.cluster.me.name, let milliseconds = self.node.lastHeard[row.gossipAddress] else { return "null" }
+        return JSONText.quote(Logger.timestamp(milliseconds: milliseconds))
     }
 
     /// `{id, status, proxy_addr, admin_addr, endpoints:{"<id>":count}}` for `id` (or `local`), nil when unknown.

@@ -19,6 +19,9 @@ public final class PicoNode: @unchecked Sendable {
     let counters = ServerCounters()
     /// The loop index of every tunnel (until it closes).
     private var placement: [TunnelID: Int] = [:]
+    /// When a gossip datagram last arrived from each source address (wall-clock milliseconds).
+    private(set) var lastHeard: [Address: Int64] = [:]
+    static let lastHeardLimit = 4_096
     /// Gossip traffic and membership figures.
     var gossipMetrics = GossipMetrics()
     /// The remote holders last sent to the loops, per endpoint.
@@ -87,6 +90,8 @@ public final class PicoNode: @unchecked Sendable {
         gossipStreams.onAccept = { [unowned self] fd in self.acceptStateExchange(fd) }
         gossip.onDatagram = { [unowned self] bytes, from in
             self.gossipMetrics.count(datagram: bytes, incoming: true)
+            if self.lastHeard.count >= Self.lastHeardLimit, self.lastHeard[from] == nil { self.lastHeard.removeAll() }
+            self.lastHeard[from] = MonotonicClock.wallMilliseconds()
             self.handle(.datagramReceived(bytes, from: from))
         }
         gossip.onSendFailed = { [unowned self] address in self.handle(.datagramSendFailed(to: address)) }

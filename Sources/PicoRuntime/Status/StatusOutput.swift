@@ -49,6 +49,7 @@ public enum StatusTable {
         switch value {
         case .array(let items): return items.map(Self.inline).joined(separator: ", ")
         case .object(let pairs): return pairs.map { "\($0.0)=\(Self.inline($0.1))" }.joined(separator: ", ")
+        case .null: return "-"
         default: return value.scalarText ?? ""
         }
     }
