@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -221,6 +222,30 @@ class ClusterTests(unittest.TestCase):
             backend.kill()
             if dev.poll() is None:
                 dev.kill()
+
+    def test_forwardsToOneNode_areBoundedPerLoop_andTheRestGet503(self):
+        backend, http_port, _ = start_backend()
+        agent = None
+        try:
+            entry = self.start("--event-loops", "1", "--proxy.forward-max-connections", "2")
+            holder = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
+            agent = start_agent(holder, "app", http_port)
+            wait_until(lambda: request(entry, "GET", "/bytes/1")[0] == 200, timeout=10, what="forwarding")
+            results = []
+            workers = [threading.Thread(target=lambda: results.append(request(entry, "GET", "/slow?s=1.5", timeout=10)[:2])) for _ in range(4)]
+            for worker in workers:
+                worker.start()
+                time.sleep(0.1)
+            for worker in workers:
+                worker.join()
+            statuses = sorted(status for status, _ in results)
+            self.assertEqual(statuses, [200, 200, 503, 503], results)
+            self.assertIn(b"too many requests forwarded", [body for status, body in results if status == 503][0])
+            self.assertEqual(request(entry, "GET", "/bytes/1")[0], 200, "capacity comes back")
+        finally:
+            if agent:
+                agent.kill()
+            backend.kill()
 
     def test_joinThatReachesNobody_exits1_withAClearMessage_unlessToldToRunAlone(self):
         unreachable = f"127.0.0.1:{free_port()}"

@@ -98,6 +98,11 @@ public enum ServerOptions {
             settings.maxConnections = value
             return nil
         },
+        ServerOption(key: "proxy.forward_max_connections", defaultText: "512", help: "Connections from one event loop to one other node for forwarded requests; more get 503.") { settings, text in
+            guard let value = Int(text), (1...65_536).contains(value) else { return "expected an integer from 1 to 65536" }
+            settings.forwardMaxConnections = value
+            return nil
+        },
         ServerOption(key: "proxy.access_log.disable", defaultText: "false", help: "Turns the per-request access log off.") { settings, text in
             guard let value = Bool(text) else { return "expected true or false" }
             settings.accessLogDisabled = value

@@ -38,7 +38,7 @@ final class LoopShard: @unchecked Sendable {
     let log: Logger
     let metrics = ServerMetrics()
     /// Keep-alive connections to other nodes, for forwarded requests.
-    lazy var peers = PeerPool(loop: self.loop)
+    lazy var peers = PeerPool(loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections)
     let counters: ServerCounters
     unowned let node: PicoNode
     private var router: LoopRouter

@@ -3,18 +3,24 @@ import PicoModel
 
 /// One loop's keep-alive connections to other nodes' proxy ports, for forwarded requests: an
 /// answered request gives its connection back, the next request to that node reuses the most
-/// recent one, idle ones close after `idleTimeout`, and at most `maxIdlePerPeer` wait per node.
+/// recent one, idle ones close after `idleTimeout`, at most `maxIdlePerPeer` wait per node, and
+/// at most `maxPerPeer` connections (busy and idle) exist per node (`proxy.forward_max_connections`).
 final class PeerPool {
     static let maxIdlePerPeer = 32
+
     /// Below the proxy's own `idle_timeout` default (5 min), so we close first, not the peer.
     static let idleTimeout: Duration = .seconds(60)
     static let connectTimeout: Duration = .seconds(5)
 
     let loop: EventLoop
+    /// Connections to one node from this loop; a forward beyond it is refused (503).
+    let maxPerPeer: Int
     private var idle: [Address: [PeerUpstream]] = [:]
+    private var open: [Address: Int] = [:]
 
-    init(loop: EventLoop) {
+    init(loop: EventLoop, maxPerPeer: Int) {
         self.loop = loop
+        self.maxPerPeer = maxPerPeer
     }
 
     /// Connections waiting for a request, over all nodes.
@@ -23,12 +29,22 @@ final class PeerPool {
     /// An upstream to the node at `address` for one request, reporting to `handler`: an idle
     /// connection when one is still open, else a new one. A dial that fails reports
     /// `streamFailed` (never from inside this call).
-    func open(to address: Address, handler: TunnelStreamHandler) -> PeerUpstream {
+    /// Nil when `maxPerPeer` connections to that node are busy.
+    func open(to address: Address, handler: TunnelStreamHandler) -> PeerUpstream? {
         while var waiting = self.idle[address], let upstream = waiting.popLast() {
             self.idle[address] = waiting.isEmpty ? nil : waiting
             if upstream.adopt(handler) { return upstream }
         }
+        guard self.open[address, default: 0] < self.maxPerPeer else { return nil }
+        self.open[address, default: 0] += 1
         return PeerUpstream(address: address, pool: self, handler: handler)
+    }
+
+    /// A connection of this pool is gone for good.
+    func closed(_ upstream: PeerUpstream) {
+        let count = self.open[upstream.address, default: 1] - 1
+        self.open[upstream.address] = count > 0 ? count : nil
+        self.forget(upstream)
     }
 
     /// A connection that finished a request cleanly.
@@ -109,6 +125,7 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
         self.handler = nil
         self.timer?.cancel()
         self.connection?.close()
+        if self.connection == nil { self.pool.closed(self) }
     }
 
     private func failSoon(_ reason: String) {
@@ -194,7 +211,7 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
         self.closed = true
         self.handler = nil
         self.timer?.cancel()
-        self.pool.forget(self)
+        self.pool.closed(self)
         handler?.streamFailed(reason: error.map { "\($0)" } ?? "connection to \(self.address) closed")
     }
 }

@@ -154,7 +154,10 @@ final class ProxyConnection: ConnectionDelegate {
         case .reject(let status, let message):
             self.answer(exchange, status: status, message: message)
         case .forward(let name, let address):
-            let upstream = self.shard.peers.open(to: address, handler: exchange)
+            guard let upstream = self.shard.peers.open(to: address, handler: exchange) else {
+                self.answer(exchange, status: 503, message: "too many requests forwarded to \(name)")
+                return
+            }
             self.shard.metrics.update { $0.remoteRequests[name, default: 0] += 1 }
             self.start(exchange, on: upstream)
         case .move(let target):

@@ -20,6 +20,9 @@ public struct ServerSettings: Hashable, Sendable {
     public var writeTimeout: Duration = .seconds(10)
     /// `proxy.http.max_connections`: client connections served at once (more wait in the backlog).
     public var maxConnections = 10_000
+    /// `proxy.forward_max_connections`: connections from one event loop to one other node for
+    /// forwarded requests; a forward beyond it gets 503.
+    public var forwardMaxConnections = 512
     /// `proxy.access_log.disable`.
     public var accessLogDisabled = false
     /// `proxy.access_log.level`: the level of access-log lines (raised to `warn` for 5xx).
