@@ -26,25 +26,31 @@ struct GossipMetrics {
     /// The exposition lines: gossip traffic, and members by status (`statuses`, this node
     /// included).
     func exposition(socket: GossipSocket.Figures, statuses: [String: Int]) -> String {
-        var text = ""
-        func header(_ name: String, _ type: String, _ help: String) { text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
-        header("pico_cluster_nodes", "gauge", "Cluster members known to this node (itself included), by status.")
-        for status in ["active", "draining", "suspect", "dead", "left"] {
-            text += "pico_cluster_nodes{status=\"\(status)\"} \(statuses[status] ?? 0)\n"
+        var out = PrometheusText()
+        out.family("pico_cluster_nodes", "gauge", "Cluster members known to this node (itself included), by status.")
+        for status in ["joining", "active", "draining", "suspect", "dead", "left"] {
+            out.sample("pico_cluster_nodes", [("status", status)], statuses[status] ?? 0)
         }
-        header("pico_gossip_packets_total", "counter", "Gossip datagrams, by direction.")
-        text += "pico_gossip_packets_total{direction=\"in\"} \(socket.packetsIn)\npico_gossip_packets_total{direction=\"out\"} \(socket.packetsOut)\n"
-        header("pico_gossip_bytes_total", "counter", "Gossip datagram bytes, by direction.")
-        text += "pico_gossip_bytes_total{direction=\"in\"} \(socket.bytesIn)\npico_gossip_bytes_total{direction=\"out\"} \(socket.bytesOut)\n"
-        header("pico_gossip_messages_total", "counter", "Gossip messages, by direction and kind.")
-        for (kind, count) in self.messagesIn.sorted(by: { $0.key < $1.key }) { text += "pico_gossip_messages_total{direction=\"in\",kind=\"\(kind)\"} \(count)\n" }
-        for (kind, count) in self.messagesOut.sorted(by: { $0.key < $1.key }) { text += "pico_gossip_messages_total{direction=\"out\",kind=\"\(kind)\"} \(count)\n" }
-        header("pico_gossip_send_failures_total", "counter", "Gossip datagrams that could not be sent.")
-        text += "pico_gossip_send_failures_total \(socket.sendFailures)\n"
-        header("pico_gossip_malformed_total", "counter", "Gossip datagrams and state exchanges refused as malformed.")
-        text += "pico_gossip_malformed_total \(self.malformed)\n"
-        header("pico_gossip_state_exchanges_total", "counter", "Full-state exchanges: served for peers, and ours that failed.")
-        text += "pico_gossip_state_exchanges_total{result=\"served\"} \(self.exchangesServed)\npico_gossip_state_exchanges_total{result=\"failed\"} \(self.exchangesFailed)\n"
-        return text
+        func inOut(_ name: String, _ help: String, _ inbound: UInt64, _ outbound: UInt64) {
+            out.family(name, "counter", help)
+            out.sample(name, [("direction", "in")], inbound)
+            out.sample(name, [("direction", "out")], outbound)
+        }
+        inOut("pico_gossip_packets_total", "Gossip datagrams, by direction.", socket.packetsIn, socket.packetsOut)
+        inOut("pico_gossip_bytes_total", "Gossip datagram bytes, by direction.", socket.bytesIn, socket.bytesOut)
+        out.family("pico_gossip_messages_total", "counter", "Gossip messages, by direction and kind.")
+        for (direction, counts) in [("in", self.messagesIn), ("out", self.messagesOut)] {
+            for (kind, count) in counts.sorted(by: { $0.key < $1.key }) {
+                out.sample("pico_gossip_messages_total", [("direction", direction), ("kind", kind)], count)
+            }
+        }
+        out.family("pico_gossip_send_failures_total", "counter", "Gossip datagrams that could not be sent.")
+        out.sample("pico_gossip_send_failures_total", [], socket.sendFailures)
+        out.family("pico_gossip_malformed_total", "counter", "Gossip datagrams and state exchanges refused as malformed.")
+        out.sample("pico_gossip_malformed_total", [], self.malformed)
+        out.family("pico_gossip_state_exchanges_total", "counter", "Full-state exchanges: served for peers, and ours that failed.")
+        out.sample("pico_gossip_state_exchanges_total", [("result", "served")], self.exchangesServed)
+        out.sample("pico_gossip_state_exchanges_total", [("result", "failed")], self.exchangesFailed)
+        return out.text
     }
 }

@@ -77,44 +77,45 @@ struct MetricValues: Sendable {
 
     /// The text exposition format (version 0.0.4).
     func exposition(registeredEndpoints: Int, openDescriptors: Int) -> String {
-        var text = ""
-        func header(_ name: String, _ type: String, _ help: String) { text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
-        header("pico_proxy_requests_total", "counter", "Proxied requests by method and status.")
+        var out = PrometheusText()
+        out.family("pico_proxy_requests_total", "counter", "Proxied requests by method and status.")
         for method in self.requests.keys.sorted() {
             for (status, count) in self.requests[method]!.sorted(by: { $0.key < $1.key }) {
-                text += "pico_proxy_requests_total{method=\"\(method.prometheusEscaped)\",status=\"\(status)\"} \(count)\n"
+                out.sample("pico_proxy_requests_total", [("method", method), ("status", String(status))], count)
             }
         }
         func histogram(_ name: String, _ help: String, _ value: Histogram, _ bounds: [Double]) {
-            header(name, "histogram", help)
-            for (index, bound) in bounds.enumerated() { text += "\(name)_bucket{le=\"\(Self.format(bound))\"} \(value.buckets[index])\n" }
-            text += "\(name)_bucket{le=\"+Inf\"} \(value.count)\n\(name)_sum \(Self.format(value.sum))\n\(name)_count \(value.count)\n"
+            out.family(name, "histogram", help)
+            for (index, bound) in bounds.enumerated() { out.sample("\(name)_bucket", [("le", Self.format(bound))], value.buckets[index]) }
+            out.sample("\(name)_bucket", [("le", "+Inf")], value.count)
+            out.sample("\(name)_sum", [], Self.format(value.sum))
+            out.sample("\(name)_count", [], value.count)
         }
         histogram("pico_proxy_request_latency_seconds", "Time from request head to response end.", self.latency, Self.latencyBuckets)
         histogram("pico_proxy_request_size_bytes", "Request body sizes.", self.requestSizes, Self.sizeBuckets)
         histogram("pico_proxy_response_size_bytes", "Response body sizes.", self.responseSizes, Self.sizeBuckets)
-        header("pico_proxy_requests_in_flight", "gauge", "Requests being proxied.")
-        text += "pico_proxy_requests_in_flight \(self.inFlight)\n"
-        header("pico_upstreams_connected_upstreams", "gauge", "Tunnels connected to this node.")
-        text += "pico_upstreams_connected_upstreams \(self.upstreamsConnected)\n"
-        header("pico_upstreams_registered_endpoints", "gauge", "Endpoints with at least one tunnel on this node.")
-        text += "pico_upstreams_registered_endpoints \(registeredEndpoints)\n"
-        header("pico_upstreams_upstream_requests_total", "counter", "Requests sent to a local tunnel.")
-        text += "pico_upstreams_upstream_requests_total \(self.upstreamRequests)\n"
-        header("pico_upstreams_remote_requests_total", "counter", "Requests forwarded to the node holding the endpoint, by node ID.")
+        out.family("pico_proxy_requests_in_flight", "gauge", "Requests being proxied.")
+        out.sample("pico_proxy_requests_in_flight", [], self.inFlight)
+        out.family("pico_upstreams_connected_upstreams", "gauge", "Tunnels connected to this node.")
+        out.sample("pico_upstreams_connected_upstreams", [], self.upstreamsConnected)
+        out.family("pico_upstreams_registered_endpoints", "gauge", "Endpoints with at least one tunnel on this node.")
+        out.sample("pico_upstreams_registered_endpoints", [], registeredEndpoints)
+        out.family("pico_upstreams_upstream_requests_total", "counter", "Requests sent to a local tunnel.")
+        out.sample("pico_upstreams_upstream_requests_total", [], self.upstreamRequests)
+        out.family("pico_upstreams_remote_requests_total", "counter", "Requests forwarded to the node holding the endpoint, by node ID.")
         for (node, count) in self.remoteRequests.sorted(by: { $0.key < $1.key }) {
-            text += "pico_upstreams_remote_requests_total{node_id=\"\(node.prometheusEscaped)\"} \(count)\n"
+            out.sample("pico_upstreams_remote_requests_total", [("node_id", node)], count)
         }
-        header("pico_proxy_connection_moves_total", "counter", "Client connections moved to the event loop of the tunnel their request uses.")
-        text += "pico_proxy_connection_moves_total \(self.connectionMoves)\n"
+        out.family("pico_proxy_connection_moves_total", "counter", "Client connections moved to the event loop of the tunnel their request uses.")
+        out.sample("pico_proxy_connection_moves_total", [], self.connectionMoves)
         let process = ProcessFigures.read()
-        header("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
-        text += "process_resident_memory_bytes \(process.residentBytes)\n"
-        header("process_open_fds", "gauge", "Number of open file descriptors.")
-        text += "process_open_fds \(openDescriptors)\n"
-        header("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.")
-        text += "process_cpu_seconds_total \(Self.format(process.cpuSeconds))\n"
-        return text
+        out.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
+        out.sample("process_resident_memory_bytes", [], process.residentBytes)
+        out.family("process_open_fds", "gauge", "Number of open file descriptors.")
+        out.sample("process_open_fds", [], openDescriptors)
+        out.family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.")
+        out.sample("process_cpu_seconds_total", [], Self.format(process.cpuSeconds))
+        return out.text
     }
 
     static func format(_ value: Double) -> String {
