@@ -10,7 +10,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from harness import wait_until  # noqa: E402,F401  (the multi-host tests wait the same way)
 
 PREFIX = "pico-t"
 SUBNET = "10.77.0"
@@ -166,15 +169,3 @@ class PodSet:
         with open(temporary, "w") as f:
             json.dump([{"ip": ip} for ip in ips], f)
         os.replace(temporary, self.path)
-
-
-def wait_until(check, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
