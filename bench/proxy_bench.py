@@ -1,0 +1,418 @@
+"""Pico's data path against the reverse proxies people would pick instead, measured side by side.
+
+Every configuration runs on loopback against the same nginx backend (fixed 0 B, 1 KiB and 64 KiB
+responses, keep-alive) and is measured with the same wrk settings, one after another in one run,
+so the ratios compare like with like even though absolute numbers drift between runs:
+
+  direct        wrk -> backend (the physical limit of this machine)
+  nginx         wrk -> nginx -> backend (upstream keep-alive)
+  nginx-chain   wrk -> nginx -> nginx -> backend (the hop count of a tunnel)
+  caddy         wrk -> caddy -> backend
+  caddy-chain   wrk -> caddy -> caddy -> backend
+  pico          wrk -> pico server -> tunnel -> pico agent http -> backend
+  pico-forward  wrk -> pico server A -> pico server B -> tunnel -> agent -> backend
+
+CPU seconds per 10,000 requests counts the proxy layer only (every process of the configuration
+except wrk and the backend), from /proc utime + stime before and after the measured interval.
+
+Run through bench/proxies; python3 bench/proxy_bench.py <pico binary> [--smoke] [--duration S]
+[--connections 64,256] [--sizes 0,1024,65536] [--configs a,b] [--json FILE].
+With --smoke (the test suite's guard) it runs pico and nginx-chain briefly and fails only when a
+configuration answers errors or nothing, never on speed.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ENDPOINT = "bench"
+ALL_CONFIGS = ["direct", "nginx", "nginx-chain", "caddy", "caddy-chain", "pico", "pico-forward"]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, headers=None, timeout=20.0, expect=200):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            request = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == expect:
+                    return
+                last = f"status {response.status}"
+        except Exception as error:  # noqa: BLE001 - any failure means not ready yet
+            last = error
+        time.sleep(0.05)
+    raise SystemExit(f"proxy bench: {url} not ready after {timeout:.0f} s ({last})")
+
+
+class Processes:
+    """Started processes: their CPU time (with nginx workers) and their shutdown."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.started = []
+
+    def start(self, name, argv, env=None, proxy_layer=True):
+        log = open(os.path.join(self.workdir, f"{name}.log"), "wb")
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.started.append((name, process, proxy_layer))
+        return process
+
+    def check_alive(self):
+        for name, process, _ in self.started:
+            if process.poll() is not None:
+                with open(os.path.join(self.workdir, f"{name}.log"), "rb") as f:
+                    tail = f.read()[-2000:].decode(errors="replace")
+                raise SystemExit(f"proxy bench: {name} exited with {process.returncode}\n{tail}")
+
+    def proxy_cpu_seconds(self):
+        """utime + stime of every proxy-layer process and its children (nginx workers)."""
+        total = 0
+        for _, process, proxy_layer in self.started:
+            if proxy_layer:
+                for pid in [process.pid] + children(process.pid):
+                    total += cpu_ticks(pid)
+        return total / CLOCK_TICKS
+
+    def stop(self):
+        for _, process, _ in reversed(self.started):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait()
+        self.started = []
+
+
+def children(pid):
+    found = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            for child in f.read().split():
+                found.append(int(child))
+                found.extend(children(int(child)))
+    except OSError:
+        pass
+    return found
+
+
+def cpu_ticks(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+NGINX_COMMON = """
+daemon off;
+worker_processes auto;
+pid {pid};
+error_log {error_log} warn;
+events {{ worker_connections 4096; }}
+"""
+
+
+def nginx_backend_conf(workdir, port):
+    return NGINX_COMMON.format(pid=f"{workdir}/backend.pid", error_log=f"{workdir}/backend.error.log") + f"""
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    client_body_temp_path {workdir}/tmp-backend;
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        root {workdir}/www;
+        location / {{ default_type application/octet-stream; }}
+    }}
+}}
+"""
+
+
+def nginx_proxy_conf(workdir, name, port, upstream_port):
+    return NGINX_COMMON.format(pid=f"{workdir}/{name}.pid", error_log=f"{workdir}/{name}.error.log") + f"""
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    client_body_temp_path {workdir}/tmp-{name};
+    proxy_temp_path {workdir}/tmp-{name}-proxy;
+    upstream next {{
+        server 127.0.0.1:{upstream_port};
+        keepalive 512;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        location / {{
+            proxy_pass http://next;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+
+def caddy_conf(port, upstream_port):
+    return f"""{{
+    admin off
+    auto_https off
+}}
+http://127.0.0.1:{port} {{
+    reverse_proxy 127.0.0.1:{upstream_port} {{
+        transport http {{
+            keepalive 120s
+            keepalive_idle_conns 1024
+            keepalive_idle_conns_per_host 512
+        }}
+    }}
+}}
+"""
+
+
+class Bench:
+    def __init__(self, pico, workdir):
+        self.pico = pico
+        self.workdir = workdir
+        self.backend_processes = Processes(workdir)
+        self.backend_port = free_port()
+
+    def write(self, name, text):
+        path = os.path.join(self.workdir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start_backend(self, sizes):
+        os.makedirs(os.path.join(self.workdir, "www"), exist_ok=True)
+        for size in sizes:
+            with open(os.path.join(self.workdir, "www", str(size)), "wb") as f:
+                f.write(b"x" * size)
+        conf = self.write("backend.conf", nginx_backend_conf(self.workdir, self.backend_port))
+        self.backend_processes.start("backend", ["nginx", "-c", conf, "-e", f"{self.workdir}/backend.error.log"], proxy_layer=False)
+        wait_http(f"http://127.0.0.1:{self.backend_port}/0")
+
+    def start_config(self, config, processes):
+        """Starts a configuration's proxy layer; returns the port wrk targets."""
+        if config == "direct":
+            return self.backend_port
+        if config in ("nginx", "nginx-chain"):
+            upstream = self.backend_port
+            hops = 2 if config == "nginx-chain" else 1
+            for index in range(hops):
+                port = free_port()
+                name = f"{config}-{index}"
+                conf = self.write(f"{name}.conf", nginx_proxy_conf(self.workdir, name, port, upstream))
+                processes.start(name, ["nginx", "-c", conf, "-e", f"{self.workdir}/{name}.error.log"])
+                wait_http(f"http://127.0.0.1:{port}/0")
+                upstream = port
+            return upstream
+        if config in ("caddy", "caddy-chain"):
+            upstream = self.backend_port
+            hops = 2 if config == "caddy-chain" else 1
+            env = dict(os.environ, XDG_DATA_HOME=f"{self.workdir}/xdg-data", XDG_CONFIG_HOME=f"{self.workdir}/xdg-config", HOME=self.workdir)
+            for index in range(hops):
+                port = free_port()
+                name = f"{config}-{index}"
+                conf = self.write(f"{name}.Caddyfile", caddy_conf(port, upstream))
+                processes.start(name, ["caddy", "run", "--config", conf, "--adapter", "caddyfile"], env=env)
+                wait_http(f"http://127.0.0.1:{port}/0")
+                upstream = port
+            return upstream
+        if config in ("pico", "pico-forward"):
+            holder = self.start_pico(processes, "pico-holder", join=None)
+            entry = holder
+            if config == "pico-forward":
+                entry = self.start_pico(processes, "pico-entry", join=holder["gossip"])
+            processes.start("pico-agent", [self.pico, "agent", "http", ENDPOINT, f"127.0.0.1:{self.backend_port}",
+                                           "--connect.url", f"http://127.0.0.1:{holder['upstream']}", "--log.level", "warn"])
+            wait_http(f"http://127.0.0.1:{entry['proxy']}/0", headers={"x-pico-endpoint": ENDPOINT})
+            return entry["proxy"]
+        raise SystemExit(f"proxy bench: unknown configuration {config!r} (known: {', '.join(ALL_CONFIGS)})")
+
+    def start_pico(self, processes, name, join):
+        ports = {key: free_port() for key in ("proxy", "upstream", "admin", "gossip")}
+        argv = [self.pico, "server", "--proxy.bind-addr", f"127.0.0.1:{ports['proxy']}", "--upstream.bind-addr", f"127.0.0.1:{ports['upstream']}",
+                "--admin.bind-addr", f"127.0.0.1:{ports['admin']}", "--cluster.gossip.bind-addr", f"127.0.0.1:{ports['gossip']}",
+                "--cluster.node-id-prefix", f"{name}-", "--log.level", "warn", "--proxy.http.max-connections", "4096"]
+        if join is not None:
+            argv += ["--cluster.join", f"127.0.0.1:{join}"]
+        processes.start(name, argv)
+        wait_http(f"http://127.0.0.1:{ports['admin']}/ready")
+        return ports
+
+
+def parse_duration(text):
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"unreadable wrk latency {text!r}")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(output):
+    """Requests, requests/s, p50 and p99 in ms, errors (socket errors and non-2xx) from wrk --latency."""
+    def number(pattern):
+        match = re.search(pattern, output)
+        if not match:
+            raise ValueError(f"wrk output lacks {pattern!r}:\n{output}")
+        return match.group(1)
+    requests = int(number(r"(\d+) requests in"))
+    errors = 0
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if socket_errors:
+        errors += sum(int(group) for group in socket_errors.groups())
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    return {
+        "requests": requests,
+        "rps": float(number(r"Requests/sec:\s+([0-9.]+)")),
+        "p50_ms": parse_duration(number(r"\n\s+50%\s+(\S+)")),
+        "p99_ms": parse_duration(number(r"\n\s+99%\s+(\S+)")),
+        "errors": errors,
+    }
+
+
+def run_wrk(port, size, connections, duration, processes):
+    url = f"http://127.0.0.1:{port}/{size}"
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", f"x-pico-endpoint: {ENDPOINT}", url]
+    # A short warm-up fills every keep-alive pool before the measured interval.
+    subprocess.run(argv[:3] + ["-d1s", "-H", f"x-pico-endpoint: {ENDPOINT}", url], capture_output=True, timeout=30)
+    cpu_before = processes.proxy_cpu_seconds()
+    completed = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    cpu = processes.proxy_cpu_seconds() - cpu_before
+    if completed.returncode != 0:
+        raise SystemExit(f"proxy bench: wrk failed ({completed.returncode}): {completed.stderr}")
+    result = parse_wrk(completed.stdout)
+    result["cpu_s_per_10k"] = cpu / result["requests"] * 10_000 if result["requests"] else None
+    result["mib_per_s"] = result["rps"] * size / (1 << 20)
+    return result
+
+
+def ratio(numerator, denominator):
+    return numerator / denominator if numerator is not None and denominator else None
+
+
+def ratios(results, sizes, connections_list):
+    """Pico's ratios against the references, per size and connection count."""
+    rows = []
+    for size in sizes:
+        for connections in connections_list:
+            def get(config, key):
+                entry = results.get(config, {}).get(f"{size}/{connections}")
+                return entry[key] if entry else None
+            rows.append({
+                "size": size,
+                "connections": connections,
+                "pico/nginx-chain rps": ratio(get("pico", "rps"), get("nginx-chain", "rps")),
+                "pico/caddy-chain rps": ratio(get("pico", "rps"), get("caddy-chain", "rps")),
+                "pico/direct rps": ratio(get("pico", "rps"), get("direct", "rps")),
+                "pico p99/nginx-chain p99": ratio(get("pico", "p99_ms"), get("nginx-chain", "p99_ms")),
+                "pico-forward/pico rps": ratio(get("pico-forward", "rps"), get("pico", "rps")),
+            })
+    return rows
+
+
+def fmt(value, digits=2):
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def print_tables(results, ratio_rows, configs, sizes, connections_list):
+    print()
+    print("| configuration | size | conns | req/s | MiB/s | p50 ms | p99 ms | proxy CPU s / 10k req | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size in sizes:
+        for connections in connections_list:
+            for config in configs:
+                entry = results.get(config, {}).get(f"{size}/{connections}")
+                if entry:
+                    print(f"| {config} | {size} | {connections} | {fmt(entry['rps'], 0)} | {fmt(entry['mib_per_s'], 1)} | {fmt(entry['p50_ms'])} | "
+                          f"{fmt(entry['p99_ms'])} | {fmt(entry['cpu_s_per_10k'], 3)} | {entry['errors']} |")
+    print()
+    keys = [key for key in ratio_rows[0] if key not in ("size", "connections")] if ratio_rows else []
+    print("| size | conns | " + " | ".join(keys) + " |")
+    print("|---:|---:|" + "---:|" * len(keys))
+    for row in ratio_rows:
+        print(f"| {row['size']} | {row['connections']} | " + " | ".join(fmt(row[key]) for key in keys) + " |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pico")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--duration", type=int, default=None)
+    parser.add_argument("--connections", default=None)
+    parser.add_argument("--sizes", default=None)
+    parser.add_argument("--configs", default=None)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx") + (() if args.smoke else ("caddy",)):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"proxy bench: {tool} is not installed (bench/proxies installs it)")
+
+    configs = args.configs.split(",") if args.configs else (["nginx-chain", "pico"] if args.smoke else ALL_CONFIGS)
+    sizes = [int(size) for size in (args.sizes or ("0" if args.smoke else "0,1024,65536")).split(",")]
+    connections_list = [int(c) for c in (args.connections or ("64" if args.smoke else "64,256")).split(",")]
+    duration = args.duration or (2 if args.smoke else 15)
+    for config in configs:
+        if config not in ALL_CONFIGS:
+            raise SystemExit(f"proxy bench: unknown configuration {config!r} (known: {', '.join(ALL_CONFIGS)})")
+
+    workdir = tempfile.mkdtemp(prefix="pico-bench-")
+    os.chmod(workdir, 0o755)  # nginx workers run as nobody when started by root
+    bench = Bench(args.pico, workdir)
+    results = {}
+    failures = []
+    try:
+        bench.start_backend(sizes)
+        for config in configs:
+            processes = Processes(workdir)
+            try:
+                port = bench.start_config(config, processes)
+                for size in sizes:
+                    for connections in connections_list:
+                        result = run_wrk(port, size, connections, duration, processes)
+                        processes.check_alive()
+                        results.setdefault(config, {})[f"{size}/{connections}"] = result
+                        print(f"{config:13} {size:>6} B {connections:>4} conns: {result['rps']:>10,.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
+                              f"p99 {result['p99_ms']:.2f} ms  errors {result['errors']}", flush=True)
+                        if result["errors"] or result["requests"] == 0:
+                            failures.append(f"{config} {size} B {connections} conns: {result['errors']} errors, {result['requests']} requests")
+            finally:
+                processes.stop()
+    finally:
+        bench.backend_processes.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    ratio_rows = ratios(results, sizes, connections_list)
+    print_tables(results, ratio_rows, configs, sizes, connections_list)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%d"), "duration_s": duration, "wrk": "-t1 --latency", "results": results, "ratios": ratio_rows}, f, indent=2)
+        print(f"\nwritten: {args.json}")
+    if failures:
+        print("\nproxy bench: configurations answered errors:\n  " + "\n  ".join(failures), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
