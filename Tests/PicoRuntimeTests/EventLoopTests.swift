@@ -114,6 +114,61 @@ struct EventLoopTests {
         #expect(fired == [1, 3])
     }
 
+    /// A connection re-arms its idle timeout on every request: cancelled timers must leave the
+    /// heap at once, or a busy loop holds millions of dead ones (memory, and a stale epoll timeout).
+    @Test func test_cancelledTimers_leaveTheHeapAtOnce_andTheRestStillFireInOrder() throws {
+        let loop = try EventLoop()
+        let start = loop.now
+        let dead = (0..<10_000).map { index in loop.schedule(at: start + .seconds(60 + index % 7)) {} }
+        #expect(loop.armedTimerCount == 10_000)
+        for timer in dead { timer.cancel() }
+        #expect(loop.armedTimerCount == 0)
+
+        var random = SplitMix64(seed: 7)
+        var fired: [Int] = []
+        var expected: [(Int, Int)] = []
+        var cancelled: [LoopTimer] = []
+        for index in 0..<300 {
+            let offset = Int(random.next() % 40)
+            let timer = loop.schedule(at: start + .milliseconds(offset)) { fired.append(index) }
+            if random.next() % 3 == 0 { cancelled.append(timer) } else { expected.append((offset, index)) }
+        }
+        for timer in cancelled { timer.cancel() }
+        #expect(loop.armedTimerCount == expected.count)
+        let deadline = MonotonicClock.now() + .seconds(2)
+        while fired.count < expected.count, MonotonicClock.now() < deadline { loop.turn(maximumWait: .milliseconds(20)) }
+        #expect(fired == expected.sorted { $0 < $1 }.map(\.1))
+        #expect(loop.armedTimerCount == 0)
+    }
+
+    /// Writes queue until the end of the loop's turn and then leave in one flush; a close right
+    /// after a write still sends what was written (as an immediate write did).
+    @Test func test_writes_waitForTheEndOfTheTurn_andACloseStillSendsThem() throws {
+        let loop = try EventLoop()
+        var fds: [Int32] = [0, 0]
+        socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds)
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        defer { close(fds[1]) }
+        let connection = Connection(fd: fds[0], loop: loop, connected: true, delegate: CloseRecorder())
+        for index in 0..<100 { connection.write([UInt8](repeating: UInt8(index), count: 10)) }
+        #expect(connection.queuedByteCount == 1_000)
+        #expect(connection.bytesWritten == 0)
+        loop.turn(maximumWait: .zero)
+        #expect(connection.queuedByteCount == 0)
+        #expect(connection.bytesWritten == 1_000)
+        connection.write(Array("bye".utf8))
+        connection.close()
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        var received: [UInt8] = []
+        while true {
+            let count = recv(fds[1], &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            received += buffer[0..<count]
+        }
+        #expect(received.count == 1_003)
+        #expect(Array(received.suffix(3)) == Array("bye".utf8))
+    }
+
     @Test func test_execute_fromAnotherThread_wakesTheLoop() throws {
         let thread = try LoopThread()
         defer { thread.stop() }

@@ -56,10 +56,12 @@ public final class PicoAgent {
         self.exit(0)
     }
 
+    /// Exits a moment later: output is written at the end of the loop's turn, so the last
+    /// responses and the tunnels' closing frames reach their sockets first.
     func exit(_ status: Int32) {
         let callback = self.onExit
         self.onExit = nil
-        callback?(status)
+        self.loop.schedule(after: .milliseconds(50)) { callback?(status) }
     }
 }
 

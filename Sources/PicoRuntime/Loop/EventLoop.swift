@@ -9,6 +9,13 @@ public protocol LoopHandler: AnyObject {
     func handleEvent(readable: Bool, writable: Bool, failed: Bool)
 }
 
+/// Work a loop runs once at the end of the current turn, after every event and due timer of the
+/// turn: output produced by many events is written with one system call instead of one each.
+public protocol TurnEndHandler: AnyObject {
+    /// Called once per `EventLoop.runAtEndOfTurn` registration, on the loop's thread.
+    func loopTurnEnded()
+}
+
 /// Which readiness a handler wants.
 public struct LoopInterest: OptionSet, Hashable, Sendable {
     public let rawValue: UInt8
@@ -30,11 +37,13 @@ public final class EventLoop: @unchecked Sendable {
     private let wakeFD: Int32
     private var handlers: [Int32: LoopHandler] = [:]
     private var interests: [Int32: LoopInterest] = [:]
-    private var timers = TimerHeap()
+    private let timers = TimerHeap()
     private var timerSequence: UInt64 = 0
     private let inbox = Mutex<[@Sendable () -> Void]>([])
     private let stopRequested = Atomic<Bool>(false)
     private var events = [epoll_event](repeating: epoll_event(), count: 256)
+    private var turnEndHandlers: [TurnEndHandler] = []
+    private var turnEndSpare: [TurnEndHandler] = []
     /// The clock reading taken when the loop last woke (cheap "now" for handlers).
     public private(set) var now: Instant = MonotonicClock.now()
     /// A read buffer shared by every handler of this loop (valid until the handler returns).
@@ -59,6 +68,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     deinit {
+        self.timers.removeAll()
         close(self.epollFD)
         close(self.wakeFD)
         self.readBuffer.deallocate()
@@ -94,6 +104,9 @@ public final class EventLoop: @unchecked Sendable {
         epoll_ctl(self.epollFD, EPOLL_CTL_DEL, fd, nil)
     }
 
+    /// Timers armed and neither fired nor cancelled.
+    public var armedTimerCount: Int { self.timers.count }
+
     /// Descriptors registered (listeners and connections).
     public var registeredCount: Int { self.handlers.count }
 
@@ -110,6 +123,13 @@ public final class EventLoop: @unchecked Sendable {
     @discardableResult
     public func schedule(after delay: Duration, _ action: @escaping () -> Void) -> LoopTimer {
         self.schedule(at: self.now + delay, action)
+    }
+
+    /// Calls `handler.loopTurnEnded()` at the end of this turn (held strongly until then). A
+    /// handler registered while turn-end handlers run is called in the same turn, after them.
+    /// Callers keep their own flag so they register at most once per turn.
+    public func runAtEndOfTurn(_ handler: TurnEndHandler) {
+        self.turnEndHandlers.append(handler)
     }
 
     /// Posts `work` to run on the loop's thread; safe from any thread.
@@ -148,6 +168,7 @@ public final class EventLoop: @unchecked Sendable {
             let wait = max(.zero, earliest.deadline - self.now)
             timeout = Int32(clamping: (wait.nanosecondsClamped + 999_999) / 1_000_000)
         }
+        if !self.turnEndHandlers.isEmpty { timeout = 0 }
         if let maximumWait {
             let cap = Int32(clamping: maximumWait.nanosecondsClamped / 1_000_000)
             timeout = timeout < 0 ? cap : min(timeout, cap)
@@ -177,6 +198,15 @@ public final class EventLoop: @unchecked Sendable {
             }
         }
         self.runDueTimers()
+        self.runTurnEndHandlers()
+    }
+
+    private func runTurnEndHandlers() {
+        while !self.turnEndHandlers.isEmpty {
+            swap(&self.turnEndHandlers, &self.turnEndSpare)
+            for handler in self.turnEndSpare { handler.loopTurnEnded() }
+            self.turnEndSpare.removeAll(keepingCapacity: true)
+        }
     }
 
     private func runDueTimers() {

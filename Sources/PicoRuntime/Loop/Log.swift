@@ -9,9 +9,16 @@ public enum LogLevel: String, Hashable, Sendable, CaseIterable, Comparable {
     case warn
     case error
 
-    public static func < (left: LogLevel, right: LogLevel) -> Bool {
-        Self.allCases.firstIndex(of: left)! < Self.allCases.firstIndex(of: right)!
+    private var rank: Int {
+        switch self {
+        case .debug: 0
+        case .info: 1
+        case .warn: 2
+        case .error: 3
+        }
     }
+
+    public static func < (left: LogLevel, right: LogLevel) -> Bool { left.rank < right.rank }
 }
 
 /// JSON log lines on stderr: `{"level", "ts", "subsystem", "msg", …fields}`, one per line.
@@ -39,6 +46,9 @@ public struct Logger: Sendable {
     public func child(_ subsystem: String) -> Logger {
         Logger(level: self.baseLevel, subsystem: subsystem, verboseSubsystems: self.verboseSubsystems)
     }
+
+    /// True when a line at `level` would be written (check before building costly fields).
+    public func enabled(_ level: LogLevel) -> Bool { level >= self.level }
 
     /// Writes one line when `level` is enabled. Field values are strings, numbers or booleans.
     public func log(_ level: LogLevel, _ message: String, _ fields: [(String, LogValue)] = []) {

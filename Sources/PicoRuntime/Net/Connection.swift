@@ -21,10 +21,11 @@ extension ConnectionDelegate {
 }
 
 /// A non-blocking TCP connection served by an `EventLoop`: reads into the loop's shared buffer,
-/// writes through a queue that watches for `EPOLLOUT` only while it holds bytes, and tells its
+/// writes through a queue that is flushed once at the end of the loop's turn (every write of the
+/// turn in one system call) and watches for `EPOLLOUT` only while the socket is full, and tells its
 /// delegate when the queue passes the high watermark and drains again, so the delegate can stop
 /// reading whatever feeds it (back-pressure). It keeps its delegate alive until it closes.
-public final class Connection: LoopHandler {
+public final class Connection: LoopHandler, TurnEndHandler {
     /// Where it is in its life.
     public enum State: Hashable, Sendable {
         case connecting
@@ -52,9 +53,13 @@ public final class Connection: LoopHandler {
     /// Total bytes read and written (for metrics and access logs).
     public private(set) var bytesRead = 0
     public private(set) var bytesWritten = 0
-    private var queue: [[UInt8]] = []
-    private var queueHead = 0
-    private var headOffset = 0
+    /// Bytes not yet written start at `outputHead`; one buffer, so a flush is one system call.
+    private var output: [UInt8] = []
+    private var outputHead = 0
+    /// True while a flush waits for the end of the loop's turn.
+    private var flushScheduled = false
+    /// True while the loop watches for EPOLLOUT (the socket was full).
+    private var watchingWritable = false
     private var readingPaused = false
     private var readEOF = false
     private var wasAboveHighWatermark = false
@@ -76,14 +81,36 @@ public final class Connection: LoopHandler {
     /// False once the queue holds `highWatermark` bytes: stop feeding it until `connectionDidDrain`.
     public var isWritable: Bool { self.queuedByteCount < self.highWatermark }
 
-    /// Queues `bytes` and writes what the socket takes now. Ignored once closed.
+    /// Queues `bytes`; they are written at the end of the loop's turn, together with everything
+    /// else queued on this connection in the turn. Ignored once closed or closing.
     public func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { self.write(raw: $0) }
+    }
+
+    /// Queues `bytes` (see `write(_:)`).
+    public func write(_ bytes: ArraySlice<UInt8>) {
+        bytes.withUnsafeBytes { self.write(raw: $0) }
+    }
+
+    /// Queues a copy of `bytes` (see `write(_:)`).
+    public func write(raw bytes: UnsafeRawBufferPointer) {
         guard self.state != .closed, !bytes.isEmpty, !self.closeWhenFlushed, !self.shutdownWhenFlushed else { return }
         if self.queuedByteCount == 0 { self.lastWriteProgress = self.loop.now }
-        self.queue.append(bytes)
+        self.output.append(contentsOf: bytes)
         self.queuedByteCount += bytes.count
         if self.queuedByteCount >= self.highWatermark { self.wasAboveHighWatermark = true }
-        if self.state == .open, self.queueHead == self.queue.count - 1 { self.flush() }
+        // While EPOLLOUT is watched the socket is full: its writable event flushes.
+        if self.state == .open, !self.flushScheduled, !self.watchingWritable {
+            self.flushScheduled = true
+            self.loop.runAtEndOfTurn(self)
+        }
+    }
+
+    /// The end of the loop's turn: writes what the turn queued.
+    public func loopTurnEnded() {
+        guard self.flushScheduled else { return }
+        self.flushScheduled = false
+        if self.state == .open, self.queuedByteCount > 0 { self.flush() }
     }
 
     /// Stops reading (the loop stops watching for input) until `resumeReading`.
@@ -148,13 +175,16 @@ public final class Connection: LoopHandler {
         return self.fd
     }
 
-    /// Closes now, dropping queued bytes; the delegate hears `connectionDidClose` once.
+    /// Closes now; bytes queued in this turn get one non-blocking write attempt (as if written
+    /// at once), the rest is dropped. The delegate hears `connectionDidClose` once.
     public func close(error: SocketError? = nil) {
         guard self.state != .closed else { return }
+        if self.flushScheduled, error == nil, self.state == .open { _ = self.sendOutput() }
         self.state = .closed
         self.loop.unregister(self.fd)
         Glibc.close(self.fd)
-        self.queue.removeAll()
+        self.output = []
+        self.outputHead = 0
         self.queuedByteCount = 0
         self.stallTimer?.cancel()
         self.stallTimer = nil
@@ -211,33 +241,39 @@ public final class Connection: LoopHandler {
         }
     }
 
-    private func flush() {
-        while self.queueHead < self.queue.count {
-            let chunk = self.queue[self.queueHead]
-            let written = chunk.withUnsafeBytes { raw in
-                Glibc.send(self.fd, raw.baseAddress! + self.headOffset, raw.count - self.headOffset, Int32(MSG_NOSIGNAL))
+    /// Writes queued bytes until the socket is full; false when the socket failed (nothing else
+    /// is done then: the caller closes).
+    private func sendOutput() -> Bool {
+        while self.outputHead < self.output.count {
+            let written = self.output.withUnsafeBytes { raw in
+                Glibc.send(self.fd, raw.baseAddress! + self.outputHead, raw.count - self.outputHead, Int32(MSG_NOSIGNAL))
             }
             if written < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK { break }
-                self.close(error: SocketError("write"))
-                return
+                return false
             }
             self.bytesWritten += written
             if written > 0 { self.lastWriteProgress = self.loop.now }
             self.queuedByteCount -= written
-            self.headOffset += written
-            if self.headOffset == chunk.count {
-                self.queueHead += 1
-                self.headOffset = 0
-            }
+            self.outputHead += written
         }
-        if self.queueHead == self.queue.count {
-            self.queue.removeAll(keepingCapacity: true)
-            self.queueHead = 0
-        } else if self.queueHead > 64 {
-            self.queue.removeFirst(self.queueHead)
-            self.queueHead = 0
+        if self.outputHead == self.output.count {
+            // A buffer grown by a burst is given back; a small one is kept for the next write.
+            if self.output.capacity > 64 * 1_024 { self.output = [] } else { self.output.removeAll(keepingCapacity: true) }
+            self.outputHead = 0
+        } else if self.outputHead >= 64 * 1_024, self.outputHead * 2 >= self.output.count {
+            self.output.removeFirst(self.outputHead)
+            self.outputHead = 0
+        }
+        return true
+    }
+
+    private func flush() {
+        self.flushScheduled = false
+        guard self.sendOutput() else {
+            self.close(error: SocketError("write"))
+            return
         }
         self.updateInterest()
         self.watchForStall()
@@ -285,8 +321,10 @@ public final class Connection: LoopHandler {
     private func updateInterest() {
         guard self.state != .closed else { return }
         var interest: LoopInterest = []
-        if self.state == .connecting || self.queuedByteCount > 0 { interest.insert(.writable) }
+        // Bytes waiting for the end of the turn need no EPOLLOUT: the turn's end flushes them.
+        if self.state == .connecting || (self.queuedByteCount > 0 && !self.flushScheduled) { interest.insert(.writable) }
         if self.state == .open, !self.readingPaused, !self.readEOF { interest.insert(.readable) }
+        self.watchingWritable = interest.contains(.writable)
         self.loop.setInterest(self.fd, interest)
     }
 }

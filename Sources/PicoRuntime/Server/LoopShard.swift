@@ -36,6 +36,8 @@ final class LoopShard: @unchecked Sendable {
     let loop: EventLoop
     let settings: ServerSettings
     let log: Logger
+    /// The `proxy.access` logger (made once, not per request).
+    let accessLog: Logger
     let metrics = ServerMetrics()
     /// Keep-alive connections to other nodes, for forwarded requests.
     lazy var peers = PeerPool(loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections)
@@ -51,6 +53,7 @@ final class LoopShard: @unchecked Sendable {
         self.node = node
         self.settings = node.settings
         self.log = node.log
+        self.accessLog = node.log.child("proxy.access")
         self.counters = counters
         self.router = LoopRouter(loop: index, seed: seed)
     }

@@ -426,6 +426,9 @@ final class ProxyConnection: ConnectionDelegate {
         self.shard.metrics.update { $0.recordRequest(method: exchange.head.method, status: status, seconds: seconds, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes) }
         let settings = self.shard.settings
         guard !settings.accessLogDisabled, !exchange.head.path.hasPrefix("/_pico") else { return }
+        let level = status >= 500 ? max(settings.accessLogLevel, .warn) : settings.accessLogLevel
+        let log = self.shard.accessLog
+        guard log.enabled(level) else { return }
         let fields: [(String, LogValue)] = [
             ("request", .object([
                 ("proto", .string("\(exchange.head.version)")), ("method", .string(exchange.head.method)),
@@ -436,7 +439,7 @@ final class ProxyConnection: ConnectionDelegate {
                 ("endpoint", .string(exchange.endpoint ?? "")), ("request_bytes", .int(exchange.requestBytes)), ("response_bytes", .int(exchange.responseBytes)),
             ])),
         ]
-        self.shard.log.child("proxy.access").log(status >= 500 ? max(settings.accessLogLevel, .warn) : settings.accessLogLevel, "request", fields)
+        log.log(level, "request", fields)
     }
 
     private func answerAndClose(status: Int, message: String) {

@@ -25,7 +25,10 @@ public protocol TunnelTransportOwner: AnyObject {
 /// Yamux inside binary WebSocket messages on one connection, after the handshake: decodes
 /// frames, runs the `YamuxSession`, routes stream events to their handlers, pings every
 /// `keepaliveInterval` and closes the tunnel when a ping goes unanswered.
-public final class TunnelTransport: ConnectionDelegate {
+///
+/// Session output is written once per loop turn: every frame the turn's events produced goes out
+/// in one WebSocket message and one system call.
+public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
     /// Most bytes queued on one stream (beyond its window) before `canSend` turns false.
     public static let streamQueueLimit = 64 * 1_024
 
@@ -41,6 +44,7 @@ public final class TunnelTransport: ConnectionDelegate {
     private let keepaliveInterval: Duration
     private var closed = false
     private var pumping = false
+    private var flushScheduled = false
     private var maskRandom = SystemRandomNumberGenerator()
 
     /// Takes over `connection` (its delegate becomes this transport) with the bytes that followed
@@ -128,6 +132,7 @@ public final class TunnelTransport: ConnectionDelegate {
     /// Closes the tunnel: every open stream fails, the owner hears `transportClosed` once.
     public func close(reason: String) {
         guard !self.closed else { return }
+        self.flushSession()
         self.closed = true
         self.keepaliveTimer?.cancel()
         let failing = self.handlers.sorted { $0.key < $1.key }
@@ -204,6 +209,15 @@ public final class TunnelTransport: ConnectionDelegate {
             self.close(reason: "yamux protocol error: \(error)")
             return
         }
+        if !self.closed, !self.flushScheduled, !self.session.output.isEmpty {
+            self.flushScheduled = true
+            self.connection.loop.runAtEndOfTurn(self)
+        }
+    }
+
+    /// The end of the loop's turn: writes the session output of the whole turn as one message.
+    public func loopTurnEnded() {
+        self.flushScheduled = false
         if !self.closed { self.flushSession() }
     }
 
