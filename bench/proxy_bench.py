@@ -112,6 +112,14 @@ def children(pid):
     return found
 
 
+def machine_ticks():
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(value) for value in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
 def cpu_ticks(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -298,13 +306,18 @@ def run_wrk(port, size, connections, duration, processes):
     # A short warm-up fills every keep-alive pool before the measured interval.
     subprocess.run(argv[:3] + ["-d1s", "-H", f"x-pico-endpoint: {ENDPOINT}", url], capture_output=True, timeout=30)
     cpu_before = processes.proxy_cpu_seconds()
+    busy_before, total_before = machine_ticks()
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     cpu = processes.proxy_cpu_seconds() - cpu_before
+    busy_after, total_after = machine_ticks()
     if completed.returncode != 0:
         raise SystemExit(f"proxy bench: wrk failed ({completed.returncode}): {completed.stderr}")
     result = parse_wrk(completed.stdout)
     result["cpu_s_per_10k"] = cpu / result["requests"] * 10_000 if result["requests"] else None
     result["mib_per_s"] = result["rps"] * size / (1 << 20)
+    # Cores the whole machine kept busy (wrk, backend and proxies): below the core count, the
+    # configuration waits on something other than CPU.
+    result["busy_cores"] = (busy_after - busy_before) / max(1, total_after - total_before) * os.cpu_count()
     return result
 
 
@@ -338,15 +351,15 @@ def fmt(value, digits=2):
 
 def print_tables(results, ratio_rows, configs, sizes, connections_list):
     print()
-    print("| configuration | size | conns | req/s | MiB/s | p50 ms | p99 ms | proxy CPU s / 10k req | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| configuration | size | conns | req/s | MiB/s | p50 ms | p99 ms | proxy CPU s / 10k req | busy cores | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in sizes:
         for connections in connections_list:
             for config in configs:
                 entry = results.get(config, {}).get(f"{size}/{connections}")
                 if entry:
                     print(f"| {config} | {size} | {connections} | {fmt(entry['rps'], 0)} | {fmt(entry['mib_per_s'], 1)} | {fmt(entry['p50_ms'])} | "
-                          f"{fmt(entry['p99_ms'])} | {fmt(entry['cpu_s_per_10k'], 3)} | {entry['errors']} |")
+                          f"{fmt(entry['p99_ms'])} | {fmt(entry['cpu_s_per_10k'], 3)} | {fmt(entry['busy_cores'])} | {entry['errors']} |")
     print()
     keys = [key for key in ratio_rows[0] if key not in ("size", "connections")] if ratio_rows else []
     print("| size | conns | " + " | ".join(keys) + " |")

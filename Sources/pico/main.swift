@@ -230,13 +230,17 @@ func runAgent(_ arguments: [String]) -> Never {
         fail("config: \(error)")
     }
     let log = Logger(level: settings.logLevel, subsystem: "agent")
-    let loop: EventLoop
-    do { loop = try EventLoop() } catch { fail("\(error)", status: 1) }
-    let agent = PicoAgent(settings: settings, loop: loop, log: log)
+    let group: LoopGroup
+    do {
+        group = try LoopGroup(count: settings.loopCount(processors: LoopGroup.processorCount))
+        try group.start()
+    } catch {
+        fail("\(error)", status: 1)
+    }
+    let agent = PicoAgent(settings: settings, loops: group.loops, log: log)
     agent.onExit = { status in exit(status) }
     agent.start()
-    nonisolated(unsafe) let unsafeAgent = agent
-    runWithSignals(loop) { unsafeAgent.shutdown() }
+    runWithSignals(group.loops[0]) { agent.shutdown() }
 }
 
 func runStatus(_ arguments: [String]) -> Never {

@@ -68,6 +68,23 @@ struct AgentOptionsTests {
         }
     }
 
+    @Test func test_eventLoops_fromFileOrFlag_boundedOneTo64_andDefaultCapped() throws {
+        func load(_ yaml: String, flags: [(String, String)] = []) throws -> AgentSettings {
+            try AgentOptions.load(yaml: yaml, file: "a.yaml", expandEnvironment: false, environment: [:], flags: flags, listener: nil)
+        }
+        let listeners = "listeners:\n  - endpoint_id: a\n    addr: 1\n"
+        #expect(try load(listeners).eventLoops == nil)
+        #expect(try load(listeners + "event_loops: 3\n").eventLoops == 3)
+        #expect(try load(listeners + "event_loops: 3\n", flags: [("--event-loops", "1")]).eventLoops == 1)
+        #expect(throws: ConfigError("--event-loops: expected 1 to 64, got 0")) { try load(listeners, flags: [("--event-loops", "0")]) }
+        #expect(throws: (any Error).self) { try load(listeners + "event_loops: 65\n") }
+        #expect(AgentSettings().loopCount(processors: 2) == 2)
+        #expect(AgentSettings().loopCount(processors: 64) == AgentSettings.defaultLoopLimit)
+        var set = AgentSettings()
+        set.eventLoops = 8
+        #expect(set.loopCount(processors: 2) == 8)
+    }
+
     @Test func test_unknownKeys_areErrors() {
         #expect(throws: ConfigError("a.yaml:4:5: unknown key 'listeners[0].tiemout'")) {
             _ = try AgentOptions.load(yaml: "listeners:\n  - endpoint_id: a\n    addr: 1\n    tiemout: 1s\n", file: "a.yaml", expandEnvironment: false, environment: [:], flags: [], listener: nil)

@@ -80,8 +80,10 @@ def start_backend():
 
 
 def start_agent(node, endpoint, port, *flags):
+    """An agent with one tunnel (one event loop) unless `flags` set --event-loops."""
     log = open(os.path.join(TMP, f"agent-{endpoint}-{port}.log"), "a")
-    process = subprocess.Popen([PICO, "agent", "http", endpoint, str(port), "--connect.url", f"http://127.0.0.1:{node.upstream}", *flags], stderr=log)
+    loops = [] if "--event-loops" in flags else ["--event-loops", "1"]
+    process = subprocess.Popen([PICO, "agent", "http", endpoint, str(port), "--connect.url", f"http://127.0.0.1:{node.upstream}", *loops, *flags], stderr=log)
     wait_until(lambda: node.endpoints().get(endpoint, 0) >= 1, what=f"agent for {endpoint}")
     return process
 

@@ -199,7 +199,7 @@ class ClusterTests(unittest.TestCase):
         try:
             front = Front(base)
             wait_until(lambda: sorted(members(front).values()) == ["active", "active"], timeout=15, what="two nodes behind the balancer")
-            agent = subprocess.Popen([harness.PICO, "agent", "http", "app", str(http_port), "--connect.url", f"http://127.0.0.1:{base + 1}"],
+            agent = subprocess.Popen([harness.PICO, "agent", "http", "app", str(http_port), "--connect.url", f"http://127.0.0.1:{base + 1}", "--event-loops", "1"],
                                      stderr=open(os.path.join(harness.TMP, "test-cluster-agent.log"), "w"))
             wait_until(lambda: request(front, "GET", "/bytes/2")[:2] == (200, b"xx"), timeout=10, what="the endpoint through the balancer")
             before = set(members(front))

@@ -290,6 +290,25 @@ class FailureTests(unittest.TestCase):
         finally:
             node.stop()
 
+    def test_agentWithTwoLoops_opensATunnelPerLoop_servesThroughBoth_andDrainsBothOnSigterm(self):
+        node = Node()
+        try:
+            agent = start_agent(node, "app", self.http_port, "--event-loops", "2", "--grace-period", "10s")
+            wait_until(lambda: node.endpoints().get("app", 0) == 2, what="a tunnel from each agent loop")
+            answers = [request(node, "GET", f"/echo?n={index}")[:2] for index in range(40)]
+            self.assertEqual([status for status, _ in answers], [200] * 40)
+            outcome = {}
+            in_flight = threading.Thread(target=lambda: outcome.update(answer=request(node, "GET", "/slow?s=1.5", timeout=15)[:2]))
+            in_flight.start()
+            time.sleep(0.4)
+            agent.send_signal(signal.SIGTERM)
+            self.assertEqual(agent.wait(timeout=10), 0)
+            in_flight.join()
+            self.assertEqual(outcome["answer"], (200, b"slow done"))
+            wait_until(lambda: node.endpoints().get("app", 0) == 0, what="both tunnels to leave")
+        finally:
+            node.stop()
+
     def test_agentRefusedWith404_stopsWithTheNodesMessage_andExits1(self):
         node = Node()
         try:
@@ -314,7 +333,7 @@ class FailureTests(unittest.TestCase):
         try:
             wait_until(lambda: socket.create_connection(("127.0.0.1", balancer_port), timeout=1).close() is None, what="balancer")
             log = open(os.path.join(harness.TMP, f"agent-move-{a.proxy}.log"), "w")
-            agent = subprocess.Popen([harness.PICO, "agent", "http", "app", str(self.http_port), "--connect.url", f"http://127.0.0.1:{balancer_port}"], stderr=log)
+            agent = subprocess.Popen([harness.PICO, "agent", "http", "app", str(self.http_port), "--connect.url", f"http://127.0.0.1:{balancer_port}", "--event-loops", "1"], stderr=log)
             wait_until(lambda: a.endpoints().get("app", 0) == 1, what="the agent on node A")
             self.assertEqual(b.endpoints(), {})
             outcome = {}
@@ -457,7 +476,7 @@ class SettingsTests(unittest.TestCase):
                     f"  - endpoint_id: one\n    addr: {self.http_port}\n    timeout: 1s\n"
                     f"  - endpoint_id: two\n    addr: 127.0.0.1:{self.http_port}\n    timeout: 5s\n")
         log = open(os.path.join(harness.TMP, f"agent-start-{node.proxy}.log"), "w")
-        agent = subprocess.Popen([harness.PICO, "agent", "start", "--config.path", config, "--config.expand-env"], stderr=log,
+        agent = subprocess.Popen([harness.PICO, "agent", "start", "--config.path", config, "--config.expand-env", "--event-loops", "1"], stderr=log,
                                  env={**os.environ, "UPSTREAM_PORT": str(node.upstream)})
         self.processes.append(agent)
         wait_until(lambda: node.endpoints() == {"one": 1, "two": 1}, what="both listeners")

@@ -30,6 +30,17 @@ public struct AgentSettings: Hashable, Sendable {
     /// Yamux keep-alive.
     public var keepaliveInterval: Duration = .seconds(30)
     public var keepaliveTimeout: Duration = .seconds(10)
+    /// `--event-loops`: event-loop threads, each with its own tunnel per endpoint; nil means one
+    /// per processor, at most `defaultLoopLimit`.
+    public var eventLoops: Int?
+    /// The most loops (and so tunnels per endpoint) the default gives: a pod on a large host
+    /// sees every host processor, and each tunnel is a connection the cluster tracks.
+    public static let defaultLoopLimit = 4
+
+    /// The loops to run on a machine with `processors` online.
+    public func loopCount(processors: Int) -> Int {
+        self.eventLoops ?? min(max(1, processors), Self.defaultLoopLimit)
+    }
     /// `--log.level`.
     public var logLevel: LogLevel = .info
 

@@ -1,73 +1,143 @@
 import PicoModel
+import Synchronization
 
-/// `pico agent http`: keeps one tunnel per endpoint to the node (through its load balancer),
-/// following `AgentMachine`'s rules (backoff, make-before-break moves), and serves each stream
-/// the node opens by forwarding it to the local service. Loop-confined.
-public final class PicoAgent {
-    /// The loop it runs on.
-    public let loop: EventLoop
+/// `pico agent`: on each of its event loops, keeps one tunnel per endpoint to the node (through
+/// its load balancer), following `AgentMachine`'s rules (backoff, make-before-break moves), and
+/// serves each stream the node opens by forwarding it to the local service.
+///
+/// Every loop runs an independent `AgentWorker` with its own tunnels and backend pool, so the
+/// streams of one tunnel never cross threads and a node can serve the tunnels from several of its
+/// own loops. Piko opens one tunnel per endpoint; more tunnels spread the work over the node's
+/// cores and keep the endpoint reachable while one tunnel reconnects.
+///
+/// The agent itself is confined to `loops[0]` (the signal loop); workers report to it there.
+public final class PicoAgent: @unchecked Sendable {
+    /// Its loops; `loops[0]` runs the agent's own bookkeeping.
+    public let loops: [EventLoop]
     /// Its settings.
     public let settings: AgentSettings
     let log: Logger
-    private var endpoints: [AgentEndpoint] = []
+    private var workers: [AgentWorker] = []
+    private var drainedWorkers = 0
     private var stopping = false
+    private var exiting = false
+    /// Requests in flight over every loop.
+    let inFlightCounter = Atomic<Int>(0)
     /// Called once with the exit status (0 after a drained shutdown, 1 on a fatal refusal).
     public var onExit: ((Int32) -> Void)?
 
-    /// Creates the agent; `start` begins dialling.
-    public init(settings: AgentSettings, loop: EventLoop, log: Logger) {
-        self.loop = loop
+    /// Creates the agent over `loops` (at least one); `start` begins dialling.
+    public init(settings: AgentSettings, loops: [EventLoop], log: Logger) {
+        precondition(!loops.isEmpty, "an agent needs a loop")
+        self.loops = loops
         self.settings = settings
         self.log = log
+        self.workers = loops.enumerated().map { AgentWorker(agent: self, loop: $1, index: $0) }
     }
 
-    /// Dials every endpoint.
+    /// Dials every endpoint from every loop.
     public func start() {
+        for worker in self.workers {
+            nonisolated(unsafe) let confined = worker
+            worker.loop.execute { confined.start() }
+        }
+    }
+
+    /// Requests in flight over all loops.
+    public var inFlight: Int { self.inFlightCounter.load(ordering: .relaxed) }
+
+    /// SIGTERM (on `loops[0]`): stop dialling, say go-away on every tunnel (the node routes
+    /// nothing new to it), finish the requests in flight, then exit 0; exit when `gracePeriod`
+    /// runs out regardless.
+    public func shutdown() {
+        guard !self.stopping else { return }
+        self.stopping = true
+        self.log.info("shutting down", [("in_flight", .int(self.inFlight))])
+        for worker in self.workers {
+            nonisolated(unsafe) let confined = worker
+            worker.loop.execute { confined.stop() }
+        }
+        self.loops[0].schedule(after: self.settings.gracePeriod) { [weak self] in
+            self?.log.warn("grace period over; exiting with requests in flight")
+            self?.exit(0)
+        }
+    }
+
+    /// A worker finished its requests and closed its tunnels (called on any loop).
+    func workerDrained() {
+        self.loops[0].execute { [self] in
+            self.drainedWorkers += 1
+            if self.drainedWorkers == self.workers.count { self.exit(0) }
+        }
+    }
+
+    /// A node refused a tunnel for good (called on any loop).
+    func workerRefused() {
+        self.loops[0].execute { [self] in self.exit(1) }
+    }
+
+    /// Exits a moment later: output is written at the end of each loop's turn, so the last
+    /// responses and the tunnels' closing frames reach their sockets first. On `loops[0]`.
+    private func exit(_ status: Int32) {
+        guard !self.exiting else { return }
+        self.exiting = true
+        let callback = self.onExit
+        self.onExit = nil
+        self.loops[0].schedule(after: .milliseconds(50)) { callback?(status) }
+    }
+}
+
+/// The agent's work on one loop: a tunnel per endpoint, each with its own backend pool.
+/// Loop-confined.
+final class AgentWorker {
+    unowned let agent: PicoAgent
+    let loop: EventLoop
+    let index: Int
+    let log: Logger
+    private var endpoints: [AgentEndpoint] = []
+    private var stopping = false
+    private var reportedDrained = false
+
+    init(agent: PicoAgent, loop: EventLoop, index: Int) {
+        self.agent = agent
+        self.loop = loop
+        self.index = index
+        self.log = agent.log.child("agent")
+    }
+
+    var settings: AgentSettings { self.agent.settings }
+
+    func start() {
         for listener in self.settings.listeners {
-            let endpoint = AgentEndpoint(agent: self, listener: listener)
+            let endpoint = AgentEndpoint(worker: self, listener: listener)
             self.endpoints.append(endpoint)
             endpoint.start()
         }
     }
 
-    /// Requests in flight over all endpoints.
-    public var inFlight: Int { self.endpoints.reduce(0) { $0 + $1.inFlight } }
+    /// Requests in flight on this loop.
+    var inFlight: Int { self.endpoints.reduce(0) { $0 + $1.inFlight } }
 
-    /// Tunnels open over all endpoints.
-    public var tunnelCount: Int { self.endpoints.reduce(0) { $0 + $1.tunnelCount } }
-
-    /// SIGTERM: stop dialling, say go-away on every tunnel (the node routes nothing new to it),
-    /// finish the requests in flight, then exit 0; exit when `gracePeriod` runs out regardless.
-    public func shutdown() {
+    func stop() {
         guard !self.stopping else { return }
         self.stopping = true
-        self.log.info("shutting down", [("in_flight", .int(self.inFlight))])
         for endpoint in self.endpoints { endpoint.stop() }
-        self.loop.schedule(after: self.settings.gracePeriod) { [weak self] in
-            self?.log.warn("grace period over; exiting with requests in flight")
-            self?.exit(0)
-        }
         self.checkDrained()
     }
 
     func checkDrained() {
-        guard self.stopping, self.inFlight == 0 else { return }
+        guard self.stopping, !self.reportedDrained, self.inFlight == 0 else { return }
+        self.reportedDrained = true
         for endpoint in self.endpoints { endpoint.closeAll() }
-        self.exit(0)
+        self.agent.workerDrained()
     }
 
-    /// Exits a moment later: output is written at the end of the loop's turn, so the last
-    /// responses and the tunnels' closing frames reach their sockets first.
-    func exit(_ status: Int32) {
-        let callback = self.onExit
-        self.onExit = nil
-        self.loop.schedule(after: .milliseconds(50)) { callback?(status) }
-    }
+    func refused() { self.agent.workerRefused() }
 }
 
 /// One endpoint's tunnels, dialler and backend pool.
 final class AgentEndpoint: TunnelTransportOwner {
-    unowned let agent: PicoAgent
+    unowned let worker: AgentWorker
     let listener: AgentSettings.Listener
     let pool: BackendPool
     private var machine = AgentMachine()
@@ -80,12 +150,12 @@ final class AgentEndpoint: TunnelTransportOwner {
     private(set) var inFlight = 0
     private let log: Logger
 
-    init(agent: PicoAgent, listener: AgentSettings.Listener) {
-        self.agent = agent
+    init(worker: AgentWorker, listener: AgentSettings.Listener) {
+        self.worker = worker
         self.listener = listener
-        self.pool = BackendPool(loop: agent.loop, address: listener.backend)
-        self.random = SplitMix64(seed: UInt64(bitPattern: MonotonicClock.now().nanoseconds))
-        self.log = agent.log.child("agent")
+        self.pool = BackendPool(loop: worker.loop, address: listener.backend)
+        self.random = SplitMix64(seed: UInt64(bitPattern: MonotonicClock.now().nanoseconds) &+ UInt64(worker.index))
+        self.log = worker.log
     }
 
     var tunnelCount: Int { self.tunnels.count }
@@ -103,21 +173,21 @@ final class AgentEndpoint: TunnelTransportOwner {
     }
 
     private func handle(_ input: AgentMachine.Input) {
-        for directive in self.machine.handle(input, now: self.agent.loop.now, rng: &self.random) {
+        for directive in self.machine.handle(input, now: self.worker.loop.now, rng: &self.random) {
             switch directive {
             case .dialNow:
                 self.dial()
             case .retry(let deadline):
                 self.retryTimer?.cancel()
-                self.retryTimer = self.agent.loop.schedule(at: deadline) { [weak self] in self?.handle(.dialDue) }
+                self.retryTimer = self.worker.loop.schedule(at: deadline) { [weak self] in self?.handle(.dialDue) }
             }
         }
     }
 
     private func dial() {
         guard !self.stopped else { return }
-        self.dialer = AgentDialer(loop: self.agent.loop, target: self.agent.settings.connect, endpoint: self.listener.endpoint,
-                                  timeout: self.agent.settings.connectTimeout) { [weak self] outcome in
+        self.dialer = AgentDialer(loop: self.worker.loop, target: self.worker.settings.connect, endpoint: self.listener.endpoint,
+                                  timeout: self.worker.settings.connectTimeout) { [weak self] outcome in
             self?.dialed(outcome)
         }
     }
@@ -134,15 +204,15 @@ final class AgentEndpoint: TunnelTransportOwner {
             self.nextTunnelID += 1
             let transport = TunnelTransport(
                 connection: connection, role: .client, initialBytes: rest, owner: self,
-                keepaliveInterval: self.agent.settings.keepaliveInterval, keepaliveTimeout: self.agent.settings.keepaliveTimeout)
+                keepaliveInterval: self.worker.settings.keepaliveInterval, keepaliveTimeout: self.worker.settings.keepaliveTimeout)
             self.tunnels[id] = transport
-            self.log.info("connected", [("endpoint", .string(self.listener.endpoint)), ("tunnel", .int(Int(id.rawValue)))])
+            self.log.info("connected", [("endpoint", .string(self.listener.endpoint)), ("tunnel", .int(Int(id.rawValue))), ("loop", .int(self.worker.index))])
             self.handle(.tunnelOpened(id))
             transport.start()
         case .failed(let reason, let retryable):
             if !retryable {
                 self.log.error("node refused the tunnel; not retrying", [("endpoint", .string(self.listener.endpoint)), ("error", .string(reason))])
-                self.agent.exit(1)
+                self.worker.refused()
                 return
             }
             self.log.warn("connect failed; retrying", [("endpoint", .string(self.listener.endpoint)), ("error", .string(reason))])
@@ -159,11 +229,13 @@ final class AgentEndpoint: TunnelTransportOwner {
     func transport(_ transport: TunnelTransport, peerOpened streamID: UInt32) {
         let exchange = AgentExchange(transport: transport, streamID: streamID, pool: self.pool, timeout: self.listener.timeout, log: self.log)
         self.inFlight += 1
+        self.worker.agent.inFlightCounter.add(1, ordering: .relaxed)
         exchange.onFinish = { [weak self, weak transport] in
             guard let self else { return }
             self.inFlight -= 1
             if let transport, let id = self.id(of: transport) { self.handle(.requestSucceeded(id)) }
-            self.agent.checkDrained()
+            self.worker.agent.inFlightCounter.subtract(1, ordering: .relaxed)
+            self.worker.checkDrained()
         }
         transport.attach(exchange, to: streamID)
     }

@@ -17,6 +17,7 @@ import PicoModel
 /// log:
 ///   level: info
 /// grace_period: 1m
+/// event_loops: 2              # threads, each with its own tunnel per endpoint (default: one per processor, at most 4)
 /// ```
 public enum AgentOptions {
     /// One flag of the agent, for `--help`.
@@ -32,6 +33,7 @@ public enum AgentOptions {
         Flag(name: "--connect.timeout", defaultText: "30s", help: "How long connecting and the WebSocket handshake may take."),
         Flag(name: "--timeout", defaultText: "10s", help: "Per-request timeout to the response head (agent http only)."),
         Flag(name: "--grace-period", defaultText: "1m", help: "How long SIGTERM waits for requests in flight."),
+        Flag(name: "--event-loops", defaultText: "one per processor, at most 4", help: "Event-loop threads (1 to 64); each opens its own tunnel for every endpoint."),
         Flag(name: "--log.level", defaultText: "info", help: "debug, info, warn or error."),
         Flag(name: "--config.path", defaultText: "\"\"", help: "YAML config file (connect, listeners, log, grace_period)."),
         Flag(name: "--config.expand-env", defaultText: "false", help: "Expand $VAR, ${VAR} and ${VAR:default} in the config file."),
@@ -62,6 +64,8 @@ public enum AgentOptions {
                 timeout = try Self.duration(value, flag)
             case "--grace-period":
                 settings.gracePeriod = try Self.duration(value, flag)
+            case "--event-loops":
+                settings.eventLoops = try Self.loopCount(value, flag)
             case "--log.level":
                 guard let level = LogLevel(rawValue: value) else { throw ConfigError("\(flag): unsupported level: \(value)") }
                 settings.logLevel = level
@@ -84,6 +88,11 @@ public enum AgentOptions {
             throw ConfigError(yaml == nil ? "no listeners: give --config.path with listeners, or use `pico agent http <endpoint> <addr>`" : "\(file): listeners: at least one listener is required")
         }
         return settings
+    }
+
+    static func loopCount(_ text: String, _ flag: String) throws(ConfigError) -> Int {
+        guard let value = Int(text), (1...64).contains(value) else { throw ConfigError("\(flag): expected 1 to 64, got \(text)") }
+        return value
     }
 
     static func duration(_ text: String, _ flag: String) throws(ConfigError) -> Duration {
@@ -128,6 +137,7 @@ public enum AgentOptions {
             try log.finish()
         }
         if let grace = try Self.positive(&root, "grace_period") { settings.gracePeriod = grace }
+        if let loops = try root.int("event_loops", in: 1...64) { settings.eventLoops = loops }
         try root.finish()
     }
 
