@@ -126,8 +126,9 @@ class Cluster:
     # Agents and load
 
     def start_agents(self, count, endpoint="app"):
+        # One tunnel per agent, as the simulator's agents hold: the scenarios compare with it.
         for number in range(count):
-            self.network.start("upstream", [PICO, "agent", "http", endpoint, "9000", "--connect.url", f"http://{self.network.ip('lb')}:8001"],
+            self.network.start("upstream", [PICO, "agent", "http", endpoint, "9000", "--connect.url", f"http://{self.network.ip('lb')}:8001", "--event-loops", "1"],
                                f"agent-{endpoint}-{number}.log")
 
     def start_load(self, name, threads=8, interval=0.1):

@@ -19,7 +19,10 @@ final class ServerCounters: Sendable {
 /// `loop.execute`, and it reaches the control loop the same way. Request bytes never cross loops:
 /// a client connection whose request routes to a tunnel on another loop moves there between
 /// requests.
-final class LoopShard: @unchecked Sendable {
+///
+/// Reports to the control loop are batched: everything a turn reports leaves in one post at the
+/// end of the turn, in order, instead of one cross-thread wake-up per request.
+final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// Where a request goes, as far as this loop can serve it.
     enum Route {
         /// A stream on this tunnel of this loop.
@@ -46,6 +49,16 @@ final class LoopShard: @unchecked Sendable {
     private var router: LoopRouter
     private var tunnels: [TunnelID: ServerTunnel] = [:]
     private var closingTunnels: Set<TunnelID> = []
+    /// Reports waiting for the end of this turn.
+    private var controlBatch: [ControlReport] = []
+
+    /// One report to the control loop.
+    enum ControlReport: Sendable {
+        /// A model input (per-request routing accounting).
+        case input(ClusterInput)
+        /// Anything else.
+        case work(@Sendable (PicoNode) -> Void)
+    }
 
     init(index: Int, loop: EventLoop, node: PicoNode, counters: ServerCounters, seed: UInt64) {
         self.index = index
@@ -58,11 +71,36 @@ final class LoopShard: @unchecked Sendable {
         self.router = LoopRouter(loop: index, seed: seed)
     }
 
-    /// Runs `work` on the control loop (posted, also when this is the control loop, so the
-    /// model is never re-entered from inside one of its own directives).
+    /// Runs `work` on the control loop (posted at the end of this turn, also when this is the
+    /// control loop, so the model is never re-entered from inside one of its own directives).
     func toControl(_ work: @escaping @Sendable (PicoNode) -> Void) {
+        self.report(.work(work))
+    }
+
+    /// Hands `input` to the model on the control loop (at the end of this turn, in order).
+    func toModel(_ input: ClusterInput) {
+        self.report(.input(input))
+    }
+
+    private func report(_ report: ControlReport) {
+        if self.controlBatch.isEmpty { self.loop.runAtEndOfTurn(self) }
+        self.controlBatch.append(report)
+    }
+
+    /// The end of this loop's turn: one post carries the turn's reports.
+    func loopTurnEnded() {
+        guard !self.controlBatch.isEmpty else { return }
+        let batch = self.controlBatch
+        self.controlBatch = []
         let node = self.node
-        node.loop.execute { work(node) }
+        node.loop.execute {
+            for report in batch {
+                switch report {
+                case .input(let input): node.handle(input)
+                case .work(let work): work(node)
+                }
+            }
+        }
     }
 
     /// Routing changes from the control loop, in order.
@@ -84,7 +122,7 @@ final class LoopShard: @unchecked Sendable {
                 let loop = self.router.loop(of: id)
                 if loop == self.index {
                     if let tunnel = self.tunnels[id], !self.closingTunnels.contains(id) {
-                        self.toControl { $0.handle(.routedByLoop(decision)) }
+                        self.toModel(.routedByLoop(decision))
                         return .here(tunnel, id)
                     }
                     self.router.finishStream(on: id)
@@ -95,7 +133,7 @@ final class LoopShard: @unchecked Sendable {
                 guard mayMove, let loop else { return .reject(status: 502, message: "upstream unreachable") }
                 return .move(to: self.node.shards[loop])
             case .forward(_, let name, let address):
-                self.toControl { $0.handle(.routedByLoop(decision)) }
+                self.toModel(.routedByLoop(decision))
                 return .forward(name: name, proxyAddress: address)
             case .reject(let rejection):
                 return .reject(status: rejection.status, message: rejection.message)
@@ -107,7 +145,7 @@ final class LoopShard: @unchecked Sendable {
     /// A stream routed `.here` finished.
     func streamFinished(on id: TunnelID) {
         self.router.finishStream(on: id)
-        self.toControl { $0.handle(.streamFinished(id)) }
+        self.toModel(.streamFinished(id))
         if self.closingTunnels.contains(id), let tunnel = self.tunnels[id], (tunnel.transport?.streamCount ?? 0) == 0 {
             tunnel.close(reason: "released by the node")
         }
