@@ -108,8 +108,7 @@ public struct HTTP1ResponseDecoder: Hashable, Sendable {
             return .head(head)
         }
         let framing = try HTTP1Framing.response(head, requestMethod: requestMethod, offset: offset)
-        let connection = headers.tokens("connection")
-        let keepAlive = framing != .untilClose && !connection.contains("close") && (version >= .http1_1 || connection.contains("keep-alive"))
+        let keepAlive = framing != .untilClose && !headers.hasToken("connection", "close") && (version >= .http1_1 || headers.hasToken("connection", "keep-alive"))
         self.state = .body(HTTP1BodyDecoder(framing, errorStatus: 502), keepAlive: keepAlive)
         return .head(head)
     }

@@ -34,25 +34,58 @@ public struct HTTPHeaders: Hashable, Sendable, Sequence, ExpressibleByDictionary
 
     /// Every value of `name`, in order.
     public subscript(name: String) -> [String] {
-        self.fields.filter { Self.sameName($0.name, name) }.map(\.value)
+        var values: [String] = []
+        for field in self.fields where Self.sameName(field.name, name) { values.append(field.value) }
+        return values
     }
 
     /// The first value of `name`, if any.
     public func first(_ name: String) -> String? {
-        self.fields.first { Self.sameName($0.name, name) }?.value
+        for field in self.fields where Self.sameName(field.name, name) { return field.value }
+        return nil
     }
 
     /// True when a field named `name` is present.
     public func contains(_ name: String) -> Bool {
-        self.fields.contains { Self.sameName($0.name, name) }
+        for field in self.fields where Self.sameName(field.name, name) { return true }
+        return false
     }
 
     /// The comma-separated elements of every `name` field, trimmed and lower-cased (for list
     /// headers such as `Connection`, `Transfer-Encoding` and `Upgrade`); empty elements skipped.
     public func tokens(_ name: String) -> [String] {
-        self[name].flatMap { value in
-            value.split(separator: ",").map { $0.trimmingHTTPWhitespace().lowercased() }.filter { !$0.isEmpty }
+        var tokens: [String] = []
+        for field in self.fields where Self.sameName(field.name, name) {
+            for element in field.value.split(separator: ",") {
+                let token = element.trimmingHTTPWhitespace()
+                if !token.isEmpty { tokens.append(token.lowercased()) }
+            }
         }
+        return tokens
+    }
+
+    /// True when some `name` field lists `token` (ASCII case-insensitively; empty elements never
+    /// match), as `tokens(name).contains(token)` but without building the list.
+    public func hasToken(_ name: String, _ token: String) -> Bool {
+        for field in self.fields where Self.sameName(field.name, name) {
+            var value = field.value
+            let found = value.withUTF8 { bytes -> Bool in
+                var start = 0
+                while start <= bytes.count {
+                    var end = start
+                    while end < bytes.count, bytes[end] != 0x2C { end += 1 }
+                    var low = start
+                    var high = end
+                    while low < high, bytes[low] == 0x20 || bytes[low] == 0x09 { low += 1 }
+                    while high > low, bytes[high - 1] == 0x20 || bytes[high - 1] == 0x09 { high -= 1 }
+                    if low < high, Self.sameName(UnsafeBufferPointer(rebasing: bytes[low..<high]), token) { return true }
+                    start = end + 1
+                }
+                return false
+            }
+            if found { return true }
+        }
+        return false
     }
 
     /// Appends a field.
@@ -86,9 +119,21 @@ public struct HTTPHeaders: Hashable, Sendable, Sequence, ExpressibleByDictionary
 
     /// ASCII case-insensitive comparison of two field names.
     public static func sameName(_ left: String, _ right: String) -> Bool {
-        let (a, b) = (left.utf8, right.utf8)
-        guard a.count == b.count else { return false }
-        return zip(a, b).allSatisfy { Self.lowered($0) == Self.lowered($1) }
+        guard left.utf8.count == right.utf8.count else { return false }
+        var right = right
+        return right.withUTF8 { Self.sameName($0, left) }
+    }
+
+    /// ASCII case-insensitive comparison of raw bytes with a name.
+    static func sameName(_ bytes: UnsafeBufferPointer<UInt8>, _ name: String) -> Bool {
+        guard bytes.count == name.utf8.count else { return false }
+        var name = name
+        return name.withUTF8 { other in
+            for index in 0..<bytes.count where bytes[index] != other[index] {
+                if Self.lowered(bytes[index]) != Self.lowered(other[index]) { return false }
+            }
+            return true
+        }
     }
 
     static func lowered(_ byte: UInt8) -> UInt8 {

@@ -44,15 +44,14 @@ public struct HTTPRequestHead: Hashable, Sendable {
     /// True when the connection may carry another request after this one (RFC 9112 §9.3):
     /// HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
     public var keepAlive: Bool {
-        let connection = self.headers.tokens("connection")
-        if connection.contains("close") { return false }
-        return self.version >= .http1_1 || connection.contains("keep-alive")
+        if self.headers.hasToken("connection", "close") { return false }
+        return self.version >= .http1_1 || self.headers.hasToken("connection", "keep-alive")
     }
 
     /// True when the client asks to switch protocols (`Connection: upgrade` plus `Upgrade`), as a
     /// WebSocket handshake does.
     public var isUpgrade: Bool {
-        self.headers.tokens("connection").contains("upgrade") && self.headers.contains("upgrade")
+        self.headers.hasToken("connection", "upgrade") && self.headers.contains("upgrade")
     }
 
     /// The path part of the target, without the query (for an absolute-form target, the path

@@ -29,13 +29,34 @@ public enum HTTPProxyRules {
     }
 
     /// `headers` without hop-by-hop fields; `keepUpgrade` keeps `Upgrade` and sets
-    /// `Connection: Upgrade` (an upgrade handshake passed through).
+    /// `Connection: Upgrade` (an upgrade handshake passed through). One pass over the fields;
+    /// headers with nothing to remove come back as they are, without a copy.
     public static func endToEnd(_ headers: HTTPHeaders, keepUpgrade: Bool) -> HTTPHeaders {
+        let named = headers.contains("connection") ? headers.tokens("connection").filter { !(keepUpgrade && $0 == "upgrade") } : []
+        func dropped(_ field: HTTPHeaders.Field) -> Bool {
+            if Self.isHopByHop(field.name) { return !(keepUpgrade && HTTPHeaders.sameName(field.name, "upgrade")) }
+            return named.contains { HTTPHeaders.sameName(field.name, $0) }
+        }
         var result = headers
-        for named in headers.tokens("connection") where !(keepUpgrade && named == "upgrade") { result.remove(named) }
-        for field in Self.hopByHopFields where !(keepUpgrade && field == "upgrade") { result.remove(field) }
+        if headers.fields.contains(where: dropped) {
+            result = HTTPHeaders(headers.fields.filter { !dropped($0) })
+        }
         if keepUpgrade, result.contains("upgrade") { result.add(name: "Connection", value: "Upgrade") }
         return result
+    }
+
+    /// True for the names in `hopByHopFields` (ASCII case-insensitively), checked by length first.
+    static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: HTTPHeaders.sameName(name, "te")
+        case 7: HTTPHeaders.sameName(name, "trailer") || HTTPHeaders.sameName(name, "upgrade")
+        case 10: HTTPHeaders.sameName(name, "connection") || HTTPHeaders.sameName(name, "keep-alive")
+        case 16: HTTPHeaders.sameName(name, "proxy-connection")
+        case 17: HTTPHeaders.sameName(name, "transfer-encoding")
+        case 18: HTTPHeaders.sameName(name, "proxy-authenticate")
+        case 19: HTTPHeaders.sameName(name, "proxy-authorization")
+        default: false
+        }
     }
 
     /// The body framing a validated request head announces.

@@ -143,9 +143,19 @@ public struct YamuxSession: Sendable {
     /// or already finished by us (the bytes are dropped).
     @discardableResult
     public mutating func send(_ bytes: some Collection<UInt8>, on id: UInt32) -> Bool {
-        guard var stream = self.streams[id], !stream.finishRequested else { return false }
-        stream.queued.append(contentsOf: bytes)
-        self.streams[id] = stream
+        guard let index = self.streams.index(forKey: id), !self.streams.values[index].finishRequested else { return false }
+        let count = bytes.count
+        guard count > 0 else { return true }
+        // The common case: nothing waits and the window takes it all, so the bytes go straight
+        // into one data frame (the stream is mutated in place, its queue never touched).
+        if self.streams.values[index].queuedCount == 0, UInt32(clamping: count) <= self.streams.values[index].sendWindow,
+           count <= Int(self.settings.maxFrameSize) {
+            self.write(YamuxHeader(.data, streamID: id, length: UInt32(count)))
+            self.output.append(contentsOf: bytes)
+            self.streams.values[index].sendWindow -= UInt32(count)
+            return true
+        }
+        self.streams.values[index].queued.append(contentsOf: bytes)
         self.flush(id)
         return true
     }

@@ -47,7 +47,7 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
             self.transport.consumed(bytes.count, on: self.streamID)
         }
         if self.upgraded {
-            self.backend?.write(Array(bytes))
+            self.backend?.write(bytes)
             return
         }
         self.request.feed(bytes)
@@ -82,7 +82,7 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
                         HTTP1Encoder.writeChunk(bytes, into: &chunk)
                         self.backend?.write(chunk)
                     } else {
-                        self.backend?.write(Array(bytes))
+                        self.backend?.write(bytes)
                     }
                 case .end(let trailers):
                     if self.requestFraming == .chunked {
@@ -116,8 +116,9 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
         }
         self.response.expectResponse(to: head.method)
         if !head.isUpgrade, self.timeout > .zero {
-            self.timer = self.transport.connection.loop.schedule(after: self.timeout) { [weak self] in
-                guard let self, !self.responseStarted, !self.done else { return }
+            // A strong capture: `finish` cancels the timer.
+            self.timer = self.transport.connection.loop.schedule(after: self.timeout) { [self] in
+                guard !self.responseStarted, !self.done else { return }
                 self.answer(status: 504, message: "upstream timeout")
             }
         }
@@ -192,7 +193,7 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
                         if !rest.isEmpty { self.transport.send(rest, on: self.streamID) }
                         if self.request.state == .upgradePending {
                             let early = self.request.takeUpgradedBytes()
-                            if !early.isEmpty { self.backend?.write(Array(early)) }
+                            if !early.isEmpty { self.backend?.write(early) }
                         }
                         return
                     }
@@ -201,7 +202,7 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
                     self.responseChunked = framing == .chunked
                     if self.responseChunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
                     if framing == .untilClose { self.responseKeepAlive = false }
-                    if head.headers.tokens("connection").contains("close") || head.version < .http1_1 { self.responseKeepAlive = false }
+                    if head.headers.hasToken("connection", "close") || head.version < .http1_1 { self.responseKeepAlive = false }
                     self.transport.send(HTTP1Encoder.encode(HTTPResponseHead(version: .http1_1, status: head.status, reason: head.reason, headers: headers)), on: self.streamID)
                 case .body(let bytes):
                     if self.responseChunked {

@@ -9,7 +9,9 @@ final class BackendPool {
     let idleTimeout: Duration
     private var idle: [IdleBackend] = []
 
-    init(loop: EventLoop, address: HostPort, maxIdle: Int = 64, idleTimeout: Duration = .seconds(30)) {
+    /// `maxIdle` connections wait at most; beyond it an answered connection closes (64 made the
+    /// agent dial its service anew for most requests at 256 concurrent clients).
+    init(loop: EventLoop, address: HostPort, maxIdle: Int = 256, idleTimeout: Duration = .seconds(30)) {
         self.loop = loop
         self.address = address
         self.maxIdle = maxIdle
@@ -42,7 +44,8 @@ final class BackendPool {
         }
         let entry = IdleBackend(connection: connection, pool: self)
         connection.delegate = entry
-        entry.timer = self.loop.schedule(after: self.idleTimeout) { [weak entry] in entry?.connection.close() }
+        // A strong capture: checkout and close cancel the timer.
+        entry.timer = self.loop.schedule(after: self.idleTimeout) { entry.connection.close() }
         self.idle.append(entry)
     }
 
@@ -54,7 +57,7 @@ final class BackendPool {
 /// The delegate of an idle pooled connection: anything from the service ends it.
 final class IdleBackend: ConnectionDelegate {
     let connection: Connection
-    weak var pool: BackendPool?
+    unowned(unsafe) let pool: BackendPool
     var timer: LoopTimer?
 
     init(connection: Connection, pool: BackendPool) {
@@ -66,6 +69,6 @@ final class IdleBackend: ConnectionDelegate {
     func connectionDidReadEOF(_ connection: Connection) { connection.close() }
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
         self.timer?.cancel()
-        self.pool?.forget(self)
+        self.pool.forget(self)
     }
 }

@@ -90,7 +90,8 @@ public final class PicoAgent: @unchecked Sendable {
 /// The agent's work on one loop: a tunnel per endpoint, each with its own backend pool.
 /// Loop-confined.
 final class AgentWorker {
-    unowned let agent: PicoAgent
+    /// The agent, which outlives its workers.
+    unowned(unsafe) let agent: PicoAgent
     let loop: EventLoop
     let index: Int
     let log: Logger
@@ -137,7 +138,8 @@ final class AgentWorker {
 
 /// One endpoint's tunnels, dialler and backend pool.
 final class AgentEndpoint: TunnelTransportOwner {
-    unowned let worker: AgentWorker
+    /// The worker, which outlives its endpoints.
+    unowned(unsafe) let worker: AgentWorker
     let listener: AgentSettings.Listener
     let pool: BackendPool
     private var machine = AgentMachine()
@@ -230,10 +232,10 @@ final class AgentEndpoint: TunnelTransportOwner {
         let exchange = AgentExchange(transport: transport, streamID: streamID, pool: self.pool, timeout: self.listener.timeout, log: self.log)
         self.inFlight += 1
         self.worker.agent.inFlightCounter.add(1, ordering: .relaxed)
-        exchange.onFinish = { [weak self, weak transport] in
-            guard let self else { return }
+        // Strong captures: the exchange drops `onFinish` when it finishes.
+        exchange.onFinish = { [self] in
             self.inFlight -= 1
-            if let transport, let id = self.id(of: transport) { self.handle(.requestSucceeded(id)) }
+            if let id = self.id(of: transport) { self.handle(.requestSucceeded(id)) }
             self.worker.agent.inFlightCounter.subtract(1, ordering: .relaxed)
             self.worker.checkDrained()
         }

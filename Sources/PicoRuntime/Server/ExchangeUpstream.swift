@@ -2,8 +2,8 @@
 /// to the node that holds the endpoint. It reports to the exchange through `TunnelStreamHandler`
 /// (bytes of the answer, its end, a failure, room to send). Loop-confined.
 protocol ExchangeUpstream: AnyObject {
-    /// Sends request bytes (or, after an upgrade, client bytes).
-    func send<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8
+    /// Sends request bytes (or, after an upgrade, client bytes); valid only during the call.
+    func send(raw bytes: UnsafeRawBufferPointer)
     /// False while the upstream holds as much as it should: stop reading the client until
     /// `streamWritable`.
     var canSend: Bool { get }
@@ -20,6 +20,15 @@ protocol ExchangeUpstream: AnyObject {
     func completed(reusable: Bool)
 }
 
+extension ExchangeUpstream {
+    /// Sends bytes (see `send(raw:)`).
+    func send(_ bytes: [UInt8]) { bytes.withUnsafeBytes { self.send(raw: $0) } }
+    /// Sends bytes (see `send(raw:)`).
+    func send(_ bytes: ArraySlice<UInt8>) { bytes.withUnsafeBytes { self.send(raw: $0) } }
+    /// Sends bytes (see `send(raw:)`).
+    func send(_ bytes: UnsafeRawBufferPointer) { self.send(raw: bytes) }
+}
+
 /// A yamux stream on a local tunnel.
 final class TunnelStreamUpstream: ExchangeUpstream {
     let transport: TunnelTransport
@@ -30,7 +39,7 @@ final class TunnelStreamUpstream: ExchangeUpstream {
         self.stream = stream
     }
 
-    func send<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 { self.transport.send(bytes, on: self.stream) }
+    func send(raw bytes: UnsafeRawBufferPointer) { self.transport.send(bytes, on: self.stream) }
     var canSend: Bool { self.transport.canSend(on: self.stream) }
     func finish() { self.transport.finish(self.stream) }
     func reset() { self.transport.reset(self.stream) }

@@ -45,7 +45,8 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// Keep-alive connections to other nodes, for forwarded requests.
     lazy var peers = PeerPool(loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections)
     let counters: ServerCounters
-    unowned let node: PicoNode
+    /// The node, which outlives its shards.
+    unowned(unsafe) let node: PicoNode
     private var router: LoopRouter
     private var tunnels: [TunnelID: ServerTunnel] = [:]
     private var closingTunnels: Set<TunnelID> = []

@@ -6,7 +6,10 @@ import PicoModel
 /// recent one, idle ones close after `idleTimeout`, at most `maxIdlePerPeer` wait per node, and
 /// at most `maxPerPeer` connections (busy and idle) exist per node (`proxy.forward_max_connections`).
 final class PeerPool {
-    static let maxIdlePerPeer = 32
+    /// Idle connections kept per node: enough for a burst of a few hundred concurrent forwards
+    /// to find a warm connection next time (32 made 256 concurrent clients dial and close
+    /// connections on every request in bench/proxies).
+    static let maxIdlePerPeer = 256
 
     /// Below the proxy's own `idle_timeout` default (5 min), so we close first, not the peer.
     static let idleTimeout: Duration = .seconds(60)
@@ -140,8 +143,8 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
 
     // MARK: ExchangeUpstream
 
-    func send<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
-        self.connection?.write(Array(bytes))
+    func send(raw bytes: UnsafeRawBufferPointer) {
+        self.connection?.write(raw: bytes)
     }
 
     var canSend: Bool { self.connection?.isWritable ?? true }

@@ -19,7 +19,8 @@ final class ProxyConnection: ConnectionDelegate {
     /// tunnel closed while the connection was on its way).
     static let maxMoves = 2
 
-    unowned let shard: LoopShard
+    /// Its loop's shard, which outlives every connection of the loop.
+    unowned(unsafe) let shard: LoopShard
     let connection: Connection
     let clientIP: String?
     private var decoder: HTTP1RequestDecoder
@@ -181,8 +182,9 @@ final class ProxyConnection: ConnectionDelegate {
         exchange.response.expectResponse(to: exchange.head.method)
         upstream.send(HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(exchange.head, clientIP: self.clientIP, scheme: "http")))
         if !exchange.head.isUpgrade, self.shard.settings.proxyTimeout > .zero {
-            exchange.timeout = self.shard.loop.schedule(after: self.shard.settings.proxyTimeout) { [weak self, weak exchange] in
-                guard let self, let exchange, exchange === self.exchange, !exchange.responseHeadSent else { return }
+            // Strong captures: the timer is cancelled when the exchange ends or the connection closes.
+            exchange.timeout = self.shard.loop.schedule(after: self.shard.settings.proxyTimeout) { [self] in
+                guard exchange === self.exchange, !exchange.responseHeadSent else { return }
                 self.upstreamTimedOut(exchange)
             }
         }
@@ -198,6 +200,7 @@ final class ProxyConnection: ConnectionDelegate {
     /// the request routes to, once the previous answer is written; the request starts over there.
     private func move(_ exchange: ProxyExchange, to target: LoopShard, moves: Int) {
         self.exchange = nil
+        exchange.owner = nil
         self.bodyTimer?.cancel()
         self.bodyTimer = nil
         self.shard.metrics.update { $0.inFlight -= 1 }
@@ -256,7 +259,7 @@ final class ProxyConnection: ConnectionDelegate {
             exchange.owedConsumption += bytes.count
         }
         if exchange.upgraded {
-            self.connection.write(Array(bytes))
+            self.connection.write(bytes)
             return
         }
         exchange.response.feed(bytes)
@@ -312,7 +315,7 @@ final class ProxyConnection: ConnectionDelegate {
                         HTTP1Encoder.writeChunk(bytes, into: &chunk)
                         self.connection.write(chunk)
                     } else {
-                        self.connection.write(Array(bytes))
+                        self.connection.write(bytes)
                     }
                 case .end:
                     if exchange.clientFraming == .chunked {
@@ -335,7 +338,7 @@ final class ProxyConnection: ConnectionDelegate {
         exchange.timeout?.cancel()
         exchange.status = head.status
         exchange.responseHeadSent = true
-        exchange.upstreamKeepsAlive = head.version >= .http1_1 && !head.headers.tokens("connection").contains("close")
+        exchange.upstreamKeepsAlive = head.version >= .http1_1 && !head.headers.hasToken("connection", "close")
         if head.status == 101, exchange.head.isUpgrade {
             var upgraded = head
             upgraded.headers = HTTPProxyRules.endToEnd(head.headers, keepUpgrade: true)
@@ -343,7 +346,7 @@ final class ProxyConnection: ConnectionDelegate {
             self.connection.write(HTTP1Encoder.encode(upgraded))
             exchange.upgraded = true
             exchange.upstream?.upgraded()
-            self.connection.write(Array(exchange.response.takeUpgradedBytes()))
+            self.connection.write(exchange.response.takeUpgradedBytes())
             if self.decoder.state == .upgradePending, let upstream = exchange.upstream {
                 let early = self.decoder.takeUpgradedBytes()
                 if !early.isEmpty { upstream.send(early) }
@@ -416,6 +419,7 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     private func release(_ exchange: ProxyExchange, status: Int) {
+        exchange.owner = nil
         self.shard.metrics.update { $0.inFlight -= 1 }
         self.shard.counters.inFlight.subtract(1, ordering: .relaxed)
         if let tunnelID = exchange.tunnelID {
@@ -464,8 +468,8 @@ final class ProxyConnection: ConnectionDelegate {
     private func watchRequestBody(_ exchange: ProxyExchange) {
         let timeout = self.shard.settings.readTimeout
         self.bodyTimer?.cancel()
-        self.bodyTimer = self.shard.loop.schedule(at: self.lastClientRead + timeout) { [weak self, weak exchange] in
-            guard let self, let exchange, self.exchange === exchange, !self.closed else { return }
+        self.bodyTimer = self.shard.loop.schedule(at: self.lastClientRead + timeout) { [self] in
+            guard self.exchange === exchange, !self.closed else { return }
             self.bodyTimer = nil
             guard !exchange.requestEnded, !exchange.upgraded else { return }
             if exchange.waitingForStream || self.shard.loop.now - self.lastClientRead < timeout {
@@ -482,8 +486,8 @@ final class ProxyConnection: ConnectionDelegate {
         self.waitTimer?.cancel()
         let started = headStarted || !self.decoder.isIdle
         let delay = started ? self.shard.settings.readHeaderTimeout : self.shard.settings.idleTimeout
-        self.waitTimer = self.shard.loop.schedule(after: delay) { [weak self] in
-            guard let self, self.exchange == nil, !self.closed else { return }
+        self.waitTimer = self.shard.loop.schedule(after: delay) { [self] in
+            guard self.exchange == nil, !self.closed else { return }
             if self.decoder.isIdle {
                 self.connection.close()
             } else {

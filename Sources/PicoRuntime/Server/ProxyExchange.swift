@@ -4,7 +4,9 @@ import PicoModel
 /// It is its stream's handler, so late events of a finished request's stream never reach the
 /// next request on the same connection.
 final class ProxyExchange: TunnelStreamHandler {
-    weak var owner: ProxyConnection?
+    /// The connection serving it; cleared when the exchange ends (a strong reference: a weak one
+    /// would give every connection a side table and slow every retain of it).
+    var owner: ProxyConnection?
     let head: HTTPRequestHead
     let startedAt: Instant
     let endpoint: String?

@@ -9,7 +9,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     static let pathPrefix = "/pico/v1/upstream/"
     static let handshakeTimeout: Duration = .seconds(10)
 
-    unowned let shard: LoopShard
+    unowned(unsafe) let shard: LoopShard
     let connection: Connection
     var id: TunnelID?
     private(set) var transport: TunnelTransport?

@@ -93,11 +93,21 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
         self.session.pendingSendCount(id) < Self.streamQueueLimit && self.connection.isWritable
     }
 
-    /// Sends bytes on a stream.
-    public func send(_ bytes: some Collection<UInt8>, on id: UInt32) {
+    /// Sends bytes on a stream (copied; valid only during the call).
+    public func send(_ bytes: UnsafeRawBufferPointer, on id: UInt32) {
         guard !self.closed else { return }
         self.session.send(bytes, on: id)
         self.pump()
+    }
+
+    /// Sends bytes on a stream.
+    public func send(_ bytes: [UInt8], on id: UInt32) {
+        bytes.withUnsafeBytes { self.send($0, on: id) }
+    }
+
+    /// Sends bytes on a stream.
+    public func send(_ bytes: ArraySlice<UInt8>, on id: UInt32) {
+        bytes.withUnsafeBytes { self.send($0, on: id) }
     }
 
     /// Finishes our side of a stream.

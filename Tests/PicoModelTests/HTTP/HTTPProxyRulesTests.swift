@@ -18,6 +18,26 @@ struct HTTPProxyRulesTests {
         #expect(HTTPProxyRules.endpoint(of: self.request(["Host": "1.2.3.example"])) == "1")
     }
 
+    /// The fast paths agree with the lists they stand for.
+    @Test func test_hopByHopCheck_andTokenSearch_matchTheirListForms() {
+        for name in HTTPProxyRules.hopByHopFields {
+            #expect(HTTPProxyRules.isHopByHop(name))
+            #expect(HTTPProxyRules.isHopByHop(name.uppercased()))
+        }
+        for name in ["host", "content-length", "x-upgrade", "tee", "connections", "keep-alivf", ""] {
+            #expect(!HTTPProxyRules.isHopByHop(name))
+        }
+        let headers: HTTPHeaders = ["Connection": " Keep-Alive ,, UPGRADE\t", "connection": "close", "Upgrade": "websocket", "X": ","]
+        for (name, token) in [("connection", "keep-alive"), ("connection", "upgrade"), ("connection", "close"), ("connection", "clos"),
+                              ("connection", ""), ("upgrade", "websocket"), ("upgrade", "web"), ("x", ""), ("missing", "a")] {
+            #expect(headers.hasToken(name, token) == headers.tokens(name).contains(token), "\(name) \(token)")
+        }
+        let clean: HTTPHeaders = ["Host": "a", "Accept": "*/*"]
+        #expect(HTTPProxyRules.endToEnd(clean, keepUpgrade: false) == clean)
+        let named: HTTPHeaders = ["Connection": "x-drop", "X-Drop": "1", "X-Keep": "2", "TE": "trailers"]
+        #expect(HTTPProxyRules.endToEnd(named, keepUpgrade: false) == ["X-Keep": "2"])
+    }
+
     @Test func test_upstreamRequest_dropsHopByHopFields_andAddsForwardingFields() {
         let head = self.request([
             "Host": "foo.example.com", "Connection": "keep-alive, X-Secret", "X-Secret": "1", "Keep-Alive": "timeout=5",
