@@ -15,8 +15,12 @@ so the ratios compare like with like even though absolute numbers drift between 
 CPU seconds per 10,000 requests counts the proxy layer only (every process of the configuration
 except wrk and the backend), from /proc utime + stime before and after the measured interval.
 
+All configurations run at once; each cell (size, connections) measures them back to back, so a
+drift of the shared machine hits every configuration of a cell alike. --rounds N repeats each
+cell and keeps the median round.
+
 Run through bench/proxies; python3 bench/proxy_bench.py <pico binary> [--smoke] [--duration S]
-[--connections 64,256] [--sizes 0,1024,65536] [--configs a,b] [--json FILE].
+[--connections 64,256] [--sizes 0,1024,65536] [--configs a,b] [--rounds N] [--json FILE].
 With --smoke (the test suite's guard) it runs pico and nginx-chain briefly and fails only when a
 configuration answers errors or nothing, never on speed.
 """
@@ -211,7 +215,7 @@ class Bench:
 
     def start_backend(self, sizes):
         os.makedirs(os.path.join(self.workdir, "www"), exist_ok=True)
-        for size in sizes:
+        for size in sorted(set(sizes) | {0}):  # /0 also answers the readiness checks
             with open(os.path.join(self.workdir, "www", str(size)), "wb") as f:
                 f.write(b"x" * size)
         conf = self.write("backend.conf", nginx_backend_conf(self.workdir, self.backend_port))
@@ -246,11 +250,11 @@ class Bench:
                 upstream = port
             return upstream
         if config in ("pico", "pico-forward"):
-            holder = self.start_pico(processes, "pico-holder", join=None)
+            holder = self.start_pico(processes, f"{config}-holder", join=None)
             entry = holder
             if config == "pico-forward":
-                entry = self.start_pico(processes, "pico-entry", join=holder["gossip"])
-            processes.start("pico-agent", [self.pico, "agent", "http", ENDPOINT, f"127.0.0.1:{self.backend_port}",
+                entry = self.start_pico(processes, f"{config}-entry", join=holder["gossip"])
+            processes.start(f"{config}-agent", [self.pico, "agent", "http", ENDPOINT, f"127.0.0.1:{self.backend_port}",
                                            "--connect.url", f"http://127.0.0.1:{holder['upstream']}", "--log.level", "warn"])
             wait_http(f"http://127.0.0.1:{entry['proxy']}/0", headers={"x-pico-endpoint": ENDPOINT})
             return entry["proxy"]
@@ -377,6 +381,7 @@ def main():
     parser.add_argument("--sizes", default=None)
     parser.add_argument("--configs", default=None)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     for tool in ("wrk", "nginx") + (() if args.smoke else ("caddy",)):
         if shutil.which(tool) is None:
@@ -395,24 +400,35 @@ def main():
     bench = Bench(args.pico, workdir)
     results = {}
     failures = []
+    running = {}
     try:
         bench.start_backend(sizes)
+        # Every configuration runs at once (idle ones cost nothing) and each cell measures them
+        # back to back, round after round, so a drift of the shared machine hits all alike; with
+        # several rounds each figure is the median round (by requests/s).
         for config in configs:
             processes = Processes(workdir)
-            try:
-                port = bench.start_config(config, processes)
-                for size in sizes:
-                    for connections in connections_list:
+            running[config] = (processes, None)
+            running[config] = (processes, bench.start_config(config, processes))
+        for size in sizes:
+            for connections in connections_list:
+                rounds = {config: [] for config in configs}
+                for _ in range(args.rounds):
+                    for config in configs:
+                        processes, port = running[config]
                         result = run_wrk(port, size, connections, duration, processes)
                         processes.check_alive()
-                        results.setdefault(config, {})[f"{size}/{connections}"] = result
-                        print(f"{config:13} {size:>6} B {connections:>4} conns: {result['rps']:>10,.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
-                              f"p99 {result['p99_ms']:.2f} ms  errors {result['errors']}", flush=True)
+                        rounds[config].append(result)
                         if result["errors"] or result["requests"] == 0:
                             failures.append(f"{config} {size} B {connections} conns: {result['errors']} errors, {result['requests']} requests")
-            finally:
-                processes.stop()
+                for config in configs:
+                    result = sorted(rounds[config], key=lambda entry: entry["rps"])[len(rounds[config]) // 2]
+                    results.setdefault(config, {})[f"{size}/{connections}"] = result
+                    print(f"{config:13} {size:>6} B {connections:>4} conns: {result['rps']:>10,.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
+                          f"p99 {result['p99_ms']:.2f} ms  errors {result['errors']}", flush=True)
     finally:
+        for processes, _ in running.values():
+            processes.stop()
         bench.backend_processes.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -420,7 +436,7 @@ def main():
     print_tables(results, ratio_rows, configs, sizes, connections_list)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"date": time.strftime("%Y-%m-%d"), "duration_s": duration, "wrk": "-t1 --latency", "results": results, "ratios": ratio_rows}, f, indent=2)
+            json.dump({"date": time.strftime("%Y-%m-%d"), "duration_s": duration, "rounds": args.rounds, "wrk": "-t1 --latency", "results": results, "ratios": ratio_rows}, f, indent=2)
         print(f"\nwritten: {args.json}")
     if failures:
         print("\nproxy bench: configurations answered errors:\n  " + "\n  ".join(failures), file=sys.stderr)

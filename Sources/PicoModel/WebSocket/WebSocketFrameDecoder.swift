@@ -185,7 +185,7 @@ public struct WebSocketFrameDecoder: Hashable, Sendable {
     private func unmask(_ bytes: ArraySlice<UInt8>, _ payload: inout Payload) -> ArraySlice<UInt8> {
         guard let mask = payload.mask else { return bytes }
         var unmasked = Array(bytes)
-        for index in unmasked.indices { unmasked[index] ^= mask[(payload.maskOffset + index) & 3] }
+        unmasked.withUnsafeMutableBytes { WebSocketMask.apply(mask, phase: payload.maskOffset, to: $0) }
         payload.maskOffset = (payload.maskOffset + unmasked.count) & 3
         return unmasked[...]
     }

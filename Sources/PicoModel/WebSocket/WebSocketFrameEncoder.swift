@@ -28,7 +28,9 @@ public enum WebSocketFrameEncoder {
             return
         }
         output.append(contentsOf: key)
-        for (index, byte) in payload.enumerated() { output.append(byte ^ key[index & 3]) }
+        let start = output.count
+        output.append(contentsOf: payload)
+        output.withUnsafeMutableBytes { WebSocketMask.apply(key, phase: 0, to: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
     }
 
     /// Appends a close frame with `code` and a reason (truncated to fit 125 bytes).

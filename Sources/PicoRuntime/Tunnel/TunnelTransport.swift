@@ -1,3 +1,5 @@
+import CEpoll
+import Glibc
 import PicoModel
 
 /// The user of one yamux stream on a `TunnelTransport`; called on the loop's thread.
@@ -46,6 +48,8 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
     private var pumping = false
     private var flushScheduled = false
     private var maskRandom = SystemRandomNumberGenerator()
+    private var maskBytes = [UInt8](repeating: 0, count: 256)
+    private var maskBytesUsed = 256
 
     /// Takes over `connection` (its delegate becomes this transport) with the bytes that followed
     /// the handshake. The client role masks its frames and opens odd streams.
@@ -271,9 +275,18 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
         self.connection.write(frame)
     }
 
+    /// A fresh key from the system's random source, drawn 256 bytes per system call.
     private func maskingKey() -> [UInt8]? {
         guard self.masked else { return nil }
-        let word = UInt32.random(in: .min ... .max, using: &self.maskRandom)
-        return [UInt8(word >> 24), UInt8(truncatingIfNeeded: word >> 16), UInt8(truncatingIfNeeded: word >> 8), UInt8(truncatingIfNeeded: word)]
+        if self.maskBytesUsed + 4 > self.maskBytes.count {
+            let filled = self.maskBytes.withUnsafeMutableBytes { getrandom($0.baseAddress, $0.count, 0) }
+            if filled != self.maskBytes.count {
+                // getrandom cannot fail for 256 bytes once the pool is ready; fall back anyway.
+                for index in self.maskBytes.indices { self.maskBytes[index] = UInt8.random(in: 0...255, using: &self.maskRandom) }
+            }
+            self.maskBytesUsed = 0
+        }
+        defer { self.maskBytesUsed += 4 }
+        return Array(self.maskBytes[self.maskBytesUsed..<self.maskBytesUsed + 4])
     }
 }
