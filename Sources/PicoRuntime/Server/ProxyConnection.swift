@@ -25,6 +25,17 @@ final class ProxyConnection: ConnectionDelegate {
     let clientIP: String?
     private var decoder: HTTP1RequestDecoder
     private var exchange: ProxyExchange?
+    /// The one deadline a connection waits on besides a request body's: the next request (idle),
+    /// the rest of a head, or the upstream's response head. Re-arming only moves `waitDeadline`;
+    /// the timer is rescheduled when it fires early or a nearer deadline comes, so a keep-alive
+    /// request costs no timer allocation or heap operation.
+    private enum Wait {
+        case idle
+        case head
+        case upstream(ProxyExchange)
+    }
+    private var wait: Wait?
+    private var waitDeadline: Instant
     private var waitTimer: LoopTimer?
     /// Watches a request body that stops arriving (`proxy.http.read_timeout`).
     private var bodyTimer: LoopTimer?
@@ -50,6 +61,7 @@ final class ProxyConnection: ConnectionDelegate {
             self.decoder = HTTP1RequestDecoder(limits: limits)
         }
         self.lastClientRead = shard.loop.now
+        self.waitDeadline = shard.loop.now
         self.connection = Connection(fd: fd, loop: shard.loop, connected: true, delegate: nil)
         self.connection.delegate = self
         self.connection.writeStallTimeout = shard.settings.writeTimeout
@@ -76,9 +88,17 @@ final class ProxyConnection: ConnectionDelegate {
             }
             return
         }
-        if self.exchange == nil, self.decoder.isIdle { self.armWaitTimer(headStarted: true) }
         self.decoder.feed(bytes)
         self.processRequests()
+        // A head that is still partial after this read: it must complete within the header timeout.
+        if self.exchange == nil, !self.closed, !self.movedAway, !self.decoder.isIdle, !self.waitingForHead {
+            self.armWaitTimer(headStarted: true)
+        }
+    }
+
+    private var waitingForHead: Bool {
+        if case .head = self.wait { return true }
+        return false
     }
 
     func connectionDidReadEOF(_ connection: Connection) {
@@ -109,12 +129,13 @@ final class ProxyConnection: ConnectionDelegate {
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
         self.closed = true
         self.waitTimer?.cancel()
+        self.waitTimer = nil
+        self.wait = nil
         self.bodyTimer?.cancel()
         self.shard.counters.proxyConnections.subtract(1, ordering: .relaxed)
         if self.movedAway { self.shard.counters.inFlight.subtract(1, ordering: .relaxed) }
         if let exchange = self.exchange {
             self.exchange = nil
-            exchange.timeout?.cancel()
             self.tearDown(exchange)
             self.release(exchange, status: exchange.responseHeadSent ? exchange.status : 499)
         }
@@ -138,7 +159,7 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     private func begin(_ head: HTTPRequestHead, moves: Int) {
-        self.waitTimer?.cancel()
+        self.wait = nil
         let exchange = ProxyExchange(head: head, startedAt: self.shard.loop.now)
         exchange.owner = self
         self.exchange = exchange
@@ -182,11 +203,7 @@ final class ProxyConnection: ConnectionDelegate {
         exchange.response.expectResponse(to: exchange.head.method)
         upstream.send(HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(exchange.head, clientIP: self.clientIP, scheme: "http")))
         if !exchange.head.isUpgrade, self.shard.settings.proxyTimeout > .zero {
-            // Strong captures: the timer is cancelled when the exchange ends or the connection closes.
-            exchange.timeout = self.shard.loop.schedule(after: self.shard.settings.proxyTimeout) { [self] in
-                guard exchange === self.exchange, !exchange.responseHeadSent else { return }
-                self.upstreamTimedOut(exchange)
-            }
+            self.setWait(.upstream(exchange), after: self.shard.settings.proxyTimeout)
         }
     }
 
@@ -335,7 +352,7 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     private func sendResponseHead(_ head: HTTPResponseHead, _ exchange: ProxyExchange) {
-        exchange.timeout?.cancel()
+        if case .upstream = self.wait { self.wait = nil }
         exchange.status = head.status
         exchange.responseHeadSent = true
         exchange.upstreamKeepsAlive = head.version >= .http1_1 && !head.headers.hasToken("connection", "close")
@@ -401,7 +418,7 @@ final class ProxyConnection: ConnectionDelegate {
     private func complete(_ exchange: ProxyExchange) {
         guard self.exchange === exchange else { return }
         self.exchange = nil
-        exchange.timeout?.cancel()
+        if case .upstream = self.wait { self.wait = nil }
         if exchange.requestEnded, !exchange.upgraded {
             // Sent whole and answered whole: a peer connection may serve another request.
             exchange.upstream?.completed(reusable: exchange.upstreamKeepsAlive)
@@ -483,17 +500,42 @@ final class ProxyConnection: ConnectionDelegate {
 
     /// Between requests: the idle timeout, or the read-header timeout once a head has started.
     private func armWaitTimer(headStarted: Bool = false) {
-        self.waitTimer?.cancel()
         let started = headStarted || !self.decoder.isIdle
-        let delay = started ? self.shard.settings.readHeaderTimeout : self.shard.settings.idleTimeout
-        self.waitTimer = self.shard.loop.schedule(after: delay) { [self] in
-            guard self.exchange == nil, !self.closed else { return }
+        self.setWait(started ? .head : .idle, after: started ? self.shard.settings.readHeaderTimeout : self.shard.settings.idleTimeout)
+    }
+
+    /// Waits for `wait` until `delay` from now (replacing any other wait). The pending timer is
+    /// kept when it fires no later than the new deadline; it then re-checks and re-arms.
+    private func setWait(_ wait: Wait, after delay: Duration) {
+        self.wait = wait
+        let deadline = self.shard.loop.now + delay
+        self.waitDeadline = deadline
+        if let timer = self.waitTimer, timer.isPending, timer.deadline <= deadline { return }
+        self.waitTimer?.cancel()
+        // A strong capture: closing the connection cancels the timer.
+        self.waitTimer = self.shard.loop.schedule(at: deadline) { [self] in self.waitTimerFired() }
+    }
+
+    private func waitTimerFired() {
+        self.waitTimer = nil
+        guard let wait = self.wait, !self.closed, !self.movedAway else { return }
+        if self.shard.loop.now < self.waitDeadline {
+            self.waitTimer = self.shard.loop.schedule(at: self.waitDeadline) { [self] in self.waitTimerFired() }
+            return
+        }
+        self.wait = nil
+        switch wait {
+        case .idle, .head:
+            guard self.exchange == nil else { return }
             if self.decoder.isIdle {
                 self.connection.close()
             } else {
                 self.connection.write(ProxyErrors.response(status: 408, message: "request header timeout", keepAlive: false))
                 self.connection.closeWhenWritten()
             }
+        case .upstream(let exchange):
+            guard exchange === self.exchange, !exchange.responseHeadSent else { return }
+            self.upstreamTimedOut(exchange)
         }
     }
 }

@@ -37,7 +37,6 @@ final class ProxyExchange: TunnelStreamHandler {
     var owedConsumption = 0
     /// Reading from the client stopped until the stream can take more.
     var waitingForStream = false
-    var timeout: LoopTimer?
 
     init(head: HTTPRequestHead, startedAt: Instant) {
         self.head = head
