@@ -129,6 +129,10 @@ class ClusterTests(unittest.TestCase):
                 websocket.send("through a peer")
                 self.assertEqual(websocket.recv(timeout=10), "through a peer")
             # Errors keep their meaning: the holder's own 502, nobody anywhere, never forwarded twice.
+            # (The entry node learns of the "dead" endpoint by gossip; until then it answers
+            # "no available upstreams" itself.)
+            wait_until(lambda: json.loads(request(entry, "GET", "/", endpoint="dead")[1]) != {"error": "no available upstreams"},
+                       timeout=10, what="the dead endpoint known at the entry node")
             status, body, _ = request(entry, "GET", "/", endpoint="dead")
             self.assertEqual((status, json.loads(body)), (502, {"error": "upstream unreachable"}))
             status, body, _ = request(entry, "GET", "/", endpoint="nowhere")

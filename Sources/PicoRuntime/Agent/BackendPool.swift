@@ -7,7 +7,10 @@ final class BackendPool {
     let address: HostPort
     let maxIdle: Int
     let idleTimeout: Duration
+    /// Idle connections, the most recently used last.
     private var idle: [IdleBackend] = []
+    /// One timer closes connections idle for `idleTimeout`, instead of one timer per request.
+    private var sweepTimer: LoopTimer?
 
     /// `maxIdle` connections wait at most; beyond it an answered connection closes (64 made the
     /// agent dial its service anew for most requests at 256 concurrent clients).
@@ -25,7 +28,6 @@ final class BackendPool {
     /// when the address cannot be resolved or the socket not created.
     func checkout(delegate: ConnectionDelegate) throws(SocketError) -> (Connection, reused: Bool) {
         while let entry = self.idle.popLast() {
-            entry.timer?.cancel()
             guard entry.connection.state == .open else { continue }
             entry.connection.delegate = delegate
             entry.connection.resumeReading()
@@ -42,11 +44,25 @@ final class BackendPool {
             connection.close()
             return
         }
-        let entry = IdleBackend(connection: connection, pool: self)
+        let entry = IdleBackend(connection: connection, pool: self, since: self.loop.now)
         connection.delegate = entry
-        // A strong capture: checkout and close cancel the timer.
-        entry.timer = self.loop.schedule(after: self.idleTimeout) { entry.connection.close() }
         self.idle.append(entry)
+        if self.sweepTimer == nil { self.armSweep(at: self.loop.now + self.idleTimeout) }
+    }
+
+    private func armSweep(at deadline: Instant) {
+        // A strong capture: the pool lives as long as its endpoint.
+        self.sweepTimer = self.loop.schedule(at: deadline) { [self] in self.sweep() }
+    }
+
+    /// Closes connections idle for `idleTimeout` (the oldest first) and waits for the next due.
+    private func sweep() {
+        self.sweepTimer = nil
+        while let oldest = self.idle.first, oldest.since + self.idleTimeout <= self.loop.now {
+            self.idle.removeFirst()
+            oldest.connection.close()
+        }
+        if let oldest = self.idle.first { self.armSweep(at: oldest.since + self.idleTimeout) }
     }
 
     func forget(_ entry: IdleBackend) {
@@ -58,17 +74,18 @@ final class BackendPool {
 final class IdleBackend: ConnectionDelegate {
     let connection: Connection
     unowned(unsafe) let pool: BackendPool
-    var timer: LoopTimer?
+    /// When it went idle.
+    let since: Instant
 
-    init(connection: Connection, pool: BackendPool) {
+    init(connection: Connection, pool: BackendPool, since: Instant) {
         self.connection = connection
         self.pool = pool
+        self.since = since
     }
 
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) { connection.close() }
     func connectionDidReadEOF(_ connection: Connection) { connection.close() }
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
-        self.timer?.cancel()
         self.pool.forget(self)
     }
 }

@@ -18,8 +18,12 @@ final class PeerPool {
     let loop: EventLoop
     /// Connections to one node from this loop; a forward beyond it is refused (503).
     let maxPerPeer: Int
+    /// Idle connections per node, the most recently used last (mutated in place: a copy would
+    /// cost a retain per waiting connection on every request).
     private var idle: [Address: [PeerUpstream]] = [:]
     private var open: [Address: Int] = [:]
+    /// One timer closes connections idle for `idleTimeout`, instead of one timer per request.
+    private var sweepTimer: LoopTimer?
 
     init(loop: EventLoop, maxPerPeer: Int) {
         self.loop = loop
@@ -34,8 +38,8 @@ final class PeerPool {
     /// `streamFailed` (never from inside this call).
     /// Nil when `maxPerPeer` connections to that node are busy.
     func open(to address: Address, handler: TunnelStreamHandler) -> PeerUpstream? {
-        while var waiting = self.idle[address], let upstream = waiting.popLast() {
-            self.idle[address] = waiting.isEmpty ? nil : waiting
+        while let upstream = self.idle[address]?.popLast() {
+            if self.idle[address]?.isEmpty == true { self.idle[address] = nil }
             if upstream.adopt(handler) { return upstream }
         }
         guard self.open[address, default: 0] < self.maxPerPeer else { return nil }
@@ -52,20 +56,45 @@ final class PeerPool {
 
     /// A connection that finished a request cleanly.
     func giveBack(_ upstream: PeerUpstream) {
-        var waiting = self.idle[upstream.address] ?? []
-        guard waiting.count < Self.maxIdlePerPeer else {
+        guard self.idle[upstream.address]?.count ?? 0 < Self.maxIdlePerPeer else {
             upstream.close()
             return
         }
-        waiting.append(upstream)
-        self.idle[upstream.address] = waiting
+        upstream.idleSince = self.loop.now
+        self.idle[upstream.address, default: []].append(upstream)
+        if self.sweepTimer == nil { self.armSweep(at: self.loop.now + Self.idleTimeout) }
     }
 
-    /// An idle connection closed or timed out.
+    /// An idle connection closed or misbehaved.
     func forget(_ upstream: PeerUpstream) {
-        guard var waiting = self.idle[upstream.address], let index = waiting.firstIndex(where: { $0 === upstream }) else { return }
-        waiting.remove(at: index)
-        self.idle[upstream.address] = waiting.isEmpty ? nil : waiting
+        guard let index = self.idle[upstream.address]?.firstIndex(where: { $0 === upstream }) else { return }
+        self.idle[upstream.address]?.remove(at: index)
+        if self.idle[upstream.address]?.isEmpty == true { self.idle[upstream.address] = nil }
+    }
+
+    private func armSweep(at deadline: Instant) {
+        // A strong capture: the pool lives as long as its loop's shard.
+        self.sweepTimer = self.loop.schedule(at: deadline) { [self] in self.sweep() }
+    }
+
+    /// Closes connections idle for `idleTimeout` (the oldest wait first in each list) and waits
+    /// for the next one due.
+    private func sweep() {
+        self.sweepTimer = nil
+        let now = self.loop.now
+        var next: Instant?
+        for address in self.idle.keys.sorted(by: { "\($0)" < "\($1)" }) {
+            while let oldest = self.idle[address]?.first, oldest.idleSince + Self.idleTimeout <= now {
+                self.idle[address]?.removeFirst()
+                oldest.close()
+            }
+            if self.idle[address]?.isEmpty == true { self.idle[address] = nil }
+            if let oldest = self.idle[address]?.first {
+                let due = oldest.idleSince + Self.idleTimeout
+                next = next.map { min($0, due) } ?? due
+            }
+        }
+        if let next { self.armSweep(at: next) }
     }
 }
 
@@ -77,9 +106,13 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
     static let pauseAbove = 256 * 1_024
 
     let address: Address
-    unowned let pool: PeerPool
+    unowned(unsafe) let pool: PeerPool
     private var connection: Connection?
-    private weak var handler: TunnelStreamHandler?
+    /// The request's exchange; cleared when the request ends (a strong reference: a weak one
+    /// would give every exchange a side table).
+    private var handler: TunnelStreamHandler?
+    /// When it last went idle in its pool.
+    var idleSince: Instant = .zero
     private var isUpgraded = false
     private var unconsumed = 0
     private var timer: LoopTimer?
@@ -168,11 +201,6 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
         guard reusable, !self.isUpgraded, !self.closed, self.connection?.state == .open else {
             self.close()
             return
-        }
-        self.timer = self.pool.loop.schedule(after: PeerPool.idleTimeout) { [weak self] in
-            guard let self, self.handler == nil else { return }
-            self.pool.forget(self)
-            self.close()
         }
         self.pool.giveBack(self)
     }
