@@ -278,17 +278,22 @@ class FailureTests(unittest.TestCase):
         node = Node()
         try:
             agent = start_agent(node, "app", self.http_port, "--grace-period", "10s")
-            outcome = {}
-            in_flight = threading.Thread(target=lambda: outcome.update(answer=request(node, "GET", "/slow?s=1.5", timeout=15)[:2]))
-            in_flight.start()
-            time.sleep(0.4)
-            agent.send_signal(signal.SIGTERM)
-            self.assertEqual(agent.wait(timeout=10), 0)
-            in_flight.join()
-            self.assertEqual(outcome["answer"], (200, b"slow done"))
-            wait_until(lambda: node.endpoints().get("app", 0) == 0, what="the tunnel to leave")
+            self.assert_sigterm_finishes_a_slow_request(node, agent)
         finally:
             node.stop()
+
+    def assert_sigterm_finishes_a_slow_request(self, node, agent):
+        """SIGTERM while a slow request is in flight: it is answered, the agent exits 0, and its
+        tunnels leave the node."""
+        outcome = {}
+        in_flight = threading.Thread(target=lambda: outcome.update(answer=request(node, "GET", "/slow?s=1.5", timeout=15)[:2]))
+        in_flight.start()
+        time.sleep(0.4)
+        agent.send_signal(signal.SIGTERM)
+        self.assertEqual(agent.wait(timeout=10), 0)
+        in_flight.join()
+        self.assertEqual(outcome["answer"], (200, b"slow done"))
+        wait_until(lambda: node.endpoints().get("app", 0) == 0, what="the tunnels to leave")
 
     def test_agentWithTwoLoops_opensATunnelPerLoop_servesThroughBoth_andDrainsBothOnSigterm(self):
         node = Node()
@@ -297,15 +302,7 @@ class FailureTests(unittest.TestCase):
             wait_until(lambda: node.endpoints().get("app", 0) == 2, what="a tunnel from each agent loop")
             answers = [request(node, "GET", f"/echo?n={index}")[:2] for index in range(40)]
             self.assertEqual([status for status, _ in answers], [200] * 40)
-            outcome = {}
-            in_flight = threading.Thread(target=lambda: outcome.update(answer=request(node, "GET", "/slow?s=1.5", timeout=15)[:2]))
-            in_flight.start()
-            time.sleep(0.4)
-            agent.send_signal(signal.SIGTERM)
-            self.assertEqual(agent.wait(timeout=10), 0)
-            in_flight.join()
-            self.assertEqual(outcome["answer"], (200, b"slow done"))
-            wait_until(lambda: node.endpoints().get("app", 0) == 0, what="both tunnels to leave")
+            self.assert_sigterm_finishes_a_slow_request(node, agent)
         finally:
             node.stop()
 
