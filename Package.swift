@@ -1,11 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// The data path's generic codecs live in PicoModel and run in PicoRuntime: release builds export
-// their bodies across modules so they are specialised at the call site, not run through generic
-// metadata (bench/proxies measured the difference).
-let crossModuleOptimization: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
-
 // Pico uses the Swift toolchain only: no package dependency may ever be added here.
 let package = Package(
     name: "Pico",
@@ -18,8 +13,7 @@ let package = Package(
     targets: [
         .target(
             name: "PicoModel",
-            path: "Sources/PicoModel",
-            swiftSettings: crossModuleOptimization
+            path: "Sources/PicoModel"
         ),
         .target(
             name: "PicoSim",
@@ -33,8 +27,7 @@ let package = Package(
         .target(
             name: "PicoRuntime",
             dependencies: ["PicoModel", "CEpoll"],
-            path: "Sources/PicoRuntime",
-            swiftSettings: crossModuleOptimization
+            path: "Sources/PicoRuntime"
         ),
         .executableTarget(
             name: "pico",
