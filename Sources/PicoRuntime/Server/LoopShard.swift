@@ -88,18 +88,26 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.controlBatch.append(report)
     }
 
-    /// The end of this loop's turn: one post carries the turn's reports.
+    /// The end of this loop's turn: one post carries the turn's reports. On the control loop
+    /// itself they run here: the turn's end is outside every model call, so nothing is
+    /// re-entered, and the loop saves waking itself through its eventfd.
     func loopTurnEnded() {
         guard !self.controlBatch.isEmpty else { return }
         let batch = self.controlBatch
         self.controlBatch = []
         let node = self.node
-        node.loop.execute {
-            for report in batch {
-                switch report {
-                case .input(let input): node.handle(input)
-                case .work(let work): work(node)
-                }
+        if self.loop === node.loop {
+            Self.run(batch, on: node)
+        } else {
+            node.loop.execute { Self.run(batch, on: node) }
+        }
+    }
+
+    private static func run(_ batch: [ControlReport], on node: PicoNode) {
+        for report in batch {
+            switch report {
+            case .input(let input): node.handle(input)
+            case .work(let work): work(node)
             }
         }
     }
