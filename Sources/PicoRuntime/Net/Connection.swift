@@ -259,8 +259,9 @@ public final class Connection: LoopHandler, TurnEndHandler {
             self.outputHead += written
         }
         if self.outputHead == self.output.count {
-            // A buffer grown by a burst is given back; a small one is kept for the next write.
-            if self.output.capacity > 64 * 1_024 { self.output = [] } else { self.output.removeAll(keepingCapacity: true) }
+            // A small buffer is kept for the next write; a larger one is given back, so 10,000
+            // idle keep-alive connections do not each hold their largest answer's buffer.
+            if self.output.capacity > 4 * 1_024 { self.output = [] } else { self.output.removeAll(keepingCapacity: true) }
             self.outputHead = 0
         } else if self.outputHead >= 64 * 1_024, self.outputHead * 2 >= self.output.count {
             self.output.removeFirst(self.outputHead)

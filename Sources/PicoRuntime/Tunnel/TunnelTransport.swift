@@ -48,8 +48,9 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
     private var pumping = false
     private var flushScheduled = false
     private var maskRandom = SystemRandomNumberGenerator()
-    private var maskBytes = [UInt8](repeating: 0, count: 256)
-    private var maskBytesUsed = 256
+    /// Random bytes for masking keys (the client role only; empty on the node's side).
+    private var maskBytes: [UInt8] = []
+    private var maskBytesUsed = 0
 
     /// Takes over `connection` (its delegate becomes this transport) with the bytes that followed
     /// the handshake. The client role masks its frames and opens odd streams.
@@ -279,6 +280,7 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
     private func maskingKey() -> [UInt8]? {
         guard self.masked else { return nil }
         if self.maskBytesUsed + 4 > self.maskBytes.count {
+            if self.maskBytes.isEmpty { self.maskBytes = [UInt8](repeating: 0, count: 256) }
             let filled = self.maskBytes.withUnsafeMutableBytes { getrandom($0.baseAddress, $0.count, 0) }
             if filled != self.maskBytes.count {
                 // getrandom cannot fail for 256 bytes once the pool is ready; fall back anyway.
