@@ -88,6 +88,16 @@ def start_agent(node, endpoint, port, *flags):
     return process
 
 
+def read_until_closed(sock):
+    """Everything the peer sends on `sock` until it closes its side."""
+    received = b""
+    while True:
+        piece = sock.recv(65536)
+        if not piece:
+            return received
+        received += piece
+
+
 def request(node, method, path, endpoint="app", body=None, headers=None, timeout=10):
     connection = http.client.HTTPConnection("127.0.0.1", node.proxy, timeout=timeout)
     all_headers = {"x-pico-endpoint": endpoint} if endpoint else {}

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect as ws_connect
 
 import harness
-from harness import HERE, Node, free_port, request, start_agent, start_backend, wait_until
+from harness import HERE, Node, free_port, read_until_closed, request, start_agent, start_backend, wait_until
 
 harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
 
@@ -89,12 +89,7 @@ class ProxyTests(unittest.TestCase):
     def raw(self, data):
         with socket.create_connection(("127.0.0.1", self.node.proxy), timeout=10) as s:
             s.sendall(data)
-            received = b""
-            while True:
-                piece = s.recv(65536)
-                if not piece:
-                    return received
-                received += piece
+            return read_until_closed(s)
 
     def test_hostileRequests_areRefused_andTheNodeKeepsServing(self):
         self.assertTrue(self.raw(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n").startswith(b"HTTP/1.1 431"))
@@ -202,12 +197,7 @@ class EventLoopTests(unittest.TestCase):
         for _ in range(4):
             with socket.create_connection(("127.0.0.1", self.node.proxy), timeout=10) as s:
                 s.sendall(b"GET /bytes/3 HTTP/1.1\r\nHost: app.x\r\n\r\nGET /bytes/4 HTTP/1.1\r\nHost: app.x\r\nConnection: close\r\n\r\n")
-                received = b""
-                while True:
-                    piece = s.recv(65536)
-                    if not piece:
-                        break
-                    received += piece
+                received = read_until_closed(s)
                 self.assertEqual(received.count(b"HTTP/1.1 200"), 2)
                 self.assertTrue(received.endswith(b"xxxx"))
             with ws_connect(f"ws://127.0.0.1:{self.node.proxy}/", additional_headers={"x-pico-endpoint": "ws"}) as websocket:
@@ -505,33 +495,25 @@ class SettingsTests(unittest.TestCase):
     def test_expectContinue_connectionCap_andHeadAndIdleTimeouts(self):
         node = self.node("--proxy.http.max-connections", "3", "--proxy.http.idle-timeout", "1s", "--proxy.http.read-header-timeout", "1s")
 
-        def read_all(s):
-            data = b""
-            while True:
-                piece = s.recv(65536)
-                if not piece:
-                    return data
-                data += piece
-
         # Expect: 100-continue: the backend's 100 comes back before the body is sent.
         with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
             s.sendall(b"POST /echo HTTP/1.1\r\nHost: app.x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
             self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 100"))
             s.sendall(b"hello")
-            answer = read_all(s)
+            answer = read_until_closed(s)
             self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:60])
             self.assertTrue(answer.endswith(b"hello"))
         # At most three client connections: a fourth is told so, not left hanging.
         held = [socket.create_connection(("127.0.0.1", node.proxy), timeout=10) for _ in range(3)]
         time.sleep(0.2)
         with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
-            self.assertIn(b"too many connections", read_all(s))
+            self.assertIn(b"too many connections", read_until_closed(s))
         # The idle timeout closes silent connections; a started head that stalls gets 408.
         started = time.time()
         held[1].sendall(b"GET / HTTP/1.1\r\nHost: app")
-        self.assertEqual(read_all(held[0]), b"")
+        self.assertEqual(read_until_closed(held[0]), b"")
         self.assertLess(time.time() - started, 5)
-        self.assertTrue(read_all(held[1]).startswith(b"HTTP/1.1 408"))
+        self.assertTrue(read_until_closed(held[1]).startswith(b"HTTP/1.1 408"))
         for s in held:
             s.close()
         wait_until(lambda: request(node, "GET", "/")[0] == 200, what="the node to serve again")
