@@ -100,6 +100,11 @@ public struct HTTPHeaders: Hashable, Sendable, Sequence, ExpressibleByDictionary
             self.add(name: name, value: value)
             return
         }
+        // The usual case, one such field: replaced in place, nothing else copied.
+        if !self.fields[(first + 1)...].contains(where: { Self.sameName($0.name, name) }) {
+            self.fields[first].value = value
+            return
+        }
         var kept: [Field] = []
         kept.reserveCapacity(self.fields.count)
         for (index, field) in self.fields.enumerated() {

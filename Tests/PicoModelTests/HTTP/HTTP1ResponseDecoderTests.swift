@@ -89,5 +89,10 @@ struct HTTP1ResponseDecoderTests {
         #expect(headers.fields.map(\.value) == ["keep-alive, Upgrade", "3"])
         headers.remove("connection")
         #expect(headers.count == 1)
+        var single: HTTPHeaders = ["Host": "h", "X-Forwarded-For": "1.1.1.1", "Accept": "*/*"]
+        single.replaceOrAdd(name: "x-forwarded-for", value: "1.1.1.1, 2.2.2.2")
+        #expect(single.fields == [.init(name: "Host", value: "h"), .init(name: "X-Forwarded-For", value: "1.1.1.1, 2.2.2.2"), .init(name: "Accept", value: "*/*")])
+        single.replaceOrAdd(name: "x-pico-forward", value: "true")
+        #expect(single.fields.last == .init(name: "x-pico-forward", value: "true") && single.count == 4)
     }
 }
