@@ -32,7 +32,7 @@ public enum HTTPProxyRules {
     /// `Connection: Upgrade` (an upgrade handshake passed through). One pass over the fields;
     /// headers with nothing to remove come back as they are, without a copy.
     public static func endToEnd(_ headers: HTTPHeaders, keepUpgrade: Bool) -> HTTPHeaders {
-        let named = headers.contains("connection") ? headers.tokens("connection").filter { !(keepUpgrade && $0 == "upgrade") } : []
+        let named = headers.tokens("connection").filter { !(keepUpgrade && $0 == "upgrade") }
         func dropped(_ field: HTTPHeaders.Field) -> Bool {
             if Self.isHopByHop(field.name) { return !(keepUpgrade && HTTPHeaders.sameName(field.name, "upgrade")) }
             return named.contains { HTTPHeaders.sameName(field.name, $0) }

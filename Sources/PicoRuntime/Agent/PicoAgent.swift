@@ -1,5 +1,4 @@
 import PicoModel
-import Synchronization
 
 /// `pico agent`: on each of its event loops, keeps one tunnel per endpoint to the node (through
 /// its load balancer), following `AgentMachine`'s rules (backoff, make-before-break moves), and
@@ -21,8 +20,6 @@ public final class PicoAgent: @unchecked Sendable {
     private var drainedWorkers = 0
     private var stopping = false
     private var exiting = false
-    /// Requests in flight over every loop.
-    let inFlightCounter = Atomic<Int>(0)
     /// Called once with the exit status (0 after a drained shutdown, 1 on a fatal refusal).
     public var onExit: ((Int32) -> Void)?
 
@@ -43,16 +40,13 @@ public final class PicoAgent: @unchecked Sendable {
         }
     }
 
-    /// Requests in flight over all loops.
-    public var inFlight: Int { self.inFlightCounter.load(ordering: .relaxed) }
-
     /// SIGTERM (on `loops[0]`): stop dialling, say go-away on every tunnel (the node routes
     /// nothing new to it), finish the requests in flight, then exit 0; exit when `gracePeriod`
     /// runs out regardless.
     public func shutdown() {
         guard !self.stopping else { return }
         self.stopping = true
-        self.log.info("shutting down", [("in_flight", .int(self.inFlight))])
+        self.log.info("shutting down")
         for worker in self.workers {
             nonisolated(unsafe) let confined = worker
             worker.loop.execute { confined.stop() }
@@ -122,6 +116,7 @@ final class AgentWorker {
     func stop() {
         guard !self.stopping else { return }
         self.stopping = true
+        self.log.info("loop draining", [("loop", .int(self.index)), ("in_flight", .int(self.inFlight))])
         for endpoint in self.endpoints { endpoint.stop() }
         self.checkDrained()
     }
@@ -132,8 +127,6 @@ final class AgentWorker {
         for endpoint in self.endpoints { endpoint.closeAll() }
         self.agent.workerDrained()
     }
-
-    func refused() { self.agent.workerRefused() }
 }
 
 /// One endpoint's tunnels, dialler and backend pool.
@@ -159,8 +152,6 @@ final class AgentEndpoint: TunnelTransportOwner {
         self.random = SplitMix64(seed: UInt64(bitPattern: MonotonicClock.now().nanoseconds) &+ UInt64(worker.index))
         self.log = worker.log
     }
-
-    var tunnelCount: Int { self.tunnels.count }
 
     func start() { self.handle(.dialDue) }
 
@@ -214,7 +205,7 @@ final class AgentEndpoint: TunnelTransportOwner {
         case .failed(let reason, let retryable):
             if !retryable {
                 self.log.error("node refused the tunnel; not retrying", [("endpoint", .string(self.listener.endpoint)), ("error", .string(reason))])
-                self.worker.refused()
+                self.worker.agent.workerRefused()
                 return
             }
             self.log.warn("connect failed; retrying", [("endpoint", .string(self.listener.endpoint)), ("error", .string(reason))])
@@ -231,12 +222,10 @@ final class AgentEndpoint: TunnelTransportOwner {
     func transport(_ transport: TunnelTransport, peerOpened streamID: UInt32) {
         let exchange = AgentExchange(transport: transport, streamID: streamID, pool: self.pool, timeout: self.listener.timeout, log: self.log)
         self.inFlight += 1
-        self.worker.agent.inFlightCounter.add(1, ordering: .relaxed)
         // Strong captures: the exchange drops `onFinish` when it finishes.
         exchange.onFinish = { [self] in
             self.inFlight -= 1
             if let id = self.id(of: transport) { self.handle(.requestSucceeded(id)) }
-            self.worker.agent.inFlightCounter.subtract(1, ordering: .relaxed)
             self.worker.checkDrained()
         }
         transport.attach(exchange, to: streamID)
