@@ -157,6 +157,35 @@ class ClusterTests(unittest.TestCase):
                 agent.kill()
             backend.kill()
 
+    def test_aForwardRefusedByACrashedHolder_goesToAnotherHolder_beforeGossipDeclaresItDead(self):
+        backend, http_port, _ = start_backend()
+        agents = []
+        try:
+            entry = self.start()
+            crashing = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
+            surviving = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
+            agents = [start_agent(crashing, "app", http_port), start_agent(surviving, "app", http_port)]
+
+            def forwarded_to_both():
+                request(entry, "GET", "/bytes/1")
+                metrics = entry.admin_get("/metrics")[1].decode()
+                return all(f'pico_upstreams_remote_requests_total{{node_id="{node_id(node)}"}}' in metrics for node in (crashing, surviving))
+            wait_until(forwarded_to_both, timeout=15, what="forwards to both holders")
+            crashed = node_id(crashing)
+            crashing.process.kill()
+            crashing.process.wait()
+            started = time.time()
+            statuses = [request(entry, "GET", "/bytes/2")[0] for _ in range(40)]
+            self.assertEqual(statuses, [200] * 40, "every request reaches the surviving holder")
+            self.assertNotEqual(members(entry).get(crashed), "dead", f"gossip had not yet declared the crash ({time.time() - started:.2f} s)")
+            retries = [family for family in text_string_to_metric_families(entry.admin_get("/metrics")[1].decode())
+                       if family.name == "pico_upstreams_forward_retries"][0].samples[0].value
+            self.assertGreater(retries, 0)
+        finally:
+            for agent in agents:
+                agent.kill()
+            backend.kill()
+
     def test_adminForward_reachesOtherNodes_andMetricsShowTheCluster(self):
         backend, http_port, _ = start_backend()
         agent = None

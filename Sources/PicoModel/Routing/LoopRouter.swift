@@ -58,9 +58,11 @@ public struct LoopRouter: Sendable {
     public func loop(of id: TunnelID) -> Int? { self.placement[id] }
 
     /// Where a request for `endpoint` goes; a local decision counts it in flight here until
-    /// `finishStream(on:)`.
-    public mutating func decide(endpoint: String?, forwarded: Bool) -> RouteDecision {
-        let remote = endpoint.flatMap { self.remote[$0] } ?? []
+    /// `finishStream(on:)`. Nodes in `avoiding` are never chosen (a forward to them failed before
+    /// the request reached them).
+    public mutating func decide(endpoint: String?, forwarded: Bool, avoiding: [NodeUID] = []) -> RouteDecision {
+        var remote = endpoint.flatMap { self.remote[$0] } ?? []
+        if !avoiding.isEmpty { remote.removeAll { avoiding.contains($0.uid) } }
         var rng = self.rng
         var here = self.here
         var elsewhere = self.elsewhere

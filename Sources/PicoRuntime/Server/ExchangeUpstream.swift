@@ -18,6 +18,20 @@ protocol ExchangeUpstream: AnyObject {
     /// The answer is complete and the request was sent whole: the upstream may serve another
     /// request (a peer connection goes back to its pool when `reusable`).
     func completed(reusable: Bool)
+    /// How far the request got, asked when the upstream failed: whether another node may be
+    /// tried without risking a second delivery.
+    var progress: UpstreamProgress { get }
+}
+
+/// How far a failed upstream got with its request.
+enum UpstreamProgress {
+    /// Nothing reached the other side (the connection never opened): any request may go elsewhere.
+    case unsent
+    /// The request went out on an open connection but not one byte of an answer came back: an
+    /// idempotent request without a body may go elsewhere.
+    case unanswered
+    /// Part of an answer came back (or the upstream cannot tell).
+    case answered
 }
 
 extension ExchangeUpstream {
@@ -47,4 +61,6 @@ final class TunnelStreamUpstream: ExchangeUpstream {
     func upgraded() {}
     /// Both sides finished the stream already; nothing to do.
     func completed(reusable: Bool) {}
+    /// A tunnel stream is not tried again elsewhere: the agent may have acted on the request.
+    var progress: UpstreamProgress { .answered }
 }

@@ -30,7 +30,7 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         /// The tunnel lives on `shard`: move the connection there and route again.
         case move(to: LoopShard)
         /// Another node holds the endpoint.
-        case forward(name: String, proxyAddress: Address)
+        case forward(uid: NodeUID, name: String, proxyAddress: Address)
         /// Answer with this status and message.
         case reject(status: Int, message: String)
     }
@@ -120,12 +120,13 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     // MARK: Requests
 
     /// Routes one request; a route `.here` counts it in flight until `streamFinished(on:)`.
-    /// `mayMove` is false for a connection that has moved as often as it may for this request.
-    func route(endpoint: String?, forwarded: Bool, mayMove: Bool) -> Route {
+    /// `mayMove` is false for a connection that has moved as often as it may for this request;
+    /// nodes in `avoiding` are not forwarded to (a forward to them failed before they answered).
+    func route(endpoint: String?, forwarded: Bool, mayMove: Bool, avoiding: [NodeUID] = []) -> Route {
         // A tunnel of this loop that is closing or said go-away may still be in the router until
         // the control loop's change arrives: drop it here and decide again.
         for _ in 0..<8 {
-            let decision = self.router.decide(endpoint: endpoint, forwarded: forwarded)
+            let decision = self.router.decide(endpoint: endpoint, forwarded: forwarded, avoiding: avoiding)
             switch decision {
             case .local(let id):
                 let loop = self.router.loop(of: id)
@@ -141,9 +142,9 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
                 self.router.finishStream(on: id)
                 guard mayMove, let loop else { return .reject(status: 502, message: "upstream unreachable") }
                 return .move(to: self.node.shards[loop])
-            case .forward(_, let name, let address):
+            case .forward(let uid, let name, let address):
                 self.toModel(.routedByLoop(decision))
-                return .forward(name: name, proxyAddress: address)
+                return .forward(uid: uid, name: name, proxyAddress: address)
             case .reject(let rejection):
                 return .reject(status: rejection.status, message: rejection.message)
             }

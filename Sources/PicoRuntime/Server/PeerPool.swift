@@ -114,6 +114,10 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
     /// When it last went idle in its pool.
     var idleSince: Instant = .zero
     private var isUpgraded = false
+    /// The connection opened (a pooled one has).
+    private var connected = false
+    /// A byte of the current request's answer arrived.
+    private var receivedAnswer = false
     private var unconsumed = 0
     private var timer: LoopTimer?
     private var closed = false
@@ -151,6 +155,7 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
         self.timer = nil
         self.handler = handler
         self.unconsumed = 0
+        self.receivedAnswer = false
         connection.resumeReading()
         return true
     }
@@ -196,6 +201,11 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
 
     func upgraded() { self.isUpgraded = true }
 
+    var progress: UpstreamProgress {
+        if !self.connected { return .unsent }
+        return self.receivedAnswer ? .answered : .unanswered
+    }
+
     func completed(reusable: Bool) {
         self.handler = nil
         guard reusable, !self.isUpgraded, !self.closed, self.connection?.state == .open else {
@@ -208,6 +218,7 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
     // MARK: ConnectionDelegate
 
     func connectionDidConnect(_ connection: Connection) {
+        self.connected = true
         self.timer?.cancel()
         self.timer = nil
     }
@@ -220,6 +231,7 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
             return
         }
         self.unconsumed += bytes.count
+        self.receivedAnswer = true
         handler.streamReceived(ArraySlice(bytes))
         if self.unconsumed > Self.pauseAbove { connection.pauseReading() }
     }

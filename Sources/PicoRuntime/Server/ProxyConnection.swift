@@ -13,11 +13,17 @@ final class ProxyConnection: ConnectionDelegate {
         var clientFinished: Bool
         /// Moves so far for this request (bounded by `maxMoves`).
         var moves: Int
+        /// Nodes a forward of this request already failed on.
+        var avoiding: [NodeUID]
     }
 
     /// How often one request may move between loops (a second move happens only when its
     /// tunnel closed while the connection was on its way).
     static let maxMoves = 2
+
+    /// How many nodes one request may be forwarded to after forwards that failed before the
+    /// other node answered (a dead holder refuses the dial until gossip declares it dead).
+    static let maxForwardRetries = 2
 
     /// Its loop's shard, which outlives every connection of the loop.
     unowned(unsafe) let shard: LoopShard
@@ -67,7 +73,7 @@ final class ProxyConnection: ConnectionDelegate {
         self.connection.writeStallTimeout = shard.settings.writeTimeout
         if let moved {
             if moved.clientFinished { self.connection.pauseReading() }
-            self.begin(moved.head, moves: moved.moves)
+            self.begin(moved.head, moves: moved.moves, avoiding: moved.avoiding)
             self.processRequests()
         } else {
             self.armWaitTimer()
@@ -158,10 +164,12 @@ final class ProxyConnection: ConnectionDelegate {
         }
     }
 
-    private func begin(_ head: HTTPRequestHead, moves: Int) {
+    private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = []) {
         self.wait = nil
         let exchange = ProxyExchange(head: head, startedAt: self.shard.loop.now)
         exchange.owner = self
+        exchange.avoiding = avoiding
+        exchange.moves = moves
         self.exchange = exchange
         self.shard.metrics.update { $0.inFlight += 1 }
         // A moved request is still counted by the process-wide figure (it never stopped).
@@ -171,15 +179,27 @@ final class ProxyConnection: ConnectionDelegate {
             self.answer(exchange, status: 404, message: "not found")
             return
         }
-        let forwarded = head.headers.first("x-pico-forward") == "true"
-        switch self.shard.route(endpoint: exchange.endpoint, forwarded: forwarded, mayMove: moves < Self.maxMoves) {
+        self.dispatch(exchange)
+    }
+
+    /// Routes the exchange and starts it on its upstream (or answers, or moves the connection).
+    private func dispatch(_ exchange: ProxyExchange) {
+        let moves = exchange.moves
+        let forwarded = exchange.head.headers.first("x-pico-forward") == "true"
+        switch self.shard.route(endpoint: exchange.endpoint, forwarded: forwarded, mayMove: moves < Self.maxMoves, avoiding: exchange.avoiding) {
         case .reject(let status, let message):
-            self.answer(exchange, status: status, message: message)
-        case .forward(let name, let address):
+            if !exchange.avoiding.isEmpty {
+                // Every holder left to try failed: the first failure's answer, not "no upstreams".
+                self.answer(exchange, status: 502, message: "upstream unreachable")
+            } else {
+                self.answer(exchange, status: status, message: message)
+            }
+        case .forward(let uid, let name, let address):
             guard let upstream = self.shard.peers.open(to: address, handler: exchange) else {
                 self.answer(exchange, status: 503, message: "too many requests forwarded to \(name)")
                 return
             }
+            exchange.forwardedTo = uid
             self.shard.metrics.update { $0.remoteRequests[name, default: 0] += 1 }
             self.start(exchange, on: upstream)
         case .move(let target):
@@ -224,7 +244,10 @@ final class ProxyConnection: ConnectionDelegate {
         self.connection.pauseReading()
         self.movedAway = true
         self.connection.whenFlushed { [self] in
-            let moved = Moved(head: exchange.head, decoder: self.decoder, clientIP: self.clientIP, clientFinished: self.clientFinished, moves: moves)
+            let moved = Moved(
+                head: exchange.head, decoder: self.decoder, clientIP: self.clientIP, clientFinished: self.clientFinished,
+                moves: moves, avoiding: exchange.avoiding
+            )
             let fd = self.connection.detach()
             self.shard.metrics.update { $0.connectionMoves += 1 }
             target.loop.execute { target.adoptMoved(fd, moved) }
@@ -298,12 +321,35 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     func streamFailed(for exchange: ProxyExchange) {
+        let progress = exchange.upstream?.progress ?? .answered
         exchange.upstream = nil
         if exchange.upgraded {
             self.connection.closeWhenWritten()
             return
         }
+        if self.mayForwardElsewhere(exchange, after: progress), let failed = exchange.forwardedTo {
+            // Nothing reached the client and the request cannot have taken effect twice.
+            exchange.avoiding.append(failed)
+            exchange.forwardedTo = nil
+            exchange.response = HTTP1ResponseDecoder()
+            self.shard.metrics.update { $0.forwardRetries += 1 }
+            self.dispatch(exchange)
+            return
+        }
         self.failUpstream(exchange, message: "upstream unreachable")
+    }
+
+    /// A forward that failed may go to another holder when nothing was sent to the client, the
+    /// request has no body (its bytes may be gone with the failed connection), and the failed
+    /// node never saw the request, or saw an idempotent one and answered nothing.
+    private func mayForwardElsewhere(_ exchange: ProxyExchange, after progress: UpstreamProgress) -> Bool {
+        guard exchange.forwardedTo != nil, !exchange.answered, !exchange.responseHeadSent,
+              exchange.requestFraming == .none, exchange.avoiding.count < Self.maxForwardRetries else { return false }
+        switch progress {
+        case .unsent: return true
+        case .unanswered: return ["GET", "HEAD", "OPTIONS"].contains(exchange.head.method)
+        case .answered: return false
+        }
     }
 
     func streamWritable(for exchange: ProxyExchange) {

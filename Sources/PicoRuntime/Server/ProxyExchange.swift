@@ -13,6 +13,12 @@ final class ProxyExchange: TunnelStreamHandler {
     let requestFraming: HTTPBodyFraming
     /// The local tunnel the request was routed to (for the in-flight accounting).
     var tunnelID: TunnelID?
+    /// The node the request was forwarded to (nil when it went to a local tunnel).
+    var forwardedTo: NodeUID?
+    /// Times this request's connection moved between loops.
+    var moves = 0
+    /// Nodes a forward of this request failed on before they answered; routing skips them.
+    var avoiding: [NodeUID] = []
     /// Where the request goes (nil before routing, and once it is torn down).
     var upstream: (any ExchangeUpstream)?
     var response = HTTP1ResponseDecoder()

@@ -49,6 +49,8 @@ struct MetricValues: Sendable {
     var upstreamRequests: UInt64 = 0
     /// Requests forwarded to another node, by its node ID.
     var remoteRequests: [String: UInt64] = [:]
+    /// Forwarded requests sent to another holder after the first one failed before answering.
+    var forwardRetries: UInt64 = 0
     /// Client connections handed to another loop (to the loop of the tunnel their request uses).
     var connectionMoves: UInt64 = 0
 
@@ -64,6 +66,7 @@ struct MetricValues: Sendable {
         self.upstreamsConnected += other.upstreamsConnected
         self.upstreamRequests += other.upstreamRequests
         self.connectionMoves += other.connectionMoves
+        self.forwardRetries += other.forwardRetries
         for (node, count) in other.remoteRequests { self.remoteRequests[node, default: 0] += count }
     }
 
@@ -106,6 +109,8 @@ struct MetricValues: Sendable {
         for (node, count) in self.remoteRequests.sorted(by: { $0.key < $1.key }) {
             out.sample("pico_upstreams_remote_requests_total", [("node_id", node)], count)
         }
+        out.family("pico_upstreams_forward_retries_total", "counter", "Forwards tried on another node after one failed before the node answered.")
+        out.sample("pico_upstreams_forward_retries_total", [], self.forwardRetries)
         out.family("pico_proxy_connection_moves_total", "counter", "Client connections moved to the event loop of the tunnel their request uses.")
         out.sample("pico_proxy_connection_moves_total", [], self.connectionMoves)
         let process = ProcessFigures.read()

@@ -36,6 +36,20 @@ struct LoopRouterTests {
         #expect(router.decide(endpoint: nil, forwarded: false) == .reject(.missingEndpoint))
     }
 
+    @Test func test_avoidsNodesWhoseForwardFailed_thenFallsBackToDrainingTunnelsHere() {
+        let other = RemoteUpstream(uid: Fixture.info(3).uid, name: "pico-3", proxyAddress: Address(host: "10.0.0.3", port: 8000), count: 1, draining: false)
+        var router = LoopRouter(loop: 0, seed: 7)
+        router.apply(.remoteHolders(endpoint: "svc", [Self.remote, other]))
+        for _ in 0..<20 {
+            #expect(router.decide(endpoint: "svc", forwarded: false, avoiding: [Self.remote.uid]) == .forward(uid: other.uid, name: "pico-3", proxyAddress: other.proxyAddress))
+        }
+        #expect(router.decide(endpoint: "svc", forwarded: false, avoiding: [Self.remote.uid, other.uid]) == .reject(.noAvailableUpstreams))
+        router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: true))
+        #expect(router.decide(endpoint: "svc", forwarded: false, avoiding: [Self.remote.uid, other.uid]) == .local(TunnelID(1)))
+        let picks = Set((0..<40).map { _ in router.decide(endpoint: "svc", forwarded: false) })
+        #expect(picks.count == 2, "without avoidance both holders are chosen")
+    }
+
     @Test func test_aLoopsRoute_countsInFlight_soTheDrainWaitsForIt() {
         func drained(routedByLoop: Bool) -> Bool {
             var node = ClusterNodeTests.node()
