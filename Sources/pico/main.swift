@@ -136,6 +136,8 @@ Commands:
   agent start   Expose every listener of an agent config file.
   status        Ask a node about the cluster, its endpoints and gossip.
   test cluster  Run a development cluster on loopback behind a balancer.
+  help configuration
+                Print the configuration reference (Markdown) of server and agent.
 
 Flags:
   --help        Show help (also after a command).
@@ -335,6 +337,7 @@ case "server": runServer(Array(arguments.dropFirst()))
 case "status": runStatus(Array(arguments.dropFirst()))
 case "agent": runAgent(Array(arguments.dropFirst()))
 case "--version", "version": FileHandleText.standardOutput(version + "\n")
+case "help" where arguments.dropFirst().first == "configuration": FileHandleText.standardOutput(ConfigurationReference.markdown())
 case "--help", "-h", "help", nil: FileHandleText.standardOutput(mainHelp)
 default: fail("unknown command \(arguments[0]); see pico --help")
 }

@@ -2,23 +2,7 @@ import PicoModel
 
 /// The agent's configuration: defaults, then the YAML file (`pico agent start --config.path`),
 /// then flags, which win. `pico agent http <endpoint> <addr>` replaces the file's listeners
-/// with its one listener, as Piko's does.
-///
-/// The file:
-/// ```yaml
-/// connect:
-///   url: http://pico:8001     # the node's upstream port (or its load balancer)
-///   timeout: 30s              # connect and WebSocket handshake
-/// listeners:
-///   - endpoint_id: my-app
-///     addr: 3000              # a port, host:port or http:// URL
-///     protocol: http          # the only protocol served
-///     timeout: 10s            # per request, to the response head (default 10s)
-/// log:
-///   level: info
-/// grace_period: 1m
-/// event_loops: 2              # threads, each with its own tunnel per endpoint (default: one per processor, at most 4)
-/// ```
+/// with its one listener, as Piko's does. `exampleFile` shows every key of the file.
 public enum AgentOptions {
     /// One flag of the agent, for `--help`.
     public struct Flag: Sendable {
@@ -26,6 +10,24 @@ public enum AgentOptions {
         public var defaultText: String
         public var help: String
     }
+
+    /// A config file with every key and its meaning (the configuration reference prints it; a
+    /// test loads it).
+    public static let exampleFile = """
+        connect:
+          url: http://pico:8001     # the node's upstream port (or its load balancer); default http://localhost:8001
+          timeout: 30s              # connect and WebSocket handshake (default 30s)
+        listeners:                  # at least one
+          - endpoint_id: my-app     # the endpoint clients name in x-pico-endpoint
+            addr: 3000              # the local service: a port, host:port or http:// URL
+            protocol: http          # the only protocol served (default http)
+            timeout: 10s            # per request, to the response head (default 10s)
+        log:
+          level: info               # debug, info, warn or error (default info)
+        grace_period: 1m            # how long SIGTERM waits for requests in flight (default 1m)
+        event_loops: 2              # threads, each with its own tunnel per endpoint (default: one per processor, at most 4)
+
+        """
 
     /// The flags, in `--help` order.
     public static let flags: [Flag] = [
