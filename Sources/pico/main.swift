@@ -100,6 +100,7 @@ func serverHelp() -> String {
     var text = "Usage: pico server [flags]\n\nRuns a Pico node: proxy, upstream and admin ports.\n\nFlags:\n"
     text += "  --config.path string            YAML config file (keys as below, dotted paths nested).\n"
     text += "  --config.expand-env             Expand $VAR, ${VAR} and ${VAR:default} in the config file.\n"
+    text += "  --validate                      Load, expand and check the configuration, print `config ok` and exit.\n"
     for option in ServerOptions.all {
         text += "  " + option.flag.padding(30) + "  " + option.help + " (default " + option.defaultText + ")\n"
     }
