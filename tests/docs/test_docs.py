@@ -13,10 +13,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from harness import wait_until  # noqa: E402 - the e2e harness's polling helper
 DOCS = os.path.join(ROOT, "docs")
 PICO = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
 PICO_SIM = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico-sim")
@@ -29,18 +30,6 @@ def read(path):
 
 def code_blocks(text, language):
     return re.findall(rf"```{language}\n(.*?)```", text, re.S)
-
-
-def wait_until(check, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def port_free(port):
