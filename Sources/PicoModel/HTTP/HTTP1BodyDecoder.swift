@@ -155,8 +155,7 @@ public struct HTTP1BodyDecoder: Hashable, Sendable {
         let offset = buffer.offset
         let section = buffer.read(end)
         buffer.skip(4)
-        let lines = try HTTP1HeadParser.lines(section, offset: offset)
-        return try HTTP1HeadParser.fields(lines[...], maxCount: limits.maxHeaderCount, status: self.errorStatus)
+        return try HTTP1HeadParser.fields(section, offset: offset, maxCount: limits.maxHeaderCount, status: self.errorStatus)
     }
 
     static func hexValue(_ byte: UInt8) -> UInt8? {

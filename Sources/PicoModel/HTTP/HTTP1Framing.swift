@@ -41,9 +41,35 @@ enum HTTP1Framing {
     /// The `Content-Length`, nil when absent. Every value (and every element of a comma list)
     /// must be the same run of digits that fits 63 bits.
     static func contentLength(_ headers: HTTPHeaders, status: Int, offset: Int) throws(HTTPProtocolError) -> UInt64? {
-        let values = headers["content-length"].flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingHTTPWhitespace() } }
-        guard let first = values.first else { return nil }
-        guard values.allSatisfy({ $0 == first }) else {
+        // Every comma-separated element of every Content-Length field must equal the first
+        // (compared as text); the first must be 1 to 18 digits. Read in place: this runs for
+        // every proxied request and response.
+        var first: String?
+        var conflicting = false
+        for field in headers.fields where HTTPHeaders.sameName(field.name, "content-length") {
+            var value = field.value
+            value.withUTF8 { bytes in
+                var start = 0
+                while true {
+                    var end = start
+                    while end < bytes.count, bytes[end] != 0x2C { end += 1 }
+                    var low = start
+                    var high = end
+                    while low < high, bytes[low] == 0x20 || bytes[low] == 0x09 { low += 1 }
+                    while high > low, bytes[high - 1] == 0x20 || bytes[high - 1] == 0x09 { high -= 1 }
+                    let element = UnsafeBufferPointer(rebasing: bytes[low..<high])
+                    if let first {
+                        if !first.utf8.elementsEqual(element) { conflicting = true }
+                    } else {
+                        first = String(decoding: element, as: UTF8.self)
+                    }
+                    guard end < bytes.count else { break }
+                    start = end + 1
+                }
+            }
+        }
+        guard let first else { return nil }
+        guard !conflicting else {
             throw HTTPProtocolError(statusHint: status, "conflicting Content-Length values", offset: offset)
         }
         guard !first.isEmpty, first.utf8.count <= 18, first.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = UInt64(first) else {

@@ -116,13 +116,16 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
         let offset = self.buffer.offset
         let bytes = self.buffer.read(end)
         self.buffer.skip(4)
-        let lines = try HTTP1HeadParser.lines(bytes, offset: offset)
-        guard lines[0].bytes.count <= self.limits.maxStartLineBytes else {
-            throw HTTPProtocolError(statusHint: 414, "request line longer than \(self.limits.maxStartLineBytes) bytes", offset: offset)
+        let limits = self.limits
+        let head = try bytes.withUnsafeBufferPointer { (bytes: UnsafeBufferPointer<UInt8>) throws(HTTPProtocolError) -> HTTPRequestHead in
+            let lines = try HTTP1HeadParser.lines(bytes, offset: offset)
+            guard lines.start.count <= limits.maxStartLineBytes else {
+                throw HTTPProtocolError(statusHint: 414, "request line longer than \(limits.maxStartLineBytes) bytes", offset: offset)
+            }
+            let (method, target, version) = try HTTP1HeadParser.requestLine(bytes, lines.start, offset: offset)
+            let headers = try HTTP1HeadParser.fields(bytes, from: lines.fieldsFrom, offset: offset, maxCount: limits.maxHeaderCount, status: 400)
+            return HTTPRequestHead(method: method, target: target, version: version, headers: headers)
         }
-        let (method, target, version) = try HTTP1HeadParser.requestLine(lines[0].bytes, offset: offset)
-        let headers = try HTTP1HeadParser.fields(lines.dropFirst(), maxCount: self.limits.maxHeaderCount, status: 400)
-        let head = HTTPRequestHead(method: method, target: target, version: version, headers: headers)
         try Self.checkHost(head, offset: offset)
         let framing = try HTTP1Framing.request(head, offset: offset)
         let upgrade = head.isUpgrade || head.method == "CONNECT"

@@ -95,13 +95,17 @@ public struct HTTP1ResponseDecoder: Hashable, Sendable {
         let offset = self.buffer.offset
         let bytes = self.buffer.read(end)
         self.buffer.skip(4)
-        let lines = try HTTP1HeadParser.lines(bytes, offset: offset)
-        guard lines[0].bytes.count <= self.limits.maxStartLineBytes else {
-            throw HTTPProtocolError(statusHint: 502, "status line longer than \(self.limits.maxStartLineBytes) bytes", offset: offset)
+        let limits = self.limits
+        let head = try bytes.withUnsafeBufferPointer { (bytes: UnsafeBufferPointer<UInt8>) throws(HTTPProtocolError) -> HTTPResponseHead in
+            let lines = try HTTP1HeadParser.lines(bytes, offset: offset)
+            guard lines.start.count <= limits.maxStartLineBytes else {
+                throw HTTPProtocolError(statusHint: 502, "status line longer than \(limits.maxStartLineBytes) bytes", offset: offset)
+            }
+            let (version, status, reason) = try HTTP1HeadParser.statusLine(bytes, lines.start, offset: offset)
+            let headers = try HTTP1HeadParser.fields(bytes, from: lines.fieldsFrom, offset: offset, maxCount: limits.maxHeaderCount, status: 502)
+            return HTTPResponseHead(version: version, status: status, reason: reason, headers: headers)
         }
-        let (version, status, reason) = try HTTP1HeadParser.statusLine(lines[0].bytes, offset: offset)
-        let headers = try HTTP1HeadParser.fields(lines.dropFirst(), maxCount: self.limits.maxHeaderCount, status: 502)
-        let head = HTTPResponseHead(version: version, status: status, reason: reason, headers: headers)
+        let (version, status, headers) = (head.version, head.status, head.headers)
         if head.isInterim { return .head(head) }
         if status == 101 || (requestMethod == "CONNECT" && (200..<300).contains(status)) {
             self.state = .upgraded
