@@ -10,6 +10,9 @@ public struct StreamBuffer: Hashable, Sendable {
     /// Connection offset of the next unread byte.
     public private(set) var offset = 0
 
+    private static let crlf: [UInt8] = [0x0D, 0x0A]
+    private static let emptyLine: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A]
+
     /// Creates an empty buffer.
     public init() {}
 
@@ -37,7 +40,7 @@ public struct StreamBuffer: Hashable, Sendable {
     /// unread bytes, or nil. A search resumes where the last unsuccessful one stopped, so a line
     /// that arrives a byte at a time is scanned once, not once per byte.
     public mutating func firstCRLF(within limit: Int) -> Int? {
-        let (found, searched) = self.find([0x0D, 0x0A], within: limit, from: self.crlfSearched)
+        let (found, searched) = self.find(Self.crlf, within: limit, from: self.crlfSearched)
         self.crlfSearched = searched
         return found
     }
@@ -45,23 +48,30 @@ public struct StreamBuffer: Hashable, Sendable {
     /// The index of the first `CRLF CRLF` among the first `limit` unread bytes, or nil (resumed
     /// like `firstCRLF`).
     public mutating func firstEmptyLine(within limit: Int) -> Int? {
-        let (found, searched) = self.find([0x0D, 0x0A, 0x0D, 0x0A], within: limit, from: self.emptyLineSearched)
+        let (found, searched) = self.find(Self.emptyLine, within: limit, from: self.emptyLineSearched)
         self.emptyLineSearched = searched
         return found
     }
 
-    /// Searches `pattern` from `searched` (bytes already known not to start a match, relative to
-    /// the next unread byte) up to `limit`; returns the match and how far the search is settled.
+    /// Searches `pattern` (CRLF or CRLF CRLF) from `searched` (bytes already known not to start a
+    /// match, relative to the next unread byte) up to `limit`; returns the match and how far the
+    /// search is settled. Scans the storage in place: every head and chunk line is found here.
     private func find(_ pattern: [UInt8], within limit: Int, from searched: Int) -> (Int?, Int) {
         let end = min(self.storage.count, self.readIndex + limit)
-        var index = self.readIndex + searched
-        while index + pattern.count <= end {
-            if self.storage[index] == pattern[0], self.storage[index..<(index + pattern.count)].elementsEqual(pattern) {
-                return (index - self.readIndex, searched)
+        let readIndex = self.readIndex
+        return self.storage.withUnsafeBufferPointer { bytes in
+            var index = readIndex + searched
+            let last = end - pattern.count
+            while index <= last {
+                if bytes[index] == 0x0D {
+                    var matched = 1
+                    while matched < pattern.count, bytes[index + matched] == pattern[matched] { matched += 1 }
+                    if matched == pattern.count { return (index - readIndex, searched) }
+                }
+                index += 1
             }
-            index += 1
+            return (nil, max(searched, index - readIndex))
         }
-        return (nil, max(searched, index - self.readIndex))
     }
 
     /// Removes and returns the next `length` unread bytes (at most `count`).

@@ -88,7 +88,7 @@ public struct YamuxSession: Sendable {
     /// Its settings.
     public let settings: Settings
     var decoder = YamuxFrameDecoder()
-    var streams: [UInt32: Stream] = [:]
+    var streams = StreamTable<Stream>()
     var nextLocalID: UInt32
     var lastRemoteID: UInt32 = 0
     var payload: IncomingPayload?
@@ -115,7 +115,7 @@ public struct YamuxSession: Sendable {
     public var streamCount: Int { self.streams.count }
 
     /// True when `id` is open (in either direction).
-    public func isOpen(_ id: UInt32) -> Bool { self.streams[id] != nil }
+    public func isOpen(_ id: UInt32) -> Bool { self.streams.contains(id) }
 
     /// Bytes queued on `id` beyond its send window (0 for unknown streams).
     public func pendingSendCount(_ id: UInt32) -> Int { self.streams[id]?.queuedCount ?? 0 }
@@ -143,22 +143,37 @@ public struct YamuxSession: Sendable {
     /// or already finished by us (the bytes are dropped).
     @discardableResult
     public mutating func send(_ bytes: some Collection<UInt8>, on id: UInt32) -> Bool {
-        guard let index = self.streams.index(forKey: id), !self.streams.values[index].finishRequested else { return false }
         let count = bytes.count
-        guard count > 0 else { return true }
+        let maxFrameSize = Int(self.settings.maxFrameSize)
         // The common case: nothing waits and the window takes it all, so the bytes go straight
-        // into one data frame (the stream is mutated in place, its queue never touched).
-        if self.streams.values[index].queuedCount == 0, UInt32(clamping: count) <= self.streams.values[index].sendWindow,
-           count <= Int(self.settings.maxFrameSize) {
+        // into one data frame (the stream is changed in place, its queue never touched).
+        let path = self.streams.modify(id) { stream -> SendPath in
+            guard !stream.finishRequested else { return .refused }
+            guard count > 0 else { return .empty }
+            if stream.queuedCount == 0, UInt32(clamping: count) <= stream.sendWindow, count <= maxFrameSize {
+                stream.sendWindow -= UInt32(count)
+                return .direct
+            }
+            stream.queued.append(contentsOf: bytes)
+            return .queued
+        } ?? .refused
+        switch path {
+        case .refused:
+            return false
+        case .empty:
+            return true
+        case .direct:
             self.write(YamuxHeader(.data, streamID: id, length: UInt32(count)))
             self.output.append(contentsOf: bytes)
-            self.streams.values[index].sendWindow -= UInt32(count)
+            return true
+        case .queued:
+            self.flush(id)
             return true
         }
-        self.streams.values[index].queued.append(contentsOf: bytes)
-        self.flush(id)
-        return true
     }
+
+    /// How `send` handles bytes.
+    private enum SendPath { case refused, empty, direct, queued }
 
     /// Finishes our side of `id` (FIN after the queued bytes). Unknown IDs are ignored.
     public mutating func finish(_ id: UInt32) {
@@ -262,7 +277,7 @@ public struct YamuxSession: Sendable {
         let id = header.streamID
         var deliver = true
         if header.flags.contains(.syn) { deliver = try self.accept(id) }
-        if deliver, self.streams[id] == nil { deliver = false }
+        if deliver, !self.streams.contains(id) { deliver = false }
         if deliver, header.flags.contains(.ack), !header.flags.contains(.syn) {
             self.events.append(.streamAcknowledged(id))
         }
@@ -310,7 +325,7 @@ public struct YamuxSession: Sendable {
         guard var payload = self.payload else { return }
         payload.remaining -= UInt32(bytes.count)
         self.payload = payload.remaining == 0 ? nil : payload
-        guard payload.deliver, self.streams[payload.streamID] != nil else { return }
+        guard payload.deliver, self.streams.contains(payload.streamID) else { return }
         self.events.append(.data(payload.streamID, bytes))
         if payload.remaining == 0 { self.applyClosingFlags(payload.flags, on: payload.streamID) }
     }

@@ -40,7 +40,7 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
     public private(set) var owner: TunnelTransportOwner?
     private var frames: WebSocketFrameDecoder
     private var session: YamuxSession
-    private var handlers: [UInt32: TunnelStreamHandler] = [:]
+    private var handlers = StreamTable<TunnelStreamHandler>()
     private let masked: Bool
     private var keepaliveTimer: LoopTimer?
     private let keepaliveInterval: Duration
@@ -150,10 +150,10 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
         self.flushSession()
         self.closed = true
         self.keepaliveTimer?.cancel()
-        let failing = self.handlers.sorted { $0.key < $1.key }
+        let failing = self.handlers.sortedKeys.compactMap { self.handlers[$0] }
         self.handlers.removeAll()
         self.connection.closeWhenWritten()
-        for (_, handler) in failing { handler.streamFailed(reason: reason) }
+        for handler in failing { handler.streamFailed(reason: reason) }
         let owner = self.owner
         self.owner = nil
         owner?.transportClosed(self, reason: reason)
@@ -171,7 +171,7 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
     }
 
     public func connectionDidDrain(_ connection: Connection) {
-        for id in self.handlers.keys.sorted() where self.canSend(on: id) { self.handlers[id]?.streamWritable() }
+        for id in self.handlers.sortedKeys where self.canSend(on: id) { self.handlers[id]?.streamWritable() }
     }
 
     public func connectionDidClose(_ connection: Connection, error: SocketError?) {
