@@ -5,10 +5,10 @@ enum HTTP1Framing {
     /// 501, as RFC 9112 §6.1 advises), may not come with `Content-Length`, and is refused in
     /// HTTP/1.0; `Content-Length` values must all agree.
     static func request(_ head: HTTPRequestHead, offset: Int) throws(HTTPProtocolError) -> HTTPBodyFraming {
-        let codings = head.headers.tokens("transfer-encoding")
         let hasTransferEncoding = head.headers.contains("transfer-encoding")
         let length = try Self.contentLength(head.headers, status: 400, offset: offset)
         if hasTransferEncoding {
+            let codings = head.headers.tokens("transfer-encoding")
             guard head.version >= .http1_1 else {
                 throw HTTPProtocolError(statusHint: 400, "Transfer-Encoding in an HTTP/1.0 request", offset: offset)
             }

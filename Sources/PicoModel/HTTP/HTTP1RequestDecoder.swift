@@ -32,6 +32,9 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
     public let limits: HTTPDecoderLimits
     /// Where the decoder is.
     public private(set) var state: State = .head
+    /// The body framing of the last head `next()` returned, as the decoder reads it: callers
+    /// need not work it out again.
+    public private(set) var headFraming: HTTPBodyFraming = .none
     private var buffer = StreamBuffer()
     private var sawEOF = false
 
@@ -128,6 +131,7 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
         }
         try Self.checkHost(head, offset: offset)
         let framing = try HTTP1Framing.request(head, offset: offset)
+        self.headFraming = framing
         let upgrade = head.isUpgrade || head.method == "CONNECT"
         self.state = .body(HTTP1BodyDecoder(framing, errorStatus: 400), keepAlive: head.keepAlive, upgrade: upgrade)
         return .head(head)

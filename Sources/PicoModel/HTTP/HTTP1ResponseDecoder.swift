@@ -26,6 +26,9 @@ public struct HTTP1ResponseDecoder: Hashable, Sendable {
     public let limits: HTTPDecoderLimits
     /// Where the decoder is.
     public private(set) var state: State = .idle
+    /// The body framing of the last head `next()` returned (`.none` for interim and upgrade
+    /// heads), as the decoder reads it: callers need not work it out again.
+    public private(set) var headFraming: HTTPBodyFraming = .none
     private var buffer = StreamBuffer()
     private var sawEOF = false
 
@@ -106,12 +109,14 @@ public struct HTTP1ResponseDecoder: Hashable, Sendable {
             return HTTPResponseHead(version: version, status: status, reason: reason, headers: headers)
         }
         let (version, status, headers) = (head.version, head.status, head.headers)
+        self.headFraming = .none
         if head.isInterim { return .head(head) }
         if status == 101 || (requestMethod == "CONNECT" && (200..<300).contains(status)) {
             self.state = .upgraded
             return .head(head)
         }
         let framing = try HTTP1Framing.response(head, requestMethod: requestMethod, offset: offset)
+        self.headFraming = framing
         let keepAlive = framing != .untilClose && !headers.hasToken("connection", "close") && (version >= .http1_1 || headers.hasToken("connection", "keep-alive"))
         self.state = .body(HTTP1BodyDecoder(framing, errorStatus: 502), keepAlive: keepAlive)
         return .head(head)

@@ -32,10 +32,13 @@ public enum HTTPProxyRules {
     /// `Connection: Upgrade` (an upgrade handshake passed through). One pass over the fields;
     /// headers with nothing to remove come back as they are, without a copy.
     public static func endToEnd(_ headers: HTTPHeaders, keepUpgrade: Bool) -> HTTPHeaders {
-        let named = headers.tokens("connection").filter { !(keepUpgrade && $0 == "upgrade") }
+        // No lists are built: most heads have no Connection field, and a name it lists is found
+        // with `hasToken` (Connection's "upgrade" token only matters for the Upgrade field, which
+        // is hop-by-hop anyway).
+        let hasConnection = headers.contains("connection")
         func dropped(_ field: HTTPHeaders.Field) -> Bool {
             if Self.isHopByHop(field.name) { return !(keepUpgrade && HTTPHeaders.sameName(field.name, "upgrade")) }
-            return named.contains { HTTPHeaders.sameName(field.name, $0) }
+            return hasConnection && headers.hasToken("connection", field.name)
         }
         var result = headers
         if headers.fields.contains(where: dropped) {
@@ -73,11 +76,12 @@ public enum HTTPProxyRules {
     /// (`Content-Length` kept, chunked re-chunked), `X-Forwarded-For` appended with `clientIP`,
     /// `X-Forwarded-Proto` and `X-Forwarded-Host` set unless present, and `x-pico-forward: true`
     /// (as Piko marks every proxied request).
-    public static func upstreamRequest(_ head: HTTPRequestHead, clientIP: String?, scheme: String) -> HTTPRequestHead {
+    /// `framing` is the request's, when the caller has it from the decoder.
+    public static func upstreamRequest(_ head: HTTPRequestHead, clientIP: String?, scheme: String, framing: HTTPBodyFraming? = nil) -> HTTPRequestHead {
         var headers = Self.endToEnd(head.headers, keepUpgrade: head.isUpgrade)
-        if Self.framing(ofRequest: head) == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
+        if (framing ?? Self.framing(ofRequest: head)) == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
         if let clientIP {
-            let prior = head.headers["x-forwarded-for"].joined(separator: ", ")
+            let prior = head.headers.contains("x-forwarded-for") ? head.headers["x-forwarded-for"].joined(separator: ", ") : ""
             headers.replaceOrAdd(name: "X-Forwarded-For", value: prior.isEmpty ? clientIP : "\(prior), \(clientIP)")
         }
         if !headers.contains("x-forwarded-proto") { headers.add(name: "X-Forwarded-Proto", value: scheme) }
@@ -101,13 +105,15 @@ public enum HTTPProxyRules {
     /// The response as sent to the client, its framing, and whether the client connection may
     /// carry another request afterwards. A close-delimited upstream body is chunked to an
     /// HTTP/1.1 client so the connection survives.
+    /// `upstreamFraming` is the response's, when the caller has it from the decoder.
     public static func clientResponse(
-        _ head: HTTPResponseHead, requestMethod: String, clientVersion: HTTPVersion, clientKeepAlive: Bool
+        _ head: HTTPResponseHead, requestMethod: String, clientVersion: HTTPVersion, clientKeepAlive: Bool,
+        upstreamFraming: HTTPBodyFraming? = nil
     ) -> (head: HTTPResponseHead, framing: ClientFraming, keepAlive: Bool) {
         var headers = Self.endToEnd(head.headers, keepUpgrade: head.status == 101)
         let framing: ClientFraming
         var keepAlive = clientKeepAlive
-        switch Self.framing(ofResponse: head, requestMethod: requestMethod) {
+        switch upstreamFraming ?? Self.framing(ofResponse: head, requestMethod: requestMethod) {
         case .none: framing = .none
         case .length: framing = .length
         case .chunked, .untilClose:

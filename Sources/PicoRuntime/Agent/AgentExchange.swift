@@ -101,7 +101,7 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
 
     private func begin(_ head: HTTPRequestHead) {
         self.head = head
-        self.requestFraming = HTTPProxyRules.framing(ofRequest: head)
+        self.requestFraming = self.request.headFraming
         var headers = HTTPProxyRules.endToEnd(head.headers, keepUpgrade: head.isUpgrade)
         if self.requestFraming == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
         let outgoing = HTTPRequestHead(method: head.method, target: head.target, version: .http1_1, headers: headers)
@@ -197,7 +197,7 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
                         }
                         return
                     }
-                    let framing = HTTPProxyRules.framing(ofResponse: head, requestMethod: self.head?.method ?? "GET")
+                    let framing = self.response.headFraming
                     var headers = HTTPProxyRules.endToEnd(head.headers, keepUpgrade: false)
                     self.responseChunked = framing == .chunked
                     if self.responseChunked { headers.add(name: "Transfer-Encoding", value: "chunked") }

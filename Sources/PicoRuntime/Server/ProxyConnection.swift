@@ -166,7 +166,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = []) {
         self.wait = nil
-        let exchange = ProxyExchange(head: head, startedAt: self.shard.loop.now)
+        let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: self.shard.loop.now)
         exchange.owner = self
         exchange.avoiding = avoiding
         exchange.moves = moves
@@ -221,7 +221,7 @@ final class ProxyConnection: ConnectionDelegate {
     private func start(_ exchange: ProxyExchange, on upstream: any ExchangeUpstream) {
         exchange.upstream = upstream
         exchange.response.expectResponse(to: exchange.head.method)
-        upstream.send(HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(exchange.head, clientIP: self.clientIP, scheme: "http")))
+        upstream.send(HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(exchange.head, clientIP: self.clientIP, scheme: "http", framing: exchange.requestFraming)))
         if !exchange.head.isUpgrade, self.shard.settings.proxyTimeout > .zero {
             self.setWait(.upstream(exchange), after: self.shard.settings.proxyTimeout)
         }
@@ -417,7 +417,10 @@ final class ProxyConnection: ConnectionDelegate {
             return
         }
         if exchange.head.isUpgrade, self.decoder.state == .upgradePending { self.decoder.refuseUpgrade() }
-        let client = HTTPProxyRules.clientResponse(head, requestMethod: exchange.head.method, clientVersion: exchange.head.version, clientKeepAlive: exchange.keepAlive && !self.clientFinished)
+        let client = HTTPProxyRules.clientResponse(
+            head, requestMethod: exchange.head.method, clientVersion: exchange.head.version,
+            clientKeepAlive: exchange.keepAlive && !self.clientFinished, upstreamFraming: exchange.response.headFraming
+        )
         exchange.clientFraming = client.framing
         exchange.keepAlive = client.keepAlive
         exchange.responseHeaders = client.head.headers

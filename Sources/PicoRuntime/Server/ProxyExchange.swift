@@ -44,11 +44,12 @@ final class ProxyExchange: TunnelStreamHandler {
     /// Reading from the client stopped until the stream can take more.
     var waitingForStream = false
 
-    init(head: HTTPRequestHead, startedAt: Instant) {
+    /// `requestFraming` is the head's body framing, as its decoder read it.
+    init(head: HTTPRequestHead, requestFraming: HTTPBodyFraming, startedAt: Instant) {
         self.head = head
         self.startedAt = startedAt
         self.endpoint = HTTPProxyRules.endpoint(of: head)
-        self.requestFraming = HTTPProxyRules.framing(ofRequest: head)
+        self.requestFraming = requestFraming
         self.keepAlive = head.keepAlive
     }
 }

@@ -20,6 +20,34 @@ struct HTTP1ResponseDecoderTests {
         }
     }
 
+    @Test func test_headFraming_isTheLastHeadsFraming_asTheProxyRulesReadIt() throws {
+        let cases: [(String, String, HTTPBodyFraming)] = [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "GET", .length(5)),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HEAD", .none),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", .chunked),
+            ("HTTP/1.0 200 OK\r\n\r\n", "GET", .untilClose),
+            ("HTTP/1.1 100 Continue\r\n\r\n", "GET", .none),
+        ]
+        for (text, method, framing) in cases {
+            var decoder = HTTP1ResponseDecoder()
+            decoder.expectResponse(to: method)
+            decoder.feed(Array(text.utf8))
+            guard case .head(let head) = try decoder.next() else { Issue.record("no head for \(text.debugDescription)"); continue }
+            #expect(decoder.headFraming == framing, "\(text.debugDescription)")
+            if !head.isInterim { #expect(HTTPProxyRules.framing(ofResponse: head, requestMethod: method) == framing) }
+        }
+        var requests = HTTP1RequestDecoder()
+        requests.feed(Array("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabcPOST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".utf8))
+        var framings: [HTTPBodyFraming] = []
+        while let part = try requests.next() {
+            if case .head(let head) = part {
+                framings.append(requests.headFraming)
+                #expect(HTTPProxyRules.framing(ofRequest: head) == requests.headFraming)
+            }
+        }
+        #expect(framings == [.length(3), .chunked])
+    }
+
     @Test func test_interimHeads_comeBeforeTheFinalOne() {
         let (parts, error) = HTTPTest.responseParts("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
         let statuses = parts.compactMap { if case .head(let head) = $0 { head.status } else { nil } }
