@@ -140,9 +140,11 @@ public struct YamuxSession: Sendable {
     }
 
     /// Queues `bytes` on `id` and sends what its window allows. False when the stream is unknown
-    /// or already finished by us (the bytes are dropped).
+    /// or already finished by us (the bytes are dropped). With `finishing`, our side of the
+    /// stream ends after these bytes, as `finish` would; when they go out at once, the FIN rides
+    /// on their data frame instead of a frame of its own.
     @discardableResult
-    public mutating func send(_ bytes: some Collection<UInt8>, on id: UInt32) -> Bool {
+    public mutating func send(_ bytes: some Collection<UInt8>, on id: UInt32, finishing: Bool = false) -> Bool {
         let count = bytes.count
         let maxFrameSize = Int(self.settings.maxFrameSize)
         // The common case: nothing waits and the window takes it all, so the bytes go straight
@@ -152,6 +154,11 @@ public struct YamuxSession: Sendable {
             guard count > 0 else { return .empty }
             if stream.queuedCount == 0, UInt32(clamping: count) <= stream.sendWindow, count <= maxFrameSize {
                 stream.sendWindow -= UInt32(count)
+                if finishing {
+                    stream.finishRequested = true
+                    stream.finishSent = true
+                    return stream.inputFinished ? .directClosing : .directFinishing
+                }
                 return .direct
             }
             stream.queued.append(contentsOf: bytes)
@@ -161,19 +168,25 @@ public struct YamuxSession: Sendable {
         case .refused:
             return false
         case .empty:
+            if finishing { self.finish(id) }
             return true
-        case .direct:
-            self.write(YamuxHeader(.data, streamID: id, length: UInt32(count)))
+        case .direct, .directFinishing, .directClosing:
+            self.write(YamuxHeader(.data, flags: path == .direct ? [] : .fin, streamID: id, length: UInt32(count)))
             self.output.append(contentsOf: bytes)
+            if path == .directClosing {
+                self.streams[id] = nil
+                self.events.append(.streamClosed(id))
+            }
             return true
         case .queued:
+            if finishing { self.streams.modify(id) { $0.finishRequested = true } }
             self.flush(id)
             return true
         }
     }
 
     /// How `send` handles bytes.
-    private enum SendPath { case refused, empty, direct, queued }
+    private enum SendPath { case refused, empty, direct, directFinishing, directClosing, queued }
 
     /// Finishes our side of `id` (FIN after the queued bytes). Unknown IDs are ignored.
     public mutating func finish(_ id: UInt32) {

@@ -23,6 +23,12 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
     private var done = false
     private var owed = 0
     private var timer: LoopTimer?
+    /// Answer bytes that go into the stream together: a small response's head, body and end
+    /// leave in one data frame that also carries the FIN.
+    private var pending: [UInt8] = []
+
+    /// Bodies up to this size join the head's frame; larger ones go out as they are (no copy).
+    static let coalesceLimit = 16 * 1_024
     /// Told when the exchange ends (for the agent's in-flight count).
     var onFinish: (() -> Void)?
 
@@ -175,20 +181,31 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
         }
     }
 
+    private func sendPending(finishing: Bool = false) {
+        guard !self.pending.isEmpty else {
+            if finishing { self.transport.finish(self.streamID) }
+            return
+        }
+        self.transport.send(self.pending, on: self.streamID, finishing: finishing)
+        self.pending.removeAll(keepingCapacity: true)
+    }
+
     private func pullResponse() {
+        defer { if !self.done { self.sendPending() } }
         do {
             while !self.done, let part = try self.response.next() {
                 switch part {
                 case .head(let head):
                     if head.isInterim {
-                        self.transport.send(HTTP1Encoder.encode(head), on: self.streamID)
+                        HTTP1Encoder.write(head, into: &self.pending)
                         continue
                     }
                     self.timer?.cancel()
                     self.responseStarted = true
                     if head.status == 101, self.head?.isUpgrade == true {
                         self.upgraded = true
-                        self.transport.send(HTTP1Encoder.encode(head), on: self.streamID)
+                        HTTP1Encoder.write(head, into: &self.pending)
+                        self.sendPending()
                         let rest = self.response.takeUpgradedBytes()
                         if !rest.isEmpty { self.transport.send(rest, on: self.streamID) }
                         if self.request.state == .upgradePending {
@@ -203,22 +220,19 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
                     if self.responseChunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
                     if framing == .untilClose { self.responseKeepAlive = false }
                     if head.headers.hasToken("connection", "close") || head.version < .http1_1 { self.responseKeepAlive = false }
-                    self.transport.send(HTTP1Encoder.encode(HTTPResponseHead(version: .http1_1, status: head.status, reason: head.reason, headers: headers)), on: self.streamID)
+                    HTTP1Encoder.write(HTTPResponseHead(version: .http1_1, status: head.status, reason: head.reason, headers: headers), into: &self.pending)
                 case .body(let bytes):
                     if self.responseChunked {
-                        var chunk: [UInt8] = []
-                        HTTP1Encoder.writeChunk(bytes, into: &chunk)
-                        self.transport.send(chunk, on: self.streamID)
+                        HTTP1Encoder.writeChunk(bytes, into: &self.pending)
+                    } else if bytes.count <= Self.coalesceLimit {
+                        self.pending.append(contentsOf: bytes)
                     } else {
+                        self.sendPending()
                         self.transport.send(bytes, on: self.streamID)
                     }
                 case .end(let trailers):
-                    if self.responseChunked {
-                        var last: [UInt8] = []
-                        HTTP1Encoder.writeLastChunk(trailers: trailers, into: &last)
-                        self.transport.send(last, on: self.streamID)
-                    }
-                    self.transport.finish(self.streamID)
+                    if self.responseChunked { HTTP1Encoder.writeLastChunk(trailers: trailers, into: &self.pending) }
+                    self.sendPending(finishing: true)
                     self.finish(closeBackend: !(self.responseKeepAlive && self.requestEnded))
                 }
             }

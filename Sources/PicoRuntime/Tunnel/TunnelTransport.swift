@@ -98,16 +98,17 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
         self.session.pendingSendCount(id) < Self.streamQueueLimit && self.connection.isWritable
     }
 
-    /// Sends bytes on a stream (copied; valid only during the call).
-    public func send(_ bytes: UnsafeRawBufferPointer, on id: UInt32) {
+    /// Sends bytes on a stream (copied; valid only during the call). With `finishing`, our side
+    /// of the stream ends after them (as `finish`), in the same frame when the window allows.
+    public func send(_ bytes: UnsafeRawBufferPointer, on id: UInt32, finishing: Bool = false) {
         guard !self.closed else { return }
-        self.session.send(bytes, on: id)
+        self.session.send(bytes, on: id, finishing: finishing)
         self.pump()
     }
 
-    /// Sends bytes on a stream.
-    public func send(_ bytes: [UInt8], on id: UInt32) {
-        bytes.withUnsafeBytes { self.send($0, on: id) }
+    /// Sends bytes on a stream (see `send(_:on:finishing:)`).
+    public func send(_ bytes: [UInt8], on id: UInt32, finishing: Bool = false) {
+        bytes.withUnsafeBytes { self.send($0, on: id, finishing: finishing) }
     }
 
     /// Sends bytes on a stream.

@@ -40,6 +40,44 @@ struct YamuxSessionTests {
         #expect(pair.client.streamCount == 0 && pair.server.streamCount == 0)
     }
 
+    @Test func test_sendFinishing_carriesTheFINOnTheDataFrame_andClosesLikeFinish() throws {
+        var pair = YamuxPair()
+        let opened = pair.server.openStream()
+        let id = try #require(opened)
+        pair.server.send(Array("GET / HTTP/1.1\r\n\r\n".utf8), on: id)
+        pair.server.finish(id)
+        _ = try pair.exchange()
+        pair.client.send(Array("HTTP/1.1 200 OK\r\n\r\n".utf8), on: id, finishing: true)
+        let frame = pair.client.output
+        #expect(frame.count == 12 + 19, "one data frame, no FIN frame of its own")
+        #expect(YamuxHeader.Flags(rawValue: UInt16(frame[2]) << 8 | UInt16(frame[3])).contains(.fin))
+        let refused = pair.client.send([1], on: id)
+        #expect(!refused, "nothing more after finishing")
+        let (client, server) = try pair.exchange()
+        #expect(client == [.streamClosed(2)])
+        #expect(server == [.data(2, ArraySlice("HTTP/1.1 200 OK\r\n\r\n".utf8)), .inputFinished(2), .streamClosed(2)])
+        #expect(pair.client.streamCount == 0 && pair.server.streamCount == 0)
+    }
+
+    @Test func test_sendFinishing_beyondTheWindow_sendsTheFINAfterTheQueue() throws {
+        var pair = YamuxPair()
+        let opened = pair.server.openStream()
+        let id = try #require(opened)
+        _ = try pair.exchange()
+        let body = [UInt8](repeating: 3, count: 300 * 1_024)
+        pair.server.send(body, on: id, finishing: true)
+        var received = 0
+        var finished = false
+        for _ in 0..<10 where !finished {
+            let (client, _) = try pair.exchange()
+            for event in client {
+                if case .data(_, let bytes) = event { received += bytes.count; pair.client.consumed(bytes.count, on: id) }
+                if event == .inputFinished(id) { finished = true }
+            }
+        }
+        #expect(received == body.count && finished)
+    }
+
     @Test func test_streamIDs_haveTheRoleParity_andIncrease() throws {
         var pair = YamuxPair()
         #expect(pair.client.openStream() == 1)
