@@ -4,6 +4,9 @@
 protocol ExchangeUpstream: AnyObject {
     /// Sends request bytes (or, after an upgrade, client bytes); valid only during the call.
     func send(raw bytes: UnsafeRawBufferPointer)
+    /// Sends a whole request that has no body and no upgrade: nothing follows it, so a tunnel
+    /// stream ends in the same frame (a later `finish` changes nothing).
+    func sendWhole(raw bytes: UnsafeRawBufferPointer)
     /// False while the upstream holds as much as it should: stop reading the client until
     /// `streamWritable`.
     var canSend: Bool { get }
@@ -54,6 +57,7 @@ final class TunnelStreamUpstream: ExchangeUpstream {
     }
 
     func send(raw bytes: UnsafeRawBufferPointer) { self.transport.send(bytes, on: self.stream) }
+    func sendWhole(raw bytes: UnsafeRawBufferPointer) { self.transport.send(bytes, on: self.stream, finishing: true) }
     var canSend: Bool { self.transport.canSend(on: self.stream) }
     func finish() { self.transport.finish(self.stream) }
     func reset() { self.transport.reset(self.stream) }

@@ -185,6 +185,9 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
         self.connection?.write(raw: bytes)
     }
 
+    /// The request's own framing ends it on a peer connection.
+    func sendWhole(raw bytes: UnsafeRawBufferPointer) { self.send(raw: bytes) }
+
     var canSend: Bool { self.connection?.isWritable ?? true }
 
     func finish() {

@@ -221,7 +221,12 @@ final class ProxyConnection: ConnectionDelegate {
     private func start(_ exchange: ProxyExchange, on upstream: any ExchangeUpstream) {
         exchange.upstream = upstream
         exchange.response.expectResponse(to: exchange.head.method)
-        upstream.send(HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(exchange.head, clientIP: self.clientIP, scheme: "http", framing: exchange.requestFraming)))
+        let request = HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(exchange.head, clientIP: self.clientIP, scheme: "http", framing: exchange.requestFraming))
+        if exchange.requestFraming == .none, !exchange.head.isUpgrade, exchange.head.method != "CONNECT" {
+            request.withUnsafeBytes { upstream.sendWhole(raw: $0) }
+        } else {
+            upstream.send(request)
+        }
         if !exchange.head.isUpgrade, self.shard.settings.proxyTimeout > .zero {
             self.setWait(.upstream(exchange), after: self.shard.settings.proxyTimeout)
         }
