@@ -25,6 +25,15 @@ public enum HTTP1Encoder {
     /// Appends one chunk of a chunked body (`size CRLF data CRLF`); nothing for empty data, since
     /// an empty chunk would end the body.
     public static func writeChunk(_ data: some Collection<UInt8>, into output: inout [UInt8]) {
+        self.appendChunk(data, into: &output)
+    }
+
+    /// `writeChunk` for a slice: concrete, so callers in other modules get a specialized copy.
+    public static func writeChunk(_ data: ArraySlice<UInt8>, into output: inout [UInt8]) {
+        self.appendChunk(data, into: &output)
+    }
+
+    static func appendChunk(_ data: some Collection<UInt8>, into output: inout [UInt8]) {
         guard !data.isEmpty else { return }
         output.append(contentsOf: String(data.count, radix: 16).utf8)
         output.append(contentsOf: [0x0D, 0x0A])

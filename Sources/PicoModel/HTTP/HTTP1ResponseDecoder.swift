@@ -51,6 +51,23 @@ public struct HTTP1ResponseDecoder: Hashable, Sendable {
         self.buffer.append(bytes)
     }
 
+    /// Adds received bytes. The concrete overloads give callers in other modules (the runtime's
+    /// sockets and streams) a copy specialized for their buffers; the generic one would run
+    /// unspecialized there, element by element.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        self.buffer.append(bytes)
+    }
+
+    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
+    public mutating func feed(_ bytes: ArraySlice<UInt8>) {
+        self.buffer.append(bytes)
+    }
+
+    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
+    public mutating func feed(_ bytes: [UInt8]) {
+        self.buffer.append(bytes)
+    }
+
     /// The server closed its side.
     public mutating func feedEOF() {
         self.sawEOF = true

@@ -97,6 +97,23 @@ public struct WebSocketFrameDecoder: Hashable, Sendable {
         self.buffer.append(bytes)
     }
 
+    /// Adds received bytes. The concrete overloads give callers in other modules (the runtime's
+    /// sockets and streams) a copy specialized for their buffers; the generic one would run
+    /// unspecialized there, element by element.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        self.buffer.append(bytes)
+    }
+
+    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
+    public mutating func feed(_ bytes: ArraySlice<UInt8>) {
+        self.buffer.append(bytes)
+    }
+
+    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
+    public mutating func feed(_ bytes: [UInt8]) {
+        self.buffer.append(bytes)
+    }
+
     /// The next event, nil when more bytes are needed.
     public mutating func next() throws(WebSocketProtocolError) -> Event? {
         do throws(WebSocketProtocolError) {

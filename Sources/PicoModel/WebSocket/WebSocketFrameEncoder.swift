@@ -9,6 +9,28 @@ public enum WebSocketFrameEncoder {
         maskingKey: [UInt8]? = nil,
         into output: inout [UInt8]
     ) {
+        self.writeFrame(opcode, payload: payload, fin: fin, maskingKey: maskingKey, into: &output)
+    }
+
+    /// `write` for a byte array: concrete, so callers in other modules (a tunnel writing each
+    /// turn's frames) get a specialized copy instead of the generic one run unspecialized.
+    public static func write(
+        _ opcode: WebSocketOpcode,
+        payload: [UInt8],
+        fin: Bool = true,
+        maskingKey: [UInt8]? = nil,
+        into output: inout [UInt8]
+    ) {
+        self.writeFrame(opcode, payload: payload, fin: fin, maskingKey: maskingKey, into: &output)
+    }
+
+    static func writeFrame(
+        _ opcode: WebSocketOpcode,
+        payload: some Collection<UInt8>,
+        fin: Bool,
+        maskingKey: [UInt8]?,
+        into output: inout [UInt8]
+    ) {
         precondition(!opcode.isControl || (fin && payload.count <= 125), "control frames are final and at most 125 bytes")
         precondition(maskingKey == nil || maskingKey?.count == 4, "a masking key is 4 bytes")
         output.append((fin ? 0x80 : 0) | opcode.rawValue)

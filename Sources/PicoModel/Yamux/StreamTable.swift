@@ -3,29 +3,34 @@
 /// of the ID, and backward-shift deletion (no tombstones). It replaces `Dictionary` there, whose
 /// seeded SipHash cost several lookups' worth of time on every frame. Stream IDs are chosen by
 /// the peer only within a session's `maxStreams`, so the table stays small and probing short.
+/// Inlinable, so that users in other modules (the runtime's transports) get it specialized.
 public struct StreamTable<Value> {
-    private var keys: [UInt32]
-    private var values: [Value?]
-    /// Entries stored.
-    public private(set) var count = 0
-    private var shift: UInt32
+    @usableFromInline var keys: [UInt32]
+    @usableFromInline var values: [Value?]
+    @usableFromInline var storedCount: Int
+    @usableFromInline var shift: UInt32
 
     /// An empty table.
+    @inlinable
     public init() {
+        self.storedCount = 0
         self.keys = Array(repeating: 0, count: 16)
         self.values = Array(repeating: nil, count: 16)
         self.shift = 32 - 4
     }
 
+    /// Entries stored.
+    @inlinable public var count: Int { self.storedCount }
+
     /// True when no entry is stored.
-    public var isEmpty: Bool { self.count == 0 }
+    @inlinable public var isEmpty: Bool { self.count == 0 }
 
-    private var mask: Int { self.keys.count - 1 }
+    @inlinable var mask: Int { self.keys.count - 1 }
 
-    private func home(_ key: UInt32) -> Int { Int((key &* 0x9E37_79B1) >> self.shift) }
+    @inlinable func home(_ key: UInt32) -> Int { Int((key &* 0x9E37_79B1) >> self.shift) }
 
     /// The slot holding `key`, or nil.
-    private func slot(of key: UInt32) -> Int? {
+    @inlinable func slot(of key: UInt32) -> Int? {
         var slot = self.home(key)
         while self.values[slot] != nil {
             if self.keys[slot] == key { return slot }
@@ -35,10 +40,10 @@ public struct StreamTable<Value> {
     }
 
     /// True when `key` has a value.
-    public func contains(_ key: UInt32) -> Bool { self.slot(of: key) != nil }
+    @inlinable public func contains(_ key: UInt32) -> Bool { self.slot(of: key) != nil }
 
     /// The value for `key`; setting nil removes it.
-    public subscript(key: UInt32) -> Value? {
+    @inlinable public subscript(key: UInt32) -> Value? {
         get { self.slot(of: key).flatMap { self.values[$0] } }
         set {
             if let newValue {
@@ -50,7 +55,7 @@ public struct StreamTable<Value> {
     }
 
     /// Runs `body` on the value for `key` in place (no copy of the value); nil when absent.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func modify<Result>(_ key: UInt32, _ body: (inout Value) -> Result) -> Result? {
         guard let slot = self.slot(of: key) else { return nil }
         var value = self.values[slot].take()!
@@ -58,7 +63,7 @@ public struct StreamTable<Value> {
         return body(&value)
     }
 
-    private mutating func insert(_ value: Value, for key: UInt32) {
+    @inlinable mutating func insert(_ value: Value, for key: UInt32) {
         if let slot = self.slot(of: key) {
             self.values[slot] = value
             return
@@ -68,15 +73,15 @@ public struct StreamTable<Value> {
         while self.values[slot] != nil { slot = (slot + 1) & self.mask }
         self.keys[slot] = key
         self.values[slot] = value
-        self.count += 1
+        self.storedCount += 1
     }
 
     /// Removes and returns the value for `key`.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func removeValue(forKey key: UInt32) -> Value? {
         guard var hole = self.slot(of: key) else { return nil }
         let removed = self.values[hole].take()
-        self.count -= 1
+        self.storedCount -= 1
         // Shift later entries of the probe run back so that lookups never stop early.
         var next = (hole + 1) & self.mask
         while self.values[next] != nil {
@@ -93,26 +98,26 @@ public struct StreamTable<Value> {
     }
 
     /// Removes every entry.
-    public mutating func removeAll() {
+    @inlinable public mutating func removeAll() {
         for slot in self.values.indices { self.values[slot] = nil }
-        self.count = 0
+        self.storedCount = 0
     }
 
     /// The stored IDs, ascending (the order anything iterating the table must use).
-    public var sortedKeys: [UInt32] {
+    @inlinable public var sortedKeys: [UInt32] {
         var keys: [UInt32] = []
         keys.reserveCapacity(self.count)
         for slot in self.values.indices where self.values[slot] != nil { keys.append(self.keys[slot]) }
         return keys.sorted()
     }
 
-    private mutating func grow() {
+    @inlinable mutating func grow() {
         let oldKeys = self.keys
         let oldValues = self.values
         self.keys = Array(repeating: 0, count: oldKeys.count * 2)
         self.values = Array(repeating: nil, count: oldKeys.count * 2)
         self.shift -= 1
-        self.count = 0
+        self.storedCount = 0
         for slot in oldKeys.indices {
             if let value = oldValues[slot] { self.insert(value, for: oldKeys[slot]) }
         }

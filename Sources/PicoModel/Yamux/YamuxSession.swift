@@ -145,6 +145,16 @@ public struct YamuxSession: Sendable {
     /// on their data frame instead of a frame of its own.
     @discardableResult
     public mutating func send(_ bytes: some Collection<UInt8>, on id: UInt32, finishing: Bool = false) -> Bool {
+        self.sendBytes(bytes, on: id, finishing: finishing)
+    }
+
+    /// `send` for raw bytes: concrete, so the runtime's transports get a specialized copy.
+    @discardableResult
+    public mutating func send(_ bytes: UnsafeRawBufferPointer, on id: UInt32, finishing: Bool = false) -> Bool {
+        self.sendBytes(bytes, on: id, finishing: finishing)
+    }
+
+    mutating func sendBytes(_ bytes: some Collection<UInt8>, on id: UInt32, finishing: Bool) -> Bool {
         let count = bytes.count
         let maxFrameSize = Int(self.settings.maxFrameSize)
         // The common case: nothing waits and the window takes it all, so the bytes go straight
@@ -238,6 +248,23 @@ public struct YamuxSession: Sendable {
 
     /// Adds bytes received from the peer.
     public mutating func feed(_ bytes: some Sequence<UInt8>) {
+        self.decoder.feed(bytes)
+    }
+
+    /// Adds received bytes. The concrete overloads give callers in other modules (the runtime's
+    /// sockets and streams) a copy specialized for their buffers; the generic one would run
+    /// unspecialized there, element by element.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        self.decoder.feed(bytes)
+    }
+
+    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
+    public mutating func feed(_ bytes: ArraySlice<UInt8>) {
+        self.decoder.feed(bytes)
+    }
+
+    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
+    public mutating func feed(_ bytes: [UInt8]) {
         self.decoder.feed(bytes)
     }
 
