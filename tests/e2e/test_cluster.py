@@ -43,9 +43,11 @@ class Front:
 
 
 def free_block():
-    """A base port whose balancer ports (+0..+2) and node ports (+10..+43) are free now."""
+    """A base port whose balancer ports (+0..+2) and node ports (+10..+43) are free now, below
+    the kernel's ephemeral range (from 32768), so no outgoing connection can take one of them
+    between this check and the nodes binding them."""
     for _ in range(50):
-        base = random.randrange(20000, 60000, 100)
+        base = random.randrange(20000, 32700, 100)
         ports = [base, base + 1, base + 2] + [base + 10 * i + j for i in range(1, 5) for j in range(4)]
         try:
             sockets = []
