@@ -49,22 +49,13 @@ enum HTTP1Framing {
         for field in headers.fields where HTTPHeaders.sameName(field.name, "content-length") {
             var value = field.value
             value.withUTF8 { bytes in
-                var start = 0
-                while true {
-                    var end = start
-                    while end < bytes.count, bytes[end] != 0x2C { end += 1 }
-                    var low = start
-                    var high = end
-                    while low < high, bytes[low] == 0x20 || bytes[low] == 0x09 { low += 1 }
-                    while high > low, bytes[high - 1] == 0x20 || bytes[high - 1] == 0x09 { high -= 1 }
-                    let element = UnsafeBufferPointer(rebasing: bytes[low..<high])
+                HTTPHeaders.forEachElement(of: bytes) { element in
                     if let first {
                         if !first.utf8.elementsEqual(element) { conflicting = true }
                     } else {
                         first = String(decoding: element, as: UTF8.self)
                     }
-                    guard end < bytes.count else { break }
-                    start = end + 1
+                    return true
                 }
             }
         }

@@ -73,10 +73,6 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
         self.buffer.append(bytes)
     }
 
-    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
-    public mutating func feed(_ bytes: [UInt8]) {
-        self.buffer.append(bytes)
-    }
 
     /// The client closed its side.
     public mutating func feedEOF() {

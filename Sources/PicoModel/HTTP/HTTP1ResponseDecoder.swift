@@ -63,10 +63,6 @@ public struct HTTP1ResponseDecoder: Hashable, Sendable {
         self.buffer.append(bytes)
     }
 
-    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
-    public mutating func feed(_ bytes: [UInt8]) {
-        self.buffer.append(bytes)
-    }
 
     /// The server closed its side.
     public mutating func feedEOF() {

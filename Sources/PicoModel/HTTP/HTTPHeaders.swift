@@ -69,23 +69,32 @@ public struct HTTPHeaders: Hashable, Sendable, Sequence, ExpressibleByDictionary
     public func hasToken(_ name: String, _ token: String) -> Bool {
         for field in self.fields where Self.sameName(field.name, name) {
             var value = field.value
-            let found = value.withUTF8 { bytes -> Bool in
-                var start = 0
-                while start <= bytes.count {
-                    var end = start
-                    while end < bytes.count, bytes[end] != 0x2C { end += 1 }
-                    var low = start
-                    var high = end
-                    while low < high, bytes[low] == 0x20 || bytes[low] == 0x09 { low += 1 }
-                    while high > low, bytes[high - 1] == 0x20 || bytes[high - 1] == 0x09 { high -= 1 }
-                    if low < high, Self.sameName(UnsafeBufferPointer(rebasing: bytes[low..<high]), token) { return true }
-                    start = end + 1
+            var found = false
+            value.withUTF8 { bytes in
+                Self.forEachElement(of: bytes) { element in
+                    found = !element.isEmpty && Self.sameName(element, token)
+                    return !found
                 }
-                return false
             }
             if found { return true }
         }
         return false
+    }
+
+    /// Calls `body` with each comma-separated element of a field value, HTTP whitespace trimmed
+    /// (empty elements included), until it returns false. Reads the bytes in place.
+    static func forEachElement(of value: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) {
+        var start = 0
+        while true {
+            var end = start
+            while end < value.count, value[end] != 0x2C { end += 1 }
+            var low = start
+            var high = end
+            while low < high, value[low] == 0x20 || value[low] == 0x09 { low += 1 }
+            while high > low, value[high - 1] == 0x20 || value[high - 1] == 0x09 { high -= 1 }
+            guard body(UnsafeBufferPointer(rebasing: value[low..<high])), end < value.count else { return }
+            start = end + 1
+        }
     }
 
     /// Appends a field.

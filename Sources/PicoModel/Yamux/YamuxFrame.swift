@@ -134,10 +134,6 @@ public struct YamuxFrameDecoder: Hashable, Sendable {
         self.buffer.append(bytes)
     }
 
-    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
-    public mutating func feed(_ bytes: [UInt8]) {
-        self.buffer.append(bytes)
-    }
 
     /// The next event, nil when more bytes are needed.
     public mutating func next() throws(YamuxProtocolError) -> Event? {

@@ -263,10 +263,6 @@ public struct YamuxSession: Sendable {
         self.decoder.feed(bytes)
     }
 
-    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
-    public mutating func feed(_ bytes: [UInt8]) {
-        self.decoder.feed(bytes)
-    }
 
     /// The next event, nil when more bytes are needed.
     public mutating func next() throws(YamuxProtocolError) -> Event? {
