@@ -1,3 +1,5 @@
+import PicoModel
+
 /// Where one proxied request goes: a yamux stream on a local tunnel, or a keep-alive connection
 /// to the node that holds the endpoint. It reports to the exchange through `TunnelStreamHandler`
 /// (bytes of the answer, its end, a failure, room to send). Loop-confined.
@@ -24,17 +26,6 @@ protocol ExchangeUpstream: AnyObject {
     /// How far the request got, asked when the upstream failed: whether another node may be
     /// tried without risking a second delivery.
     var progress: UpstreamProgress { get }
-}
-
-/// How far a failed upstream got with its request.
-enum UpstreamProgress {
-    /// Nothing reached the other side (the connection never opened): any request may go elsewhere.
-    case unsent
-    /// The request went out on an open connection but not one byte of an answer came back: an
-    /// idempotent request without a body may go elsewhere.
-    case unanswered
-    /// Part of an answer came back (or the upstream cannot tell).
-    case answered
 }
 
 extension ExchangeUpstream {

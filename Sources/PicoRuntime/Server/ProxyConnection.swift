@@ -21,10 +21,6 @@ final class ProxyConnection: ConnectionDelegate {
     /// tunnel closed while the connection was on its way).
     static let maxMoves = 2
 
-    /// How many nodes one request may be forwarded to after forwards that failed before the
-    /// other node answered (a dead holder refuses the dial until gossip declares it dead).
-    static let maxForwardRetries = 2
-
     /// Its loop's shard, which outlives every connection of the loop.
     unowned(unsafe) let shard: LoopShard
     let connection: Connection
@@ -332,7 +328,9 @@ final class ProxyConnection: ConnectionDelegate {
             self.connection.closeWhenWritten()
             return
         }
-        if self.mayForwardElsewhere(exchange, after: progress), let failed = exchange.forwardedTo {
+        if let failed = exchange.forwardedTo,
+           ForwardRetry.mayRetry(method: exchange.head.method, framing: exchange.requestFraming, progress: progress,
+                                 clientAnswered: exchange.answered || exchange.responseHeadSent, retries: exchange.avoiding.count) {
             // Nothing reached the client and the request cannot have taken effect twice.
             exchange.avoiding.append(failed)
             exchange.forwardedTo = nil
@@ -342,19 +340,6 @@ final class ProxyConnection: ConnectionDelegate {
             return
         }
         self.failUpstream(exchange, message: "upstream unreachable")
-    }
-
-    /// A forward that failed may go to another holder when nothing was sent to the client, the
-    /// request has no body (its bytes may be gone with the failed connection), and the failed
-    /// node never saw the request, or saw an idempotent one and answered nothing.
-    private func mayForwardElsewhere(_ exchange: ProxyExchange, after progress: UpstreamProgress) -> Bool {
-        guard exchange.forwardedTo != nil, !exchange.answered, !exchange.responseHeadSent,
-              exchange.requestFraming == .none, exchange.avoiding.count < Self.maxForwardRetries else { return false }
-        switch progress {
-        case .unsent: return true
-        case .unanswered: return ["GET", "HEAD", "OPTIONS"].contains(exchange.head.method)
-        case .answered: return false
-        }
     }
 
     func streamWritable(for exchange: ProxyExchange) {
