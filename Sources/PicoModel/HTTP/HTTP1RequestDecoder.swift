@@ -73,7 +73,6 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
         self.buffer.append(bytes)
     }
 
-
     /// The client closed its side.
     public mutating func feedEOF() {
         self.sawEOF = true

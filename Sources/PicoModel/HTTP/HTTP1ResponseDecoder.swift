@@ -63,7 +63,6 @@ public struct HTTP1ResponseDecoder: Hashable, Sendable {
         self.buffer.append(bytes)
     }
 
-
     /// The server closed its side.
     public mutating func feedEOF() {
         self.sawEOF = true

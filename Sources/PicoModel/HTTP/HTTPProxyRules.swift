@@ -81,7 +81,7 @@ public enum HTTPProxyRules {
         var headers = Self.endToEnd(head.headers, keepUpgrade: head.isUpgrade)
         if (framing ?? Self.framing(ofRequest: head)) == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
         if let clientIP {
-            let prior = head.headers.contains("x-forwarded-for") ? head.headers["x-forwarded-for"].joined(separator: ", ") : ""
+            let prior = head.headers["x-forwarded-for"].joined(separator: ", ")
             headers.replaceOrAdd(name: "X-Forwarded-For", value: prior.isEmpty ? clientIP : "\(prior), \(clientIP)")
         }
         if !headers.contains("x-forwarded-proto") { headers.add(name: "X-Forwarded-Proto", value: scheme) }

@@ -109,7 +109,6 @@ public struct WebSocketFrameDecoder: Hashable, Sendable {
         self.buffer.append(bytes)
     }
 
-
     /// The next event, nil when more bytes are needed.
     public mutating func next() throws(WebSocketProtocolError) -> Event? {
         do throws(WebSocketProtocolError) {

@@ -134,7 +134,6 @@ public struct YamuxFrameDecoder: Hashable, Sendable {
         self.buffer.append(bytes)
     }
 
-
     /// The next event, nil when more bytes are needed.
     public mutating func next() throws(YamuxProtocolError) -> Event? {
         if let failure = self.failure { throw failure }

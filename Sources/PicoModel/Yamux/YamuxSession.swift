@@ -263,7 +263,6 @@ public struct YamuxSession: Sendable {
         self.decoder.feed(bytes)
     }
 
-
     /// The next event, nil when more bytes are needed.
     public mutating func next() throws(YamuxProtocolError) -> Event? {
         if let failure = self.failure { throw failure }
