@@ -51,7 +51,7 @@ extension ClusterNode {
             if !self.isMergingState, self.discoverySyncs.count < bound, !self.discoverySyncs.contains(info.gossipAddress) {
                 self.discoverySyncs.append(info.gossipAddress)
             }
-        case .memberStatusChanged, .memberDraining, .refuted, .localPauseDetected:
+        case .memberStatusChanged, .memberDraining, .refuted, .forgedClaimDropped, .localPauseDetected:
             break
         }
     }

@@ -70,7 +70,9 @@ public enum DurationText {
         for digit in fraction {
             scale /= 10
             guard scale > 0 else { break }
-            value += Int64(digit.wholeNumberValue ?? 0) * scale
+            let (sum, overflow) = value.addingReportingOverflow(Int64(digit.wholeNumberValue ?? 0) * scale)
+            guard !overflow else { return nil }
+            value = sum
         }
         return value
     }

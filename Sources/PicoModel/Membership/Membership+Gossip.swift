@@ -39,7 +39,7 @@ extension Membership {
         var directives: [MembershipDirective] = []
         guard !self.isDraining, self.phase == .running || self.phase == .joining else { return directives }
         self.isDraining = true
-        self.incarnation += 1
+        guard self.raiseIncarnation(now: now, into: &directives) else { return directives }
         directives.append(.broadcast(self.aliveMessage()))
         // Every router must learn this before the drain ends, or it keeps choosing us over the
         // replacement and its requests fail once we close the tunnel and leave (fuzz seed 2622).

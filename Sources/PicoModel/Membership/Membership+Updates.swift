@@ -122,8 +122,11 @@ extension Membership {
 
     mutating func applyAlive(_ info: NodeInfo, incarnation: UInt64, draining: Bool, now: Instant, into directives: inout [MembershipDirective]) {
         if info.uid == self.me.uid {
-            let outdated = incarnation > self.incarnation || (incarnation == self.incarnation && draining != self.isDraining)
-            if outdated, self.phase == .running || self.phase == .joining { self.refute(past: incarnation, into: &directives) }
+            if incarnation > self.incarnation {
+                self.dropForgedClaim(.alive, claimed: incarnation, into: &directives)
+            } else if incarnation == self.incarnation, draining != self.isDraining, self.phase == .running || self.phase == .joining {
+                self.refute(now: now, into: &directives)
+            }
             return
         }
         if let tombstone = self.tombstones[info.uid] {
@@ -181,8 +184,10 @@ extension Membership {
     ) {
         let accuser = self.author(reported)
         if subject == self.me.uid {
-            if incarnation >= self.incarnation, self.phase == .running || self.phase == .joining {
-                self.refute(past: incarnation, into: &directives)
+            if incarnation > self.incarnation {
+                self.dropForgedClaim(.suspect, claimed: incarnation, into: &directives)
+            } else if incarnation == self.incarnation, self.phase == .running || self.phase == .joining {
+                self.refute(now: now, into: &directives)
             }
             return
         }
@@ -263,12 +268,37 @@ extension Membership {
         directives.append(.broadcast(.left(subject: subject, incarnation: incarnation)))
     }
 
-    /// SWIM refutation: raise our incarnation past the accuser's and announce ourselves alive.
-    mutating func refute(past accused: UInt64, into directives: inout [MembershipDirective]) {
-        self.incarnation = max(self.incarnation + 1, accused + 1)
+    /// SWIM refutation of an accusation at our current incarnation: raise it by one and announce
+    /// ourselves alive.
+    mutating func refute(now: Instant, into directives: inout [MembershipDirective]) {
+        guard self.raiseIncarnation(now: now, into: &directives) else { return }
         self.adjustHealth(by: 1)
         directives.append(.broadcast(self.aliveMessage()))
         directives.append(.event(.refuted(incarnation: self.incarnation)))
+    }
+
+    /// Raises our incarnation by one; true when it did. Only we raise it, one step per refutation
+    /// or drain (claims above it are dropped as forged), so it cannot realistically reach the
+    /// maximum; if it ever did, a new identity takes over (and announces itself) instead of an
+    /// increment that would trap, and this returns false.
+    mutating func raiseIncarnation(now: Instant, into directives: inout [MembershipDirective]) -> Bool {
+        guard self.incarnation < UInt64.max else {
+            self.rebirth(now: now, into: &directives)
+            return false
+        }
+        self.incarnation += 1
+        return true
+    }
+
+    /// A message about us claims an incarnation above our own. Only we raise our incarnation and
+    /// every boot is a new UID, so nobody can know a higher one: the message is forged (or built
+    /// on a forged one). Adopting it would let one datagram pin us at any incarnation, up to the
+    /// maximum, where no refutation is possible; it is dropped and reported instead. Peers that
+    /// took the forgery for news keep suspecting us at that incarnation until they declare us
+    /// dead, and a `dead` about us is always obeyed (we take a new UID and rejoin), so the
+    /// cluster converges once the forgeries stop.
+    mutating func dropForgedClaim(_ kind: MembershipEvent.ForgedClaim, claimed: UInt64, into directives: inout [MembershipDirective]) {
+        directives.append(.event(.forgedClaimDropped(kind, claimedIncarnation: claimed, ownIncarnation: self.incarnation)))
     }
 
     /// We were declared dead: that UID is gone for good, so take a new one and rejoin.

@@ -28,6 +28,9 @@ public enum MembershipEvent: Hashable, Sendable {
     case memberRemoved(uid: NodeUID, name: String)
     /// We refuted a suspicion by raising our incarnation.
     case refuted(incarnation: UInt64)
+    /// A message about us claimed an incarnation above our own, which nobody but a forger can
+    /// know; it was dropped, not adopted (see `Membership.dropForgedClaim`).
+    case forgedClaimDropped(ForgedClaim, claimedIncarnation: UInt64, ownIncarnation: UInt64)
     /// We learned we had been declared dead and took a new UID to rejoin.
     case reborn(old: NodeUID, new: NodeUID)
     /// The join phase ended: with peers, or alone (no other seed, or joining failed and
@@ -40,4 +43,14 @@ public enum MembershipEvent: Hashable, Sendable {
     case localPauseDetected(gap: Duration)
     /// Our `left` was acknowledged by `acknowledgements` members, or the leave timed out.
     case leaveCompleted(acknowledgements: Int)
+}
+
+extension MembershipEvent {
+    /// The kind of a forged message about ourselves.
+    public enum ForgedClaim: String, Hashable, Sendable, CaseIterable {
+        /// An `alive` about us (from gossip or a state exchange).
+        case alive
+        /// A `suspect` about us.
+        case suspect
+    }
 }

@@ -7,6 +7,8 @@ struct GossipMetrics {
     var messagesOut: [String: UInt64] = [:]
     /// Datagrams or state exchanges refused as malformed.
     var malformed: UInt64 = 0
+    /// Messages about this node dropped as forged (an incarnation above its own).
+    var forged: UInt64 = 0
     /// State exchanges we opened that failed, and those peers opened.
     var exchangesFailed: UInt64 = 0
     var exchangesServed: UInt64 = 0
@@ -48,6 +50,8 @@ struct GossipMetrics {
         out.sample("pico_gossip_send_failures_total", [], socket.sendFailures)
         out.family("pico_gossip_malformed_total", "counter", "Gossip datagrams and state exchanges refused as malformed.")
         out.sample("pico_gossip_malformed_total", [], self.malformed)
+        out.family("pico_gossip_forged_total", "counter", "Gossip messages about this node dropped as forged (claiming an incarnation above its own).")
+        out.sample("pico_gossip_forged_total", [], self.forged)
         out.family("pico_gossip_state_exchanges_total", "counter", "Full-state exchanges: served for peers, and ours that failed.")
         out.sample("pico_gossip_state_exchanges_total", [("result", "served")], self.exchangesServed)
         out.sample("pico_gossip_state_exchanges_total", [("result", "failed")], self.exchangesFailed)

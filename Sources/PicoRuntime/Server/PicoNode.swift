@@ -169,6 +169,7 @@ public final class PicoNode: @unchecked Sendable {
                 case .membership(let event):
                     switch event {
                     case .memberJoined, .memberStatusChanged, .memberDraining, .memberRemoved, .reborn: membershipChanged = true
+                    case .forgedClaimDropped: self.gossipMetrics.forged += 1
                     default: break
                     }
                 default:

@@ -62,6 +62,8 @@ public struct TraceRecord: Hashable, Sendable {
             TraceRecord("member-removed", [("uid", "\(uid)"), ("name", name)])
         case .refuted(let incarnation):
             TraceRecord("refuted", [("incarnation", "\(incarnation)")])
+        case .forgedClaimDropped(let kind, let claimed, let own):
+            TraceRecord("forged-claim-dropped", [("kind", kind.rawValue), ("claimed", "\(claimed)"), ("own", "\(own)")])
         case .reborn(let old, let new):
             TraceRecord("reborn", [("old", "\(old)"), ("new", "\(new)")])
         case .joined(let alone):

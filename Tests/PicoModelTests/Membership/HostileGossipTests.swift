@@ -1,0 +1,173 @@
+@testable import PicoModel
+import Testing
+
+/// Gossip from a hostile network: forged claims about the node itself, and extreme values in every
+/// numeric field of every message kind, fed through the real decoder into a running `ClusterNode`.
+@Suite("Membership: hostile gossip")
+struct HostileGossipTests {
+    // MARK: - Forged claims about ourselves
+
+    @Test func test_suspectAboutMe_aboveMyIncarnation_isDroppedAsForged_notRefuted() {
+        var membership = Fixture.running(peers: 2)
+        let peer = Fixture.info(2).uid
+        let forged = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: UInt64.max, accuser: peer)], from: 2, now: .seconds(1))
+        #expect(membership.incarnation == 0, "a forged incarnation is never adopted")
+        #expect(forged.events == [.forgedClaimDropped(.suspect, claimedIncarnation: UInt64.max, ownIncarnation: 0)])
+        #expect(forged.broadcasts == [])
+        // A genuine accusation (at the incarnation we published) is still refuted, by one step.
+        let genuine = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 0, accuser: peer)], from: 2, now: .seconds(2))
+        #expect(membership.incarnation == 1)
+        #expect(genuine.events == [.refuted(incarnation: 1)])
+        let oneAbove = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 2, accuser: peer)], from: 2, now: .seconds(3))
+        #expect(membership.incarnation == 1 && oneAbove.events == [.forgedClaimDropped(.suspect, claimedIncarnation: 2, ownIncarnation: 1)])
+    }
+
+    @Test func test_aliveAboutMe_aboveMyIncarnation_isDroppedAsForged_andTwoDatagramsCannotPinTheMaximum() {
+        var membership = Fixture.running(peers: 2)
+        let peer = Fixture.info(2).uid
+        // The attack from the issue: two datagrams (learn the UID, then claim the maximum).
+        for incarnation in [UInt64.max, UInt64.max - 1, 1] {
+            let forged = membership.receive([.alive(info: Fixture.me, incarnation: incarnation, draining: false)], from: 2, now: .seconds(1))
+            #expect(forged.events == [.forgedClaimDropped(.alive, claimedIncarnation: incarnation, ownIncarnation: 0)])
+        }
+        _ = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: UInt64.max, accuser: peer)], from: 2, now: .seconds(2))
+        #expect(membership.incarnation == 0)
+        // A stale alive of ours that disagrees on draining is refuted at our own incarnation.
+        let stale = membership.receive([.alive(info: Fixture.me, incarnation: 0, draining: true)], from: 2, now: .seconds(3))
+        #expect(stale.events == [.refuted(incarnation: 1)] && membership.incarnation == 1)
+    }
+
+    @Test func test_forgedClaimsInAStateExchange_areDroppedToo() {
+        var membership = Fixture.running(peers: 2)
+        let directives = membership.mergeState(
+            members: [StateExchange.MemberRecord(info: Fixture.me, state: MemberState(.suspect, UInt64.max), draining: false)],
+            tombstones: [], sender: Fixture.info(2).uid, now: .seconds(1))
+        #expect(membership.incarnation == 0)
+        #expect(directives.events.contains(.forgedClaimDropped(.suspect, claimedIncarnation: UInt64.max, ownIncarnation: 0)))
+        #expect(membership.checkInvariants() == [])
+    }
+
+    @Test func test_deadAboutMe_isObeyed_atAnyIncarnation_soPeersThatBelievedAForgeryTakeUsBack() {
+        // A peer that took a forged suspect@max for news declares us dead at max; dropping that
+        // would leave us outside the cluster for good. A new UID rejoins instead.
+        var membership = Fixture.running(peers: 2)
+        let old = membership.me.uid
+        let directives = membership.receive([.dead(subject: old, incarnation: UInt64.max, accuser: Fixture.info(2).uid)], from: 2, now: .seconds(1))
+        #expect(membership.me.uid != old && membership.incarnation == 0)
+        #expect(directives.events.contains(.reborn(old: old, new: membership.me.uid)))
+    }
+
+    @Test func test_drainingAtTheMaximumIncarnation_takesANewIdentity_insteadOfTrapping() {
+        var membership = Fixture.running(peers: 2)
+        membership.incarnation = UInt64.max
+        let old = membership.me.uid
+        let directives = membership.startDraining(now: .seconds(1))
+        #expect(membership.me.uid != old && membership.isDraining)
+        #expect(directives.broadcasts.contains(membership.aliveMessage()))
+        membership.incarnation = UInt64.max
+        let refutation = membership.receive([.suspect(subject: membership.me.uid, incarnation: UInt64.max, accuser: Fixture.info(2).uid)], from: 2, now: .seconds(2))
+        #expect(membership.incarnation == 0 && refutation.events.contains { if case .reborn = $0 { true } else { false } })
+    }
+
+    // MARK: - Extreme values in every field, through the decoder and the whole node
+
+    static let wide: [UInt64] = [0, 1, UInt64.max - 1, UInt64.max]
+    static let narrow: [UInt32] = [0, 1, UInt32.max - 1, UInt32.max]
+    static let ports: [UInt16] = [0, 1, UInt16.max - 1, UInt16.max]
+
+    /// A running node that knows three peers, one of which published an endpoint.
+    static func runningNode() -> (node: ClusterNode, peers: [NodeInfo]) {
+        var node = try! ClusterNode(configuration: TestCluster.configuration(0, seed: 5, join: []))
+        _ = node.handle(.start, now: .zero)
+        let peers = (1...3).map { index in
+            NodeInfo(
+                uid: NodeUID(UInt64(index) * 0x1_0001), name: "peer-\(index)", gossipAddress: TestCluster.address(index),
+                proxyAddress: TestCluster.address(index, port: 8000), adminAddress: TestCluster.address(index, port: 8002), epoch: 0)
+        }
+        let alive = peers.map { GossipMessage.alive(info: $0, incarnation: 0, draining: false) }
+        let delta = GossipMessage.endpointDelta(EndpointDelta(owner: peers[0].uid, base: 0, entries: [.init(endpoint: "api", count: 2, version: 1)]))
+        _ = node.handle(Self.datagram(from: peers[0].uid, endpointVersion: 1, alive + [delta], at: peers[0].gossipAddress), now: .seconds(1))
+        #expect(node.memberViews.count == 4 && node.endpointView.count == 1)
+        return (node, peers)
+    }
+
+    static func datagram(from sender: NodeUID, endpointVersion: UInt64 = 0, _ messages: [GossipMessage], at address: Address) -> ClusterInput {
+        .datagramReceived(GossipCodec.datagram(sender: sender, endpointVersion: endpointVersion, encodedMessages: messages.map { GossipCodec.encode($0) }), from: address)
+    }
+
+    /// Every message kind, with every numeric field at 0, 1, max−1 and max, about `subject`.
+    static func extremeMessages(about subject: NodeInfo, accuser: NodeUID) -> [GossipMessage] {
+        var messages: [GossipMessage] = []
+        for sequence in Self.narrow {
+            messages.append(.ping(sequence: sequence, target: subject.uid))
+            messages.append(.nack(sequence: sequence, target: subject.uid))
+            for port in Self.ports {
+                messages.append(.pingRequest(sequence: sequence, target: subject.uid, targetAddress: Address(host: subject.gossipAddress.host, port: port)))
+            }
+            for incarnation in Self.wide { messages.append(.ack(sequence: sequence, target: subject.uid, incarnation: incarnation)) }
+        }
+        for incarnation in Self.wide {
+            for epoch in Self.wide {
+                var info = subject
+                info.epoch = epoch
+                messages.append(.alive(info: info, incarnation: incarnation, draining: false))
+                messages.append(.alive(info: info, incarnation: incarnation, draining: true))
+            }
+            messages.append(.suspect(subject: subject.uid, incarnation: incarnation, accuser: accuser))
+            messages.append(.dead(subject: subject.uid, incarnation: incarnation, accuser: accuser))
+            messages.append(.left(subject: subject.uid, incarnation: incarnation))
+        }
+        messages.append(.leaveAck(subject: subject.uid))
+        for base in Self.wide {
+            for count in Self.narrow {
+                // The highest version a delta can carry above `base` (one step, or none at the top).
+                let entries: [EndpointDelta.Entry] = base == UInt64.max ? [] : [.init(endpoint: "api", count: count, version: UInt64.max)]
+                messages.append(.endpointDelta(EndpointDelta(owner: subject.uid, base: base, entries: entries)))
+                if base < UInt64.max - 1 {
+                    messages.append(.endpointDelta(EndpointDelta(owner: subject.uid, base: base, entries: [.init(endpoint: "web", count: count, version: base + 1)])))
+                }
+            }
+        }
+        return messages
+    }
+
+    @Test(arguments: ["me", "peer", "stranger", "uid-0", "uid-max"])
+    func test_extremeValues_inEveryFieldOfEveryKind_neitherTrapNorBreakInvariants_norRaiseOurIncarnationByMoreThanOne(_ who: String) {
+        let (base, peers) = Self.runningNode()
+        let subject: NodeInfo
+        switch who {
+        case "me": subject = base.me
+        case "peer": subject = peers[1]
+        case "stranger": subject = NodeInfo(uid: NodeUID(0xBAD), name: "x", gossipAddress: TestCluster.address(40), proxyAddress: TestCluster.address(40, port: 8000), adminAddress: TestCluster.address(40, port: 8002), epoch: 0)
+        case "uid-0": subject = NodeInfo(uid: NodeUID(0), name: "", gossipAddress: TestCluster.address(41), proxyAddress: TestCluster.address(41, port: 0), adminAddress: TestCluster.address(41, port: UInt16.max), epoch: UInt64.max)
+        default: subject = NodeInfo(uid: NodeUID(UInt64.max), name: "max", gossipAddress: TestCluster.address(42), proxyAddress: TestCluster.address(42), adminAddress: TestCluster.address(42), epoch: 0)
+        }
+        let senders = [peers[0].uid, peers[2].uid, NodeUID(0), NodeUID(UInt64.max), base.me.uid]
+        var checked = 0
+        for message in Self.extremeMessages(about: subject, accuser: peers[2].uid) {
+            for sender in senders {
+                for endpointVersion in Self.wide {
+                    // Alone, then behind a genuine message from the sender (one datagram each).
+                    var node = base
+                    let before = node.membership.incarnation
+                    _ = node.handle(Self.datagram(from: sender, endpointVersion: endpointVersion, [message], at: peers[0].gossipAddress), now: .seconds(2))
+                    _ = node.handle(Self.datagram(from: sender, endpointVersion: endpointVersion, [.ping(sequence: 9, target: node.me.uid), message], at: peers[0].gossipAddress), now: .seconds(3))
+                    let problems = node.checkInvariants()
+                    #expect(problems == [], "\(message) from \(sender): \(problems)")
+                    if node.me.uid == base.me.uid {
+                        #expect(node.membership.incarnation <= before + 2, "\(message) raised our incarnation to \(node.membership.incarnation)")
+                    } else {
+                        #expect(node.membership.incarnation == 0, "a new identity starts at zero")
+                    }
+                    // The node goes on working: timers run without trapping or breaking invariants.
+                    for second in 4...8 {
+                        for timer in [TimerID.probe, .gossip] { _ = node.handle(.timerFired(timer), now: .seconds(Int64(second))) }
+                    }
+                    #expect(node.checkInvariants() == [])
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked > 1_000)
+    }
+}
