@@ -57,6 +57,14 @@ struct ScenarioInputTests {
         #expect(Self.error(Self.served + "  timeline:\n    - {at: -5s, heal: {}}\n").contains("spec.timeline[0].at: must be from 0s to 24h0m0s, got -5s"))
     }
 
+    @Test func test_metadataName_isSafeInAFileName() {
+        // --trace and --html with several files write PATH.<name>: a name must not climb out of it.
+        #expect(Self.error(Self.replacing("{name: t}", with: "{name: ../../etc/x}"))
+            == "bad.yaml:3:18: metadata.name: must be 1 to 253 letters, digits, '-', '_' or '.', not starting with '.' (it names trace and report files), got '../../etc/x'")
+        #expect(Self.error(Self.replacing("{name: t}", with: "{name: ''}")).contains("metadata.name: must be 1 to 253"))
+        #expect(Self.error(Self.replacing("{name: t}", with: "{name: fuzz-11883_no.failed}")) == "no error")
+    }
+
     @Test func test_totals_areBounded() {
         let agents = (0..<11).map { "{endpoint: e\($0), count: 1000}" }.joined(separator: ", ")
         #expect(Self.error(Self.replacing("agents: [{endpoint: alpha}]", with: "agents: [\(agents), {endpoint: alpha}]"))

@@ -26,12 +26,27 @@ public enum ScenarioDecoder {
         guard kind == "Scenario" else { throw root.error("kind", "must be Scenario, got '\(kind)'", at: root.node["kind"]) }
         guard var metadata = try root.mapping("metadata") else { throw root.error("metadata", "is required") }
         let name = try metadata.requiredString("name")
+        guard self.isFileNameSafe(name) else {
+            throw metadata.error(
+                "name", "must be 1 to 253 letters, digits, '-', '_' or '.', not starting with '.' (it names trace and report files), got '\(name)'",
+                at: metadata.node["name"])
+        }
         _ = metadata.node("labels")
         _ = metadata.node("annotations")
         try metadata.finish()
         guard var spec = try root.mapping("spec") else { throw root.error("spec", "is required") }
         try root.finish()
         return try self.decodeSpec(&spec, name: name, file: file, seed: seed)
+    }
+
+    /// True for a name that is safe inside a file name: ASCII letters, digits, `-`, `_` and `.`,
+    /// 1 to 253 of them, not starting with `.` (so never `..` or a hidden file).
+    static func isFileNameSafe(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 253, name.first != "." else { return false }
+        return name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+        }
     }
 
     static func decodeSpec(_ spec: inout YAMLFields, name: String, file: String, seed: UInt64?) throws(YAMLError) -> Scenario {
