@@ -23,9 +23,17 @@ extension YAMLFields {
         let value = self.node[key]
         guard let duration = try self.duration(key, allowNegative: true) else { return nil }
         guard range.contains(duration) else {
-            throw self.error(key, "must be from \(DurationText.format(range.lowerBound)) to \(DurationText.format(range.upperBound)), got \(value?.scalarText ?? DurationText.format(duration))", at: value)
+            throw self.error(key, "must be from \(Self.bound(range.lowerBound)) to \(Self.bound(range.upperBound)), got \(value?.scalarText ?? DurationText.format(duration))", at: value)
         }
         return duration
+    }
+
+    /// A bound as a person writes it: `24h`, `10s`, `1ns` (not Go's `24h`).
+    static func bound(_ duration: Duration) -> String {
+        let text = DurationText.format(duration)
+        if text.hasSuffix("h0m0s") { return String(text.dropLast(4)) }
+        if text.hasSuffix("m0s") { return String(text.dropLast(2)) }
+        return text
     }
 
     /// A number within `range`, described by `unit` in errors (`requests per second`).
