@@ -12,14 +12,16 @@ struct SimCommand: Equatable {
     static let usage = """
         usage: pico-sim run FILE... [--seed N] [--quiet] [--json] [--trace FILE] [--html FILE]
                pico-sim FILE...            (same as run)
-               pico-sim fuzz ...           (random scenarios: pico-sim fuzz --help)
+               pico-sim fuzz ...           (random scenarios: pico-sim help fuzz)
                pico-sim generate SEED      (print the scenario fuzz runs for SEED)
+               pico-sim help [run|fuzz]    (this text, or fuzz's)
 
         Replays each scenario file in simulated time, prints what happened, the figures and every
-        check's verdict. --json prints one JSON document per scenario instead; --trace FILE writes
-        every node event as JSON lines; --html FILE writes a self-contained page with a lane per pod,
-        the faults, requests per second and the verdicts. Exit status: 0 when every check passed, 1 when one failed, 2 for a bad
-        file or bad usage.
+        check's verdict. Every file is read and checked before any runs. --json prints one JSON
+        document per scenario instead; --trace FILE writes every node event as JSON lines; --html
+        FILE writes a self-contained page with a lane per pod, the faults, requests per second and
+        the verdicts. Exit status: 0 when each run showed what its file expects (by default: every
+        check passed), 1 when one did not, 2 for a bad file or bad usage.
         """
 
     /// Parses `arguments` (without the program name).

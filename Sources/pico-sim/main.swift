@@ -4,11 +4,12 @@ import PicoSim
 
 /// Prints a report the way a person reads it: the timeline, figures, verdicts, seed, trace hash.
 func printReport(_ report: ScenarioReport, scenario: Scenario, quiet: Bool) {
-    print("== \(scenario.name) (\(scenario.file)): \(scenario.pods) pods, \(DurationText.format(scenario.duration)) simulated, seed \(report.seed)")
+    print("== \(scenario.name) (\(scenario.file)): \(scenario.pods) pods, \(ReportTime.text(scenario.duration)) simulated, seed \(report.seed)")
     if !quiet {
         print("-- timeline")
         for (time, text) in report.timeline {
-            print(String(format: "  %9.3fs  %@", Double(time.nanoseconds) / 1e9, text))
+            let at = ReportTime.text(time)
+            print("  \(String(repeating: " ", count: max(0, 10 - at.count)))\(at)  \(text)")
         }
     }
     print("-- figures")
@@ -18,7 +19,7 @@ func printReport(_ report: ScenarioReport, scenario: Scenario, quiet: Bool) {
         if result.passed {
             print("  PASS \(result.name)\(result.note.map { " (\($0))" } ?? "")")
         } else {
-            let time = result.violationTime.map { String(format: "%.3fs", Double($0.nanoseconds) / 1e9) } ?? "?"
+            let time = result.violationTime.map(ReportTime.text) ?? "?"
             print("  FAIL \(result.name): at \(time), \(result.subject ?? "?"): \(result.message ?? "")")
         }
     }
@@ -61,43 +62,57 @@ func writeTrace(_ report: ScenarioReport, to path: String) throws {
     try lines.write(toFile: path, atomically: true, encoding: .utf8)
 }
 
+/// Writes `text` and a newline to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// `pico-sim help [TOPIC]`: the usage of `run` (the default) or `fuzz`, on standard output.
+func runHelp(_ arguments: [String]) -> Int32 {
+    switch arguments.first {
+    case nil, "run": print(SimCommand.usage)
+    case "fuzz": print(FuzzCommand.usage)
+    default:
+        printError("pico-sim help: no help on '\(arguments[0])' (topics: run, fuzz)")
+        return 2
+    }
+    return 0
+}
+
 func main() -> Int32 {
     let arguments = Array(CommandLine.arguments.dropFirst())
+    if arguments.first == "help" { return runHelp(Array(arguments.dropFirst())) }
     if arguments.first == "fuzz" {
         do {
             return runFuzz(try FuzzCommand.parse(Array(arguments.dropFirst())))
         } catch {
-            if !error.message.isEmpty { FileHandle.standardError.write(Data("pico-sim fuzz: \(error.message)\n".utf8)) }
-            FileHandle.standardError.write(Data((FuzzCommand.usage + "\n").utf8))
-            return error.message.isEmpty ? 0 : 2
+            // --help is an answer, on standard output; a usage error goes to standard error.
+            guard !error.message.isEmpty else { return runHelp(["fuzz"]) }
+            printError("pico-sim fuzz: \(error.message)\n\n\(FuzzCommand.usage)")
+            return 2
         }
     }
     if arguments.first == "checkpoints" { return runCheckpoints(Array(arguments.dropFirst())) }
     if arguments.first == "generate" { return runGenerate(Array(arguments.dropFirst())) }
     let command: SimCommand
     do {
-        command = try SimCommand.parse(Array(CommandLine.arguments.dropFirst()))
+        command = try SimCommand.parse(arguments)
     } catch {
-        if !error.message.isEmpty { FileHandle.standardError.write(Data("pico-sim: \(error.message)\n".utf8)) }
-        FileHandle.standardError.write(Data((SimCommand.usage + "\n").utf8))
-        return error.message.isEmpty ? 0 : 2
+        guard !error.message.isEmpty else { return runHelp([]) }
+        printError("pico-sim: \(error.message)\n\n\(SimCommand.usage)")
+        return 2
+    }
+    // Every file is read and checked before any runs: a typo in the last file is found at once.
+    let scenarios: [Scenario]
+    switch ScenarioFiles.load(command.files, seed: command.seed) {
+    case .success(let loaded): scenarios = loaded
+    case .failure(let problems):
+        for message in problems.messages { printError("pico-sim: \(message)") }
+        if command.files.count > 1 { printError("pico-sim: no scenario ran: every file is checked before any runs, and the file(s) above have problems") }
+        return 2
     }
     var status: Int32 = 0
-    for file in command.files {
-        let text: String
-        do {
-            text = try String(contentsOfFile: file, encoding: .utf8)
-        } catch {
-            FileHandle.standardError.write(Data("pico-sim: cannot read \(file): \(error.localizedDescription)\n".utf8))
-            return 2
-        }
-        let scenario: Scenario
-        do {
-            scenario = try ScenarioDecoder.decode(text, file: file, seed: command.seed)
-        } catch {
-            FileHandle.standardError.write(Data("pico-sim: \(error)\n".utf8))
-            return 2
-        }
+    for scenario in scenarios {
         let started = Date()
         let (report, world) = ScenarioRunner.runWithWorld(scenario, keepTrace: command.tracePath != nil)
         let wall = Date().timeIntervalSince(started)
@@ -109,18 +124,18 @@ func main() -> Int32 {
         }
         if let path = command.tracePath {
             do {
-                try writeTrace(report, to: command.files.count > 1 ? "\(path).\(scenario.name)" : path)
+                try writeTrace(report, to: scenarios.count > 1 ? "\(path).\(scenario.name)" : path)
             } catch {
-                FileHandle.standardError.write(Data("pico-sim: cannot write the trace to \(path): \(error.localizedDescription)\n".utf8))
+                printError("pico-sim: cannot write the trace to \(path): \(error.localizedDescription)")
                 return 2
             }
         }
         if let path = command.htmlPath {
             do {
-                let target = command.files.count > 1 ? "\(path).\(scenario.name).html" : path
+                let target = scenarios.count > 1 ? "\(path).\(scenario.name).html" : path
                 try HTMLReport.render(scenario, world: world, report: report).write(toFile: target, atomically: true, encoding: .utf8)
             } catch {
-                FileHandle.standardError.write(Data("pico-sim: cannot write the page to \(path): \(error.localizedDescription)\n".utf8))
+                printError("pico-sim: cannot write the page to \(path): \(error.localizedDescription)")
                 return 2
             }
         }

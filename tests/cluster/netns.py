@@ -1,6 +1,6 @@
 """Separate network hosts on one machine for the multi-host tests: one network namespace per
 host, joined by a bridge that lives in a namespace of its own, so no traffic touches the
-machine's own network. Needs root (and `ip`, `nft`, `dnsmasq`).
+machine's own network. Needs root (and `ip`, `nft`, `dnsmasq`, `ping`).
 
 Hosts get 10.77.0.<n>/24. `/etc/netns/<namespace>/resolv.conf` points every host at the test
 DNS server, which `ip netns exec` mounts over /etc/resolv.conf.
@@ -32,7 +32,7 @@ def available():
     """None when this machine can run the multi-host tests, else the reason it cannot."""
     if os.geteuid() != 0:
         return "not root"
-    for tool in ("ip", "nft", "dnsmasq"):
+    for tool in ("ip", "nft", "dnsmasq", "ping"):
         if shutil.which(tool) is None:
             return f"{tool} is missing"
     probe = f"{PREFIX}-probe"

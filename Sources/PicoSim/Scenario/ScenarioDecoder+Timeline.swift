@@ -13,13 +13,15 @@ extension ScenarioDecoder {
         var replicas = pods
         for (index, item) in (try spec.sequence("timeline") ?? []).enumerated() {
             var fields = try YAMLFields(item, path: "\(spec.keyPath("timeline"))[\(index)]", file: spec.file)
-            guard let at = try fields.duration("at") else { throw fields.error("at", "is required") }
+            guard let at = try fields.duration("at", in: .zero...self.longestDuration) else {
+                throw fields.error("at", "is required: when the action happens, such as 30s from the start")
+            }
             guard at <= duration else { throw fields.error("at", "is after the end of the run (\(DurationText.format(duration)))", at: item["at"]) }
             let present = self.actionKeys.filter { fields.has($0) }
             guard present.count == 1, let key = present.first else {
                 throw fields.error("", "needs exactly one of \(self.actionKeys.joined(separator: ", "))")
             }
-            let undo = try fields.duration("for")
+            let undo = try fields.duration("for", in: .zero...self.longestDuration)
             if undo != nil, !self.undoable.contains(key) {
                 throw fields.error("for", "only partition, pause, hold and netem can be undone with for:", at: item["for"])
             }
@@ -46,7 +48,7 @@ extension ScenarioDecoder {
             guard maxSurge > 0 || maxUnavailable > 0 else {
                 throw body.error("maxUnavailable", "maxSurge and maxUnavailable cannot both be 0", at: body.node["maxUnavailable"])
             }
-            action = .rollout(maxUnavailable: maxUnavailable, maxSurge: maxSurge, minReadySeconds: try body.duration("minReadySeconds") ?? .zero)
+            action = .rollout(maxUnavailable: maxUnavailable, maxSurge: maxSurge, minReadySeconds: try body.duration("minReadySeconds", in: .zero...self.longestDuration) ?? .zero)
         case "crash": action = .crash(try self.podList(&body, replicas: replicas))
         case "restart": action = .restart(try self.podList(&body, replicas: replicas))
         case "terminate": action = .terminate(try self.podList(&body, replicas: replicas))
@@ -143,11 +145,11 @@ extension ScenarioDecoder {
             if var fields = parameters {
                 // Each parameter is read only for the checks that use it; `finish` rejects the rest by name.
                 if check.name == "no-failed-requests" {
-                    check.from = try fields.duration("from")
-                    check.to = try fields.duration("to")
+                    check.from = try fields.duration("from", in: .zero...self.longestDuration)
+                    check.to = try fields.duration("to", in: .zero...self.longestDuration)
                 }
-                if check.name == "route-only-to-live-owners" { check.detection = try fields.duration("detection") ?? check.detection }
-                if self.boundedChecks.contains(check.name) { check.within = try fields.duration("within") ?? check.within }
+                if check.name == "route-only-to-live-owners" { check.detection = try fields.duration("detection", in: .zero...self.longestDuration) ?? check.detection }
+                if self.boundedChecks.contains(check.name) { check.within = try fields.duration("within", in: .zero...self.longestDuration) ?? check.within }
                 try fields.finish()
             }
             checks.append(check)

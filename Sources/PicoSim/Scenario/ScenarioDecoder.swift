@@ -26,6 +26,11 @@ public enum ScenarioDecoder {
         guard kind == "Scenario" else { throw root.error("kind", "must be Scenario, got '\(kind)'", at: root.node["kind"]) }
         guard var metadata = try root.mapping("metadata") else { throw root.error("metadata", "is required") }
         let name = try metadata.requiredString("name")
+        guard self.isFileNameSafe(name) else {
+            throw metadata.error(
+                "name", "must be 1 to 253 letters, digits, '-', '_' or '.', not starting with '.' (it names trace and report files), got '\(name)'",
+                at: metadata.node["name"])
+        }
         _ = metadata.node("labels")
         _ = metadata.node("annotations")
         try metadata.finish()
@@ -34,10 +39,20 @@ public enum ScenarioDecoder {
         return try self.decodeSpec(&spec, name: name, file: file, seed: seed)
     }
 
+    /// True for a name that is safe inside a file name: ASCII letters, digits, `-`, `_` and `.`,
+    /// 1 to 253 of them, not starting with `.` (so never `..` or a hidden file).
+    static func isFileNameSafe(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 253, name.first != "." else { return false }
+        return name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+        }
+    }
+
     static func decodeSpec(_ spec: inout YAMLFields, name: String, file: String, seed: UInt64?) throws(YAMLError) -> Scenario {
         let fileSeed = try spec.uint64("seed") ?? 1
-        guard let duration = try spec.duration("duration"), duration > .zero, duration <= .seconds(86_400) else {
-            throw spec.error("duration", "is required, between 1ns and 24h", at: spec.node["duration"])
+        guard let duration = try spec.duration("duration", in: .nanoseconds(1)...self.longestDuration) else {
+            throw spec.error("duration", "is required: how long the run lasts in simulated time, such as 3m (at most 24h)")
         }
         guard var topology = try spec.mapping("topology") else { throw spec.error("topology", "is required") }
         let pods = try topology.int("pods", in: 1...1_000) ?? 3
@@ -46,7 +61,7 @@ public enum ScenarioDecoder {
             throw topology.error("startup", "must be ordered or parallel, got '\(startupText)'", at: topology.node["startup"])
         }
         let agents = try self.decodeAgents(&topology)
-        let clients = try self.decodeClients(&topology)
+        let clients = try self.decodeClients(&topology, served: agents.map(\.endpoint))
         try topology.finish()
         var network = LinkProfile.lan
         if var fields = try spec.mapping("network") {
@@ -54,13 +69,11 @@ public enum ScenarioDecoder {
             try fields.finish()
         }
         var kubernetes = try spec.mapping("kubernetes") ?? YAMLFields(YAMLNode(.scalar("", .plain), line: 1, column: 1), path: "spec.kubernetes", file: file)
-        let dnsLag = try kubernetes.duration("dnsLag") ?? .seconds(1)
-        let loadBalancerLag = try kubernetes.duration("loadBalancerLag") ?? .seconds(2)
+        let dnsLag = try kubernetes.duration("dnsLag", in: .zero...self.longestDuration) ?? .seconds(1)
+        let loadBalancerLag = try kubernetes.duration("loadBalancerLag", in: .zero...self.longestDuration) ?? .seconds(2)
         let publishNotReady = try kubernetes.bool("publishNotReadyAddresses") ?? false
-        let grace = try kubernetes.duration("terminationGracePeriod") ?? .seconds(60)
-        guard grace >= .seconds(10) else {
-            throw kubernetes.error("terminationGracePeriod", "must be at least 10s (Pico's drain needs it)", at: kubernetes.node["terminationGracePeriod"])
-        }
+        // At least 10s: Pico's drain needs it.
+        let grace = try kubernetes.duration("terminationGracePeriod", in: .seconds(10)...self.longestDuration) ?? .seconds(60)
         try kubernetes.finish()
         let timeline = try self.decodeTimeline(&spec, pods: pods, duration: duration)
         let checks = try self.decodeChecks(&spec, duration: duration)
@@ -81,40 +94,61 @@ public enum ScenarioDecoder {
                 throw fields.error("endpoint", "must be 1 to \(EndpointTable.maxEndpointLength) bytes", at: item["endpoint"])
             }
             let count = try fields.int("count", in: 1...1_000) ?? 1
+            guard agents.count + count <= self.mostAgents else {
+                throw fields.error("count", "brings the agents to \(agents.count + count); all entries together must be at most \(self.mostAgents)", at: item["count"])
+            }
             try fields.finish()
             for copy in 0..<count { agents.append(AgentSpec(name: "\(endpoint)-\(copy)", endpoint: endpoint)) }
         }
         return agents
     }
 
-    static func decodeClients(_ topology: inout YAMLFields) throws(YAMLError) -> [ClientSpec] {
+    /// `topology.clients`; every endpoint a client calls must be in `served` (an agent's), or
+    /// every request to it would fail.
+    static func decodeClients(_ topology: inout YAMLFields, served: [String]) throws(YAMLError) -> [ClientSpec] {
         var clients: [ClientSpec] = []
+        var totalRate = 0.0
         for (index, item) in (try topology.sequence("clients") ?? []).enumerated() {
             var fields = try YAMLFields(item, path: "\(topology.keyPath("clients"))[\(index)]", file: topology.file)
             let name = try fields.string("name") ?? "client-\(index)"
-            guard let rate = try fields.double("rate"), rate > 0, rate <= 100_000 else {
-                throw fields.error("rate", "is required: requests per second, above 0 and at most 100000", at: item["rate"])
+            guard let rate = try fields.double("rate", in: self.lowestRate...self.highestRate, unit: "requests per second") else {
+                throw fields.error("rate", "is required: requests per second, from \(YAMLFields.decimal(self.lowestRate)) to \(YAMLFields.decimal(self.highestRate))")
+            }
+            totalRate += rate
+            guard totalRate <= self.highestRate else {
+                throw fields.error("rate", "brings the clients to \(YAMLFields.decimal(totalRate)) requests per second; all clients together must send at most \(YAMLFields.decimal(self.highestRate))", at: item["rate"])
             }
             guard let endpoints = try fields.strings("endpoints"), !endpoints.isEmpty else {
-                throw fields.error("endpoints", "is required: a non-empty list", at: item["endpoints"])
+                throw fields.error("endpoints", "is required: a non-empty list of endpoints that agents serve", at: item["endpoints"])
             }
-            let timeout = try fields.duration("timeout") ?? .seconds(5)
-            let service = try fields.duration("serviceTime") ?? .milliseconds(5)
+            for (position, endpoint) in endpoints.enumerated() where !served.contains(endpoint) {
+                let known = served.isEmpty ? "no agent is declared under spec.topology.agents" : "agents serve \(Self.uniqueInOrder(served).joined(separator: ", "))"
+                throw fields.error(
+                    "endpoints[\(position)]", "no agent serves endpoint '\(endpoint)' (\(known)); every request to it would fail with 502",
+                    at: item["endpoints"]?.items?[position])
+            }
+            let timeout = try fields.duration("timeout", in: .nanoseconds(1)...self.longestDuration) ?? .seconds(5)
+            let service = try fields.duration("serviceTime", in: .zero...self.longestDuration) ?? .milliseconds(5)
             let distribution = try fields.string("distribution") ?? "uniform"
             guard distribution == "uniform" || distribution == "zipf" else {
                 throw fields.error("distribution", "must be uniform or zipf, got '\(distribution)'", at: item["distribution"])
             }
-            guard timeout > .zero else { throw fields.error("timeout", "must be positive", at: item["timeout"]) }
             try fields.finish()
             clients.append(ClientSpec(name: name, endpoints: endpoints, rate: rate, timeout: timeout, serviceTime: service, zipf: distribution == "zipf"))
         }
         return clients
     }
 
+    /// `names` without repeats, first occurrence first.
+    static func uniqueInOrder(_ names: [String]) -> [String] {
+        var seen: Set<String> = []
+        return names.filter { seen.insert($0).inserted }
+    }
+
     static func decodeProfile(_ fields: inout YAMLFields, base: LinkProfile) throws(YAMLError) -> LinkProfile {
         var profile = base
-        profile.latency = try fields.duration("latency") ?? base.latency
-        profile.jitter = try fields.duration("jitter") ?? base.jitter
+        profile.latency = try fields.duration("latency", in: .zero...self.longestDuration) ?? base.latency
+        profile.jitter = try fields.duration("jitter", in: .zero...self.longestDuration) ?? base.jitter
         profile.loss = try fields.fraction("loss") ?? base.loss
         profile.duplicate = try fields.fraction("duplicate") ?? base.duplicate
         profile.reorder = try fields.fraction("reorder") ?? base.reorder

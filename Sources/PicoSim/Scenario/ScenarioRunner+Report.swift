@@ -29,15 +29,19 @@ extension ScenarioRunner {
         let bytes = world.bytesSent.reduce(0, +)
         let datagrams = world.datagramsSent.reduce(0, +)
         var figures: [(String, String)] = [
-            ("requests", "\(world.traffic.history.count) sent: \(tally.ok) ok, \(tally.failed) failed, \(tally.unknown) unknown, \(tally.pending) pending"),
+            (
+                "requests",
+                "\(world.traffic.history.count) sent: \(tally.ok) ok, \(tally.failed) failed, \(tally.unknown) unknown, "
+                    + "\(tally.pending) pending (still waiting for an answer when the run ended; not a failure)"
+            ),
             ("gossip", "\(datagrams) datagrams, \(Self.format(Double(bytes) / Double(max(1, world.pods.count)) / seconds)) bytes per pod per second"),
         ]
-        if let trafficStart { figures.append(("traffic started", "\(trafficStart)")) }
+        if let trafficStart { figures.append(("traffic started", "at \(ReportTime.text(trafficStart))")) }
         if let detection = self.crashDetection(world) {
-            figures.append(("crash detection", "first node \(Self.format(detection.first))s, every node \(Self.format(detection.all))s (mean of \(detection.count))"))
+            figures.append(("crash detection", "first node \(ReportTime.text(seconds: detection.first)), every node \(ReportTime.text(seconds: detection.all)) (mean of \(detection.count))"))
         }
         if let join = self.joinConvergence(world, after: trafficStart ?? Instant.zero + scenario.duration) {
-            figures.append(("join convergence", "known by every running pod \(Self.format(join.mean))s after start (mean of \(join.count), worst \(Self.format(join.worst))s)"))
+            figures.append(("join convergence", "known by every running pod \(ReportTime.text(seconds: join.mean)) after start (mean of \(join.count), worst \(ReportTime.text(seconds: join.worst)))"))
         }
         let forwarded = world.traffic.history.filter { $0.path.count == 2 }.count
         figures.append(("forwarded once", "\(forwarded) requests"))
