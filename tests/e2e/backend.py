@@ -21,6 +21,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def body(self):
+        self.trailers = []
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             data = bytearray()
             while True:
@@ -29,8 +30,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     raise BodyCutShort("the chunked body ended early")
                 size = int(line.split(b";")[0].strip(), 16)
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
+                    while (line := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
+                        self.trailers.append(line.decode().strip())
                     return bytes(data)
                 data += self.rfile.read(size)
                 self.rfile.readline()
@@ -58,7 +59,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(200, b"hello from backend")
 
     def do_POST(self):
-        self.reply(200, self.body())
+        body = self.body()
+        if self.path == "/headers-post":
+            self.reply(200, "".join(f"{k.lower()}: {v}\n" for k, v in self.headers.items()).encode())
+        elif self.path == "/trailers":
+            self.reply(200, "".join(f"{line.lower()}\n" for line in self.trailers).encode())
+        else:
+            self.reply(200, body)
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

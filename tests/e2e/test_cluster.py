@@ -124,8 +124,12 @@ class ClusterTests(unittest.TestCase):
             payload = os.urandom(2 * 1024 * 1024)
             status, body, _ = request(entry, "POST", "/echo", body=payload, timeout=30)
             self.assertEqual((status, hashlib.sha256(body).digest()), (200, hashlib.sha256(payload).digest()))
-            status, body, _ = request(entry, "GET", "/headers")
-            self.assertIn(b"x-pico-forward: true", body)
+            # The entry node marks the hop for its peer; the holder appends the entry's address and
+            # keeps the entry's X-Forwarded-Host; the mark never reaches the backend.
+            status, body, _ = request(entry, "GET", "/headers", headers={"Host": "app.example.com", "X-Forwarded-Host": "evil.example.com"})
+            self.assertIn(b"x-forwarded-for: 127.0.0.1, 127.0.0.1\n", body)
+            self.assertIn(b"x-forwarded-host: app.example.com\n", body)
+            self.assertNotIn(b"x-pico-forward", body)
             # A WebSocket through the hop to the third node.
             with ws_connect(f"ws://127.0.0.1:{entry.proxy}/", additional_headers={"x-pico-endpoint": "ws"}) as websocket:
                 websocket.send("through a peer")

@@ -66,14 +66,60 @@ class ProxyTests(unittest.TestCase):
         self.assertEqual((status, len(body)), (200, 10_000_000))
 
     def test_forwardingHeaders_areAdded_andHopByHopRemoved(self):
-        status, body, _ = request(self.node, "GET", "/headers", headers={"Connection": "keep-alive, X-Drop", "X-Drop": "1", "Host": "app.example.com"})
+        status, body, _ = request(self.node, "GET", "/headers", headers={
+            "Connection": "keep-alive, X-Drop", "X-Drop": "1", "Host": "app.example.com",
+            "X-Forwarded-Host": "evil.example.com", "X-Forwarded-Proto": "https"})
         text = body.decode()
         self.assertEqual(status, 200)
-        self.assertIn("x-forwarded-for: 127.0.0.1", text)
-        self.assertIn("x-forwarded-proto: http", text)
-        self.assertIn("x-forwarded-host: app.example.com", text)
-        self.assertIn("x-pico-forward: true", text)
+        self.assertIn("x-forwarded-for: 127.0.0.1\n", text)
+        # What the node saw, not what the client claimed.
+        self.assertIn("x-forwarded-proto: http\n", text)
+        self.assertIn("x-forwarded-host: app.example.com\n", text)
+        self.assertNotIn("evil", text)
+        self.assertNotIn("https", text)
+        # The hop mark is for peers only; the backend never sees it.
+        self.assertNotIn("x-pico-forward", text)
         self.assertNotIn("x-drop", text)
+
+    def raw_exchange(self, data, timeout=5):
+        """Sends `data` in one write and reads until the node closes; (seconds taken, bytes)."""
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", self.node.proxy), timeout=timeout) as client:
+            client.sendall(data)
+            return time.monotonic() - started, read_until_closed(client)
+
+    def test_bareLineBreaks_areRefusedAtOnce_notAfterTheHeaderTimeout(self):
+        chunked = b"POST /echo HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n"
+        for data in (b"GET / HTTP/1.1\nHost: app.example.com\n\n", b"GET / HTTP/1.1\r\nHost: app.example.com\nX: 1\r\n\r\n", chunked):
+            seconds, answer = self.raw_exchange(data)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer[:80])
+            self.assertLess(seconds, 2, "refused at once (the header timeout is 10 s)")
+
+    def test_absoluteFormTarget_reachesTheBackendInOriginForm_withHostFromTheAuthority(self):
+        _, answer = self.raw_exchange(b"GET http://app.example.com/headers?x=1 HTTP/1.1\r\nHost: other.example.com\r\nConnection: close\r\n\r\n")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer[:80])
+        self.assertIn(b"host: app.example.com\n", answer)
+        self.assertIn(b"x-forwarded-host: app.example.com\n", answer)
+        _, refused = self.raw_exchange(b"GET http://user@app.example.com/ HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
+        self.assertTrue(refused.startswith(b"HTTP/1.1 400 "), refused[:80])
+
+    def test_repeatedContentLength_reachesTheBackendAsOneField_andDifferingOnesAre400(self):
+        for fields in (b"Content-Length: 2, 2\r\n", b"Content-Length: 2\r\nContent-Length: 2\r\n"):
+            _, answer = self.raw_exchange(b"POST /headers-post HTTP/1.1\r\nHost: app.example.com\r\n" + fields + b"Connection: close\r\n\r\nhi")
+            self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer[:80])
+            self.assertEqual(answer.count(b"content-length: 2\n"), 1, answer)
+            self.assertNotIn(b"2, 2", answer)
+        _, refused = self.raw_exchange(b"POST / HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 2, 3\r\n\r\nhi")
+        self.assertTrue(refused.startswith(b"HTTP/1.1 400 "), refused[:80])
+
+    def test_framingFieldsInTrailers_neverReachTheBackend(self):
+        data = (b"POST /trailers HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                b"2\r\nhi\r\n0\r\nContent-Length: 99\r\nX-Checksum: abc\r\nHost: evil\r\n\r\n")
+        _, answer = self.raw_exchange(data)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer[:80])
+        self.assertIn(b"x-checksum: abc\n", answer)
+        self.assertNotIn(b"content-length: 99", answer)
+        self.assertNotIn(b"evil", answer)
 
     def test_errors_havePikosCodesAndBodies(self):
         status, body, response = request(self.node, "GET", "/", endpoint=None, headers={"Host": "localhost"})

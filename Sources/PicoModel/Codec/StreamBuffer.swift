@@ -38,17 +38,19 @@ public struct StreamBuffer: Hashable, Sendable {
 
     /// The index (relative to the next unread byte) of the first CRLF among the first `limit`
     /// unread bytes, or nil. A search resumes where the last unsuccessful one stopped, so a line
-    /// that arrives a byte at a time is scanned once, not once per byte.
-    public mutating func firstCRLF(within limit: Int) -> Int? {
-        let (found, searched) = self.find(Self.crlf, within: limit, from: self.crlfSearched)
+    /// that arrives a byte at a time is scanned once, not once per byte. Throws when a CR or LF
+    /// outside a CRLF pair comes first: a line that ends in a bare LF never ends, and waiting
+    /// for it would hold the connection until a timeout.
+    public mutating func firstCRLF(within limit: Int) throws(BareLineBreak) -> Int? {
+        let (found, searched) = try self.find(Self.crlf, within: limit, from: self.crlfSearched)
         self.crlfSearched = searched
         return found
     }
 
     /// The index of the first `CRLF CRLF` among the first `limit` unread bytes, or nil (resumed
-    /// like `firstCRLF`).
-    public mutating func firstEmptyLine(within limit: Int) -> Int? {
-        let (found, searched) = self.find(Self.emptyLine, within: limit, from: self.emptyLineSearched)
+    /// and refusing bare line breaks like `firstCRLF`).
+    public mutating func firstEmptyLine(within limit: Int) throws(BareLineBreak) -> Int? {
+        let (found, searched) = try self.find(Self.emptyLine, within: limit, from: self.emptyLineSearched)
         self.emptyLineSearched = searched
         return found
     }
@@ -56,22 +58,33 @@ public struct StreamBuffer: Hashable, Sendable {
     /// Searches `pattern` (CRLF or CRLF CRLF) from `searched` (bytes already known not to start a
     /// match, relative to the next unread byte) up to `limit`; returns the match and how far the
     /// search is settled. Scans the storage in place: every head and chunk line is found here.
-    private func find(_ pattern: [UInt8], within limit: Int, from searched: Int) -> (Int?, Int) {
+    /// Every byte before the match is checked for a CR not followed by LF and an LF not preceded
+    /// by CR.
+    private func find(_ pattern: [UInt8], within limit: Int, from searched: Int) throws(BareLineBreak) -> (Int?, Int) {
         let end = min(self.storage.count, self.readIndex + limit)
         let readIndex = self.readIndex
-        return self.storage.withUnsafeBufferPointer { bytes in
+        let outcome: (found: Int?, settled: Int, bare: BareLineBreak?) = self.storage.withUnsafeBufferPointer { bytes in
             var index = readIndex + searched
             let last = end - pattern.count
-            while index <= last {
-                if bytes[index] == 0x0D {
-                    var matched = 1
-                    while matched < pattern.count, bytes[index + matched] == pattern[matched] { matched += 1 }
-                    if matched == pattern.count { return (index - readIndex, searched) }
+            while index < end {
+                let byte = bytes[index]
+                if byte == 0x0D {
+                    if index + 1 < end, bytes[index + 1] != 0x0A { return (nil, 0, BareLineBreak(index: index - readIndex, byte: byte)) }
+                    if index <= last {
+                        var matched = 1
+                        while matched < pattern.count, bytes[index + matched] == pattern[matched] { matched += 1 }
+                        if matched == pattern.count { return (index - readIndex, searched, nil) }
+                    }
+                } else if byte == 0x0A, index == readIndex || bytes[index - 1] != 0x0D {
+                    return (nil, 0, BareLineBreak(index: index - readIndex, byte: byte))
                 }
                 index += 1
             }
-            return (nil, max(searched, index - readIndex))
+            // Bytes too near the end to start a match are searched again when more arrive.
+            return (nil, max(searched, min(index, last + 1) - readIndex), nil)
         }
+        if let bare = outcome.bare { throw bare }
+        return (outcome.found, outcome.settled)
     }
 
     /// Removes and returns the next `length` unread bytes (at most `count`).
@@ -98,4 +111,15 @@ public struct StreamBuffer: Hashable, Sendable {
     public mutating func readAll() -> ArraySlice<UInt8> {
         self.read(self.count)
     }
+}
+
+/// A CR not followed by LF, or an LF not preceded by CR, where a line break was expected.
+public struct BareLineBreak: Error, Hashable, Sendable {
+    /// Its index, relative to the buffer's next unread byte when the search ran.
+    public var index: Int
+    /// The byte: 0x0D (CR) or 0x0A (LF).
+    public var byte: UInt8
+
+    /// Names the byte: "bare CR" or "bare LF".
+    public var name: String { self.byte == 0x0D ? "bare CR" : "bare LF" }
 }

@@ -28,7 +28,8 @@ public enum HTTPMessagePart<Head: Hashable & Sendable>: Hashable, Sendable {
 /// Decodes one message body from an `StreamBuffer` as it arrives, never holding more than the
 /// buffer does: each call returns the body bytes available now, or the end with its trailers.
 /// Chunk sizes are strict hexadecimal (no sign, no prefix, no leading whitespace, at most 16
-/// digits), and every chunk's data must be followed by CRLF.
+/// digits), chunk lines end in CRLF (a bare CR or LF is refused at once), and every chunk's data
+/// must be followed by CRLF. Trailer fields that must not appear in trailers are dropped.
 public struct HTTP1BodyDecoder: Hashable, Sendable {
     /// What the body decoder produced.
     public enum Output: Hashable, Sendable {
@@ -81,7 +82,7 @@ public struct HTTP1BodyDecoder: Hashable, Sendable {
                 self.state = .length(remaining: remaining - UInt64(bytes.count))
                 return .body(bytes)
             case .chunkSize:
-                guard let end = buffer.firstCRLF(within: limits.maxChunkLineBytes + 2) else {
+                guard let end = try buffer.endOfLine(within: limits.maxChunkLineBytes + 2, status: self.errorStatus, place: "chunk size line") else {
                     if buffer.count > limits.maxChunkLineBytes {
                         throw HTTPProtocolError(statusHint: self.errorStatus, "chunk size line longer than \(limits.maxChunkLineBytes) bytes", offset: buffer.offset)
                     }
@@ -146,7 +147,7 @@ public struct HTTP1BodyDecoder: Hashable, Sendable {
             buffer.skip(2)
             return [:]
         }
-        guard let end = buffer.firstEmptyLine(within: limits.maxHeadBytes + 4) else {
+        guard let end = try buffer.endOfHead(within: limits.maxHeadBytes + 4, status: self.errorStatus, place: "trailer section") else {
             if buffer.count > limits.maxHeadBytes {
                 throw HTTPProtocolError(statusHint: self.errorStatus == 400 ? 431 : self.errorStatus, "trailer section larger than \(limits.maxHeadBytes) bytes", offset: buffer.offset)
             }
@@ -155,7 +156,20 @@ public struct HTTP1BodyDecoder: Hashable, Sendable {
         let offset = buffer.offset
         let section = buffer.read(end)
         buffer.skip(4)
-        return try HTTP1HeadParser.fields(section, offset: offset, maxCount: limits.maxHeaderCount, status: self.errorStatus)
+        let fields = try HTTP1HeadParser.fields(section, offset: offset, maxCount: limits.maxHeaderCount, status: self.errorStatus)
+        return Self.permittedTrailers(fields)
+    }
+
+    /// Trailer fields without those a trailer section must not carry (RFC 9110 §6.5.1): framing
+    /// (`Content-Length`, `Transfer-Encoding`), routing (`Host`) and hop-by-hop fields. A
+    /// recipient that removes the chunked coding may discard trailers (§6.5.2); passing these on
+    /// would let a client change how the next hop frames or routes the message.
+    static func permittedTrailers(_ trailers: HTTPHeaders) -> HTTPHeaders {
+        func forbidden(_ field: HTTPHeaders.Field) -> Bool {
+            HTTPProxyRules.isHopByHop(field.name) || HTTPHeaders.sameName(field.name, "content-length") || HTTPHeaders.sameName(field.name, "host")
+        }
+        guard trailers.fields.contains(where: forbidden) else { return trailers }
+        return HTTPHeaders(trailers.fields.filter { !forbidden($0) })
     }
 
     static func hexValue(_ byte: UInt8) -> UInt8? {

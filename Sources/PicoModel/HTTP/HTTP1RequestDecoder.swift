@@ -124,7 +124,7 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
             }
             self.buffer.skip(2)
         }
-        guard let end = self.buffer.firstEmptyLine(within: self.limits.maxHeadBytes + 4) else {
+        guard let end = try self.buffer.endOfHead(within: self.limits.maxHeadBytes + 4, status: 400, place: "request head") else {
             try self.checkIncompleteHead()
             return nil
         }
@@ -132,7 +132,7 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
         let bytes = self.buffer.read(end)
         self.buffer.skip(4)
         let limits = self.limits
-        let head = try bytes.withUnsafeBufferPointer { (bytes: UnsafeBufferPointer<UInt8>) throws(HTTPProtocolError) -> HTTPRequestHead in
+        let parsed = try bytes.withUnsafeBufferPointer { (bytes: UnsafeBufferPointer<UInt8>) throws(HTTPProtocolError) -> HTTPRequestHead in
             let lines = try HTTP1HeadParser.lines(bytes, offset: offset)
             guard lines.start.count <= limits.maxStartLineBytes else {
                 throw HTTPProtocolError(statusHint: 414, "request line longer than \(limits.maxStartLineBytes) bytes", offset: offset)
@@ -141,7 +141,8 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
             let headers = try HTTP1HeadParser.fields(bytes, from: lines.fieldsFrom, offset: offset, maxCount: limits.maxHeaderCount, status: 400)
             return HTTPRequestHead(method: method, target: target, version: version, headers: headers)
         }
-        try Self.checkHost(head, offset: offset)
+        try Self.checkHost(parsed, offset: offset)
+        let head = try Self.originForm(of: parsed, offset: offset)
         let framing = try HTTP1Framing.request(head, offset: offset)
         self.headFraming = framing
         let upgrade = head.isUpgrade || head.method == "CONNECT"
@@ -151,7 +152,8 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
 
     /// No complete head yet: fail when it can no longer fit, or when the client closed mid-head.
     private mutating func checkIncompleteHead() throws(HTTPProtocolError) {
-        if self.buffer.firstCRLF(within: self.limits.maxStartLineBytes + 2) == nil, self.buffer.count > self.limits.maxStartLineBytes {
+        if try self.buffer.endOfLine(within: self.limits.maxStartLineBytes + 2, status: 400, place: "request line") == nil,
+            self.buffer.count > self.limits.maxStartLineBytes {
             throw HTTPProtocolError(statusHint: 414, "request line longer than \(self.limits.maxStartLineBytes) bytes", offset: self.buffer.offset)
         }
         if self.buffer.count > self.limits.maxHeadBytes {
@@ -159,6 +161,43 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
         }
         if self.sawEOF, !self.buffer.isEmpty {
             throw HTTPProtocolError(statusHint: 400, "connection closed inside the request head", offset: self.buffer.offset)
+        }
+    }
+
+    /// An absolute-form target (`http://authority/path?query`) as origin form (`/path?query`)
+    /// with `Host` set to the authority, which replaces any `Host` field the client sent (RFC
+    /// 9112 §3.2.2): everything after the decoder (routing, the `/_pico` paths, the upstream)
+    /// sees one form. Only `http` and `https` are accepted, and an authority with user
+    /// information or bytes a host cannot hold is refused (400). Other targets are unchanged.
+    static func originForm(of head: HTTPRequestHead, offset: Int) throws(HTTPProtocolError) -> HTTPRequestHead {
+        guard let first = head.target.utf8.first, first != 0x2F, first != 0x2A, head.method != "CONNECT" else { return head }
+        let target = Substring(head.target)
+        guard let colon = target.firstIndex(of: ":"), target[colon...].hasPrefix("://") else {
+            throw HTTPProtocolError(statusHint: 400, "request target is neither a path nor an absolute URL", offset: offset)
+        }
+        let scheme = target[..<colon].lowercased()
+        guard scheme == "http" || scheme == "https" else {
+            throw HTTPProtocolError(statusHint: 400, "unsupported scheme '\(scheme.prefix(16))' in the request target", offset: offset)
+        }
+        let rest = target[target.index(colon, offsetBy: 3)...]
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        guard !authority.isEmpty, authority.utf8.allSatisfy(Self.isAuthorityByte) else {
+            throw HTTPProtocolError(statusHint: 400, "request target's authority is empty or holds user information or bytes a host cannot hold", offset: offset)
+        }
+        let pathAndQuery = rest[authorityEnd...]
+        var result = head
+        result.target = pathAndQuery.first == "/" ? String(pathAndQuery) : "/" + pathAndQuery
+        result.headers.replaceOrAdd(name: "Host", value: String(authority))
+        return result
+    }
+
+    /// RFC 3986 unreserved, pct-encoded, sub-delims, ":" and the brackets of an IP literal; not "@".
+    static func isAuthorityByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
+        case 0x2D, 0x2E, 0x5F, 0x7E, 0x25, 0x21, 0x24, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x2B, 0x2C, 0x3B, 0x3D, 0x3A, 0x5B, 0x5D: true
+        default: false
         }
     }
 

@@ -97,7 +97,7 @@ public struct HTTP1ResponseDecoder: Hashable, Sendable {
     }
 
     private mutating func nextHead(requestMethod: String) throws(HTTPProtocolError) -> Part? {
-        guard let end = self.buffer.firstEmptyLine(within: self.limits.maxHeadBytes + 4) else {
+        guard let end = try self.buffer.endOfHead(within: self.limits.maxHeadBytes + 4, status: 502, place: "response head") else {
             if self.buffer.count > self.limits.maxHeadBytes {
                 throw HTTPProtocolError(statusHint: 502, "response head larger than \(self.limits.maxHeadBytes) bytes", offset: self.buffer.offset)
             }

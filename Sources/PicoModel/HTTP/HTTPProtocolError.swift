@@ -40,3 +40,25 @@ public struct HTTPDecoderLimits: Hashable, Sendable {
     /// The defaults above.
     public init() {}
 }
+
+extension StreamBuffer {
+    /// `firstEmptyLine(within:)` for HTTP: a bare CR or LF before the end of the head (or trailer
+    /// section) is refused at once with `status`, naming `place`, instead of waiting for a CRLF
+    /// CRLF that a bare-LF client never sends.
+    mutating func endOfHead(within limit: Int, status: Int, place: String) throws(HTTPProtocolError) -> Int? {
+        do throws(BareLineBreak) {
+            return try self.firstEmptyLine(within: limit)
+        } catch {
+            throw HTTPProtocolError(statusHint: status, "\(error.name) in the \(place)", offset: self.offset + error.index)
+        }
+    }
+
+    /// `firstCRLF(within:)` for HTTP, refusing a bare CR or LF as `endOfHead` does.
+    mutating func endOfLine(within limit: Int, status: Int, place: String) throws(HTTPProtocolError) -> Int? {
+        do throws(BareLineBreak) {
+            return try self.firstCRLF(within: limit)
+        } catch {
+            throw HTTPProtocolError(statusHint: status, "\(error.name) in the \(place)", offset: self.offset + error.index)
+        }
+    }
+}

@@ -72,22 +72,60 @@ public enum HTTPProxyRules {
         (try? HTTP1Framing.response(head, requestMethod: requestMethod, offset: 0)) ?? .untilClose
     }
 
-    /// The request as sent upstream: HTTP/1.1, end-to-end fields, the body framing restated
-    /// (`Content-Length` kept, chunked re-chunked), `X-Forwarded-For` appended with `clientIP`,
-    /// `X-Forwarded-Proto` and `X-Forwarded-Host` set unless present, and `x-pico-forward: true`
-    /// (as Piko marks every proxied request).
-    /// `framing` is the request's, when the caller has it from the decoder.
-    public static func upstreamRequest(_ head: HTTPRequestHead, clientIP: String?, scheme: String, framing: HTTPBodyFraming? = nil) -> HTTPRequestHead {
+    /// Where a node sends a request next.
+    public enum NextHop: Hashable, Sendable {
+        /// Into one of its own tunnels, to the agent and the upstream service.
+        case tunnel
+        /// To another node that has a tunnel (a forward, at most one per request).
+        case peer
+    }
+
+    /// The request as sent to `hop`: HTTP/1.1, end-to-end fields, the body framing restated once
+    /// (one `Content-Length` field, or chunked re-chunked), `X-Forwarded-For` appended with
+    /// `clientIP`. `X-Forwarded-Proto` and `X-Forwarded-Host` state what this node saw (`scheme`
+    /// and `Host`), replacing the client's own, except on a request a peer forwarded
+    /// (`arrivedFromPeer`), whose values the peer set. `x-pico-forward: true` marks a request
+    /// to a peer and nothing else: it never reaches an upstream service, and a client's own is
+    /// dropped. `framing` is the request's, when the caller has it from the decoder.
+    public static func upstreamRequest(
+        _ head: HTTPRequestHead, clientIP: String?, scheme: String, to hop: NextHop, arrivedFromPeer: Bool = false,
+        framing: HTTPBodyFraming? = nil
+    ) -> HTTPRequestHead {
         var headers = Self.endToEnd(head.headers, keepUpgrade: head.isUpgrade)
-        if (framing ?? Self.framing(ofRequest: head)) == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
+        let framing = framing ?? Self.framing(ofRequest: head)
+        if framing == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
+        Self.restateContentLength(framing, in: &headers)
         if let clientIP {
             let prior = head.headers["x-forwarded-for"].joined(separator: ", ")
             headers.replaceOrAdd(name: "X-Forwarded-For", value: prior.isEmpty ? clientIP : "\(prior), \(clientIP)")
         }
-        if !headers.contains("x-forwarded-proto") { headers.add(name: "X-Forwarded-Proto", value: scheme) }
-        if !headers.contains("x-forwarded-host"), let host = head.headers.first("host") { headers.add(name: "X-Forwarded-Host", value: host) }
-        headers.replaceOrAdd(name: "x-pico-forward", value: "true")
+        if !arrivedFromPeer || !headers.contains("x-forwarded-proto") { headers.replaceOrAdd(name: "X-Forwarded-Proto", value: scheme) }
+        if !arrivedFromPeer || !headers.contains("x-forwarded-host") {
+            if let host = head.headers.first("host") {
+                headers.replaceOrAdd(name: "X-Forwarded-Host", value: host)
+            } else {
+                headers.remove("x-forwarded-host")
+            }
+        }
+        switch hop {
+        case .peer: headers.replaceOrAdd(name: "x-pico-forward", value: "true")
+        case .tunnel: if headers.contains("x-pico-forward") { headers.remove("x-pico-forward") }
+        }
         return HTTPRequestHead(method: head.method, target: head.target, version: .http1_1, headers: headers)
+    }
+
+    /// A `Content-Length` the decoder accepted as several equal fields or a list (`2, 2`) is
+    /// sent on as one field with one value; the next hop may read the list form differently
+    /// (RFC 9110 §8.6). One plain field, the usual case, is left as it is without a copy.
+    static func restateContentLength(_ framing: HTTPBodyFraming, in headers: inout HTTPHeaders) {
+        guard case .length(let length) = framing else { return }
+        var fields = 0
+        var listed = false
+        for field in headers.fields where HTTPHeaders.sameName(field.name, "content-length") {
+            fields += 1
+            if field.value.utf8.contains(0x2C) { listed = true }
+        }
+        if fields > 1 || listed { headers.replaceOrAdd(name: "Content-Length", value: String(length)) }
     }
 
     /// How a response body is sent to a client.
@@ -113,7 +151,9 @@ public enum HTTPProxyRules {
         var headers = Self.endToEnd(head.headers, keepUpgrade: head.status == 101)
         let framing: ClientFraming
         var keepAlive = clientKeepAlive
-        switch upstreamFraming ?? Self.framing(ofResponse: head, requestMethod: requestMethod) {
+        let upstreamFraming = upstreamFraming ?? Self.framing(ofResponse: head, requestMethod: requestMethod)
+        Self.restateContentLength(upstreamFraming, in: &headers)
+        switch upstreamFraming {
         case .none: framing = .none
         case .length: framing = .length
         case .chunked, .untilClose:

@@ -181,8 +181,7 @@ final class ProxyConnection: ConnectionDelegate {
     /// Routes the exchange and starts it on its upstream (or answers, or moves the connection).
     private func dispatch(_ exchange: ProxyExchange) {
         let moves = exchange.moves
-        let forwarded = exchange.head.headers.first("x-pico-forward") == "true"
-        switch self.shard.route(endpoint: exchange.endpoint, forwarded: forwarded, mayMove: moves < Self.maxMoves, avoiding: exchange.avoiding) {
+        switch self.shard.route(endpoint: exchange.endpoint, forwarded: exchange.arrivedFromPeer, mayMove: moves < Self.maxMoves, avoiding: exchange.avoiding) {
         case .reject(let status, let message):
             if !exchange.avoiding.isEmpty {
                 // Every holder left to try failed: the first failure's answer, not "no upstreams".
@@ -217,7 +216,9 @@ final class ProxyConnection: ConnectionDelegate {
     private func start(_ exchange: ProxyExchange, on upstream: any ExchangeUpstream) {
         exchange.upstream = upstream
         exchange.response.expectResponse(to: exchange.head.method)
-        let request = HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(exchange.head, clientIP: self.clientIP, scheme: "http", framing: exchange.requestFraming))
+        let request = HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(
+            exchange.head, clientIP: self.clientIP, scheme: "http", to: exchange.forwardedTo == nil ? .tunnel : .peer,
+            arrivedFromPeer: exchange.arrivedFromPeer, framing: exchange.requestFraming))
         if exchange.requestFraming == .none, !exchange.head.isUpgrade, exchange.head.method != "CONNECT" {
             request.withUnsafeBytes { upstream.sendWhole(raw: $0) }
         } else {

@@ -11,6 +11,9 @@ final class ProxyExchange: TunnelStreamHandler {
     let startedAt: Instant
     let endpoint: String?
     let requestFraming: HTTPBodyFraming
+    /// The request carries `x-pico-forward: true`: a peer forwarded it, so it is never
+    /// forwarded again (one hop) and keeps the peer's `X-Forwarded-Proto` and `-Host`.
+    let arrivedFromPeer: Bool
     /// The local tunnel the request was routed to (for the in-flight accounting).
     var tunnelID: TunnelID?
     /// The node the request was forwarded to (nil when it went to a local tunnel).
@@ -50,6 +53,7 @@ final class ProxyExchange: TunnelStreamHandler {
         self.startedAt = startedAt
         self.endpoint = HTTPProxyRules.endpoint(of: head)
         self.requestFraming = requestFraming
+        self.arrivedFromPeer = head.headers.first("x-pico-forward") == "true"
         self.keepAlive = head.keepAlive
     }
 }

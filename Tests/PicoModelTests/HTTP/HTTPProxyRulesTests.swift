@@ -43,7 +43,7 @@ struct HTTPProxyRulesTests {
             "Host": "foo.example.com", "Connection": "keep-alive, X-Secret", "X-Secret": "1", "Keep-Alive": "timeout=5",
             "TE": "trailers", "Proxy-Authorization": "Basic x", "X-Forwarded-For": "9.9.9.9", "Transfer-Encoding": "chunked", "Accept": "*/*",
         ])
-        let upstream = HTTPProxyRules.upstreamRequest(head, clientIP: "1.2.3.4", scheme: "http")
+        let upstream = HTTPProxyRules.upstreamRequest(head, clientIP: "1.2.3.4", scheme: "http", to: .peer)
         let names = upstream.headers.map { $0.name.lowercased() }
         for gone in ["connection", "x-secret", "keep-alive", "te", "proxy-authorization"] { #expect(!names.contains(gone), "\(gone)") }
         #expect(upstream.headers.first("x-forwarded-for") == "9.9.9.9, 1.2.3.4")
@@ -56,7 +56,7 @@ struct HTTPProxyRulesTests {
 
     @Test func test_upstreamRequest_keepsAnUpgradeHandshake() {
         let head = self.request(["Host": "a.b.c", "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "k"])
-        let upstream = HTTPProxyRules.upstreamRequest(head, clientIP: nil, scheme: "http")
+        let upstream = HTTPProxyRules.upstreamRequest(head, clientIP: nil, scheme: "http", to: .tunnel)
         #expect(upstream.isUpgrade)
         #expect(upstream.headers.first("upgrade") == "websocket")
     }
