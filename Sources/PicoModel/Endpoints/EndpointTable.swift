@@ -38,6 +38,15 @@ public struct EndpointTable: Hashable, Sendable {
     public static let maxEntriesPerOwner = 65_536
     /// Bound on the encoded size of one gossiped delta, so it always fits a datagram.
     public static let maxDeltaBytes = 512
+    /// The default bound on entries across every owner (about 80 MiB at the longest IDs).
+    public static let defaultMaxEntries = 262_144
+
+    /// Bound on entries across every owner: a new remote entry beyond it is ignored, as one beyond
+    /// `maxEntriesPerOwner` is, so members that gossip endless endpoints (forged or broken) cannot
+    /// exhaust memory. Our own entries always fit (the runtime bounds our tunnels).
+    public let maxEntries: Int
+    /// Entries across every owner (removal markers included).
+    public private(set) var entryCount = 0
 
     /// The local owner (changes on rebirth).
     public private(set) var localOwner: NodeUID
@@ -50,10 +59,23 @@ public struct EndpointTable: Hashable, Sendable {
     /// Owners by endpoint with a non-zero count (the routing index).
     private var index: [String: [NodeUID: UInt32]] = [:]
 
-    /// Creates an empty table owned by `localOwner`.
-    public init(localOwner: NodeUID) {
+    /// Creates an empty table owned by `localOwner`, holding at most `maxEntries` entries.
+    public init(localOwner: NodeUID, maxEntries: Int = EndpointTable.defaultMaxEntries) {
         self.localOwner = localOwner
+        self.maxEntries = maxEntries
         self.owners[localOwner] = OwnerState()
+    }
+
+    /// Stores `state` as `owner`'s, keeping `entryCount` true.
+    private mutating func store(_ state: OwnerState, for owner: NodeUID) {
+        self.entryCount += state.entries.count - (self.owners[owner]?.entries.count ?? 0)
+        self.owners[owner] = state
+    }
+
+    /// How many entries `owner` may hold: its share of the table-wide bound, and the per-owner one.
+    private func entryLimit(of owner: NodeUID) -> Int {
+        let others = self.entryCount - (self.owners[owner]?.entries.count ?? 0)
+        return min(Self.maxEntriesPerOwner, max(0, self.maxEntries - others))
     }
 
     // MARK: - Local entries
@@ -72,7 +94,7 @@ public struct EndpointTable: Hashable, Sendable {
             state.entries[endpoint] = Entry(count: count, version: self.localVersion)
         }
         state.knownVersion = self.localVersion
-        self.owners[self.localOwner] = state
+        self.store(state, for: self.localOwner)
         self.setIndex(endpoint: endpoint, owner: self.localOwner, count: count)
         return EndpointDelta(owner: self.localOwner, base: base, entries: [.init(endpoint: endpoint, count: count, version: self.localVersion)])
     }
@@ -100,7 +122,7 @@ public struct EndpointTable: Hashable, Sendable {
         self.removedOwners.remove(old)
         self.localOwner = newOwner
         self.localVersion = 0
-        self.owners[newOwner] = OwnerState()
+        self.store(OwnerState(), for: newOwner)
         self.removedOwners.remove(newOwner)
         var deltas: [EndpointDelta] = []
         for entry in entries {
@@ -119,9 +141,10 @@ public struct EndpointTable: Hashable, Sendable {
         var changes: [Change] = []
         guard delta.owner != self.localOwner, !self.removedOwners.contains(delta.owner), delta.isWellFormed else { return changes }
         var state = self.owners[delta.owner] ?? OwnerState()
+        let limit = self.entryLimit(of: delta.owner)
         for entry in delta.entries where entry.version > state.knownVersion {
             if let existing = state.entries[entry.endpoint], existing.version >= entry.version { continue }
-            if state.entries[entry.endpoint] == nil, state.entries.count >= Self.maxEntriesPerOwner { continue }
+            if state.entries[entry.endpoint] == nil, state.entries.count >= limit { continue }
             let previous = state.entries[entry.endpoint]?.count ?? 0
             state.entries[entry.endpoint] = Entry(count: entry.count, version: entry.version)
             if previous != entry.count {
@@ -132,7 +155,7 @@ public struct EndpointTable: Hashable, Sendable {
             state.knownVersion = delta.lastVersion
         }
         state.entries = state.entries.filter { $0.value.count > 0 || $0.value.version > state.knownVersion }
-        self.owners[delta.owner] = state
+        self.store(state, for: delta.owner)
         for change in changes { self.setIndex(endpoint: change.endpoint, owner: change.owner, count: change.count) }
         return changes
     }
@@ -145,12 +168,13 @@ public struct EndpointTable: Hashable, Sendable {
         var state = self.owners[snapshot.owner] ?? OwnerState()
         guard snapshot.version > state.knownVersion else { return changes }
         var next: [String: Entry] = [:]
-        for entry in snapshot.entries where entry.count > 0 && entry.version <= snapshot.version {
-            next[entry.endpoint] = Entry(count: entry.count, version: entry.version)
-            if next.count >= Self.maxEntriesPerOwner { break }
-        }
+        let limit = self.entryLimit(of: snapshot.owner)
         for (endpoint, entry) in state.entries where entry.version > snapshot.version {
             next[endpoint] = entry
+        }
+        for entry in snapshot.entries where entry.count > 0 && entry.version <= snapshot.version && next[entry.endpoint] == nil {
+            guard next.count < limit else { break }
+            next[entry.endpoint] = Entry(count: entry.count, version: entry.version)
         }
         for endpoint in Set(state.entries.keys).union(next.keys).sorted() {
             let before = state.entries[endpoint]?.count ?? 0
@@ -159,7 +183,7 @@ public struct EndpointTable: Hashable, Sendable {
         }
         state.entries = next
         state.knownVersion = snapshot.version
-        self.owners[snapshot.owner] = state
+        self.store(state, for: snapshot.owner)
         for change in changes { self.setIndex(endpoint: change.endpoint, owner: change.owner, count: change.count) }
         return changes
     }
@@ -170,6 +194,7 @@ public struct EndpointTable: Hashable, Sendable {
         var changes: [Change] = []
         self.removedOwners.insert(owner)
         guard let state = self.owners.removeValue(forKey: owner) else { return changes }
+        self.entryCount -= state.entries.count
         for (endpoint, entry) in state.entries.sorted(by: { $0.key < $1.key }) where entry.count > 0 {
             changes.append(Change(endpoint: endpoint, owner: owner, count: 0))
             self.setIndex(endpoint: endpoint, owner: owner, count: 0)
@@ -230,6 +255,10 @@ public struct EndpointTable: Hashable, Sendable {
             }
         }
         if rebuilt != self.index { problems.append("routing index does not match the entries") }
+        let stored = self.owners.values.reduce(0) { $0 + $1.entries.count }
+        if stored != self.entryCount { problems.append("entry count \(self.entryCount) differs from the \(stored) entries held") }
+        let remote = stored - (self.owners[self.localOwner]?.entries.count ?? 0)
+        if remote > self.maxEntries { problems.append("\(remote) remote entries exceed the bound of \(self.maxEntries)") }
         return problems.sorted()
     }
 

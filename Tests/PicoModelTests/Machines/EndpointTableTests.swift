@@ -22,6 +22,27 @@ struct EndpointTableTests {
         #expect(table.checkInvariants() == [])
     }
 
+    @Test func test_entriesAcrossOwners_stayWithinTheTableBound_whateverDeltasAndSnapshotsClaim() {
+        var table = EndpointTable(localOwner: self.local, maxEntries: 10)
+        _ = table.setLocalCount(1, for: "mine")
+        for owner in 2...5 {
+            let entries = (1...6).map { EndpointDelta.Entry(endpoint: "e\($0)", count: 1, version: UInt64($0)) }
+            _ = table.apply(EndpointDelta(owner: NodeUID(UInt64(owner)), base: 0, entries: entries))
+            #expect(table.checkInvariants() == [])
+        }
+        #expect(table.entryCount == 10, "9 remote entries fit beside our own; the rest are ignored")
+        // A snapshot cannot grow an owner past the bound either, but updates of known entries apply.
+        let snapshot = StateExchange.EndpointSnapshot(owner: NodeUID(5), version: 40, entries: (1...30).map { .init(endpoint: "s\($0)", count: 2, version: UInt64($0)) })
+        _ = table.apply(snapshot)
+        #expect(table.entryCount <= 10 && table.checkInvariants() == [])
+        _ = table.apply(EndpointDelta(owner: NodeUID(2), base: 6, entries: [.init(endpoint: "e1", count: 7, version: 7)]))
+        #expect(table.owners(of: "e1").contains { $0.owner == NodeUID(2) && $0.count == 7 })
+        // Room frees up when an owner goes.
+        _ = table.removeOwner(NodeUID(2))
+        _ = table.apply(EndpointDelta(owner: NodeUID(3), base: 6, entries: [.init(endpoint: "late", count: 1, version: 7)]))
+        #expect(table.owners(of: "late").count == 1 && table.checkInvariants() == [])
+    }
+
     @Test func test_applyingTheSameDeltaTwice_isHarmless() {
         var table = EndpointTable(localOwner: self.local)
         let update = self.delta(base: 0, [("svc", 3, 1)])
