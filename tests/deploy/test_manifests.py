@@ -231,5 +231,50 @@ class ManifestTests(unittest.TestCase):
         self.assertEqual(budget["spec"]["maxUnavailable"], 1)
 
 
+    def test_networkPolicy_keepsGossipAndAdminFromStrangers(self):
+        objects = plain_objects()
+        labels = objects[("StatefulSet", "pico")]["spec"]["template"]["metadata"]["labels"]
+        policy = objects[("NetworkPolicy", "pico")]["spec"]
+        self.assertTrue(set(policy["podSelector"]["matchLabels"].items()) <= set(labels.items()))
+        self.assertEqual(policy["policyTypes"], ["Ingress"])
+        self.assertEqual(allowed_sources(policy, labels), {
+            (8000, "TCP"): {"anywhere"}, (8001, "TCP"): {"anywhere"},
+            (8002, "TCP"): {"pico pods", "namespace monitoring"},
+            (8003, "TCP"): {"pico pods"}, (8003, "UDP"): {"pico pods"},
+        })
+        # The chart: the same policy on its own ports; no monitoring rule without a namespace; off when disabled.
+        values = {"ports": {"proxy": 9000, "upstream": 9001, "admin": 9002, "gossip": 9003}, "networkPolicy": {"monitoringNamespace": ""}}
+        rendered = by_kind_and_name(load_all(render("edge", values)))
+        chart_labels = rendered[("StatefulSet", "edge-pico")]["spec"]["template"]["metadata"]["labels"]
+        self.assertEqual(allowed_sources(rendered[("NetworkPolicy", "edge-pico")]["spec"], chart_labels), {
+            (9000, "TCP"): {"anywhere"}, (9001, "TCP"): {"anywhere"}, (9002, "TCP"): {"pico pods"},
+            (9003, "TCP"): {"pico pods"}, (9003, "UDP"): {"pico pods"},
+        })
+        self.assertNotIn(("NetworkPolicy", "pico"), by_kind_and_name(load_all(render(values={"networkPolicy": {"enabled": False}}))))
+
+
+def allowed_sources(policy, pod_labels):
+    """Which sources each (port, protocol) admits under `policy`: "anywhere", "pico pods" (a
+    podSelector that picks the pods themselves) or "namespace NAME"."""
+    sources = {}
+    for rule in policy["ingress"]:
+        peers = rule.get("from")
+        if not peers:
+            names = {"anywhere"}
+        else:
+            names = set()
+            for peer in peers:
+                if "podSelector" in peer and "namespaceSelector" not in peer:
+                    selector = peer["podSelector"].get("matchLabels", {})
+                    names.add("pico pods" if selector and set(selector.items()) <= set(pod_labels.items()) else f"pods {selector}")
+                elif "namespaceSelector" in peer:
+                    names.add("namespace " + peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+                else:
+                    names.add(f"other {peer}")
+        for port in rule.get("ports") or [{"port": "all", "protocol": "all"}]:
+            sources.setdefault((port["port"], port.get("protocol", "TCP")), set()).update(names)
+    return sources
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
