@@ -62,7 +62,9 @@ public enum ServerOptions {
     /// lists of one side is an error.
     static func headerList(_ side: String, allow: Bool, _ path: WritableKeyPath<ServerSettings, HeaderLogFilter> & Sendable) -> ServerOption {
         let key = "proxy.access_log.\(side)_headers.\(allow ? "allow_list" : "block_list")"
-        let help = allow ? "Only these \(side) headers appear in access-log lines (comma-separated)." : "These \(side) headers never appear in access-log lines (comma-separated)."
+        let help = allow
+            ? "Only these \(side) headers appear in access-log lines (comma-separated); the only way to log Authorization, Proxy-Authorization, Cookie, Set-Cookie or x-pico-authorization."
+            : "These \(side) headers never appear in access-log lines (comma-separated); Authorization, Proxy-Authorization, Cookie, Set-Cookie and x-pico-authorization never do unless an allow list names them."
         return ServerOption(key: key, defaultText: "[]", help: help) { settings, text in
             let names = text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }
             let other: [String]

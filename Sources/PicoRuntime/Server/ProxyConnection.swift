@@ -196,7 +196,7 @@ final class ProxyConnection: ConnectionDelegate {
                 return
             }
             exchange.forwardedTo = uid
-            self.shard.metrics.update { $0.remoteRequests[name, default: 0] += 1 }
+            self.shard.metrics.update { $0.remoteRequests.add(1, to: name) }
             self.start(exchange, on: upstream)
         case .move(let target):
             self.move(exchange, to: target, moves: moves + 1)

@@ -1,0 +1,185 @@
+"""End-to-end tests of `pico server` against hostile clients on loopback: metric label sets that
+clients cannot grow, error answers that reach clients still sending, secrets kept out of the
+access log, connection caps on every port, descriptor exhaustion under a low limit, and silent
+or idle connections that cannot hold the proxy's cap.
+
+Run: python3 tests/e2e/test_hostile.py <path to the pico binary>
+"""
+import http.server
+import json
+import os
+import resource
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import harness
+from harness import Node, read_until_closed, request, start_agent, wait_until
+
+harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
+
+# The floods below hold more sockets than a default soft limit of 1024 allows.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
+
+
+def pipeline(port, heads, timeout=60):
+    """Sends `heads` (complete request heads) on one connection from a second thread while
+    reading; returns every byte received once as many answers as heads arrived."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        sender = threading.Thread(target=lambda: s.sendall(b"".join(heads)))
+        sender.start()
+        received = b""
+        while received.count(b"HTTP/1.1 ") < len(heads):
+            piece = s.recv(1 << 20)
+            if not piece:
+                break
+            received += piece
+        sender.join()
+        return received
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of process `pid`."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_flood(port, count):
+    """`count` connections to `port` that send nothing (some may be refused or reset)."""
+    sockets = []
+    for _ in range(count):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        sockets.append(s)
+    return sockets
+
+
+class CookieBackend(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with a Set-Cookie and an ordinary header."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Set-Cookie", "session=s3cr3t")
+        self.send_header("X-Other", "visible")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+
+class MetricsTests(unittest.TestCase):
+    """No value a client chooses becomes a metric label without a bound."""
+
+    def setUp(self):
+        self.node = Node()
+
+    def tearDown(self):
+        self.node.stop()
+
+    def test_tenThousandDistinctMethods_growMetricsByLessThan64KiB_countAsOther_andScrapesStayQuick(self):
+        before = len(self.node.admin_get("/metrics")[1])
+        heads = [f"M{index:05d} / HTTP/1.1\r\nHost: x\r\nx-pico-endpoint: none\r\n\r\n".encode() for index in range(10_000)]
+        for start in range(0, len(heads), 2_000):
+            answers = pipeline(self.node.proxy, heads[start:start + 2_000])
+            self.assertEqual(answers.count(b"HTTP/1.1 "), 2_000)
+        status, body = self.node.admin_get("/metrics")
+        self.assertEqual(status, 200)
+        growth = len(body) - before
+
+        # Scrapes in a loop while clients send requests: both stay quick.
+        stop = threading.Event()
+        scrapes = []
+
+        def scrape():
+            while not stop.is_set():
+                started = time.time()
+                self.node.admin_get("/metrics")
+                scrapes.append(time.time() - started)
+
+        thread = threading.Thread(target=scrape)
+        thread.start()
+        latencies = []
+        try:
+            for _ in range(100):
+                started = time.time()
+                self.assertEqual(request(self.node, "GET", "/", endpoint="none")[0], 502)
+                latencies.append(time.time() - started)
+        finally:
+            stop.set()
+            thread.join()
+        scrapes.sort()
+        median = scrapes[len(scrapes) // 2]
+        print(f"\n  /metrics grew by {growth} bytes for 10,000 distinct methods; median scrape {median * 1000:.1f} ms, "
+              f"slowest proxy request during scrapes {max(latencies) * 1000:.1f} ms", file=sys.stderr)
+        self.assertLess(growth, 64 * 1024)
+        self.assertLess(median, 0.025, "a scrape is quick")
+        self.assertLess(max(latencies), 0.5, "proxy requests during scrapes are quick")
+        text = body.decode()
+        self.assertFalse('method="M00001"' in text, "a method outside the standard set is no label")
+        other = [line for line in text.splitlines() if line.startswith('pico_proxy_requests_total{method="OTHER"')]
+        self.assertEqual(sum(float(line.split()[-1]) for line in other), 10_000)
+
+
+class AccessLogTests(unittest.TestCase):
+    """The access log leaves secrets out unless an allow list names them."""
+
+    def setUp(self):
+        self.backend = socketserver.ThreadingTCPServer(("127.0.0.1", 0), CookieBackend)
+        self.backend.daemon_threads = True
+        threading.Thread(target=self.backend.serve_forever, daemon=True).start()
+        self.processes = []
+
+    def tearDown(self):
+        for process in self.processes:
+            process.kill()
+        self.backend.shutdown()
+        self.backend.server_close()
+
+    def logged_request(self, *flags):
+        node = Node(*flags)
+        self.processes.append(node.process)
+        self.processes.append(start_agent(node, "app", self.backend.server_address[1]))
+        secrets = {"Authorization": "Bearer a", "Proxy-Authorization": "Basic b", "Cookie": "c=d", "x-pico-authorization": "e", "X-Trace": "t-1"}
+        status, body, _ = request(node, "GET", "/", headers=secrets)
+        self.assertEqual((status, body), (200, b"ok"))
+        node.process.send_signal(signal.SIGTERM)
+        node.process.wait(timeout=20)
+        with open(node.log.name) as log:
+            records = [json.loads(line) for line in log if line.startswith("{") and '"msg":"request"' in line]
+        self.assertEqual(len(records), 1)
+        return records[0]["request"]
+
+    def test_defaultLine_leavesOutAuthorizationCookiesAndPicoTokens(self):
+        logged = self.logged_request()
+        requested = {name.lower() for name in logged["request_headers"]}
+        answered = {name.lower() for name in logged["response_headers"]}
+        self.assertEqual(requested & {"authorization", "proxy-authorization", "cookie", "x-pico-authorization"}, set())
+        self.assertIn("x-trace", requested)
+        self.assertNotIn("set-cookie", answered)
+        self.assertIn("x-other", answered)
+        self.assertNotIn("s3cr3t", json.dumps(logged))
+        self.assertNotIn("Bearer a", json.dumps(logged))
+
+    def test_blockList_stillLeavesOutSecrets_andAnAllowListMayNameThem(self):
+        logged = self.logged_request("--proxy.access-log.request-headers.block-list", "x-trace")
+        self.assertEqual({name.lower() for name in logged["request_headers"]} & {"authorization", "cookie", "x-trace"}, set())
+        logged = self.logged_request("--proxy.access-log.request-headers.allow-list", "authorization,cookie",
+                                     "--proxy.access-log.response-headers.allow-list", "set-cookie")
+        self.assertEqual(logged["request_headers"], {"Authorization": "Bearer a", "Cookie": "c=d"})
+        self.assertEqual(logged["response_headers"], {"Set-Cookie": "session=s3cr3t"})
+
+
+if __name__ == "__main__":
+    print(f"logs in {harness.TMP}")
+    unittest.main(verbosity=2)
