@@ -131,6 +131,38 @@ class MetricsTests(unittest.TestCase):
         self.assertEqual(sum(float(line.split()[-1]) for line in other), 10_000)
 
 
+class LingeringCloseTests(unittest.TestCase):
+    """An error answer sent before closing a connection with unread input reaches the client."""
+
+    def setUp(self):
+        self.node = Node()
+
+    def tearDown(self):
+        self.node.stop()
+
+    def test_hundredClientsSendingA2MiBHeadInOneWrite_allRead431(self):
+        head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (2 * 1024 * 1024) + b"\r\n\r\n"
+        results = []
+
+        def client():
+            try:
+                with socket.create_connection(("127.0.0.1", self.node.proxy), timeout=30) as s:
+                    s.sendall(head)
+                    results.append(read_until_closed(s)[:12])
+            except OSError as error:
+                results.append(repr(error))
+
+        threads = [threading.Thread(target=client) for _ in range(100)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        read = sum(1 for result in results if result == b"HTTP/1.1 431")
+        print(f"\n  {read} of 100 clients read the 431", file=sys.stderr)
+        self.assertEqual(read, 100, [result for result in results if result != b"HTTP/1.1 431"][:5])
+        self.assertEqual(request(self.node, "GET", "/", endpoint="none")[0], 502, "the node still serves")
+
+
 class AccessLogTests(unittest.TestCase):
     """The access log leaves secrets out unless an allow list names them."""
 

@@ -46,7 +46,7 @@ final class AdminConnection: ConnectionDelegate {
             if self.decoder.state == .upgradePending { self.decoder.refuseUpgrade() }
         } catch {
             connection.write(ProxyErrors.response(status: error.statusHint, message: error.message, keepAlive: false))
-            connection.closeWhenWritten()
+            connection.closeLingering()
         }
     }
 

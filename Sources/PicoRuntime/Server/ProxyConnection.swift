@@ -43,6 +43,8 @@ final class ProxyConnection: ConnectionDelegate {
     private var bodyTimer: LoopTimer?
     private var lastClientRead: Instant
     private var clientFinished = false
+    /// Set when an error answer leaves input unread: the close lingers so the answer arrives.
+    private var unreadInput = false
     private var closed = false
     /// Leaving for another loop (once the previous answer is written): nothing more happens here.
     /// If the connection closes before it leaves, its request is no longer in flight.
@@ -467,7 +469,11 @@ final class ProxyConnection: ConnectionDelegate {
         }
         self.release(exchange, status: exchange.status)
         if !exchange.keepAlive || self.clientFinished {
-            self.connection.closeWhenWritten()
+            if !exchange.requestEnded || self.unreadInput {
+                self.connection.closeLingering()
+            } else {
+                self.connection.closeWhenWritten()
+            }
             return
         }
         self.armWaitTimer()
@@ -502,7 +508,13 @@ final class ProxyConnection: ConnectionDelegate {
         log.log(level, "request", fields)
     }
 
+    /// An error that ends the connection (a malformed request, a timeout): the answer is sent
+    /// and the connection closes lingering, so a client still sending reads the answer.
     private func answerAndClose(status: Int, message: String) {
+        self.unreadInput = true
+        self.wait = nil
+        // Nothing more is decoded: its buffer (up to a whole head) is given back now.
+        self.decoder = HTTP1RequestDecoder()
         if let exchange = self.exchange {
             if exchange.responseHeadSent {
                 self.failUpstream(exchange, message: message)  // closes the connection
@@ -514,7 +526,7 @@ final class ProxyConnection: ConnectionDelegate {
             self.answer(exchange, status: status, message: message)
         } else {
             self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
-            self.connection.closeWhenWritten()
+            self.connection.closeLingering()
         }
     }
 
@@ -570,7 +582,7 @@ final class ProxyConnection: ConnectionDelegate {
                 self.connection.close()
             } else {
                 self.connection.write(ProxyErrors.response(status: 408, message: "request header timeout", keepAlive: false))
-                self.connection.closeWhenWritten()
+                self.connection.closeLingering()
             }
         case .upstream(let exchange):
             guard exchange === self.exchange, !exchange.responseHeadSent else { return }

@@ -41,7 +41,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
         guard !self.closed, self.transport == nil else { return }
         self.handshakeTimer?.cancel()
         self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
-        self.connection.closeWhenWritten()
+        self.connection.closeLingering()
     }
 
     // MARK: Handshake
