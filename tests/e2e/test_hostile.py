@@ -212,6 +212,148 @@ class AccessLogTests(unittest.TestCase):
         self.assertEqual(logged["response_headers"], {"Set-Cookie": "session=s3cr3t"})
 
 
+class SilentAndIdleConnectionTests(unittest.TestCase):
+    """Silent and idle connections cannot hold the proxy's connection cap."""
+
+    def setUp(self):
+        self.nodes = []
+
+    def tearDown(self):
+        for node in self.nodes:
+            node.stop()
+
+    def node(self, *flags):
+        node = Node(*flags)
+        self.nodes.append(node)
+        return node
+
+    def test_aConnectionThatNeverSendsAByte_isClosedAfterTheHeaderTimeout_notTheIdleOne(self):
+        node = self.node("--proxy.http.read-header-timeout", "1s", "--proxy.http.idle-timeout", "5m")
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=8) as s:
+            started = time.time()
+            self.assertEqual(read_until_closed(s), b"")
+            self.assertLess(time.time() - started, 5)
+
+    def test_atTheCap_idleKeepAliveConnectionsCloseFirst_andOnlyThenANewClientGets503(self):
+        node = self.node("--proxy.http.max-connections", "3", "--proxy.http.read-header-timeout", "30s")
+        ask = b"GET / HTTP/1.1\r\nHost: x\r\nx-pico-endpoint: none\r\n\r\n"
+
+        def served(s):
+            s.sendall(ask)
+            answer = s.recv(65536)
+            return answer.startswith(b"HTTP/1.1 502") and b"too many connections" not in answer
+
+        idle = [socket.create_connection(("127.0.0.1", node.proxy), timeout=10) for _ in range(3)]
+        for s in idle:
+            self.assertTrue(served(s))
+            time.sleep(0.05)
+        # A fourth client at the cap: the longest-idle connection makes room.
+        newcomer = socket.create_connection(("127.0.0.1", node.proxy), timeout=10)
+        self.assertTrue(served(newcomer), "the new client is served, not refused")
+        self.assertEqual(read_until_closed(idle[0]), b"", "the longest-idle connection was closed")
+        # Three silent newcomers take the places of the three idle connections left...
+        silent = [socket.create_connection(("127.0.0.1", node.proxy), timeout=10) for _ in range(3)]
+        for s in idle[1:] + [newcomer]:
+            self.assertEqual(read_until_closed(s), b"")
+        # ...and with no idle connection left, the next client is told so.
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
+            self.assertIn(b"too many connections", read_until_closed(s))
+        for s in idle + silent + [newcomer]:
+            s.close()
+
+
+class DescriptorLimitTests(unittest.TestCase):
+    """Under `prlimit --nofile=1024`, a flood on one port leaves the others serving, and running
+    out of descriptors pauses accepting instead of spinning."""
+
+    def setUp(self):
+        self.backend = socketserver.ThreadingTCPServer(("127.0.0.1", 0), CookieBackend)
+        self.backend.daemon_threads = True
+        threading.Thread(target=self.backend.serve_forever, daemon=True).start()
+        wrapper = os.path.join(harness.TMP, "pico-nofile-1024")
+        with open(wrapper, "w") as f:
+            f.write(f"#!/bin/sh\nexec prlimit --nofile=1024:1024 {harness.PICO} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        pico, harness.PICO = harness.PICO, wrapper
+        try:
+            self.node = Node("--proxy.http.read-header-timeout", "60s")
+        finally:
+            harness.PICO = pico
+        self.agent = start_agent(self.node, "app", self.backend.server_address[1])
+        self.floods = []
+
+    def tearDown(self):
+        self.release()
+        self.agent.kill()
+        self.node.stop()
+        self.backend.shutdown()
+        self.backend.server_close()
+
+    def release(self):
+        for s in self.floods:
+            s.close()
+        self.floods = []
+
+    def metric(self, name, listener):
+        text = self.node.admin_get("/metrics")[1].decode()
+        line = next(line for line in text.splitlines() if line.startswith(f'{name}{{listener="{listener}"}}'))
+        return float(line.split()[-1])
+
+    def proxied(self, endpoint="app"):
+        try:
+            return request(self.node, "GET", "/", endpoint=endpoint, timeout=5)[:2] == (200, b"ok")
+        except OSError:
+            return False
+
+    def assert_a_new_tunnel_connects(self, endpoint, flooded):
+        """An agent connects through the upstream port: seen by the admin port while the proxy
+        port is `flooded`, else by serving through the proxy."""
+        log = open(os.path.join(harness.TMP, f"agent-{endpoint}.log"), "w")
+        agent = subprocess.Popen([harness.PICO, "agent", "http", endpoint, str(self.backend.server_address[1]),
+                                  "--connect.url", f"http://127.0.0.1:{self.node.upstream}", "--event-loops", "1"], stderr=log)
+        try:
+            if flooded == "proxy":
+                wait_until(lambda: self.node.endpoints().get(endpoint, 0) >= 1, what=f"a tunnel for {endpoint}")
+            else:
+                wait_until(lambda: self.proxied(endpoint), what=f"a tunnel for {endpoint}")
+        finally:
+            agent.kill()
+            agent.wait()
+
+    def test_aFloodOnEachPort_leavesTheOtherPortsServing(self):
+        ports = {"proxy": self.node.proxy, "admin": self.node.admin, "upstream": self.node.upstream, "gossip": self.node.gossip}
+        for name, port in ports.items():
+            self.floods = open_flood(port, 1_100)
+            time.sleep(1.5)
+            if name != "proxy":
+                self.assertTrue(self.proxied(), f"the proxy serves during a flood on the {name} port")
+            if name != "admin":
+                self.assertEqual(self.node.admin_get("/ready")[0], 200, f"/ready answers during a flood on the {name} port")
+                self.assertGreater(self.metric("pico_listener_refused_total", name), 0, f"the {name} port's cap refused the flood's excess")
+            if name != "upstream":
+                self.assert_a_new_tunnel_connects(f"extra-{name}", flooded=name)
+            self.release()
+            wait_until(lambda: self.proxied() and self.node.admin_get("/ready")[0] == 200, what=f"serving after the {name} flood")
+        self.assertGreater(self.metric("pico_listener_refused_total", "admin"), 0)
+        with open(self.node.log.name) as log:
+            limit = next(json.loads(line) for line in log if '"msg":"descriptor limit"' in line)
+        self.assertEqual((limit["soft_limit"], limit["proxy_max_connections"], limit["admin_max_connections"]), (1024, 768, 256))
+
+    def test_runningOutOfDescriptors_pausesAccepting_insteadOfSpinning(self):
+        # Two ports flooded at once take more descriptors than the limit allows.
+        self.floods = open_flood(self.node.proxy, 900) + open_flood(self.node.upstream, 900)
+        time.sleep(1)
+        before = cpu_seconds(self.node.process.pid)
+        time.sleep(3)
+        busy = cpu_seconds(self.node.process.pid) - before
+        print(f"\n  CPU while out of descriptors: {busy / 3 * 100:.0f} % of one core", file=sys.stderr)
+        self.release()
+        self.assertLess(busy, 0.6, "the node does not spin while out of descriptors")
+        wait_until(lambda: self.proxied() and self.node.admin_get("/ready")[0] == 200, timeout=20, what="serving again")
+        self.assertGreater(self.metric("pico_listener_accept_backoffs_total", "proxy") + self.metric("pico_listener_accept_backoffs_total", "upstream"), 0,
+                           "the node did run out of descriptors")
+
+
 if __name__ == "__main__":
     print(f"logs in {harness.TMP}")
     unittest.main(verbosity=2)

@@ -52,7 +52,10 @@ final class AdminConnection: ConnectionDelegate {
 
     func connectionDidReadEOF(_ connection: Connection) { connection.closeWhenWritten() }
 
-    func connectionDidClose(_ connection: Connection, error: SocketError?) { self.idleTimer?.cancel() }
+    func connectionDidClose(_ connection: Connection, error: SocketError?) {
+        self.idleTimer?.cancel()
+        self.node.adminConnectionClosed()
+    }
 
     private func armIdleTimer() {
         self.idleTimer?.cancel()

@@ -46,6 +46,11 @@ final class ProxyConnection: ConnectionDelegate {
     /// Set when an error answer leaves input unread: the close lingers so the answer arrives.
     private var unreadInput = false
     private var closed = false
+    /// True while in its shard's idle list (a keep-alive connection waiting for its next request).
+    private var isIdle = false
+    /// The idle list's links (see `IdleConnections`).
+    var idleNext: ProxyConnection?
+    unowned(unsafe) var idlePrevious: ProxyConnection?
     /// Leaving for another loop (once the previous answer is written): nothing more happens here.
     /// If the connection closes before it leaves, its request is no longer in flight.
     private var movedAway = false
@@ -74,7 +79,8 @@ final class ProxyConnection: ConnectionDelegate {
             self.begin(moved.head, moves: moved.moves, avoiding: moved.avoiding)
             self.processRequests()
         } else {
-            self.armWaitTimer()
+            // A new connection's first byte is due within the header timeout, not the idle one.
+            self.setWait(.head, after: shard.settings.readHeaderTimeout)
         }
     }
 
@@ -82,6 +88,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
         guard !self.movedAway else { return }
+        self.leaveIdle()
         self.lastClientRead = self.shard.loop.now
         if let exchange = self.exchange, exchange.upgraded {
             guard let upstream = exchange.upstream else { return }
@@ -132,6 +139,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
         self.closed = true
+        self.leaveIdle()
         self.waitTimer?.cancel()
         self.waitTimer = nil
         self.wait = nil
@@ -163,6 +171,7 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = []) {
+        self.leaveIdle()
         self.wait = nil
         let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: self.shard.loop.now)
         exchange.owner = self
@@ -549,10 +558,24 @@ final class ProxyConnection: ConnectionDelegate {
         }
     }
 
-    /// Between requests: the idle timeout, or the read-header timeout once a head has started.
+    /// Between requests: the idle timeout (and a place in the shard's idle list, which the
+    /// node closes first when it needs room at its cap), or the read-header timeout once a head
+    /// has started.
     private func armWaitTimer(headStarted: Bool = false) {
         let started = headStarted || !self.decoder.isIdle
         self.setWait(started ? .head : .idle, after: started ? self.shard.settings.readHeaderTimeout : self.shard.settings.idleTimeout)
+        if started {
+            self.leaveIdle()
+        } else if !self.isIdle {
+            self.isIdle = true
+            self.shard.becameIdle(self)
+        }
+    }
+
+    private func leaveIdle() {
+        guard self.isIdle else { return }
+        self.isIdle = false
+        self.shard.leftIdle(self)
     }
 
     /// Waits for `wait` until `delay` from now (replacing any other wait). The pending timer is
