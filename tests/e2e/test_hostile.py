@@ -131,6 +131,39 @@ class MetricsTests(unittest.TestCase):
         self.assertEqual(sum(float(line.split()[-1]) for line in other), 10_000)
 
 
+class AdminPipelineTests(unittest.TestCase):
+    """Pipelined admin requests whose answers are never read cannot queue answers without bound."""
+
+    def setUp(self):
+        self.node = Node()
+
+    def tearDown(self):
+        self.node.stop()
+
+    def resident_bytes(self):
+        with open(f"/proc/{self.node.process.pid}/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+    def test_tenThousandPipelinedScrapesNeverRead_keepTheNodesMemoryBounded(self):
+        before = self.resident_bytes()
+        with socket.create_connection(("127.0.0.1", self.node.admin), timeout=10) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.setblocking(False)
+            ask = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 10_000
+            sent = 0
+            deadline = time.time() + 5
+            while sent < len(ask) and time.time() < deadline:
+                try:
+                    sent += s.send(ask[sent:])
+                except BlockingIOError:
+                    time.sleep(0.01)
+            time.sleep(1)
+            growth = self.resident_bytes() - before
+            print(f"\n  resident memory grew by {growth // 1024} KiB for 10,000 unread pipelined scrapes ({sent} bytes sent)", file=sys.stderr)
+            self.assertLess(growth, 8 * 1024 * 1024)
+        self.assertEqual(self.node.admin_get("/ready")[0], 200)
+
+
 class LingeringCloseTests(unittest.TestCase):
     """An error answer sent before closing a connection with unread input reaches the client."""
 
