@@ -23,6 +23,8 @@ final class StateExchangeStream: ConnectionDelegate {
     private let peer: Address
     /// Called once when the exchange is over (answered, failed or timed out).
     var onFinished: (() -> Void)?
+    /// Called once when its connection has closed (its descriptor is free).
+    var onClosed: (() -> Void)?
 
     /// Dials `address` and sends `request`.
     static func open(_ id: ExchangeID, to address: Address, request: [UInt8], loop: EventLoop,
@@ -111,6 +113,9 @@ final class StateExchangeStream: ConnectionDelegate {
 
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
         self.fail(error.map { "\($0)" } ?? "connection closed")
+        let action = self.onClosed
+        self.onClosed = nil
+        action?()
     }
 }
 

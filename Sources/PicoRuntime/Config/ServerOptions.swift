@@ -62,7 +62,9 @@ public enum ServerOptions {
     /// lists of one side is an error.
     static func headerList(_ side: String, allow: Bool, _ path: WritableKeyPath<ServerSettings, HeaderLogFilter> & Sendable) -> ServerOption {
         let key = "proxy.access_log.\(side)_headers.\(allow ? "allow_list" : "block_list")"
-        let help = allow ? "Only these \(side) headers appear in access-log lines (comma-separated)." : "These \(side) headers never appear in access-log lines (comma-separated)."
+        let help = allow
+            ? "Only these \(side) headers appear in access-log lines (comma-separated); the only way to log Authorization, Proxy-Authorization, Cookie, Set-Cookie or x-pico-authorization."
+            : "These \(side) headers never appear in access-log lines (comma-separated); Authorization, Proxy-Authorization, Cookie, Set-Cookie and x-pico-authorization never do unless an allow list names them."
         return ServerOption(key: key, defaultText: "[]", help: help) { settings, text in
             let names = text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }
             let other: [String]
@@ -75,6 +77,15 @@ public enum ServerOptions {
                 return "cannot define both allow list and block list"
             }
             settings[keyPath: path] = filter
+            return nil
+        }
+    }
+
+    /// A connection cap: a positive integer up to 1,048,576.
+    static func connectionCap(_ key: String, _ defaultValue: Int, _ help: String, _ path: WritableKeyPath<ServerSettings, Int> & Sendable) -> ServerOption {
+        ServerOption(key: key, defaultText: String(defaultValue), help: help) { settings, text in
+            guard let value = Int(text), (1...1_048_576).contains(value) else { return "expected an integer from 1 to 1048576" }
+            settings[keyPath: path] = value
             return nil
         }
     }
@@ -93,11 +104,7 @@ public enum ServerOptions {
         },
         duration("proxy.http.write_timeout", "10s", "How long an answer may wait with no byte taken by a client that stopped reading (then the connection closes).") { $0.writeTimeout = $1 },
         duration("proxy.http.idle_timeout", "5m", "How long a keep-alive connection may wait for its next request.") { $0.idleTimeout = $1 },
-        ServerOption(key: "proxy.http.max_connections", defaultText: "10000", help: "Client connections served at once; more get 503.") { settings, text in
-            guard let value = Int(text), value > 0 else { return "expected a positive integer" }
-            settings.maxConnections = value
-            return nil
-        },
+        connectionCap("proxy.http.max_connections", 10_000, "Client connections served at once; at the cap the longest-idle keep-alive connection is closed to make room, and without one a new client gets 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64) for the other ports.", \.maxConnections),
         ServerOption(key: "proxy.forward_max_connections", defaultText: "512", help: "Connections from one event loop to one other node for forwarded requests; more get 503.") { settings, text in
             guard let value = Int(text), (1...65_536).contains(value) else { return "expected an integer from 1 to 65536" }
             settings.forwardMaxConnections = value
@@ -119,10 +126,12 @@ public enum ServerOptions {
         headerList("response", allow: false, \.accessLogResponseHeaders),
         address("upstream.bind_addr", ":8001", "Where agents open tunnels.") { $0.upstreamBind = $1 },
         address("upstream.advertise_addr", "derived", "The upstream address (informational).") { $0.upstreamAdvertise = $1 },
+        connectionCap("upstream.max_connections", 20_000, "Agent connections (tunnels and handshakes) at once; more get 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64).", \.upstreamMaxConnections),
         duration("upstream.keepalive_interval", "30s", "How often tunnels are pinged.") { $0.keepaliveInterval = $1 },
         duration("upstream.keepalive_timeout", "10s", "An unanswered ping this old closes the tunnel.") { $0.keepaliveTimeout = $1 },
         address("admin.bind_addr", ":8002", "Health, readiness, metrics and status.") { $0.adminBind = $1 },
         address("admin.advertise_addr", "derived", "The admin address other nodes use for ?forward=.") { $0.adminAdvertise = $1 },
+        connectionCap("admin.max_connections", 256, "Admin connections at once; more get 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64).", \.adminMaxConnections),
         ServerOption(key: "cluster.join", defaultText: "[]", help: "Nodes to join: IPs, host:port or DNS names (every A/AAAA record; the gossip port when none is given), comma-separated.") { settings, text in
             settings.join = text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
             for entry in settings.join where SeedResolver.parse(entry, defaultPort: 8003) == nil { return "\(entry) is not a host, host:port or IP address" }
@@ -136,6 +145,7 @@ public enum ServerOptions {
         },
         address("cluster.gossip.bind_addr", ":8003", "Gossip: UDP datagrams and TCP state exchanges on one address.") { $0.gossipBind = $1 },
         address("cluster.gossip.advertise_addr", "derived", "The gossip address other nodes use.") { $0.gossipAdvertise = $1 },
+        connectionCap("cluster.gossip.max_state_exchanges", 64, "State-exchange connections from peers at once (those still sending their request included); more are closed at once.", \.maxStateExchanges),
         membershipDuration("cluster.gossip.interval", "Time between gossip rounds.", \.gossipInterval),
         membershipCount("cluster.gossip.max_packet_size", "Largest gossip datagram, in bytes.", 512...65_000, \.maxPacketSize),
         membershipCount("cluster.gossip.nodes", "Members sent to per gossip round.", 1...64, \.gossipNodes),

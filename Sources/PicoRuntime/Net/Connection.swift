@@ -68,6 +68,9 @@ public final class Connection: LoopHandler, TurnEndHandler {
     private var lastWriteProgress: Instant?
     private var stallTimer: LoopTimer?
     private var flushedAction: (() -> Void)?
+    /// Set by `closeLingering`: input is read and dropped until the close.
+    private var lingering: LingeringClose?
+    private var lingerTimer: LoopTimer?
 
     /// Wraps an accepted (`connected`) or connecting socket and registers it with `loop`.
     public init(fd: Int32, loop: EventLoop, connected: Bool, delegate: ConnectionDelegate?) {
@@ -142,6 +145,43 @@ public final class Connection: LoopHandler, TurnEndHandler {
         if self.state == .open, self.queuedByteCount == 0 { self.close() } else { self.updateInterest() }
     }
 
+    /// Closes without losing the answer to a peer that is still sending: writes what is queued,
+    /// sends FIN, then reads and drops the peer's input until it closes its side or a bound of
+    /// `bounds` is reached, and closes. (Closing with unread input makes the kernel send a reset,
+    /// which destroys the answer in the peer's receive buffer before it is read; nginx's
+    /// lingering close.) The delegate hears no more input, only `connectionDidClose`.
+    public func closeLingering(_ bounds: LingeringClose = LingeringClose()) {
+        guard self.state != .closed, self.lingering == nil, !self.closeWhenFlushed else { return }
+        if self.readEOF {
+            // The peer sent everything already: nothing can be left unread.
+            self.closeWhenWritten()
+            return
+        }
+        var bounds = bounds
+        bounds.started = self.loop.now
+        bounds.lastRead = bounds.started
+        self.lingering = bounds
+        self.readingPaused = false
+        self.shutdownWriteWhenFlushed()
+        self.updateInterest()
+        self.watchLingering()
+    }
+
+    /// Re-arms the lingering close's timer for the nearer of its two deadlines.
+    private func watchLingering() {
+        guard let bounds = self.lingering else { return }
+        let deadline = min(bounds.started + bounds.maxTime, bounds.lastRead + bounds.quietTime)
+        if self.loop.now >= deadline {
+            self.close()
+            return
+        }
+        self.lingerTimer = self.loop.schedule(at: deadline) { [weak self] in
+            guard let self, self.state != .closed else { return }
+            self.lingerTimer = nil
+            self.watchLingering()
+        }
+    }
+
     /// True when the peer closed its side (or the socket failed) and no byte is waiting: a
     /// non-blocking peek, for checking an idle pooled connection before reuse.
     public func peerHasClosed() -> Bool {
@@ -188,6 +228,9 @@ public final class Connection: LoopHandler, TurnEndHandler {
         self.queuedByteCount = 0
         self.stallTimer?.cancel()
         self.stallTimer = nil
+        self.lingerTimer?.cancel()
+        self.lingerTimer = nil
+        self.lingering = nil
         self.flushedAction = nil
         let delegate = self.delegate
         self.delegate = nil
@@ -219,11 +262,26 @@ public final class Connection: LoopHandler, TurnEndHandler {
         let buffer = self.loop.readBuffer
         for _ in 0..<4 {
             let count = read(self.fd, buffer.baseAddress, buffer.count)
+            if count > 0, let bounds = self.lingering {
+                // Lingering: the input is dropped; too much of it ends the wait.
+                self.lingering?.discarded += count
+                self.lingering?.lastRead = self.loop.now
+                if bounds.discarded + count > bounds.maxBytes {
+                    self.close()
+                    return
+                }
+                continue
+            }
             if count > 0 {
                 self.bytesRead += count
                 self.delegate?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
                 guard self.state == .open, !self.readingPaused, count == buffer.count else { return }
                 continue
+            }
+            if count == 0, self.lingering != nil {
+                // The peer read our answer's FIN and closed: the lingering close is over.
+                self.close()
+                return
             }
             if count == 0 {
                 self.readEOF = true
@@ -328,4 +386,21 @@ public final class Connection: LoopHandler, TurnEndHandler {
         self.watchingWritable = interest.contains(.writable)
         self.loop.setInterest(self.fd, interest)
     }
+}
+
+/// The bounds of `Connection.closeLingering`: the whole wait, the wait for the next byte, and
+/// the input dropped (nginx's `lingering_time` and `lingering_timeout`, plus a size bound).
+public struct LingeringClose: Sendable {
+    /// The longest the connection lingers.
+    public var maxTime: Duration = .seconds(10)
+    /// The longest it waits for the peer's next byte (or its close).
+    public var quietTime: Duration = .seconds(2)
+    /// The most input it drops before closing anyway.
+    public var maxBytes = 16 * 1_024 * 1_024
+    var started = Instant.zero
+    var lastRead = Instant.zero
+    var discarded = 0
+
+    /// The defaults: 10 s in all, 2 s without a byte, 16 MiB.
+    public init() {}
 }

@@ -3,7 +3,8 @@ import PicoModel
 /// One connection on the admin port: `/health`, `/ready`, `/metrics` and the `/status/…` JSON
 /// routes, with `?forward=<node-id>`: answered here for the local ID, asked of that node's admin
 /// address for an alive member (502 when it does not answer), 404 for unknown IDs. Requests are
-/// answered in order; reading waits while a forwarded one is out.
+/// answered in order; reading waits while a forwarded one is out, and while answers the client
+/// has not read fill the write queue (pipelined requests cannot queue answers without bound).
 final class AdminConnection: ConnectionDelegate {
     unowned let node: PicoNode
     let connection: Connection
@@ -11,6 +12,8 @@ final class AdminConnection: ConnectionDelegate {
     private var pending: HTTPRequestHead?
     private var idleTimer: LoopTimer?
     private var forwarding = false
+    /// Reading stopped until the client reads the answers queued for it.
+    private var pausedForOutput = false
 
     init(fd: Int32, node: PicoNode) {
         self.node = node
@@ -27,7 +30,7 @@ final class AdminConnection: ConnectionDelegate {
     private func serve() {
         let connection = self.connection
         do {
-            while !self.forwarding, let part = try self.decoder.next() {
+            while !self.forwarding, connection.isWritable, let part = try self.decoder.next() {
                 switch part {
                 case .head(let head): self.pending = head
                 case .body: break
@@ -44,15 +47,29 @@ final class AdminConnection: ConnectionDelegate {
                 }
             }
             if self.decoder.state == .upgradePending { self.decoder.refuseUpgrade() }
+            if !connection.isWritable {
+                self.pausedForOutput = true
+                connection.pauseReading()
+            }
         } catch {
             connection.write(ProxyErrors.response(status: error.statusHint, message: error.message, keepAlive: false))
-            connection.closeWhenWritten()
+            connection.closeLingering()
         }
     }
 
     func connectionDidReadEOF(_ connection: Connection) { connection.closeWhenWritten() }
 
-    func connectionDidClose(_ connection: Connection, error: SocketError?) { self.idleTimer?.cancel() }
+    func connectionDidDrain(_ connection: Connection) {
+        guard self.pausedForOutput, connection.state == .open else { return }
+        self.pausedForOutput = false
+        connection.resumeReading()
+        self.serve()
+    }
+
+    func connectionDidClose(_ connection: Connection, error: SocketError?) {
+        self.idleTimer?.cancel()
+        self.node.adminConnectionClosed()
+    }
 
     private func armIdleTimer() {
         self.idleTimer?.cancel()

@@ -11,6 +11,7 @@ struct AdminRoutes {
         let socket = self.node.gossip?.figures ?? GossipSocket.Figures()
         return self.node.metricValues.exposition(registeredEndpoints: endpoints, openDescriptors: ProcessFigures.openDescriptors())
             + self.node.gossipMetrics.exposition(socket: socket, statuses: statuses)
+            + self.node.listenerFigures.exposition()
     }
 
     /// `{"<endpoint>": <local listener count>, …}`, sorted by endpoint.

@@ -1,11 +1,20 @@
 import PicoModel
 
-/// Which headers an access-log line shows: every one, only those on an allow list, or all but
-/// those on a block list. Names compare case-insensitively.
+/// Which headers an access-log line shows: every one but the secrets, only those on an allow
+/// list, or all but the secrets and those on a block list. Names compare case-insensitively.
+///
+/// The secrets (`Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie` and
+/// `x-pico-authorization`) are left out unless an allow list names them on purpose.
 public enum HeaderLogFilter: Hashable, Sendable {
+    /// Every header but the secrets (the default).
     case all
+    /// Only these (lowercased) names, secrets included when named.
     case allow(Set<String>)
+    /// Every header but the secrets and these (lowercased) names.
     case block(Set<String>)
+
+    /// The header names left out of access-log lines unless an allow list names them.
+    public static let secretNames = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-pico-authorization"]
 
     /// The filter for `allow` and `block` lists; nil when both are non-empty (Piko's
     /// configuration error, "cannot define both allow list and block list").
@@ -23,10 +32,32 @@ public enum HeaderLogFilter: Hashable, Sendable {
     /// Whether the header `name` is shown.
     public func shows(_ name: String) -> Bool {
         switch self {
-        case .all: return true
+        case .all: return !Self.isSecret(name)
         case .allow(let names): return names.contains(name.lowercased())
-        case .block(let names): return !names.contains(name.lowercased())
+        case .block(let names): return !Self.isSecret(name) && !names.contains(name.lowercased())
         }
+    }
+
+    /// Whether `name` is one of `secretNames`, case-insensitively, without building a string
+    /// (the default filter asks this of every header of every logged request).
+    static func isSecret(_ name: String) -> Bool {
+        let candidate: StaticString
+        switch name.utf8.count {
+        case 6: candidate = "cookie"
+        case 10: candidate = "set-cookie"
+        case 13: candidate = "authorization"
+        case 19: candidate = "proxy-authorization"
+        case 20: candidate = "x-pico-authorization"
+        default: return false
+        }
+        var expected = candidate.utf8Start
+        for byte in name.utf8 {
+            // ASCII letters fold to lower case; the names' other bytes ('-') are unchanged by it.
+            let folded = (byte >= 0x41 && byte <= 0x5A) ? byte | 0x20 : byte
+            guard folded == expected.pointee else { return false }
+            expected += 1
+        }
+        return true
     }
 
     /// The shown headers as a log object, in arrival order; repeated names are joined by `, `.

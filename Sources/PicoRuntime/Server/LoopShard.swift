@@ -5,6 +5,8 @@ import Synchronization
 final class ServerCounters: Sendable {
     /// Client connections open on the proxy port (all loops).
     let proxyConnections = Atomic<Int>(0)
+    /// Agent connections open on the upstream port (all loops).
+    let upstreamConnections = Atomic<Int>(0)
     /// Requests being answered (all loops); the process exits only once this is zero.
     let inFlight = Atomic<Int>(0)
     private let tunnelIDs = Atomic<UInt64>(0)
@@ -52,6 +54,10 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     private var closingTunnels: Set<TunnelID> = []
     /// Reports waiting for the end of this turn.
     private var controlBatch: [ControlReport] = []
+    /// Keep-alive client connections waiting for their next request, longest-idle first.
+    private var idle = IdleConnections()
+    /// How many there are, for the control loop's accept at the cap.
+    private let idleConnections = Atomic<Int>(0)
 
     /// One report to the control loop.
     enum ControlReport: Sendable {
@@ -197,9 +203,35 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
 
     // MARK: Connections
 
-    /// A client connection accepted for this loop.
-    func adoptProxy(_ fd: Int32) {
+    /// A client connection accepted for this loop; with `evictingIdle` (the node is at its
+    /// cap) the longest-idle keep-alive connection closes to make room, and without one (it
+    /// became busy meanwhile) the new client gets 503.
+    func adoptProxy(_ fd: Int32, evictingIdle: Bool = false) {
+        if evictingIdle {
+            guard let oldest = self.idle.oldest else {
+                self.counters.proxyConnections.subtract(1, ordering: .relaxed)
+                PicoNode.refuse(fd, loop: self.loop, message: "too many connections")
+                return
+            }
+            oldest.connection.close()
+        }
         _ = ProxyConnection(fd: fd, shard: self, moved: nil)
+    }
+
+    /// Keep-alive connections of this loop waiting for their next request (read by the control
+    /// loop when the proxy port is at its cap).
+    var idleCount: Int { self.idleConnections.load(ordering: .relaxed) }
+
+    /// `connection` waits for its next request (it is the newest idle one).
+    func becameIdle(_ connection: ProxyConnection) {
+        self.idle.append(connection)
+        self.idleConnections.add(1, ordering: .relaxed)
+    }
+
+    /// `connection`, which was idle, is not any more (a request began, or it closed).
+    func leftIdle(_ connection: ProxyConnection) {
+        self.idle.remove(connection)
+        self.idleConnections.subtract(1, ordering: .relaxed)
     }
 
     /// A client connection that moved here for `moved.head`.
@@ -207,7 +239,8 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         _ = ProxyConnection(fd: fd, shard: self, moved: moved)
     }
 
-    /// An agent connection accepted for this loop.
+    /// An agent connection accepted for this loop (counted in `upstreamConnections` until its
+    /// tunnel closes).
     func adoptUpstream(_ fd: Int32) {
         _ = ServerTunnel(fd: fd, shard: self)
     }

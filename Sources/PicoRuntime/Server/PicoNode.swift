@@ -32,6 +32,16 @@ public final class PicoNode: @unchecked Sendable {
     private(set) var adminListener: Listener?
     private(set) var gossipListener: Listener?
     private(set) var gossip: GossipSocket?
+    /// The descriptor limit (raised to the hard limit at start) and the caps it allows each port.
+    let budget: DescriptorBudget
+    private let raisedLimit: (before: Int, after: Int)
+    /// Admin connections and peers' state-exchange connections open now.
+    private var adminConnections = 0
+    private var exchangeConnections = 0
+    /// Refusals, accept back-offs and idle evictions, for `/metrics`.
+    private(set) var listenerFigures = ListenerFigures()
+    /// When each listener last logged a back-off (one line per listener per 10 s at most).
+    private var lastBackOffLog: [Instant?] = Array(repeating: nil, count: ListenerFigures.Port.allCases.count)
     /// State exchanges peers opened, waiting for the model's reply.
     private var incomingExchanges: [ExchangeID: StateExchangeStream] = [:]
     private var nextExchangeID: UInt64 = 0
@@ -54,6 +64,8 @@ public final class PicoNode: @unchecked Sendable {
         self.loop = loop
         self.settings = settings
         self.log = log
+        self.raisedLimit = DescriptorLimit.raiseToHard()
+        self.budget = DescriptorBudget(limit: DescriptorLimit.current())
         let proxy = try Listener(address: settings.proxyBind, loop: loop)
         let upstream = try Listener(address: settings.upstreamBind, loop: loop)
         let admin = try Listener(address: settings.adminBind, loop: loop)
@@ -88,6 +100,10 @@ public final class PicoNode: @unchecked Sendable {
         upstream.onAccept = { [unowned self] fd in self.acceptUpstream(fd) }
         admin.onAccept = { [unowned self] fd in self.acceptAdmin(fd) }
         gossipStreams.onAccept = { [unowned self] fd in self.acceptStateExchange(fd) }
+        for (listener, port) in [(proxy, ListenerFigures.Port.proxy), (upstream, .upstream), (admin, .admin), (gossipStreams, .gossip)] {
+            listener.backOff = Self.acceptBackOff
+            listener.onBackOff = { [unowned self] error in self.acceptBackedOff(port, error) }
+        }
         gossip.onDatagram = { [unowned self] bytes, from in
             self.gossipMetrics.count(datagram: bytes, incoming: true)
             if self.lastHeard.count >= Self.lastHeardLimit, self.lastHeard[from] == nil { self.lastHeard.removeAll() }
@@ -109,6 +125,10 @@ public final class PicoNode: @unchecked Sendable {
                                         ("upstream_addr", .string("\(self.upstreamAddress!)")), ("admin_addr", .string("\(self.adminAddress!)")),
                                         ("advertise_proxy_addr", .string("\(me.proxyAddress)")), ("advertise_upstream_addr", .string("\(self.upstreamAdvertised)")),
                                         ("advertise_admin_addr", .string("\(me.adminAddress)"))])
+        self.log.info("descriptor limit", [("soft_limit_before", .int(self.raisedLimit.before)), ("soft_limit", .int(self.budget.limit)),
+                                           ("reserve", .int(self.budget.reserve)), ("proxy_max_connections", .int(self.proxyCap)),
+                                           ("upstream_max_connections", .int(self.upstreamCap)), ("admin_max_connections", .int(self.adminCap)),
+                                           ("max_state_exchanges", .int(self.exchangeCap))])
         self.handle(.start)
     }
 
@@ -214,23 +234,24 @@ public final class PicoNode: @unchecked Sendable {
         }
     }
 
-    /// A peer opened a state exchange on the gossip port.
+    /// A peer opened a state exchange on the gossip port: served up to the cap (connections
+    /// still sending their request count), closed at once beyond it.
     private func acceptStateExchange(_ fd: Int32) {
-        guard self.incomingExchanges.count < Self.maxIncomingExchanges else {
+        guard self.exchangeConnections < self.exchangeCap else {
+            self.listenerFigures.countRefusal(.gossip)
             Glibc.close(fd)
             return
         }
-        StateExchangeStream.accept(fd: fd, loop: self.loop) { [unowned self] stream, request, from in
+        self.exchangeConnections += 1
+        let stream = StateExchangeStream.accept(fd: fd, loop: self.loop) { [unowned self] stream, request, from in
             self.nextExchangeID += 1
             let id = ExchangeID(self.nextExchangeID)
             self.incomingExchanges[id] = stream
             stream.onFinished = { [unowned self] in self.incomingExchanges[id] = nil }
             self.handle(.stateExchangeRequested(id, bytes: request, from: from))
         }
+        stream.onClosed = { [unowned self] in self.exchangeConnections -= 1 }
     }
-
-    /// Peers' state exchanges served at once; more are refused (closed) until some finish.
-    static let maxIncomingExchanges = 64
 
     /// The remote holders the loops' routers should know, for `endpoints` (every endpoint when
     /// nil, after a membership change), as changes against what was sent before.
@@ -357,24 +378,50 @@ public final class PicoNode: @unchecked Sendable {
         return shard
     }
 
+    /// The caps each port runs with: the configured ones, within the descriptor budget.
+    var proxyCap: Int { self.budget.cap(self.settings.maxConnections) }
+    var upstreamCap: Int { self.budget.cap(self.settings.upstreamMaxConnections) }
+    var adminCap: Int { self.budget.cap(self.settings.adminMaxConnections) }
+    var exchangeCap: Int { self.budget.cap(self.settings.maxStateExchanges) }
+
+    /// A client connection: served by the next loop; at the cap by the loop with the
+    /// longest-idle keep-alive connections, which closes one to make room; without one, 503.
     private func acceptProxy(_ fd: Int32) {
-        guard self.counters.proxyConnections.load(ordering: .relaxed) < self.settings.maxConnections else {
-            // Over the cap: answer 503 and close rather than let the client hang.
-            let connection = Connection(fd: fd, loop: self.loop, connected: true, delegate: nil)
-            connection.write(ProxyErrors.response(status: 503, message: "too many connections", keepAlive: false))
-            connection.closeWhenWritten()
-            return
+        let evict = self.counters.proxyConnections.load(ordering: .relaxed) >= self.proxyCap
+        let shard: LoopShard
+        if evict {
+            guard let idle = self.shards.max(by: { $0.idleCount < $1.idleCount }), idle.idleCount > 0 else {
+                self.listenerFigures.countRefusal(.proxy)
+                Self.refuse(fd, loop: self.loop, message: "too many connections")
+                return
+            }
+            shard = idle
+            self.listenerFigures.idleEvictions &+= 1
+        } else {
+            shard = self.pickShard()
         }
         self.counters.proxyConnections.add(1, ordering: .relaxed)
-        let shard = self.pickShard()
         if shard.loop === self.loop {
-            shard.adoptProxy(fd)
+            shard.adoptProxy(fd, evictingIdle: evict)
         } else {
-            shard.loop.execute { shard.adoptProxy(fd) }
+            shard.loop.execute { shard.adoptProxy(fd, evictingIdle: evict) }
         }
     }
 
+    /// Answers 503 with `message` on a connection beyond a port's cap and closes it.
+    static func refuse(_ fd: Int32, loop: EventLoop, message: String) {
+        let connection = Connection(fd: fd, loop: loop, connected: true, delegate: nil)
+        connection.write(ProxyErrors.response(status: 503, message: message, keepAlive: false))
+        connection.closeWhenWritten()
+    }
+
     private func acceptUpstream(_ fd: Int32) {
+        guard self.counters.upstreamConnections.load(ordering: .relaxed) < self.upstreamCap else {
+            self.listenerFigures.countRefusal(.upstream)
+            Self.refuse(fd, loop: self.loop, message: "too many upstream connections")
+            return
+        }
+        self.counters.upstreamConnections.add(1, ordering: .relaxed)
         let shard = self.pickShard()
         if shard.loop === self.loop {
             shard.adoptUpstream(fd)
@@ -384,6 +431,31 @@ public final class PicoNode: @unchecked Sendable {
     }
 
     private func acceptAdmin(_ fd: Int32) {
+        guard self.adminConnections < self.adminCap else {
+            self.listenerFigures.countRefusal(.admin)
+            Self.refuse(fd, loop: self.loop, message: "too many admin connections")
+            return
+        }
+        self.adminConnections += 1
         _ = AdminConnection(fd: fd, node: self)
     }
+
+    /// An admin connection closed.
+    func adminConnectionClosed() {
+        self.adminConnections -= 1
+    }
+
+    /// A listener failed to accept (out of descriptors) and stopped accepting briefly.
+    private func acceptBackedOff(_ port: ListenerFigures.Port, _ error: SocketError) {
+        self.listenerFigures.countBackOff(port)
+        let now = self.loop.now
+        if let last = self.lastBackOffLog[port.rawValue], now - last < .seconds(10) { return }
+        self.lastBackOffLog[port.rawValue] = now
+        self.log.warn("accept failed; the listener stops accepting for a moment", [
+            ("listener", .string(port.label)), ("error", .string("\(error)")), ("descriptor_limit", .int(self.budget.limit)), ("back_off", .string(DurationText.format(Self.acceptBackOff))),
+        ])
+    }
+
+    /// How long a listener stops accepting after a failed accept.
+    static let acceptBackOff: Duration = .milliseconds(200)
 }

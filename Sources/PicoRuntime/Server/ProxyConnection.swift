@@ -43,7 +43,14 @@ final class ProxyConnection: ConnectionDelegate {
     private var bodyTimer: LoopTimer?
     private var lastClientRead: Instant
     private var clientFinished = false
+    /// Set when an error answer leaves input unread: the close lingers so the answer arrives.
+    private var unreadInput = false
     private var closed = false
+    /// True while in its shard's idle list (a keep-alive connection waiting for its next request).
+    private var isIdle = false
+    /// The idle list's links (see `IdleConnections`).
+    var idleNext: ProxyConnection?
+    unowned(unsafe) var idlePrevious: ProxyConnection?
     /// Leaving for another loop (once the previous answer is written): nothing more happens here.
     /// If the connection closes before it leaves, its request is no longer in flight.
     private var movedAway = false
@@ -72,7 +79,8 @@ final class ProxyConnection: ConnectionDelegate {
             self.begin(moved.head, moves: moved.moves, avoiding: moved.avoiding)
             self.processRequests()
         } else {
-            self.armWaitTimer()
+            // A new connection's first byte is due within the header timeout, not the idle one.
+            self.setWait(.head, after: shard.settings.readHeaderTimeout)
         }
     }
 
@@ -80,6 +88,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
         guard !self.movedAway else { return }
+        self.leaveIdle()
         self.lastClientRead = self.shard.loop.now
         if let exchange = self.exchange, exchange.upgraded {
             guard let upstream = exchange.upstream else { return }
@@ -130,6 +139,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
         self.closed = true
+        self.leaveIdle()
         self.waitTimer?.cancel()
         self.waitTimer = nil
         self.wait = nil
@@ -161,6 +171,7 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = []) {
+        self.leaveIdle()
         self.wait = nil
         let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: self.shard.loop.now)
         exchange.owner = self
@@ -195,7 +206,7 @@ final class ProxyConnection: ConnectionDelegate {
                 return
             }
             exchange.forwardedTo = uid
-            self.shard.metrics.update { $0.remoteRequests[name, default: 0] += 1 }
+            self.shard.metrics.update { $0.remoteRequests.add(1, to: name) }
             self.start(exchange, on: upstream)
         case .move(let target):
             self.move(exchange, to: target, moves: moves + 1)
@@ -468,7 +479,11 @@ final class ProxyConnection: ConnectionDelegate {
         }
         self.release(exchange, status: exchange.status)
         if !exchange.keepAlive || self.clientFinished {
-            self.connection.closeWhenWritten()
+            if !exchange.requestEnded || self.unreadInput {
+                self.connection.closeLingering()
+            } else {
+                self.connection.closeWhenWritten()
+            }
             return
         }
         self.armWaitTimer()
@@ -503,7 +518,13 @@ final class ProxyConnection: ConnectionDelegate {
         log.log(level, "request", fields)
     }
 
+    /// An error that ends the connection (a malformed request, a timeout): the answer is sent
+    /// and the connection closes lingering, so a client still sending reads the answer.
     private func answerAndClose(status: Int, message: String) {
+        self.unreadInput = true
+        self.wait = nil
+        // Nothing more is decoded: its buffer (up to a whole head) is given back now.
+        self.decoder = HTTP1RequestDecoder()
         if let exchange = self.exchange {
             if exchange.responseHeadSent {
                 self.failUpstream(exchange, message: message)  // closes the connection
@@ -515,7 +536,7 @@ final class ProxyConnection: ConnectionDelegate {
             self.answer(exchange, status: status, message: message)
         } else {
             self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
-            self.connection.closeWhenWritten()
+            self.connection.closeLingering()
         }
     }
 
@@ -538,10 +559,24 @@ final class ProxyConnection: ConnectionDelegate {
         }
     }
 
-    /// Between requests: the idle timeout, or the read-header timeout once a head has started.
+    /// Between requests: the idle timeout (and a place in the shard's idle list, which the
+    /// node closes first when it needs room at its cap), or the read-header timeout once a head
+    /// has started.
     private func armWaitTimer(headStarted: Bool = false) {
         let started = headStarted || !self.decoder.isIdle
         self.setWait(started ? .head : .idle, after: started ? self.shard.settings.readHeaderTimeout : self.shard.settings.idleTimeout)
+        if started {
+            self.leaveIdle()
+        } else if !self.isIdle {
+            self.isIdle = true
+            self.shard.becameIdle(self)
+        }
+    }
+
+    private func leaveIdle() {
+        guard self.isIdle else { return }
+        self.isIdle = false
+        self.shard.leftIdle(self)
     }
 
     /// Waits for `wait` until `delay` from now (replacing any other wait). The pending timer is
@@ -571,7 +606,7 @@ final class ProxyConnection: ConnectionDelegate {
                 self.connection.close()
             } else {
                 self.connection.write(ProxyErrors.response(status: 408, message: "request header timeout", keepAlive: false))
-                self.connection.closeWhenWritten()
+                self.connection.closeLingering()
             }
         case .upstream(let exchange):
             guard exchange === self.exchange, !exchange.responseHeadSent else { return }

@@ -39,16 +39,16 @@ struct MetricValues: Sendable {
         }
     }
 
-    /// Requests by (method, status).
-    var requests: [String: [Int: UInt64]] = [:]
+    /// Requests by (method, status), in a fixed table.
+    var requests = RequestCounts()
     var latency = Histogram(bounds: MetricValues.latencyBuckets.count)
     var requestSizes = Histogram(bounds: MetricValues.sizeBuckets.count)
     var responseSizes = Histogram(bounds: MetricValues.sizeBuckets.count)
     var inFlight = 0
     var upstreamsConnected = 0
     var upstreamRequests: UInt64 = 0
-    /// Requests forwarded to another node, by its node ID.
-    var remoteRequests: [String: UInt64] = [:]
+    /// Requests forwarded to another node, by its node ID (at most `BoundedCounts.limit` IDs).
+    var remoteRequests = BoundedCounts()
     /// Forwarded requests sent to another holder after the first one failed before answering.
     var forwardRetries: UInt64 = 0
     /// Client connections handed to another loop (to the loop of the tunnel their request uses).
@@ -56,9 +56,7 @@ struct MetricValues: Sendable {
 
     /// Adds another loop's figures.
     mutating func add(_ other: MetricValues) {
-        for (method, statuses) in other.requests {
-            for (status, count) in statuses { self.requests[method, default: [:]][status, default: 0] += count }
-        }
+        self.requests.add(other.requests)
         self.latency.add(other.latency)
         self.requestSizes.add(other.requestSizes)
         self.responseSizes.add(other.responseSizes)
@@ -67,12 +65,12 @@ struct MetricValues: Sendable {
         self.upstreamRequests += other.upstreamRequests
         self.connectionMoves += other.connectionMoves
         self.forwardRetries += other.forwardRetries
-        for (node, count) in other.remoteRequests { self.remoteRequests[node, default: 0] += count }
+        self.remoteRequests.add(other.remoteRequests)
     }
 
     /// Records one finished proxied request.
     mutating func recordRequest(method: String, status: Int, seconds: Double, requestBytes: Int, responseBytes: Int) {
-        self.requests[method, default: [:]][status, default: 0] += 1
+        self.requests.record(method: method, status: status)
         self.latency.observe(seconds, bounds: Self.latencyBuckets)
         self.requestSizes.observe(Double(requestBytes), bounds: Self.sizeBuckets)
         self.responseSizes.observe(Double(responseBytes), bounds: Self.sizeBuckets)
@@ -82,10 +80,8 @@ struct MetricValues: Sendable {
     func exposition(registeredEndpoints: Int, openDescriptors: Int) -> String {
         var out = PrometheusText()
         out.family("pico_proxy_requests_total", "counter", "Proxied requests by method and status.")
-        for method in self.requests.keys.sorted() {
-            for (status, count) in self.requests[method]!.sorted(by: { $0.key < $1.key }) {
-                out.sample("pico_proxy_requests_total", [("method", method), ("status", String(status))], count)
-            }
+        for row in self.requests.nonZero {
+            out.sample("pico_proxy_requests_total", [("method", row.method), ("status", row.status)], row.count)
         }
         func histogram(_ name: String, _ help: String, _ value: Histogram, _ bounds: [Double]) {
             out.family(name, "histogram", help)
@@ -106,7 +102,7 @@ struct MetricValues: Sendable {
         out.family("pico_upstreams_upstream_requests_total", "counter", "Requests sent to a local tunnel.")
         out.sample("pico_upstreams_upstream_requests_total", [], self.upstreamRequests)
         out.family("pico_upstreams_remote_requests_total", "counter", "Requests forwarded to the node holding the endpoint, by node ID.")
-        for (node, count) in self.remoteRequests.sorted(by: { $0.key < $1.key }) {
+        for (node, count) in self.remoteRequests.series {
             out.sample("pico_upstreams_remote_requests_total", [("node_id", node)], count)
         }
         out.family("pico_upstreams_forward_retries_total", "counter", "Forwards tried on another node after one failed before the node answered.")

@@ -18,7 +18,8 @@ public struct ServerSettings: Hashable, Sendable {
     public var idleTimeout: Duration = .seconds(300)
     /// `proxy.http.write_timeout`: how long a response may stall with bytes queued for the client.
     public var writeTimeout: Duration = .seconds(10)
-    /// `proxy.http.max_connections`: client connections served at once (more wait in the backlog).
+    /// `proxy.http.max_connections`: client connections served at once; at the cap an idle
+    /// keep-alive connection is closed to make room, and without one a new client gets 503.
     public var maxConnections = 10_000
     /// `proxy.forward_max_connections`: connections from one event loop to one other node for
     /// forwarded requests; a forward beyond it gets 503.
@@ -35,6 +36,8 @@ public struct ServerSettings: Hashable, Sendable {
     public var upstreamBind = HostPort(host: "", port: 8001)
     /// `upstream.advertise_addr`.
     public var upstreamAdvertise: HostPort?
+    /// `upstream.max_connections`: agent connections (tunnels and handshakes) at once; more get 503.
+    public var upstreamMaxConnections = 20_000
     /// `upstream.keepalive_interval`: yamux ping period on tunnels.
     public var keepaliveInterval: Duration = .seconds(30)
     /// `upstream.keepalive_timeout`: an unanswered ping this old closes the tunnel.
@@ -43,10 +46,15 @@ public struct ServerSettings: Hashable, Sendable {
     public var adminBind = HostPort(host: "", port: 8002)
     /// `admin.advertise_addr`.
     public var adminAdvertise: HostPort?
+    /// `admin.max_connections`: admin connections at once; more get 503.
+    public var adminMaxConnections = 256
     /// `cluster.gossip.bind_addr`.
     public var gossipBind = HostPort(host: "", port: 8003)
     /// `cluster.gossip.advertise_addr`.
     public var gossipAdvertise: HostPort?
+    /// `cluster.gossip.max_state_exchanges`: state-exchange connections from peers at once
+    /// (waiting for their request included); more are closed at once.
+    public var maxStateExchanges = 64
     /// `cluster.join`: IPs, `host:port` or DNS names of the nodes to join (empty: run alone).
     public var join: [String] = []
     /// The membership protocol's settings (`cluster.gossip.*`, `cluster.join_timeout`,

@@ -18,6 +18,8 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     private var endpoint: String?
     private var pendingKey: String?
     private var closed = false
+    /// True once the connection's place under `upstream.max_connections` is given back.
+    private var released = false
 
     init(fd: Int32, shard: LoopShard) {
         self.shard = shard
@@ -41,7 +43,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
         guard !self.closed, self.transport == nil else { return }
         self.handshakeTimer?.cancel()
         self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
-        self.connection.closeWhenWritten()
+        self.connection.closeLingering()
     }
 
     // MARK: Handshake
@@ -113,6 +115,14 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
         self.closed = true
         self.handshakeTimer?.cancel()
+        self.release()
+    }
+
+    /// Gives the connection's place under the upstream cap back (once).
+    private func release() {
+        guard !self.released else { return }
+        self.released = true
+        self.shard.counters.upstreamConnections.subtract(1, ordering: .relaxed)
     }
 
     // MARK: TunnelTransportOwner
@@ -128,6 +138,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
 
     func transportClosed(_ transport: TunnelTransport, reason: String) {
         self.closed = true
+        self.release()
         self.shard.metrics.update { $0.upstreamsConnected -= 1 }
         self.shard.log.debug("tunnel closed", [("reason", .string(reason))])
         if let id = self.id { self.shard.unregister(id) }
