@@ -71,7 +71,7 @@ func runFuzz(_ command: FuzzCommand) -> Int32 {
 func fuzzOne(seed: UInt64, command: FuzzCommand) -> (failure: String?, hash: String?) {
     let fuzzCase: FuzzCase
     do {
-        fuzzCase = try Fuzzer.run(seed: seed, nodes: command.nodes)
+        fuzzCase = try Fuzzer.run(seed: seed, nodes: command.nodes, nemesis: command.nemesis)
     } catch {
         return ("seed \(seed): FAIL generator produced an invalid scenario: \(error)", nil)
     }
@@ -104,7 +104,7 @@ func writeRegression(_ result: Shrinker.Result, seed: UInt64, failure: CheckResu
     scenario.expect = .fail(check: failure.name, bug: "open: found by pico-sim fuzz seed \(seed), not yet fixed")
     let shrunkFailure = result.report.results.first { $0.name == failure.name } ?? failure
     let comments = [
-        "Found by `pico-sim fuzz`: seed \(seed), generator version \(ScenarioGenerator.version), nodes \(command.nodes.lowerBound)-\(command.nodes.upperBound).",
+        "Found by `pico-sim fuzz`: seed \(seed), generator version \(ScenarioGenerator.version), nodes \(command.nodes.lowerBound)-\(command.nodes.upperBound)\(command.nemesis ? ", --nemesis" : "").",
         "Fails check '\(failure.name)' at \(shrunkFailure.violationTime.map { DurationText.format($0 - .zero) } ?? "?") on \(shrunkFailure.subject ?? "?"):",
         "  \(shrunkFailure.message ?? "")",
         "Shrunk from \(result.originalSize) to \(result.shrunkSize) in \(result.runs) runs.",
@@ -124,11 +124,12 @@ func compareWithChildProcess(_ scenario: Scenario, command: FuzzCommand) -> Stri
     let every = 1_000
     let local = Fuzzer.checkpoints(scenario, every: every)
     let nodes = "\(command.nodes.lowerBound)-\(command.nodes.upperBound)"
-    guard let hashes = runChild(["checkpoints", String(scenario.seed), "--nodes", nodes, "--every", String(every)]) else {
+    let nemesis = command.nemesis ? ["--nemesis"] : []
+    guard let hashes = runChild(["checkpoints", String(scenario.seed), "--nodes", nodes, "--every", String(every)] + nemesis) else {
         return "could not run the child process"
     }
     return Fuzzer.firstDivergence(local: local, otherHashes: hashes, every: every) {
-        runChild(["checkpoints", String(scenario.seed), "--nodes", nodes, "--events"])
+        runChild(["checkpoints", String(scenario.seed), "--nodes", nodes, "--events"] + nemesis)
     }
 }
 
@@ -154,7 +155,7 @@ func runChild(_ arguments: [String]) -> [String]? {
     return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
 }
 
-/// `pico-sim checkpoints SEED [--nodes a-b] [--every N] [--events]`: the rolling hashes (or every
+/// `pico-sim checkpoints SEED [--nodes a-b] [--every N] [--events] [--nemesis]`: the rolling hashes (or every
 /// event) of one fuzz seed's run, for `--check-determinism`'s child process.
 func runCheckpoints(_ arguments: [String]) -> Int32 {
     var rest = arguments[...]
@@ -165,6 +166,7 @@ func runCheckpoints(_ arguments: [String]) -> Int32 {
     var nodes = 3...9
     var every = 1_000
     var events = false
+    var nemesis = false
     while let argument = rest.popFirst() {
         switch argument {
         case "--nodes":
@@ -175,12 +177,14 @@ func runCheckpoints(_ arguments: [String]) -> Int32 {
             every = value
         case "--events":
             events = true
+        case "--nemesis":
+            nemesis = true
         default:
             FileHandle.standardError.write(Data("pico-sim checkpoints: unknown option \(argument)\n".utf8))
             return 2
         }
     }
-    guard let (scenario, _) = try? Fuzzer.scenario(seed: seed, nodes: nodes) else { return 2 }
+    guard let (scenario, _) = try? Fuzzer.scenario(seed: seed, nodes: nodes, nemesis: nemesis) else { return 2 }
     let result = Fuzzer.checkpoints(scenario, every: every)
     for line in events ? result.events : result.hashes { print(line) }
     return 0

@@ -13,17 +13,20 @@ struct FuzzCommand: Equatable {
     var shrinkTime: Duration = .seconds(120)
     var printHashes = false
     var checkDeterminism = false
+    var nemesis = false
 
     static let usage = """
         usage: pico-sim fuzz [--seeds N | --time 60s] [--from SEED] [--nodes 3-9] [--jobs K]
                              [--out scenarios/regressions] [--no-shrink] [--shrink-runs N] [--shrink-time 2m]
-                             [--hashes] [--check-determinism]
+                             [--hashes] [--check-determinism] [--nemesis]
 
         Generates a random scenario per seed (from --from up; 100 seeds unless --seeds or --time),
         runs it and checks every check. A failure is shrunk and written under --out as a scenario
         file that `pico-sim run` replays. --jobs runs seeds in K threads (never inside one run).
         --hashes prints each seed's trace hash; --check-determinism also runs every seed in a child
-        process and reports the first event where the two runs diverge. Progress goes to stderr.
+        process and reports the first event where the two runs diverge. --nemesis adds to each
+        scenario's fault phase an attack of forged and garbled gossip from outside the cluster
+        (120 s runs, 60 s bound). Progress goes to stderr.
         Exit status: 0 when nothing failed, 1 when a seed failed, 2 for bad usage.
         """
 
@@ -73,6 +76,8 @@ struct FuzzCommand: Equatable {
                 command.printHashes = true
             case "--check-determinism":
                 command.checkDeterminism = true
+            case "--nemesis":
+                command.nemesis = true
             case "--help", "-h":
                 throw UsageError("")
             default:

@@ -81,7 +81,7 @@ struct ScenarioTests {
         #expect(Self.error(Self.minimal.replacingOccurrences(of: "pods: 3", with: "pods: 3, podz: 1")) == "bad.yaml:6:23: unknown key 'spec.topology.podz'")
         #expect(Self.error(Self.minimal + "  timeline:\n    - at: 10s\n      crash: {pod: 7}\n") == "bad.yaml:9:20: spec.timeline[0].crash.pod: must be in 0...2, got 7")
         #expect(Self.error(Self.minimal + "  timeline:\n    - at: 2m\n      heal: {}\n").contains("is after the end of the run"))
-        #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      crash: {pod: 1}\n      for: 5s\n").contains("only partition, pause, hold and netem"))
+        #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      crash: {pod: 1}\n      for: 5s\n").contains("only partition, pause, hold, netem and nemesis"))
         #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      crash: {pod: 1}\n      heal: {}\n").contains("needs exactly one of"))
         #expect(Self.error(Self.minimal + "  checks: [no-such-check]\n").contains("unknown check 'no-such-check'"))
         #expect(Self.error(Self.minimal + "  checks: [{name: membership-converged, within: 10s}, {name: agents-rehomed, within: 1m}]\n") == "no error")

@@ -25,7 +25,10 @@ extension Checker {
             guard !record.path.isEmpty else { continue }
             // A failure is excused only shortly after a pod stopped: one on its path, or the one
             // that held the endpoint's tunnel (the agent is re-homing, the others still learning).
+            // So is one during a nemesis attack or within `detection` after it: forged gossip is
+            // accepted until gossip is authenticated, so requests may fail while it lasts.
             let excused = world.stops.contains { $0.time <= finished && finished <= $0.time + detection }
+                || world.nemesis.attackRanges(end: world.now).contains { $0.lowerBound <= finished && finished <= $0.upperBound + detection }
             if !excused {
                 return .fail(name, at: finished, subject: "request \(record.id)", "failed outside any detection window: \(reason) (path \(record.path))")
             }

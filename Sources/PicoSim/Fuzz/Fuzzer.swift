@@ -19,15 +19,15 @@ public struct FuzzCase: Sendable {
 public enum Fuzzer {
     /// Generates the scenario of `seed`, writes it as a file and decodes it back, so what runs is
     /// exactly what a file holds. A decoding error is a generator bug, reported as such.
-    public static func scenario(seed: UInt64, nodes: ClosedRange<Int>) throws(YAMLError) -> (Scenario, String) {
-        let generated = ScenarioGenerator.generate(seed: seed, nodes: nodes)
+    public static func scenario(seed: UInt64, nodes: ClosedRange<Int>, nemesis: Bool = false) throws(YAMLError) -> (Scenario, String) {
+        let generated = ScenarioGenerator.generate(seed: seed, nodes: nodes, nemesis: nemesis)
         let text = ScenarioWriter.write(generated)
         return (try ScenarioDecoder.decode(text, file: generated.file), text)
     }
 
-    /// Runs the case of `seed`.
-    public static func run(seed: UInt64, nodes: ClosedRange<Int>) throws(YAMLError) -> FuzzCase {
-        let (scenario, text) = try self.scenario(seed: seed, nodes: nodes)
+    /// Runs the case of `seed` (with a nemesis attack in its fault phase when `nemesis`).
+    public static func run(seed: UInt64, nodes: ClosedRange<Int>, nemesis: Bool = false) throws(YAMLError) -> FuzzCase {
+        let (scenario, text) = try self.scenario(seed: seed, nodes: nodes, nemesis: nemesis)
         return FuzzCase(seed: seed, scenario: scenario, text: text, report: ScenarioRunner.run(scenario))
     }
 

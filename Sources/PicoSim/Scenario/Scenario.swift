@@ -61,6 +61,9 @@ public struct Scenario: Sendable {
         /// The liveness phase begins: heal and release every link, clear every impairment,
         /// resume paused pods and restart crashed ones (not those a scale-down removed).
         case recover
+        /// A hostile host outside the cluster sends the pods forged and garbled gossip until the
+        /// entry's `for:` runs out (or `recover`).
+        case nemesis(NemesisAttack)
     }
 
     /// What a run is expected to show: every check passing, or one named check failing (a known
@@ -162,6 +165,11 @@ extension Scenario.Action {
         case .partition(.sides(let sides)):
             let kept = sides.compactMap(pods)
             return kept.isEmpty ? nil : .partition(.sides(kept))
+        case .nemesis(var attack):
+            guard !attack.pods.isEmpty else { return self }
+            guard let kept = pods(attack.pods) else { return nil }
+            attack.pods = kept
+            return .nemesis(attack)
         case .rollout, .partition, .heal, .scale, .stopClients, .recover:
             return self
         }

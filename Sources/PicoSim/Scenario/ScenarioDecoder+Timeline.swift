@@ -3,9 +3,9 @@ import PicoModel
 extension ScenarioDecoder {
     static let actionKeys = [
         "rollout", "crash", "restart", "terminate", "pause", "resume", "partition", "heal", "hold", "release", "netem", "scale",
-        "stop-clients", "recover",
+        "stop-clients", "recover", "nemesis",
     ]
-    static let undoable: Set<String> = ["partition", "pause", "netem", "hold"]
+    static let undoable: Set<String> = ["partition", "pause", "netem", "hold", "nemesis"]
 
     static func decodeTimeline(_ spec: inout YAMLFields, pods: Int, duration: Duration) throws(YAMLError) -> [Scenario.Event] {
         var events: [Scenario.Event] = []
@@ -23,7 +23,10 @@ extension ScenarioDecoder {
             }
             let undo = try fields.duration("for", in: .zero...self.longestDuration)
             if undo != nil, !self.undoable.contains(key) {
-                throw fields.error("for", "only partition, pause, hold and netem can be undone with for:", at: item["for"])
+                throw fields.error("for", "only partition, pause, hold, netem and nemesis can be undone with for:", at: item["for"])
+            }
+            if key == "nemesis", undo == nil {
+                throw fields.error("for", "is required for nemesis: how long the attack lasts, such as 20s (the cluster must recover after it)")
             }
             if let undo, at + undo > duration {
                 throw fields.error("for", "ends after the end of the run", at: item["for"])
@@ -72,6 +75,8 @@ extension ScenarioDecoder {
             action = .scale(replicas: count)
         case "stop-clients":
             action = .stopClients
+        case "nemesis":
+            action = .nemesis(try self.decodeNemesis(&body, replicas: replicas))
         default:
             throw fields.error(key, "is not an action")
         }

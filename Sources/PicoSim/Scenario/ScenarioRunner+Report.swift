@@ -45,7 +45,7 @@ extension ScenarioRunner {
         }
         let forwarded = world.traffic.history.filter { $0.path.count == 2 }.count
         figures.append(("forwarded once", "\(forwarded) requests"))
-        return figures
+        return figures + self.nemesisFigures(world)
     }
 
     /// Mean time from each crash to the first and to the last `dead` among the other pods.

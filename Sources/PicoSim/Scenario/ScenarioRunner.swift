@@ -136,7 +136,9 @@ public enum ScenarioRunner {
             if case .rollout(_, let maxSurge, _) = event.action { surge = max(surge, maxSurge) }
         }
         capacity += surge
-        return SimWorld(podCount: capacity, seed: scenario.seed, settings: settings, network: scenario.network)
+        var world = SimWorld(podCount: capacity, seed: scenario.seed, settings: settings, network: scenario.network)
+        world.nemesis.sniffing = scenario.timeline.contains { if case .nemesis = $0.action { true } else { false } }
+        return world
     }
 
     static func names(_ pods: [Int], _ world: SimWorld) -> String {
@@ -200,8 +202,13 @@ public enum ScenarioRunner {
             world.stopClients()
             return "clients stop"
         case .recover:
+            let attacking = world.nemesis.isAttacking
             let restarted = world.recover()
-            return "recover: links healed and released, impairments cleared, pods resumed, \(restarted) crashed pod(s) restarted"
+            return "recover: \(attacking ? "attacks stopped, " : "")links healed and released, impairments cleared, pods resumed, \(restarted) crashed pod(s) restarted"
+        case .nemesis(let attack):
+            world.startNemesis(attack, id: id)
+            let targets = attack.pods.isEmpty ? "every pod" : self.names(attack.pods, world)
+            return "nemesis starts: \(YAMLFields.decimal(attack.rate)) forged inputs per second to \(targets) (\(attack.kinds.map(\.rawValue).joined(separator: ", ")))"
         }
     }
 
@@ -211,6 +218,9 @@ public enum ScenarioRunner {
         case .pause(let pods): return self.perform(.resume(pods), id: id, in: &world)
         case .hold(let links): return self.perform(.release(links), id: id, in: &world)
         case .netem(let pods, _): return self.perform(.clearNetem(pods), id: id, in: &world)
+        case .nemesis:
+            world.stopNemesis(id: id)
+            return "nemesis stops"
         default: return "nothing to undo"
         }
     }

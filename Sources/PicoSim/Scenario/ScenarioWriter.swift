@@ -94,7 +94,15 @@ public enum ScenarioWriter {
         case .scale(let replicas): "scale: {replicas: \(replicas)}"
         case .stopClients: "stop-clients: {}"
         case .recover: "recover: {}"
+        case .nemesis(let attack): "nemesis: \(self.nemesis(attack))"
         }
+    }
+
+    static func nemesis(_ attack: NemesisAttack) -> String {
+        var parts = ["rate: \(attack.rate)", "kinds: [\(attack.kinds.map(\.rawValue).joined(separator: ", "))]"]
+        if !attack.pods.isEmpty { parts.append("pods: [\(attack.pods.map(String.init).joined(separator: ", "))]") }
+        parts.append("identities: \(attack.identities)")
+        return "{\(parts.joined(separator: ", "))}"
     }
 
     static func shape(_ shape: PartitionShape) -> String {

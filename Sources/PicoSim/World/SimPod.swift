@@ -61,6 +61,8 @@ public enum SimEvent: Sendable {
     case kubeletRestart(pod: Int)
     /// Agents, clients and the load balancer.
     case traffic(TrafficEvent)
+    /// Nemesis attack `id` sends its next forged input.
+    case nemesis(id: Int)
 }
 
 /// Events of the traffic layer.

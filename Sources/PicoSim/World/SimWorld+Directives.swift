@@ -9,6 +9,7 @@ extension SimWorld {
         case .sendDatagram(let bytes, let address):
             self.datagramsSent[index] += 1
             self.bytesSent[index] += bytes.count
+            self.nemesis.sniff(bytes)
             guard let target = self.addressOwners[address], let source = self.pods[index].address else { return }
             switch self.network.send(from: index, to: target.pod, now: self.now) {
             case .delivered(let times):

@@ -71,6 +71,12 @@ public struct SimWorld: Sendable {
     public internal(set) var stoppedByTimeline: Set<Int> = []
     /// Pods `recover` found still shutting down: the kubelet restarts each once it exits.
     public internal(set) var restartWhenExited: Set<Int> = []
+    /// The hostile host outside the cluster (timeline `nemesis` entries).
+    public internal(set) var nemesis = SimNemesis()
+    /// The largest size each bounded table reached on any pod (in `ClusterNode.tableSizes` order).
+    public internal(set) var tablePeaks: [TableSize] = []
+    /// `pod/table` pairs already reported above their bound (each is reported once).
+    var reportedBounds: Set<String> = []
 
     var queue = EventQueue<SimEvent>()
     let streams: RandomStreams
@@ -181,11 +187,12 @@ public struct SimWorld: Sendable {
         self.record("pause", self.pods[index].name, UInt64(self.pods[index].boot))
     }
 
-    /// The liveness phase begins: every link healed and every held link released, impairments
+    /// The liveness phase begins: every attack stopped, every link healed and every held link released, impairments
     /// cleared, paused pods resumed, and pods in `stoppedByTimeline` restarted (those still shutting
     /// down after a `terminate` as soon as they exit, as the kubelet would). Returns how many pods
     /// were restarted now.
     public mutating func recover() -> Int {
+        self.stopAllNemeses()
         self.network.healAll()
         let held = self.network.heldLinks.sorted()
         if !held.isEmpty { self.release(held) }
@@ -249,6 +256,7 @@ public struct SimWorld: Sendable {
         self.pods[index].steps += 1
         if self.pods[index].steps % max(1, self.settings.invariantCheckInterval) == 0 {
             for problem in node.checkInvariants() { self.violations.append((self.now, self.pods[index].name, problem)) }
+            self.checkTableBounds(of: node, pod: index)
         }
         for directive in directives { self.carryOut(directive, from: index) }
     }
@@ -275,6 +283,8 @@ public struct SimWorld: Sendable {
                 self.receive(next.event, pod: pod, input: input)
             case .traffic(let event):
                 self.handle(event)
+            case .nemesis(let id):
+                self.nemesisTick(id: id)
             }
         }
         self.now = max(self.now, deadline)

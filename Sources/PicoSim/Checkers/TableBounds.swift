@@ -1,0 +1,21 @@
+import PicoModel
+
+// ==== ---- Bounds checker: every bounded table of every pod, all the time ------------------------------
+
+extension SimWorld {
+    /// Checks each of `node`'s bounded tables against its bound (run with the invariants, after
+    /// steps of pod `pod`): the first time a table of a pod holds more than its bound is an
+    /// invariant violation naming the pod, the table, its size and the bound. Also keeps each
+    /// table's largest size for the report.
+    mutating func checkTableBounds(of node: ClusterNode, pod: Int) {
+        let sizes = node.tableSizes
+        if self.tablePeaks.count != sizes.count { self.tablePeaks = sizes.map { TableSize(name: $0.name, size: 0, bound: $0.bound) } }
+        for (position, table) in sizes.enumerated() {
+            if table.size > self.tablePeaks[position].size { self.tablePeaks[position].size = table.size }
+            guard table.exceedsBound, let bound = table.bound else { continue }
+            let key = "\(self.pods[pod].name)/\(table.name)"
+            guard self.reportedBounds.insert(key).inserted else { continue }
+            self.violations.append((self.now, self.pods[pod].name, "table \(table.name) holds \(table.size) items, above its bound of \(bound)"))
+        }
+    }
+}
