@@ -118,23 +118,35 @@ struct NemesisTests {
         #expect(world.nemesis.sniffed.isEmpty && world.nemesis.windows.isEmpty)
     }
 
-    @Test func test_boundsChecker_reportsATableAboveItsBound() {
-        // maxMembers is documented to bound alive, suspect and recently dead members, but only
-        // live ones are capped on admission: made-up members that die linger for
-        // gossipToTheDeadTime while new ones are admitted, so the table passes its bound.
+    @Test func test_boundsChecker_reportsATableAboveItsBound_oncePerPodAndTable() {
+        var world = SimWorld(podCount: 1, seed: 1, settings: SimWorld.Settings(node: WorldTests.world(pods: 1).settings.node))
+        world.start(0)
+        let within = [TableSize(name: "membership.members", size: 2, bound: 2), TableSize(name: "t", size: 9, bound: nil)]
+        world.checkTableBounds(within, pod: 0)
+        #expect(world.violations.isEmpty)
+        let above = [TableSize(name: "membership.members", size: 3, bound: 2), TableSize(name: "t", size: 9, bound: nil)]
+        world.checkTableBounds(above, pod: 0)
+        world.checkTableBounds(above, pod: 0)
+        let reports = world.violations.filter { $0.2.hasPrefix("table membership.members holds") }
+        #expect(reports.count == 1, "each pod and table is reported once: \(world.violations.prefix(3))")
+        #expect(reports.first?.2 == "table membership.members holds 3 items, above its bound of 2")
+        #expect(reports.first?.1 == "pico-0")
+        #expect(world.tablePeaks.first { $0.name == "membership.members" }?.size == 3)
+        #expect(!Checker.invariantsHold.check(world).passed)
+    }
+
+    @Test func test_madeUpMembersThatDie_neverPushTheMemberTablePastItsBound() {
+        // Before: only live members were capped on admission, and made-up members that died
+        // lingered for gossipToTheDeadTime while new ones came in (the table passed its bound).
         var settings = SimWorld.Settings(node: WorldTests.world(pods: 1).settings.node)
         settings.node.membership.maxMembers = 2
         var world = SimWorld(podCount: 1, seed: 1, settings: settings)
         world.start(0)
         world.startNemesis(NemesisAttack(rate: 100, kinds: [.forgedMembers], identities: 200), id: 0)
         world.run(until: .seconds(40))
-        let reports = world.violations.filter { $0.2.hasPrefix("table membership.members holds") }
-        #expect(reports.count == 1, "each pod and table is reported once: \(world.violations.prefix(3))")
-        #expect(reports.first?.2.hasSuffix("above its bound of 2") == true)
-        #expect(reports.first?.1 == "pico-0")
         let peak = world.tablePeaks.first { $0.name == "membership.members" }
-        #expect((peak?.size ?? 0) > 2 && peak?.bound == 2)
-        #expect(!Checker.invariantsHold.check(world).passed)
+        #expect((peak?.size ?? 0) > 2 && peak?.bound == 4, "departed members fill their own share")
+        #expect(!world.violations.contains { $0.2.hasPrefix("table ") }, "\(world.violations.prefix(3))")
     }
 
     @Test func test_tableSize_exceedsOnlyAStatedBound() {

@@ -86,7 +86,12 @@ extension ClusterNode {
         let produced = self.membership.onDatagram(sender: datagram.sender, from: address, messages: datagram.messages, now: now)
         self.interpret(produced, now: now, into: &directives)
         for message in datagram.messages {
-            guard case .endpointDelta(let delta) = message, self.membership.isLive(delta.owner), delta.owner != self.me.uid else { continue }
+            guard case .endpointDelta(let delta) = message else { continue }
+            if delta.owner == self.me.uid {
+                self.checkOwnEndpointVersion(delta.lastVersion, now: now, into: &directives)
+                continue
+            }
+            guard self.membership.isLive(delta.owner) else { continue }
             let changes = self.endpoints.apply(delta)
             guard !changes.isEmpty else { continue }
             self.publish(changes, into: &directives)
@@ -168,9 +173,23 @@ extension ClusterNode {
         defer { self.isMergingState = false }
         let produced = self.membership.mergeState(members: state.members, tombstones: state.tombstones, sender: state.sender, now: now)
         self.interpret(produced, now: now, into: &directives)
-        for snapshot in state.endpoints where self.membership.isLive(snapshot.owner) && snapshot.owner != self.me.uid {
-            self.publish(self.endpoints.apply(snapshot), into: &directives)
+        for snapshot in state.endpoints {
+            if snapshot.owner == self.me.uid {
+                self.checkOwnEndpointVersion(snapshot.version, now: now, into: &directives)
+            } else if self.membership.isLive(snapshot.owner) {
+                self.publish(self.endpoints.apply(snapshot), into: &directives)
+            }
         }
+    }
+
+    /// A delta or snapshot of our own entries came back. At or below our version it is an echo;
+    /// above it, it is forged (only we write our entries), and peers that took it for news ignore
+    /// our real updates from then on: `Membership.dropForgedClaim` reports it and takes a new UID.
+    mutating func checkOwnEndpointVersion(_ version: UInt64, now: Instant, into directives: inout [ClusterDirective]) {
+        guard version > self.endpoints.localVersion else { return }
+        var produced: [MembershipDirective] = []
+        self.membership.dropForgedClaim(.endpointVersion, claimed: version, own: self.endpoints.localVersion, now: now, into: &produced)
+        self.interpret(produced, now: now, into: &directives)
     }
 
     mutating func onStateExchangeRequested(_ id: ExchangeID, bytes: [UInt8], from address: Address, now: Instant, into directives: inout [ClusterDirective]) {

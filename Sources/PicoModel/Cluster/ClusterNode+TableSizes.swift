@@ -23,14 +23,14 @@ public struct TableSize: Hashable, Sendable {
 extension ClusterNode {
     /// Every table that datagrams and state exchanges from the network can grow, with its size and
     /// stated bound, in a fixed order. A read-only view for the simulator's bounds checker and for
-    /// status pages; O(owners), no sorting. `membership.members` counts recently dead members as
-    /// well, which `MembershipSettings.maxMembers` says it bounds; `membership.probeOrder` has no
-    /// stated bound (it is pruned of departed members once per probe round).
+    /// status pages; O(owners), no sorting. `membership.members` holds at most `maxMembers` live
+    /// and `maxMembers` departed members; `membership.probeOrder` is compacted at twice
+    /// `maxMembers`.
     public var tableSizes: [TableSize] {
         let settings = self.configuration.membership
         let largestOwner = self.endpoints.owners.values.reduce(0) { max($0, $1.entries.count) }
         return [
-            TableSize(name: "membership.members", size: self.membership.members.count, bound: settings.maxMembers),
+            TableSize(name: "membership.members", size: self.membership.members.count, bound: 2 * settings.maxMembers),
             TableSize(name: "membership.liveMembers", size: self.membership.liveMemberCount, bound: settings.maxMembers),
             TableSize(name: "membership.tombstones", size: self.membership.tombstones.count, bound: settings.maxTombstones),
             TableSize(name: "membership.suspicions", size: self.membership.suspicions.count, bound: settings.maxMembers),
@@ -38,7 +38,7 @@ extension ClusterNode {
             TableSize(name: "membership.toldDeadAt", size: self.membership.toldDeadAt.count, bound: settings.maxRelays),
             TableSize(name: "membership.previousUIDs", size: self.membership.previousUIDs.count, bound: 16),
             TableSize(name: "membership.resolvedSeeds", size: self.membership.resolvedSeeds.count, bound: settings.maxMembers),
-            TableSize(name: "membership.probeOrder", size: self.membership.probeOrder.count, bound: nil),
+            TableSize(name: "membership.probeOrder", size: self.membership.probeOrder.count, bound: 2 * settings.maxMembers),
             TableSize(name: "cluster.pendingExchanges", size: self.pendingExchanges.count, bound: self.configuration.maxPendingExchanges),
             TableSize(name: "cluster.discoverySyncs", size: self.discoverySyncs.count, bound: self.configuration.maxPendingExchanges),
             TableSize(name: "cluster.endpointLag", size: self.endpointLag.count, bound: settings.maxMembers),

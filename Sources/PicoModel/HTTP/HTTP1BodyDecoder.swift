@@ -161,15 +161,22 @@ public struct HTTP1BodyDecoder: Hashable, Sendable {
     }
 
     /// Trailer fields without those a trailer section must not carry (RFC 9110 §6.5.1): framing
-    /// (`Content-Length`, `Transfer-Encoding`), routing (`Host`) and hop-by-hop fields. A
-    /// recipient that removes the chunked coding may discard trailers (§6.5.2); passing these on
-    /// would let a client change how the next hop frames or routes the message.
+    /// (`Content-Length`, `Transfer-Encoding`), routing (`Host`), hop-by-hop fields, and Pico's
+    /// own routing and marker fields (`x-pico-…`, which only a head may carry). A recipient that
+    /// removes the chunked coding may discard trailers (§6.5.2); passing these on would let a
+    /// client change how the next hop frames or routes the message.
     static func permittedTrailers(_ trailers: HTTPHeaders) -> HTTPHeaders {
         func forbidden(_ field: HTTPHeaders.Field) -> Bool {
-            HTTPProxyRules.isHopByHop(field.name) || HTTPHeaders.sameName(field.name, "content-length") || HTTPHeaders.sameName(field.name, "host")
+            HTTPProxyRules.isHopByHop(field.name) || HTTPHeaders.sameName(field.name, "content-length")
+                || HTTPHeaders.sameName(field.name, "host") || Self.isPicoField(field.name)
         }
         guard trailers.fields.contains(where: forbidden) else { return trailers }
         return HTTPHeaders(trailers.fields.filter { !forbidden($0) })
+    }
+
+    /// True for names starting with `x-pico-` (ASCII case-insensitively).
+    static func isPicoField(_ name: String) -> Bool {
+        name.utf8.count > 7 && HTTPHeaders.sameName(String(name.prefix(7)), "x-pico-")
     }
 
     static func hexValue(_ byte: UInt8) -> UInt8? {

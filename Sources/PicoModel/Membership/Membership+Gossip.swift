@@ -119,6 +119,14 @@ extension Membership {
         if let earliest = self.earliestTombstoneExpiry, earliest <= now {
             self.tombstones = self.tombstones.filter { $0.value.expiresAt > now || self.members[$0.key] != nil }
             self.earliestTombstoneExpiry = self.tombstones.values.map(\.expiresAt).min()
+            let tombstones = self.tombstones
+            self.tombstoneQueue.trim(liveCount: tombstones.count) { tombstones[$0.uid]?.expiresAt == $0.at }
+        }
+        if !expired.isEmpty {
+            let members = self.members
+            self.departedQueue.trim(liveCount: members.count - self.liveMemberCount) { entry in
+                members[entry.uid].map { !$0.isLive && $0.since == entry.at } ?? false
+            }
         }
         self.toldDeadAt = self.toldDeadAt.filter { now - $0.value < self.settings.gossipInterval }
     }

@@ -37,6 +37,9 @@ extension Membership {
         let counted = self.members.values.reduce(0) { $0 + ($1.isLive ? 1 : 0) }
         if counted != self.liveMemberCount { problems.append("\(counted) live members but \(self.liveMemberCount) in the address index") }
         if self.liveMemberCount > self.settings.maxMembers { problems.append("\(self.liveMemberCount) live members exceed maxMembers") }
+        if self.members.count - self.liveMemberCount > self.settings.maxMembers {
+            problems.append("\(self.members.count - self.liveMemberCount) departed members exceed maxMembers")
+        }
         // Dictionary order differs between processes: sort only the (normally empty) findings.
         return problems.sorted()
     }

@@ -123,7 +123,7 @@ extension Membership {
     mutating func applyAlive(_ info: NodeInfo, incarnation: UInt64, draining: Bool, now: Instant, into directives: inout [MembershipDirective]) {
         if info.uid == self.me.uid {
             if incarnation > self.incarnation {
-                self.dropForgedClaim(.alive, claimed: incarnation, into: &directives)
+                self.dropForgedClaim(.alive, claimed: incarnation, own: self.incarnation, now: now, into: &directives)
             } else if incarnation == self.incarnation, draining != self.isDraining, self.phase == .running || self.phase == .joining {
                 self.refute(now: now, into: &directives)
             }
@@ -185,7 +185,7 @@ extension Membership {
         let accuser = self.author(reported)
         if subject == self.me.uid {
             if incarnation > self.incarnation {
-                self.dropForgedClaim(.suspect, claimed: incarnation, into: &directives)
+                self.dropForgedClaim(.suspect, claimed: incarnation, own: self.incarnation, now: now, into: &directives)
             } else if incarnation == self.incarnation, self.phase == .running || self.phase == .joining {
                 self.refute(now: now, into: &directives)
             }
@@ -258,7 +258,13 @@ extension Membership {
     }
 
     mutating func applyLeft(subject: NodeUID, incarnation: UInt64, now: Instant, into directives: inout [MembershipDirective]) {
-        guard subject != self.me.uid else { return }
+        if subject == self.me.uid {
+            // Only we announce our leave. While we run, a `left` about us is forged (or a peer
+            // believed one): peers that hold it would answer us with it forever and never list
+            // us again. As for a `dead` about us, a new UID rejoins.
+            if self.phase == .running || self.phase == .joining { self.rebirth(now: now, into: &directives) }
+            return
+        }
         if let tombstone = self.tombstones[subject], tombstone.status == .left { return }
         if self.members[subject] != nil {
             self.markTerminal(subject, status: .left, incarnation: incarnation, now: now, into: &directives)
@@ -290,15 +296,24 @@ extension Membership {
         return true
     }
 
-    /// A message about us claims an incarnation above our own. Only we raise our incarnation and
-    /// every boot is a new UID, so nobody can know a higher one: the message is forged (or built
-    /// on a forged one). Adopting it would let one datagram pin us at any incarnation, up to the
-    /// maximum, where no refutation is possible; it is dropped and reported instead. Peers that
-    /// took the forgery for news keep suspecting us at that incarnation until they declare us
-    /// dead, and a `dead` about us is always obeyed (we take a new UID and rejoin), so the
-    /// cluster converges once the forgeries stop.
-    mutating func dropForgedClaim(_ kind: MembershipEvent.ForgedClaim, claimed: UInt64, into directives: inout [MembershipDirective]) {
-        directives.append(.event(.forgedClaimDropped(kind, claimedIncarnation: claimed, ownIncarnation: self.incarnation)))
+    /// A message about us claims an incarnation (or an endpoint version) above our own. Only we
+    /// raise those, and every boot is a new UID, so nobody can know a higher one: the message is
+    /// forged, or built on a forged one. It is dropped and reported, never adopted: adopting it
+    /// would let one datagram pin us at the maximum, where no refutation is possible.
+    ///
+    /// Peers may have taken the forgery for news (a forger can feed them directly): they would
+    /// then ignore our real announcements, at lower numbers, for as long as this UID lives (a
+    /// drain nobody hears; a suspicion we cannot refute). So we also take a new identity, as a
+    /// `dead` about us makes us do, at most once per `forgeryRebirthInterval`: every peer drops
+    /// what it was told about the old UID, and the cluster converges once the forgeries stop.
+    public mutating func dropForgedClaim(
+        _ kind: MembershipEvent.ForgedClaim, claimed: UInt64, own: UInt64, now: Instant, into directives: inout [MembershipDirective]
+    ) {
+        directives.append(.event(.forgedClaimDropped(kind, claimedIncarnation: claimed, ownIncarnation: own)))
+        guard self.phase == .running || self.phase == .joining else { return }
+        if let last = self.lastForgeryRebirthAt, now - last < self.settings.forgeryRebirthInterval { return }
+        self.lastForgeryRebirthAt = now
+        self.rebirth(now: now, into: &directives)
     }
 
     /// We were declared dead: that UID is gone for good, so take a new one and rejoin.

@@ -47,6 +47,10 @@ public struct Membership: Sendable {
 
     var members: [NodeUID: Member] = [:]
     var tombstones: [NodeUID: Tombstone] = [:]
+    /// Tombstoned UIDs, oldest first (for eviction when `tombstones` is full).
+    var tombstoneQueue = AgeQueue()
+    /// Members that became dead or left, oldest first (for eviction when too many linger).
+    var departedQueue = AgeQueue()
     var addressIndex: [Address: NodeUID] = [:]
     var suspicions: [NodeUID: Suspicion] = [:]
     var probeOrder: [NodeUID] = []
@@ -68,6 +72,8 @@ public struct Membership: Sendable {
     /// When we last synced with a sender we had never heard of (at most one per probe interval).
     var lastStrangerSyncAt: Instant?
     var earliestTombstoneExpiry: Instant?
+    /// When we last took a new identity because of a forged claim about us.
+    var lastForgeryRebirthAt: Instant?
     var invariantViolations: [String] = []
 
     /// Creates a machine for the node described by `me`. `seeds` are the names the shell resolves
@@ -169,11 +175,27 @@ public struct Membership: Sendable {
     mutating func addMember(_ info: NodeInfo, incarnation: UInt64, draining: Bool, now: Instant, into directives: inout [MembershipDirective]) {
         self.members[info.uid] = Member(info: info, state: MemberState(.alive, incarnation), draining: draining, since: now)
         self.addressIndex[info.gossipAddress] = info.uid
+        if self.probeOrder.count >= 2 * self.settings.maxMembers { self.compactProbeOrder() }
         // SWIM §4.3: insert at a random position of the round-robin order.
         let position = self.rng.index(below: self.probeOrder.count + 1)
         self.probeOrder.insert(info.uid, at: position)
         if position < self.probeCursor { self.probeCursor += 1 }
         directives.append(.event(.memberJoined(info)))
+    }
+
+    /// Drops departed members from the probe order before a round ends (it is pruned when the
+    /// round wraps, which at thousands of members takes an hour): members made up and killed
+    /// faster than that cannot grow it past twice `maxMembers`. Keeps the round's position.
+    mutating func compactProbeOrder() {
+        var kept: [NodeUID] = []
+        kept.reserveCapacity(self.liveMemberCount)
+        var cursor = 0
+        for (index, uid) in self.probeOrder.enumerated() where self.members[uid]?.isLive ?? false {
+            if index < self.probeCursor { cursor += 1 }
+            kept.append(uid)
+        }
+        self.probeOrder = kept
+        self.probeCursor = cursor
     }
 
     /// Declares `uid` dead or left: tombstone, stop probing it, end its suspicion.
@@ -192,6 +214,10 @@ public struct Membership: Sendable {
         if let member {
             if self.addressIndex[member.info.gossipAddress] == uid { self.addressIndex[member.info.gossipAddress] = nil }
             self.transition(uid, to: MemberState(status, incarnation), now: now, into: &directives)
+            if member.isLive, let departed = self.members[uid] {
+                self.departedQueue.append(uid, at: departed.since)
+                self.evictDepartedBeyondBound(into: &directives)
+            }
         }
         if self.probe?.target == uid { self.probe = nil }
         if self.leave?.targets[uid] != nil, status.isTerminal {
@@ -210,13 +236,31 @@ public struct Membership: Sendable {
             return
         }
         self.tombstones[uid] = Tombstone(status: status, incarnation: incarnation, address: address, name: name, expiresAt: expiresAt)
+        self.tombstoneQueue.append(uid, at: expiresAt)
         if self.earliestTombstoneExpiry.map({ expiresAt < $0 }) ?? true { self.earliestTombstoneExpiry = expiresAt }
         if self.tombstones.count > self.settings.maxTombstones { self.evictOldestTombstone() }
     }
 
+    /// Dead and left members stay listed for `gossipToTheDeadTime`; at most `maxMembers` of them
+    /// (the oldest go first, as `reap` would drop them), so members that are made up and killed
+    /// faster than they are reaped cannot grow the list: it holds at most twice `maxMembers`.
+    mutating func evictDepartedBeyondBound(into directives: inout [MembershipDirective]) {
+        while self.members.count - self.liveMemberCount > self.settings.maxMembers, let oldest = self.departedQueue.popFirst() {
+            guard let member = self.members[oldest.uid], !member.isLive, member.since == oldest.at else { continue }
+            self.members[oldest.uid] = nil
+            directives.append(.event(.memberRemoved(uid: oldest.uid, name: member.info.name)))
+        }
+    }
+
+    /// Forgets the tombstone recorded first (the one that would expire first), in O(1).
     mutating func evictOldestTombstone() {
-        guard let oldest = self.tombstones.min(by: { ($0.value.expiresAt, $0.key) < ($1.value.expiresAt, $1.key) }) else { return }
-        self.tombstones[oldest.key] = nil
+        while let oldest = self.tombstoneQueue.popFirst() {
+            // Entries of tombstones reaped or replaced since are stale: skip them.
+            if self.tombstones[oldest.uid]?.expiresAt == oldest.at {
+                self.tombstones[oldest.uid] = nil
+                return
+            }
+        }
     }
 
     /// Live members in a deterministic order (sorted by UID), optionally filtered.

@@ -28,8 +28,9 @@ public enum MembershipEvent: Hashable, Sendable {
     case memberRemoved(uid: NodeUID, name: String)
     /// We refuted a suspicion by raising our incarnation.
     case refuted(incarnation: UInt64)
-    /// A message about us claimed an incarnation above our own, which nobody but a forger can
-    /// know; it was dropped, not adopted (see `Membership.dropForgedClaim`).
+    /// A message about us claimed an incarnation (or endpoint version) above our own, which
+    /// nobody but a forger can know; it was dropped, not adopted (see
+    /// `Membership.dropForgedClaim`).
     case forgedClaimDropped(ForgedClaim, claimedIncarnation: UInt64, ownIncarnation: UInt64)
     /// We learned we had been declared dead and took a new UID to rejoin.
     case reborn(old: NodeUID, new: NodeUID)
@@ -52,5 +53,7 @@ extension MembershipEvent {
         case alive
         /// A `suspect` about us.
         case suspect
+        /// An endpoint delta or snapshot of ours at a version we never wrote.
+        case endpointVersion
     }
 }

@@ -27,6 +27,9 @@ public struct MembershipSettings: Hashable, Sendable {
     /// How long dead members still receive gossip (so they learn they were declared dead) and stay
     /// listed in views before only their tombstone remains. memberlist LAN: 30 s.
     public var gossipToTheDeadTime: Duration = .seconds(30)
+    /// Least time between two new identities taken because peers were fed forged claims about
+    /// us (see `Membership.dropForgedClaim`): bounds the churn a forger can cause.
+    public var forgeryRebirthInterval: Duration = .seconds(10)
     /// Broadcast retransmit limit is `retransmitMultiplier × ceil(log10(N + 1))`. memberlist: 4.
     public var retransmitMultiplier: Int = 4
     /// Time between full-state push/pull exchanges with a random live member (scaled up above 32
@@ -41,7 +44,8 @@ public struct MembershipSettings: Hashable, Sendable {
     public var tombstoneTimeToLive: Duration = .seconds(4 * 60 * 60)
     /// Bound on remembered tombstones; the ones expiring soonest are dropped first beyond it.
     public var maxTombstones: Int = 10_000
-    /// Bound on members (alive, suspect and recently dead) one node tracks.
+    /// Bound on live (alive and suspect) members one node tracks, and separately on recently
+    /// dead or left ones still listed (the oldest are dropped first beyond it).
     public var maxMembers: Int = 4_096
     /// Bound on in-progress ping-req relays this node performs for others.
     public var maxRelays: Int = 64

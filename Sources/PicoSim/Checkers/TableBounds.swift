@@ -8,7 +8,11 @@ extension SimWorld {
     /// invariant violation naming the pod, the table, its size and the bound. Also keeps each
     /// table's largest size for the report.
     mutating func checkTableBounds(of node: ClusterNode, pod: Int) {
-        let sizes = node.tableSizes
+        self.checkTableBounds(node.tableSizes, pod: pod)
+    }
+
+    /// `checkTableBounds(of:pod:)` for table sizes already read.
+    mutating func checkTableBounds(_ sizes: [TableSize], pod: Int) {
         if self.tablePeaks.count != sizes.count { self.tablePeaks = sizes.map { TableSize(name: $0.name, size: 0, bound: $0.bound) } }
         for (position, table) in sizes.enumerated() {
             if table.size > self.tablePeaks[position].size { self.tablePeaks[position].size = table.size }

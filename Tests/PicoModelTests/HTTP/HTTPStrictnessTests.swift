@@ -67,7 +67,8 @@ struct HTTPStrictnessTests {
 
     @Test func test_framingRoutingAndHopByHopTrailers_areDropped_othersKept() {
         let text = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
-            + "Content-Length: 5\r\nX-Checksum: abc\r\nTransfer-Encoding: chunked\r\nHost: evil\r\nConnection: close\r\nTE: trailers\r\nX-Other: 1\r\n\r\n"
+            + "Content-Length: 5\r\nX-Checksum: abc\r\nTransfer-Encoding: chunked\r\nHost: evil\r\nConnection: close\r\nTE: trailers\r\n"
+            + "X-Pico-Forward: true\r\nx-pico-endpoint: zz\r\nX-Other: 1\r\n\r\n"
         let (parts, error) = HTTPTest.requestParts(text)
         #expect(error == nil)
         #expect(parts.last == .end(trailers: ["X-Checksum": "abc", "X-Other": "1"]))

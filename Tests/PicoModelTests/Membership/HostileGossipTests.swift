@@ -7,33 +7,40 @@ import Testing
 struct HostileGossipTests {
     // MARK: - Forged claims about ourselves
 
-    @Test func test_suspectAboutMe_aboveMyIncarnation_isDroppedAsForged_notRefuted() {
+    @Test func test_suspectAboutMe_aboveMyIncarnation_isDroppedAsForged_notRefuted_andANewIdentityTakesOver() {
         var membership = Fixture.running(peers: 2)
         let peer = Fixture.info(2).uid
-        let forged = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: UInt64.max, accuser: peer)], from: 2, now: .seconds(1))
-        #expect(membership.incarnation == 0, "a forged incarnation is never adopted")
-        #expect(forged.events == [.forgedClaimDropped(.suspect, claimedIncarnation: UInt64.max, ownIncarnation: 0)])
-        #expect(forged.broadcasts == [])
-        // A genuine accusation (at the incarnation we published) is still refuted, by one step.
-        let genuine = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 0, accuser: peer)], from: 2, now: .seconds(2))
-        #expect(membership.incarnation == 1)
-        #expect(genuine.events == [.refuted(incarnation: 1)])
-        let oneAbove = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 2, accuser: peer)], from: 2, now: .seconds(3))
-        #expect(membership.incarnation == 1 && oneAbove.events == [.forgedClaimDropped(.suspect, claimedIncarnation: 2, ownIncarnation: 1)])
+        let old = membership.me.uid
+        // A genuine accusation (at the incarnation we published) is refuted, by one step.
+        let genuine = membership.receive([.suspect(subject: old, incarnation: 0, accuser: peer)], from: 2, now: .seconds(1))
+        #expect(membership.incarnation == 1 && genuine.events == [.refuted(incarnation: 1)])
+        let forged = membership.receive([.suspect(subject: old, incarnation: UInt64.max, accuser: peer)], from: 2, now: .seconds(2))
+        #expect(forged.events.first == .forgedClaimDropped(.suspect, claimedIncarnation: UInt64.max, ownIncarnation: 1))
+        #expect(!forged.events.contains { if case .refuted = $0 { true } else { false } }, "never refuted past a forged number")
+        // Peers may believe it and ignore us from now on: a new UID, which nobody was told lies about.
+        #expect(membership.me.uid != old && membership.incarnation == 0)
+        #expect(forged.events.contains(.reborn(old: old, new: membership.me.uid)))
+        #expect(forged.broadcasts.contains(membership.aliveMessage()))
     }
 
-    @Test func test_aliveAboutMe_aboveMyIncarnation_isDroppedAsForged_andTwoDatagramsCannotPinTheMaximum() {
+    @Test func test_forgedClaims_causeAtMostOneNewIdentityPerInterval() {
         var membership = Fixture.running(peers: 2)
-        let peer = Fixture.info(2).uid
-        // The attack from the issue: two datagrams (learn the UID, then claim the maximum).
+        let first = membership.me.uid
+        _ = membership.receive([.alive(info: membership.me, incarnation: UInt64.max, draining: false)], from: 2, now: .seconds(1))
+        let second = membership.me.uid
+        #expect(second != first)
+        // The forger learns the new UID at once and tries again: dropped, counted, no new churn.
+        var info = membership.me
         for incarnation in [UInt64.max, UInt64.max - 1, 1] {
-            let forged = membership.receive([.alive(info: Fixture.me, incarnation: incarnation, draining: false)], from: 2, now: .seconds(1))
-            #expect(forged.events == [.forgedClaimDropped(.alive, claimedIncarnation: incarnation, ownIncarnation: 0)])
+            info.uid = second
+            let again = membership.receive([.alive(info: info, incarnation: incarnation, draining: false)], from: 2, now: .milliseconds(1_200))
+            #expect(again.events == [.forgedClaimDropped(.alive, claimedIncarnation: incarnation, ownIncarnation: 0)])
         }
-        _ = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: UInt64.max, accuser: peer)], from: 2, now: .seconds(2))
-        #expect(membership.incarnation == 0)
+        #expect(membership.me.uid == second && membership.incarnation == 0, "two datagrams cannot pin the maximum")
+        _ = membership.receive([.suspect(subject: second, incarnation: 7, accuser: Fixture.info(2).uid)], from: 2, now: .seconds(11))
+        #expect(membership.me.uid != second, "after forgeryRebirthInterval a forgery moves us again")
         // A stale alive of ours that disagrees on draining is refuted at our own incarnation.
-        let stale = membership.receive([.alive(info: Fixture.me, incarnation: 0, draining: true)], from: 2, now: .seconds(3))
+        let stale = membership.receive([.alive(info: membership.me, incarnation: 0, draining: true)], from: 2, now: .seconds(12))
         #expect(stale.events == [.refuted(incarnation: 1)] && membership.incarnation == 1)
     }
 
@@ -43,8 +50,22 @@ struct HostileGossipTests {
             members: [StateExchange.MemberRecord(info: Fixture.me, state: MemberState(.suspect, UInt64.max), draining: false)],
             tombstones: [], sender: Fixture.info(2).uid, now: .seconds(1))
         #expect(membership.incarnation == 0)
-        #expect(directives.events.contains(.forgedClaimDropped(.suspect, claimedIncarnation: UInt64.max, ownIncarnation: 0)))
+        #expect(directives.events.contains(.forgedClaimDropped(.alive, claimedIncarnation: UInt64.max, ownIncarnation: 0)))
         #expect(membership.checkInvariants() == [])
+    }
+
+    @Test func test_leftAboutMe_whileRunning_takesANewIdentity_soPeersThatBelievedItListUsAgain() {
+        // Peers holding a forged `left` about us answer our datagrams with it and never list us
+        // again; ignoring it (as before) left us outside the cluster for good.
+        var membership = Fixture.running(peers: 2)
+        let old = membership.me.uid
+        let directives = membership.receive([.left(subject: old, incarnation: 0)], from: 2, now: .seconds(1))
+        #expect(membership.me.uid != old && directives.events.contains(.reborn(old: old, new: membership.me.uid)))
+        // Our own `left`, echoed back while we leave, changes nothing.
+        _ = membership.startLeave(now: .seconds(2))
+        let me = membership.me.uid
+        _ = membership.receive([.left(subject: me, incarnation: 0)], from: 2, now: .seconds(3))
+        #expect(membership.me.uid == me)
     }
 
     @Test func test_deadAboutMe_isObeyed_atAnyIncarnation_soPeersThatBelievedAForgeryTakeUsBack() {
@@ -67,6 +88,53 @@ struct HostileGossipTests {
         membership.incarnation = UInt64.max
         let refutation = membership.receive([.suspect(subject: membership.me.uid, incarnation: UInt64.max, accuser: Fixture.info(2).uid)], from: 2, now: .seconds(2))
         #expect(membership.incarnation == 0 && refutation.events.contains { if case .reborn = $0 { true } else { false } })
+    }
+
+    @Test func test_aForgedVersionOfOurOwnEndpoints_isDropped_andANewIdentityRepublishesThem() {
+        // A forged delta about a real owner at a version near 2^64 made every peer ignore the
+        // owner's real updates for as long as its UID lived (the nemesis's forged-endpoints).
+        var (node, peers) = Self.runningNode()
+        _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "mine"), now: .seconds(2))
+        let old = node.me.uid
+        let echo = GossipMessage.endpointDelta(EndpointDelta(owner: old, base: 0, entries: [.init(endpoint: "mine", count: 1, version: 1)]))
+        _ = node.handle(Self.datagram(from: peers[0].uid, [echo], at: peers[0].gossipAddress), now: .seconds(3))
+        #expect(node.me.uid == old, "our own delta, echoed, is no forgery")
+        let forged = GossipMessage.endpointDelta(EndpointDelta(owner: old, base: 0, entries: [.init(endpoint: "mine", count: 9, version: UInt64.max - 1)]))
+        let directives = node.handle(Self.datagram(from: peers[0].uid, [forged], at: peers[0].gossipAddress), now: .seconds(4))
+        #expect(directives.contains(.event(.membership(.forgedClaimDropped(.endpointVersion, claimedIncarnation: UInt64.max - 1, ownIncarnation: 1)))))
+        #expect(node.me.uid != old)
+        #expect(node.endpointView.contains { $0.endpoint == "mine" && $0.owners.map(\.owner) == [node.me.uid] }, "republished under the new UID")
+        #expect(node.checkInvariants() == [])
+    }
+
+    // MARK: - Bounded tables under a flood
+
+    @Test func test_floodOfDeadAboutMadeUpUIDs_keepsTombstonesBounded_evictingTheOldestFirst() {
+        var settings = MembershipSettings()
+        settings.maxTombstones = 100
+        var membership = Fixture.running(peers: 2, settings: settings)
+        for batch in 0..<40 {
+            let messages = (0..<25).map { GossipMessage.dead(subject: NodeUID(UInt64(1_000_000 + batch * 25 + $0)), incarnation: 0, accuser: Fixture.info(2).uid) }
+            _ = membership.receive(messages, from: 2, now: .seconds(Int64(1 + batch)))
+        }
+        #expect(membership.tombstoneList.count == 100)
+        #expect(membership.tombstone(NodeUID(1_000_000)) == nil, "the first recorded went first")
+        #expect(membership.tombstone(NodeUID(1_000_999)) != nil)
+        #expect(membership.tombstoneQueue.storedCount <= 2 * 100 + 64)
+    }
+
+    @Test func test_membersMadeUpAndKilledFasterThanTheyAreReaped_stayWithinTheBounds() {
+        var settings = MembershipSettings()
+        settings.maxMembers = 8
+        var membership = Fixture.running(peers: 2, settings: settings)
+        for round in 0..<50 {
+            let infos = (0..<6).map { Fixture.info(UInt64(100 + round * 6 + $0)) }
+            _ = membership.receive(infos.map { .alive(info: $0, incarnation: 0, draining: false) }, from: 2, now: .seconds(Int64(1 + round)))
+            _ = membership.receive(infos.map { .dead(subject: $0.uid, incarnation: 0, accuser: Fixture.info(2).uid) }, from: 2, now: .seconds(Int64(1 + round)))
+            #expect(membership.memberList.count <= 2 * 8)
+            #expect(membership.probeOrder.count <= 2 * 8)
+        }
+        #expect(membership.isLive(Fixture.info(2).uid) && membership.isLive(Fixture.info(3).uid), "real members stay")
     }
 
     // MARK: - Extreme values in every field, through the decoder and the whole node
