@@ -56,8 +56,9 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     private var controlBatch: [ControlReport] = []
     /// Keep-alive client connections waiting for their next request, longest-idle first.
     private var idle = IdleConnections()
-    /// How many there are, for the control loop's accept at the cap.
-    private let idleConnections = Atomic<Int>(0)
+    /// When the longest-idle of them became idle (monotonic nanoseconds; `Int64.max` when there is
+    /// none), for the control loop's accept at the cap: it picks the loop whose oldest is oldest.
+    private let oldestIdle = Atomic<Int64>(.max)
 
     /// One report to the control loop.
     enum ControlReport: Sendable {
@@ -204,8 +205,9 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     // MARK: Connections
 
     /// A client connection accepted for this loop; with `evictingIdle` (the node is at its
-    /// cap) the longest-idle keep-alive connection closes to make room, and without one (it
-    /// became busy meanwhile) the new client gets 503.
+    /// cap) the longest-idle keep-alive connection closes to make room (idle connections have
+    /// written their answers whole, so nothing is cut), and without one (it became busy
+    /// meanwhile) the new client gets 503.
     func adoptProxy(_ fd: Int32, evictingIdle: Bool = false) {
         if evictingIdle {
             guard let oldest = self.idle.oldest else {
@@ -218,20 +220,27 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         _ = ProxyConnection(fd: fd, shard: self, moved: nil)
     }
 
-    /// Keep-alive connections of this loop waiting for their next request (read by the control
-    /// loop when the proxy port is at its cap).
-    var idleCount: Int { self.idleConnections.load(ordering: .relaxed) }
+    /// When this loop's longest-idle keep-alive connection became idle, in monotonic
+    /// nanoseconds, or nil when it has none (read by the control loop when the proxy port is at
+    /// its cap).
+    var oldestIdleSince: Int64? {
+        let since = self.oldestIdle.load(ordering: .relaxed)
+        return since == .max ? nil : since
+    }
 
     /// `connection` waits for its next request (it is the newest idle one).
     func becameIdle(_ connection: ProxyConnection) {
+        connection.idleSince = self.loop.now
+        let wasEmpty = self.idle.oldest == nil
         self.idle.append(connection)
-        self.idleConnections.add(1, ordering: .relaxed)
+        if wasEmpty { self.oldestIdle.store(connection.idleSince.nanoseconds, ordering: .relaxed) }
     }
 
     /// `connection`, which was idle, is not any more (a request began, or it closed).
     func leftIdle(_ connection: ProxyConnection) {
+        let wasOldest = self.idle.oldest === connection
         self.idle.remove(connection)
-        self.idleConnections.subtract(1, ordering: .relaxed)
+        if wasOldest { self.oldestIdle.store(self.idle.oldest?.idleSince.nanoseconds ?? .max, ordering: .relaxed) }
     }
 
     /// A client connection that moved here for `moved.head`.

@@ -384,13 +384,14 @@ public final class PicoNode: @unchecked Sendable {
     var adminCap: Int { self.budget.cap(self.settings.adminMaxConnections) }
     var exchangeCap: Int { self.budget.cap(self.settings.maxStateExchanges) }
 
-    /// A client connection: served by the next loop; at the cap by the loop with the
-    /// longest-idle keep-alive connections, which closes one to make room; without one, 503.
+    /// A client connection: served by the next loop; at the cap by the loop holding the node's
+    /// longest-idle keep-alive connection, which it closes to make room; without one, 503.
     private func acceptProxy(_ fd: Int32) {
         let evict = self.counters.proxyConnections.load(ordering: .relaxed) >= self.proxyCap
         let shard: LoopShard
         if evict {
-            guard let idle = self.shards.max(by: { $0.idleCount < $1.idleCount }), idle.idleCount > 0 else {
+            let oldest = self.shards.min { ($0.oldestIdleSince ?? .max) < ($1.oldestIdleSince ?? .max) }
+            guard let idle = oldest, idle.oldestIdleSince != nil else {
                 self.listenerFigures.countRefusal(.proxy)
                 Self.refuse(fd, loop: self.loop, message: "too many connections")
                 return

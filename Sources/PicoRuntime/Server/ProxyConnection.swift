@@ -46,8 +46,14 @@ final class ProxyConnection: ConnectionDelegate {
     /// Set when an error answer leaves input unread: the close lingers so the answer arrives.
     private var unreadInput = false
     private var closed = false
-    /// True while in its shard's idle list (a keep-alive connection waiting for its next request).
+    /// True while in its shard's idle list (a keep-alive connection waiting for its next request,
+    /// its previous answer written whole: closing it loses nothing).
     private var isIdle = false
+    /// Between requests with the previous answer still queued: it joins the idle list once the
+    /// queue is written (`connectionDidFlush`).
+    private var idleWhenFlushed = false
+    /// When it joined the idle list (the node evicts the longest-idle connection first).
+    var idleSince = Instant.zero
     /// The idle list's links (see `IdleConnections`).
     var idleNext: ProxyConnection?
     unowned(unsafe) var idlePrevious: ProxyConnection?
@@ -135,6 +141,14 @@ final class ProxyConnection: ConnectionDelegate {
         let owed = exchange.owedConsumption
         exchange.owedConsumption = 0
         upstream.consumed(owed)
+    }
+
+    func connectionDidFlush(_ connection: Connection) {
+        guard self.idleWhenFlushed else { return }
+        self.idleWhenFlushed = false
+        guard !self.closed, !self.movedAway, self.exchange == nil, self.decoder.isIdle, case .idle = self.wait else { return }
+        self.isIdle = true
+        self.shard.becameIdle(self)
     }
 
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
@@ -559,21 +573,27 @@ final class ProxyConnection: ConnectionDelegate {
         }
     }
 
-    /// Between requests: the idle timeout (and a place in the shard's idle list, which the
-    /// node closes first when it needs room at its cap), or the read-header timeout once a head
-    /// has started.
+    /// Between requests: the idle timeout (and, once the previous answer is written whole, a
+    /// place in the shard's idle list, which the node closes first when it needs room at its
+    /// cap), or the read-header timeout once a head has started.
     private func armWaitTimer(headStarted: Bool = false) {
         let started = headStarted || !self.decoder.isIdle
         self.setWait(started ? .head : .idle, after: started ? self.shard.settings.readHeaderTimeout : self.shard.settings.idleTimeout)
         if started {
             self.leaveIdle()
-        } else if !self.isIdle {
-            self.isIdle = true
-            self.shard.becameIdle(self)
+        } else if !self.isIdle, !self.idleWhenFlushed {
+            // A slow reader with an answer still queued is not idle: evicting it would cut the answer.
+            if self.connection.reportFlushed() {
+                self.isIdle = true
+                self.shard.becameIdle(self)
+            } else {
+                self.idleWhenFlushed = true
+            }
         }
     }
 
     private func leaveIdle() {
+        self.idleWhenFlushed = false
         guard self.isIdle else { return }
         self.isIdle = false
         self.shard.leftIdle(self)
