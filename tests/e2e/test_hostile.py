@@ -349,6 +349,34 @@ class SilentAndIdleConnectionTests(unittest.TestCase):
                 agent.kill()
             backend.kill()
 
+    def test_aHeadTrickledByteByByte_gets408_andFreesItsCapSlotWithinASecond_notAfterALingeringClose(self):
+        node = self.node("--proxy.http.max-connections", "1", "--proxy.http.read-header-timeout", "2s")
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=30) as s:
+            stop = threading.Event()
+
+            def trickle():
+                # One byte every 0.5 s, on after the 408 too: a lingering close would wait for all.
+                for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+                    if stop.wait(0.5):
+                        return
+                    try:
+                        s.send(bytes([byte]))
+                    except OSError:
+                        return
+            sender = threading.Thread(target=trickle)
+            sender.start()
+            try:
+                answer = read_until_closed(s)
+                self.assertTrue(answer.startswith(b"HTTP/1.1 408"), answer[:100])
+                time.sleep(1.5)
+                # The one place at the cap is free again while the slow client still sends.
+                status, body, _ = request(node, "GET", "/", endpoint="none", timeout=5)
+                self.assertEqual((status, json.loads(body)), (502, {"error": "no available upstreams"}))
+                self.assertTrue(sender.is_alive(), "the slow client was still sending")
+            finally:
+                stop.set()
+                sender.join()
+
 
 class DescriptorLimitTests(unittest.TestCase):
     """Under `prlimit --nofile=1024`, a flood on one port leaves the others serving, and running

@@ -423,4 +423,13 @@ public struct LingeringClose: Sendable {
 
     /// The defaults: 10 s in all, 2 s without a byte, 16 MiB.
     public init() {}
+
+    /// After a 408 the client is the slow party: it gets 1 s in all to read the answer (a
+    /// trickling client cannot stretch the wait, and the connection frees its cap slot soon).
+    public static let slowClient: LingeringClose = {
+        var bounds = LingeringClose()
+        bounds.maxTime = .seconds(1)
+        bounds.quietTime = .seconds(1)
+        return bounds
+    }()
 }

@@ -45,6 +45,8 @@ final class ProxyConnection: ConnectionDelegate {
     private var clientFinished = false
     /// Set when an error answer leaves input unread: the close lingers so the answer arrives.
     private var unreadInput = false
+    /// How long that close lingers: shorter after a timeout (`LingeringClose.slowClient`).
+    private var lingering = LingeringClose()
     private var closed = false
     /// True while in its shard's idle list (a keep-alive connection waiting for its next request,
     /// its previous answer written whole: closing it loses nothing).
@@ -494,7 +496,7 @@ final class ProxyConnection: ConnectionDelegate {
         self.release(exchange, status: exchange.status)
         if !exchange.keepAlive || self.clientFinished {
             if !exchange.requestEnded || self.unreadInput {
-                self.connection.closeLingering()
+                self.connection.closeLingering(self.lingering)
             } else {
                 self.connection.closeWhenWritten()
             }
@@ -536,6 +538,7 @@ final class ProxyConnection: ConnectionDelegate {
     /// and the connection closes lingering, so a client still sending reads the answer.
     private func answerAndClose(status: Int, message: String) {
         self.unreadInput = true
+        if status == 408 { self.lingering = .slowClient }
         self.wait = nil
         // Nothing more is decoded: its buffer (up to a whole head) is given back now.
         self.decoder = HTTP1RequestDecoder()
@@ -550,7 +553,7 @@ final class ProxyConnection: ConnectionDelegate {
             self.answer(exchange, status: status, message: message)
         } else {
             self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
-            self.connection.closeLingering()
+            self.connection.closeLingering(self.lingering)
         }
     }
 
@@ -626,7 +629,7 @@ final class ProxyConnection: ConnectionDelegate {
                 self.connection.close()
             } else {
                 self.connection.write(ProxyErrors.response(status: 408, message: "request header timeout", keepAlive: false))
-                self.connection.closeLingering()
+                self.connection.closeLingering(.slowClient)
             }
         case .upstream(let exchange):
             guard exchange === self.exchange, !exchange.responseHeadSent else { return }
