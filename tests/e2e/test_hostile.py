@@ -377,6 +377,18 @@ class SilentAndIdleConnectionTests(unittest.TestCase):
                 stop.set()
                 sender.join()
 
+    def test_silentAdminConnections_areClosedAfterTheHeaderTimeout_andProbesGetThroughAgain(self):
+        node = self.node("--admin.max-connections", "8", "--proxy.http.read-header-timeout", "1s")
+        silent = [socket.create_connection(("127.0.0.1", node.admin), timeout=5) for _ in range(8)]
+        time.sleep(0.2)
+        self.assertEqual(node.admin_get("/ready")[0], 503, "eight silent connections fill the admin cap")
+        started = time.time()
+        for s in silent:
+            self.assertEqual(read_until_closed(s), b"")
+            s.close()
+        self.assertLess(time.time() - started, 3)
+        self.assertEqual(node.admin_get("/ready")[0], 200)
+
 
 class DescriptorLimitTests(unittest.TestCase):
     """Under `prlimit --nofile=1024`, a flood on one port leaves the others serving, and running
