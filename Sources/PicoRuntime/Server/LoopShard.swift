@@ -45,7 +45,13 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     let accessLog: Logger
     let metrics = ServerMetrics()
     /// Keep-alive connections to other nodes, for forwarded requests.
-    lazy var peers = PeerPool(loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections)
+    lazy var peers = PeerPool(loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections, source: self.forwardSource)
+    /// This node's advertised proxy IP, which forwards leave from.
+    private let forwardSource: SocketAddressStorage?
+    /// The IPs of the live members' advertised proxy addresses (ourselves excluded), as the
+    /// control loop last published them: only a request from one of them may carry the
+    /// forward mark (`x-pico-forward: true`). Replaced whole, never mutated.
+    private var memberProxyHosts: Set<String> = []
     let counters: ServerCounters
     /// The node, which outlives its shards.
     unowned(unsafe) let node: PicoNode
@@ -77,6 +83,8 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.accessLog = node.log.child("proxy.access")
         self.counters = counters
         self.router = LoopRouter(loop: index, seed: seed)
+        let me = node.cluster.me.proxyAddress
+        self.forwardSource = HostPort(host: me.host, port: 0).numeric()
     }
 
     /// Runs `work` on the control loop (posted at the end of this turn, also when this is the
@@ -122,6 +130,19 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// Routing changes from the control loop, in order.
     func apply(_ changes: [RoutingChange]) {
         for change in changes { self.router.apply(change) }
+    }
+
+    /// The live members' proxy IPs changed (published by the control loop on membership changes).
+    func setMemberProxyHosts(_ hosts: Set<String>) {
+        self.memberProxyHosts = hosts
+    }
+
+    /// True when a request carrying the forward mark came from a live member's proxy IP, so
+    /// the mark is a peer's; from anyone else it is ignored. Asked only of requests with the
+    /// mark: one set lookup.
+    func isMemberAddress(_ host: String?) -> Bool {
+        guard let host else { return false }
+        return self.memberProxyHosts.contains(host)
     }
 
     // MARK: Requests

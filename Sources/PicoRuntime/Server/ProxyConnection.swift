@@ -189,7 +189,10 @@ final class ProxyConnection: ConnectionDelegate {
     private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = []) {
         self.leaveIdle()
         self.wait = nil
-        let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: self.shard.loop.now)
+        // The forward mark counts only from a live member's address (one set lookup, and only
+        // for requests that carry it).
+        let fromPeer = head.headers.first("x-pico-forward") == "true" && self.shard.isMemberAddress(self.clientIP)
+        let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: self.shard.loop.now, arrivedFromPeer: fromPeer)
         exchange.owner = self
         exchange.avoiding = avoiding
         exchange.moves = moves
