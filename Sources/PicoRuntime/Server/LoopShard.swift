@@ -229,11 +229,18 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// cap) the longest-idle keep-alive connection closes to make room (idle connections have
     /// written their answers whole, so nothing is cut), and without one (it became busy
     /// meanwhile) the new client gets 503.
-    func adoptProxy(_ fd: Int32, evictingIdle: Bool = false) {
+    /// The control loop chose this loop from a published figure that may be stale (several
+    /// accepts in one turn can pick the same loop): without an idle connection left, the
+    /// client goes back for one more choice (`retried` false) before it is refused.
+    func adoptProxy(_ fd: Int32, evictingIdle: Bool = false, retried: Bool = false) {
         if evictingIdle {
             guard let oldest = self.idle.oldest else {
                 self.counters.proxyConnections.subtract(1, ordering: .relaxed)
-                PicoNode.refuse(fd, loop: self.loop, message: "too many connections")
+                if retried {
+                    PicoNode.refuse(fd, loop: self.loop, message: "too many connections")
+                } else {
+                    self.toControl { $0.acceptProxy(fd, retried: true) }
+                }
                 return
             }
             oldest.connection.close()

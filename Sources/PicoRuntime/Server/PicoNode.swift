@@ -413,7 +413,8 @@ public final class PicoNode: @unchecked Sendable {
 
     /// A client connection: served by the next loop; at the cap by the loop holding the node's
     /// longest-idle keep-alive connection, which it closes to make room; without one, 503.
-    private func acceptProxy(_ fd: Int32) {
+    /// `retried`: a loop chosen for an eviction had no idle connection left and sent it back.
+    func acceptProxy(_ fd: Int32, retried: Bool = false) {
         let evict = self.counters.proxyConnections.load(ordering: .relaxed) >= self.proxyCap
         let shard: LoopShard
         if evict {
@@ -424,15 +425,15 @@ public final class PicoNode: @unchecked Sendable {
                 return
             }
             shard = idle
-            self.listenerFigures.idleEvictions &+= 1
+            if !retried { self.listenerFigures.idleEvictions &+= 1 }
         } else {
             shard = self.pickShard()
         }
         self.counters.proxyConnections.add(1, ordering: .relaxed)
         if shard.loop === self.loop {
-            shard.adoptProxy(fd, evictingIdle: evict)
+            shard.adoptProxy(fd, evictingIdle: evict, retried: retried)
         } else {
-            shard.loop.execute { shard.adoptProxy(fd, evictingIdle: evict) }
+            shard.loop.execute { shard.adoptProxy(fd, evictingIdle: evict, retried: retried) }
         }
     }
 
