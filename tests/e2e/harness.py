@@ -40,9 +40,11 @@ def wait_until(check, timeout=10.0, what="condition"):
 
 
 class Node:
-    """One `pico server` on free loopback ports."""
+    """One `pico server` on free loopback ports, all bound to `bind_host` (any address of
+    127/8 is local on Linux, so nodes on 127.0.0.2, 127.0.0.3, ... have distinct IPs)."""
 
     def __init__(self, *flags, bind_host="127.0.0.1"):
+        self.host = bind_host
         # A port picked free may be taken by another process before the node binds it: then the
         # node exits at once, and it is started again on other ports.
         for _ in range(3):
@@ -57,7 +59,7 @@ class Node:
         raise AssertionError(f"pico server did not start; see {self.log.name}")
 
     def admin_get(self, path):
-        connection = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=5)
+        connection = http.client.HTTPConnection(self.host, self.admin, timeout=5)
         connection.request("GET", path)
         response = connection.getresponse()
         return response.status, response.read()
@@ -83,7 +85,7 @@ def start_agent(node, endpoint, port, *flags):
     """An agent with one tunnel (one event loop) unless `flags` set --event-loops."""
     log = open(os.path.join(TMP, f"agent-{endpoint}-{port}.log"), "a")
     loops = [] if "--event-loops" in flags else ["--event-loops", "1"]
-    process = subprocess.Popen([PICO, "agent", "http", endpoint, str(port), "--connect.url", f"http://127.0.0.1:{node.upstream}", *loops, *flags], stderr=log)
+    process = subprocess.Popen([PICO, "agent", "http", endpoint, str(port), "--connect.url", f"http://{node.host}:{node.upstream}", *loops, *flags], stderr=log)
     wait_until(lambda: node.endpoints().get(endpoint, 0) >= 1, what=f"agent for {endpoint}")
     return process
 
@@ -98,8 +100,10 @@ def read_until_closed(sock):
         received += piece
 
 
-def request(node, method, path, endpoint="app", body=None, headers=None, timeout=10):
-    connection = http.client.HTTPConnection("127.0.0.1", node.proxy, timeout=timeout)
+def request(node, method, path, endpoint="app", body=None, headers=None, timeout=10, source=None):
+    """One request to `node`'s proxy port, from the local address `source` when given."""
+    connection = http.client.HTTPConnection(getattr(node, "host", "127.0.0.1"), node.proxy, timeout=timeout,
+                                            source_address=(source, 0) if source else None)
     all_headers = {"x-pico-endpoint": endpoint} if endpoint else {}
     all_headers.update(headers or {})
     connection.request(method, path, body=body, headers=all_headers)

@@ -34,6 +34,7 @@ def members(node):
 
 class Front:
     """The `pico test cluster` balancer, addressed like a node."""
+    host = "127.0.0.1"
 
     def __init__(self, base):
         self.proxy, self.upstream, self.admin = base, base + 1, base + 2
@@ -322,6 +323,41 @@ class ClusterTests(unittest.TestCase):
         self.assertEqual(set(members(seed).values()), {"active"})
         self.assertEqual(len(members(seed)), 2)
         self.assertEqual(set(members(other).values()), {"active"})
+
+    def test_theForwardMark_countsOnlyFromAMembersAddress_soAClientCannotStopForwardingOrSetForwardedFields(self):
+        # The nodes live on 127.0.0.2 and 127.0.0.3; clients connect from 127.0.0.1.
+        backend, http_port, _ = start_backend()
+        agent = None
+        try:
+            entry = Node("--grace-period", "10s", bind_host="127.0.0.2")
+            self.nodes.append(entry)
+            holder = Node("--grace-period", "10s", "--cluster.join", f"127.0.0.2:{entry.gossip}", bind_host="127.0.0.3")
+            self.nodes.append(holder)
+            agent = start_agent(holder, "app", http_port)
+            wait_until(lambda: request(entry, "GET", "/bytes/3")[:2] == (200, b"xxx"), timeout=10, what="the endpoint known at the entry node")
+            forged = {"Host": "app.example.com", "x-pico-forward": "true", "X-Forwarded-Host": "evil.example.com", "X-Forwarded-Proto": "https"}
+            # A client's mark is ignored: its request is forwarded like any other, and the node sets
+            # the forwarded fields from what it saw. The holder trusts the entry's forward (it comes
+            # from the entry's advertised address) and keeps the entry's fields.
+            status, body, _ = request(entry, "GET", "/headers", headers=forged)
+            self.assertEqual(status, 200, body)
+            self.assertIn(b"x-forwarded-for: 127.0.0.1, 127.0.0.2\n", body)
+            self.assertIn(b"x-forwarded-host: app.example.com\n", body)
+            self.assertIn(b"x-forwarded-proto: http\n", body)
+            self.assertNotIn(b"evil.example.com", body)
+            self.assertNotIn(b"x-pico-forward", body)
+            # The same, sent straight to the holder: served there, with its own forwarded fields.
+            status, body, _ = request(holder, "GET", "/headers", headers=forged)
+            self.assertEqual(status, 200, body)
+            self.assertIn(b"x-forwarded-host: app.example.com\n", body)
+            self.assertIn(b"x-forwarded-proto: http\n", body)
+            # From a member's address the mark counts: never forwarded a second time.
+            status, body, _ = request(entry, "GET", "/headers", headers=forged, source="127.0.0.3")
+            self.assertEqual((status, json.loads(body)), (502, {"error": "no available upstreams"}))
+        finally:
+            if agent:
+                agent.kill()
+            backend.kill()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 import unittest
 
 import harness
-from harness import Node, read_until_closed, request, start_agent, wait_until
+from harness import Node, read_until_closed, request, start_agent, start_backend, wait_until
 
 harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
 
@@ -293,6 +293,101 @@ class SilentAndIdleConnectionTests(unittest.TestCase):
             self.assertIn(b"too many connections", read_until_closed(s))
         for s in idle + silent + [newcomer]:
             s.close()
+
+    @staticmethod
+    def unread_request(node, size):
+        """A keep-alive connection that asks for a `size`-byte answer and reads nothing for 1.5 s."""
+        reader = socket.create_connection(("127.0.0.1", node.proxy), timeout=20)
+        reader.sendall(f"GET /bytes/{size} HTTP/1.1\r\nHost: x\r\nx-pico-endpoint: app\r\n\r\n".encode())
+        time.sleep(1.5)
+        return reader
+
+    def unread_capacity(self, node):
+        """Bytes the kernel buffers on both ends of a proxy connection whose client reads nothing
+        (`ss`: the client's Recv-Q plus the node's Send-Q)."""
+        with self.unread_request(node, 16 * 1024 * 1024) as reader:
+            port = reader.getsockname()[1]
+            rows = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} or dport = :{port} )"],
+                                  capture_output=True, text=True).stdout.split("\n")
+            return sum(int(row.split()[0]) + int(row.split()[1]) for row in rows if row.strip())
+
+    def test_atTheCap_aKeepAliveClientStillReadingItsAnswer_isNotEvicted_anIdleOneIs(self):
+        backend, http_port, _ = start_backend()
+        agent = None
+        try:
+            node = self.node("--proxy.http.max-connections", "3", "--proxy.http.read-header-timeout", "30s")
+            agent = start_agent(node, "app", http_port)
+            # The answer must be larger than the kernel's buffers hold for a client that reads
+            # nothing, by less than the node's write queue holds: measured first on this machine.
+            size = self.unread_capacity(node) + 200_000
+            reader = self.unread_request(node, size)
+            idle = []
+            for _ in range(2):
+                s = socket.create_connection(("127.0.0.1", node.proxy), timeout=10)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nx-pico-endpoint: none\r\n\r\n")
+                self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 502"))
+                idle.append(s)
+                time.sleep(0.05)
+            # A fourth client at the cap: an idle connection makes room, not the slow reader.
+            with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as newcomer:
+                newcomer.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nx-pico-endpoint: none\r\n\r\n")
+                self.assertTrue(newcomer.recv(65536).startswith(b"HTTP/1.1 502"))
+            received = b""
+            while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) < size:
+                piece = reader.recv(1 << 20)
+                if not piece:
+                    break
+                received += piece
+            head, _, body = received.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
+            self.assertEqual(len(body), size, "the slow reader's answer arrives whole")
+            self.assertEqual(read_until_closed(idle[0]), b"", "the node's longest-idle connection was closed instead")
+            for s in idle + [reader]:
+                s.close()
+        finally:
+            if agent:
+                agent.kill()
+            backend.kill()
+
+    def test_aHeadTrickledByteByByte_gets408_andFreesItsCapSlotWithinASecond_notAfterALingeringClose(self):
+        node = self.node("--proxy.http.max-connections", "1", "--proxy.http.read-header-timeout", "2s")
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=30) as s:
+            stop = threading.Event()
+
+            def trickle():
+                # One byte every 0.5 s, on after the 408 too (until the node's close makes a send
+                # fail): a 10 s lingering close would wait for them all.
+                for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+                    if stop.wait(0.5):
+                        return
+                    try:
+                        s.send(bytes([byte]))
+                    except OSError:
+                        return
+            sender = threading.Thread(target=trickle)
+            sender.start()
+            try:
+                answer = read_until_closed(s)
+                self.assertTrue(answer.startswith(b"HTTP/1.1 408"), answer[:100])
+                time.sleep(1.5)
+                # The one place at the cap is free again while the slow client still sends.
+                status, body, _ = request(node, "GET", "/", endpoint="none", timeout=5)
+                self.assertEqual((status, json.loads(body)), (502, {"error": "no available upstreams"}))
+            finally:
+                stop.set()
+                sender.join()
+
+    def test_silentAdminConnections_areClosedAfterTheHeaderTimeout_andProbesGetThroughAgain(self):
+        node = self.node("--admin.max-connections", "8", "--proxy.http.read-header-timeout", "1s")
+        silent = [socket.create_connection(("127.0.0.1", node.admin), timeout=5) for _ in range(8)]
+        time.sleep(0.2)
+        self.assertEqual(node.admin_get("/ready")[0], 503, "eight silent connections fill the admin cap")
+        started = time.time()
+        for s in silent:
+            self.assertEqual(read_until_closed(s), b"")
+            s.close()
+        self.assertLess(time.time() - started, 3)
+        self.assertEqual(node.admin_get("/ready")[0], 200)
 
 
 class DescriptorLimitTests(unittest.TestCase):

@@ -3,7 +3,9 @@ import PicoModel
 /// One state exchange on a TCP connection to or from the gossip port, framed by
 /// `LengthPrefixedFrames`: the opener sends its request and reads one reply; the accepting side
 /// reads one request, hands it to the model, writes the model's reply and closes. Every exchange
-/// is bounded by `timeout` and by the frame limit; it reports exactly once.
+/// is bounded by `timeout` and by the frame limit; it reports exactly once. The accepting side's
+/// deadline holds until the connection closes, so a peer that sends a request and never reads
+/// the reply cannot keep it (and the reply's buffer) beyond `timeout`.
 final class StateExchangeStream: ConnectionDelegate {
     /// Bound on one exchange, as memberlist's `TCPTimeout`.
     static let timeout: Duration = .seconds(10)
@@ -56,17 +58,28 @@ final class StateExchangeStream: ConnectionDelegate {
         self.peer = peer
         self.connection = Connection(fd: fd, loop: loop, connected: connected, delegate: nil)
         self.connection.delegate = self
-        self.timer = loop.schedule(after: Self.timeout) { [weak self] in self?.fail("timed out") }
+        self.timer = loop.schedule(after: Self.timeout) { [weak self] in self?.deadlinePassed() }
     }
 
-    /// The model's reply to an accepted exchange: written, then the connection closes.
+    /// The model's reply to an accepted exchange: written, then the connection closes (at the
+    /// exchange's deadline at the latest, written or not).
     func reply(_ bytes: [UInt8]) {
         guard !self.done else { return }
         self.done = true
-        self.timer?.cancel()
         self.finished()
         self.connection.write(LengthPrefixedFrames.frame(bytes))
         self.connection.closeWhenWritten()
+    }
+
+    /// `timeout` after the start: an exchange still going fails; a reply still being written
+    /// is dropped with its connection.
+    private func deadlinePassed() {
+        self.timer = nil
+        if self.done {
+            self.connection.close()
+        } else {
+            self.fail("timed out")
+        }
     }
 
     private func finished() {

@@ -11,6 +11,8 @@ public protocol ConnectionDelegate: AnyObject {
     func connectionDidReadEOF(_ connection: Connection)
     /// The write queue, which had reached the high watermark, drained below the low one.
     func connectionDidDrain(_ connection: Connection)
+    /// The write queue is empty, after `reportFlushed()` was asked for while it was not.
+    func connectionDidFlush(_ connection: Connection)
     /// The connection closed (by us, the peer or an error); nothing more will be reported.
     func connectionDidClose(_ connection: Connection, error: SocketError?)
 }
@@ -18,6 +20,7 @@ public protocol ConnectionDelegate: AnyObject {
 extension ConnectionDelegate {
     public func connectionDidConnect(_ connection: Connection) {}
     public func connectionDidDrain(_ connection: Connection) {}
+    public func connectionDidFlush(_ connection: Connection) {}
 }
 
 /// A non-blocking TCP connection served by an `EventLoop`: reads into the loop's shared buffer,
@@ -68,6 +71,8 @@ public final class Connection: LoopHandler, TurnEndHandler {
     private var lastWriteProgress: Instant?
     private var stallTimer: LoopTimer?
     private var flushedAction: (() -> Void)?
+    /// Set by `reportFlushed`: the delegate hears `connectionDidFlush` once the queue empties.
+    private var flushReportWanted = false
     /// Set by `closeLingering`: input is read and dropped until the close.
     private var lingering: LingeringClose?
     private var lingerTimer: LoopTimer?
@@ -202,6 +207,15 @@ public final class Connection: LoopHandler, TurnEndHandler {
         }
     }
 
+    /// Tells the delegate (`connectionDidFlush`) once the write queue is empty; true, and no
+    /// report, when it is empty now. Unlike `whenFlushed` it allocates nothing (it is used once per
+    /// keep-alive request).
+    public func reportFlushed() -> Bool {
+        guard self.queuedByteCount > 0, self.state != .closed else { return true }
+        self.flushReportWanted = true
+        return false
+    }
+
     /// Stops serving the socket without closing it and returns it, so another loop can adopt it.
     /// Only for an open connection with nothing queued; the delegate hears nothing more.
     public func detach() -> Int32 {
@@ -232,6 +246,7 @@ public final class Connection: LoopHandler, TurnEndHandler {
         self.lingerTimer = nil
         self.lingering = nil
         self.flushedAction = nil
+        self.flushReportWanted = false
         let delegate = self.delegate
         self.delegate = nil
         delegate?.connectionDidClose(self, error: error)
@@ -347,6 +362,11 @@ public final class Connection: LoopHandler, TurnEndHandler {
                 action()
                 if self.state == .closed { return }
             }
+            if self.flushReportWanted {
+                self.flushReportWanted = false
+                self.delegate?.connectionDidFlush(self)
+                if self.state == .closed { return }
+            }
         }
         if self.wasAboveHighWatermark, self.queuedByteCount < self.lowWatermark {
             self.wasAboveHighWatermark = false
@@ -403,4 +423,13 @@ public struct LingeringClose: Sendable {
 
     /// The defaults: 10 s in all, 2 s without a byte, 16 MiB.
     public init() {}
+
+    /// After a 408 the client is the slow party: it gets 1 s in all to read the answer (a
+    /// trickling client cannot stretch the wait, and the connection frees its cap slot soon).
+    public static let slowClient: LingeringClose = {
+        var bounds = LingeringClose()
+        bounds.maxTime = .seconds(1)
+        bounds.quietTime = .seconds(1)
+        return bounds
+    }()
 }

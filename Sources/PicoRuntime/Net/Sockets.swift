@@ -67,10 +67,19 @@ public enum Sockets {
     }
 
     /// Starts a non-blocking connect to `address`; the socket becomes writable when it completes.
-    public static func connect(to address: SocketAddressStorage) throws(SocketError) -> Int32 {
+    /// With `source` (an IP address, port 0) the connection leaves from that address when it is
+    /// one of this host's (else the kernel picks, as without it).
+    public static func connect(to address: SocketAddressStorage, from source: SocketAddressStorage? = nil) throws(SocketError) -> Int32 {
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError("socket") }
         self.configure(fd)
+        if let source, source.family == address.family {
+            // The port is chosen at connect, per destination, so binding first does not shrink
+            // the ephemeral ports available (IP_BIND_ADDRESS_NO_PORT).
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_IP), Self.bindAddressNoPort, &one, socklen_t(MemoryLayout<Int32>.size))
+            _ = source.withSockaddr { bind(fd, $0, $1) }
+        }
         let status = address.withSockaddr { Glibc.connect(fd, $0, $1) }
         if status != 0, errno != EINPROGRESS {
             let error = SocketError("connect \(address)")
@@ -79,6 +88,9 @@ public enum Sockets {
         }
         return fd
     }
+
+    /// `IP_BIND_ADDRESS_NO_PORT` (Linux 4.2), which Glibc's module does not export.
+    private static let bindAddressNoPort: Int32 = 24
 
     /// The pending error of a socket (after a non-blocking connect), 0 when none.
     public static func pendingError(_ fd: Int32) -> Int32 {

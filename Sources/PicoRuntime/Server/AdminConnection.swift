@@ -11,6 +11,8 @@ final class AdminConnection: ConnectionDelegate {
     private var decoder = HTTP1RequestDecoder()
     private var pending: HTTPRequestHead?
     private var idleTimer: LoopTimer?
+    /// False until the client's first byte: a silent connection gets the header timeout.
+    private var heardFromClient = false
     private var forwarding = false
     /// Reading stopped until the client reads the answers queued for it.
     private var pausedForOutput = false
@@ -19,10 +21,16 @@ final class AdminConnection: ConnectionDelegate {
         self.node = node
         self.connection = Connection(fd: fd, loop: node.loop, connected: true, delegate: nil)
         self.connection.delegate = self
-        self.armIdleTimer()
+        // The first byte is due within the header timeout (as on the proxy port), so silent
+        // connections cannot hold `admin.max_connections` and keep probes out.
+        self.armIdleTimer(after: node.settings.readHeaderTimeout)
     }
 
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+        if !self.heardFromClient {
+            self.heardFromClient = true
+            self.armIdleTimer()
+        }
         self.decoder.feed(bytes)
         self.serve()
     }
@@ -71,9 +79,12 @@ final class AdminConnection: ConnectionDelegate {
         self.node.adminConnectionClosed()
     }
 
-    private func armIdleTimer() {
+    /// How long a connection may wait between requests (and a started request for its end).
+    static let idleTimeout: Duration = .seconds(60)
+
+    private func armIdleTimer(after delay: Duration = AdminConnection.idleTimeout) {
         self.idleTimer?.cancel()
-        self.idleTimer = self.node.loop.schedule(after: .seconds(60)) { [weak self] in self?.connection.close() }
+        self.idleTimer = self.node.loop.schedule(after: delay) { [weak self] in self?.connection.close() }
     }
 
     private func respond(to head: HTTPRequestHead) {

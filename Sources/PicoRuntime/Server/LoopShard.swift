@@ -45,7 +45,13 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     let accessLog: Logger
     let metrics = ServerMetrics()
     /// Keep-alive connections to other nodes, for forwarded requests.
-    lazy var peers = PeerPool(loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections)
+    lazy var peers = PeerPool(loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections, source: self.forwardSource)
+    /// This node's advertised proxy IP, which forwards leave from.
+    private let forwardSource: SocketAddressStorage?
+    /// The IPs of the live members' advertised proxy addresses (ourselves excluded), as the
+    /// control loop last published them: only a request from one of them may carry the
+    /// forward mark (`x-pico-forward: true`). Replaced whole, never mutated.
+    private var memberProxyHosts: Set<String> = []
     let counters: ServerCounters
     /// The node, which outlives its shards.
     unowned(unsafe) let node: PicoNode
@@ -56,8 +62,9 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     private var controlBatch: [ControlReport] = []
     /// Keep-alive client connections waiting for their next request, longest-idle first.
     private var idle = IdleConnections()
-    /// How many there are, for the control loop's accept at the cap.
-    private let idleConnections = Atomic<Int>(0)
+    /// When the longest-idle of them became idle (monotonic nanoseconds; `Int64.max` when there is
+    /// none), for the control loop's accept at the cap: it picks the loop whose oldest is oldest.
+    private let oldestIdle = Atomic<Int64>(.max)
 
     /// One report to the control loop.
     enum ControlReport: Sendable {
@@ -76,6 +83,8 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.accessLog = node.log.child("proxy.access")
         self.counters = counters
         self.router = LoopRouter(loop: index, seed: seed)
+        let me = node.cluster.me.proxyAddress
+        self.forwardSource = HostPort(host: me.host, port: 0).numeric()
     }
 
     /// Runs `work` on the control loop (posted at the end of this turn, also when this is the
@@ -121,6 +130,19 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// Routing changes from the control loop, in order.
     func apply(_ changes: [RoutingChange]) {
         for change in changes { self.router.apply(change) }
+    }
+
+    /// The live members' proxy IPs changed (published by the control loop on membership changes).
+    func setMemberProxyHosts(_ hosts: Set<String>) {
+        self.memberProxyHosts = hosts
+    }
+
+    /// True when a request carrying the forward mark came from a live member's proxy IP, so
+    /// the mark is a peer's; from anyone else it is ignored. Asked only of requests with the
+    /// mark: one set lookup.
+    func isMemberAddress(_ host: String?) -> Bool {
+        guard let host else { return false }
+        return self.memberProxyHosts.contains(host)
     }
 
     // MARK: Requests
@@ -204,13 +226,21 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     // MARK: Connections
 
     /// A client connection accepted for this loop; with `evictingIdle` (the node is at its
-    /// cap) the longest-idle keep-alive connection closes to make room, and without one (it
-    /// became busy meanwhile) the new client gets 503.
-    func adoptProxy(_ fd: Int32, evictingIdle: Bool = false) {
+    /// cap) the longest-idle keep-alive connection closes to make room (idle connections have
+    /// written their answers whole, so nothing is cut), and without one (it became busy
+    /// meanwhile) the new client gets 503.
+    /// The control loop chose this loop from a published figure that may be stale (several
+    /// accepts in one turn can pick the same loop): without an idle connection left, the
+    /// client goes back for one more choice (`retried` false) before it is refused.
+    func adoptProxy(_ fd: Int32, evictingIdle: Bool = false, retried: Bool = false) {
         if evictingIdle {
             guard let oldest = self.idle.oldest else {
                 self.counters.proxyConnections.subtract(1, ordering: .relaxed)
-                PicoNode.refuse(fd, loop: self.loop, message: "too many connections")
+                if retried {
+                    PicoNode.refuse(fd, loop: self.loop, message: "too many connections")
+                } else {
+                    self.toControl { $0.acceptProxy(fd, retried: true) }
+                }
                 return
             }
             oldest.connection.close()
@@ -218,20 +248,27 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         _ = ProxyConnection(fd: fd, shard: self, moved: nil)
     }
 
-    /// Keep-alive connections of this loop waiting for their next request (read by the control
-    /// loop when the proxy port is at its cap).
-    var idleCount: Int { self.idleConnections.load(ordering: .relaxed) }
+    /// When this loop's longest-idle keep-alive connection became idle, in monotonic
+    /// nanoseconds, or nil when it has none (read by the control loop when the proxy port is at
+    /// its cap).
+    var oldestIdleSince: Int64? {
+        let since = self.oldestIdle.load(ordering: .relaxed)
+        return since == .max ? nil : since
+    }
 
     /// `connection` waits for its next request (it is the newest idle one).
     func becameIdle(_ connection: ProxyConnection) {
+        connection.idleSince = self.loop.now
+        let wasEmpty = self.idle.oldest == nil
         self.idle.append(connection)
-        self.idleConnections.add(1, ordering: .relaxed)
+        if wasEmpty { self.oldestIdle.store(connection.idleSince.nanoseconds, ordering: .relaxed) }
     }
 
     /// `connection`, which was idle, is not any more (a request began, or it closed).
     func leftIdle(_ connection: ProxyConnection) {
+        let wasOldest = self.idle.oldest === connection
         self.idle.remove(connection)
-        self.idleConnections.subtract(1, ordering: .relaxed)
+        if wasOldest { self.oldestIdle.store(self.idle.oldest?.idleSince.nanoseconds ?? .max, ordering: .relaxed) }
     }
 
     /// A client connection that moved here for `moved.head`.

@@ -16,6 +16,9 @@ final class PeerPool {
     static let connectTimeout: Duration = .seconds(5)
 
     let loop: EventLoop
+    /// The address forwards leave from: this node's advertised proxy IP, which is how the peer
+    /// tells a forward from a client's request (nil: the kernel picks).
+    let source: SocketAddressStorage?
     /// Connections to one node from this loop; a forward beyond it is refused (503).
     let maxPerPeer: Int
     /// Idle connections per node, the most recently used last (mutated in place: a copy would
@@ -25,9 +28,10 @@ final class PeerPool {
     /// One timer closes connections idle for `idleTimeout`, instead of one timer per request.
     private var sweepTimer: LoopTimer?
 
-    init(loop: EventLoop, maxPerPeer: Int) {
+    init(loop: EventLoop, maxPerPeer: Int, source: SocketAddressStorage?) {
         self.loop = loop
         self.maxPerPeer = maxPerPeer
+        self.source = source
     }
 
     /// Connections waiting for a request, over all nodes.
@@ -131,7 +135,7 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
             return
         }
         do {
-            let fd = try Sockets.connect(to: resolved)
+            let fd = try Sockets.connect(to: resolved, from: pool.source)
             let connection = Connection(fd: fd, loop: pool.loop, connected: false, delegate: nil)
             connection.delegate = self
             self.connection = connection

@@ -26,6 +26,8 @@ public final class PicoNode: @unchecked Sendable {
     var gossipMetrics = GossipMetrics()
     /// The remote holders last sent to the loops, per endpoint.
     private var sentRemoteHolders: [String: [RemoteUpstream]] = [:]
+    /// The live members' proxy IPs last sent to the loops.
+    private var sentMemberProxyHosts: Set<String> = []
     private var nextShard = 0
     private(set) var proxyListener: Listener?
     private(set) var upstreamListener: Listener?
@@ -151,6 +153,7 @@ public final class PicoNode: @unchecked Sendable {
             if membershipChanged || !remoteChanged.isEmpty {
                 changes += self.remoteHolderChanges(endpoints: membershipChanged ? nil : remoteChanged)
             }
+            if membershipChanged { self.publishMemberProxyHosts() }
             self.publish(changes)
         }
         for directive in self.cluster.handle(input, now: self.loop.now) {
@@ -265,6 +268,30 @@ public final class PicoNode: @unchecked Sendable {
             changes.append(.remoteHolders(endpoint: endpoint, holders))
         }
         return changes
+    }
+
+    /// Sends every shard the proxy IPs of the live members (ourselves excluded) when they changed:
+    /// the addresses a forwarded request may come from. An IPv4 address is also listed in its
+    /// IPv4-mapped IPv6 form, as a dual-stack listener reports such clients.
+    private func publishMemberProxyHosts() {
+        var hosts: Set<String> = []
+        for member in self.cluster.membership.memberList where member.isLive {
+            let host = member.info.proxyAddress.host
+            // The form `getpeername` reports (so "::1" and "0:0::1" match alike).
+            guard let canonical = HostPort(host: host, port: 0).numeric()?.hostPort.host else { continue }
+            hosts.insert(canonical)
+            if canonical.contains("."), !canonical.contains(":") { hosts.insert("::ffff:" + canonical) }
+        }
+        guard hosts != self.sentMemberProxyHosts else { return }
+        self.sentMemberProxyHosts = hosts
+        let published = hosts
+        for shard in self.shards {
+            if shard.loop === self.loop {
+                shard.setMemberProxyHosts(published)
+            } else {
+                shard.loop.execute { shard.setMemberProxyHosts(published) }
+            }
+        }
     }
 
     /// Sends routing changes to every shard, in order (the control loop's own at once).
@@ -384,27 +411,29 @@ public final class PicoNode: @unchecked Sendable {
     var adminCap: Int { self.budget.cap(self.settings.adminMaxConnections) }
     var exchangeCap: Int { self.budget.cap(self.settings.maxStateExchanges) }
 
-    /// A client connection: served by the next loop; at the cap by the loop with the
-    /// longest-idle keep-alive connections, which closes one to make room; without one, 503.
-    private func acceptProxy(_ fd: Int32) {
+    /// A client connection: served by the next loop; at the cap by the loop holding the node's
+    /// longest-idle keep-alive connection, which it closes to make room; without one, 503.
+    /// `retried`: a loop chosen for an eviction had no idle connection left and sent it back.
+    func acceptProxy(_ fd: Int32, retried: Bool = false) {
         let evict = self.counters.proxyConnections.load(ordering: .relaxed) >= self.proxyCap
         let shard: LoopShard
         if evict {
-            guard let idle = self.shards.max(by: { $0.idleCount < $1.idleCount }), idle.idleCount > 0 else {
+            let oldest = self.shards.min { ($0.oldestIdleSince ?? .max) < ($1.oldestIdleSince ?? .max) }
+            guard let idle = oldest, idle.oldestIdleSince != nil else {
                 self.listenerFigures.countRefusal(.proxy)
                 Self.refuse(fd, loop: self.loop, message: "too many connections")
                 return
             }
             shard = idle
-            self.listenerFigures.idleEvictions &+= 1
+            if !retried { self.listenerFigures.idleEvictions &+= 1 }
         } else {
             shard = self.pickShard()
         }
         self.counters.proxyConnections.add(1, ordering: .relaxed)
         if shard.loop === self.loop {
-            shard.adoptProxy(fd, evictingIdle: evict)
+            shard.adoptProxy(fd, evictingIdle: evict, retried: retried)
         } else {
-            shard.loop.execute { shard.adoptProxy(fd, evictingIdle: evict) }
+            shard.loop.execute { shard.adoptProxy(fd, evictingIdle: evict, retried: retried) }
         }
     }
 

@@ -45,9 +45,17 @@ final class ProxyConnection: ConnectionDelegate {
     private var clientFinished = false
     /// Set when an error answer leaves input unread: the close lingers so the answer arrives.
     private var unreadInput = false
+    /// How long that close lingers: shorter after a timeout (`LingeringClose.slowClient`).
+    private var lingering = LingeringClose()
     private var closed = false
-    /// True while in its shard's idle list (a keep-alive connection waiting for its next request).
+    /// True while in its shard's idle list (a keep-alive connection waiting for its next request,
+    /// its previous answer written whole: closing it loses nothing).
     private var isIdle = false
+    /// Between requests with the previous answer still queued: it joins the idle list once the
+    /// queue is written (`connectionDidFlush`).
+    private var idleWhenFlushed = false
+    /// When it joined the idle list (the node evicts the longest-idle connection first).
+    var idleSince = Instant.zero
     /// The idle list's links (see `IdleConnections`).
     var idleNext: ProxyConnection?
     unowned(unsafe) var idlePrevious: ProxyConnection?
@@ -137,6 +145,14 @@ final class ProxyConnection: ConnectionDelegate {
         upstream.consumed(owed)
     }
 
+    func connectionDidFlush(_ connection: Connection) {
+        guard self.idleWhenFlushed else { return }
+        self.idleWhenFlushed = false
+        guard !self.closed, !self.movedAway, self.exchange == nil, self.decoder.isIdle, case .idle = self.wait else { return }
+        self.isIdle = true
+        self.shard.becameIdle(self)
+    }
+
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
         self.closed = true
         self.leaveIdle()
@@ -173,7 +189,10 @@ final class ProxyConnection: ConnectionDelegate {
     private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = []) {
         self.leaveIdle()
         self.wait = nil
-        let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: self.shard.loop.now)
+        // The forward mark counts only from a live member's address (one set lookup, and only
+        // for requests that carry it).
+        let fromPeer = head.headers.first("x-pico-forward") == "true" && self.shard.isMemberAddress(self.clientIP)
+        let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: self.shard.loop.now, arrivedFromPeer: fromPeer)
         exchange.owner = self
         exchange.avoiding = avoiding
         exchange.moves = moves
@@ -480,7 +499,7 @@ final class ProxyConnection: ConnectionDelegate {
         self.release(exchange, status: exchange.status)
         if !exchange.keepAlive || self.clientFinished {
             if !exchange.requestEnded || self.unreadInput {
-                self.connection.closeLingering()
+                self.connection.closeLingering(self.lingering)
             } else {
                 self.connection.closeWhenWritten()
             }
@@ -522,6 +541,7 @@ final class ProxyConnection: ConnectionDelegate {
     /// and the connection closes lingering, so a client still sending reads the answer.
     private func answerAndClose(status: Int, message: String) {
         self.unreadInput = true
+        if status == 408 { self.lingering = .slowClient }
         self.wait = nil
         // Nothing more is decoded: its buffer (up to a whole head) is given back now.
         self.decoder = HTTP1RequestDecoder()
@@ -536,7 +556,7 @@ final class ProxyConnection: ConnectionDelegate {
             self.answer(exchange, status: status, message: message)
         } else {
             self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
-            self.connection.closeLingering()
+            self.connection.closeLingering(self.lingering)
         }
     }
 
@@ -559,21 +579,27 @@ final class ProxyConnection: ConnectionDelegate {
         }
     }
 
-    /// Between requests: the idle timeout (and a place in the shard's idle list, which the
-    /// node closes first when it needs room at its cap), or the read-header timeout once a head
-    /// has started.
+    /// Between requests: the idle timeout (and, once the previous answer is written whole, a
+    /// place in the shard's idle list, which the node closes first when it needs room at its
+    /// cap), or the read-header timeout once a head has started.
     private func armWaitTimer(headStarted: Bool = false) {
         let started = headStarted || !self.decoder.isIdle
         self.setWait(started ? .head : .idle, after: started ? self.shard.settings.readHeaderTimeout : self.shard.settings.idleTimeout)
         if started {
             self.leaveIdle()
-        } else if !self.isIdle {
-            self.isIdle = true
-            self.shard.becameIdle(self)
+        } else if !self.isIdle, !self.idleWhenFlushed {
+            // A slow reader with an answer still queued is not idle: evicting it would cut the answer.
+            if self.connection.reportFlushed() {
+                self.isIdle = true
+                self.shard.becameIdle(self)
+            } else {
+                self.idleWhenFlushed = true
+            }
         }
     }
 
     private func leaveIdle() {
+        self.idleWhenFlushed = false
         guard self.isIdle else { return }
         self.isIdle = false
         self.shard.leftIdle(self)
@@ -606,7 +632,7 @@ final class ProxyConnection: ConnectionDelegate {
                 self.connection.close()
             } else {
                 self.connection.write(ProxyErrors.response(status: 408, message: "request header timeout", keepAlive: false))
-                self.connection.closeLingering()
+                self.connection.closeLingering(.slowClient)
             }
         case .upstream(let exchange):
             guard exchange === self.exchange, !exchange.responseHeadSent else { return }

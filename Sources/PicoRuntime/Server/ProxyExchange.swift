@@ -11,8 +11,9 @@ final class ProxyExchange: TunnelStreamHandler {
     let startedAt: Instant
     let endpoint: String?
     let requestFraming: HTTPBodyFraming
-    /// The request carries `x-pico-forward: true`: a peer forwarded it, so it is never
-    /// forwarded again (one hop) and keeps the peer's `X-Forwarded-Proto` and `-Host`.
+    /// The request carries `x-pico-forward: true` and came from a live member's proxy IP: a
+    /// peer forwarded it, so it is never forwarded again (one hop) and keeps the peer's
+    /// `X-Forwarded-Proto` and `-Host`. A client's mark does not count.
     let arrivedFromPeer: Bool
     /// The local tunnel the request was routed to (for the in-flight accounting).
     var tunnelID: TunnelID?
@@ -48,12 +49,12 @@ final class ProxyExchange: TunnelStreamHandler {
     var waitingForStream = false
 
     /// `requestFraming` is the head's body framing, as its decoder read it.
-    init(head: HTTPRequestHead, requestFraming: HTTPBodyFraming, startedAt: Instant) {
+    init(head: HTTPRequestHead, requestFraming: HTTPBodyFraming, startedAt: Instant, arrivedFromPeer: Bool) {
         self.head = head
         self.startedAt = startedAt
         self.endpoint = HTTPProxyRules.endpoint(of: head)
         self.requestFraming = requestFraming
-        self.arrivedFromPeer = head.headers.first("x-pico-forward") == "true"
+        self.arrivedFromPeer = arrivedFromPeer
         self.keepAlive = head.keepAlive
     }
 }
