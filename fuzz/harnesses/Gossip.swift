@@ -18,22 +18,19 @@ func checkRoundTrip(state bytes: [UInt8]) {
 /// node's timers firing, state exchanges, shutdown, tunnels.
 enum GossipHarness {
     static func run(_ bytes: FuzzBytes) {
-        var input = bytes
         var fixture = GossipFixture.prepared
-        fixture.run(&input)
+        fixture.run(bytes.bytes)
     }
 
-    /// Datagram step: op 0, source, length, bytes.
-    static func datagramStep(source: UInt8, sender: UInt64 = 2, endpointVersion: UInt64 = 0, _ messages: [GossipMessage]) -> [UInt8] {
-        let datagram = GossipCodec.datagram(sender: NodeUID(sender), endpointVersion: endpointVersion, messages: messages)
-        return [0, source, UInt8(datagram.count >> 8), UInt8(datagram.count & 0xFF)] + datagram
+    /// Datagram step: op 0, source, the datagram.
+    static func datagramStep(source: UInt8, sender: UInt64 = 2, endpointVersion: UInt64 = 0, _ messages: [GossipMessage]) -> [[UInt8]] {
+        [[0, source] + GossipCodec.datagram(sender: NodeUID(sender), endpointVersion: endpointVersion, messages: messages)]
     }
 
-    static func advanceStep(_ units: UInt8) -> [UInt8] { [3, units] }
+    static func advanceStep(_ units: UInt8) -> [[UInt8]] { [[3, units]] }
 
-    static func stateStep(op: UInt8 = 4, source: UInt8 = 1, _ state: StateExchange) -> [UInt8] {
-        let bytes = GossipCodec.encode(state)
-        return (op == 4 ? [op, source] : [op]) + [UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)] + bytes
+    static func stateStep(source: UInt8 = 1, _ state: StateExchange) -> [[UInt8]] {
+        [[4, source] + GossipCodec.encode(state)]
     }
 
     static let info = NodeInfo(
@@ -43,7 +40,7 @@ enum GossipHarness {
     static func seeds() -> [(name: String, bytes: [UInt8])] {
         let me = NodeUID(1), peer = NodeUID(3), dead = NodeUID(5), left = NodeUID(6)
         let delta = EndpointDelta(owner: NodeUID(2), base: 2, entries: [EndpointDelta.Entry(endpoint: "svc", count: 2, version: 3)])
-        var seeds: [(name: String, bytes: [UInt8])] = [
+        var seeds: [(name: String, steps: [[UInt8]])] = [
             ("ping-me", datagramStep(source: 1, [.ping(sequence: 1, target: me)])),
             ("ack", datagramStep(source: 1, [.ack(sequence: 1, target: NodeUID(2), incarnation: 1)]) + advanceStep(30)),
             ("ping-request", datagramStep(source: 1, [.pingRequest(sequence: 9, target: peer, targetAddress: GossipFixture.peers[1].gossipAddress)]) + advanceStep(20)),
@@ -68,11 +65,11 @@ enum GossipHarness {
                 .suspect(subject: NodeUID(2), incarnation: 1, accuser: NodeUID(4)), .endpointDelta(delta),
             ]) + advanceStep(100)),
             ("stranger", datagramStep(source: 5, sender: 7, [.ping(sequence: 1, target: me)]) + advanceStep(25)),
-            ("garbage", [0, 1, 0, 4, 0xB7, 1, 0xFF, 0xFF]),
+            ("garbage", [[0, 1, 0xB7, 1, 0xFF, 0xFF]]),
             ("state", stateStep(GossipFixture.fixtureState) + advanceStep(50)),
-            ("shutdown", [7] + advanceStep(200) + datagramStep(source: 1, [.leaveAck(subject: me)]) + advanceStep(255)),
-            ("tunnels", [15, 2, 0, 23, 1, 31, 0, 39, 5]),
-            ("idle", [3, 255, 3, 255, 3, 255, 3, 255]),
+            ("shutdown", [[7]] + advanceStep(200) + datagramStep(source: 1, [.leaveAck(subject: me)]) + advanceStep(255)),
+            ("tunnels", [[15, 2, 0], [23, 1], [31, 0], [39, 5]]),
+            ("idle", [[3, 255], [3, 255], [3, 255], [3, 255]]),
         ]
         // Extreme values about the node itself and about a peer.
         for (label, incarnation) in [("zero", UInt64(0)), ("one", 1), ("max-1", UInt64.max - 1), ("max", UInt64.max)] {
@@ -84,7 +81,7 @@ enum GossipHarness {
                     incarnation: incarnation, draining: false)])))
             }
         }
-        return seeds
+        return seeds.map { (name: $0.name, bytes: GossipFixture.join($0.steps)) }
     }
 }
 

@@ -206,25 +206,55 @@ struct GossipFixture: Sendable {
         return GossipCodec.encode(self.substituted(state))
     }
 
-    /// Runs the steps the fuzzer's bytes describe, checking the node after each one.
-    mutating func run(_ input: inout FuzzBytes) {
-        var steps = 0
-        while !input.isEmpty, steps < 64 {
-            steps += 1
+    /// Separates the steps of an input. Steps are cut at separators rather than length-prefixed,
+    /// so a mutation that grows or shrinks one message (a longer varint) leaves the others intact.
+    static let separator: [UInt8] = [0x00, 0x46, 0x5A, 0x00]
+
+    /// The input's steps (at most 64).
+    static func steps(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+        var steps: [ArraySlice<UInt8>] = []
+        var start = 0
+        var index = 0
+        while index + separator.count <= bytes.count, steps.count < 63 {
+            if bytes[index] == separator[0], bytes[index + 1] == separator[1], bytes[index + 2] == separator[2], bytes[index + 3] == separator[3] {
+                steps.append(bytes[start..<index])
+                index += separator.count
+                start = index
+            } else {
+                index += 1
+            }
+        }
+        steps.append(bytes[start...])
+        return steps
+    }
+
+    /// Joins steps into one input (for seeds).
+    static func join(_ steps: [[UInt8]]) -> [UInt8] {
+        steps.dropFirst().reduce(steps.first ?? []) { $0 + separator + $1 }
+    }
+
+    /// Runs the steps the fuzzer's bytes describe, checking the node after each one. A step is an
+    /// operation byte, for most operations a parameter byte, then its payload (the rest):
+    /// 0-2 a datagram from the source the parameter picks; 3 time passes (parameter × 10 ms);
+    /// 4 a peer opens a state exchange; 5 a peer answers the oldest exchange the node opened;
+    /// 6 that exchange fails; 7 (and 15, 23, …) shutdown, tunnels, routing, seconds passing.
+    mutating func run(_ bytes: [UInt8]) {
+        for step in Self.steps(bytes) {
+            var input = FuzzBytes(Array(step))
             let op = input.byte()
             switch op % 8 {
             case 0, 1, 2:
                 let source = self.source(input.byte())
-                self.apply(.datagramReceived(self.prepareDatagram(input.piece()), from: source))
+                self.apply(.datagramReceived(self.prepareDatagram(Array(input.rest())), from: source))
             case 3:
                 self.advance(by: .milliseconds(Int64(input.byte()) * 10))
             case 4:
                 let source = self.source(input.byte())
                 let id = ExchangeID(self.nextRequestedExchange)
                 self.nextRequestedExchange += 1
-                self.apply(.stateExchangeRequested(id, bytes: self.prepareState(input.piece()), from: source))
+                self.apply(.stateExchangeRequested(id, bytes: self.prepareState(Array(input.rest())), from: source))
             case 5:
-                let bytes = self.prepareState(input.piece())
+                let bytes = self.prepareState(Array(input.rest()))
                 if !self.pendingExchanges.isEmpty { self.apply(.stateExchangeReplied(self.pendingExchanges.removeFirst(), bytes: bytes)) }
             case 6:
                 if !self.pendingExchanges.isEmpty { self.apply(.stateExchangeFailed(self.pendingExchanges.removeFirst(), reason: "fuzz")) }
