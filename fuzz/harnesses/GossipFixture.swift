@@ -9,15 +9,6 @@
 @testable import PicoModel
 
 struct GossipFixture: Sendable {
-    /// Known crashes the lead is fixing, skipped for now so fuzzing can go on past them. Each
-    /// entry is reported; `PICO_FUZZ_NO_SKIP=1` turns the skipping off (to reproduce them).
-    /// REMOVE each entry once its fix is merged.
-    static let temporarilySkippedKnownCrashes: [String] = [
-        "a message about the node itself with an incarnation within 2^32 of 2^64-1 (alive, suspect, dead, ack; state records): "
-            + "Membership.refute(past:) traps on `accused + 1` / `incarnation + 1` (fuzz/crashes/gossip/)",
-    ]
-    static let skipKnownCrashes = !temporarilySkippedKnownCrashes.isEmpty && environment("PICO_FUZZ_NO_SKIP") == nil
-
     static let peers: [NodeInfo] = (1...3).map { index in
         NodeInfo(
             uid: NodeUID(0x1000 + UInt64(index)), name: "fuzz-\(index)", gossipAddress: Address(host: "10.0.0.\(index + 1)", port: 7946),
@@ -135,31 +126,23 @@ struct GossipFixture: Sendable {
         return info
     }
 
-    /// The message with its UIDs substituted, or nil when it falls under a known crash skipped for now.
-    func substituted(_ message: GossipMessage) -> GossipMessage? {
-        let me = self.node.me.uid
-        func aboutMeAtExtreme(_ subject: NodeUID, _ incarnation: UInt64) -> Bool {
-            Self.skipKnownCrashes && subject == me && incarnation >= UInt64.max - UInt64(UInt32.max)
-        }
+    /// The message with its UIDs substituted.
+    func substituted(_ message: GossipMessage) -> GossipMessage {
         switch message {
         case .ping(let sequence, let target):
             return .ping(sequence: sequence, target: self.uid(target))
         case .ack(let sequence, let target, let incarnation):
-            let target = self.uid(target)
-            return aboutMeAtExtreme(target, incarnation) ? nil : .ack(sequence: sequence, target: target, incarnation: incarnation)
+            return .ack(sequence: sequence, target: self.uid(target), incarnation: incarnation)
         case .pingRequest(let sequence, let target, let address):
             return .pingRequest(sequence: sequence, target: self.uid(target), targetAddress: address)
         case .nack(let sequence, let target):
             return .nack(sequence: sequence, target: self.uid(target))
         case .alive(let info, let incarnation, let draining):
-            let info = self.substituted(info)
-            return aboutMeAtExtreme(info.uid, incarnation) ? nil : .alive(info: info, incarnation: incarnation, draining: draining)
+            return .alive(info: self.substituted(info), incarnation: incarnation, draining: draining)
         case .suspect(let subject, let incarnation, let accuser):
-            let subject = self.uid(subject)
-            return aboutMeAtExtreme(subject, incarnation) ? nil : .suspect(subject: subject, incarnation: incarnation, accuser: self.uid(accuser))
+            return .suspect(subject: self.uid(subject), incarnation: incarnation, accuser: self.uid(accuser))
         case .dead(let subject, let incarnation, let accuser):
-            let subject = self.uid(subject)
-            return aboutMeAtExtreme(subject, incarnation) ? nil : .dead(subject: subject, incarnation: incarnation, accuser: self.uid(accuser))
+            return .dead(subject: self.uid(subject), incarnation: incarnation, accuser: self.uid(accuser))
         case .left(let subject, let incarnation):
             return .left(subject: self.uid(subject), incarnation: incarnation)
         case .leaveAck(let subject):
@@ -169,15 +152,13 @@ struct GossipFixture: Sendable {
         }
     }
 
-    /// The state exchange with its UIDs substituted (and known-crash records dropped for now).
+    /// The state exchange with its UIDs substituted.
     func substituted(_ state: StateExchange) -> StateExchange {
         var state = state
-        let me = self.node.me.uid
         state.sender = self.uid(state.sender)
-        state.members = state.members.compactMap { record in
+        state.members = state.members.map { record in
             var record = record
             record.info = self.substituted(record.info)
-            if Self.skipKnownCrashes, record.info.uid == me, record.state.incarnation >= UInt64.max - UInt64(UInt32.max) { return nil }
             return record
         }
         state.tombstones = state.tombstones.map { record in
@@ -197,7 +178,7 @@ struct GossipFixture: Sendable {
     /// must refuse them).
     func prepareDatagram(_ bytes: [UInt8]) -> [UInt8] {
         guard let datagram = try? GossipCodec.decodeDatagram(bytes) else { return bytes }
-        let messages = datagram.messages.compactMap { self.substituted($0) }
+        let messages = datagram.messages.map { self.substituted($0) }
         return GossipCodec.datagram(sender: self.uid(datagram.sender), endpointVersion: datagram.senderEndpointVersion, messages: messages)
     }
 

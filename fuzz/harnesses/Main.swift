@@ -63,12 +63,6 @@ public func fuzzerInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: OpaqueP
         exit(0)
     }
     selectedTarget = target
-    if target.name == "gossip" || target.name == "state-exchange", !GossipFixture.temporarilySkippedKnownCrashes.isEmpty,
-       environment("PICO_FUZZ_NO_SKIP") == nil {
-        for pattern in GossipFixture.temporarilySkippedKnownCrashes {
-            printError("pico-fuzz: \(target.name): TEMPORARILY SKIPPING known crash: \(pattern) (PICO_FUZZ_NO_SKIP=1 to reach it)")
-        }
-    }
     return 0
 }
 

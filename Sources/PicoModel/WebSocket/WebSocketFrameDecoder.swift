@@ -202,6 +202,15 @@ public struct WebSocketFrameDecoder: Hashable, Sendable {
         return unmasked[...]
     }
 
+    /// RFC 6455 §7.4: the codes an endpoint may send (1000–1003, 1007–1014, and 3000–4999 for
+    /// libraries and applications); 1004–1006 and 1015 are reserved, the rest undefined.
+    static func isSendableCloseCode(_ code: UInt16) -> Bool {
+        switch code {
+        case 1000...1003, 1007...1014, 3000...4999: true
+        default: false
+        }
+    }
+
     private mutating func controlEvent(_ payload: Payload) throws(WebSocketProtocolError) -> Event {
         switch payload.opcode {
         case .ping: return .ping(payload.control)
@@ -213,6 +222,9 @@ public struct WebSocketFrameDecoder: Hashable, Sendable {
                 return .close(code: nil, reason: "")
             }
             let code = UInt16(payload.control[0]) << 8 | UInt16(payload.control[1])
+            guard Self.isSendableCloseCode(code) else {
+                throw WebSocketProtocolError(closeCode: 1002, "close code \(code) is not allowed on the wire", offset: self.buffer.offset)
+            }
             guard let reason = String(validating: payload.control[2...], as: UTF8.self) else {
                 throw WebSocketProtocolError(closeCode: 1007, "close reason is not UTF-8", offset: self.buffer.offset)
             }

@@ -103,7 +103,10 @@ struct WebSocketCodecTests {
             ([0x80, 0x80] + key, .server, 1002, "continuation frame without a message"),
             ([0x02, 0x80] + key + [0x82, 0x80] + key, .server, 1002, "new message before the previous one ended"),
             ([0x88, 0x81] + key + [0x01], .server, 1002, "one-byte body"),
-        ]
+        ] + [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, UInt16.max].map { (code: UInt16) in
+            (frame { WebSocketFrameEncoder.write(.close, payload: [UInt8(code >> 8), UInt8(code & 0xFF)], maskingKey: key, into: &$0) },
+             .server, 1002, "close code \(code) is not allowed on the wire")
+        }
         for (bytes, role, code, message) in cases {
             let error = Self.decodeAll(bytes, role: role, step: 0).error
             #expect(error?.closeCode == code && error?.message.contains(message) == true, "\(bytes): \(String(describing: error))")
