@@ -78,6 +78,40 @@ class CookieBackend(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"ok")
 
 
+def varint(value):
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def wire_string(text):
+    data = text.encode()
+    return varint(len(data)) + data
+
+
+def wire_address(host, port):
+    return wire_string(host) + port.to_bytes(2, "big")
+
+
+def big_state_exchange_request(entries):
+    """A framed push/pull request (docs/wire-format.md) from a made-up member that is alive and
+    holds `entries` endpoints with 240-byte names: the node takes them into its table, so its
+    reply carries them all (about 250 bytes each)."""
+    uid = 0xFEED0001
+    message = bytearray([0xB7, 1, 0x20, 2, 0]) + uid.to_bytes(8, "big")
+    message += varint(1) + uid.to_bytes(8, "big") + wire_string("made-up") + wire_address("10.99.0.1", 8003)
+    message += wire_address("10.99.0.1", 8000) + wire_address("10.99.0.1", 8002) + varint(0)
+    message += bytes([0]) + varint(0) + bytes([0])  # alive at incarnation 0, not draining
+    message += varint(0)  # no tombstones
+    message += varint(1) + uid.to_bytes(8, "big") + varint(entries) + varint(entries)
+    for index in range(entries):
+        message += wire_string(f"e{index:05d}" + "x" * 234) + varint(1) + varint(index + 1)
+    return len(message).to_bytes(4, "big") + bytes(message)
+
+
 class MetricsTests(unittest.TestCase):
     """No value a client chooses becomes a metric label without a bound."""
 
@@ -388,6 +422,49 @@ class SilentAndIdleConnectionTests(unittest.TestCase):
             s.close()
         self.assertLess(time.time() - started, 3)
         self.assertEqual(node.admin_get("/ready")[0], 200)
+
+
+class StateExchangeTests(unittest.TestCase):
+    def test_peersThatNeverReadTheirReply_cannotHoldTheStateExchangeCap(self):
+        # Before: the 10 s deadline was dropped once the reply was queued, so a peer that sent a
+        # request and never read a reply larger than the socket buffers held its slot forever.
+        node = Node("--cluster.gossip.max-state-exchanges", "3")
+        stuck = []
+        try:
+            request_bytes = big_state_exchange_request(16_000)
+            for _ in range(3):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", node.gossip))
+                s.sendall(request_bytes)
+                stuck.append(s)
+            time.sleep(1)
+
+            def exchange_answers():
+                """True when a new exchange gets the node's (large) reply; false when refused."""
+                try:
+                    with socket.create_connection(("127.0.0.1", node.gossip), timeout=5) as s:
+                        s.sendall(request_bytes)
+                        # Any reply will do: by the deadline the made-up member may be dead.
+                        return len(s.recv(4)) == 4
+                except (ConnectionResetError, BrokenPipeError):
+                    return False
+
+            self.assertFalse(exchange_answers(), "the cap is full while the stuck peers hold their slots")
+            started = time.monotonic()
+            wait_until(exchange_answers, timeout=20, what="a state exchange served after the stuck ones' deadline")
+            self.assertLess(time.monotonic() - started, 15)
+            for s in stuck:
+                s.settimeout(5)
+                try:
+                    while s.recv(1 << 20):
+                        pass
+                except (ConnectionResetError, socket.timeout):
+                    pass
+        finally:
+            for s in stuck:
+                s.close()
+            node.stop()
 
 
 class DescriptorLimitTests(unittest.TestCase):
