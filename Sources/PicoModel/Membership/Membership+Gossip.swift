@@ -9,6 +9,7 @@ extension Membership {
         var directives: [MembershipDirective] = []
         guard self.phase != .idle, self.phase != .finished else { return directives }
         self.noteInput(now: now, into: &directives)
+        self.takeOwedForgeryRebirth(now: now, into: &directives)
         if hasBroadcasts {
             let candidates = self.members.values
                 .filter { member in

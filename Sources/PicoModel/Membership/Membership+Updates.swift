@@ -311,13 +311,25 @@ extension Membership {
     ) {
         directives.append(.event(.forgedClaimDropped(kind, claimedIncarnation: claimed, ownIncarnation: own)))
         guard self.phase == .running || self.phase == .joining else { return }
-        if let last = self.lastForgeryRebirthAt, now - last < self.settings.forgeryRebirthInterval { return }
+        if let last = self.lastForgeryRebirthAt, now - last < self.settings.forgeryRebirthInterval {
+            self.forgeryRebirthDueAt = last + self.settings.forgeryRebirthInterval
+            return
+        }
+        self.lastForgeryRebirthAt = now
+        self.rebirth(now: now, into: &directives)
+    }
+
+    /// Takes the new identity a forged claim made us owe, once `forgeryRebirthInterval` allows.
+    mutating func takeOwedForgeryRebirth(now: Instant, into directives: inout [MembershipDirective]) {
+        guard let due = self.forgeryRebirthDueAt, now >= due, self.phase == .running || self.phase == .joining else { return }
         self.lastForgeryRebirthAt = now
         self.rebirth(now: now, into: &directives)
     }
 
     /// We were declared dead: that UID is gone for good, so take a new one and rejoin.
     mutating func rebirth(now: Instant, into directives: inout [MembershipDirective]) {
+        // Whatever was forged about the old UID no longer matters.
+        self.forgeryRebirthDueAt = nil
         let old = self.me.uid
         self.recordTombstone(old, status: .dead, incarnation: self.incarnation, address: nil, name: self.me.name, now: now)
         self.previousUIDs.append(old)

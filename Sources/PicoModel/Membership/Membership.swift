@@ -74,6 +74,10 @@ public struct Membership: Sendable {
     var earliestTombstoneExpiry: Instant?
     /// When we last took a new identity because of a forged claim about us.
     var lastForgeryRebirthAt: Instant?
+    /// A forged claim came while `forgeryRebirthInterval` held us back: the new identity is owed
+    /// from this instant (taken on the next gossip tick after it), so a forgery that peers took
+    /// for news is never left in place.
+    var forgeryRebirthDueAt: Instant?
     var invariantViolations: [String] = []
 
     /// Creates a machine for the node described by `me`. `seeds` are the names the shell resolves

@@ -37,8 +37,16 @@ struct HostileGossipTests {
             #expect(again.events == [.forgedClaimDropped(.alive, claimedIncarnation: incarnation, ownIncarnation: 0)])
         }
         #expect(membership.me.uid == second && membership.incarnation == 0, "two datagrams cannot pin the maximum")
-        _ = membership.receive([.suspect(subject: second, incarnation: 7, accuser: Fixture.info(2).uid)], from: 2, now: .seconds(11))
-        #expect(membership.me.uid != second, "after forgeryRebirthInterval a forgery moves us again")
+        // But peers may have believed it: the new identity is owed, and taken once the interval allows.
+        _ = membership.onGossipTick(hasBroadcasts: false, now: .seconds(10))
+        #expect(membership.me.uid == second)
+        let owed = membership.onGossipTick(hasBroadcasts: false, now: .milliseconds(11_100))
+        let third = membership.me.uid
+        #expect(third != second && owed.events.contains(.reborn(old: second, new: third)))
+        _ = membership.onGossipTick(hasBroadcasts: false, now: .seconds(12))
+        #expect(membership.me.uid == third, "owed once, taken once")
+        _ = membership.receive([.suspect(subject: third, incarnation: 7, accuser: Fixture.info(2).uid)], from: 2, now: .seconds(22))
+        #expect(membership.me.uid != third, "after forgeryRebirthInterval a forgery moves us again at once")
         // A stale alive of ours that disagrees on draining is refuted at our own incarnation.
         let stale = membership.receive([.alive(info: membership.me, incarnation: 0, draining: true)], from: 2, now: .seconds(12))
         #expect(stale.events == [.refuted(incarnation: 1)] && membership.incarnation == 1)
