@@ -246,4 +246,41 @@ struct HostileGossipTests {
         }
         #expect(checked > 1_000)
     }
+
+    @Test(arguments: ["me", "peer", "stranger"])
+    func test_extremeValues_inEveryFieldOfAStateExchange_neitherTrapNorBreakInvariants(_ who: String) {
+        let (base, peers) = Self.runningNode()
+        let subject: NodeInfo
+        switch who {
+        case "me": subject = base.me
+        case "peer": subject = peers[1]
+        default: subject = NodeInfo(uid: NodeUID(0xBAD), name: "x", gossipAddress: TestCluster.address(40), proxyAddress: TestCluster.address(40, port: 8000), adminAddress: TestCluster.address(40, port: 8002), epoch: 0)
+        }
+        var checked = 0
+        for value in Self.wide {
+            for status in [MemberStatus.alive, .suspect, .dead, .left] {
+                for count in Self.narrow {
+                    var info = subject
+                    info.epoch = value
+                    let state = StateExchange(
+                        purpose: .pushPull, isReply: false, sender: peers[0].uid,
+                        members: [StateExchange.MemberRecord(info: info, state: MemberState(status, value), draining: value % 2 == 1)],
+                        tombstones: [StateExchange.TombstoneRecord(uid: subject.uid, status: status == .left ? .left : .dead, incarnation: value, address: nil)]
+                            .filter { _ in status.isTerminal },
+                        endpoints: [StateExchange.EndpointSnapshot(owner: subject.uid, version: value, entries: value == 0 ? [] : [.init(endpoint: "api", count: count, version: value)])])
+                    var node = base
+                    let before = node.membership.incarnation
+                    _ = node.handle(.stateExchangeRequested(ExchangeID(1), bytes: GossipCodec.encode(state), from: peers[0].gossipAddress), now: .seconds(2))
+                    #expect(node.checkInvariants() == [], "\(status) at \(value), count \(count), about \(who)")
+                    if node.me.uid == base.me.uid { #expect(node.membership.incarnation <= before + 1) }
+                    for second in 3...6 {
+                        for timer in [TimerID.probe, .gossip, .pushPull] { _ = node.handle(.timerFired(timer), now: .seconds(Int64(second))) }
+                    }
+                    #expect(node.checkInvariants() == [])
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked == 64)
+    }
 }
