@@ -306,30 +306,38 @@ extension Membership {
     /// drain nobody hears; a suspicion we cannot refute). So we also take a new identity, as a
     /// `dead` about us makes us do, at most once per `forgeryRebirthInterval`: every peer drops
     /// what it was told about the old UID, and the cluster converges once the forgeries stop.
-    public mutating func dropForgedClaim(
+    mutating func dropForgedClaim(
         _ kind: MembershipEvent.ForgedClaim, claimed: UInt64, own: UInt64, now: Instant, into directives: inout [MembershipDirective]
     ) {
         directives.append(.event(.forgedClaimDropped(kind, claimedIncarnation: claimed, ownIncarnation: own)))
         guard self.phase == .running || self.phase == .joining else { return }
-        if let last = self.lastForgeryRebirthAt, now - last < self.settings.forgeryRebirthInterval {
-            self.forgeryRebirthDueAt = last + self.settings.forgeryRebirthInterval
+        switch self.forgeryRebirth {
+        case .owed:
             return
+        case .took(let last) where now - last < self.settings.forgeryRebirthInterval:
+            self.forgeryRebirth = .owed(after: last)
+        case .none, .took:
+            self.rebirthAfterForgery(now: now, into: &directives)
         }
-        self.lastForgeryRebirthAt = now
-        self.rebirth(now: now, into: &directives)
     }
 
     /// Takes the new identity a forged claim made us owe, once `forgeryRebirthInterval` allows.
     mutating func takeOwedForgeryRebirth(now: Instant, into directives: inout [MembershipDirective]) {
-        guard let due = self.forgeryRebirthDueAt, now >= due, self.phase == .running || self.phase == .joining else { return }
-        self.lastForgeryRebirthAt = now
+        guard case .owed(let last) = self.forgeryRebirth, now - last >= self.settings.forgeryRebirthInterval,
+            self.phase == .running || self.phase == .joining
+        else { return }
+        self.rebirthAfterForgery(now: now, into: &directives)
+    }
+
+    private mutating func rebirthAfterForgery(now: Instant, into directives: inout [MembershipDirective]) {
         self.rebirth(now: now, into: &directives)
+        self.forgeryRebirth = .took(at: now)
     }
 
     /// We were declared dead: that UID is gone for good, so take a new one and rejoin.
     mutating func rebirth(now: Instant, into directives: inout [MembershipDirective]) {
-        // Whatever was forged about the old UID no longer matters.
-        self.forgeryRebirthDueAt = nil
+        // Whatever was forged about the old UID no longer matters: nothing is owed any more.
+        if case .owed(let last) = self.forgeryRebirth { self.forgeryRebirth = .took(at: last) }
         let old = self.me.uid
         self.recordTombstone(old, status: .dead, incarnation: self.incarnation, address: nil, name: self.me.name, now: now)
         self.previousUIDs.append(old)

@@ -72,12 +72,23 @@ public struct Membership: Sendable {
     /// When we last synced with a sender we had never heard of (at most one per probe interval).
     var lastStrangerSyncAt: Instant?
     var earliestTombstoneExpiry: Instant?
-    /// When we last took a new identity because of a forged claim about us.
-    var lastForgeryRebirthAt: Instant?
-    /// A forged claim came while `forgeryRebirthInterval` held us back: the new identity is owed
-    /// from this instant (taken on the next gossip tick after it), so a forgery that peers took
-    /// for news is never left in place.
-    var forgeryRebirthDueAt: Instant?
+    /// Where we stand with new identities taken because of forged claims about us.
+    var forgeryRebirth: ForgeryRebirth = .none
+
+    /// New identities taken because of forged claims about us, at most one per
+    /// `forgeryRebirthInterval`. Legal transitions: `none` → `took`; `took` → `owed` (a forged
+    /// claim inside the interval) → `took` (on the first gossip tick once the interval has passed;
+    /// a rebirth for another reason settles the debt and keeps the last instant); `took` → `took`
+    /// (a forged claim after the interval).
+    enum ForgeryRebirth: Hashable, Sendable {
+        /// None taken yet.
+        case none
+        /// One taken at this instant; nothing owed.
+        case took(at: Instant)
+        /// A forgery came too soon after the identity taken at `after`: a new one is owed once
+        /// the interval has passed, so a forgery that peers took for news is never left in place.
+        case owed(after: Instant)
+    }
     var invariantViolations: [String] = []
 
     /// Creates a machine for the node described by `me`. `seeds` are the names the shell resolves

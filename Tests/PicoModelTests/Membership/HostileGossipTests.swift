@@ -167,6 +167,11 @@ struct HostileGossipTests {
         return (node, peers)
     }
 
+    /// A UID the node has never heard of, at an address nobody else uses.
+    static let stranger = NodeInfo(
+        uid: NodeUID(0xBAD), name: "x", gossipAddress: TestCluster.address(40), proxyAddress: TestCluster.address(40, port: 8000),
+        adminAddress: TestCluster.address(40, port: 8002), epoch: 0)
+
     static func datagram(from sender: NodeUID, endpointVersion: UInt64 = 0, _ messages: [GossipMessage], at address: Address) -> ClusterInput {
         .datagramReceived(GossipCodec.datagram(sender: sender, endpointVersion: endpointVersion, encodedMessages: messages.map { GossipCodec.encode($0) }), from: address)
     }
@@ -214,7 +219,7 @@ struct HostileGossipTests {
         switch who {
         case "me": subject = base.me
         case "peer": subject = peers[1]
-        case "stranger": subject = NodeInfo(uid: NodeUID(0xBAD), name: "x", gossipAddress: TestCluster.address(40), proxyAddress: TestCluster.address(40, port: 8000), adminAddress: TestCluster.address(40, port: 8002), epoch: 0)
+        case "stranger": subject = Self.stranger
         case "uid-0": subject = NodeInfo(uid: NodeUID(0), name: "", gossipAddress: TestCluster.address(41), proxyAddress: TestCluster.address(41, port: 0), adminAddress: TestCluster.address(41, port: UInt16.max), epoch: UInt64.max)
         default: subject = NodeInfo(uid: NodeUID(UInt64.max), name: "max", gossipAddress: TestCluster.address(42), proxyAddress: TestCluster.address(42), adminAddress: TestCluster.address(42), epoch: 0)
         }
@@ -254,7 +259,7 @@ struct HostileGossipTests {
         switch who {
         case "me": subject = base.me
         case "peer": subject = peers[1]
-        default: subject = NodeInfo(uid: NodeUID(0xBAD), name: "x", gossipAddress: TestCluster.address(40), proxyAddress: TestCluster.address(40, port: 8000), adminAddress: TestCluster.address(40, port: 8002), epoch: 0)
+        default: subject = Self.stranger
         }
         var checked = 0
         for value in Self.wide {
