@@ -11,8 +11,9 @@ public enum ClusterDirective: Hashable, Sendable {
     case schedule(TimerID, at: Instant)
     /// Resolve these names (Piko's `cluster.join`) and report with `.seedsResolved`.
     case resolveSeeds([String])
-    /// The routing decision for a request.
-    case route(RequestID, RouteDecision)
+    /// Tell every data loop's `LoopRouter` these changes, in order (after carrying out the
+    /// directives before it).
+    case routingChanged([RoutingChange])
     /// Ask the agent of this tunnel to move (yamux GoAway): it opens a new tunnel, through the
     /// load balancer, before closing this one.
     case tellAgentToMove(TunnelID)

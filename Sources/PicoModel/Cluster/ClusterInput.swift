@@ -9,16 +9,6 @@ public struct ExchangeID: Hashable, Comparable, Sendable, CustomStringConvertibl
     public var description: String { "exchange-\(self.rawValue)" }
 }
 
-/// Identifies one proxied request, chosen by the shell; echoed in its `.route` directive.
-public struct RequestID: Hashable, Comparable, Sendable, CustomStringConvertible {
-    /// The number.
-    public var rawValue: UInt64
-    /// Wraps a number.
-    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
-    public static func < (lhs: RequestID, rhs: RequestID) -> Bool { lhs.rawValue < rhs.rawValue }
-    public var description: String { "request-\(self.rawValue)" }
-}
-
 /// Everything that can happen to a node, as its shell reports it.
 public enum ClusterInput: Hashable, Sendable {
     /// The process started: begin joining.
@@ -39,18 +29,21 @@ public enum ClusterInput: Hashable, Sendable {
     case stateExchangeReplied(ExchangeID, bytes: [UInt8])
     /// Our `.openStateExchange` failed (connect error, timeout, peer closed).
     case stateExchangeFailed(ExchangeID, reason: String)
-    /// An agent opened tunnel `id` for `endpoint`.
-    case tunnelOpened(TunnelID, endpoint: String)
+    /// An agent opened tunnel `id` for `endpoint`, on the shell's data loop `loop` (the
+    /// `.tunnelAdded` routing change names it, so other loops move requests there).
+    case tunnelOpened(TunnelID, endpoint: String, loop: Int = 0)
     /// Tunnel `id` closed (agent went away, or after our `.closeTunnel`). Idempotent.
     case tunnelClosed(TunnelID)
     /// A request stream routed to tunnel `id` finished (successfully or not).
     case streamFinished(TunnelID)
-    /// Decide where a request for `endpoint` goes; `forwarded` when it carries `x-pico-forward`.
-    case routeRequest(RequestID, endpoint: String?, forwarded: Bool)
-    /// A data loop routed a request itself (from its `LoopRouter`): a local decision counts the
-    /// request in flight on its tunnel until `.streamFinished`, and a forward to a draining node
-    /// arms the route repair, exactly as `.routeRequest` would have.
+    /// A data loop routed a request (from its `LoopRouter`): a local decision counts the request
+    /// in flight on its tunnel until `.streamFinished`, and a forward to a draining node arms the
+    /// route repair.
     case routedByLoop(RouteDecision)
+    /// A forward to member `uid` failed before any answer byte (see `Reachability`).
+    case forwardFailed(NodeUID)
+    /// Member `uid` answered a forward although the node held evidence against it.
+    case forwardAnswered(NodeUID)
     /// SIGTERM: shut down gracefully.
     case shutdownRequested
 }

@@ -17,6 +17,13 @@ extension ClusterNode {
                 self.openExchange(with: address, purpose: purpose, now: now, into: &directives)
             case .resolveSeeds:
                 directives.append(.resolveSeeds(self.membership.seeds))
+            case .event(.probeAnswered(let uid, let directly)):
+                // Evidence for routing only (one per probe round: not worth an event).
+                if directly {
+                    self.reachability.noteReachable(uid)
+                } else if self.membership.isLive(uid) {
+                    self.reachability.noteUnreachable(uid, .indirectProbeOnly)
+                }
             case .event(let event):
                 directives.append(.event(.membership(event)))
                 self.react(to: event, now: now, into: &directives)
@@ -28,6 +35,7 @@ extension ClusterNode {
         switch event {
         case .memberStatusChanged(let uid, _, _, let to) where to.status.isTerminal:
             self.endpointLag[uid] = nil
+            self.reachability.forget(uid)
             let changes = self.endpoints.removeOwner(uid)
             self.publish(changes, into: &directives)
             self.noteLostRoutes(changes)
@@ -51,7 +59,7 @@ extension ClusterNode {
             if !self.isMergingState, self.discoverySyncs.count < bound, !self.discoverySyncs.contains(info.gossipAddress) {
                 self.discoverySyncs.append(info.gossipAddress)
             }
-        case .memberStatusChanged, .memberDraining, .refuted, .forgedClaimDropped, .localPauseDetected:
+        case .memberStatusChanged, .memberDraining, .refuted, .forgedClaimDropped, .localPauseDetected, .probeAnswered:
             break
         }
     }

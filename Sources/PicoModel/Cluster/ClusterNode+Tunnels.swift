@@ -29,24 +29,14 @@ extension ClusterNode {
         directives.append(.event(.endpointChanged(endpoint: endpoint, owner: self.me.uid, count: UInt32(clamping: count))))
     }
 
-    /// Alive remote holders of `endpoint` (suspect, dead and left nodes excluded).
+    /// Live remote holders of `endpoint` (dead and left nodes excluded; suspects marked, for
+    /// routing's last resort).
     public func remoteUpstreams(for endpoint: String) -> [RemoteUpstream] {
         self.endpoints.owners(of: endpoint).compactMap { owner, count in
-            guard owner != self.me.uid, let member = self.membership.member(owner), member.state.status == .alive else { return nil }
-            return RemoteUpstream(uid: owner, name: member.info.name, proxyAddress: member.info.proxyAddress, count: count, draining: member.draining)
+            guard owner != self.me.uid, let member = self.membership.member(owner), member.isLive else { return nil }
+            return RemoteUpstream(uid: owner, name: member.info.name, proxyAddress: member.info.proxyAddress, count: count,
+                                  draining: member.draining, suspect: member.state.status == .suspect)
         }
-    }
-
-    /// Decides where a request goes (see `Router`); a local decision counts the request in flight.
-    mutating func route(endpoint: String?, forwarded: Bool) -> RouteDecision {
-        let remote = endpoint.map { self.remoteUpstreams(for: $0) } ?? []
-        let decision = Router.decide(endpoint: endpoint, forwarded: forwarded, local: &self.upstreams, remote: remote, rng: &self.routingRNG)
-        if case .forward(let uid, _, _) = decision, remote.contains(where: { $0.uid == uid && $0.draining }) {
-            // Only a draining node holds it, as far as we know: its replacement may be announced
-            // already and we missed it (fuzz seed 2622). Check before the drain ends.
-            self.routeRepairPending = true
-        }
-        return decision
     }
 
     /// Accounts for a decision a data loop made from its `LoopRouter` (see `.routedByLoop`).
@@ -86,7 +76,7 @@ extension ClusterNode {
         for tunnel in self.upstreams.allTunnels where tunnel.isDraining {
             // Other nodes learn of the replacement a few gossip rounds after we do; until they
             // have, they may still forward to us, so the old tunnel stays for `settle` more.
-            if self.remoteUpstreams(for: tunnel.endpoint).contains(where: { !$0.draining }) {
+            if self.remoteUpstreams(for: tunnel.endpoint).contains(where: { !$0.draining && !$0.suspect }) {
                 if self.handoverSeen[tunnel.id] == nil { self.handoverSeen[tunnel.id] = now }
             } else {
                 self.handoverSeen[tunnel.id] = nil

@@ -37,6 +37,10 @@ public struct ClusterNode: Sendable {
     /// An endpoint lost its last holder through a remote change; a repair sync is due.
     var routeRepairPending = false
     var nextRouteRepairAt = Instant(nanoseconds: .min)
+    /// What the data loops were last told (see `appendRoutingChanges`).
+    var routing = RoutingPublication()
+    /// Local evidence of members this node cannot reach (read-only view).
+    public internal(set) var reachability = Reachability()
 
     /// Creates a node; throws when the configuration is invalid (each problem names its key).
     public init(configuration: ClusterConfiguration) throws(SettingsError) {
@@ -82,21 +86,26 @@ public struct ClusterNode: Sendable {
             self.onStateExchangeReplied(id, bytes: bytes, now: now, into: &directives)
         case .stateExchangeFailed(let id, let reason):
             self.onStateExchangeFailed(id, reason: reason, now: now, into: &directives)
-        case .tunnelOpened(let id, let endpoint):
+        case .tunnelOpened(let id, let endpoint, let loop):
+            self.routing.tunnelLoops[id] = loop
             self.onTunnelOpened(id, endpoint: endpoint, into: &directives)
+            if self.upstreams.tunnel(id) == nil { self.routing.tunnelLoops[id] = nil }
         case .tunnelClosed(let id):
             self.removeTunnel(id, into: &directives)
         case .streamFinished(let id):
             _ = self.upstreams.finishStream(on: id)
-        case .routeRequest(let id, let endpoint, let forwarded):
-            directives.append(.route(id, self.route(endpoint: endpoint, forwarded: forwarded)))
         case .routedByLoop(let decision):
             self.recordLoopRoute(decision)
+        case .forwardFailed(let uid):
+            if uid != self.me.uid, self.membership.isLive(uid) { self.reachability.noteUnreachable(uid, .forwardFailed) }
+        case .forwardAnswered(let uid):
+            self.reachability.noteReachable(uid)
         case .shutdownRequested:
             self.apply(lifecycle: .shutdownRequested, now: now, into: &directives)
         }
         if self.lifecycle.phase == .draining { self.advanceDrain(now: now, into: &directives) }
         self.runRouteRepair(now: now, into: &directives)
+        self.appendRoutingChanges(to: &directives)
         return directives
     }
 

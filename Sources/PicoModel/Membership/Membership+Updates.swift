@@ -79,7 +79,7 @@ extension Membership {
 
     mutating func onAck(sequence: UInt32, target: NodeUID, incarnation: UInt64, now: Instant, into directives: inout [MembershipDirective]) {
         if let probe = self.probe, probe.sequence == sequence, probe.target == target {
-            self.completeProbe(sequence: sequence, target: target)
+            self.completeProbe(sequence: sequence, target: target, into: &directives)
             // The target answered at a newer incarnation than we suspect it at: it refuted, and we
             // missed the broadcast. Treat the ack as its alive announcement.
             if let member = self.members[target], member.state.status == .suspect, incarnation > member.state.incarnation {

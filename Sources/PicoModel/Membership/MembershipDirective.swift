@@ -42,6 +42,9 @@ public enum MembershipEvent: Hashable, Sendable {
     /// A probe round ended without our noticing for `gap` (the process was paused): suspicion
     /// deadlines were pushed back by the gap.
     case localPauseDetected(gap: Duration)
+    /// Our probe of `uid` was acknowledged: `directly` by the member itself, otherwise only
+    /// through another member's indirect probe (evidence for `Reachability`).
+    case probeAnswered(uid: NodeUID, directly: Bool)
     /// Our `left` was acknowledged by `acknowledgements` members, or the leave timed out.
     case leaveCompleted(acknowledgements: Int)
 }

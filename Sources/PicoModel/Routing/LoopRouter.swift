@@ -10,6 +10,12 @@ public enum RoutingChange: Hashable, Sendable {
     case tunnelRemoved(TunnelID)
     /// The alive remote holders of `endpoint` (empty when none is left).
     case remoteHolders(endpoint: String, [RemoteUpstream])
+    /// The node has local evidence it cannot reach member `uid` (true), or fresh evidence that
+    /// it can again (false); see `Reachability`. Routing prefers other holders meanwhile.
+    case unreachable(NodeUID, Bool)
+    /// The proxy hosts of the live members (ourselves excluded), sorted: the only sources whose
+    /// `x-pico-forward` mark counts.
+    case peerProxyHosts([String])
 }
 
 /// One data loop's routing: `Router`'s order (non-draining local tunnels, then remote nodes, then
@@ -24,6 +30,10 @@ public struct LoopRouter: Sendable {
     private var elsewhere = UpstreamRegistry()
     private var placement: [TunnelID: Int] = [:]
     private var remote: [String: [RemoteUpstream]] = [:]
+    /// Members the node cannot reach as far as it knows (looked up, never iterated).
+    private var unreachable: Set<NodeUID> = []
+    /// The live members' proxy hosts (looked up, never iterated).
+    private var peerHosts: Set<String> = []
     private var rng: SplitMix64
 
     /// An empty router for loop `loop`; `seed` drives the weighted choice of remote nodes.
@@ -51,8 +61,22 @@ public struct LoopRouter: Sendable {
             _ = self.elsewhere.remove(id)
         case .remoteHolders(let endpoint, let holders):
             self.remote[endpoint] = holders.isEmpty ? nil : holders
+        case .unreachable(let uid, let unreachable):
+            if unreachable { self.unreachable.insert(uid) } else { self.unreachable.remove(uid) }
+        case .peerProxyHosts(let hosts):
+            self.peerHosts = Set(hosts)
         }
     }
+
+    /// True when `host` is a live member's proxy host: a request from it carrying the forward
+    /// mark was forwarded by a peer.
+    public func isPeerHost(_ host: String) -> Bool { self.peerHosts.contains(host) }
+
+    /// True when the node has evidence it cannot reach `uid`.
+    public func isUnreachable(_ uid: NodeUID) -> Bool { self.unreachable.contains(uid) }
+
+    /// Whether any remote node holds `endpoint` (used by a request waiting for one to appear).
+    public func hasRemoteHolder(of endpoint: String) -> Bool { self.remote[endpoint] != nil }
 
     /// The loop tunnel `id` lives on (nil when unknown).
     public func loop(of id: TunnelID) -> Int? { self.placement[id] }
@@ -74,7 +98,8 @@ public struct LoopRouter: Sendable {
             self.here = here
             self.elsewhere = elsewhere
         }
-        return Router.decide(endpoint: endpoint, forwarded: forwarded, remote: remote, rng: &rng) { endpoint, allowDraining in
+        let unreachable = self.unreachable
+        return Router.decide(endpoint: endpoint, forwarded: forwarded, remote: remote, isUnreachable: { unreachable.contains($0) }, rng: &rng) { endpoint, allowDraining in
             if let id = here.choose(for: endpoint, allowDraining: false) { return id }
             if let id = elsewhere.choose(for: endpoint, allowDraining: false) { return id }
             guard allowDraining else { return nil }

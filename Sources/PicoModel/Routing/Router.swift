@@ -38,14 +38,17 @@ public struct RemoteUpstream: Hashable, Sendable {
     public var count: UInt32
     /// Whether it announced it is draining.
     public var draining: Bool
+    /// Whether this node suspects it (SWIM): it is tried only when no other holder is left.
+    public var suspect: Bool
 
     /// Creates a candidate.
-    public init(uid: NodeUID, name: String, proxyAddress: Address, count: UInt32, draining: Bool) {
+    public init(uid: NodeUID, name: String, proxyAddress: Address, count: UInt32, draining: Bool, suspect: Bool = false) {
         self.uid = uid
         self.name = name
         self.proxyAddress = proxyAddress
         self.count = count
         self.draining = draining
+        self.suspect = suspect
     }
 }
 
@@ -53,44 +56,58 @@ public struct RemoteUpstream: Hashable, Sendable {
 ///
 /// Order of preference for a request for endpoint E at node N:
 /// 1. a non-draining local tunnel of E (round robin);
-/// 2. unless the request was already forwarded: a non-draining alive remote node holding E,
-///    chosen at random weighted by its listener count (Piko #30);
+/// 2. unless the request was already forwarded: a non-draining alive remote node holding E that
+///    N has no evidence of being unable to reach, chosen at random weighted by its listener count
+///    (Piko #30);
 /// 3. a draining local tunnel of E (make-before-break: it still works until its agent has moved);
-/// 4. unless forwarded: a draining remote node holding E;
-/// 5. otherwise 502 `no available upstreams`. A forwarded request is never forwarded again.
+/// 4. unless forwarded: a draining remote node holding E that N can reach;
+/// 5. unless forwarded: any remote holder N doubts, because it has evidence it cannot reach it
+///    or suspects it (non-draining first): the doubt may be wrong, a suspect may refute, and
+///    trying costs one short dial, where the alternative is a certain 502;
+/// 6. otherwise 502 `no available upstreams`. A forwarded request is never forwarded again.
 ///
-/// Suspect, dead and left nodes are never candidates (callers pass alive nodes only).
+/// Dead and left nodes are never candidates (callers pass alive and suspect nodes only).
 public enum Router {
-    /// Decides where a request for `endpoint` goes. `remote` lists alive remote holders of the
-    /// endpoint (suspect, dead and left nodes excluded by the caller).
+    /// Decides with a registry of local tunnels (see below).
     public static func decide(
         endpoint: String?,
         forwarded: Bool,
         local: inout UpstreamRegistry,
         remote: [RemoteUpstream],
+        isUnreachable: (NodeUID) -> Bool = { _ in false },
         rng: inout SplitMix64
     ) -> RouteDecision {
-        self.decide(endpoint: endpoint, forwarded: forwarded, remote: remote, rng: &rng) { local.choose(for: $0, allowDraining: $1) }
+        self.decide(endpoint: endpoint, forwarded: forwarded, remote: remote, isUnreachable: isUnreachable, rng: &rng) { local.choose(for: $0, allowDraining: $1) }
     }
 
-    /// The same order with the local choice supplied by the caller: `chooseLocal(endpoint,
-    /// allowDraining)` picks (and counts) a local tunnel, as `UpstreamRegistry.choose` does.
+    /// Decides where a request for `endpoint` goes. `remote` lists alive remote holders of the
+    /// endpoint (suspect, dead and left nodes excluded by the caller); `isUnreachable` says
+    /// which of them this node has local evidence it cannot reach (see `Reachability`).
+    /// `chooseLocal(endpoint, allowDraining)` picks (and counts) a local tunnel, as
+    /// `UpstreamRegistry.choose` does.
     public static func decide(
         endpoint: String?,
         forwarded: Bool,
         remote: [RemoteUpstream],
+        isUnreachable: (NodeUID) -> Bool = { _ in false },
         rng: inout SplitMix64,
         chooseLocal: (String, Bool) -> TunnelID?
     ) -> RouteDecision {
         guard let endpoint, !endpoint.isEmpty else { return .reject(.missingEndpoint) }
         guard endpoint.utf8.count <= EndpointTable.maxEndpointLength else { return .reject(.invalidEndpoint) }
         if let tunnel = chooseLocal(endpoint, false) { return .local(tunnel) }
-        if !forwarded, let target = self.weightedChoice(remote.filter { !$0.draining }, rng: &rng) {
+        if !forwarded, let target = self.weightedChoice(remote.filter { !$0.draining && !($0.suspect || isUnreachable($0.uid)) }, rng: &rng) {
             return .forward(uid: target.uid, name: target.name, proxyAddress: target.proxyAddress)
         }
         if let tunnel = chooseLocal(endpoint, true) { return .local(tunnel) }
-        if !forwarded, let target = self.weightedChoice(remote.filter(\.draining), rng: &rng) {
+        if !forwarded, let target = self.weightedChoice(remote.filter { $0.draining && !($0.suspect || isUnreachable($0.uid)) }, rng: &rng) {
             return .forward(uid: target.uid, name: target.name, proxyAddress: target.proxyAddress)
+        }
+        if !forwarded {
+            let doubtful = remote.filter { $0.suspect || isUnreachable($0.uid) }
+            if let target = self.weightedChoice(doubtful.filter { !$0.draining }, rng: &rng) ?? self.weightedChoice(doubtful, rng: &rng) {
+                return .forward(uid: target.uid, name: target.name, proxyAddress: target.proxyAddress)
+            }
         }
         return .reject(.noAvailableUpstreams)
     }

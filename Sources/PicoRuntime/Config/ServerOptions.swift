@@ -110,6 +110,13 @@ public enum ServerOptions {
             settings.forwardMaxConnections = value
             return nil
         },
+        duration("proxy.upstream_wait", "1s", "How long a request for an endpoint no node is known to hold waits for the cluster to learn one (an agent that just connected to another node) before 502; 0 answers at once.", allowZero: true) { $0.upstreamWait = $1 },
+        ServerOption(key: "proxy.max_waiting_requests", defaultText: "1024", help: "Requests one event loop lets wait for a holder at once; more get 502 at once.") { settings, text in
+            guard let value = Int(text), (0...1_000_000).contains(value) else { return "expected an integer from 0 to 1000000" }
+            settings.maxWaitingRequests = value
+            return nil
+        },
+        duration("proxy.forward_dial_timeout", "1s", "How long a forward to another node may take to connect, or leave its bytes unacknowledged, before it fails and another holder of the endpoint is tried.") { $0.forwardDialTimeout = $1 },
         ServerOption(key: "proxy.access_log.disable", defaultText: "false", help: "Turns the per-request access log off.") { settings, text in
             guard let value = Bool(text) else { return "expected true or false" }
             settings.accessLogDisabled = value

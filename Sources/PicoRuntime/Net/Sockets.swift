@@ -69,10 +69,17 @@ public enum Sockets {
     /// Starts a non-blocking connect to `address`; the socket becomes writable when it completes.
     /// With `source` (an IP address, port 0) the connection leaves from that address when it is
     /// one of this host's (else the kernel picks, as without it).
-    public static func connect(to address: SocketAddressStorage, from source: SocketAddressStorage? = nil) throws(SocketError) -> Int32 {
+    /// With `unacknowledgedTimeout`, bytes sent that the peer leaves unacknowledged that long
+    /// (a cut network) fail the connection (`TCP_USER_TIMEOUT`).
+    public static func connect(to address: SocketAddressStorage, from source: SocketAddressStorage? = nil,
+                               unacknowledgedTimeout: Duration? = nil) throws(SocketError) -> Int32 {
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError("socket") }
         self.configure(fd)
+        if let unacknowledgedTimeout {
+            var milliseconds = UInt32(clamping: unacknowledgedTimeout.nanosecondsClamped / 1_000_000)
+            setsockopt(fd, Int32(IPPROTO_TCP), Self.tcpUserTimeout, &milliseconds, socklen_t(MemoryLayout<UInt32>.size))
+        }
         if let source, source.family == address.family {
             // The port is chosen at connect, per destination, so binding first does not shrink
             // the ephemeral ports available (IP_BIND_ADDRESS_NO_PORT).
@@ -88,6 +95,9 @@ public enum Sockets {
         }
         return fd
     }
+
+    /// `TCP_USER_TIMEOUT` (Linux 2.6.37), which Glibc's module does not export.
+    private static let tcpUserTimeout: Int32 = 18
 
     /// `IP_BIND_ADDRESS_NO_PORT` (Linux 4.2), which Glibc's module does not export.
     private static let bindAddressNoPort: Int32 = 24

@@ -25,18 +25,6 @@ final class ServerCounters: Sendable {
 /// Reports to the control loop are batched: everything a turn reports leaves in one post at the
 /// end of the turn, in order, instead of one cross-thread wake-up per request.
 final class LoopShard: @unchecked Sendable, TurnEndHandler {
-    /// Where a request goes, as far as this loop can serve it.
-    enum Route {
-        /// A stream on this tunnel of this loop.
-        case here(ServerTunnel, TunnelID)
-        /// The tunnel lives on `shard`: move the connection there and route again.
-        case move(to: LoopShard)
-        /// Another node holds the endpoint.
-        case forward(uid: NodeUID, name: String, proxyAddress: Address)
-        /// Answer with this status and message.
-        case reject(status: Int, message: String)
-    }
-
     let index: Int
     let loop: EventLoop
     let settings: ServerSettings
@@ -45,17 +33,21 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     let accessLog: Logger
     let metrics = ServerMetrics()
     /// Keep-alive connections to other nodes, for forwarded requests.
-    lazy var peers = PeerPool(loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections, source: self.forwardSource)
+    lazy var peers = PeerPool(
+        loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections, dialTimeout: self.settings.forwardDialTimeout, source: self.forwardSource)
     /// This node's advertised proxy IP, which forwards leave from.
     private let forwardSource: SocketAddressStorage?
-    /// The IPs of the live members' advertised proxy addresses (ourselves excluded), as the
-    /// control loop last published them: only a request from one of them may carry the
-    /// forward mark (`x-pico-forward: true`). Replaced whole, never mutated.
-    private var memberProxyHosts: Set<String> = []
     let counters: ServerCounters
     /// The node, which outlives its shards.
     unowned(unsafe) let node: PicoNode
-    private var router: LoopRouter
+    /// This loop's routing, kept current by the node's `.routingChanged` directives; the
+    /// exchanges of this loop's connections decide with it.
+    var router: LoopRouter
+    /// What this loop's exchanges run with.
+    let exchangeSettings: ExchangeSettings
+    /// Connections whose request waits for routing to learn a holder, oldest first (bounded by
+    /// `proxy.max_waiting_requests`).
+    private var waiting: [ProxyConnection] = []
     private var tunnels: [TunnelID: ServerTunnel] = [:]
     private var closingTunnels: Set<TunnelID> = []
     /// Reports waiting for the end of this turn.
@@ -83,6 +75,7 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.accessLog = node.log.child("proxy.access")
         self.counters = counters
         self.router = LoopRouter(loop: index, seed: seed)
+        self.exchangeSettings = node.settings.exchangeSettings
         let me = node.cluster.me.proxyAddress
         self.forwardSource = HostPort(host: me.host, port: 0).numeric()
     }
@@ -127,62 +120,38 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         }
     }
 
-    /// Routing changes from the control loop, in order.
+    /// Routing changes from the control loop, in order; requests waiting for a holder try again.
     func apply(_ changes: [RoutingChange]) {
         for change in changes { self.router.apply(change) }
+        guard !self.waiting.isEmpty else { return }
+        let waiting = self.waiting
+        self.waiting = []
+        for connection in waiting { connection.routingChanged() }
     }
 
-    /// The live members' proxy IPs changed (published by the control loop on membership changes).
-    func setMemberProxyHosts(_ hosts: Set<String>) {
-        self.memberProxyHosts = hosts
+    /// Whether one more request may wait for a holder on this loop.
+    var mayWait: Bool { self.waiting.count < self.settings.maxWaitingRequests }
+
+    /// `connection`'s request waits for routing to learn a holder.
+    func startWaiting(_ connection: ProxyConnection) {
+        if !self.waiting.contains(where: { $0 === connection }) { self.waiting.append(connection) }
+        self.metrics.update { $0.requestsWaited += 1 }
     }
 
-    /// True when a request carrying the forward mark came from a live member's proxy IP, so
-    /// the mark is a peer's; from anyone else it is ignored. Asked only of requests with the
-    /// mark: one set lookup.
-    func isMemberAddress(_ host: String?) -> Bool {
-        guard let host else { return false }
-        return self.memberProxyHosts.contains(host)
+    /// `connection`'s request stopped waiting (routed, answered, or closed).
+    func stopWaiting(_ connection: ProxyConnection) {
+        guard !self.waiting.isEmpty else { return }
+        self.waiting.removeAll { $0 === connection }
     }
 
-    // MARK: Requests
-
-    /// Routes one request; a route `.here` counts it in flight until `streamFinished(on:)`.
-    /// `mayMove` is false for a connection that has moved as often as it may for this request;
-    /// nodes in `avoiding` are not forwarded to (a forward to them failed before they answered).
-    func route(endpoint: String?, forwarded: Bool, mayMove: Bool, avoiding: [NodeUID] = []) -> Route {
-        // A tunnel of this loop that is closing or said go-away may still be in the router until
-        // the control loop's change arrives: drop it here and decide again.
-        for _ in 0..<8 {
-            let decision = self.router.decide(endpoint: endpoint, forwarded: forwarded, avoiding: avoiding)
-            switch decision {
-            case .local(let id):
-                let loop = self.router.loop(of: id)
-                if loop == self.index {
-                    if let tunnel = self.tunnels[id], !self.closingTunnels.contains(id) {
-                        self.toModel(.routedByLoop(decision))
-                        return .here(tunnel, id)
-                    }
-                    self.router.finishStream(on: id)
-                    self.router.apply(.tunnelRemoved(id))
-                    continue
-                }
-                self.router.finishStream(on: id)
-                guard mayMove, let loop else { return .reject(status: 502, message: "upstream unreachable") }
-                return .move(to: self.node.shards[loop])
-            case .forward(let uid, let name, let address):
-                self.toModel(.routedByLoop(decision))
-                return .forward(uid: uid, name: name, proxyAddress: address)
-            case .reject(let rejection):
-                return .reject(status: rejection.status, message: rejection.message)
-            }
-        }
-        return .reject(status: 502, message: "upstream unreachable")
+    /// Tunnel `id` is registered on this loop and neither closing nor gone.
+    func usableTunnel(_ id: TunnelID) -> ServerTunnel? {
+        guard let tunnel = self.tunnels[id], !self.closingTunnels.contains(id) else { return nil }
+        return tunnel
     }
 
-    /// A stream routed `.here` finished.
+    /// A stream on tunnel `id` finished (the exchange released it from the router already).
     func streamFinished(on id: TunnelID) {
-        self.router.finishStream(on: id)
         self.toModel(.streamFinished(id))
         if self.closingTunnels.contains(id), let tunnel = self.tunnels[id], (tunnel.transport?.streamCount ?? 0) == 0 {
             tunnel.close(reason: "released by the node")

@@ -13,7 +13,6 @@ final class PeerPool {
 
     /// Below the proxy's own `idle_timeout` default (5 min), so we close first, not the peer.
     static let idleTimeout: Duration = .seconds(60)
-    static let connectTimeout: Duration = .seconds(5)
 
     let loop: EventLoop
     /// The address forwards leave from: this node's advertised proxy IP, which is how the peer
@@ -21,6 +20,10 @@ final class PeerPool {
     let source: SocketAddressStorage?
     /// Connections to one node from this loop; a forward beyond it is refused (503).
     let maxPerPeer: Int
+    /// How long a dial may take, and how long sent bytes may go unacknowledged
+    /// (`proxy.forward_dial_timeout`): a node this one cannot reach fails the forward quickly,
+    /// in time for another holder.
+    let dialTimeout: Duration
     /// Idle connections per node, the most recently used last (mutated in place: a copy would
     /// cost a retain per waiting connection on every request).
     private var idle: [Address: [PeerUpstream]] = [:]
@@ -28,9 +31,10 @@ final class PeerPool {
     /// One timer closes connections idle for `idleTimeout`, instead of one timer per request.
     private var sweepTimer: LoopTimer?
 
-    init(loop: EventLoop, maxPerPeer: Int, source: SocketAddressStorage?) {
+    init(loop: EventLoop, maxPerPeer: Int, dialTimeout: Duration, source: SocketAddressStorage?) {
         self.loop = loop
         self.maxPerPeer = maxPerPeer
+        self.dialTimeout = dialTimeout
         self.source = source
     }
 
@@ -135,11 +139,11 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
             return
         }
         do {
-            let fd = try Sockets.connect(to: resolved, from: pool.source)
+            let fd = try Sockets.connect(to: resolved, from: pool.source, unacknowledgedTimeout: pool.dialTimeout)
             let connection = Connection(fd: fd, loop: pool.loop, connected: false, delegate: nil)
             connection.delegate = self
             self.connection = connection
-            self.timer = pool.loop.schedule(after: PeerPool.connectTimeout) { [weak self] in
+            self.timer = pool.loop.schedule(after: pool.dialTimeout) { [weak self] in
                 guard let self, self.connection?.state == .connecting else { return }
                 self.fail("connect to \(address) timed out")
             }

@@ -24,10 +24,6 @@ public final class PicoNode: @unchecked Sendable {
     static let lastHeardLimit = 4_096
     /// Gossip traffic and membership figures.
     var gossipMetrics = GossipMetrics()
-    /// The remote holders last sent to the loops, per endpoint.
-    private var sentRemoteHolders: [String: [RemoteUpstream]] = [:]
-    /// The live members' proxy IPs last sent to the loops.
-    private var sentMemberProxyHosts: Set<String> = []
     private var nextShard = 0
     private(set) var proxyListener: Listener?
     private(set) var upstreamListener: Listener?
@@ -142,24 +138,13 @@ public final class PicoNode: @unchecked Sendable {
 
     // MARK: Model
 
-    /// Feeds one input to the model, carries out its directives, and sends the routing changes
-    /// they imply to every loop. (Loops route themselves, so the model's `.route` answer to
-    /// `.routeRequest` never comes up here.)
+    /// Feeds one input to the model and carries out its directives, routing changes included
+    /// (sent to every loop).
     func handle(_ input: ClusterInput) {
-        var changes: [RoutingChange] = []
-        var remoteChanged: Set<String> = []
-        var membershipChanged = false
-        defer {
-            if membershipChanged || !remoteChanged.isEmpty {
-                changes += self.remoteHolderChanges(endpoints: membershipChanged ? nil : remoteChanged)
-            }
-            if membershipChanged { self.publishMemberProxyHosts() }
-            self.publish(changes)
-        }
         for directive in self.cluster.handle(input, now: self.loop.now) {
             switch directive {
-            case .route:
-                break
+            case .routingChanged(let changes):
+                self.publish(changes)
             case .schedule(let timer, let deadline):
                 self.timers[timer]?.cancel()
                 self.timers[timer] = self.loop.schedule(at: deadline) { [unowned self] in
@@ -170,8 +155,6 @@ public final class PicoNode: @unchecked Sendable {
                 self.ready = ready
                 self.log.info(ready ? "node ready" : "node not ready")
             case .tellAgentToMove(let id):
-                // The model marks a tunnel draining exactly when it asks its agent to move.
-                changes.append(.tunnelDraining(id))
                 self.onShard(of: id) { $0.tellAgentToMove(id) }
             case .closeTunnel(let id):
                 self.onShard(of: id) { $0.closeTunnel(id) }
@@ -180,21 +163,10 @@ public final class PicoNode: @unchecked Sendable {
             case .event(let event):
                 self.record(event)
                 switch event {
-                case .tunnelRegistered(let id, let endpoint):
-                    let draining = self.cluster.upstreams.tunnel(id)?.isDraining ?? false
-                    changes.append(.tunnelAdded(id, endpoint: endpoint, loop: self.placement[id] ?? 0, draining: draining))
-                case .tunnelRemoved(let id, _):
-                    changes.append(.tunnelRemoved(id))
                 case .malformedMessage:
                     self.gossipMetrics.malformed += 1
-                case .endpointChanged(let endpoint, let owner, _) where owner != self.cluster.me.uid:
-                    remoteChanged.insert(endpoint)
-                case .membership(let event):
-                    switch event {
-                    case .memberJoined, .memberStatusChanged, .memberDraining, .memberRemoved, .reborn: membershipChanged = true
-                    case .forgedClaimDropped: self.gossipMetrics.forged += 1
-                    default: break
-                    }
+                case .membership(.forgedClaimDropped):
+                    self.gossipMetrics.forged += 1
                 default:
                     break
                 }
@@ -256,47 +228,27 @@ public final class PicoNode: @unchecked Sendable {
         stream.onClosed = { [unowned self] in self.exchangeConnections -= 1 }
     }
 
-    /// The remote holders the loops' routers should know, for `endpoints` (every endpoint when
-    /// nil, after a membership change), as changes against what was sent before.
-    private func remoteHolderChanges(endpoints: Set<String>?) -> [RoutingChange] {
-        let names = endpoints.map { Array($0).sorted() } ?? Array(Set(self.cluster.endpoints.endpoints).union(self.sentRemoteHolders.keys)).sorted()
-        var changes: [RoutingChange] = []
-        for endpoint in names {
-            let holders = self.cluster.remoteUpstreams(for: endpoint)
-            guard holders != (self.sentRemoteHolders[endpoint] ?? []) else { continue }
-            self.sentRemoteHolders[endpoint] = holders.isEmpty ? nil : holders
-            changes.append(.remoteHolders(endpoint: endpoint, holders))
-        }
-        return changes
-    }
-
-    /// Sends every shard the proxy IPs of the live members (ourselves excluded) when they changed:
-    /// the addresses a forwarded request may come from. An IPv4 address is also listed in its
-    /// IPv4-mapped IPv6 form, as a dual-stack listener reports such clients.
-    private func publishMemberProxyHosts() {
-        var hosts: Set<String> = []
-        for member in self.cluster.membership.memberList where member.isLive {
-            let host = member.info.proxyAddress.host
-            // The form `getpeername` reports (so "::1" and "0:0::1" match alike).
+    /// A member's proxy host in the form `getpeername` reports (so "::1" and "0:0::1" match
+    /// alike), and an IPv4 address also in its IPv4-mapped IPv6 form, as a dual-stack listener
+    /// reports such clients.
+    static func socketForms(of hosts: [String]) -> [String] {
+        var forms: [String] = []
+        for host in hosts {
             guard let canonical = HostPort(host: host, port: 0).numeric()?.hostPort.host else { continue }
-            hosts.insert(canonical)
-            if canonical.contains("."), !canonical.contains(":") { hosts.insert("::ffff:" + canonical) }
+            forms.append(canonical)
+            if canonical.contains("."), !canonical.contains(":") { forms.append("::ffff:" + canonical) }
         }
-        guard hosts != self.sentMemberProxyHosts else { return }
-        self.sentMemberProxyHosts = hosts
-        let published = hosts
-        for shard in self.shards {
-            if shard.loop === self.loop {
-                shard.setMemberProxyHosts(published)
-            } else {
-                shard.loop.execute { shard.setMemberProxyHosts(published) }
-            }
-        }
+        return forms
     }
 
     /// Sends routing changes to every shard, in order (the control loop's own at once).
-    private func publish(_ changes: [RoutingChange]) {
-        guard !changes.isEmpty else { return }
+    private func publish(_ model: [RoutingChange]) {
+        guard !model.isEmpty else { return }
+        // Peers' hosts as this host's sockets spell them, so a loop compares them as it reads them.
+        let changes = model.map { change -> RoutingChange in
+            guard case .peerProxyHosts(let hosts) = change else { return change }
+            return .peerProxyHosts(Self.socketForms(of: hosts))
+        }
         for shard in self.shards {
             if shard.loop === self.loop {
                 shard.apply(changes)
@@ -380,7 +332,7 @@ public final class PicoNode: @unchecked Sendable {
     /// A tunnel on loop `loop` completed its handshake.
     func tunnelOpened(_ id: TunnelID, endpoint: String, loop: Int) {
         self.placement[id] = loop
-        self.handle(.tunnelOpened(id, endpoint: endpoint))
+        self.handle(.tunnelOpened(id, endpoint: endpoint, loop: loop))
     }
 
     /// A tunnel closed, or its agent said go-away (reported once per tunnel).

@@ -17,10 +17,6 @@ final class ProxyConnection: ConnectionDelegate {
         var avoiding: [NodeUID]
     }
 
-    /// How often one request may move between loops (a second move happens only when its
-    /// tunnel closed while the connection was on its way).
-    static let maxMoves = 2
-
     /// Its loop's shard, which outlives every connection of the loop.
     unowned(unsafe) let shard: LoopShard
     let connection: Connection
@@ -34,7 +30,8 @@ final class ProxyConnection: ConnectionDelegate {
     private enum Wait {
         case idle
         case head
-        case upstream(ProxyExchange)
+        /// The exchange's own deadline: its upstream's answer, or the end of its wait for a holder.
+        case exchange(ProxyExchange)
     }
     private var wait: Wait?
     private var waitDeadline: Instant
@@ -189,73 +186,110 @@ final class ProxyConnection: ConnectionDelegate {
     private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = []) {
         self.leaveIdle()
         self.wait = nil
-        // The forward mark counts only from a live member's address (one set lookup, and only
-        // for requests that carry it).
-        let fromPeer = head.headers.first("x-pico-forward") == "true" && self.shard.isMemberAddress(self.clientIP)
-        let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: self.shard.loop.now, arrivedFromPeer: fromPeer)
+        let shard = self.shard
+        let machine = RequestExchange(head: head, framing: self.decoder.headFraming, clientHost: self.clientIP, router: shard.router,
+                                      settings: shard.exchangeSettings, moves: moves, avoiding: avoiding)
+        let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: shard.loop.now, machine: machine)
         exchange.owner = self
-        exchange.avoiding = avoiding
-        exchange.moves = moves
         self.exchange = exchange
-        self.shard.metrics.update { $0.inFlight += 1 }
+        shard.metrics.update { $0.inFlight += 1 }
         // A moved request is still counted by the process-wide figure (it never stopped).
-        if moves == 0 { self.shard.counters.inFlight.add(1, ordering: .relaxed) }
+        if moves == 0 { shard.counters.inFlight.add(1, ordering: .relaxed) }
         if exchange.requestFraming != .none { self.watchRequestBody(exchange) }
-        if exchange.head.path.hasPrefix("/_pico") {
-            self.answer(exchange, status: 404, message: "not found")
-            return
-        }
-        self.dispatch(exchange)
+        let action = exchange.machine.start(router: &shard.router, mayWait: shard.mayWait, now: shard.loop.now)
+        self.follow(action, exchange)
     }
 
-    /// Routes the exchange and starts it on its upstream (or answers, or moves the connection).
-    private func dispatch(_ exchange: ProxyExchange) {
-        let moves = exchange.moves
-        switch self.shard.route(endpoint: exchange.endpoint, forwarded: exchange.arrivedFromPeer, mayMove: moves < Self.maxMoves, avoiding: exchange.avoiding) {
-        case .reject(let status, let message):
-            if !exchange.avoiding.isEmpty {
-                // Every holder left to try failed: the first failure's answer, not "no upstreams".
-                self.answer(exchange, status: 502, message: "upstream unreachable")
-            } else {
-                self.answer(exchange, status: status, message: message)
-            }
-        case .forward(let uid, let name, let address):
-            guard let upstream = self.shard.peers.open(to: address, handler: exchange) else {
-                self.answer(exchange, status: 503, message: "too many requests forwarded to \(name)")
+    /// Carries out what the exchange machine decided.
+    private func follow(_ action: ExchangeAction, _ exchange: ProxyExchange) {
+        let shard = self.shard
+        switch action {
+        case .openStream(let id, let deadline):
+            guard let tunnel = shard.usableTunnel(id) else {
+                // Closing or gone, and the node's change has not arrived yet: route without it.
+                self.follow(exchange.machine.tunnelUnavailable(id, router: &shard.router, now: shard.loop.now), exchange)
                 return
             }
-            exchange.forwardedTo = uid
-            self.shard.metrics.update { $0.remoteRequests.add(1, to: name) }
-            self.start(exchange, on: upstream)
-        case .move(let target):
-            self.move(exchange, to: target, moves: moves + 1)
-        case .here(let tunnel, let tunnelID):
-            exchange.tunnelID = tunnelID
             guard let transport = tunnel.transport, let stream = transport.openStream(handler: exchange) else {
-                self.shard.streamFinished(on: tunnelID)
-                exchange.tunnelID = nil
-                self.answer(exchange, status: 502, message: "upstream unreachable")
+                let (next, _) = exchange.machine.upstreamFailed(progress: .unsent, router: &shard.router, now: shard.loop.now)
+                self.follow(next, exchange)
                 return
             }
-            self.shard.metrics.update { $0.upstreamRequests += 1 }
-            self.start(exchange, on: TunnelStreamUpstream(transport: transport, stream: stream))
+            shard.toModel(.routedByLoop(.local(id)))
+            shard.metrics.update { $0.upstreamRequests += 1 }
+            self.start(exchange, on: TunnelStreamUpstream(transport: transport, stream: stream), deadline: deadline)
+        case .forward(let uid, let name, let address, let deadline):
+            guard let upstream = shard.peers.open(to: address, handler: exchange) else {
+                self.follow(exchange.machine.forwardRefused(router: &shard.router), exchange)
+                return
+            }
+            shard.toModel(.routedByLoop(.forward(uid: uid, name: name, proxyAddress: address)))
+            shard.metrics.update { $0.remoteRequests.add(1, to: name) }
+            if !exchange.machine.avoiding.isEmpty { shard.metrics.update { $0.forwardRetries += 1 } }
+            exchange.response = HTTP1ResponseDecoder()
+            self.start(exchange, on: upstream, deadline: deadline)
+        case .move(let loop):
+            self.move(exchange, to: shard.node.shards[loop])
+        case .wait(let until):
+            shard.startWaiting(self)
+            self.setWait(.exchange(exchange), until: until)
+        case .answer(let status, let message, let close):
+            guard close else {
+                self.answer(exchange, status: status, message: message)
+                return
+            }
+            // The upstream failed or timed out: a body still arriving is not read to its end.
+            self.tearDown(exchange)
+            if !exchange.requestEnded { exchange.keepAlive = false }
+            self.answer(exchange, status: status, message: message)
+            if !exchange.requestEnded { self.complete(exchange) }
+        case .closeConnection:
+            // Part of the answer went out: the client can only learn of the failure by the close.
+            self.tearDown(exchange)
+            exchange.keepAlive = false
+            self.release(exchange, status: exchange.status)
+            self.exchange = nil
+            self.connection.close()
+        case .none:
+            break
+        }
+    }
+
+    /// Routing changed while this connection's request waited for a holder.
+    func routingChanged() {
+        guard let exchange = self.exchange, !self.closed, !self.movedAway else { return }
+        let action = exchange.machine.routingChanged(router: &self.shard.router, now: self.shard.loop.now)
+        if case .wait = action {
+            self.shard.startWaiting(self)
+            return
+        }
+        if case .exchange = self.wait { self.wait = nil }
+        self.follow(action, exchange)
+    }
+
+    /// Tells the node what an exchange learned about reachability.
+    private func report(_ report: ReachabilityReport?) {
+        switch report {
+        case .unreachable(let uid)?: self.shard.toModel(.forwardFailed(uid))
+        case .reachable(let uid)?: self.shard.toModel(.forwardAnswered(uid))
+        case nil: break
         }
     }
 
     /// Sends the rewritten request head upstream and arms `proxy.timeout` (not for upgrades).
-    private func start(_ exchange: ProxyExchange, on upstream: any ExchangeUpstream) {
+    private func start(_ exchange: ProxyExchange, on upstream: any ExchangeUpstream, deadline: Instant?) {
         exchange.upstream = upstream
         exchange.response.expectResponse(to: exchange.head.method)
         let request = HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(
-            exchange.head, clientIP: self.clientIP, scheme: "http", to: exchange.forwardedTo == nil ? .tunnel : .peer,
-            arrivedFromPeer: exchange.arrivedFromPeer, framing: exchange.requestFraming))
+            exchange.head, clientIP: self.clientIP, scheme: "http", to: exchange.machine.peer == nil ? .tunnel : .peer,
+            arrivedFromPeer: exchange.machine.arrivedFromPeer, framing: exchange.requestFraming))
         if exchange.requestFraming == .none, !exchange.head.isUpgrade, exchange.head.method != "CONNECT" {
             request.withUnsafeBytes { upstream.sendWhole(raw: $0) }
         } else {
             upstream.send(request)
         }
-        if !exchange.head.isUpgrade, self.shard.settings.proxyTimeout > .zero {
-            self.setWait(.upstream(exchange), after: self.shard.settings.proxyTimeout)
+        if !exchange.head.isUpgrade, let deadline {
+            self.setWait(.exchange(exchange), until: deadline)
         }
     }
 
@@ -267,7 +301,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     /// Hands the connection, its decoder and the request head to `target`, the loop of the tunnel
     /// the request routes to, once the previous answer is written; the request starts over there.
-    private func move(_ exchange: ProxyExchange, to target: LoopShard, moves: Int) {
+    private func move(_ exchange: ProxyExchange, to target: LoopShard) {
         self.exchange = nil
         exchange.owner = nil
         self.bodyTimer?.cancel()
@@ -278,7 +312,7 @@ final class ProxyConnection: ConnectionDelegate {
         self.connection.whenFlushed { [self] in
             let moved = Moved(
                 head: exchange.head, decoder: self.decoder, clientIP: self.clientIP, clientFinished: self.clientFinished,
-                moves: moves, avoiding: exchange.avoiding
+                moves: exchange.machine.moves, avoiding: exchange.machine.avoiding
             )
             let fd = self.connection.detach()
             self.shard.metrics.update { $0.connectionMoves += 1 }
@@ -348,7 +382,7 @@ final class ProxyConnection: ConnectionDelegate {
         exchange.response.feedEOF()
         self.processResponse(exchange)
         if self.exchange === exchange, !exchange.responseComplete {
-            self.failUpstream(exchange, message: "upstream unreachable")
+            self.failUpstream(exchange)
         }
     }
 
@@ -359,18 +393,9 @@ final class ProxyConnection: ConnectionDelegate {
             self.connection.closeWhenWritten()
             return
         }
-        if let failed = exchange.forwardedTo,
-           ForwardRetry.mayRetry(method: exchange.head.method, framing: exchange.requestFraming, progress: progress,
-                                 clientAnswered: exchange.answered || exchange.responseHeadSent, retries: exchange.avoiding.count) {
-            // Nothing reached the client and the request cannot have taken effect twice.
-            exchange.avoiding.append(failed)
-            exchange.forwardedTo = nil
-            exchange.response = HTTP1ResponseDecoder()
-            self.shard.metrics.update { $0.forwardRetries += 1 }
-            self.dispatch(exchange)
-            return
-        }
-        self.failUpstream(exchange, message: "upstream unreachable")
+        let (action, learned) = exchange.machine.upstreamFailed(progress: progress, router: &self.shard.router, now: self.shard.loop.now)
+        self.report(learned)
+        self.follow(action, exchange)
     }
 
     func streamWritable(for exchange: ProxyExchange) {
@@ -414,12 +439,13 @@ final class ProxyConnection: ConnectionDelegate {
                 }
             }
         } catch {
-            self.failUpstream(exchange, message: "upstream unreachable")
+            self.failUpstream(exchange)
         }
     }
 
     private func sendResponseHead(_ head: HTTPResponseHead, _ exchange: ProxyExchange) {
-        if case .upstream = self.wait { self.wait = nil }
+        if case .exchange = self.wait { self.wait = nil }
+        self.report(exchange.machine.answerStarted(router: self.shard.router))
         exchange.status = head.status
         exchange.responseHeadSent = true
         exchange.upstreamKeepsAlive = head.version >= .http1_1 && !head.headers.hasToken("connection", "close")
@@ -461,34 +487,19 @@ final class ProxyConnection: ConnectionDelegate {
         if exchange.requestEnded { self.complete(exchange) }
     }
 
-    private func upstreamTimedOut(_ exchange: ProxyExchange) {
-        self.tearDown(exchange)
-        if !exchange.requestEnded { exchange.keepAlive = false }
-        self.answer(exchange, status: 504, message: "upstream timeout")
-        if !exchange.requestEnded { self.complete(exchange) }
-    }
-
-    private func failUpstream(_ exchange: ProxyExchange, message: String) {
+    /// The upstream failed after the request went out (its answer broke off, or could not be
+    /// parsed): the machine answers 502, or closes once the answer started.
+    private func failUpstream(_ exchange: ProxyExchange) {
         guard self.exchange === exchange else { return }
-        self.tearDown(exchange)
-        if exchange.responseHeadSent {
-            // Part of the answer went out: the client can only learn of the failure by the close.
-            exchange.keepAlive = false
-            self.release(exchange, status: exchange.status)
-            self.exchange = nil
-            self.connection.close()
-            return
-        }
-        if !exchange.requestEnded { exchange.keepAlive = false }
-        self.answer(exchange, status: 502, message: message)
-        if !exchange.requestEnded { self.complete(exchange) }
+        let (action, _) = exchange.machine.upstreamFailed(progress: .answered, router: &self.shard.router, now: self.shard.loop.now)
+        self.follow(action, exchange)
     }
 
     /// The response is written (or queued): account for it and serve the next request.
     private func complete(_ exchange: ProxyExchange) {
         guard self.exchange === exchange else { return }
         self.exchange = nil
-        if case .upstream = self.wait { self.wait = nil }
+        if case .exchange = self.wait { self.wait = nil }
         if exchange.requestEnded, !exchange.upgraded {
             // Sent whole and answered whole: a peer connection may serve another request.
             exchange.upstream?.completed(reusable: exchange.upstreamKeepsAlive)
@@ -513,10 +524,10 @@ final class ProxyConnection: ConnectionDelegate {
         exchange.owner = nil
         self.shard.metrics.update { $0.inFlight -= 1 }
         self.shard.counters.inFlight.subtract(1, ordering: .relaxed)
-        if let tunnelID = exchange.tunnelID {
-            exchange.tunnelID = nil
-            self.shard.streamFinished(on: tunnelID)
-        }
+        self.shard.stopWaiting(self)
+        let tunnel = exchange.machine.tunnel
+        exchange.machine.finished(status: status, router: &self.shard.router)
+        if let tunnel { self.shard.streamFinished(on: tunnel) }
         let seconds = Double((self.shard.loop.now - exchange.startedAt).nanosecondsClamped) / 1e9
         self.shard.metrics.update { $0.recordRequest(method: exchange.head.method, status: status, seconds: seconds, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes) }
         let settings = self.shard.settings
@@ -531,7 +542,7 @@ final class ProxyConnection: ConnectionDelegate {
                 ("request_headers", settings.accessLogRequestHeaders.logValue(exchange.head.headers)),
                 ("response_headers", settings.accessLogResponseHeaders.logValue(exchange.responseHeaders)),
                 ("status", .int(status)), ("duration", .string("\(Int(seconds * 1_000_000))µs")),
-                ("endpoint", .string(exchange.endpoint ?? "")), ("request_bytes", .int(exchange.requestBytes)), ("response_bytes", .int(exchange.responseBytes)),
+                ("endpoint", .string(exchange.machine.endpoint ?? "")), ("request_bytes", .int(exchange.requestBytes)), ("response_bytes", .int(exchange.responseBytes)),
             ])),
         ]
         log.log(level, "request", fields)
@@ -547,13 +558,13 @@ final class ProxyConnection: ConnectionDelegate {
         self.decoder = HTTP1RequestDecoder()
         if let exchange = self.exchange {
             if exchange.responseHeadSent {
-                self.failUpstream(exchange, message: message)  // closes the connection
+                self.failUpstream(exchange)  // closes the connection
                 return
             }
             self.tearDown(exchange)
             exchange.keepAlive = false
             exchange.requestEnded = true
-            self.answer(exchange, status: status, message: message)
+            self.follow(exchange.machine.requestBroken(status: status, message: message, router: &self.shard.router), exchange)
         } else {
             self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
             self.connection.closeLingering(self.lingering)
@@ -608,8 +619,12 @@ final class ProxyConnection: ConnectionDelegate {
     /// Waits for `wait` until `delay` from now (replacing any other wait). The pending timer is
     /// kept when it fires no later than the new deadline; it then re-checks and re-arms.
     private func setWait(_ wait: Wait, after delay: Duration) {
+        self.setWait(wait, until: self.shard.loop.now + delay)
+    }
+
+    /// Waits for `wait` until `deadline` (see `setWait(_:after:)`).
+    private func setWait(_ wait: Wait, until deadline: Instant) {
         self.wait = wait
-        let deadline = self.shard.loop.now + delay
         self.waitDeadline = deadline
         if let timer = self.waitTimer, timer.isPending, timer.deadline <= deadline { return }
         self.waitTimer?.cancel()
@@ -634,9 +649,10 @@ final class ProxyConnection: ConnectionDelegate {
                 self.connection.write(ProxyErrors.response(status: 408, message: "request header timeout", keepAlive: false))
                 self.connection.closeLingering(.slowClient)
             }
-        case .upstream(let exchange):
+        case .exchange(let exchange):
             guard exchange === self.exchange, !exchange.responseHeadSent else { return }
-            self.upstreamTimedOut(exchange)
+            self.shard.stopWaiting(self)
+            self.follow(exchange.machine.timerFired(router: &self.shard.router, now: self.shard.loop.now), exchange)
         }
     }
 }

@@ -9,20 +9,9 @@ final class ProxyExchange: TunnelStreamHandler {
     var owner: ProxyConnection?
     let head: HTTPRequestHead
     let startedAt: Instant
-    let endpoint: String?
     let requestFraming: HTTPBodyFraming
-    /// The request carries `x-pico-forward: true` and came from a live member's proxy IP: a
-    /// peer forwarded it, so it is never forwarded again (one hop) and keeps the peer's
-    /// `X-Forwarded-Proto` and `-Host`. A client's mark does not count.
-    let arrivedFromPeer: Bool
-    /// The local tunnel the request was routed to (for the in-flight accounting).
-    var tunnelID: TunnelID?
-    /// The node the request was forwarded to (nil when it went to a local tunnel).
-    var forwardedTo: NodeUID?
-    /// Times this request's connection moved between loops.
-    var moves = 0
-    /// Nodes a forward of this request failed on before they answered; routing skips them.
-    var avoiding: [NodeUID] = []
+    /// The model's exchange machine: routing, retry, waiting, timeouts and error statuses.
+    var machine: RequestExchange
     /// Where the request goes (nil before routing, and once it is torn down).
     var upstream: (any ExchangeUpstream)?
     var response = HTTP1ResponseDecoder()
@@ -49,12 +38,11 @@ final class ProxyExchange: TunnelStreamHandler {
     var waitingForStream = false
 
     /// `requestFraming` is the head's body framing, as its decoder read it.
-    init(head: HTTPRequestHead, requestFraming: HTTPBodyFraming, startedAt: Instant, arrivedFromPeer: Bool) {
+    init(head: HTTPRequestHead, requestFraming: HTTPBodyFraming, startedAt: Instant, machine: RequestExchange) {
         self.head = head
         self.startedAt = startedAt
-        self.endpoint = HTTPProxyRules.endpoint(of: head)
         self.requestFraming = requestFraming
-        self.arrivedFromPeer = arrivedFromPeer
+        self.machine = machine
         self.keepAlive = head.keepAlive
     }
 }

@@ -53,6 +53,8 @@ struct MetricValues: Sendable {
     var forwardRetries: UInt64 = 0
     /// Client connections handed to another loop (to the loop of the tunnel their request uses).
     var connectionMoves: UInt64 = 0
+    /// Requests that waited for routing to learn a holder of their endpoint.
+    var requestsWaited: UInt64 = 0
 
     /// Adds another loop's figures.
     mutating func add(_ other: MetricValues) {
@@ -65,6 +67,7 @@ struct MetricValues: Sendable {
         self.upstreamRequests += other.upstreamRequests
         self.connectionMoves += other.connectionMoves
         self.forwardRetries += other.forwardRetries
+        self.requestsWaited += other.requestsWaited
         self.remoteRequests.add(other.remoteRequests)
     }
 
@@ -107,6 +110,8 @@ struct MetricValues: Sendable {
         }
         out.family("pico_upstreams_forward_retries_total", "counter", "Forwards tried on another node after one failed before the node answered.")
         out.sample("pico_upstreams_forward_retries_total", [], self.forwardRetries)
+        out.family("pico_proxy_requests_waited_total", "counter", "Requests that waited (up to proxy.upstream_wait) for the cluster to learn a holder of their endpoint.")
+        out.sample("pico_proxy_requests_waited_total", [], self.requestsWaited)
         out.family("pico_proxy_connection_moves_total", "counter", "Client connections moved to the event loop of the tunnel their request uses.")
         out.sample("pico_proxy_connection_moves_total", [], self.connectionMoves)
         let process = ProcessFigures.read()

@@ -24,6 +24,16 @@ public struct ServerSettings: Hashable, Sendable {
     /// `proxy.forward_max_connections`: connections from one event loop to one other node for
     /// forwarded requests; a forward beyond it gets 503.
     public var forwardMaxConnections = 512
+    /// `proxy.upstream_wait`: how long a request for an endpoint no node is known to hold waits
+    /// for routing to learn one (502 after); zero answers at once.
+    public var upstreamWait: Duration = .seconds(1)
+    /// `proxy.max_waiting_requests`: requests one event loop lets wait for a holder at once
+    /// (more are answered 502 at once).
+    public var maxWaitingRequests = 1_024
+    /// `proxy.forward_dial_timeout`: how long a forward's dial to another node may take, and how
+    /// long its bytes may go unacknowledged (`TCP_USER_TIMEOUT`) before the forward fails and
+    /// another holder is tried.
+    public var forwardDialTimeout: Duration = .seconds(1)
     /// `proxy.access_log.disable`.
     public var accessLogDisabled = false
     /// `proxy.access_log.level`: the level of access-log lines (raised to `warn` for 5xx).
@@ -87,5 +97,12 @@ public struct ServerSettings: Hashable, Sendable {
         // A short grace period (tests, small deployments) shortens the built-in drain hold too.
         configuration.drainMinimum = min(configuration.drainMinimum, self.gracePeriod / 4)
         return configuration
+    }
+}
+
+extension ServerSettings {
+    /// What the proxy's request exchanges run with.
+    var exchangeSettings: ExchangeSettings {
+        ExchangeSettings(upstreamTimeout: self.proxyTimeout, holderWait: self.upstreamWait, forwardDialTimeout: self.forwardDialTimeout)
     }
 }

@@ -29,7 +29,7 @@ public struct CheckResult: Hashable, Sendable {
 /// their views at the end of the run.
 public enum Checker: Hashable, Sendable {
     /// No request issued inside any of `windows` fails or times out (graceful operations).
-    case noFailedRequests(windows: [ClosedRange<Instant>])
+    case noFailedRequests(windows: [ClosedRange<Instant>], excuseUnreachable: Bool = false)
     /// Requests fail only within `detection` after a pod stopped (crash or exit).
     case routeOnlyToLiveOwners(detection: Duration)
     /// No request visits more than two pods (one forward hop).
@@ -69,7 +69,7 @@ public enum Checker: Hashable, Sendable {
     /// Checks `world` after its run.
     public func check(_ world: SimWorld) -> CheckResult {
         switch self {
-        case .noFailedRequests(let windows): Self.noFailedRequests(world, windows: windows, name: self.name)
+        case .noFailedRequests(let windows, let excuse): Self.noFailedRequests(world, windows: windows, excuseUnreachable: excuse, name: self.name)
         case .routeOnlyToLiveOwners(let detection): Self.routeOnlyToLiveOwners(world, detection: detection, name: self.name)
         case .atMostOneHop: Self.atMostOneHop(world, name: self.name)
         case .membershipConverged(let within): Self.membershipConverged(world, within: within, name: self.name)

@@ -74,6 +74,8 @@ public struct TraceRecord: Hashable, Sendable {
             TraceRecord("local-pause", [("gapNanoseconds", "\(gap.nanosecondsClamped)")])
         case .leaveCompleted(let acknowledgements):
             TraceRecord("leave-completed", [("acknowledgements", "\(acknowledgements)")])
+        case .probeAnswered(let uid, let directly):
+            TraceRecord("probe-answered", [("uid", "\(uid)"), ("directly", directly ? "true" : "false")])
         }
     }
 

@@ -94,6 +94,9 @@ public struct Scenario: Sendable {
         public var from: Duration?
         /// Window end, default: the end of the run.
         public var to: Duration?
+        /// no-failed-requests `excuse: no-reachable-holder`: requests whose entry pod could reach
+        /// no holder of their endpoint may fail.
+        public var excuseUnreachable = false
         /// Detection window (route-only-to-live-owners).
         public var detection: Duration
         /// Convergence or re-homing bound after the last disturbance (membership-converged,

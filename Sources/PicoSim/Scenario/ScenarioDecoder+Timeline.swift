@@ -152,6 +152,12 @@ extension ScenarioDecoder {
                 if check.name == "no-failed-requests" {
                     check.from = try fields.duration("from", in: .zero...self.longestDuration)
                     check.to = try fields.duration("to", in: .zero...self.longestDuration)
+                    if let excuse = try fields.string("excuse") {
+                        guard excuse == "no-reachable-holder" else {
+                            throw fields.error("excuse", "must be no-reachable-holder, got '\(excuse)'", at: fields.node["excuse"])
+                        }
+                        check.excuseUnreachable = true
+                    }
                 }
                 if check.name == "route-only-to-live-owners" { check.detection = try fields.duration("detection", in: .zero...self.longestDuration) ?? check.detection }
                 if self.boundedChecks.contains(check.name) { check.within = try fields.duration("within", in: .zero...self.longestDuration) ?? check.within }

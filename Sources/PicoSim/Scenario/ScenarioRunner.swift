@@ -230,7 +230,7 @@ public enum ScenarioRunner {
         case "no-failed-requests":
             let from = check.from.map { Instant.zero + $0 } ?? trafficStart
             let to = check.to.map { Instant.zero + $0 } ?? end
-            return .noFailedRequests(windows: from <= to ? [from...to] : [])
+            return .noFailedRequests(windows: from <= to ? [from...to] : [], excuseUnreachable: check.excuseUnreachable)
         case "route-only-to-live-owners": return .routeOnlyToLiveOwners(detection: check.detection)
         case "at-most-one-hop": return .atMostOneHop
         case "membership-converged": return .membershipConverged(within: check.within)

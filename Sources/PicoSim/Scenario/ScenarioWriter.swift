@@ -124,6 +124,7 @@ public enum ScenarioWriter {
         if check.name == "no-failed-requests" {
             if let from = check.from { parts.append("from: \(DurationText.format(from))") }
             if let to = check.to { parts.append("to: \(DurationText.format(to))") }
+            if check.excuseUnreachable { parts.append("excuse: no-reachable-holder") }
         }
         if check.name == "route-only-to-live-owners" { parts.append("detection: \(DurationText.format(check.detection))") }
         if ScenarioDecoder.boundedChecks.contains(check.name) { parts.append("within: \(DurationText.format(check.within))") }

@@ -32,6 +32,11 @@ public struct SimPod: Sendable {
     /// Since when it has been ready (nil while not ready).
     public internal(set) var readySince: Instant?
     var timerGenerations: [TimerID: UInt64] = [:]
+    /// The process's data-loop router, kept current by its node's `.routingChanged` directives
+    /// (the simulated process has one data loop).
+    public internal(set) var router = LoopRouter(loop: 0, seed: 0)
+    /// Requests waiting here for routing to learn a holder, in arrival order.
+    var waiting: [UInt64] = []
     var steps = 0
     var inbox: [SimEvent] = []
 
@@ -75,10 +80,16 @@ public enum TrafficEvent: Sendable {
     case tunnelArrives(agent: Int, pod: Int, boot: Int)
     /// Client `client` sends its next request.
     case clientTick(client: Int)
-    /// Request `request` reaches pod `pod` (boot `boot`).
+    /// Request `request` reaches pod `pod` (boot `boot`); `forwarded` when another pod sent it.
     case requestArrives(request: UInt64, pod: Int, boot: Int, forwarded: Bool)
-    /// The upstream's answer to `request` is back.
-    case streamDone(request: UInt64)
+    /// The upstream's answer to `request`'s stream at hop `hop` is back at its pod.
+    case streamDone(request: UInt64, hop: Int)
+    /// A timer `request`'s exchange at hop `hop` (on that pod's boot `boot`) asked for fired.
+    case exchangeTimer(request: UInt64, hop: Int, boot: Int)
+    /// The forward of `request`'s exchange at hop `hop` failed having got `progress` far.
+    case forwardFailed(request: UInt64, hop: Int, progress: UpstreamProgress)
+    /// The answer of the pod `request` was forwarded to reached its exchange at hop `hop`.
+    case peerAnswered(request: UInt64, hop: Int, outcome: RequestOutcome)
     /// The client gives up on `request`.
     case requestTimeout(request: UInt64)
     /// The rollout controller checks its progress.

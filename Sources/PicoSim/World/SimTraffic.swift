@@ -82,8 +82,15 @@ public struct RequestRecord: Hashable, Sendable {
     public var finishedAt: Instant?
     /// How it ended (nil while pending).
     public var outcome: RequestOutcome?
-    /// Pods it visited, in order (at most two: one forward hop).
+    /// Pods it visited, in order (a forward that failed before it reached its pod and went to
+    /// another holder adds only the pod that served it).
     public var path: [Int]
+    /// Forwards in a row it went through (0: served by the entry pod; at most 1: one hop).
+    public var hops = 0
+    /// When it reached its entry pod: whether a pod holding a tunnel of its endpoint was that
+    /// pod or one it could exchange bytes with both ways, by the network's real state (not any
+    /// node's view). Nil until it reached a pod.
+    public var holderReachable: Bool?
 }
 
 /// Agents, clients, the load balancer's view of readiness, and the request history.
@@ -109,11 +116,11 @@ public struct SimTraffic: Sendable {
         var moving: Bool
     }
 
-    struct Stream: Hashable, Sendable {
-        var request: UInt64
-        var tunnel: TunnelID
+    /// One request's exchange at one pod.
+    struct Exchange: Sendable {
         var pod: Int
         var boot: Int
+        var machine: RequestExchange
     }
 
     var agents: [Agent] = []
@@ -123,7 +130,8 @@ public struct SimTraffic: Sendable {
     var pendingBeliefs: [[Bool]] = []
     /// Every request, by number (index = id - 1).
     public internal(set) var history: [RequestRecord] = []
-    var streams: [UInt64: Stream] = [:]
+    /// Exchanges in progress, by request and hop.
+    var exchanges: [ExchangeKey: Exchange] = [:]
     var placements: [TunnelID: Placement] = [:]
     var nextTunnel: UInt64 = 1
     var rng: SplitMix64
@@ -161,4 +169,12 @@ public struct SimTraffic: Sendable {
         guard !ready.isEmpty else { return nil }
         return ready[self.rng.index(below: ready.count)]
     }
+}
+
+/// One request's exchange at one hop: 0 at the pod the load balancer chose, 1 at the pod it was
+/// forwarded to (2 only if that pod forwarded it again, which `at-most-one-hop` reports).
+struct ExchangeKey: Hashable, Comparable, Sendable {
+    var request: UInt64
+    var hop: Int
+    static func < (lhs: ExchangeKey, rhs: ExchangeKey) -> Bool { (lhs.request, lhs.hop) < (rhs.request, rhs.hop) }
 }

@@ -47,8 +47,9 @@ extension SimWorld {
             self.record("exit", self.pods[index].name, UInt64(boot))
         case .event(let event):
             self.events.append((self.now, index, event))
-        case .route(let request, let decision):
-            self.followRoute(request.rawValue, decision, at: index)
+        case .routingChanged(let changes):
+            for change in changes { self.pods[index].router.apply(change) }
+            self.offerRoutingChange(at: index)
         case .tellAgentToMove(let tunnel):
             self.agentAskedToMove(tunnel)
         case .closeTunnel(let tunnel):

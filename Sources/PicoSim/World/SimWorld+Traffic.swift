@@ -45,8 +45,14 @@ extension SimWorld {
             self.clientTick(client)
         case .requestArrives(let request, let pod, let boot, let forwarded):
             self.requestArrives(request, pod: pod, boot: boot, forwarded: forwarded)
-        case .streamDone(let request):
-            self.streamDone(request)
+        case .streamDone(let request, let hop):
+            self.streamDone(request, hop: hop)
+        case .exchangeTimer(let request, let hop, let boot):
+            self.exchangeTimerFired(ExchangeKey(request: request, hop: hop), boot: boot)
+        case .forwardFailed(let request, let hop, let progress):
+            self.forwardFailed(ExchangeKey(request: request, hop: hop), progress: progress)
+        case .peerAnswered(let request, let hop, let outcome):
+            self.peerAnswered(ExchangeKey(request: request, hop: hop), outcome)
         case .requestTimeout(let request):
             if self.traffic.history[Int(request - 1)].outcome == nil {
                 let timeout = self.traffic.clients[self.traffic.history[Int(request - 1)].client].timeout
@@ -123,10 +129,7 @@ extension SimWorld {
                 self.drive(agent: agent, .tunnelBroken(tunnel.id))
             }
         }
-        for (request, stream) in self.traffic.streams.sorted(by: { $0.key < $1.key }) where stream.pod == pod {
-            self.traffic.streams[request] = nil
-            self.finish(request, .unknown("node stopped with the request in flight"))
-        }
+        self.exchangesStopped(at: pod)
     }
 
     // MARK: - Clients and requests
@@ -152,57 +155,6 @@ extension SimWorld {
         guard self.isCurrent(pod, boot), self.pods[pod].state == .paused else { return false }
         if self.pods[pod].inbox.count < self.settings.pausedInboxLimit { self.pods[pod].inbox.append(.traffic(event)) }
         return true
-    }
-
-    mutating func requestArrives(_ request: UInt64, pod: Int, boot: Int, forwarded: Bool) {
-        guard self.traffic.history[Int(request - 1)].outcome == nil else { return }
-        if self.parkIfPaused(.requestArrives(request: request, pod: pod, boot: boot, forwarded: forwarded), pod: pod, boot: boot) { return }
-        self.traffic.history[Int(request - 1)].path.append(pod)
-        guard self.isCurrent(pod, boot), self.pods[pod].state == .running else {
-            self.finish(request, .failed("connection refused by \(self.pods[pod].name)"))
-            return
-        }
-        let endpoint = self.traffic.history[Int(request - 1)].endpoint
-        self.deliver(.routeRequest(RequestID(request), endpoint: endpoint, forwarded: forwarded), to: pod)
-    }
-
-    mutating func followRoute(_ request: UInt64, _ decision: RouteDecision, at pod: Int) {
-        guard request >= 1, Int(request) <= self.traffic.history.count else { return }
-        switch decision {
-        case .local(let tunnel):
-            guard let placement = self.traffic.placements[tunnel], placement.pod == pod else {
-                self.deliver(.streamFinished(tunnel), to: pod)
-                self.finish(request, .failed("routed to a tunnel that no longer exists"))
-                return
-            }
-            self.traffic.streams[request] = SimTraffic.Stream(request: request, tunnel: tunnel, pod: pod, boot: self.pods[pod].boot)
-            let service = self.traffic.clients[self.traffic.history[Int(request - 1)].client].serviceTime
-            self.scheduleTraffic(.streamDone(request: request), after: self.settings.edgeLatency * 2 + service)
-        case .forward(let uid, _, _):
-            guard let target = self.pods.indices.first(where: { self.pods[$0].hasProcess && self.pods[$0].node?.me.uid == uid }),
-                let delay = self.network.streamDelay(from: pod, to: target)
-            else {
-                // Record the pod that last ran `uid`, so checkers can tell a stale route from a bad one.
-                if let gone = self.pods.indices.first(where: { self.pods[$0].node?.me.uid == uid }) {
-                    self.traffic.history[Int(request - 1)].path.append(gone)
-                }
-                self.finish(request, .failed("forwarded to a node that is gone or unreachable"))
-                return
-            }
-            self.scheduleTraffic(.requestArrives(request: request, pod: target, boot: self.pods[target].boot, forwarded: true), after: delay)
-        case .reject(let rejection):
-            self.finish(request, .failed("\(rejection.status) \(rejection.message)"))
-        }
-    }
-
-    mutating func streamDone(_ request: UInt64) {
-        guard let stream = self.traffic.streams[request] else { return }
-        // The answer comes back through the node: a frozen node holds it until it thaws.
-        if self.parkIfPaused(.streamDone(request: request), pod: stream.pod, boot: stream.boot) { return }
-        self.traffic.streams[request] = nil
-        if let placement = self.traffic.placements[stream.tunnel] { self.drive(agent: placement.agent, .requestSucceeded(stream.tunnel)) }
-        if self.isCurrent(stream.pod, stream.boot) { self.deliver(.streamFinished(stream.tunnel), to: stream.pod) }
-        if self.traffic.history[Int(request - 1)].outcome == nil { self.finish(request, .ok) }
     }
 
     mutating func finish(_ request: UInt64, _ outcome: RequestOutcome) {

@@ -25,6 +25,10 @@ public struct SimWorld: Sendable {
         public var edgeLatency: Duration = .milliseconds(1)
         /// How long the kubelet takes to restart an exited container.
         public var kubeletRestartDelay: Duration = .seconds(1)
+        /// What every pod's request exchanges run with (the runtime's defaults).
+        public var exchange = ExchangeSettings()
+        /// How many requests one pod lets wait for a holder at once (`proxy.max_waiting`).
+        public var maxWaitingRequests = 1_024
 
         /// Creates settings around a node configuration.
         public init(node: ClusterConfiguration) {
@@ -127,6 +131,8 @@ public struct SimWorld: Sendable {
 
         pod.ready = false
         pod.timerGenerations = [:]
+        pod.router = LoopRouter(loop: 0, seed: self.streams.seed("router/\(pod.name)/\(pod.boot)"))
+        pod.waiting = []
         pod.inbox = []
         self.pods[index] = pod
         self.addressOwners[address] = (index, pod.boot)

@@ -1,0 +1,93 @@
+// ==== ---- Routing changes for the data loops ---------------------------------------------------------
+
+/// What the data loops' `LoopRouter`s were last told, so `ClusterNode` sends only differences.
+struct RoutingPublication: Sendable {
+    /// The loop each registered tunnel lives on (the shell says, in `.tunnelOpened`).
+    var tunnelLoops: [TunnelID: Int] = [:]
+    /// The remote holders last sent, per endpoint.
+    var remoteHolders: [String: [RemoteUpstream]] = [:]
+    /// The live members' proxy hosts last sent, sorted.
+    var peerHosts: [String] = []
+    /// The members last sent as unreachable.
+    var unreachable: Set<NodeUID> = []
+}
+
+extension ClusterNode {
+    /// Works out the routing changes this input's directives imply and appends them as one
+    /// `.routingChanged` directive (after everything else, so a shell that carries directives out
+    /// in order tells its loops last, as before).
+    mutating func appendRoutingChanges(to directives: inout [ClusterDirective]) {
+        var changes: [RoutingChange] = []
+        var remoteChanged: Set<String> = []
+        var membershipChanged = false
+        for directive in directives {
+            switch directive {
+            case .tellAgentToMove(let id):
+                // The node marks a tunnel draining exactly when it asks its agent to move.
+                changes.append(.tunnelDraining(id))
+            case .event(.tunnelRegistered(let id, let endpoint)):
+                let draining = self.upstreams.tunnel(id)?.isDraining ?? false
+                changes.append(.tunnelAdded(id, endpoint: endpoint, loop: self.routing.tunnelLoops[id] ?? 0, draining: draining))
+            case .event(.tunnelRemoved(let id, _)):
+                self.routing.tunnelLoops[id] = nil
+                changes.append(.tunnelRemoved(id))
+            case .event(.endpointChanged(let endpoint, let owner, _)) where owner != self.me.uid:
+                remoteChanged.insert(endpoint)
+            case .event(.membership(let event)):
+                switch event {
+                case .memberJoined, .memberStatusChanged, .memberDraining, .memberRemoved, .reborn: membershipChanged = true
+                default: break
+                }
+            default:
+                break
+            }
+        }
+        if membershipChanged || !remoteChanged.isEmpty {
+            changes += self.remoteHolderChanges(endpoints: membershipChanged ? nil : remoteChanged)
+        }
+        if membershipChanged {
+            let hosts = Array(Set(self.membership.memberList.filter(\.isLive).map(\.info.proxyAddress.host))).sorted()
+            if hosts != self.routing.peerHosts {
+                self.routing.peerHosts = hosts
+                changes.append(.peerProxyHosts(hosts))
+            }
+        }
+        let unreachable = self.reachability.unreachable
+        if unreachable != self.routing.unreachable {
+            for uid in self.routing.unreachable.subtracting(unreachable).sorted() { changes.append(.unreachable(uid, false)) }
+            for uid in unreachable.subtracting(self.routing.unreachable).sorted() { changes.append(.unreachable(uid, true)) }
+            self.routing.unreachable = unreachable
+        }
+        if !changes.isEmpty { directives.append(.routingChanged(changes)) }
+    }
+
+    /// Changes of remote holders against what was sent, for `endpoints` (every endpoint when nil,
+    /// after a membership change), in endpoint order.
+    private mutating func remoteHolderChanges(endpoints: Set<String>?) -> [RoutingChange] {
+        let names = endpoints.map { Array($0).sorted() }
+            ?? Array(Set(self.endpoints.endpoints).union(self.routing.remoteHolders.keys)).sorted()
+        var changes: [RoutingChange] = []
+        for endpoint in names {
+            let holders = self.remoteUpstreams(for: endpoint)
+            guard holders != (self.routing.remoteHolders[endpoint] ?? []) else { continue }
+            self.routing.remoteHolders[endpoint] = holders.isEmpty ? nil : holders
+            changes.append(.remoteHolders(endpoint: endpoint, holders))
+        }
+        return changes
+    }
+
+    /// Everything a new data loop needs to route as the others do: the changes that take an
+    /// empty `LoopRouter` to the state the loops were last told about.
+    public var routingSnapshot: [RoutingChange] {
+        var changes: [RoutingChange] = []
+        for tunnel in self.upstreams.allTunnels {
+            changes.append(.tunnelAdded(tunnel.id, endpoint: tunnel.endpoint, loop: self.routing.tunnelLoops[tunnel.id] ?? 0, draining: tunnel.isDraining))
+        }
+        for endpoint in self.routing.remoteHolders.keys.sorted() {
+            changes.append(.remoteHolders(endpoint: endpoint, self.routing.remoteHolders[endpoint] ?? []))
+        }
+        changes.append(.peerProxyHosts(self.routing.peerHosts))
+        for uid in self.routing.unreachable.sorted() { changes.append(.unreachable(uid, true)) }
+        return changes
+    }
+}

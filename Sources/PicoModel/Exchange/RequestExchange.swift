@@ -1,0 +1,313 @@
+/// The settings one node's exchanges share.
+public struct ExchangeSettings: Hashable, Sendable {
+    /// How long an upstream may take to start its answer (`proxy.timeout`; zero: no limit). An
+    /// upgrade is not timed once its answer is `101`.
+    public var upstreamTimeout: Duration
+    /// How long a request for an endpoint with no known holder waits for routing to learn one
+    /// (`proxy.upstream_wait`; zero: answer 502 at once).
+    public var holderWait: Duration
+    /// How often one request may move between data loops (a second move happens only when its
+    /// tunnel closed while the connection was on its way).
+    public var maxMoves: Int
+    /// How long a forward's dial to another node may take (`proxy.forward.dial_timeout`), and
+    /// how long its request bytes may go unacknowledged (`TCP_USER_TIMEOUT`): short, so a forward
+    /// to a node this one cannot reach fails in time for another holder to answer within a
+    /// typical client timeout.
+    public var forwardDialTimeout: Duration
+
+    /// Piko's `proxy.timeout` (30 s), a 1 s wait for a holder, two moves, a 1 s forward dial.
+    public init(upstreamTimeout: Duration = .seconds(30), holderWait: Duration = .seconds(1), maxMoves: Int = 2,
+                forwardDialTimeout: Duration = .seconds(1)) {
+        self.upstreamTimeout = upstreamTimeout
+        self.holderWait = holderWait
+        self.maxMoves = maxMoves
+        self.forwardDialTimeout = forwardDialTimeout
+    }
+}
+
+/// Where an exchange's request went.
+public enum ExchangeUpstreamKind: Hashable, Sendable {
+    /// A stream on this node's tunnel.
+    case tunnel(TunnelID)
+    /// A forward to another node (`x-pico-forward: true`, one hop).
+    case peer(NodeUID, name: String)
+}
+
+/// What the shell does next for one exchange.
+public enum ExchangeAction: Hashable, Sendable {
+    /// Open a stream on local tunnel `id` (on this loop) and send the request on it; arm the
+    /// upstream timeout for `deadline` when given.
+    case openStream(TunnelID, deadline: Instant?)
+    /// Forward the request to `uid` at `proxyAddress`; arm the upstream timeout for `deadline`.
+    case forward(uid: NodeUID, name: String, proxyAddress: Address, deadline: Instant?)
+    /// Hand the connection (with the request) to data loop `loop`, where it starts again.
+    case move(toLoop: Int)
+    /// Keep the request until routing changes (offer `.routingChanged`) or `until` passes
+    /// (offer `.timerFired`).
+    case wait(until: Instant)
+    /// Answer with this status and Piko's JSON error message; the request body, if any, is read
+    /// and dropped. `close` when the connection must not carry another request.
+    case answer(status: Int, message: String, close: Bool)
+    /// Part of the answer reached the client already: the only way left to report a failure is
+    /// closing the connection.
+    case closeConnection
+    /// Nothing to do.
+    case none
+}
+
+/// A fact about reachability the exchange learned, for the node (see `Reachability`).
+public enum ReachabilityReport: Hashable, Sendable {
+    /// A forward to the member failed before any answer byte.
+    case unreachable(NodeUID)
+    /// The member answered a forward although the loop held evidence against it.
+    case reachable(NodeUID)
+}
+
+/// What one proxied request does at one node, from its head to its answer: where it is routed
+/// (a local tunnel, another loop, another node, or a wait for routing to learn a holder), when a
+/// failed forward goes to another holder, when it times out and which status it is answered
+/// with. Both shells run it: the runtime's proxy connections and the simulator's requests. It
+/// reads routing from the caller's `LoopRouter` and tells the node what it learned about
+/// reachability; it performs no I/O and reads no clock.
+///
+/// Status rules: `/_pico…` paths 404; no endpoint 400; an endpoint ID too long 400; no holder
+/// (after the wait) 502 `no available upstreams`; a failed upstream 502 `upstream
+/// unreachable`; no answer within `upstreamTimeout` 504 `upstream timeout`.
+public struct RequestExchange: Sendable {
+    /// Where the exchange is in its life.
+    public enum State: Hashable, Sendable {
+        /// The head arrived; not routed yet.
+        case received
+        /// No holder is known yet: waiting, at most until `until`, for routing to learn one.
+        case waitingForHolder(until: Instant)
+        /// Moving to data loop `loop` (it starts again there as a new exchange).
+        case moving(toLoop: Int)
+        /// Sent to an upstream; nothing of its answer reached the client yet.
+        case sent(ExchangeUpstreamKind)
+        /// The upstream's answer is reaching the client.
+        case answering(ExchangeUpstreamKind)
+        /// The exchange answered (with `status`) or failed; nothing more happens.
+        case finished(status: Int)
+    }
+
+    /// The request's endpoint, from `x-pico-endpoint` or the `Host` label.
+    public let endpoint: String?
+    /// The request carries `x-pico-forward: true` from a live member's proxy host: a peer
+    /// forwarded it, so its `X-Forwarded-Proto` and `-Host` are the peer's and are kept. From
+    /// anyone else the mark is not trusted for those headers.
+    public let arrivedFromPeer: Bool
+    /// The request carries `x-pico-forward: true`, trusted or not: it is never forwarded (one
+    /// hop). A sender the node does not know as a member yet (it joined moments ago, or forged
+    /// gossip hid it) must not make requests bounce between nodes; a client that sets the mark
+    /// only keeps its own request from being forwarded.
+    public let forwardMarked: Bool
+    let method: String
+    let framing: HTTPBodyFraming
+    let isPicoPath: Bool
+    let settings: ExchangeSettings
+    /// Where it is.
+    public private(set) var state: State = .received
+    /// Times its connection moved between loops for it so far.
+    public private(set) var moves: Int
+    /// Nodes a forward of it failed on before they answered; routing skips them.
+    public private(set) var avoiding: [NodeUID]
+
+    /// A new exchange for `head` (whose body framing is `framing`), from a client at
+    /// `clientHost` (as the socket reports it; nil when unknown), read by a loop whose router is
+    /// `router`. `moves` and `avoiding` carry over when the connection moved here for it.
+    public init(head: HTTPRequestHead, framing: HTTPBodyFraming, clientHost: String?, router: LoopRouter,
+                settings: ExchangeSettings, moves: Int = 0, avoiding: [NodeUID] = []) {
+        self.endpoint = HTTPProxyRules.endpoint(of: head)
+        let marked = head.headers.first("x-pico-forward") == "true"
+        self.forwardMarked = marked
+        self.arrivedFromPeer = marked && clientHost.map(router.isPeerHost) == true
+        self.method = head.method
+        self.framing = framing
+        self.isPicoPath = head.path.hasPrefix("/_pico")
+        self.settings = settings
+        self.moves = moves
+        self.avoiding = avoiding
+    }
+
+    /// Routes the request (once, after `init`).
+    public mutating func start(router: inout LoopRouter, mayWait: Bool, now: Instant) -> ExchangeAction {
+        guard case .received = self.state else { return .none }
+        if self.isPicoPath { return self.finish(answering: 404, "not found") }
+        return self.route(router: &router, mayWait: mayWait, now: now)
+    }
+
+    /// The local tunnel the last decision named is gone or closing (this loop knows before the
+    /// node's change arrives), or its stream could not open: routes again without it.
+    public mutating func tunnelUnavailable(_ id: TunnelID, router: inout LoopRouter, now: Instant) -> ExchangeAction {
+        guard case .sent(.tunnel(id)) = self.state else { return .none }
+        router.finishStream(on: id)
+        router.apply(.tunnelRemoved(id))
+        self.state = .received
+        return self.route(router: &router, mayWait: false, now: now)
+    }
+
+    /// Routing changed while the request waits for a holder: routes again if one appeared.
+    public mutating func routingChanged(router: inout LoopRouter, now: Instant) -> ExchangeAction {
+        guard case .waitingForHolder(let until) = self.state else { return .none }
+        self.state = .received
+        let action = self.route(router: &router, mayWait: false, now: now)
+        if case .answer(502, _, _) = action, now < until {
+            // Still nobody: keep waiting until the deadline.
+            self.state = .waitingForHolder(until: until)
+            return .wait(until: until)
+        }
+        return action
+    }
+
+    /// A timer the exchange asked for fired: the holder wait ends (route once more, else 502),
+    /// or the upstream did not start its answer in time (504).
+    public mutating func timerFired(router: inout LoopRouter, now: Instant) -> ExchangeAction {
+        switch self.state {
+        case .waitingForHolder(let until):
+            guard now >= until else { return .wait(until: until) }
+            self.state = .received
+            return self.route(router: &router, mayWait: false, now: now)
+        case .sent(let upstream):
+            self.release(upstream, router: &router)
+            return self.finish(answering: 504, "upstream timeout", close: true)
+        default:
+            return .none
+        }
+    }
+
+    /// The upstream's answer head reached the client (interim answers aside). Returns what the
+    /// node should learn: a peer that answered is reachable, if the loop doubted it.
+    public mutating func answerStarted(router: LoopRouter) -> ReachabilityReport? {
+        guard case .sent(let upstream) = self.state else { return nil }
+        self.state = .answering(upstream)
+        if case .peer(let uid, _) = upstream, router.isUnreachable(uid) { return .reachable(uid) }
+        return nil
+    }
+
+    /// The upstream failed after getting `progress` far with the request. A forward that failed
+    /// before any answer byte is evidence against its node and, when `ForwardRetry` allows, goes
+    /// to another holder; otherwise 502 (or, once the answer started, a close).
+    public mutating func upstreamFailed(progress: UpstreamProgress, router: inout LoopRouter, now: Instant) -> (ExchangeAction, ReachabilityReport?) {
+        switch self.state {
+        case .sent(let upstream):
+            self.release(upstream, router: &router)
+            guard case .peer(let uid, _) = upstream else {
+                return (self.finish(answering: 502, "upstream unreachable", close: true), nil)
+            }
+            let report: ReachabilityReport? = progress == .answered ? nil : .unreachable(uid)
+            if case .unreachable = report { router.apply(.unreachable(uid, true)) }
+            if ForwardRetry.mayRetry(method: self.method, framing: self.framing, progress: progress, clientAnswered: false, retries: self.avoiding.count) {
+                self.avoiding.append(uid)
+                self.state = .received
+                return (self.route(router: &router, mayWait: false, now: now), report)
+            }
+            return (self.finish(answering: 502, "upstream unreachable", close: true), report)
+        case .answering(let upstream):
+            self.release(upstream, router: &router)
+            self.state = .finished(status: 0)
+            return (.closeConnection, nil)
+        default:
+            return (.none, nil)
+        }
+    }
+
+    /// The node already holds as many connections to the forward's target as it may
+    /// (`proxy.forward_max_connections`): 503, the request was not sent.
+    public mutating func forwardRefused(router: inout LoopRouter) -> ExchangeAction {
+        guard case .sent(.peer(_, let name)) = self.state else { return .none }
+        return self.finish(answering: 503, "too many requests forwarded to \(name)")
+    }
+
+    /// The request itself broke before any answer reached the client (a malformed body, or a
+    /// body that stopped arriving): its upstream, if any, is abandoned and the client gets
+    /// `status` (the decoder's 400, 413 or 431, or 408), then the connection closes.
+    public mutating func requestBroken(status: Int, message: String, router: inout LoopRouter) -> ExchangeAction {
+        switch self.state {
+        case .answering(let upstream):
+            self.release(upstream, router: &router)
+            self.state = .finished(status: 0)
+            return .closeConnection
+        case .sent(let upstream):
+            self.release(upstream, router: &router)
+        case .finished:
+            return .none
+        default:
+            break
+        }
+        return self.finish(answering: status, message)
+    }
+
+    /// The answer is complete (or the client went away): the exchange ends with `status` (499
+    /// when the client left before an answer), releasing its place on the tunnel.
+    public mutating func finished(status: Int, router: inout LoopRouter) {
+        switch self.state {
+        case .sent(let upstream), .answering(let upstream):
+            self.release(upstream, router: &router)
+        default:
+            break
+        }
+        self.state = .finished(status: status)
+    }
+
+    /// The tunnel this exchange counts in flight on (nil when none).
+    public var tunnel: TunnelID? {
+        switch self.state {
+        case .sent(.tunnel(let id)), .answering(.tunnel(let id)): id
+        default: nil
+        }
+    }
+
+    /// The node this exchange was forwarded to (nil when none).
+    public var peer: NodeUID? {
+        switch self.state {
+        case .sent(.peer(let uid, _)), .answering(.peer(let uid, _)): uid
+        default: nil
+        }
+    }
+
+    // MARK: - Helpers
+
+    private mutating func route(router: inout LoopRouter, mayWait: Bool, now: Instant) -> ExchangeAction {
+        switch router.decide(endpoint: self.endpoint, forwarded: self.forwardMarked, avoiding: self.avoiding) {
+        case .local(let id):
+            guard let loop = router.loop(of: id), loop != router.loop else {
+                self.state = .sent(.tunnel(id))
+                return .openStream(id, deadline: self.upstreamDeadline(now))
+            }
+            router.finishStream(on: id)
+            guard self.moves < self.settings.maxMoves else { return self.finish(answering: 502, "upstream unreachable") }
+            self.moves += 1
+            self.state = .moving(toLoop: loop)
+            return .move(toLoop: loop)
+        case .forward(let uid, let name, let address):
+            self.state = .sent(.peer(uid, name: name))
+            return .forward(uid: uid, name: name, proxyAddress: address, deadline: self.upstreamDeadline(now))
+        case .reject(let rejection):
+            if rejection == .noAvailableUpstreams {
+                if !self.avoiding.isEmpty {
+                    // Every holder left to try failed: the first failure's answer, not "no upstreams".
+                    return self.finish(answering: 502, "upstream unreachable")
+                }
+                if mayWait, !self.forwardMarked, self.settings.holderWait > .zero {
+                    let until = now + self.settings.holderWait
+                    self.state = .waitingForHolder(until: until)
+                    return .wait(until: until)
+                }
+            }
+            return self.finish(answering: rejection.status, rejection.message)
+        }
+    }
+
+    private func upstreamDeadline(_ now: Instant) -> Instant? {
+        self.settings.upstreamTimeout > .zero ? now + self.settings.upstreamTimeout : nil
+    }
+
+    private mutating func release(_ upstream: ExchangeUpstreamKind, router: inout LoopRouter) {
+        if case .tunnel(let id) = upstream { router.finishStream(on: id) }
+    }
+
+    private mutating func finish(answering status: Int, _ message: String, close: Bool = false) -> ExchangeAction {
+        self.state = .finished(status: status)
+        return .answer(status: status, message: message, close: close)
+    }
+}

@@ -1,0 +1,239 @@
+import PicoModel
+
+// ==== ---- Requests: production's exchange machine and loop router at every pod ----------------------
+
+/// The simulated clients' address as the pod's socket reports it (never a member's).
+private let clientHost = "192.0.2.1"
+
+extension SimWorld {
+    /// Request `request` reaches pod `pod`: the pod's `RequestExchange` routes it with the pod's
+    /// `LoopRouter`, as a runtime proxy connection does.
+    mutating func requestArrives(_ request: UInt64, pod: Int, boot: Int, forwarded: Bool) {
+        guard self.traffic.history[Int(request - 1)].outcome == nil else { return }
+        if self.parkIfPaused(.requestArrives(request: request, pod: pod, boot: boot, forwarded: forwarded), pod: pod, boot: boot) { return }
+        // Hop 0 at the entry pod; a forward is one hop past the exchange that sent it.
+        var hop = 0
+        if forwarded {
+            hop = 1
+            while self.traffic.exchanges[ExchangeKey(request: request, hop: hop)] != nil { hop += 1 }
+        }
+        let key = ExchangeKey(request: request, hop: hop)
+        self.traffic.history[Int(request - 1)].hops = max(self.traffic.history[Int(request - 1)].hops, hop)
+        guard self.isCurrent(pod, boot), self.pods[pod].state == .running else {
+            if hop == 0 {
+                self.traffic.history[Int(request - 1)].path.append(pod)
+                self.finish(request, .failed("connection refused by \(self.pods[pod].name)"))
+            } else {
+                // The forwarding pod's dial is refused: it may try another holder.
+                self.answerPrevious(key, from: pod, with: .forwardFailed(request: request, hop: hop - 1, progress: .unsent))
+            }
+            return
+        }
+        self.traffic.history[Int(request - 1)].path.append(pod)
+        if hop == 0 { self.traffic.history[Int(request - 1)].holderReachable = self.holderReachable(for: self.traffic.history[Int(request - 1)].endpoint, from: pod) }
+        var headers: HTTPHeaders = ["host": "sim.invalid", "x-pico-endpoint": self.traffic.history[Int(request - 1)].endpoint]
+        var source = clientHost
+        if hop > 0, let previous = self.traffic.exchanges[ExchangeKey(request: request, hop: hop - 1)] {
+            headers.add(name: "x-pico-forward", value: "true")
+            source = self.pods[previous.pod].node?.me.proxyAddress.host ?? clientHost
+        }
+        let head = HTTPRequestHead(method: "GET", target: "/", headers: headers)
+        let machine = RequestExchange(head: head, framing: .none, clientHost: source, router: self.pods[pod].router, settings: self.settings.exchange)
+        self.traffic.exchanges[key] = SimTraffic.Exchange(pod: pod, boot: boot, machine: machine)
+        let mayWait = self.pods[pod].waiting.count < self.settings.maxWaitingRequests
+        let action = self.withExchange(key) { machine, router, now in machine.start(router: &router, mayWait: mayWait, now: now) }
+        self.follow(action, for: key)
+    }
+
+    /// Whether a running pod with a tunnel of `endpoint` is `pod` itself or linked with it both
+    /// ways right now.
+    func holderReachable(for endpoint: String, from pod: Int) -> Bool {
+        for placement in self.traffic.placements.values where self.traffic.agents[placement.agent].spec.endpoint == endpoint {
+            guard self.isCurrent(placement.pod, placement.boot), self.pods[placement.pod].state == .running else { continue }
+            if placement.pod == pod { return true }
+            let out = SimNetwork.Link(from: pod, to: placement.pod)
+            let back = SimNetwork.Link(from: placement.pod, to: pod)
+            if !self.network.blocked.contains(out), !self.network.blocked.contains(back) { return true }
+        }
+        return false
+    }
+
+    /// Runs `step` on the exchange `key` with its pod's router; `.none` when it is gone.
+    mutating func withExchange(_ key: ExchangeKey, _ step: (inout RequestExchange, inout LoopRouter, Instant) -> ExchangeAction) -> ExchangeAction {
+        guard var exchange = self.traffic.exchanges[key] else { return .none }
+        var router = self.pods[exchange.pod].router
+        let action = step(&exchange.machine, &router, self.now)
+        self.pods[exchange.pod].router = router
+        self.traffic.exchanges[key] = exchange
+        return action
+    }
+
+    /// Carries out an exchange's action.
+    mutating func follow(_ action: ExchangeAction, for key: ExchangeKey) {
+        guard let exchange = self.traffic.exchanges[key] else { return }
+        let pod = exchange.pod
+        let request = key.request
+        switch action {
+        case .openStream(let tunnel, let deadline):
+            guard let placement = self.traffic.placements[tunnel], placement.pod == pod else {
+                // The tunnel is gone and the node has not heard yet: route without it.
+                let next = self.withExchange(key) { machine, router, now in machine.tunnelUnavailable(tunnel, router: &router, now: now) }
+                self.follow(next, for: key)
+                return
+            }
+            self.deliver(.routedByLoop(.local(tunnel)), to: pod)
+            let service = self.traffic.clients[self.traffic.history[Int(request - 1)].client].serviceTime
+            self.scheduleTraffic(.streamDone(request: request, hop: key.hop), after: self.settings.edgeLatency * 2 + service)
+            if let deadline { self.scheduleExchangeTimer(key, at: deadline) }
+        case .forward(let uid, let name, let address, let deadline):
+            self.deliver(.routedByLoop(.forward(uid: uid, name: name, proxyAddress: address)), to: pod)
+            if let deadline { self.scheduleExchangeTimer(key, at: deadline) }
+            self.dialForward(key, from: pod, to: uid)
+        case .move:
+            // One data loop per simulated process: a router never names another loop.
+            self.end(key, .failed("moved to a loop the simulated process does not have"))
+        case .wait(let until):
+            if !self.pods[pod].waiting.contains(request) { self.pods[pod].waiting.append(request) }
+            self.scheduleExchangeTimer(key, at: until)
+        case .answer(let status, let message, _):
+            self.end(key, .failed("\(status) \(message)"))
+        case .closeConnection:
+            self.end(key, .unknown("connection closed after the answer started"))
+        case .none:
+            break
+        }
+    }
+
+    /// Exchange `key`'s pod dials the pod that runs `uid`. A dial to an address no process
+    /// answers, or across a cut link, fails after the forward dial timeout.
+    mutating func dialForward(_ key: ExchangeKey, from pod: Int, to uid: NodeUID) {
+        let target = self.pods.indices.first { self.pods[$0].hasProcess && self.pods[$0].node?.me.uid == uid }
+        // A TCP dial needs both directions (the SYN and its SYN-ACK).
+        guard let target, let delay = self.network.streamDelay(from: pod, to: target), self.network.streamDelay(from: target, to: pod) != nil else {
+            self.scheduleTraffic(.forwardFailed(request: key.request, hop: key.hop, progress: .unsent), after: self.settings.exchange.forwardDialTimeout)
+            return
+        }
+        self.scheduleTraffic(.requestArrives(request: key.request, pod: target, boot: self.pods[target].boot, forwarded: true), after: delay)
+    }
+
+    /// Sends `event` from pod `pod`, which ran (or refused) exchange `key`, back over the network
+    /// to the exchange that forwarded it (lost when the link is cut: that exchange then waits for
+    /// its upstream timeout).
+    mutating func answerPrevious(_ key: ExchangeKey, from pod: Int, with event: TrafficEvent) {
+        guard key.hop > 0, let previous = self.traffic.exchanges[ExchangeKey(request: key.request, hop: key.hop - 1)] else { return }
+        guard let delay = self.network.streamDelay(from: pod, to: previous.pod) else { return }
+        self.scheduleTraffic(event, after: delay)
+    }
+
+    mutating func scheduleExchangeTimer(_ key: ExchangeKey, at deadline: Instant) {
+        guard let exchange = self.traffic.exchanges[key] else { return }
+        self.queue.schedule(.traffic(.exchangeTimer(request: key.request, hop: key.hop, boot: exchange.boot)), at: max(deadline, self.now))
+    }
+
+    mutating func exchangeTimerFired(_ key: ExchangeKey, boot: Int) {
+        guard let exchange = self.traffic.exchanges[key], exchange.boot == boot else { return }
+        if self.parkIfPaused(.exchangeTimer(request: key.request, hop: key.hop, boot: boot), pod: exchange.pod, boot: boot) { return }
+        let action = self.withExchange(key) { machine, router, now in machine.timerFired(router: &router, now: now) }
+        if case .wait = action { return }
+        self.pods[exchange.pod].waiting.removeAll { $0 == key.request }
+        self.follow(action, for: key)
+    }
+
+    /// Pod `pod`'s routing changed: requests waiting there for a holder try again.
+    mutating func offerRoutingChange(at pod: Int) {
+        guard !self.pods[pod].waiting.isEmpty else { return }
+        for request in self.pods[pod].waiting {
+            guard let hop = self.traffic.history[Int(request - 1)].path.lastIndex(of: pod) else { continue }
+            let key = ExchangeKey(request: request, hop: hop)
+            let action = self.withExchange(key) { machine, router, now in machine.routingChanged(router: &router, now: now) }
+            if case .wait = action { continue }
+            self.pods[pod].waiting.removeAll { $0 == request }
+            self.follow(action, for: key)
+        }
+    }
+
+    /// The upstream answered the stream of `request` at hop `hop`.
+    mutating func streamDone(_ request: UInt64, hop: Int) {
+        let key = ExchangeKey(request: request, hop: hop)
+        guard let exchange = self.traffic.exchanges[key], let tunnel = exchange.machine.tunnel else { return }
+        // The answer comes back through the node: a frozen node holds it until it thaws.
+        if self.parkIfPaused(.streamDone(request: request, hop: hop), pod: exchange.pod, boot: exchange.boot) { return }
+        if let placement = self.traffic.placements[tunnel] { self.drive(agent: placement.agent, .requestSucceeded(tunnel)) }
+        _ = self.withExchange(key) { machine, router, _ in
+            _ = machine.answerStarted(router: router)
+            return .none
+        }
+        self.end(key, .ok)
+    }
+
+    /// Exchange `key`'s forward failed.
+    mutating func forwardFailed(_ key: ExchangeKey, progress: UpstreamProgress) {
+        guard let exchange = self.traffic.exchanges[key], exchange.machine.peer != nil, self.isCurrent(exchange.pod, exchange.boot) else { return }
+        if self.parkIfPaused(.forwardFailed(request: key.request, hop: key.hop, progress: progress), pod: exchange.pod, boot: exchange.boot) { return }
+        var report: ReachabilityReport?
+        let action = self.withExchange(key) { machine, router, now in
+            let (action, learned) = machine.upstreamFailed(progress: progress, router: &router, now: now)
+            report = learned
+            return action
+        }
+        self.tell(report, to: exchange.pod)
+        self.follow(action, for: key)
+    }
+
+    /// The answer of the pod exchange `key` forwarded to arrived.
+    mutating func peerAnswered(_ key: ExchangeKey, _ outcome: RequestOutcome) {
+        guard let exchange = self.traffic.exchanges[key], exchange.machine.peer != nil, self.isCurrent(exchange.pod, exchange.boot) else { return }
+        if self.parkIfPaused(.peerAnswered(request: key.request, hop: key.hop, outcome: outcome), pod: exchange.pod, boot: exchange.boot) { return }
+        var report: ReachabilityReport?
+        _ = self.withExchange(key) { machine, router, _ in
+            report = machine.answerStarted(router: router)
+            return .none
+        }
+        self.tell(report, to: exchange.pod)
+        self.end(key, outcome)
+    }
+
+    /// The node learns what an exchange found out about reachability (as a runtime loop reports it).
+    mutating func tell(_ report: ReachabilityReport?, to pod: Int) {
+        switch report {
+        case .unreachable(let uid)?: self.deliver(.forwardFailed(uid), to: pod)
+        case .reachable(let uid)?: self.deliver(.forwardAnswered(uid), to: pod)
+        case nil: break
+        }
+    }
+
+    /// Exchange `key` ended with `outcome`: its tunnel stream finishes, and the outcome goes to
+    /// the client (entry hop) or back to the entry pod (forwarded hop).
+    mutating func end(_ key: ExchangeKey, _ outcome: RequestOutcome) {
+        guard var exchange = self.traffic.exchanges.removeValue(forKey: key) else { return }
+        let tunnel = exchange.machine.tunnel
+        var router = self.pods[exchange.pod].router
+        exchange.machine.finished(status: outcome == .ok ? 200 : 502, router: &router)
+        self.pods[exchange.pod].router = router
+        self.pods[exchange.pod].waiting.removeAll { $0 == key.request }
+        if let tunnel, self.isCurrent(exchange.pod, exchange.boot) { self.deliver(.streamFinished(tunnel), to: exchange.pod) }
+        if key.hop == 0 {
+            if self.traffic.history[Int(key.request - 1)].outcome == nil { self.finish(key.request, outcome) }
+        } else {
+            self.answerPrevious(key, from: exchange.pod, with: .peerAnswered(request: key.request, hop: key.hop - 1, outcome: outcome))
+        }
+    }
+
+    /// A process stopped: requests it held end as its clients see them. A stream in flight on it
+    /// ends unknown (the upstream may have served it); a forwarded request it held resets the
+    /// entry pod's connection, which may try another holder; a request waiting for a holder
+    /// fails (it reached no upstream).
+    mutating func exchangesStopped(at pod: Int) {
+        for key in self.traffic.exchanges.keys.sorted() {
+            guard let exchange = self.traffic.exchanges[key], exchange.pod == pod else { continue }
+            self.traffic.exchanges[key] = nil
+            if key.hop > 0 {
+                // The forwarding pod's connection is reset before any answer byte.
+                self.answerPrevious(key, from: pod, with: .forwardFailed(request: key.request, hop: key.hop - 1, progress: .unanswered))
+            } else if self.traffic.history[Int(key.request - 1)].outcome == nil {
+                self.finish(key.request, exchange.machine.tunnel != nil || exchange.machine.peer != nil
+                    ? .unknown("node stopped with the request in flight") : .failed("connection reset by \(self.pods[pod].name)"))
+            }
+        }
+    }
+}
