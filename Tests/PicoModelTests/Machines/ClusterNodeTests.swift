@@ -4,7 +4,7 @@ import Testing
 @Suite("ClusterNode")
 struct ClusterNodeTests {
     static func node(join: [String] = [], configure: (inout ClusterConfiguration) -> Void = { _ in }) -> ClusterNode {
-        var configuration = TestCluster.configuration(0, seed: 11, join: join)
+        var configuration = Fixture.configuration(0, seed: 11, join: join)
         configure(&configuration)
         var node = try! ClusterNode(configuration: configuration)
         _ = node.handle(.start, now: .zero)
@@ -17,7 +17,7 @@ struct ClusterNodeTests {
     }
 
     @Test func test_invalidConfiguration_namesTheKey() {
-        var configuration = TestCluster.configuration(0, seed: 1, join: [])
+        var configuration = Fixture.configuration(0, seed: 1, join: [])
         configuration.gracePeriod = .seconds(2)
         configuration.membership.probeTimeout = .seconds(5)
         configuration.nodeName = ""
@@ -32,11 +32,11 @@ struct ClusterNodeTests {
     }
 
     @Test func test_start_withoutSeeds_isReadyAtOnce_withSeeds_asksForResolution() {
-        var alone = try! ClusterNode(configuration: TestCluster.configuration(0, seed: 1, join: []))
+        var alone = try! ClusterNode(configuration: Fixture.configuration(0, seed: 1, join: []))
         let directives = alone.handle(.start, now: .zero)
         #expect(directives.contains(.setReadiness(true)))
         #expect(alone.isReady)
-        var joining = try! ClusterNode(configuration: TestCluster.configuration(0, seed: 1, join: ["pico", "10.0.0.9"]))
+        var joining = try! ClusterNode(configuration: Fixture.configuration(0, seed: 1, join: ["pico", "10.0.0.9"]))
         let asked = joining.handle(.start, now: .zero)
         #expect(asked.contains(.resolveSeeds(["pico", "10.0.0.9"])))
         #expect(!joining.isReady)
@@ -83,19 +83,24 @@ struct ClusterNodeTests {
         let (holder, other) = (Fixture.info(2), Fixture.info(3))
         let added = EndpointDelta(owner: holder.uid, base: 0, entries: [.init(endpoint: "e0", count: 1, version: 1)])
         _ = node.handle(Self.datagram(from: holder, [.alive(info: holder, incarnation: 0, draining: false), .alive(info: other, incarnation: 0, draining: false), .endpointDelta(added)]), now: .seconds(1))
-        let healthy = node.handle(.routeRequest(RequestID(1), endpoint: "e0", forwarded: false), now: .seconds(2))
+        let toHolder = RouteDecision.forward(uid: holder.uid, name: holder.name, proxyAddress: holder.proxyAddress)
+        var router = Fixture.loopRouter(of: node, endpoints: ["e0"])
+        #expect(router.decide(endpoint: "e0", forwarded: false) == toHolder)
+        let healthy = node.handle(.routedByLoop(toHolder), now: .seconds(2))
         #expect(!healthy.contains { if case .event(.routeRepairSync) = $0 { true } else { false } })
         _ = node.handle(Self.datagram(from: holder, [.alive(info: holder, incarnation: 1, draining: true)]), now: .seconds(3))
-        let draining = node.handle(.routeRequest(RequestID(2), endpoint: "e0", forwarded: false), now: .seconds(4))
-        #expect(draining.contains { if case .route(_, .forward(holder.uid, _, _)) = $0 { true } else { false } }, "still the only holder")
+        #expect(node.remoteUpstreams(for: "e0").map(\.draining) == [true])
+        router = Fixture.loopRouter(of: node, endpoints: ["e0"])
+        #expect(router.decide(endpoint: "e0", forwarded: false) == toHolder, "still the only holder")
+        let draining = node.handle(.routedByLoop(toHolder), now: .seconds(4))
         #expect(draining.contains(.event(.routeRepairSync(with: other.gossipAddress))), "maybe we missed its replacement")
     }
 
     @Test func test_malformedDatagram_isReportedAndDropped_andTheNodeKeepsWorking() {
         var node = Self.node()
-        let directives = node.handle(.datagramReceived([0xB7, 1, 0, 0], from: TestCluster.address(5)), now: .seconds(1))
-        #expect(directives.contains { if case .event(.malformedMessage(let from, let error)) = $0 { return from == TestCluster.address(5) && error.code == .truncated } else { return false } })
-        let garbage = node.handle(.stateExchangeRequested(ExchangeID(1), bytes: [1, 2, 3], from: TestCluster.address(5)), now: .seconds(1))
+        let directives = node.handle(.datagramReceived([0xB7, 1, 0, 0], from: Fixture.address(5)), now: .seconds(1))
+        #expect(directives.contains { if case .event(.malformedMessage(let from, let error)) = $0 { return from == Fixture.address(5) && error.code == .truncated } else { return false } })
+        let garbage = node.handle(.stateExchangeRequested(ExchangeID(1), bytes: [1, 2, 3], from: Fixture.address(5)), now: .seconds(1))
         #expect(!garbage.contains { if case .replyStateExchange = $0 { return true } else { return false } })
         let peer = Fixture.info(2)
         _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, messages: [.alive(info: peer, incarnation: 0, draining: false)]), from: peer.gossipAddress), now: .seconds(2))
@@ -116,7 +121,11 @@ struct ClusterNodeTests {
         let rejected = node.handle(.tunnelOpened(TunnelID(3), endpoint: ""), now: .seconds(3))
         #expect(rejected.contains(.closeTunnel(TunnelID(3))))
         #expect(node.checkInvariants() == [])
-        #expect(node.handle(.routeRequest(RequestID(1), endpoint: nil, forwarded: false), now: .seconds(3)) == [.route(RequestID(1), .reject(.missingEndpoint))])
+        // Only tunnel 2 is left to route to; a request without an endpoint is rejected.
+        #expect(node.tunnelView.map(\.id) == [TunnelID(2)])
+        var router = Fixture.loopRouter(of: node, endpoints: ["svc"])
+        #expect(router.decide(endpoint: "svc", forwarded: false) == .local(TunnelID(2)))
+        #expect(router.decide(endpoint: nil, forwarded: false) == .reject(.missingEndpoint))
     }
 
     @Test func test_datagrams_neverExceedMaxPacketSize_evenWithAFullQueue() {
@@ -146,7 +155,9 @@ struct ClusterNodeTests {
         let exited = node.handle(.timerFired(.drainHoldEnded), now: .seconds(6))
         #expect(exited.contains(.exit(.left)))
         #expect(node.handle(.timerFired(.probe), now: .seconds(7)).isEmpty)
-        #expect(node.handle(.routeRequest(RequestID(1), endpoint: "x", forwarded: false), now: .seconds(7)).isEmpty)
+        #expect(node.handle(.tunnelOpened(TunnelID(1), endpoint: "x"), now: .seconds(7)).isEmpty)
+        #expect(node.handle(.routedByLoop(.local(TunnelID(1))), now: .seconds(7)).isEmpty)
+        #expect(node.tunnelView.isEmpty)
     }
 
     @Test func test_drain_keepsServingForTheMinimum_thenForcesTunnelsClosedAtTheDeadline() {
@@ -157,25 +168,18 @@ struct ClusterNodeTests {
         let shutdown = node.handle(.shutdownRequested, now: .seconds(1))
         #expect(shutdown.contains(.tellAgentToMove(TunnelID(1))))
         #expect(shutdown.contains(.schedule(.drainDeadline, at: .seconds(56))))
-        #expect(node.handle(.routeRequest(RequestID(1), endpoint: "svc", forwarded: false), now: .seconds(2)) == [.route(RequestID(1), .local(TunnelID(1)))])
+        // The draining tunnel still serves: nothing else holds the endpoint.
+        #expect(node.tunnelView.map(\.isDraining) == [true])
+        var router = Fixture.loopRouter(of: node, endpoints: ["svc"])
+        #expect(router.decide(endpoint: "svc", forwarded: false) == .local(TunnelID(1)))
+        #expect(node.handle(.routedByLoop(.local(TunnelID(1))), now: .seconds(2)).isEmpty)
+        #expect(node.tunnelView.map(\.inFlight) == [1])
         _ = node.handle(.streamFinished(TunnelID(1)), now: .seconds(3))
         #expect(node.handle(.timerFired(.drainHoldEnded), now: .seconds(6)).isEmpty, "no replacement yet: the tunnel stays")
         let forced = node.handle(.timerFired(.drainDeadline), now: .seconds(56))
         #expect(forced.contains(.closeTunnel(TunnelID(1))))
         #expect(forced.contains { if case .sendDatagram = $0 { return true } else { return false } }, "left is announced")
         #expect(node.lifecycle.phase == .draining)
-    }
-
-    @Test func test_sameSeed_sameDirectives_inAnotherRun() {
-        func trace() -> [String] {
-            var cluster = TestCluster()
-            cluster.addNodes(4)
-            cluster.run(for: .seconds(5))
-            cluster.crash(1)
-            cluster.run(for: .seconds(20))
-            return cluster.slots.map { "\($0.events)" }
-        }
-        #expect(trace() == trace())
     }
 }
 

@@ -153,12 +153,12 @@ struct HostileGossipTests {
 
     /// A running node that knows three peers, one of which published an endpoint.
     static func runningNode() -> (node: ClusterNode, peers: [NodeInfo]) {
-        var node = try! ClusterNode(configuration: TestCluster.configuration(0, seed: 5, join: []))
+        var node = try! ClusterNode(configuration: Fixture.configuration(0, seed: 5, join: []))
         _ = node.handle(.start, now: .zero)
         let peers = (1...3).map { index in
             NodeInfo(
-                uid: NodeUID(UInt64(index) * 0x1_0001), name: "peer-\(index)", gossipAddress: TestCluster.address(index),
-                proxyAddress: TestCluster.address(index, port: 8000), adminAddress: TestCluster.address(index, port: 8002), epoch: 0)
+                uid: NodeUID(UInt64(index) * 0x1_0001), name: "peer-\(index)", gossipAddress: Fixture.address(index),
+                proxyAddress: Fixture.address(index, port: 8000), adminAddress: Fixture.address(index, port: 8002), epoch: 0)
         }
         let alive = peers.map { GossipMessage.alive(info: $0, incarnation: 0, draining: false) }
         let delta = GossipMessage.endpointDelta(EndpointDelta(owner: peers[0].uid, base: 0, entries: [.init(endpoint: "api", count: 2, version: 1)]))
@@ -169,8 +169,8 @@ struct HostileGossipTests {
 
     /// A UID the node has never heard of, at an address nobody else uses.
     static let stranger = NodeInfo(
-        uid: NodeUID(0xBAD), name: "x", gossipAddress: TestCluster.address(40), proxyAddress: TestCluster.address(40, port: 8000),
-        adminAddress: TestCluster.address(40, port: 8002), epoch: 0)
+        uid: NodeUID(0xBAD), name: "x", gossipAddress: Fixture.address(40), proxyAddress: Fixture.address(40, port: 8000),
+        adminAddress: Fixture.address(40, port: 8002), epoch: 0)
 
     static func datagram(from sender: NodeUID, endpointVersion: UInt64 = 0, _ messages: [GossipMessage], at address: Address) -> ClusterInput {
         .datagramReceived(GossipCodec.datagram(sender: sender, endpointVersion: endpointVersion, encodedMessages: messages.map { GossipCodec.encode($0) }), from: address)
@@ -220,8 +220,8 @@ struct HostileGossipTests {
         case "me": subject = base.me
         case "peer": subject = peers[1]
         case "stranger": subject = Self.stranger
-        case "uid-0": subject = NodeInfo(uid: NodeUID(0), name: "", gossipAddress: TestCluster.address(41), proxyAddress: TestCluster.address(41, port: 0), adminAddress: TestCluster.address(41, port: UInt16.max), epoch: UInt64.max)
-        default: subject = NodeInfo(uid: NodeUID(UInt64.max), name: "max", gossipAddress: TestCluster.address(42), proxyAddress: TestCluster.address(42), adminAddress: TestCluster.address(42), epoch: 0)
+        case "uid-0": subject = NodeInfo(uid: NodeUID(0), name: "", gossipAddress: Fixture.address(41), proxyAddress: Fixture.address(41, port: 0), adminAddress: Fixture.address(41, port: UInt16.max), epoch: UInt64.max)
+        default: subject = NodeInfo(uid: NodeUID(UInt64.max), name: "max", gossipAddress: Fixture.address(42), proxyAddress: Fixture.address(42), adminAddress: Fixture.address(42), epoch: 0)
         }
         let senders = [peers[0].uid, peers[2].uid, NodeUID(0), NodeUID(UInt64.max), base.me.uid]
         var checked = 0
