@@ -126,6 +126,25 @@ class Network:
             sh("nft", "add", "rule", "inet", "pico_loss", "input", "iifname", "eth0", "numgen", "random", "mod", "100", "<", str(percent), "drop",
                namespace=namespace)
 
+    def cut(self, name, peers):
+        """Drops every packet (TCP, UDP, ICMP) arriving at host `name` from the hosts `peers`,
+        with nftables; None or [] removes the cut. Cutting both hosts of a pair cuts the link
+        both ways, silently, as a real network would (a drop on output would fail the sender's
+        calls with EPERM instead)."""
+        namespace = self.hosts[name][0]
+        sh("nft", "delete", "table", "inet", "pico_cut", check=False, namespace=namespace)
+        if peers:
+            addresses = ", ".join(self.ip(peer) for peer in peers)
+            sh("nft", "add", "table", "inet", "pico_cut", namespace=namespace)
+            sh("nft", "add", "chain", "inet", "pico_cut", "input", "{ type filter hook input priority 0; }", namespace=namespace)
+            sh("nft", "add", "rule", "inet", "pico_cut", "input", "iifname", "eth0", "ip", "saddr", f"{{ {addresses} }}", "drop", namespace=namespace)
+
+    def reaches(self, name, peer):
+        """True when one ping from host `name` to host `peer` is answered within a second."""
+        result = subprocess.run(["ip", "netns", "exec", self.hosts[name][0], "ping", "-c", "1", "-W", "1", "-q", self.ip(peer)],
+                                capture_output=True)
+        return result.returncode == 0
+
     def teardown(self):
         for process in self.processes:
             if process.poll() is None:

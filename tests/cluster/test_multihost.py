@@ -5,6 +5,7 @@ generator on a fifth. Each scenario prints its figures.
 
 Run as root: python3 tests/cluster/test_multihost.py <path to the pico binary>
 """
+import datetime
 import json
 import os
 import signal
@@ -125,16 +126,19 @@ class Cluster:
 
     # Agents and load
 
-    def start_agents(self, count, endpoint="app"):
+    def start_agents(self, count, endpoint="app", pod=None):
+        """`count` agents for `endpoint`, through the balancer, or straight to pod `pod`."""
+        target = self.network.ip("lb") if pod is None else self.pod_ip(pod)
         # One tunnel per agent, as the simulator's agents hold: the scenarios compare with it.
         for number in range(count):
-            self.network.start("upstream", [PICO, "agent", "http", endpoint, "9000", "--connect.url", f"http://{self.network.ip('lb')}:8001", "--event-loops", "1"],
-                               f"agent-{endpoint}-{number}.log")
+            self.network.start("upstream", [PICO, "agent", "http", endpoint, "9000", "--connect.url", f"http://{target}:8001", "--event-loops", "1"],
+                               f"agent-{endpoint}-{'lb' if pod is None else f'pod{pod}'}-{number}.log")
 
-    def start_load(self, name, threads=8, interval=0.1):
+    def start_load(self, name, threads=8, interval=0.1, endpoint="app", deadline=None):
+        """load.py against the balancer; `deadline` is the client's timeout for a whole request."""
         path = os.path.join(self.workdir, f"{name}.jsonl")
-        process = self.network.start("client", ["python3", os.path.join(HERE, "load.py"), self.network.ip("lb"), "8000", "app", path,
-                                                str(threads), str(interval)], f"{name}.log")
+        process = self.network.start("client", ["python3", os.path.join(HERE, "load.py"), self.network.ip("lb"), "8000", endpoint, path,
+                                                str(threads), str(interval)] + ([str(deadline)] if deadline else []), f"{name}.log")
         return process, path
 
     @staticmethod
@@ -150,6 +154,35 @@ class Cluster:
         out = netns.sh("curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"x-pico-endpoint: {endpoint}",
                        f"http://{self.pod_ip(index)}:8000/bytes/8", check=False, namespace=self.network.hosts["client"][0])
         return int(out or 0)
+
+
+def slow_requests(cluster, since, slower_than):
+    """Access-log lines of the pods (every generation) for requests that ended after `since`
+    (a time.time()) with a status other than 200 or took longer than `slower_than` seconds,
+    counted by (entry pod, endpoint, status, duration rounded down to a second)."""
+    counts = {}
+    for name in sorted(os.listdir(cluster.workdir)):
+        if not (name.startswith("pico-") and name.endswith(".log")):
+            continue
+        pod = int(name.split("-")[1])
+        with open(os.path.join(cluster.workdir, name), errors="replace") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                request = entry.get("request")
+                if entry.get("msg") != "request" or not isinstance(request, dict):
+                    continue
+                ended = datetime.datetime.strptime(entry["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+                if ended < since:
+                    continue
+                seconds = float(str(request.get("duration", "0")).rstrip("µs") or 0) / 1e6
+                if request.get("status") == 200 and seconds <= slower_than:
+                    continue
+                key = (pod, request.get("endpoint"), request.get("status"), int(seconds))
+                counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def summary(outcomes):
@@ -290,6 +323,101 @@ class MultiHostTests(unittest.TestCase):
             cluster.network.loss(f"pod{index}", None)
         print(f"\n  scenario 6: statuses seen during {seconds} s of 10 % loss (ping round trips lost {lost:.0f} %): {sorted(worst)}")
         self.assertNotIn("dead", worst)
+
+    def test_7_ringOfMajorities_underLoad_failsNoRequest_andHeals(self):
+        """The simulator's majorities-ring on real processes, for 40 s under load: pod i keeps
+        its links to pods i±1 and loses those to pods i±2 (the same graph as "pod i cannot reach
+        pod i+1", relabelled). nftables drops every packet, TCP, UDP and ICMP, between the two
+        pods of each of the five cut pairs, both ways, so each pod sees a majority of three and
+        no two see the same one; gossip through the others keeps every pod alive to every pod.
+        Agents for `app` sit on pods 0 and 2 and for `api` on pods 1 and 3 (each pair dominates
+        the ring), so every entry pod holds or reaches a holder of each endpoint, and four must
+        forward while one holder is out of their reach: pod 3 cannot reach pod 0 and pod 4 not
+        pod 2 (`app`), pod 0 cannot reach pod 3 and pod 4 not pod 1 (`api`). The load goes
+        through the balancer to every pod; each client gives up after 5 s (a typical client
+        timeout: a retry to another holder must fit in it). Not one request may fail over the
+        whole run, and the cluster converges after the heal."""
+        client_timeout = 5.0  # a typical client's timeout: a retry to another holder must fit in it
+        seconds = int(os.environ.get("PICO_RING_SECONDS", "40"))
+        holders = {"app": (0, 2), "api": (1, 3)}
+        cluster = Cluster(self)
+        cluster.form(5)
+        ids = {i: json.loads(cluster.admin(i, "/status/cluster/nodes/local")[1])["id"] for i in range(5)}
+        for endpoint, pods in holders.items():
+            for pod in pods:
+                cluster.start_agents(1, endpoint, pod=pod)
+        netns.wait_until(lambda: cluster.endpoints_everywhere() == {"app": 2, "api": 2}, 30, "four agents connected")
+        netns.wait_until(lambda: all(cluster.request_via(i, e) == 200 for i in range(5) for e in holders), 20, "both endpoints reachable through every pod")
+        loaded_at = time.time()
+        loads = {endpoint: cluster.start_load(f"ring-{endpoint}", threads=8, interval=0.1, endpoint=endpoint, deadline=client_timeout)
+                 for endpoint in holders}
+        time.sleep(5)
+
+        cut = {i: [f"pod{(i + 2) % 5}", f"pod{(i + 3) % 5}"] for i in range(5)}
+
+        def heal():
+            for index in range(5):
+                cluster.network.cut(f"pod{index}", None)
+
+        self.addCleanup(heal)
+        for index in range(5):
+            cluster.network.cut(f"pod{index}", cut[index])
+        cut_at = time.time()
+        # The cut is real: pod 0 reaches its ring neighbours, not the pods two steps away.
+        self.assertEqual([cluster.network.reaches("pod0", f"pod{i}") for i in (1, 2, 3, 4)], [True, False, False, True])
+        statuses = set()
+        while time.time() < cut_at + seconds:
+            for index in range(5):
+                statuses.update(cluster.members(index).values())
+            time.sleep(2)
+        heal()
+        healed_at = time.time()
+        time.sleep(10)
+        outcomes = {endpoint: cluster.stop_load(load) for endpoint, load in loads.items()}
+
+        def rows(index):
+            status, body = cluster.admin(index, "/status/cluster/nodes")
+            return [(row["id"], row["status"]) for row in json.loads(body)] if status == 200 else []
+
+        netns.wait_until(lambda: all({name for name, status in rows(i) if status == "active"} == set(ids.values()) for i in range(5)),
+                         60, "every pod lists all five active after the heal")
+        merged_after = time.time() - healed_at
+        netns.wait_until(lambda: all(all(status == "active" for _, status in rows(i)) for i in range(5)), 60, "no dead predecessors listed")
+        netns.wait_until(lambda: all(cluster.request_via(i, e) == 200 for i in range(5) for e in holders), 30, "both endpoints reachable through every pod")
+        tables = set()
+        for index in range(5):
+            tables.add(json.dumps(sorted((row["id"], row["upstreams"]) for row in json.loads(cluster.admin(index, "/status/cluster/nodes")[1]))))
+
+        retries = {}
+        for index in range(5):
+            for line in cluster.admin(index, "/metrics")[1].splitlines():
+                if line.startswith("pico_upstreams_forward_retries_total"):
+                    retries[f"pod{index}"] = int(float(line.split()[-1]))
+        every = [outcome for endpoint in holders for outcome in outcomes[endpoint]]
+        failed = [dict(outcome, endpoint=endpoint) for endpoint in holders for outcome in outcomes[endpoint] if outcome["status"] != 200]
+        duration = max(o["t"] for o in every) - min(o["t"] for o in every)
+        # The load before the cut (the rate during it depends on how long failing requests take).
+        rate = sum(1 for o in every if o["t"] < cut_at) / (cut_at - min(o["t"] for o in every))
+        kinds = {}
+        for outcome in failed:
+            kind = (outcome["endpoint"], str(outcome["status"]).split(" after")[0].split(":")[0])
+            kinds.setdefault(kind, []).append(outcome)
+        print(f"\n  scenario 7: {len(failed)} failed of {len(every)} requests over {duration:.0f} s ({rate:.0f}/s before the cut), "
+              f"{seconds} s of a ring partition; statuses seen during it: {sorted(statuses)}; all five active everywhere "
+              f"{merged_after:.1f} s after the heal; endpoint views agree: {len(tables) == 1}; forward retries: {retries}")
+        for (endpoint, kind), group in sorted(kinds.items()):
+            offsets = [o["t"] - cut_at for o in group]
+            print(f"    {endpoint}: {len(group)} × {kind}, {min(o['ms'] for o in group) / 1000:.1f}–{max(o['ms'] for o in group) / 1000:.1f} s, "
+                  f"started {min(offsets):+.1f}…{max(offsets):+.1f} s from the cut{'; ' + group[0]['error'] if 'error' in group[0] else ''}")
+        if failed:
+            print("    the pods' access logs from the load's start: entry pod, endpoint (the holder it cannot reach), status, "
+                  "whole seconds: count, for answers not 200 or slower than the client's timeout:")
+            for (pod, endpoint, status, whole), count in sorted(slow_requests(cluster, loaded_at, client_timeout).items()):
+                unreachable = [f"pod{h}" for h in holders.get(endpoint, ()) if f"pod{h}" in cut[pod]]
+                print(f"      pod{pod} {endpoint} ({', '.join(unreachable) or 'none'}) {status} {whole} s: {count}")
+        self.assertGreaterEqual(rate, 50)
+        self.assertEqual(len(tables), 1, tables)
+        self.assertEqual(len(failed), 0, f"{len(failed)} failed requests, the first: {failed[:3]}")
 
 
 if __name__ == "__main__":
