@@ -1,0 +1,53 @@
+@testable import PicoModel
+import Testing
+
+/// The node's reachability evidence reaches its loops as routing changes, and fresh evidence
+/// clears it.
+@Suite("Reachability")
+struct ReachabilityTests {
+    static func changes(_ directives: [ClusterDirective]) -> [RoutingChange] {
+        directives.flatMap { directive -> [RoutingChange] in
+            if case .routingChanged(let changes) = directive { return changes }
+            return []
+        }
+    }
+
+    @Test func test_aFailedForward_marksAMemberUnreachable_untilItAnswers() {
+        var node = ClusterNodeTests.node()
+        let peer = Fixture.info(2)
+        _ = node.handle(ClusterNodeTests.datagram(from: peer, [.alive(info: peer, incarnation: 0, draining: false)]), now: .seconds(1))
+        #expect(Self.changes(node.handle(.forwardFailed(peer.uid), now: .seconds(2))) == [.unreachable(peer.uid, true)])
+        #expect(node.reachability.evidence[peer.uid] == .forwardFailed)
+        #expect(Self.changes(node.handle(.forwardFailed(peer.uid), now: .seconds(3))).isEmpty, "only changes are sent")
+        #expect(node.routingSnapshot.contains(.unreachable(peer.uid, true)))
+        #expect(Self.changes(node.handle(.forwardAnswered(peer.uid), now: .seconds(4))) == [.unreachable(peer.uid, false)])
+        #expect(Self.changes(node.handle(.forwardFailed(Fixture.info(9).uid), now: .seconds(5))).isEmpty, "a stranger is no evidence")
+    }
+
+    @Test func test_indirectOnlyProbes_areEvidence_andADirectAckClearsIt() {
+        var table = Reachability()
+        let uid = Fixture.info(2).uid
+        table.noteUnreachable(uid, .indirectProbeOnly)
+        #expect(table.unreachable == [uid])
+        table.noteReachable(uid)
+        #expect(table.unreachable.isEmpty && table.evidence.isEmpty)
+    }
+
+    @Test func test_theMembershipReportsHowAProbeWasAnswered() {
+        var membership = Fixture.running(peers: 2)
+        let directives = membership.onProbeTick(now: .seconds(10))
+        guard let target = directives.compactMap({ directive -> NodeUID? in
+            if case .send(let messages, _, _) = directive, case .ping(_, let target)? = messages.last { return target }
+            return nil
+        }).first, let sequence = directives.compactMap({ directive -> UInt32? in
+            if case .send(let messages, _, _) = directive, case .ping(let sequence, _)? = messages.last { return sequence }
+            return nil
+        }).first else {
+            Issue.record("no probe sent")
+            return
+        }
+        var produced: [MembershipDirective] = []
+        membership.onAck(sequence: sequence, target: target, incarnation: 0, now: .seconds(10) + .milliseconds(5), into: &produced)
+        #expect(produced.contains(.event(.probeAnswered(uid: target, directly: true))))
+    }
+}

@@ -1,0 +1,194 @@
+@testable import PicoModel
+import Testing
+
+/// Drives `RequestExchange` directly through its outcomes, with a `LoopRouter` fed as the node
+/// feeds it.
+@Suite("RequestExchange")
+struct RequestExchangeTests {
+    static let near = RemoteUpstream(uid: Fixture.info(2).uid, name: "pico-2", proxyAddress: Address(host: "10.0.0.2", port: 8000), count: 1, draining: false)
+    static let far = RemoteUpstream(uid: Fixture.info(3).uid, name: "pico-3", proxyAddress: Address(host: "10.0.0.3", port: 8000), count: 1, draining: false)
+    static let now = Instant.zero + .seconds(100)
+
+    static func head(_ endpoint: String? = "svc", path: String = "/", method: String = "GET", forwardMark: Bool = false) -> HTTPRequestHead {
+        var headers: HTTPHeaders = ["host": "localhost"]
+        if let endpoint { headers.add(name: "x-pico-endpoint", value: endpoint) }
+        if forwardMark { headers.add(name: "x-pico-forward", value: "true") }
+        return HTTPRequestHead(method: method, target: path, headers: headers)
+    }
+
+    static func exchange(_ head: HTTPRequestHead = Self.head(), from host: String = "192.0.2.1", router: LoopRouter,
+                         framing: HTTPBodyFraming = .none, settings: ExchangeSettings = ExchangeSettings()) -> RequestExchange {
+        RequestExchange(head: head, framing: framing, clientHost: host, router: router, settings: settings)
+    }
+
+    @Test func test_localTunnel_opensAStream_withTheUpstreamDeadline_andCountsItUntilFinished() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
+        var exchange = Self.exchange(router: router)
+        #expect(exchange.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
+        #expect(exchange.tunnel == TunnelID(1))
+        #expect(exchange.answerStarted(router: router) == nil)
+        exchange.finished(status: 200, router: &router)
+        #expect(exchange.state == .finished(status: 200))
+        #expect(exchange.tunnel == nil)
+    }
+
+    @Test func test_statusRules_404_400_502() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        var pico = Self.exchange(Self.head(path: "/_pico/anything"), router: router)
+        #expect(pico.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 404, message: "not found", close: false))
+        var missing = Self.exchange(Self.head(nil), router: router)
+        #expect(missing.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 400, message: "missing endpoint id", close: false))
+        var long = Self.exchange(Self.head(String(repeating: "e", count: EndpointTable.maxEndpointLength + 1)), router: router)
+        #expect(long.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 400, message: "invalid endpoint id", close: false))
+        var none = Self.exchange(router: router)
+        #expect(none.start(router: &router, mayWait: false, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
+    }
+
+    @Test func test_noHolderYet_waitsBounded_thenServesWhenRoutingLearnsOne() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        var exchange = Self.exchange(router: router)
+        let until = Self.now + .seconds(1)
+        #expect(exchange.start(router: &router, mayWait: true, now: Self.now) == .wait(until: until))
+        #expect(exchange.routingChanged(router: &router, now: Self.now + .milliseconds(100)) == .wait(until: until), "an unrelated change keeps it waiting")
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near]))
+        #expect(exchange.routingChanged(router: &router, now: Self.now + .milliseconds(200))
+            == .forward(uid: Self.near.uid, name: "pico-2", proxyAddress: Self.near.proxyAddress, deadline: Self.now + .milliseconds(200) + .seconds(30)))
+    }
+
+    @Test func test_noHolderAtTheDeadline_is502_andAForwardedRequestNeverWaits() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        var exchange = Self.exchange(router: router)
+        _ = exchange.start(router: &router, mayWait: true, now: Self.now)
+        #expect(exchange.timerFired(router: &router, now: Self.now + .milliseconds(999)) == .wait(until: Self.now + .seconds(1)))
+        #expect(exchange.timerFired(router: &router, now: Self.now + .seconds(1)) == .answer(status: 502, message: "no available upstreams", close: false))
+        var marked = Self.exchange(Self.head(forwardMark: true), router: router)
+        #expect(marked.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
+        var zero = Self.exchange(router: router, settings: ExchangeSettings(holderWait: .zero))
+        #expect(zero.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
+    }
+
+    @Test func test_forwardMark_neverForwardsAgain_butIsTrustedForHeadersOnlyFromAPeerHost() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near]))
+        router.apply(.peerProxyHosts(["10.0.0.9"]))
+        var fromPeer = Self.exchange(Self.head(forwardMark: true), from: "10.0.0.9", router: router)
+        #expect(fromPeer.arrivedFromPeer && fromPeer.forwardMarked)
+        #expect(fromPeer.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
+        var fromClient = Self.exchange(Self.head(forwardMark: true), from: "192.0.2.7", router: router)
+        #expect(!fromClient.arrivedFromPeer && fromClient.forwardMarked)
+        #expect(fromClient.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
+        var unmarked = Self.exchange(router: router)
+        #expect(!unmarked.arrivedFromPeer)
+        if case .forward = unmarked.start(router: &router, mayWait: true, now: Self.now) {} else { Issue.record("an unmarked request is forwarded") }
+    }
+
+    @Test func test_aForwardThatFailsBeforeAnAnswer_isEvidence_andGoesToAnotherHolder() {
+        var router = LoopRouter(loop: 0, seed: 3)
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near, Self.far]))
+        var exchange = Self.exchange(router: router)
+        guard case .forward(let first, _, _, _) = exchange.start(router: &router, mayWait: true, now: Self.now) else {
+            Issue.record("expected a forward")
+            return
+        }
+        let (action, report) = exchange.upstreamFailed(progress: .unsent, router: &router, now: Self.now + .seconds(1))
+        #expect(report == .unreachable(first))
+        #expect(router.isUnreachable(first), "the loop prefers other holders at once")
+        let other = first == Self.near.uid ? Self.far : Self.near
+        #expect(action == .forward(uid: other.uid, name: other.name, proxyAddress: other.proxyAddress, deadline: Self.now + .seconds(31)))
+        #expect(exchange.avoiding == [first])
+        // The second holder failing too: the first failure's answer, not "no upstreams".
+        let (last, _) = exchange.upstreamFailed(progress: .unsent, router: &router, now: Self.now + .seconds(2))
+        #expect(last == .answer(status: 502, message: "upstream unreachable", close: false))
+    }
+
+    @Test func test_retry_onlyWhenTheRequestCannotTakeEffectTwice() {
+        var router = LoopRouter(loop: 0, seed: 3)
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near, Self.far]))
+        var post = Self.exchange(Self.head(method: "POST"), router: router)
+        _ = post.start(router: &router, mayWait: true, now: Self.now)
+        let (action, report) = post.upstreamFailed(progress: .unanswered, router: &router, now: Self.now)
+        #expect(action == .answer(status: 502, message: "upstream unreachable", close: true), "a POST the peer may have processed is not sent again")
+        #expect(report != nil)
+        var answered = Self.exchange(router: router)
+        _ = answered.start(router: &router, mayWait: true, now: Self.now)
+        let (late, evidence) = answered.upstreamFailed(progress: .answered, router: &router, now: Self.now)
+        #expect(late == .answer(status: 502, message: "upstream unreachable", close: true))
+        #expect(evidence == nil, "a peer that answered something is reachable")
+    }
+
+    @Test func test_doubtedHolders_areALastResort_andAnAnswerClearsTheDoubt() {
+        var router = LoopRouter(loop: 0, seed: 5)
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near, Self.far]))
+        router.apply(.unreachable(Self.far.uid, true))
+        for _ in 0..<20 {
+            var exchange = Self.exchange(router: router)
+            #expect(exchange.start(router: &router, mayWait: true, now: Self.now)
+                == .forward(uid: Self.near.uid, name: "pico-2", proxyAddress: Self.near.proxyAddress, deadline: Self.now + .seconds(30)))
+        }
+        router.apply(.remoteHolders(endpoint: "svc", [Self.far]))
+        var exchange = Self.exchange(router: router)
+        #expect(exchange.start(router: &router, mayWait: true, now: Self.now)
+            == .forward(uid: Self.far.uid, name: "pico-3", proxyAddress: Self.far.proxyAddress, deadline: Self.now + .seconds(30)),
+                "the only holder is still tried")
+        #expect(exchange.answerStarted(router: router) == .reachable(Self.far.uid))
+        var suspect = Self.far
+        suspect.suspect = true
+        router.apply(.unreachable(Self.far.uid, false))
+        router.apply(.remoteHolders(endpoint: "svc", [suspect, Self.near]))
+        for _ in 0..<20 {
+            var next = Self.exchange(router: router)
+            #expect(next.start(router: &router, mayWait: true, now: Self.now)
+                == .forward(uid: Self.near.uid, name: "pico-2", proxyAddress: Self.near.proxyAddress, deadline: Self.now + .seconds(30)))
+        }
+    }
+
+    @Test func test_upstreamTimeout_is504_andATunnelFailure_is502_orACloseOnceAnswering() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
+        var slow = Self.exchange(router: router)
+        _ = slow.start(router: &router, mayWait: true, now: Self.now)
+        #expect(slow.timerFired(router: &router, now: Self.now + .seconds(30)) == .answer(status: 504, message: "upstream timeout", close: true))
+        var broken = Self.exchange(router: router)
+        _ = broken.start(router: &router, mayWait: true, now: Self.now)
+        #expect(broken.upstreamFailed(progress: .answered, router: &router, now: Self.now).0 == .answer(status: 502, message: "upstream unreachable", close: true))
+        var streaming = Self.exchange(router: router)
+        _ = streaming.start(router: &router, mayWait: true, now: Self.now)
+        _ = streaming.answerStarted(router: router)
+        #expect(streaming.upstreamFailed(progress: .answered, router: &router, now: Self.now).0 == .closeConnection)
+    }
+
+    @Test func test_aTunnelOnAnotherLoop_movesTheConnection_atMostTwice() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.tunnelAdded(TunnelID(4), endpoint: "svc", loop: 1, draining: false))
+        var exchange = Self.exchange(router: router)
+        #expect(exchange.start(router: &router, mayWait: true, now: Self.now) == .move(toLoop: 1))
+        #expect(exchange.moves == 1)
+        var tired = RequestExchange(head: Self.head(), framing: .none, clientHost: nil, router: router, settings: ExchangeSettings(), moves: 2)
+        #expect(tired.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "upstream unreachable", close: false))
+    }
+
+    @Test func test_aClosingTunnel_isDropped_andTheRequestRoutesElsewhere() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near]))
+        var exchange = Self.exchange(router: router)
+        #expect(exchange.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
+        #expect(exchange.tunnelUnavailable(TunnelID(1), router: &router, now: Self.now)
+            == .forward(uid: Self.near.uid, name: "pico-2", proxyAddress: Self.near.proxyAddress, deadline: Self.now + .seconds(30)))
+        #expect(router.tunnelCount == 0)
+    }
+
+    @Test func test_brokenRequest_andForwardCap_answerWithTheirStatus() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near]))
+        var capped = Self.exchange(router: router)
+        _ = capped.start(router: &router, mayWait: true, now: Self.now)
+        #expect(capped.forwardRefused(router: &router) == .answer(status: 503, message: "too many requests forwarded to pico-2", close: false))
+        for (status, message) in [(400, "bad chunk"), (408, "request body timeout"), (413, "body too large"), (431, "head too large")] {
+            var broken = Self.exchange(router: router, framing: .chunked)
+            _ = broken.start(router: &router, mayWait: true, now: Self.now)
+            #expect(broken.requestBroken(status: status, message: message, router: &router) == .answer(status: status, message: message, close: false))
+        }
+    }
+}
