@@ -35,6 +35,18 @@ struct CheckerTests {
         #expect(!Checker.routeOnlyToLiveOwners(detection: .seconds(15)).check(world).passed)
     }
 
+    @Test func test_noFailedRequests_excusesOnlyRequestsThatNoReachableHolderCouldServe_whenAsked() {
+        var world = TrafficTests.startedWorld(pods: 2)
+        let window = [Instant.zero...world.now + .seconds(10)]
+        world.traffic.history.append(RequestRecord(id: 900, client: 0, endpoint: "alpha", issuedAt: .seconds(1), finishedAt: .seconds(1),
+                                                   outcome: .failed("502 no available upstreams"), path: [0], holderReachable: false))
+        #expect(!Checker.noFailedRequests(windows: window).check(world).passed, "without the excuse every failure counts")
+        #expect(Checker.noFailedRequests(windows: window, excuseUnreachable: true).check(world).passed)
+        world.traffic.history.append(RequestRecord(id: 901, client: 0, endpoint: "alpha", issuedAt: .seconds(1), finishedAt: .seconds(1),
+                                                   outcome: .failed("502 upstream unreachable"), path: [0], holderReachable: true))
+        #expect(!Checker.noFailedRequests(windows: window, excuseUnreachable: true).check(world).passed, "a holder was reachable")
+    }
+
     @Test func test_crash_excusedOnlyWithinTheDetectionWindow() {
         var world = TrafficTests.startedWorld(pods: 3)
         world.addClient(ClientSpec(name: "load", endpoints: ["alpha", "beta", "gamma"], rate: 100))
@@ -93,7 +105,7 @@ struct CheckerTests {
         world.events.append((.seconds(2), 0, .membership(.memberJoined(NodeInfo(uid: ghost, name: "g", gossipAddress: Address(host: "h", port: 1), proxyAddress: Address(host: "h", port: 2), adminAddress: Address(host: "h", port: 3), epoch: 0)))))
         let result = Checker.noGhostMembers.check(world)
         #expect(result.violationTime == .seconds(2) && result.subject == "pico-0")
-        world.traffic.history.append(RequestRecord(id: 1, client: 0, endpoint: "x", issuedAt: .zero, finishedAt: .seconds(1), outcome: .ok, path: [0, 1, 0]))
+        world.traffic.history.append(RequestRecord(id: 1, client: 0, endpoint: "x", issuedAt: .zero, finishedAt: .seconds(1), outcome: .ok, path: [0, 1, 0], hops: 2))
         #expect(!Checker.atMostOneHop.check(world).passed)
         world.violations.append((.seconds(3), "pico-1", "own incarnation decreased"))
         #expect(Checker.invariantsHold.check(world).message == "own incarnation decreased")

@@ -3,11 +3,14 @@ import PicoModel
 /// The simulator's agenda: events ordered by (time, sequence), where the sequence is the order of
 /// insertion, so events at the same instant run in the order they were scheduled. A binary heap:
 /// O(log n) insert and removal, no dictionary anywhere (nothing hash-ordered can leak into a run).
+///
+/// The heap holds only (time, sequence, slot); events wait in a slab of slots, so sifting moves
+/// 24 bytes per step instead of whole events (a simulated input carries byte arrays and strings).
 public struct EventQueue<Event>: Sendable where Event: Sendable {
     struct Entry: Sendable {
         var time: Instant
         var sequence: UInt64
-        var event: Event
+        var slot: Int
 
         func precedes(_ other: Entry) -> Bool {
             (self.time, self.sequence) < (other.time, other.sequence)
@@ -15,6 +18,9 @@ public struct EventQueue<Event>: Sendable where Event: Sendable {
     }
 
     private var heap: [Entry] = []
+    private var slots: [Event?] = []
+    /// Slots free for reuse, most recently freed last.
+    private var freeSlots: [Int] = []
     private var nextSequence: UInt64 = 0
 
     /// Creates an empty queue.
@@ -34,7 +40,15 @@ public struct EventQueue<Event>: Sendable where Event: Sendable {
     public mutating func schedule(_ event: Event, at time: Instant) -> UInt64 {
         let sequence = self.nextSequence
         self.nextSequence += 1
-        self.heap.append(Entry(time: time, sequence: sequence, event: event))
+        let slot: Int
+        if let free = self.freeSlots.popLast() {
+            slot = free
+            self.slots[slot] = event
+        } else {
+            slot = self.slots.count
+            self.slots.append(event)
+        }
+        self.heap.append(Entry(time: time, sequence: sequence, slot: slot))
         var child = self.heap.count - 1
         while child > 0 {
             let parent = (child - 1) / 2
@@ -62,6 +76,8 @@ public struct EventQueue<Event>: Sendable where Event: Sendable {
             self.heap.swapAt(parent, smallest)
             parent = smallest
         }
-        return (entry.time, entry.sequence, entry.event)
+        let event = self.slots[entry.slot].take()!
+        self.freeSlots.append(entry.slot)
+        return (entry.time, entry.sequence, event)
     }
 }

@@ -127,8 +127,9 @@ public enum ScenarioRunner {
         settings.dnsLag = scenario.dnsLag
         settings.loadBalancerLag = scenario.loadBalancerLag
         settings.publishNotReadyAddresses = scenario.publishNotReadyAddresses
-        // Invariant checks cost O(members) per step: every step up to 64 pods, then sampled.
-        settings.invariantCheckInterval = scenario.pods <= 64 ? 1 : 16
+        // Invariant checks cost O(members + endpoint entries) per step: every step up to 9 pods
+        // (the fuzzer's sizes), every 4th up to 64, then every 16th.
+        settings.invariantCheckInterval = scenario.pods <= 9 ? 1 : scenario.pods <= 64 ? 4 : 16
         var capacity = scenario.pods
         var surge = 0
         for event in scenario.timeline {

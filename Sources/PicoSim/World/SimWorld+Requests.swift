@@ -60,12 +60,10 @@ extension SimWorld {
 
     /// Runs `step` on the exchange `key` with its pod's router; `.none` when it is gone.
     mutating func withExchange(_ key: ExchangeKey, _ step: (inout RequestExchange, inout LoopRouter, Instant) -> ExchangeAction) -> ExchangeAction {
-        guard var exchange = self.traffic.exchanges[key] else { return .none }
-        var router = self.pods[exchange.pod].router
-        let action = step(&exchange.machine, &router, self.now)
-        self.pods[exchange.pod].router = router
-        self.traffic.exchanges[key] = exchange
-        return action
+        guard let pod = self.traffic.exchanges[key]?.pod else { return .none }
+        // Both mutated in place: a copy of the router would copy its tables on every request.
+        let now = self.now
+        return step(&self.traffic.exchanges[key]!.machine, &self.pods[pod].router, now)
     }
 
     /// Carries out an exchange's action.
@@ -207,9 +205,7 @@ extension SimWorld {
     mutating func end(_ key: ExchangeKey, _ outcome: RequestOutcome) {
         guard var exchange = self.traffic.exchanges.removeValue(forKey: key) else { return }
         let tunnel = exchange.machine.tunnel
-        var router = self.pods[exchange.pod].router
-        exchange.machine.finished(status: outcome == .ok ? 200 : 502, router: &router)
-        self.pods[exchange.pod].router = router
+        exchange.machine.finished(status: outcome == .ok ? 200 : 502, router: &self.pods[exchange.pod].router)
         self.pods[exchange.pod].waiting.removeAll { $0 == key.request }
         if let tunnel, self.isCurrent(exchange.pod, exchange.boot) { self.deliver(.streamFinished(tunnel), to: exchange.pod) }
         if key.hop == 0 {
