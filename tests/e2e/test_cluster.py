@@ -324,7 +324,7 @@ class ClusterTests(unittest.TestCase):
         self.assertEqual(len(members(seed)), 2)
         self.assertEqual(set(members(other).values()), {"active"})
 
-    def test_theForwardMark_countsOnlyFromAMembersAddress_soAClientCannotStopForwardingOrSetForwardedFields(self):
+    def test_theForwardMark_isTrustedOnlyFromAMembersAddress_andNeverForwardedAgain_soNoRequestBounces(self):
         # The nodes live on 127.0.0.2 and 127.0.0.3; clients connect from 127.0.0.1.
         backend, http_port, _ = start_backend()
         agent = None
@@ -334,23 +334,29 @@ class ClusterTests(unittest.TestCase):
             holder = Node("--grace-period", "10s", "--cluster.join", f"127.0.0.2:{entry.gossip}", bind_host="127.0.0.3")
             self.nodes.append(holder)
             agent = start_agent(holder, "app", http_port)
-            wait_until(lambda: request(entry, "GET", "/bytes/3")[:2] == (200, b"xxx"), timeout=10, what="the endpoint known at the entry node")
-            forged = {"Host": "app.example.com", "x-pico-forward": "true", "X-Forwarded-Host": "evil.example.com", "X-Forwarded-Proto": "https"}
-            # A client's mark is ignored: its request is forwarded like any other, and the node sets
-            # the forwarded fields from what it saw. The holder trusts the entry's forward (it comes
-            # from the entry's advertised address) and keeps the entry's fields.
-            status, body, _ = request(entry, "GET", "/headers", headers=forged)
+            wait_until(lambda: request(entry, "GET", "/headers", headers={"Host": "app.example.com"})[0] == 200, timeout=10,
+                       what="the endpoint known at the entry node")
+            # Forwarded through the entry: the holder trusts the entry's mark (it comes from the
+            # entry's advertised address) and keeps the entry's fields.
+            status, body, _ = request(entry, "GET", "/headers", headers={"Host": "app.example.com"})
             self.assertEqual(status, 200, body)
             self.assertIn(b"x-forwarded-for: 127.0.0.1, 127.0.0.2\n", body)
             self.assertIn(b"x-forwarded-host: app.example.com\n", body)
-            self.assertIn(b"x-forwarded-proto: http\n", body)
-            self.assertNotIn(b"evil.example.com", body)
             self.assertNotIn(b"x-pico-forward", body)
-            # The same, sent straight to the holder: served there, with its own forwarded fields.
+            forged = {"Host": "app.example.com", "x-pico-forward": "true", "X-Forwarded-Host": "evil.example.com", "X-Forwarded-Proto": "https"}
+            # A marked request is never forwarded, whoever sent it: a node that does not know the
+            # sender as a member yet must not make requests bounce between nodes. A client that
+            # marks its own request only keeps it from being forwarded.
+            status, body, _ = request(entry, "GET", "/headers", headers=forged)
+            self.assertEqual((status, json.loads(body)), (502, {"error": "no available upstreams"}))
+            # Sent straight to the holder: served there, and a client's mark does not make the node
+            # keep the client's forwarded fields; it sets them from what it saw.
             status, body, _ = request(holder, "GET", "/headers", headers=forged)
             self.assertEqual(status, 200, body)
             self.assertIn(b"x-forwarded-host: app.example.com\n", body)
             self.assertIn(b"x-forwarded-proto: http\n", body)
+            self.assertNotIn(b"evil.example.com", body)
+            self.assertNotIn(b"x-pico-forward", body)
             # From a member's address the mark counts: never forwarded a second time.
             status, body, _ = request(entry, "GET", "/headers", headers=forged, source="127.0.0.3")
             self.assertEqual((status, json.loads(body)), (502, {"error": "no available upstreams"}))
