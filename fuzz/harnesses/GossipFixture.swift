@@ -244,7 +244,9 @@ struct GossipFixture: Sendable {
                 case 0: self.apply(.shutdownRequested)
                 case 1: self.apply(.tunnelOpened(TunnelID(UInt64(input.byte())), endpoint: input.byte() & 1 == 0 ? "svc" : "other"))
                 case 2: self.apply(.tunnelClosed(TunnelID(UInt64(input.byte()))))
-                case 3: self.apply(.routeRequest(RequestID(1), endpoint: input.byte() & 1 == 0 ? "svc" : "other", forwarded: false))
+                case 3: self.apply(.routedByLoop(.local(TunnelID(UInt64(input.byte())))))
+                case 4: self.apply(.streamFinished(TunnelID(UInt64(input.byte()))))
+                case 5: self.apply(input.byte() & 1 == 0 ? .forwardFailed(NodeUID(0x1000 + UInt64(input.byte() & 7))) : .forwardAnswered(NodeUID(0x1000 + UInt64(input.byte() & 7))))
                 default: self.advance(by: .seconds(Int64(input.byte() & 15)))
                 }
             }

@@ -27,6 +27,15 @@ from harness import HERE, Node, free_port, read_until_closed, request, start_age
 harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
 
 
+def metric(node, name):
+    """The value of the unlabelled sample `name` on the node's /metrics."""
+    _, body = node.admin_get("/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
 class ProxyTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -438,6 +447,64 @@ class FailureTests(unittest.TestCase):
         self.assertGreater(after.count(200), 0, "the node served during its drain")
         self.assertEqual(status, 0)
         self.assertLess(elapsed, 10)
+
+    def test_aBodyThatStalls_afterALocalAnswer_closesTheConnection_andNothingAfterItIsARequest(self):
+        node = Node("--proxy.http.read-timeout", "1s")
+        try:
+            connection = socket.create_connection(("127.0.0.1", node.proxy), timeout=6)
+            connection.sendall(b"POST /_pico/x HTTP/1.1\r\nHost: app.example\r\nContent-Length: 100\r\n\r\n0123456789")
+            self.assertTrue(connection.recv(65536).startswith(b"HTTP/1.1 404"))
+            time.sleep(2.5)
+            try:
+                connection.sendall(b"GET /_pico/smuggled HTTP/1.1\r\nHost: app.example\r\n\r\n")
+                rest = read_until_closed(connection)
+            except OSError:
+                rest = b""  # reset: closed with the late bytes unread
+            self.assertNotIn(b"HTTP/1.1", rest, "the stalled body's connection closed; no second request was read")
+            wait_until(lambda: metric(node, "pico_proxy_requests_in_flight") == 0, timeout=5, what="no request left in flight")
+        finally:
+            node.stop()
+
+    def test_aRequestWithABody_doesNotWaitForAHolder_soNoBodyByteIsLost(self):
+        node = Node("--proxy.upstream-wait", "10s")
+        try:
+            connection = socket.create_connection(("127.0.0.1", node.proxy), timeout=6)
+            connection.sendall(b"POST /echo HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nAAAAA\r\n")
+            answer = connection.recv(65536)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 502"), answer)
+            self.assertIn(b"no available upstreams", answer)
+            connection.close()
+        finally:
+            node.stop()
+
+    def test_aBodylessRequest_waitsForAHolder_andIsServedWhenAnAgentConnects(self):
+        node = Node("--proxy.upstream-wait", "5s")
+        try:
+            result = {}
+            thread = threading.Thread(target=lambda: result.setdefault("answer", request(node, "GET", "/")))
+            thread.start()
+            time.sleep(0.3)
+            agent = start_agent(node, "app", self.http_port)
+            thread.join(timeout=10)
+            self.assertEqual(result["answer"][:2], (200, b"hello from backend"))
+            self.assertGreaterEqual(metric(node, "pico_proxy_requests_waited_total"), 1)
+            agent.kill()
+        finally:
+            node.stop()
+
+    def test_aTimedOutTunnelStream_isNoLongerInFlight_soTheDrainEndsPromptly(self):
+        node = Node("--proxy.timeout", "1s", "--grace-period", "30s")
+        agent = start_agent(node, "app", self.http_port)
+        try:
+            self.assertEqual(request(node, "GET", "/slow?s=3")[0], 504)
+            time.sleep(0.5)
+            started = time.monotonic()
+            node.process.send_signal(signal.SIGTERM)
+            node.process.wait(timeout=60)
+            self.assertLess(time.monotonic() - started, 15, "the drain did not wait for a request that had ended")
+        finally:
+            agent.kill()
+            node.stop()
 
 
 class SettingsTests(unittest.TestCase):

@@ -19,11 +19,7 @@ extension ClusterNode {
                 directives.append(.resolveSeeds(self.membership.seeds))
             case .event(.probeAnswered(let uid, let directly)):
                 // Evidence for routing only (one per probe round: not worth an event).
-                if directly {
-                    self.reachability.noteReachable(uid)
-                } else if self.membership.isLive(uid) {
-                    self.reachability.noteUnreachable(uid, .indirectProbeOnly)
-                }
+                if directly || self.membership.isLive(uid) { self.reachability.noteProbeAnswered(uid, directly: directly) }
             case .event(let event):
                 directives.append(.event(.membership(event)))
                 self.react(to: event, now: now, into: &directives)

@@ -75,19 +75,4 @@ extension ClusterNode {
         }
         return changes
     }
-
-    /// Everything a new data loop needs to route as the others do: the changes that take an
-    /// empty `LoopRouter` to the state the loops were last told about.
-    public var routingSnapshot: [RoutingChange] {
-        var changes: [RoutingChange] = []
-        for tunnel in self.upstreams.allTunnels {
-            changes.append(.tunnelAdded(tunnel.id, endpoint: tunnel.endpoint, loop: self.routing.tunnelLoops[tunnel.id] ?? 0, draining: tunnel.isDraining))
-        }
-        for endpoint in self.routing.remoteHolders.keys.sorted() {
-            changes.append(.remoteHolders(endpoint: endpoint, self.routing.remoteHolders[endpoint] ?? []))
-        }
-        changes.append(.peerProxyHosts(self.routing.peerHosts))
-        for uid in self.routing.unreachable.sorted() { changes.append(.unreachable(uid, true)) }
-        return changes
-    }
 }

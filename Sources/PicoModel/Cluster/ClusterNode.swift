@@ -97,14 +97,15 @@ public struct ClusterNode: Sendable {
         case .routedByLoop(let decision):
             self.recordLoopRoute(decision)
         case .forwardFailed(let uid):
-            if uid != self.me.uid, self.membership.isLive(uid) { self.reachability.noteUnreachable(uid, .forwardFailed) }
+            if uid != self.me.uid, self.membership.isLive(uid) { self.reachability.noteForwardFailed(uid, now: now) }
         case .forwardAnswered(let uid):
-            self.reachability.noteReachable(uid)
+            self.reachability.noteForwardAnswered(uid)
         case .shutdownRequested:
             self.apply(lifecycle: .shutdownRequested, now: now, into: &directives)
         }
         if self.lifecycle.phase == .draining { self.advanceDrain(now: now, into: &directives) }
         self.runRouteRepair(now: now, into: &directives)
+        self.reachability.expire(now: now)
         self.appendRoutingChanges(to: &directives)
         return directives
     }

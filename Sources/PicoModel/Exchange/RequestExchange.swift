@@ -1,7 +1,7 @@
 /// The settings one node's exchanges share.
 public struct ExchangeSettings: Hashable, Sendable {
-    /// How long an upstream may take to start its answer (`proxy.timeout`; zero: no limit). An
-    /// upgrade is not timed once its answer is `101`.
+    /// How long an upstream may take to start its answer (`proxy.timeout`; zero: no limit).
+    /// Upgrade requests (WebSocket) and CONNECT are not timed.
     public var upstreamTimeout: Duration
     /// How long a request for an endpoint with no known holder waits for routing to learn one
     /// (`proxy.upstream_wait`; zero: answer 502 at once).
@@ -9,7 +9,7 @@ public struct ExchangeSettings: Hashable, Sendable {
     /// How often one request may move between data loops (a second move happens only when its
     /// tunnel closed while the connection was on its way).
     public var maxMoves: Int
-    /// How long a forward's dial to another node may take (`proxy.forward.dial_timeout`), and
+    /// How long a forward's dial to another node may take (`proxy.forward_dial_timeout`), and
     /// how long its request bytes may go unacknowledged (`TCP_USER_TIMEOUT`): short, so a forward
     /// to a node this one cannot reach fails in time for another holder to answer within a
     /// typical client timeout.
@@ -104,6 +104,8 @@ public struct RequestExchange: Sendable {
     let method: String
     let framing: HTTPBodyFraming
     let isPicoPath: Bool
+    /// An upgrade (WebSocket) or CONNECT: bytes may follow the head at once, and it is not timed.
+    let isTunnelled: Bool
     let settings: ExchangeSettings
     /// Where it is.
     public private(set) var state: State = .received
@@ -124,6 +126,7 @@ public struct RequestExchange: Sendable {
         self.method = head.method
         self.framing = framing
         self.isPicoPath = head.path.hasPrefix("/_pico")
+        self.isTunnelled = head.isUpgrade || head.method == "CONNECT"
         self.settings = settings
         self.moves = moves
         self.avoiding = avoiding
@@ -137,13 +140,14 @@ public struct RequestExchange: Sendable {
     }
 
     /// The local tunnel the last decision named is gone or closing (this loop knows before the
-    /// node's change arrives), or its stream could not open: routes again without it.
-    public mutating func tunnelUnavailable(_ id: TunnelID, router: inout LoopRouter, now: Instant) -> ExchangeAction {
+    /// node's change arrives): routes again without it (and may wait for a holder, as at the
+    /// start: during a hand-over the replacement may not be known yet).
+    public mutating func tunnelUnavailable(_ id: TunnelID, router: inout LoopRouter, mayWait: Bool, now: Instant) -> ExchangeAction {
         guard case .sent(.tunnel(id)) = self.state else { return .none }
         router.finishStream(on: id)
         router.apply(.tunnelRemoved(id))
         self.state = .received
-        return self.route(router: &router, mayWait: false, now: now)
+        return self.route(router: &router, mayWait: mayWait, now: now)
     }
 
     /// Routing changed while the request waits for a holder: routes again if one appeared.
@@ -194,8 +198,8 @@ public struct RequestExchange: Sendable {
             guard case .peer(let uid, _) = upstream else {
                 return (self.finish(answering: 502, "upstream unreachable", close: true), nil)
             }
+            // The node weighs the evidence and tells every loop (this one included).
             let report: ReachabilityReport? = progress == .answered ? nil : .unreachable(uid)
-            if case .unreachable = report { router.apply(.unreachable(uid, true)) }
             if ForwardRetry.mayRetry(method: self.method, framing: self.framing, progress: progress, clientAnswered: false, retries: self.avoiding.count) {
                 self.avoiding.append(uid)
                 self.state = .received
@@ -212,9 +216,17 @@ public struct RequestExchange: Sendable {
     }
 
     /// The node already holds as many connections to the forward's target as it may
-    /// (`proxy.forward_max_connections`): 503, the request was not sent.
-    public mutating func forwardRefused(router: inout LoopRouter) -> ExchangeAction {
-        guard case .sent(.peer(_, let name)) = self.state else { return .none }
+    /// (`proxy.forward_max_connections`): the request was not sent, so it goes to another
+    /// holder when one is left (no evidence: the target is busy, not unreachable), else 503.
+    public mutating func forwardRefused(router: inout LoopRouter, now: Instant) -> ExchangeAction {
+        guard case .sent(.peer(let uid, let name)) = self.state else { return .none }
+        if ForwardRetry.mayRetry(method: self.method, framing: self.framing, progress: .unsent, clientAnswered: false, retries: self.avoiding.count) {
+            self.avoiding.append(uid)
+            self.state = .received
+            let next = self.route(router: &router, mayWait: false, now: now)
+            if case .answer(502, _, _) = next { return self.finish(answering: 503, "too many requests forwarded to \(name)") }
+            return next
+        }
         return self.finish(answering: 503, "too many requests forwarded to \(name)")
     }
 
@@ -230,7 +242,9 @@ public struct RequestExchange: Sendable {
         case .sent(let upstream):
             self.release(upstream, router: &router)
         case .finished:
-            return .none
+            // Answered already (our own error, with the body still arriving): nothing more can be
+            // said, and the rest of the body must not be read as a new request.
+            return .closeConnection
         default:
             break
         }
@@ -288,7 +302,9 @@ public struct RequestExchange: Sendable {
                     // Every holder left to try failed: the first failure's answer, not "no upstreams".
                     return self.finish(answering: 502, "upstream unreachable")
                 }
-                if mayWait, !self.forwardMarked, self.settings.holderWait > .zero {
+                // Only a request with nothing after its head waits: body bytes (or an upgrade's)
+                // would arrive with nowhere to go.
+                if mayWait, !self.forwardMarked, self.framing == .none, !self.isTunnelled, self.settings.holderWait > .zero {
                     let until = now + self.settings.holderWait
                     self.state = .waitingForHolder(until: until)
                     return .wait(until: until)
@@ -299,7 +315,7 @@ public struct RequestExchange: Sendable {
     }
 
     private func upstreamDeadline(_ now: Instant) -> Instant? {
-        self.settings.upstreamTimeout > .zero ? now + self.settings.upstreamTimeout : nil
+        self.settings.upstreamTimeout > .zero && !self.isTunnelled ? now + self.settings.upstreamTimeout : nil
     }
 
     private mutating func release(_ upstream: ExchangeUpstreamKind, router: inout LoopRouter) {

@@ -107,11 +107,13 @@ extension Membership {
         self.applySuspect(subject: probe.target, incarnation: target.state.incarnation, accuser: self.me.uid, now: now, into: &directives)
     }
 
-    mutating func completeProbe(sequence: UInt32, target: NodeUID, into directives: inout [MembershipDirective]) {
+    /// `directly`: the ack came from the target itself (a late direct ack during the indirect
+    /// phase still proves we reach it), not relayed by a helper.
+    mutating func completeProbe(sequence: UInt32, target: NodeUID, directly: Bool, into directives: inout [MembershipDirective]) {
         guard let probe = self.probe, probe.sequence == sequence, probe.target == target else { return }
         self.probe = nil
         if probe.phase == .direct { self.adjustHealth(by: -1) }
-        directives.append(.event(.probeAnswered(uid: target, directly: probe.phase == .direct)))
+        directives.append(.event(.probeAnswered(uid: target, directly: directly)))
     }
 
     /// The next live member in shuffled round-robin order; reshuffles after each full pass.

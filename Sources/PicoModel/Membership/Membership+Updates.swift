@@ -29,7 +29,7 @@ extension Membership {
                     directives.append(.send([self.aliveMessage()], to: address, piggyback: false))
                 }
             case .ack(let sequence, let target, let incarnation):
-                self.onAck(sequence: sequence, target: target, incarnation: incarnation, now: now, into: &directives)
+                self.onAck(sequence: sequence, target: target, incarnation: incarnation, directly: sender == target, now: now, into: &directives)
             case .pingRequest(let sequence, let target, let targetAddress):
                 guard !senderIsTombstoned else { continue }
                 self.onPingRequest(sequence: sequence, target: target, targetAddress: targetAddress, origin: address, now: now, into: &directives)
@@ -77,9 +77,11 @@ extension Membership {
 
     // MARK: - Probe replies
 
-    mutating func onAck(sequence: UInt32, target: NodeUID, incarnation: UInt64, now: Instant, into directives: inout [MembershipDirective]) {
+    /// `directly`: the target itself sent the ack (a relayed one comes from the helper).
+    mutating func onAck(sequence: UInt32, target: NodeUID, incarnation: UInt64, directly: Bool = true, now: Instant,
+                        into directives: inout [MembershipDirective]) {
         if let probe = self.probe, probe.sequence == sequence, probe.target == target {
-            self.completeProbe(sequence: sequence, target: target, into: &directives)
+            self.completeProbe(sequence: sequence, target: target, directly: directly, into: &directives)
             // The target answered at a newer incarnation than we suspect it at: it refuted, and we
             // missed the broadcast. Treat the ack as its alive announcement.
             if let member = self.members[target], member.state.status == .suspect, incarnation > member.state.incarnation {

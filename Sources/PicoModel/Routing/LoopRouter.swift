@@ -75,9 +75,6 @@ public struct LoopRouter: Sendable {
     /// True when the node has evidence it cannot reach `uid`.
     public func isUnreachable(_ uid: NodeUID) -> Bool { self.unreachable.contains(uid) }
 
-    /// Whether any remote node holds `endpoint` (used by a request waiting for one to appear).
-    public func hasRemoteHolder(of endpoint: String) -> Bool { self.remote[endpoint] != nil }
-
     /// The loop tunnel `id` lives on (nil when unknown).
     public func loop(of id: TunnelID) -> Int? { self.placement[id] }
 

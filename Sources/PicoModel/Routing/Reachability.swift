@@ -5,23 +5,31 @@
 /// (`Router`), and still tries it when no other holder is left.
 ///
 /// Evidence against a member, and what clears it:
-/// - a forward to it failed before any answer byte (a dial that failed or timed out, or a
-///   request its connection never acknowledged): cleared by a forward it answers, or a direct
-///   probe it acknowledges;
+/// - a forward to it failed before any answer byte (a dial that failed or timed out, or bytes
+///   its connection never acknowledged): cleared by a forward it answers, or after
+///   `forwardFailureLifetime` (then requests try it again, and a failure renews the evidence);
+///   a probe over UDP proves nothing about its proxy port;
 /// - our direct probe went unanswered while an indirect probe through another member succeeded
-///   (it is alive, but not for us): cleared the same way.
-/// Evidence about a member also goes when the member dies, leaves or is forgotten. Looked up,
-/// never iterated in an order that leaks: callers sort.
+///   (it is alive, but not for us): cleared by a direct ack, or by a forward it answers (routing
+///   needs only the proxy port).
+/// Evidence about a member also goes when the member dies, leaves or is forgotten. Bounded by
+/// the live members (evidence is noted only about them). Looked up, never iterated in an order
+/// that leaks: callers sort.
 public struct Reachability: Hashable, Sendable {
     /// Why a member is believed unreachable.
-    public enum Evidence: String, Hashable, Sendable {
-        /// A forward to it failed before it answered.
-        case forwardFailed = "forward_failed"
-        /// It answered an indirect probe but not our direct one.
-        case indirectProbeOnly = "indirect_probe_only"
+    public struct Evidence: Hashable, Sendable {
+        /// When a forward to it last failed before it answered (nil: none standing).
+        public var forwardFailedAt: Instant?
+        /// It answered an indirect probe but not our direct one, and has not answered us directly since.
+        public var indirectProbeOnly = false
+
+        var isEmpty: Bool { self.forwardFailedAt == nil && !self.indirectProbeOnly }
     }
 
-    /// Members with evidence against them, and the latest evidence.
+    /// How long a failed forward counts against a member without fresh evidence either way.
+    public static let forwardFailureLifetime: Duration = .seconds(30)
+
+    /// Members with evidence against them.
     public private(set) var evidence: [NodeUID: Evidence] = [:]
     /// The members with evidence against them.
     public private(set) var unreachable: Set<NodeUID> = []
@@ -29,18 +37,48 @@ public struct Reachability: Hashable, Sendable {
     /// An empty table.
     public init() {}
 
-    /// Records evidence that `uid` cannot be reached.
-    public mutating func noteUnreachable(_ uid: NodeUID, _ evidence: Evidence) {
-        self.evidence[uid] = evidence
+    /// A forward to `uid` failed before any answer byte, at `now`.
+    public mutating func noteForwardFailed(_ uid: NodeUID, now: Instant) {
+        self.evidence[uid, default: Evidence()].forwardFailedAt = now
         self.unreachable.insert(uid)
     }
 
-    /// Fresh evidence that `uid` can be reached (it answered us directly).
-    public mutating func noteReachable(_ uid: NodeUID) {
+    /// `uid` answered a forward: it is reachable where routing needs it.
+    public mutating func noteForwardAnswered(_ uid: NodeUID) { self.forget(uid) }
+
+    /// Our probe of `uid` was answered: `directly` by `uid` itself, or only through a helper.
+    public mutating func noteProbeAnswered(_ uid: NodeUID, directly: Bool) {
+        if directly {
+            guard var entry = self.evidence[uid], entry.indirectProbeOnly else { return }
+            entry.indirectProbeOnly = false
+            self.store(entry, for: uid)
+        } else {
+            self.evidence[uid, default: Evidence()].indirectProbeOnly = true
+            self.unreachable.insert(uid)
+        }
+    }
+
+    /// Drops failed-forward evidence older than `forwardFailureLifetime` (cheap when empty).
+    public mutating func expire(now: Instant) {
+        guard !self.evidence.isEmpty else { return }
+        for uid in self.unreachable.sorted() {
+            guard var entry = self.evidence[uid], let at = entry.forwardFailedAt, now - at >= Self.forwardFailureLifetime else { continue }
+            entry.forwardFailedAt = nil
+            self.store(entry, for: uid)
+        }
+    }
+
+    /// `uid` is no longer a live member (or answered a forward): its evidence goes.
+    public mutating func forget(_ uid: NodeUID) {
         guard self.evidence.removeValue(forKey: uid) != nil else { return }
         self.unreachable.remove(uid)
     }
 
-    /// `uid` is no longer a live member: its evidence goes with it.
-    public mutating func forget(_ uid: NodeUID) { self.noteReachable(uid) }
+    private mutating func store(_ entry: Evidence, for uid: NodeUID) {
+        if entry.isEmpty {
+            self.forget(uid)
+        } else {
+            self.evidence[uid] = entry
+        }
+    }
 }

@@ -76,10 +76,7 @@ public enum Sockets {
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError("socket") }
         self.configure(fd)
-        if let unacknowledgedTimeout {
-            var milliseconds = UInt32(clamping: unacknowledgedTimeout.nanosecondsClamped / 1_000_000)
-            setsockopt(fd, Int32(IPPROTO_TCP), Self.tcpUserTimeout, &milliseconds, socklen_t(MemoryLayout<UInt32>.size))
-        }
+        if let unacknowledgedTimeout { self.setUnacknowledgedTimeout(fd, unacknowledgedTimeout) }
         if let source, source.family == address.family {
             // The port is chosen at connect, per destination, so binding first does not shrink
             // the ephemeral ports available (IP_BIND_ADDRESS_NO_PORT).
@@ -94,6 +91,13 @@ public enum Sockets {
             throw error
         }
         return fd
+    }
+
+    /// Fails the connection when bytes it sent stay unacknowledged for `timeout`, or a zero
+    /// window lasts that long (`TCP_USER_TIMEOUT`); nil restores the kernel's default.
+    public static func setUnacknowledgedTimeout(_ fd: Int32, _ timeout: Duration?) {
+        var milliseconds = UInt32(clamping: (timeout?.nanosecondsClamped ?? 0) / 1_000_000)
+        setsockopt(fd, Int32(IPPROTO_TCP), Self.tcpUserTimeout, &milliseconds, socklen_t(MemoryLayout<UInt32>.size))
     }
 
     /// `TCP_USER_TIMEOUT` (Linux 2.6.37), which Glibc's module does not export.

@@ -129,6 +129,11 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
     private var unconsumed = 0
     private var timer: LoopTimer?
     private var closed = false
+    /// `TCP_USER_TIMEOUT` is the pool's short dial timeout (set at the dial): right while the
+    /// connection carries bodyless requests, which leave nothing unsent once their head is out.
+    /// A request with a body, or an upgrade, may meet back-pressure (a zero window) for longer,
+    /// so it restores the kernel's default first.
+    private var shortUnacknowledgedTimeout = true
 
     init(address: Address, pool: PeerPool, handler: TunnelStreamHandler) {
         self.address = address
@@ -190,11 +195,21 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
     // MARK: ExchangeUpstream
 
     func send(raw bytes: UnsafeRawBufferPointer) {
+        if self.shortUnacknowledgedTimeout, let connection = self.connection {
+            self.shortUnacknowledgedTimeout = false
+            Sockets.setUnacknowledgedTimeout(connection.fd, nil)
+        }
         self.connection?.write(raw: bytes)
     }
 
     /// The request's own framing ends it on a peer connection.
-    func sendWhole(raw bytes: UnsafeRawBufferPointer) { self.send(raw: bytes) }
+    func sendWhole(raw bytes: UnsafeRawBufferPointer) {
+        if !self.shortUnacknowledgedTimeout, let connection = self.connection {
+            self.shortUnacknowledgedTimeout = true
+            Sockets.setUnacknowledgedTimeout(connection.fd, self.pool.dialTimeout)
+        }
+        self.connection?.write(raw: bytes)
+    }
 
     var canSend: Bool { self.connection?.isWritable ?? true }
 

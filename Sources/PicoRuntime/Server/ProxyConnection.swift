@@ -207,20 +207,22 @@ final class ProxyConnection: ConnectionDelegate {
         case .openStream(let id, let deadline):
             guard let tunnel = shard.usableTunnel(id) else {
                 // Closing or gone, and the node's change has not arrived yet: route without it.
-                self.follow(exchange.machine.tunnelUnavailable(id, router: &shard.router, now: shard.loop.now), exchange)
+                self.follow(exchange.machine.tunnelUnavailable(id, router: &shard.router, mayWait: shard.mayWait, now: shard.loop.now), exchange)
                 return
             }
             guard let transport = tunnel.transport, let stream = transport.openStream(handler: exchange) else {
+                // The tunnel refused a stream (its session is closing): 502.
                 let (next, _) = exchange.machine.upstreamFailed(progress: .unsent, router: &shard.router, now: shard.loop.now)
                 self.follow(next, exchange)
                 return
             }
+            exchange.countedTunnel = id
             shard.toModel(.routedByLoop(.local(id)))
             shard.metrics.update { $0.upstreamRequests += 1 }
             self.start(exchange, on: TunnelStreamUpstream(transport: transport, stream: stream), deadline: deadline)
         case .forward(let uid, let name, let address, let deadline):
             guard let upstream = shard.peers.open(to: address, handler: exchange) else {
-                self.follow(exchange.machine.forwardRefused(router: &shard.router), exchange)
+                self.follow(exchange.machine.forwardRefused(router: &shard.router, now: shard.loop.now), exchange)
                 return
             }
             shard.toModel(.routedByLoop(.forward(uid: uid, name: name, proxyAddress: address)))
@@ -231,7 +233,8 @@ final class ProxyConnection: ConnectionDelegate {
         case .move(let loop):
             self.move(exchange, to: shard.node.shards[loop])
         case .wait(let until):
-            shard.startWaiting(self)
+            shard.startWaiting(self, counted: exchange.waited)
+            exchange.waited = true
             self.setWait(.exchange(exchange), until: until)
         case .answer(let status, let message, let close):
             guard close else {
@@ -260,7 +263,7 @@ final class ProxyConnection: ConnectionDelegate {
         guard let exchange = self.exchange, !self.closed, !self.movedAway else { return }
         let action = exchange.machine.routingChanged(router: &self.shard.router, now: self.shard.loop.now)
         if case .wait = action {
-            self.shard.startWaiting(self)
+            self.shard.startWaiting(self, counted: true)
             return
         }
         if case .exchange = self.wait { self.wait = nil }
@@ -288,9 +291,7 @@ final class ProxyConnection: ConnectionDelegate {
         } else {
             upstream.send(request)
         }
-        if !exchange.head.isUpgrade, let deadline {
-            self.setWait(.exchange(exchange), until: deadline)
-        }
+        if let deadline { self.setWait(.exchange(exchange), until: deadline) }
     }
 
     /// Abandons the exchange's upstream (a reset stream, or a peer connection closed).
@@ -491,7 +492,11 @@ final class ProxyConnection: ConnectionDelegate {
     /// parsed): the machine answers 502, or closes once the answer started.
     private func failUpstream(_ exchange: ProxyExchange) {
         guard self.exchange === exchange else { return }
-        let (action, _) = exchange.machine.upstreamFailed(progress: .answered, router: &self.shard.router, now: self.shard.loop.now)
+        // A peer that closed before one byte of its answer (it exited, or closed an idle
+        // connection as we reused it) reports so: the request may go elsewhere.
+        let progress = exchange.upstream?.progress ?? .answered
+        let (action, learned) = exchange.machine.upstreamFailed(progress: progress, router: &self.shard.router, now: self.shard.loop.now)
+        self.report(learned)
         self.follow(action, exchange)
     }
 
@@ -525,9 +530,11 @@ final class ProxyConnection: ConnectionDelegate {
         self.shard.metrics.update { $0.inFlight -= 1 }
         self.shard.counters.inFlight.subtract(1, ordering: .relaxed)
         self.shard.stopWaiting(self)
-        let tunnel = exchange.machine.tunnel
         exchange.machine.finished(status: status, router: &self.shard.router)
-        if let tunnel { self.shard.streamFinished(on: tunnel) }
+        if let tunnel = exchange.countedTunnel {
+            exchange.countedTunnel = nil
+            self.shard.streamFinished(on: tunnel)
+        }
         let seconds = Double((self.shard.loop.now - exchange.startedAt).nanosecondsClamped) / 1e9
         self.shard.metrics.update { $0.recordRequest(method: exchange.head.method, status: status, seconds: seconds, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes) }
         let settings = self.shard.settings
@@ -557,14 +564,20 @@ final class ProxyConnection: ConnectionDelegate {
         // Nothing more is decoded: its buffer (up to a whole head) is given back now.
         self.decoder = HTTP1RequestDecoder()
         if let exchange = self.exchange {
-            if exchange.responseHeadSent {
-                self.failUpstream(exchange)  // closes the connection
+            let action = exchange.machine.requestBroken(status: status, message: message, router: &self.shard.router)
+            guard case .answer(let status, let message, _) = action else {
+                // The answer (ours or the upstream's) went out already: close, lingering so a
+                // client still sending reads it; nothing after this is read as a request.
+                self.tearDown(exchange)
+                self.release(exchange, status: exchange.status)
+                self.exchange = nil
+                self.connection.closeLingering(self.lingering)
                 return
             }
             self.tearDown(exchange)
             exchange.keepAlive = false
             exchange.requestEnded = true
-            self.follow(exchange.machine.requestBroken(status: status, message: message, router: &self.shard.router), exchange)
+            self.answer(exchange, status: status, message: message)
         } else {
             self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
             self.connection.closeLingering(self.lingering)

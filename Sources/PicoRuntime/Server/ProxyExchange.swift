@@ -14,6 +14,11 @@ final class ProxyExchange: TunnelStreamHandler {
     var machine: RequestExchange
     /// Where the request goes (nil before routing, and once it is torn down).
     var upstream: (any ExchangeUpstream)?
+    /// The tunnel the node counts this request in flight on (reported with `.routedByLoop`;
+    /// `.streamFinished` is owed when the exchange ends).
+    var countedTunnel: TunnelID?
+    /// Counted once in `pico_proxy_requests_waited_total`.
+    var waited = false
     var response = HTTP1ResponseDecoder()
     var requestEnded = false
     /// The answer was written already (an error); the request body is read and dropped.

@@ -121,6 +121,8 @@ public struct SimTraffic: Sendable {
         var pod: Int
         var boot: Int
         var machine: RequestExchange
+        /// The tunnel the pod's node counts this request on (`.streamFinished` is owed).
+        var countedTunnel: TunnelID?
     }
 
     var agents: [Agent] = []

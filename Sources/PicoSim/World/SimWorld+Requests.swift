@@ -75,10 +75,12 @@ extension SimWorld {
         case .openStream(let tunnel, let deadline):
             guard let placement = self.traffic.placements[tunnel], placement.pod == pod else {
                 // The tunnel is gone and the node has not heard yet: route without it.
-                let next = self.withExchange(key) { machine, router, now in machine.tunnelUnavailable(tunnel, router: &router, now: now) }
+                let mayWait = self.pods[pod].waiting.count < self.settings.maxWaitingRequests
+                let next = self.withExchange(key) { machine, router, now in machine.tunnelUnavailable(tunnel, router: &router, mayWait: mayWait, now: now) }
                 self.follow(next, for: key)
                 return
             }
+            self.traffic.exchanges[key]?.countedTunnel = tunnel
             self.deliver(.routedByLoop(.local(tunnel)), to: pod)
             let service = self.traffic.clients[self.traffic.history[Int(request - 1)].client].serviceTime
             self.scheduleTraffic(.streamDone(request: request, hop: key.hop), after: self.settings.edgeLatency * 2 + service)
@@ -204,7 +206,7 @@ extension SimWorld {
     /// the client (entry hop) or back to the entry pod (forwarded hop).
     mutating func end(_ key: ExchangeKey, _ outcome: RequestOutcome) {
         guard var exchange = self.traffic.exchanges.removeValue(forKey: key) else { return }
-        let tunnel = exchange.machine.tunnel
+        let tunnel = exchange.countedTunnel
         exchange.machine.finished(status: outcome == .ok ? 200 : 502, router: &self.pods[exchange.pod].router)
         self.pods[exchange.pod].waiting.removeAll { $0 == key.request }
         if let tunnel, self.isCurrent(exchange.pod, exchange.boot) { self.deliver(.streamFinished(tunnel), to: exchange.pod) }

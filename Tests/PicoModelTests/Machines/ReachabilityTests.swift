@@ -17,20 +17,30 @@ struct ReachabilityTests {
         let peer = Fixture.info(2)
         _ = node.handle(ClusterNodeTests.datagram(from: peer, [.alive(info: peer, incarnation: 0, draining: false)]), now: .seconds(1))
         #expect(Self.changes(node.handle(.forwardFailed(peer.uid), now: .seconds(2))) == [.unreachable(peer.uid, true)])
-        #expect(node.reachability.evidence[peer.uid] == .forwardFailed)
+        #expect(node.reachability.evidence[peer.uid]?.forwardFailedAt == .seconds(2))
         #expect(Self.changes(node.handle(.forwardFailed(peer.uid), now: .seconds(3))).isEmpty, "only changes are sent")
-        #expect(node.routingSnapshot.contains(.unreachable(peer.uid, true)))
         #expect(Self.changes(node.handle(.forwardAnswered(peer.uid), now: .seconds(4))) == [.unreachable(peer.uid, false)])
         #expect(Self.changes(node.handle(.forwardFailed(Fixture.info(9).uid), now: .seconds(5))).isEmpty, "a stranger is no evidence")
     }
 
-    @Test func test_indirectOnlyProbes_areEvidence_andADirectAckClearsIt() {
+    @Test func test_eachEvidence_isClearedByItsOwnKindOfProof() {
         var table = Reachability()
         let uid = Fixture.info(2).uid
-        table.noteUnreachable(uid, .indirectProbeOnly)
+        table.noteProbeAnswered(uid, directly: false)
         #expect(table.unreachable == [uid])
-        table.noteReachable(uid)
-        #expect(table.unreachable.isEmpty && table.evidence.isEmpty)
+        table.noteProbeAnswered(uid, directly: true)
+        #expect(table.unreachable.isEmpty && table.evidence.isEmpty, "a direct ack clears the indirect-only evidence")
+        table.noteForwardFailed(uid, now: .seconds(10))
+        table.noteProbeAnswered(uid, directly: true)
+        #expect(table.unreachable == [uid], "a UDP ack proves nothing about the proxy port")
+        table.expire(now: .seconds(39))
+        #expect(table.unreachable == [uid])
+        table.expire(now: .seconds(40))
+        #expect(table.unreachable.isEmpty, "a failed forward counts for 30 s without fresh evidence")
+        table.noteProbeAnswered(uid, directly: false)
+        table.noteForwardFailed(uid, now: .seconds(50))
+        table.noteForwardAnswered(uid)
+        #expect(table.unreachable.isEmpty && table.evidence.isEmpty, "an answered forward clears both kinds")
     }
 
     @Test func test_theMembershipReportsHowAProbeWasAnswered() {
@@ -47,7 +57,11 @@ struct ReachabilityTests {
             return
         }
         var produced: [MembershipDirective] = []
-        membership.onAck(sequence: sequence, target: target, incarnation: 0, now: .seconds(10) + .milliseconds(5), into: &produced)
+        var relayed = membership
+        membership.onAck(sequence: sequence, target: target, incarnation: 0, directly: true, now: .seconds(10) + .milliseconds(5), into: &produced)
         #expect(produced.contains(.event(.probeAnswered(uid: target, directly: true))))
+        var viaHelper: [MembershipDirective] = []
+        relayed.onAck(sequence: sequence, target: target, incarnation: 0, directly: false, now: .seconds(10) + .milliseconds(5), into: &viaHelper)
+        #expect(viaHelper.contains(.event(.probeAnswered(uid: target, directly: false))), "judged by who sent the ack, not by the probe's phase")
     }
 }

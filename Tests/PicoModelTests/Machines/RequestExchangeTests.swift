@@ -56,6 +56,35 @@ struct RequestExchangeTests {
             == .forward(uid: Self.near.uid, name: "pico-2", proxyAddress: Self.near.proxyAddress, deadline: Self.now + .milliseconds(200) + .seconds(30)))
     }
 
+    @Test func test_onlyARequestWithNothingAfterItsHead_waits() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        var post = Self.exchange(Self.head(method: "POST"), router: router, framing: .length(5))
+        #expect(post.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
+        var upgrade = Self.head()
+        upgrade.headers.add(name: "connection", value: "upgrade")
+        upgrade.headers.add(name: "upgrade", value: "websocket")
+        var socket = Self.exchange(upgrade, router: router)
+        #expect(socket.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
+    }
+
+    @Test func test_aBrokenBody_afterALocalAnswer_closesTheConnection() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        var pico = Self.exchange(Self.head(path: "/_pico/x", method: "POST"), router: router, framing: .length(100))
+        #expect(pico.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 404, message: "not found", close: false))
+        #expect(pico.requestBroken(status: 408, message: "request body timeout", router: &router) == .closeConnection,
+                "the rest of the body must not be read as a new request")
+    }
+
+    @Test func test_upgrades_areNotTimed() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
+        var upgrade = Self.head()
+        upgrade.headers.add(name: "connection", value: "upgrade")
+        upgrade.headers.add(name: "upgrade", value: "websocket")
+        var socket = Self.exchange(upgrade, router: router)
+        #expect(socket.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: nil))
+    }
+
     @Test func test_noHolderAtTheDeadline_is502_andAForwardedRequestNeverWaits() {
         var router = LoopRouter(loop: 0, seed: 1)
         var exchange = Self.exchange(router: router)
@@ -93,7 +122,7 @@ struct RequestExchangeTests {
         }
         let (action, report) = exchange.upstreamFailed(progress: .unsent, router: &router, now: Self.now + .seconds(1))
         #expect(report == .unreachable(first))
-        #expect(router.isUnreachable(first), "the loop prefers other holders at once")
+        #expect(!router.isUnreachable(first), "the node weighs the evidence and tells every loop, this one included")
         let other = first == Self.near.uid ? Self.far : Self.near
         #expect(action == .forward(uid: other.uid, name: other.name, proxyAddress: other.proxyAddress, deadline: Self.now + .seconds(31)))
         #expect(exchange.avoiding == [first])
@@ -174,9 +203,15 @@ struct RequestExchangeTests {
         router.apply(.remoteHolders(endpoint: "svc", [Self.near]))
         var exchange = Self.exchange(router: router)
         #expect(exchange.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
-        #expect(exchange.tunnelUnavailable(TunnelID(1), router: &router, now: Self.now)
+        #expect(exchange.tunnelUnavailable(TunnelID(1), router: &router, mayWait: true, now: Self.now)
             == .forward(uid: Self.near.uid, name: "pico-2", proxyAddress: Self.near.proxyAddress, deadline: Self.now + .seconds(30)))
         #expect(router.tunnelCount == 0)
+        // With no other holder, the request waits for the replacement instead of a 502.
+        var alone = LoopRouter(loop: 0, seed: 1)
+        alone.apply(.tunnelAdded(TunnelID(2), endpoint: "svc", loop: 0, draining: true))
+        var handedOver = Self.exchange(router: alone)
+        _ = handedOver.start(router: &alone, mayWait: true, now: Self.now)
+        #expect(handedOver.tunnelUnavailable(TunnelID(2), router: &alone, mayWait: true, now: Self.now) == .wait(until: Self.now + .seconds(1)))
     }
 
     @Test func test_brokenRequest_andForwardCap_answerWithTheirStatus() {
@@ -184,7 +219,18 @@ struct RequestExchangeTests {
         router.apply(.remoteHolders(endpoint: "svc", [Self.near]))
         var capped = Self.exchange(router: router)
         _ = capped.start(router: &router, mayWait: true, now: Self.now)
-        #expect(capped.forwardRefused(router: &router) == .answer(status: 503, message: "too many requests forwarded to pico-2", close: false))
+        #expect(capped.forwardRefused(router: &router, now: Self.now) == .answer(status: 503, message: "too many requests forwarded to pico-2", close: false))
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near, Self.far]))
+        var busy = Self.exchange(router: router)
+        guard case .forward(let first, _, _, _) = busy.start(router: &router, mayWait: true, now: Self.now) else {
+            Issue.record("expected a forward")
+            return
+        }
+        let other = first == Self.near.uid ? Self.far : Self.near
+        #expect(busy.forwardRefused(router: &router, now: Self.now)
+            == .forward(uid: other.uid, name: other.name, proxyAddress: other.proxyAddress, deadline: Self.now + .seconds(30)),
+                "a busy holder's request goes to another one")
+        #expect(!router.isUnreachable(first), "busy is not unreachable")
         for (status, message) in [(400, "bad chunk"), (408, "request body timeout"), (413, "body too large"), (431, "head too large")] {
             var broken = Self.exchange(router: router, framing: .chunked)
             _ = broken.start(router: &router, mayWait: true, now: Self.now)
