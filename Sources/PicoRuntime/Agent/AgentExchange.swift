@@ -1,34 +1,26 @@
 import PicoModel
 
-/// One stream the node opened on an agent's tunnel: one HTTP request, forwarded to the local
-/// service over a pooled keep-alive connection, and its response streamed back, then FIN.
-/// Upgrades (101) turn the stream into a byte pipe. Errors before a response head answer with
-/// Piko's JSON (502 `upstream unreachable`, 504 `upstream timeout`).
+/// One stream the node opened on an agent's tunnel, run by an `AgentRequestExchange`: this
+/// class only decodes the stream and the backend connection, offers the parts and events to
+/// the machine and carries out its actions (stream and socket I/O, the pool, the timer, flow
+/// control). Every status, framing, keep-alive, upgrade and timeout rule is the machine's.
 final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
     let transport: TunnelTransport
     let streamID: UInt32
     let pool: BackendPool
-    let timeout: Duration
     let log: Logger
+    private var machine: AgentRequestExchange
     private var request = HTTP1RequestDecoder()
     private var response = HTTP1ResponseDecoder()
-    private var head: HTTPRequestHead?
     private var backend: Connection?
-    private var requestFraming: HTTPBodyFraming = .none
-    private var responseChunked = false
-    private var responseKeepAlive = true
-    private var requestEnded = false
-    private var responseStarted = false
-    private var upgraded = false
-    private var done = false
+    /// Stream bytes the node sent while the backend connection was full: credited to the
+    /// stream's window once the connection drains.
     private var owed = 0
     private var timer: LoopTimer?
     /// Answer bytes that go into the stream together: a small response's head, body and end
     /// leave in one data frame that also carries the FIN.
     private var pending: [UInt8] = []
 
-    /// Bodies up to this size join the head's frame; larger ones go out as they are (no copy).
-    static let coalesceLimit = 16 * 1_024
     /// Told when the exchange ends (for the agent's in-flight count).
     var onFinish: (() -> Void)?
 
@@ -36,14 +28,14 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
         self.transport = transport
         self.streamID = streamID
         self.pool = pool
-        self.timeout = timeout
         self.log = log
+        self.machine = AgentRequestExchange(timeout: timeout)
     }
 
     // MARK: From the tunnel
 
     func streamReceived(_ bytes: ArraySlice<UInt8>) {
-        guard !self.done else {
+        guard !self.machine.isFinished else {
             self.transport.consumed(bytes.count, on: self.streamID)
             return
         }
@@ -52,7 +44,7 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
         } else {
             self.transport.consumed(bytes.count, on: self.streamID)
         }
-        if self.upgraded {
+        if self.machine.isPiping {
             self.backend?.write(bytes)
             return
         }
@@ -61,8 +53,8 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
     }
 
     func streamInputFinished() {
-        if self.upgraded {
-            self.backend?.shutdownWriteWhenFlushed()
+        if self.machine.isPiping {
+            self.carryOut(self.machine.streamInputFinished())
             return
         }
         self.request.feedEOF()
@@ -70,7 +62,7 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
     }
 
     func streamFailed(reason: String) {
-        self.finish(closeBackend: true)
+        self.carryOut(self.machine.streamFailed())
     }
 
     func streamWritable() {
@@ -79,79 +71,39 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
 
     private func pullRequest() {
         do {
-            while !self.done, let part = try self.request.next() {
+            while self.machine.wantsRequestParts, let part = try self.request.next() {
                 switch part {
-                case .head(let head): self.begin(head)
-                case .body(let bytes):
-                    if self.requestFraming == .chunked {
-                        var chunk: [UInt8] = []
-                        HTTP1Encoder.writeChunk(bytes, into: &chunk)
-                        self.backend?.write(chunk)
-                    } else {
-                        self.backend?.write(bytes)
-                    }
-                case .end(let trailers):
-                    if self.requestFraming == .chunked {
-                        var last: [UInt8] = []
-                        HTTP1Encoder.writeLastChunk(trailers: trailers, into: &last)
-                        self.backend?.write(last)
-                    }
-                    self.requestEnded = true
-                    return
+                case .head(let head): self.carryOut(self.machine.requestHead(head, framing: self.request.headFraming, now: self.transport.connection.loop.now))
+                case .body(let bytes): self.carryOut(self.machine.requestBody(bytes))
+                case .end(let trailers): self.carryOut(self.machine.requestEnd(trailers: trailers))
                 }
             }
         } catch {
-            self.answer(status: error.statusHint, message: error.message)
-        }
-    }
-
-    private func begin(_ head: HTTPRequestHead) {
-        self.head = head
-        self.requestFraming = self.request.headFraming
-        var headers = HTTPProxyRules.endToEnd(head.headers, keepUpgrade: head.isUpgrade)
-        if self.requestFraming == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
-        let outgoing = HTTPRequestHead(method: head.method, target: head.target, version: .http1_1, headers: headers)
-        do {
-            let (connection, _) = try self.pool.checkout(delegate: self)
-            self.backend = connection
-            connection.write(HTTP1Encoder.encode(outgoing))
-        } catch {
-            self.log.warn("upstream unreachable", [("error", .string("\(error)"))])
-            self.answer(status: 502, message: "upstream unreachable")
-            return
-        }
-        self.response.expectResponse(to: head.method)
-        if !head.isUpgrade, self.timeout > .zero {
-            // A strong capture: `finish` cancels the timer.
-            self.timer = self.transport.connection.loop.schedule(after: self.timeout) { [self] in
-                guard !self.responseStarted, !self.done else { return }
-                self.answer(status: 504, message: "upstream timeout")
-            }
+            self.carryOut(self.machine.requestBroken(status: error.statusHint, message: error.message))
         }
     }
 
     // MARK: From the local service
 
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
-        if self.upgraded {
+        if self.machine.isPiping {
             self.transport.send(bytes, on: self.streamID)
         } else {
             self.response.feed(bytes)
             self.pullResponse()
         }
-        if !self.done, !self.transport.canSend(on: self.streamID) { connection.pauseReading() }
+        if !self.machine.isFinished, !self.transport.canSend(on: self.streamID) { connection.pauseReading() }
     }
 
     func connectionDidReadEOF(_ connection: Connection) {
-        if self.upgraded {
-            self.transport.finish(self.streamID)
-            self.finish(closeBackend: true)
+        let action = self.machine.backendReadEOF()
+        guard !self.machine.isFinished, !self.machine.isPiping else {
+            self.carryOut(action)
             return
         }
-        self.responseKeepAlive = false
         self.response.feedEOF()
         self.pullResponse()
-        if !self.done { self.failBackend() }
+        self.carryOut(self.machine.backendFailed())
     }
 
     func connectionDidDrain(_ connection: Connection) {
@@ -161,23 +113,90 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
     }
 
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
-        guard !self.done, connection === self.backend else { return }
+        guard connection === self.backend else { return }
         self.backend = nil
-        if self.upgraded {
-            self.transport.finish(self.streamID)
-            self.finish(closeBackend: false)
-            return
-        }
-        self.failBackend()
+        self.carryOut(self.machine.backendFailed())
     }
 
-    private func failBackend() {
-        guard !self.done else { return }
-        if self.responseStarted {
+    private func pullResponse() {
+        do {
+            while !self.machine.isFinished, !self.machine.isPiping, let part = try self.response.next() {
+                switch part {
+                case .head(let head): self.carryOut(self.machine.responseHead(head, framing: self.response.headFraming, into: &self.pending))
+                case .body(let bytes): self.carryOut(self.machine.responseBody(bytes, into: &self.pending))
+                case .end(let trailers): self.carryOut(self.machine.responseEnd(trailers: trailers, into: &self.pending))
+                }
+            }
+        } catch {
+            self.log.warn("invalid response from the local service", [("error", .string("\(error)"))])
+            self.carryOut(self.machine.backendFailed())
+        }
+        if !self.machine.isFinished { self.sendPending() }
+    }
+
+    // MARK: Carrying out
+
+    private func carryOut(_ action: AgentExchangeAction) {
+        switch action {
+        case .none:
+            break
+        case .openBackend(let head, let deadline):
+            self.open(head, deadline: deadline)
+        case .sendToBackend(let bytes):
+            self.backend?.write(bytes)
+        case .cancelTimeout:
+            self.timer?.cancel()
+            self.timer = nil
+        case .sendToStream(let bytes):
+            self.sendPending()
+            self.transport.send(bytes, on: self.streamID)
+        case .startPipe:
+            self.startPipe()
+        case .shutdownBackendWrite:
+            self.backend?.shutdownWriteWhenFlushed()
+        case .finish(let keepBackend):
+            self.sendPending(finishing: true)
+            self.end(keepBackend: keepBackend)
+        case .answer(let status, let message):
+            self.transport.send(ProxyErrors.response(status: status, message: message, keepAlive: false), on: self.streamID)
+            self.transport.finish(self.streamID)
+            self.end(keepBackend: false)
+        case .reset:
             self.transport.reset(self.streamID)
-            self.finish(closeBackend: true)
-        } else {
-            self.answer(status: 502, message: "upstream unreachable")
+            self.end(keepBackend: false)
+        case .abandon:
+            self.end(keepBackend: false)
+        }
+    }
+
+    private func open(_ head: HTTPRequestHead, deadline: Instant?) {
+        do {
+            let (connection, _) = try self.pool.checkout(delegate: self)
+            self.backend = connection
+            connection.write(HTTP1Encoder.encode(head))
+        } catch {
+            self.log.warn("upstream unreachable", [("error", .string("\(error)"))])
+            self.carryOut(self.machine.backendUnavailable())
+            return
+        }
+        self.response.expectResponse(to: head.method)
+        if let deadline {
+            // A strong capture: `end` cancels the timer.
+            self.timer = self.transport.connection.loop.schedule(at: deadline) { [self] in
+                self.timer = nil
+                self.carryOut(self.machine.timerFired())
+            }
+        }
+    }
+
+    /// The `101` head is pending: it goes out, then what either side sent after its head.
+    private func startPipe() {
+        self.sendPending()
+        let rest = self.response.takeUpgradedBytes()
+        if !rest.isEmpty { self.transport.send(rest, on: self.streamID) }
+        if self.request.state == .upgradePending {
+            let early = self.request.takeUpgradedBytes()
+            if !early.isEmpty { self.backend?.write(early) }
         }
     }
 
@@ -190,74 +209,12 @@ final class AgentExchange: TunnelStreamHandler, ConnectionDelegate {
         self.pending.removeAll(keepingCapacity: true)
     }
 
-    private func pullResponse() {
-        defer { if !self.done { self.sendPending() } }
-        do {
-            while !self.done, let part = try self.response.next() {
-                switch part {
-                case .head(let head):
-                    if head.isInterim {
-                        HTTP1Encoder.write(head, into: &self.pending)
-                        continue
-                    }
-                    self.timer?.cancel()
-                    self.responseStarted = true
-                    if head.status == 101, self.head?.isUpgrade == true {
-                        self.upgraded = true
-                        HTTP1Encoder.write(head, into: &self.pending)
-                        self.sendPending()
-                        let rest = self.response.takeUpgradedBytes()
-                        if !rest.isEmpty { self.transport.send(rest, on: self.streamID) }
-                        if self.request.state == .upgradePending {
-                            let early = self.request.takeUpgradedBytes()
-                            if !early.isEmpty { self.backend?.write(early) }
-                        }
-                        return
-                    }
-                    let framing = self.response.headFraming
-                    var headers = HTTPProxyRules.endToEnd(head.headers, keepUpgrade: false)
-                    self.responseChunked = framing == .chunked
-                    if self.responseChunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
-                    if framing == .untilClose { self.responseKeepAlive = false }
-                    if head.headers.hasToken("connection", "close") || head.version < .http1_1 { self.responseKeepAlive = false }
-                    HTTP1Encoder.write(HTTPResponseHead(version: .http1_1, status: head.status, reason: head.reason, headers: headers), into: &self.pending)
-                case .body(let bytes):
-                    if self.responseChunked {
-                        HTTP1Encoder.writeChunk(bytes, into: &self.pending)
-                    } else if bytes.count <= Self.coalesceLimit {
-                        self.pending.append(contentsOf: bytes)
-                    } else {
-                        self.sendPending()
-                        self.transport.send(bytes, on: self.streamID)
-                    }
-                case .end(let trailers):
-                    if self.responseChunked { HTTP1Encoder.writeLastChunk(trailers: trailers, into: &self.pending) }
-                    self.sendPending(finishing: true)
-                    self.finish(closeBackend: !(self.responseKeepAlive && self.requestEnded))
-                }
-            }
-        } catch {
-            self.log.warn("invalid response from the local service", [("error", .string("\(error)"))])
-            self.failBackend()
-        }
-    }
-
-    // MARK: Ending
-
-    private func answer(status: Int, message: String) {
-        guard !self.done else { return }
-        self.transport.send(ProxyErrors.response(status: status, message: message, keepAlive: false), on: self.streamID)
-        self.transport.finish(self.streamID)
-        self.finish(closeBackend: true)
-    }
-
-    private func finish(closeBackend: Bool) {
-        guard !self.done else { return }
-        self.done = true
+    private func end(keepBackend: Bool) {
         self.timer?.cancel()
+        self.timer = nil
         if let backend = self.backend {
             self.backend = nil
-            if closeBackend { backend.close() } else { self.pool.checkin(backend) }
+            if keepBackend { self.pool.checkin(backend) } else { backend.close() }
         }
         self.onFinish?()
         self.onFinish = nil
