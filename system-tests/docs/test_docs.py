@@ -3,7 +3,7 @@ agent on their default ports, a real service, curl), the observability page list
 metrics a node exports with their labels, the simulator guide's example scenario runs and passes,
 and every relative link in README.md and docs/ points at a file that exists.
 
-Run: python3 tests/docs/test_docs.py <pico binary> <pico-sim binary>
+Run: python3 system-tests/docs/test_docs.py <pico binary> <pico-sim binary>
 """
 import http.client
 import os
@@ -16,7 +16,7 @@ import tempfile
 import unittest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+sys.path.insert(0, os.path.join(ROOT, "system-tests", "e2e"))
 from harness import wait_until  # noqa: E402 - the e2e harness's polling helper
 DOCS = os.path.join(ROOT, "docs")
 PICO = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")

@@ -2,7 +2,7 @@
 TCP sockets, join by address and by name, crash detection, graceful leave, failed joins, and
 hostile gossip input.
 
-Run: python3 tests/e2e/test_cluster.py <path to the pico binary>
+Run: python3 system-tests/e2e/test_cluster.py <path to the pico binary>
 """
 import json
 import os

@@ -3,7 +3,7 @@ clients cannot grow, error answers that reach clients still sending, secrets kep
 access log, connection caps on every port, descriptor exhaustion under a low limit, and silent
 or idle connections that cannot hold the proxy's cap.
 
-Run: python3 tests/e2e/test_hostile.py <path to the pico binary>
+Run: python3 system-tests/e2e/test_hostile.py <path to the pico binary>
 """
 import http.server
 import json

@@ -1,7 +1,7 @@
 """End-to-end tests of `pico server` + `pico agent http` on loopback with real clients: curl,
 http.client (keep-alive, chunked uploads), websockets, and prometheus_client's parser.
 
-Run: python3 tests/e2e/test_node.py <path to the pico binary>
+Run: python3 system-tests/e2e/test_node.py <path to the pico binary>
 """
 import hashlib
 import http.client
