@@ -1,7 +1,9 @@
 """The user documentation stays true: the getting-started commands work as written (node and
 agent on their default ports, a real service, curl), the observability page lists exactly the
 metrics a node exports with their labels, the simulator guide's example scenario runs and passes,
-and every relative link in README.md and docs/ points at a file that exists.
+every relative link in README.md and docs/ points at a file that exists, and the folders of
+Sources/PicoRuntime depend one way, as docs/runtime.md's layers say (runtime_layers.py), each
+with a row in the README's folder table.
 
 Run: python3 system-tests/docs/test_docs.py <pico binary> <pico-sim binary>
 """
@@ -18,6 +20,8 @@ import unittest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "system-tests", "e2e"))
 from harness import wait_until  # noqa: E402 - the e2e harness's polling helper
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runtime_layers  # noqa: E402 - the one-way check of the runtime's folders
 DOCS = os.path.join(ROOT, "docs")
 PICO = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
 PICO_SIM = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico-sim")
@@ -151,6 +155,17 @@ class LinkTests(unittest.TestCase):
         readme = read(os.path.join(ROOT, "README.md"))
         for guide in ("getting-started.md", "configuration.md", "kubernetes.md", "clustering.md", "observability.md", "simulator-guide.md"):
             self.assertIn(f"(docs/{guide})", readme)
+
+
+class RuntimeLayerTests(unittest.TestCase):
+    def test_runtimeFolders_useOnlyLowerLayers_asDocsRuntimeSays(self):
+        problems = runtime_layers.violations(ROOT)
+        self.assertEqual(problems, [], "\n" + "\n".join(problems))
+
+    def test_everyRuntimeFolder_hasARowInTheReadmesFolderTable(self):
+        readme = read(os.path.join(ROOT, "README.md"))
+        for folder in sorted(runtime_layers.read_folders(ROOT)):
+            self.assertIn(f"| `Sources/PicoRuntime/{folder}` |", readme)
 
 
 if __name__ == "__main__":
