@@ -104,12 +104,3 @@ final class AgentDialer: ConnectionDelegate {
         self.fail(error.map { "\($0)" } ?? "connection closed", retryable: true)
     }
 }
-
-extension String {
-    func trimmingCharacters(in characters: String) -> String {
-        var text = Substring(self)
-        while let first = text.first, characters.contains(first) { text.removeFirst() }
-        while let last = text.last, characters.contains(last) { text.removeLast() }
-        return String(text)
-    }
-}

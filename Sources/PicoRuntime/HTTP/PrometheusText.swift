@@ -17,3 +17,10 @@ struct PrometheusText {
         self.text += " \(value)\n"
     }
 }
+
+extension String {
+    /// A label value escaped for the exposition format: backslash, double quote and line feed.
+    var prometheusEscaped: String {
+        self.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"").replacingAll("\n", with: "\\n")
+    }
+}

@@ -129,18 +129,6 @@ struct MetricValues: Sendable {
     }
 }
 
-extension String {
-    var prometheusEscaped: String {
-        self.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"").replacingAll("\n", with: "\\n")
-    }
-
-    func replacingAll(_ target: Character, with replacement: String) -> String {
-        var result = ""
-        for character in self { if character == target { result += replacement } else { result.append(character) } }
-        return result
-    }
-}
-
 /// Resident memory, CPU time and open descriptors of this process, from `/proc` and `getrusage`.
 public enum ProcessFigures {
     /// Resident bytes and CPU seconds.
