@@ -59,6 +59,10 @@ public struct EndpointTable: Hashable, Sendable {
     /// Owners by endpoint with a non-zero count (the routing index).
     private var index: [String: [NodeUID: UInt32]] = [:]
 
+    /// Every owner's listener count per endpoint (counts above zero only), for comparing whole
+    /// tables; unordered: callers must not iterate it into output.
+    public var countsByEndpoint: [String: [NodeUID: UInt32]] { self.index }
+
     /// Creates an empty table owned by `localOwner`, holding at most `maxEntries` entries.
     public init(localOwner: NodeUID, maxEntries: Int = EndpointTable.defaultMaxEntries) {
         self.localOwner = localOwner

@@ -121,18 +121,16 @@ extension SimWorld {
     /// The first running pod whose endpoint table differs from the tunnels that exist.
     func endpointDifference() -> (pod: String, message: String)? {
         var expected: [String: [NodeUID: UInt32]] = [:]
-        for pod in self.pods where pod.state == .running {
-            guard let node = pod.node else { continue }
-            for tunnel in node.tunnelView { expected[tunnel.endpoint, default: [:]][node.me.uid, default: 0] += 1 }
+        for index in self.pods.indices where self.pods[index].state == .running {
+            guard let uid = self.pods[index].node?.me.uid else { continue }
+            for tunnel in self.pods[index].node?.upstreams.allTunnels ?? [] { expected[tunnel.endpoint, default: [:]][uid, default: 0] += 1 }
         }
-        for pod in self.pods where pod.state == .running {
-            var seen: [String: [NodeUID: UInt32]] = [:]
-            for row in pod.node?.endpointView ?? [] {
-                for owner in row.owners { seen[row.endpoint, default: [:]][owner.owner] = owner.count }
-            }
+        for index in self.pods.indices where self.pods[index].state == .running {
+            // The node's own table, compared whole (no sorted copies).
+            let seen = self.pods[index].node?.endpoints.countsByEndpoint ?? [:]
             if seen != expected {
                 let differing = Set(seen.keys).union(expected.keys).sorted().first { seen[$0] != expected[$0] } ?? "?"
-                return (pod.name, "endpoint table differs from the tunnels that exist (first: \(differing))")
+                return (self.pods[index].name, "endpoint table differs from the tunnels that exist (first: \(differing))")
             }
         }
         return nil

@@ -256,12 +256,10 @@ public struct SimWorld: Sendable {
 
     /// Feeds an input to pod `index` now (as its shell would) and carries out the directives.
     public mutating func deliver(_ input: ClusterInput, to index: Int) {
-        guard self.pods[index].state == .running, var node = self.pods[index].node else { return }
-        // Taken out while it runs, so its tables are uniquely referenced and change in place
-        // instead of being copied on every input.
-        self.pods[index].node = nil
-        let directives = node.handle(input, now: self.now)
-        self.pods[index].node = node
+        guard self.pods[index].state == .running, self.pods[index].node != nil else { return }
+        // Mutated in place: a copy of the node would retain and release every table per input.
+        let now = self.now
+        let directives = self.pods[index].node!.handle(input, now: now)
         // A request's accounting (a loop's route, a finished stream) only moves an in-flight count;
         // the invariants are checked at the node's next other input, a few milliseconds later at
         // most, instead of twice per request.
@@ -274,8 +272,9 @@ public struct SimWorld: Sendable {
         }
         self.pods[index].steps += 1
         if self.pods[index].steps % max(1, self.settings.invariantCheckInterval) == 0 {
-            for problem in node.checkInvariants() { self.violations.append((self.now, self.pods[index].name, problem)) }
-            self.checkTableBounds(of: node, pod: index)
+            let problems = self.pods[index].node?.checkInvariants() ?? []
+            for problem in problems { self.violations.append((self.now, self.pods[index].name, problem)) }
+            self.checkTableBounds(self.pods[index].node?.tableSizes ?? [], pod: index)
         }
         for directive in directives { self.carryOut(directive, from: index) }
     }
