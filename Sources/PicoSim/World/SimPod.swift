@@ -35,8 +35,8 @@ public struct SimPod: Sendable {
     /// The process's data-loop router, kept current by its node's `.routingChanged` directives
     /// (the simulated process has one data loop).
     public internal(set) var router = LoopRouter(loop: 0, seed: 0)
-    /// Requests waiting here for routing to learn a holder, in arrival order.
-    var waiting: [UInt64] = []
+    /// Exchanges waiting here for routing to learn a holder, in arrival order.
+    var waiting: [ExchangeKey] = []
     var steps = 0
     var inbox: [SimEvent] = []
 

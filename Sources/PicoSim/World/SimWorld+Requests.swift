@@ -93,7 +93,7 @@ extension SimWorld {
             // One data loop per simulated process: a router never names another loop.
             self.end(key, .failed("moved to a loop the simulated process does not have"))
         case .wait(let until):
-            if !self.pods[pod].waiting.contains(request) { self.pods[pod].waiting.append(request) }
+            if !self.pods[pod].waiting.contains(key) { self.pods[pod].waiting.append(key) }
             self.scheduleExchangeTimer(key, at: until)
         case .answer(let status, let message, _):
             self.end(key, .failed("\(status) \(message)"))
@@ -135,19 +135,17 @@ extension SimWorld {
         if self.parkIfPaused(.exchangeTimer(request: key.request, hop: key.hop, boot: boot), pod: exchange.pod, boot: boot) { return }
         let action = self.withExchange(key) { machine, router, now in machine.timerFired(router: &router, now: now) }
         if case .wait = action { return }
-        self.pods[exchange.pod].waiting.removeAll { $0 == key.request }
+        self.pods[exchange.pod].waiting.removeAll { $0 == key }
         self.follow(action, for: key)
     }
 
     /// Pod `pod`'s routing changed: requests waiting there for a holder try again.
     mutating func offerRoutingChange(at pod: Int) {
         guard !self.pods[pod].waiting.isEmpty else { return }
-        for request in self.pods[pod].waiting {
-            guard let hop = self.traffic.history[Int(request - 1)].path.lastIndex(of: pod) else { continue }
-            let key = ExchangeKey(request: request, hop: hop)
+        for key in self.pods[pod].waiting {
             let action = self.withExchange(key) { machine, router, now in machine.routingChanged(router: &router, now: now) }
             if case .wait = action { continue }
-            self.pods[pod].waiting.removeAll { $0 == request }
+            self.pods[pod].waiting.removeAll { $0 == key }
             self.follow(action, for: key)
         }
     }
@@ -208,7 +206,7 @@ extension SimWorld {
         guard var exchange = self.traffic.exchanges.removeValue(forKey: key) else { return }
         let tunnel = exchange.countedTunnel
         exchange.machine.finished(status: outcome == .ok ? 200 : 502, router: &self.pods[exchange.pod].router)
-        self.pods[exchange.pod].waiting.removeAll { $0 == key.request }
+        self.pods[exchange.pod].waiting.removeAll { $0 == key }
         if let tunnel, self.isCurrent(exchange.pod, exchange.boot) { self.deliver(.streamFinished(tunnel), to: exchange.pod) }
         if key.hop == 0 {
             if self.traffic.history[Int(key.request - 1)].outcome == nil { self.finish(key.request, outcome) }
