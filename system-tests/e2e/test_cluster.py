@@ -69,6 +69,44 @@ def node_id(node):
     return json.loads(node.admin_get("/status/cluster/nodes/local")[1])["id"]
 
 
+class CountingUpstream:
+    """An HTTP upstream on a free port that counts the requests it received per path and
+    answers `/slow?seconds=S` after S seconds; `arrived` is set when a slow request came in."""
+
+    def __init__(self):
+        import http.server
+        owner = self
+        self.hits = {}
+        self.arrived = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path, _, query = self.path.partition("?")
+                owner.hits[path] = owner.hits.get(path, 0) + 1
+                if path == "/slow":
+                    owner.arrived.set()
+                    time.sleep(float(query.split("=")[1]))
+                body = path.encode()
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class ClusterTests(unittest.TestCase):
     def setUp(self):
         self.nodes = []
@@ -192,6 +230,65 @@ class ClusterTests(unittest.TestCase):
             for agent in agents:
                 agent.kill()
             backend.kill()
+
+
+    def test_aSlowUpstreamIsWaitedOut_butAHolderThatFellSilent_isLeftForAnother(self):
+        """Forward heartbeats (issue 21 item 4): a holder heartbeats a forward while its upstream
+        works, so the entry node waits out a 3 s answer (sent once, never retried), and when the
+        holder falls silent (SIGSTOP) after the request reached it, the entry node sends the GET
+        to the other holder after `proxy.forward_answer_timeout` instead of `proxy.timeout`."""
+        upstreams = [CountingUpstream(), CountingUpstream()]
+        agents = []
+        stopped = None
+        try:
+            entry = self.start()
+            holders = [self.start("--cluster.join", f"127.0.0.1:{entry.gossip}") for _ in range(2)]
+            agents = [start_agent(holder, "app", upstream.port) for holder, upstream in zip(holders, upstreams)]
+
+            def both_answered():
+                request(entry, "GET", "/fast")
+                metrics = entry.admin_get("/metrics")[1].decode()
+                return all(f'pico_upstreams_remote_requests_total{{node_id="{node_id(node)}"}}' in metrics for node in holders)
+            # Answered forwards teach the entry node that both holders heartbeat.
+            wait_until(both_answered, timeout=15, what="forwards answered by both holders")
+
+            started = time.time()
+            status, body, response = request(entry, "GET", "/slow?seconds=3", timeout=20)
+            self.assertEqual((status, body), (200, b"/slow"))
+            self.assertGreaterEqual(time.time() - started, 3)
+            self.assertIsNone(response.getheader("x-pico-heartbeat"), "the holder's mark stays between the nodes")
+            self.assertEqual(sum(upstream.hits.get("/slow", 0) for upstream in upstreams), 1, "a slow upstream is not mistaken for a lost node")
+
+            for upstream in upstreams:
+                upstream.arrived.clear()
+            before = [upstream.hits.get("/slow", 0) for upstream in upstreams]
+            outcome = {}
+            def send():
+                try:
+                    outcome["result"] = request(entry, "GET", "/slow?seconds=2", timeout=25)
+                except Exception as error:  # reported by the assertion below
+                    outcome["result"] = (repr(error), b"")
+            client = threading.Thread(target=send)
+            started = time.time()
+            client.start()
+            wait_until(lambda: any(upstream.arrived.is_set() for upstream in upstreams), timeout=5, what="the request at an upstream")
+            first = 0 if upstreams[0].arrived.is_set() else 1
+            stopped = holders[first]
+            stopped.process.send_signal(signal.SIGSTOP)
+            client.join(timeout=25)
+            elapsed = time.time() - started
+            self.assertEqual(outcome["result"][:2], (200, b"/slow"), "the other holder answered")
+            self.assertEqual(upstreams[1 - first].hits.get("/slow", 0), before[1 - first] + 1)
+            # 2 s until silence, 2 s at the other upstream; proxy.timeout would have been 30 s.
+            self.assertLess(elapsed, 8, f"answered after {elapsed:.1f} s")
+            print(f"\n  a holder fell silent mid-request: answered by the other after {elapsed:.2f} s")
+        finally:
+            if stopped:
+                stopped.process.send_signal(signal.SIGCONT)
+            for agent in agents:
+                agent.kill()
+            for upstream in upstreams:
+                upstream.close()
 
     def test_adminForward_reachesOtherNodes_andMetricsShowTheCluster(self):
         backend, http_port, _ = start_backend()

@@ -44,6 +44,9 @@ public enum ClusterInput: Hashable, Sendable {
     case forwardFailed(NodeUID)
     /// Member `uid` answered a forward although the node held evidence against it.
     case forwardAnswered(NodeUID)
+    /// Member `uid` marked a forward's answer or heartbeated one (`ForwardHeartbeat`): every
+    /// data loop may hold silence from it against it.
+    case forwardHeartbeats(NodeUID)
     /// SIGTERM: shut down gracefully.
     case shutdownRequested
 }

@@ -31,7 +31,7 @@ extension ClusterNode {
         switch event {
         case .memberStatusChanged(let uid, _, _, let to) where to.status.isTerminal:
             self.endpointLag[uid] = nil
-            self.reachability.forget(uid)
+            self.reachability.forgetMember(uid)
             let changes = self.endpoints.removeOwner(uid)
             self.publish(changes, into: &directives)
             self.noteLostRoutes(changes)

@@ -10,6 +10,8 @@ struct RoutingPublication: Sendable {
     var peerHosts: [String] = []
     /// The members last sent as unreachable.
     var unreachable: Set<NodeUID> = []
+    /// The members last sent as heartbeating forwards.
+    var heartbeating: Set<NodeUID> = []
 }
 
 extension ClusterNode {
@@ -57,6 +59,12 @@ extension ClusterNode {
             for uid in self.routing.unreachable.subtracting(unreachable).sorted() { changes.append(.unreachable(uid, false)) }
             for uid in unreachable.subtracting(self.routing.unreachable).sorted() { changes.append(.unreachable(uid, true)) }
             self.routing.unreachable = unreachable
+        }
+        let heartbeating = self.reachability.heartbeating
+        if heartbeating != self.routing.heartbeating {
+            for uid in self.routing.heartbeating.subtracting(heartbeating).sorted() { changes.append(.heartbeats(uid, false)) }
+            for uid in heartbeating.subtracting(self.routing.heartbeating).sorted() { changes.append(.heartbeats(uid, true)) }
+            self.routing.heartbeating = heartbeating
         }
         if !changes.isEmpty { directives.append(.routingChanged(changes)) }
     }

@@ -100,6 +100,8 @@ public struct ClusterNode: Sendable {
             if uid != self.me.uid, self.membership.isLive(uid) { self.reachability.noteForwardFailed(uid, now: now) }
         case .forwardAnswered(let uid):
             self.reachability.noteForwardAnswered(uid)
+        case .forwardHeartbeats(let uid):
+            if uid != self.me.uid, self.membership.isLive(uid) { self.reachability.noteHeartbeats(uid) }
         case .shutdownRequested:
             self.apply(lifecycle: .shutdownRequested, now: now, into: &directives)
         }

@@ -14,14 +14,52 @@ public struct ExchangeSettings: Hashable, Sendable {
     /// to a node this one cannot reach fails in time for another holder to answer within a
     /// typical client timeout.
     public var forwardDialTimeout: Duration
+    /// How long a forward to a heartbeat-capable node may go without a byte from it before its
+    /// answer starts (`proxy.forward_answer_timeout`; zero: no such limit), counted from the
+    /// forward's start plus `forwardDialTimeout`, then from each heartbeat. The node is asked for
+    /// a heartbeat every third of it (`ForwardHeartbeat`), so only a lost hop stays silent this
+    /// long, never a slow upstream.
+    public var forwardAnswerTimeout: Duration
 
-    /// Piko's `proxy.timeout` (30 s), a 1 s wait for a holder, two moves, a 1 s forward dial.
+    /// Piko's `proxy.timeout` (30 s), a 1 s wait for a holder, two moves, a 1 s forward dial, a
+    /// 1 s forward silence.
     public init(upstreamTimeout: Duration = .seconds(30), holderWait: Duration = .seconds(1), maxMoves: Int = 2,
-                forwardDialTimeout: Duration = .seconds(1)) {
+                forwardDialTimeout: Duration = .seconds(1), forwardAnswerTimeout: Duration = .seconds(1)) {
         self.upstreamTimeout = upstreamTimeout
         self.holderWait = holderWait
         self.maxMoves = maxMoves
         self.forwardDialTimeout = forwardDialTimeout
+        self.forwardAnswerTimeout = forwardAnswerTimeout
+    }
+
+    /// The heartbeat interval a forward asks for: a third of `forwardAnswerTimeout`, so two
+    /// heartbeats may be lost or late before the forward counts as lost (nil: none asked).
+    public var heartbeatInterval: Duration? {
+        self.forwardAnswerTimeout > .zero ? self.forwardAnswerTimeout / 3 : nil
+    }
+}
+
+/// The clocks of a sent exchange, and what its client heard before the answer's head.
+public struct SentTiming: Hashable, Sendable {
+    /// No answer head by then: 504 (nil: not timed, as upgrades and CONNECT).
+    public var answerDeadline: Instant?
+    /// A forward to a heartbeat-capable node: nothing from it by then means the hop is lost.
+    public var hopSilentAfter: Instant?
+    /// At the holder of a forward that asked for heartbeats: when the next one is due.
+    public var nextHeartbeat: Instant?
+    /// An interim answer of the upstream's (`100 Continue`, `103`) reached the client: the
+    /// request may not go elsewhere any more.
+    public var clientHeardInterim = false
+
+    /// When the exchange's timer is due next (nil: never).
+    public var nextTimer: Instant? {
+        Self.earlier(Self.earlier(self.answerDeadline, self.hopSilentAfter), self.nextHeartbeat)
+    }
+
+    private static func earlier(_ one: Instant?, _ other: Instant?) -> Instant? {
+        guard let one else { return other }
+        guard let other else { return one }
+        return min(one, other)
     }
 }
 
@@ -36,15 +74,22 @@ public enum ExchangeUpstreamKind: Hashable, Sendable {
 /// What the shell does next for one exchange.
 public enum ExchangeAction: Hashable, Sendable {
     /// Open a stream on local tunnel `id` (on this loop) and send the request on it; arm the
-    /// upstream timeout for `deadline` when given.
+    /// exchange's timer for `deadline` when given. An upstream the exchange had before is reset.
     case openStream(TunnelID, deadline: Instant?)
-    /// Forward the request to `uid` at `proxyAddress`; arm the upstream timeout for `deadline`.
+    /// Forward the request to `uid` at `proxyAddress` (asking for heartbeats as
+    /// `heartbeatRequest` says); arm the exchange's timer for `deadline`. An upstream the
+    /// exchange had before is reset.
     case forward(uid: NodeUID, name: String, proxyAddress: Address, deadline: Instant?)
     /// Hand the connection (with the request) to data loop `loop`, where it starts again.
     case move(toLoop: Int)
     /// Keep the request until routing changes (offer `.routingChanged`) or `until` passes
     /// (offer `.timerFired`).
     case wait(until: Instant)
+    /// Keep going; the exchange's timer is now due at `deadline` (offer `.timerFired` then).
+    case armTimer(Instant)
+    /// Write a heartbeat (`ForwardHeartbeat.interimBytes`) to the node that forwarded the
+    /// request, and arm the exchange's timer for `next`.
+    case heartbeat(next: Instant)
     /// Answer with this status and Piko's JSON error message; the request body, if any, is read
     /// and dropped. `close` when the connection must not carry another request.
     case answer(status: Int, message: String, close: Bool)
@@ -61,6 +106,9 @@ public enum ReachabilityReport: Hashable, Sendable {
     case unreachable(NodeUID)
     /// The member answered a forward although the loop held evidence against it.
     case reachable(NodeUID)
+    /// The loop just learned that the member heartbeats forwards (every loop should hold its
+    /// silence against it); when `wasUnreachable`, it is also reachable again (it answered).
+    case heartbeats(NodeUID, wasUnreachable: Bool)
 }
 
 /// What one proxied request does at one node, from its head to its answer: where it is routed
@@ -73,6 +121,12 @@ public enum ReachabilityReport: Hashable, Sendable {
 /// Status rules: `/_pico…` paths 404; no endpoint 400; an endpoint ID too long 400; no holder
 /// (after the wait) 502 `no available upstreams`; a failed upstream 502 `upstream
 /// unreachable`; no answer within `upstreamTimeout` 504 `upstream timeout`.
+///
+/// Hop liveness (`ForwardHeartbeat`): a forward asks its node for heartbeats; at the holder, the
+/// exchange of such a forward asks its shell to write one every interval until the answer
+/// starts; at the forwarding node, a forward to a node known to heartbeat that hears nothing for
+/// `forwardAnswerTimeout` counts as failed before any answer byte (evidence against the node; an
+/// idempotent bodyless request goes to another holder).
 public struct RequestExchange: Sendable {
     /// Where the exchange is in its life.
     public enum State: Hashable, Sendable {
@@ -82,8 +136,8 @@ public struct RequestExchange: Sendable {
         case waitingForHolder(until: Instant)
         /// Moving to data loop `loop` (it starts again there as a new exchange).
         case moving(toLoop: Int)
-        /// Sent to an upstream; nothing of its answer reached the client yet.
-        case sent(ExchangeUpstreamKind)
+        /// Sent to an upstream; no answer head reached the client yet.
+        case sent(ExchangeUpstreamKind, SentTiming)
         /// The upstream's answer is reaching the client.
         case answering(ExchangeUpstreamKind)
         /// The exchange answered (with `status`) or failed; nothing more happens.
@@ -107,6 +161,9 @@ public struct RequestExchange: Sendable {
     /// An upgrade (WebSocket) or CONNECT: bytes may follow the head at once, and it is not timed.
     let isTunnelled: Bool
     let settings: ExchangeSettings
+    /// A peer forwarded the request and asks for a heartbeat this often (trusted only from a
+    /// member's proxy host).
+    public let heartbeatsOwed: Duration?
     /// Where it is.
     public private(set) var state: State = .received
     /// Times its connection moved between loops for it so far.
@@ -127,6 +184,8 @@ public struct RequestExchange: Sendable {
         self.framing = framing
         self.isPicoPath = head.path.hasPrefix("/_pico")
         self.isTunnelled = head.isUpgrade || head.method == "CONNECT"
+        self.heartbeatsOwed = self.arrivedFromPeer && !self.isTunnelled
+            ? ForwardHeartbeat.interval(requestedBy: head.headers.first(ForwardHeartbeat.header)) : nil
         self.settings = settings
         self.moves = moves
         self.avoiding = avoiding
@@ -143,7 +202,7 @@ public struct RequestExchange: Sendable {
     /// node's change arrives): routes again without it (and may wait for a holder, as at the
     /// start: during a hand-over the replacement may not be known yet).
     public mutating func tunnelUnavailable(_ id: TunnelID, router: inout LoopRouter, mayWait: Bool, now: Instant) -> ExchangeAction {
-        guard case .sent(.tunnel(id)) = self.state else { return .none }
+        guard case .sent(.tunnel(id), _) = self.state else { return .none }
         router.finishStream(on: id)
         router.apply(.tunnelRemoved(id))
         self.state = .received
@@ -163,29 +222,98 @@ public struct RequestExchange: Sendable {
         return action
     }
 
-    /// A timer the exchange asked for fired: the holder wait ends (route once more, else 502),
-    /// or the upstream did not start its answer in time (504).
-    public mutating func timerFired(router: inout LoopRouter, now: Instant) -> ExchangeAction {
+    /// A timer the exchange asked for fired: the holder wait ends (route once more, else 502);
+    /// the upstream did not start its answer in time (504); a forward's node went silent (as a
+    /// failure before any answer byte: evidence, and another holder when the request allows);
+    /// or a heartbeat is due. Early, it only re-arms.
+    public mutating func timerFired(router: inout LoopRouter, now: Instant) -> (ExchangeAction, ReachabilityReport?) {
         switch self.state {
         case .waitingForHolder(let until):
-            guard now >= until else { return .wait(until: until) }
+            guard now >= until else { return (.wait(until: until), nil) }
             self.state = .received
-            return self.route(router: &router, mayWait: false, now: now)
-        case .sent(let upstream):
-            self.release(upstream, router: &router)
-            return self.finish(answering: 504, "upstream timeout", close: true)
+            return (self.route(router: &router, mayWait: false, now: now), nil)
+        case .sent(let upstream, var timing):
+            if let deadline = timing.answerDeadline, now >= deadline {
+                self.release(upstream, router: &router)
+                return (self.finish(answering: 504, "upstream timeout", close: true), nil)
+            }
+            if let silent = timing.hopSilentAfter, now >= silent, case .peer(let uid, _) = upstream {
+                return self.hopWentSilent(upstream, uid: uid, timing: timing, router: &router, now: now)
+            }
+            if let due = timing.nextHeartbeat, now >= due, let interval = self.heartbeatsOwed {
+                timing.nextHeartbeat = now + interval
+                self.state = .sent(upstream, timing)
+                return (.heartbeat(next: timing.nextTimer ?? now + interval), nil)
+            }
+            return (timing.nextTimer.map { .armTimer($0) } ?? .none, nil)
         default:
-            return .none
+            return (.none, nil)
         }
     }
 
-    /// The upstream's answer head reached the client (interim answers aside). Returns what the
-    /// node should learn: a peer that answered is reachable, if the loop doubted it.
-    public mutating func answerStarted(router: LoopRouter) -> ReachabilityReport? {
-        guard case .sent(let upstream) = self.state else { return nil }
+    /// Nothing came from forward target `uid` for `forwardAnswerTimeout`: evidence against it.
+    /// The request goes to another holder when it may be repeated and one is left; otherwise it
+    /// keeps waiting for this node's answer (a way back that heals delivers it) until the answer
+    /// deadline, and a heartbeat that arrives starts the silence clock again.
+    private mutating func hopWentSilent(_ upstream: ExchangeUpstreamKind, uid: NodeUID, timing: SentTiming, router: inout LoopRouter, now: Instant) -> (ExchangeAction, ReachabilityReport?) {
+        let report = ReachabilityReport.unreachable(uid)
+        if ForwardRetry.mayRetry(method: self.method, framing: self.framing, progress: .unanswered,
+                                 clientAnswered: timing.clientHeardInterim, retries: self.avoiding.count) {
+            let before = self
+            self.avoiding.append(uid)
+            self.state = .received
+            let next = self.route(router: &router, mayWait: false, now: now)
+            if case .answer = next {
+                self = before
+            } else {
+                return (next, report)
+            }
+        }
+        var waiting = timing
+        waiting.hopSilentAfter = nil
+        self.state = .sent(upstream, waiting)
+        return (waiting.nextTimer.map { .armTimer($0) } ?? .none, report)
+    }
+
+    /// The forward's node sent a heartbeat: it is alive and heartbeat-capable, and the silence
+    /// clock starts again. Returns the timer to arm, and news for the node when the loop did not
+    /// know the member heartbeats.
+    public mutating func heardFromHop(router: inout LoopRouter, now: Instant) -> (ExchangeAction, ReachabilityReport?) {
+        guard case .sent(.peer(let uid, let name), var timing) = self.state else { return (.none, nil) }
+        let learned = router.learnHeartbeats(uid)
+        if self.settings.forwardAnswerTimeout > .zero { timing.hopSilentAfter = now + self.settings.forwardAnswerTimeout }
+        self.state = .sent(.peer(uid, name: name), timing)
+        return (timing.nextTimer.map { .armTimer($0) } ?? .none, learned ? .heartbeats(uid, wasUnreachable: false) : nil)
+    }
+
+    /// An interim answer of the upstream's (`100 Continue`, `103 Early Hints`) reached the
+    /// client: the request can no longer go elsewhere, and a forward's node is alive. Returns
+    /// the timer to arm.
+    public mutating func interimRelayed(now: Instant) -> ExchangeAction {
+        guard case .sent(let upstream, var timing) = self.state else { return .none }
+        timing.clientHeardInterim = true
+        if timing.hopSilentAfter != nil { timing.hopSilentAfter = now + self.settings.forwardAnswerTimeout }
+        self.state = .sent(upstream, timing)
+        return timing.nextTimer.map { .armTimer($0) } ?? .none
+    }
+
+    /// The upstream's answer head reached the client (interim answers aside); for a forward,
+    /// `markedByHop` tells whether the node marked it heartbeat-capable (`ForwardHeartbeat`).
+    /// Returns what the node should learn: a peer that answered is reachable, if the loop
+    /// doubted it.
+    public mutating func answerStarted(router: inout LoopRouter, markedByHop: Bool) -> ReachabilityReport? {
+        guard case .sent(let upstream, _) = self.state else { return nil }
         self.state = .answering(upstream)
-        if case .peer(let uid, _) = upstream, router.isUnreachable(uid) { return .reachable(uid) }
-        return nil
+        guard case .peer(let uid, _) = upstream else { return nil }
+        if markedByHop, router.learnHeartbeats(uid) { return .heartbeats(uid, wasUnreachable: router.isUnreachable(uid)) }
+        return router.isUnreachable(uid) ? .reachable(uid) : nil
+    }
+
+    /// The heartbeat interval to ask of the node a forward goes to (`ForwardHeartbeat`); nil for
+    /// a request that is not being forwarded, or is not timed (upgrades and CONNECT).
+    public var heartbeatRequest: Duration? {
+        guard case .sent(.peer, _) = self.state, !self.isTunnelled else { return nil }
+        return self.settings.heartbeatInterval
     }
 
     /// The upstream failed after getting `progress` far with the request. A forward that failed
@@ -193,14 +321,15 @@ public struct RequestExchange: Sendable {
     /// to another holder; otherwise 502 (or, once the answer started, a close).
     public mutating func upstreamFailed(progress: UpstreamProgress, router: inout LoopRouter, now: Instant) -> (ExchangeAction, ReachabilityReport?) {
         switch self.state {
-        case .sent(let upstream):
+        case .sent(let upstream, let timing):
             self.release(upstream, router: &router)
             guard case .peer(let uid, _) = upstream else {
                 return (self.finish(answering: 502, "upstream unreachable", close: true), nil)
             }
             // The node weighs the evidence and tells every loop (this one included).
             let report: ReachabilityReport? = progress == .answered ? nil : .unreachable(uid)
-            if ForwardRetry.mayRetry(method: self.method, framing: self.framing, progress: progress, clientAnswered: false, retries: self.avoiding.count) {
+            if ForwardRetry.mayRetry(method: self.method, framing: self.framing, progress: progress,
+                                     clientAnswered: timing.clientHeardInterim, retries: self.avoiding.count) {
                 self.avoiding.append(uid)
                 self.state = .received
                 return (self.route(router: &router, mayWait: false, now: now), report)
@@ -219,7 +348,7 @@ public struct RequestExchange: Sendable {
     /// (`proxy.forward_max_connections`): the request was not sent, so it goes to another
     /// holder when one is left (no evidence: the target is busy, not unreachable), else 503.
     public mutating func forwardRefused(router: inout LoopRouter, now: Instant) -> ExchangeAction {
-        guard case .sent(.peer(let uid, let name)) = self.state else { return .none }
+        guard case .sent(.peer(let uid, let name), _) = self.state else { return .none }
         if ForwardRetry.mayRetry(method: self.method, framing: self.framing, progress: .unsent, clientAnswered: false, retries: self.avoiding.count) {
             self.avoiding.append(uid)
             self.state = .received
@@ -239,7 +368,7 @@ public struct RequestExchange: Sendable {
             self.release(upstream, router: &router)
             self.state = .finished(status: 0)
             return .closeConnection
-        case .sent(let upstream):
+        case .sent(let upstream, _):
             self.release(upstream, router: &router)
         case .finished:
             // Answered already (our own error, with the body still arriving): nothing more can be
@@ -255,7 +384,7 @@ public struct RequestExchange: Sendable {
     /// when the client left before an answer), releasing its place on the tunnel.
     public mutating func finished(status: Int, router: inout LoopRouter) {
         switch self.state {
-        case .sent(let upstream), .answering(let upstream):
+        case .sent(let upstream, _), .answering(let upstream):
             self.release(upstream, router: &router)
         default:
             break
@@ -266,7 +395,7 @@ public struct RequestExchange: Sendable {
     /// The tunnel this exchange counts in flight on (nil when none).
     public var tunnel: TunnelID? {
         switch self.state {
-        case .sent(.tunnel(let id)), .answering(.tunnel(let id)): id
+        case .sent(.tunnel(let id), _), .answering(.tunnel(let id)): id
         default: nil
         }
     }
@@ -274,7 +403,7 @@ public struct RequestExchange: Sendable {
     /// The node this exchange was forwarded to (nil when none).
     public var peer: NodeUID? {
         switch self.state {
-        case .sent(.peer(let uid, _)), .answering(.peer(let uid, _)): uid
+        case .sent(.peer(let uid, _), _), .answering(.peer(let uid, _)): uid
         default: nil
         }
     }
@@ -285,8 +414,9 @@ public struct RequestExchange: Sendable {
         switch router.decide(endpoint: self.endpoint, forwarded: self.forwardMarked, avoiding: self.avoiding) {
         case .local(let id):
             guard let loop = router.loop(of: id), loop != router.loop else {
-                self.state = .sent(.tunnel(id))
-                return .openStream(id, deadline: self.upstreamDeadline(now))
+                let timing = SentTiming(answerDeadline: self.upstreamDeadline(now), nextHeartbeat: self.heartbeatsOwed.map { now + $0 })
+                self.state = .sent(.tunnel(id), timing)
+                return .openStream(id, deadline: timing.nextTimer)
             }
             router.finishStream(on: id)
             guard self.moves < self.settings.maxMoves else { return self.finish(answering: 502, "upstream unreachable") }
@@ -294,8 +424,14 @@ public struct RequestExchange: Sendable {
             self.state = .moving(toLoop: loop)
             return .move(toLoop: loop)
         case .forward(let uid, let name, let address):
-            self.state = .sent(.peer(uid, name: name))
-            return .forward(uid: uid, name: name, proxyAddress: address, deadline: self.upstreamDeadline(now))
+            var timing = SentTiming(answerDeadline: self.upstreamDeadline(now))
+            if self.settings.forwardAnswerTimeout > .zero, !self.isTunnelled, router.sendsHeartbeats(uid) {
+                // The first silence counts from the end of the longest dial: a dial that fails is
+                // judged by its own timeout (`.unsent`: any request may go elsewhere), not as silence.
+                timing.hopSilentAfter = now + self.settings.forwardDialTimeout + self.settings.forwardAnswerTimeout
+            }
+            self.state = .sent(.peer(uid, name: name), timing)
+            return .forward(uid: uid, name: name, proxyAddress: address, deadline: timing.nextTimer)
         case .reject(let rejection):
             if rejection == .noAvailableUpstreams {
                 if !self.avoiding.isEmpty {

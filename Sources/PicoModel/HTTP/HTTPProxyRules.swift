@@ -86,10 +86,12 @@ public enum HTTPProxyRules {
     /// and `Host`), replacing the client's own, except on a request a peer forwarded
     /// (`arrivedFromPeer`), whose values the peer set. `x-pico-forward: true` marks a request
     /// to a peer and nothing else: it never reaches an upstream service, and a client's own is
-    /// dropped. `framing` is the request's, when the caller has it from the decoder.
+    /// dropped. `framing` is the request's, when the caller has it from the decoder. A forward
+    /// asks for a heartbeat every `heartbeat` when given (`ForwardHeartbeat`); the field never
+    /// reaches an upstream service, and a client's own is dropped.
     public static func upstreamRequest(
         _ head: HTTPRequestHead, clientIP: String?, scheme: String, to hop: NextHop, arrivedFromPeer: Bool = false,
-        framing: HTTPBodyFraming? = nil
+        framing: HTTPBodyFraming? = nil, heartbeat: Duration? = nil
     ) -> HTTPRequestHead {
         var headers = Self.endToEnd(head.headers, keepUpgrade: head.isUpgrade)
         let framing = framing ?? Self.framing(ofRequest: head)
@@ -110,6 +112,11 @@ public enum HTTPProxyRules {
         switch hop {
         case .peer: headers.replaceOrAdd(name: "x-pico-forward", value: "true")
         case .tunnel: if headers.contains("x-pico-forward") { headers.remove("x-pico-forward") }
+        }
+        if hop == .peer, let heartbeat {
+            headers.replaceOrAdd(name: ForwardHeartbeat.header, value: ForwardHeartbeat.requestValue(every: heartbeat))
+        } else if headers.contains(ForwardHeartbeat.header) {
+            headers.remove(ForwardHeartbeat.header)
         }
         return HTTPRequestHead(method: head.method, target: head.target, version: .http1_1, headers: headers)
     }

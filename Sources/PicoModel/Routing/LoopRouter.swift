@@ -16,6 +16,8 @@ public enum RoutingChange: Hashable, Sendable {
     /// The proxy hosts of the live members (ourselves excluded), sorted: the only sources whose
     /// `x-pico-forward` mark counts.
     case peerProxyHosts([String])
+    /// Member `uid` heartbeats forwards (true), or is no longer a live member (false).
+    case heartbeats(NodeUID, Bool)
 }
 
 /// One data loop's routing: `Router`'s order (non-draining local tunnels, then remote nodes, then
@@ -34,7 +36,14 @@ public struct LoopRouter: Sendable {
     private var unreachable: Set<NodeUID> = []
     /// The live members' proxy hosts (looked up, never iterated).
     private var peerHosts: Set<String> = []
+    /// Members seen sending forward heartbeats (looked up, never iterated; see `ForwardHeartbeat`).
+    private var heartbeatPeers: Set<NodeUID> = []
     private var rng: SplitMix64
+
+    /// Heartbeat-capable members remembered at most (the node removes dead members' entries; a
+    /// loop's own learning could outrun it): at this size the set starts over, and each member
+    /// proves itself again on its next answered forward.
+    public static let maxHeartbeatPeers = 4_096
 
     /// An empty router for loop `loop`; `seed` drives the weighted choice of remote nodes.
     public init(loop: Int, seed: UInt64) {
@@ -65,6 +74,8 @@ public struct LoopRouter: Sendable {
             if unreachable { self.unreachable.insert(uid) } else { self.unreachable.remove(uid) }
         case .peerProxyHosts(let hosts):
             self.peerHosts = Set(hosts)
+        case .heartbeats(let uid, let heartbeats):
+            if heartbeats { self.learnHeartbeats(uid) } else { self.heartbeatPeers.remove(uid) }
         }
     }
 
@@ -74,6 +85,19 @@ public struct LoopRouter: Sendable {
 
     /// True when the node has evidence it cannot reach `uid`.
     public func isUnreachable(_ uid: NodeUID) -> Bool { self.unreachable.contains(uid) }
+
+    /// True when `uid` was seen sending forward heartbeats: silence from it means a lost hop.
+    public func sendsHeartbeats(_ uid: NodeUID) -> Bool { self.heartbeatPeers.contains(uid) }
+
+    /// Member `uid` marked an answer, or sent a heartbeat: it heartbeats while its upstream
+    /// works. False when the loop knew already (only news goes to the node).
+    @discardableResult
+    public mutating func learnHeartbeats(_ uid: NodeUID) -> Bool {
+        guard !self.heartbeatPeers.contains(uid) else { return false }
+        if self.heartbeatPeers.count >= Self.maxHeartbeatPeers { self.heartbeatPeers.removeAll() }
+        self.heartbeatPeers.insert(uid)
+        return true
+    }
 
     /// The loop tunnel `id` lives on (nil when unknown).
     public func loop(of id: TunnelID) -> Int? { self.placement[id] }

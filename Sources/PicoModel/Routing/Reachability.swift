@@ -33,6 +33,10 @@ public struct Reachability: Hashable, Sendable {
     public private(set) var evidence: [NodeUID: Evidence] = [:]
     /// The members with evidence against them.
     public private(set) var unreachable: Set<NodeUID> = []
+    /// Live members seen heartbeating forwards (`ForwardHeartbeat`): silence from them means a
+    /// lost hop. Bounded by the live members; looked up or sorted, never iterated in an order
+    /// that leaks.
+    public private(set) var heartbeating: Set<NodeUID> = []
 
     /// An empty table.
     public init() {}
@@ -41,6 +45,15 @@ public struct Reachability: Hashable, Sendable {
     public mutating func noteForwardFailed(_ uid: NodeUID, now: Instant) {
         self.evidence[uid, default: Evidence()].forwardFailedAt = now
         self.unreachable.insert(uid)
+    }
+
+    /// `uid` marked a forward's answer, or heartbeated one: it heartbeats while its upstream works.
+    public mutating func noteHeartbeats(_ uid: NodeUID) { self.heartbeating.insert(uid) }
+
+    /// `uid` is no longer a live member: everything known about it goes.
+    public mutating func forgetMember(_ uid: NodeUID) {
+        self.forget(uid)
+        self.heartbeating.remove(uid)
     }
 
     /// `uid` answered a forward: it is reachable where routing needs it.

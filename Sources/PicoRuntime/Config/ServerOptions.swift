@@ -117,6 +117,13 @@ public enum ServerOptions {
             return nil
         },
         duration("proxy.forward_dial_timeout", "1s", "How long a forward to another node may take to connect, or leave its bytes unacknowledged, before it fails and another holder of the endpoint is tried.") { $0.forwardDialTimeout = $1 },
+        ServerOption(key: "proxy.forward_answer_timeout", defaultText: "1s", help: "How long a forward may hear nothing from the node it went to before the answer starts. That node sends a heartbeat every third of it while its upstream works, so only a lost node stays silent this long: the forward then fails and a GET, HEAD or OPTIONS without a body goes to another holder. 0 turns this off; otherwise from 300ms (a node sends at most 10 heartbeats a second) to 30s.") { settings, text in
+            guard let value = DurationText.parse(text), value == .zero || (.milliseconds(300) ... .seconds(30)).contains(value) else {
+                return "expected 0 or a duration from 300ms to 30s"
+            }
+            settings.forwardAnswerTimeout = value
+            return nil
+        },
         ServerOption(key: "proxy.access_log.disable", defaultText: "false", help: "Turns the per-request access log off.") { settings, text in
             guard let value = Bool(text) else { return "expected true or false" }
             settings.accessLogDisabled = value

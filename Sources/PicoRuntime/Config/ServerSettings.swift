@@ -34,6 +34,10 @@ public struct ServerSettings: Hashable, Sendable {
     /// long its bytes may go unacknowledged (`TCP_USER_TIMEOUT`) before the forward fails and
     /// another holder is tried.
     public var forwardDialTimeout: Duration = .seconds(1)
+    /// `proxy.forward_answer_timeout`: how long a forward may hear nothing from the node it went
+    /// to before the answer starts (that node heartbeats every third of it while its upstream
+    /// works); zero turns the rule off.
+    public var forwardAnswerTimeout: Duration = .seconds(1)
     /// `proxy.access_log.disable`.
     public var accessLogDisabled = false
     /// `proxy.access_log.level`: the level of access-log lines (raised to `warn` for 5xx).
@@ -103,6 +107,7 @@ public struct ServerSettings: Hashable, Sendable {
 extension ServerSettings {
     /// What the proxy's request exchanges run with.
     var exchangeSettings: ExchangeSettings {
-        ExchangeSettings(upstreamTimeout: self.proxyTimeout, holderWait: self.upstreamWait, forwardDialTimeout: self.forwardDialTimeout)
+        ExchangeSettings(upstreamTimeout: self.proxyTimeout, holderWait: self.upstreamWait, forwardDialTimeout: self.forwardDialTimeout,
+                         forwardAnswerTimeout: self.forwardAnswerTimeout)
     }
 }

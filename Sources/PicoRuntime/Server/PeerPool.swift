@@ -124,8 +124,6 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
     private var isUpgraded = false
     /// The connection opened (a pooled one has).
     private var connected = false
-    /// A byte of the current request's answer arrived.
-    private var receivedAnswer = false
     private var unconsumed = 0
     private var timer: LoopTimer?
     private var closed = false
@@ -168,7 +166,6 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
         self.timer = nil
         self.handler = handler
         self.unconsumed = 0
-        self.receivedAnswer = false
         connection.resumeReading()
         return true
     }
@@ -227,10 +224,9 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
 
     func upgraded() { self.isUpgraded = true }
 
-    var progress: UpstreamProgress {
-        if !self.connected { return .unsent }
-        return self.receivedAnswer ? .answered : .unanswered
-    }
+    /// Unsent until the connection opened; after that, how much of the answer arrived is the
+    /// exchange's to judge (a heartbeat is no answer byte, an answer head is).
+    var progress: UpstreamProgress { self.connected ? .unanswered : .unsent }
 
     func completed(reusable: Bool) {
         self.handler = nil
@@ -257,7 +253,6 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
             return
         }
         self.unconsumed += bytes.count
-        self.receivedAnswer = true
         handler.streamReceived(ArraySlice(bytes))
         if self.unconsumed > Self.pauseAbove { connection.pauseReading() }
     }

@@ -205,6 +205,8 @@ final class ProxyConnection: ConnectionDelegate {
         let shard = self.shard
         switch action {
         case .openStream(let id, let deadline):
+            // A forward that went silent is replaced: its connection is abandoned first.
+            if exchange.upstream != nil { self.tearDown(exchange) }
             guard let tunnel = shard.usableTunnel(id) else {
                 // Closing or gone, and the node's change has not arrived yet: route without it.
                 self.follow(exchange.machine.tunnelUnavailable(id, router: &shard.router, mayWait: shard.mayWait, now: shard.loop.now), exchange)
@@ -221,6 +223,7 @@ final class ProxyConnection: ConnectionDelegate {
             shard.metrics.update { $0.upstreamRequests += 1 }
             self.start(exchange, on: TunnelStreamUpstream(transport: transport, stream: stream), deadline: deadline)
         case .forward(let uid, let name, let address, let deadline):
+            if exchange.upstream != nil { self.tearDown(exchange) }
             guard let upstream = shard.peers.open(to: address, handler: exchange) else {
                 self.follow(exchange.machine.forwardRefused(router: &shard.router, now: shard.loop.now), exchange)
                 return
@@ -231,11 +234,18 @@ final class ProxyConnection: ConnectionDelegate {
             exchange.response = HTTP1ResponseDecoder()
             self.start(exchange, on: upstream, deadline: deadline)
         case .move(let loop):
+            if exchange.upstream != nil { self.tearDown(exchange) }
             self.move(exchange, to: shard.node.shards[loop])
         case .wait(let until):
             shard.startWaiting(self, counted: exchange.waited)
             exchange.waited = true
             self.setWait(.exchange(exchange), until: until)
+        case .armTimer(let deadline):
+            self.setWait(.exchange(exchange), until: deadline)
+        case .heartbeat(let next):
+            // The forwarding node's silence clock starts again (it swallows this interim answer).
+            self.connection.write(ForwardHeartbeat.interimBytes)
+            self.setWait(.exchange(exchange), until: next)
         case .answer(let status, let message, let close):
             guard close else {
                 self.answer(exchange, status: status, message: message)
@@ -275,6 +285,9 @@ final class ProxyConnection: ConnectionDelegate {
         switch report {
         case .unreachable(let uid)?: self.shard.toModel(.forwardFailed(uid))
         case .reachable(let uid)?: self.shard.toModel(.forwardAnswered(uid))
+        case .heartbeats(let uid, let wasUnreachable)?:
+            self.shard.toModel(.forwardHeartbeats(uid))
+            if wasUnreachable { self.shard.toModel(.forwardAnswered(uid)) }
         case nil: break
         }
     }
@@ -285,7 +298,7 @@ final class ProxyConnection: ConnectionDelegate {
         exchange.response.expectResponse(to: exchange.head.method)
         let request = HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(
             exchange.head, clientIP: self.clientIP, scheme: "http", to: exchange.machine.peer == nil ? .tunnel : .peer,
-            arrivedFromPeer: exchange.machine.arrivedFromPeer, framing: exchange.requestFraming))
+            arrivedFromPeer: exchange.machine.arrivedFromPeer, framing: exchange.requestFraming, heartbeat: exchange.machine.heartbeatRequest))
         if exchange.requestFraming == .none, !exchange.head.isUpgrade, exchange.head.method != "CONNECT" {
             request.withUnsafeBytes { upstream.sendWhole(raw: $0) }
         } else {
@@ -413,7 +426,15 @@ final class ProxyConnection: ConnectionDelegate {
                 switch part {
                 case .head(let head):
                     if head.isInterim {
+                        if exchange.machine.peer != nil, ForwardHeartbeat.isHeartbeat(head) {
+                            // The node we forwarded to is alive; the client hears nothing of it.
+                            let (action, learned) = exchange.machine.heardFromHop(router: &self.shard.router, now: self.shard.loop.now)
+                            self.report(learned)
+                            self.follow(action, exchange)
+                            continue
+                        }
                         self.connection.write(HTTP1Encoder.encode(head))
+                        self.follow(exchange.machine.interimRelayed(now: self.shard.loop.now), exchange)
                         continue
                     }
                     self.sendResponseHead(head, exchange)
@@ -446,7 +467,11 @@ final class ProxyConnection: ConnectionDelegate {
 
     private func sendResponseHead(_ head: HTTPResponseHead, _ exchange: ProxyExchange) {
         if case .exchange = self.wait { self.wait = nil }
-        self.report(exchange.machine.answerStarted(router: self.shard.router))
+        var head = head
+        // A forward's node marks its answer when it heartbeats; the client does not see the mark.
+        let marked = exchange.machine.peer != nil && head.headers.contains(ForwardHeartbeat.header)
+        if marked { head.headers.remove(ForwardHeartbeat.header) }
+        self.report(exchange.machine.answerStarted(router: &self.shard.router, markedByHop: marked))
         exchange.status = head.status
         exchange.responseHeadSent = true
         exchange.upstreamKeepsAlive = head.version >= .http1_1 && !head.headers.hasToken("connection", "close")
@@ -465,10 +490,12 @@ final class ProxyConnection: ConnectionDelegate {
             return
         }
         if exchange.head.isUpgrade, self.decoder.state == .upgradePending { self.decoder.refuseUpgrade() }
-        let client = HTTPProxyRules.clientResponse(
+        var client = HTTPProxyRules.clientResponse(
             head, requestMethod: exchange.head.method, clientVersion: exchange.head.version,
             clientKeepAlive: exchange.keepAlive && !self.clientFinished, upstreamFraming: exchange.response.headFraming
         )
+        // Answering a forward that asked for heartbeats: tell the forwarding node we send them.
+        if exchange.machine.heartbeatsOwed != nil { client.head.headers.replaceOrAdd(name: ForwardHeartbeat.header, value: "1") }
         exchange.clientFraming = client.framing
         exchange.keepAlive = client.keepAlive
         exchange.responseHeaders = client.head.headers
@@ -665,7 +692,9 @@ final class ProxyConnection: ConnectionDelegate {
         case .exchange(let exchange):
             guard exchange === self.exchange, !exchange.responseHeadSent else { return }
             self.shard.stopWaiting(self)
-            self.follow(exchange.machine.timerFired(router: &self.shard.router, now: self.shard.loop.now), exchange)
+            let (action, learned) = exchange.machine.timerFired(router: &self.shard.router, now: self.shard.loop.now)
+            self.report(learned)
+            self.follow(action, exchange)
         }
     }
 }

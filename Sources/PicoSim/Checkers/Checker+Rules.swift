@@ -3,9 +3,10 @@ import PicoModel
 // ==== ---- The checkers' rules -----------------------------------------------------------------------
 
 extension Checker {
-    /// With `excuseUnreachable`, a request whose entry pod had no holder of its endpoint it could
-    /// reach (by the network's real state when the request arrived) may fail: nothing could
-    /// have served it there.
+    /// With `excuseUnreachable`, a request whose entry pod had, at some moment of its life, no
+    /// holder of its endpoint it could reach (by the network's real state, on arrival or when
+    /// links were cut while it was in flight) may fail: nothing could serve it then, and whether
+    /// the way opens again within its client's patience is up to the partition.
     static func noFailedRequests(_ world: SimWorld, windows: [ClosedRange<Instant>], excuseUnreachable: Bool, name: String) -> CheckResult {
         for record in world.traffic.history where windows.contains(where: { $0.contains(record.issuedAt) }) {
             if excuseUnreachable, record.holderReachable == false { continue }

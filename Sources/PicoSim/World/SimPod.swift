@@ -81,15 +81,24 @@ public enum TrafficEvent: Sendable {
     /// Client `client` sends its next request.
     case clientTick(client: Int)
     /// Request `request` reaches pod `pod` (boot `boot`); `forwarded` when another pod sent it.
-    case requestArrives(request: UInt64, pod: Int, boot: Int, forwarded: Bool)
+    /// A forwarded one comes on connection `connection` (0 for a client's).
+    case requestArrives(request: UInt64, pod: Int, boot: Int, fromHop: Int?, connection: UInt64)
     /// The upstream's answer to `request`'s stream at hop `hop` is back at its pod.
     case streamDone(request: UInt64, hop: Int)
     /// A timer `request`'s exchange at hop `hop` (on that pod's boot `boot`) asked for fired.
     case exchangeTimer(request: UInt64, hop: Int, boot: Int)
     /// The forward of `request`'s exchange at hop `hop` failed having got `progress` far.
-    case forwardFailed(request: UInt64, hop: Int, progress: UpstreamProgress)
-    /// The answer of the pod `request` was forwarded to reached its exchange at hop `hop`.
-    case peerAnswered(request: UInt64, hop: Int, outcome: RequestOutcome)
+    /// `connection` is the forward's (see `SimTraffic.Exchange.forwardConnection`): an event of an
+    /// abandoned forward is dropped.
+    case forwardFailed(request: UInt64, hop: Int, connection: UInt64, progress: UpstreamProgress)
+    /// The answer of the pod `request` was forwarded to reached its exchange at hop `hop`;
+    /// `marked` when that pod marked it heartbeat-capable.
+    case peerAnswered(request: UInt64, hop: Int, connection: UInt64, outcome: RequestOutcome, marked: Bool)
+    /// A heartbeat of the pod `request` was forwarded to reached its exchange at hop `hop`.
+    case hopHeartbeat(request: UInt64, hop: Int, connection: UInt64)
+    /// TCP retransmits `event`, which pod `from` (boot `boot`) sent back to the exchange at
+    /// hop `hop` of `request` while the way was cut (`attempt` retransmissions so far).
+    indirect case resend(TrafficEvent, from: Int, boot: Int, request: UInt64, hop: Int, connection: UInt64, attempt: Int)
     /// The client gives up on `request`.
     case requestTimeout(request: UInt64)
     /// The rollout controller checks its progress.

@@ -87,9 +87,10 @@ public struct RequestRecord: Hashable, Sendable {
     public var path: [Int]
     /// Forwards in a row it went through (0: served by the entry pod; at most 1: one hop).
     public var hops = 0
-    /// When it reached its entry pod: whether a pod holding a tunnel of its endpoint was that
-    /// pod or one it could exchange bytes with both ways, by the network's real state (not any
-    /// node's view). Nil until it reached a pod.
+    /// Whether, from when it reached its entry pod until it ended, a pod holding a tunnel of its
+    /// endpoint was always that pod or one it could exchange bytes with both ways, by the
+    /// network's real state (not any node's view): judged on arrival and again whenever links
+    /// are cut while it is in flight. Nil until it reached a pod.
     public var holderReachable: Bool?
 }
 
@@ -123,6 +124,14 @@ public struct SimTraffic: Sendable {
         var machine: RequestExchange
         /// The tunnel the pod's node counts this request on (`.streamFinished` is owed).
         var countedTunnel: TunnelID?
+        /// When the exchange's one pending timer event fires (nil: none pending); a later
+        /// deadline waits for it, as a runtime connection keeps one timer.
+        var timerDue: Instant?
+        /// The connection its current forward went out on (nil: none); what comes back on
+        /// another (an abandoned forward's) is dropped, as a reset connection's would be.
+        var forwardConnection: UInt64?
+        /// The connection it arrived on (0: from a client).
+        var arrivedOn: UInt64 = 0
     }
 
     var agents: [Agent] = []
@@ -136,6 +145,8 @@ public struct SimTraffic: Sendable {
     var exchanges: [ExchangeKey: Exchange] = [:]
     var placements: [TunnelID: Placement] = [:]
     var nextTunnel: UInt64 = 1
+    /// Numbers forward connections (one per forward attempt).
+    var nextConnection: UInt64 = 1
     var rng: SplitMix64
 
     init(podCount: Int, rng: SplitMix64) {

@@ -6,27 +6,31 @@ import PicoModel
 private let clientHost = "192.0.2.1"
 
 extension SimWorld {
-    /// Request `request` reaches pod `pod`: the pod's `RequestExchange` routes it with the pod's
-    /// `LoopRouter`, as a runtime proxy connection does.
-    mutating func requestArrives(_ request: UInt64, pod: Int, boot: Int, forwarded: Bool) {
+    /// Request `request` reaches pod `pod` from a client, or forwarded by the exchange at hop
+    /// `fromHop`: the pod's `RequestExchange` routes it with the pod's `LoopRouter`, as a runtime
+    /// proxy connection does.
+    mutating func requestArrives(_ request: UInt64, pod: Int, boot: Int, fromHop: Int?, connection: UInt64) {
         guard self.traffic.history[Int(request - 1)].outcome == nil else { return }
-        if self.parkIfPaused(.requestArrives(request: request, pod: pod, boot: boot, forwarded: forwarded), pod: pod, boot: boot) { return }
+        if self.parkIfPaused(.requestArrives(request: request, pod: pod, boot: boot, fromHop: fromHop, connection: connection), pod: pod, boot: boot) { return }
         // Hop 0 at the entry pod; a forward is one hop past the exchange that sent it.
-        var hop = 0
-        if forwarded {
-            hop = 1
-            while self.traffic.exchanges[ExchangeKey(request: request, hop: hop)] != nil { hop += 1 }
-        }
+        let hop = fromHop.map { $0 + 1 } ?? 0
         let key = ExchangeKey(request: request, hop: hop)
+        if let fromHop {
+            // The forwarding exchange gave up on this forward (it went silent, or timed out) before
+            // this pod read it: the connection was reset, and nothing of it is served.
+            guard self.traffic.exchanges[ExchangeKey(request: request, hop: fromHop)]?.forwardConnection == connection else { return }
+            guard self.isCurrent(pod, boot), self.pods[pod].state == .running else {
+                // The forwarding pod's dial is refused: it may try another holder.
+                self.traffic.history[Int(request - 1)].hops = max(self.traffic.history[Int(request - 1)].hops, hop)
+                self.answerPrevious(key, from: pod, on: connection) { .forwardFailed(request: request, hop: fromHop, connection: $0, progress: .unsent) }
+                return
+            }
+            guard self.traffic.exchanges[key] == nil else { return }
+        }
         self.traffic.history[Int(request - 1)].hops = max(self.traffic.history[Int(request - 1)].hops, hop)
         guard self.isCurrent(pod, boot), self.pods[pod].state == .running else {
-            if hop == 0 {
-                self.traffic.history[Int(request - 1)].path.append(pod)
-                self.finish(request, .failed("connection refused by \(self.pods[pod].name)"))
-            } else {
-                // The forwarding pod's dial is refused: it may try another holder.
-                self.answerPrevious(key, from: pod, with: .forwardFailed(request: request, hop: hop - 1, progress: .unsent))
-            }
+            self.traffic.history[Int(request - 1)].path.append(pod)
+            self.finish(request, .failed("connection refused by \(self.pods[pod].name)"))
             return
         }
         self.traffic.history[Int(request - 1)].path.append(pod)
@@ -35,14 +39,27 @@ extension SimWorld {
         var source = clientHost
         if hop > 0, let previous = self.traffic.exchanges[ExchangeKey(request: request, hop: hop - 1)] {
             headers.add(name: "x-pico-forward", value: "true")
+            if let interval = previous.machine.heartbeatRequest {
+                headers.add(name: ForwardHeartbeat.header, value: ForwardHeartbeat.requestValue(every: interval))
+            }
             source = self.pods[previous.pod].node?.me.proxyAddress.host ?? clientHost
         }
         let head = HTTPRequestHead(method: "GET", target: "/", headers: headers)
         let machine = RequestExchange(head: head, framing: .none, clientHost: source, router: self.pods[pod].router, settings: self.settings.exchange)
-        self.traffic.exchanges[key] = SimTraffic.Exchange(pod: pod, boot: boot, machine: machine)
+        self.traffic.exchanges[key] = SimTraffic.Exchange(pod: pod, boot: boot, machine: machine, arrivedOn: connection)
         let mayWait = self.pods[pod].waiting.count < self.settings.maxWaitingRequests
         let action = self.withExchange(key) { machine, router, now in machine.start(router: &router, mayWait: mayWait, now: now) }
         self.follow(action, for: key)
+    }
+
+    /// Links were just cut: a request in flight whose entry pod now reaches no holder of its
+    /// endpoint is no longer one some holder could always be reached for.
+    public mutating func linksCut() {
+        for key in self.traffic.exchanges.keys where key.hop == 0 {
+            let index = Int(key.request - 1)
+            guard self.traffic.history[index].holderReachable == true, let pod = self.traffic.exchanges[key]?.pod else { continue }
+            if !self.holderReachable(for: self.traffic.history[index].endpoint, from: pod) { self.traffic.history[index].holderReachable = false }
+        }
     }
 
     /// Whether a running pod with a tunnel of `endpoint` is `pod` itself or linked with it both
@@ -81,6 +98,8 @@ extension SimWorld {
                 return
             }
             self.traffic.exchanges[key]?.countedTunnel = tunnel
+            // A forward it had (that went silent) is abandoned: nothing on it counts any more.
+            self.traffic.exchanges[key]?.forwardConnection = nil
             self.deliver(.routedByLoop(.local(tunnel)), to: pod)
             let service = self.traffic.clients[self.traffic.history[Int(request - 1)].client].serviceTime
             self.scheduleTraffic(.streamDone(request: request, hop: key.hop), after: self.settings.edgeLatency * 2 + service)
@@ -95,6 +114,11 @@ extension SimWorld {
         case .wait(let until):
             if !self.pods[pod].waiting.contains(key) { self.pods[pod].waiting.append(key) }
             self.scheduleExchangeTimer(key, at: until)
+        case .armTimer(let deadline):
+            self.scheduleExchangeTimer(key, at: deadline)
+        case .heartbeat(let next):
+            self.answerPrevious(key, from: pod, on: exchange.arrivedOn) { .hopHeartbeat(request: request, hop: key.hop - 1, connection: $0) }
+            self.scheduleExchangeTimer(key, at: next)
         case .answer(let status, let message, _):
             self.end(key, .failed("\(status) \(message)"))
         case .closeConnection:
@@ -107,34 +131,84 @@ extension SimWorld {
     /// Exchange `key`'s pod dials the pod that runs `uid`. A dial to an address no process
     /// answers, or across a cut link, fails after the forward dial timeout.
     mutating func dialForward(_ key: ExchangeKey, from pod: Int, to uid: NodeUID) {
+        let connection = self.traffic.nextConnection
+        self.traffic.nextConnection += 1
+        self.traffic.exchanges[key]?.forwardConnection = connection
         let target = self.pods.indices.first { self.pods[$0].hasProcess && self.pods[$0].node?.me.uid == uid }
         // A TCP dial needs both directions (the SYN and its SYN-ACK).
         guard let target, let delay = self.network.streamDelay(from: pod, to: target), self.network.streamDelay(from: target, to: pod) != nil else {
-            self.scheduleTraffic(.forwardFailed(request: key.request, hop: key.hop, progress: .unsent), after: self.settings.exchange.forwardDialTimeout)
+            self.scheduleTraffic(.forwardFailed(request: key.request, hop: key.hop, connection: connection, progress: .unsent), after: self.settings.exchange.forwardDialTimeout)
             return
         }
-        self.scheduleTraffic(.requestArrives(request: key.request, pod: target, boot: self.pods[target].boot, forwarded: true), after: delay)
+        self.scheduleTraffic(.requestArrives(request: key.request, pod: target, boot: self.pods[target].boot, fromHop: key.hop, connection: connection), after: delay)
     }
 
-    /// Sends `event` from pod `pod`, which ran (or refused) exchange `key`, back over the network
-    /// to the exchange that forwarded it (lost when the link is cut: that exchange then waits for
-    /// its upstream timeout).
-    mutating func answerPrevious(_ key: ExchangeKey, from pod: Int, with event: TrafficEvent) {
-        guard key.hop > 0, let previous = self.traffic.exchanges[ExchangeKey(request: key.request, hop: key.hop - 1)] else { return }
-        guard let delay = self.network.streamDelay(from: pod, to: previous.pod) else { return }
+    /// Sends an event from pod `pod`, which ran (or refused) exchange `key`, back over forward
+    /// connection `connection` to the exchange that forwarded it (dropped when that exchange
+    /// abandoned the connection). Across a cut link TCP retransmits it (`resend`).
+    mutating func answerPrevious(_ key: ExchangeKey, from pod: Int, on connection: UInt64, with event: (UInt64) -> TrafficEvent) {
+        guard key.hop > 0, let previous = self.traffic.exchanges[ExchangeKey(request: key.request, hop: key.hop - 1)],
+              previous.forwardConnection == connection else { return }
+        let event = event(connection)
+        guard let delay = self.network.streamDelay(from: pod, to: previous.pod) else {
+            self.scheduleTraffic(.resend(event, from: pod, boot: self.pods[pod].boot, request: key.request, hop: key.hop - 1, connection: connection, attempt: 0),
+                                 after: Self.firstRetransmission)
+            return
+        }
         self.scheduleTraffic(event, after: delay)
     }
 
+    /// Linux's minimum retransmission timeout; each retransmission doubles it, up to
+    /// `lastRetransmission`.
+    static let firstRetransmission: Duration = .milliseconds(200)
+    static let lastRetransmission: Duration = .seconds(120)
+
+    /// A retransmission of `event` from pod `pod` to the exchange `key`: delivered when the way
+    /// is open again, while both ends still hold `connection` (the sender's process runs, and the
+    /// exchange still waits on it); otherwise tried again later.
+    mutating func resend(_ event: TrafficEvent, from pod: Int, boot: Int, to key: ExchangeKey, on connection: UInt64, attempt: Int) {
+        guard self.isCurrent(pod, boot), let waiting = self.traffic.exchanges[key], waiting.forwardConnection == connection else { return }
+        if let delay = self.network.streamDelay(from: pod, to: waiting.pod) {
+            self.scheduleTraffic(event, after: delay)
+            return
+        }
+        let backoff = min(Self.firstRetransmission * (1 << min(attempt + 1, 10)), Self.lastRetransmission)
+        self.scheduleTraffic(.resend(event, from: pod, boot: boot, request: key.request, hop: key.hop, connection: connection, attempt: attempt + 1), after: backoff)
+    }
+
+    /// Arms exchange `key`'s timer for `deadline`: a pending one due no later is kept (it
+    /// re-arms when it fires early), else one event is scheduled.
     mutating func scheduleExchangeTimer(_ key: ExchangeKey, at deadline: Instant) {
         guard let exchange = self.traffic.exchanges[key] else { return }
-        self.queue.schedule(.traffic(.exchangeTimer(request: key.request, hop: key.hop, boot: exchange.boot)), at: max(deadline, self.now))
+        let deadline = max(deadline, self.now)
+        if let due = exchange.timerDue, due <= deadline { return }
+        self.traffic.exchanges[key]?.timerDue = deadline
+        self.queue.schedule(.traffic(.exchangeTimer(request: key.request, hop: key.hop, boot: exchange.boot)), at: deadline)
     }
 
     mutating func exchangeTimerFired(_ key: ExchangeKey, boot: Int) {
         guard let exchange = self.traffic.exchanges[key], exchange.boot == boot else { return }
         if self.parkIfPaused(.exchangeTimer(request: key.request, hop: key.hop, boot: boot), pod: exchange.pod, boot: boot) { return }
-        let action = self.withExchange(key) { machine, router, now in machine.timerFired(router: &router, now: now) }
-        if case .wait = action { return }
+        // An event a nearer deadline replaced: the timer that replaced it rules.
+        guard exchange.timerDue.map({ $0 <= self.now }) ?? false else { return }
+        self.traffic.exchanges[key]?.timerDue = nil
+        defer {
+            // A forward that went silent or timed out is abandoned: its connection is reset.
+            if let connection = exchange.forwardConnection, self.traffic.exchanges[key]?.forwardConnection != connection || self.traffic.exchanges[key]?.machine.peer == nil {
+                self.abandonForward(of: key, on: connection)
+            }
+        }
+        var report: ReachabilityReport?
+        let action = self.withExchange(key) { machine, router, now in
+            let (action, learned) = machine.timerFired(router: &router, now: now)
+            report = learned
+            return action
+        }
+        self.tell(report, to: exchange.pod)
+        if case .wait = action {
+            self.follow(action, for: key)
+            return
+        }
         self.pods[exchange.pod].waiting.removeAll { $0 == key }
         self.follow(action, for: key)
     }
@@ -158,16 +232,16 @@ extension SimWorld {
         if self.parkIfPaused(.streamDone(request: request, hop: hop), pod: exchange.pod, boot: exchange.boot) { return }
         if let placement = self.traffic.placements[tunnel] { self.drive(agent: placement.agent, .requestSucceeded(tunnel)) }
         _ = self.withExchange(key) { machine, router, _ in
-            _ = machine.answerStarted(router: router)
+            _ = machine.answerStarted(router: &router, markedByHop: false)
             return .none
         }
         self.end(key, .ok)
     }
 
     /// Exchange `key`'s forward failed.
-    mutating func forwardFailed(_ key: ExchangeKey, progress: UpstreamProgress) {
-        guard let exchange = self.traffic.exchanges[key], exchange.machine.peer != nil, self.isCurrent(exchange.pod, exchange.boot) else { return }
-        if self.parkIfPaused(.forwardFailed(request: key.request, hop: key.hop, progress: progress), pod: exchange.pod, boot: exchange.boot) { return }
+    mutating func forwardFailed(_ key: ExchangeKey, on connection: UInt64, progress: UpstreamProgress) {
+        guard let exchange = self.traffic.exchanges[key], exchange.forwardConnection == connection, self.isCurrent(exchange.pod, exchange.boot) else { return }
+        if self.parkIfPaused(.forwardFailed(request: key.request, hop: key.hop, connection: connection, progress: progress), pod: exchange.pod, boot: exchange.boot) { return }
         var report: ReachabilityReport?
         let action = self.withExchange(key) { machine, router, now in
             let (action, learned) = machine.upstreamFailed(progress: progress, router: &router, now: now)
@@ -179,16 +253,40 @@ extension SimWorld {
     }
 
     /// The answer of the pod exchange `key` forwarded to arrived.
-    mutating func peerAnswered(_ key: ExchangeKey, _ outcome: RequestOutcome) {
-        guard let exchange = self.traffic.exchanges[key], exchange.machine.peer != nil, self.isCurrent(exchange.pod, exchange.boot) else { return }
-        if self.parkIfPaused(.peerAnswered(request: key.request, hop: key.hop, outcome: outcome), pod: exchange.pod, boot: exchange.boot) { return }
+    mutating func peerAnswered(_ key: ExchangeKey, on connection: UInt64, _ outcome: RequestOutcome, marked: Bool) {
+        guard let exchange = self.traffic.exchanges[key], exchange.forwardConnection == connection, self.isCurrent(exchange.pod, exchange.boot) else { return }
+        if self.parkIfPaused(.peerAnswered(request: key.request, hop: key.hop, connection: connection, outcome: outcome, marked: marked), pod: exchange.pod, boot: exchange.boot) { return }
         var report: ReachabilityReport?
         _ = self.withExchange(key) { machine, router, _ in
-            report = machine.answerStarted(router: router)
+            report = machine.answerStarted(router: &router, markedByHop: marked)
             return .none
         }
         self.tell(report, to: exchange.pod)
         self.end(key, outcome)
+    }
+
+    /// Exchange `key` gave up on its forward on `connection`: the forwarded-to pod sees it reset, so
+    /// the exchange there ends unanswered (its stream released) and nothing of it comes back.
+    mutating func abandonForward(of key: ExchangeKey, on connection: UInt64) {
+        let next = ExchangeKey(request: key.request, hop: key.hop + 1)
+        guard self.traffic.exchanges[next]?.arrivedOn == connection, var held = self.traffic.exchanges.removeValue(forKey: next) else { return }
+        held.machine.finished(status: 499, router: &self.pods[held.pod].router)
+        self.pods[held.pod].waiting.removeAll { $0 == next }
+        if let tunnel = held.countedTunnel, self.isCurrent(held.pod, held.boot) { self.deliver(.streamFinished(tunnel), to: held.pod) }
+    }
+
+    /// A heartbeat of the pod exchange `key` forwarded to arrived: the hop is alive.
+    mutating func hopHeartbeat(_ key: ExchangeKey, on connection: UInt64) {
+        guard let exchange = self.traffic.exchanges[key], exchange.forwardConnection == connection, self.isCurrent(exchange.pod, exchange.boot) else { return }
+        if self.parkIfPaused(.hopHeartbeat(request: key.request, hop: key.hop, connection: connection), pod: exchange.pod, boot: exchange.boot) { return }
+        var report: ReachabilityReport?
+        let action = self.withExchange(key) { machine, router, now in
+            let (action, learned) = machine.heardFromHop(router: &router, now: now)
+            report = learned
+            return action
+        }
+        self.tell(report, to: exchange.pod)
+        self.follow(action, for: key)
     }
 
     /// The node learns what an exchange found out about reachability (as a runtime loop reports it).
@@ -196,6 +294,9 @@ extension SimWorld {
         switch report {
         case .unreachable(let uid)?: self.deliver(.forwardFailed(uid), to: pod)
         case .reachable(let uid)?: self.deliver(.forwardAnswered(uid), to: pod)
+        case .heartbeats(let uid, let wasUnreachable)?:
+            self.deliver(.forwardHeartbeats(uid), to: pod)
+            if wasUnreachable { self.deliver(.forwardAnswered(uid), to: pod) }
         case nil: break
         }
     }
@@ -211,7 +312,8 @@ extension SimWorld {
         if key.hop == 0 {
             if self.traffic.history[Int(key.request - 1)].outcome == nil { self.finish(key.request, outcome) }
         } else {
-            self.answerPrevious(key, from: exchange.pod, with: .peerAnswered(request: key.request, hop: key.hop - 1, outcome: outcome))
+            let marked = exchange.machine.heartbeatsOwed != nil
+            self.answerPrevious(key, from: exchange.pod, on: exchange.arrivedOn) { .peerAnswered(request: key.request, hop: key.hop - 1, connection: $0, outcome: outcome, marked: marked) }
         }
     }
 
@@ -225,7 +327,7 @@ extension SimWorld {
             self.traffic.exchanges[key] = nil
             if key.hop > 0 {
                 // The forwarding pod's connection is reset before any answer byte.
-                self.answerPrevious(key, from: pod, with: .forwardFailed(request: key.request, hop: key.hop - 1, progress: .unanswered))
+                self.answerPrevious(key, from: pod, on: exchange.arrivedOn) { .forwardFailed(request: key.request, hop: key.hop - 1, connection: $0, progress: .unanswered) }
             } else if self.traffic.history[Int(key.request - 1)].outcome == nil {
                 self.finish(key.request, exchange.machine.tunnel != nil || exchange.machine.peer != nil
                     ? .unknown("node stopped with the request in flight") : .failed("connection reset by \(self.pods[pod].name)"))

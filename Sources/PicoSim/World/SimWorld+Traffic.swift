@@ -43,16 +43,20 @@ extension SimWorld {
             self.tunnelArrives(agent: agent, pod: pod, boot: boot)
         case .clientTick(let client):
             self.clientTick(client)
-        case .requestArrives(let request, let pod, let boot, let forwarded):
-            self.requestArrives(request, pod: pod, boot: boot, forwarded: forwarded)
+        case .requestArrives(let request, let pod, let boot, let fromHop, let connection):
+            self.requestArrives(request, pod: pod, boot: boot, fromHop: fromHop, connection: connection)
         case .streamDone(let request, let hop):
             self.streamDone(request, hop: hop)
         case .exchangeTimer(let request, let hop, let boot):
             self.exchangeTimerFired(ExchangeKey(request: request, hop: hop), boot: boot)
-        case .forwardFailed(let request, let hop, let progress):
-            self.forwardFailed(ExchangeKey(request: request, hop: hop), progress: progress)
-        case .peerAnswered(let request, let hop, let outcome):
-            self.peerAnswered(ExchangeKey(request: request, hop: hop), outcome)
+        case .forwardFailed(let request, let hop, let connection, let progress):
+            self.forwardFailed(ExchangeKey(request: request, hop: hop), on: connection, progress: progress)
+        case .peerAnswered(let request, let hop, let connection, let outcome, let marked):
+            self.peerAnswered(ExchangeKey(request: request, hop: hop), on: connection, outcome, marked: marked)
+        case .hopHeartbeat(let request, let hop, let connection):
+            self.hopHeartbeat(ExchangeKey(request: request, hop: hop), on: connection)
+        case .resend(let event, let from, let boot, let request, let hop, let connection, let attempt):
+            self.resend(event, from: from, boot: boot, to: ExchangeKey(request: request, hop: hop), on: connection, attempt: attempt)
         case .requestTimeout(let request):
             if self.traffic.history[Int(request - 1)].outcome == nil {
                 let timeout = self.traffic.clients[self.traffic.history[Int(request - 1)].client].timeout
@@ -146,7 +150,7 @@ extension SimWorld {
             self.finish(id, .failed("no pod behind the load balancer"))
             return
         }
-        self.scheduleTraffic(.requestArrives(request: id, pod: pod, boot: self.pods[pod].boot, forwarded: false), after: self.settings.edgeLatency)
+        self.scheduleTraffic(.requestArrives(request: id, pod: pod, boot: self.pods[pod].boot, fromHop: nil, connection: 0), after: self.settings.edgeLatency)
     }
 
     /// A frozen process's kernel still accepts connections and buffers bytes: work for a paused

@@ -23,6 +23,18 @@ struct ReachabilityTests {
         #expect(Self.changes(node.handle(.forwardFailed(Fixture.info(9).uid), now: .seconds(5))).isEmpty, "a stranger is no evidence")
     }
 
+    @Test func test_aMemberThatHeartbeats_isToldToEveryLoop_untilItDies() {
+        var node = ClusterNodeTests.node()
+        let peer = Fixture.info(2)
+        _ = node.handle(ClusterNodeTests.datagram(from: peer, [.alive(info: peer, incarnation: 0, draining: false)]), now: .seconds(1))
+        #expect(Self.changes(node.handle(.forwardHeartbeats(peer.uid), now: .seconds(2))) == [.heartbeats(peer.uid, true)])
+        #expect(Self.changes(node.handle(.forwardHeartbeats(peer.uid), now: .seconds(3))).isEmpty, "only changes are sent")
+        #expect(Self.changes(node.handle(.forwardAnswered(peer.uid), now: .seconds(4))).isEmpty, "an answer clears evidence, not the capability")
+        #expect(Self.changes(node.handle(.forwardHeartbeats(Fixture.info(9).uid), now: .seconds(5))).isEmpty, "a stranger is not remembered")
+        let death = node.handle(ClusterNodeTests.datagram(from: Fixture.info(3), [.dead(subject: peer.uid, incarnation: 0, accuser: Fixture.info(3).uid)]), now: .seconds(6))
+        #expect(Self.changes(death).contains(.heartbeats(peer.uid, false)), "a dead member's entry goes from every loop")
+    }
+
     @Test func test_eachEvidence_isClearedByItsOwnKindOfProof() {
         var table = Reachability()
         let uid = Fixture.info(2).uid

@@ -27,7 +27,7 @@ struct RequestExchangeTests {
         var exchange = Self.exchange(router: router)
         #expect(exchange.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
         #expect(exchange.tunnel == TunnelID(1))
-        #expect(exchange.answerStarted(router: router) == nil)
+        #expect(exchange.answerStarted(router: &router, markedByHop: false) == nil)
         exchange.finished(status: 200, router: &router)
         #expect(exchange.state == .finished(status: 200))
         #expect(exchange.tunnel == nil)
@@ -89,8 +89,8 @@ struct RequestExchangeTests {
         var router = LoopRouter(loop: 0, seed: 1)
         var exchange = Self.exchange(router: router)
         _ = exchange.start(router: &router, mayWait: true, now: Self.now)
-        #expect(exchange.timerFired(router: &router, now: Self.now + .milliseconds(999)) == .wait(until: Self.now + .seconds(1)))
-        #expect(exchange.timerFired(router: &router, now: Self.now + .seconds(1)) == .answer(status: 502, message: "no available upstreams", close: false))
+        #expect(exchange.timerFired(router: &router, now: Self.now + .milliseconds(999)).0 == .wait(until: Self.now + .seconds(1)))
+        #expect(exchange.timerFired(router: &router, now: Self.now + .seconds(1)).0 == .answer(status: 502, message: "no available upstreams", close: false))
         var marked = Self.exchange(Self.head(forwardMark: true), router: router)
         #expect(marked.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
         var zero = Self.exchange(router: router, settings: ExchangeSettings(holderWait: .zero))
@@ -160,7 +160,7 @@ struct RequestExchangeTests {
         #expect(exchange.start(router: &router, mayWait: true, now: Self.now)
             == .forward(uid: Self.far.uid, name: "pico-3", proxyAddress: Self.far.proxyAddress, deadline: Self.now + .seconds(30)),
                 "the only holder is still tried")
-        #expect(exchange.answerStarted(router: router) == .reachable(Self.far.uid))
+        #expect(exchange.answerStarted(router: &router, markedByHop: false) == .reachable(Self.far.uid))
         var suspect = Self.far
         suspect.suspect = true
         router.apply(.unreachable(Self.far.uid, false))
@@ -177,13 +177,13 @@ struct RequestExchangeTests {
         router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
         var slow = Self.exchange(router: router)
         _ = slow.start(router: &router, mayWait: true, now: Self.now)
-        #expect(slow.timerFired(router: &router, now: Self.now + .seconds(30)) == .answer(status: 504, message: "upstream timeout", close: true))
+        #expect(slow.timerFired(router: &router, now: Self.now + .seconds(30)).0 == .answer(status: 504, message: "upstream timeout", close: true))
         var broken = Self.exchange(router: router)
         _ = broken.start(router: &router, mayWait: true, now: Self.now)
         #expect(broken.upstreamFailed(progress: .answered, router: &router, now: Self.now).0 == .answer(status: 502, message: "upstream unreachable", close: true))
         var streaming = Self.exchange(router: router)
         _ = streaming.start(router: &router, mayWait: true, now: Self.now)
-        _ = streaming.answerStarted(router: router)
+        _ = streaming.answerStarted(router: &router, markedByHop: false)
         #expect(streaming.upstreamFailed(progress: .answered, router: &router, now: Self.now).0 == .closeConnection)
     }
 
