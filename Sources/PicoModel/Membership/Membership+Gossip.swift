@@ -24,6 +24,7 @@ extension Membership {
                 directives.append(.send([], to: target.info.gossipAddress, piggyback: true))
             }
         }
+        if self.phase == .running { self.tellTheDead(now: now, into: &directives) }
         if self.phase == .leaving, let leave = self.leave {
             for (uid, address) in leave.targets.sorted(by: { $0.key < $1.key }) where !leave.acknowledged.contains(uid) {
                 directives.append(.send([.left(subject: self.me.uid, incarnation: self.incarnation)], to: address, piggyback: false))
@@ -32,6 +33,32 @@ extension Membership {
         // ALWAYS schedule the next round.
         directives.append(.schedule(.gossip, at: now + self.settings.gossipInterval))
         return directives
+    }
+
+    /// Every gossip round, each member we declared dead less than `gossipToTheDeadTime` ago, whose
+    /// address no live member holds, is sent its own death notice (up to `gossipNodes` of them per
+    /// round, in a datagram of its own without piggybacked broadcasts, which a crashed address
+    /// would only waste). Gossip to the dead exists so that they learn they were declared dead,
+    /// but it carried whatever broadcasts were pending, and the `dead` itself was spent while the
+    /// member was cut off: after a partition healed nothing crossed it until the 10 s reconnect
+    /// tick or a probe that Lifeguard had stretched to 8 s, and requests for endpoints held on the
+    /// other side got 502 for seconds although their holders were reachable again (fuzz seed 516).
+    /// Now the first round after a heal crosses it: the member takes a new UID, tells us we are
+    /// dead if it holds us dead too, and both sides announce themselves within a round or two.
+    /// One that was already reborn answers with its new identity (`onDatagram`, fuzz seed 338).
+    mutating func tellTheDead(now: Instant, into directives: inout [MembershipDirective]) {
+        let dead = self.members.values
+            .filter { member in
+                member.state.status == .dead && now - member.since < self.settings.gossipToTheDeadTime
+                    && self.addressIndex[member.info.gossipAddress] == nil && member.info.gossipAddress != self.me.gossipAddress
+            }
+        guard !dead.isEmpty else { return }
+        let sorted = dead.sorted { $0.info.uid < $1.info.uid }
+        let chosen = sorted.count <= self.settings.gossipNodes ? sorted : self.rng.sample(sorted, count: self.settings.gossipNodes)
+        for member in chosen {
+            let notice = GossipMessage.dead(subject: member.info.uid, incarnation: member.state.incarnation, accuser: self.me.uid)
+            directives.append(.send([notice], to: member.info.gossipAddress, piggyback: false))
+        }
     }
 
     /// Announces that we are draining (a new incarnation with the draining flag), so routers stop

@@ -40,6 +40,13 @@ extension Membership {
             case .suspect(let subject, let incarnation, let accuser):
                 self.applySuspect(subject: subject, incarnation: incarnation, accuser: accuser, now: now, into: &directives)
             case .dead(let subject, let incarnation, let accuser):
+                if self.previousUIDs.contains(subject), !senderIsTombstoned, self.phase == .running || self.phase == .joining {
+                    // The death of an identity we already left behind: its sender may not know the
+                    // new one. Our own announcement of it may have been spent while we were cut
+                    // off (a one-way cut let the news of our death in, nothing out), so introduce
+                    // ourselves, as to a ping for an earlier process at our address (fuzz seed 338).
+                    directives.append(.send([self.aliveMessage()], to: address, piggyback: false))
+                }
                 self.applyDead(subject: subject, incarnation: incarnation, accuser: accuser, now: now, into: &directives)
             case .left(let subject, let incarnation):
                 if subject == sender, subject != self.me.uid {

@@ -25,7 +25,9 @@ public struct MembershipSettings: Hashable, Sendable {
     /// Members sent to per gossip round. memberlist LAN: 3.
     public var gossipNodes: Int = 3
     /// How long dead members still receive gossip (so they learn they were declared dead) and stay
-    /// listed in views before only their tombstone remains. memberlist LAN: 30 s.
+    /// listed in views before only their tombstone remains. memberlist LAN: 30 s. Ours: during it
+    /// each gossip round also sends them their own death notice (`Membership.tellTheDead`), so a
+    /// healed cut is crossed within a round.
     public var gossipToTheDeadTime: Duration = .seconds(30)
     /// Least time between two new identities taken because peers were fed forged claims about
     /// us (see `Membership.dropForgedClaim`): bounds the churn a forger can cause.

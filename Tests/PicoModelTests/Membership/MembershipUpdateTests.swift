@@ -220,6 +220,63 @@ struct MembershipLifecycleTests {
         #expect(Set(busy.sends.map(\.to)).count == 3)
     }
 
+    @Test func test_gossipTick_tellsEachRecentlyDeadMemberItsOwnDeath_untilGossipToTheDeadTime() {
+        // Fuzz seed 516: a 2-pod cluster cut in two; each side declared the other dead, and once the
+        // cut healed nothing crossed it for seconds (the `dead` broadcasts were spent during the
+        // cut, probes of the dead stop, reconnect runs every 10 s), so requests got 502 although
+        // the holder was reachable again. Every gossip round now tells the dead directly.
+        var membership = Fixture.running(peers: 3)
+        let gone = Fixture.info(2)
+        _ = membership.receive([.dead(subject: gone.uid, incarnation: 4, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(1))
+        let round = membership.onGossipTick(hasBroadcasts: false, now: .milliseconds(1_200))
+        #expect(round.sends.count == 1)
+        #expect(round.sends.first?.to == gone.gossipAddress)
+        #expect(round.sends.first?.messages == [.dead(subject: gone.uid, incarnation: 4, accuser: Fixture.me.uid)])
+        #expect(round.sends.first?.piggyback == false, "broadcasts are not spent on an address that may be gone")
+        let next = membership.onGossipTick(hasBroadcasts: false, now: .milliseconds(1_400))
+        #expect(next.sends.map(\.to) == [gone.gossipAddress], "every round, not once")
+        let late = membership.onGossipTick(hasBroadcasts: false, now: .seconds(31))
+        #expect(late.sends.isEmpty, "not after gossipToTheDeadTime")
+    }
+
+    @Test func test_gossipTick_tellsAtMostGossipNodesOfTheDead_andNeverAnAddressALiveMemberHolds() {
+        var membership = Fixture.running(peers: 6)
+        for number in 2...6 {
+            _ = membership.receive([.dead(subject: Fixture.info(UInt64(number)).uid, incarnation: 0, accuser: Fixture.info(7).uid)], from: 7, now: .seconds(1))
+        }
+        let round = membership.onGossipTick(hasBroadcasts: false, now: .milliseconds(1_200))
+        #expect(round.sends.count == 3 && Set(round.sends.map(\.to)).count == 3)
+        #expect(round.sends.allSatisfy { $0.messages.count == 1 && !$0.piggyback })
+        // A new process at a dead member's address supersedes it: that address is live again.
+        var single = Fixture.running(peers: 3)
+        let gone = Fixture.info(2)
+        _ = single.receive([.dead(subject: gone.uid, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(1))
+        let successor = NodeInfo(
+            uid: NodeUID(0xABCD), name: gone.name, gossipAddress: gone.gossipAddress, proxyAddress: gone.proxyAddress,
+            adminAddress: gone.adminAddress, epoch: 1)
+        _ = single.receive([.alive(info: successor, incarnation: 0, draining: false)], from: 3, now: .seconds(2))
+        #expect(single.onGossipTick(hasBroadcasts: false, now: .milliseconds(2_200)).sends.isEmpty)
+    }
+
+    @Test func test_deathOfAnEarlierIdentity_isAnsweredWithOurCurrentAlive() {
+        // Fuzz seed 338: a one-way cut let our death in and nothing out; our new identity's
+        // broadcasts were spent while cut off, so after the heal nobody learned it (or our
+        // endpoint) until a Lifeguard-stretched probe 3.8 s later. Peers that still tell the old
+        // identity it is dead are told the new one.
+        var membership = Fixture.running(peers: 3)
+        let old = membership.me.uid
+        _ = membership.receive([.dead(subject: old, incarnation: 0, accuser: Fixture.info(2).uid)], from: 2, now: .seconds(1))
+        #expect(membership.me.uid != old)
+        let answer = membership.receive([.dead(subject: old, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(2))
+        #expect(answer.sends.map(\.to) == [Fixture.info(3).gossipAddress])
+        #expect(answer.sends.first?.messages == [membership.aliveMessage()])
+        #expect(answer.events.isEmpty, "no second rebirth")
+        // A sender we hold dead is told so instead (it will announce itself, then learn us).
+        _ = membership.receive([.dead(subject: Fixture.info(4).uid, incarnation: 0, accuser: Fixture.info(2).uid)], from: 2, now: .seconds(3))
+        let fromTheDead = membership.receive([.dead(subject: old, incarnation: 0, accuser: Fixture.info(4).uid)], from: 4, now: .seconds(4))
+        #expect(fromTheDead.sends.flatMap(\.messages) == [.dead(subject: Fixture.info(4).uid, incarnation: 0, accuser: membership.me.uid)])
+    }
+
     @Test func test_retransmitLimit_growsWithLog10OfClusterSize() {
         #expect(Fixture.running(peers: 1).retransmitLimit == 4)
         #expect(Fixture.running(peers: 8).retransmitLimit == 4)
