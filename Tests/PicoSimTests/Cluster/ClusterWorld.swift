@@ -17,8 +17,8 @@ enum ClusterWorld {
 
     /// A world of `pods` pods started one at a time, each once the previous one is ready and
     /// listed by DNS (an ordered StatefulSet start), so all of them form one cluster.
-    static func joined(pods: Int, seed: UInt64, network: LinkProfile = .lan) -> SimWorld {
-        var world = SimWorld(podCount: pods, seed: seed, settings: Self.settings(), network: network)
+    static func joined(pods: Int, seed: UInt64, network: LinkProfile = .lan, settings: SimWorld.Settings = Self.settings()) -> SimWorld {
+        var world = SimWorld(podCount: pods, seed: seed, settings: settings, network: network)
         for index in 0..<pods {
             world.start(index)
             let deadline = world.now + .seconds(20)
