@@ -23,6 +23,27 @@ public struct SimPod: Sendable {
     public internal(set) var state: State = .down
     /// The running (or last) process's machine.
     public internal(set) var node: ClusterNode?
+    /// The node's invariant problems and table sizes (none without a node). `mutating` only so a
+    /// call on an array element reads it in place instead of copying the pod.
+    mutating func nodeHealth() -> (problems: [String], sizes: [TableSize]) {
+        switch self.node {
+        case .some(let node): (node.checkInvariants(), node.tableSizes)
+        case .none: ([], [])
+        }
+    }
+
+    /// How the node sees membership: the live members besides itself, and the first of `uids`
+    /// (other than itself) it does not see as live; nil without a node. `mutating` for the same
+    /// reason as `nodeHealth`.
+    mutating func liveView(of uids: [NodeUID]) -> (others: Int, missing: NodeUID?)? {
+        switch self.node {
+        case .some(let node):
+            let me = node.me.uid
+            return (node.membership.liveMemberCount, uids.first { $0 != me && !node.membership.isLive($0) })
+        case .none: return nil
+        }
+    }
+
     /// Increases with every start; events for an older boot are discarded.
     public internal(set) var boot = 0
     /// The current process's gossip address (a fresh pod IP per boot).

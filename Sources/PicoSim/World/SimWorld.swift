@@ -272,9 +272,9 @@ public struct SimWorld: Sendable {
         }
         self.pods[index].steps += 1
         if self.pods[index].steps % max(1, self.settings.invariantCheckInterval) == 0 {
-            let problems = self.pods[index].node?.checkInvariants() ?? []
+            let (problems, sizes) = self.pods[index].nodeHealth()
             for problem in problems { self.violations.append((self.now, self.pods[index].name, problem)) }
-            self.checkTableBounds(self.pods[index].node?.tableSizes ?? [], pod: index)
+            self.checkTableBounds(sizes, pod: index)
         }
         for directive in directives { self.carryOut(directive, from: index) }
     }
