@@ -24,11 +24,11 @@ struct AgentOptionsTests {
     @Test func test_configFile_givesEveryListener_andFlagsWin() throws {
         let settings = try AgentOptions.load(yaml: self.file, file: "a.yaml", expandEnvironment: true, environment: [:],
                                              flags: [("--grace-period", "5s")], listener: nil)
-        #expect(settings.connect == HostPort(host: "pico", port: 8001))
+        #expect(settings.connect == Address(host: "pico", port: 8001))
         #expect(settings.connectTimeout == .seconds(5))
         #expect(settings.listeners == [
-            AgentSettings.Listener(endpoint: "web", backend: HostPort(host: "localhost", port: 3000), timeout: .seconds(10)),
-            AgentSettings.Listener(endpoint: "api", backend: HostPort(host: "10.0.0.9", port: 8080), timeout: .seconds(2)),
+            AgentSettings.Listener(endpoint: "web", backend: Address(host: "localhost", port: 3000), timeout: .seconds(10)),
+            AgentSettings.Listener(endpoint: "api", backend: Address(host: "10.0.0.9", port: 8080), timeout: .seconds(2)),
         ])
         #expect(settings.logLevel == .debug)
         #expect(settings.gracePeriod == .seconds(5))
@@ -37,8 +37,8 @@ struct AgentOptionsTests {
     @Test func test_agentHttp_replacesTheFilesListeners_andTakesItsTimeoutFlag() throws {
         let settings = try AgentOptions.load(yaml: self.file, file: "a.yaml", expandEnvironment: true, environment: [:],
                                              flags: [("--timeout", "3s"), ("--connect.url", "http://127.0.0.1:9001")], listener: ("solo", "localhost:4000"))
-        #expect(settings.listeners == [AgentSettings.Listener(endpoint: "solo", backend: HostPort(host: "localhost", port: 4000), timeout: .seconds(3))])
-        #expect(settings.connect == HostPort(host: "127.0.0.1", port: 9001))
+        #expect(settings.listeners == [AgentSettings.Listener(endpoint: "solo", backend: Address(host: "localhost", port: 4000), timeout: .seconds(3))])
+        #expect(settings.connect == Address(host: "127.0.0.1", port: 9001))
     }
 
     @Test func test_badFiles_nameTheKeyAndLine() {

@@ -28,7 +28,7 @@ struct ConfigurationReferenceTests {
     @Test func test_theAgentsExampleFile_isAValidConfig_withEveryKeySet() throws {
         let settings = try AgentOptions.load(yaml: AgentOptions.exampleFile, file: "example.yaml", expandEnvironment: false,
                                              environment: [:], flags: [], listener: nil)
-        #expect(settings.connect == HostPort(host: "pico", port: 8001))
+        #expect(settings.connect == Address(host: "pico", port: 8001))
         #expect(settings.connectTimeout == .seconds(30))
         #expect(settings.listeners.map(\.endpoint) == ["my-app"])
         #expect(settings.listeners.first?.timeout == .seconds(10))

@@ -64,7 +64,7 @@ struct EventLoopTests {
         defer { thread.stop() }
         let loop = thread.loop
         let port = try thread.sync {
-            let listener = try Listener(address: HostPort(host: "127.0.0.1", port: 0), loop: loop) { fd in
+            let listener = try Listener(address: Address(host: "127.0.0.1", port: 0), loop: loop) { fd in
                 _ = Connection(fd: fd, loop: loop, connected: true, delegate: EchoDelegate())
             }
             return listener.address.port

@@ -7,10 +7,10 @@ struct ServerOptionsTests {
     @Test func test_yamlThenFlags_flagsWin_andEnvironmentExpands() throws {
         let yaml = "proxy:\n  bind_addr: ${HOST:0.0.0.0}:9000\n  timeout: 5s\ncluster:\n  node_id_prefix: $POD-\n"
         let settings = try ServerOptions.load(yaml: yaml, file: "s.yaml", expandEnvironment: true, environment: ["POD": "pico-0"], flags: [("--proxy.timeout", "7s")])
-        #expect(settings.proxyBind == HostPort(host: "0.0.0.0", port: 9000))
+        #expect(settings.proxyBind == Address(host: "0.0.0.0", port: 9000))
         #expect(settings.proxyTimeout == .seconds(7))
         #expect(settings.nodeIDPrefix == "pico-0-")
-        #expect(settings.adminBind == HostPort(host: "", port: 8002))
+        #expect(settings.adminBind == Address(host: "", port: 8002))
     }
 
     @Test func test_unknownKeysAndBadValues_nameTheKeyAndLine() {
@@ -59,15 +59,15 @@ struct ServerOptionsTests {
         let private4 = InterfaceAddress(interface: "eth1", host: "10.1.2.3", isLoopback: false, isIPv6: false)
         let linkLocal6 = InterfaceAddress(interface: "eth0", host: "fe80::1", isLoopback: false, isIPv6: true)
         let global6 = InterfaceAddress(interface: "eth0", host: "fd00::2", isLoopback: false, isIPv6: true)
-        let wildcard = HostPort(host: "", port: 8000)
-        func derive(_ interfaces: [InterfaceAddress], bound: HostPort = wildcard, explicit: HostPort? = nil) throws -> HostPort {
+        let wildcard = Address(host: "", port: 8000)
+        func derive(_ interfaces: [InterfaceAddress], bound: Address = wildcard, explicit: Address? = nil) throws -> Address {
             try AdvertiseAddress.derive(explicit: explicit, bound: bound, interfaces: interfaces, key: "proxy.advertise_addr")
         }
-        #expect(try derive([lo, public4, private4]) == HostPort(host: "10.1.2.3", port: 8000))
-        #expect(try derive([lo, linkLocal6, global6, public4]) == HostPort(host: "192.0.2.2", port: 8000))
-        #expect(try derive([lo, linkLocal6, global6], bound: HostPort(host: "0.0.0.0", port: 9)) == HostPort(host: "fd00::2", port: 9))
-        #expect(try derive([lo], bound: HostPort(host: "127.0.0.1", port: 7)) == HostPort(host: "127.0.0.1", port: 7))
-        #expect(try derive([lo], explicit: HostPort(host: "pico-0.pico", port: 8000)) == HostPort(host: "pico-0.pico", port: 8000))
+        #expect(try derive([lo, public4, private4]) == Address(host: "10.1.2.3", port: 8000))
+        #expect(try derive([lo, linkLocal6, global6, public4]) == Address(host: "192.0.2.2", port: 8000))
+        #expect(try derive([lo, linkLocal6, global6], bound: Address(host: "0.0.0.0", port: 9)) == Address(host: "fd00::2", port: 9))
+        #expect(try derive([lo], bound: Address(host: "127.0.0.1", port: 7)) == Address(host: "127.0.0.1", port: 7))
+        #expect(try derive([lo], explicit: Address(host: "pico-0.pico", port: 8000)) == Address(host: "pico-0.pico", port: 8000))
         #expect(throws: ConfigError("proxy.advertise_addr: cannot derive an address to advertise from :8000: this host has no non-loopback address; set proxy.advertise_addr")) {
             try derive([lo, linkLocal6])
         }
@@ -97,7 +97,7 @@ struct ServerOptionsTests {
         #expect(settings.join == ["pico", "10.0.0.7:7946", "[fd00::1]:8003"])
         #expect(settings.membership.joinTimeout == .seconds(30))
         #expect(settings.membership.abortIfJoinFails == false)
-        #expect(settings.gossipBind == HostPort(host: "", port: 9003))
+        #expect(settings.gossipBind == Address(host: "", port: 9003))
         #expect(settings.membership.gossipInterval == .milliseconds(100))
         #expect(settings.membership.maxPacketSize == 1_200)
         #expect(settings.membership.probeInterval == .seconds(2))
@@ -113,12 +113,12 @@ struct ServerOptionsTests {
     }
 
     @Test func test_seedEntries_getTheGossipPortWhenTheyNameNone() {
-        #expect(SeedResolver.parse("pico", defaultPort: 8003) == HostPort(host: "pico", port: 8003))
-        #expect(SeedResolver.parse("pico:7946", defaultPort: 8003) == HostPort(host: "pico", port: 7946))
-        #expect(SeedResolver.parse("10.0.0.1", defaultPort: 8003) == HostPort(host: "10.0.0.1", port: 8003))
-        #expect(SeedResolver.parse("fd00::1", defaultPort: 8003) == HostPort(host: "fd00::1", port: 8003))
-        #expect(SeedResolver.parse("[fd00::1]:9", defaultPort: 8003) == HostPort(host: "fd00::1", port: 9))
-        #expect(SeedResolver.parse("[fd00::1]", defaultPort: 8003) == HostPort(host: "fd00::1", port: 8003))
+        #expect(SeedResolver.parse("pico", defaultPort: 8003) == Address(host: "pico", port: 8003))
+        #expect(SeedResolver.parse("pico:7946", defaultPort: 8003) == Address(host: "pico", port: 7946))
+        #expect(SeedResolver.parse("10.0.0.1", defaultPort: 8003) == Address(host: "10.0.0.1", port: 8003))
+        #expect(SeedResolver.parse("fd00::1", defaultPort: 8003) == Address(host: "fd00::1", port: 8003))
+        #expect(SeedResolver.parse("[fd00::1]:9", defaultPort: 8003) == Address(host: "fd00::1", port: 9))
+        #expect(SeedResolver.parse("[fd00::1]", defaultPort: 8003) == Address(host: "fd00::1", port: 8003))
         #expect(SeedResolver.parse("a:b:c", defaultPort: 8003) == nil)
         #expect(SeedResolver.parse(" ", defaultPort: 8003) == nil)
         let resolved = try? SeedResolver.resolve(["127.0.0.1", "localhost:9"], defaultPort: 8003).get()

@@ -58,7 +58,7 @@ struct StatusCommandTests {
     @Test func test_parse_mapsCommandsToRoutes_andRejectsMistakes() throws {
         let nodes = try StatusCommand.parse(["cluster", "nodes", "--server.url", "http://pico-0.pico:8002", "-o", "json", "--status", "active"])
         #expect(nodes.path == "/status/cluster/nodes")
-        #expect(nodes.server == HostPort(host: "pico-0.pico", port: 8002))
+        #expect(nodes.server == Address(host: "pico-0.pico", port: 8002))
         #expect(nodes.output == .json)
         #expect(try StatusCommand.parse(["cluster", "node", "a b", "--forward=pico-1"]).path == "/status/cluster/nodes/a%20b?forward=pico-1")
         #expect(try StatusCommand.parse(["upstream", "endpoints", "--output=yaml"]).output == .yaml)

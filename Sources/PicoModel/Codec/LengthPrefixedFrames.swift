@@ -2,7 +2,7 @@
 /// message (at most `maxLength` bytes). The opener sends its request, the peer its reply, and the
 /// peer closes. A feed/next machine: bytes in, whole messages out; a length above the limit is an
 /// error before anything is buffered for it.
-public struct LengthPrefixedFrames: Sendable {
+public struct LengthPrefixedFrames: Sendable, ByteStreamDecoder {
     /// Largest message accepted (the state exchange bound: 16 MiB).
     public let maxLength: Int
     private var buffer = StreamBuffer()
@@ -19,8 +19,9 @@ public struct LengthPrefixedFrames: Sendable {
         return [UInt8(length >> 24), UInt8(truncatingIfNeeded: length >> 16), UInt8(truncatingIfNeeded: length >> 8), UInt8(truncatingIfNeeded: length)] + message
     }
 
-    /// Bytes received.
-    public mutating func feed(_ bytes: some Sequence<UInt8>) {
+    /// Bytes received (the `ByteStreamDecoder` contract: copied before returning, decoded by
+    /// `next()`).
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
         self.buffer.append(bytes)
     }
 

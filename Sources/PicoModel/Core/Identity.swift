@@ -21,48 +21,6 @@ public struct NodeUID: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A transport address: a host (IP literal or name, as the shell understands it) and a port.
-/// The model treats addresses as opaque, comparable values; only shells dial them.
-public struct Address: Hashable, Comparable, Sendable, CustomStringConvertible {
-    /// IP literal or host name, without brackets.
-    public var host: String
-    /// Port number.
-    public var port: UInt16
-
-    /// Creates an address from its parts.
-    public init(host: String, port: UInt16) {
-        self.host = host
-        self.port = port
-    }
-
-    /// Parses `host:port` or `[v6]:port`; returns nil when there is no valid port.
-    public init?(parsing text: String) {
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { return nil }
-            let host = String(text[text.index(after: text.startIndex)..<close])
-            let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()), !host.isEmpty else { return nil }
-            self.init(host: host, port: port)
-            return
-        }
-        guard let colon = text.lastIndex(of: ":") else { return nil }
-        let host = String(text[..<colon])
-        guard !host.isEmpty, !host.contains(":"), let port = UInt16(text[text.index(after: colon)...]) else {
-            return nil
-        }
-        self.init(host: host, port: port)
-    }
-
-    public static func < (lhs: Address, rhs: Address) -> Bool {
-        (lhs.host, lhs.port) < (rhs.host, rhs.port)
-    }
-
-    /// `host:port`, with brackets around IPv6 literals.
-    public var description: String {
-        self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
-    }
-}
-
 /// Everything other nodes need to know about one boot of a node. Immutable for the life of a UID.
 public struct NodeInfo: Hashable, Sendable {
     /// The per-boot identity.

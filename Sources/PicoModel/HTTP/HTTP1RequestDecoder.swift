@@ -13,7 +13,7 @@
 /// be trusted, and the caller answers with the error's `statusHint` and closes. Memory is bounded
 /// by the limits while a head is read; during a body the caller bounds it by not reading the
 /// socket while `bufferedByteCount` is high.
-public struct HTTP1RequestDecoder: Hashable, Sendable {
+public struct HTTP1RequestDecoder: Hashable, Sendable, ByteStreamDecoder {
     /// One piece of a request.
     public typealias Part = HTTPMessagePart<HTTPRequestHead>
 
@@ -56,20 +56,9 @@ public struct HTTP1RequestDecoder: Hashable, Sendable {
         return false
     }
 
-    /// Adds received bytes.
-    public mutating func feed(_ bytes: some Sequence<UInt8>) {
-        self.buffer.append(bytes)
-    }
-
-    /// Adds received bytes. The concrete overloads give callers in other modules (the runtime's
-    /// sockets and streams) a copy specialized for their buffers; the generic one would run
-    /// unspecialized there, element by element.
+    /// Adds received bytes (the `ByteStreamDecoder` contract: copied before returning, decoded by
+    /// `next()`).
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        self.buffer.append(bytes)
-    }
-
-    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
-    public mutating func feed(_ bytes: ArraySlice<UInt8>) {
         self.buffer.append(bytes)
     }
 

@@ -7,7 +7,7 @@
 /// head follows. After `101 Switching Protocols`, or a 2xx answer to `CONNECT`, the decoder is
 /// `.upgraded` and `takeUpgradedBytes()` hands over what followed. A response without
 /// keep-alive, or delimited by the close, leaves it `.closed`. Errors hint 502 and are final.
-public struct HTTP1ResponseDecoder: Hashable, Sendable {
+public struct HTTP1ResponseDecoder: Hashable, Sendable, ByteStreamDecoder {
     /// One piece of a response.
     public typealias Part = HTTPMessagePart<HTTPResponseHead>
 
@@ -46,20 +46,9 @@ public struct HTTP1ResponseDecoder: Hashable, Sendable {
         self.state = .head(requestMethod: method)
     }
 
-    /// Adds received bytes.
-    public mutating func feed(_ bytes: some Sequence<UInt8>) {
-        self.buffer.append(bytes)
-    }
-
-    /// Adds received bytes. The concrete overloads give callers in other modules (the runtime's
-    /// sockets and streams) a copy specialized for their buffers; the generic one would run
-    /// unspecialized there, element by element.
+    /// Adds received bytes (the `ByteStreamDecoder` contract: copied before returning, decoded by
+    /// `next()`).
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        self.buffer.append(bytes)
-    }
-
-    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
-    public mutating func feed(_ bytes: ArraySlice<UInt8>) {
         self.buffer.append(bytes)
     }
 

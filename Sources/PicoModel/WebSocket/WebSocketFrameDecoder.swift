@@ -39,7 +39,7 @@ public enum WebSocketOpcode: UInt8, Hashable, Sendable {
 /// §5.1). Control frames must be final and at most 125 bytes; reserved bits must be zero (no
 /// extension is negotiated); a continuation needs an open message and a new message none. After
 /// a close frame the decoder is `.closed`; after an error, `.failed` for good.
-public struct WebSocketFrameDecoder: Hashable, Sendable {
+public struct WebSocketFrameDecoder: Hashable, Sendable, ByteStreamDecoder {
     /// Which side of the connection we are.
     public enum Role: Hashable, Sendable {
         case server
@@ -92,20 +92,9 @@ public struct WebSocketFrameDecoder: Hashable, Sendable {
     /// Bytes received and not yet decoded.
     public var bufferedByteCount: Int { self.buffer.count }
 
-    /// Adds received bytes.
-    public mutating func feed(_ bytes: some Sequence<UInt8>) {
-        self.buffer.append(bytes)
-    }
-
-    /// Adds received bytes. The concrete overloads give callers in other modules (the runtime's
-    /// sockets and streams) a copy specialized for their buffers; the generic one would run
-    /// unspecialized there, element by element.
+    /// Adds received bytes (the `ByteStreamDecoder` contract: copied before returning, decoded by
+    /// `next()`).
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        self.buffer.append(bytes)
-    }
-
-    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
-    public mutating func feed(_ bytes: ArraySlice<UInt8>) {
         self.buffer.append(bytes)
     }
 

@@ -85,7 +85,7 @@ public struct YamuxProtocolError: Error, Hashable, Sendable, CustomStringConvert
 /// make us expect). Malformed headers (a version other than 0, an unknown type, flags outside
 /// SYN|ACK|FIN|RST, a session-level frame on a stream or the reverse) are errors, after which the
 /// decoder stays failed.
-public struct YamuxFrameDecoder: Hashable, Sendable {
+public struct YamuxFrameDecoder: Hashable, Sendable, ByteStreamDecoder {
     /// A decoded piece.
     public enum Event: Hashable, Sendable {
         /// A frame header. For data frames, `.data` pieces totalling `length` bytes follow.
@@ -117,20 +117,9 @@ public struct YamuxFrameDecoder: Hashable, Sendable {
     /// Session offset of the next undecoded byte.
     public var offset: Int { self.buffer.offset }
 
-    /// Adds received bytes.
-    public mutating func feed(_ bytes: some Sequence<UInt8>) {
-        self.buffer.append(bytes)
-    }
-
-    /// Adds received bytes. The concrete overloads give callers in other modules (the runtime's
-    /// sockets and streams) a copy specialized for their buffers; the generic one would run
-    /// unspecialized there, element by element.
+    /// Adds received bytes (the `ByteStreamDecoder` contract: copied before returning, decoded by
+    /// `next()`).
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        self.buffer.append(bytes)
-    }
-
-    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
-    public mutating func feed(_ bytes: ArraySlice<UInt8>) {
         self.buffer.append(bytes)
     }
 

@@ -14,7 +14,7 @@
 ///
 /// After a protocol error `next` keeps throwing it; the output then ends with a go-away
 /// (protocol error) and the shell should close the connection once it is written.
-public struct YamuxSession: Sendable {
+public struct YamuxSession: Sendable, ByteStreamDecoder {
     /// Which side: the client opens odd stream IDs, the server even ones.
     public enum Role: Hashable, Sendable {
         case client
@@ -246,20 +246,9 @@ public struct YamuxSession: Sendable {
 
     // MARK: Input
 
-    /// Adds bytes received from the peer.
-    public mutating func feed(_ bytes: some Sequence<UInt8>) {
-        self.decoder.feed(bytes)
-    }
-
-    /// Adds received bytes. The concrete overloads give callers in other modules (the runtime's
-    /// sockets and streams) a copy specialized for their buffers; the generic one would run
-    /// unspecialized there, element by element.
+    /// Adds bytes received from the peer (the `ByteStreamDecoder` contract: copied before
+    /// returning, decoded by `next()`).
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        self.decoder.feed(bytes)
-    }
-
-    /// Adds received bytes (see `feed(_: UnsafeRawBufferPointer)`).
-    public mutating func feed(_ bytes: ArraySlice<UInt8>) {
         self.decoder.feed(bytes)
     }
 

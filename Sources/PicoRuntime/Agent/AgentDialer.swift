@@ -20,7 +20,7 @@ final class AgentDialer: ConnectionDelegate {
     private var onOutcome: ((Outcome) -> Void)?
     private var connection: Connection?
 
-    init(loop: EventLoop, target: HostPort, endpoint: String, timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
+    init(loop: EventLoop, target: Address, endpoint: String, timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
         var random = SystemRandomNumberGenerator()
         self.key = Base64.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &random) })
         self.request = WebSocketHandshake.request(target: "/pico/v1/upstream/\(endpoint)", host: target.description, key: self.key)

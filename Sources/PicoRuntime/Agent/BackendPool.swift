@@ -4,7 +4,7 @@ import PicoModel
 /// closed after `idleTimeout`, or as soon as the service closes it or sends anything unasked.
 final class BackendPool {
     let loop: EventLoop
-    let address: HostPort
+    let address: Address
     let maxIdle: Int
     let idleTimeout: Duration
     /// Idle connections, the most recently used last.
@@ -14,7 +14,7 @@ final class BackendPool {
 
     /// `maxIdle` connections wait at most; beyond it an answered connection closes (64 made the
     /// agent dial its service anew for most requests at 256 concurrent clients).
-    init(loop: EventLoop, address: HostPort, maxIdle: Int = 256, idleTimeout: Duration = .seconds(30)) {
+    init(loop: EventLoop, address: Address, maxIdle: Int = 256, idleTimeout: Duration = .seconds(30)) {
         self.loop = loop
         self.address = address
         self.maxIdle = maxIdle

@@ -29,14 +29,14 @@ final class GossipSocket: LoopHandler {
     var onSendFailed: (Address) -> Void = { _ in }
     private var names: [Address: SocketAddressStorage] = [:]
 
-    init(bind address: HostPort, loop: EventLoop) throws(SocketError) {
+    init(bind address: Address, loop: EventLoop) throws(SocketError) {
         self.fd = try Sockets.bindUDP(address)
         self.loop = loop
         loop.register(self.fd, handler: self, interest: .readable)
     }
 
     /// The bound address (the actual port when bound to port 0).
-    var boundAddress: HostPort? { Sockets.localAddress(self.fd) }
+    var boundAddress: Address? { Sockets.localAddress(self.fd) }
 
     func close() {
         self.loop.unregister(self.fd)
@@ -45,8 +45,7 @@ final class GossipSocket: LoopHandler {
 
     /// Sends one datagram; a failure is reported (later, never from inside this call).
     func send(_ bytes: [UInt8], to address: Address) {
-        let target = HostPort(host: address.host, port: address.port)
-        guard let resolved = target.numeric() ?? self.names[address] else {
+        guard let resolved = address.numeric() ?? self.names[address] else {
             self.resolveThenSend(bytes, to: address)
             return
         }
@@ -65,10 +64,9 @@ final class GossipSocket: LoopHandler {
     private func resolveThenSend(_ bytes: [UInt8], to address: Address) {
         let loop = self.loop
         nonisolated(unsafe) let unsafeSelf = self
-        let target = HostPort(host: address.host, port: address.port)
         do {
             try Threads.detach {
-                let resolved = try? target.resolve().first
+                let resolved = try? address.resolve().first
                 loop.execute {
                     guard let resolved else {
                         unsafeSelf.figures.sendFailures += 1
@@ -99,11 +97,11 @@ final class GossipSocket: LoopHandler {
             }
             guard count >= 0 else { return }
             let from = withUnsafePointer(to: &storage) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddressStorage($0, length: length).hostPort }
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddressStorage($0, length: length).address }
             }
             self.figures.packetsIn += 1
             self.figures.bytesIn += UInt64(count)
-            self.onDatagram(Array(UnsafeRawBufferPointer(rebasing: buffer[0..<count])), Address(host: from.host, port: from.port))
+            self.onDatagram(Array(UnsafeRawBufferPointer(rebasing: buffer[0..<count])), from)
         }
     }
 }

@@ -6,14 +6,14 @@ import PicoModel
 /// node's gossip port.
 enum SeedResolver {
     /// One entry as host and port (`defaultPort` when the entry names none).
-    static func parse(_ entry: String, defaultPort: UInt16) -> HostPort? {
+    static func parse(_ entry: String, defaultPort: UInt16) -> Address? {
         let text = entry.trimmingCharacters(in: " \t")
         guard !text.isEmpty else { return nil }
-        if let parsed = HostPort(parsing: text), !parsed.host.isEmpty { return parsed }
-        if text.hasPrefix("["), text.hasSuffix("]") { return HostPort(host: String(text.dropFirst().dropLast()), port: defaultPort) }
+        if let parsed = Address(parsing: text), !parsed.host.isEmpty { return parsed }
+        if text.hasPrefix("["), text.hasSuffix("]") { return Address(host: String(text.dropFirst().dropLast()), port: defaultPort) }
         // A bare IPv6 literal has colons but no port; anything else with a colon is malformed.
-        if text.contains(":"), HostPort(host: text, port: defaultPort).numeric() == nil { return nil }
-        return HostPort(host: text, port: defaultPort)
+        if text.contains(":"), Address(host: text, port: defaultPort).numeric() == nil { return nil }
+        return Address(host: text, port: defaultPort)
     }
 
     /// Every address of every entry (blocking; call off the loop), sorted and without
@@ -43,7 +43,7 @@ enum SeedResolver {
     }
 
     /// The A/AAAA records of one host (none when the name does not exist).
-    static func lookUp(_ target: HostPort) -> Result<[Address], StateExchangeFailure> {
+    static func lookUp(_ target: Address) -> Result<[Address], StateExchangeFailure> {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -57,8 +57,7 @@ enum SeedResolver {
         var cursor = list
         while let entry = cursor {
             if let address = entry.pointee.ai_addr {
-                let hostPort = SocketAddressStorage(address, length: entry.pointee.ai_addrlen).hostPort
-                found.append(Address(host: hostPort.host, port: hostPort.port))
+                found.append(SocketAddressStorage(address, length: entry.pointee.ai_addrlen).address)
             }
             cursor = entry.pointee.ai_next
         }

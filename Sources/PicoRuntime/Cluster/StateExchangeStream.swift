@@ -31,8 +31,7 @@ final class StateExchangeStream: ConnectionDelegate {
     /// Dials `address` and sends `request`.
     static func open(_ id: ExchangeID, to address: Address, request: [UInt8], loop: EventLoop,
                      onReply: @escaping (ExchangeID, Result<[UInt8], StateExchangeFailure>) -> Void) {
-        let target = HostPort(host: address.host, port: address.port)
-        guard let resolved = target.numeric() else {
+        guard let resolved = address.numeric() else {
             // Advertised gossip addresses are IP literals; a name here is a misconfiguration.
             loop.schedule(after: .zero) { onReply(id, .failure(StateExchangeFailure("\(address) is not an IP address"))) }
             return
@@ -49,8 +48,8 @@ final class StateExchangeStream: ConnectionDelegate {
     /// Serves an accepted connection.
     @discardableResult
     static func accept(fd: Int32, loop: EventLoop, onRequest: @escaping (StateExchangeStream, [UInt8], Address) -> Void) -> StateExchangeStream {
-        let peer = Sockets.peerAddress(fd) ?? HostPort(host: "", port: 0)
-        return StateExchangeStream(fd: fd, loop: loop, connected: true, role: .acceptor(onRequest: onRequest), peer: Address(host: peer.host, port: peer.port))
+        let peer = Sockets.peerAddress(fd) ?? Address(host: "", port: 0)
+        return StateExchangeStream(fd: fd, loop: loop, connected: true, role: .acceptor(onRequest: onRequest), peer: peer)
     }
 
     private init(fd: Int32, loop: EventLoop, connected: Bool, role: Role, peer: Address) {

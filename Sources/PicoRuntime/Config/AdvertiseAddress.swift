@@ -1,4 +1,5 @@
 import Glibc
+import PicoModel
 
 /// One address of a network interface that is up.
 public struct InterfaceAddress: Hashable, Sendable {
@@ -49,7 +50,7 @@ public struct InterfaceAddress: Hashable, Sendable {
 public enum AdvertiseAddress {
     /// The address to advertise for `key` (used in the error), or a `ConfigError` asking for
     /// an explicit `key` when the host has no usable address.
-    public static func derive(explicit: HostPort?, bound: HostPort, interfaces: [InterfaceAddress], key: String) throws(ConfigError) -> HostPort {
+    public static func derive(explicit: Address?, bound: Address, interfaces: [InterfaceAddress], key: String) throws(ConfigError) -> Address {
         if let explicit { return explicit }
         guard Self.isWildcard(bound.host) else { return bound }
         let usable = interfaces.filter { !$0.isLoopback }
@@ -58,7 +59,7 @@ public enum AdvertiseAddress {
         guard let chosen = v4.first(where: { Self.isPrivateIPv4($0.host) }) ?? v4.first ?? v6.first else {
             throw ConfigError("\(key): cannot derive an address to advertise from \(bound): this host has no non-loopback address; set \(key)")
         }
-        return HostPort(host: chosen.host, port: bound.port)
+        return Address(host: chosen.host, port: bound.port)
     }
 
     static func isWildcard(_ host: String) -> Bool {

@@ -7,12 +7,12 @@ public struct AgentSettings: Hashable, Sendable {
         /// The endpoint ID.
         public var endpoint: String
         /// The local service.
-        public var backend: HostPort
+        public var backend: Address
         /// Per-request timeout to the response head (not applied to upgrades).
         public var timeout: Duration
 
         /// Creates a listener.
-        public init(endpoint: String, backend: HostPort, timeout: Duration = .seconds(10)) {
+        public init(endpoint: String, backend: Address, timeout: Duration = .seconds(10)) {
             self.endpoint = endpoint
             self.backend = backend
             self.timeout = timeout
@@ -20,7 +20,7 @@ public struct AgentSettings: Hashable, Sendable {
     }
 
     /// `--connect.url`: the node's (or load balancer's) upstream port.
-    public var connect = HostPort(host: "localhost", port: 8001)
+    public var connect = Address(host: "localhost", port: 8001)
     /// `--connect.timeout`: how long connecting and the WebSocket handshake may take.
     public var connectTimeout: Duration = .seconds(30)
     /// The endpoints.
@@ -49,21 +49,21 @@ public struct AgentSettings: Hashable, Sendable {
 
     /// Parses the local service address: a port (`3000` → `localhost:3000`), `host:port`, or an
     /// `http://` URL; nil when malformed.
-    public static func backend(_ text: String) -> HostPort? {
-        if let port = UInt16(text) { return HostPort(host: "localhost", port: port) }
+    public static func backend(_ text: String) -> Address? {
+        if let port = UInt16(text) { return Address(host: "localhost", port: port) }
         if text.hasPrefix("http://") { return self.url(text) }
-        return HostPort(parsing: text)
+        return Address(parsing: text)
     }
 
     /// Parses an `http://host[:port][/]` URL; nil when malformed or another scheme.
-    public static func url(_ text: String) -> HostPort? {
+    public static func url(_ text: String) -> Address? {
         guard text.hasPrefix("http://") else { return nil }
         var rest = Substring(text.dropFirst("http://".count))
         if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
         guard !rest.isEmpty else { return nil }
-        if let parsed = HostPort(parsing: String(rest)) { return parsed }
+        if let parsed = Address(parsing: String(rest)) { return parsed }
         guard !rest.contains(":") || rest.hasPrefix("[") else { return nil }
         let host = rest.hasPrefix("[") ? String(rest.dropFirst().dropLast()) : String(rest)
-        return HostPort(host: host, port: 80)
+        return Address(host: host, port: 80)
     }
 }

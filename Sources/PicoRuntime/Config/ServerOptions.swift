@@ -25,9 +25,9 @@ public struct ServerOption: Sendable {
 
 /// The server's settings table: the single source of `--help`, the YAML keys and the flags.
 public enum ServerOptions {
-    static func address(_ key: String, _ defaultText: String, _ help: String, _ set: @escaping @Sendable (inout ServerSettings, HostPort) -> Void) -> ServerOption {
+    static func address(_ key: String, _ defaultText: String, _ help: String, _ set: @escaping @Sendable (inout ServerSettings, Address) -> Void) -> ServerOption {
         ServerOption(key: key, defaultText: defaultText, help: help) { settings, text in
-            guard let value = HostPort(parsing: text) else { return "expected host:port" }
+            guard let value = Address(parsing: text) else { return "expected host:port" }
             set(&settings, value)
             return nil
         }

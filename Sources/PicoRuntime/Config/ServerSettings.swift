@@ -3,9 +3,9 @@ import PicoModel
 /// Everything `pico server` runs with, after defaults, the config file and flags.
 public struct ServerSettings: Hashable, Sendable {
     /// `proxy.bind_addr`.
-    public var proxyBind = HostPort(host: "", port: 8000)
+    public var proxyBind = Address(host: "", port: 8000)
     /// `proxy.advertise_addr` (derived from the bind address when nil).
-    public var proxyAdvertise: HostPort?
+    public var proxyAdvertise: Address?
     /// `proxy.timeout`: how long a request may wait for its response head; zero disables it.
     public var proxyTimeout: Duration = .seconds(30)
     /// `proxy.http.read_header_timeout`: how long a started request head may take.
@@ -47,9 +47,9 @@ public struct ServerSettings: Hashable, Sendable {
     /// `proxy.access_log.response_headers.allow_list` / `.block_list`, as one filter.
     public var accessLogResponseHeaders: HeaderLogFilter = .all
     /// `upstream.bind_addr`.
-    public var upstreamBind = HostPort(host: "", port: 8001)
+    public var upstreamBind = Address(host: "", port: 8001)
     /// `upstream.advertise_addr`.
-    public var upstreamAdvertise: HostPort?
+    public var upstreamAdvertise: Address?
     /// `upstream.max_connections`: agent connections (tunnels and handshakes) at once; more get 503.
     public var upstreamMaxConnections = 20_000
     /// `upstream.keepalive_interval`: yamux ping period on tunnels.
@@ -57,15 +57,15 @@ public struct ServerSettings: Hashable, Sendable {
     /// `upstream.keepalive_timeout`: an unanswered ping this old closes the tunnel.
     public var keepaliveTimeout: Duration = .seconds(10)
     /// `admin.bind_addr`.
-    public var adminBind = HostPort(host: "", port: 8002)
+    public var adminBind = Address(host: "", port: 8002)
     /// `admin.advertise_addr`.
-    public var adminAdvertise: HostPort?
+    public var adminAdvertise: Address?
     /// `admin.max_connections`: admin connections at once; more get 503.
     public var adminMaxConnections = 256
     /// `cluster.gossip.bind_addr`.
-    public var gossipBind = HostPort(host: "", port: 8003)
+    public var gossipBind = Address(host: "", port: 8003)
     /// `cluster.gossip.advertise_addr`.
-    public var gossipAdvertise: HostPort?
+    public var gossipAdvertise: Address?
     /// `cluster.gossip.max_state_exchanges`: state-exchange connections from peers at once
     /// (waiting for their request included); more are closed at once.
     public var maxStateExchanges = 64

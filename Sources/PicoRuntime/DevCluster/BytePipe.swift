@@ -1,3 +1,5 @@
+import PicoModel
+
 /// Two connections joined both ways, with back-pressure: reading one side pauses while the other
 /// side's write queue is full; an end-of-stream is passed on as a half-close; when one side
 /// closes, the other closes once its queue is written.
@@ -50,7 +52,7 @@ final class BytePipe: ConnectionDelegate {
 final class FrontBalancer {
     let listener: Listener
 
-    init(address: HostPort, loop: EventLoop, pick: @escaping () -> HostPort?) throws(SocketError) {
+    init(address: Address, loop: EventLoop, pick: @escaping () -> Address?) throws(SocketError) {
         self.listener = try Listener(address: address, loop: loop)
         self.listener.onAccept = { fd in
             guard let target = pick(), let resolved = target.numeric(), let upstream = try? Sockets.connect(to: resolved) else {

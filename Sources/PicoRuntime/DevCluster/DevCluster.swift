@@ -54,9 +54,9 @@ public final class DevCluster {
     public func start(nodes: Int) throws(SocketError) {
         let host = "127.0.0.1"
         self.balancers = [
-            try FrontBalancer(address: HostPort(host: host, port: self.basePort), loop: self.loop) { [unowned self] in self.pick(\.proxy) },
-            try FrontBalancer(address: HostPort(host: host, port: self.basePort + 1), loop: self.loop) { [unowned self] in self.pick(\.upstream) },
-            try FrontBalancer(address: HostPort(host: host, port: self.basePort + 2), loop: self.loop) { [unowned self] in self.pick(\.admin) },
+            try FrontBalancer(address: Address(host: host, port: self.basePort), loop: self.loop) { [unowned self] in self.pick(\.proxy) },
+            try FrontBalancer(address: Address(host: host, port: self.basePort + 1), loop: self.loop) { [unowned self] in self.pick(\.upstream) },
+            try FrontBalancer(address: Address(host: host, port: self.basePort + 2), loop: self.loop) { [unowned self] in self.pick(\.admin) },
         ]
         for index in 0..<min(nodes, Self.maxNodes) { self.slot(index).wanted = true }
         for index in 0..<min(nodes, Self.maxNodes) { self.launch(self.slot(index)) }
@@ -220,10 +220,10 @@ public final class DevCluster {
     }
 
     /// A ready node's port for a new connection, round robin.
-    private func pick(_ port: KeyPath<Slot, UInt16>) -> HostPort? {
+    private func pick(_ port: KeyPath<Slot, UInt16>) -> Address? {
         let ready = self.slots.filter { $0.ready && $0.process != nil }
         guard !ready.isEmpty else { return nil }
         self.next &+= 1
-        return HostPort(host: "127.0.0.1", port: ready[self.next % ready.count][keyPath: port])
+        return Address(host: "127.0.0.1", port: ready[self.next % ready.count][keyPath: port])
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import PicoModel
 
 /// A listening socket on an `EventLoop`; hands each accepted, configured descriptor to `onAccept`.
 /// When accepting fails (out of descriptors: `EMFILE`, `ENFILE`; or out of memory) it stops
@@ -8,7 +9,7 @@ public final class Listener: LoopHandler {
     /// The socket.
     public let fd: Int32
     /// Where it listens (the actual port when bound to port 0).
-    public let address: HostPort
+    public let address: Address
     private let loop: EventLoop
     /// Receives each accepted descriptor (which it then owns); until set, connections are closed.
     public var onAccept: (Int32) -> Void
@@ -21,7 +22,7 @@ public final class Listener: LoopHandler {
     private var closed = false
 
     /// Binds and listens on `address`, then accepts on `loop`.
-    public init(address: HostPort, loop: EventLoop, onAccept: @escaping (Int32) -> Void = { _ = Glibc.close($0) }) throws(SocketError) {
+    public init(address: Address, loop: EventLoop, onAccept: @escaping (Int32) -> Void = { _ = Glibc.close($0) }) throws(SocketError) {
         self.fd = try Sockets.listen(on: address)
         self.address = Sockets.localAddress(self.fd) ?? address
         self.loop = loop

@@ -1,4 +1,5 @@
 import Glibc
+import PicoModel
 
 /// The socket calls the runtime makes, with `EINTR` retried and `EAGAIN` reported as a value.
 public enum Sockets {
@@ -8,20 +9,20 @@ public enum Sockets {
     }
 
     /// A non-blocking listening TCP socket bound to `address` (`SO_REUSEADDR`).
-    public static func listen(on address: HostPort, backlog: Int32 = 1_024) throws(SocketError) -> Int32 {
+    public static func listen(on address: Address, backlog: Int32 = 1_024) throws(SocketError) -> Int32 {
         try self.bound(to: address, type: SOCK_STREAM, name: "bind") { fd in
             Glibc.listen(fd, backlog) == 0 ? nil : SocketError("listen \(address)")
         }
     }
 
     /// A non-blocking UDP socket bound to `address` (`SO_REUSEADDR`).
-    public static func bindUDP(_ address: HostPort) throws(SocketError) -> Int32 {
+    public static func bindUDP(_ address: Address) throws(SocketError) -> Int32 {
         try self.bound(to: address, type: SOCK_DGRAM, name: "bind udp") { _ in nil }
     }
 
     /// A non-blocking socket of `type` bound to the first address of `address` that works
     /// (dual-stack for IPv6), after `prepare` (which returns an error to try the next one).
-    private static func bound(to address: HostPort, type: __socket_type, name: String, prepare: (Int32) -> SocketError?) throws(SocketError) -> Int32 {
+    private static func bound(to address: Address, type: __socket_type, name: String, prepare: (Int32) -> SocketError?) throws(SocketError) -> Int32 {
         var lastError = SocketError("\(name) \(address): no address", code: 0)
         for candidate in try address.resolve(passive: true) {
             let fd = socket(candidate.family, Int32(type.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -115,7 +116,7 @@ public enum Sockets {
     }
 
     /// The local address a socket is bound to.
-    public static func localAddress(_ fd: Int32) -> HostPort? {
+    public static func localAddress(_ fd: Int32) -> Address? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let status = withUnsafeMutablePointer(to: &storage) { pointer in
@@ -123,12 +124,12 @@ public enum Sockets {
         }
         guard status == 0 else { return nil }
         return withUnsafePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddressStorage($0, length: length).hostPort }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddressStorage($0, length: length).address }
         }
     }
 
     /// The peer address of a connected socket.
-    public static func peerAddress(_ fd: Int32) -> HostPort? {
+    public static func peerAddress(_ fd: Int32) -> Address? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let status = withUnsafeMutablePointer(to: &storage) { pointer in
@@ -136,7 +137,7 @@ public enum Sockets {
         }
         guard status == 0 else { return nil }
         return withUnsafePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddressStorage($0, length: length).hostPort }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddressStorage($0, length: length).address }
         }
     }
 

@@ -28,7 +28,7 @@ final class AdminForward: ConnectionDelegate {
     private init(_ target: String, from address: Address, loop: EventLoop, completion: @escaping (Answer?) -> Void) {
         self.completion = completion
         self.decoder.expectResponse(to: "GET")
-        guard let resolved = HostPort(host: address.host, port: address.port).numeric(), let fd = try? Sockets.connect(to: resolved) else {
+        guard let resolved = address.numeric(), let fd = try? Sockets.connect(to: resolved) else {
             loop.schedule(after: .zero) { [self] in self.finish(nil) }
             return
         }

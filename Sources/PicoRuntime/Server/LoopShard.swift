@@ -77,7 +77,7 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.router = LoopRouter(loop: index, seed: seed)
         self.exchangeSettings = node.settings.exchangeSettings
         let me = node.cluster.me.proxyAddress
-        self.forwardSource = HostPort(host: me.host, port: 0).numeric()
+        self.forwardSource = Address(host: me.host, port: 0).numeric()
     }
 
     /// Runs `work` on the control loop (posted at the end of this turn, also when this is the

@@ -137,7 +137,7 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
         self.address = address
         self.pool = pool
         self.handler = handler
-        guard let resolved = HostPort(host: address.host, port: address.port).numeric() else {
+        guard let resolved = address.numeric() else {
             self.failSoon("\(address) is not an IP address")
             return
         }

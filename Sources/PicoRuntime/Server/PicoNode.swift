@@ -44,7 +44,7 @@ public final class PicoNode: @unchecked Sendable {
     private var incomingExchanges: [ExchangeID: StateExchangeStream] = [:]
     private var nextExchangeID: UInt64 = 0
     /// The upstream address agents are told about (informational; not gossiped).
-    public let upstreamAdvertised: HostPort
+    public let upstreamAdvertised: Address
     private var timers: [TimerID: LoopTimer] = [:]
     /// True while `/ready` answers 200.
     public private(set) var ready = false
@@ -70,12 +70,11 @@ public final class PicoNode: @unchecked Sendable {
         // TCP (state exchanges) and UDP (datagrams) share the gossip address; with port 0 the
         // UDP socket takes the port TCP was given.
         let gossipStreams = try Listener(address: settings.gossipBind, loop: loop)
-        let gossipBound = HostPort(host: settings.gossipBind.host, port: gossipStreams.address.port)
+        let gossipBound = Address(host: settings.gossipBind.host, port: gossipStreams.address.port)
         let gossip = try GossipSocket(bind: gossipBound, loop: loop)
         let interfaces = InterfaceAddress.current()
-        func advertised(_ explicit: HostPort?, _ bound: HostPort, _ key: String) throws(ConfigError) -> Address {
-            let chosen = try AdvertiseAddress.derive(explicit: explicit, bound: bound, interfaces: interfaces, key: key)
-            return Address(host: chosen.host, port: chosen.port)
+        func advertised(_ explicit: Address?, _ bound: Address, _ key: String) throws(ConfigError) -> Address {
+            try AdvertiseAddress.derive(explicit: explicit, bound: bound, interfaces: interfaces, key: key)
         }
         var configuration = settings.clusterConfiguration(
             gossipAddress: try advertised(settings.gossipAdvertise, gossipStreams.address, "cluster.gossip.advertise_addr"),
@@ -112,9 +111,9 @@ public final class PicoNode: @unchecked Sendable {
     }
 
     /// The bound addresses (actual ports when bound to port 0).
-    public var proxyAddress: HostPort? { self.proxyListener?.address }
-    public var upstreamAddress: HostPort? { self.upstreamListener?.address }
-    public var adminAddress: HostPort? { self.adminListener?.address }
+    public var proxyAddress: Address? { self.proxyListener?.address }
+    public var upstreamAddress: Address? { self.upstreamListener?.address }
+    public var adminAddress: Address? { self.adminListener?.address }
 
     /// Starts the node (it turns ready once the model says so).
     public func start() {
@@ -234,7 +233,7 @@ public final class PicoNode: @unchecked Sendable {
     static func socketForms(of hosts: [String]) -> [String] {
         var forms: [String] = []
         for host in hosts {
-            guard let canonical = HostPort(host: host, port: 0).numeric()?.hostPort.host else { continue }
+            guard let canonical = Address(host: host, port: 0).numeric()?.address.host else { continue }
             forms.append(canonical)
             if canonical.contains("."), !canonical.contains(":") { forms.append("::ffff:" + canonical) }
         }

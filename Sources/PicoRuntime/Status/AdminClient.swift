@@ -14,7 +14,7 @@ public enum AdminClient {
     public static let maxBody = 16 * 1_024 * 1_024
 
     /// `GET path` from `target`; throws with the reason when no answer arrives.
-    public static func get(_ target: HostPort, path: String, timeout: Duration) throws(SocketError) -> Response {
+    public static func get(_ target: Address, path: String, timeout: Duration) throws(SocketError) -> Response {
         let addresses = try target.resolve()
         var lastError = SocketError("connect \(target): no address", code: 0)
         for address in addresses {

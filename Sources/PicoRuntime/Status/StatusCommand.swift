@@ -12,7 +12,7 @@ import PicoModel
 /// ```
 public struct StatusCommand: Sendable {
     /// The admin port asked.
-    public var server = HostPort(host: "localhost", port: 8002)
+    public var server = Address(host: "localhost", port: 8002)
     /// The route, with `?forward=` when given.
     public var path = ""
     /// How the answer is printed.

@@ -112,6 +112,10 @@ struct CoreTests {
         #expect(Address(parsing: "[fd00::1]:8003") == Address(host: "fd00::1", port: 8003))
         #expect(Address(parsing: "pico") == nil)
         #expect(Address(parsing: "pico:99999") == nil)
+        #expect(Address(parsing: ":8000") == Address(host: "", port: 8000))
+        #expect(Address(parsing: "fd00::1:8003") == nil)
+        #expect(Address(parsing: "[fd00::1:8003") == nil)
+        #expect(Address(host: "", port: 8000).description == ":8000")
         #expect(Address(host: "fd00::1", port: 1).description == "[fd00::1]:1")
     }
 
