@@ -236,12 +236,15 @@ class ClusterTests(unittest.TestCase):
         """Forward heartbeats (issue 21 item 4): a holder heartbeats a forward while its upstream
         works, so the entry node waits out a 3 s answer (sent once, never retried), and when the
         holder falls silent (SIGSTOP) after the request reached it, the entry node sends the GET
-        to the other holder after `proxy.forward_answer_timeout` instead of `proxy.timeout`."""
-        upstreams = [CountingUpstream(), CountingUpstream()]
+        to the other holder after `proxy.forward_answer_timeout` instead of `proxy.timeout`. Then
+        the other holder falls silent too while an agent connects to the entry node itself: the
+        retry goes to that local tunnel on the same event loop (this once crashed the node: the
+        forward's answer decoder was reused)."""
+        upstreams = [CountingUpstream(), CountingUpstream(), CountingUpstream()]
         agents = []
-        stopped = None
+        stopped = []
         try:
-            entry = self.start()
+            entry = self.start("--event-loops", "1")
             holders = [self.start("--cluster.join", f"127.0.0.1:{entry.gossip}") for _ in range(2)]
             agents = [start_agent(holder, "app", upstream.port) for holder, upstream in zip(holders, upstreams)]
 
@@ -273,8 +276,8 @@ class ClusterTests(unittest.TestCase):
             client.start()
             wait_until(lambda: any(upstream.arrived.is_set() for upstream in upstreams), timeout=5, what="the request at an upstream")
             first = 0 if upstreams[0].arrived.is_set() else 1
-            stopped = holders[first]
-            stopped.process.send_signal(signal.SIGSTOP)
+            stopped.append(holders[first])
+            holders[first].process.send_signal(signal.SIGSTOP)
             client.join(timeout=25)
             elapsed = time.time() - started
             self.assertEqual(outcome["result"][:2], (200, b"/slow"), "the other holder answered")
@@ -282,9 +285,24 @@ class ClusterTests(unittest.TestCase):
             # 2 s until silence, 2 s at the other upstream; proxy.timeout would have been 30 s.
             self.assertLess(elapsed, 8, f"answered after {elapsed:.1f} s")
             print(f"\n  a holder fell silent mid-request: answered by the other after {elapsed:.2f} s")
+
+            # The other holder falls silent too, and an agent connects to the entry node.
+            second = 1 - first
+            upstreams[second].arrived.clear()
+            outcome.clear()
+            client = threading.Thread(target=send)
+            client.start()
+            wait_until(lambda: upstreams[second].arrived.is_set(), timeout=5, what="the request at the other holder's upstream")
+            stopped.append(holders[second])
+            holders[second].process.send_signal(signal.SIGSTOP)
+            agents.append(start_agent(entry, "app", upstreams[2].port))
+            client.join(timeout=25)
+            self.assertEqual(outcome["result"][:2], (200, b"/slow"), "the entry's own new tunnel answered")
+            self.assertEqual(upstreams[2].hits.get("/slow", 0), 1)
+            self.assertIsNone(entry.process.poll(), "the entry node is still running")
         finally:
-            if stopped:
-                stopped.process.send_signal(signal.SIGCONT)
+            for node in stopped:
+                node.process.send_signal(signal.SIGCONT)
             for agent in agents:
                 agent.kill()
             for upstream in upstreams:

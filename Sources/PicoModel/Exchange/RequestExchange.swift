@@ -164,6 +164,11 @@ public struct RequestExchange: Sendable {
     /// A peer forwarded the request and asks for a heartbeat this often (trusted only from a
     /// member's proxy host).
     public let heartbeatsOwed: Duration?
+    /// The first request its connection carried: its first heartbeat goes out at once, so the
+    /// forwarding node learns this node heartbeats even when answers are fast.
+    let firstOnConnection: Bool
+    /// No answer head by then: 504 (set by the first upstream it is sent to; a retry keeps it).
+    private var answerDeadline: Instant?
     /// Where it is.
     public private(set) var state: State = .received
     /// Times its connection moved between loops for it so far.
@@ -173,9 +178,10 @@ public struct RequestExchange: Sendable {
 
     /// A new exchange for `head` (whose body framing is `framing`), from a client at
     /// `clientHost` (as the socket reports it; nil when unknown), read by a loop whose router is
-    /// `router`. `moves` and `avoiding` carry over when the connection moved here for it.
+    /// `router`. `moves` and `avoiding` carry over when the connection moved here for it;
+    /// `firstOnConnection` when it is the first request its connection carries.
     public init(head: HTTPRequestHead, framing: HTTPBodyFraming, clientHost: String?, router: LoopRouter,
-                settings: ExchangeSettings, moves: Int = 0, avoiding: [NodeUID] = []) {
+                settings: ExchangeSettings, moves: Int = 0, avoiding: [NodeUID] = [], firstOnConnection: Bool = false) {
         self.endpoint = HTTPProxyRules.endpoint(of: head)
         let marked = head.headers.first("x-pico-forward") == "true"
         self.forwardMarked = marked
@@ -189,6 +195,7 @@ public struct RequestExchange: Sendable {
         self.settings = settings
         self.moves = moves
         self.avoiding = avoiding
+        self.firstOnConnection = firstOnConnection
     }
 
     /// Routes the request (once, after `init`).
@@ -275,15 +282,18 @@ public struct RequestExchange: Sendable {
         return (waiting.nextTimer.map { .armTimer($0) } ?? .none, report)
     }
 
-    /// The forward's node sent a heartbeat: it is alive and heartbeat-capable, and the silence
-    /// clock starts again. Returns the timer to arm, and news for the node when the loop did not
-    /// know the member heartbeats.
+    /// The forward's node sent a heartbeat: it is alive, reachable and heartbeat-capable (the
+    /// only proof of that: a mark or field could come from anything between the nodes), and the
+    /// silence clock starts again. Returns the timer to arm, and news for the node: that the
+    /// member heartbeats, when the loop did not know, and that it is reachable, if doubted.
     public mutating func heardFromHop(router: inout LoopRouter, now: Instant) -> (ExchangeAction, ReachabilityReport?) {
         guard case .sent(.peer(let uid, let name), var timing) = self.state else { return (.none, nil) }
         let learned = router.learnHeartbeats(uid)
         if self.settings.forwardAnswerTimeout > .zero { timing.hopSilentAfter = now + self.settings.forwardAnswerTimeout }
         self.state = .sent(.peer(uid, name: name), timing)
-        return (timing.nextTimer.map { .armTimer($0) } ?? .none, learned ? .heartbeats(uid, wasUnreachable: false) : nil)
+        let doubted = router.isUnreachable(uid)
+        let report: ReachabilityReport? = learned ? .heartbeats(uid, wasUnreachable: doubted) : doubted ? .reachable(uid) : nil
+        return (timing.nextTimer.map { .armTimer($0) } ?? .none, report)
     }
 
     /// An interim answer of the upstream's (`100 Continue`, `103 Early Hints`) reached the
@@ -297,16 +307,13 @@ public struct RequestExchange: Sendable {
         return timing.nextTimer.map { .armTimer($0) } ?? .none
     }
 
-    /// The upstream's answer head reached the client (interim answers aside); for a forward,
-    /// `markedByHop` tells whether the node marked it heartbeat-capable (`ForwardHeartbeat`).
-    /// Returns what the node should learn: a peer that answered is reachable, if the loop
-    /// doubted it.
-    public mutating func answerStarted(router: inout LoopRouter, markedByHop: Bool) -> ReachabilityReport? {
+    /// The upstream's answer head reached the client (interim answers aside). Returns what the
+    /// node should learn: a peer that answered is reachable, if the loop doubted it.
+    public mutating func answerStarted(router: LoopRouter) -> ReachabilityReport? {
         guard case .sent(let upstream, _) = self.state else { return nil }
         self.state = .answering(upstream)
-        guard case .peer(let uid, _) = upstream else { return nil }
-        if markedByHop, router.learnHeartbeats(uid) { return .heartbeats(uid, wasUnreachable: router.isUnreachable(uid)) }
-        return router.isUnreachable(uid) ? .reachable(uid) : nil
+        if case .peer(let uid, _) = upstream, router.isUnreachable(uid) { return .reachable(uid) }
+        return nil
     }
 
     /// The heartbeat interval to ask of the node a forward goes to (`ForwardHeartbeat`); nil for
@@ -414,7 +421,8 @@ public struct RequestExchange: Sendable {
         switch router.decide(endpoint: self.endpoint, forwarded: self.forwardMarked, avoiding: self.avoiding) {
         case .local(let id):
             guard let loop = router.loop(of: id), loop != router.loop else {
-                let timing = SentTiming(answerDeadline: self.upstreamDeadline(now), nextHeartbeat: self.heartbeatsOwed.map { now + $0 })
+                let firstHeartbeat = self.heartbeatsOwed.map { self.firstOnConnection ? now : now + $0 }
+                let timing = SentTiming(answerDeadline: self.upstreamDeadline(now), nextHeartbeat: firstHeartbeat)
                 self.state = .sent(.tunnel(id), timing)
                 return .openStream(id, deadline: timing.nextTimer)
             }
@@ -450,8 +458,13 @@ public struct RequestExchange: Sendable {
         }
     }
 
-    private func upstreamDeadline(_ now: Instant) -> Instant? {
-        self.settings.upstreamTimeout > .zero && !self.isTunnelled ? now + self.settings.upstreamTimeout : nil
+    /// The first upstream's deadline, kept by every retry: the client waits `upstreamTimeout`
+    /// in all, not once per holder tried.
+    private mutating func upstreamDeadline(_ now: Instant) -> Instant? {
+        guard self.settings.upstreamTimeout > .zero, !self.isTunnelled else { return nil }
+        if let deadline = self.answerDeadline { return deadline }
+        self.answerDeadline = now + self.settings.upstreamTimeout
+        return self.answerDeadline
     }
 
     private mutating func release(_ upstream: ExchangeUpstreamKind, router: inout LoopRouter) {

@@ -9,10 +9,12 @@
 /// `ExchangeSettings.forwardAnswerTimeout` then means the hop is lost, and an idempotent request
 /// goes to another holder.
 ///
-/// Mixed versions: a holder that does not know the header ignores it, so the forwarding node
-/// applies the silence rule only to a node it has seen heartbeat-capable: every holder marks the
-/// final answer head of a forward that asked (`x-pico-heartbeat: 1`), and a heartbeat itself
-/// also proves it. The mark is taken off before the client sees the answer.
+/// Mixed versions: a holder that does not know the field ignores it, so the forwarding node
+/// applies the silence rule only to a node it has received a heartbeat from (nothing else proves
+/// that 102s get through: a proxy between the nodes might drop them). A holder heartbeats the
+/// first forwarded request of each connection at once, so the forwarding node learns on its first
+/// forward even when answers are fast. A holder never relays an upstream's own interim answer
+/// with the field (a tenant cannot pose as a heartbeating node).
 public enum ForwardHeartbeat {
     /// The request field asking for heartbeats, the interim answers' mark, and the final answer's.
     public static let header = "x-pico-heartbeat"

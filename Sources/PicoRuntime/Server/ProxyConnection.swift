@@ -15,6 +15,9 @@ final class ProxyConnection: ConnectionDelegate {
         var moves: Int
         /// Nodes a forward of this request already failed on.
         var avoiding: [NodeUID]
+        /// The decoder gave the request's end already (a retry that moved after its forward
+        /// failed): the next part it gives belongs to the next request.
+        var requestEnded: Bool
     }
 
     /// Its loop's shard, which outlives every connection of the loop.
@@ -56,6 +59,8 @@ final class ProxyConnection: ConnectionDelegate {
     /// The idle list's links (see `IdleConnections`).
     var idleNext: ProxyConnection?
     unowned(unsafe) var idlePrevious: ProxyConnection?
+    /// Requests this connection began (the first one's forward heartbeats go out at once).
+    private var requestsBegun = 0
     /// Leaving for another loop (once the previous answer is written): nothing more happens here.
     /// If the connection closes before it leaves, its request is no longer in flight.
     private var movedAway = false
@@ -81,7 +86,7 @@ final class ProxyConnection: ConnectionDelegate {
         self.connection.writeStallTimeout = shard.settings.writeTimeout
         if let moved {
             if moved.clientFinished { self.connection.pauseReading() }
-            self.begin(moved.head, moves: moved.moves, avoiding: moved.avoiding)
+            self.begin(moved.head, moves: moved.moves, avoiding: moved.avoiding, requestEnded: moved.requestEnded)
             self.processRequests()
         } else {
             // A new connection's first byte is due within the header timeout, not the idle one.
@@ -183,19 +188,21 @@ final class ProxyConnection: ConnectionDelegate {
         }
     }
 
-    private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = []) {
+    private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = [], requestEnded: Bool = false) {
         self.leaveIdle()
         self.wait = nil
         let shard = self.shard
         let machine = RequestExchange(head: head, framing: self.decoder.headFraming, clientHost: self.clientIP, router: shard.router,
-                                      settings: shard.exchangeSettings, moves: moves, avoiding: avoiding)
+                                      settings: shard.exchangeSettings, moves: moves, avoiding: avoiding, firstOnConnection: self.requestsBegun == 0)
+        self.requestsBegun += 1
         let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: shard.loop.now, machine: machine)
         exchange.owner = self
+        exchange.requestEnded = requestEnded
         self.exchange = exchange
         shard.metrics.update { $0.inFlight += 1 }
         // A moved request is still counted by the process-wide figure (it never stopped).
         if moves == 0 { shard.counters.inFlight.add(1, ordering: .relaxed) }
-        if exchange.requestFraming != .none { self.watchRequestBody(exchange) }
+        if exchange.requestFraming != .none, !requestEnded { self.watchRequestBody(exchange) }
         let action = exchange.machine.start(router: &shard.router, mayWait: shard.mayWait, now: shard.loop.now)
         self.follow(action, exchange)
     }
@@ -231,7 +238,6 @@ final class ProxyConnection: ConnectionDelegate {
             shard.toModel(.routedByLoop(.forward(uid: uid, name: name, proxyAddress: address)))
             shard.metrics.update { $0.remoteRequests.add(1, to: name) }
             if !exchange.machine.avoiding.isEmpty { shard.metrics.update { $0.forwardRetries += 1 } }
-            exchange.response = HTTP1ResponseDecoder()
             self.start(exchange, on: upstream, deadline: deadline)
         case .move(let loop):
             if exchange.upstream != nil { self.tearDown(exchange) }
@@ -295,6 +301,9 @@ final class ProxyConnection: ConnectionDelegate {
     /// Sends the rewritten request head upstream and arms `proxy.timeout` (not for upgrades).
     private func start(_ exchange: ProxyExchange, on upstream: any ExchangeUpstream, deadline: Instant?) {
         exchange.upstream = upstream
+        // A fresh decoder for every upstream: one that replaces a failed or silent forward may
+        // follow a decoder left mid-answer (interim heads, or part of a head).
+        if exchange.response.state != .idle || exchange.response.bufferedByteCount > 0 { exchange.response = HTTP1ResponseDecoder() }
         exchange.response.expectResponse(to: exchange.head.method)
         let request = HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(
             exchange.head, clientIP: self.clientIP, scheme: "http", to: exchange.machine.peer == nil ? .tunnel : .peer,
@@ -326,7 +335,7 @@ final class ProxyConnection: ConnectionDelegate {
         self.connection.whenFlushed { [self] in
             let moved = Moved(
                 head: exchange.head, decoder: self.decoder, clientIP: self.clientIP, clientFinished: self.clientFinished,
-                moves: exchange.machine.moves, avoiding: exchange.machine.avoiding
+                moves: exchange.machine.moves, avoiding: exchange.machine.avoiding, requestEnded: exchange.requestEnded
             )
             let fd = self.connection.detach()
             self.shard.metrics.update { $0.connectionMoves += 1 }
@@ -433,7 +442,10 @@ final class ProxyConnection: ConnectionDelegate {
                             self.follow(action, exchange)
                             continue
                         }
-                        self.connection.write(HTTP1Encoder.encode(head))
+                        var interim = head
+                        // An upstream's own 102 with the field must not pass for our heartbeat.
+                        if interim.headers.contains(ForwardHeartbeat.header) { interim.headers.remove(ForwardHeartbeat.header) }
+                        self.connection.write(HTTP1Encoder.encode(interim))
                         self.follow(exchange.machine.interimRelayed(now: self.shard.loop.now), exchange)
                         continue
                     }
@@ -467,11 +479,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     private func sendResponseHead(_ head: HTTPResponseHead, _ exchange: ProxyExchange) {
         if case .exchange = self.wait { self.wait = nil }
-        var head = head
-        // A forward's node marks its answer when it heartbeats; the client does not see the mark.
-        let marked = exchange.machine.peer != nil && head.headers.contains(ForwardHeartbeat.header)
-        if marked { head.headers.remove(ForwardHeartbeat.header) }
-        self.report(exchange.machine.answerStarted(router: &self.shard.router, markedByHop: marked))
+        self.report(exchange.machine.answerStarted(router: self.shard.router))
         exchange.status = head.status
         exchange.responseHeadSent = true
         exchange.upstreamKeepsAlive = head.version >= .http1_1 && !head.headers.hasToken("connection", "close")
@@ -490,12 +498,10 @@ final class ProxyConnection: ConnectionDelegate {
             return
         }
         if exchange.head.isUpgrade, self.decoder.state == .upgradePending { self.decoder.refuseUpgrade() }
-        var client = HTTPProxyRules.clientResponse(
+        let client = HTTPProxyRules.clientResponse(
             head, requestMethod: exchange.head.method, clientVersion: exchange.head.version,
             clientKeepAlive: exchange.keepAlive && !self.clientFinished, upstreamFraming: exchange.response.headFraming
         )
-        // Answering a forward that asked for heartbeats: tell the forwarding node we send them.
-        if exchange.machine.heartbeatsOwed != nil { client.head.headers.replaceOrAdd(name: ForwardHeartbeat.header, value: "1") }
         exchange.clientFraming = client.framing
         exchange.keepAlive = client.keepAlive
         exchange.responseHeaders = client.head.headers

@@ -3,10 +3,10 @@ import PicoModel
 // ==== ---- The checkers' rules -----------------------------------------------------------------------
 
 extension Checker {
-    /// With `excuseUnreachable`, a request whose entry pod had, at some moment of its life, no
-    /// holder of its endpoint it could reach (by the network's real state, on arrival or when
-    /// links were cut while it was in flight) may fail: nothing could serve it then, and whether
-    /// the way opens again within its client's patience is up to the partition.
+    /// With `excuseUnreachable`, a request whose entry pod could reach no holder of its endpoint
+    /// (by the network's real state) when it arrived, or still could not when it ended, may fail:
+    /// nothing reachable could serve it in time. One whose holders were cut off for a while but
+    /// reachable again before its client gave up is not excused.
     static func noFailedRequests(_ world: SimWorld, windows: [ClosedRange<Instant>], excuseUnreachable: Bool, name: String) -> CheckResult {
         for record in world.traffic.history where windows.contains(where: { $0.contains(record.issuedAt) }) {
             if excuseUnreachable, record.holderReachable == false { continue }

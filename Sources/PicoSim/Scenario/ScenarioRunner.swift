@@ -177,7 +177,6 @@ public enum ScenarioRunner {
             var rng = world.streams.stream("faults/event/\(id)")
             let links = shape.links(among: Array(world.pods.indices), rng: &rng)
             world.network.block(links)
-            world.linksCut()
             return "partition \(shape) (\(links.count) links cut)"
         case .heal:
             world.network.healAll()

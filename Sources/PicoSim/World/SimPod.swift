@@ -112,9 +112,8 @@ public enum TrafficEvent: Sendable {
     /// `connection` is the forward's (see `SimTraffic.Exchange.forwardConnection`): an event of an
     /// abandoned forward is dropped.
     case forwardFailed(request: UInt64, hop: Int, connection: UInt64, progress: UpstreamProgress)
-    /// The answer of the pod `request` was forwarded to reached its exchange at hop `hop`;
-    /// `marked` when that pod marked it heartbeat-capable.
-    case peerAnswered(request: UInt64, hop: Int, connection: UInt64, outcome: RequestOutcome, marked: Bool)
+    /// The answer of the pod `request` was forwarded to reached its exchange at hop `hop`.
+    case peerAnswered(request: UInt64, hop: Int, connection: UInt64, outcome: RequestOutcome)
     /// A heartbeat of the pod `request` was forwarded to reached its exchange at hop `hop`.
     case hopHeartbeat(request: UInt64, hop: Int, connection: UInt64)
     /// TCP retransmits `event`, which pod `from` (boot `boot`) sent back to the exchange at

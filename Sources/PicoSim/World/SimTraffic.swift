@@ -87,10 +87,10 @@ public struct RequestRecord: Hashable, Sendable {
     public var path: [Int]
     /// Forwards in a row it went through (0: served by the entry pod; at most 1: one hop).
     public var hops = 0
-    /// Whether, from when it reached its entry pod until it ended, a pod holding a tunnel of its
-    /// endpoint was always that pod or one it could exchange bytes with both ways, by the
-    /// network's real state (not any node's view): judged on arrival and again whenever links
-    /// are cut while it is in flight. Nil until it reached a pod.
+    /// Whether a pod holding a tunnel of its endpoint was its entry pod or one the entry pod
+    /// could exchange bytes with both ways, by the network's real state (not any node's view),
+    /// both when it arrived and, for a request that did not succeed, when it ended. Nil until it
+    /// reached a pod.
     public var holderReachable: Bool?
 }
 
@@ -147,6 +147,15 @@ public struct SimTraffic: Sendable {
     var nextTunnel: UInt64 = 1
     /// Numbers forward connections (one per forward attempt).
     var nextConnection: UInt64 = 1
+    /// A forwarding process's pooled connections to a node (looked up, never iterated).
+    struct PooledConnection: Hashable, Sendable {
+        var from: Int
+        var fromBoot: Int
+        var to: NodeUID
+    }
+    /// Pairs that carried a forward already: later forwards reuse the pooled connection, so the
+    /// holder's first-request heartbeat is sent once per pair.
+    var pooledConnections: Set<PooledConnection> = []
     var rng: SplitMix64
 
     init(podCount: Int, rng: SplitMix64) {

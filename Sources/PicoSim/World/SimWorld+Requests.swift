@@ -48,21 +48,17 @@ extension SimWorld {
             source = self.pods[previous.pod].node?.me.proxyAddress.host ?? clientHost
         }
         let head = HTTPRequestHead(method: "GET", target: "/", headers: headers)
-        let machine = RequestExchange(head: head, framing: .none, clientHost: source, router: self.pods[pod].router, settings: self.settings.exchange)
+        // The first forward between two processes is the first on its pooled connection.
+        var first = true
+        if hop > 0, let previous = self.traffic.exchanges[ExchangeKey(request: request, hop: hop - 1)], let me = self.pods[pod].node?.me.uid {
+            first = self.traffic.pooledConnections.insert(SimTraffic.PooledConnection(from: previous.pod, fromBoot: previous.boot, to: me)).inserted
+        }
+        let machine = RequestExchange(head: head, framing: .none, clientHost: source, router: self.pods[pod].router, settings: self.settings.exchange,
+                                      firstOnConnection: first)
         self.traffic.exchanges[key] = SimTraffic.Exchange(pod: pod, boot: boot, machine: machine, arrivedOn: connection)
         let mayWait = self.pods[pod].waiting.count < self.settings.maxWaitingRequests
         let action = self.withExchange(key) { machine, router, now in machine.start(router: &router, mayWait: mayWait, now: now) }
         self.follow(action, for: key)
-    }
-
-    /// Links were just cut: a request in flight whose entry pod now reaches no holder of its
-    /// endpoint is no longer one some holder could always be reached for.
-    public mutating func linksCut() {
-        for key in self.traffic.exchanges.keys where key.hop == 0 {
-            let index = Int(key.request - 1)
-            guard self.traffic.history[index].holderReachable == true, let pod = self.traffic.exchanges[key]?.pod else { continue }
-            if !self.holderReachable(for: self.traffic.history[index].endpoint, from: pod) { self.traffic.history[index].holderReachable = false }
-        }
     }
 
     /// Whether a running pod with a tunnel of `endpoint` is `pod` itself or linked with it both
@@ -236,7 +232,7 @@ extension SimWorld {
         if self.parkIfPaused(.streamDone(request: request, hop: hop), pod: exchange.pod, boot: exchange.boot) { return }
         if let placement = self.traffic.placements[tunnel] { self.drive(agent: placement.agent, .requestSucceeded(tunnel)) }
         _ = self.withExchange(key) { machine, router, _ in
-            _ = machine.answerStarted(router: &router, markedByHop: false)
+            _ = machine.answerStarted(router: router)
             return .none
         }
         self.end(key, .ok)
@@ -257,12 +253,12 @@ extension SimWorld {
     }
 
     /// The answer of the pod exchange `key` forwarded to arrived.
-    mutating func peerAnswered(_ key: ExchangeKey, on connection: UInt64, _ outcome: RequestOutcome, marked: Bool) {
+    mutating func peerAnswered(_ key: ExchangeKey, on connection: UInt64, _ outcome: RequestOutcome) {
         guard let exchange = self.traffic.exchanges[key], exchange.forwardConnection == connection, self.isCurrent(exchange.pod, exchange.boot) else { return }
-        if self.parkIfPaused(.peerAnswered(request: key.request, hop: key.hop, connection: connection, outcome: outcome, marked: marked), pod: exchange.pod, boot: exchange.boot) { return }
+        if self.parkIfPaused(.peerAnswered(request: key.request, hop: key.hop, connection: connection, outcome: outcome), pod: exchange.pod, boot: exchange.boot) { return }
         var report: ReachabilityReport?
         _ = self.withExchange(key) { machine, router, _ in
-            report = machine.answerStarted(router: &router, markedByHop: marked)
+            report = machine.answerStarted(router: router)
             return .none
         }
         self.tell(report, to: exchange.pod)
@@ -316,8 +312,7 @@ extension SimWorld {
         if key.hop == 0 {
             if self.traffic.history[Int(key.request - 1)].outcome == nil { self.finish(key.request, outcome) }
         } else {
-            let marked = exchange.machine.heartbeatsOwed != nil
-            self.answerPrevious(key, from: exchange.pod, on: exchange.arrivedOn) { .peerAnswered(request: key.request, hop: key.hop - 1, connection: $0, outcome: outcome, marked: marked) }
+            self.answerPrevious(key, from: exchange.pod, on: exchange.arrivedOn) { .peerAnswered(request: key.request, hop: key.hop - 1, connection: $0, outcome: outcome) }
         }
     }
 

@@ -51,8 +51,8 @@ extension SimWorld {
             self.exchangeTimerFired(ExchangeKey(request: request, hop: hop), boot: boot)
         case .forwardFailed(let request, let hop, let connection, let progress):
             self.forwardFailed(ExchangeKey(request: request, hop: hop), on: connection, progress: progress)
-        case .peerAnswered(let request, let hop, let connection, let outcome, let marked):
-            self.peerAnswered(ExchangeKey(request: request, hop: hop), on: connection, outcome, marked: marked)
+        case .peerAnswered(let request, let hop, let connection, let outcome):
+            self.peerAnswered(ExchangeKey(request: request, hop: hop), on: connection, outcome)
         case .hopHeartbeat(let request, let hop, let connection):
             self.hopHeartbeat(ExchangeKey(request: request, hop: hop), on: connection)
         case .resend(let event, let from, let boot, let request, let hop, let connection, let attempt):
@@ -164,6 +164,12 @@ extension SimWorld {
     mutating func finish(_ request: UInt64, _ outcome: RequestOutcome) {
         self.traffic.history[Int(request - 1)].outcome = outcome
         self.traffic.history[Int(request - 1)].finishedAt = self.now
+        // A request that did not succeed is judged again at its end: a partition that still cuts
+        // its entry pod off from every holder left nothing that could serve it in time.
+        if outcome != .ok, self.traffic.history[Int(request - 1)].holderReachable == true, let entry = self.traffic.history[Int(request - 1)].path.first {
+            let reachable = self.holderReachable(for: self.traffic.history[Int(request - 1)].endpoint, from: entry)
+            self.traffic.history[Int(request - 1)].holderReachable = reachable
+        }
         switch outcome {
         case .ok: self.record("ok", "", request)
         case .failed(let reason): self.record("failed", reason, request)

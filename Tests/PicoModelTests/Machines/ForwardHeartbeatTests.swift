@@ -62,8 +62,15 @@ struct ForwardHeartbeatTests {
         #expect(exchange.timerFired(router: &router, now: Self.now + .milliseconds(200)).0 == .armTimer(Self.now + .milliseconds(333)), "early: re-arms only")
         #expect(exchange.timerFired(router: &router, now: Self.now + .milliseconds(333)).0 == .heartbeat(next: Self.now + .milliseconds(666)))
         #expect(exchange.timerFired(router: &router, now: Self.now + .milliseconds(666)).0 == .heartbeat(next: Self.now + .milliseconds(999)))
-        #expect(exchange.answerStarted(router: &router, markedByHop: false) == nil)
+        #expect(exchange.answerStarted(router: router) == nil)
         #expect(exchange.timerFired(router: &router, now: Self.now + .seconds(1)).0 == .none, "no heartbeat once the answer started")
+
+        // The first request on its connection heartbeats at once: the forwarding node learns
+        // this node heartbeats even when its answers are fast.
+        var first = RequestExchange(head: Self.forwarded(heartbeat: "333"), framing: .none, clientHost: Self.peerHost, router: router,
+                                    settings: ExchangeSettings(), firstOnConnection: true)
+        #expect(first.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now))
+        #expect(first.timerFired(router: &router, now: Self.now).0 == .heartbeat(next: Self.now + .milliseconds(333)))
 
         // The same request from a host that is no member: no heartbeats, only the upstream timeout.
         var stranger = RequestExchangeTests.exchange(Self.forwarded(heartbeat: "333"), from: "192.0.2.1", router: router)
@@ -78,9 +85,10 @@ struct ForwardHeartbeatTests {
             == .forward(uid: Self.near.uid, name: "pico-2", proxyAddress: Self.near.proxyAddress, deadline: Self.now + .seconds(30)),
             "a node not known to heartbeat (an older version) is given the whole upstream timeout")
         #expect(first.heartbeatRequest == .seconds(1) / 3)
-        #expect(first.answerStarted(router: &router, markedByHop: true) == .heartbeats(Self.near.uid, wasUnreachable: false),
-                "news for the node, which tells every loop")
-        #expect(router.sendsHeartbeats(Self.near.uid), "the holder's mark on its answer teaches the loop")
+        #expect(first.heardFromHop(router: &router, now: Self.now + .milliseconds(1)) == (.armTimer(Self.now + .milliseconds(1_001)), .heartbeats(Self.near.uid, wasUnreachable: false)),
+                "a heartbeat teaches the loop, and is news for the node, which tells every loop")
+        #expect(first.answerStarted(router: router) == nil)
+        #expect(router.sendsHeartbeats(Self.near.uid))
 
         var second = RequestExchangeTests.exchange(router: router)
         #expect(second.start(router: &router, mayWait: true, now: Self.now)
