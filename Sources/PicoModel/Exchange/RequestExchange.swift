@@ -175,6 +175,11 @@ public struct RequestExchange: Sendable {
     public private(set) var moves: Int
     /// Nodes a forward of it failed on before they answered; routing skips them.
     public private(set) var avoiding: [NodeUID]
+    /// Times every holder had failed it and it waited for the way to one to open again.
+    public private(set) var waitRounds = 0
+    /// Waits after every holder failed that one request may take: one, so a partition that
+    /// heals within `holderWait` of the last failure still serves it.
+    public static let maxWaitRounds = 1
 
     /// A new exchange for `head` (whose body framing is `framing`), from a client at
     /// `clientHost` (as the socket reports it; nil when unknown), read by a loop whose router is
@@ -325,8 +330,11 @@ public struct RequestExchange: Sendable {
 
     /// The upstream failed after getting `progress` far with the request. A forward that failed
     /// before any answer byte is evidence against its node and, when `ForwardRetry` allows, goes
-    /// to another holder; otherwise 502 (or, once the answer started, a close).
-    public mutating func upstreamFailed(progress: UpstreamProgress, router: inout LoopRouter, now: Instant) -> (ExchangeAction, ReachabilityReport?) {
+    /// to another holder; when every holder failed, a request that may wait (`mayWait`: the
+    /// shell's waiting list has room) waits once, up to `holderWait`, for the way to one to open
+    /// again (a partition that cut them all may heal), then tries them all again; otherwise 502
+    /// (or, once the answer started, a close).
+    public mutating func upstreamFailed(progress: UpstreamProgress, router: inout LoopRouter, mayWait: Bool = false, now: Instant) -> (ExchangeAction, ReachabilityReport?) {
         switch self.state {
         case .sent(let upstream, let timing):
             self.release(upstream, router: &router)
@@ -339,7 +347,7 @@ public struct RequestExchange: Sendable {
                                      clientAnswered: timing.clientHeardInterim, retries: self.avoiding.count) {
                 self.avoiding.append(uid)
                 self.state = .received
-                return (self.route(router: &router, mayWait: false, now: now), report)
+                return (self.route(router: &router, mayWait: mayWait, now: now), report)
             }
             return (self.finish(answering: 502, "upstream unreachable", close: true), report)
         case .answering(let upstream):
@@ -443,7 +451,17 @@ public struct RequestExchange: Sendable {
         case .reject(let rejection):
             if rejection == .noAvailableUpstreams {
                 if !self.avoiding.isEmpty {
-                    // Every holder left to try failed: the first failure's answer, not "no upstreams".
+                    // Every holder failed. A partition may have cut them all: wait once for the
+                    // way to one to open again, then try them all (doubted ones last) again.
+                    if mayWait, self.waitRounds < Self.maxWaitRounds, !self.forwardMarked, self.framing == .none, !self.isTunnelled,
+                       self.settings.holderWait > .zero, let deadline = self.upstreamDeadline(now), deadline > now {
+                        self.waitRounds += 1
+                        self.avoiding = []
+                        let until = min(now + self.settings.holderWait, deadline)
+                        self.state = .waitingForHolder(until: until)
+                        return .wait(until: until)
+                    }
+                    // The first failure's answer, not "no upstreams".
                     return self.finish(answering: 502, "upstream unreachable")
                 }
                 // Only a request with nothing after its head waits: body bytes (or an upgrade's)

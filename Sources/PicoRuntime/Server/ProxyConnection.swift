@@ -243,6 +243,8 @@ final class ProxyConnection: ConnectionDelegate {
             if exchange.upstream != nil { self.tearDown(exchange) }
             self.move(exchange, to: shard.node.shards[loop])
         case .wait(let until):
+            // Every holder failed (a silent forward's connection is abandoned first): wait for one.
+            if exchange.upstream != nil { self.tearDown(exchange) }
             shard.startWaiting(self, counted: exchange.waited)
             exchange.waited = true
             self.setWait(.exchange(exchange), until: until)
@@ -416,7 +418,7 @@ final class ProxyConnection: ConnectionDelegate {
             self.connection.closeWhenWritten()
             return
         }
-        let (action, learned) = exchange.machine.upstreamFailed(progress: progress, router: &self.shard.router, now: self.shard.loop.now)
+        let (action, learned) = exchange.machine.upstreamFailed(progress: progress, router: &self.shard.router, mayWait: self.shard.mayWait, now: self.shard.loop.now)
         self.report(learned)
         self.follow(action, exchange)
     }
@@ -528,7 +530,7 @@ final class ProxyConnection: ConnectionDelegate {
         // A peer that closed before one byte of its answer (it exited, or closed an idle
         // connection as we reused it) reports so: the request may go elsewhere.
         let progress = exchange.upstream?.progress ?? .answered
-        let (action, learned) = exchange.machine.upstreamFailed(progress: progress, router: &self.shard.router, now: self.shard.loop.now)
+        let (action, learned) = exchange.machine.upstreamFailed(progress: progress, router: &self.shard.router, mayWait: self.shard.mayWait, now: self.shard.loop.now)
         self.report(learned)
         self.follow(action, exchange)
     }

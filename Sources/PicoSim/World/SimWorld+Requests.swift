@@ -243,8 +243,9 @@ extension SimWorld {
         guard let exchange = self.traffic.exchanges[key], exchange.forwardConnection == connection, self.isCurrent(exchange.pod, exchange.boot) else { return }
         if self.parkIfPaused(.forwardFailed(request: key.request, hop: key.hop, connection: connection, progress: progress), pod: exchange.pod, boot: exchange.boot) { return }
         var report: ReachabilityReport?
+        let mayWait = self.pods[exchange.pod].waiting.count < self.settings.maxWaitingRequests
         let action = self.withExchange(key) { machine, router, now in
-            let (action, learned) = machine.upstreamFailed(progress: progress, router: &router, now: now)
+            let (action, learned) = machine.upstreamFailed(progress: progress, router: &router, mayWait: mayWait, now: now)
             report = learned
             return action
         }

@@ -132,6 +132,30 @@ struct RequestExchangeTests {
         #expect(last == .answer(status: 502, message: "upstream unreachable", close: false))
     }
 
+    @Test func test_whenEveryHolderFailed_aRequestWaitsOnceForTheWayToOpen_thenTriesThemAllAgain() {
+        var router = LoopRouter(loop: 0, seed: 3)
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near, Self.far]))
+        var exchange = Self.exchange(router: router)
+        _ = exchange.start(router: &router, mayWait: true, now: Self.now)
+        _ = exchange.upstreamFailed(progress: .unsent, router: &router, mayWait: true, now: Self.now + .seconds(1))
+        let (wait, _) = exchange.upstreamFailed(progress: .unsent, router: &router, mayWait: true, now: Self.now + .seconds(2))
+        #expect(wait == .wait(until: Self.now + .seconds(3)), "both failed: a partition may heal")
+        #expect(exchange.avoiding.isEmpty && exchange.waitRounds == 1)
+        guard case .forward = exchange.timerFired(router: &router, now: Self.now + .seconds(3)).0 else {
+            Issue.record("after the wait every holder may be tried again")
+            return
+        }
+        _ = exchange.upstreamFailed(progress: .unsent, router: &router, mayWait: true, now: Self.now + .seconds(4))
+        let (last, _) = exchange.upstreamFailed(progress: .unsent, router: &router, mayWait: true, now: Self.now + .seconds(5))
+        #expect(last == .answer(status: 502, message: "upstream unreachable", close: false), "one wait only")
+
+        // Without room in the waiting list, or for a request with a body, no wait.
+        var full = Self.exchange(router: router)
+        _ = full.start(router: &router, mayWait: true, now: Self.now)
+        _ = full.upstreamFailed(progress: .unsent, router: &router, mayWait: false, now: Self.now)
+        #expect(full.upstreamFailed(progress: .unsent, router: &router, mayWait: false, now: Self.now).0 == .answer(status: 502, message: "upstream unreachable", close: false))
+    }
+
     @Test func test_retry_onlyWhenTheRequestCannotTakeEffectTwice() {
         var router = LoopRouter(loop: 0, seed: 3)
         router.apply(.remoteHolders(endpoint: "svc", [Self.near, Self.far]))
