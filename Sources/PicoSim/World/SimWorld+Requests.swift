@@ -83,6 +83,20 @@ extension SimWorld {
         return step(&self.traffic.exchanges[key]!.machine, &self.pods[pod].router, now)
     }
 
+    /// Runs `step` as `withExchange` does, and tells the exchange's node what it learned about
+    /// reachability.
+    mutating func withExchangeReporting(_ key: ExchangeKey, _ step: (inout RequestExchange, inout LoopRouter, Instant) -> (ExchangeAction, ReachabilityReport?)) -> ExchangeAction {
+        guard let pod = self.traffic.exchanges[key]?.pod else { return .none }
+        var report: ReachabilityReport?
+        let action = self.withExchange(key) { machine, router, now in
+            let (action, learned) = step(&machine, &router, now)
+            report = learned
+            return action
+        }
+        self.tell(report, to: pod)
+        return action
+    }
+
     /// Carries out an exchange's action.
     mutating func follow(_ action: ExchangeAction, for key: ExchangeKey) {
         guard let exchange = self.traffic.exchanges[key] else { return }
@@ -198,13 +212,7 @@ extension SimWorld {
                 self.abandonForward(of: key, on: connection)
             }
         }
-        var report: ReachabilityReport?
-        let action = self.withExchange(key) { machine, router, now in
-            let (action, learned) = machine.timerFired(router: &router, now: now)
-            report = learned
-            return action
-        }
-        self.tell(report, to: exchange.pod)
+        let action = self.withExchangeReporting(key) { machine, router, now in machine.timerFired(router: &router, now: now) }
         if case .wait = action {
             self.follow(action, for: key)
             return
@@ -242,14 +250,10 @@ extension SimWorld {
     mutating func forwardFailed(_ key: ExchangeKey, on connection: UInt64, progress: UpstreamProgress) {
         guard let exchange = self.traffic.exchanges[key], exchange.forwardConnection == connection, self.isCurrent(exchange.pod, exchange.boot) else { return }
         if self.parkIfPaused(.forwardFailed(request: key.request, hop: key.hop, connection: connection, progress: progress), pod: exchange.pod, boot: exchange.boot) { return }
-        var report: ReachabilityReport?
         let mayWait = self.pods[exchange.pod].waiting.count < self.settings.maxWaitingRequests
-        let action = self.withExchange(key) { machine, router, now in
-            let (action, learned) = machine.upstreamFailed(progress: progress, router: &router, mayWait: mayWait, now: now)
-            report = learned
-            return action
+        let action = self.withExchangeReporting(key) { machine, router, now in
+            machine.upstreamFailed(progress: progress, router: &router, mayWait: mayWait, now: now)
         }
-        self.tell(report, to: exchange.pod)
         self.follow(action, for: key)
     }
 
@@ -257,12 +261,7 @@ extension SimWorld {
     mutating func peerAnswered(_ key: ExchangeKey, on connection: UInt64, _ outcome: RequestOutcome) {
         guard let exchange = self.traffic.exchanges[key], exchange.forwardConnection == connection, self.isCurrent(exchange.pod, exchange.boot) else { return }
         if self.parkIfPaused(.peerAnswered(request: key.request, hop: key.hop, connection: connection, outcome: outcome), pod: exchange.pod, boot: exchange.boot) { return }
-        var report: ReachabilityReport?
-        _ = self.withExchange(key) { machine, router, _ in
-            report = machine.answerStarted(router: router)
-            return .none
-        }
-        self.tell(report, to: exchange.pod)
+        _ = self.withExchangeReporting(key) { machine, router, _ in (.none, machine.answerStarted(router: router)) }
         self.end(key, outcome)
     }
 
@@ -280,13 +279,7 @@ extension SimWorld {
     mutating func hopHeartbeat(_ key: ExchangeKey, on connection: UInt64) {
         guard let exchange = self.traffic.exchanges[key], exchange.forwardConnection == connection, self.isCurrent(exchange.pod, exchange.boot) else { return }
         if self.parkIfPaused(.hopHeartbeat(request: key.request, hop: key.hop, connection: connection), pod: exchange.pod, boot: exchange.boot) { return }
-        var report: ReachabilityReport?
-        let action = self.withExchange(key) { machine, router, now in
-            let (action, learned) = machine.heardFromHop(router: &router, now: now)
-            report = learned
-            return action
-        }
-        self.tell(report, to: exchange.pod)
+        let action = self.withExchangeReporting(key) { machine, router, now in machine.heardFromHop(router: &router, now: now) }
         self.follow(action, for: key)
     }
 
