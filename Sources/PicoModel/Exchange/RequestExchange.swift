@@ -107,7 +107,8 @@ public enum ReachabilityReport: Hashable, Sendable {
     /// The member answered a forward although the loop held evidence against it.
     case reachable(NodeUID)
     /// The loop just learned that the member heartbeats forwards (every loop should hold its
-    /// silence against it); when `wasUnreachable`, it is also reachable again (it answered).
+    /// silence against it); when `wasUnreachable`, it is also reachable again (its heartbeat
+    /// came over the forward's connection).
     case heartbeats(NodeUID, wasUnreachable: Bool)
 }
 

@@ -16,7 +16,7 @@
 /// forward even when answers are fast. A holder never relays an upstream's own interim answer
 /// with the field (a tenant cannot pose as a heartbeating node).
 public enum ForwardHeartbeat {
-    /// The request field asking for heartbeats, the interim answers' mark, and the final answer's.
+    /// The request field asking for heartbeats, and the mark on the holder's interim answers.
     public static let header = "x-pico-heartbeat"
 
     /// Heartbeat intervals a holder accepts from a request: a smaller one is raised, a larger

@@ -211,9 +211,15 @@ final class ProxyConnection: ConnectionDelegate {
     private func follow(_ action: ExchangeAction, _ exchange: ProxyExchange) {
         let shard = self.shard
         switch action {
-        case .openStream(let id, let deadline):
-            // A forward that went silent is replaced: its connection is abandoned first.
+        case .openStream, .forward, .move, .wait:
+            // The exchange goes elsewhere (or waits): a forward it had (one that went silent, or
+            // whose holders all failed) is abandoned first.
             if exchange.upstream != nil { self.tearDown(exchange) }
+        default:
+            break
+        }
+        switch action {
+        case .openStream(let id, let deadline):
             guard let tunnel = shard.usableTunnel(id) else {
                 // Closing or gone, and the node's change has not arrived yet: route without it.
                 self.follow(exchange.machine.tunnelUnavailable(id, router: &shard.router, mayWait: shard.mayWait, now: shard.loop.now), exchange)
@@ -230,7 +236,6 @@ final class ProxyConnection: ConnectionDelegate {
             shard.metrics.update { $0.upstreamRequests += 1 }
             self.start(exchange, on: TunnelStreamUpstream(transport: transport, stream: stream), deadline: deadline)
         case .forward(let uid, let name, let address, let deadline):
-            if exchange.upstream != nil { self.tearDown(exchange) }
             guard let upstream = shard.peers.open(to: address, handler: exchange) else {
                 self.follow(exchange.machine.forwardRefused(router: &shard.router, now: shard.loop.now), exchange)
                 return
@@ -240,11 +245,8 @@ final class ProxyConnection: ConnectionDelegate {
             if !exchange.machine.avoiding.isEmpty { shard.metrics.update { $0.forwardRetries += 1 } }
             self.start(exchange, on: upstream, deadline: deadline)
         case .move(let loop):
-            if exchange.upstream != nil { self.tearDown(exchange) }
             self.move(exchange, to: shard.node.shards[loop])
         case .wait(let until):
-            // Every holder failed (a silent forward's connection is abandoned first): wait for one.
-            if exchange.upstream != nil { self.tearDown(exchange) }
             shard.startWaiting(self, counted: exchange.waited)
             exchange.waited = true
             self.setWait(.exchange(exchange), until: until)
