@@ -178,6 +178,9 @@ public struct RequestExchange: Sendable {
     public private(set) var avoiding: [NodeUID]
     /// Times every holder had failed it and it waited for the way to one to open again.
     public private(set) var waitRounds = 0
+    /// Times it began waiting for routing to learn a holder (the first wait, and the wait after
+    /// every holder failed); a request that waited at all counts once in the node's metrics.
+    public private(set) var holderWaits = 0
     /// Waits after every holder failed that one request may take: one, so a partition that
     /// heals within `holderWait` of the last failure still serves it.
     public static let maxWaitRounds = 1
@@ -459,6 +462,7 @@ public struct RequestExchange: Sendable {
                         self.waitRounds += 1
                         self.avoiding = []
                         let until = min(now + self.settings.holderWait, deadline)
+                        self.holderWaits += 1
                         self.state = .waitingForHolder(until: until)
                         return .wait(until: until)
                     }
@@ -469,6 +473,7 @@ public struct RequestExchange: Sendable {
                 // would arrive with nowhere to go.
                 if mayWait, !self.forwardMarked, self.framing == .none, !self.isTunnelled, self.settings.holderWait > .zero {
                     let until = now + self.settings.holderWait
+                    self.holderWaits += 1
                     self.state = .waitingForHolder(until: until)
                     return .wait(until: until)
                 }

@@ -132,11 +132,10 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// Whether one more request may wait for a holder on this loop.
     var mayWait: Bool { self.waiting.count < self.settings.maxWaitingRequests }
 
-    /// `connection`'s request waits for routing to learn a holder (`counted`: it waited before,
-    /// and is in the metric already).
-    func startWaiting(_ connection: ProxyConnection, counted: Bool) {
+    /// `connection`'s request waits for routing to learn a holder (it counts in
+    /// `pico_proxy_requests_waited_total` when it ends).
+    func startWaiting(_ connection: ProxyConnection) {
         if !self.waiting.contains(where: { $0 === connection }) { self.waiting.append(connection) }
-        if !counted { self.metrics.update { $0.requestsWaited += 1 } }
     }
 
     /// `connection`'s request stopped waiting (routed, answered, or closed).

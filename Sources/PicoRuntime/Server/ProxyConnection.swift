@@ -43,8 +43,6 @@ final class ProxyConnection: ConnectionDelegate {
     private var bodyTimer: LoopTimer?
     private var lastClientRead: Instant
     private var clientFinished = false
-    /// Set when an error answer leaves input unread: the close lingers so the answer arrives.
-    private var unreadInput = false
     /// How long that close lingers: shorter after a timeout (`LingeringClose.slowClient`).
     private var lingering = LingeringClose()
     private var closed = false
@@ -100,11 +98,11 @@ final class ProxyConnection: ConnectionDelegate {
         guard !self.movedAway else { return }
         self.leaveIdle()
         self.lastClientRead = self.shard.loop.now
-        if let exchange = self.exchange, exchange.upgraded {
+        if let exchange = self.exchange, exchange.flow.isTunnelling {
             guard let upstream = exchange.upstream else { return }
             upstream.send(bytes)
             if !upstream.canSend {
-                exchange.waitingForStream = true
+                exchange.flow.upstreamFull()
                 connection.pauseReading()
             }
             return
@@ -126,18 +124,17 @@ final class ProxyConnection: ConnectionDelegate {
         guard !self.movedAway else { return }
         self.clientFinished = true
         if let exchange = self.exchange {
-            if exchange.upgraded {
+            if case .finishUpstream(let thenClose) = exchange.flow.clientEnded() {
                 exchange.upstream?.finish()
                 // Both directions are done: the upstream's side finished first.
-                if exchange.upstreamFinished { connection.closeWhenWritten() }
+                if thenClose { connection.closeWhenWritten() }
                 return
             }
-            exchange.keepAlive = false
-            if exchange.requestEnded { return }
+            if exchange.flow.requestEnded { return }
         }
         self.decoder.feedEOF()
         self.processRequests()
-        if self.exchange == nil || self.exchange?.requestEnded == false { connection.close() }
+        if self.exchange == nil || self.exchange?.flow.requestEnded == false { connection.close() }
     }
 
     func connectionDidDrain(_ connection: Connection) {
@@ -167,7 +164,8 @@ final class ProxyConnection: ConnectionDelegate {
         if let exchange = self.exchange {
             self.exchange = nil
             self.tearDown(exchange)
-            self.release(exchange, status: exchange.responseHeadSent ? exchange.status : 499)
+            exchange.flow.abort()
+            self.release(exchange)
         }
     }
 
@@ -175,7 +173,7 @@ final class ProxyConnection: ConnectionDelegate {
     private func processRequests() {
         do {
             while !self.closed, !self.movedAway {
-                if let exchange = self.exchange, exchange.requestEnded || exchange.waitingForStream || exchange.upgraded { return }
+                if let exchange = self.exchange, !exchange.flow.readsRequestParts { return }
                 guard let part = try self.decoder.next() else { return }
                 switch part {
                 case .head(let head): self.begin(head, moves: 0)
@@ -195,14 +193,14 @@ final class ProxyConnection: ConnectionDelegate {
         let machine = RequestExchange(head: head, framing: self.decoder.headFraming, clientHost: self.clientIP, router: shard.router,
                                       settings: shard.exchangeSettings, moves: moves, avoiding: avoiding, firstOnConnection: self.requestsBegun == 0)
         self.requestsBegun += 1
-        let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: shard.loop.now, machine: machine)
+        let flow = ExchangeFlow(head: head, framing: self.decoder.headFraming, requestEnded: requestEnded, clientFinished: self.clientFinished)
+        let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: shard.loop.now, machine: machine, flow: flow)
         exchange.owner = self
-        exchange.requestEnded = requestEnded
         self.exchange = exchange
         shard.metrics.update { $0.inFlight += 1 }
         // A moved request is still counted by the process-wide figure (it never stopped).
         if moves == 0 { shard.counters.inFlight.add(1, ordering: .relaxed) }
-        if exchange.requestFraming != .none, !requestEnded { self.watchRequestBody(exchange) }
+        if exchange.requestFraming != .none, exchange.flow.awaitsBody { self.watchRequestBody(exchange) }
         let action = exchange.machine.start(router: &shard.router, mayWait: shard.mayWait, now: shard.loop.now)
         self.follow(action, exchange)
     }
@@ -247,8 +245,7 @@ final class ProxyConnection: ConnectionDelegate {
         case .move(let loop):
             self.move(exchange, to: shard.node.shards[loop])
         case .wait(let until):
-            shard.startWaiting(self, counted: exchange.waited)
-            exchange.waited = true
+            shard.startWaiting(self)
             self.setWait(.exchange(exchange), until: until)
         case .armTimer(let deadline):
             self.setWait(.exchange(exchange), until: deadline)
@@ -257,20 +254,14 @@ final class ProxyConnection: ConnectionDelegate {
             self.connection.write(ForwardHeartbeat.interimBytes)
             self.setWait(.exchange(exchange), until: next)
         case .answer(let status, let message, let close):
-            guard close else {
-                self.answer(exchange, status: status, message: message)
-                return
-            }
-            // The upstream failed or timed out: a body still arriving is not read to its end.
-            self.tearDown(exchange)
-            if !exchange.requestEnded { exchange.keepAlive = false }
-            self.answer(exchange, status: status, message: message)
-            if !exchange.requestEnded { self.complete(exchange) }
+            // The upstream failed or timed out (`close`): a body still arriving is not read to its end.
+            if close { self.tearDown(exchange) }
+            self.answer(exchange, exchange.flow.answeredByPico(status: status, close: close), status: status, message: message)
         case .closeConnection:
             // Part of the answer went out: the client can only learn of the failure by the close.
             self.tearDown(exchange)
-            exchange.keepAlive = false
-            self.release(exchange, status: exchange.status)
+            exchange.flow.abort()
+            self.release(exchange)
             self.exchange = nil
             self.connection.close()
         case .none:
@@ -283,7 +274,7 @@ final class ProxyConnection: ConnectionDelegate {
         guard let exchange = self.exchange, !self.closed, !self.movedAway else { return }
         let action = exchange.machine.routingChanged(router: &self.shard.router, now: self.shard.loop.now)
         if case .wait = action {
-            self.shard.startWaiting(self, counted: true)
+            self.shard.startWaiting(self)
             return
         }
         if case .exchange = self.wait { self.wait = nil }
@@ -339,7 +330,7 @@ final class ProxyConnection: ConnectionDelegate {
         self.connection.whenFlushed { [self] in
             let moved = Moved(
                 head: exchange.head, decoder: self.decoder, clientIP: self.clientIP, clientFinished: self.clientFinished,
-                moves: exchange.machine.moves, avoiding: exchange.machine.avoiding, requestEnded: exchange.requestEnded
+                moves: exchange.machine.moves, avoiding: exchange.machine.avoiding, requestEnded: exchange.flow.requestEnded
             )
             let fd = self.connection.detach()
             self.shard.metrics.update { $0.connectionMoves += 1 }
@@ -350,7 +341,7 @@ final class ProxyConnection: ConnectionDelegate {
     private func forwardBody(_ bytes: ArraySlice<UInt8>) {
         guard let exchange = self.exchange else { return }
         exchange.requestBytes += bytes.count
-        guard !exchange.answered, let upstream = exchange.upstream else { return }
+        guard exchange.flow.sendsBody, let upstream = exchange.upstream else { return }
         if exchange.requestFraming == .chunked {
             var chunk: [UInt8] = []
             HTTP1Encoder.writeChunk(bytes, into: &chunk)
@@ -359,25 +350,29 @@ final class ProxyConnection: ConnectionDelegate {
             upstream.send(bytes)
         }
         if !upstream.canSend {
-            exchange.waitingForStream = true
+            exchange.flow.upstreamFull()
             self.connection.pauseReading()
         }
     }
 
     private func endRequest(trailers: HTTPHeaders) {
         guard let exchange = self.exchange else { return }
-        exchange.requestEnded = true
         self.bodyTimer?.cancel()
         self.bodyTimer = nil
-        if !exchange.answered, let upstream = exchange.upstream {
-            if exchange.requestFraming == .chunked {
+        switch exchange.flow.requestEnd() {
+        case .endUpstreamRequest(let lastChunk, let finish):
+            guard let upstream = exchange.upstream else { return }
+            if lastChunk {
                 var last: [UInt8] = []
                 HTTP1Encoder.writeLastChunk(trailers: trailers, into: &last)
                 upstream.send(last)
             }
-            if !exchange.head.isUpgrade { upstream.finish() }
+            if finish { upstream.finish() }
+        case .completed(let completion):
+            self.complete(exchange, completion)
+        case .none:
+            break
         }
-        if exchange.responseComplete { self.complete(exchange) }
     }
 
     // MARK: Stream side (called by the current exchange only)
@@ -391,7 +386,7 @@ final class ProxyConnection: ConnectionDelegate {
         } else {
             exchange.owedConsumption += bytes.count
         }
-        if exchange.upgraded {
+        if exchange.flow.isTunnelling {
             self.connection.write(bytes)
             return
         }
@@ -400,15 +395,15 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     func streamInputFinished(for exchange: ProxyExchange) {
-        if exchange.upgraded {
-            exchange.upstreamFinished = true
+        if exchange.flow.isTunnelling {
+            let clientFinishedToo = exchange.flow.upstreamFinished()
             self.connection.shutdownWriteWhenFlushed()
-            if self.clientFinished { self.connection.closeWhenWritten() }
+            if clientFinishedToo { self.connection.closeWhenWritten() }
             return
         }
         exchange.response.feedEOF()
         self.processResponse(exchange)
-        if self.exchange === exchange, !exchange.responseComplete {
+        if self.exchange === exchange, exchange.flow.awaitsAnswerEnd {
             self.failUpstream(exchange)
         }
     }
@@ -416,7 +411,7 @@ final class ProxyConnection: ConnectionDelegate {
     func streamFailed(for exchange: ProxyExchange) {
         let progress = exchange.upstream?.progress ?? .answered
         exchange.upstream = nil
-        if exchange.upgraded {
+        if exchange.flow.isTunnelling {
             self.connection.closeWhenWritten()
             return
         }
@@ -426,16 +421,15 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     func streamWritable(for exchange: ProxyExchange) {
-        guard exchange.waitingForStream else { return }
-        exchange.waitingForStream = false
+        guard exchange.flow.upstreamHasRoom() else { return }
         self.lastClientRead = self.shard.loop.now
         self.connection.resumeReading()
-        if !exchange.upgraded { self.processRequests() }
+        if !exchange.flow.isTunnelling { self.processRequests() }
     }
 
     private func processResponse(_ exchange: ProxyExchange) {
         do {
-            while self.exchange === exchange, !exchange.responseComplete, let part = try exchange.response.next() {
+            while self.exchange === exchange, exchange.flow.awaitsAnswerEnd, let part = try exchange.response.next() {
                 switch part {
                 case .head(let head):
                     if head.isInterim {
@@ -454,10 +448,10 @@ final class ProxyConnection: ConnectionDelegate {
                         continue
                     }
                     self.sendResponseHead(head, exchange)
-                    if exchange.upgraded { return }
+                    if exchange.flow.isTunnelling { return }
                 case .body(let bytes):
                     exchange.responseBytes += bytes.count
-                    if exchange.clientFraming == .chunked {
+                    if exchange.flow.clientFraming == .chunked {
                         var chunk: [UInt8] = []
                         HTTP1Encoder.writeChunk(bytes, into: &chunk)
                         self.connection.write(chunk)
@@ -465,15 +459,13 @@ final class ProxyConnection: ConnectionDelegate {
                         self.connection.write(bytes)
                     }
                 case .end:
-                    if exchange.clientFraming == .chunked {
+                    if exchange.flow.clientFraming == .chunked {
                         var last: [UInt8] = []
                         HTTP1Encoder.writeLastChunk(into: &last)
                         self.connection.write(last)
                     }
-                    exchange.responseComplete = true
-                    // An answer before the request body ended: the rest is dropped by closing.
-                    if !exchange.requestEnded { exchange.keepAlive = false }
-                    self.complete(exchange)
+                    guard let completion = exchange.flow.answerEnded() else { return }
+                    self.complete(exchange, completion)
                 }
             }
         } catch {
@@ -484,45 +476,32 @@ final class ProxyConnection: ConnectionDelegate {
     private func sendResponseHead(_ head: HTTPResponseHead, _ exchange: ProxyExchange) {
         if case .exchange = self.wait { self.wait = nil }
         self.report(exchange.machine.answerStarted(router: self.shard.router))
-        exchange.status = head.status
-        exchange.responseHeadSent = true
-        exchange.upstreamKeepsAlive = head.version >= .http1_1 && !head.headers.hasToken("connection", "close")
-        if head.status == 101, exchange.head.isUpgrade {
-            var upgraded = head
-            upgraded.headers = HTTPProxyRules.endToEnd(head.headers, keepUpgrade: true)
+        switch exchange.flow.answerHead(head, upstreamFraming: exchange.response.headFraming) {
+        case .upgrade(let upgraded):
             exchange.responseHeaders = upgraded.headers
             self.connection.write(HTTP1Encoder.encode(upgraded))
-            exchange.upgraded = true
             exchange.upstream?.upgraded()
             self.connection.write(exchange.response.takeUpgradedBytes())
             if self.decoder.state == .upgradePending, let upstream = exchange.upstream {
                 let early = self.decoder.takeUpgradedBytes()
                 if !early.isEmpty { upstream.send(early) }
             }
-            return
+        case .relay(let client, let refuseUpgrade):
+            if refuseUpgrade, self.decoder.state == .upgradePending { self.decoder.refuseUpgrade() }
+            exchange.responseHeaders = client.headers
+            self.connection.write(HTTP1Encoder.encode(client))
+        case .none:
+            break
         }
-        if exchange.head.isUpgrade, self.decoder.state == .upgradePending { self.decoder.refuseUpgrade() }
-        let client = HTTPProxyRules.clientResponse(
-            head, requestMethod: exchange.head.method, clientVersion: exchange.head.version,
-            clientKeepAlive: exchange.keepAlive && !self.clientFinished, upstreamFraming: exchange.response.headFraming
-        )
-        exchange.clientFraming = client.framing
-        exchange.keepAlive = client.keepAlive
-        exchange.responseHeaders = client.head.headers
-        self.connection.write(HTTP1Encoder.encode(client.head))
     }
 
     // MARK: Ending an exchange
 
-    /// An error answered before any upstream response: the request's body is read and dropped.
-    private func answer(_ exchange: ProxyExchange, status: Int, message: String) {
-        exchange.answered = true
-        exchange.status = status
-        exchange.responseHeadSent = true
-        exchange.responseComplete = true
-        if exchange.head.isUpgrade { exchange.keepAlive = false }
-        self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: exchange.keepAlive))
-        if exchange.requestEnded { self.complete(exchange) }
+    /// Writes Pico's own answer (an error before any upstream answer), as the flow machine
+    /// decided: then the exchange completes, or the rest of the body is read and dropped first.
+    private func answer(_ exchange: ProxyExchange, _ own: ExchangeFlow.OwnAnswer, status: Int, message: String) {
+        self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: own.keepAlive))
+        if let completion = own.completion { self.complete(exchange, completion) }
     }
 
     /// The upstream failed after the request went out (its answer broke off, or could not be
@@ -537,36 +516,40 @@ final class ProxyConnection: ConnectionDelegate {
         self.follow(action, exchange)
     }
 
-    /// The response is written (or queued): account for it and serve the next request.
-    private func complete(_ exchange: ProxyExchange) {
+    /// The response is written (or queued): account for it, then go on as the flow machine
+    /// decided (serve the next request, or close).
+    private func complete(_ exchange: ProxyExchange, _ completion: ExchangeFlow.Completion) {
         guard self.exchange === exchange else { return }
         self.exchange = nil
         if case .exchange = self.wait { self.wait = nil }
-        if exchange.requestEnded, !exchange.upgraded {
+        switch completion.upstream {
+        case .completed(let reusable):
             // Sent whole and answered whole: a peer connection may serve another request.
-            exchange.upstream?.completed(reusable: exchange.upstreamKeepsAlive)
+            exchange.upstream?.completed(reusable: reusable)
             exchange.upstream = nil
-        } else {
+        case .abandoned:
             self.tearDown(exchange)
         }
-        self.release(exchange, status: exchange.status)
-        if !exchange.keepAlive || self.clientFinished {
-            if !exchange.requestEnded || self.unreadInput {
-                self.connection.closeLingering(self.lingering)
-            } else {
-                self.connection.closeWhenWritten()
-            }
-            return
+        self.release(exchange)
+        switch completion.ending {
+        case .closeLingering:
+            self.connection.closeLingering(self.lingering)
+        case .closeWhenWritten:
+            self.connection.closeWhenWritten()
+        case .nextRequest:
+            self.armWaitTimer()
+            self.processRequests()
         }
-        self.armWaitTimer()
-        self.processRequests()
     }
 
-    private func release(_ exchange: ProxyExchange, status: Int) {
+    /// Ends `exchange`'s accounting with the status its client got (`flow.clientStatus`).
+    private func release(_ exchange: ProxyExchange) {
+        let status = exchange.flow.clientStatus
         exchange.owner = nil
         self.shard.metrics.update { $0.inFlight -= 1 }
         self.shard.counters.inFlight.subtract(1, ordering: .relaxed)
         self.shard.stopWaiting(self)
+        if exchange.machine.holderWaits > 0 { self.shard.metrics.update { $0.requestsWaited += 1 } }
         exchange.machine.finished(status: status, router: &self.shard.router)
         if let tunnel = exchange.countedTunnel {
             exchange.countedTunnel = nil
@@ -595,7 +578,6 @@ final class ProxyConnection: ConnectionDelegate {
     /// An error that ends the connection (a malformed request, a timeout): the answer is sent
     /// and the connection closes lingering, so a client still sending reads the answer.
     private func answerAndClose(status: Int, message: String) {
-        self.unreadInput = true
         if status == 408 { self.lingering = .slowClient }
         self.wait = nil
         // Nothing more is decoded: its buffer (up to a whole head) is given back now.
@@ -606,15 +588,14 @@ final class ProxyConnection: ConnectionDelegate {
                 // The answer (ours or the upstream's) went out already: close, lingering so a
                 // client still sending reads it; nothing after this is read as a request.
                 self.tearDown(exchange)
-                self.release(exchange, status: exchange.status)
+                exchange.flow.abort()
+                self.release(exchange)
                 self.exchange = nil
                 self.connection.closeLingering(self.lingering)
                 return
             }
             self.tearDown(exchange)
-            exchange.keepAlive = false
-            exchange.requestEnded = true
-            self.answer(exchange, status: status, message: message)
+            self.answer(exchange, exchange.flow.requestBroke(status: status), status: status, message: message)
         } else {
             self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: false))
             self.connection.closeLingering(self.lingering)
@@ -630,9 +611,9 @@ final class ProxyConnection: ConnectionDelegate {
         self.bodyTimer = self.shard.loop.schedule(at: self.lastClientRead + timeout) { [self] in
             guard self.exchange === exchange, !self.closed else { return }
             self.bodyTimer = nil
-            guard !exchange.requestEnded, !exchange.upgraded else { return }
-            if exchange.waitingForStream || self.shard.loop.now - self.lastClientRead < timeout {
-                if exchange.waitingForStream { self.lastClientRead = self.shard.loop.now }
+            guard exchange.flow.awaitsBody else { return }
+            if exchange.flow.isHeldBack || self.shard.loop.now - self.lastClientRead < timeout {
+                if exchange.flow.isHeldBack { self.lastClientRead = self.shard.loop.now }
                 self.watchRequestBody(exchange)
                 return
             }
@@ -700,7 +681,7 @@ final class ProxyConnection: ConnectionDelegate {
                 self.connection.closeLingering(.slowClient)
             }
         case .exchange(let exchange):
-            guard exchange === self.exchange, !exchange.responseHeadSent else { return }
+            guard exchange === self.exchange, exchange.flow.awaitsAnswerHead else { return }
             self.shard.stopWaiting(self)
             let (action, learned) = exchange.machine.timerFired(router: &self.shard.router, now: self.shard.loop.now)
             self.report(learned)

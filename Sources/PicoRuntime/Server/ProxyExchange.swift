@@ -17,38 +17,24 @@ final class ProxyExchange: TunnelStreamHandler {
     /// The tunnel the node counts this request in flight on (reported with `.routedByLoop`;
     /// `.streamFinished` is owed when the exchange ends).
     var countedTunnel: TunnelID?
-    /// Counted once in `pico_proxy_requests_waited_total`.
-    var waited = false
     var response = HTTP1ResponseDecoder()
-    var requestEnded = false
-    /// The answer was written already (an error); the request body is read and dropped.
-    var answered = false
-    var responseHeadSent = false
-    var responseComplete = false
-    var clientFraming: HTTPProxyRules.ClientFraming = .none
-    var keepAlive: Bool
-    var upgraded = false
-    /// After an upgrade: the upstream finished its direction (the client may still send).
-    var upstreamFinished = false
-    /// The upstream's answer allows its connection to carry another request.
-    var upstreamKeepsAlive = false
-    var status = 0
+    /// The model's flow machine: the body's progress, the answer's framing, an upgrade's two
+    /// directions, and how the connection goes on.
+    var flow: ExchangeFlow
     /// The response head's fields as the client received them (for the access log).
     var responseHeaders = HTTPHeaders()
     var requestBytes = 0
     var responseBytes = 0
     /// Stream bytes received but not yet reported consumed (the client socket was full).
     var owedConsumption = 0
-    /// Reading from the client stopped until the stream can take more.
-    var waitingForStream = false
 
     /// `requestFraming` is the head's body framing, as its decoder read it.
-    init(head: HTTPRequestHead, requestFraming: HTTPBodyFraming, startedAt: Instant, machine: RequestExchange) {
+    init(head: HTTPRequestHead, requestFraming: HTTPBodyFraming, startedAt: Instant, machine: RequestExchange, flow: ExchangeFlow) {
         self.head = head
         self.startedAt = startedAt
         self.requestFraming = requestFraming
         self.machine = machine
-        self.keepAlive = head.keepAlive
+        self.flow = flow
     }
 }
 

@@ -51,6 +51,7 @@ struct RequestExchangeTests {
         let until = Self.now + .seconds(1)
         #expect(exchange.start(router: &router, mayWait: true, now: Self.now) == .wait(until: until))
         #expect(exchange.routingChanged(router: &router, now: Self.now + .milliseconds(100)) == .wait(until: until), "an unrelated change keeps it waiting")
+        #expect(exchange.holderWaits == 1, "one wait, counted once however often it is re-armed")
         router.apply(.remoteHolders(endpoint: "svc", [Self.near]))
         #expect(exchange.routingChanged(router: &router, now: Self.now + .milliseconds(200))
             == .forward(uid: Self.near.uid, name: "pico-2", proxyAddress: Self.near.proxyAddress, deadline: Self.now + .milliseconds(200) + .seconds(30)))
