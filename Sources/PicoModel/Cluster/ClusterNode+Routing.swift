@@ -66,6 +66,7 @@ extension ClusterNode {
             for uid in heartbeating.subtracting(self.routing.heartbeating).sorted() { changes.append(.heartbeats(uid, true)) }
             self.routing.heartbeating = heartbeating
         }
+        for uid in self.reachability.takeDirectContacts() { changes.append(.answeredDirectly(uid)) }
         if !changes.isEmpty { directives.append(.routingChanged(changes)) }
     }
 

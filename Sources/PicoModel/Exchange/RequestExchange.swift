@@ -50,6 +50,10 @@ public struct SentTiming: Hashable, Sendable {
     /// An interim answer of the upstream's (`100 Continue`, `103`) reached the client: the
     /// request may not go elsewhere any more.
     public var clientHeardInterim = false
+    /// The forward went silent, no other holder was left, and the request may still go
+    /// elsewhere: it waits on its connection, and watches routing for a way out (another holder,
+    /// or the node found reachable again: `LoopRouter.timesReachedAgain` above this count).
+    public var reachedAgainAtSilence: UInt64?
 
     /// When the exchange's timer is due next (nil: never).
     public var nextTimer: Instant? {
@@ -87,6 +91,9 @@ public enum ExchangeAction: Hashable, Sendable {
     case wait(until: Instant)
     /// Keep going; the exchange's timer is now due at `deadline` (offer `.timerFired` then).
     case armTimer(Instant)
+    /// Keep the upstream and keep waiting for its answer, but offer `.routingChanged` as routing
+    /// changes (the forward went silent: a way out may open), and `.timerFired` at `until`.
+    case watchRouting(until: Instant?)
     /// Write a heartbeat (`ForwardHeartbeat.interimBytes`) to the node that forwarded the
     /// request, and arm the exchange's timer for `next`.
     case heartbeat(next: Instant)
@@ -225,8 +232,16 @@ public struct RequestExchange: Sendable {
         return self.route(router: &router, mayWait: mayWait, now: now)
     }
 
-    /// Routing changed while the request waits for a holder: routes again if one appeared.
+    /// Routing changed while the request waits for a holder: routes again if one appeared. While
+    /// it waits on a forward that went silent (`.watchRouting`): goes to another holder that
+    /// appeared, or sends itself again, on a fresh connection, to the silent node once it is found
+    /// reachable again (it answered another forward, or a direct probe: the cut healed, and TCP's
+    /// retransmission backoff could hold the old connection's answer for seconds more). `.none`:
+    /// nothing to watch any more.
     public mutating func routingChanged(router: inout LoopRouter, now: Instant) -> ExchangeAction {
+        if case .sent(.peer(let uid, _), let timing) = self.state, let reachedAgain = timing.reachedAgainAtSilence {
+            return self.silentForwardRoutingChanged(uid: uid, timing: timing, reachedAgain: reachedAgain, router: &router, now: now)
+        }
         guard case .waitingForHolder(let until) = self.state else { return .none }
         self.state = .received
         let action = self.route(router: &router, mayWait: false, now: now)
@@ -273,22 +288,51 @@ public struct RequestExchange: Sendable {
     /// deadline, and a heartbeat that arrives starts the silence clock again.
     private mutating func hopWentSilent(_ upstream: ExchangeUpstreamKind, uid: NodeUID, timing: SentTiming, router: inout LoopRouter, now: Instant) -> (ExchangeAction, ReachabilityReport?) {
         let report = ReachabilityReport.unreachable(uid)
-        if ForwardRetry.mayRetry(method: self.method, framing: self.framing, progress: .unanswered,
-                                 clientAnswered: timing.clientHeardInterim, retries: self.avoiding.count) {
-            let before = self
-            self.avoiding.append(uid)
-            self.state = .received
-            let next = self.route(router: &router, mayWait: false, now: now)
-            if case .answer = next {
-                self = before
-            } else {
-                return (next, report)
-            }
+        let mayGoElsewhere = ForwardRetry.mayRetry(method: self.method, framing: self.framing, progress: .unanswered,
+                                                   clientAnswered: timing.clientHeardInterim, retries: self.avoiding.count)
+        if mayGoElsewhere, let next = self.routeAvoiding(uid, router: &router, now: now) {
+            return (next, report)
         }
         var waiting = timing
         waiting.hopSilentAfter = nil
+        guard mayGoElsewhere else {
+            self.state = .sent(upstream, waiting)
+            return (waiting.nextTimer.map { .armTimer($0) } ?? .none, report)
+        }
+        waiting.reachedAgainAtSilence = router.timesReachedAgain(uid)
         self.state = .sent(upstream, waiting)
-        return (waiting.nextTimer.map { .armTimer($0) } ?? .none, report)
+        return (.watchRouting(until: waiting.nextTimer), report)
+    }
+
+    /// Routes the request again without `uid` (a forward to it went silent); nil, with nothing
+    /// changed, when no other way is left.
+    private mutating func routeAvoiding(_ uid: NodeUID, router: inout LoopRouter, now: Instant) -> ExchangeAction? {
+        let before = self
+        self.avoiding.append(uid)
+        self.state = .received
+        let next = self.route(router: &router, mayWait: false, now: now)
+        if case .answer = next {
+            self = before
+            return nil
+        }
+        return next
+    }
+
+    /// Routing changed while the request waits on a silent forward to `uid` (see `routingChanged`).
+    private mutating func silentForwardRoutingChanged(uid: NodeUID, timing: SentTiming, reachedAgain: UInt64,
+                                                     router: inout LoopRouter, now: Instant) -> ExchangeAction {
+        if router.timesReachedAgain(uid) > reachedAgain {
+            // The way to it works again: send the request again on a fresh connection (any holder
+            // routing prefers now, this one included), abandoning the old connection.
+            let before = self
+            self.state = .received
+            let next = self.route(router: &router, mayWait: false, now: now)
+            guard case .answer = next else { return next }
+            self = before
+        } else if let next = self.routeAvoiding(uid, router: &router, now: now) {
+            return next
+        }
+        return .watchRouting(until: timing.nextTimer)
     }
 
     /// The forward's node sent a heartbeat: it is alive, reachable and heartbeat-capable (the
@@ -298,6 +342,8 @@ public struct RequestExchange: Sendable {
     public mutating func heardFromHop(router: inout LoopRouter, now: Instant) -> (ExchangeAction, ReachabilityReport?) {
         guard case .sent(.peer(let uid, let name), var timing) = self.state else { return (.none, nil) }
         let learned = router.learnHeartbeats(uid)
+        // Alive after all: no more watching for a way around it.
+        timing.reachedAgainAtSilence = nil
         if self.settings.forwardAnswerTimeout > .zero { timing.hopSilentAfter = now + self.settings.forwardAnswerTimeout }
         self.state = .sent(.peer(uid, name: name), timing)
         let doubted = router.isUnreachable(uid)
@@ -311,6 +357,7 @@ public struct RequestExchange: Sendable {
     public mutating func interimRelayed(now: Instant) -> ExchangeAction {
         guard case .sent(let upstream, var timing) = self.state else { return .none }
         timing.clientHeardInterim = true
+        timing.reachedAgainAtSilence = nil
         if timing.hopSilentAfter != nil { timing.hopSilentAfter = now + self.settings.forwardAnswerTimeout }
         self.state = .sent(upstream, timing)
         return timing.nextTimer.map { .armTimer($0) } ?? .none

@@ -18,6 +18,10 @@ public enum RoutingChange: Hashable, Sendable {
     case peerProxyHosts([String])
     /// Member `uid` heartbeats forwards (true), or is no longer a live member (false).
     case heartbeats(NodeUID, Bool)
+    /// Member `uid`, against which a forward failed, answered the node's direct probe since: the
+    /// way to it works again (see `Reachability.directContacts`). A request waiting on a forward
+    /// to it that went silent may send itself again on a fresh connection.
+    case answeredDirectly(NodeUID)
 }
 
 /// One data loop's routing: `Router`'s order (non-draining local tunnels, then remote nodes, then
@@ -38,6 +42,10 @@ public struct LoopRouter: Sendable {
     private var peerHosts: Set<String> = []
     /// Members seen sending forward heartbeats (looked up, never iterated; see `ForwardHeartbeat`).
     private var heartbeatPeers: Set<NodeUID> = []
+    /// How often each member was found reachable again after evidence against it: its evidence
+    /// cleared (a forward it answered), or it answered a direct probe after a failed forward
+    /// (looked up, never iterated).
+    private var reachedAgain: [NodeUID: UInt64] = [:]
     private var rng: SplitMix64
 
     /// Heartbeat-capable members remembered at most (the node removes dead members' entries; a
@@ -71,12 +79,29 @@ public struct LoopRouter: Sendable {
         case .remoteHolders(let endpoint, let holders):
             self.remote[endpoint] = holders.isEmpty ? nil : holders
         case .unreachable(let uid, let unreachable):
-            if unreachable { self.unreachable.insert(uid) } else { self.unreachable.remove(uid) }
+            if unreachable {
+                self.unreachable.insert(uid)
+            } else {
+                self.unreachable.remove(uid)
+                self.noteReachedAgain(uid)
+            }
         case .peerProxyHosts(let hosts):
             self.peerHosts = Set(hosts)
         case .heartbeats(let uid, let heartbeats):
-            if heartbeats { self.learnHeartbeats(uid) } else { self.heartbeatPeers.remove(uid) }
+            if heartbeats {
+                self.learnHeartbeats(uid)
+            } else {
+                self.heartbeatPeers.remove(uid)
+                self.reachedAgain[uid] = nil
+            }
+        case .answeredDirectly(let uid):
+            self.noteReachedAgain(uid)
         }
+    }
+
+    private mutating func noteReachedAgain(_ uid: NodeUID) {
+        if self.reachedAgain[uid] == nil, self.reachedAgain.count >= Self.maxHeartbeatPeers { self.reachedAgain.removeAll() }
+        self.reachedAgain[uid, default: 0] &+= 1
     }
 
     /// True when `host` is a live member's proxy host: a request from it carrying the forward
@@ -85,6 +110,11 @@ public struct LoopRouter: Sendable {
 
     /// True when the node has evidence it cannot reach `uid`.
     public func isUnreachable(_ uid: NodeUID) -> Bool { self.unreachable.contains(uid) }
+
+    /// How often `uid` was found reachable again after evidence against it, as this loop heard
+    /// (`.unreachable(uid, false)` or `.answeredDirectly(uid)`): an exchange whose forward to
+    /// `uid` went silent compares it with the count at the silence.
+    public func timesReachedAgain(_ uid: NodeUID) -> UInt64 { self.reachedAgain[uid] ?? 0 }
 
     /// True when `uid` was seen sending forward heartbeats: silence from it means a lost hop.
     public func sendsHeartbeats(_ uid: NodeUID) -> Bool { self.heartbeatPeers.contains(uid) }

@@ -12,6 +12,10 @@
 /// - our direct probe went unanswered while an indirect probe through another member succeeded
 ///   (it is alive, but not for us): cleared by a direct ack, or by a forward it answers (routing
 ///   needs only the proxy port).
+/// A direct ack from a member with failed-forward evidence is news of its own (once per failure):
+/// the way to it works again, so a request that waits on a forward to it that went silent may
+/// send itself again on a fresh connection rather than wait for TCP's retransmission backoff
+/// (`directContacts`). It does not clear the evidence: UDP proves nothing about the proxy port.
 /// Evidence about a member also goes when the member dies, leaves or is forgotten. Bounded by
 /// the live members (evidence is noted only about them). Looked up, never iterated in an order
 /// that leaks: callers sort.
@@ -22,6 +26,8 @@ public struct Reachability: Hashable, Sendable {
         public var forwardFailedAt: Instant?
         /// It answered an indirect probe but not our direct one, and has not answered us directly since.
         public var indirectProbeOnly = false
+        /// It answered our direct probe since its forward last failed.
+        public var answeredDirectlySinceFailure = false
 
         var isEmpty: Bool { self.forwardFailedAt == nil && !self.indirectProbeOnly }
     }
@@ -37,6 +43,9 @@ public struct Reachability: Hashable, Sendable {
     /// lost hop. Bounded by the live members; looked up or sorted, never iterated in an order
     /// that leaks.
     public private(set) var heartbeating: Set<NodeUID> = []
+    /// Members with failed-forward evidence that answered a direct probe since, in the order
+    /// they did, not yet told to the data loops (at most one entry per live member).
+    public private(set) var directContacts: [NodeUID] = []
 
     /// An empty table.
     public init() {}
@@ -44,6 +53,7 @@ public struct Reachability: Hashable, Sendable {
     /// A forward to `uid` failed before any answer byte, at `now`.
     public mutating func noteForwardFailed(_ uid: NodeUID, now: Instant) {
         self.evidence[uid, default: Evidence()].forwardFailedAt = now
+        self.evidence[uid]?.answeredDirectlySinceFailure = false
         self.unreachable.insert(uid)
     }
 
@@ -54,6 +64,7 @@ public struct Reachability: Hashable, Sendable {
     public mutating func forgetMember(_ uid: NodeUID) {
         self.forget(uid)
         self.heartbeating.remove(uid)
+        self.directContacts.removeAll { $0 == uid }
     }
 
     /// `uid` answered a forward: it is reachable where routing needs it.
@@ -62,13 +73,24 @@ public struct Reachability: Hashable, Sendable {
     /// Our probe of `uid` was answered: `directly` by `uid` itself, or only through a helper.
     public mutating func noteProbeAnswered(_ uid: NodeUID, directly: Bool) {
         if directly {
-            guard var entry = self.evidence[uid], entry.indirectProbeOnly else { return }
+            guard var entry = self.evidence[uid] else { return }
+            if entry.forwardFailedAt != nil, !entry.answeredDirectlySinceFailure {
+                entry.answeredDirectlySinceFailure = true
+                if !self.directContacts.contains(uid) { self.directContacts.append(uid) }
+            }
             entry.indirectProbeOnly = false
             self.store(entry, for: uid)
         } else {
             self.evidence[uid, default: Evidence()].indirectProbeOnly = true
             self.unreachable.insert(uid)
         }
+    }
+
+    /// Hands over `directContacts` (for the data loops) and empties it.
+    public mutating func takeDirectContacts() -> [NodeUID] {
+        guard !self.directContacts.isEmpty else { return [] }
+        defer { self.directContacts = [] }
+        return self.directContacts
     }
 
     /// Drops failed-forward evidence older than `forwardFailureLifetime` (cheap when empty).

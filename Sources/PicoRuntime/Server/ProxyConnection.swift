@@ -249,6 +249,10 @@ final class ProxyConnection: ConnectionDelegate {
             self.setWait(.exchange(exchange), until: until)
         case .armTimer(let deadline):
             self.setWait(.exchange(exchange), until: deadline)
+        case .watchRouting(let until):
+            // The forward went silent: keep its connection, and hear of routing changes.
+            shard.startWaiting(self)
+            if let until { self.setWait(.exchange(exchange), until: until) }
         case .heartbeat(let next):
             // The forwarding node's silence clock starts again (it swallows this interim answer).
             self.connection.write(ForwardHeartbeat.interimBytes)
@@ -273,9 +277,16 @@ final class ProxyConnection: ConnectionDelegate {
     func routingChanged() {
         guard let exchange = self.exchange, !self.closed, !self.movedAway else { return }
         let action = exchange.machine.routingChanged(router: &self.shard.router, now: self.shard.loop.now)
-        if case .wait = action {
+        switch action {
+        case .wait, .watchRouting:
+            // Still waiting, on the same deadline.
             self.shard.startWaiting(self)
             return
+        case .none:
+            // Nothing to watch any more (the shard dropped it from its list already).
+            return
+        default:
+            break
         }
         if case .exchange = self.wait { self.wait = nil }
         self.follow(action, exchange)

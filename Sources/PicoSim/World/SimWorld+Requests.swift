@@ -130,6 +130,10 @@ extension SimWorld {
             self.scheduleExchangeTimer(key, at: until)
         case .armTimer(let deadline):
             self.scheduleExchangeTimer(key, at: deadline)
+        case .watchRouting(let until):
+            // A silent forward: its connection is kept, and routing changes are offered.
+            if !self.pods[pod].waiting.contains(key) { self.pods[pod].waiting.append(key) }
+            if let until { self.scheduleExchangeTimer(key, at: until) }
         case .heartbeat(let next):
             self.answerPrevious(key, from: pod, on: exchange.arrivedOn) { .hopHeartbeat(request: request, hop: key.hop - 1, connection: $0) }
             self.scheduleExchangeTimer(key, at: next)
@@ -221,13 +225,25 @@ extension SimWorld {
         self.follow(action, for: key)
     }
 
-    /// Pod `pod`'s routing changed: requests waiting there for a holder try again.
+    /// Pod `pod`'s routing changed: requests waiting there for a holder try again, and those
+    /// waiting on a silent forward look for a way out.
     mutating func offerRoutingChange(at pod: Int) {
         guard !self.pods[pod].waiting.isEmpty else { return }
         for key in self.pods[pod].waiting {
+            let silent = self.traffic.exchanges[key]?.forwardConnection
             let action = self.withExchange(key) { machine, router, now in machine.routingChanged(router: &router, now: now) }
-            if case .wait = action { continue }
+            switch action {
+            case .wait, .watchRouting:
+                continue
+            case .none:
+                self.pods[pod].waiting.removeAll { $0 == key }
+                continue
+            default:
+                break
+            }
             self.pods[pod].waiting.removeAll { $0 == key }
+            // The silent forward's connection is abandoned before the request goes out again.
+            if let silent { self.abandonForward(of: key, on: silent) }
             self.follow(action, for: key)
         }
     }

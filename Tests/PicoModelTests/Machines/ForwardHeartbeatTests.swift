@@ -128,10 +128,45 @@ struct ForwardHeartbeatTests {
         _ = exchange.start(router: &router, mayWait: true, now: Self.now)
         let (action, report) = exchange.timerFired(router: &router, now: Self.now + .seconds(2))
         #expect(report == .unreachable(Self.near.uid), "still evidence: other requests prefer other holders")
-        #expect(action == .armTimer(Self.now + .seconds(30)), "the way back may heal: wait for the answer until the upstream timeout")
+        #expect(action == .watchRouting(until: Self.now + .seconds(30)), "the way back may heal: wait for the answer until the upstream timeout")
         #expect(exchange.peer == Self.near.uid && exchange.avoiding.isEmpty)
         #expect(exchange.heardFromHop(router: &router, now: Self.now + .seconds(3)).0 == .armTimer(Self.now + .seconds(4)), "a heartbeat restarts the watch")
+        #expect(exchange.routingChanged(router: &router, now: Self.now + .seconds(3)) == .none, "alive after all: nothing to watch")
         #expect(exchange.timerFired(router: &router, now: Self.now + .seconds(30)).0 == .answer(status: 504, message: "upstream timeout", close: true))
+    }
+
+    @Test func test_aSilentHop_withNowhereElseToGo_isSentAgain_onceTheNodeIsReachedAgain() {
+        for reached in [RoutingChange.answeredDirectly(Self.near.uid), .unreachable(Self.near.uid, false)] {
+            var router = Self.router([Self.near])
+            var exchange = RequestExchangeTests.exchange(router: router)
+            _ = exchange.start(router: &router, mayWait: true, now: Self.now)
+            #expect(exchange.timerFired(router: &router, now: Self.now + .seconds(2)).0 == .watchRouting(until: Self.now + .seconds(30)))
+            router.apply(.unreachable(Self.near.uid, true))
+            router.apply(.peerProxyHosts(["10.0.0.2"]))
+            #expect(exchange.routingChanged(router: &router, now: Self.now + .seconds(3)) == .watchRouting(until: Self.now + .seconds(30)),
+                    "the cut has not healed: keep waiting on the old connection")
+            router.apply(reached)
+            #expect(exchange.routingChanged(router: &router, now: Self.now + .seconds(4))
+                == .forward(uid: Self.near.uid, name: Self.near.name, proxyAddress: Self.near.proxyAddress, deadline: Self.now + .seconds(6)),
+                "\(reached): sent again on a fresh connection, keeping the client's deadline")
+            #expect(exchange.avoiding.isEmpty)
+        }
+    }
+
+    @Test func test_aSilentHop_goesToAHolderThatAppearsLater_butAPostStaysWithItsNode() {
+        var router = Self.router([Self.near])
+        var get = RequestExchangeTests.exchange(router: router)
+        _ = get.start(router: &router, mayWait: true, now: Self.now)
+        var post = RequestExchangeTests.exchange(RequestExchangeTests.head(method: "POST"), router: router)
+        _ = post.start(router: &router, mayWait: true, now: Self.now)
+        #expect(get.timerFired(router: &router, now: Self.now + .seconds(2)).0 == .watchRouting(until: Self.now + .seconds(30)))
+        #expect(post.timerFired(router: &router, now: Self.now + .seconds(2)).0 == .armTimer(Self.now + .seconds(30)))
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near, Self.far]))
+        router.learnHeartbeats(Self.far.uid)
+        #expect(get.routingChanged(router: &router, now: Self.now + .seconds(3))
+            == .forward(uid: Self.far.uid, name: Self.far.name, proxyAddress: Self.far.proxyAddress, deadline: Self.now + .seconds(5)))
+        #expect(get.avoiding == [Self.near.uid])
+        #expect(post.routingChanged(router: &router, now: Self.now + .seconds(3)) == .none, "a POST may have taken effect")
     }
 
     @Test func test_aSilentHop_isNotRetried_forAPost_orOnceTheClientHeardAnInterim() {

@@ -67,4 +67,17 @@ struct LoopRouterTests {
         _ = node.handle(.timerFired(.drainHoldEnded), now: .seconds(6))
         #expect(node.handle(.streamFinished(TunnelID(1)), now: .seconds(7)).contains(.closeTunnel(TunnelID(1))))
     }
+
+    @Test func test_countsTimesAMemberWasReachedAgain_andForgetsDeadOnes() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        let uid = Fixture.info(2).uid
+        #expect(router.timesReachedAgain(uid) == 0)
+        router.apply(.unreachable(uid, true))
+        #expect(router.timesReachedAgain(uid) == 0, "evidence against it is not news of it")
+        router.apply(.unreachable(uid, false))
+        router.apply(.answeredDirectly(uid))
+        #expect(router.timesReachedAgain(uid) == 2)
+        router.apply(.heartbeats(uid, false))
+        #expect(router.timesReachedAgain(uid) == 0, "no longer a live member")
+    }
 }

@@ -55,6 +55,44 @@ struct ReachabilityTests {
         #expect(table.unreachable.isEmpty && table.evidence.isEmpty, "an answered forward clears both kinds")
     }
 
+    @Test func test_aDirectAckAfterAFailedForward_isToldToTheLoops_oncePerFailure_withoutClearingTheEvidence() {
+        var table = Reachability()
+        let uid = Fixture.info(2).uid
+        table.noteProbeAnswered(uid, directly: true)
+        #expect(table.takeDirectContacts().isEmpty, "no failure: no news")
+        table.noteForwardFailed(uid, now: .seconds(10))
+        table.noteProbeAnswered(uid, directly: false)
+        #expect(table.takeDirectContacts().isEmpty, "an indirect ack says nothing about the way from us")
+        table.noteProbeAnswered(uid, directly: true)
+        table.noteProbeAnswered(uid, directly: true)
+        #expect(table.takeDirectContacts() == [uid], "once per failure")
+        #expect(table.takeDirectContacts().isEmpty)
+        #expect(table.unreachable == [uid], "UDP proves nothing about the proxy port: the evidence stands")
+        table.noteForwardFailed(uid, now: .seconds(12))
+        table.noteProbeAnswered(uid, directly: true)
+        table.forgetMember(uid)
+        #expect(table.takeDirectContacts().isEmpty, "a member that died is no news")
+    }
+
+    @Test func test_theNodeSendsADirectAckAfterAFailedForward_asARoutingChange() throws {
+        var node = ClusterNodeTests.node()
+        let peer = Fixture.info(2)
+        _ = node.handle(ClusterNodeTests.datagram(from: peer, [.alive(info: peer, incarnation: 0, draining: false)]), now: .seconds(1))
+        _ = node.handle(.forwardFailed(peer.uid), now: .seconds(2))
+        let probe = node.handle(.timerFired(.probe), now: .seconds(3))
+        let pings = try probe.compactMap { directive -> UInt32? in
+            guard case .sendDatagram(let bytes, _) = directive else { return nil }
+            return try GossipCodec.decodeDatagram(bytes).messages.compactMap { message -> UInt32? in
+                if case .ping(let sequence, peer.uid) = message { return sequence }
+                return nil
+            }.first
+        }
+        let sequence = try #require(pings.first, "the node probes its only peer")
+        let acked = node.handle(ClusterNodeTests.datagram(from: peer, [.ack(sequence: sequence, target: peer.uid, incarnation: 0)]), now: .seconds(3) + .milliseconds(5))
+        #expect(Self.changes(acked) == [.answeredDirectly(peer.uid)])
+        #expect(node.reachability.unreachable == [peer.uid])
+    }
+
     @Test func test_theMembershipReportsHowAProbeWasAnswered() {
         var membership = Fixture.running(peers: 2)
         let directives = membership.onProbeTick(now: .seconds(10))
