@@ -47,6 +47,11 @@ public enum ClusterInput: Hashable, Sendable {
     /// Member `uid` marked a forward's answer or heartbeated one (`ForwardHeartbeat`): every
     /// data loop may hold silence from it against it.
     case forwardHeartbeats(NodeUID)
+    /// A data loop's request began waiting for a holder of an endpoint no live member is known
+    /// to hold. The node tries to reach a member it declared dead at once (a partition longer
+    /// than the gossip to the dead may have healed, and the reconnect tick comes only every
+    /// `reconnectInterval`), at most once per `ClusterNode.holderWantedInterval`.
+    case holderWanted
     /// SIGTERM: shut down gracefully.
     case shutdownRequested
 }

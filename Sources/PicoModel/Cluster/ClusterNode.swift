@@ -41,6 +41,12 @@ public struct ClusterNode: Sendable {
     var routing = RoutingPublication()
     /// Local evidence of members this node cannot reach (read-only view).
     public internal(set) var reachability = Reachability()
+    /// When a waiting request last made the node try to reach the dead (`.holderWanted`).
+    var lastHolderWantedAt: Instant?
+    /// How often waiting requests may make the node try to reach a dead member: often enough that
+    /// a request waiting `proxy.upstream_wait` (1 s) sees a healed partition, rarely enough that
+    /// a flood of requests for unknown endpoints costs one dial a second.
+    public static let holderWantedInterval: Duration = .milliseconds(500)
 
     /// Creates a node; throws when the configuration is invalid (each problem names its key).
     public init(configuration: ClusterConfiguration) throws(SettingsError) {
@@ -102,6 +108,11 @@ public struct ClusterNode: Sendable {
             self.reachability.noteForwardAnswered(uid)
         case .forwardHeartbeats(let uid):
             if uid != self.me.uid, self.membership.isLive(uid) { self.reachability.noteHeartbeats(uid) }
+        case .holderWanted:
+            if self.lastHolderWantedAt.map({ now - $0 >= Self.holderWantedInterval }) ?? true {
+                self.lastHolderWantedAt = now
+                self.interpret(self.membership.onHolderWanted(now: now), now: now, into: &directives)
+            }
         case .shutdownRequested:
             self.apply(lifecycle: .shutdownRequested, now: now, into: &directives)
         }

@@ -129,6 +129,29 @@ extension Membership {
             return directives
         }
         self.noteInput(now: now, into: &directives)
+        self.tryReconnecting(into: &directives)
+        let resolvedOthers = self.resolvedSeeds.filter { $0 != self.me.gossipAddress }.count
+        if !self.seeds.isEmpty, self.liveMemberCount < resolvedOthers {
+            directives.append(.resolveSeeds)
+        }
+        directives.append(.schedule(.reconnect, at: now + self.settings.reconnectInterval))
+        return directives
+    }
+
+    /// A request waits for a holder of an endpoint no live member is known to hold: a partition
+    /// that outlasted the gossip to the dead may have healed, and only a reconnect finds that
+    /// out. Tries one dead member's address (or unheld seed) now, as the reconnect tick would; the
+    /// caller bounds how often.
+    public mutating func onHolderWanted(now: Instant) -> [MembershipDirective] {
+        var directives: [MembershipDirective] = []
+        guard self.phase == .running else { return directives }
+        self.tryReconnecting(into: &directives)
+        return directives
+    }
+
+    /// A state exchange with one random address among dead members' addresses and seeds that no
+    /// live member holds (none when there is none).
+    private mutating func tryReconnecting(into directives: inout [MembershipDirective]) {
         var candidates = Set(self.resolvedSeeds)
         for (_, tombstone) in self.tombstones where tombstone.status == .dead {
             if let address = tombstone.address { candidates.insert(address) }
@@ -137,12 +160,6 @@ extension Membership {
         if let address = self.rng.sample(unheld, count: 1).first {
             directives.append(.exchangeState(with: address, purpose: .reconnect))
         }
-        let resolvedOthers = self.resolvedSeeds.filter { $0 != self.me.gossipAddress }.count
-        if !self.seeds.isEmpty, self.liveMemberCount < resolvedOthers {
-            directives.append(.resolveSeeds)
-        }
-        directives.append(.schedule(.reconnect, at: now + self.settings.reconnectInterval))
-        return directives
     }
 
     // MARK: - Full state

@@ -48,6 +48,8 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// Connections whose request waits for routing to learn a holder, oldest first (bounded by
     /// `proxy.max_waiting_requests`).
     private var waiting: [ProxyConnection] = []
+    /// When this loop last told the node a request wants a holder.
+    private var lastHolderWanted: Instant?
     private var tunnels: [TunnelID: ServerTunnel] = [:]
     private var closingTunnels: Set<TunnelID> = []
     /// Reports waiting for the end of this turn.
@@ -136,6 +138,16 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// `pico_proxy_requests_waited_total` when it ends).
     func startWaiting(_ connection: ProxyConnection) {
         if !self.waiting.contains(where: { $0 === connection }) { self.waiting.append(connection) }
+    }
+
+    /// A request began waiting for a holder: the node may try to reach the members it declared
+    /// dead (`.holderWanted`; the node bounds how often, and so does this loop, so a flood of
+    /// requests for unknown endpoints posts one report per interval).
+    func holderWanted() {
+        let now = self.loop.now
+        if let last = self.lastHolderWanted, now - last < ClusterNode.holderWantedInterval { return }
+        self.lastHolderWanted = now
+        self.toModel(.holderWanted)
     }
 
     /// `connection`'s request stopped waiting (routed, answered, or closed).

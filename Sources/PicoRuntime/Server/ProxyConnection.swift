@@ -246,6 +246,7 @@ final class ProxyConnection: ConnectionDelegate {
             self.move(exchange, to: shard.node.shards[loop])
         case .wait(let until):
             shard.startWaiting(self)
+            shard.holderWanted()
             self.setWait(.exchange(exchange), until: until)
         case .armTimer(let deadline):
             self.setWait(.exchange(exchange), until: deadline)

@@ -126,7 +126,11 @@ extension SimWorld {
             // One data loop per simulated process: a router never names another loop.
             self.end(key, .failed("moved to a loop the simulated process does not have"))
         case .wait(let until):
-            if !self.pods[pod].waiting.contains(key) { self.pods[pod].waiting.append(key) }
+            if !self.pods[pod].waiting.contains(key) {
+                self.pods[pod].waiting.append(key)
+                // The node may try to reach the members it declared dead (it bounds how often).
+                self.deliver(.holderWanted, to: pod)
+            }
             self.scheduleExchangeTimer(key, at: until)
         case .armTimer(let deadline):
             self.scheduleExchangeTimer(key, at: deadline)

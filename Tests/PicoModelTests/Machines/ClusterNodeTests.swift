@@ -16,6 +16,25 @@ struct ClusterNodeTests {
         .datagramReceived(GossipCodec.datagram(sender: sender.uid, endpointVersion: 0, encodedMessages: messages.map { GossipCodec.encode($0) }), from: sender.gossipAddress)
     }
 
+    @Test func test_aRequestWaitingForAHolder_makesTheNodeTryTheDeadAtOnce_atMostEveryHalfSecond() {
+        func dials(_ directives: [ClusterDirective]) -> [Address] {
+            directives.compactMap { directive in
+                if case .openStateExchange(_, let address, _) = directive { return address }
+                return nil
+            }
+        }
+        var node = Self.node()
+        let peer = Fixture.info(2)
+        let witness = Fixture.info(3)
+        _ = node.handle(Self.datagram(from: peer, [.alive(info: peer, incarnation: 0, draining: false)]), now: .seconds(1))
+        _ = node.handle(Self.datagram(from: witness, [.alive(info: witness, incarnation: 0, draining: false)]), now: .seconds(1))
+        #expect(dials(node.handle(.holderWanted, now: .seconds(2))).isEmpty, "nobody is dead: nobody to try")
+        _ = node.handle(Self.datagram(from: witness, [.dead(subject: peer.uid, incarnation: 0, accuser: witness.uid)]), now: .seconds(3))
+        #expect(dials(node.handle(.holderWanted, now: .seconds(4))) == [peer.gossipAddress], "a partition may have healed: try the dead now")
+        #expect(dials(node.handle(.holderWanted, now: .seconds(4) + .milliseconds(499))).isEmpty, "a flood of waiting requests costs one dial per interval")
+        #expect(dials(node.handle(.holderWanted, now: .seconds(4) + .milliseconds(500))) == [peer.gossipAddress])
+    }
+
     @Test func test_invalidConfiguration_namesTheKey() {
         var configuration = Fixture.configuration(0, seed: 1, join: [])
         configuration.gracePeriod = .seconds(2)
