@@ -161,6 +161,19 @@ class ProxyTests(unittest.TestCase):
         # Closed from both sides: the connection and its request are finished, not left half-open.
         wait_until(lambda: b"pico_proxy_requests_in_flight 0" in self.node.admin_get("/metrics")[1], what="the upgraded request to end")
 
+    def test_webSocket_clientThatFinishesBeforeThe101_hasItsEndPassedOn_andTheConnectionEnds(self):
+        # The client half-closes right after its upgrade request: the upgrade is accepted after
+        # that, and the WebSocket server must still learn that the client finished (it then
+        # closes, and so does Pico's connection), rather than wait for good.
+        connection = socket.create_connection(("127.0.0.1", self.node.proxy), timeout=10)
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nx-pico-endpoint: ws\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        connection.shutdown(socket.SHUT_WR)
+        answer = read_until_closed(connection)
+        connection.close()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 101"), answer)
+        wait_until(lambda: b"pico_proxy_requests_in_flight 0" in self.node.admin_get("/metrics")[1], what="the upgraded request to end")
+
     def test_metrics_parseWithPrometheusClient(self):
         request(self.node, "GET", "/")
         status, body = self.node.admin_get("/metrics")
@@ -475,16 +488,21 @@ class FailureTests(unittest.TestCase):
             node.stop()
 
     def test_aBodylessRequest_waitsForAHolder_andIsServedWhenAnAgentConnects(self):
-        node = Node("--proxy.upstream-wait", "5s")
+        # Four event loops: most waiting connections sit on another loop than the tunnel's and
+        # move there once it appears; each request counts once as waited all the same.
+        node = Node("--proxy.upstream-wait", "5s", "--event-loops", "4")
         try:
-            result = {}
-            thread = threading.Thread(target=lambda: result.setdefault("answer", request(node, "GET", "/")))
-            thread.start()
-            time.sleep(0.3)
+            results = []
+            threads = [threading.Thread(target=lambda: results.append(request(node, "GET", "/"))) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.5)
             agent = start_agent(node, "app", self.http_port)
-            thread.join(timeout=10)
-            self.assertEqual(result["answer"][:2], (200, b"hello from backend"))
-            self.assertGreaterEqual(metric(node, "pico_proxy_requests_waited"), 1)
+            for thread in threads:
+                thread.join(timeout=10)
+            self.assertEqual([answer[:2] for answer in results], [(200, b"hello from backend")] * 8)
+            self.assertGreater(metric(node, "pico_proxy_connection_moves"), 0)
+            self.assertEqual(metric(node, "pico_proxy_requests_waited"), 8)
             agent.kill()
         finally:
             node.stop()

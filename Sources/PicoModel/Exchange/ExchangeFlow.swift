@@ -11,7 +11,9 @@
 /// Rules callers may rely on:
 /// - The connection carries another request only when the client asked to keep it alive, has
 ///   not finished sending, sent its whole request before the answer ended, and the answer's
-///   framing lets the client find its end; an upgrade request never keeps it.
+///   framing lets the client find its end; Pico's own answer to an upgrade request never keeps it.
+/// - A client that finished sending before an upgrade was accepted has its half-close passed
+///   upstream as the tunnel opens.
 /// - An answer that ends while the request body is still arriving closes the connection
 ///   lingering: the rest of the body is not read as a new request.
 /// - Pico's own answer (an error before any upstream answer) lets a kept-alive connection read
@@ -27,6 +29,18 @@ public struct ExchangeFlow: Hashable, Sendable {
         case heldBack
         /// The decoder gave the request's end.
         case ended
+    }
+
+    /// What the client said about its connection.
+    public enum Client: Hashable, Sendable {
+        /// It may carry another request (the client asked for keep-alive).
+        case keepsAlive
+        /// It closes after this answer (the client or the answer said so).
+        case closes
+        /// The client finished sending (end of stream): it closes after this answer.
+        case finished
+
+        var keepsAlive: Bool { self == .keepsAlive }
     }
 
     /// One direction of an upgraded connection.
@@ -69,13 +83,13 @@ public struct ExchangeFlow: Hashable, Sendable {
 
     /// Where the exchange's bytes are.
     public enum State: Hashable, Sendable {
-        /// No answer reached the client yet; the connection would be kept when `keepAlive`.
-        case awaitingAnswer(body: Body, keepAlive: Bool)
+        /// No answer reached the client yet.
+        case awaitingAnswer(body: Body, client: Client)
         /// Pico answered itself (`status`, written whole) while the body was still arriving: the
         /// rest is read and dropped.
-        case drainingBody(status: Int, keepAlive: Bool)
+        case drainingBody(status: Int, client: Client)
         /// The upstream's answer (`status`) is reaching the client in `framing`.
-        case relaying(status: Int, body: Body, framing: HTTPProxyRules.ClientFraming, keepAlive: Bool, upstreamReusable: Bool)
+        case relaying(status: Int, body: Body, framing: HTTPProxyRules.ClientFraming, client: Client, upstreamReusable: Bool)
         /// The upstream accepted the upgrade: bytes flow both ways, unframed, until both finish.
         case tunnelling(fromClient: Direction, fromUpstream: Direction)
         /// Over: the client got `status` (101 for an upgrade that ended).
@@ -97,7 +111,7 @@ public struct ExchangeFlow: Hashable, Sendable {
         self.clientVersion = head.version
         self.isUpgradeRequest = head.isUpgrade
         self.requestFraming = framing
-        self.state = .awaitingAnswer(body: requestEnded ? .ended : .arriving, keepAlive: head.keepAlive && !clientFinished)
+        self.state = .awaitingAnswer(body: requestEnded ? .ended : .arriving, client: clientFinished ? .finished : head.keepAlive ? .keepsAlive : .closes)
     }
 
     // MARK: - What the shell asks
@@ -144,6 +158,12 @@ public struct ExchangeFlow: Hashable, Sendable {
         }
     }
 
+    /// The request has no body and asks for no upgrade (nor is a CONNECT): nothing follows its
+    /// head, so the head goes upstream as the whole request (a tunnel stream ends in the same frame).
+    public var headIsWholeRequest: Bool {
+        self.requestFraming == .none && !self.isUpgradeRequest && self.method != "CONNECT"
+    }
+
     /// The upstream accepted an upgrade: client bytes go upstream unframed.
     public var isTunnelling: Bool {
         if case .tunnelling = self.state { return true }
@@ -185,9 +205,9 @@ public struct ExchangeFlow: Hashable, Sendable {
     /// The upstream is full: the shell stops reading the client.
     public mutating func upstreamFull() {
         switch self.state {
-        case .awaitingAnswer(.arriving, let keepAlive): self.state = .awaitingAnswer(body: .heldBack, keepAlive: keepAlive)
-        case .relaying(let status, .arriving, let framing, let keepAlive, let reusable):
-            self.state = .relaying(status: status, body: .heldBack, framing: framing, keepAlive: keepAlive, upstreamReusable: reusable)
+        case .awaitingAnswer(.arriving, let client): self.state = .awaitingAnswer(body: .heldBack, client: client)
+        case .relaying(let status, .arriving, let framing, let client, let reusable):
+            self.state = .relaying(status: status, body: .heldBack, framing: framing, client: client, upstreamReusable: reusable)
         case .tunnelling(.open, let fromUpstream): self.state = .tunnelling(fromClient: .heldBack, fromUpstream: fromUpstream)
         default: break
         }
@@ -196,9 +216,9 @@ public struct ExchangeFlow: Hashable, Sendable {
     /// The upstream has room again. True when the client was held back: the shell reads it again.
     public mutating func upstreamHasRoom() -> Bool {
         switch self.state {
-        case .awaitingAnswer(.heldBack, let keepAlive): self.state = .awaitingAnswer(body: .arriving, keepAlive: keepAlive)
-        case .relaying(let status, .heldBack, let framing, let keepAlive, let reusable):
-            self.state = .relaying(status: status, body: .arriving, framing: framing, keepAlive: keepAlive, upstreamReusable: reusable)
+        case .awaitingAnswer(.heldBack, let client): self.state = .awaitingAnswer(body: .arriving, client: client)
+        case .relaying(let status, .heldBack, let framing, let client, let reusable):
+            self.state = .relaying(status: status, body: .arriving, framing: framing, client: client, upstreamReusable: reusable)
         case .tunnelling(.heldBack, let fromUpstream): self.state = .tunnelling(fromClient: .open, fromUpstream: fromUpstream)
         default: return false
         }
@@ -223,15 +243,15 @@ public struct ExchangeFlow: Hashable, Sendable {
         switch self.state {
         case .awaitingAnswer(.ended, _), .relaying(_, .ended, _, _, _), .tunnelling, .finished:
             return .none
-        case .awaitingAnswer(_, let keepAlive):
-            self.state = .awaitingAnswer(body: .ended, keepAlive: keepAlive)
+        case .awaitingAnswer(_, let client):
+            self.state = .awaitingAnswer(body: .ended, client: client)
             return upstreamEnd
-        case .relaying(let status, _, let framing, let keepAlive, let reusable):
-            self.state = .relaying(status: status, body: .ended, framing: framing, keepAlive: keepAlive, upstreamReusable: reusable)
+        case .relaying(let status, _, let framing, let client, let reusable):
+            self.state = .relaying(status: status, body: .ended, framing: framing, client: client, upstreamReusable: reusable)
             return upstreamEnd
-        case .drainingBody(let status, let keepAlive):
+        case .drainingBody(let status, let client):
             self.state = .finished(status: status)
-            return .completed(Completion(upstream: .abandoned, ending: keepAlive ? .nextRequest : .closeWhenWritten))
+            return .completed(Completion(upstream: .abandoned, ending: client.keepsAlive ? .nextRequest : .closeWhenWritten))
         }
     }
 
@@ -248,11 +268,11 @@ public struct ExchangeFlow: Hashable, Sendable {
     public mutating func clientEnded() -> ClientEnd {
         switch self.state {
         case .awaitingAnswer(let body, _):
-            self.state = .awaitingAnswer(body: body, keepAlive: false)
+            self.state = .awaitingAnswer(body: body, client: .finished)
         case .drainingBody(let status, _):
-            self.state = .drainingBody(status: status, keepAlive: false)
+            self.state = .drainingBody(status: status, client: .finished)
         case .relaying(let status, let body, let framing, _, let reusable):
-            self.state = .relaying(status: status, body: body, framing: framing, keepAlive: false, upstreamReusable: reusable)
+            self.state = .relaying(status: status, body: body, framing: framing, client: .finished, upstreamReusable: reusable)
         case .tunnelling(_, let fromUpstream):
             self.state = .tunnelling(fromClient: .finished, fromUpstream: fromUpstream)
             return .finishUpstream(thenClose: fromUpstream == .finished)
@@ -269,8 +289,9 @@ public struct ExchangeFlow: Hashable, Sendable {
         /// Nothing (the exchange answered already).
         case none
         /// Write `head`; bytes then flow both ways unframed (the upstream's bytes that followed
-        /// its head, and the client's that followed its request, go across at once).
-        case upgrade(HTTPResponseHead)
+        /// its head, and the client's that followed its request, go across at once). When
+        /// `finishUpstream`, the client finished sending already: pass its half-close upstream.
+        case upgrade(HTTPResponseHead, finishUpstream: Bool)
         /// Write `head`, then relay the body in `clientFraming`. `refuseUpgrade`: the request
         /// asked to upgrade and the upstream declined, so the client's decoder reads HTTP again.
         case relay(HTTPResponseHead, refuseUpgrade: Bool)
@@ -279,30 +300,32 @@ public struct ExchangeFlow: Hashable, Sendable {
     /// The upstream's answer head (not an interim one) arrived; `upstreamFraming` is its body
     /// framing as the decoder read it.
     public mutating func answerHead(_ head: HTTPResponseHead, upstreamFraming: HTTPBodyFraming?) -> AnswerStart {
-        guard case .awaitingAnswer(let body, let keepAlive) = self.state else { return .none }
+        guard case .awaitingAnswer(let body, let client) = self.state else { return .none }
         if head.status == 101, self.isUpgradeRequest {
             var upgraded = head
             upgraded.headers = HTTPProxyRules.endToEnd(head.headers, keepUpgrade: true)
-            self.state = .tunnelling(fromClient: body == .heldBack ? .heldBack : .open, fromUpstream: .open)
-            return .upgrade(upgraded)
+            let fromClient: Direction = client == .finished ? .finished : body == .heldBack ? .heldBack : .open
+            self.state = .tunnelling(fromClient: fromClient, fromUpstream: .open)
+            return .upgrade(upgraded, finishUpstream: fromClient == .finished)
         }
-        let client = HTTPProxyRules.clientResponse(
-            head, requestMethod: self.method, clientVersion: self.clientVersion, clientKeepAlive: keepAlive, upstreamFraming: upstreamFraming)
+        let answer = HTTPProxyRules.clientResponse(
+            head, requestMethod: self.method, clientVersion: self.clientVersion, clientKeepAlive: client.keepsAlive, upstreamFraming: upstreamFraming)
         let reusable = head.version >= .http1_1 && !head.headers.hasToken("connection", "close") && upstreamFraming != .untilClose
-        self.state = .relaying(status: head.status, body: body, framing: client.framing, keepAlive: client.keepAlive, upstreamReusable: reusable)
-        return .relay(client.head, refuseUpgrade: self.isUpgradeRequest)
+        let after: Client = client == .finished ? .finished : answer.keepAlive ? .keepsAlive : .closes
+        self.state = .relaying(status: head.status, body: body, framing: answer.framing, client: after, upstreamReusable: reusable)
+        return .relay(answer.head, refuseUpgrade: self.isUpgradeRequest)
     }
 
     /// The upstream's answer ended (the shell wrote its last chunk when `clientFraming` is
     /// chunked). The exchange is over; nil when no answer was being relayed.
     public mutating func answerEnded() -> Completion? {
-        guard case .relaying(let status, let body, _, let keepAlive, let reusable) = self.state else { return nil }
+        guard case .relaying(let status, let body, _, let client, let reusable) = self.state else { return nil }
         self.state = .finished(status: status)
         guard body == .ended else {
             // Answered before the body ended: the rest is dropped by closing.
             return Completion(upstream: .abandoned, ending: .closeLingering)
         }
-        return Completion(upstream: .completed(reusable: reusable), ending: keepAlive ? .nextRequest : .closeWhenWritten)
+        return Completion(upstream: .completed(reusable: reusable), ending: client.keepsAlive ? .nextRequest : .closeWhenWritten)
     }
 
     /// What the shell does with Pico's own answer.
@@ -315,24 +338,27 @@ public struct ExchangeFlow: Hashable, Sendable {
 
     /// Pico answers the request itself with `status` (an error, before any upstream answer
     /// reached the client); `close` when the connection must not carry another request (the
-    /// rest of a body is then not read). An upgrade request's connection always closes.
+    /// rest of a body is then not read). An upgrade request's connection always closes, and so
+    /// does one whose client is held back (an upstream that stopped taking its body): the rest
+    /// of that body is not read either. After an answer started (not a case the exchange
+    /// machine produces) the connection closes lingering.
     public mutating func answeredByPico(status: Int, close: Bool) -> OwnAnswer {
-        guard case .awaitingAnswer(let body, let keepAlive) = self.state else {
+        guard case .awaitingAnswer(let body, let client) = self.state else {
             self.state = .finished(status: status)
             return OwnAnswer(keepAlive: false, completion: Completion(upstream: .abandoned, ending: .closeLingering))
         }
-        let bodyEnded = body == .ended
-        let keeps = keepAlive && !self.isUpgradeRequest && (bodyEnded || !close)
-        if bodyEnded {
+        let keeps = client.keepsAlive && !self.isUpgradeRequest
+        switch body {
+        case .ended:
             self.state = .finished(status: status)
             return OwnAnswer(keepAlive: keeps, completion: Completion(upstream: .abandoned, ending: keeps ? .nextRequest : .closeWhenWritten))
-        }
-        if close {
+        case .arriving where !close:
+            self.state = .drainingBody(status: status, client: keeps ? .keepsAlive : client == .finished ? .finished : .closes)
+            return OwnAnswer(keepAlive: keeps, completion: nil)
+        case .arriving, .heldBack:
             self.state = .finished(status: status)
             return OwnAnswer(keepAlive: false, completion: Completion(upstream: .abandoned, ending: .closeLingering))
         }
-        self.state = .drainingBody(status: status, keepAlive: keeps)
-        return OwnAnswer(keepAlive: keeps, completion: nil)
     }
 
     /// The request broke (a malformed body, or a body that stopped arriving) and Pico answers
@@ -351,7 +377,8 @@ public struct ExchangeFlow: Hashable, Sendable {
     }
 
     /// The exchange is cut short (the upstream failed after part of the answer reached the
-    /// client, or the connection closed): it ends with what the client got.
+    /// client, an upgraded upstream failed, or the connection closed): it ends with what the
+    /// client got.
     public mutating func abort() {
         self.state = .finished(status: self.clientStatus)
     }

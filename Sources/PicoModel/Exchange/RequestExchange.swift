@@ -194,10 +194,10 @@ public struct RequestExchange: Sendable {
 
     /// A new exchange for `head` (whose body framing is `framing`), from a client at
     /// `clientHost` (as the socket reports it; nil when unknown), read by a loop whose router is
-    /// `router`. `moves` and `avoiding` carry over when the connection moved here for it;
+    /// `router`. `moves`, `avoiding` and `holderWaits` carry over when the connection moved here for it;
     /// `firstOnConnection` when it is the first request its connection carries.
     public init(head: HTTPRequestHead, framing: HTTPBodyFraming, clientHost: String?, router: LoopRouter,
-                settings: ExchangeSettings, moves: Int = 0, avoiding: [NodeUID] = [], firstOnConnection: Bool = false) {
+                settings: ExchangeSettings, moves: Int = 0, avoiding: [NodeUID] = [], holderWaits: Int = 0, firstOnConnection: Bool = false) {
         self.endpoint = HTTPProxyRules.endpoint(of: head)
         let marked = head.headers.first("x-pico-forward") == "true"
         self.forwardMarked = marked
@@ -211,6 +211,7 @@ public struct RequestExchange: Sendable {
         self.settings = settings
         self.moves = moves
         self.avoiding = avoiding
+        self.holderWaits = holderWaits
         self.firstOnConnection = firstOnConnection
     }
 

@@ -15,6 +15,8 @@ final class ProxyConnection: ConnectionDelegate {
         var moves: Int
         /// Nodes a forward of this request already failed on.
         var avoiding: [NodeUID]
+        /// Waits for a holder before the move (the request counts once in the waited metric).
+        var holderWaits: Int
         /// The decoder gave the request's end already (a retry that moved after its forward
         /// failed): the next part it gives belongs to the next request.
         var requestEnded: Bool
@@ -84,7 +86,7 @@ final class ProxyConnection: ConnectionDelegate {
         self.connection.writeStallTimeout = shard.settings.writeTimeout
         if let moved {
             if moved.clientFinished { self.connection.pauseReading() }
-            self.begin(moved.head, moves: moved.moves, avoiding: moved.avoiding, requestEnded: moved.requestEnded)
+            self.begin(moved.head, moves: moved.moves, avoiding: moved.avoiding, holderWaits: moved.holderWaits, requestEnded: moved.requestEnded)
             self.processRequests()
         } else {
             // A new connection's first byte is due within the header timeout, not the idle one.
@@ -186,12 +188,13 @@ final class ProxyConnection: ConnectionDelegate {
         }
     }
 
-    private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = [], requestEnded: Bool = false) {
+    private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = [], holderWaits: Int = 0, requestEnded: Bool = false) {
         self.leaveIdle()
         self.wait = nil
         let shard = self.shard
         let machine = RequestExchange(head: head, framing: self.decoder.headFraming, clientHost: self.clientIP, router: shard.router,
-                                      settings: shard.exchangeSettings, moves: moves, avoiding: avoiding, firstOnConnection: self.requestsBegun == 0)
+                                      settings: shard.exchangeSettings, moves: moves, avoiding: avoiding, holderWaits: holderWaits,
+                                      firstOnConnection: self.requestsBegun == 0)
         self.requestsBegun += 1
         let flow = ExchangeFlow(head: head, framing: self.decoder.headFraming, requestEnded: requestEnded, clientFinished: self.clientFinished)
         let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: shard.loop.now, machine: machine, flow: flow)
@@ -259,8 +262,8 @@ final class ProxyConnection: ConnectionDelegate {
             self.connection.write(ForwardHeartbeat.interimBytes)
             self.setWait(.exchange(exchange), until: next)
         case .answer(let status, let message, let close):
-            // The upstream failed or timed out (`close`): a body still arriving is not read to its end.
-            if close { self.tearDown(exchange) }
+            // The upstream failed or timed out (`close`): a body still arriving is not read to its
+            // end, and the flow's completion abandons the upstream.
             self.answer(exchange, exchange.flow.answeredByPico(status: status, close: close), status: status, message: message)
         case .closeConnection:
             // Part of the answer went out: the client can only learn of the failure by the close.
@@ -315,7 +318,7 @@ final class ProxyConnection: ConnectionDelegate {
         let request = HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(
             exchange.head, clientIP: self.clientIP, scheme: "http", to: exchange.machine.peer == nil ? .tunnel : .peer,
             arrivedFromPeer: exchange.machine.arrivedFromPeer, framing: exchange.requestFraming, heartbeat: exchange.machine.heartbeatRequest))
-        if exchange.requestFraming == .none, !exchange.head.isUpgrade, exchange.head.method != "CONNECT" {
+        if exchange.flow.headIsWholeRequest {
             request.withUnsafeBytes { upstream.sendWhole(raw: $0) }
         } else {
             upstream.send(request)
@@ -342,7 +345,8 @@ final class ProxyConnection: ConnectionDelegate {
         self.connection.whenFlushed { [self] in
             let moved = Moved(
                 head: exchange.head, decoder: self.decoder, clientIP: self.clientIP, clientFinished: self.clientFinished,
-                moves: exchange.machine.moves, avoiding: exchange.machine.avoiding, requestEnded: exchange.flow.requestEnded
+                moves: exchange.machine.moves, avoiding: exchange.machine.avoiding, holderWaits: exchange.machine.holderWaits,
+                requestEnded: exchange.flow.requestEnded
             )
             let fd = self.connection.detach()
             self.shard.metrics.update { $0.connectionMoves += 1 }
@@ -489,7 +493,7 @@ final class ProxyConnection: ConnectionDelegate {
         if case .exchange = self.wait { self.wait = nil }
         self.report(exchange.machine.answerStarted(router: self.shard.router))
         switch exchange.flow.answerHead(head, upstreamFraming: exchange.response.headFraming) {
-        case .upgrade(let upgraded):
+        case .upgrade(let upgraded, let finishUpstream):
             exchange.responseHeaders = upgraded.headers
             self.connection.write(HTTP1Encoder.encode(upgraded))
             exchange.upstream?.upgraded()
@@ -498,6 +502,8 @@ final class ProxyConnection: ConnectionDelegate {
                 let early = self.decoder.takeUpgradedBytes()
                 if !early.isEmpty { upstream.send(early) }
             }
+            // The client finished sending before the upgrade was accepted.
+            if finishUpstream { exchange.upstream?.finish() }
         case .relay(let client, let refuseUpgrade):
             if refuseUpgrade, self.decoder.state == .upgradePending { self.decoder.refuseUpgrade() }
             exchange.responseHeaders = client.headers

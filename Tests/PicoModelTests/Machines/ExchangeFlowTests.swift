@@ -66,7 +66,7 @@ struct ExchangeFlowTests {
         #expect(flow.answerEnded()?.ending == .closeWhenWritten)
 
         let after = ExchangeFlow(head: Self.request(), framing: .none, clientFinished: true)
-        #expect(after.state == .awaitingAnswer(body: .arriving, keepAlive: false), "a pipelined request after the client's end")
+        #expect(after.state == .awaitingAnswer(body: .arriving, client: .finished), "a pipelined request after the client's end")
     }
 
     @Test func test_chunkedBody_heldBackWhileTheUpstreamIsFull_thenEndsWithALastChunk() {
@@ -128,7 +128,7 @@ struct ExchangeFlowTests {
     @Test func test_upgrade_accepted_flowsBothWays_andClosesWhenBothDirectionsFinished() {
         var flow = ExchangeFlow(head: Self.upgradeRequest, framing: .none)
         #expect(flow.requestEnd() == .endUpstreamRequest(lastChunk: false, finish: false), "the client's side goes on after the answer")
-        guard case .upgrade(let head) = flow.answerHead(Self.answer(101, headers: ["connection": "upgrade", "upgrade": "websocket"]), upstreamFraming: nil) else {
+        guard case .upgrade(let head, finishUpstream: false) = flow.answerHead(Self.answer(101, headers: ["connection": "upgrade", "upgrade": "websocket"]), upstreamFraming: nil) else {
             Issue.record("expected an upgrade")
             return
         }
@@ -167,8 +167,10 @@ struct ExchangeFlowTests {
 
         var plain = ExchangeFlow(head: Self.request(), framing: .none)
         _ = plain.requestEnd()
-        #expect(plain.answerHead(Self.answer(101, headers: [:]), upstreamFraming: nil) != .upgrade(Self.answer(101, headers: [:])),
-                "a 101 to a request that asked for no upgrade is not a tunnel")
+        guard case .relay = plain.answerHead(Self.answer(101, headers: [:]), upstreamFraming: nil) else {
+            Issue.record("a 101 to a request that asked for no upgrade is not a tunnel")
+            return
+        }
         #expect(!plain.isTunnelling)
     }
 
@@ -195,5 +197,30 @@ struct ExchangeFlowTests {
         #expect(flow.requestEnd() == .none)
         _ = flow.answerHead(Self.answer(), upstreamFraming: .length(2))
         #expect(flow.answerEnded()?.ending == .nextRequest)
+    }
+
+    @Test func test_clientThatFinishedBeforeTheUpgrade_hasItsHalfClosePassedOn_andTheTunnelClosesWithTheUpstream() {
+        var flow = ExchangeFlow(head: Self.upgradeRequest, framing: .none)
+        _ = flow.requestEnd()
+        #expect(flow.clientEnded() == .none, "no tunnel yet")
+        #expect(flow.answerHead(Self.answer(101, headers: [:]), upstreamFraming: nil) == .upgrade(Self.answer(101, headers: [:]), finishUpstream: true))
+        #expect(flow.state == .tunnelling(fromClient: .finished, fromUpstream: .open))
+        let closes = flow.upstreamFinished()
+        #expect(closes, "both directions finished: the connection closes without a second end of stream")
+    }
+
+    @Test func test_picosOwnAnswer_toAHeldBackClient_closesLingering() {
+        var flow = ExchangeFlow(head: Self.request("POST"), framing: .length(1_000_000))
+        flow.upstreamFull()
+        #expect(flow.answeredByPico(status: 502, close: false)
+            == ExchangeFlow.OwnAnswer(keepAlive: false, completion: ExchangeFlow.Completion(upstream: .abandoned, ending: .closeLingering)),
+            "a client nobody reads would never be resumed to drain its body")
+    }
+
+    @Test func test_onlyARequestWithNothingAfterItsHead_goesUpstreamWhole() {
+        #expect(ExchangeFlow(head: Self.request(), framing: .none).headIsWholeRequest)
+        #expect(!ExchangeFlow(head: Self.request("POST"), framing: .length(3)).headIsWholeRequest)
+        #expect(!ExchangeFlow(head: Self.upgradeRequest, framing: .none).headIsWholeRequest)
+        #expect(!ExchangeFlow(head: Self.request("CONNECT"), framing: .none).headIsWholeRequest)
     }
 }
