@@ -47,6 +47,27 @@ struct CheckerTests {
         #expect(!Checker.noFailedRequests(windows: window, excuseUnreachable: true).check(world).passed, "a holder was reachable")
     }
 
+    @Test func test_reachabilityStretch_measuresTheLongestUnbrokenStretch_theCurrentOneIncluded() {
+        // A forward 22 ms before a cut that healed 100 ms before the client gave up.
+        var cut = ReachabilityStretch(reachable: true, now: .seconds(10))
+        cut.note(reachable: false, now: .seconds(10) + .milliseconds(22))
+        cut.note(reachable: false, now: .seconds(12))
+        cut.note(reachable: true, now: .seconds(14) + .milliseconds(900))
+        #expect(cut.longest(at: .seconds(15)) == .milliseconds(100))
+        #expect(cut.longest(at: .seconds(15)) < SimWorld.servableReachability, "no holder could be counted on: excused")
+        // A holder reachable for two seconds before the cut: the cluster had its chance.
+        var served = ReachabilityStretch(reachable: true, now: .seconds(10))
+        served.note(reachable: true, now: .seconds(11))
+        served.note(reachable: false, now: .seconds(12))
+        served.note(reachable: true, now: .seconds(14) + .milliseconds(900))
+        #expect(served.longest(at: .seconds(15)) == .seconds(2))
+        #expect(served.longest(at: .seconds(15)) >= SimWorld.servableReachability)
+        // Unreachable at arrival, reachable for the last 1.5 s: not excused any more.
+        var late = ReachabilityStretch(reachable: false, now: .seconds(10))
+        late.note(reachable: true, now: .seconds(13) + .milliseconds(500))
+        #expect(late.longest(at: .seconds(15)) == .milliseconds(1_500))
+    }
+
     @Test func test_crash_excusedOnlyWithinTheDetectionWindow() {
         var world = TrafficTests.startedWorld(pods: 3)
         world.addClient(ClientSpec(name: "load", endpoints: ["alpha", "beta", "gamma"], rate: 100))

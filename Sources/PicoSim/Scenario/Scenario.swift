@@ -95,7 +95,8 @@ public struct Scenario: Sendable {
         /// Window end, default: the end of the run.
         public var to: Duration?
         /// no-failed-requests `excuse: no-reachable-holder`: requests whose entry pod could reach
-        /// no holder of their endpoint may fail.
+        /// no holder of their endpoint, by the network's real state, for an unbroken
+        /// `SimWorld.servableReachability` (1 s) of their life may fail.
         public var excuseUnreachable = false
         /// Detection window (route-only-to-live-owners).
         public var detection: Duration

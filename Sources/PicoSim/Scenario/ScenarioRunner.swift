@@ -177,9 +177,11 @@ public enum ScenarioRunner {
             var rng = world.streams.stream("faults/event/\(id)")
             let links = shape.links(among: Array(world.pods.indices), rng: &rng)
             world.network.block(links)
+            world.reachabilityMayHaveChanged()
             return "partition \(shape) (\(links.count) links cut)"
         case .heal:
             world.network.healAll()
+            world.reachabilityMayHaveChanged()
             return "heal every link"
         case .hold(let links):
             world.hold(links)

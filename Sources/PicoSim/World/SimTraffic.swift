@@ -88,10 +88,12 @@ public struct RequestRecord: Hashable, Sendable {
     /// Forwards in a row it went through (0: served by the entry pod; at most 1: one hop).
     public var hops = 0
     /// Whether a pod holding a tunnel of its endpoint was its entry pod or one the entry pod
-    /// could exchange bytes with both ways, by the network's real state (not any node's view),
-    /// both when it arrived and, for a request that did not succeed, when it ended. Nil until it
-    /// reached a pod.
+    /// could exchange bytes with both ways, by the network's real state (not any node's view):
+    /// when it arrived and, for a request that did not succeed, for at least
+    /// `SimWorld.servableReachability` without a break during its life. Nil until it reached a pod.
     public var holderReachable: Bool?
+    /// When a holder was reachable from its entry pod during its life (nil until it reached a pod).
+    public var reachability: ReachabilityStretch?
 }
 
 /// Agents, clients, the load balancer's view of readiness, and the request history.

@@ -37,6 +37,7 @@ extension SimWorld {
         if hop == 0 {
             let reachable = self.holderReachable(for: self.traffic.history[Int(request - 1)].endpoint, from: pod)
             self.traffic.history[Int(request - 1)].holderReachable = reachable
+            self.traffic.history[Int(request - 1)].reachability = ReachabilityStretch(reachable: reachable, now: self.now)
         }
         var headers: HTTPHeaders = ["host": "sim.invalid", "x-pico-endpoint": self.traffic.history[Int(request - 1)].endpoint]
         var source = clientHost
@@ -59,6 +60,32 @@ extension SimWorld {
         let mayWait = self.pods[pod].waiting.count < self.settings.maxWaitingRequests
         let action = self.withExchange(key) { machine, router, now in machine.start(router: &router, mayWait: mayWait, now: now) }
         self.follow(action, for: key)
+    }
+
+    /// How long a holder must be reachable from a request's entry pod, without a break, for the
+    /// request to count as one the cluster could have served (`excuse: no-reachable-holder`).
+    /// The protocol judges a way in about a second (the forward dial and silence timeouts, a
+    /// probe round): a holder reachable only for the few milliseconds before a cut that took
+    /// the answer, and the moments between a heal and the client's deadline, is not one any
+    /// request could count on.
+    static let servableReachability: Duration = .seconds(1)
+
+    /// The network, a pod's process or the tunnels changed: every request in flight at its entry
+    /// pod notes whether a holder is reachable from there now (by the network's real state).
+    /// Each request is updated on its own, so the dictionary's order does not matter.
+    mutating func reachabilityMayHaveChanged() {
+        for key in self.traffic.exchanges.keys where key.hop == 0 {
+            self.noteReachability(of: key.request)
+        }
+    }
+
+    /// Updates request `request`'s unbroken stretch of holder reachability at its entry pod.
+    mutating func noteReachability(of request: UInt64) {
+        let index = Int(request - 1)
+        guard self.traffic.history[index].outcome == nil, self.traffic.history[index].reachability != nil,
+              let entry = self.traffic.history[index].path.first else { return }
+        let reachable = self.holderReachable(for: self.traffic.history[index].endpoint, from: entry)
+        self.traffic.history[index].reachability?.note(reachable: reachable, now: self.now)
     }
 
     /// Whether a running pod with a tunnel of `endpoint` is `pod` itself or linked with it both

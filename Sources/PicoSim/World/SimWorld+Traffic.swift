@@ -104,6 +104,7 @@ extension SimWorld {
         let id = TunnelID(self.traffic.nextTunnel)
         self.traffic.nextTunnel += 1
         self.traffic.placements[id] = SimTraffic.Placement(agent: agent, pod: pod, boot: boot)
+        self.reachabilityMayHaveChanged()
         self.drive(agent: agent, .tunnelOpened(id))
         self.record("tunnel", self.pods[pod].name, id.rawValue)
         self.deliver(.tunnelOpened(id, endpoint: self.traffic.agents[agent].spec.endpoint), to: pod)
@@ -117,6 +118,7 @@ extension SimWorld {
 
     mutating func tunnelClosedByNode(_ tunnel: TunnelID, pod: Int) {
         guard let placement = self.traffic.placements.removeValue(forKey: tunnel) else { return }
+        self.reachabilityMayHaveChanged()
         self.deliver(.tunnelClosed(tunnel), to: pod)
         self.drive(agent: placement.agent, .tunnelClosedByNode(tunnel))
     }
@@ -133,6 +135,7 @@ extension SimWorld {
                 self.drive(agent: agent, .tunnelBroken(tunnel.id))
             }
         }
+        self.reachabilityMayHaveChanged()
         self.exchangesStopped(at: pod)
     }
 
@@ -162,14 +165,15 @@ extension SimWorld {
     }
 
     mutating func finish(_ request: UInt64, _ outcome: RequestOutcome) {
-        self.traffic.history[Int(request - 1)].outcome = outcome
         self.traffic.history[Int(request - 1)].finishedAt = self.now
-        // A request that did not succeed is judged again at its end: a partition that still cuts
-        // its entry pod off from every holder left nothing that could serve it in time.
-        if outcome != .ok, self.traffic.history[Int(request - 1)].holderReachable == true, let entry = self.traffic.history[Int(request - 1)].path.first {
-            let reachable = self.holderReachable(for: self.traffic.history[Int(request - 1)].endpoint, from: entry)
-            self.traffic.history[Int(request - 1)].holderReachable = reachable
+        // A request that did not succeed is judged on its whole life: it could have been served
+        // only if a holder was reachable from its entry pod, without a break, long enough.
+        if outcome != .ok, self.traffic.history[Int(request - 1)].reachability != nil {
+            self.noteReachability(of: request)
+            let longest = self.traffic.history[Int(request - 1)].reachability?.longest(at: self.now) ?? .zero
+            self.traffic.history[Int(request - 1)].holderReachable = longest >= Self.servableReachability
         }
+        self.traffic.history[Int(request - 1)].outcome = outcome
         switch outcome {
         case .ok: self.record("ok", "", request)
         case .failed(let reason): self.record("failed", reason, request)

@@ -189,6 +189,7 @@ public struct SimWorld: Sendable {
     public mutating func pause(_ index: Int) {
         guard self.pods[index].state == .running else { return }
         self.pods[index].state = .paused
+        self.reachabilityMayHaveChanged()
         self.pauses.append((index, self.now, nil))
         self.record("pause", self.pods[index].name, UInt64(self.pods[index].boot))
     }
@@ -200,6 +201,7 @@ public struct SimWorld: Sendable {
     public mutating func recover() -> Int {
         self.stopAllNemeses()
         self.network.healAll()
+        self.reachabilityMayHaveChanged()
         let held = self.network.heldLinks.sorted()
         if !held.isEmpty { self.release(held) }
         for pod in self.pods.indices {
@@ -217,6 +219,7 @@ public struct SimWorld: Sendable {
     public mutating func resume(_ index: Int) {
         guard self.pods[index].state == .paused else { return }
         self.pods[index].state = .running
+        self.reachabilityMayHaveChanged()
         if let open = self.pauses.lastIndex(where: { $0.pod == index && $0.to == nil }) { self.pauses[open].to = self.now }
         self.record("resume", self.pods[index].name, UInt64(self.pods[index].boot))
         let inbox = self.pods[index].inbox
@@ -324,6 +327,7 @@ public struct SimWorld: Sendable {
 
     mutating func stopProcess(_ index: Int, state: SimPod.State) {
         self.pods[index].state = state
+        self.reachabilityMayHaveChanged()
         if case .exited = state, self.restartWhenExited.remove(index) != nil {
             self.queue.schedule(.kubeletRestart(pod: index), at: self.now + self.settings.kubeletRestartDelay)
         }
