@@ -23,14 +23,24 @@ public struct SimPod: Sendable {
     public internal(set) var state: State = .down
     /// The running (or last) process's machine.
     public internal(set) var node: ClusterNode?
-    /// The node's invariant problems and table sizes (none without a node). `mutating` only so a
-    /// call on an array element reads it in place instead of copying the pod.
+    /// The node's invariant problems and table sizes (none without a node). A check that finds
+    /// nothing remembers the node's stamp: the next one skips whatever reads only state written
+    /// by no step since (`ClusterNode.checkInvariants(cleanAt:)`, which finds exactly what a
+    /// whole check would).
     mutating func nodeHealth() -> (problems: [String], sizes: [TableSize]) {
         switch self.node {
-        case .some(let node): (node.checkInvariants(), node.tableSizes)
-        case .none: ([], [])
+        case .some(let node):
+            let problems = node.checkInvariants(cleanAt: self.cleanStamp)
+            self.cleanStamp = problems.isEmpty ? node.invariantStamp : nil
+            return (problems, node.tableSizes)
+        case .none:
+            return ([], [])
         }
     }
+
+    /// The running node's stamp at its last invariant check, when that found nothing (nil: not
+    /// checked clean yet). Reset with every new process: stamps of two processes do not compare.
+    var cleanStamp: ClusterNode.InvariantStamp?
 
     /// How the node sees membership: the live members besides itself, and the first of `uids`
     /// (other than itself) it does not see as live; nil without a node. `mutating` for the same

@@ -131,6 +131,7 @@ public struct SimWorld: Sendable {
 
         pod.ready = false
         pod.timerGenerations = [:]
+        pod.cleanStamp = nil
         pod.router = LoopRouter(loop: 0, seed: self.streams.seed("router/\(pod.name)/\(pod.boot)"))
         pod.waiting = []
         pod.inbox = []
