@@ -117,11 +117,12 @@ public struct SimTraffic: Sendable {
         var moving: Bool
     }
 
-    /// One request's exchange at one pod.
+    /// One request's exchange at one pod: where it runs and what it holds. Its machine is kept
+    /// apart, in `machines`, so reading or changing these few words never copies or moves the
+    /// machine (a dictionary's `[key]?.field = value` moves the whole value out and back).
     struct Exchange: Sendable {
         var pod: Int
         var boot: Int
-        var machine: RequestExchange
         /// The tunnel the pod's node counts this request on (`.streamFinished` is owed).
         var countedTunnel: TunnelID?
         /// When the exchange's one pending timer event fires (nil: none pending); a later
@@ -143,6 +144,9 @@ public struct SimTraffic: Sendable {
     public internal(set) var history: [RequestRecord] = []
     /// Exchanges in progress, by request and hop.
     var exchanges: [ExchangeKey: Exchange] = [:]
+    /// The production machine of every exchange in `exchanges`, under the same key (both are
+    /// added and removed together).
+    var machines: [ExchangeKey: RequestExchange] = [:]
     var placements: [TunnelID: Placement] = [:]
     var nextTunnel: UInt64 = 1
     /// Numbers forward connections (one per forward attempt).
@@ -182,6 +186,18 @@ public struct SimTraffic: Sendable {
         self.agents[agent].machine.tunnels.compactMap { tunnel in
             self.placements[tunnel.id].map { PlacedTunnel(id: tunnel.id, pod: $0.pod, boot: $0.boot, moving: tunnel.moving) }
         }
+    }
+
+    /// Starts exchange `key` with its machine.
+    mutating func addExchange(_ key: ExchangeKey, _ exchange: Exchange, machine: RequestExchange) {
+        self.exchanges[key] = exchange
+        self.machines[key] = machine
+    }
+
+    /// Removes exchange `key` and its machine; nil when there is none.
+    mutating func removeExchange(_ key: ExchangeKey) -> (exchange: Exchange, machine: RequestExchange)? {
+        guard let exchange = self.exchanges.removeValue(forKey: key), let machine = self.machines.removeValue(forKey: key) else { return nil }
+        return (exchange, machine)
     }
 
     /// A pod the load balancer would send a new connection to, at random among those it believes

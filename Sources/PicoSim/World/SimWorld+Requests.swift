@@ -42,7 +42,7 @@ extension SimWorld {
         var source = clientHost
         if hop > 0, let previous = self.traffic.exchanges[ExchangeKey(request: request, hop: hop - 1)] {
             headers.add(name: "x-pico-forward", value: "true")
-            if let interval = previous.machine.heartbeatRequest {
+            if let interval = self.traffic.machines[ExchangeKey(request: request, hop: hop - 1)]?.heartbeatRequest {
                 headers.add(name: ForwardHeartbeat.header, value: ForwardHeartbeat.requestValue(every: interval))
             }
             source = self.pods[previous.pod].node?.me.proxyAddress.host ?? clientHost
@@ -55,7 +55,7 @@ extension SimWorld {
         }
         let machine = RequestExchange(head: head, framing: .none, clientHost: source, router: self.pods[pod].router, settings: self.settings.exchange,
                                       firstOnConnection: first)
-        self.traffic.exchanges[key] = SimTraffic.Exchange(pod: pod, boot: boot, machine: machine, arrivedOn: connection)
+        self.traffic.addExchange(key, SimTraffic.Exchange(pod: pod, boot: boot, arrivedOn: connection), machine: machine)
         let mayWait = self.pods[pod].waiting.count < self.settings.maxWaitingRequests
         let action = self.withExchange(key) { machine, router, now in machine.start(router: &router, mayWait: mayWait, now: now) }
         self.follow(action, for: key)
@@ -77,10 +77,11 @@ extension SimWorld {
 
     /// Runs `step` on the exchange `key` with its pod's router; `.none` when it is gone.
     mutating func withExchange(_ key: ExchangeKey, _ step: (inout RequestExchange, inout LoopRouter, Instant) -> ExchangeAction) -> ExchangeAction {
-        guard let pod = self.traffic.exchanges[key]?.pod else { return .none }
-        // Both mutated in place: a copy of the router would copy its tables on every request.
+        guard let pod = self.traffic.exchanges[key]?.pod, let index = self.traffic.machines.index(forKey: key) else { return .none }
+        // Both mutated in place: a copy of the router would copy its tables on every request, and
+        // `machines[key]!` would move the machine out of the dictionary and back.
         let now = self.now
-        return step(&self.traffic.exchanges[key]!.machine, &self.pods[pod].router, now)
+        return step(&self.traffic.machines.values[index], &self.pods[pod].router, now)
     }
 
     /// Runs `step` as `withExchange` does, and tells the exchange's node what it learned about
@@ -208,7 +209,7 @@ extension SimWorld {
         self.traffic.exchanges[key]?.timerDue = nil
         defer {
             // A forward that went silent or timed out is abandoned: its connection is reset.
-            if let connection = exchange.forwardConnection, self.traffic.exchanges[key]?.forwardConnection != connection || self.traffic.exchanges[key]?.machine.peer == nil {
+            if let connection = exchange.forwardConnection, self.traffic.exchanges[key]?.forwardConnection != connection || self.traffic.machines[key]?.peer == nil {
                 self.abandonForward(of: key, on: connection)
             }
         }
@@ -235,7 +236,7 @@ extension SimWorld {
     /// The upstream answered the stream of `request` at hop `hop`.
     mutating func streamDone(_ request: UInt64, hop: Int) {
         let key = ExchangeKey(request: request, hop: hop)
-        guard let exchange = self.traffic.exchanges[key], let tunnel = exchange.machine.tunnel else { return }
+        guard let exchange = self.traffic.exchanges[key], let tunnel = self.traffic.machines[key]?.tunnel else { return }
         // The answer comes back through the node: a frozen node holds it until it thaws.
         if self.parkIfPaused(.streamDone(request: request, hop: hop), pod: exchange.pod, boot: exchange.boot) { return }
         if let placement = self.traffic.placements[tunnel] { self.drive(agent: placement.agent, .requestSucceeded(tunnel)) }
@@ -269,8 +270,10 @@ extension SimWorld {
     /// the exchange there ends unanswered (its stream released) and nothing of it comes back.
     mutating func abandonForward(of key: ExchangeKey, on connection: UInt64) {
         let next = ExchangeKey(request: key.request, hop: key.hop + 1)
-        guard self.traffic.exchanges[next]?.arrivedOn == connection, var held = self.traffic.exchanges.removeValue(forKey: next) else { return }
-        held.machine.finished(status: 499, router: &self.pods[held.pod].router)
+        guard self.traffic.exchanges[next]?.arrivedOn == connection, let removed = self.traffic.removeExchange(next) else { return }
+        let held = removed.exchange
+        var machine = removed.machine
+        machine.finished(status: 499, router: &self.pods[held.pod].router)
         self.pods[held.pod].waiting.removeAll { $0 == next }
         if let tunnel = held.countedTunnel, self.isCurrent(held.pod, held.boot) { self.deliver(.streamFinished(tunnel), to: held.pod) }
     }
@@ -298,9 +301,11 @@ extension SimWorld {
     /// Exchange `key` ended with `outcome`: its tunnel stream finishes, and the outcome goes to
     /// the client (entry hop) or back to the entry pod (forwarded hop).
     mutating func end(_ key: ExchangeKey, _ outcome: RequestOutcome) {
-        guard var exchange = self.traffic.exchanges.removeValue(forKey: key) else { return }
+        guard let removed = self.traffic.removeExchange(key) else { return }
+        let exchange = removed.exchange
         let tunnel = exchange.countedTunnel
-        exchange.machine.finished(status: outcome == .ok ? 200 : 502, router: &self.pods[exchange.pod].router)
+        var machine = removed.machine
+        machine.finished(status: outcome == .ok ? 200 : 502, router: &self.pods[exchange.pod].router)
         self.pods[exchange.pod].waiting.removeAll { $0 == key }
         if let tunnel, self.isCurrent(exchange.pod, exchange.boot) { self.deliver(.streamFinished(tunnel), to: exchange.pod) }
         if key.hop == 0 {
@@ -316,13 +321,13 @@ extension SimWorld {
     /// fails (it reached no upstream).
     mutating func exchangesStopped(at pod: Int) {
         for key in self.traffic.exchanges.keys.sorted() {
-            guard let exchange = self.traffic.exchanges[key], exchange.pod == pod else { continue }
-            self.traffic.exchanges[key] = nil
+            guard self.traffic.exchanges[key]?.pod == pod, let removed = self.traffic.removeExchange(key) else { continue }
+            let (exchange, machine) = (removed.exchange, removed.machine)
             if key.hop > 0 {
                 // The forwarding pod's connection is reset before any answer byte.
                 self.answerPrevious(key, from: pod, on: exchange.arrivedOn) { .forwardFailed(request: key.request, hop: key.hop - 1, connection: $0, progress: .unanswered) }
             } else if self.traffic.history[Int(key.request - 1)].outcome == nil {
-                self.finish(key.request, exchange.machine.tunnel != nil || exchange.machine.peer != nil
+                self.finish(key.request, machine.tunnel != nil || machine.peer != nil
                     ? .unknown("node stopped with the request in flight") : .failed("connection reset by \(self.pods[pod].name)"))
             }
         }
