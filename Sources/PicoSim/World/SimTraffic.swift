@@ -203,9 +203,15 @@ public struct SimTraffic: Sendable {
     /// A pod the load balancer would send a new connection to, at random among those it believes
     /// ready.
     mutating func pickPod() -> Int? {
-        let ready = self.believedReady.indices.filter { self.believedReady[$0] }
-        guard !ready.isEmpty else { return nil }
-        return ready[self.rng.index(below: ready.count)]
+        // The same draw as picking from a list of the ready pods, without building the list.
+        let readyCount = self.believedReady.reduce(0) { $0 + ($1 ? 1 : 0) }
+        guard readyCount > 0 else { return nil }
+        var remaining = self.rng.index(below: readyCount)
+        for pod in self.believedReady.indices where self.believedReady[pod] {
+            if remaining == 0 { return pod }
+            remaining -= 1
+        }
+        return nil
     }
 }
 
