@@ -61,6 +61,26 @@ public struct EventQueue<Event>: Sendable where Event: Sendable {
 
     /// Removes and returns the earliest event (ties: the one scheduled first).
     public mutating func pop() -> (time: Instant, sequence: UInt64, event: Event)? {
+        guard let entry = self.removeFirstEntry() else { return nil }
+        return (entry.time, entry.sequence, self.takeEvent(of: entry))
+    }
+
+    /// Removes and returns the earliest event, as `pop` does, without its time and sequence (read
+    /// `nextTime` first): a run loop then handles the bare event, not a tuple holding it.
+    public mutating func popEvent() -> Event? {
+        guard let entry = self.removeFirstEntry() else { return nil }
+        return self.takeEvent(of: entry)
+    }
+
+    /// Takes the event out of `entry`'s slot and frees the slot.
+    private mutating func takeEvent(of entry: Entry) -> Event {
+        let event = self.slots[entry.slot].take()!
+        self.freeSlots.append(entry.slot)
+        return event
+    }
+
+    /// Removes the earliest entry from the heap (its event stays in its slot).
+    private mutating func removeFirstEntry() -> Entry? {
         guard !self.heap.isEmpty else { return nil }
         let last = self.heap.count - 1
         self.heap.swapAt(0, last)
@@ -76,8 +96,6 @@ public struct EventQueue<Event>: Sendable where Event: Sendable {
             self.heap.swapAt(parent, smallest)
             parent = smallest
         }
-        let event = self.slots[entry.slot].take()!
-        self.freeSlots.append(entry.slot)
-        return (entry.time, entry.sequence, event)
+        return entry
     }
 }
