@@ -56,14 +56,14 @@ extension SimWorld {
         for time in [self.starts.last?.time, self.stops.last?.time].compactMap({ $0 }) {
             seen.lastDisturbance = max(seen.lastDisturbance, time)
         }
-        if let difference = self.membershipDifferenceInPlace() {
+        if let difference = self.cachedMembershipDifference() {
             seen.membershipConvergedSince = nil
             seen.lastMembershipDifference = Observations.Difference(time: self.now, pod: difference.pod, message: difference.message)
         } else if seen.membershipConvergedSince == nil {
             seen.membershipConvergedSince = self.now
         }
         // Endpoint tables are only compared once membership agrees (cheaper, and they cannot agree before).
-        if let difference = seen.membershipConvergedSince == nil ? ("", "membership differs") : self.endpointDifference() {
+        if let difference = seen.membershipConvergedSince == nil ? ("", "membership differs") : self.cachedEndpointDifference() {
             seen.endpointsConvergedSince = nil
             seen.lastEndpointDifference = Observations.Difference(time: self.now, pod: difference.pod, message: difference.message)
         } else if seen.endpointsConvergedSince == nil {

@@ -81,6 +81,8 @@ public struct SimWorld: Sendable {
     public internal(set) var tablePeaks: [TableSize] = []
     /// `pod/table` pairs already reported above their bound (each is reported once).
     var reportedBounds: Set<String> = []
+    /// The last convergence verdicts `observe()` worked out, and what they read.
+    var convergenceCache = ConvergenceCache()
 
     var queue = EventQueue<SimEvent>()
     let streams: RandomStreams
