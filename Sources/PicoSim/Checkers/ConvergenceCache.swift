@@ -27,10 +27,9 @@ extension SimWorld {
     /// membership tables since the last time (`membershipDifference` reads running pods' UIDs,
     /// live-member counts and live members, all of which the membership stamp counts).
     mutating func cachedMembershipDifference() -> ConvergenceCache.Verdict {
-        let readings = self.pods.indices.map { index in
-            ConvergenceCache.Reading(running: self.pods[index].state == .running, boot: self.pods[index].boot,
-                                     membership: self.pods[index].node?.membership.invariantStamp, tables: nil)
-        }
+        var readings: [ConvergenceCache.Reading] = []
+        readings.reserveCapacity(self.pods.count)
+        for index in self.pods.indices { readings.append(self.pods[index].convergenceReading(tables: false)) }
         if let cached = self.convergenceCache.membership, cached.readings == readings { return cached.verdict }
         let verdict = self.membershipDifferenceInPlace()
         self.convergenceCache.membership = (readings, verdict)
@@ -40,13 +39,27 @@ extension SimWorld {
     /// `endpointDifference()`, reused while no pod started, stopped or wrote its node's tables
     /// since the last time (it reads running pods' UIDs, tunnels and endpoint tables).
     mutating func cachedEndpointDifference() -> ConvergenceCache.Verdict {
-        let readings = self.pods.indices.map { index in
-            ConvergenceCache.Reading(running: self.pods[index].state == .running, boot: self.pods[index].boot,
-                                     membership: nil, tables: self.pods[index].node?.invariantStamp)
-        }
+        var readings: [ConvergenceCache.Reading] = []
+        readings.reserveCapacity(self.pods.count)
+        for index in self.pods.indices { readings.append(self.pods[index].convergenceReading(tables: true)) }
         if let cached = self.convergenceCache.endpoints, cached.readings == readings { return cached.verdict }
         let verdict = self.endpointDifference()
         self.convergenceCache.endpoints = (readings, verdict)
         return verdict
+    }
+}
+
+extension SimPod {
+    /// What a convergence verdict reads of this pod: its membership's stamp alone, or (`tables`)
+    /// every table's. `mutating` only so a call on an array element reads the pod in place (a
+    /// closure that reads `pods[index]` copied whole pods, nodes included).
+    mutating func convergenceReading(tables: Bool) -> ConvergenceCache.Reading {
+        switch self.node {
+        case .some(let node):
+            ConvergenceCache.Reading(running: self.state == .running, boot: self.boot, membership: tables ? nil : node.membership.invariantStamp,
+                                     tables: tables ? node.invariantStamp : nil)
+        case .none:
+            ConvergenceCache.Reading(running: self.state == .running, boot: self.boot, membership: nil, tables: nil)
+        }
     }
 }
