@@ -54,6 +54,13 @@ public struct SimPod: Sendable {
         }
     }
 
+    /// True when a process (running or paused) has UID `uid`. `mutating` for the same reason as
+    /// `nodeHealth` (a closure reading `pods[index].node?.me` copied the node's description).
+    mutating func runs(_ uid: NodeUID) -> Bool {
+        guard self.hasProcess else { return false }
+        return self.node?.membership.me.uid == uid
+    }
+
     /// Increases with every start; events for an older boot are discarded.
     public internal(set) var boot = 0
     /// The current process's gossip address (a fresh pod IP per boot).

@@ -194,6 +194,15 @@ public struct SimTraffic: Sendable {
         self.machines[key] = machine
     }
 
+    /// Runs `change` on exchange `key` in place and returns what it returns (nil when there is
+    /// no such exchange): one lookup, where `exchanges[key]?.field = value` moves the value out of
+    /// the dictionary and back on top of its lookup.
+    @discardableResult
+    mutating func updateExchange<Result>(_ key: ExchangeKey, _ change: (inout Exchange) -> Result) -> Result? {
+        guard let index = self.exchanges.index(forKey: key) else { return nil }
+        return change(&self.exchanges.values[index])
+    }
+
     /// Removes exchange `key` and its machine; nil when there is none.
     mutating func removeExchange(_ key: ExchangeKey) -> (exchange: Exchange, machine: RequestExchange)? {
         guard let exchange = self.exchanges.removeValue(forKey: key), let machine = self.machines.removeValue(forKey: key) else { return nil }

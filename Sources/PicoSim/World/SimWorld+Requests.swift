@@ -112,9 +112,11 @@ extension SimWorld {
                 self.follow(next, for: key)
                 return
             }
-            self.traffic.exchanges[key]?.countedTunnel = tunnel
-            // A forward it had (that went silent) is abandoned: nothing on it counts any more.
-            self.traffic.exchanges[key]?.forwardConnection = nil
+            self.traffic.updateExchange(key) { exchange in
+                exchange.countedTunnel = tunnel
+                // A forward it had (that went silent) is abandoned: nothing on it counts any more.
+                exchange.forwardConnection = nil
+            }
             self.deliver(.routedByLoop(.local(tunnel)), to: pod)
             let service = self.traffic.clients[self.traffic.history[Int(request - 1)].client].serviceTime
             self.scheduleTraffic(.streamDone(request: request, hop: key.hop), after: self.settings.edgeLatency * 2 + service)
@@ -148,8 +150,12 @@ extension SimWorld {
     mutating func dialForward(_ key: ExchangeKey, from pod: Int, to uid: NodeUID) {
         let connection = self.traffic.nextConnection
         self.traffic.nextConnection += 1
-        self.traffic.exchanges[key]?.forwardConnection = connection
-        let target = self.pods.indices.first { self.pods[$0].hasProcess && self.pods[$0].node?.me.uid == uid }
+        self.traffic.updateExchange(key) { $0.forwardConnection = connection }
+        var target: Int?
+        for index in self.pods.indices where self.pods[index].runs(uid) {
+            target = index
+            break
+        }
         // A TCP dial needs both directions (the SYN and its SYN-ACK).
         guard let target, let delay = self.network.streamDelay(from: pod, to: target), self.network.streamDelay(from: target, to: pod) != nil else {
             self.scheduleTraffic(.forwardFailed(request: key.request, hop: key.hop, connection: connection, progress: .unsent), after: self.settings.exchange.forwardDialTimeout)
@@ -194,11 +200,14 @@ extension SimWorld {
     /// Arms exchange `key`'s timer for `deadline`: a pending one due no later is kept (it
     /// re-arms when it fires early), else one event is scheduled.
     mutating func scheduleExchangeTimer(_ key: ExchangeKey, at deadline: Instant) {
-        guard let exchange = self.traffic.exchanges[key] else { return }
         let deadline = max(deadline, self.now)
-        if let due = exchange.timerDue, due <= deadline { return }
-        self.traffic.exchanges[key]?.timerDue = deadline
-        self.queue.schedule(.traffic(.exchangeTimer(request: key.request, hop: key.hop, boot: exchange.boot)), at: deadline)
+        // One lookup: the timer is read and set in place.
+        guard let boot = self.traffic.updateExchange(key, { exchange -> Int? in
+            if let due = exchange.timerDue, due <= deadline { return nil }
+            exchange.timerDue = deadline
+            return exchange.boot
+        }) ?? nil else { return }
+        self.queue.schedule(.traffic(.exchangeTimer(request: key.request, hop: key.hop, boot: boot)), at: deadline)
     }
 
     mutating func exchangeTimerFired(_ key: ExchangeKey, boot: Int) {
@@ -206,7 +215,7 @@ extension SimWorld {
         if self.parkIfPaused(.exchangeTimer(request: key.request, hop: key.hop, boot: boot), pod: exchange.pod, boot: boot) { return }
         // An event a nearer deadline replaced: the timer that replaced it rules.
         guard exchange.timerDue.map({ $0 <= self.now }) ?? false else { return }
-        self.traffic.exchanges[key]?.timerDue = nil
+        self.traffic.updateExchange(key) { $0.timerDue = nil }
         defer {
             // A forward that went silent or timed out is abandoned: its connection is reset.
             if let connection = exchange.forwardConnection, self.traffic.exchanges[key]?.forwardConnection != connection || self.traffic.machines[key]?.peer == nil {
