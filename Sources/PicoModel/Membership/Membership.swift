@@ -94,6 +94,8 @@ public struct Membership: Sendable {
     /// Writes to `me`, `members`, `tombstones`, `addressIndex` and `suspicions`: what the
     /// O(members) part of `checkInvariants` reads (see `invariantStamp`).
     var checkedState = ChangeCount()
+    /// `deadMemberUIDs()` as of `checkedState` reading `stamp` (bookkeeping, not state).
+    var deadMembers: (stamp: UInt64, uids: [NodeUID])?
 
     /// Creates a machine for the node described by `me`. `seeds` are the names the shell resolves
     /// on request; `rng` must be seeded by the driver. Throws the validation errors of `settings`.
