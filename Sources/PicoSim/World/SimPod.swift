@@ -28,14 +28,11 @@ public struct SimPod: Sendable {
     /// by no step since (`ClusterNode.checkInvariants(cleanAt:)`, which finds exactly what a
     /// whole check would).
     mutating func nodeHealth() -> (problems: [String], sizes: [TableSize]) {
-        switch self.node {
-        case .some(let node):
-            let problems = node.checkInvariants(cleanAt: self.cleanStamp)
-            self.cleanStamp = problems.isEmpty ? node.invariantStamp : nil
-            return (problems, node.tableSizes)
-        case .none:
-            return ([], [])
-        }
+        // Read through `self.node?` in place: binding the node to a local copied it, four times
+        // per check.
+        guard let problems = self.node?.checkInvariants(cleanAt: self.cleanStamp) else { return ([], []) }
+        self.cleanStamp = problems.isEmpty ? self.node?.invariantStamp : nil
+        return (problems, self.node?.tableSizes ?? [])
     }
 
     /// The running node's stamp at its last invariant check, when that found nothing (nil: not
