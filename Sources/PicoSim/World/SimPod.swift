@@ -58,6 +58,12 @@ public struct SimPod: Sendable {
         return self.node?.membership.me.uid == uid
     }
 
+    /// Runs `body` with this pod's router, read in place (passing `pods[index].router` as an
+    /// argument copied it, tables and all, once per request); `mutating` for that reason only.
+    mutating func withRouter<Result>(_ body: (LoopRouter) -> Result) -> Result {
+        body(self.router)
+    }
+
     /// Increases with every start; events for an older boot are discarded.
     public internal(set) var boot = 0
     /// The current process's gossip address (a fresh pod IP per boot).

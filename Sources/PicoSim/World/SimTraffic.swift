@@ -160,6 +160,8 @@ public struct SimTraffic: Sendable {
     /// Pairs that carried a forward already: later forwards reuse the pooled connection, so the
     /// holder's first-request heartbeat is sent once per pair.
     var pooledConnections: Set<PooledConnection> = []
+    /// The last `heartbeatFieldValue(every:)`.
+    var heartbeatField: (interval: Duration, value: String)?
     var rng: SplitMix64
 
     init(podCount: Int, rng: SplitMix64) {
@@ -201,6 +203,22 @@ public struct SimTraffic: Sendable {
     mutating func updateExchange<Result>(_ key: ExchangeKey, _ change: (inout Exchange) -> Result) -> Result? {
         guard let index = self.exchanges.index(forKey: key) else { return nil }
         return change(&self.exchanges.values[index])
+    }
+
+    /// Runs `body` on exchange `key`'s machine in place (nil when there is none): reading a
+    /// machine through `machines[key]?` copies all of it.
+    mutating func withMachine<Result>(_ key: ExchangeKey, _ body: (inout RequestExchange) -> Result) -> Result? {
+        guard let index = self.machines.index(forKey: key) else { return nil }
+        return body(&self.machines.values[index])
+    }
+
+    /// `ForwardHeartbeat.requestValue(every:)`, worked out once per interval (every forward of a
+    /// run asks with the same one).
+    mutating func heartbeatFieldValue(every interval: Duration) -> String {
+        if let known = self.heartbeatField, known.interval == interval { return known.value }
+        let value = ForwardHeartbeat.requestValue(every: interval)
+        self.heartbeatField = (interval, value)
+        return value
     }
 
     /// Removes exchange `key` and its machine; nil when there is none.
