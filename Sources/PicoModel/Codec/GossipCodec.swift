@@ -196,9 +196,9 @@ public enum GossipCodec {
         writer.writeUInt64(target.rawValue)
     }
 
-    static func readProbe(_ reader: inout ByteReader, _ name: String) throws(WireDecodeError) -> (UInt32, NodeUID) {
-        let sequence = UInt32(try reader.readVarint("\(name).sequence", limit: UInt64(UInt32.max)))
-        return (sequence, try self.readUID(&reader, "\(name).target"))
+    static func readProbe(_ reader: inout ByteReader, _ name: @autoclosure () -> String) throws(WireDecodeError) -> (UInt32, NodeUID) {
+        let sequence = UInt32(try reader.readVarint("\(name()).sequence", limit: UInt64(UInt32.max)))
+        return (sequence, try self.readUID(&reader, "\(name()).target"))
     }
 
     static func writeAccusation(_ kind: Kind, _ subject: NodeUID, _ incarnation: UInt64, _ accuser: NodeUID, into writer: inout ByteWriter) {
@@ -208,25 +208,25 @@ public enum GossipCodec {
         writer.writeUInt64(accuser.rawValue)
     }
 
-    static func readAccusation(_ reader: inout ByteReader, _ name: String) throws(WireDecodeError) -> (NodeUID, UInt64, NodeUID) {
-        let subject = try self.readUID(&reader, "\(name).subject")
-        let incarnation = try reader.readVarint("\(name).incarnation")
-        return (subject, incarnation, try self.readUID(&reader, "\(name).accuser"))
+    static func readAccusation(_ reader: inout ByteReader, _ name: @autoclosure () -> String) throws(WireDecodeError) -> (NodeUID, UInt64, NodeUID) {
+        let subject = try self.readUID(&reader, "\(name()).subject")
+        let incarnation = try reader.readVarint("\(name()).incarnation")
+        return (subject, incarnation, try self.readUID(&reader, "\(name()).accuser"))
     }
 
-    static func readUID(_ reader: inout ByteReader, _ field: String) throws(WireDecodeError) -> NodeUID {
+    static func readUID(_ reader: inout ByteReader, _ field: @autoclosure () -> String) throws(WireDecodeError) -> NodeUID {
         let offset = reader.offset
-        let raw = try reader.readUInt64(field)
-        guard raw != 0 else { throw WireDecodeError(.invalidValue, field: field, offset: offset) }
+        let raw = try reader.readUInt64(field())
+        guard raw != 0 else { throw WireDecodeError(.invalidValue, field: field(), offset: offset) }
         return NodeUID(raw)
     }
 
-    static func readFlag(_ reader: inout ByteReader, _ field: String) throws(WireDecodeError) -> Bool {
+    static func readFlag(_ reader: inout ByteReader, _ field: @autoclosure () -> String) throws(WireDecodeError) -> Bool {
         let offset = reader.offset
-        switch try reader.readByte(field) {
+        switch try reader.readByte(field()) {
         case 0: return false
         case 1: return true
-        default: throw WireDecodeError(.invalidValue, field: field, offset: offset)
+        default: throw WireDecodeError(.invalidValue, field: field(), offset: offset)
         }
     }
 
@@ -235,11 +235,11 @@ public enum GossipCodec {
         writer.writeUInt16(address.port)
     }
 
-    static func readAddress(_ reader: inout ByteReader, _ field: String) throws(WireDecodeError) -> Address {
+    static func readAddress(_ reader: inout ByteReader, _ field: @autoclosure () -> String) throws(WireDecodeError) -> Address {
         let offset = reader.offset
-        let host = try reader.readString("\(field).host", maxBytes: self.maxHostBytes)
-        guard !host.isEmpty else { throw WireDecodeError(.invalidValue, field: "\(field).host", offset: offset) }
-        return Address(host: host, port: try reader.readUInt16("\(field).port"))
+        let host = try reader.readString("\(field()).host", maxBytes: self.maxHostBytes)
+        guard !host.isEmpty else { throw WireDecodeError(.invalidValue, field: "\(field()).host", offset: offset) }
+        return Address(host: host, port: try reader.readUInt16("\(field()).port"))
     }
 
     static func writeInfo(_ info: NodeInfo, into writer: inout ByteWriter) {
@@ -251,13 +251,13 @@ public enum GossipCodec {
         writer.writeVarint(info.epoch)
     }
 
-    static func readInfo(_ reader: inout ByteReader, _ field: String) throws(WireDecodeError) -> NodeInfo {
-        let uid = try self.readUID(&reader, "\(field).uid")
-        let name = try reader.readString("\(field).name", maxBytes: self.maxNameBytes)
-        let gossip = try self.readAddress(&reader, "\(field).gossipAddress")
-        let proxy = try self.readAddress(&reader, "\(field).proxyAddress")
-        let admin = try self.readAddress(&reader, "\(field).adminAddress")
-        let epoch = try reader.readVarint("\(field).epoch")
+    static func readInfo(_ reader: inout ByteReader, _ field: @autoclosure () -> String) throws(WireDecodeError) -> NodeInfo {
+        let uid = try self.readUID(&reader, "\(field()).uid")
+        let name = try reader.readString("\(field()).name", maxBytes: self.maxNameBytes)
+        let gossip = try self.readAddress(&reader, "\(field()).gossipAddress")
+        let proxy = try self.readAddress(&reader, "\(field()).proxyAddress")
+        let admin = try self.readAddress(&reader, "\(field()).adminAddress")
+        let epoch = try reader.readVarint("\(field()).epoch")
         return NodeInfo(uid: uid, name: name, gossipAddress: gossip, proxyAddress: proxy, adminAddress: admin, epoch: epoch)
     }
 
@@ -292,20 +292,20 @@ public enum GossipCodec {
     }
 
     /// Reads a non-empty endpoint ID (at most `EndpointTable.maxEndpointLength` bytes) and its count.
-    static func readEndpointCount(_ reader: inout ByteReader, _ field: String) throws(WireDecodeError) -> (String, UInt32) {
+    static func readEndpointCount(_ reader: inout ByteReader, _ field: @autoclosure () -> String) throws(WireDecodeError) -> (String, UInt32) {
         let endpointOffset = reader.offset
-        let endpoint = try reader.readString("\(field).endpoint", maxBytes: EndpointTable.maxEndpointLength)
-        guard !endpoint.isEmpty else { throw WireDecodeError(.invalidValue, field: "\(field).endpoint", offset: endpointOffset) }
-        return (endpoint, UInt32(try reader.readVarint("\(field).count", limit: UInt64(UInt32.max))))
+        let endpoint = try reader.readString("\(field()).endpoint", maxBytes: EndpointTable.maxEndpointLength)
+        guard !endpoint.isEmpty else { throw WireDecodeError(.invalidValue, field: "\(field()).endpoint", offset: endpointOffset) }
+        return (endpoint, UInt32(try reader.readVarint("\(field()).count", limit: UInt64(UInt32.max))))
     }
 
     /// Reads an entry whose version is stored as a positive step from `previous`.
-    static func readEntry(_ reader: inout ByteReader, _ field: String, previous: UInt64) throws(WireDecodeError) -> EndpointDelta.Entry {
-        let (endpoint, count) = try self.readEndpointCount(&reader, field)
+    static func readEntry(_ reader: inout ByteReader, _ field: @autoclosure () -> String, previous: UInt64) throws(WireDecodeError) -> EndpointDelta.Entry {
+        let (endpoint, count) = try self.readEndpointCount(&reader, field())
         let stepOffset = reader.offset
-        let step = try reader.readVarint("\(field).version")
+        let step = try reader.readVarint("\(field()).version")
         let (version, overflow) = previous.addingReportingOverflow(step)
-        guard step > 0, !overflow else { throw WireDecodeError(.invalidValue, field: "\(field).version", offset: stepOffset) }
+        guard step > 0, !overflow else { throw WireDecodeError(.invalidValue, field: "\(field()).version", offset: stepOffset) }
         return EndpointDelta.Entry(endpoint: endpoint, count: count, version: version)
     }
 }

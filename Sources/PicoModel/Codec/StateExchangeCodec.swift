@@ -82,10 +82,10 @@ extension GossipCodec {
     }
 
     /// Reads a status byte that must be terminal (tombstones) or not (members).
-    static func readStatus(_ reader: inout ByteReader, _ field: String, terminal: Bool) throws(WireDecodeError) -> MemberStatus {
+    static func readStatus(_ reader: inout ByteReader, _ field: @autoclosure () -> String, terminal: Bool) throws(WireDecodeError) -> MemberStatus {
         let offset = reader.offset
-        guard let status = MemberStatus(rawValue: try reader.readByte(field)), status.isTerminal == terminal else {
-            throw WireDecodeError(.invalidValue, field: field, offset: offset)
+        guard let status = MemberStatus(rawValue: try reader.readByte(field())), status.isTerminal == terminal else {
+            throw WireDecodeError(.invalidValue, field: field(), offset: offset)
         }
         return status
     }

@@ -57,14 +57,14 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
 }
 
 extension Duration {
-    /// The duration in whole nanoseconds, clamped to the `Int64` range.
+    /// The duration in whole nanoseconds (rounded toward zero), clamped to the `Int64` range.
+    /// Every `Instant + Duration` comes through here: a duration within ±9.2 s (nearly all of
+    /// them) takes one 64-bit division, not `components`' 128-bit arithmetic.
     public var nanosecondsClamped: Int64 {
-        let (seconds, attoseconds) = self.components
-        let (fromSeconds, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? Int64.min : Int64.max }
-        let (total, overflow2) = fromSeconds.addingReportingOverflow(attoseconds / 1_000_000_000)
-        if overflow2 { return seconds < 0 ? Int64.min : Int64.max }
-        return total
+        let attoseconds = self.attoseconds
+        if let small = Int64(exactly: attoseconds) { return small / 1_000_000_000 }
+        let nanoseconds = attoseconds / 1_000_000_000
+        return Int64(exactly: nanoseconds) ?? (nanoseconds < 0 ? Int64.min : Int64.max)
     }
 
     /// This duration multiplied by a non-negative factor, rounded down to whole nanoseconds.

@@ -46,18 +46,20 @@ public struct EndpointTable: Hashable, Sendable {
     /// exhaust memory. Our own entries always fit (the runtime bounds our tunnels).
     public let maxEntries: Int
     /// Entries across every owner (removal markers included).
-    public private(set) var entryCount = 0
+    public private(set) var entryCount = 0 { didSet { self.checkedState.bump() } }
 
     /// The local owner (changes on rebirth).
-    public private(set) var localOwner: NodeUID
+    public private(set) var localOwner: NodeUID { didSet { self.checkedState.bump() } }
     /// The local owner's version counter.
     public private(set) var localVersion: UInt64 = 0
     /// Owners and their entries (the local owner included).
-    public private(set) var owners: [NodeUID: OwnerState] = [:]
+    public private(set) var owners: [NodeUID: OwnerState] = [:] { didSet { self.checkedState.bump() } }
     /// Removed owners whose deltas must be ignored from now on.
-    private var removedOwners: Set<NodeUID> = []
+    private var removedOwners: Set<NodeUID> = [] { didSet { self.checkedState.bump() } }
     /// Owners by endpoint with a non-zero count (the routing index).
-    private var index: [String: [NodeUID: UInt32]] = [:]
+    private var index: [String: [NodeUID: UInt32]] = [:] { didSet { self.checkedState.bump() } }
+    /// Writes to every property `checkInvariants` reads (see `invariantStamp`).
+    private var checkedState = ChangeCount()
 
     /// Every owner's listener count per endpoint (counts above zero only), for comparing whole
     /// tables; unordered: callers must not iterate it into output.
@@ -264,6 +266,40 @@ public struct EndpointTable: Hashable, Sendable {
         let remote = stored - (self.owners[self.localOwner]?.entries.count ?? 0)
         if remote > self.maxEntries { problems.append("\(remote) remote entries exceed the bound of \(self.maxEntries)") }
         return problems.sorted()
+    }
+
+    /// Changes to everything `checkInvariants` reads: while it reads the same, a check finds the
+    /// same. Meaningful only compared with an earlier reading of this table.
+    public var invariantStamp: UInt64 { self.checkedState.value }
+
+    /// True only when `checkInvariants()` would return nothing, without building a line or a
+    /// dictionary. `stamp` is `invariantStamp` at an earlier check that found nothing (nil: none):
+    /// while it reads the same, nothing is read. False says only "run the check". The index is
+    /// compared in place: every entry above zero is in it with its count, it holds no more pairs
+    /// than that, and no endpoint in it is empty, so it equals the one `checkInvariants` rebuilds.
+    public func isConsistent(cleanAt stamp: UInt64?) -> Bool {
+        guard stamp != self.invariantStamp else { return true }
+        var stored = 0
+        var positive = 0
+        for (owner, state) in self.owners {
+            guard !self.removedOwners.contains(owner) else { return false }
+            stored += state.entries.count
+            for (endpoint, entry) in state.entries {
+                if entry.count > 0 {
+                    guard self.index[endpoint]?[owner] == entry.count else { return false }
+                    positive += 1
+                } else if entry.version <= state.knownVersion {
+                    return false
+                }
+            }
+        }
+        var indexed = 0
+        for owners in self.index.values {
+            guard !owners.isEmpty else { return false }
+            indexed += owners.count
+        }
+        let remote = stored - (self.owners[self.localOwner]?.entries.count ?? 0)
+        return indexed == positive && stored == self.entryCount && remote <= self.maxEntries
     }
 
     private mutating func setIndex(endpoint: String, owner: NodeUID, count: UInt32) {

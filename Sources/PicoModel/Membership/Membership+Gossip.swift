@@ -47,11 +47,12 @@ extension Membership {
     /// dead if it holds us dead too, and both sides announce themselves within a round or two.
     /// One that was already reborn answers with its new identity (`onDatagram`, fuzz seed 338).
     mutating func tellTheDead(now: Instant, into directives: inout [MembershipDirective]) {
-        let dead = self.members.values
-            .filter { member in
-                member.state.status == .dead && now - member.since < self.settings.gossipToTheDeadTime
-                    && self.addressIndex[member.info.gossipAddress] == nil && member.info.gossipAddress != self.me.gossipAddress
-            }
+        let dead = self.deadMemberUIDs().compactMap { uid -> Member? in
+            guard let member = self.members[uid], now - member.since < self.settings.gossipToTheDeadTime,
+                  self.addressIndex[member.info.gossipAddress] == nil, member.info.gossipAddress != self.me.gossipAddress
+            else { return nil }
+            return member
+        }
         guard !dead.isEmpty else { return }
         let sorted = dead.sorted { $0.info.uid < $1.info.uid }
         let chosen = sorted.count <= self.settings.gossipNodes ? sorted : self.rng.sample(sorted, count: self.settings.gossipNodes)
@@ -59,6 +60,16 @@ extension Membership {
             let notice = GossipMessage.dead(subject: member.info.uid, incarnation: member.state.incarnation, accuser: self.me.uid)
             directives.append(.send([notice], to: member.info.gossipAddress, piggyback: false))
         }
+    }
+
+    /// The UIDs of members listed as dead, in no particular order. Worked out again only after a
+    /// write to the tables `checkedState` counts (members among them), so the gossip tick that
+    /// calls `tellTheDead` does not copy every member to find, nearly always, none.
+    mutating func deadMemberUIDs() -> [NodeUID] {
+        if let known = self.deadMembers, known.stamp == self.checkedState.value { return known.uids }
+        let uids = self.members.compactMap { uid, member in member.state.status == .dead ? uid : nil }
+        self.deadMembers = (self.checkedState.value, uids)
+        return uids
     }
 
     /// Announces that we are draining (a new incarnation with the draining flag), so routers stop

@@ -44,3 +44,48 @@ extension Membership {
         return problems.sorted()
     }
 }
+
+// ==== ---- The same checks, answered yes or no --------------------------------------------------------
+
+extension Membership {
+    /// Changes to what the O(members) part of `checkInvariants` reads (`me`, `members`,
+    /// `tombstones`, `addressIndex`, `suspicions`): while it reads the same, that part finds the
+    /// same. Meaningful only compared with an earlier reading of this machine.
+    public var invariantStamp: UInt64 { self.checkedState.value }
+
+    /// True only when `checkInvariants()` would return nothing, without building a line or
+    /// copying a table. `stamp` is `invariantStamp` at an earlier check that found nothing (nil:
+    /// none): while it reads the same, only the O(1) checks run. False says only "run the check".
+    public func isConsistent(cleanAt stamp: UInt64?) -> Bool {
+        guard self.invariantViolations.isEmpty,
+              (0..<self.settings.awarenessMaxMultiplier).contains(self.localHealth),
+              self.relays.count <= self.settings.maxRelays,
+              self.tombstones.count <= self.settings.maxTombstones,
+              self.liveMemberCount <= self.settings.maxMembers,
+              self.members.count - self.liveMemberCount <= self.settings.maxMembers
+        else { return false }
+        return stamp == self.invariantStamp || self.tablesAgree
+    }
+
+    /// The O(members) part of `checkInvariants`, with two lookups per member fewer: an address
+    /// index whose every entry names a live member at that address, as many entries as live
+    /// members, is exactly the live members' addresses (distinct entries name distinct members);
+    /// likewise, suspicions that each name a suspect member, as many as suspect members, are one
+    /// per suspect member.
+    var tablesAgree: Bool {
+        guard self.members[self.me.uid] == nil, self.tombstones[self.me.uid] == nil else { return false }
+        var live = 0
+        var suspect = 0
+        for (uid, member) in self.members {
+            guard member.info.uid == uid, member.isLive == (self.tombstones[uid] == nil) else { return false }
+            if member.isLive { live += 1 }
+            if member.state.status == .suspect { suspect += 1 }
+        }
+        guard live == self.liveMemberCount, suspect == self.suspicions.count else { return false }
+        for uid in self.suspicions.keys where self.members[uid]?.state.status != .suspect { return false }
+        for (address, uid) in self.addressIndex {
+            guard let member = self.members[uid], member.isLive, member.info.gossipAddress == address else { return false }
+        }
+        return true
+    }
+}

@@ -12,7 +12,7 @@ public struct Membership: Sendable {
     /// The protocol settings (validated by `init`).
     public let settings: MembershipSettings
     /// Our own boot description (the UID changes on rebirth).
-    public internal(set) var me: NodeInfo
+    public internal(set) var me: NodeInfo { didSet { self.checkedState.bump() } }
     /// Our incarnation: never decreases for one UID (a rebirth starts a new UID at zero).
     public internal(set) var incarnation: UInt64 = 0 {
         didSet {
@@ -45,14 +45,15 @@ public struct Membership: Sendable {
     /// Where the machine is in its life.
     public internal(set) var phase: Phase = .idle
 
-    var members: [NodeUID: Member] = [:]
-    var tombstones: [NodeUID: Tombstone] = [:]
+    // `checkInvariants` reads these four tables (and `me`) whole: every write bumps `checkedState`.
+    var members: [NodeUID: Member] = [:] { didSet { self.checkedState.bump() } }
+    var tombstones: [NodeUID: Tombstone] = [:] { didSet { self.checkedState.bump() } }
     /// Tombstoned UIDs, oldest first (for eviction when `tombstones` is full).
     var tombstoneQueue = AgeQueue()
     /// Members that became dead or left, oldest first (for eviction when too many linger).
     var departedQueue = AgeQueue()
-    var addressIndex: [Address: NodeUID] = [:]
-    var suspicions: [NodeUID: Suspicion] = [:]
+    var addressIndex: [Address: NodeUID] = [:] { didSet { self.checkedState.bump() } }
+    var suspicions: [NodeUID: Suspicion] = [:] { didSet { self.checkedState.bump() } }
     var probeOrder: [NodeUID] = []
     var probeCursor = 0
     var probe: ProbeInProgress?
@@ -90,6 +91,11 @@ public struct Membership: Sendable {
         case owed(after: Instant)
     }
     var invariantViolations: [String] = []
+    /// Writes to `me`, `members`, `tombstones`, `addressIndex` and `suspicions`: what the
+    /// O(members) part of `checkInvariants` reads (see `invariantStamp`).
+    var checkedState = ChangeCount()
+    /// `deadMemberUIDs()` as of `checkedState` reading `stamp` (bookkeeping, not state).
+    var deadMembers: (stamp: UInt64, uids: [NodeUID])?
 
     /// Creates a machine for the node described by `me`. `seeds` are the names the shell resolves
     /// on request; `rng` must be seeded by the driver. Throws the validation errors of `settings`.

@@ -49,8 +49,10 @@ public struct UpstreamRegistry: Hashable, Sendable {
         case notPresent
     }
 
-    private var tunnels: [TunnelID: Tunnel] = [:]
-    private var byEndpoint: [String: [TunnelID]] = [:]
+    private var tunnels: [TunnelID: Tunnel] = [:] { didSet { self.checkedState.bump() } }
+    private var byEndpoint: [String: [TunnelID]] = [:] { didSet { self.checkedState.bump() } }
+    /// Writes to `tunnels` and `byEndpoint`, all that `checkInvariants` reads (see `invariantStamp`).
+    private var checkedState = ChangeCount()
     private var cursors: [String: Int] = [:]
 
     /// Creates an empty registry.
@@ -159,4 +161,32 @@ public struct UpstreamRegistry: Hashable, Sendable {
         for tunnel in self.allTunnels where tunnel.inFlight < 0 { problems.append("\(tunnel.id) has negative in-flight") }
         return problems
     }
+
+    /// Changes to everything `checkInvariants` reads (a stream starting or finishing is one):
+    /// while it reads the same, a check finds the same. Meaningful only compared with an earlier
+    /// reading of this registry.
+    public var invariantStamp: UInt64 { self.checkedState.value }
+
+    /// True only when `checkInvariants()` would return nothing, without sorting or building a set
+    /// (a short list is searched for a repeat in place). `stamp` is `invariantStamp` at an earlier
+    /// check that found nothing (nil: none): while it reads the same, nothing is read. False says
+    /// only "run the check".
+    public func isConsistent(cleanAt stamp: UInt64?) -> Bool {
+        guard stamp != self.invariantStamp else { return true }
+        var indexed = 0
+        for (endpoint, ids) in self.byEndpoint {
+            guard !ids.isEmpty else { return false }
+            if ids.count <= 16 {
+                for position in ids.indices.dropFirst() where ids[..<position].contains(ids[position]) { return false }
+            } else if Set(ids).count != ids.count {
+                return false
+            }
+            for id in ids where self.tunnels[id]?.endpoint != endpoint { return false }
+            indexed += ids.count
+        }
+        return indexed == self.tunnels.count && !self.tunnels.values.contains { $0.inFlight < 0 }
+    }
+
+    /// Number of endpoints with a registered tunnel.
+    public var endpointCount: Int { self.byEndpoint.count }
 }

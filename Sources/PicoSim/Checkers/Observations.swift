@@ -56,14 +56,14 @@ extension SimWorld {
         for time in [self.starts.last?.time, self.stops.last?.time].compactMap({ $0 }) {
             seen.lastDisturbance = max(seen.lastDisturbance, time)
         }
-        if let difference = self.membershipDifferenceInPlace() {
+        if let difference = self.cachedMembershipDifference() {
             seen.membershipConvergedSince = nil
             seen.lastMembershipDifference = Observations.Difference(time: self.now, pod: difference.pod, message: difference.message)
         } else if seen.membershipConvergedSince == nil {
             seen.membershipConvergedSince = self.now
         }
         // Endpoint tables are only compared once membership agrees (cheaper, and they cannot agree before).
-        if let difference = seen.membershipConvergedSince == nil ? ("", "membership differs") : self.endpointDifference() {
+        if let difference = seen.membershipConvergedSince == nil ? ("", "membership differs") : self.cachedEndpointDifference() {
             seen.endpointsConvergedSince = nil
             seen.lastEndpointDifference = Observations.Difference(time: self.now, pod: difference.pod, message: difference.message)
         } else if seen.endpointsConvergedSince == nil {
@@ -127,19 +127,28 @@ extension SimWorld {
 
     /// The first running pod whose endpoint table differs from the tunnels that exist.
     func endpointDifference() -> (pod: String, message: String)? {
+        let expected = self.tunnelCounts()
+        for index in self.pods.indices where self.pods[index].state == .running {
+            // The node's own table, compared whole (no sorted copies).
+            let seen = self.pods[index].node?.endpoints.countsByEndpoint ?? [:]
+            if seen != expected { return self.endpointMismatch(at: index, seen: seen, expected: expected) }
+        }
+        return nil
+    }
+
+    /// The tunnels that exist: running pods' tunnels counted per endpoint and holder UID.
+    func tunnelCounts() -> [String: [NodeUID: UInt32]] {
         var expected: [String: [NodeUID: UInt32]] = [:]
         for index in self.pods.indices where self.pods[index].state == .running {
             guard let uid = self.pods[index].node?.me.uid else { continue }
             for tunnel in self.pods[index].node?.upstreams.allTunnels ?? [] { expected[tunnel.endpoint, default: [:]][uid, default: 0] += 1 }
         }
-        for index in self.pods.indices where self.pods[index].state == .running {
-            // The node's own table, compared whole (no sorted copies).
-            let seen = self.pods[index].node?.endpoints.countsByEndpoint ?? [:]
-            if seen != expected {
-                let differing = Set(seen.keys).union(expected.keys).sorted().first { seen[$0] != expected[$0] } ?? "?"
-                return (self.pods[index].name, "endpoint table differs from the tunnels that exist (first: \(differing))")
-            }
-        }
-        return nil
+        return expected
+    }
+
+    /// How pod `index`'s table `seen` differs from `expected`, as `endpointDifference` says it.
+    func endpointMismatch(at index: Int, seen: [String: [NodeUID: UInt32]], expected: [String: [NodeUID: UInt32]]) -> (pod: String, message: String) {
+        let differing = Set(seen.keys).union(expected.keys).sorted().first { seen[$0] != expected[$0] } ?? "?"
+        return (self.pods[index].name, "endpoint table differs from the tunnels that exist (first: \(differing))")
     }
 }

@@ -14,8 +14,18 @@ extension SimWorld {
     /// `checkTableBounds(of:pod:)` for table sizes already read.
     mutating func checkTableBounds(_ sizes: [TableSize], pod: Int) {
         if self.tablePeaks.count != sizes.count { self.tablePeaks = sizes.map { TableSize(name: $0.name, size: 0, bound: $0.bound) } }
-        for (position, table) in sizes.enumerated() {
-            if table.size > self.tablePeaks[position].size { self.tablePeaks[position].size = table.size }
+        // Peaks first, in place and by index (every step of every pod comes through here); the
+        // rare table above its bound is reported below.
+        var anyAbove = false
+        self.tablePeaks.withUnsafeMutableBufferPointer { peaks in
+            for position in sizes.indices {
+                let size = sizes[position].size
+                if size > peaks[position].size { peaks[position].size = size }
+                if let bound = sizes[position].bound, size > bound { anyAbove = true }
+            }
+        }
+        guard anyAbove else { return }
+        for table in sizes {
             guard table.exceedsBound, let bound = table.bound else { continue }
             let key = "\(self.pods[pod].name)/\(table.name)"
             guard self.reportedBounds.insert(key).inserted else { continue }

@@ -48,36 +48,61 @@ public struct EventQueue<Event>: Sendable where Event: Sendable {
             slot = self.slots.count
             self.slots.append(event)
         }
-        self.heap.append(Entry(time: time, sequence: sequence, slot: slot))
-        var child = self.heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard self.heap[child].precedes(self.heap[parent]) else { break }
-            self.heap.swapAt(child, parent)
-            child = parent
+        // Sift up through a hole: parents move down and the new entry is written once.
+        let entry = Entry(time: time, sequence: sequence, slot: slot)
+        self.heap.append(entry)
+        self.heap.withUnsafeMutableBufferPointer { heap in
+            var hole = heap.count - 1
+            while hole > 0 {
+                let parent = (hole - 1) / 2
+                guard entry.precedes(heap[parent]) else { break }
+                heap[hole] = heap[parent]
+                hole = parent
+            }
+            heap[hole] = entry
         }
         return sequence
     }
 
     /// Removes and returns the earliest event (ties: the one scheduled first).
     public mutating func pop() -> (time: Instant, sequence: UInt64, event: Event)? {
-        guard !self.heap.isEmpty else { return nil }
-        let last = self.heap.count - 1
-        self.heap.swapAt(0, last)
-        let entry = self.heap.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < self.heap.count, self.heap[left].precedes(self.heap[smallest]) { smallest = left }
-            if right < self.heap.count, self.heap[right].precedes(self.heap[smallest]) { smallest = right }
-            guard smallest != parent else { break }
-            self.heap.swapAt(parent, smallest)
-            parent = smallest
-        }
+        guard let entry = self.removeFirstEntry() else { return nil }
+        return (entry.time, entry.sequence, self.takeEvent(of: entry))
+    }
+
+    /// Removes and returns the earliest event, as `pop` does, without its time and sequence (read
+    /// `nextTime` first): a run loop then handles the bare event, not a tuple holding it.
+    public mutating func popEvent() -> Event? {
+        guard let entry = self.removeFirstEntry() else { return nil }
+        return self.takeEvent(of: entry)
+    }
+
+    /// Takes the event out of `entry`'s slot and frees the slot.
+    private mutating func takeEvent(of entry: Entry) -> Event {
         let event = self.slots[entry.slot].take()!
         self.freeSlots.append(entry.slot)
-        return (entry.time, entry.sequence, event)
+        return event
+    }
+
+    /// Removes the earliest entry from the heap (its event stays in its slot). The last entry
+    /// sifts down from the root through a hole: smaller children move up, and it is written once.
+    private mutating func removeFirstEntry() -> Entry? {
+        guard let last = self.heap.popLast() else { return nil }
+        guard !self.heap.isEmpty else { return last }
+        return self.heap.withUnsafeMutableBufferPointer { heap in
+            let first = heap[0]
+            var hole = 0
+            while true {
+                let left = 2 * hole + 1
+                guard left < heap.count else { break }
+                let right = left + 1
+                let child = right < heap.count && heap[right].precedes(heap[left]) ? right : left
+                guard heap[child].precedes(last) else { break }
+                heap[hole] = heap[child]
+                hole = child
+            }
+            heap[hole] = last
+            return first
+        }
     }
 }

@@ -23,14 +23,21 @@ public struct SimPod: Sendable {
     public internal(set) var state: State = .down
     /// The running (or last) process's machine.
     public internal(set) var node: ClusterNode?
-    /// The node's invariant problems and table sizes (none without a node). `mutating` only so a
-    /// call on an array element reads it in place instead of copying the pod.
+    /// The node's invariant problems and table sizes (none without a node). A check that finds
+    /// nothing remembers the node's stamp: the next one skips whatever reads only state written
+    /// by no step since (`ClusterNode.checkInvariants(cleanAt:)`, which finds exactly what a
+    /// whole check would).
     mutating func nodeHealth() -> (problems: [String], sizes: [TableSize]) {
-        switch self.node {
-        case .some(let node): (node.checkInvariants(), node.tableSizes)
-        case .none: ([], [])
-        }
+        // Read through `self.node?` in place: binding the node to a local copied it, four times
+        // per check.
+        guard let problems = self.node?.checkInvariants(cleanAt: self.cleanStamp) else { return ([], []) }
+        self.cleanStamp = problems.isEmpty ? self.node?.invariantStamp : nil
+        return (problems, self.node?.tableSizes ?? [])
     }
+
+    /// The running node's stamp at its last invariant check, when that found nothing (nil: not
+    /// checked clean yet). Reset with every new process: stamps of two processes do not compare.
+    var cleanStamp: ClusterNode.InvariantStamp?
 
     /// How the node sees membership: the live members besides itself, and the first of `uids`
     /// (other than itself) it does not see as live; nil without a node. `mutating` for the same
@@ -42,6 +49,19 @@ public struct SimPod: Sendable {
             return (node.membership.liveMemberCount, uids.first { $0 != me && !node.membership.isLive($0) })
         case .none: return nil
         }
+    }
+
+    /// True when a process (running or paused) has UID `uid`. `mutating` for the same reason as
+    /// `nodeHealth` (a closure reading `pods[index].node?.me` copied the node's description).
+    mutating func runs(_ uid: NodeUID) -> Bool {
+        guard self.hasProcess else { return false }
+        return self.node?.membership.me.uid == uid
+    }
+
+    /// Runs `body` with this pod's router, read in place (passing `pods[index].router` as an
+    /// argument copied it, tables and all, once per request); `mutating` for that reason only.
+    mutating func withRouter<Result>(_ body: (LoopRouter) -> Result) -> Result {
+        body(self.router)
     }
 
     /// Increases with every start; events for an older boot are discarded.

@@ -119,11 +119,12 @@ public struct SimTraffic: Sendable {
         var moving: Bool
     }
 
-    /// One request's exchange at one pod.
+    /// One request's exchange at one pod: where it runs and what it holds. Its machine is kept
+    /// apart, in `machines`, so reading or changing these few words never copies or moves the
+    /// machine (a dictionary's `[key]?.field = value` moves the whole value out and back).
     struct Exchange: Sendable {
         var pod: Int
         var boot: Int
-        var machine: RequestExchange
         /// The tunnel the pod's node counts this request on (`.streamFinished` is owed).
         var countedTunnel: TunnelID?
         /// When the exchange's one pending timer event fires (nil: none pending); a later
@@ -145,6 +146,9 @@ public struct SimTraffic: Sendable {
     public internal(set) var history: [RequestRecord] = []
     /// Exchanges in progress, by request and hop.
     var exchanges: [ExchangeKey: Exchange] = [:]
+    /// The production machine of every exchange in `exchanges`, under the same key (both are
+    /// added and removed together).
+    var machines: [ExchangeKey: RequestExchange] = [:]
     var placements: [TunnelID: Placement] = [:]
     var nextTunnel: UInt64 = 1
     /// Numbers forward connections (one per forward attempt).
@@ -158,6 +162,8 @@ public struct SimTraffic: Sendable {
     /// Pairs that carried a forward already: later forwards reuse the pooled connection, so the
     /// holder's first-request heartbeat is sent once per pair.
     var pooledConnections: Set<PooledConnection> = []
+    /// The last `heartbeatFieldValue(every:)`.
+    var heartbeatField: (interval: Duration, value: String)?
     var rng: SplitMix64
 
     init(podCount: Int, rng: SplitMix64) {
@@ -186,12 +192,55 @@ public struct SimTraffic: Sendable {
         }
     }
 
+    /// Starts exchange `key` with its machine.
+    mutating func addExchange(_ key: ExchangeKey, _ exchange: Exchange, machine: RequestExchange) {
+        self.exchanges[key] = exchange
+        self.machines[key] = machine
+    }
+
+    /// Runs `change` on exchange `key` in place and returns what it returns (nil when there is
+    /// no such exchange): one lookup, where `exchanges[key]?.field = value` moves the value out of
+    /// the dictionary and back on top of its lookup.
+    @discardableResult
+    mutating func updateExchange<Result>(_ key: ExchangeKey, _ change: (inout Exchange) -> Result) -> Result? {
+        guard let index = self.exchanges.index(forKey: key) else { return nil }
+        return change(&self.exchanges.values[index])
+    }
+
+    /// Runs `body` on exchange `key`'s machine in place (nil when there is none): reading a
+    /// machine through `machines[key]?` copies all of it.
+    mutating func withMachine<Result>(_ key: ExchangeKey, _ body: (inout RequestExchange) -> Result) -> Result? {
+        guard let index = self.machines.index(forKey: key) else { return nil }
+        return body(&self.machines.values[index])
+    }
+
+    /// `ForwardHeartbeat.requestValue(every:)`, worked out once per interval (every forward of a
+    /// run asks with the same one).
+    mutating func heartbeatFieldValue(every interval: Duration) -> String {
+        if let known = self.heartbeatField, known.interval == interval { return known.value }
+        let value = ForwardHeartbeat.requestValue(every: interval)
+        self.heartbeatField = (interval, value)
+        return value
+    }
+
+    /// Removes exchange `key` and its machine; nil when there is none.
+    mutating func removeExchange(_ key: ExchangeKey) -> (exchange: Exchange, machine: RequestExchange)? {
+        guard let exchange = self.exchanges.removeValue(forKey: key), let machine = self.machines.removeValue(forKey: key) else { return nil }
+        return (exchange, machine)
+    }
+
     /// A pod the load balancer would send a new connection to, at random among those it believes
     /// ready.
     mutating func pickPod() -> Int? {
-        let ready = self.believedReady.indices.filter { self.believedReady[$0] }
-        guard !ready.isEmpty else { return nil }
-        return ready[self.rng.index(below: ready.count)]
+        // The same draw as picking from a list of the ready pods, without building the list.
+        let readyCount = self.believedReady.reduce(0) { $0 + ($1 ? 1 : 0) }
+        guard readyCount > 0 else { return nil }
+        var remaining = self.rng.index(below: readyCount)
+        for pod in self.believedReady.indices where self.believedReady[pod] {
+            if remaining == 0 { return pod }
+            remaining -= 1
+        }
+        return nil
     }
 }
 

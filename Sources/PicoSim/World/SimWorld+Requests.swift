@@ -39,24 +39,32 @@ extension SimWorld {
             self.traffic.history[Int(request - 1)].holderReachable = reachable
             self.traffic.history[Int(request - 1)].reachability = ReachabilityStretch(reachable: reachable, now: self.now)
         }
-        var headers: HTTPHeaders = ["host": "sim.invalid", "x-pico-endpoint": self.traffic.history[Int(request - 1)].endpoint]
+        // The head's fields in one buffer, sized for a forward's four (the same fields, in the
+        // same order, as a dictionary literal and `add`s built).
+        var fields: [HTTPHeaders.Field] = []
+        fields.reserveCapacity(4)
+        fields.append(HTTPHeaders.Field(name: "host", value: "sim.invalid"))
+        fields.append(HTTPHeaders.Field(name: "x-pico-endpoint", value: self.traffic.history[Int(request - 1)].endpoint))
         var source = clientHost
-        if hop > 0, let previous = self.traffic.exchanges[ExchangeKey(request: request, hop: hop - 1)] {
-            headers.add(name: "x-pico-forward", value: "true")
-            if let interval = previous.machine.heartbeatRequest {
-                headers.add(name: ForwardHeartbeat.header, value: ForwardHeartbeat.requestValue(every: interval))
-            }
-            source = self.pods[previous.pod].node?.me.proxyAddress.host ?? clientHost
-        }
-        let head = HTTPRequestHead(method: "GET", target: "/", headers: headers)
         // The first forward between two processes is the first on its pooled connection.
         var first = true
-        if hop > 0, let previous = self.traffic.exchanges[ExchangeKey(request: request, hop: hop - 1)], let me = self.pods[pod].node?.me.uid {
-            first = self.traffic.pooledConnections.insert(SimTraffic.PooledConnection(from: previous.pod, fromBoot: previous.boot, to: me)).inserted
+        let previousKey = ExchangeKey(request: request, hop: hop - 1)
+        if hop > 0, let previous = self.traffic.exchanges[previousKey] {
+            fields.append(HTTPHeaders.Field(name: "x-pico-forward", value: "true"))
+            if let interval = self.traffic.withMachine(previousKey, { $0.heartbeatRequest }) ?? nil {
+                fields.append(HTTPHeaders.Field(name: ForwardHeartbeat.header, value: self.traffic.heartbeatFieldValue(every: interval)))
+            }
+            source = self.pods[previous.pod].node?.me.proxyAddress.host ?? clientHost
+            if let me = self.pods[pod].node?.me.uid {
+                first = self.traffic.pooledConnections.insert(SimTraffic.PooledConnection(from: previous.pod, fromBoot: previous.boot, to: me)).inserted
+            }
         }
-        let machine = RequestExchange(head: head, framing: .none, clientHost: source, router: self.pods[pod].router, settings: self.settings.exchange,
-                                      firstOnConnection: first)
-        self.traffic.exchanges[key] = SimTraffic.Exchange(pod: pod, boot: boot, machine: machine, arrivedOn: connection)
+        let head = HTTPRequestHead(method: "GET", target: "/", headers: HTTPHeaders(fields))
+        let settings = self.settings.exchange
+        let machine = self.pods[pod].withRouter { router in
+            RequestExchange(head: head, framing: .none, clientHost: source, router: router, settings: settings, firstOnConnection: first)
+        }
+        self.traffic.addExchange(key, SimTraffic.Exchange(pod: pod, boot: boot, arrivedOn: connection), machine: machine)
         let mayWait = self.pods[pod].waiting.count < self.settings.maxWaitingRequests
         let action = self.withExchange(key) { machine, router, now in machine.start(router: &router, mayWait: mayWait, now: now) }
         self.follow(action, for: key)
@@ -104,10 +112,11 @@ extension SimWorld {
 
     /// Runs `step` on the exchange `key` with its pod's router; `.none` when it is gone.
     mutating func withExchange(_ key: ExchangeKey, _ step: (inout RequestExchange, inout LoopRouter, Instant) -> ExchangeAction) -> ExchangeAction {
-        guard let pod = self.traffic.exchanges[key]?.pod else { return .none }
-        // Both mutated in place: a copy of the router would copy its tables on every request.
+        guard let pod = self.traffic.exchanges[key]?.pod, let index = self.traffic.machines.index(forKey: key) else { return .none }
+        // Both mutated in place: a copy of the router would copy its tables on every request, and
+        // `machines[key]!` would move the machine out of the dictionary and back.
         let now = self.now
-        return step(&self.traffic.exchanges[key]!.machine, &self.pods[pod].router, now)
+        return step(&self.traffic.machines.values[index], &self.pods[pod].router, now)
     }
 
     /// Runs `step` as `withExchange` does, and tells the exchange's node what it learned about
@@ -138,9 +147,11 @@ extension SimWorld {
                 self.follow(next, for: key)
                 return
             }
-            self.traffic.exchanges[key]?.countedTunnel = tunnel
-            // A forward it had (that went silent) is abandoned: nothing on it counts any more.
-            self.traffic.exchanges[key]?.forwardConnection = nil
+            self.traffic.updateExchange(key) { exchange in
+                exchange.countedTunnel = tunnel
+                // A forward it had (that went silent) is abandoned: nothing on it counts any more.
+                exchange.forwardConnection = nil
+            }
             self.deliver(.routedByLoop(.local(tunnel)), to: pod)
             let service = self.traffic.clients[self.traffic.history[Int(request - 1)].client].serviceTime
             self.scheduleTraffic(.streamDone(request: request, hop: key.hop), after: self.settings.edgeLatency * 2 + service)
@@ -182,8 +193,12 @@ extension SimWorld {
     mutating func dialForward(_ key: ExchangeKey, from pod: Int, to uid: NodeUID) {
         let connection = self.traffic.nextConnection
         self.traffic.nextConnection += 1
-        self.traffic.exchanges[key]?.forwardConnection = connection
-        let target = self.pods.indices.first { self.pods[$0].hasProcess && self.pods[$0].node?.me.uid == uid }
+        self.traffic.updateExchange(key) { $0.forwardConnection = connection }
+        var target: Int?
+        for index in self.pods.indices where self.pods[index].runs(uid) {
+            target = index
+            break
+        }
         // A TCP dial needs both directions (the SYN and its SYN-ACK).
         guard let target, let delay = self.network.streamDelay(from: pod, to: target), self.network.streamDelay(from: target, to: pod) != nil else {
             self.scheduleTraffic(.forwardFailed(request: key.request, hop: key.hop, connection: connection, progress: .unsent), after: self.settings.exchange.forwardDialTimeout)
@@ -228,11 +243,14 @@ extension SimWorld {
     /// Arms exchange `key`'s timer for `deadline`: a pending one due no later is kept (it
     /// re-arms when it fires early), else one event is scheduled.
     mutating func scheduleExchangeTimer(_ key: ExchangeKey, at deadline: Instant) {
-        guard let exchange = self.traffic.exchanges[key] else { return }
         let deadline = max(deadline, self.now)
-        if let due = exchange.timerDue, due <= deadline { return }
-        self.traffic.exchanges[key]?.timerDue = deadline
-        self.queue.schedule(.traffic(.exchangeTimer(request: key.request, hop: key.hop, boot: exchange.boot)), at: deadline)
+        // One lookup: the timer is read and set in place.
+        guard let boot = self.traffic.updateExchange(key, { exchange -> Int? in
+            if let due = exchange.timerDue, due <= deadline { return nil }
+            exchange.timerDue = deadline
+            return exchange.boot
+        }) ?? nil else { return }
+        self.queue.schedule(.traffic(.exchangeTimer(request: key.request, hop: key.hop, boot: boot)), at: deadline)
     }
 
     mutating func exchangeTimerFired(_ key: ExchangeKey, boot: Int) {
@@ -240,10 +258,10 @@ extension SimWorld {
         if self.parkIfPaused(.exchangeTimer(request: key.request, hop: key.hop, boot: boot), pod: exchange.pod, boot: boot) { return }
         // An event a nearer deadline replaced: the timer that replaced it rules.
         guard exchange.timerDue.map({ $0 <= self.now }) ?? false else { return }
-        self.traffic.exchanges[key]?.timerDue = nil
+        self.traffic.updateExchange(key) { $0.timerDue = nil }
         defer {
             // A forward that went silent or timed out is abandoned: its connection is reset.
-            if let connection = exchange.forwardConnection, self.traffic.exchanges[key]?.forwardConnection != connection || self.traffic.exchanges[key]?.machine.peer == nil {
+            if let connection = exchange.forwardConnection, self.traffic.exchanges[key]?.forwardConnection != connection || self.traffic.machines[key]?.peer == nil {
                 self.abandonForward(of: key, on: connection)
             }
         }
@@ -282,7 +300,7 @@ extension SimWorld {
     /// The upstream answered the stream of `request` at hop `hop`.
     mutating func streamDone(_ request: UInt64, hop: Int) {
         let key = ExchangeKey(request: request, hop: hop)
-        guard let exchange = self.traffic.exchanges[key], let tunnel = exchange.machine.tunnel else { return }
+        guard let exchange = self.traffic.exchanges[key], let tunnel = self.traffic.machines[key]?.tunnel else { return }
         // The answer comes back through the node: a frozen node holds it until it thaws.
         if self.parkIfPaused(.streamDone(request: request, hop: hop), pod: exchange.pod, boot: exchange.boot) { return }
         if let placement = self.traffic.placements[tunnel] { self.drive(agent: placement.agent, .requestSucceeded(tunnel)) }
@@ -316,8 +334,10 @@ extension SimWorld {
     /// the exchange there ends unanswered (its stream released) and nothing of it comes back.
     mutating func abandonForward(of key: ExchangeKey, on connection: UInt64) {
         let next = ExchangeKey(request: key.request, hop: key.hop + 1)
-        guard self.traffic.exchanges[next]?.arrivedOn == connection, var held = self.traffic.exchanges.removeValue(forKey: next) else { return }
-        held.machine.finished(status: 499, router: &self.pods[held.pod].router)
+        guard self.traffic.exchanges[next]?.arrivedOn == connection, let removed = self.traffic.removeExchange(next) else { return }
+        let held = removed.exchange
+        var machine = removed.machine
+        machine.finished(status: 499, router: &self.pods[held.pod].router)
         self.pods[held.pod].waiting.removeAll { $0 == next }
         if let tunnel = held.countedTunnel, self.isCurrent(held.pod, held.boot) { self.deliver(.streamFinished(tunnel), to: held.pod) }
     }
@@ -345,9 +365,11 @@ extension SimWorld {
     /// Exchange `key` ended with `outcome`: its tunnel stream finishes, and the outcome goes to
     /// the client (entry hop) or back to the entry pod (forwarded hop).
     mutating func end(_ key: ExchangeKey, _ outcome: RequestOutcome) {
-        guard var exchange = self.traffic.exchanges.removeValue(forKey: key) else { return }
+        guard let removed = self.traffic.removeExchange(key) else { return }
+        let exchange = removed.exchange
         let tunnel = exchange.countedTunnel
-        exchange.machine.finished(status: outcome == .ok ? 200 : 502, router: &self.pods[exchange.pod].router)
+        var machine = removed.machine
+        machine.finished(status: outcome == .ok ? 200 : 502, router: &self.pods[exchange.pod].router)
         self.pods[exchange.pod].waiting.removeAll { $0 == key }
         if let tunnel, self.isCurrent(exchange.pod, exchange.boot) { self.deliver(.streamFinished(tunnel), to: exchange.pod) }
         if key.hop == 0 {
@@ -363,13 +385,13 @@ extension SimWorld {
     /// fails (it reached no upstream).
     mutating func exchangesStopped(at pod: Int) {
         for key in self.traffic.exchanges.keys.sorted() {
-            guard let exchange = self.traffic.exchanges[key], exchange.pod == pod else { continue }
-            self.traffic.exchanges[key] = nil
+            guard self.traffic.exchanges[key]?.pod == pod, let removed = self.traffic.removeExchange(key) else { continue }
+            let (exchange, machine) = (removed.exchange, removed.machine)
             if key.hop > 0 {
                 // The forwarding pod's connection is reset before any answer byte.
                 self.answerPrevious(key, from: pod, on: exchange.arrivedOn) { .forwardFailed(request: key.request, hop: key.hop - 1, connection: $0, progress: .unanswered) }
             } else if self.traffic.history[Int(key.request - 1)].outcome == nil {
-                self.finish(key.request, exchange.machine.tunnel != nil || exchange.machine.peer != nil
+                self.finish(key.request, machine.tunnel != nil || machine.peer != nil
                     ? .unknown("node stopped with the request in flight") : .failed("connection reset by \(self.pods[pod].name)"))
             }
         }

@@ -81,6 +81,8 @@ public struct SimWorld: Sendable {
     public internal(set) var tablePeaks: [TableSize] = []
     /// `pod/table` pairs already reported above their bound (each is reported once).
     var reportedBounds: Set<String> = []
+    /// The last convergence verdicts `observe()` worked out, and what they read.
+    var convergenceCache = ConvergenceCache()
 
     var queue = EventQueue<SimEvent>()
     let streams: RandomStreams
@@ -131,6 +133,7 @@ public struct SimWorld: Sendable {
 
         pod.ready = false
         pod.timerGenerations = [:]
+        pod.cleanStamp = nil
         pod.router = LoopRouter(loop: 0, seed: self.streams.seed("router/\(pod.name)/\(pod.boot)"))
         pod.waiting = []
         pod.inbox = []
@@ -284,9 +287,9 @@ public struct SimWorld: Sendable {
 
     /// Processes every event up to `deadline`; world actions go to `perform`.
     public mutating func run(until deadline: Instant, perform: (inout SimWorld, Int) -> Void = { _, _ in }) {
-        while let time = self.queue.nextTime, time <= deadline, let next = self.queue.pop() {
-            self.now = next.time
-            switch next.event {
+        while let time = self.queue.nextTime, time <= deadline, let event = self.queue.popEvent() {
+            self.now = time
+            switch event {
             case .action(let id):
                 perform(&self, id)
             case .dnsRefresh:
@@ -295,13 +298,13 @@ public struct SimWorld: Sendable {
                 if !self.pods[pod].hasProcess { self.start(pod) }
             case .timer(let pod, let boot, let id, let generation):
                 guard self.isCurrent(pod, boot), self.pods[pod].timerGenerations[id] == generation else { continue }
-                self.receive(next.event, pod: pod, input: .timerFired(id))
+                self.receive(event, pod: pod, input: .timerFired(id))
             case .input(let pod, let boot, let input):
                 guard self.isCurrent(pod, boot) else {
                     if case .stateExchangeRequested(let stream, _, _) = input { self.resetStream(stream.rawValue, reason: "connection refused") }
                     continue
                 }
-                self.receive(next.event, pod: pod, input: input)
+                self.receive(event, pod: pod, input: input)
             case .traffic(let event):
                 self.handle(event)
             case .nemesis(let id):
