@@ -352,6 +352,29 @@ public struct RequestExchange: Sendable {
         return (timing.nextTimer.map { .armTimer($0) } ?? .none, report)
     }
 
+    /// What an interim answer (1xx) from the upstream means, and what to do with it.
+    public enum InterimAnswer: Hashable, Sendable {
+        /// The heartbeat of the node this request was forwarded to: the client hears nothing of
+        /// it. Carry out the action and tell the node the report.
+        case heartbeat(ExchangeAction, ReachabilityReport?)
+        /// The upstream's own: write `head` to the client (stripped of the heartbeat field, which
+        /// only a holder may send), then carry out the action.
+        case relay(HTTPResponseHead, ExchangeAction)
+    }
+
+    /// An interim answer arrived from the upstream, before its answer head. A `102` with the
+    /// heartbeat field counts as the hop's heartbeat only on a forward (a tunnel's upstream
+    /// cannot pose as a node); any other is relayed to the client, without the field.
+    public mutating func interimAnswer(_ head: HTTPResponseHead, router: inout LoopRouter, now: Instant) -> InterimAnswer {
+        if self.peer != nil, ForwardHeartbeat.isHeartbeat(head) {
+            let (action, report) = self.heardFromHop(router: &router, now: now)
+            return .heartbeat(action, report)
+        }
+        var relayed = head
+        if relayed.headers.contains(ForwardHeartbeat.header) { relayed.headers.remove(ForwardHeartbeat.header) }
+        return .relay(relayed, self.interimRelayed(now: now))
+    }
+
     /// An interim answer of the upstream's (`100 Continue`, `103 Early Hints`) reached the
     /// client: the request can no longer go elsewhere, and a forward's node is alive. Returns
     /// the timer to arm.

@@ -26,6 +26,9 @@ public enum ForwardHeartbeat {
     /// A heartbeat as the holder writes it.
     public static let interimBytes: [UInt8] = Array("HTTP/1.1 102 Processing\r\n\(header): 1\r\n\r\n".utf8)
 
+    /// A heartbeat as the forwarding node decodes it (`interimBytes`' head).
+    public static let interimHead = HTTPResponseHead(status: 102, reason: "Processing", headers: [header: "1"])
+
     /// The request field's value asking for a heartbeat every `interval` (whole milliseconds).
     public static func requestValue(every interval: Duration) -> String {
         String(max(1, interval.components.seconds &* 1_000 &+ interval.components.attoseconds / 1_000_000_000_000_000))

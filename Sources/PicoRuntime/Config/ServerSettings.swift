@@ -110,4 +110,9 @@ extension ServerSettings {
         ExchangeSettings(upstreamTimeout: self.proxyTimeout, holderWait: self.upstreamWait, forwardDialTimeout: self.forwardDialTimeout,
                          forwardAnswerTimeout: self.forwardAnswerTimeout)
     }
+
+    /// What a proxy connection's client owes it, and by when.
+    var clientTimeouts: ClientReadWatch.Timeouts {
+        ClientReadWatch.Timeouts(idle: self.idleTimeout, head: self.readHeaderTimeout, body: self.readTimeout)
+    }
 }

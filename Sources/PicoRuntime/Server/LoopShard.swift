@@ -45,6 +45,8 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     var router: LoopRouter
     /// What this loop's exchanges run with.
     let exchangeSettings: ExchangeSettings
+    /// What this loop's proxy connections' clients owe, and by when.
+    let clientTimeouts: ClientReadWatch.Timeouts
     /// Connections whose request waits for routing to learn a holder, oldest first (bounded by
     /// `proxy.max_waiting_requests`).
     private var waiting: [ProxyConnection] = []
@@ -78,6 +80,7 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.counters = counters
         self.router = LoopRouter(loop: index, seed: seed)
         self.exchangeSettings = node.settings.exchangeSettings
+        self.clientTimeouts = node.settings.clientTimeouts
         let me = node.cluster.me.proxyAddress
         self.forwardSource = Address(host: me.host, port: 0).numeric()
     }

@@ -28,22 +28,15 @@ final class ProxyConnection: ConnectionDelegate {
     let clientIP: String?
     private var decoder: HTTP1RequestDecoder
     private var exchange: ProxyExchange?
-    /// The one deadline a connection waits on besides a request body's: the next request (idle),
-    /// the rest of a head, or the upstream's response head. Re-arming only moves `waitDeadline`;
-    /// the timer is rescheduled when it fires early or a nearer deadline comes, so a keep-alive
-    /// request costs no timer allocation or heap operation.
-    private enum Wait {
-        case idle
-        case head
-        /// The exchange's own deadline: its upstream's answer, or the end of its wait for a holder.
-        case exchange(ProxyExchange)
-    }
-    private var wait: Wait?
-    private var waitDeadline: Instant
-    private var waitTimer: LoopTimer?
-    /// Watches a request body that stops arriving (`proxy.http.read_timeout`).
-    private var bodyTimer: LoopTimer?
-    private var lastClientRead: Instant
+    /// What the client owes (the next request, the rest of a head, more of a body), and by when.
+    private var clientWatch: ClientReadWatch
+    /// The current exchange's own deadline: its upstream's answer, its next heartbeat, or the
+    /// end of its wait for a holder.
+    private var exchangeDeadline: Instant?
+    /// One timer for both deadlines. Moving a deadline later keeps it (it fires early, finds
+    /// nothing due, and re-arms), so a keep-alive request costs no timer allocation or heap
+    /// operation.
+    private var timer: LoopTimer?
     private var clientFinished = false
     /// How long that close lingers: shorter after a timeout (`LingeringClose.slowClient`).
     private var lingering = LingeringClose()
@@ -79,8 +72,7 @@ final class ProxyConnection: ConnectionDelegate {
             limits.maxHeadBytes = shard.settings.maxHeaderBytes
             self.decoder = HTTP1RequestDecoder(limits: limits)
         }
-        self.lastClientRead = shard.loop.now
-        self.waitDeadline = shard.loop.now
+        self.clientWatch = moved == nil ? ClientReadWatch(acceptedAt: shard.loop.now, timeouts: shard.clientTimeouts) : ClientReadWatch(owingNothing: shard.clientTimeouts)
         self.connection = Connection(fd: fd, loop: shard.loop, connected: true, delegate: nil)
         self.connection.delegate = self
         self.connection.writeStallTimeout = shard.settings.writeTimeout
@@ -89,8 +81,7 @@ final class ProxyConnection: ConnectionDelegate {
             self.begin(moved.head, moves: moved.moves, avoiding: moved.avoiding, holderWaits: moved.holderWaits, requestEnded: moved.requestEnded)
             self.processRequests()
         } else {
-            // A new connection's first byte is due within the header timeout, not the idle one.
-            self.setWait(.head, after: shard.settings.readHeaderTimeout)
+            self.rearmTimer()
         }
     }
 
@@ -99,7 +90,7 @@ final class ProxyConnection: ConnectionDelegate {
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
         guard !self.movedAway else { return }
         self.leaveIdle()
-        self.lastClientRead = self.shard.loop.now
+        self.clientWatch.bodyProgressed(now: self.shard.loop.now)
         if let exchange = self.exchange, exchange.flow.isTunnelling {
             guard let upstream = exchange.upstream else { return }
             upstream.send(bytes)
@@ -112,14 +103,10 @@ final class ProxyConnection: ConnectionDelegate {
         self.decoder.feed(bytes)
         self.processRequests()
         // A head that is still partial after this read: it must complete within the header timeout.
-        if self.exchange == nil, !self.closed, !self.movedAway, !self.decoder.isIdle, !self.waitingForHead {
-            self.armWaitTimer(headStarted: true)
+        if self.exchange == nil, !self.closed, !self.movedAway, !self.decoder.isIdle {
+            self.clientWatch.headBytesRead(now: self.shard.loop.now)
+            self.rearmTimer()
         }
-    }
-
-    private var waitingForHead: Bool {
-        if case .head = self.wait { return true }
-        return false
     }
 
     func connectionDidReadEOF(_ connection: Connection) {
@@ -149,7 +136,7 @@ final class ProxyConnection: ConnectionDelegate {
     func connectionDidFlush(_ connection: Connection) {
         guard self.idleWhenFlushed else { return }
         self.idleWhenFlushed = false
-        guard !self.closed, !self.movedAway, self.exchange == nil, self.decoder.isIdle, case .idle = self.wait else { return }
+        guard !self.closed, !self.movedAway, self.exchange == nil, self.decoder.isIdle, self.clientWatch.awaitsNextRequest else { return }
         self.isIdle = true
         self.shard.becameIdle(self)
     }
@@ -157,10 +144,10 @@ final class ProxyConnection: ConnectionDelegate {
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
         self.closed = true
         self.leaveIdle()
-        self.waitTimer?.cancel()
-        self.waitTimer = nil
-        self.wait = nil
-        self.bodyTimer?.cancel()
+        self.timer?.cancel()
+        self.timer = nil
+        self.exchangeDeadline = nil
+        self.clientWatch.stopWatching()
         self.shard.counters.proxyConnections.subtract(1, ordering: .relaxed)
         if self.movedAway { self.shard.counters.inFlight.subtract(1, ordering: .relaxed) }
         if let exchange = self.exchange {
@@ -190,7 +177,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = [], holderWaits: Int = 0, requestEnded: Bool = false) {
         self.leaveIdle()
-        self.wait = nil
+        self.exchangeDeadline = nil
         let shard = self.shard
         let machine = RequestExchange(head: head, framing: self.decoder.headFraming, clientHost: self.clientIP, router: shard.router,
                                       settings: shard.exchangeSettings, moves: moves, avoiding: avoiding, holderWaits: holderWaits,
@@ -203,7 +190,8 @@ final class ProxyConnection: ConnectionDelegate {
         shard.metrics.update { $0.inFlight += 1 }
         // A moved request is still counted by the process-wide figure (it never stopped).
         if moves == 0 { shard.counters.inFlight.add(1, ordering: .relaxed) }
-        if exchange.requestFraming != .none, exchange.flow.awaitsBody { self.watchRequestBody(exchange) }
+        self.clientWatch.requestBegan(bodyFollows: exchange.requestFraming != .none && exchange.flow.awaitsBody, now: shard.loop.now)
+        self.rearmTimer()
         let action = exchange.machine.start(router: &shard.router, mayWait: shard.mayWait, now: shard.loop.now)
         self.follow(action, exchange)
     }
@@ -250,17 +238,17 @@ final class ProxyConnection: ConnectionDelegate {
         case .wait(let until):
             shard.startWaiting(self)
             shard.holderWanted()
-            self.setWait(.exchange(exchange), until: until)
+            self.setExchangeDeadline(until)
         case .armTimer(let deadline):
-            self.setWait(.exchange(exchange), until: deadline)
+            self.setExchangeDeadline(deadline)
         case .watchRouting(let until):
             // The forward went silent: keep its connection, and hear of routing changes.
             shard.startWaiting(self)
-            if let until { self.setWait(.exchange(exchange), until: until) }
+            if let until { self.setExchangeDeadline(until) }
         case .heartbeat(let next):
             // The forwarding node's silence clock starts again (it swallows this interim answer).
             self.connection.write(ForwardHeartbeat.interimBytes)
-            self.setWait(.exchange(exchange), until: next)
+            self.setExchangeDeadline(next)
         case .answer(let status, let message, let close):
             // The upstream failed or timed out (`close`): a body still arriving is not read to its
             // end, and the flow's completion abandons the upstream.
@@ -292,7 +280,7 @@ final class ProxyConnection: ConnectionDelegate {
         default:
             break
         }
-        if case .exchange = self.wait { self.wait = nil }
+        self.exchangeDeadline = nil
         self.follow(action, exchange)
     }
 
@@ -323,7 +311,7 @@ final class ProxyConnection: ConnectionDelegate {
         } else {
             upstream.send(request)
         }
-        if let deadline { self.setWait(.exchange(exchange), until: deadline) }
+        if let deadline { self.setExchangeDeadline(deadline) }
     }
 
     /// Abandons the exchange's upstream (a reset stream, or a peer connection closed).
@@ -337,8 +325,8 @@ final class ProxyConnection: ConnectionDelegate {
     private func move(_ exchange: ProxyExchange, to target: LoopShard) {
         self.exchange = nil
         exchange.owner = nil
-        self.bodyTimer?.cancel()
-        self.bodyTimer = nil
+        self.clientWatch.stopWatching()
+        self.exchangeDeadline = nil
         self.shard.metrics.update { $0.inFlight -= 1 }
         self.connection.pauseReading()
         self.movedAway = true
@@ -373,8 +361,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     private func endRequest(trailers: HTTPHeaders) {
         guard let exchange = self.exchange else { return }
-        self.bodyTimer?.cancel()
-        self.bodyTimer = nil
+        self.clientWatch.stopWatching()
         switch exchange.flow.requestEnd() {
         case .endUpstreamRequest(let lastChunk, let finish):
             guard let upstream = exchange.upstream else { return }
@@ -438,7 +425,7 @@ final class ProxyConnection: ConnectionDelegate {
 
     func streamWritable(for exchange: ProxyExchange) {
         guard exchange.flow.upstreamHasRoom() else { return }
-        self.lastClientRead = self.shard.loop.now
+        self.clientWatch.bodyProgressed(now: self.shard.loop.now)
         self.connection.resumeReading()
         if !exchange.flow.isTunnelling { self.processRequests() }
     }
@@ -449,18 +436,14 @@ final class ProxyConnection: ConnectionDelegate {
                 switch part {
                 case .head(let head):
                     if head.isInterim {
-                        if exchange.machine.peer != nil, ForwardHeartbeat.isHeartbeat(head) {
-                            // The node we forwarded to is alive; the client hears nothing of it.
-                            let (action, learned) = exchange.machine.heardFromHop(router: &self.shard.router, now: self.shard.loop.now)
+                        switch exchange.machine.interimAnswer(head, router: &self.shard.router, now: self.shard.loop.now) {
+                        case .heartbeat(let action, let learned):
                             self.report(learned)
                             self.follow(action, exchange)
-                            continue
+                        case .relay(let interim, let action):
+                            self.connection.write(HTTP1Encoder.encode(interim))
+                            self.follow(action, exchange)
                         }
-                        var interim = head
-                        // An upstream's own 102 with the field must not pass for our heartbeat.
-                        if interim.headers.contains(ForwardHeartbeat.header) { interim.headers.remove(ForwardHeartbeat.header) }
-                        self.connection.write(HTTP1Encoder.encode(interim))
-                        self.follow(exchange.machine.interimRelayed(now: self.shard.loop.now), exchange)
                         continue
                     }
                     self.sendResponseHead(head, exchange)
@@ -490,11 +473,12 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     private func sendResponseHead(_ head: HTTPResponseHead, _ exchange: ProxyExchange) {
-        if case .exchange = self.wait { self.wait = nil }
+        self.exchangeDeadline = nil
         self.report(exchange.machine.answerStarted(router: self.shard.router))
         switch exchange.flow.answerHead(head, upstreamFraming: exchange.response.headFraming) {
         case .upgrade(let upgraded, let finishUpstream):
             exchange.responseHeaders = upgraded.headers
+            self.clientWatch.stopWatching()
             self.connection.write(HTTP1Encoder.encode(upgraded))
             exchange.upstream?.upgraded()
             self.connection.write(exchange.response.takeUpgradedBytes())
@@ -539,7 +523,8 @@ final class ProxyConnection: ConnectionDelegate {
     private func complete(_ exchange: ProxyExchange, _ completion: ExchangeFlow.Completion) {
         guard self.exchange === exchange else { return }
         self.exchange = nil
-        if case .exchange = self.wait { self.wait = nil }
+        self.exchangeDeadline = nil
+        self.clientWatch.stopWatching()
         switch completion.upstream {
         case .completed(let reusable):
             // Sent whole and answered whole: a peer connection may serve another request.
@@ -555,7 +540,7 @@ final class ProxyConnection: ConnectionDelegate {
         case .closeWhenWritten:
             self.connection.closeWhenWritten()
         case .nextRequest:
-            self.armWaitTimer()
+            self.awaitNextRequest()
             self.processRequests()
         }
     }
@@ -597,7 +582,8 @@ final class ProxyConnection: ConnectionDelegate {
     /// and the connection closes lingering, so a client still sending reads the answer.
     private func answerAndClose(status: Int, message: String) {
         if status == 408 { self.lingering = .slowClient }
-        self.wait = nil
+        self.exchangeDeadline = nil
+        self.clientWatch.stopWatching()
         // Nothing more is decoded: its buffer (up to a whole head) is given back now.
         self.decoder = HTTP1RequestDecoder()
         if let exchange = self.exchange {
@@ -620,31 +606,13 @@ final class ProxyConnection: ConnectionDelegate {
         }
     }
 
-    /// While a request body is read: a client that sends nothing for `read_timeout` gets 408
-    /// (or, once the answer has started, a close). Time spent paused by back-pressure is ours and
-    /// does not count.
-    private func watchRequestBody(_ exchange: ProxyExchange) {
-        let timeout = self.shard.settings.readTimeout
-        self.bodyTimer?.cancel()
-        self.bodyTimer = self.shard.loop.schedule(at: self.lastClientRead + timeout) { [self] in
-            guard self.exchange === exchange, !self.closed else { return }
-            self.bodyTimer = nil
-            guard exchange.flow.awaitsBody else { return }
-            if exchange.flow.isHeldBack || self.shard.loop.now - self.lastClientRead < timeout {
-                if exchange.flow.isHeldBack { self.lastClientRead = self.shard.loop.now }
-                self.watchRequestBody(exchange)
-                return
-            }
-            self.answerAndClose(status: 408, message: "request body timeout")
-        }
-    }
-
     /// Between requests: the idle timeout (and, once the previous answer is written whole, a
     /// place in the shard's idle list, which the node closes first when it needs room at its
     /// cap), or the read-header timeout once a head has started.
-    private func armWaitTimer(headStarted: Bool = false) {
-        let started = headStarted || !self.decoder.isIdle
-        self.setWait(started ? .head : .idle, after: started ? self.shard.settings.readHeaderTimeout : self.shard.settings.idleTimeout)
+    private func awaitNextRequest() {
+        let started = !self.decoder.isIdle
+        self.clientWatch.awaitNextRequest(headStarted: started, now: self.shard.loop.now)
+        self.rearmTimer()
         if started {
             self.leaveIdle()
         } else if !self.isIdle, !self.idleWhenFlushed {
@@ -665,45 +633,52 @@ final class ProxyConnection: ConnectionDelegate {
         self.shard.leftIdle(self)
     }
 
-    /// Waits for `wait` until `delay` from now (replacing any other wait). The pending timer is
-    /// kept when it fires no later than the new deadline; it then re-checks and re-arms.
-    private func setWait(_ wait: Wait, after delay: Duration) {
-        self.setWait(wait, until: self.shard.loop.now + delay)
+    /// The exchange waits until `deadline` (replacing its previous deadline).
+    private func setExchangeDeadline(_ deadline: Instant) {
+        self.exchangeDeadline = deadline
+        self.rearmTimer()
     }
 
-    /// Waits for `wait` until `deadline` (see `setWait(_:after:)`).
-    private func setWait(_ wait: Wait, until deadline: Instant) {
-        self.wait = wait
-        self.waitDeadline = deadline
-        if let timer = self.waitTimer, timer.isPending, timer.deadline <= deadline { return }
-        self.waitTimer?.cancel()
+    /// Makes the timer fire no later than the earlier deadline. A pending timer that fires no
+    /// later is kept: it re-checks and re-arms.
+    private func rearmTimer() {
+        let deadline: Instant?
+        switch (self.exchangeDeadline, self.clientWatch.deadline) {
+        case (let exchange?, let client?): deadline = min(exchange, client)
+        case (let exchange?, nil): deadline = exchange
+        case (nil, let client): deadline = client
+        }
+        guard let deadline else { return }
+        if let timer = self.timer, timer.isPending, timer.deadline <= deadline { return }
+        self.timer?.cancel()
         // A strong capture: closing the connection cancels the timer.
-        self.waitTimer = self.shard.loop.schedule(at: deadline) { [self] in self.waitTimerFired() }
+        self.timer = self.shard.loop.schedule(at: deadline) { [self] in self.timerFired() }
     }
 
-    private func waitTimerFired() {
-        self.waitTimer = nil
-        guard let wait = self.wait, !self.closed, !self.movedAway else { return }
-        if self.shard.loop.now < self.waitDeadline {
-            self.waitTimer = self.shard.loop.schedule(at: self.waitDeadline) { [self] in self.waitTimerFired() }
-            return
-        }
-        self.wait = nil
-        switch wait {
-        case .idle, .head:
-            guard self.exchange == nil else { return }
-            if self.decoder.isIdle {
-                self.connection.close()
-            } else {
-                self.connection.write(ProxyErrors.response(status: 408, message: "request header timeout", keepAlive: false))
-                self.connection.closeLingering(.slowClient)
+    private func timerFired() {
+        self.timer = nil
+        guard !self.closed, !self.movedAway else { return }
+        let now = self.shard.loop.now
+        if let deadline = self.exchangeDeadline, now >= deadline {
+            self.exchangeDeadline = nil
+            if let exchange = self.exchange, exchange.flow.awaitsAnswerHead {
+                self.shard.stopWaiting(self)
+                let (action, learned) = exchange.machine.timerFired(router: &self.shard.router, now: now)
+                self.report(learned)
+                self.follow(action, exchange)
+                guard !self.closed, !self.movedAway else { return }
             }
-        case .exchange(let exchange):
-            guard exchange === self.exchange, exchange.flow.awaitsAnswerHead else { return }
-            self.shard.stopWaiting(self)
-            let (action, learned) = exchange.machine.timerFired(router: &self.shard.router, now: self.shard.loop.now)
-            self.report(learned)
-            self.follow(action, exchange)
         }
+        switch self.clientWatch.expired(now: now, bodyHeldBack: self.exchange?.flow.isHeldBack ?? false) {
+        case .closeSilently:
+            self.connection.close()
+            return
+        case .answer(let status, let message):
+            self.answerAndClose(status: status, message: message)
+            return
+        case .notYet, .none:
+            break
+        }
+        self.rearmTimer()
     }
 }

@@ -346,7 +346,13 @@ extension SimWorld {
     mutating func hopHeartbeat(_ key: ExchangeKey, on connection: UInt64) {
         guard let exchange = self.traffic.exchanges[key], exchange.forwardConnection == connection, self.isCurrent(exchange.pod, exchange.boot) else { return }
         if self.parkIfPaused(.hopHeartbeat(request: key.request, hop: key.hop, connection: connection), pod: exchange.pod, boot: exchange.boot) { return }
-        let action = self.withExchangeReporting(key) { machine, router, now in machine.heardFromHop(router: &router, now: now) }
+        // The same interim answer the runtime decodes from `ForwardHeartbeat.interimBytes`.
+        let action = self.withExchangeReporting(key) { machine, router, now in
+            switch machine.interimAnswer(ForwardHeartbeat.interimHead, router: &router, now: now) {
+            case .heartbeat(let action, let report): (action, report)
+            case .relay(_, let action): (action, nil)
+            }
+        }
         self.follow(action, for: key)
     }
 

@@ -41,6 +41,35 @@ struct ForwardHeartbeatTests {
         #expect(!ForwardHeartbeat.isHeartbeat(HTTPResponseHead(status: 102, reason: "Processing")), "an upstream's own 102 is relayed")
     }
 
+    @Test func test_anInterimAnswer_isAHeartbeatOnlyOnAForward_andIsRelayedWithoutTheFieldOtherwise() {
+        let decoded = HTTPTest.responseParts(String(decoding: ForwardHeartbeat.interimBytes, as: UTF8.self) + "HTTP/1.1 204 No Content\r\n\r\n")
+        #expect(decoded.error == nil)
+        #expect(decoded.parts.first == .head(ForwardHeartbeat.interimHead), "what the holder writes is what the simulator delivers")
+
+        var router = Self.router([Self.near], learned: false)
+        var forward = RequestExchangeTests.exchange(router: router)
+        _ = forward.start(router: &router, mayWait: true, now: Self.now)
+        #expect(forward.interimAnswer(ForwardHeartbeat.interimHead, router: &router, now: Self.now + .milliseconds(10))
+            == .heartbeat(.armTimer(Self.now + .milliseconds(1_010)), .heartbeats(Self.near.uid, wasUnreachable: false)))
+        var hints = HTTPResponseHead(status: 103, headers: ["link": "</a.css>", ForwardHeartbeat.header: "1"])
+        guard case .relay(let relayed, _) = forward.interimAnswer(hints, router: &router, now: Self.now + .milliseconds(20)) else {
+            Issue.record("an upstream's early hints reach the client")
+            return
+        }
+        hints.headers.remove(ForwardHeartbeat.header)
+        #expect(relayed == hints, "without the field")
+
+        var tunnelRouter = LoopRouter(loop: 0, seed: 1)
+        tunnelRouter.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
+        var local = RequestExchangeTests.exchange(router: tunnelRouter)
+        _ = local.start(router: &tunnelRouter, mayWait: true, now: Self.now)
+        guard case .relay(let posing, _) = local.interimAnswer(ForwardHeartbeat.interimHead, router: &tunnelRouter, now: Self.now) else {
+            Issue.record("a tunnel's upstream cannot pose as a heartbeating node")
+            return
+        }
+        #expect(posing == HTTPResponseHead(status: 102, reason: "Processing"))
+    }
+
     @Test func test_aForwardAsksForHeartbeats_andAnUpstreamNeverSeesTheField() {
         var head = RequestExchangeTests.head()
         head.headers.add(name: ForwardHeartbeat.header, value: "7")
