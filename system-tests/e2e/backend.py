@@ -45,6 +45,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def handle_expect_100(self):
+        # `/slow-continue?s=S`: an upstream that takes S seconds to tell the client to go on.
+        path, _, query = self.path.partition("?")
+        if path == "/slow-continue":
+            time.sleep(float(query.split("=")[1]))
+        return super().handle_expect_100()
+
     def do_GET(self):
         path, _, query = self.path.partition("?")
         if path.startswith("/bytes/"):

@@ -620,6 +620,51 @@ class SettingsTests(unittest.TestCase):
         status, body, _ = request(node, "POST", "/echo", body=b"z" * 100_000, headers={"X-Small": "a" * 1000})
         self.assertEqual((status, len(body)), (200, 100_000))
 
+    def test_aClientWaitingFor100Continue_isNotTimedOut_whileTheUpstreamTakesLongerThanTheReadTimeout(self):
+        node = self.node("--proxy.http.read-timeout", "1s")
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
+            started = time.time()
+            s.sendall(b"POST /slow-continue?s=2 HTTP/1.1\r\nHost: app.x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+            interim = s.recv(65536)
+            self.assertTrue(interim.startswith(b"HTTP/1.1 100"), interim[:80])
+            self.assertGreater(time.time() - started, 1.5, "the upstream's own 100, not an answer of Pico's")
+            s.sendall(b"hel")
+            time.sleep(0.3)
+            s.sendall(b"lo")
+            answer = read_until_closed(s)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello"), answer[:80])
+        # Once told to go on, the body owes its bytes within the read timeout again.
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
+            s.sendall(b"POST /slow-continue?s=0.1 HTTP/1.1\r\nHost: app.x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 100"))
+            started = time.time()
+            answer = read_until_closed(s)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 408") and b"request body timeout" in answer, answer[:80])
+            self.assertLess(time.time() - started, 5)
+
+    def test_anIdleTimeout_afterAnAnswerASlowReaderHasNotTakenYet_stillDeliversItWhole(self):
+        # Readers that take nothing for longer than the idle timeout, with answers from 1 to 6 MiB:
+        # some answers end (and the idle clock starts) while their tail still waits in Pico's
+        # queue, where the socket buffers end (about 2.7 MiB on this host; the sweep finds it
+        # wherever it is).
+        # (The write timeout is long: the readers are read one after another.)
+        node = self.node("--proxy.http.idle-timeout", "1s", "--proxy.http.write-timeout", "60s")
+        sizes = range(1 << 20, 6 << 20, 256 << 10)
+        readers = []
+        for size in sizes:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(20)
+            s.connect(("127.0.0.1", node.proxy))
+            s.sendall(f"GET /bytes/{size} HTTP/1.1\r\nHost: app.x\r\n\r\n".encode())
+            readers.append(s)
+        time.sleep(3)
+        for size, s in zip(sizes, readers):
+            with s:
+                head, _, body = read_until_closed(s).partition(b"\r\n\r\n")
+                self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:80])
+                self.assertEqual(len(body), size, f"a {size}-byte answer: the connection closed only once it was written")
+
     def test_expectContinue_connectionCap_andHeadAndIdleTimeouts(self):
         node = self.node("--proxy.http.max-connections", "3", "--proxy.http.idle-timeout", "1s", "--proxy.http.read-header-timeout", "1s")
 

@@ -13,6 +13,9 @@
 ///   of it that trickle in do not extend that.
 /// - A body may pause for at most the read timeout between two reads; time the client spends
 ///   held back by Pico (back-pressure from a full upstream) does not count.
+/// - A client that sent `Expect: 100-continue` owes its body only once it was told to go on (a
+///   `100`, or a final answer) or began sending anyway: the upstream's silence until then is
+///   not the client's.
 /// - While nothing is owed (the request is whole, the connection was upgraded, moved or
 ///   closed), the client may be silent for as long as it likes: the exchange's own deadlines
 ///   (the upstream's answer) are not this machine's.
@@ -47,6 +50,8 @@ public struct ClientReadWatch: Hashable, Sendable {
         case restOfHead(until: Instant)
         /// More of the request body, within the body timeout of `lastRead` (then 408).
         case body(lastRead: Instant)
+        /// Nothing yet: the client waits for a `100 Continue` before it sends its body.
+        case continueAwaited
         /// Nothing.
         case nothing
     }
@@ -84,7 +89,7 @@ public struct ClientReadWatch: Hashable, Sendable {
         switch self.state {
         case .firstHead(let until), .nextRequest(let until), .restOfHead(let until): until
         case .body(let lastRead): lastRead + self.timeouts.body
-        case .nothing: nil
+        case .continueAwaited, .nothing: nil
         }
     }
 
@@ -106,18 +111,28 @@ public struct ClientReadWatch: Hashable, Sendable {
         switch self.state {
         case .restOfHead: return
         case .firstHead(let until): self.state = .restOfHead(until: until)
-        case .nextRequest, .body, .nothing: self.state = .restOfHead(until: now + self.timeouts.head)
+        case .nextRequest, .body, .continueAwaited, .nothing: self.state = .restOfHead(until: now + self.timeouts.head)
         }
     }
 
-    /// A request's head is whole: its body is owed when one follows.
-    public mutating func requestBegan(bodyFollows: Bool, now: Instant) {
-        self.state = bodyFollows ? .body(lastRead: now) : .nothing
+    /// A request's head is whole: its body is owed when one follows, at once unless the client
+    /// `expectsContinue` (`HTTPRequestHead.expectsContinue`).
+    public mutating func requestBegan(bodyFollows: Bool, expectsContinue: Bool = false, now: Instant) {
+        self.state = !bodyFollows ? .nothing : expectsContinue ? .continueAwaited : .body(lastRead: now)
     }
 
     /// Bytes of the body arrived, or Pico stopped holding the client back: its clock restarts.
     public mutating func bodyProgressed(now: Instant) {
-        guard case .body = self.state else { return }
+        switch self.state {
+        case .body, .continueAwaited: self.state = .body(lastRead: now)
+        case .firstHead, .nextRequest, .restOfHead, .nothing: return
+        }
+    }
+
+    /// An answer head with `status` went to the client: a `100` or a final answer tells a
+    /// client waiting to send its body to go on (or not), so its clock starts.
+    public mutating func answerHeadSent(status: Int, now: Instant) {
+        guard case .continueAwaited = self.state, status == 100 || status >= 200 else { return }
         self.state = .body(lastRead: now)
     }
 
@@ -131,7 +146,7 @@ public struct ClientReadWatch: Hashable, Sendable {
     /// full), so the silence is ours and the clock restarts.
     public mutating func expired(now: Instant, bodyHeldBack: Bool) -> Expiry {
         switch self.state {
-        case .nothing:
+        case .nothing, .continueAwaited:
             return .none
         case .firstHead(let until), .nextRequest(let until):
             guard now >= until else { return .notYet(until) }

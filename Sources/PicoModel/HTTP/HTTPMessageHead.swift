@@ -54,6 +54,12 @@ public struct HTTPRequestHead: Hashable, Sendable {
         self.headers.hasToken("connection", "upgrade") && self.headers.contains("upgrade")
     }
 
+    /// True when the client waits for `100 Continue` before it sends its body (`Expect:
+    /// 100-continue`; ignored from HTTP/1.0 clients, RFC 9110 §10.1.1).
+    public var expectsContinue: Bool {
+        self.version >= .http1_1 && self.headers.hasToken("expect", "100-continue")
+    }
+
     /// The path part of the target, without the query (for an absolute-form target, the path
     /// after the authority; `/` when empty).
     public var path: String {

@@ -142,6 +142,10 @@ public final class Connection: LoopHandler, TurnEndHandler {
         if self.state == .open, self.queuedByteCount == 0 { shutdown(self.fd, Int32(SHUT_WR)) }
     }
 
+    /// True once a close has begun (`closeWhenWritten`, `closeLingering`) or happened: the
+    /// delegate should start nothing more on it.
+    public var isClosing: Bool { self.state == .closed || self.closeWhenFlushed || self.lingering != nil }
+
     /// Closes once the queue is written (reading stops now).
     public func closeWhenWritten() {
         guard self.state != .closed else { return }

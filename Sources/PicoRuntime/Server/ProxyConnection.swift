@@ -2,8 +2,8 @@ import PicoModel
 
 /// One client connection on the proxy port: decodes requests one at a time (pipelined ones wait
 /// in the decoder), routes each through the node, streams it onto a tunnel stream and the answer
-/// back, with back-pressure both ways, Piko's JSON errors, and timeouts for slow heads, idle
-/// keep-alive connections and upstreams that do not answer.
+/// back, with back-pressure both ways, Piko's JSON errors, and timeouts for slow heads and
+/// bodies, idle keep-alive connections and upstreams that do not answer.
 final class ProxyConnection: ConnectionDelegate {
     /// What a connection carries when it moves to the loop of its request's tunnel.
     struct Moved: Sendable {
@@ -34,8 +34,8 @@ final class ProxyConnection: ConnectionDelegate {
     /// end of its wait for a holder.
     private var exchangeDeadline: Instant?
     /// One timer for both deadlines. Moving a deadline later keeps it (it fires early, finds
-    /// nothing due, and re-arms), so a keep-alive request costs no timer allocation or heap
-    /// operation.
+    /// nothing due, and re-arms), so a keep-alive request costs a timer allocation only when a
+    /// deadline comes nearer than the pending one (a body's read timeout, a forward's silence).
     private var timer: LoopTimer?
     private var clientFinished = false
     /// How long that close lingers: shorter after a timeout (`LingeringClose.slowClient`).
@@ -103,7 +103,7 @@ final class ProxyConnection: ConnectionDelegate {
         self.decoder.feed(bytes)
         self.processRequests()
         // A head that is still partial after this read: it must complete within the header timeout.
-        if self.exchange == nil, !self.closed, !self.movedAway, !self.decoder.isIdle {
+        if self.exchange == nil, !self.closed, !self.movedAway, !self.connection.isClosing, !self.decoder.isIdle {
             self.clientWatch.headBytesRead(now: self.shard.loop.now)
             self.rearmTimer()
         }
@@ -161,7 +161,7 @@ final class ProxyConnection: ConnectionDelegate {
     /// Pulls request parts while the current exchange can take them.
     private func processRequests() {
         do {
-            while !self.closed, !self.movedAway {
+            while !self.closed, !self.movedAway, !self.connection.isClosing {
                 if let exchange = self.exchange, !exchange.flow.readsRequestParts { return }
                 guard let part = try self.decoder.next() else { return }
                 switch part {
@@ -190,7 +190,8 @@ final class ProxyConnection: ConnectionDelegate {
         shard.metrics.update { $0.inFlight += 1 }
         // A moved request is still counted by the process-wide figure (it never stopped).
         if moves == 0 { shard.counters.inFlight.add(1, ordering: .relaxed) }
-        self.clientWatch.requestBegan(bodyFollows: exchange.requestFraming != .none && exchange.flow.awaitsBody, now: shard.loop.now)
+        let bodyFollows = exchange.requestFraming != .none && exchange.flow.awaitsBody
+        self.clientWatch.requestBegan(bodyFollows: bodyFollows, expectsContinue: bodyFollows && head.expectsContinue, now: shard.loop.now)
         self.rearmTimer()
         let action = exchange.machine.start(router: &shard.router, mayWait: shard.mayWait, now: shard.loop.now)
         self.follow(action, exchange)
@@ -327,6 +328,9 @@ final class ProxyConnection: ConnectionDelegate {
         exchange.owner = nil
         self.clientWatch.stopWatching()
         self.exchangeDeadline = nil
+        // Nothing more happens here: the timer would only keep this connection alive.
+        self.timer?.cancel()
+        self.timer = nil
         self.shard.metrics.update { $0.inFlight -= 1 }
         self.connection.pauseReading()
         self.movedAway = true
@@ -442,6 +446,8 @@ final class ProxyConnection: ConnectionDelegate {
                             self.follow(action, exchange)
                         case .relay(let interim, let action):
                             self.connection.write(HTTP1Encoder.encode(interim))
+                            self.clientWatch.answerHeadSent(status: interim.status, now: self.shard.loop.now)
+                            self.rearmTimer()
                             self.follow(action, exchange)
                         }
                         continue
@@ -474,6 +480,8 @@ final class ProxyConnection: ConnectionDelegate {
 
     private func sendResponseHead(_ head: HTTPResponseHead, _ exchange: ProxyExchange) {
         self.exchangeDeadline = nil
+        self.clientWatch.answerHeadSent(status: head.status, now: self.shard.loop.now)
+        self.rearmTimer()
         self.report(exchange.machine.answerStarted(router: self.shard.router))
         switch exchange.flow.answerHead(head, upstreamFraming: exchange.response.headFraming) {
         case .upgrade(let upgraded, let finishUpstream):
@@ -503,6 +511,8 @@ final class ProxyConnection: ConnectionDelegate {
     /// decided: then the exchange completes, or the rest of the body is read and dropped first.
     private func answer(_ exchange: ProxyExchange, _ own: ExchangeFlow.OwnAnswer, status: Int, message: String) {
         self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: own.keepAlive))
+        self.clientWatch.answerHeadSent(status: status, now: self.shard.loop.now)
+        self.rearmTimer()
         if let completion = own.completion { self.complete(exchange, completion) }
     }
 
@@ -671,7 +681,9 @@ final class ProxyConnection: ConnectionDelegate {
         }
         switch self.clientWatch.expired(now: now, bodyHeldBack: self.exchange?.flow.isHeldBack ?? false) {
         case .closeSilently:
-            self.connection.close()
+            // Whatever of the last answer a slow reader has not taken yet is still written (a
+            // reader that stops taking it is cut off by the write-stall timeout).
+            self.connection.closeWhenWritten()
             return
         case .answer(let status, let message):
             self.answerAndClose(status: status, message: message)

@@ -348,10 +348,12 @@ extension SimWorld {
         if self.parkIfPaused(.hopHeartbeat(request: key.request, hop: key.hop, connection: connection), pod: exchange.pod, boot: exchange.boot) { return }
         // The same interim answer the runtime decodes from `ForwardHeartbeat.interimBytes`.
         let action = self.withExchangeReporting(key) { machine, router, now in
-            switch machine.interimAnswer(ForwardHeartbeat.interimHead, router: &router, now: now) {
-            case .heartbeat(let action, let report): (action, report)
-            case .relay(_, let action): (action, nil)
+            // A heartbeat from a hop the exchange left behind is nothing to it (on a forward, a
+            // heartbeat is never relayed).
+            guard machine.peer != nil, case .heartbeat(let action, let report) = machine.interimAnswer(ForwardHeartbeat.interimHead, router: &router, now: now) else {
+                return (.none, nil)
             }
+            return (action, report)
         }
         self.follow(action, for: key)
     }

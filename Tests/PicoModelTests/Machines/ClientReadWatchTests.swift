@@ -62,3 +62,33 @@ struct ClientReadWatchTests {
         #expect(ended.deadline == nil, "bytes after it (an upgrade's) start no clock")
     }
 }
+
+extension ClientReadWatchTests {
+    @Test func test_aClientWaitingFor100Continue_owesItsBodyOnlyOnceToldToGoOn() {
+        var watch = ClientReadWatch(owingNothing: Self.timeouts)
+        watch.requestBegan(bodyFollows: true, expectsContinue: true, now: Self.now)
+        #expect(watch.deadline == nil, "a slow upstream's silence is not the client's")
+        watch.answerHeadSent(status: 103, now: Self.now + .seconds(20))
+        #expect(watch.deadline == nil, "early hints do not tell it to go on")
+        watch.answerHeadSent(status: 100, now: Self.now + .seconds(30))
+        #expect(watch.deadline == Self.now + .seconds(35))
+        #expect(watch.expired(now: Self.now + .seconds(35), bodyHeldBack: false) == .answer(status: 408, message: "request body timeout"))
+
+        var refused = ClientReadWatch(owingNothing: Self.timeouts)
+        refused.requestBegan(bodyFollows: true, expectsContinue: true, now: Self.now)
+        refused.answerHeadSent(status: 502, now: Self.now + .seconds(1))
+        #expect(refused.deadline == Self.now + .seconds(6), "after a final answer the rest is read and dropped, within the read timeout")
+
+        var eager = ClientReadWatch(owingNothing: Self.timeouts)
+        eager.requestBegan(bodyFollows: true, expectsContinue: true, now: Self.now)
+        eager.bodyProgressed(now: Self.now + .seconds(1))
+        #expect(eager.deadline == Self.now + .seconds(6), "a client that sent its body anyway (curl after 1 s) owes the rest")
+    }
+
+    @Test func test_expectsContinue_isTheHTTP11FieldOnly() {
+        #expect(HTTPRequestHead(method: "POST", target: "/", headers: ["Expect": "100-Continue"]).expectsContinue)
+        #expect(!HTTPRequestHead(method: "POST", target: "/", version: .http1_0, headers: ["expect": "100-continue"]).expectsContinue,
+                "an HTTP/1.0 client's expectation is ignored")
+        #expect(!HTTPRequestHead(method: "POST", target: "/", headers: ["expect": "something-else"]).expectsContinue)
+    }
+}
