@@ -24,9 +24,16 @@ let package = Package(
             name: "CEpoll",
             path: "Sources/CEpoll"
         ),
+        // The system's OpenSSL (Debian's libssl-dev), for TLS: a module map and macro wrappers only.
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(
             name: "PicoRuntime",
-            dependencies: ["PicoModel", "CEpoll"],
+            dependencies: ["PicoModel", "CEpoll", "COpenSSL"],
             path: "Sources/PicoRuntime"
         ),
         .executableTarget(

@@ -17,10 +17,10 @@ import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRATCH = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "static"))
-# What build/Dockerfile's runtime stage provides (glibc from the base image, libstdc++6 and
-# libgcc-s1 installed), plus the kernel's vDSO and the loader.
+# What build/Dockerfile's runtime stage provides (glibc from the base image, libstdc++6,
+# libgcc-s1 and libssl3t64 installed), plus the kernel's vDSO and the loader.
 RUNTIME_LIBRARIES = {"linux-vdso.so.1", "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
-                     "libstdc++.so.6", "libgcc_s.so.1", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libutil.so.1"}
+                     "libstdc++.so.6", "libgcc_s.so.1", "libssl.so.3", "libcrypto.so.3", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libutil.so.1"}
 
 
 def dockerfile_stages():
@@ -69,8 +69,10 @@ class BuildReleaseTests(unittest.TestCase):
         exposed = " ".join(argument for instruction, argument in runtime_steps if instruction == "EXPOSE").split()
         self.assertEqual(sorted(exposed), ["8000/tcp", "8001/tcp", "8002/tcp", "8003/tcp", "8003/udp"])
         installed = " ".join(argument for instruction, argument in runtime_steps if instruction == "RUN")
-        for package in ("libstdc++6", "libgcc-s1"):
+        for package in ("libstdc++6", "libgcc-s1", "libssl3t64"):
             self.assertIn(package, installed)
+        build_runs = " ".join(runs)
+        self.assertIn("libssl-dev", build_runs, "the build stage has OpenSSL's headers for the COpenSSL target")
 
     def test_buildScript_usesReleaseAndTheStaticStandardLibrary(self):
         with open(os.path.join(ROOT, "build", "build-release")) as handle:
