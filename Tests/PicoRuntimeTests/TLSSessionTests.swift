@@ -16,13 +16,13 @@ struct TLSSessionTests {
             var toServer: [UInt8] = []
             client.takeOutput(into: &toServer)
             if !toServer.isEmpty {
-                let progress = try toServer.withUnsafeBytes { try server.receive($0) { atServer.append(contentsOf: $0) } }
+                let progress = try toServer.withUnsafeBytes { try server.receive($0) { atServer.append(contentsOf: $0); return true } }
                 if progress == .peerClosed { serverClosed = true }
             }
             var toClient: [UInt8] = []
             server.takeOutput(into: &toClient)
             if !toClient.isEmpty {
-                _ = try toClient.withUnsafeBytes { try client.receive($0) { atClient.append(contentsOf: $0) } }
+                _ = try toClient.withUnsafeBytes { try client.receive($0) { atClient.append(contentsOf: $0); return true } }
             }
             if toServer.isEmpty, toClient.isEmpty { break }
         }
@@ -107,13 +107,13 @@ struct TLSSessionTests {
         let serverContext = try TLSContext.server(TLSServerSettings(certificatePath: pki.serverCertificate, keyPath: pki.serverKey))
         let garbage = try TLSSession(server: serverContext, peer: "10.0.0.9:5000")
         do {
-            _ = try Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8).withUnsafeBytes { try garbage.receive($0) { _ in } }
+            _ = try Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8).withUnsafeBytes { try garbage.receive($0) { _ in true } }
             Issue.record("plain HTTP was taken for TLS")
         } catch {
             #expect("\(error)".contains("TLS handshake with 10.0.0.9:5000"), "\(error)")
         }
         #expect(garbage.state == .failed)
-        #expect(throws: TLSError.self) { _ = try [UInt8(0x16)].withUnsafeBytes { try garbage.receive($0) { _ in } } }
+        #expect(throws: TLSError.self) { _ = try [UInt8(0x16)].withUnsafeBytes { try garbage.receive($0) { _ in true } } }
 
         let client = try TLSSession(client: try TLSContext.client(TLSClientSettings(rootCAsPath: pki.caCertificate)),
                                     serverName: "localhost", expectedName: "localhost", peer: "server")
@@ -121,7 +121,7 @@ struct TLSSessionTests {
         var hello: [UInt8] = []
         client.takeOutput(into: &hello)
         #expect(hello.first == 0x16, "a handshake record")
-        for byte in hello { _ = try [byte].withUnsafeBytes { try server.receive($0) { _ in } } }
+        for byte in hello { _ = try [byte].withUnsafeBytes { try server.receive($0) { _ in true } } }
         _ = try Self.pump(client, server)
         #expect(server.state == .established)
     }
@@ -130,7 +130,7 @@ struct TLSSessionTests {
         let pki = try TestPKI.make()
         defer { pki.remove() }
         #expect { _ = try TLSContext.server(TLSServerSettings(certificatePath: "/nonexistent/tls.crt", keyPath: pki.serverKey)) } throws: { error in
-            (error as? TLSError)?.context == "loading the certificate chain /nonexistent/tls.crt"
+            "\(error)".hasPrefix("loading the certificate chain /nonexistent/tls.crt: No such file or directory")
         }
         #expect { _ = try TLSContext.server(TLSServerSettings(certificatePath: pki.serverCertificate, keyPath: pki.clientKey)) } throws: { error in
             (error as? TLSError)?.description == "loading the private key \(pki.clientKey): key values mismatch"

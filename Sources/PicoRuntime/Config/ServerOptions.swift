@@ -43,6 +43,15 @@ public enum ServerOptions {
         }
     }
 
+    /// A file path (not empty; read when the node starts, so a missing file is reported then).
+    static func path(_ key: String, _ help: String, _ set: @escaping @Sendable (inout ServerSettings, String) -> Void) -> ServerOption {
+        ServerOption(key: key, defaultText: "none", help: help) { settings, text in
+            guard !text.isEmpty, !text.utf8.contains(0) else { return "expected a file path" }
+            set(&settings, text)
+            return nil
+        }
+    }
+
     /// A duration of the membership settings, shown with the model's default.
     static func membershipDuration(_ key: String, _ help: String, _ path: WritableKeyPath<MembershipSettings, Duration> & Sendable) -> ServerOption {
         let defaultText = DurationText.format(MembershipSettings()[keyPath: path])
@@ -122,6 +131,14 @@ public enum ServerOptions {
                 return "expected 0 or a duration from 300ms to 30s"
             }
             settings.forwardAnswerTimeout = value
+            return nil
+        },
+        path("proxy.tls.cert", "The proxy port's certificate chain (PEM, leaf first); with proxy.tls.key the port serves TLS only.") { $0.proxyTLS.certificatePath = $1 },
+        path("proxy.tls.key", "The private key of proxy.tls.cert (PEM).") { $0.proxyTLS.keyPath = $1 },
+        path("proxy.tls.client_cas", "CAs (PEM bundle) whose client certificates the proxy port requires (mTLS); a client without one is refused in the handshake.") { $0.proxyTLS.clientCAsPath = $1 },
+        ServerOption(key: "proxy.tls.min_version", defaultText: "1.2", help: "The lowest TLS version the proxy port accepts: 1.2 or 1.3.") { settings, text in
+            guard let value = TLSMinimumVersion(rawValue: text) else { return "expected 1.2 or 1.3" }
+            settings.proxyTLS.minimumVersion = value
             return nil
         },
         ServerOption(key: "proxy.access_log.disable", defaultText: "false", help: "Turns the per-request access log off.") { settings, text in
@@ -235,6 +252,7 @@ public enum ServerOptions {
         let unbound = Address(host: "0.0.0.0", port: 1)
         let probe = settings.clusterConfiguration(gossipAddress: unbound, proxyAddress: unbound, adminAddress: unbound, randomSeed: 1)
         if let problem = probe.validationErrors().first { throw ConfigError(problem) }
+        _ = try settings.proxyTLS.serverSettings(port: "proxy")
         return settings
     }
 

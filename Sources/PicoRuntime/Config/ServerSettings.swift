@@ -46,6 +46,9 @@ public struct ServerSettings: Hashable, Sendable {
     public var accessLogRequestHeaders: HeaderLogFilter = .all
     /// `proxy.access_log.response_headers.allow_list` / `.block_list`, as one filter.
     public var accessLogResponseHeaders: HeaderLogFilter = .all
+    /// `proxy.tls.cert`, `proxy.tls.key`, `proxy.tls.client_cas`, `proxy.tls.min_version`:
+    /// the proxy port's TLS (nil parts: not set).
+    public var proxyTLS = PortTLSFiles()
     /// `upstream.bind_addr`.
     public var upstreamBind = Address(host: "", port: 8001)
     /// `upstream.advertise_addr`.
@@ -101,6 +104,32 @@ public struct ServerSettings: Hashable, Sendable {
         // A short grace period (tests, small deployments) shortens the built-in drain hold too.
         configuration.drainMinimum = min(configuration.drainMinimum, self.gracePeriod / 4)
         return configuration
+    }
+}
+
+/// A port's TLS settings as configured: all optional until checked together (`serverSettings`).
+public struct PortTLSFiles: Hashable, Sendable {
+    public var certificatePath: String?
+    public var keyPath: String?
+    public var clientCAsPath: String?
+    public var minimumVersion: TLSMinimumVersion = .tls12
+
+    public init() {}
+
+    /// The port's TLS, or nil when it serves plain text; throws when the settings do not fit
+    /// together (a key without a certificate, client CAs without either), naming the keys.
+    public func serverSettings(port: String) throws(ConfigError) -> TLSServerSettings? {
+        switch (self.certificatePath, self.keyPath) {
+        case (let certificate?, let key?):
+            return TLSServerSettings(certificatePath: certificate, keyPath: key, clientCAsPath: self.clientCAsPath, minimumVersion: self.minimumVersion)
+        case (nil, nil):
+            if self.clientCAsPath != nil { throw ConfigError("\(port).tls.client_cas needs \(port).tls.cert and \(port).tls.key") }
+            return nil
+        case (nil, _?):
+            throw ConfigError("\(port).tls.key is set without \(port).tls.cert")
+        case (_?, nil):
+            throw ConfigError("\(port).tls.cert is set without \(port).tls.key")
+        }
     }
 }
 

@@ -15,9 +15,15 @@ public protocol ConnectionDelegate: AnyObject {
     func connectionDidFlush(_ connection: Connection)
     /// The connection closed (by us, the peer or an error); nothing more will be reported.
     func connectionDidClose(_ connection: Connection, error: SocketError?)
+    /// Its TLS failed (a handshake refused, a corrupt record): the session is gone, so what the
+    /// delegate writes now goes out in plain text (`peerSentPlainText`: the first byte was no
+    /// TLS record, e.g. a plain HTTP request, which deserves a plain refusal). The connection
+    /// closes after this call unless the delegate began a close itself.
+    func connection(_ connection: Connection, tlsFailed error: TLSError, peerSentPlainText: Bool)
 }
 
 extension ConnectionDelegate {
+    public func connection(_ connection: Connection, tlsFailed error: TLSError, peerSentPlainText: Bool) {}
     public func connectionDidConnect(_ connection: Connection) {}
     public func connectionDidDrain(_ connection: Connection) {}
     public func connectionDidFlush(_ connection: Connection) {}
@@ -76,6 +82,13 @@ public final class Connection: LoopHandler, TurnEndHandler {
     /// Set by `closeLingering`: input is read and dropped until the close.
     private var lingering: LingeringClose?
     private var lingerTimer: LoopTimer?
+    /// The connection's TLS (`startTLS`): reads are decrypted before the delegate sees them,
+    /// writes encrypted before they are queued.
+    public private(set) var tls: TLSSession?
+    /// Nothing has been read yet (to tell a plain-text peer on a TLS port).
+    private var firstRead = true
+    /// Plaintext held in the session waits for the end of the turn to be delivered.
+    private var tlsDeliveryWanted = false
 
     /// Wraps an accepted (`connected`) or connecting socket and registers it with `loop`.
     public init(fd: Int32, loop: EventLoop, connected: Bool, delegate: ConnectionDelegate?) {
@@ -100,12 +113,58 @@ public final class Connection: LoopHandler, TurnEndHandler {
         bytes.withUnsafeBytes { self.write(raw: $0) }
     }
 
+    /// Runs the connection's bytes through `session` from now on (before anything is read or
+    /// written; a client session's hello is queued at once).
+    public func startTLS(_ session: TLSSession) {
+        precondition(self.tls == nil && self.bytesRead == 0, "TLS starts before any byte is read")
+        self.tls = session
+        self.queueTLSOutput()
+        // A session that moved here may hold records its old connection did not deliver.
+        if session.hasBufferedInput { self.wantTLSDelivery() }
+    }
+
+    /// Delivers what the TLS session holds at the end of this turn (not from inside the
+    /// delegate's own call, which may be what resumed reading).
+    private func wantTLSDelivery() {
+        guard !self.tlsDeliveryWanted else { return }
+        self.tlsDeliveryWanted = true
+        self.loop.runAtEndOfTurn(self)
+    }
+
     /// Queues a copy of `bytes` (see `write(_:)`).
     public func write(raw bytes: UnsafeRawBufferPointer) {
         guard self.state != .closed, !bytes.isEmpty, !self.closeWhenFlushed, !self.shutdownWhenFlushed else { return }
+        if let tls = self.tls {
+            do throws(TLSError) {
+                try tls.send(bytes)
+            } catch {
+                self.tlsFailed(error, plainText: false)
+                return
+            }
+            self.queueTLSOutput()
+            return
+        }
+        self.queue(bytes)
+    }
+
+    /// Queues what the TLS session has for the network.
+    private func queueTLSOutput() {
+        guard let tls = self.tls, tls.hasOutput, self.state != .closed else { return }
+        let before = self.output.count
+        if self.queuedByteCount == 0 { self.lastWriteProgress = self.loop.now }
+        tls.takeOutput(into: &self.output)
+        self.queued(self.output.count - before)
+    }
+
+    private func queue(_ bytes: UnsafeRawBufferPointer) {
         if self.queuedByteCount == 0 { self.lastWriteProgress = self.loop.now }
         self.output.append(contentsOf: bytes)
-        self.queuedByteCount += bytes.count
+        self.queued(bytes.count)
+    }
+
+    /// Accounts for `count` bytes just appended to the queue and schedules their flush.
+    private func queued(_ count: Int) {
+        self.queuedByteCount += count
         if self.queuedByteCount >= self.highWatermark { self.wasAboveHighWatermark = true }
         // While EPOLLOUT is watched the socket is full: its writable event flushes.
         if self.state == .open, !self.flushScheduled, !self.watchingWritable {
@@ -116,6 +175,12 @@ public final class Connection: LoopHandler, TurnEndHandler {
 
     /// The end of the loop's turn: writes what the turn queued.
     public func loopTurnEnded() {
+        if self.tlsDeliveryWanted {
+            self.tlsDeliveryWanted = false
+            if let tls = self.tls, self.state == .open, !self.readingPaused, !self.readEOF, tls.hasBufferedInput {
+                _ = self.receiveTLS(UnsafeRawBufferPointer(start: nil, count: 0), tls)
+            }
+        }
         guard self.flushScheduled else { return }
         self.flushScheduled = false
         if self.state == .open, self.queuedByteCount > 0 { self.flush() }
@@ -133,11 +198,13 @@ public final class Connection: LoopHandler, TurnEndHandler {
         guard self.readingPaused else { return }
         self.readingPaused = false
         self.updateInterest()
+        if let tls = self.tls, tls.hasBufferedInput { self.wantTLSDelivery() }
     }
 
-    /// Half-closes: sends FIN once the queue is written; reading goes on.
+    /// Half-closes: sends FIN (after TLS's `close_notify`) once the queue is written; reading goes on.
     public func shutdownWriteWhenFlushed() {
         guard self.state != .closed else { return }
+        self.sendCloseNotify()
         self.shutdownWhenFlushed = true
         if self.state == .open, self.queuedByteCount == 0 { shutdown(self.fd, Int32(SHUT_WR)) }
     }
@@ -149,6 +216,7 @@ public final class Connection: LoopHandler, TurnEndHandler {
     /// Closes once the queue is written (reading stops now).
     public func closeWhenWritten() {
         guard self.state != .closed else { return }
+        self.sendCloseNotify()
         self.closeWhenFlushed = true
         self.readingPaused = true
         if self.state == .open, self.queuedByteCount == 0 { self.close() } else { self.updateInterest() }
@@ -222,6 +290,22 @@ public final class Connection: LoopHandler, TurnEndHandler {
 
     /// Stops serving the socket without closing it and returns it, so another loop can adopt it.
     /// Only for an open connection with nothing queued; the delegate hears nothing more.
+    /// Queues TLS's `close_notify` (once; nothing is sent after it).
+    private func sendCloseNotify() {
+        guard let tls = self.tls, tls.state == .established, !self.closeWhenFlushed, !self.shutdownWhenFlushed else { return }
+        tls.close()
+        self.queueTLSOutput()
+    }
+
+    /// TLS failed: the session is dropped, the delegate hears why, and the connection closes
+    /// unless the delegate began a close (e.g. after a plain refusal).
+    private func tlsFailed(_ error: TLSError, plainText: Bool) {
+        self.tls = nil
+        self.delegate?.connection(self, tlsFailed: error, peerSentPlainText: plainText)
+        guard self.state != .closed, !self.closeWhenFlushed, self.lingering == nil else { return }
+        self.close(error: SocketError("TLS", code: 0))
+    }
+
     public func detach() -> Int32 {
         precondition(self.state == .open && self.queuedByteCount == 0, "detach needs an open, flushed connection")
         self.state = .closed
@@ -293,8 +377,13 @@ public final class Connection: LoopHandler, TurnEndHandler {
             }
             if count > 0 {
                 self.bytesRead += count
-                self.delegate?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-                guard self.state == .open, !self.readingPaused, count == buffer.count else { return }
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+                if let tls = self.tls {
+                    guard self.receiveTLS(bytes, tls) else { return }
+                } else {
+                    self.delegate?.connection(self, didRead: bytes)
+                }
+                guard self.state == .open, !self.readingPaused, !self.readEOF, count == buffer.count else { return }
                 continue
             }
             if count == 0, self.lingering != nil {
@@ -316,6 +405,32 @@ public final class Connection: LoopHandler, TurnEndHandler {
                 return
             }
         }
+    }
+
+    /// Decrypts `bytes` for the delegate and queues what the session answers (handshake
+    /// messages); false when reading should stop (TLS failed, or the peer sent close_notify).
+    private func receiveTLS(_ bytes: UnsafeRawBufferPointer, _ tls: TLSSession) -> Bool {
+        let plainText = self.firstRead && bytes.first.map { $0 != 0x16 } == true
+        self.firstRead = false
+        let progress: TLSSession.Progress
+        do throws(TLSError) {
+            progress = try tls.receive(bytes) { plaintext in
+                guard self.state == .open else { return false }
+                self.delegate?.connection(self, didRead: plaintext)
+                // A paused owner (back-pressure, a move to another loop) gets the rest later.
+                return self.state == .open && !self.readingPaused
+            }
+        } catch {
+            self.tlsFailed(error, plainText: plainText)
+            return false
+        }
+        self.queueTLSOutput()
+        guard progress == .peerClosed, self.state == .open else { return true }
+        // close_notify: the peer finished sending.
+        self.readEOF = true
+        self.updateInterest()
+        self.delegate?.connectionDidReadEOF(self)
+        return false
     }
 
     /// Writes queued bytes until the socket is full; false when the socket failed (nothing else

@@ -47,6 +47,12 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     let exchangeSettings: ExchangeSettings
     /// What this loop's proxy connections' clients owe, and by when.
     let clientTimeouts: ClientReadWatch.Timeouts
+    /// The proxy port's TLS, if it has one.
+    let proxyTLS: TLSContext?
+    /// TLS failures logged in the current second, and when that second began (at most
+    /// `tlsFailureLogLimit` lines a second per loop: a flood of bad handshakes cannot flood the log).
+    private var tlsFailureLog: (since: Instant, lines: Int, suppressed: Int) = (.zero, 0, 0)
+    static let tlsFailureLogLimit = 5
     /// Connections whose request waits for routing to learn a holder, oldest first (bounded by
     /// `proxy.max_waiting_requests`).
     private var waiting: [ProxyConnection] = []
@@ -81,6 +87,7 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.router = LoopRouter(loop: index, seed: seed)
         self.exchangeSettings = node.settings.exchangeSettings
         self.clientTimeouts = node.settings.clientTimeouts
+        self.proxyTLS = node.proxyTLS
         let me = node.cluster.me.proxyAddress
         self.forwardSource = Address(host: me.host, port: 0).numeric()
     }
@@ -89,6 +96,24 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// control loop, so the model is never re-entered from inside one of its own directives).
     func toControl(_ work: @escaping @Sendable (PicoNode) -> Void) {
         self.report(.work(work))
+    }
+
+    /// Logs a failed TLS connection on `port` (rate-limited; the lines say how many were left out).
+    func logTLSFailure(_ error: TLSError, port: String, peer: String?, plainText: Bool) {
+        let now = self.loop.now
+        if now - self.tlsFailureLog.since >= .seconds(1) { self.tlsFailureLog = (now, 0, self.tlsFailureLog.suppressed) }
+        guard self.tlsFailureLog.lines < Self.tlsFailureLogLimit else {
+            self.tlsFailureLog.suppressed += 1
+            return
+        }
+        self.tlsFailureLog.lines += 1
+        var fields: [(String, LogValue)] = [("port", .string(port)), ("peer", .string(peer ?? "unknown")), ("error", .string("\(error)"))]
+        if plainText { fields.append(("plain_text", .bool(true))) }
+        if self.tlsFailureLog.suppressed > 0 {
+            fields.append(("not_logged_before", .int(self.tlsFailureLog.suppressed)))
+            self.tlsFailureLog.suppressed = 0
+        }
+        self.log.info("TLS connection failed", fields)
     }
 
     /// Hands `input` to the model on the control loop (at the end of this turn, in order).

@@ -43,6 +43,8 @@ public final class PicoNode: @unchecked Sendable {
     /// State exchanges peers opened, waiting for the model's reply.
     private var incomingExchanges: [ExchangeID: StateExchangeStream] = [:]
     private var nextExchangeID: UInt64 = 0
+    /// The proxy port's TLS (`proxy.tls.*`), nil when it serves plain HTTP.
+    public let proxyTLS: TLSContext?
     /// The upstream address agents are told about (informational; not gossiped).
     public let upstreamAdvertised: Address
     private var timers: [TimerID: LoopTimer] = [:]
@@ -64,6 +66,8 @@ public final class PicoNode: @unchecked Sendable {
         self.log = log
         self.raisedLimit = DescriptorLimit.raiseToHard()
         self.budget = DescriptorBudget(limit: DescriptorLimit.current())
+        // Certificates load before any port opens: a file that does not load stops the node.
+        self.proxyTLS = try Self.serverTLS(settings.proxyTLS, port: "proxy")
         let proxy = try Listener(address: settings.proxyBind, loop: loop)
         let upstream = try Listener(address: settings.upstreamBind, loop: loop)
         let admin = try Listener(address: settings.adminBind, loop: loop)
@@ -108,6 +112,16 @@ public final class PicoNode: @unchecked Sendable {
             self.handle(.datagramReceived(bytes, from: from))
         }
         gossip.onSendFailed = { [unowned self] address in self.handle(.datagramSendFailed(to: address)) }
+    }
+
+    /// The TLS context of a port's settings, or nil for plain text; a failure names the port's keys.
+    static func serverTLS(_ files: PortTLSFiles, port: String) throws -> TLSContext? {
+        guard let settings = try files.serverSettings(port: port) else { return nil }
+        do {
+            return try TLSContext.server(settings)
+        } catch {
+            throw ConfigError("\(port).tls: \(error)")
+        }
     }
 
     /// The bound addresses (actual ports when bound to port 0).

@@ -20,6 +20,14 @@ final class ProxyConnection: ConnectionDelegate {
         /// The decoder gave the request's end already (a retry that moved after its forward
         /// failed): the next part it gives belongs to the next request.
         var requestEnded: Bool
+        /// The connection's TLS, which moves with it.
+        var tls: TLSTransfer?
+    }
+
+    /// A TLS session on its way to another loop: the old loop detached the connection and
+    /// never touches the session again, so only one thread uses it at a time.
+    struct TLSTransfer: @unchecked Sendable {
+        let session: TLSSession
     }
 
     /// Its loop's shard, which outlives every connection of the loop.
@@ -76,6 +84,17 @@ final class ProxyConnection: ConnectionDelegate {
         self.connection = Connection(fd: fd, loop: shard.loop, connected: true, delegate: nil)
         self.connection.delegate = self
         self.connection.writeStallTimeout = shard.settings.writeTimeout
+        if let tls = moved?.tls {
+            self.connection.startTLS(tls.session)
+        } else if moved == nil, let context = shard.proxyTLS {
+            do {
+                self.connection.startTLS(try TLSSession(server: context, peer: self.clientIP ?? "unknown"))
+            } catch {
+                shard.logTLSFailure(error, port: "proxy", peer: self.clientIP, plainText: false)
+                self.connection.close()
+                return
+            }
+        }
         if let moved {
             if moved.clientFinished { self.connection.pauseReading() }
             self.begin(moved.head, moves: moved.moves, avoiding: moved.avoiding, holderWaits: moved.holderWaits, requestEnded: moved.requestEnded)
@@ -139,6 +158,17 @@ final class ProxyConnection: ConnectionDelegate {
         guard !self.closed, !self.movedAway, self.exchange == nil, self.decoder.isIdle, self.clientWatch.awaitsNextRequest else { return }
         self.isIdle = true
         self.shard.becameIdle(self)
+    }
+
+    /// The client's TLS failed (logged, rate-limited): a client that spoke plain HTTP to the
+    /// TLS port is told so in plain text; any other closes.
+    func connection(_ connection: Connection, tlsFailed error: TLSError, peerSentPlainText: Bool) {
+        self.shard.logTLSFailure(error, port: "proxy", peer: self.clientIP, plainText: peerSentPlainText)
+        guard peerSentPlainText, self.exchange == nil else { return }
+        self.decoder = HTTP1RequestDecoder()
+        self.clientWatch.stopWatching()
+        connection.write(ProxyErrors.response(status: 400, message: "plain HTTP request sent to a TLS port", keepAlive: false))
+        connection.closeLingering(.slowClient)
     }
 
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
@@ -338,7 +368,7 @@ final class ProxyConnection: ConnectionDelegate {
             let moved = Moved(
                 head: exchange.head, decoder: self.decoder, clientIP: self.clientIP, clientFinished: self.clientFinished,
                 moves: exchange.machine.moves, avoiding: exchange.machine.avoiding, holderWaits: exchange.machine.holderWaits,
-                requestEnded: exchange.flow.requestEnded
+                requestEnded: exchange.flow.requestEnded, tls: self.connection.tls.map(TLSTransfer.init)
             )
             let fd = self.connection.detach()
             self.shard.metrics.update { $0.connectionMoves += 1 }

@@ -1,4 +1,5 @@
 import COpenSSL
+import Glibc
 
 /// A TLS failure, worded for an operator: what was being done (loading which file, which
 /// handshake) and OpenSSL's reasons, oldest first.
@@ -19,6 +20,9 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
         TLSError(context, reasons: Self.drainQueue())
     }
 
+    /// OpenSSL 3's mark on an error code that carries `errno` (`ERR_SYSTEM_FLAG`).
+    static let systemErrorFlag: UInt = 1 << 31
+
     /// Empties this thread's OpenSSL error queue, returning its reasons (at most 8; the rest are
     /// dropped: a hostile peer cannot make a log line grow without bound).
     static func drainQueue() -> [String] {
@@ -27,11 +31,16 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
             let code = ERR_get_error()
             if code == 0 { break }
             guard reasons.count < 8 else { continue }
-            if let reason = ERR_reason_error_string(code) {
-                reasons.append(String(cString: reason))
+            let reason: String
+            if code & Self.systemErrorFlag != 0 {
+                // A failed system call (ERR_SYSTEM_ERROR): the low bits are errno.
+                reason = String(cString: strerror(Int32(truncatingIfNeeded: code & (Self.systemErrorFlag - 1))))
+            } else if let text = ERR_reason_error_string(code) {
+                reason = String(cString: text)
             } else {
-                reasons.append("error \(code)")
+                reason = "error \(code)"
             }
+            if reasons.last != reason { reasons.append(reason) }
         }
         return reasons
     }

@@ -6,8 +6,9 @@ import PicoModel
 /// and hands plaintext to `send`. Not thread-safe: one loop drives it.
 ///
 /// What callers may rely on:
-/// - `receive` delivers every whole record's plaintext before it returns; bytes of a partial
-///   record wait inside (at most one record, 16 KiB plus overhead).
+/// - `receive` delivers whole records' plaintext until its callback says stop; the rest (and a
+///   partial record) waits inside, for a later `receive` (with no new bytes, to only deliver
+///   it): `hasBufferedInput` says when some waits. It moves with the session.
 /// - Plaintext sent before the handshake completes is kept (bounded by the caller's write
 ///   bounds) and encrypted once it does.
 /// - A failed handshake or a corrupt record throws a `TLSError` naming why (OpenSSL's reasons,
@@ -86,8 +87,9 @@ public final class TLSSession {
 
     deinit { SSL_free(self.ssl) }
 
-    /// Feeds bytes read from the network; calls `plaintext` with each piece decrypted.
-    public func receive(_ bytes: UnsafeRawBufferPointer, plaintext: (UnsafeRawBufferPointer) -> Void) throws(TLSError) -> Progress {
+    /// Feeds bytes read from the network (none: only deliver what waits); calls `plaintext` with
+    /// each piece decrypted, while it returns true.
+    public func receive(_ bytes: UnsafeRawBufferPointer, plaintext: (UnsafeRawBufferPointer) -> Bool) throws(TLSError) -> Progress {
         guard self.state != .failed else { throw TLSError("TLS with \(self.peerDescription) failed already") }
         if let base = bytes.baseAddress, bytes.count > 0 {
             var offset = 0
@@ -106,7 +108,7 @@ public final class TLSSession {
             while true {
                 let count = SSL_read(self.ssl, scratch.baseAddress, Int32(scratch.count))
                 if count > 0 {
-                    plaintext(UnsafeRawBufferPointer(rebasing: scratch[0..<Int(count)]))
+                    guard plaintext(UnsafeRawBufferPointer(rebasing: scratch[0..<Int(count)])) else { return .open }
                     continue
                 }
                 switch SSL_get_error(self.ssl, count) {
@@ -132,6 +134,9 @@ public final class TLSSession {
             throw TLSError("TLS with \(self.peerDescription) is closed: \(bytes.count) bytes not sent")
         }
     }
+
+    /// True when received bytes wait to be decrypted and delivered (`receive` stopped early).
+    public var hasBufferedInput: Bool { BIO_ctrl_pending(self.input) > 0 || SSL_pending(self.ssl) > 0 }
 
     /// True when encrypted bytes wait for the network.
     public var hasOutput: Bool { BIO_ctrl_pending(self.output) > 0 }

@@ -1,0 +1,238 @@
+"""TLS on the proxy port, checked with clients no one here wrote: curl, Python's ssl and
+http.client, `openssl s_client` and Python `websockets` over wss://. A test CA and certificates
+are made with the openssl command line for each run.
+
+Run: python3 system-tests/e2e/test_tls.py [path to pico, default .build/debug/pico]
+"""
+import http.client
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import unittest
+
+import harness
+from harness import Node, read_until_closed, start_agent, start_backend, wait_until
+from websockets.sync.client import connect as ws_connect
+
+harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
+
+
+class TestPKI:
+    """A CA, a server certificate for localhost and 127.0.0.1, a client certificate, and a
+    stranger CA with its own client certificate."""
+
+    def __init__(self):
+        self.dir = os.path.join(harness.TMP, "pki")
+        os.makedirs(self.dir, exist_ok=True)
+        for ca, subject in (("ca", "/CN=Pico Test CA"), ("stranger-ca", "/CN=Stranger CA")):
+            self.openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                         "-subj", subject, "-keyout", f"{ca}.key", "-out", f"{ca}.crt")
+        self.issue("server", "ca", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+        self.issue("client", "ca", "/CN=agent-1", "extendedKeyUsage=clientAuth")
+        self.issue("stranger", "stranger-ca", "/CN=stranger", "extendedKeyUsage=clientAuth")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def openssl(self, *arguments):
+        subprocess.run(["openssl", *arguments], cwd=self.dir, check=True, capture_output=True)
+
+    def issue(self, name, ca, subject, extensions):
+        with open(self.path(f"{name}.ext"), "w") as handle:
+            handle.write(extensions)
+        self.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", subject,
+                     "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        self.openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
+                     "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+
+    def client_context(self, certificate=None):
+        context = ssl.create_default_context(cafile=self.path("ca.crt"))
+        if certificate:
+            context.load_cert_chain(self.path(f"{certificate}.crt"), self.path(f"{certificate}.key"))
+        return context
+
+
+class TLSTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPKI()
+        cls.backend, cls.http_port, cls.ws_port = start_backend()
+        cls.processes = []
+
+    @classmethod
+    def tearDownClass(cls):
+        for process in cls.processes:
+            process.kill()
+        cls.backend.kill()
+
+    def node(self, *flags):
+        node = Node("--proxy.tls.cert", self.pki.path("server.crt"), "--proxy.tls.key", self.pki.path("server.key"), *flags)
+        self.processes.append(node.process)
+        self.processes.append(start_agent(node, "app", self.http_port))
+        self.processes.append(start_agent(node, "ws", self.ws_port))
+        return node
+
+    def https(self, node, path="/", context=None, method="GET"):
+        connection = http.client.HTTPSConnection("localhost", node.proxy, timeout=10, context=context or self.pki.client_context())
+        connection.request(method, path, headers={"x-pico-endpoint": "app"})
+        response = connection.getresponse()
+        return response.status, response.read()
+
+    def test_curl_pythonSsl_andOpensslSClient_reachTheUpstream_overTLS12Or13_withALPN(self):
+        node = self.node()
+        curl = subprocess.run(["curl", "-sS", "--cacert", self.pki.path("ca.crt"), "-H", "x-pico-endpoint: app",
+                               f"https://localhost:{node.proxy}/bytes/5"], capture_output=True, text=True, timeout=20)
+        self.assertEqual((curl.returncode, curl.stdout), (0, "xxxxx"), curl.stderr)
+        # Keep-alive: three requests on one TLS connection.
+        connection = http.client.HTTPSConnection("localhost", node.proxy, timeout=10, context=self.pki.client_context())
+        for size in (1, 70_000, 3):
+            connection.request("GET", f"/bytes/{size}", headers={"x-pico-endpoint": "app"})
+            response = connection.getresponse()
+            self.assertEqual((response.status, len(response.read())), (200, size))
+        self.assertEqual(connection.sock.version() in ("TLSv1.2", "TLSv1.3"), True)
+        connection.close()
+        # By address: the certificate names 127.0.0.1 too.
+        context = self.pki.client_context()
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as raw, context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            self.assertEqual(tls.selected_alpn_protocol(), None, "no ALPN offered, none chosen")
+        for version, expected in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
+            probe = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{node.proxy}", "-servername", "localhost", version,
+                                    "-alpn", "h2,http/1.1", "-CAfile", self.pki.path("ca.crt"), "-verify_return_error"],
+                                   input="", capture_output=True, text=True, timeout=20)
+            self.assertEqual(probe.returncode, 0, probe.stdout[-2000:] + probe.stderr[-2000:])
+            self.assertIn(f"Protocol  : {expected}" if version == "-tls1_2" else "TLSv1.3", probe.stdout)
+            self.assertIn("ALPN protocol: http/1.1", probe.stdout)
+            self.assertIn("Verify return code: 0 (ok)", probe.stdout)
+        old = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{node.proxy}", "-tls1_1"], input="", capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(old.returncode, 0, "TLS 1.1 is refused")
+        weak = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{node.proxy}", "-tls1_2", "-cipher", "AES128-SHA:AES256-GCM-SHA384"],
+                              input="", capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(weak.returncode, 0, "no cipher without forward secrecy")
+
+    def test_aTLSConnection_movesToItsTunnelsLoop_withItsSession(self):
+        node = self.node("--event-loops", "4")
+        for _ in range(12):
+            connection = http.client.HTTPSConnection("localhost", node.proxy, timeout=10, context=self.pki.client_context())
+            for size in (5, 100_000):
+                connection.request("POST", "/echo", body=b"y" * size, headers={"x-pico-endpoint": "app"})
+                response = connection.getresponse()
+                self.assertEqual((response.status, response.read()), (200, b"y" * size))
+            connection.close()
+        metrics = node.admin_get("/metrics")[1].decode()
+        moves = next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("pico_proxy_connection_moves_total"))
+        self.assertGreater(moves, 0, "some connections landed on a loop without the tunnel and moved, TLS and all")
+
+    def test_plainHTTP_toTheTLSPort_getsAPlainRefusal_andGarbageIsClosed(self):
+        node = self.node()
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nx-pico-endpoint: app\r\n\r\n")
+            answer = read_until_closed(s)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:80])
+        self.assertIn(b"plain HTTP request sent to a TLS port", answer)
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
+            s.sendall(b"\x16\x03\x01\x00\x05garbage-after-a-record-header" * 3)
+            self.assertEqual(read_until_closed(s)[:1] in (b"", b"\x15"), True, "closed, at most after a TLS alert")
+        self.assertEqual(self.https(node, "/bytes/2"), (200, b"xx"))
+
+    def test_webSocket_overWss_echoes(self):
+        node = self.node()
+        with ws_connect(f"wss://localhost:{node.proxy}/", additional_headers={"x-pico-endpoint": "ws"},
+                        ssl=self.pki.client_context()) as websocket:
+            for message in ("one", "two" * 10_000):
+                websocket.send(message)
+                self.assertEqual(websocket.recv(timeout=10), message)
+
+    def test_aClientHelloInOneByteWrites_isServed(self):
+        node = self.node()
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self.pki.client_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                tls.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            hello = outgoing.read()
+            for index in range(len(hello)):
+                s.send(hello[index:index + 1])
+                time.sleep(0.001)
+            while True:
+                data = s.recv(65536)
+                self.assertNotEqual(data, b"", "the node closed during the handshake")
+                incoming.write(data)
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    s.sendall(outgoing.read())
+            s.sendall(outgoing.read())
+            tls.write(b"GET /bytes/4 HTTP/1.1\r\nHost: localhost\r\nx-pico-endpoint: app\r\nConnection: close\r\n\r\n")
+            s.sendall(outgoing.read())
+            answer = b""
+            while b"xxxx" not in answer:
+                data = s.recv(65536)
+                if not data:
+                    break
+                incoming.write(data)
+                try:
+                    while piece := tls.read(65536):  # one read gives at most one record
+                        answer += piece
+                except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                    pass
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"xxxx"), answer[:80])
+
+    def test_handshakesThatNeverFinish_areBounded_andOthersAreServed(self):
+        node = self.node("--proxy.http.read-header-timeout", "1s")
+        stalled = []
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", node.proxy), timeout=10)
+            s.sendall(b"\x16\x03\x01\x02\x00\x01")  # a record header and one byte of a ClientHello
+            stalled.append(s)
+        started = time.time()
+        self.assertEqual(self.https(node, "/bytes/3"), (200, b"xxx"))
+        self.assertLess(time.time() - started, 2)
+        # The header timeout closes them (no answer: nothing of a request was read).
+        for s in stalled[:20]:
+            self.assertEqual(read_until_closed(s), b"")
+        self.assertLess(time.time() - started, 8)
+        for s in stalled:
+            s.close()
+
+    def test_mTLS_requiresAClientCertificateFromTheConfiguredCA(self):
+        node = self.node("--proxy.tls.client-cas", self.pki.path("ca.crt"))
+        self.assertEqual(self.https(node, "/bytes/1", context=self.pki.client_context("client")), (200, b"x"))
+        for certificate in (None, "stranger"):
+            with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected), msg=str(certificate)):
+                self.https(node, "/bytes/1", context=self.pki.client_context(certificate))
+        curl = subprocess.run(["curl", "-sS", "--cacert", self.pki.path("ca.crt"), "-H", "x-pico-endpoint: app", f"https://localhost:{node.proxy}/"],
+                              capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(curl.returncode, 0, "curl without a client certificate is refused")
+        with open(node.log.name) as log:
+            text = log.read()
+        self.assertIn("TLS connection failed", text)
+        self.assertIn("peer did not return a certificate", text)
+
+    def test_badTLSSettings_stopTheNode_withTheKeyAndFileNamed(self):
+        missing = subprocess.run([harness.PICO, "server", "--proxy.bind-addr", "127.0.0.1:0", "--upstream.bind-addr", "127.0.0.1:0",
+                                  "--admin.bind-addr", "127.0.0.1:0", "--cluster.gossip.bind-addr", "127.0.0.1:0",
+                                  "--proxy.tls.cert", "/nonexistent/tls.crt", "--proxy.tls.key", self.pki.path("server.key")],
+                                 capture_output=True, text=True, timeout=20)
+        self.assertEqual(missing.returncode, 1)
+        self.assertIn("proxy.tls: loading the certificate chain /nonexistent/tls.crt: No such file or directory", missing.stderr)
+        mismatched = subprocess.run([harness.PICO, "server", "--proxy.bind-addr", "127.0.0.1:0", "--upstream.bind-addr", "127.0.0.1:0",
+                                     "--admin.bind-addr", "127.0.0.1:0", "--cluster.gossip.bind-addr", "127.0.0.1:0",
+                                     "--proxy.tls.cert", self.pki.path("server.crt"), "--proxy.tls.key", self.pki.path("client.key")],
+                                    capture_output=True, text=True, timeout=20)
+        self.assertEqual(mismatched.returncode, 1)
+        self.assertIn("key values mismatch", mismatched.stderr)
+        half = subprocess.run([harness.PICO, "server", "--proxy.tls.key", self.pki.path("server.key")], capture_output=True, text=True, timeout=20)
+        self.assertEqual(half.returncode, 2)
+        self.assertIn("proxy.tls.key is set without proxy.tls.cert", half.stderr)
+
+
+if __name__ == "__main__":
+    print(f"logs in {harness.TMP}")
+    unittest.main(verbosity=2)
