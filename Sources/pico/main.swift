@@ -240,7 +240,12 @@ func runAgent(_ arguments: [String]) -> Never {
     } catch {
         fail("\(error)", status: 1)
     }
-    let agent = PicoAgent(settings: settings, loops: group.loops, log: log)
+    let agent: PicoAgent
+    do {
+        agent = try PicoAgent(settings: settings, loops: group.loops, log: log)
+    } catch {
+        fail("\(error)", status: 1)
+    }
     agent.onExit = { status in exit(status) }
     agent.start()
     runWithSignals(group.loops[0]) { agent.shutdown() }

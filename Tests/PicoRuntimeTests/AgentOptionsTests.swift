@@ -91,3 +91,37 @@ struct AgentOptionsTests {
         }
     }
 }
+
+extension AgentOptionsTests {
+    @Test func test_connectURL_schemesAndDefaultPorts_andTLSFilesOnlyWithTLS() throws {
+        #expect(AgentSettings.connectURL("http://pico:8001")! == (Address(host: "pico", port: 8001), false))
+        #expect(AgentSettings.connectURL("ws://pico")! == (Address(host: "pico", port: 80), false))
+        #expect(AgentSettings.connectURL("https://pico.example.com/")! == (Address(host: "pico.example.com", port: 443), true))
+        #expect(AgentSettings.connectURL("wss://[::1]:9443")! == (Address(host: "::1", port: 9443), true))
+        for bad in ["ftp://pico", "https://", "pico:8001", "https://pico:99999"] {
+            #expect(AgentSettings.connectURL(bad) == nil, "\(bad)")
+        }
+        let file = """
+        connect:
+          url: https://pico:8001
+          tls:
+            root_cas: /ca.crt
+        listeners:
+          - endpoint_id: web
+            addr: 3000
+
+        """
+        let settings = try AgentOptions.load(yaml: file, file: "a.yaml", expandEnvironment: false, environment: [:],
+                                             flags: [("--connect.tls.cert", "/a.crt"), ("--connect.tls.key", "/a.key")], listener: nil)
+        #expect(settings.connectTLS == TLSClientSettings(rootCAsPath: "/ca.crt", certificatePath: "/a.crt", keyPath: "/a.key"))
+        let plain = try AgentOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [], listener: ("web", "3000"))
+        #expect(plain.connectTLS == nil)
+        #expect(throws: ConfigError("connect.tls needs an https:// or wss:// connect.url")) {
+            _ = try AgentOptions.load(yaml: file, file: "a.yaml", expandEnvironment: false, environment: [:], flags: [("--connect.url", "http://pico:8001")], listener: nil)
+        }
+        #expect(throws: ConfigError("a.yaml:4:5: unknown key 'connect.tls.colour'")) {
+            _ = try AgentOptions.load(yaml: file.replacingOccurrences(of: "root_cas", with: "colour"), file: "a.yaml", expandEnvironment: false,
+                                      environment: [:], flags: [], listener: nil)
+        }
+    }
+}

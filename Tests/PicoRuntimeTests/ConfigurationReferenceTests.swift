@@ -29,6 +29,7 @@ struct ConfigurationReferenceTests {
         let settings = try AgentOptions.load(yaml: AgentOptions.exampleFile, file: "example.yaml", expandEnvironment: false,
                                              environment: [:], flags: [], listener: nil)
         #expect(settings.connect == Address(host: "pico", port: 8001))
+        #expect(settings.connectTLS == TLSClientSettings(rootCAsPath: "/etc/pico/ca.crt", certificatePath: "/etc/pico/agent.crt", keyPath: "/etc/pico/agent.key"))
         #expect(settings.connectTimeout == .seconds(30))
         #expect(settings.listeners.map(\.endpoint) == ["my-app"])
         #expect(settings.listeners.first?.timeout == .seconds(10))

@@ -215,6 +215,72 @@ class TLSTests(unittest.TestCase):
         self.assertIn("TLS connection failed", text)
         self.assertIn("peer did not return a certificate", text)
 
+    def tls_upstream_node(self, *flags, bind_host="127.0.0.1"):
+        node = Node("--upstream.tls.cert", self.pki.path("server.crt"), "--upstream.tls.key", self.pki.path("server.key"), *flags, bind_host=bind_host)
+        self.processes.append(node.process)
+        return node
+
+    def agent(self, node, url, *flags):
+        log = open(os.path.join(harness.TMP, f"agent-tls-{node.upstream}-{len(self.processes)}.log"), "w")
+        process = subprocess.Popen([harness.PICO, "agent", "http", "app", str(self.http_port), "--connect.url", url, "--event-loops", "1", *flags], stderr=log)
+        self.processes.append(process)
+        return process, log.name
+
+    def test_agentsDialTheUpstreamPortOverTLS_httpsAndWss_withRootsAndNames(self):
+        node = self.tls_upstream_node()
+        for url in (f"https://localhost:{node.upstream}", f"wss://127.0.0.1:{node.upstream}/"):
+            process, _ = self.agent(node, url, "--connect.tls.root-cas", self.pki.path("ca.crt"))
+            wait_until(lambda: node.endpoints().get("app", 0) >= 1, what=f"an agent over {url}")
+            self.assertEqual(harness.request(node, "POST", "/echo", body=b"z" * 200_000)[:2], (200, b"z" * 200_000))
+            process.kill()
+            process.wait()
+            wait_until(lambda: node.endpoints().get("app", 0) == 0, what="the agent gone")
+        # A plain agent is told what is wrong; an agent that does not trust the node's CA says why.
+        plain, plain_log = self.agent(node, f"http://127.0.0.1:{node.upstream}")
+        untrusting, untrusting_log = self.agent(node, f"https://localhost:{node.upstream}", "--connect.tls.root-cas", self.pki.path("stranger-ca.crt"))
+        # The certificate names localhost and 127.0.0.1, not 127.0.0.2.
+        elsewhere = self.tls_upstream_node(bind_host="127.0.0.2")
+        wrong_name, wrong_name_log = self.agent(elsewhere, f"https://127.0.0.2:{elsewhere.upstream}", "--connect.tls.root-cas", self.pki.path("ca.crt"))
+        time.sleep(1.5)
+        self.assertEqual(node.endpoints().get("app", 0) + elsewhere.endpoints().get("app", 0), 0, "none of them got a tunnel")
+        for log, expected in ((plain_log, "400: plain HTTP request sent to a TLS port"),
+                              (untrusting_log, "certificate verify failed; certificate: unable to get local issuer certificate"),
+                              (wrong_name_log, "certificate verify failed; certificate: IP address mismatch")):
+            with open(log) as handle:
+                self.assertIn(expected, handle.read())
+        for process in (plain, untrusting, wrong_name):
+            process.kill()
+
+    def test_upstreamMTLS_admitsOnlyAgentsWithACertificateFromItsCA(self):
+        node = self.tls_upstream_node("--upstream.tls.client-cas", self.pki.path("ca.crt"))
+        refused, refused_log = self.agent(node, f"https://localhost:{node.upstream}", "--connect.tls.root-cas", self.pki.path("ca.crt"))
+        stranger, _ = self.agent(node, f"https://localhost:{node.upstream}", "--connect.tls.root-cas", self.pki.path("ca.crt"),
+                                 "--connect.tls.cert", self.pki.path("stranger.crt"), "--connect.tls.key", self.pki.path("stranger.key"))
+        time.sleep(1.5)
+        self.assertEqual(node.endpoints().get("app", 0), 0)
+        admitted, _ = self.agent(node, f"https://localhost:{node.upstream}", "--connect.tls.root-cas", self.pki.path("ca.crt"),
+                                 "--connect.tls.cert", self.pki.path("client.crt"), "--connect.tls.key", self.pki.path("client.key"))
+        wait_until(lambda: node.endpoints().get("app", 0) == 1, what="the agent with a certificate")
+        self.assertEqual(harness.request(node, "GET", "/bytes/3")[:2], (200, b"xxx"))
+        with open(node.log.name) as handle:
+            self.assertIn("peer did not return a certificate", handle.read())
+        for process in (refused, stranger, admitted):
+            process.kill()
+
+    def test_agentTLSSettings_areChecked(self):
+        for flags, expected in (
+            (["--connect.url", "http://localhost:8001", "--connect.tls.root-cas", "/x"], "connect.tls needs an https:// or wss:// connect.url"),
+            (["--connect.url", "https://localhost:8001", "--connect.tls.cert", "/x"], "connect.tls.cert and connect.tls.key go together"),
+            (["--connect.url", "ftp://localhost:8001"], "expected an http://, ws://, https:// or wss:// URL"),
+        ):
+            result = subprocess.run([harness.PICO, "agent", "http", "app", "3000", *flags], capture_output=True, text=True, timeout=20)
+            self.assertEqual(result.returncode, 2, result.stderr)
+            self.assertIn(expected, result.stderr)
+        missing = subprocess.run([harness.PICO, "agent", "http", "app", "3000", "--connect.url", "https://localhost:1", "--connect.tls.root-cas", "/nonexistent/ca.crt"],
+                                 capture_output=True, text=True, timeout=20)
+        self.assertEqual(missing.returncode, 1, missing.stderr)
+        self.assertIn("connect.tls: loading the root CAs /nonexistent/ca.crt", missing.stderr)
+
     def test_badTLSSettings_stopTheNode_withTheKeyAndFileNamed(self):
         missing = subprocess.run([harness.PICO, "server", "--proxy.bind-addr", "127.0.0.1:0", "--upstream.bind-addr", "127.0.0.1:0",
                                   "--admin.bind-addr", "127.0.0.1:0", "--cluster.gossip.bind-addr", "127.0.0.1:0",

@@ -1,6 +1,7 @@
 import PicoModel
 
-/// Dials the node's upstream port and performs the WebSocket handshake for one endpoint.
+/// Dials the node's upstream port (over TLS when the agent has a TLS context: SNI and the
+/// certificate check use the URL's host) and performs the WebSocket handshake for one endpoint.
 /// Reports the connection and the bytes after the `101`, or why it failed and whether retrying
 /// can help (Piko: network errors, 408, 429 and 5xx retry; other statuses are fatal).
 final class AgentDialer: ConnectionDelegate {
@@ -20,7 +21,7 @@ final class AgentDialer: ConnectionDelegate {
     private var onOutcome: ((Outcome) -> Void)?
     private var connection: Connection?
 
-    init(loop: EventLoop, target: Address, endpoint: String, timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
+    init(loop: EventLoop, target: Address, tls: TLSContext?, endpoint: String, timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
         var random = SystemRandomNumberGenerator()
         self.key = Base64.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &random) })
         self.request = WebSocketHandshake.request(target: "/pico/v1/upstream/\(endpoint)", host: target.description, key: self.key)
@@ -28,7 +29,16 @@ final class AgentDialer: ConnectionDelegate {
         do {
             guard let address = try target.resolve().first else { throw SocketError("resolve \(target): no address", code: 0) }
             let fd = try Sockets.connect(to: address)
-            self.connection = Connection(fd: fd, loop: loop, connected: false, delegate: self)
+            let connection = Connection(fd: fd, loop: loop, connected: false, delegate: self)
+            self.connection = connection
+            if let tls {
+                do {
+                    connection.startTLS(try TLSSession(client: tls, serverName: target.host, expectedName: target.host, peer: target.description))
+                } catch {
+                    connection.close()
+                    throw error
+                }
+            }
             self.timer = loop.schedule(after: timeout) { [weak self] in
                 self?.fail("handshake timed out", retryable: true)
             }
@@ -93,6 +103,11 @@ final class AgentDialer: ConnectionDelegate {
         }
         let retryable = status == 408 || status == 429 || (500...599).contains(status)
         self.fail("\(status): \(message.trimmingCharacters(in: " \n"))", retryable: retryable)
+    }
+
+    func connection(_ connection: Connection, tlsFailed error: TLSError, peerSentPlainText: Bool) {
+        // A certificate the node may yet replace, or a node restarting: retried with back-off.
+        self.fail("\(error)", retryable: true)
     }
 
     func connectionDidReadEOF(_ connection: Connection) {

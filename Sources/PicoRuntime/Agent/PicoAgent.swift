@@ -23,12 +23,21 @@ public final class PicoAgent: @unchecked Sendable {
     /// Called once with the exit status (0 after a drained shutdown, 1 on a fatal refusal).
     public var onExit: ((Int32) -> Void)?
 
-    /// Creates the agent over `loops` (at least one); `start` begins dialling.
-    public init(settings: AgentSettings, loops: [EventLoop], log: Logger) {
+    /// Its TLS to the node (an `https://` or `wss://` URL), made once for every tunnel.
+    let connectTLS: TLSContext?
+
+    /// Creates the agent over `loops` (at least one); `start` begins dialling. Throws when the
+    /// TLS files do not load (naming the file and why).
+    public init(settings: AgentSettings, loops: [EventLoop], log: Logger) throws {
         precondition(!loops.isEmpty, "an agent needs a loop")
         self.loops = loops
         self.settings = settings
         self.log = log
+        do {
+            self.connectTLS = try settings.connectTLS.map { try TLSContext.client($0) }
+        } catch {
+            throw ConfigError("connect.tls: \(error)")
+        }
         self.workers = loops.enumerated().map { AgentWorker(agent: self, loop: $1, index: $0) }
     }
 
@@ -179,8 +188,8 @@ final class AgentEndpoint: TunnelTransportOwner {
 
     private func dial() {
         guard !self.stopped else { return }
-        self.dialer = AgentDialer(loop: self.worker.loop, target: self.worker.settings.connect, endpoint: self.listener.endpoint,
-                                  timeout: self.worker.settings.connectTimeout) { [weak self] outcome in
+        self.dialer = AgentDialer(loop: self.worker.loop, target: self.worker.settings.connect, tls: self.worker.agent.connectTLS,
+                                  endpoint: self.listener.endpoint, timeout: self.worker.settings.connectTimeout) { [weak self] outcome in
             self?.dialed(outcome)
         }
     }

@@ -15,8 +15,12 @@ public enum AgentOptions {
     /// test loads it).
     public static let exampleFile = """
         connect:
-          url: http://pico:8001     # the node's upstream port (or its load balancer); default http://localhost:8001
+          url: https://pico:8001    # the node's upstream port (or its load balancer): http, ws, https or wss; default http://localhost:8001
           timeout: 30s              # connect and WebSocket handshake (default 30s)
+          tls:                      # with an https:// or wss:// url only
+            root_cas: /etc/pico/ca.crt   # the CAs to trust (PEM); default the system's roots
+            cert: /etc/pico/agent.crt    # a client certificate chain (PEM), for a port that requires one
+            key: /etc/pico/agent.key     # its private key (PEM)
         listeners:                  # at least one
           - endpoint_id: my-app     # the endpoint clients name in x-pico-endpoint
             addr: 3000              # the local service: a port, host:port or http:// URL
@@ -31,7 +35,10 @@ public enum AgentOptions {
 
     /// The flags, in `--help` order.
     public static let flags: [Flag] = [
-        Flag(name: "--connect.url", defaultText: "http://localhost:8001", help: "The node's upstream URL."),
+        Flag(name: "--connect.url", defaultText: "http://localhost:8001", help: "The node's upstream URL: http://, ws://, https:// or wss:// (TLS)."),
+        Flag(name: "--connect.tls.root-cas", defaultText: "the system's roots", help: "CAs (PEM) that sign the node's certificate (https:// and wss:// only)."),
+        Flag(name: "--connect.tls.cert", defaultText: "none", help: "A client certificate chain (PEM) for a node that requires one (mTLS)."),
+        Flag(name: "--connect.tls.key", defaultText: "none", help: "The private key of --connect.tls.cert (PEM)."),
         Flag(name: "--connect.timeout", defaultText: "30s", help: "How long connecting and the WebSocket handshake may take."),
         Flag(name: "--timeout", defaultText: "10s", help: "Per-request timeout to the response head (agent http only)."),
         Flag(name: "--grace-period", defaultText: "1m", help: "How long SIGTERM waits for requests in flight."),
@@ -58,8 +65,15 @@ public enum AgentOptions {
         for (flag, value) in flags {
             switch flag {
             case "--connect.url":
-                guard let target = AgentSettings.url(value) else { throw ConfigError("\(flag): expected an http:// URL, got \(value)") }
-                settings.connect = target
+                guard let target = AgentSettings.connectURL(value) else { throw ConfigError("\(flag): expected an http://, ws://, https:// or wss:// URL, got \(value)") }
+                settings.connect = target.address
+                settings.connectUsesTLS = target.tls
+            case "--connect.tls.root-cas":
+                settings.connectTLSFiles.rootCAsPath = try Self.path(value, flag)
+            case "--connect.tls.cert":
+                settings.connectTLSFiles.certificatePath = try Self.path(value, flag)
+            case "--connect.tls.key":
+                settings.connectTLSFiles.keyPath = try Self.path(value, flag)
             case "--connect.timeout":
                 settings.connectTimeout = try Self.duration(value, flag)
             case "--timeout":
@@ -74,6 +88,13 @@ public enum AgentOptions {
             default:
                 throw ConfigError("unknown flag \(flag)")
             }
+        }
+        let tls = settings.connectTLSFiles
+        if !settings.connectUsesTLS, tls != TLSClientSettings() {
+            throw ConfigError("connect.tls needs an https:// or wss:// connect.url")
+        }
+        if (tls.certificatePath == nil) != (tls.keyPath == nil) {
+            throw ConfigError("connect.tls.cert and connect.tls.key go together")
         }
         if let listener {
             guard Self.isValidEndpoint(listener.endpoint) else {
@@ -92,6 +113,11 @@ public enum AgentOptions {
         return settings
     }
 
+    static func path(_ text: String, _ flag: String) throws(ConfigError) -> String {
+        guard !text.isEmpty, !text.utf8.contains(0) else { throw ConfigError("\(flag): expected a file path") }
+        return text
+    }
+
     static func loopCount(_ text: String, _ flag: String) throws(ConfigError) -> Int {
         guard let value = Int(text), (1...64).contains(value) else { throw ConfigError("\(flag): expected 1 to 64, got \(text)") }
         return value
@@ -106,8 +132,17 @@ public enum AgentOptions {
         var root = try YAMLFields(try YAMLReader.parse(text, file: file), path: "", file: file)
         if var connect = try root.mapping("connect") {
             if let url = try connect.string("url") {
-                guard let target = AgentSettings.url(url) else { throw connect.error("url", "expected an http:// URL, got \(url)", at: connect.node["url"]) }
-                settings.connect = target
+                guard let target = AgentSettings.connectURL(url) else {
+                    throw connect.error("url", "expected an http://, ws://, https:// or wss:// URL, got \(url)", at: connect.node["url"])
+                }
+                settings.connect = target.address
+                settings.connectUsesTLS = target.tls
+            }
+            if var files = try connect.mapping("tls") {
+                settings.connectTLSFiles.rootCAsPath = try files.string("root_cas")
+                settings.connectTLSFiles.certificatePath = try files.string("cert")
+                settings.connectTLSFiles.keyPath = try files.string("key")
+                try files.finish()
             }
             if let timeout = try Self.positive(&connect, "timeout") { settings.connectTimeout = timeout }
             try connect.finish()

@@ -21,6 +21,12 @@ public struct AgentSettings: Hashable, Sendable {
 
     /// `--connect.url`: the node's (or load balancer's) upstream port.
     public var connect = Address(host: "localhost", port: 8001)
+    /// True for an `https://` or `wss://` URL: the agent speaks TLS to that port.
+    public var connectUsesTLS = false
+    /// `--connect.tls.*`: the roots to trust and the client certificate, for TLS.
+    public var connectTLSFiles = TLSClientSettings()
+    /// What the agent's TLS to the node runs with; nil for `http://` and `ws://`.
+    public var connectTLS: TLSClientSettings? { self.connectUsesTLS ? self.connectTLSFiles : nil }
     /// `--connect.timeout`: how long connecting and the WebSocket handshake may take.
     public var connectTimeout: Duration = .seconds(30)
     /// The endpoints.
@@ -55,15 +61,29 @@ public struct AgentSettings: Hashable, Sendable {
         return Address(parsing: text)
     }
 
+    /// Parses the upstream URL: `http://` or `ws://` (plain, port 80 by default), `https://` or
+    /// `wss://` (TLS, port 443 by default); nil when malformed or another scheme.
+    public static func connectURL(_ text: String) -> (address: Address, tls: Bool)? {
+        for (scheme, tls, port) in [("http://", false, UInt16(80)), ("ws://", false, 80), ("https://", true, 443), ("wss://", true, 443)] where text.hasPrefix(scheme) {
+            return self.authority(text.dropFirst(scheme.count), defaultPort: port).map { ($0, tls) }
+        }
+        return nil
+    }
+
     /// Parses an `http://host[:port][/]` URL; nil when malformed or another scheme.
     public static func url(_ text: String) -> Address? {
         guard text.hasPrefix("http://") else { return nil }
-        var rest = Substring(text.dropFirst("http://".count))
+        return self.authority(text.dropFirst("http://".count), defaultPort: 80)
+    }
+
+    /// `host[:port][/…]` after a URL's scheme.
+    static func authority(_ afterScheme: Substring, defaultPort: UInt16) -> Address? {
+        var rest = afterScheme
         if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
         guard !rest.isEmpty else { return nil }
         if let parsed = Address(parsing: String(rest)) { return parsed }
         guard !rest.contains(":") || rest.hasPrefix("[") else { return nil }
         let host = rest.hasPrefix("[") ? String(rest.dropFirst().dropLast()) : String(rest)
-        return Address(host: host, port: 80)
+        return Address(host: host, port: defaultPort)
     }
 }

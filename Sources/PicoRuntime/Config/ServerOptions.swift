@@ -43,6 +43,22 @@ public enum ServerOptions {
         }
     }
 
+    /// A port's four TLS settings (`<port>.tls.cert`, `.key`, `.client_cas`, `.min_version`).
+    static func tls(_ port: String, _ files: WritableKeyPath<ServerSettings, PortTLSFiles> & Sendable) -> [ServerOption] {
+        [
+            path("\(port).tls.cert", "The \(port) port's certificate chain (PEM, leaf first); with \(port).tls.key the port serves TLS only.") { $0[keyPath: files].certificatePath = $1 },
+            path("\(port).tls.key", "The private key of \(port).tls.cert (PEM).") { $0[keyPath: files].keyPath = $1 },
+            path("\(port).tls.client_cas", "CAs (PEM bundle) whose client certificates the \(port) port requires (mTLS); a client without one is refused in the handshake.") {
+                $0[keyPath: files].clientCAsPath = $1
+            },
+            ServerOption(key: "\(port).tls.min_version", defaultText: "1.2", help: "The lowest TLS version the \(port) port accepts: 1.2 or 1.3.") { settings, text in
+                guard let value = TLSMinimumVersion(rawValue: text) else { return "expected 1.2 or 1.3" }
+                settings[keyPath: files].minimumVersion = value
+                return nil
+            },
+        ]
+    }
+
     /// A file path (not empty; read when the node starts, so a missing file is reported then).
     static func path(_ key: String, _ help: String, _ set: @escaping @Sendable (inout ServerSettings, String) -> Void) -> ServerOption {
         ServerOption(key: key, defaultText: "none", help: help) { settings, text in
@@ -133,14 +149,7 @@ public enum ServerOptions {
             settings.forwardAnswerTimeout = value
             return nil
         },
-        path("proxy.tls.cert", "The proxy port's certificate chain (PEM, leaf first); with proxy.tls.key the port serves TLS only.") { $0.proxyTLS.certificatePath = $1 },
-        path("proxy.tls.key", "The private key of proxy.tls.cert (PEM).") { $0.proxyTLS.keyPath = $1 },
-        path("proxy.tls.client_cas", "CAs (PEM bundle) whose client certificates the proxy port requires (mTLS); a client without one is refused in the handshake.") { $0.proxyTLS.clientCAsPath = $1 },
-        ServerOption(key: "proxy.tls.min_version", defaultText: "1.2", help: "The lowest TLS version the proxy port accepts: 1.2 or 1.3.") { settings, text in
-            guard let value = TLSMinimumVersion(rawValue: text) else { return "expected 1.2 or 1.3" }
-            settings.proxyTLS.minimumVersion = value
-            return nil
-        },
+    ] + tls("proxy", \.proxyTLS) + [
         ServerOption(key: "proxy.access_log.disable", defaultText: "false", help: "Turns the per-request access log off.") { settings, text in
             guard let value = Bool(text) else { return "expected true or false" }
             settings.accessLogDisabled = value
@@ -160,6 +169,7 @@ public enum ServerOptions {
         connectionCap("upstream.max_connections", 20_000, "Agent connections (tunnels and handshakes) at once; more get 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64).", \.upstreamMaxConnections),
         duration("upstream.keepalive_interval", "30s", "How often tunnels are pinged.") { $0.keepaliveInterval = $1 },
         duration("upstream.keepalive_timeout", "10s", "An unanswered ping this old closes the tunnel.") { $0.keepaliveTimeout = $1 },
+    ] + tls("upstream", \.upstreamTLS) + [
         address("admin.bind_addr", ":8002", "Health, readiness, metrics and status.") { $0.adminBind = $1 },
         address("admin.advertise_addr", "derived", "The admin address other nodes use for ?forward=.") { $0.adminAdvertise = $1 },
         connectionCap("admin.max_connections", 256, "Admin connections at once; more get 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64).", \.adminMaxConnections),
@@ -253,6 +263,7 @@ public enum ServerOptions {
         let probe = settings.clusterConfiguration(gossipAddress: unbound, proxyAddress: unbound, adminAddress: unbound, randomSeed: 1)
         if let problem = probe.validationErrors().first { throw ConfigError(problem) }
         _ = try settings.proxyTLS.serverSettings(port: "proxy")
+        _ = try settings.upstreamTLS.serverSettings(port: "upstream")
         return settings
     }
 

@@ -49,6 +49,8 @@ public struct ServerSettings: Hashable, Sendable {
     /// `proxy.tls.cert`, `proxy.tls.key`, `proxy.tls.client_cas`, `proxy.tls.min_version`:
     /// the proxy port's TLS (nil parts: not set).
     public var proxyTLS = PortTLSFiles()
+    /// `upstream.tls.*`: the upstream port's TLS (agents dial `https://` or `wss://`).
+    public var upstreamTLS = PortTLSFiles()
     /// `upstream.bind_addr`.
     public var upstreamBind = Address(host: "", port: 8001)
     /// `upstream.advertise_addr`.

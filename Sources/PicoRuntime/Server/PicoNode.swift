@@ -45,6 +45,8 @@ public final class PicoNode: @unchecked Sendable {
     private var nextExchangeID: UInt64 = 0
     /// The proxy port's TLS (`proxy.tls.*`), nil when it serves plain HTTP.
     public let proxyTLS: TLSContext?
+    /// The upstream port's TLS (`upstream.tls.*`), nil when agents connect in plain text.
+    public let upstreamTLS: TLSContext?
     /// The upstream address agents are told about (informational; not gossiped).
     public let upstreamAdvertised: Address
     private var timers: [TimerID: LoopTimer] = [:]
@@ -68,6 +70,7 @@ public final class PicoNode: @unchecked Sendable {
         self.budget = DescriptorBudget(limit: DescriptorLimit.current())
         // Certificates load before any port opens: a file that does not load stops the node.
         self.proxyTLS = try Self.serverTLS(settings.proxyTLS, port: "proxy")
+        self.upstreamTLS = try Self.serverTLS(settings.upstreamTLS, port: "upstream")
         let proxy = try Listener(address: settings.proxyBind, loop: loop)
         let upstream = try Listener(address: settings.upstreamBind, loop: loop)
         let admin = try Listener(address: settings.adminBind, loop: loop)

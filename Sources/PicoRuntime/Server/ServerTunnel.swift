@@ -25,10 +25,28 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
         self.shard = shard
         self.connection = Connection(fd: fd, loop: shard.loop, connected: true, delegate: nil)
         self.connection.delegate = self
+        // The TLS handshake counts against the same timeout as the WebSocket one.
         self.handshakeTimer = shard.loop.schedule(after: Self.handshakeTimeout) { [weak self] in
             self?.refuse(status: 408, message: "upstream handshake timeout")
         }
+        if let context = shard.node.upstreamTLS {
+            do {
+                self.connection.startTLS(try TLSSession(server: context, peer: Sockets.peerAddress(fd)?.description ?? "unknown"))
+            } catch {
+                shard.logTLSFailure(error, port: "upstream", peer: nil, plainText: false)
+                self.connection.close()
+            }
+        }
     }
+
+    /// The agent's TLS failed (logged, rate-limited): one that spoke plain HTTP is told so.
+    func connection(_ connection: Connection, tlsFailed error: TLSError, peerSentPlainText: Bool) {
+        self.shard.logTLSFailure(error, port: "upstream", peer: self.tlsPeer, plainText: peerSentPlainText)
+        guard peerSentPlainText else { return }
+        self.refuse(status: 400, message: "plain HTTP request sent to a TLS port")
+    }
+
+    private var tlsPeer: String? { self.connection.tls?.peerDescription ?? Sockets.peerAddress(self.connection.fd)?.description }
 
     /// Closes the tunnel (its streams fail) and unregisters it.
     func close(reason: String) {
