@@ -5,6 +5,7 @@ are made with the openssl command line for each run.
 Run: python3 system-tests/e2e/test_tls.py [path to pico, default .build/debug/pico]
 """
 import http.client
+import json
 import os
 import socket
 import ssl
@@ -124,6 +125,31 @@ class TLSTests(unittest.TestCase):
         metrics = node.admin_get("/metrics")[1].decode()
         moves = next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("pico_proxy_connection_moves_total"))
         self.assertGreater(moves, 0, "some connections landed on a loop without the tunnel and moved, TLS and all")
+
+    def test_testssl_findsNoOldProtocol_noWeakCipher_forwardSecrecy_andNoKnownVulnerability(self):
+        node = self.node()
+        report = os.path.join(harness.TMP, f"testssl-{node.proxy}.json")
+        run = subprocess.run(["testssl", "--quiet", "--color", "0", "--warnings", "off", "--jsonfile", report, "-p", "-s", "-f", "-U",
+                              f"127.0.0.1:{node.proxy}"], capture_output=True, text=True, timeout=300)
+        self.assertTrue(os.path.exists(report), run.stdout[-2000:] + run.stderr[-2000:])
+        with open(report) as handle:
+            findings = {finding["id"]: finding for finding in json.load(handle)}
+        for old in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
+            self.assertEqual(findings[old]["finding"], "not offered", old)
+        self.assertEqual(findings["TLS1_2"]["finding"], "offered")
+        self.assertTrue(findings["TLS1_3"]["finding"].startswith("offered"), findings["TLS1_3"])
+        # testssl.sh 3.0's names (Debian 12); 3.1 splits AVERAGE and renames PFS to FS.
+        for weak in ("cipherlist_NULL", "cipherlist_aNULL", "cipherlist_EXPORT", "cipherlist_LOW", "cipherlist_3DES_IDEA", "cipherlist_AVERAGE",
+                     "cipherlist_OBSOLETED", "cipherlist_STRONG_NOFS"):
+            if weak in findings:
+                self.assertEqual(findings[weak]["finding"], "not offered", weak)
+        self.assertIn("cipherlist_NULL", findings, "testssl checked the cipher categories")
+        forward_secrecy = findings.get("FS") or findings["PFS"]
+        self.assertEqual(forward_secrecy["severity"], "OK", forward_secrecy)
+        # The test CA's own traits (private, two days, no revocation URL) are not the server's.
+        bad = [f"{key}: {finding['severity']} {finding['finding']}" for key, finding in findings.items()
+               if finding["severity"] in ("MEDIUM", "HIGH", "CRITICAL") and not key.startswith("cert")]
+        self.assertEqual(bad, [])
 
     def test_plainHTTP_toTheTLSPort_getsAPlainRefusal_andGarbageIsClosed(self):
         node = self.node()
