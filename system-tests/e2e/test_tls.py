@@ -151,6 +151,50 @@ class TLSTests(unittest.TestCase):
                if finding["severity"] in ("MEDIUM", "HIGH", "CRITICAL") and not key.startswith("cert")]
         self.assertEqual(bad, [])
 
+    def test_aCorruptRecordAfterAMove_closesWithoutAPlainTextAnswer(self):
+        node = self.node("--event-loops", "4")
+        for _ in range(16):
+            with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as raw:
+                tls = self.pki.client_context().wrap_socket(raw, server_hostname="localhost", do_handshake_on_connect=True)
+                tls.sendall(b"GET /bytes/2 HTTP/1.1\r\nHost: localhost\r\nx-pico-endpoint: app\r\n\r\n")
+                answer = b""
+                while not answer.endswith(b"xx"):
+                    answer += tls.recv(65536)
+                # A forged application-data record on the socket itself, under the TLS layer.
+                with socket.socket(fileno=os.dup(tls.fileno())) as under:
+                    under.settimeout(10)
+                    under.sendall(b"\x17\x03\x03\x00\x20" + os.urandom(32))
+                    rest = b""
+                    try:
+                        while piece := under.recv(65536):
+                            rest += piece
+                    except ConnectionResetError:
+                        pass
+                tls.close()
+                self.assertNotIn(b"HTTP/1.1", rest, "nothing in the clear inside a TLS connection")
+        metrics = node.admin_get("/metrics")[1].decode()
+        self.assertGreater(next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("pico_proxy_connection_moves_total")), 0)
+
+    def test_aRefusedHandshake_tellsTheClientWhy_withAnAlert(self):
+        node = self.node()
+        weak = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{node.proxy}", "-tls1_2", "-cipher", "AES128-SHA"],
+                              input="", capture_output=True, text=True, timeout=20)
+        self.assertIn("alert handshake failure", weak.stdout + weak.stderr)
+        mtls = self.node("--proxy.tls.client-cas", self.pki.path("ca.crt"))
+        anonymous = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{mtls.proxy}", "-tls1_2", "-CAfile", self.pki.path("ca.crt")],
+                                   input="", capture_output=True, text=True, timeout=20)
+        self.assertIn("alert", anonymous.stdout + anonymous.stderr, "a client without a certificate hears why")
+
+    def test_atTheConnectionCap_aTLSClientIsClosed_notAnsweredInPlainText(self):
+        node = self.node("--proxy.http.max-connections", "1")
+        held = socket.create_connection(("127.0.0.1", node.proxy), timeout=10)
+        time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as raw:
+            with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError)) as refused:
+                self.pki.client_context().wrap_socket(raw, server_hostname="localhost")
+        self.assertNotIn("WRONG_VERSION_NUMBER", str(refused.exception))
+        held.close()
+
     def test_plainHTTP_toTheTLSPort_getsAPlainRefusal_andGarbageIsClosed(self):
         node = self.node()
         with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
@@ -158,6 +202,11 @@ class TLSTests(unittest.TestCase):
             answer = read_until_closed(s)
         self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:80])
         self.assertIn(b"plain HTTP request sent to a TLS port", answer)
+        with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
+            s.sendall(b"GE")
+            time.sleep(0.2)
+            s.sendall(b"T / HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIn(b"plain HTTP request sent to a TLS port", read_until_closed(s), "a method split across reads")
         with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:
             s.sendall(b"\x16\x03\x01\x00\x05garbage-after-a-record-header" * 3)
             self.assertEqual(read_until_closed(s)[:1] in (b"", b"\x15"), True, "closed, at most after a TLS alert")

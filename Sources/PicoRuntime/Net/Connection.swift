@@ -85,8 +85,12 @@ public final class Connection: LoopHandler, TurnEndHandler {
     /// The connection's TLS (`startTLS`): reads are decrypted before the delegate sees them,
     /// writes encrypted before they are queued.
     public private(set) var tls: TLSSession?
-    /// Nothing has been read yet (to tell a plain-text peer on a TLS port).
-    private var firstRead = true
+    /// The connection's first byte, once read (a plain-text peer on a TLS port starts with a
+    /// letter, a TLS client with a record type).
+    private var firstByte: UInt8?
+    /// Reading stopped because TLS replies (to a peer's KeyUpdates, alerts, renegotiation
+    /// attempts) filled the queue: it resumes once the queue drains below the low watermark.
+    private var throttledByOutput = false
     /// Plaintext held in the session waits for the end of the turn to be delivered.
     private var tlsDeliveryWanted = false
 
@@ -147,13 +151,15 @@ public final class Connection: LoopHandler, TurnEndHandler {
         self.queue(bytes)
     }
 
-    /// Queues what the TLS session has for the network.
-    private func queueTLSOutput() {
-        guard let tls = self.tls, tls.hasOutput, self.state != .closed else { return }
+    /// Queues what the TLS session has for the network; returns how many bytes that was.
+    @discardableResult
+    private func queueTLSOutput() -> Int {
+        guard self.state != .closed, let tls = self.tls, tls.hasOutput else { return 0 }
         let before = self.output.count
         if self.queuedByteCount == 0 { self.lastWriteProgress = self.loop.now }
         tls.takeOutput(into: &self.output)
         self.queued(self.output.count - before)
+        return self.output.count - before
     }
 
     private func queue(_ bytes: UnsafeRawBufferPointer) {
@@ -300,10 +306,12 @@ public final class Connection: LoopHandler, TurnEndHandler {
     /// TLS failed: the session is dropped, the delegate hears why, and the connection closes
     /// unless the delegate began a close (e.g. after a plain refusal).
     private func tlsFailed(_ error: TLSError, plainText: Bool) {
+        // OpenSSL's alert tells a TLS peer why (a plain-text peer gets the delegate's answer instead).
+        if !plainText { self.queueTLSOutput() }
         self.tls = nil
         self.delegate?.connection(self, tlsFailed: error, peerSentPlainText: plainText)
         guard self.state != .closed, !self.closeWhenFlushed, self.lingering == nil else { return }
-        self.close(error: SocketError("TLS", code: 0))
+        self.closeWhenWritten()
     }
 
     public func detach() -> Int32 {
@@ -314,6 +322,8 @@ public final class Connection: LoopHandler, TurnEndHandler {
         self.stallTimer = nil
         self.flushedAction = nil
         self.delegate = nil
+        // Its TLS session goes with the descriptor: nothing here may touch it again.
+        self.tls = nil
         return self.fd
     }
 
@@ -410,8 +420,8 @@ public final class Connection: LoopHandler, TurnEndHandler {
     /// Decrypts `bytes` for the delegate and queues what the session answers (handshake
     /// messages); false when reading should stop (TLS failed, or the peer sent close_notify).
     private func receiveTLS(_ bytes: UnsafeRawBufferPointer, _ tls: TLSSession) -> Bool {
-        let plainText = self.firstRead && bytes.first.map { $0 != 0x16 } == true
-        self.firstRead = false
+        if self.firstByte == nil { self.firstByte = bytes.first }
+        let wasHandshaking = tls.state == .handshaking
         let progress: TLSSession.Progress
         do throws(TLSError) {
             progress = try tls.receive(bytes) { plaintext in
@@ -421,10 +431,20 @@ public final class Connection: LoopHandler, TurnEndHandler {
                 return self.state == .open && !self.readingPaused
             }
         } catch {
+            // Plain text: the handshake never completed, and the peer began with a capital letter
+            // (an HTTP method) where a TLS record type belongs.
+            let plainText = wasHandshaking && self.firstByte.map { (0x41...0x5A).contains($0) } == true
             self.tlsFailed(error, plainText: plainText)
             return false
         }
-        self.queueTLSOutput()
+        let replies = self.queueTLSOutput()
+        if replies > 0, self.queuedByteCount >= self.highWatermark, self.state == .open {
+            // The peer makes TLS answer (KeyUpdates, alerts) faster than it reads: stop reading
+            // until it catches up.
+            self.throttledByOutput = true
+            self.updateInterest()
+            return false
+        }
         guard progress == .peerClosed, self.state == .open else { return true }
         // close_notify: the peer finished sending.
         self.readEOF = true
@@ -487,6 +507,10 @@ public final class Connection: LoopHandler, TurnEndHandler {
                 if self.state == .closed { return }
             }
         }
+        if self.throttledByOutput, self.queuedByteCount < self.lowWatermark {
+            self.throttledByOutput = false
+            self.updateInterest()
+        }
         if self.wasAboveHighWatermark, self.queuedByteCount < self.lowWatermark {
             self.wasAboveHighWatermark = false
             self.delegate?.connectionDidDrain(self)
@@ -521,7 +545,7 @@ public final class Connection: LoopHandler, TurnEndHandler {
         var interest: LoopInterest = []
         // Bytes waiting for the end of the turn need no EPOLLOUT: the turn's end flushes them.
         if self.state == .connecting || (self.queuedByteCount > 0 && !self.flushScheduled) { interest.insert(.writable) }
-        if self.state == .open, !self.readingPaused, !self.readEOF { interest.insert(.readable) }
+        if self.state == .open, !self.readingPaused, !self.throttledByOutput, !self.readEOF { interest.insert(.readable) }
         self.watchingWritable = interest.contains(.writable)
         self.loop.setInterest(self.fd, interest)
     }

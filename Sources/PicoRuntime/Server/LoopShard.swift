@@ -252,7 +252,8 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
                 }
                 return
             }
-            oldest.connection.close()
+            // Idle, so nothing is lost; TLS still says goodbye (close_notify) before the FIN.
+            oldest.connection.closeWhenWritten()
         }
         _ = ProxyConnection(fd: fd, shard: self, moved: nil)
     }

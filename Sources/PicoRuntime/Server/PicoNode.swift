@@ -389,7 +389,7 @@ public final class PicoNode: @unchecked Sendable {
             let oldest = self.shards.min { ($0.oldestIdleSince ?? .max) < ($1.oldestIdleSince ?? .max) }
             guard let idle = oldest, idle.oldestIdleSince != nil else {
                 self.listenerFigures.countRefusal(.proxy)
-                Self.refuse(fd, loop: self.loop, message: "too many connections")
+                Self.refuse(fd, loop: self.loop, message: "too many connections", tls: self.proxyTLS != nil)
                 return
             }
             shard = idle
@@ -406,16 +406,18 @@ public final class PicoNode: @unchecked Sendable {
     }
 
     /// Answers 503 with `message` on a connection beyond a port's cap and closes it.
-    static func refuse(_ fd: Int32, loop: EventLoop, message: String) {
+    /// Refuses a connection at a port's cap: 503 in plain text, or on a TLS port (where a plain
+    /// answer reads as a protocol error and a handshake costs what the cap protects) a close.
+    static func refuse(_ fd: Int32, loop: EventLoop, message: String, tls: Bool = false) {
         let connection = Connection(fd: fd, loop: loop, connected: true, delegate: nil)
-        connection.write(ProxyErrors.response(status: 503, message: message, keepAlive: false))
+        if !tls { connection.write(ProxyErrors.response(status: 503, message: message, keepAlive: false)) }
         connection.closeWhenWritten()
     }
 
     private func acceptUpstream(_ fd: Int32) {
         guard self.counters.upstreamConnections.load(ordering: .relaxed) < self.upstreamCap else {
             self.listenerFigures.countRefusal(.upstream)
-            Self.refuse(fd, loop: self.loop, message: "too many upstream connections")
+            Self.refuse(fd, loop: self.loop, message: "too many upstream connections", tls: self.upstreamTLS != nil)
             return
         }
         self.counters.upstreamConnections.add(1, ordering: .relaxed)

@@ -42,6 +42,8 @@ public final class TLSSession {
     /// OpenSSL to network.
     private let output: OpaquePointer
     private var pendingPlaintext: [UInt8] = []
+    /// What may be written before the handshake completes (a request head, an upgrade request).
+    public static let maxPendingPlaintext = 256 * 1_024
     /// Who the peer is, for log lines (an address, or the server name dialled).
     public let peerDescription: String
 
@@ -127,6 +129,9 @@ public final class TLSSession {
     public func send(_ bytes: UnsafeRawBufferPointer) throws(TLSError) {
         switch self.state {
         case .handshaking:
+            guard self.pendingPlaintext.count + bytes.count <= Self.maxPendingPlaintext else {
+                throw TLSError("TLS with \(self.peerDescription): more than \(Self.maxPendingPlaintext) bytes written before the handshake completed")
+            }
             self.pendingPlaintext.append(contentsOf: bytes)
         case .established:
             try self.write(bytes)
@@ -151,10 +156,11 @@ public final class TLSSession {
         buffer.removeLast(pending - max(0, Int(read)))
     }
 
-    /// Queues our `close_notify` (once established; a handshake that never finished just ends).
+    /// Queues our `close_notify` (once established; a handshake that never finished just ends,
+    /// and takes no more input).
     public func close() {
         guard self.state == .established else {
-            if self.state == .handshaking { self.state = .closing }
+            if self.state == .handshaking { self.state = .failed }
             return
         }
         self.state = .closing
