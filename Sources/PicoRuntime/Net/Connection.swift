@@ -294,8 +294,6 @@ public final class Connection: LoopHandler, TurnEndHandler {
         return false
     }
 
-    /// Stops serving the socket without closing it and returns it, so another loop can adopt it.
-    /// Only for an open connection with nothing queued; the delegate hears nothing more.
     /// Queues TLS's `close_notify` (once; nothing is sent after it).
     private func sendCloseNotify() {
         guard let tls = self.tls, tls.state == .established, !self.closeWhenFlushed, !self.shutdownWhenFlushed else { return }
@@ -314,6 +312,8 @@ public final class Connection: LoopHandler, TurnEndHandler {
         self.closeWhenWritten()
     }
 
+    /// Stops serving the socket without closing it and returns it, so another loop can adopt it.
+    /// Only for an open connection with nothing queued; the delegate hears nothing more.
     public func detach() -> Int32 {
         precondition(self.state == .open && self.queuedByteCount == 0, "detach needs an open, flushed connection")
         self.state = .closed
