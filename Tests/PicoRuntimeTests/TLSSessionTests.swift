@@ -1,3 +1,4 @@
+import Foundation
 @testable import PicoRuntime
 import PicoModel
 import Testing
@@ -124,6 +125,16 @@ struct TLSSessionTests {
         for byte in hello { _ = try [byte].withUnsafeBytes { try server.receive($0) { _ in true } } }
         _ = try Self.pump(client, server)
         #expect(server.state == .established)
+    }
+
+    @Test func test_aContextKnowsWhenItsCertificateExpires() throws {
+        let pki = try TestPKI.make()
+        defer { pki.remove() }
+        let server = try TLSContext.server(TLSServerSettings(certificatePath: pki.serverCertificate, keyPath: pki.serverKey))
+        let now = Int64(Date().timeIntervalSince1970)
+        let expiry = try #require(server.certificateExpiry)
+        #expect(abs(expiry - (now + 2 * 86_400)) < 600, "the test certificates are issued for two days")
+        #expect(try TLSContext.client(TLSClientSettings(rootCAsPath: pki.caCertificate)).certificateExpiry == nil, "no certificate of its own")
     }
 
     @Test func test_filesThatDoNotLoad_areNamed() throws {

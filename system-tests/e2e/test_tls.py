@@ -195,6 +195,18 @@ class TLSTests(unittest.TestCase):
         self.assertNotIn("WRONG_VERSION_NUMBER", str(refused.exception))
         held.close()
 
+    def test_eachTLSPortsCertificateExpiry_isAMetric(self):
+        node = Node("--proxy.tls.cert", self.pki.path("server.crt"), "--proxy.tls.key", self.pki.path("server.key"),
+                    "--upstream.tls.cert", self.pki.path("server.crt"), "--upstream.tls.key", self.pki.path("server.key"))
+        self.processes.append(node.process)
+        not_after = subprocess.run(["openssl", "x509", "-in", self.pki.path("server.crt"), "-noout", "-enddate"], capture_output=True, text=True, check=True).stdout
+        expected = ssl.cert_time_to_seconds(not_after.strip().split("=", 1)[1])
+        metrics = node.admin_get("/metrics")[1].decode()
+        for listener in ("proxy", "upstream"):
+            line = next(line for line in metrics.splitlines() if line.startswith(f'pico_tls_certificate_expiry_timestamp_seconds{{listener="{listener}"}}'))
+            self.assertEqual(float(line.split()[-1]), expected, listener)
+        self.assertNotIn('pico_tls_certificate_expiry_timestamp_seconds{listener="admin"}', metrics, "a plain port has no sample")
+
     def test_plainHTTP_toTheTLSPort_getsAPlainRefusal_andGarbageIsClosed(self):
         node = self.node()
         with socket.create_connection(("127.0.0.1", node.proxy), timeout=10) as s:

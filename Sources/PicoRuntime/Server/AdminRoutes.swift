@@ -11,7 +11,7 @@ struct AdminRoutes {
         let socket = self.node.gossip?.figures ?? GossipSocket.Figures()
         return self.node.metricValues.exposition(registeredEndpoints: endpoints, openDescriptors: ProcessFigures.openDescriptors())
             + self.node.gossipMetrics.exposition(socket: socket, statuses: statuses)
-            + self.node.listenerFigures.exposition()
+            + self.node.listenerFigures.exposition(certificateExpiry: self.node.certificateExpiries)
     }
 
     /// `{"<endpoint>": <local listener count>, …}`, sorted by endpoint.

@@ -16,9 +16,12 @@ struct ListenerFigures {
     mutating func countRefusal(_ port: Port) { self.refused[port.rawValue] &+= 1 }
     mutating func countBackOff(_ port: Port) { self.backOffs[port.rawValue] &+= 1 }
 
-    /// The exposition lines.
-    func exposition() -> String {
+    /// The exposition lines; `certificateExpiry` gives each TLS port's certificate expiry.
+    func exposition(certificateExpiry: [(port: Port, expiry: Int64)] = []) -> String {
         var out = PrometheusText()
+        // The family is always declared; only ports with TLS have a sample.
+        out.family("pico_tls_certificate_expiry_timestamp_seconds", "gauge", "When the certificate a TLS port serves expires (seconds since 1970), by listener.")
+        for (port, expiry) in certificateExpiry { out.sample("pico_tls_certificate_expiry_timestamp_seconds", [("listener", port.label)], expiry) }
         out.family("pico_listener_refused_total", "counter", "Connections refused at a port's connection cap, by listener.")
         for port in Port.allCases { out.sample("pico_listener_refused_total", [("listener", port.label)], self.refused[port.rawValue]) }
         out.family("pico_listener_accept_backoffs_total", "counter", "Failed accepts (out of descriptors) after which a listener stopped accepting briefly, by listener.")

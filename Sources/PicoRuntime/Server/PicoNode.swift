@@ -117,6 +117,13 @@ public final class PicoNode: @unchecked Sendable {
         gossip.onSendFailed = { [unowned self] address in self.handle(.datagramSendFailed(to: address)) }
     }
 
+    /// Each TLS port's certificate expiry, for `/metrics`.
+    var certificateExpiries: [(port: ListenerFigures.Port, expiry: Int64)] {
+        [(ListenerFigures.Port.proxy, self.proxyTLS), (.upstream, self.upstreamTLS)].compactMap { port, context in
+            context?.certificateExpiry.map { (port, $0) }
+        }
+    }
+
     /// The TLS context of a port's settings, or nil for plain text; a failure names the port's keys.
     static func serverTLS(_ files: PortTLSFiles, port: String) throws -> TLSContext? {
         guard let settings = try files.serverSettings(port: port) else { return nil }

@@ -1,4 +1,5 @@
 import COpenSSL
+import Glibc
 
 /// The lowest TLS version a port accepts.
 public enum TLSMinimumVersion: String, Hashable, Sendable, CaseIterable {
@@ -49,6 +50,9 @@ public final class TLSContext: @unchecked Sendable {
     let raw: OpaquePointer
     /// True for a server context.
     public let isServer: Bool
+    /// When its own certificate (a server's, or a client's for mTLS) expires, in seconds since
+    /// 1970; nil without one.
+    public private(set) var certificateExpiry: Int64?
 
     /// Forward secrecy only, AEAD only (TLS 1.2; TLS 1.3's suites are all of that kind):
     /// Mozilla's "intermediate" list without the finite-field DHE suites.
@@ -82,6 +86,7 @@ public final class TLSContext: @unchecked Sendable {
         guard SSL_CTX_check_private_key(raw) == 1 else {
             throw TLSError.fromQueue("the private key \(settings.keyPath) does not match the certificate \(settings.certificatePath)")
         }
+        context.certificateExpiry = context.readExpiry()
         // Resumed sessions must belong to this kind of port (required with client certificates).
         let sessionContext: [UInt8] = Array("pico".utf8)
         _ = SSL_CTX_set_session_id_context(raw, sessionContext, UInt32(sessionContext.count))
@@ -123,6 +128,7 @@ public final class TLSContext: @unchecked Sendable {
             guard SSL_CTX_check_private_key(raw) == 1 else {
                 throw TLSError.fromQueue("the client key \(key) does not match the certificate \(certificate)")
             }
+            context.certificateExpiry = context.readExpiry()
         case (nil, nil):
             break
         default:
@@ -131,6 +137,14 @@ public final class TLSContext: @unchecked Sendable {
         let protocols: [UInt8] = [8] + Array("http/1.1".utf8)
         guard SSL_CTX_set_alpn_protos(raw, protocols, UInt32(protocols.count)) == 0 else { throw TLSError.fromQueue("setting ALPN") }
         return context
+    }
+
+    /// The loaded leaf certificate's notAfter, in seconds since 1970.
+    private func readExpiry() -> Int64? {
+        guard let certificate = SSL_CTX_get0_certificate(self.raw), let notAfter = X509_get0_notAfter(certificate) else { return nil }
+        var parts = tm()
+        guard ASN1_TIME_to_tm(notAfter, &parts) == 1 else { return nil }
+        return Int64(timegm(&parts))
     }
 
     private func applyCommon(minimum: TLSMinimumVersion) throws(TLSError) {
