@@ -16,7 +16,7 @@ struct TLSNamesTests {
             #expect(!TLSNames.isDNSName(bad), "\(bad)")
         }
         #expect(TLSNames.isIPAddress("::ffff:10.0.0.1") && TLSNames.isIPAddress("1:2:3:4:5:6:7:8"))
-        for bad in ["256.0.0.1", "1.2.3", "1.2.3.4.5", "01234.1.1.1", ":", "g::1", "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::1", "1:2"] {
+        for bad in ["256.0.0.1", "1.2.3", "1.2.3.4.5", "01234.1.1.1", ":", "g::1", "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::1", "1:2", ":::", "1:::2", "::::"] {
             #expect(!TLSNames.isIPAddress(bad), "\(bad)")
         }
     }

@@ -42,6 +42,8 @@ public enum TLSNames {
         var bytes = Array(text.utf8)
         if bytes.first == UInt8(ascii: "["), bytes.last == UInt8(ascii: "]") { bytes = Array(bytes.dropFirst().dropLast()) }
         guard bytes.count >= 2, bytes.count <= 45, bytes.contains(UInt8(ascii: ":")) else { return false }
+        // A run of three colons is never an address (`::` is the longest).
+        guard !bytes.indices.dropLast(2).contains(where: { bytes[$0] == 0x3A && bytes[$0 + 1] == 0x3A && bytes[$0 + 2] == 0x3A }) else { return false }
         let parts = bytes.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
         var groups = 0
         var compressed = false

@@ -114,7 +114,7 @@ public enum AgentOptions {
     }
 
     static func path(_ text: String, _ flag: String) throws(ConfigError) -> String {
-        guard !text.isEmpty, !text.utf8.contains(0) else { throw ConfigError("\(flag): expected a file path") }
+        guard ServerOptions.isFilePath(text) else { throw ConfigError("\(flag): expected a file path") }
         return text
     }
 

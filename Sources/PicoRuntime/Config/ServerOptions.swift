@@ -59,10 +59,16 @@ public enum ServerOptions {
         ]
     }
 
+    /// True for text that can name a file: not empty, no NUL (whether it exists is found out
+    /// when the file is read, and reported then).
+    static func isFilePath(_ text: String) -> Bool {
+        !text.isEmpty && !text.utf8.contains(0)
+    }
+
     /// A file path (not empty; read when the node starts, so a missing file is reported then).
     static func path(_ key: String, _ help: String, _ set: @escaping @Sendable (inout ServerSettings, String) -> Void) -> ServerOption {
         ServerOption(key: key, defaultText: "none", help: help) { settings, text in
-            guard !text.isEmpty, !text.utf8.contains(0) else { return "expected a file path" }
+            guard Self.isFilePath(text) else { return "expected a file path" }
             set(&settings, text)
             return nil
         }

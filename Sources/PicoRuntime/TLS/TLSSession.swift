@@ -49,6 +49,7 @@ public final class TLSSession {
 
     /// A server session of `context` (which must be a server context).
     public convenience init(server context: TLSContext, peer: String) throws(TLSError) {
+        precondition(context.isServer, "a server session needs a server context")
         try self.init(context: context, peer: peer)
         SSL_set_accept_state(self.ssl)
     }
@@ -57,6 +58,7 @@ public final class TLSSession {
     /// address) and checks the server's certificate against `expectedName` (a DNS name or an IP
     /// address). The ClientHello is queued at once: call `takeOutput`.
     public convenience init(client context: TLSContext, serverName: String?, expectedName: String, peer: String) throws(TLSError) {
+        precondition(!context.isServer, "a client session needs a client context")
         try self.init(context: context, peer: peer)
         SSL_set_connect_state(self.ssl)
         if let serverName, TLSNames.isDNSName(serverName) {
