@@ -38,13 +38,21 @@ func parseFlags(_ arguments: [String], booleans: Set<String>) -> (flags: [(Strin
     return (flags, positional)
 }
 
-/// Runs `loop` on this thread; SIGTERM/SIGINT call `onSignal` on the loop, a second one exits 1.
-func runWithSignals(_ loop: EventLoop, onSignal: @escaping @Sendable () -> Void) -> Never {
+/// Runs `loop` on this thread; SIGTERM/SIGINT call `onSignal` on the loop, a second one exits 1;
+/// SIGHUP calls `onReload` on the loop (ignored without one).
+func runWithSignals(_ loop: EventLoop, onReload: (@Sendable () -> Void)? = nil, onSignal: @escaping @Sendable () -> Void) -> Never {
     Sockets.ignoreBrokenPipes()
     signal(SIGTERM, SIG_IGN)
     signal(SIGINT, SIG_IGN)
+    signal(SIGHUP, SIG_IGN)
     let signals = SignalCount()
     var sources: [DispatchSourceSignal] = []
+    if let onReload {
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler { loop.execute(onReload) }
+        source.resume()
+        sources.append(source)
+    }
     for number in [SIGTERM, SIGINT] {
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
         source.setEventHandler {
@@ -192,7 +200,7 @@ func runServer(_ arguments: [String]) -> Never {
     }
     node.onExit = { status in exit(status) }
     node.start()
-    runWithSignals(group.loops[0]) { node.shutdown() }
+    runWithSignals(group.loops[0], onReload: { node.reloadCertificates(.signal) }) { node.shutdown() }
 }
 
 func runAgent(_ arguments: [String]) -> Never {
@@ -248,7 +256,7 @@ func runAgent(_ arguments: [String]) -> Never {
     }
     agent.onExit = { status in exit(status) }
     agent.start()
-    runWithSignals(group.loops[0]) { agent.shutdown() }
+    runWithSignals(group.loops[0], onReload: { agent.reloadCertificates(.signal) }) { agent.shutdown() }
 }
 
 func runStatus(_ arguments: [String]) -> Never {
@@ -258,9 +266,13 @@ func runStatus(_ arguments: [String]) -> Never {
     }
     let command: StatusCommand
     do { command = try StatusCommand.parse(arguments) } catch { fail("status: \(error); see pico status --help") }
+    var tls: TLSContext?
+    if let settings = command.tls {
+        do { tls = try TLSContext.client(settings) } catch { fail("status: \(error)") }
+    }
     let response: AdminClient.Response
     do {
-        response = try AdminClient.get(command.server, path: command.path, timeout: command.timeout)
+        response = try AdminClient.get(command.server, path: command.path, timeout: command.timeout, tls: tls)
     } catch {
         fail("status: cannot reach the node at \(command.server): \(error)", status: 1)
     }

@@ -130,4 +130,47 @@ struct ServerOptionsTests {
         }
         #expect(failure.description == "a:b:c: not a host, host:port or IP address")
     }
+
+    @Test func test_adminAndForwardTLS_andTheReloadInterval_areReadAndCheckedTogether() throws {
+        let yaml = """
+        proxy:
+          tls:
+            cert: /tls/tls.crt
+            key: /tls/tls.key
+            client:
+              root_cas: /tls/ca.crt
+              server_name: pico.default.svc.cluster.local
+        admin:
+          tls:
+            cert: /tls/tls.crt
+            key: /tls/tls.key
+            client_cas: /tls/ca.crt
+        tls:
+          reload_interval: 0s
+        """
+        let settings = try ServerOptions.load(yaml: yaml, file: "s.yaml", expandEnvironment: false, environment: [:], flags: [])
+        #expect(settings.forwardTLS.rootCAsPath == "/tls/ca.crt")
+        #expect(settings.forwardTLS.serverName == "pico.default.svc.cluster.local")
+        #expect(settings.tlsReloadInterval == .zero)
+        let admin = try #require(try settings.adminTLS.serverSettings(port: "admin", requireClientCertificate: false))
+        #expect(admin.clientCAsPath == "/tls/ca.crt" && !admin.requireClientCertificate)
+        func load(_ flags: [(String, String)]) throws(ConfigError) {
+            _ = try ServerOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: flags)
+        }
+        #expect(throws: ConfigError("proxy.tls.client.* is set, but neither proxy.tls nor admin.tls is: nodes dial each other in plain text")) {
+            try load([("--proxy.tls.client.root-cas", "/ca.crt")])
+        }
+        #expect(throws: ConfigError("proxy.tls.client.cert is set without proxy.tls.client.key")) {
+            try load([("--admin.tls.cert", "/a"), ("--admin.tls.key", "/b"), ("--proxy.tls.client.cert", "/c")])
+        }
+        #expect(throws: ConfigError("--proxy.tls.client.server-name: expected a DNS name, got 10.0.0.1")) {
+            try load([("--proxy.tls.client.server-name", "10.0.0.1")])
+        }
+        #expect(throws: ConfigError("admin.tls.client_cas needs admin.tls.cert and admin.tls.key")) {
+            try load([("--admin.tls.client-cas", "/ca.crt")])
+        }
+        #expect(throws: ConfigError("--tls.reload-interval: expected a duration such as 30s")) {
+            try load([("--tls.reload-interval", "soon")])
+        }
+    }
 }

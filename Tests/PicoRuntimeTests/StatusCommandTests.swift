@@ -69,6 +69,23 @@ struct StatusCommandTests {
         #expect(throws: ConfigError("flag --forward needs a value")) { try StatusCommand.parse(["gossip", "nodes", "--forward"]) }
     }
 
+    @Test func test_parse_httpsURLsAndTLSFlags() throws {
+        let secure = try StatusCommand.parse(["gossip", "nodes", "--server.url", "https://pico-0.pico", "--tls.root-cas=/ca.crt",
+                                              "--tls.cert", "/c.crt", "--tls.key", "/c.key"])
+        #expect(secure.server == Address(host: "pico-0.pico", port: 443))
+        #expect(secure.tls == TLSClientSettings(rootCAsPath: "/ca.crt", certificatePath: "/c.crt", keyPath: "/c.key"))
+        #expect(try StatusCommand.parse(["gossip", "nodes", "--server.url", "https://[::1]:8002"]).tls == TLSClientSettings())
+        #expect(try StatusCommand.parse(["gossip", "nodes"]).tls == nil)
+        #expect(throws: ConfigError("--tls.* flags need an https:// --server.url")) { try StatusCommand.parse(["gossip", "nodes", "--tls.root-cas", "/ca.crt"]) }
+        #expect(throws: ConfigError("--tls.cert and --tls.key go together")) {
+            try StatusCommand.parse(["gossip", "nodes", "--server.url", "https://a:1", "--tls.key", "/k"])
+        }
+        #expect(throws: ConfigError("--server.url: expected an http:// or https:// URL, got ftp://a")) {
+            try StatusCommand.parse(["gossip", "nodes", "--server.url", "ftp://a"])
+        }
+        #expect(throws: ConfigError("--tls.cert: expected a file path")) { try StatusCommand.parse(["gossip", "nodes", "--tls.cert="]) }
+    }
+
     @Test func test_render_filtersByStatus_picksAGossipNode_andReportsRefusals() throws {
         var command = try StatusCommand.parse(["cluster", "nodes", "--status", "draining", "-o", "json"])
         let (text, status) = command.render(status: 200, body: self.nodes)

@@ -43,8 +43,10 @@ class Node:
     """One `pico server` on free loopback ports, all bound to `bind_host` (any address of
     127/8 is local on Linux, so nodes on 127.0.0.2, 127.0.0.3, ... have distinct IPs)."""
 
-    def __init__(self, *flags, bind_host="127.0.0.1"):
+    def __init__(self, *flags, bind_host="127.0.0.1", admin_tls=None):
         self.host = bind_host
+        # An ssl.SSLContext when the admin port serves TLS (admin.tls.*).
+        self.admin_tls = admin_tls
         # A port picked free may be taken by another process before the node binds it: then the
         # node exits at once, and it is started again on other ports.
         for _ in range(3):
@@ -59,7 +61,10 @@ class Node:
         raise AssertionError(f"pico server did not start; see {self.log.name}")
 
     def admin_get(self, path):
-        connection = http.client.HTTPConnection(self.host, self.admin, timeout=5)
+        if self.admin_tls:
+            connection = http.client.HTTPSConnection(self.host, self.admin, timeout=5, context=self.admin_tls)
+        else:
+            connection = http.client.HTTPConnection(self.host, self.admin, timeout=5)
         connection.request("GET", path)
         response = connection.getresponse()
         return response.status, response.read()

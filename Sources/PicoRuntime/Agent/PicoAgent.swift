@@ -23,8 +23,12 @@ public final class PicoAgent: @unchecked Sendable {
     /// Called once with the exit status (0 after a drained shutdown, 1 on a fatal refusal).
     public var onExit: ((Int32) -> Void)?
 
-    /// Its TLS to the node (an `https://` or `wss://` URL), made once for every tunnel.
-    let connectTLS: TLSContext?
+    /// Its TLS to the node (an `https://` or `wss://` URL): each new tunnel uses the files'
+    /// current contents (`reloadCertificates`).
+    let connectTLS: TLSCredentials?
+    /// How often the TLS files are checked for new contents (SIGHUP checks at once).
+    static let reloadInterval: Duration = .seconds(10)
+    private var reloadTimer: LoopTimer?
 
     /// Creates the agent over `loops` (at least one); `start` begins dialling. Throws when the
     /// TLS files do not load (naming the file and why).
@@ -34,15 +38,31 @@ public final class PicoAgent: @unchecked Sendable {
         self.settings = settings
         self.log = log
         do {
-            self.connectTLS = try settings.connectTLS.map { try TLSContext.client($0) }
+            self.connectTLS = try settings.connectTLS.map { try TLSCredentials.client($0, name: "connect.tls") }
         } catch {
             throw ConfigError("connect.tls: \(error)")
         }
         self.workers = loops.enumerated().map { AgentWorker(agent: self, loop: $1, index: $0) }
     }
 
+    /// Checks the TLS files for new contents (SIGHUP: loads them now) and logs what changed;
+    /// tunnels dialled from then on use them, open ones keep theirs. On `loops[0]`.
+    public func reloadCertificates(_ trigger: CertificateReload.Trigger) {
+        guard let connectTLS else { return }
+        TLSCredentials.reload([connectTLS], trigger, log: self.log)
+    }
+
+    private func armCertificateReload() {
+        guard self.connectTLS != nil, !self.stopping else { return }
+        self.reloadTimer = self.loops[0].schedule(after: Self.reloadInterval) { [weak self] in
+            self?.reloadCertificates(.periodic)
+            self?.armCertificateReload()
+        }
+    }
+
     /// Dials every endpoint from every loop.
     public func start() {
+        self.loops[0].execute { self.armCertificateReload() }
         for worker in self.workers {
             nonisolated(unsafe) let confined = worker
             worker.loop.execute { confined.start() }
@@ -55,6 +75,7 @@ public final class PicoAgent: @unchecked Sendable {
     public func shutdown() {
         guard !self.stopping else { return }
         self.stopping = true
+        self.reloadTimer?.cancel()
         self.log.info("shutting down")
         for worker in self.workers {
             nonisolated(unsafe) let confined = worker
@@ -188,7 +209,7 @@ final class AgentEndpoint: TunnelTransportOwner {
 
     private func dial() {
         guard !self.stopped else { return }
-        self.dialer = AgentDialer(loop: self.worker.loop, target: self.worker.settings.connect, tls: self.worker.agent.connectTLS,
+        self.dialer = AgentDialer(loop: self.worker.loop, target: self.worker.settings.connect, tls: self.worker.agent.connectTLS?.current,
                                   endpoint: self.listener.endpoint, timeout: self.worker.settings.connectTimeout) { [weak self] outcome in
             self?.dialed(outcome)
         }

@@ -44,11 +44,11 @@ public enum ServerOptions {
     }
 
     /// A port's four TLS settings (`<port>.tls.cert`, `.key`, `.client_cas`, `.min_version`).
-    static func tls(_ port: String, _ files: WritableKeyPath<ServerSettings, PortTLSFiles> & Sendable) -> [ServerOption] {
+    static func tls(_ port: String, _ files: WritableKeyPath<ServerSettings, PortTLSFiles> & Sendable, clientCAsHelp: String? = nil) -> [ServerOption] {
         [
             path("\(port).tls.cert", "The \(port) port's certificate chain (PEM, leaf first); with \(port).tls.key the port serves TLS only.") { $0[keyPath: files].certificatePath = $1 },
             path("\(port).tls.key", "The private key of \(port).tls.cert (PEM).") { $0[keyPath: files].keyPath = $1 },
-            path("\(port).tls.client_cas", "CAs (PEM bundle) whose client certificates the \(port) port requires (mTLS); a client without one is refused in the handshake.") {
+            path("\(port).tls.client_cas", clientCAsHelp ?? "CAs (PEM bundle) whose client certificates the \(port) port requires (mTLS); a client without one is refused in the handshake.") {
                 $0[keyPath: files].clientCAsPath = $1
             },
             ServerOption(key: "\(port).tls.min_version", defaultText: "1.2", help: "The lowest TLS version the \(port) port accepts: 1.2 or 1.3.") { settings, text in
@@ -156,6 +156,14 @@ public enum ServerOptions {
             return nil
         },
     ] + tls("proxy", \.proxyTLS) + [
+        path("proxy.tls.client.root_cas", "CAs (PEM bundle) other nodes' certificates are checked against when this node forwards to their TLS proxy or admin ports (default: the system's roots).") { $0.forwardTLS.rootCAsPath = $1 },
+        path("proxy.tls.client.cert", "The certificate (PEM) this node presents to other nodes' ports that require client certificates.") { $0.forwardTLS.certificatePath = $1 },
+        path("proxy.tls.client.key", "The private key of proxy.tls.client.cert (PEM).") { $0.forwardTLS.keyPath = $1 },
+        ServerOption(key: "proxy.tls.client.server_name", defaultText: "none", help: "The name other nodes' certificates are checked against (and sent as SNI) when forwarding, e.g. the headless service's DNS name; unset, a node's certificate must carry its advertised IP address.") { settings, text in
+            guard TLSNames.isDNSName(text) else { return "expected a DNS name, got \(text)" }
+            settings.forwardTLS.serverName = text
+            return nil
+        },
         ServerOption(key: "proxy.access_log.disable", defaultText: "false", help: "Turns the per-request access log off.") { settings, text in
             guard let value = Bool(text) else { return "expected true or false" }
             settings.accessLogDisabled = value
@@ -179,6 +187,8 @@ public enum ServerOptions {
         address("admin.bind_addr", ":8002", "Health, readiness, metrics and status.") { $0.adminBind = $1 },
         address("admin.advertise_addr", "derived", "The admin address other nodes use for ?forward=.") { $0.adminAdvertise = $1 },
         connectionCap("admin.max_connections", 256, "Admin connections at once; more get 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64).", \.adminMaxConnections),
+    ] + tls("admin", \.adminTLS, clientCAsHelp: "CAs (PEM bundle) whose client certificates the admin port asks for (mTLS): every route but /health and /ready then needs one (403 without), so Kubernetes probes, which carry none, keep working; a certificate from another CA is refused in the handshake.") + [
+        duration("tls.reload_interval", "10s", "How often every TLS certificate, key and CA file is checked for new contents (a new file is used once two checks in a row see it; SIGHUP loads at once); 0 checks on SIGHUP only.", allowZero: true) { $0.tlsReloadInterval = $1 },
         ServerOption(key: "cluster.join", defaultText: "[]", help: "Nodes to join: IPs, host:port or DNS names (every A/AAAA record; the gossip port when none is given), comma-separated.") { settings, text in
             settings.join = text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
             for entry in settings.join where SeedResolver.parse(entry, defaultPort: 8003) == nil { return "\(entry) is not a host, host:port or IP address" }
@@ -268,8 +278,7 @@ public enum ServerOptions {
         let unbound = Address(host: "0.0.0.0", port: 1)
         let probe = settings.clusterConfiguration(gossipAddress: unbound, proxyAddress: unbound, adminAddress: unbound, randomSeed: 1)
         if let problem = probe.validationErrors().first { throw ConfigError(problem) }
-        _ = try settings.proxyTLS.serverSettings(port: "proxy")
-        _ = try settings.upstreamTLS.serverSettings(port: "upstream")
+        try settings.validateTLS()
         return settings
     }
 

@@ -51,6 +51,14 @@ public struct ServerSettings: Hashable, Sendable {
     public var proxyTLS = PortTLSFiles()
     /// `upstream.tls.*`: the upstream port's TLS (agents dial `https://` or `wss://`).
     public var upstreamTLS = PortTLSFiles()
+    /// `admin.tls.*`: the admin port's TLS; with `admin.tls.client_cas`, every route but
+    /// `/health` and `/ready` needs a client certificate (probes carry none).
+    public var adminTLS = PortTLSFiles()
+    /// `proxy.tls.client.*`: how this node dials other nodes' TLS proxy and admin ports.
+    public var forwardTLS = ForwardTLSFiles()
+    /// `tls.reload_interval`: how often certificate files are checked for new contents (zero:
+    /// only on SIGHUP).
+    public var tlsReloadInterval: Duration = .seconds(10)
     /// `upstream.bind_addr`.
     public var upstreamBind = Address(host: "", port: 8001)
     /// `upstream.advertise_addr`.
@@ -120,10 +128,13 @@ public struct PortTLSFiles: Hashable, Sendable {
 
     /// The port's TLS, or nil when it serves plain text; throws when the settings do not fit
     /// together (a key without a certificate, client CAs without either), naming the keys.
-    public func serverSettings(port: String) throws(ConfigError) -> TLSServerSettings? {
+    /// `requireClientCertificate: false` (the admin port) asks for a client certificate and
+    /// verifies one that is sent, but lets a client without one finish the handshake.
+    public func serverSettings(port: String, requireClientCertificate: Bool = true) throws(ConfigError) -> TLSServerSettings? {
         switch (self.certificatePath, self.keyPath) {
         case (let certificate?, let key?):
-            return TLSServerSettings(certificatePath: certificate, keyPath: key, clientCAsPath: self.clientCAsPath, minimumVersion: self.minimumVersion)
+            return TLSServerSettings(certificatePath: certificate, keyPath: key, clientCAsPath: self.clientCAsPath, minimumVersion: self.minimumVersion,
+                                     requireClientCertificate: requireClientCertificate)
         case (nil, nil):
             if self.clientCAsPath != nil { throw ConfigError("\(port).tls.client_cas needs \(port).tls.cert and \(port).tls.key") }
             return nil
@@ -135,7 +146,49 @@ public struct PortTLSFiles: Hashable, Sendable {
     }
 }
 
+/// `proxy.tls.client.*`: how a node dials other nodes' TLS ports (forwards and admin
+/// `?forward=`). Peers are checked against `serverName` when it is set (a name every node's
+/// certificate carries, e.g. the headless service's DNS name), else against the peer's
+/// advertised IP address (certificates carry the pod IPs).
+public struct ForwardTLSFiles: Hashable, Sendable {
+    /// `proxy.tls.client.root_cas`: the CAs node certificates are checked against (nil: the
+    /// system's roots).
+    public var rootCAsPath: String?
+    /// `proxy.tls.client.cert` / `.key`: the certificate a node presents to peers whose ports
+    /// require client certificates (mTLS).
+    public var certificatePath: String?
+    public var keyPath: String?
+    /// `proxy.tls.client.server_name`: sent as SNI and checked in peers' certificates.
+    public var serverName: String?
+
+    public init() {}
+
+    /// True when any of the keys is set.
+    public var isConfigured: Bool { self.rootCAsPath != nil || self.certificatePath != nil || self.keyPath != nil || self.serverName != nil }
+
+    /// The client settings, or a problem naming the keys (a certificate without its key).
+    public func clientSettings() throws(ConfigError) -> TLSClientSettings {
+        switch (self.certificatePath, self.keyPath) {
+        case (nil, _?): throw ConfigError("proxy.tls.client.key is set without proxy.tls.client.cert")
+        case (_?, nil): throw ConfigError("proxy.tls.client.cert is set without proxy.tls.client.key")
+        default: return TLSClientSettings(rootCAsPath: self.rootCAsPath, certificatePath: self.certificatePath, keyPath: self.keyPath)
+        }
+    }
+}
+
 extension ServerSettings {
+    /// Every TLS setting checked together: each port's, and the forward client's, which needs
+    /// a TLS proxy or admin port to be of use.
+    func validateTLS() throws(ConfigError) {
+        let proxy = try self.proxyTLS.serverSettings(port: "proxy")
+        _ = try self.upstreamTLS.serverSettings(port: "upstream")
+        let admin = try self.adminTLS.serverSettings(port: "admin", requireClientCertificate: false)
+        _ = try self.forwardTLS.clientSettings()
+        if self.forwardTLS.isConfigured, proxy == nil, admin == nil {
+            throw ConfigError("proxy.tls.client.* is set, but neither proxy.tls nor admin.tls is: nodes dial each other in plain text")
+        }
+    }
+
     /// What the proxy's request exchanges run with.
     var exchangeSettings: ExchangeSettings {
         ExchangeSettings(upstreamTimeout: self.proxyTimeout, holderWait: self.upstreamWait, forwardDialTimeout: self.forwardDialTimeout,

@@ -211,7 +211,7 @@ public final class DevCluster {
             }
             // An answer about an earlier process of the slot (it was restarted meanwhile) is stale.
             let generation = slot.generation
-            AdminForward.get("/ready", from: Address(host: "127.0.0.1", port: slot.admin), loop: self.loop) { answer in
+            AdminForward.get("/ready", from: Address(host: "127.0.0.1", port: slot.admin), loop: self.loop, tls: nil) { answer in
                 guard slot.generation == generation, slot.process != nil else { return }
                 slot.ready = answer?.status == 200
             }

@@ -5,6 +5,8 @@ import PicoModel
 /// address for an alive member (502 when it does not answer), 404 for unknown IDs. Requests are
 /// answered in order; reading waits while a forwarded one is out, and while answers the client
 /// has not read fill the write queue (pipelined requests cannot queue answers without bound).
+/// On a TLS admin port with client CAs, every route but `/health` and `/ready` needs a verified
+/// client certificate (403 without one): probes carry none.
 final class AdminConnection: ConnectionDelegate {
     unowned let node: PicoNode
     let connection: Connection
@@ -21,6 +23,15 @@ final class AdminConnection: ConnectionDelegate {
         self.node = node
         self.connection = Connection(fd: fd, loop: node.loop, connected: true, delegate: nil)
         self.connection.delegate = self
+        if let credentials = node.adminTLS {
+            do {
+                self.connection.startTLS(try TLSSession(server: credentials.current, peer: Sockets.peerAddress(fd)?.description ?? "unknown"))
+            } catch {
+                node.shards[0].logTLSFailure(error, port: "admin", peer: nil, plainText: false)
+                self.connection.close()
+                return
+            }
+        }
         // The first byte is due within the header timeout (as on the proxy port), so silent
         // connections cannot hold `admin.max_connections` and keep probes out.
         self.armIdleTimer(after: node.settings.readHeaderTimeout)
@@ -67,6 +78,20 @@ final class AdminConnection: ConnectionDelegate {
 
     func connectionDidReadEOF(_ connection: Connection) { connection.closeWhenWritten() }
 
+    /// The client's TLS failed (logged, rate-limited): one that spoke plain HTTP is told so.
+    func connection(_ connection: Connection, tlsFailed error: TLSError, peerSentPlainText: Bool) {
+        self.node.shards[0].logTLSFailure(error, port: "admin", peer: Sockets.peerAddress(connection.fd)?.description, plainText: peerSentPlainText)
+        guard peerSentPlainText else { return }
+        connection.write(ProxyErrors.response(status: 400, message: "plain HTTP request sent to a TLS port", keepAlive: false))
+        connection.closeWhenWritten()
+    }
+
+    /// False on a TLS port with client CAs when the client presented no certificate.
+    private var clientMayAskEverything: Bool {
+        guard self.node.settings.adminTLS.clientCAsPath != nil, let session = self.connection.tls else { return true }
+        return session.hasPeerCertificate
+    }
+
     func connectionDidDrain(_ connection: Connection) {
         guard self.pausedForOutput, connection.state == .open else { return }
         self.pausedForOutput = false
@@ -90,6 +115,10 @@ final class AdminConnection: ConnectionDelegate {
     private func respond(to head: HTTPRequestHead) {
         let (path, query) = Self.split(head.target)
         let keepAlive = head.keepAlive
+        guard path == "/health" || path == "/ready" || self.clientMayAskEverything else {
+            self.connection.write(ProxyErrors.response(status: 403, message: "client certificate required", keepAlive: keepAlive))
+            return
+        }
         if let forward = query["forward"], forward != self.node.cluster.me.name {
             guard let member = self.node.cluster.membership.memberList.first(where: { $0.info.name == forward && $0.state.status == .alive }) else {
                 self.connection.write(ProxyErrors.response(status: 404, message: "node not found", keepAlive: keepAlive))
@@ -129,7 +158,9 @@ final class AdminConnection: ConnectionDelegate {
     private func forward(_ head: HTTPRequestHead, path: String, to address: Address) {
         self.forwarding = true
         self.connection.pauseReading()
-        AdminForward.get(path, from: address, loop: self.node.loop) { [weak self] answer in
+        let shard = self.node.shards[0]
+        AdminForward.get(path, from: address, loop: self.node.loop, tls: self.node.forwardTLS?.admin == true ? self.node.forwardTLS : nil,
+                         onTLSFailure: { shard.logTLSFailure($0, port: "proxy.tls.client", peer: "\(address)", plainText: false) }) { [weak self] answer in
             guard let self, self.connection.state == .open else { return }
             if let answer {
                 self.write(answer.status, answer.body, type: answer.contentType, head: head)

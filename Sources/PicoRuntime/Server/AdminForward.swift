@@ -1,7 +1,8 @@
 import PicoModel
 
 /// `?forward=<node-id>` on the admin port: one `GET` to another node's admin address, on the
-/// loop, bounded by `timeout` and `maxBody`; reports the answer (or nil) exactly once.
+/// loop (over TLS when `tls` is given: peers' admin ports serve what ours serves), bounded by
+/// `timeout` and `maxBody`; reports the answer (or nil) exactly once.
 final class AdminForward: ConnectionDelegate {
     /// The forwarded answer.
     struct Answer {
@@ -18,15 +19,19 @@ final class AdminForward: ConnectionDelegate {
     private var completion: ((Answer?) -> Void)?
     private var timer: LoopTimer?
     private var connection: Connection?
+    private var onTLSFailure: ((TLSError) -> Void)?
 
     /// Asks `address` for `target` and calls `completion` once, on the loop.
     @discardableResult
-    static func get(_ target: String, from address: Address, loop: EventLoop, completion: @escaping (Answer?) -> Void) -> AdminForward {
-        AdminForward(target, from: address, loop: loop, completion: completion)
+    static func get(_ target: String, from address: Address, loop: EventLoop, tls: ForwardTLS?, onTLSFailure: ((TLSError) -> Void)? = nil,
+                    completion: @escaping (Answer?) -> Void) -> AdminForward {
+        AdminForward(target, from: address, loop: loop, tls: tls, onTLSFailure: onTLSFailure, completion: completion)
     }
 
-    private init(_ target: String, from address: Address, loop: EventLoop, completion: @escaping (Answer?) -> Void) {
+    private init(_ target: String, from address: Address, loop: EventLoop, tls: ForwardTLS?, onTLSFailure: ((TLSError) -> Void)?,
+                 completion: @escaping (Answer?) -> Void) {
         self.completion = completion
+        self.onTLSFailure = onTLSFailure
         self.decoder.expectResponse(to: "GET")
         guard let resolved = address.numeric(), let fd = try? Sockets.connect(to: resolved) else {
             loop.schedule(after: .zero) { [self] in self.finish(nil) }
@@ -35,6 +40,14 @@ final class AdminForward: ConnectionDelegate {
         let connection = Connection(fd: fd, loop: loop, connected: false, delegate: nil)
         connection.delegate = self
         self.connection = connection
+        if let tls {
+            do {
+                connection.startTLS(try tls.session(to: address))
+            } catch {
+                loop.schedule(after: .zero) { [self] in self.finish(nil) }
+                return
+            }
+        }
         connection.write(Array("GET \(target) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nUser-Agent: pico-forward\r\n\r\n".utf8))
         self.timer = loop.schedule(after: Self.timeout) { [weak self] in self?.finish(nil) }
     }
@@ -59,6 +72,11 @@ final class AdminForward: ConnectionDelegate {
     }
 
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
+        self.finish(nil)
+    }
+
+    func connection(_ connection: Connection, tlsFailed error: TLSError, peerSentPlainText: Bool) {
+        self.onTLSFailure?(error)
         self.finish(nil)
     }
 

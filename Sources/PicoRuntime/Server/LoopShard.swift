@@ -33,8 +33,12 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     let accessLog: Logger
     let metrics = ServerMetrics()
     /// Keep-alive connections to other nodes, for forwarded requests.
-    lazy var peers = PeerPool(
-        loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections, dialTimeout: self.settings.forwardDialTimeout, source: self.forwardSource)
+    lazy var peers: PeerPool = {
+        let pool = PeerPool(loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections, dialTimeout: self.settings.forwardDialTimeout,
+                            source: self.forwardSource, tls: self.node.forwardTLS)
+        pool.onTLSFailure = { [unowned self] error, peer in self.logTLSFailure(error, port: "proxy.tls.client", peer: "\(peer)", plainText: false) }
+        return pool
+    }()
     /// This node's advertised proxy IP, which forwards leave from.
     private let forwardSource: SocketAddressStorage?
     let counters: ServerCounters
@@ -48,7 +52,7 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// What this loop's proxy connections' clients owe, and by when.
     let clientTimeouts: ClientReadWatch.Timeouts
     /// The proxy port's TLS, if it has one.
-    let proxyTLS: TLSContext?
+    let proxyTLS: TLSCredentials?
     /// TLS failures logged in the current second, and when that second began (at most
     /// `tlsFailureLogLimit` lines a second per loop: a flood of bad handshakes cannot flood the log).
     private var tlsFailureLog: (since: Instant, lines: Int, suppressed: Int) = (.zero, 0, 0)

@@ -5,6 +5,8 @@ import PicoModel
 /// answered request gives its connection back, the next request to that node reuses the most
 /// recent one, idle ones close after `idleTimeout`, at most `maxIdlePerPeer` wait per node, and
 /// at most `maxPerPeer` connections (busy and idle) exist per node (`proxy.forward_max_connections`).
+/// Over TLS (`proxy.tls.client.*`) an idle connection keeps its session, so a reused one costs
+/// no handshake.
 final class PeerPool {
     /// Idle connections kept per node: enough for a burst of a few hundred concurrent forwards
     /// to find a warm connection next time (32 made 256 concurrent clients dial and close
@@ -24,6 +26,10 @@ final class PeerPool {
     /// (`proxy.forward_dial_timeout`): a node this one cannot reach fails the forward quickly,
     /// in time for another holder.
     let dialTimeout: Duration
+    /// How peers' proxy ports are dialled over TLS (nil: plain text).
+    let tls: ForwardTLS?
+    /// Told of each failed TLS session with a peer (the shard logs it, rate-limited).
+    var onTLSFailure: ((TLSError, Address) -> Void)?
     /// Idle connections per node, the most recently used last (mutated in place: a copy would
     /// cost a retain per waiting connection on every request).
     private var idle: [Address: [PeerUpstream]] = [:]
@@ -31,8 +37,9 @@ final class PeerPool {
     /// One timer closes connections idle for `idleTimeout`, instead of one timer per request.
     private var sweepTimer: LoopTimer?
 
-    init(loop: EventLoop, maxPerPeer: Int, dialTimeout: Duration, source: SocketAddressStorage?) {
+    init(loop: EventLoop, maxPerPeer: Int, dialTimeout: Duration, source: SocketAddressStorage?, tls: ForwardTLS? = nil) {
         self.loop = loop
+        self.tls = tls?.proxy == true ? tls : nil
         self.maxPerPeer = maxPerPeer
         self.dialTimeout = dialTimeout
         self.source = source
@@ -146,6 +153,7 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
             let connection = Connection(fd: fd, loop: pool.loop, connected: false, delegate: nil)
             connection.delegate = self
             self.connection = connection
+            if let tls = pool.tls { connection.startTLS(try tls.session(to: address)) }
             self.timer = pool.loop.schedule(after: pool.dialTimeout) { [weak self] in
                 guard let self, self.connection?.state == .connecting else { return }
                 self.fail("connect to \(address) timed out")
@@ -268,6 +276,13 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
 
     func connectionDidDrain(_ connection: Connection) {
         self.handler?.streamWritable()
+    }
+
+    /// The peer's certificate was refused (or the peer refused ours): the forward fails with
+    /// the reason, and another holder may be tried.
+    func connection(_ connection: Connection, tlsFailed error: TLSError, peerSentPlainText: Bool) {
+        self.pool.onTLSFailure?(error, self.address)
+        self.fail("TLS to \(self.address): \(error)")
     }
 
     func connectionDidClose(_ connection: Connection, error: SocketError?) {

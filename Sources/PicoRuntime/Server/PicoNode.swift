@@ -44,9 +44,15 @@ public final class PicoNode: @unchecked Sendable {
     private var incomingExchanges: [ExchangeID: StateExchangeStream] = [:]
     private var nextExchangeID: UInt64 = 0
     /// The proxy port's TLS (`proxy.tls.*`), nil when it serves plain HTTP.
-    public let proxyTLS: TLSContext?
+    public let proxyTLS: TLSCredentials?
     /// The upstream port's TLS (`upstream.tls.*`), nil when agents connect in plain text.
-    public let upstreamTLS: TLSContext?
+    public let upstreamTLS: TLSCredentials?
+    /// The admin port's TLS (`admin.tls.*`), nil when it serves plain HTTP.
+    public let adminTLS: TLSCredentials?
+    /// How this node dials other nodes' TLS proxy and admin ports (`proxy.tls.client.*`); nil
+    /// when neither port serves TLS (nodes share one configuration, so peers speak plain text).
+    let forwardTLS: ForwardTLS?
+    private var reloadTimer: LoopTimer?
     /// The upstream address agents are told about (informational; not gossiped).
     public let upstreamAdvertised: Address
     private var timers: [TimerID: LoopTimer] = [:]
@@ -71,6 +77,8 @@ public final class PicoNode: @unchecked Sendable {
         // Certificates load before any port opens: a file that does not load stops the node.
         self.proxyTLS = try Self.serverTLS(settings.proxyTLS, port: "proxy")
         self.upstreamTLS = try Self.serverTLS(settings.upstreamTLS, port: "upstream")
+        self.adminTLS = try Self.serverTLS(settings.adminTLS, port: "admin", requireClientCertificate: false)
+        self.forwardTLS = try ForwardTLS(settings.forwardTLS, proxy: self.proxyTLS != nil, admin: self.adminTLS != nil)
         let proxy = try Listener(address: settings.proxyBind, loop: loop)
         let upstream = try Listener(address: settings.upstreamBind, loop: loop)
         let admin = try Listener(address: settings.adminBind, loop: loop)
@@ -117,20 +125,40 @@ public final class PicoNode: @unchecked Sendable {
         gossip.onSendFailed = { [unowned self] address in self.handle(.datagramSendFailed(to: address)) }
     }
 
-    /// Each TLS port's certificate expiry, for `/metrics`.
+    /// Each TLS port's certificate expiry (the certificate in use now), for `/metrics`.
     var certificateExpiries: [(port: ListenerFigures.Port, expiry: Int64)] {
-        [(ListenerFigures.Port.proxy, self.proxyTLS), (.upstream, self.upstreamTLS)].compactMap { port, context in
-            context?.certificateExpiry.map { (port, $0) }
+        [(ListenerFigures.Port.proxy, self.proxyTLS), (.upstream, self.upstreamTLS), (.admin, self.adminTLS)].compactMap { port, credentials in
+            credentials?.current.certificateExpiry.map { (port, $0) }
         }
     }
 
-    /// The TLS context of a port's settings, or nil for plain text; a failure names the port's keys.
-    static func serverTLS(_ files: PortTLSFiles, port: String) throws -> TLSContext? {
-        guard let settings = try files.serverSettings(port: port) else { return nil }
+    /// The TLS of a port's settings, or nil for plain text; a failure names the port's keys.
+    static func serverTLS(_ files: PortTLSFiles, port: String, requireClientCertificate: Bool = true) throws -> TLSCredentials? {
+        guard let settings = try files.serverSettings(port: port, requireClientCertificate: requireClientCertificate) else { return nil }
         do {
-            return try TLSContext.server(settings)
+            return try TLSCredentials.server(settings, name: "\(port).tls")
         } catch {
             throw ConfigError("\(port).tls: \(error)")
+        }
+    }
+
+    /// Every set of certificate files this node loaded.
+    private var allCredentials: [TLSCredentials] {
+        [self.proxyTLS, self.upstreamTLS, self.adminTLS, self.forwardTLS?.credentials].compactMap { $0 }
+    }
+
+    /// Checks every certificate, key and CA file for new contents (SIGHUP: loads them all now)
+    /// and logs what changed; new connections use new files, open ones keep theirs, and files
+    /// that do not load leave the old ones in use.
+    public func reloadCertificates(_ trigger: CertificateReload.Trigger) {
+        TLSCredentials.reload(self.allCredentials, trigger, log: self.log)
+    }
+
+    private func armCertificateReload() {
+        guard self.settings.tlsReloadInterval > .zero, !self.allCredentials.isEmpty else { return }
+        self.reloadTimer = self.loop.schedule(after: self.settings.tlsReloadInterval) { [weak self] in
+            self?.reloadCertificates(.periodic)
+            self?.armCertificateReload()
         }
     }
 
@@ -150,6 +178,7 @@ public final class PicoNode: @unchecked Sendable {
                                            ("reserve", .int(self.budget.reserve)), ("proxy_max_connections", .int(self.proxyCap)),
                                            ("upstream_max_connections", .int(self.upstreamCap)), ("admin_max_connections", .int(self.adminCap)),
                                            ("max_state_exchanges", .int(self.exchangeCap))])
+        self.armCertificateReload()
         self.handle(.start)
     }
 
@@ -439,7 +468,7 @@ public final class PicoNode: @unchecked Sendable {
     private func acceptAdmin(_ fd: Int32) {
         guard self.adminConnections < self.adminCap else {
             self.listenerFigures.countRefusal(.admin)
-            Self.refuse(fd, loop: self.loop, message: "too many admin connections")
+            Self.refuse(fd, loop: self.loop, message: "too many admin connections", tls: self.adminTLS != nil)
             return
         }
         self.adminConnections += 1

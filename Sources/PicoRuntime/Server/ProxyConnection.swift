@@ -86,9 +86,9 @@ final class ProxyConnection: ConnectionDelegate {
         self.connection.writeStallTimeout = shard.settings.writeTimeout
         if let tls = moved?.tls {
             self.connection.startTLS(tls.session)
-        } else if moved == nil, let context = shard.proxyTLS {
+        } else if moved == nil, let credentials = shard.proxyTLS {
             do {
-                self.connection.startTLS(try TLSSession(server: context, peer: self.clientIP ?? "unknown"))
+                self.connection.startTLS(try TLSSession(server: credentials.current, peer: self.clientIP ?? "unknown"))
             } catch {
                 shard.logTLSFailure(error, port: "proxy", peer: self.clientIP, plainText: false)
                 self.connection.close()

@@ -29,9 +29,9 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
         self.handshakeTimer = shard.loop.schedule(after: Self.handshakeTimeout) { [weak self] in
             self?.refuse(status: 408, message: "upstream handshake timeout")
         }
-        if let context = shard.node.upstreamTLS {
+        if let credentials = shard.node.upstreamTLS {
             do {
-                self.connection.startTLS(try TLSSession(server: context, peer: Sockets.peerAddress(fd)?.description ?? "unknown"))
+                self.connection.startTLS(try TLSSession(server: credentials.current, peer: Sockets.peerAddress(fd)?.description ?? "unknown"))
             } catch {
                 shard.logTLSFailure(error, port: "upstream", peer: nil, plainText: false)
                 self.connection.close()

@@ -13,8 +13,10 @@ public enum AdminClient {
     /// Largest body read.
     public static let maxBody = 16 * 1_024 * 1_024
 
-    /// `GET path` from `target`; throws with the reason when no answer arrives.
-    public static func get(_ target: Address, path: String, timeout: Duration) throws(SocketError) -> Response {
+    /// `GET path` from `target` (over TLS with `tls`: the server's certificate is checked
+    /// against the target's host name or address, sent as SNI when it is a name); throws with
+    /// the reason when no answer arrives.
+    public static func get(_ target: Address, path: String, timeout: Duration, tls: TLSContext? = nil) throws(SocketError) -> Response {
         let addresses = try target.resolve()
         var lastError = SocketError("connect \(target): no address", code: 0)
         for address in addresses {
@@ -29,27 +31,26 @@ public enum AdminClient {
                 lastError = SocketError("connect \(target)")
                 continue
             }
-            return try Self.exchange(fd, host: target.description, path: path)
+            var session: TLSSession?
+            if let tls {
+                do {
+                    session = try TLSSession(client: tls, serverName: target.host, expectedName: target.host, peer: target.description)
+                } catch {
+                    throw SocketError("TLS: \(error)", code: 0)
+                }
+            }
+            return try Self.exchange(BlockingChannel(fd: fd, tls: session), host: target.description, path: path)
         }
         throw lastError
     }
 
-    static func exchange(_ fd: Int32, host: String, path: String) throws(SocketError) -> Response {
+    static func exchange(_ channel: BlockingChannel, host: String, path: String) throws(SocketError) -> Response {
         let request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: pico-status\r\n\r\n"
-        var bytes = Array(request.utf8)[...]
-        while !bytes.isEmpty {
-            let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if sent < 0 {
-                if errno == EINTR { continue }
-                throw SocketError("send")
-            }
-            bytes = bytes.dropFirst(sent)
-        }
+        try channel.send(Array(request.utf8))
         var decoder = HTTP1ResponseDecoder()
         decoder.expectResponse(to: "GET")
         var status: Int?
         var body: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
         var closed = false
         while true {
             do {
@@ -70,17 +71,79 @@ public enum AdminClient {
                 throw SocketError("malformed response: \(error)", code: 0)
             }
             guard !closed else { throw SocketError("connection closed before the response ended", code: 0) }
-            let count = recv(fd, &buffer, buffer.count, 0)
+            closed = try channel.receive { decoder.feed($0) }
+            if closed { decoder.feedEOF() }
+        }
+    }
+}
+
+/// One blocking socket, in plain text or through a TLS client session (whose handshake runs
+/// inside `send` and `receive`); every call is bounded by the socket's timeouts.
+struct BlockingChannel {
+    let fd: Int32
+    let tls: TLSSession?
+
+    /// Sends all of `bytes` (through TLS: encrypted, after the handshake's messages).
+    func send(_ bytes: [UInt8]) throws(SocketError) {
+        guard let tls else { return try self.sendRaw(bytes) }
+        var failure: TLSError?
+        bytes.withUnsafeBytes { raw in
+            do throws(TLSError) { try tls.send(raw) } catch { failure = error }
+        }
+        if let failure { throw SocketError("TLS: \(failure)", code: 0) }
+        try self.flushTLS()
+    }
+
+    /// Waits for bytes and hands their plaintext to `deliver`; true when the peer closed.
+    func receive(_ deliver: (UnsafeRawBufferPointer) -> Void) throws(SocketError) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = recv(self.fd, &buffer, buffer.count, 0)
             if count < 0 {
                 if errno == EINTR { continue }
                 throw SocketError(errno == EAGAIN || errno == EWOULDBLOCK ? "receive: timed out" : "receive")
             }
-            if count == 0 {
-                closed = true
-                decoder.feedEOF()
-            } else {
-                buffer.withUnsafeBytes { decoder.feed(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            guard let tls else {
+                buffer.withUnsafeBytes { deliver(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                return count == 0
             }
+            if count == 0 { return true }
+            var outcome: Result<TLSSession.Progress, TLSError> = .success(.open)
+            buffer.withUnsafeBytes { raw in
+                do throws(TLSError) {
+                    outcome = .success(try tls.receive(UnsafeRawBufferPointer(rebasing: raw[0..<count])) { plaintext in
+                        deliver(plaintext)
+                        return true
+                    })
+                } catch {
+                    outcome = .failure(error)
+                }
+            }
+            guard case .success(let progress) = outcome else {
+                if case .failure(let error) = outcome { throw SocketError("TLS: \(error)", code: 0) }
+                return true
+            }
+            // Handshake messages (and the request, once the handshake completes) go out now.
+            try self.flushTLS()
+            return progress == .peerClosed
+        }
+    }
+
+    private func flushTLS() throws(SocketError) {
+        var output: [UInt8] = []
+        self.tls?.takeOutput(into: &output)
+        try self.sendRaw(output)
+    }
+
+    private func sendRaw(_ bytes: [UInt8]) throws(SocketError) {
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            let sent = rest.withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent < 0 {
+                if errno == EINTR { continue }
+                throw SocketError("send")
+            }
+            rest = rest.dropFirst(sent)
         }
     }
 }

@@ -9,6 +9,7 @@ import PicoModel
 /// pico status gossip nodes
 /// pico status gossip node <id>
 /// flags: --server.url http://localhost:8002  --forward <node-id>  -o table|json|yaml  --timeout 15s
+///        --tls.root-cas FILE  --tls.cert FILE  --tls.key FILE   (with an https:// URL)
 /// ```
 public struct StatusCommand: Sendable {
     /// The admin port asked.
@@ -23,6 +24,13 @@ public struct StatusCommand: Sendable {
     public var gossipNode: String?
     /// Bounds the connect and each read and write.
     public var timeout: Duration = .seconds(15)
+    /// True for an `https://` server URL.
+    public var usesTLS = false
+    /// `--tls.*`: the roots the admin port's certificate is checked against (the system's by
+    /// default) and a client certificate for an admin port with client CAs.
+    public var tlsFiles = TLSClientSettings()
+    /// What the TLS to the admin port runs with; nil for `http://`.
+    public var tls: TLSClientSettings? { self.usesTLS ? self.tlsFiles : nil }
     var columns = ("FIELD", "VALUE")
 
     /// The usage text.
@@ -37,7 +45,10 @@ public struct StatusCommand: Sendable {
       gossip node <id>             One node as gossip sees it.
 
     Flags:
-      --server.url string   The node's admin URL (default http://localhost:8002).
+      --server.url string   The node's admin URL, http:// or https:// (default http://localhost:8002).
+      --tls.root-cas file   CAs (PEM) the admin port's certificate is checked against (default: the system's).
+      --tls.cert file       Client certificate (PEM) for an admin port with client CAs.
+      --tls.key file        The private key of --tls.cert (PEM).
       --forward string      Ask another node of the cluster, through this one.
       -o, --output string   table, json or yaml (default table).
       --timeout duration    Bounds connecting and each read (default 15s).
@@ -67,8 +78,23 @@ public struct StatusCommand: Sendable {
             switch argument {
             case "--server.url":
                 let text = try value(argument, inline)
-                guard let target = AgentSettings.url(text) else { throw ConfigError("--server.url: expected an http:// URL, got \(text)") }
-                command.server = target
+                if let target = AgentSettings.url(text) {
+                    command.server = target
+                    command.usesTLS = false
+                } else if text.hasPrefix("https://"), let target = AgentSettings.authority(text.dropFirst("https://".count), defaultPort: 443) {
+                    command.server = target
+                    command.usesTLS = true
+                } else {
+                    throw ConfigError("--server.url: expected an http:// or https:// URL, got \(text)")
+                }
+            case "--tls.root-cas", "--tls.cert", "--tls.key":
+                let text = try value(argument, inline)
+                guard !text.isEmpty, !text.utf8.contains(0) else { throw ConfigError("\(argument): expected a file path") }
+                switch argument {
+                case "--tls.root-cas": command.tlsFiles.rootCAsPath = text
+                case "--tls.cert": command.tlsFiles.certificatePath = text
+                default: command.tlsFiles.keyPath = text
+                }
             case "--forward":
                 forward = try value(argument, inline)
             case "-o", "--output":
@@ -103,6 +129,11 @@ public struct StatusCommand: Sendable {
             throw ConfigError(words.isEmpty ? "missing command" : "unknown command: \(words.joined(separator: " "))")
         }
         if command.statusFilter != nil, command.path != "/status/cluster/nodes" { throw ConfigError("--status applies to `cluster nodes` only") }
+        let files = command.tlsFiles
+        if files.rootCAsPath != nil || files.certificatePath != nil || files.keyPath != nil, !command.usesTLS {
+            throw ConfigError("--tls.* flags need an https:// --server.url")
+        }
+        if (files.certificatePath == nil) != (files.keyPath == nil) { throw ConfigError("--tls.cert and --tls.key go together") }
         if let forward { command.path += "?forward=" + Self.escape(forward) }
         return command
     }

@@ -18,12 +18,18 @@ public struct TLSServerSettings: Hashable, Sendable {
     public var clientCAsPath: String?
     /// TLS 1.2 unless 1.3 is asked for.
     public var minimumVersion: TLSMinimumVersion
+    /// With client CAs: true refuses a client without a certificate in the handshake; false
+    /// lets it finish (the session's `hasPeerCertificate` tells), while a certificate that is
+    /// sent is still verified.
+    public var requireClientCertificate: Bool
 
-    public init(certificatePath: String, keyPath: String, clientCAsPath: String? = nil, minimumVersion: TLSMinimumVersion = .tls12) {
+    public init(certificatePath: String, keyPath: String, clientCAsPath: String? = nil, minimumVersion: TLSMinimumVersion = .tls12,
+                requireClientCertificate: Bool = true) {
         self.certificatePath = certificatePath
         self.keyPath = keyPath
         self.clientCAsPath = clientCAsPath
         self.minimumVersion = minimumVersion
+        self.requireClientCertificate = requireClientCertificate
     }
 }
 
@@ -101,7 +107,7 @@ public final class TLSContext: @unchecked Sendable {
             }
             guard let names = SSL_load_client_CA_file(caPath) else { throw TLSError.fromQueue("reading the client CA names in \(caPath)") }
             SSL_CTX_set_client_CA_list(raw, names)
-            SSL_CTX_set_verify(raw, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
+            SSL_CTX_set_verify(raw, settings.requireClientCertificate ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER, nil)
         }
         return context
     }

@@ -143,6 +143,12 @@ public final class TLSSession {
     }
 
     /// True when received bytes wait to be decrypted and delivered (`receive` stopped early).
+    /// True once the handshake verified a certificate the peer presented (a server session
+    /// that asked for one without requiring it tells a client without one this way).
+    public var hasPeerCertificate: Bool {
+        self.state != .handshaking && SSL_get0_peer_certificate(self.ssl) != nil && SSL_get_verify_result(self.ssl) == Int(X509_V_OK)
+    }
+
     public var hasBufferedInput: Bool { BIO_ctrl_pending(self.input) > 0 || SSL_pending(self.ssl) > 0 }
 
     /// True when encrypted bytes wait for the network.
