@@ -20,6 +20,8 @@ import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PLAIN = os.path.join(ROOT, "operations", "kubernetes")
+# The TLS variant: a ConfigMap and StatefulSet that replace the plain ones, and a cert-manager example.
+PLAIN_TLS = os.path.join(PLAIN, "tls")
 CHART = os.path.join(ROOT, "operations", "helm", "pico")
 PICO = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
 # Labels and annotations only Helm adds (release bookkeeping, the config checksum).
@@ -36,11 +38,11 @@ def by_kind_and_name(documents):
     return {(document["kind"], document["metadata"]["name"]): document for document in documents}
 
 
-def plain_objects():
+def plain_objects(directory=PLAIN):
     documents = []
-    for name in sorted(os.listdir(PLAIN)):
+    for name in sorted(os.listdir(directory)):
         if name.endswith(".yaml"):
-            with open(os.path.join(PLAIN, name)) as handle:
+            with open(os.path.join(directory, name)) as handle:
                 documents += load_all(handle.read())
     return by_kind_and_name(documents)
 
@@ -101,7 +103,7 @@ def duration_seconds(text):
 
 class ManifestTests(unittest.TestCase):
     def test_plainManifests_passTheKubernetesSchemas_strictly(self):
-        for name in sorted(os.listdir(PLAIN)):
+        for name in sorted(name for name in os.listdir(PLAIN) if name.endswith(".yaml")):
             with open(os.path.join(PLAIN, name)) as handle:
                 result = validate_schemas(handle.read())
             self.assertEqual(result.returncode, 0, f"{name}: {result.stdout}{result.stderr}")
@@ -179,6 +181,71 @@ class ManifestTests(unittest.TestCase):
         result = pico_validate(bad["data"]["server.yaml"], env)
         self.assertEqual(result.returncode, 2)
         self.assertIn("proxy.timeout", result.stderr)
+
+    def test_tlsVariant_isTheChartWithASecret_validates_andItsCertificateCarriesTheCheckedNames(self):
+        rendered = render(values={"tls": {"existingSecret": "pico-tls"}})
+        self.assertEqual(validate_schemas(rendered).returncode, 0, validate_schemas(rendered).stdout)
+        chart = {key: without_helm_bookkeeping(value, True) for key, value in by_kind_and_name(load_all(rendered)).items()}
+        variant = plain_objects(PLAIN_TLS)
+        certificate = variant.pop(("Certificate", "pico-tls"))
+        issuer = variant.pop(("Issuer", "pico-ca"))
+        for name in ("configmap.yaml", "statefulset.yaml"):
+            with open(os.path.join(PLAIN_TLS, name)) as handle:
+                result = validate_schemas(handle.read())
+            self.assertEqual(result.returncode, 0, f"{name}: {result.stdout}{result.stderr}")
+        expected = {key: without_helm_bookkeeping(value, False) for key, value in {**plain_objects(), **variant}.items()}
+        self.assertEqual(sorted(chart), sorted(expected))
+        for key in expected:
+            self.assertEqual(chart[key], expected[key], f"{key} differs between the chart with tls.existingSecret and operations/kubernetes/tls")
+        server_yaml = variant[("ConfigMap", "pico-config")]["data"]["server.yaml"]
+        result = pico_validate(server_yaml, {"POD_NAME": "pico-0", "POD_IP": "10.0.0.7"})
+        self.assertEqual((result.returncode, result.stdout), (0, "config ok\n"), result.stderr)
+        config = yaml.safe_load(server_yaml)
+        for port in ("proxy", "upstream", "admin"):
+            self.assertEqual((config[port]["tls"]["cert"], config[port]["tls"]["key"]), ("/etc/pico/tls/tls.crt", "/etc/pico/tls/tls.key"))
+        client = config["proxy"]["tls"]["client"]
+        self.assertEqual(client, {"root_cas": "/etc/pico/tls/ca.crt", "server_name": "pico.default.svc.cluster.local"})
+        statefulset = variant[("StatefulSet", "pico")]
+        pod = statefulset["spec"]["template"]["spec"]
+        self.assertIn({"name": "tls", "secret": {"secretName": "pico-tls"}}, pod["volumes"])
+        mount = next(mount for mount in container(statefulset)["volumeMounts"] if mount["name"] == "tls")
+        self.assertEqual((mount["mountPath"], mount.get("subPath")), ("/etc/pico/tls", None), "no subPath: renewed files appear in place")
+        for probe in ("readinessProbe", "livenessProbe"):
+            self.assertEqual(container(statefulset)[probe]["httpGet"]["scheme"], "HTTPS")
+        # The cert-manager example: the Secret mounted, the name forwards check, each pod's
+        # stable name, both usages (nodes are each other's clients), and an issuer that writes ca.crt.
+        spec = certificate["spec"]
+        self.assertEqual(spec["secretName"], "pico-tls")
+        self.assertIn(client["server_name"], spec["dnsNames"])
+        self.assertIn("*." + client["server_name"], spec["dnsNames"])
+        self.assertEqual(set(spec["usages"]), {"server auth", "client auth"})
+        self.assertEqual((spec["issuerRef"]["name"], issuer["kind"]), (issuer["metadata"]["name"], "Issuer"))
+        self.assertIn("ca", issuer["spec"])
+
+    def test_chartTLSValues_choosePortsAndClientCertificates_andMistakesAreNamed(self):
+        values = {"tls": {"existingSecret": "edge-certs", "ports": ["proxy", "admin"], "clientCertificatePorts": ["admin"], "serverName": "pico.edge.example"}}
+        objects = by_kind_and_name(load_all(render("edge", values)))
+        server_yaml = objects[("ConfigMap", "edge-pico-config")]["data"]["server.yaml"]
+        config = yaml.safe_load(server_yaml)
+        self.assertNotIn("tls", config["upstream"])
+        self.assertNotIn("client_cas", config["proxy"]["tls"])
+        self.assertEqual(config["admin"]["tls"]["client_cas"], "/etc/pico/tls/ca.crt")
+        self.assertEqual(config["proxy"]["tls"]["client"], {"root_cas": "/etc/pico/tls/ca.crt", "server_name": "pico.edge.example",
+                                                            "cert": "/etc/pico/tls/tls.crt", "key": "/etc/pico/tls/tls.key"})
+        result = pico_validate(server_yaml, {"POD_NAME": "edge-pico-0", "POD_IP": "10.0.0.7"})
+        self.assertEqual((result.returncode, result.stdout), (0, "config ok\n"), result.stderr)
+        # Only the upstream port: nothing between nodes, plain HTTP probes.
+        only_upstream = by_kind_and_name(load_all(render("edge", {"tls": {"existingSecret": "edge-certs", "ports": ["upstream"]}})))
+        config = yaml.safe_load(only_upstream[("ConfigMap", "edge-pico-config")]["data"]["server.yaml"])
+        self.assertEqual(set(config["upstream"]["tls"]), {"cert", "key"})
+        self.assertNotIn("tls", config["proxy"])
+        self.assertNotIn("scheme", container(only_upstream[("StatefulSet", "edge-pico")])["readinessProbe"]["httpGet"])
+        for bad, message in (({"existingSecret": "s", "ports": ["gossip"]}, "gossip is not a port that can serve TLS"),
+                             ({"existingSecret": "s", "ports": ["proxy"], "clientCertificatePorts": ["admin"]}, "admin is not in tls.ports"),
+                             ({"clientCertificatePorts": ["proxy"]}, "tls.clientCertificatePorts needs tls.existingSecret")):
+            with self.assertRaises(AssertionError) as raised:
+                render("edge", {"tls": bad})
+            self.assertIn(message, str(raised.exception))
 
     def test_chartsAppVersion_isPicosVersion(self):
         with open(os.path.join(CHART, "Chart.yaml")) as handle:

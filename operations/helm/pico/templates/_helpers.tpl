@@ -34,5 +34,49 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
     "gossip" (dict "bind_addr" (printf ":%v" $ports.gossip) "advertise_addr" (printf "${POD_IP}:%v" $ports.gossip)))
   "grace_period" (printf "%vs" .Values.gracePeriodSeconds)
 -}}
+{{- $tls := .Values.tls -}}
+{{- if $tls.existingSecret -}}
+{{- range $port := concat $tls.ports $tls.clientCertificatePorts -}}
+{{- if not (has $port (list "proxy" "upstream" "admin")) -}}
+{{- fail (printf "tls: %s is not a port that can serve TLS (proxy, upstream, admin)" $port) -}}
+{{- end -}}
+{{- end -}}
+{{- range $port := $tls.ports -}}
+{{- $files := dict "cert" "/etc/pico/tls/tls.crt" "key" "/etc/pico/tls/tls.key" -}}
+{{- if has $port $tls.clientCertificatePorts -}}
+{{- $_ := set $files "client_cas" "/etc/pico/tls/ca.crt" -}}
+{{- end -}}
+{{- $_ := set (get $chart $port) "tls" $files -}}
+{{- end -}}
+{{- range $port := $tls.clientCertificatePorts -}}
+{{- if not (has $port $tls.ports) -}}
+{{- fail (printf "tls.clientCertificatePorts: %s is not in tls.ports" $port) -}}
+{{- end -}}
+{{- end -}}
+{{- if or (has "proxy" $tls.ports) (has "admin" $tls.ports) -}}
+{{- $client := dict "root_cas" "/etc/pico/tls/ca.crt" "server_name" (include "pico.tlsServerName" .) -}}
+{{- if or (has "proxy" $tls.clientCertificatePorts) (has "admin" $tls.clientCertificatePorts) -}}
+{{- $_ := set $client "cert" "/etc/pico/tls/tls.crt" -}}
+{{- $_ := set $client "key" "/etc/pico/tls/tls.key" -}}
+{{- end -}}
+{{- $proxyTLS := get $chart.proxy "tls" | default dict -}}
+{{- $_ := set $proxyTLS "client" $client -}}
+{{- $_ := set $chart.proxy "tls" $proxyTLS -}}
+{{- end -}}
+{{- else if $tls.clientCertificatePorts -}}
+{{- fail "tls.clientCertificatePorts needs tls.existingSecret" -}}
+{{- end -}}
 {{- toYaml (mustMergeOverwrite $chart (deepCopy .Values.config)) -}}
+{{- end -}}
+
+{{/* The DNS name every node's certificate carries, checked on node-to-node forwards. */}}
+{{- define "pico.tlsServerName" -}}
+{{- .Values.tls.serverName | default (printf "%s.%s.svc.cluster.local" (include "pico.fullname" .) .Release.Namespace) -}}
+{{- end -}}
+
+{{/* The probes' scheme: HTTPS when the admin port serves TLS. */}}
+{{- define "pico.probeScheme" -}}
+{{- if and .Values.tls.existingSecret (has "admin" .Values.tls.ports) -}}
+HTTPS
+{{- end -}}
 {{- end -}}
