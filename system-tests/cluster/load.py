@@ -8,11 +8,16 @@ given: then it is `deadline` seconds per operation and an answer that completes 
 `deadline` seconds after the request started counts as failed too ("late 200 after N ms"), so
 `deadline` bounds the whole request as a client's total timeout would.
 
+With `LOAD_CA` set in the environment (a CA file), every request goes over TLS (a new
+handshake per request), checking the server's certificate for `host`.
+
 Run: python3 load.py <host> <port> <endpoint> <out file> [threads] [interval] [deadline]
 """
 import http.client
 import json
+import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -24,6 +29,7 @@ deadline = float(sys.argv[7]) if len(sys.argv) > 7 else None
 stop = threading.Event()
 lock = threading.Lock()
 sink = open(out, "w", buffering=1)
+tls = ssl.create_default_context(cafile=os.environ["LOAD_CA"]) if os.environ.get("LOAD_CA") else None
 
 
 def client():
@@ -31,7 +37,10 @@ def client():
         started = time.time()
         error = None
         try:
-            connection = http.client.HTTPConnection(host, port, timeout=deadline or 10)
+            if tls:
+                connection = http.client.HTTPSConnection(host, port, timeout=deadline or 10, context=tls)
+            else:
+                connection = http.client.HTTPConnection(host, port, timeout=deadline or 10)
             connection.request("GET", "/bytes/64", headers={"x-pico-endpoint": endpoint, "Connection": "close"})
             response = connection.getresponse()
             body = response.read()

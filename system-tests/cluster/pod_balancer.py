@@ -1,7 +1,8 @@
 """A Kubernetes-Service-like TCP load balancer for the multi-host tests: listens on the proxy
 and upstream ports, and sends each new connection to a random pod whose admin `/ready` answers
-200 (checked at most every 200 ms per pod). The pods come from a JSON file the harness rewrites:
-`[{"ip": "10.77.0.11"}, ...]`. Bytes are piped both ways.
+200 (checked at most every 200 ms per pod; over TLS, checking the pod's certificate for its IP,
+when `BALANCER_ADMIN_CA` names a CA file). The pods come from a JSON file the harness rewrites:
+`[{"ip": "10.77.0.11"}, ...]`. Bytes are piped both ways (TLS passes through untouched).
 
 Run: python3 pod_balancer.py <pods.json> <listen ip> <port> [<port> ...]
 """
@@ -10,6 +11,7 @@ import json
 import os
 import random
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -20,6 +22,7 @@ from balancer import pipe  # noqa: E402  (the same byte pipe as the end-to-end t
 ADMIN_PORT = 8002
 _ready_cache = {}
 _lock = threading.Lock()
+_admin_tls = ssl.create_default_context(cafile=os.environ["BALANCER_ADMIN_CA"]) if os.environ.get("BALANCER_ADMIN_CA") else None
 
 
 def ready(ip):
@@ -29,7 +32,10 @@ def ready(ip):
         if cached and now - cached[1] < 0.2:
             return cached[0]
     try:
-        connection = http.client.HTTPConnection(ip, ADMIN_PORT, timeout=1)
+        if _admin_tls:
+            connection = http.client.HTTPSConnection(ip, ADMIN_PORT, timeout=1, context=_admin_tls)
+        else:
+            connection = http.client.HTTPConnection(ip, ADMIN_PORT, timeout=1)
         connection.request("GET", "/ready")
         answer = connection.getresponse().status == 200
     except OSError:

@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,11 +25,47 @@ REASON = netns.available()
 GRACE = "20s"
 
 
-class Cluster:
-    """Pods 0… on hosts 10.77.0.10+i, DNS on .2, balancer on .3, upstream host on .4, client on .5."""
+class PodPKI:
+    """A CA and one certificate per pod, naming the pod's IP (forwards check it: no
+    server_name) and the balancer's address, which clients and agents dial (it passes TLS
+    through, as a TCP load balancer in front of the pods would)."""
 
-    def __init__(self, test):
+    def __init__(self, workdir, balancer_ip):
+        self.dir = os.path.join(workdir, "pki")
+        os.makedirs(self.dir)
+        self.balancer_ip = balancer_ip
+        self.openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                     "-subj", "/CN=Pico multi-host CA", "-keyout", "ca.key", "-out", "ca.crt")
+        self.ca = self.path("ca.crt")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def openssl(self, *arguments):
+        subprocess.run(["openssl", *arguments], cwd=self.dir, check=True, capture_output=True)
+
+    def pod(self, index, ip):
+        """The certificate and key of pod `index` (made once)."""
+        name = f"pod{index}"
+        if not os.path.exists(self.path(f"{name}.crt")):
+            with open(self.path(f"{name}.ext"), "w") as handle:
+                handle.write(f"subjectAltName=IP:{ip},IP:{self.balancer_ip},DNS:pico-public\nextendedKeyUsage=serverAuth,clientAuth")
+            self.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN=pico pod {index}",
+                         "-keyout", f"{name}.key", "-out", f"{name}.csr")
+            self.openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+                         "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+        return self.path(f"{name}.crt"), self.path(f"{name}.key")
+
+
+class Cluster:
+    """Pods 0… on hosts 10.77.0.10+i, DNS on .2, balancer on .3, upstream host on .4, client on .5.
+    With `tls`, every hop but gossip is TLS: clients and agents through the balancer, forwards
+    and admin `?forward=` between pods (each presenting its own certificate; the admin ports
+    require one for everything but the probes), and the harness's own admin requests."""
+
+    def __init__(self, test, tls=False):
         self.workdir = tempfile.mkdtemp(prefix="pico-multihost-")
+        self.pki = PodPKI(self.workdir, f"{netns.SUBNET}.3") if tls else None
         self.network = netns.Network(self.workdir)
         test.addCleanup(self.network.teardown)
         self.network.add_host("dns", 2)
@@ -38,7 +75,9 @@ class Cluster:
         self.network.add_host("upstream", 4, dns=resolver)
         self.network.add_host("client", 5, dns=resolver)
         self.podset = netns.PodSet(self.workdir)
-        self.network.start("lb", ["python3", os.path.join(HERE, "pod_balancer.py"), self.podset.path, self.network.ip("lb"), "8000", "8001"], "balancer.log")
+        balancer_env = ["env", f"BALANCER_ADMIN_CA={self.pki.ca}"] if tls else []
+        self.network.start("lb", balancer_env + ["python3", os.path.join(HERE, "pod_balancer.py"), self.podset.path, self.network.ip("lb"), "8000", "8001"],
+                           "balancer.log")
         self.network.start("upstream", ["python3", BACKEND, "9000", "9001"], "backend.log")
         self.pods = {}
         self.ready = set()
@@ -53,15 +92,33 @@ class Cluster:
         self.generation[index] = self.generation.get(index, 0) + 1
         log = f"pico-{index}-{self.generation[index]}.log"
         self.pods[index] = self.network.start(name, [PICO, "server", "--cluster.join", "pico", "--cluster.node-id-prefix", f"pico-{index}-",
-                                                     "--grace-period", GRACE, "--log.level", "info"], log)
+                                                     "--grace-period", GRACE, "--log.level", "info", *self.tls_flags(index)], log)
+
+    def tls_flags(self, index):
+        if not self.pki:
+            return []
+        certificate, key = self.pki.pod(index, self.pod_ip(index))
+        flags = []
+        for port in ("proxy", "upstream", "admin"):
+            flags += [f"--{port}.tls.cert", certificate, f"--{port}.tls.key", key]
+        return flags + ["--admin.tls.client-cas", self.pki.ca, "--proxy.tls.client.root-cas", self.pki.ca,
+                        "--proxy.tls.client.cert", certificate, "--proxy.tls.client.key", key]
+
+    def curl(self, *arguments):
+        """curl from the client host (over TLS with the CA and pod 0's certificate as a client's)."""
+        tls = ["--cacert", self.pki.ca, "--cert", self.pki.pod(0, self.pod_ip(0))[0], "--key", self.pki.pod(0, self.pod_ip(0))[1]] if self.pki else []
+        return netns.sh("curl", *tls, *arguments, check=False, namespace=self.network.hosts["client"][0])
+
+    @property
+    def scheme(self):
+        return "https" if self.pki else "http"
 
     def pod_ip(self, index):
         return self.network.ip(f"pod{index}")
 
     def admin(self, index, path):
         """GET on pod `index`'s admin port, from the client host: (status, body)."""
-        out = netns.sh("curl", "-s", "-m", "3", "-w", "\n%{http_code}", f"http://{self.pod_ip(index)}:8002{path}", check=False,
-                       namespace=self.network.hosts["client"][0])
+        out = self.curl("-s", "-m", "3", "-w", "\n%{http_code}", f"{self.scheme}://{self.pod_ip(index)}:8002{path}")
         body, _, status = out.rpartition("\n")
         return int(status or 0), body
 
@@ -129,15 +186,17 @@ class Cluster:
     def start_agents(self, count, endpoint="app", pod=None):
         """`count` agents for `endpoint`, through the balancer, or straight to pod `pod`."""
         target = self.network.ip("lb") if pod is None else self.pod_ip(pod)
+        tls = ["--connect.tls.root-cas", self.pki.ca] if self.pki else []
         # One tunnel per agent, as the simulator's agents hold: the scenarios compare with it.
         for number in range(count):
-            self.network.start("upstream", [PICO, "agent", "http", endpoint, "9000", "--connect.url", f"http://{target}:8001", "--event-loops", "1"],
+            self.network.start("upstream", [PICO, "agent", "http", endpoint, "9000", "--connect.url", f"{self.scheme}://{target}:8001", "--event-loops", "1", *tls],
                                f"agent-{endpoint}-{'lb' if pod is None else f'pod{pod}'}-{number}.log")
 
     def start_load(self, name, threads=8, interval=0.1, endpoint="app", deadline=None):
         """load.py against the balancer; `deadline` is the client's timeout for a whole request."""
         path = os.path.join(self.workdir, f"{name}.jsonl")
-        process = self.network.start("client", ["python3", os.path.join(HERE, "load.py"), self.network.ip("lb"), "8000", endpoint, path,
+        tls = ["env", f"LOAD_CA={self.pki.ca}"] if self.pki else []
+        process = self.network.start("client", tls + ["python3", os.path.join(HERE, "load.py"), self.network.ip("lb"), "8000", endpoint, path,
                                                 str(threads), str(interval)] + ([str(deadline)] if deadline else []), f"{name}.log")
         return process, path
 
@@ -151,8 +210,8 @@ class Cluster:
         return outcomes
 
     def request_via(self, index, endpoint="app"):
-        out = netns.sh("curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"x-pico-endpoint: {endpoint}",
-                       f"http://{self.pod_ip(index)}:8000/bytes/8", check=False, namespace=self.network.hosts["client"][0])
+        out = self.curl("-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"x-pico-endpoint: {endpoint}",
+                        f"{self.scheme}://{self.pod_ip(index)}:8000/bytes/8")
         return int(out or 0)
 
 
@@ -228,6 +287,54 @@ class MultiHostTests(unittest.TestCase):
         print(f"\n  scenario 2: {len(failed)} failed of {total} requests over {duration:.0f} s ({rate:.0f}/s); "
               f"pod restarts took {', '.join(f'{r:.1f}' for r in restarts)} s")
         self.assertGreaterEqual(rate, 50)
+        self.assertEqual(failed, [], f"failed requests: {failed[:5]}")
+
+    def test_8_tlsOnEveryHop_threePodsForm_andARollingRestartUnderLoad_failsNoRequest(self):
+        """Scenarios 1 and 2 with TLS on every hop but gossip: each pod serves its own
+        certificate (its IP and the balancer's) on the proxy, upstream and admin ports; clients
+        (a new handshake per request) and agents dial through the balancer over TLS; pods
+        forward to each other over TLS, checking the peer's certificate against its IP and
+        presenting their own; admin `?forward=` needs a client certificate."""
+        cluster = Cluster(self, tls=True)
+        started = time.time()
+        for index in range(3):
+            cluster.start_pod(index, wait=False)
+        for index in range(3):
+            cluster.wait_ready(index)
+        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 and set(cluster.members(i).values()) == {"active"} for i in range(3)),
+                         60, "one cluster of three over TLS")
+        converged = time.time() - started
+        cluster.start_agents(2)
+        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "two agents connected over TLS")
+        netns.wait_until(lambda: all(cluster.request_via(i) == 200 for i in range(3)), 20, "app reachable through every pod")
+        ids = {i: json.loads(cluster.admin(i, "/status/cluster/nodes/local")[1])["id"] for i in range(3)}
+        for i in range(3):
+            status, body = cluster.admin(i, f"/status/cluster/nodes/local?forward={ids[(i + 1) % 3]}")
+            self.assertEqual((status, json.loads(body)["id"]), (200, ids[(i + 1) % 3]), "admin ?forward= over TLS with a client certificate")
+        # Every pod forwards some requests (a pod without a tunnel must), all over TLS.
+        load = cluster.start_load("tls-rolling")
+        time.sleep(3)
+        restarts = []
+        for index in range(3):
+            began = time.time()
+            self.assertEqual(cluster.stop_pod(index), 0, f"pod {index} exits 0 after its drain")
+            cluster.start_pod(index)
+            restarts.append(time.time() - began)
+            time.sleep(2)
+        time.sleep(3)
+        outcomes = cluster.stop_load(load)
+        failed, total, duration = summary(outcomes)
+        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "both agents connected at the end")
+        tls_failures = 0
+        for name in os.listdir(cluster.workdir):
+            if name.startswith("pico-") and name.endswith(".log"):
+                with open(os.path.join(cluster.workdir, name), errors="replace") as log:
+                    tls_failures += log.read().count("TLS connection failed")
+        rate = total / duration if duration else 0
+        print(f"\n  scenario 8 (TLS on every hop): one cluster of 3 in {converged:.1f} s; rolling restart: {len(failed)} failed of {total} "
+              f"requests over {duration:.0f} s ({rate:.0f}/s, a handshake each); pod restarts took {', '.join(f'{r:.1f}' for r in restarts)} s; "
+              f"TLS failures logged: {tls_failures}")
+        self.assertGreaterEqual(rate, 30)
         self.assertEqual(failed, [], f"failed requests: {failed[:5]}")
 
     def test_3_scaleFrom3To5AndBack_underLoad_failsNoRequest(self):
