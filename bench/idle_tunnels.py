@@ -2,7 +2,9 @@
 
 Opens N tunnels (the WebSocket upgrade on /pico/v1/upstream/<endpoint>, then silence) to a
 fresh `pico server`, and as the reference measured in the same run, N idle client connections
-to the proxy port of another fresh node: the runtime's floor cost of one connection.
+to the proxy port of another fresh node: the runtime's floor cost of one connection. Then N
+tunnels over TLS (TLS 1.3, a certificate made for the run) to a third node whose upstream port
+serves TLS: the memory of an idle TLS tunnel, reported next to the plain one.
 
 Run through bench/idle-tunnels; python3 bench/idle_tunnels.py <pico binary> [tunnels] [endpoints] [--smoke].
 With --smoke (the test suite's guard that the script still works) the target is not enforced.
@@ -13,7 +15,9 @@ import os
 import re
 import resource
 import socket
+import ssl
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.request
@@ -32,13 +36,28 @@ def rss_kib(pid):
         return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
 
 
+def test_certificate():
+    """(certificate, key, CA) for localhost, made with the openssl command line."""
+    directory = tempfile.mkdtemp(prefix="pico-idle-tls-")
+    def openssl(*arguments):
+        subprocess.run(["openssl", *arguments], cwd=directory, check=True, capture_output=True)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=idle CA",
+            "-keyout", "ca.key", "-out", "ca.crt")
+    with open(os.path.join(directory, "server.ext"), "w") as handle:
+        handle.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "server.ext",
+            "-out", "server.crt")
+    return tuple(os.path.join(directory, name) for name in ("server.crt", "server.key", "ca.crt"))
+
+
 class Node:
-    def __init__(self, binary, connections):
+    def __init__(self, binary, connections, extra=()):
         self.proxy, self.upstream, self.admin = free_port(), free_port(), free_port()
         self.process = subprocess.Popen(
             [binary, "server", "--proxy.bind-addr", f"127.0.0.1:{self.proxy}", "--upstream.bind-addr", f"127.0.0.1:{self.upstream}",
              "--admin.bind-addr", f"127.0.0.1:{self.admin}", "--cluster.gossip.bind-addr", f"127.0.0.1:{free_port()}", "--upstream.keepalive-interval", "10m",
-             "--proxy.http.idle-timeout", "10m", "--proxy.http.max-connections", str(connections + 100), "--log.level", "warn"])
+             "--proxy.http.idle-timeout", "10m", "--proxy.http.max-connections", str(connections + 100), "--log.level", "warn", *extra])
         deadline = time.time() + 15
         while time.time() < deadline:
             try:
@@ -74,8 +93,11 @@ async def open_all(count, open_one, parallel=256):
     return held
 
 
-async def tunnel(port, endpoint):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def tunnel(port, endpoint, tls=None):
+    if tls:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls, server_hostname="localhost")
+    else:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write((f"GET /pico/v1/upstream/{endpoint} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
@@ -135,15 +157,38 @@ async def main(binary, count, endpoints, enforce):
     finally:
         node.stop()
 
+    certificate, key, ca = test_certificate()
+    client_tls = ssl.create_default_context(cafile=ca)
+    tls_node = Node(binary, count, extra=["--upstream.tls.cert", certificate, "--upstream.tls.key", key])
+    try:
+        time.sleep(0.5)
+        tls_before = rss_kib(tls_node.process.pid)
+        started = time.time()
+        held = await open_all(count, lambda index: tunnel(tls_node.upstream, f"endpoint-{index % endpoints}", tls=client_tls), parallel=64)
+        wait_for(lambda: tls_node.metric("pico_upstreams_connected_upstreams") >= count, "TLS tunnels to register")
+        tls_elapsed = time.time() - started
+        await asyncio.sleep(0.5)
+        tls_after = rss_kib(tls_node.process.pid)
+        tls_registered = tls_node.metric("pico_upstreams_connected_upstreams")
+        for writer in held:
+            writer.close()
+    finally:
+        tls_node.stop()
+
     per_tunnel = (after - before) / count
+    per_tls_tunnel = (tls_after - tls_before) / count
     print(f"idle tunnels: {count} over {endpoints} endpoints, {int(registered)} registered")
     print(f"  time to register:     {elapsed:.2f} s ({count / elapsed:.0f} tunnels/s)")
     print(f"  resident memory:      {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after")
     print(f"  per tunnel:           {per_tunnel:.2f} KiB  (target {TARGET_KIB:.0f} KiB: ratio {TARGET_KIB / per_tunnel:.2f}, above 1.0 meets it)")
     ratio = f"{per_tunnel / per_connection:.2f}" if per_connection > 0 else "n/a"
     print(f"  reference, per idle proxy connection in the same run: {per_connection:.2f} KiB (tunnel / idle connection: {ratio})")
+    print(f"  over TLS (1.3):       {per_tls_tunnel:.2f} KiB per idle tunnel ({per_tls_tunnel / per_tunnel:.2f}x the plain one; "
+          f"{count / tls_elapsed:.0f} tunnels/s with a handshake each)")
     if int(registered) != count:
         raise SystemExit(f"only {int(registered)} of {count} tunnels registered")
+    if int(tls_registered) != count:
+        raise SystemExit(f"only {int(tls_registered)} of {count} TLS tunnels registered")
     if enforce and per_tunnel > TARGET_KIB:
         sys.exit(1)
 

@@ -11,6 +11,13 @@ so the ratios compare like with like even though absolute numbers drift between 
   caddy-chain   wrk -> caddy -> caddy -> backend
   pico          wrk -> pico server -> tunnel -> pico agent http -> backend
   pico-forward  wrk -> pico server A -> pico server B -> tunnel -> agent -> backend
+  nginx-chain-tls  wrk =TLS=> nginx =TLS (upstream keep-alive, session reuse)=> nginx -> backend
+  pico-tls      wrk =TLS=> pico server =TLS tunnel=> pico agent http -> backend
+
+The TLS configurations share one ECDSA P-256 certificate from a CA made for the run, TLS 1.2
+and 1.3 with the same forward-secret AEAD ciphers, and verify the next hop's certificate (the
+agent and the first nginx both do). With --new-connections every request opens a new
+connection (wrk with `Connection: close`), which measures handshakes per second.
 
 CPU seconds per 10,000 requests counts the proxy layer only (every process of the configuration
 except wrk and the backend), from /proc utime + stime before and after the measured interval.
@@ -31,6 +38,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -38,7 +46,10 @@ import time
 import urllib.request
 
 ENDPOINT = "bench"
-ALL_CONFIGS = ["direct", "nginx", "nginx-chain", "caddy", "caddy-chain", "pico", "pico-forward"]
+ALL_CONFIGS = ["direct", "nginx", "nginx-chain", "caddy", "caddy-chain", "pico", "pico-forward", "nginx-chain-tls", "pico-tls"]
+TLS_CONFIGS = {"nginx-chain-tls", "pico-tls"}
+# The same TLS 1.2 suites Pico offers (Sources/PicoRuntime/TLS/TLSContext.swift).
+TLS12_CIPHERS = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -48,13 +59,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_http(url, headers=None, timeout=20.0, expect=200):
+def wait_http(url, headers=None, timeout=20.0, expect=200, ca=None):
     deadline = time.time() + timeout
     last = None
+    context = ssl.create_default_context(cafile=ca) if ca else None
     while time.time() < deadline:
         try:
             request = urllib.request.Request(url, headers=headers or {})
-            with urllib.request.urlopen(request, timeout=2) as response:
+            with urllib.request.urlopen(request, timeout=2, context=context) as response:
                 if response.status == expect:
                     return
                 last = f"status {response.status}"
@@ -158,7 +170,28 @@ http {{
 """
 
 
-def nginx_proxy_conf(workdir, name, port, upstream_port):
+def nginx_proxy_conf(workdir, name, port, upstream_port, tls=None, upstream_tls=False):
+    """A proxy to 127.0.0.1:upstream_port; with `tls` (certificate, key, CA paths) it listens
+    with TLS, and with `upstream_tls` it speaks TLS to the next hop too, verifying it."""
+    if tls:
+        certificate, key, ca = tls
+        listen = f"""listen 127.0.0.1:{port} ssl reuseport backlog=4096;
+        ssl_certificate {certificate};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers {TLS12_CIPHERS};
+        ssl_ecdh_curve X25519:prime256v1:secp384r1;
+        ssl_session_cache shared:SSL-{name}:10m;
+        ssl_session_tickets on;"""
+        upstream_scheme = "https" if upstream_tls else "http"
+        upstream_options = f"""proxy_ssl_session_reuse on;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate {ca};
+            proxy_ssl_name localhost;
+            proxy_ssl_server_name on;""" if upstream_tls else ""
+    else:
+        listen = f"listen 127.0.0.1:{port} reuseport backlog=4096;"
+        upstream_scheme, upstream_options = "http", ""
     return NGINX_COMMON.format(pid=f"{workdir}/{name}.pid", error_log=f"{workdir}/{name}.error.log") + f"""
 http {{
     access_log off;
@@ -172,11 +205,12 @@ http {{
         keepalive_requests 1000000;
     }}
     server {{
-        listen 127.0.0.1:{port} reuseport backlog=4096;
+        {listen}
         location / {{
-            proxy_pass http://next;
+            proxy_pass {upstream_scheme}://next;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            {upstream_options}
         }}
     }}
 }}
@@ -206,6 +240,22 @@ class Bench:
         self.workdir = workdir
         self.backend_processes = Processes(workdir)
         self.backend_port = free_port()
+        self.tls_files = None
+
+    def certificates(self):
+        """(certificate, key, CA) for localhost and 127.0.0.1, made once per run."""
+        if self.tls_files is None:
+            def openssl(*arguments):
+                subprocess.run(["openssl", *arguments], cwd=self.workdir, check=True, capture_output=True)
+            openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                    "-subj", "/CN=bench CA", "-keyout", "ca.key", "-out", "ca.crt")
+            self.write("server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+            openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
+                    "-keyout", "server.key", "-out", "server.csr")
+            openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+                    "-extfile", "server.ext", "-out", "server.crt")
+            self.tls_files = tuple(os.path.join(self.workdir, name) for name in ("server.crt", "server.key", "ca.crt"))
+        return self.tls_files
 
     def write(self, name, text):
         path = os.path.join(self.workdir, name)
@@ -237,6 +287,26 @@ class Bench:
                 wait_http(f"http://127.0.0.1:{port}/0")
                 upstream = port
             return upstream
+        if config == "nginx-chain-tls":
+            tls = self.certificates()
+            upstream = self.backend_port
+            for index in range(2):
+                port = free_port()
+                name = f"{config}-{index}"
+                # The second hop (index 0) faces the backend in plain text; the first speaks TLS to it.
+                conf = self.write(f"{name}.conf", nginx_proxy_conf(self.workdir, name, port, upstream, tls=tls, upstream_tls=index == 1))
+                processes.start(name, ["nginx", "-c", conf, "-e", f"{self.workdir}/{name}.error.log"])
+                wait_http(f"https://localhost:{port}/0", ca=tls[2])
+                upstream = port
+            return upstream
+        if config == "pico-tls":
+            certificate, key, ca = self.certificates()
+            tls_flags = ["--proxy.tls.cert", certificate, "--proxy.tls.key", key, "--upstream.tls.cert", certificate, "--upstream.tls.key", key]
+            node = self.start_pico(processes, f"{config}-node", join=None, extra=tls_flags)
+            processes.start(f"{config}-agent", [self.pico, "agent", "http", ENDPOINT, f"127.0.0.1:{self.backend_port}",
+                                               "--connect.url", f"https://localhost:{node['upstream']}", "--connect.tls.root-cas", ca, "--log.level", "warn"])
+            wait_http(f"https://localhost:{node['proxy']}/0", headers={"x-pico-endpoint": ENDPOINT}, ca=ca)
+            return node["proxy"]
         if config in ("caddy", "caddy-chain"):
             upstream = self.backend_port
             hops = 2 if config == "caddy-chain" else 1
@@ -260,13 +330,14 @@ class Bench:
             return entry["proxy"]
         raise SystemExit(f"proxy bench: unknown configuration {config!r} (known: {', '.join(ALL_CONFIGS)})")
 
-    def start_pico(self, processes, name, join):
+    def start_pico(self, processes, name, join, extra=()):
         ports = {key: free_port() for key in ("proxy", "upstream", "admin", "gossip")}
         argv = [self.pico, "server", "--proxy.bind-addr", f"127.0.0.1:{ports['proxy']}", "--upstream.bind-addr", f"127.0.0.1:{ports['upstream']}",
                 "--admin.bind-addr", f"127.0.0.1:{ports['admin']}", "--cluster.gossip.bind-addr", f"127.0.0.1:{ports['gossip']}",
                 "--cluster.node-id-prefix", f"{name}-", "--log.level", "warn", "--proxy.http.max-connections", "4096"]
         if join is not None:
             argv += ["--cluster.join", f"127.0.0.1:{join}"]
+        argv += list(extra)
         processes.start(name, argv)
         wait_http(f"http://127.0.0.1:{ports['admin']}/ready")
         return ports
@@ -304,11 +375,12 @@ def parse_wrk(output):
     }
 
 
-def run_wrk(port, size, connections, duration, processes):
-    url = f"http://127.0.0.1:{port}/{size}"
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", f"x-pico-endpoint: {ENDPOINT}", url]
+def run_wrk(port, size, connections, duration, processes, tls=False, new_connections=False):
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/{size}"
+    headers = ["-H", f"x-pico-endpoint: {ENDPOINT}"] + (["-H", "Connection: close"] if new_connections else [])
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", *headers, url]
     # A short warm-up fills every keep-alive pool before the measured interval.
-    subprocess.run(argv[:3] + ["-d1s", "-H", f"x-pico-endpoint: {ENDPOINT}", url], capture_output=True, timeout=30)
+    subprocess.run(argv[:3] + ["-d1s", *headers, url], capture_output=True, timeout=30)
     cpu_before = processes.proxy_cpu_seconds()
     busy_before, total_before = machine_ticks()
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
@@ -345,6 +417,8 @@ def ratios(results, sizes, connections_list):
                 "pico/direct rps": ratio(get("pico", "rps"), get("direct", "rps")),
                 "pico p99/nginx-chain p99": ratio(get("pico", "p99_ms"), get("nginx-chain", "p99_ms")),
                 "pico-forward/pico rps": ratio(get("pico-forward", "rps"), get("pico", "rps")),
+                "pico-tls/nginx-chain-tls rps": ratio(get("pico-tls", "rps"), get("nginx-chain-tls", "rps")),
+                "pico-tls p99/nginx-chain-tls p99": ratio(get("pico-tls", "p99_ms"), get("nginx-chain-tls", "p99_ms")),
             })
     return rows
 
@@ -382,6 +456,7 @@ def main():
     parser.add_argument("--configs", default=None)
     parser.add_argument("--json", default=None)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--new-connections", action="store_true", help="a new connection per request (handshakes per second)")
     args = parser.parse_args()
     for tool in ("wrk", "nginx") + (() if args.smoke else ("caddy",)):
         if shutil.which(tool) is None:
@@ -416,7 +491,7 @@ def main():
                 for _ in range(args.rounds):
                     for config in configs:
                         processes, port = running[config]
-                        result = run_wrk(port, size, connections, duration, processes)
+                        result = run_wrk(port, size, connections, duration, processes, tls=config in TLS_CONFIGS, new_connections=args.new_connections)
                         processes.check_alive()
                         rounds[config].append(result)
                         if result["errors"] or result["requests"] == 0:
@@ -436,7 +511,8 @@ def main():
     print_tables(results, ratio_rows, configs, sizes, connections_list)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"date": time.strftime("%Y-%m-%d"), "duration_s": duration, "rounds": args.rounds, "wrk": "-t1 --latency", "results": results, "ratios": ratio_rows}, f, indent=2)
+            json.dump({"date": time.strftime("%Y-%m-%d"), "duration_s": duration, "rounds": args.rounds, "wrk": "-t1 --latency",
+                       "new_connections": args.new_connections, "results": results, "ratios": ratio_rows}, f, indent=2)
         print(f"\nwritten: {args.json}")
     if failures:
         print("\nproxy bench: configurations answered errors:\n  " + "\n  ".join(failures), file=sys.stderr)

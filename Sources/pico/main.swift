@@ -155,6 +155,8 @@ Flags:
 """
 
 func runServer(_ arguments: [String]) -> Never {
+    // SIGHUP reloads certificates once the node runs; until then it must not end the process.
+    signal(SIGHUP, SIG_IGN)
     if arguments.contains("--help") || arguments.contains("-h") {
         FileHandleText.standardOutput(serverHelp())
         exit(0)
@@ -204,6 +206,7 @@ func runServer(_ arguments: [String]) -> Never {
 }
 
 func runAgent(_ arguments: [String]) -> Never {
+    signal(SIGHUP, SIG_IGN)
     if arguments.contains("--help") || arguments.contains("-h") {
         FileHandleText.standardOutput(agentHelp())
         exit(0)
@@ -321,6 +324,10 @@ func runTestCluster(_ arguments: [String]) -> Never {
         case "--log-dir": logDirectory = value
         default: fail("unknown flag \(flag)")
         }
+    }
+    // The cluster watches each node's /ready in plain HTTP, so the admin port stays plain.
+    if let flag = serverFlags.first(where: { $0.hasPrefix("--admin.tls.") }) {
+        fail("\(flag): pico test cluster keeps the admin ports plain (it polls /ready); TLS on the proxy and upstream ports works")
     }
     let directory = logDirectory ?? {
         var template = Array("/tmp/pico-test-cluster-XXXXXX".utf8CString)

@@ -3,6 +3,13 @@ import Testing
 
 @Suite("TLSNames")
 struct TLSNamesTests {
+    @Test func test_aFullyQualifiedNameLosesItsTrailingDot_forSNIAndTheCertificateCheck() {
+        #expect(TLSNames.withoutTrailingDot("pico.default.svc.cluster.local.") == "pico.default.svc.cluster.local")
+        #expect(TLSNames.withoutTrailingDot("localhost") == "localhost")
+        #expect(TLSNames.withoutTrailingDot(".") == ".")
+        #expect(TLSNames.withoutTrailingDot("10.0.0.1") == "10.0.0.1")
+    }
+
     @Test func test_sniCarriesDNSNamesOnly_andAddressesAreCheckedAsAddresses() {
         for name in ["localhost", "pico-0.pico.default.svc.cluster.local", "a-b.example"] {
             #expect(TLSNames.isDNSName(name), "\(name)")

@@ -139,7 +139,9 @@ struct ServerOptionsTests {
             key: /tls/tls.key
             client:
               root_cas: /tls/ca.crt
-              server_name: pico.default.svc.cluster.local
+              cert: /tls/tls.crt
+              key: /tls/tls.key
+              server_name: pico.default.svc.cluster.local.
         admin:
           tls:
             cert: /tls/tls.crt
@@ -169,8 +171,20 @@ struct ServerOptionsTests {
         #expect(throws: ConfigError("admin.tls.client_cas needs admin.tls.cert and admin.tls.key")) {
             try load([("--admin.tls.client-cas", "/ca.crt")])
         }
-        #expect(throws: ConfigError("--tls.reload-interval: expected a duration such as 30s")) {
+        #expect(throws: ConfigError("--tls.reload-interval: expected 0 or a duration of at least 100ms")) {
             try load([("--tls.reload-interval", "soon")])
         }
+        #expect(throws: ConfigError("--tls.reload-interval: expected 0 or a duration of at least 100ms")) {
+            try load([("--tls.reload-interval", "1us")])
+        }
+        // A port that requires client certificates needs every node to present one.
+        #expect(throws: ConfigError("admin.tls.client_cas needs proxy.tls.client.cert and proxy.tls.client.key: other nodes present them when they forward to this port")) {
+            try load([("--admin.tls.cert", "/a"), ("--admin.tls.key", "/b"), ("--admin.tls.client-cas", "/ca")])
+        }
+        #expect(throws: ConfigError("proxy.tls.client_cas needs proxy.tls.client.cert and proxy.tls.client.key: other nodes present them when they forward to this port")) {
+            try load([("--proxy.tls.cert", "/a"), ("--proxy.tls.key", "/b"), ("--proxy.tls.client-cas", "/ca")])
+        }
+        try load([("--proxy.tls.cert", "/a"), ("--proxy.tls.key", "/b"), ("--proxy.tls.client-cas", "/ca"),
+                  ("--proxy.tls.client.cert", "/a"), ("--proxy.tls.client.key", "/b")])
     }
 }

@@ -84,6 +84,9 @@ struct StatusCommandTests {
             try StatusCommand.parse(["gossip", "nodes", "--server.url", "ftp://a"])
         }
         #expect(throws: ConfigError("--tls.cert: expected a file path")) { try StatusCommand.parse(["gossip", "nodes", "--tls.cert="]) }
+        #expect(throws: ConfigError("--server.url: expected an http:// or https:// URL, got https://[::1")) {
+            try StatusCommand.parse(["gossip", "nodes", "--server.url", "https://[::1"])
+        }
     }
 
     @Test func test_render_filtersByStatus_picksAGossipNode_andReportsRefusals() throws {

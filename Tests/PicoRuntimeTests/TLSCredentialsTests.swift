@@ -42,7 +42,10 @@ struct TLSCredentialsTests {
         try self.install(pki, "server", in: directory)
         guard case .loaded = credentials.checkForReload(.signal) else { Issue.record("a signal loads at once"); return }
         #expect(credentials.current !== second)
-        // A file that cannot be read fingerprints differently from an empty one.
-        #expect(TLSCredentials.read("\(directory)/missing") == nil)
+        // A file that cannot be read fingerprints differently from an empty one, and one over
+        // the size bound like an unreadable one.
+        _ = FileManager.default.createFile(atPath: "\(directory)/empty", contents: Data())
+        #expect(TLSCredentials.fingerprint(["\(directory)/missing"]) != TLSCredentials.fingerprint(["\(directory)/empty"]))
+        #expect(TLSCredentials.fingerprint(["\(directory)/tls.crt"]) == CertificateReload.fingerprint([Array(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/tls.crt")))]))
     }
 }

@@ -61,7 +61,7 @@ class Node:
         raise AssertionError(f"pico server did not start; see {self.log.name}")
 
     def admin_get(self, path):
-        if self.admin_tls:
+        if getattr(self, "admin_tls", None):
             connection = http.client.HTTPSConnection(self.host, self.admin, timeout=5, context=self.admin_tls)
         else:
             connection = http.client.HTTPConnection(self.host, self.admin, timeout=5)

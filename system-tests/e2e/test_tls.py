@@ -87,6 +87,10 @@ class TLSTests(unittest.TestCase):
         self.processes.append(start_agent(node, "ws", self.ws_port))
         return node
 
+    def node_client_certificate(self):
+        """The flags of the certificate a node presents to peers' ports with client CAs."""
+        return ["--proxy.tls.client.cert", self.pki.path("client.crt"), "--proxy.tls.client.key", self.pki.path("client.key")]
+
     def https(self, node, path="/", context=None, method="GET"):
         connection = http.client.HTTPSConnection("localhost", node.proxy, timeout=10, context=context or self.pki.client_context())
         connection.request(method, path, headers={"x-pico-endpoint": "app"})
@@ -191,7 +195,7 @@ class TLSTests(unittest.TestCase):
         weak = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{node.proxy}", "-tls1_2", "-cipher", "AES128-SHA"],
                               input="", capture_output=True, text=True, timeout=20)
         self.assertIn("alert handshake failure", weak.stdout + weak.stderr)
-        mtls = self.node("--proxy.tls.client-cas", self.pki.path("ca.crt"))
+        mtls = self.node("--proxy.tls.client-cas", self.pki.path("ca.crt"), *self.node_client_certificate())
         anonymous = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{mtls.proxy}", "-tls1_2", "-CAfile", self.pki.path("ca.crt")],
                                    input="", capture_output=True, text=True, timeout=20)
         self.assertIn("alert", anonymous.stdout + anonymous.stderr, "a client without a certificate hears why")
@@ -304,7 +308,7 @@ class TLSTests(unittest.TestCase):
             s.close()
 
     def test_mTLS_requiresAClientCertificateFromTheConfiguredCA(self):
-        node = self.node("--proxy.tls.client-cas", self.pki.path("ca.crt"))
+        node = self.node("--proxy.tls.client-cas", self.pki.path("ca.crt"), *self.node_client_certificate())
         self.assertEqual(self.https(node, "/bytes/1", context=self.pki.client_context("client")), (200, b"x"))
         for certificate in (None, "stranger"):
             with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected), msg=str(certificate)):
@@ -454,12 +458,21 @@ class TLSTests(unittest.TestCase):
         self.assertTrue(expiry.startswith("notAfter="))
 
     def test_adminMTLS_letsProbesThrough_andAsksACertificateForEverythingElse(self):
-        node = self.tls_node("127.0.0.1", "server", "--admin.tls.client-cas", self.pki.path("ca.crt"))
-        for path in ("/health", "/ready"):
+        node = self.tls_node("127.0.0.1", "server", "--admin.tls.client-cas", self.pki.path("ca.crt"),
+                             "--proxy.tls.client.cert", self.pki.path("client.crt"), "--proxy.tls.client.key", self.pki.path("client.key"))
+        for path in ("/health", "/ready", "/health?x=1"):
             self.assertEqual(node.admin_get(path)[0], 200, f"{path} without a certificate (a Kubernetes probe)")
         status, body = node.admin_get("/metrics")
         self.assertEqual((status, b"client certificate required" in body), (403, True))
-        self.assertEqual(node.admin_get("/status/upstream/endpoints")[0], 403)
+        for path in ("/status/upstream/endpoints", "//metrics", "/health/../metrics", "/health?forward=anyone", "/ready?forward=x"):
+            self.assertEqual(node.admin_get(path)[0], 403, f"{path}: no route and no dial to another node without a certificate")
+        # HEAD gets a head, whatever the answer, so a kept-alive connection stays in step.
+        connection = http.client.HTTPSConnection(node.host, node.admin, timeout=5, context=self.admin_context())
+        for method, path, status in (("HEAD", "/metrics", 403), ("HEAD", "/health", 200), ("GET", "/health", 200)):
+            connection.request(method, path)
+            response = connection.getresponse()
+            self.assertEqual((response.status, response.read()), (status, b""), f"{method} {path}")
+        connection.close()
         with_certificate = Node.__new__(Node)
         with_certificate.host, with_certificate.admin, with_certificate.admin_tls = node.host, node.admin, self.admin_context("client")
         self.assertEqual(with_certificate.admin_get("/metrics")[0], 200)
@@ -503,8 +516,93 @@ class TLSTests(unittest.TestCase):
         with open(doubting.log.name) as log:
             self.assertIn("certificate verify failed", log.read())
 
+    def test_aHolderWhoseCertificateIsRefused_isPassedOver_evenForAPost(self):
+        # The request waits inside the TLS session until the handshake completes: a refused
+        # handshake sent nothing, so even a POST (bodyless here) goes to the other holder.
+        good = self.tls_node("127.0.0.2", "node-127.0.0.2")
+        bad = Node("--proxy.tls.cert", self.pki.path("stranger.crt"), "--proxy.tls.key", self.pki.path("stranger.key"),
+                   "--proxy.tls.client.root-cas", self.pki.path("ca.crt"), "--cluster.join", f"127.0.0.2:{good.gossip}", bind_host="127.0.0.4")
+        self.processes.append(bad.process)
+        entry = self.tls_node("127.0.0.3", "node-127.0.0.3", "--cluster.join", f"127.0.0.2:{good.gossip}")
+        for holder in (good, bad):
+            self.processes.append(start_agent(holder, "app", self.http_port))
+        wait_until(lambda: json.loads(entry.admin_get("/status/upstream/endpoints")[1]) == {} and
+                   sum(1 for row in json.loads(entry.admin_get("/status/cluster/nodes")[1]) if row.get("endpoints")) == 2, what="two holders known")
+        statuses = []
+        connection = http.client.HTTPSConnection(entry.host, entry.proxy, timeout=10, context=self.pki.client_context())
+        for _ in range(40):
+            # No Content-Length at all: a request without a body, which a refused holder never saw.
+            connection.putrequest("POST", "/echo")
+            connection.putheader("x-pico-endpoint", "app")
+            connection.endheaders()
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+        connection.close()
+        self.assertEqual(statuses, [200] * 40)
+        with open(entry.log.name) as log:
+            self.assertIn("unable to get local issuer certificate", log.read(), "the refused holder was tried")
+
+    def test_idleForwardConnections_closeBeforeThePeersIdleTimeout_soAReuseNeverMeetsItsClose(self):
+        # Every node runs with idle_timeout 2s: pooled forward connections close after 1 s, so a
+        # request never goes out on a connection the peer is just closing.
+        holder = self.tls_node("127.0.0.2", "node-127.0.0.2", "--proxy.http.idle-timeout", "2s")
+        entry = self.tls_node("127.0.0.3", "node-127.0.0.3", "--cluster.join", f"127.0.0.2:{holder.gossip}", "--proxy.http.idle-timeout", "2s",
+                              "--event-loops", "1")
+        self.processes.append(start_agent(holder, "app", self.http_port))
+        wait_until(lambda: self.https_to(entry, "/bytes/1")[0] == 200, what="a forward")
+        self.assertEqual(self.established("127.0.0.3", f"127.0.0.2:{holder.proxy}"), 1)
+        time.sleep(1.6)
+        self.assertEqual(self.established("127.0.0.3", f"127.0.0.2:{holder.proxy}"), 0, "the pool closed it first")
+        self.assertEqual(self.https_to(entry, "/bytes/2"), (200, b"xx"))
+
+    def test_sighupBeforeTheNodeRuns_doesNotEndIt_andDevClustersKeepAPlainAdminPort(self):
+        # The config file is a FIFO: the node blocks reading it, mid-start, until the test writes.
+        fifo = os.path.join(harness.TMP, "server-config.fifo")
+        os.mkfifo(fifo)
+        node_log = open(os.path.join(harness.TMP, "sighup-at-start.log"), "w")
+        process = subprocess.Popen([harness.PICO, "server", "--config.path", fifo], stderr=node_log)
+        self.processes.append(process)
+        with open(fifo, "w") as config:  # opens once the node opened it to read
+            process.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
+            self.assertIsNone(process.poll(), "SIGHUP while the node starts does not end it")
+            admin = harness.free_port()
+            config.write(f"proxy:\n  bind_addr: 127.0.0.1:0\nupstream:\n  bind_addr: 127.0.0.1:0\nadmin:\n  bind_addr: 127.0.0.1:{admin}\n"
+                         f"cluster:\n  gossip:\n    bind_addr: 127.0.0.1:0\n")
+        wait_until(lambda: http.client.HTTPConnection("127.0.0.1", admin, timeout=2).request("GET", "/ready") is None, what="the node up")
+        process.send_signal(signal.SIGHUP)
+        time.sleep(0.2)
+        self.assertIsNone(process.poll(), "nor once it runs")
+        refused = subprocess.run([harness.PICO, "test", "cluster", "--", "--admin.tls.cert", "/x"], capture_output=True, text=True, timeout=20)
+        self.assertEqual(refused.returncode, 2)
+        self.assertIn("pico test cluster keeps the admin ports plain", refused.stderr)
+
+    def test_picoStatus_boundsTheWholeAnswer_againstAServerThatDrips(self):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        def drip():
+            connection, _ = listener.accept()
+            try:
+                for _ in range(60):
+                    connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    time.sleep(0.2)
+            except OSError:
+                pass
+            connection.close()
+        threading.Thread(target=drip, daemon=True).start()
+        started = time.time()
+        out = subprocess.run([harness.PICO, "status", "gossip", "nodes", "--server.url", f"http://127.0.0.1:{port}", "--timeout", "1s"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertIn("did not end in time", out.stderr)
+        self.assertLess(time.time() - started, 3)
+        listener.close()
+
     def test_forwardsCheckASharedServerName_whenOneIsSet(self):
-        flags = ("--proxy.tls.client.server-name", "pico-peers.test")
+        flags = ("--proxy.tls.client.server-name", "pico-peers.test.")
         # The admin port keeps a per-address certificate here (the test's own client checks it).
         holder = Node("--proxy.tls.cert", self.pki.path("peers.crt"), "--proxy.tls.key", self.pki.path("peers.key"),
                       "--proxy.tls.client.root-cas", self.pki.path("ca.crt"), *flags, bind_host="127.0.0.2")

@@ -80,19 +80,42 @@ public struct CertificateReload: Hashable, Sendable {
         self.state = .refused(inUse: self.inUse, broken: fingerprint)
     }
 
-    /// FNV-1a over each file's bytes (or nil for a file that could not be read, which counts as
-    /// its own contents), each preceded by its length, so moving bytes between files changes it.
+    /// The fingerprint of whole files (nil: a file that could not be read).
     public static func fingerprint(_ files: [[UInt8]?]) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ byte: UInt8) {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
+        var fingerprint = ContentFingerprint()
         for file in files {
-            let length = file.map { UInt64($0.count) } ?? UInt64.max
-            for shift in stride(from: 0, to: 64, by: 8) { mix(UInt8(truncatingIfNeeded: length >> UInt64(shift))) }
-            for byte in file ?? [] { mix(byte) }
+            if let file {
+                file.withUnsafeBytes { fingerprint.add($0) }
+                fingerprint.endFile(length: file.count)
+            } else {
+                fingerprint.endFile(length: nil)
+            }
         }
-        return hash
+        return fingerprint.value
+    }
+}
+
+/// FNV-1a over files' contents, fed piece by piece (a file need not be held whole), each file
+/// followed by its length (or a mark for a file that could not be read), so moving bytes from
+/// one file to the next changes the value.
+public struct ContentFingerprint: Hashable, Sendable {
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public init() {}
+
+    private mutating func mix(_ byte: UInt8) {
+        self.value ^= UInt64(byte)
+        self.value = self.value &* 0x0000_0100_0000_01b3
+    }
+
+    /// The next piece of the current file.
+    public mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        for byte in bytes { self.mix(byte) }
+    }
+
+    /// The current file ended after `length` bytes (nil: it could not be read).
+    public mutating func endFile(length: Int?) {
+        let mark = length.map { UInt64(truncatingIfNeeded: $0) } ?? UInt64.max
+        for shift in stride(from: 0, to: 64, by: 8) { self.mix(UInt8(truncatingIfNeeded: mark >> UInt64(shift))) }
     }
 }

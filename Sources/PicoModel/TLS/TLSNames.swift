@@ -2,6 +2,12 @@
 /// (RFC 6066 §3 forbids literal addresses), and a server reached by address is checked against
 /// the address in its certificate instead of a DNS name.
 public enum TLSNames {
+    /// `name` without the one trailing dot of a fully qualified DNS name (`pico.default.svc.`):
+    /// SNI carries names without it, and certificates name hosts without it.
+    public static func withoutTrailingDot(_ name: String) -> String {
+        name.count > 1 && name.hasSuffix(".") ? String(name.dropLast()) : name
+    }
+
     /// True for a dotted-quad IPv4 address or an IPv6 address (brackets allowed).
     public static func isIPAddress(_ text: String) -> Bool {
         Self.isIPv4(text) || Self.isIPv6(text)

@@ -83,6 +83,8 @@ public struct AgentSettings: Hashable, Sendable {
         guard !rest.isEmpty else { return nil }
         if let parsed = Address(parsing: String(rest)) { return parsed }
         guard !rest.contains(":") || rest.hasPrefix("[") else { return nil }
+        // A bracketed address must close its bracket (`[::1` is no address).
+        guard !rest.hasPrefix("[") || (rest.hasSuffix("]") && rest.count > 2) else { return nil }
         let host = rest.hasPrefix("[") ? String(rest.dropFirst().dropLast()) : String(rest)
         return Address(host: host, port: defaultPort)
     }

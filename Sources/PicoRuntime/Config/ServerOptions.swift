@@ -161,7 +161,7 @@ public enum ServerOptions {
         path("proxy.tls.client.key", "The private key of proxy.tls.client.cert (PEM).") { $0.forwardTLS.keyPath = $1 },
         ServerOption(key: "proxy.tls.client.server_name", defaultText: "none", help: "The name other nodes' certificates are checked against (and sent as SNI) when forwarding, e.g. the headless service's DNS name; unset, a node's certificate must carry its advertised IP address.") { settings, text in
             guard TLSNames.isDNSName(text) else { return "expected a DNS name, got \(text)" }
-            settings.forwardTLS.serverName = text
+            settings.forwardTLS.serverName = TLSNames.withoutTrailingDot(text)
             return nil
         },
         ServerOption(key: "proxy.access_log.disable", defaultText: "false", help: "Turns the per-request access log off.") { settings, text in
@@ -188,7 +188,11 @@ public enum ServerOptions {
         address("admin.advertise_addr", "derived", "The admin address other nodes use for ?forward=.") { $0.adminAdvertise = $1 },
         connectionCap("admin.max_connections", 256, "Admin connections at once; more get 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64).", \.adminMaxConnections),
     ] + tls("admin", \.adminTLS, clientCAsHelp: "CAs (PEM bundle) whose client certificates the admin port asks for (mTLS): every route but /health and /ready then needs one (403 without), so Kubernetes probes, which carry none, keep working; a certificate from another CA is refused in the handshake.") + [
-        duration("tls.reload_interval", "10s", "How often every TLS certificate, key and CA file is checked for new contents (a new file is used once two checks in a row see it; SIGHUP loads at once); 0 checks on SIGHUP only.", allowZero: true) { $0.tlsReloadInterval = $1 },
+        ServerOption(key: "tls.reload_interval", defaultText: "10s", help: "How often every TLS certificate, key and CA file is checked for new contents (a new file is used once two checks in a row see it; SIGHUP loads at once); 0 checks on SIGHUP only, otherwise at least 100ms.") { settings, text in
+            guard let value = DurationText.parse(text), value == .zero || value >= .milliseconds(100) else { return "expected 0 or a duration of at least 100ms" }
+            settings.tlsReloadInterval = value
+            return nil
+        },
         ServerOption(key: "cluster.join", defaultText: "[]", help: "Nodes to join: IPs, host:port or DNS names (every A/AAAA record; the gossip port when none is given), comma-separated.") { settings, text in
             settings.join = text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
             for entry in settings.join where SeedResolver.parse(entry, defaultPort: 8003) == nil { return "\(entry) is not a host, host:port or IP address" }

@@ -183,9 +183,14 @@ extension ServerSettings {
         let proxy = try self.proxyTLS.serverSettings(port: "proxy")
         _ = try self.upstreamTLS.serverSettings(port: "upstream")
         let admin = try self.adminTLS.serverSettings(port: "admin", requireClientCertificate: false)
-        _ = try self.forwardTLS.clientSettings()
+        let client = try self.forwardTLS.clientSettings()
         if self.forwardTLS.isConfigured, proxy == nil, admin == nil {
             throw ConfigError("proxy.tls.client.* is set, but neither proxy.tls nor admin.tls is: nodes dial each other in plain text")
+        }
+        // Nodes are each other's clients: a port that requires client certificates needs every
+        // node to present one, or forwards to it (or admin ?forward=) are refused.
+        for (port, settings) in [("proxy", proxy), ("admin", admin)] where settings?.clientCAsPath != nil && client.certificatePath == nil {
+            throw ConfigError("\(port).tls.client_cas needs proxy.tls.client.cert and proxy.tls.client.key: other nodes present them when they forward to this port")
         }
     }
 

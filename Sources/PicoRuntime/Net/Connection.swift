@@ -266,12 +266,15 @@ public final class Connection: LoopHandler, TurnEndHandler {
     }
 
     /// True when the peer closed its side (or the socket failed) and no byte is waiting: a
-    /// non-blocking peek, for checking an idle pooled connection before reuse.
+    /// non-blocking peek, for checking an idle pooled connection before reuse. Over TLS any
+    /// waiting byte counts as closed too: an idle peer sends nothing but its `close_notify`,
+    /// which arrives before its FIN.
     public func peerHasClosed() -> Bool {
         guard self.state == .open, !self.readEOF else { return true }
+        if let tls = self.tls, tls.state != .established || tls.hasBufferedInput { return true }
         var byte: UInt8 = 0
         let count = recv(self.fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
-        if count == 0 { return true }
+        if count == 0 || (count > 0 && self.tls != nil) { return true }
         return count < 0 && errno != EAGAIN && errno != EWOULDBLOCK
     }
 

@@ -86,10 +86,25 @@ final class AdminConnection: ConnectionDelegate {
         connection.closeWhenWritten()
     }
 
-    /// False on a TLS port with client CAs when the client presented no certificate.
+    /// False on a TLS port with client CAs unless the client presented a verified certificate
+    /// (and false when the session is gone: it fails closed).
     private var clientMayAskEverything: Bool {
-        guard self.node.settings.adminTLS.clientCAsPath != nil, let session = self.connection.tls else { return true }
-        return session.hasPeerCertificate
+        guard self.node.adminTLS != nil, self.node.settings.adminTLS.clientCAsPath != nil else { return true }
+        return self.connection.tls?.hasPeerCertificate == true
+    }
+
+    /// An error answer; a `HEAD` gets its head only.
+    private func refuse(_ status: Int, _ message: String, head: HTTPRequestHead, extra: HTTPHeaders = [:]) {
+        var bytes = ProxyErrors.response(status: status, message: message, keepAlive: head.keepAlive, extra: extra)
+        if head.method == "HEAD", let end = Self.endOfHead(bytes) { bytes.removeSubrange(end...) }
+        self.connection.write(bytes)
+    }
+
+    static func endOfHead(_ bytes: [UInt8]) -> Int? {
+        let terminator: [UInt8] = [13, 10, 13, 10]
+        guard bytes.count >= 4 else { return nil }
+        for index in 0...(bytes.count - 4) where Array(bytes[index..<(index + 4)]) == terminator { return index + 4 }
+        return nil
     }
 
     func connectionDidDrain(_ connection: Connection) {
@@ -114,21 +129,22 @@ final class AdminConnection: ConnectionDelegate {
 
     private func respond(to head: HTTPRequestHead) {
         let (path, query) = Self.split(head.target)
-        let keepAlive = head.keepAlive
-        guard path == "/health" || path == "/ready" || self.clientMayAskEverything else {
-            self.connection.write(ProxyErrors.response(status: 403, message: "client certificate required", keepAlive: keepAlive))
+        // Without a client certificate only the probes' own answers: no route, and no dial to
+        // another node on the client's behalf.
+        guard ((path == "/health" || path == "/ready") && query["forward"] == nil) || self.clientMayAskEverything else {
+            self.refuse(403, "client certificate required", head: head)
             return
         }
         if let forward = query["forward"], forward != self.node.cluster.me.name {
             guard let member = self.node.cluster.membership.memberList.first(where: { $0.info.name == forward && $0.state.status == .alive }) else {
-                self.connection.write(ProxyErrors.response(status: 404, message: "node not found", keepAlive: keepAlive))
+                self.refuse(404, "node not found", head: head)
                 return
             }
             self.forward(head, path: path, to: member.info.adminAddress)
             return
         }
         guard head.method == "GET" || head.method == "HEAD" else {
-            self.connection.write(ProxyErrors.response(status: 405, message: "method not allowed", keepAlive: keepAlive, extra: ["Allow": "GET, HEAD"]))
+            self.refuse(405, "method not allowed", head: head, extra: ["Allow": "GET, HEAD"])
             return
         }
         let status = AdminRoutes(node: self.node)
@@ -149,7 +165,7 @@ final class AdminConnection: ConnectionDelegate {
             if path.hasPrefix("/status/cluster/nodes/"), let body = status.clusterNode(String(path.dropFirst("/status/cluster/nodes/".count))) {
                 self.write(200, body, type: "application/json", head: head)
             } else {
-                self.connection.write(ProxyErrors.response(status: 404, message: "not found", keepAlive: keepAlive))
+                self.refuse(404, "not found", head: head)
             }
         }
     }
@@ -165,7 +181,7 @@ final class AdminConnection: ConnectionDelegate {
             if let answer {
                 self.write(answer.status, answer.body, type: answer.contentType, head: head)
             } else {
-                self.connection.write(ProxyErrors.response(status: 502, message: "node unreachable", keepAlive: head.keepAlive))
+                self.refuse(502, "node unreachable", head: head)
             }
             self.forwarding = false
             if !head.keepAlive {

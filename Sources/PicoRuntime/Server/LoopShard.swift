@@ -35,7 +35,8 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// Keep-alive connections to other nodes, for forwarded requests.
     lazy var peers: PeerPool = {
         let pool = PeerPool(loop: self.loop, maxPerPeer: self.settings.forwardMaxConnections, dialTimeout: self.settings.forwardDialTimeout,
-                            source: self.forwardSource, tls: self.node.forwardTLS)
+                            source: self.forwardSource, tls: self.node.forwardTLS,
+                            idleTimeout: PeerPool.idleTimeout(peerIdleTimeout: self.settings.idleTimeout))
         pool.onTLSFailure = { [unowned self] error, peer in self.logTLSFailure(error, port: "proxy.tls.client", peer: "\(peer)", plainText: false) }
         return pool
     }()

@@ -13,8 +13,15 @@ final class PeerPool {
     /// connections on every request in bench/proxies).
     static let maxIdlePerPeer = 256
 
-    /// Below the proxy's own `idle_timeout` default (5 min), so we close first, not the peer.
-    static let idleTimeout: Duration = .seconds(60)
+    /// How long an idle connection waits for its next request: at most a minute, and at most
+    /// half the peers' own `proxy.http.idle_timeout` (every node runs one configuration), so
+    /// this side closes first. A peer that closes an idle connection just as a request goes out
+    /// on it would fail that request if it is not idempotent.
+    let idleTimeout: Duration
+
+    static func idleTimeout(peerIdleTimeout: Duration) -> Duration {
+        min(.seconds(60), peerIdleTimeout / 2)
+    }
 
     let loop: EventLoop
     /// The address forwards leave from: this node's advertised proxy IP, which is how the peer
@@ -37,8 +44,10 @@ final class PeerPool {
     /// One timer closes connections idle for `idleTimeout`, instead of one timer per request.
     private var sweepTimer: LoopTimer?
 
-    init(loop: EventLoop, maxPerPeer: Int, dialTimeout: Duration, source: SocketAddressStorage?, tls: ForwardTLS? = nil) {
+    init(loop: EventLoop, maxPerPeer: Int, dialTimeout: Duration, source: SocketAddressStorage?, tls: ForwardTLS? = nil,
+         idleTimeout: Duration = .seconds(60)) {
         self.loop = loop
+        self.idleTimeout = idleTimeout
         self.tls = tls?.proxy == true ? tls : nil
         self.maxPerPeer = maxPerPeer
         self.dialTimeout = dialTimeout
@@ -77,7 +86,7 @@ final class PeerPool {
         }
         upstream.idleSince = self.loop.now
         self.idle[upstream.address, default: []].append(upstream)
-        if self.sweepTimer == nil { self.armSweep(at: self.loop.now + Self.idleTimeout) }
+        if self.sweepTimer == nil { self.armSweep(at: self.loop.now + self.idleTimeout) }
     }
 
     /// An idle connection closed or misbehaved.
@@ -99,13 +108,13 @@ final class PeerPool {
         let now = self.loop.now
         var next: Instant?
         for address in self.idle.keys.sorted(by: { "\($0)" < "\($1)" }) {
-            while let oldest = self.idle[address]?.first, oldest.idleSince + Self.idleTimeout <= now {
+            while let oldest = self.idle[address]?.first, oldest.idleSince + self.idleTimeout <= now {
                 self.idle[address]?.removeFirst()
                 oldest.close()
             }
             if self.idle[address]?.isEmpty == true { self.idle[address] = nil }
             if let oldest = self.idle[address]?.first {
-                let due = oldest.idleSince + Self.idleTimeout
+                let due = oldest.idleSince + self.idleTimeout
                 next = next.map { min($0, due) } ?? due
             }
         }
@@ -154,9 +163,12 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
             connection.delegate = self
             self.connection = connection
             if let tls = pool.tls { connection.startTLS(try tls.session(to: address)) }
+            // The dial timeout covers the TCP connect and, over TLS, the handshake.
             self.timer = pool.loop.schedule(after: pool.dialTimeout) { [weak self] in
-                guard let self, self.connection?.state == .connecting else { return }
-                self.fail("connect to \(address) timed out")
+                guard let self, let connection = self.connection, !self.handshakeDone(connection) else { return }
+                // Nothing left the session before its handshake: the request counts as unsent.
+                self.connected = false
+                self.fail(connection.state == .connecting ? "connect to \(address) timed out" : "TLS handshake with \(address) timed out")
             }
         } catch {
             self.failSoon("\(error)")
@@ -232,9 +244,18 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
 
     func upgraded() { self.isUpgraded = true }
 
-    /// Unsent until the connection opened; after that, how much of the answer arrived is the
-    /// exchange's to judge (a heartbeat is no answer byte, an answer head is).
-    var progress: UpstreamProgress { self.connected ? .unanswered : .unsent }
+    /// Unsent until the connection opened (over TLS: until its handshake completed, since the
+    /// request waits inside the session until then); after that, how much of the answer
+    /// arrived is the exchange's to judge (a heartbeat is no answer byte, an answer head is).
+    var progress: UpstreamProgress {
+        guard self.connected, let connection = self.connection, self.handshakeDone(connection) else { return .unsent }
+        return .unanswered
+    }
+
+    /// True once the connection is open and, over TLS, past its handshake.
+    private func handshakeDone(_ connection: Connection) -> Bool {
+        connection.state != .connecting && connection.tls?.state != .handshaking
+    }
 
     func completed(reusable: Bool) {
         self.handler = nil
@@ -249,6 +270,8 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
 
     func connectionDidConnect(_ connection: Connection) {
         self.connected = true
+        // Over TLS the dial timer runs on until the handshake completes.
+        guard connection.tls == nil else { return }
         self.timer?.cancel()
         self.timer = nil
     }
@@ -282,6 +305,9 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
     /// the reason, and another holder may be tried.
     func connection(_ connection: Connection, tlsFailed error: TLSError, peerSentPlainText: Bool) {
         self.pool.onTLSFailure?(error, self.address)
+        // A refused handshake never let the request out of the session: it was not sent, so the
+        // exchange may try another holder whatever its method.
+        if error.duringHandshake { self.connected = false }
         self.fail("TLS to \(self.address): \(error)")
     }
 

@@ -2,7 +2,8 @@ import Glibc
 import PicoModel
 
 /// A small blocking HTTP/1.1 client for one `GET` to a node's admin port (`pico status`). Every
-/// step is bounded: the connect, each send and receive by `timeout`, the body by `maxBody`.
+/// step is bounded: the connect, each send and receive by `timeout`, the whole answer (a server
+/// that drips bytes, or sends endless interim answers) by `timeout` too, the body by `maxBody`.
 public enum AdminClient {
     /// The answer: status and body.
     public struct Response: Sendable {
@@ -39,12 +40,13 @@ public enum AdminClient {
                     throw SocketError("TLS: \(error)", code: 0)
                 }
             }
-            return try Self.exchange(BlockingChannel(fd: fd, tls: session), host: target.description, path: path)
+            return try Self.exchange(BlockingChannel(fd: fd, tls: session), host: target.description, path: path,
+                                     deadline: MonotonicClock.now() + timeout)
         }
         throw lastError
     }
 
-    static func exchange(_ channel: BlockingChannel, host: String, path: String) throws(SocketError) -> Response {
+    static func exchange(_ channel: BlockingChannel, host: String, path: String, deadline: Instant) throws(SocketError) -> Response {
         let request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: pico-status\r\n\r\n"
         try channel.send(Array(request.utf8))
         var decoder = HTTP1ResponseDecoder()
@@ -71,6 +73,7 @@ public enum AdminClient {
                 throw SocketError("malformed response: \(error)", code: 0)
             }
             guard !closed else { throw SocketError("connection closed before the response ended", code: 0) }
+            guard MonotonicClock.now() < deadline else { throw SocketError("receive: the answer did not end in time", code: 0) }
             closed = try channel.receive { decoder.feed($0) }
             if closed { decoder.feedEOF() }
         }

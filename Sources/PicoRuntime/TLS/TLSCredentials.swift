@@ -14,8 +14,9 @@ public final class TLSCredentials: Sendable {
     private let build: @Sendable () throws(TLSError) -> TLSContext
     private let state: Mutex<(context: TLSContext, reload: CertificateReload)>
 
-    /// Largest PEM file read for a fingerprint; a larger one counts as unreadable.
-    static let maxFileBytes = 1_048_576
+    /// Largest file read for a fingerprint (read in pieces, never held whole); a larger one
+    /// counts as unreadable, so it is not reloaded. Far above any certificate or CA bundle.
+    static let maxFileBytes = 64 * 1_048_576
 
     /// Loads the files once; throws (naming the file and why) when they do not load.
     public init(name: String, paths: [String], build: @escaping @Sendable () throws(TLSError) -> TLSContext) throws(TLSError) {
@@ -57,17 +58,24 @@ public final class TLSCredentials: Sendable {
     public func checkForReload(_ trigger: CertificateReload.Trigger) -> ReloadOutcome {
         let fingerprint = Self.fingerprint(self.paths)
         guard self.state.withLock({ $0.reload.check(fingerprint, trigger: trigger) }) else { return .unchanged }
-        do {
-            let context = try self.build()
-            self.state.withLock {
-                $0.context = context
-                $0.reload.loaded(fingerprint)
+        // A file rewritten in place while it is loaded may be caught half-written: a load that
+        // fails is tried once more, and its files refused only if they held still meanwhile.
+        var lastError: TLSError?
+        for _ in 0..<2 {
+            do {
+                let context = try self.build()
+                self.state.withLock {
+                    $0.context = context
+                    $0.reload.loaded(fingerprint)
+                }
+                return .loaded(expiry: context.certificateExpiry)
+            } catch {
+                lastError = error
+                guard Self.fingerprint(self.paths) == fingerprint else { break }
             }
-            return .loaded(expiry: context.certificateExpiry)
-        } catch {
-            self.state.withLock { $0.reload.failed(fingerprint) }
-            return .refused(error)
         }
+        self.state.withLock { $0.reload.failed(fingerprint) }
+        return .refused(lastError ?? TLSError("loading \(self.name)"))
     }
 
     /// Checks each of `all` (`checkForReload`) and logs what changed: a load at info with the
@@ -89,23 +97,29 @@ public final class TLSCredentials: Sendable {
 
     /// The fingerprint of the files' contents now.
     static func fingerprint(_ paths: [String]) -> UInt64 {
-        CertificateReload.fingerprint(paths.map(Self.read))
+        var fingerprint = ContentFingerprint()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        for path in paths {
+            fingerprint.endFile(length: Self.add(path, to: &fingerprint, buffer: &buffer))
+        }
+        return fingerprint.value
     }
 
-    /// A file's bytes, or nil when it cannot be read or is over `maxFileBytes`.
-    static func read(_ path: String) -> [UInt8]? {
+    /// Feeds a file's bytes to `fingerprint`; returns its length, or nil when it cannot be read
+    /// or is over `maxFileBytes` (what was fed then still differs from a readable file's).
+    static func add(_ path: String, to fingerprint: inout ContentFingerprint, buffer: inout [UInt8]) -> Int? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16_384)
+        var length = 0
         while true {
             let count = Glibc.read(fd, &buffer, buffer.count)
             if count < 0, errno == EINTR { continue }
             guard count >= 0 else { return nil }
-            if count == 0 { return bytes }
-            bytes += buffer[0..<count]
-            if bytes.count > Self.maxFileBytes { return nil }
+            if count == 0 { return length }
+            buffer.withUnsafeBytes { fingerprint.add(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            length += count
+            if length > Self.maxFileBytes { return nil }
         }
     }
 }

@@ -8,6 +8,9 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
     public var context: String
     /// OpenSSL's reasons (its error queue, drained), e.g. `no certificate or crl found`.
     public var reasons: [String]
+    /// True when the session failed before its handshake completed: nothing written to it
+    /// reached the peer.
+    public var duringHandshake = false
 
     public init(_ context: String, reasons: [String] = []) {
         self.context = context

@@ -59,6 +59,8 @@ public final class TLSSession {
     /// address). The ClientHello is queued at once: call `takeOutput`.
     public convenience init(client context: TLSContext, serverName: String?, expectedName: String, peer: String) throws(TLSError) {
         precondition(!context.isServer, "a client session needs a client context")
+        let serverName = serverName.map(TLSNames.withoutTrailingDot)
+        let expectedName = TLSNames.withoutTrailingDot(expectedName)
         try self.init(context: context, peer: peer)
         SSL_set_connect_state(self.ssl)
         if let serverName, TLSNames.isDNSName(serverName) {
@@ -142,13 +144,13 @@ public final class TLSSession {
         }
     }
 
-    /// True when received bytes wait to be decrypted and delivered (`receive` stopped early).
     /// True once the handshake verified a certificate the peer presented (a server session
     /// that asked for one without requiring it tells a client without one this way).
     public var hasPeerCertificate: Bool {
         self.state != .handshaking && SSL_get0_peer_certificate(self.ssl) != nil && SSL_get_verify_result(self.ssl) == Int(X509_V_OK)
     }
 
+    /// True when received bytes wait to be decrypted and delivered (`receive` stopped early).
     public var hasBufferedInput: Bool { BIO_ctrl_pending(self.input) > 0 || SSL_pending(self.ssl) > 0 }
 
     /// True when encrypted bytes wait for the network.
@@ -233,8 +235,10 @@ public final class TLSSession {
     }
 
     private func fail(_ what: String) throws(TLSError) -> Progress {
+        let duringHandshake = self.state == .handshaking
         self.state = .failed
         var error = TLSError.fromQueue(what)
+        error.duringHandshake = duringHandshake
         let verification = SSL_get_verify_result(self.ssl)
         if verification != X509_V_OK, let reason = X509_verify_cert_error_string(Int(verification)) {
             error.reasons.append("certificate: \(String(cString: reason))")
