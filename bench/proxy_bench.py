@@ -28,8 +28,8 @@ cell and keeps the median round.
 
 Run through bench/proxies; python3 bench/proxy_bench.py <pico binary> [--smoke] [--duration S]
 [--connections 64,256] [--sizes 0,1024,65536] [--configs a,b] [--rounds N] [--json FILE].
-With --smoke (the test suite's guard) it runs pico and nginx-chain briefly and fails only when a
-configuration answers errors or nothing, never on speed.
+With --smoke (the test suite's guard) it runs pico, nginx-chain and their TLS configurations
+briefly and fails only when a configuration answers errors or nothing, never on speed.
 """
 import argparse
 import json
@@ -462,7 +462,7 @@ def main():
         if shutil.which(tool) is None:
             raise SystemExit(f"proxy bench: {tool} is not installed (bench/proxies installs it)")
 
-    configs = args.configs.split(",") if args.configs else (["nginx-chain", "pico"] if args.smoke else ALL_CONFIGS)
+    configs = args.configs.split(",") if args.configs else (["nginx-chain", "pico", "nginx-chain-tls", "pico-tls"] if args.smoke else ALL_CONFIGS)
     sizes = [int(size) for size in (args.sizes or ("0" if args.smoke else "0,1024,65536")).split(",")]
     connections_list = [int(c) for c in (args.connections or ("64" if args.smoke else "64,256")).split(",")]
     duration = args.duration or (2 if args.smoke else 15)
