@@ -121,6 +121,26 @@ def wait_for(check, what, timeout=120):
     raise SystemExit(f"timed out waiting for {what}")
 
 
+async def measure_tunnels(node, count, endpoints, tls=None):
+    """Opens `count` idle tunnels to `node` (over TLS with a client context) and stops it:
+    (resident KiB before, after, seconds to register them all, tunnels registered)."""
+    try:
+        time.sleep(0.5)
+        before = rss_kib(node.process.pid)
+        started = time.time()
+        held = await open_all(count, lambda index: tunnel(node.upstream, f"endpoint-{index % endpoints}", tls=tls), parallel=64 if tls else 256)
+        wait_for(lambda: node.metric("pico_upstreams_connected_upstreams") >= count, "tunnels to register")
+        elapsed = time.time() - started
+        await asyncio.sleep(0.5)
+        after = rss_kib(node.process.pid)
+        registered = node.metric("pico_upstreams_connected_upstreams")
+        for writer in held:
+            writer.close()
+    finally:
+        node.stop()
+    return before, after, elapsed, registered
+
+
 async def main(binary, count, endpoints, enforce):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -141,39 +161,11 @@ async def main(binary, count, endpoints, enforce):
     finally:
         reference.stop()
 
-    node = Node(binary, count)
-    try:
-        time.sleep(0.5)
-        before = rss_kib(node.process.pid)
-        started = time.time()
-        held = await open_all(count, lambda index: tunnel(node.upstream, f"endpoint-{index % endpoints}"))
-        wait_for(lambda: node.metric("pico_upstreams_connected_upstreams") >= count, "tunnels to register")
-        elapsed = time.time() - started
-        await asyncio.sleep(0.5)
-        after = rss_kib(node.process.pid)
-        registered = node.metric("pico_upstreams_connected_upstreams")
-        for writer in held:
-            writer.close()
-    finally:
-        node.stop()
-
+    before, after, elapsed, registered = await measure_tunnels(Node(binary, count), count, endpoints)
     certificate, key, ca = test_certificate()
-    client_tls = ssl.create_default_context(cafile=ca)
-    tls_node = Node(binary, count, extra=["--upstream.tls.cert", certificate, "--upstream.tls.key", key])
-    try:
-        time.sleep(0.5)
-        tls_before = rss_kib(tls_node.process.pid)
-        started = time.time()
-        held = await open_all(count, lambda index: tunnel(tls_node.upstream, f"endpoint-{index % endpoints}", tls=client_tls), parallel=64)
-        wait_for(lambda: tls_node.metric("pico_upstreams_connected_upstreams") >= count, "TLS tunnels to register")
-        tls_elapsed = time.time() - started
-        await asyncio.sleep(0.5)
-        tls_after = rss_kib(tls_node.process.pid)
-        tls_registered = tls_node.metric("pico_upstreams_connected_upstreams")
-        for writer in held:
-            writer.close()
-    finally:
-        tls_node.stop()
+    tls_before, tls_after, tls_elapsed, tls_registered = await measure_tunnels(
+        Node(binary, count, extra=["--upstream.tls.cert", certificate, "--upstream.tls.key", key]), count, endpoints,
+        tls=ssl.create_default_context(cafile=ca))
 
     per_tunnel = (after - before) / count
     per_tls_tunnel = (tls_after - tls_before) / count

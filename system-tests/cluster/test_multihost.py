@@ -181,6 +181,36 @@ class Cluster:
             # Gossip tells the other pods within a round or two; traffic starts after that.
             netns.wait_until(lambda: all(self.request_via(i) == 200 for i in range(pods)), 20, "app reachable through every pod")
 
+    def start_together(self, pods):
+        """Starts `pods` pods at once and waits for one cluster of active members; returns the
+        seconds that took."""
+        started = time.time()
+        for index in range(pods):
+            self.start_pod(index, wait=False)
+        for index in range(pods):
+            self.wait_ready(index)
+        netns.wait_until(lambda: all(len(self.members(i)) == pods and set(self.members(i).values()) == {"active"} for i in range(pods)),
+                         60, f"one cluster of {pods}")
+        return time.time() - started
+
+    def rolling_restart_under_load(self, name, pods=3):
+        """Restarts every pod in turn, as a StatefulSet's rolling update does, under load.py's
+        load; returns (failed outcomes, requests, seconds, each restart's seconds)."""
+        load = self.start_load(name)
+        time.sleep(3)
+        restarts = []
+        for index in range(pods):
+            began = time.time()
+            status = self.stop_pod(index)
+            assert status == 0, f"pod {index} exits 0 after its drain, not {status}"
+            self.start_pod(index)
+            restarts.append(time.time() - began)
+            time.sleep(2)
+        time.sleep(3)
+        failed, total, duration = summary(self.stop_load(load))
+        netns.wait_until(lambda: self.endpoints_everywhere().get("app") == 2, 30, "both agents connected at the end")
+        return failed, total, duration, restarts
+
     # Agents and load
 
     def start_agents(self, count, endpoint="app", pod=None):
@@ -254,14 +284,7 @@ def summary(outcomes):
 class MultiHostTests(unittest.TestCase):
     def test_1_threePodsStartTogether_formOneCluster_andServeEveryEndpointThroughEveryPod(self):
         cluster = Cluster(self)
-        started = time.time()
-        for index in range(3):
-            cluster.start_pod(index, wait=False)
-        for index in range(3):
-            cluster.wait_ready(index)
-        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 and set(cluster.members(i).values()) == {"active"} for i in range(3)),
-                         60, "one cluster of three")
-        converged = time.time() - started
+        converged = cluster.start_together(3)
         cluster.start_agents(2)
         netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "two agents connected")
         netns.wait_until(lambda: all(cluster.request_via(i) == 200 for i in range(3)), 20, "app reachable through every pod")
@@ -270,19 +293,7 @@ class MultiHostTests(unittest.TestCase):
     def test_2_rollingRestart_underLoad_failsNoRequest(self):
         cluster = Cluster(self)
         cluster.form(3, agents=2)
-        load = cluster.start_load("rolling")
-        time.sleep(3)
-        restarts = []
-        for index in range(3):
-            began = time.time()
-            self.assertEqual(cluster.stop_pod(index), 0, f"pod {index} exits 0 after its drain")
-            cluster.start_pod(index)
-            restarts.append(time.time() - began)
-            time.sleep(2)
-        time.sleep(3)
-        outcomes = cluster.stop_load(load)
-        failed, total, duration = summary(outcomes)
-        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "both agents connected at the end")
+        failed, total, duration, restarts = cluster.rolling_restart_under_load("rolling")
         rate = total / duration if duration else 0
         print(f"\n  scenario 2: {len(failed)} failed of {total} requests over {duration:.0f} s ({rate:.0f}/s); "
               f"pod restarts took {', '.join(f'{r:.1f}' for r in restarts)} s")
@@ -296,14 +307,7 @@ class MultiHostTests(unittest.TestCase):
         forward to each other over TLS, checking the peer's certificate against its IP and
         presenting their own; admin `?forward=` needs a client certificate."""
         cluster = Cluster(self, tls=True)
-        started = time.time()
-        for index in range(3):
-            cluster.start_pod(index, wait=False)
-        for index in range(3):
-            cluster.wait_ready(index)
-        netns.wait_until(lambda: all(len(cluster.members(i)) == 3 and set(cluster.members(i).values()) == {"active"} for i in range(3)),
-                         60, "one cluster of three over TLS")
-        converged = time.time() - started
+        converged = cluster.start_together(3)
         cluster.start_agents(2)
         netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "two agents connected over TLS")
         netns.wait_until(lambda: all(cluster.request_via(i) == 200 for i in range(3)), 20, "app reachable through every pod")
@@ -312,19 +316,7 @@ class MultiHostTests(unittest.TestCase):
             status, body = cluster.admin(i, f"/status/cluster/nodes/local?forward={ids[(i + 1) % 3]}")
             self.assertEqual((status, json.loads(body)["id"]), (200, ids[(i + 1) % 3]), "admin ?forward= over TLS with a client certificate")
         # Every pod forwards some requests (a pod without a tunnel must), all over TLS.
-        load = cluster.start_load("tls-rolling")
-        time.sleep(3)
-        restarts = []
-        for index in range(3):
-            began = time.time()
-            self.assertEqual(cluster.stop_pod(index), 0, f"pod {index} exits 0 after its drain")
-            cluster.start_pod(index)
-            restarts.append(time.time() - began)
-            time.sleep(2)
-        time.sleep(3)
-        outcomes = cluster.stop_load(load)
-        failed, total, duration = summary(outcomes)
-        netns.wait_until(lambda: cluster.endpoints_everywhere().get("app") == 2, 30, "both agents connected at the end")
+        failed, total, duration, restarts = cluster.rolling_restart_under_load("tls-rolling")
         tls_failures = 0
         for name in os.listdir(cluster.workdir):
             if name.startswith("pico-") and name.endswith(".log"):
