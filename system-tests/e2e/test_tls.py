@@ -37,6 +37,7 @@ class TestPKI:
         self.issue("server", "ca", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
         self.issue("client", "ca", "/CN=agent-1", "extendedKeyUsage=clientAuth")
         self.issue("stranger", "stranger-ca", "/CN=stranger", "extendedKeyUsage=clientAuth")
+        self.issue_expired("expired", "/CN=agent-expired")
         # Node certificates: by pod IP (each carries its own address), or by one shared name
         # (proxy.tls.client.server_name) and no address at all.
         for host in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
@@ -59,6 +60,21 @@ class TestPKI:
                      "-keyout", f"{name}.key", "-out", f"{name}.csr")
         self.openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
                      "-days", days, "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+
+    def issue_expired(self, name, subject):
+        """A client certificate from the test CA that expired in 2020 (`openssl ca` sets past dates)."""
+        with open(self.path("ca.cnf"), "w") as handle:
+            handle.write("[ ca ]\ndefault_ca = test\n[ test ]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n"
+                         "default_md = sha256\npolicy = any\n[ any ]\ncommonName = supplied\n")
+        open(self.path("index.txt"), "w").close()
+        with open(self.path("serial"), "w") as handle:
+            handle.write("1000\n")
+        with open(self.path(f"{name}.ext"), "w") as handle:
+            handle.write("extendedKeyUsage=clientAuth\n")
+        self.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", subject,
+                     "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        self.openssl("ca", "-batch", "-config", "ca.cnf", "-cert", "ca.crt", "-keyfile", "ca.key", "-in", f"{name}.csr", "-out", f"{name}.crt",
+                     "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", "-extfile", f"{name}.ext", "-notext")
 
     def client_context(self, certificate=None):
         context = ssl.create_default_context(cafile=self.path("ca.crt"))
@@ -310,7 +326,7 @@ class TLSTests(unittest.TestCase):
     def test_mTLS_requiresAClientCertificateFromTheConfiguredCA(self):
         node = self.node("--proxy.tls.client-cas", self.pki.path("ca.crt"), *self.node_client_certificate())
         self.assertEqual(self.https(node, "/bytes/1", context=self.pki.client_context("client")), (200, b"x"))
-        for certificate in (None, "stranger"):
+        for certificate in (None, "stranger", "expired"):
             with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected), msg=str(certificate)):
                 self.https(node, "/bytes/1", context=self.pki.client_context(certificate))
         curl = subprocess.run(["curl", "-sS", "--cacert", self.pki.path("ca.crt"), "-H", "x-pico-endpoint: app", f"https://localhost:{node.proxy}/"],
@@ -320,6 +336,7 @@ class TLSTests(unittest.TestCase):
             text = log.read()
         self.assertIn("TLS connection failed", text)
         self.assertIn("peer did not return a certificate", text)
+        self.assertIn("certificate: certificate has expired", text, "an expired client certificate is refused, and the log says so")
 
     def tls_upstream_node(self, *flags, bind_host="127.0.0.1"):
         node = Node("--upstream.tls.cert", self.pki.path("server.crt"), "--upstream.tls.key", self.pki.path("server.key"), *flags, bind_host=bind_host)
