@@ -3,14 +3,15 @@ import PicoModel
 /// Piko's JSON error answers: `{"error":"<message>"}` with `Content-Type: application/json` and
 /// `X-Content-Type-Options: nosniff`.
 enum ProxyErrors {
-    /// The whole response, ready to write.
-    static func response(status: Int, message: String, keepAlive: Bool, extra: HTTPHeaders = [:]) -> [UInt8] {
+    /// The whole response, ready to write. `headOnly` (the answer to a `HEAD`) keeps the head,
+    /// `Content-Length` included, and drops the body.
+    static func response(status: Int, message: String, keepAlive: Bool, extra: HTTPHeaders = [:], headOnly: Bool = false) -> [UInt8] {
         let body = Array("{\"error\":\(JSONText.quote(message))}\n".utf8)
         var headers: HTTPHeaders = ["Content-Type": "application/json", "X-Content-Type-Options": "nosniff", "Content-Length": String(body.count)]
         for field in extra { headers.add(name: field.name, value: field.value) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         var bytes = HTTP1Encoder.encode(HTTPResponseHead(status: status, headers: headers))
-        bytes += body
+        if !headOnly { bytes += body }
         return bytes
     }
 }

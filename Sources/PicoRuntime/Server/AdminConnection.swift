@@ -95,16 +95,7 @@ final class AdminConnection: ConnectionDelegate {
 
     /// An error answer; a `HEAD` gets its head only.
     private func refuse(_ status: Int, _ message: String, head: HTTPRequestHead, extra: HTTPHeaders = [:]) {
-        var bytes = ProxyErrors.response(status: status, message: message, keepAlive: head.keepAlive, extra: extra)
-        if head.method == "HEAD", let end = Self.endOfHead(bytes) { bytes.removeSubrange(end...) }
-        self.connection.write(bytes)
-    }
-
-    static func endOfHead(_ bytes: [UInt8]) -> Int? {
-        let terminator: [UInt8] = [13, 10, 13, 10]
-        guard bytes.count >= 4 else { return nil }
-        for index in 0...(bytes.count - 4) where Array(bytes[index..<(index + 4)]) == terminator { return index + 4 }
-        return nil
+        self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: head.keepAlive, extra: extra, headOnly: head.method == "HEAD"))
     }
 
     func connectionDidDrain(_ connection: Connection) {
