@@ -240,6 +240,11 @@ class ManifestTests(unittest.TestCase):
         self.assertEqual(set(config["upstream"]["tls"]), {"cert", "key"})
         self.assertNotIn("tls", config["proxy"])
         self.assertNotIn("scheme", container(only_upstream[("StatefulSet", "edge-pico")])["readinessProbe"]["httpGet"])
+        # A Secret name that YAML would read as a number stays a string; an emptied list is no list.
+        numeric = by_kind_and_name(load_all(render("edge", {"tls": {"existingSecret": 123, "ports": ["upstream"], "clientCertificatePorts": None}})))
+        self.assertIn({"name": "tls", "secret": {"secretName": "123"}}, numeric[("StatefulSet", "edge-pico")]["spec"]["template"]["spec"]["volumes"])
+        self.assertNotIn("tls", yaml.safe_load(by_kind_and_name(load_all(render("edge", {"tls": {"existingSecret": "s", "ports": None}})))[
+            ("ConfigMap", "edge-pico-config")]["data"]["server.yaml"])["proxy"])
         for bad, message in (({"existingSecret": "s", "ports": ["gossip"]}, "gossip is not a port that can serve TLS"),
                              ({"existingSecret": "s", "ports": ["proxy"], "clientCertificatePorts": ["admin"]}, "admin is not in tls.ports"),
                              ({"clientCertificatePorts": ["proxy"]}, "tls.clientCertificatePorts needs tls.existingSecret")):

@@ -40,7 +40,7 @@ class TestPKI:
         self.issue_expired("expired", "/CN=agent-expired")
         # Node certificates: by pod IP (each carries its own address), or by one shared name
         # (proxy.tls.client.server_name) and no address at all.
-        for host in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+        for host in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"):
             self.issue(f"node-{host}", "ca", f"/CN=node {host}", f"subjectAltName=IP:{host}\nextendedKeyUsage=serverAuth,clientAuth")
         self.issue("peers", "ca", "/CN=pico peers", "subjectAltName=DNS:pico-peers.test\nextendedKeyUsage=serverAuth,clientAuth")
         # Two more server certificates for localhost, to rotate to.
@@ -533,21 +533,28 @@ class TLSTests(unittest.TestCase):
         with open(doubting.log.name) as log:
             self.assertIn("certificate verify failed", log.read())
 
-    def test_aHolderWhoseCertificateIsRefused_isPassedOver_evenForAPost(self):
+    def test_holdersWhoseTLSIsRefused_eitherWay_arePassedOver_evenForAPost(self):
         # The request waits inside the TLS session until the handshake completes: a refused
-        # handshake sent nothing, so even a POST (bodyless here) goes to the other holder.
+        # handshake sent nothing, so even a POST (bodyless here) goes to another holder. So does
+        # one refused by a holder that does not accept this node's certificate: under TLS 1.3
+        # that alert comes after the client's side of the handshake, but before the holder
+        # reads a byte of the request.
         good = self.tls_node("127.0.0.2", "node-127.0.0.2")
-        bad = Node("--proxy.tls.cert", self.pki.path("stranger.crt"), "--proxy.tls.key", self.pki.path("stranger.key"),
-                   "--proxy.tls.client.root-cas", self.pki.path("ca.crt"), "--cluster.join", f"127.0.0.2:{good.gossip}", bind_host="127.0.0.4")
-        self.processes.append(bad.process)
-        entry = self.tls_node("127.0.0.3", "node-127.0.0.3", "--cluster.join", f"127.0.0.2:{good.gossip}")
-        for holder in (good, bad):
+        distrusted = Node("--proxy.tls.cert", self.pki.path("stranger.crt"), "--proxy.tls.key", self.pki.path("stranger.key"),
+                          "--proxy.tls.client.root-cas", self.pki.path("ca.crt"), "--cluster.join", f"127.0.0.2:{good.gossip}", bind_host="127.0.0.4")
+        self.processes.append(distrusted.process)
+        refusing = self.tls_node("127.0.0.5", "node-127.0.0.5", "--cluster.join", f"127.0.0.2:{good.gossip}",
+                                 "--proxy.tls.client-cas", self.pki.path("stranger-ca.crt"),
+                                 "--proxy.tls.client.cert", self.pki.path("node-127.0.0.5.crt"), "--proxy.tls.client.key", self.pki.path("node-127.0.0.5.key"))
+        entry = self.tls_node("127.0.0.3", "node-127.0.0.3", "--cluster.join", f"127.0.0.2:{good.gossip}",
+                              "--proxy.tls.client.cert", self.pki.path("node-127.0.0.3.crt"), "--proxy.tls.client.key", self.pki.path("node-127.0.0.3.key"))
+        for holder in (good, distrusted, refusing):
             self.processes.append(start_agent(holder, "app", self.http_port))
         wait_until(lambda: json.loads(entry.admin_get("/status/upstream/endpoints")[1]) == {} and
-                   sum(1 for row in json.loads(entry.admin_get("/status/cluster/nodes")[1]) if row.get("endpoints")) == 2, what="two holders known")
+                   sum(1 for row in json.loads(entry.admin_get("/status/cluster/nodes")[1]) if row.get("endpoints")) == 3, what="three holders known")
         statuses = []
         connection = http.client.HTTPSConnection(entry.host, entry.proxy, timeout=10, context=self.pki.client_context())
-        for _ in range(40):
+        for _ in range(60):
             # No Content-Length at all: a request without a body, which a refused holder never saw.
             connection.putrequest("POST", "/echo")
             connection.putheader("x-pico-endpoint", "app")
@@ -556,9 +563,11 @@ class TLSTests(unittest.TestCase):
             response.read()
             statuses.append(response.status)
         connection.close()
-        self.assertEqual(statuses, [200] * 40)
+        self.assertEqual(statuses, [200] * 60)
         with open(entry.log.name) as log:
-            self.assertIn("unable to get local issuer certificate", log.read(), "the refused holder was tried")
+            text = log.read()
+        self.assertIn("unable to get local issuer certificate", text, "the distrusted holder was tried")
+        self.assertIn("alert unknown ca", text, "the refusing holder was tried")
 
     def test_idleForwardConnections_closeBeforeThePeersIdleTimeout_soAReuseNeverMeetsItsClose(self):
         # Every node runs with idle_timeout 2s: pooled forward connections close after 1 s, so a

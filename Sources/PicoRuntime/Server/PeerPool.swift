@@ -305,9 +305,10 @@ final class PeerUpstream: ExchangeUpstream, ConnectionDelegate {
     /// the reason, and another holder may be tried.
     func connection(_ connection: Connection, tlsFailed error: TLSError, peerSentPlainText: Bool) {
         self.pool.onTLSFailure?(error, self.address)
-        // A refused handshake never let the request out of the session: it was not sent, so the
-        // exchange may try another holder whatever its method.
-        if error.duringHandshake { self.connected = false }
+        // A refused handshake never let the request out of the session, and a peer that refused
+        // our certificate never read it: it was not sent, so the exchange may try another
+        // holder whatever its method.
+        if error.nothingDelivered { self.connected = false }
         self.fail("TLS to \(self.address): \(error)")
     }
 

@@ -74,7 +74,7 @@ public enum AdminClient {
             }
             guard !closed else { throw SocketError("connection closed before the response ended", code: 0) }
             guard MonotonicClock.now() < deadline else { throw SocketError("receive: the answer did not end in time", code: 0) }
-            closed = try channel.receive { decoder.feed($0) }
+            closed = try channel.receive(before: deadline) { decoder.feed($0) }
             if closed { decoder.feedEOF() }
         }
     }
@@ -97,10 +97,15 @@ struct BlockingChannel {
         try self.flushTLS()
     }
 
-    /// Waits for bytes and hands their plaintext to `deliver`; true when the peer closed.
-    func receive(_ deliver: (UnsafeRawBufferPointer) -> Void) throws(SocketError) -> Bool {
+    /// Waits for bytes until `deadline` and hands their plaintext to `deliver`; true when the
+    /// peer closed.
+    func receive(before deadline: Instant, _ deliver: (UnsafeRawBufferPointer) -> Void) throws(SocketError) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
+            // The socket's receive timeout is what is left of the whole answer's time.
+            let left = max(deadline - MonotonicClock.now(), .milliseconds(1))
+            var limit = timeval(tv_sec: Int(left.components.seconds), tv_usec: Int(left.components.attoseconds / 1_000_000_000_000))
+            setsockopt(self.fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
             let count = recv(self.fd, &buffer, buffer.count, 0)
             if count < 0 {
                 if errno == EINTR { continue }

@@ -51,7 +51,7 @@ public struct StatusCommand: Sendable {
       --tls.key file        The private key of --tls.cert (PEM).
       --forward string      Ask another node of the cluster, through this one.
       -o, --output string   table, json or yaml (default table).
-      --timeout duration    Bounds connecting and each read (default 15s).
+      --timeout duration    Bounds connecting, and the whole answer (default 15s).
 
     """
 

@@ -11,6 +11,20 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
     /// True when the session failed before its handshake completed: nothing written to it
     /// reached the peer.
     public var duringHandshake = false
+    /// True when the peer refused our certificate (a certificate alert: unknown CA, expired,
+    /// required, ...). A server decides that in the handshake, before it reads any application
+    /// data, even when TLS 1.3 lets the client consider the handshake complete and send first.
+    public var peerRefusedOurCertificate = false
+
+    /// True when nothing written to the session reached the peer's application.
+    public var nothingDelivered: Bool { self.duringHandshake || self.peerRefusedOurCertificate }
+
+    /// The TLS alerts that refuse a certificate (RFC 8446 §6.2): bad_certificate,
+    /// unsupported_certificate, certificate_revoked, certificate_expired, certificate_unknown,
+    /// unknown_ca, access_denied, certificate_required.
+    static let certificateAlerts: Set<UInt> = [42, 43, 44, 45, 46, 48, 49, 116]
+    /// OpenSSL's reason code for an alert the peer sent is the alert plus this (`SSL_AD_REASON_OFFSET`).
+    static let alertReasonOffset: UInt = 1_000
 
     public init(_ context: String, reasons: [String] = []) {
         self.context = context
@@ -20,7 +34,17 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
     /// `context` with the reasons OpenSSL queued on this thread (the queue is emptied, so a
     /// later error does not carry stale reasons).
     static func fromQueue(_ context: String) -> TLSError {
-        TLSError(context, reasons: Self.drainQueue())
+        var refused = false
+        let reasons = Self.drainQueue { code in
+            let reason = code & 0x7F_FFFF  // ERR_REASON_MASK
+            if code & Self.systemErrorFlag == 0, reason >= Self.alertReasonOffset,
+               Self.certificateAlerts.contains(reason - Self.alertReasonOffset) {
+                refused = true
+            }
+        }
+        var error = TLSError(context, reasons: reasons)
+        error.peerRefusedOurCertificate = refused
+        return error
     }
 
     /// OpenSSL 3's mark on an error code that carries `errno` (`ERR_SYSTEM_FLAG`).
@@ -28,11 +52,12 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// Empties this thread's OpenSSL error queue, returning its reasons (at most 8; the rest are
     /// dropped: a hostile peer cannot make a log line grow without bound).
-    static func drainQueue() -> [String] {
+    static func drainQueue(_ inspect: (UInt) -> Void = { _ in }) -> [String] {
         var reasons: [String] = []
         while true {
             let code = ERR_get_error()
             if code == 0 { break }
+            inspect(code)
             guard reasons.count < 8 else { continue }
             let reason: String
             if code & Self.systemErrorFlag != 0 {

@@ -35,27 +35,29 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   "grace_period" (printf "%vs" .Values.gracePeriodSeconds)
 -}}
 {{- $tls := .Values.tls -}}
+{{- $ports := $tls.ports | default list -}}
+{{- $clientPorts := $tls.clientCertificatePorts | default list -}}
 {{- if $tls.existingSecret -}}
-{{- range $port := concat $tls.ports $tls.clientCertificatePorts -}}
+{{- range $port := concat $ports $clientPorts -}}
 {{- if not (has $port (list "proxy" "upstream" "admin")) -}}
 {{- fail (printf "tls: %s is not a port that can serve TLS (proxy, upstream, admin)" $port) -}}
 {{- end -}}
 {{- end -}}
-{{- range $port := $tls.ports -}}
+{{- range $port := $ports -}}
 {{- $files := dict "cert" "/etc/pico/tls/tls.crt" "key" "/etc/pico/tls/tls.key" -}}
-{{- if has $port $tls.clientCertificatePorts -}}
+{{- if has $port $clientPorts -}}
 {{- $_ := set $files "client_cas" "/etc/pico/tls/ca.crt" -}}
 {{- end -}}
 {{- $_ := set (get $chart $port) "tls" $files -}}
 {{- end -}}
-{{- range $port := $tls.clientCertificatePorts -}}
-{{- if not (has $port $tls.ports) -}}
+{{- range $port := $clientPorts -}}
+{{- if not (has $port $ports) -}}
 {{- fail (printf "tls.clientCertificatePorts: %s is not in tls.ports" $port) -}}
 {{- end -}}
 {{- end -}}
-{{- if or (has "proxy" $tls.ports) (has "admin" $tls.ports) -}}
+{{- if or (has "proxy" $ports) (has "admin" $ports) -}}
 {{- $client := dict "root_cas" "/etc/pico/tls/ca.crt" "server_name" (include "pico.tlsServerName" .) -}}
-{{- if or (has "proxy" $tls.clientCertificatePorts) (has "admin" $tls.clientCertificatePorts) -}}
+{{- if or (has "proxy" $clientPorts) (has "admin" $clientPorts) -}}
 {{- $_ := set $client "cert" "/etc/pico/tls/tls.crt" -}}
 {{- $_ := set $client "key" "/etc/pico/tls/tls.key" -}}
 {{- end -}}
@@ -63,7 +65,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $_ := set $proxyTLS "client" $client -}}
 {{- $_ := set $chart.proxy "tls" $proxyTLS -}}
 {{- end -}}
-{{- else if $tls.clientCertificatePorts -}}
+{{- else if $clientPorts -}}
 {{- fail "tls.clientCertificatePorts needs tls.existingSecret" -}}
 {{- end -}}
 {{- toYaml (mustMergeOverwrite $chart (deepCopy .Values.config)) -}}
@@ -76,7 +78,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/* The probes' scheme: HTTPS when the admin port serves TLS. */}}
 {{- define "pico.probeScheme" -}}
-{{- if and .Values.tls.existingSecret (has "admin" .Values.tls.ports) -}}
+{{- if and .Values.tls.existingSecret (has "admin" (.Values.tls.ports | default list)) -}}
 HTTPS
 {{- end -}}
 {{- end -}}
