@@ -344,6 +344,30 @@ class ClusterTests(unittest.TestCase):
                 agent.kill()
             backend.kill()
 
+    def test_picoTestCluster_saysWhyANodeWithAdminTLSFromItsConfigFile_neverTurnsReady(self):
+        directory = os.path.join(harness.TMP, "dev-admin-tls")
+        os.makedirs(directory, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-keyout", "tls.key", "-out", "tls.crt"], cwd=directory, check=True, capture_output=True)
+        config = os.path.join(directory, "server.yaml")
+        with open(config, "w") as handle:
+            handle.write(f"admin:\n  tls:\n    cert: {directory}/tls.crt\n    key: {directory}/tls.key\n")
+        base = free_block()
+        log = open(os.path.join(harness.TMP, "test-cluster-admin-tls.log"), "w")
+        dev = subprocess.Popen([harness.PICO, "test", "cluster", "--nodes", "1", "--base-port", str(base), "--log-dir", directory, "--",
+                                "--config.path", config], stdin=subprocess.PIPE, stdout=log, stderr=log, text=True)
+        try:
+            wait_until(lambda: "its admin port serves TLS, and pico test cluster needs it plain" in open(log.name).read(), timeout=15,
+                       what="the reason the node never turns ready")
+            dev.stdin.write("quit\n")
+            dev.stdin.flush()
+            dev.wait(timeout=30)
+        finally:
+            if dev.poll() is None:
+                dev.kill()
+        with open(log.name) as handle:
+            self.assertEqual(handle.read().count("its admin port serves TLS"), 1, "said once, not every poll")
+
     def test_picoTestCluster_balances_restartsEveryNode_scales_andQuits(self):
         base = free_block()
         log = open(os.path.join(harness.TMP, "test-cluster.log"), "w")

@@ -16,6 +16,8 @@ public final class DevCluster {
         var process: ChildProcess?
         var ready = false
         var generation = 0
+        /// The generation last told that its admin port serves TLS (said once per start).
+        var toldAdminTLS: Int?
         /// Part of the cluster the person asked for (its gossip address is a join seed).
         var wanted = false
 
@@ -211,9 +213,15 @@ public final class DevCluster {
             }
             // An answer about an earlier process of the slot (it was restarted meanwhile) is stale.
             let generation = slot.generation
-            AdminForward.get("/ready", from: Address(host: "127.0.0.1", port: slot.admin), loop: self.loop, tls: nil) { answer in
+            AdminForward.get("/ready", from: Address(host: "127.0.0.1", port: slot.admin), loop: self.loop, tls: nil) { [unowned self] answer in
                 guard slot.generation == generation, slot.process != nil else { return }
                 slot.ready = answer?.status == 200
+                // A node given admin.tls (in a config file) answers the plain poll 400: say why it
+                // never turns ready, once per start of the node.
+                if answer?.status == 400, slot.toldAdminTLS != generation {
+                    slot.toldAdminTLS = generation
+                    self.say("node \(slot.index) answers /ready with 400: its admin port serves TLS, and pico test cluster needs it plain\n")
+                }
             }
         }
         self.pollTimer = self.loop.schedule(after: .milliseconds(200)) { [unowned self] in self.poll() }
