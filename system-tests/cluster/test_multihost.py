@@ -317,6 +317,13 @@ class MultiHostTests(unittest.TestCase):
             self.assertEqual((status, json.loads(body)["id"]), (200, ids[(i + 1) % 3]), "admin ?forward= over TLS with a client certificate")
         # Every pod forwards some requests (a pod without a tunnel must), all over TLS.
         failed, total, duration, restarts = cluster.rolling_restart_under_load("tls-rolling")
+        # Two agents on three pods: some pod holds no tunnel and forwards what it gets, over TLS.
+        forwarded = 0
+        for index in range(3):
+            status, body = cluster.admin(index, "/metrics")
+            self.assertEqual(status, 200, "metrics over TLS with a client certificate")
+            forwarded += sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith("pico_upstreams_remote_requests_total"))
+        self.assertGreater(forwarded, 0, "some requests went from pod to pod")
         tls_failures = 0
         for name in os.listdir(cluster.workdir):
             if name.startswith("pico-") and name.endswith(".log"):
@@ -325,7 +332,7 @@ class MultiHostTests(unittest.TestCase):
         rate = total / duration if duration else 0
         print(f"\n  scenario 8 (TLS on every hop): one cluster of 3 in {converged:.1f} s; rolling restart: {len(failed)} failed of {total} "
               f"requests over {duration:.0f} s ({rate:.0f}/s, a handshake each); pod restarts took {', '.join(f'{r:.1f}' for r in restarts)} s; "
-              f"TLS failures logged: {tls_failures}")
+              f"{forwarded:.0f} forwarded between pods since the last restarts; TLS failures logged: {tls_failures}")
         self.assertGreaterEqual(rate, 30)
         self.assertEqual(failed, [], f"failed requests: {failed[:5]}")
 
