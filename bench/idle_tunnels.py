@@ -22,6 +22,9 @@ import sys
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "system-tests"))
+from pki import PKI  # noqa: E402  (system-tests/pki.py)
+
 TARGET_KIB = 16.0
 
 
@@ -38,17 +41,7 @@ def rss_kib(pid):
 
 def test_certificate():
     """(certificate, key, CA) for localhost, made with the openssl command line."""
-    directory = tempfile.mkdtemp(prefix="pico-idle-tls-")
-    def openssl(*arguments):
-        subprocess.run(["openssl", *arguments], cwd=directory, check=True, capture_output=True)
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=idle CA",
-            "-keyout", "ca.key", "-out", "ca.crt")
-    with open(os.path.join(directory, "server.ext"), "w") as handle:
-        handle.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "server.ext",
-            "-out", "server.crt")
-    return tuple(os.path.join(directory, name) for name in ("server.crt", "server.key", "ca.crt"))
+    return PKI(tempfile.mkdtemp(prefix="pico-idle-tls-")).localhost()
 
 
 class Node:

@@ -45,6 +45,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "system-tests"))
+from pki import PKI  # noqa: E402  (system-tests/pki.py)
+
 ENDPOINT = "bench"
 ALL_CONFIGS = ["direct", "nginx", "nginx-chain", "caddy", "caddy-chain", "pico", "pico-forward", "nginx-chain-tls", "pico-tls"]
 TLS_CONFIGS = {"nginx-chain-tls", "pico-tls"}
@@ -245,16 +248,7 @@ class Bench:
     def certificates(self):
         """(certificate, key, CA) for localhost and 127.0.0.1, made once per run."""
         if self.tls_files is None:
-            def openssl(*arguments):
-                subprocess.run(["openssl", *arguments], cwd=self.workdir, check=True, capture_output=True)
-            openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                    "-subj", "/CN=bench CA", "-keyout", "ca.key", "-out", "ca.crt")
-            self.write("server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
-            openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
-                    "-keyout", "server.key", "-out", "server.csr")
-            openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-                    "-extfile", "server.ext", "-out", "server.crt")
-            self.tls_files = tuple(os.path.join(self.workdir, name) for name in ("server.crt", "server.key", "ca.crt"))
+            self.tls_files = PKI(os.path.join(self.workdir, "pki")).localhost()
         return self.tls_files
 
     def write(self, name, text):

@@ -19,41 +19,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import netns  # noqa: E402
 
+sys.path.insert(0, os.path.join(HERE, ".."))
+from pki import PKI  # noqa: E402  (system-tests/pki.py)
+
 PICO = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
 BACKEND = os.path.join(HERE, "..", "e2e", "backend.py")
 REASON = netns.available()
 GRACE = "20s"
 
 
-class PodPKI:
+class PodPKI(PKI):
     """A CA and one certificate per pod, naming the pod's IP (forwards check it: no
     server_name) and the balancer's address, which clients and agents dial (it passes TLS
     through, as a TCP load balancer in front of the pods would)."""
 
     def __init__(self, workdir, balancer_ip):
-        self.dir = os.path.join(workdir, "pki")
-        os.makedirs(self.dir)
+        super().__init__(os.path.join(workdir, "pki"))
         self.balancer_ip = balancer_ip
-        self.openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                     "-subj", "/CN=Pico multi-host CA", "-keyout", "ca.key", "-out", "ca.crt")
-        self.ca = self.path("ca.crt")
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def openssl(self, *arguments):
-        subprocess.run(["openssl", *arguments], cwd=self.dir, check=True, capture_output=True)
+        self.ca_file = self.ca("ca", "/CN=Pico multi-host CA")
 
     def pod(self, index, ip):
         """The certificate and key of pod `index` (made once)."""
         name = f"pod{index}"
         if not os.path.exists(self.path(f"{name}.crt")):
-            with open(self.path(f"{name}.ext"), "w") as handle:
-                handle.write(f"subjectAltName=IP:{ip},IP:{self.balancer_ip},DNS:pico-public\nextendedKeyUsage=serverAuth,clientAuth")
-            self.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN=pico pod {index}",
-                         "-keyout", f"{name}.key", "-out", f"{name}.csr")
-            self.openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-                         "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+            self.issue(name, "ca", f"/CN=pico pod {index}", f"subjectAltName=IP:{ip},IP:{self.balancer_ip},DNS:pico-public\nextendedKeyUsage=serverAuth,clientAuth")
         return self.path(f"{name}.crt"), self.path(f"{name}.key")
 
 
@@ -75,7 +64,7 @@ class Cluster:
         self.network.add_host("upstream", 4, dns=resolver)
         self.network.add_host("client", 5, dns=resolver)
         self.podset = netns.PodSet(self.workdir)
-        balancer_env = ["env", f"BALANCER_ADMIN_CA={self.pki.ca}"] if tls else []
+        balancer_env = ["env", f"BALANCER_ADMIN_CA={self.pki.ca_file}"] if tls else []
         self.network.start("lb", balancer_env + ["python3", os.path.join(HERE, "pod_balancer.py"), self.podset.path, self.network.ip("lb"), "8000", "8001"],
                            "balancer.log")
         self.network.start("upstream", ["python3", BACKEND, "9000", "9001"], "backend.log")
@@ -101,12 +90,12 @@ class Cluster:
         flags = []
         for port in ("proxy", "upstream", "admin"):
             flags += [f"--{port}.tls.cert", certificate, f"--{port}.tls.key", key]
-        return flags + ["--admin.tls.client-cas", self.pki.ca, "--proxy.tls.client.root-cas", self.pki.ca,
+        return flags + ["--admin.tls.client-cas", self.pki.ca_file, "--proxy.tls.client.root-cas", self.pki.ca_file,
                         "--proxy.tls.client.cert", certificate, "--proxy.tls.client.key", key]
 
     def curl(self, *arguments):
         """curl from the client host (over TLS with the CA and pod 0's certificate as a client's)."""
-        tls = ["--cacert", self.pki.ca, "--cert", self.pki.pod(0, self.pod_ip(0))[0], "--key", self.pki.pod(0, self.pod_ip(0))[1]] if self.pki else []
+        tls = ["--cacert", self.pki.ca_file, "--cert", self.pki.pod(0, self.pod_ip(0))[0], "--key", self.pki.pod(0, self.pod_ip(0))[1]] if self.pki else []
         return netns.sh("curl", *tls, *arguments, check=False, namespace=self.network.hosts["client"][0])
 
     @property
@@ -216,7 +205,7 @@ class Cluster:
     def start_agents(self, count, endpoint="app", pod=None):
         """`count` agents for `endpoint`, through the balancer, or straight to pod `pod`."""
         target = self.network.ip("lb") if pod is None else self.pod_ip(pod)
-        tls = ["--connect.tls.root-cas", self.pki.ca] if self.pki else []
+        tls = ["--connect.tls.root-cas", self.pki.ca_file] if self.pki else []
         # One tunnel per agent, as the simulator's agents hold: the scenarios compare with it.
         for number in range(count):
             self.network.start("upstream", [PICO, "agent", "http", endpoint, "9000", "--connect.url", f"{self.scheme}://{target}:8001", "--event-loops", "1", *tls],
@@ -225,7 +214,7 @@ class Cluster:
     def start_load(self, name, threads=8, interval=0.1, endpoint="app", deadline=None):
         """load.py against the balancer; `deadline` is the client's timeout for a whole request."""
         path = os.path.join(self.workdir, f"{name}.jsonl")
-        tls = ["env", f"LOAD_CA={self.pki.ca}"] if self.pki else []
+        tls = ["env", f"LOAD_CA={self.pki.ca_file}"] if self.pki else []
         process = self.network.start("client", tls + ["python3", os.path.join(HERE, "load.py"), self.network.ip("lb"), "8000", endpoint, path,
                                                 str(threads), str(interval)] + ([str(deadline)] if deadline else []), f"{name}.log")
         return process, path

@@ -21,23 +21,24 @@ import harness
 from harness import Node, read_until_closed, start_agent, start_backend, wait_until
 from websockets.sync.client import connect as ws_connect
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from pki import PKI  # noqa: E402  (system-tests/pki.py)
+
 harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
 
 
-class TestPKI:
+class TestPKI(PKI):
     """A CA, a server certificate for localhost and 127.0.0.1, a client certificate, and a
     stranger CA with its own client certificate."""
 
     def __init__(self):
-        self.dir = os.path.join(harness.TMP, "pki")
-        os.makedirs(self.dir, exist_ok=True)
-        for ca, subject in (("ca", "/CN=Pico Test CA"), ("stranger-ca", "/CN=Stranger CA")):
-            self.openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                         "-subj", subject, "-keyout", f"{ca}.key", "-out", f"{ca}.crt")
+        super().__init__(os.path.join(harness.TMP, "pki"))
+        self.ca("ca", "/CN=Pico Test CA")
+        self.ca("stranger-ca", "/CN=Stranger CA")
         self.issue("server", "ca", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
         self.issue("client", "ca", "/CN=agent-1", "extendedKeyUsage=clientAuth")
         self.issue("stranger", "stranger-ca", "/CN=stranger", "extendedKeyUsage=clientAuth")
-        self.issue_expired("expired", "/CN=agent-expired")
+        self.issue_expired("expired", "ca", "/CN=agent-expired", "extendedKeyUsage=clientAuth\n")
         # Node certificates: by pod IP (each carries its own address), or by one shared name
         # (proxy.tls.client.server_name) and no address at all.
         for host in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"):
@@ -46,35 +47,6 @@ class TestPKI:
         # Two more server certificates for localhost, to rotate to.
         for name, days in (("rotated-1", "3"), ("rotated-2", "4")):
             self.issue(name, "ca", f"/CN={name}", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth", days=days)
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def openssl(self, *arguments):
-        subprocess.run(["openssl", *arguments], cwd=self.dir, check=True, capture_output=True)
-
-    def issue(self, name, ca, subject, extensions, days="2"):
-        with open(self.path(f"{name}.ext"), "w") as handle:
-            handle.write(extensions)
-        self.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", subject,
-                     "-keyout", f"{name}.key", "-out", f"{name}.csr")
-        self.openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
-                     "-days", days, "-extfile", f"{name}.ext", "-out", f"{name}.crt")
-
-    def issue_expired(self, name, subject):
-        """A client certificate from the test CA that expired in 2020 (`openssl ca` sets past dates)."""
-        with open(self.path("ca.cnf"), "w") as handle:
-            handle.write("[ ca ]\ndefault_ca = test\n[ test ]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n"
-                         "default_md = sha256\npolicy = any\n[ any ]\ncommonName = supplied\n")
-        open(self.path("index.txt"), "w").close()
-        with open(self.path("serial"), "w") as handle:
-            handle.write("1000\n")
-        with open(self.path(f"{name}.ext"), "w") as handle:
-            handle.write("extendedKeyUsage=clientAuth\n")
-        self.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", subject,
-                     "-keyout", f"{name}.key", "-out", f"{name}.csr")
-        self.openssl("ca", "-batch", "-config", "ca.cnf", "-cert", "ca.crt", "-keyfile", "ca.key", "-in", f"{name}.csr", "-out", f"{name}.crt",
-                     "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", "-extfile", f"{name}.ext", "-notext")
 
     def client_context(self, certificate=None):
         context = ssl.create_default_context(cafile=self.path("ca.crt"))

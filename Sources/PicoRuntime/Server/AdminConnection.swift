@@ -90,7 +90,7 @@ final class AdminConnection: ConnectionDelegate {
     /// (and false when the session is gone: it fails closed).
     private var clientMayAskEverything: Bool {
         guard self.node.adminTLS != nil, self.node.settings.adminTLS.clientCAsPath != nil else { return true }
-        return self.connection.tls?.hasPeerCertificate == true
+        return self.connection.tls?.peerCertificateVerified == true
     }
 
     /// An error answer; a `HEAD` gets its head only.

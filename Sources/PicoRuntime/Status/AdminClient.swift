@@ -24,9 +24,8 @@ public enum AdminClient {
             let fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw SocketError("socket") }
             defer { close(fd) }
-            var limit = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            BlockingChannel.setTimeout(fd, SO_SNDTIMEO, timeout)
+            BlockingChannel.setTimeout(fd, SO_RCVTIMEO, timeout)
             let connected = address.withSockaddr { connect(fd, $0, $1) }
             guard connected == 0 else {
                 lastError = SocketError("connect \(target)")
@@ -103,9 +102,7 @@ struct BlockingChannel {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
             // The socket's receive timeout is what is left of the whole answer's time.
-            let left = max(deadline - MonotonicClock.now(), .milliseconds(1))
-            var limit = timeval(tv_sec: Int(left.components.seconds), tv_usec: Int(left.components.attoseconds / 1_000_000_000_000))
-            setsockopt(self.fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            Self.setTimeout(self.fd, SO_RCVTIMEO, max(deadline - MonotonicClock.now(), .milliseconds(1)))
             let count = recv(self.fd, &buffer, buffer.count, 0)
             if count < 0 {
                 if errno == EINTR { continue }
@@ -135,6 +132,12 @@ struct BlockingChannel {
             try self.flushTLS()
             return progress == .peerClosed
         }
+    }
+
+    /// Sets a socket's send or receive timeout (`SO_SNDTIMEO`, `SO_RCVTIMEO`).
+    static func setTimeout(_ fd: Int32, _ option: Int32, _ duration: Duration) {
+        var limit = timeval(tv_sec: Int(duration.components.seconds), tv_usec: Int(duration.components.attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, option, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
     private func flushTLS() throws(SocketError) {

@@ -88,8 +88,7 @@ public struct StatusCommand: Sendable {
                     throw ConfigError("--server.url: expected an http:// or https:// URL, got \(text)")
                 }
             case "--tls.root-cas", "--tls.cert", "--tls.key":
-                let text = try value(argument, inline)
-                guard !text.isEmpty, !text.utf8.contains(0) else { throw ConfigError("\(argument): expected a file path") }
+                let text = try AgentOptions.path(try value(argument, inline), argument)
                 switch argument {
                 case "--tls.root-cas": command.tlsFiles.rootCAsPath = text
                 case "--tls.cert": command.tlsFiles.certificatePath = text

@@ -19,7 +19,7 @@ public struct TLSServerSettings: Hashable, Sendable {
     /// TLS 1.2 unless 1.3 is asked for.
     public var minimumVersion: TLSMinimumVersion
     /// With client CAs: true refuses a client without a certificate in the handshake; false
-    /// lets it finish (the session's `hasPeerCertificate` tells), while a certificate that is
+    /// lets it finish (the session's `peerCertificateVerified` tells), while a certificate that is
     /// sent is still verified.
     public var requireClientCertificate: Bool
 

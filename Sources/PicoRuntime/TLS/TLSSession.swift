@@ -144,12 +144,6 @@ public final class TLSSession {
         }
     }
 
-    /// True once the handshake verified a certificate the peer presented (a server session
-    /// that asked for one without requiring it tells a client without one this way).
-    public var hasPeerCertificate: Bool {
-        self.state != .handshaking && SSL_get0_peer_certificate(self.ssl) != nil && SSL_get_verify_result(self.ssl) == Int(X509_V_OK)
-    }
-
     /// True when received bytes wait to be decrypted and delivered (`receive` stopped early).
     public var hasBufferedInput: Bool { BIO_ctrl_pending(self.input) > 0 || SSL_pending(self.ssl) > 0 }
 
@@ -193,7 +187,8 @@ public final class TLSSession {
         return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
     }
 
-    /// True when the peer presented a certificate that verified (mTLS, or a server).
+    /// True when the peer presented a certificate that verified (mTLS, or a server); a server
+    /// session that asked for one without requiring it tells a client without one this way.
     public var peerCertificateVerified: Bool {
         guard let certificate = SSL_get1_peer_certificate(self.ssl) else { return false }
         X509_free(certificate)
