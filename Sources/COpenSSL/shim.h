@@ -6,6 +6,13 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rsa.h>
+#include <openssl/ec.h>
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
+#include <openssl/crypto.h>
 
 static inline int pico_SSL_CTX_set_min_proto_version(SSL_CTX *context, int version) {
     return SSL_CTX_set_min_proto_version(context, version);

@@ -126,7 +126,8 @@ public enum ReachabilityReport: Hashable, Sendable {
 /// reads routing from the caller's `LoopRouter` and tells the node what it learned about
 /// reachability; it performs no I/O and reads no clock.
 ///
-/// Status rules: `/_pico…` paths 404; no endpoint 400; an endpoint ID too long 400; no holder
+/// Status rules: a port with auth refuses a request without a token that verifies and permits
+/// its endpoint, 401 with Piko's message, before anything else; `/_pico…` paths 404; no endpoint 400; an endpoint ID too long 400; no holder
 /// (after the wait) 502 `no available upstreams`; a failed upstream 502 `upstream
 /// unreachable`; no answer within `upstreamTimeout` 504 `upstream timeout`.
 ///
@@ -163,6 +164,9 @@ public struct RequestExchange: Sendable {
     /// gossip hid it) must not make requests bounce between nodes; a client that sets the mark
     /// only keeps its own request from being forwarded.
     public let forwardMarked: Bool
+    /// What the port's token check said (`.open` without auth), already narrowed to the
+    /// endpoint. A granted token's header never reaches the upstream service.
+    public let access: RequestAccess
     let method: String
     let framing: HTTPBodyFraming
     let isPicoPath: Bool
@@ -197,8 +201,10 @@ public struct RequestExchange: Sendable {
     /// `router`. `moves`, `avoiding` and `holderWaits` carry over when the connection moved here for it;
     /// `firstOnConnection` when it is the first request its connection carries.
     public init(head: HTTPRequestHead, framing: HTTPBodyFraming, clientHost: String?, router: LoopRouter,
-                settings: ExchangeSettings, moves: Int = 0, avoiding: [NodeUID] = [], holderWaits: Int = 0, firstOnConnection: Bool = false) {
+                settings: ExchangeSettings, access: RequestAccess = .open, moves: Int = 0, avoiding: [NodeUID] = [], holderWaits: Int = 0,
+                firstOnConnection: Bool = false) {
         self.endpoint = HTTPProxyRules.endpoint(of: head)
+        self.access = access.restricted(to: self.endpoint)
         let marked = head.headers.first("x-pico-forward") == "true"
         self.forwardMarked = marked
         self.arrivedFromPeer = marked && clientHost.map(router.isPeerHost) == true
@@ -218,6 +224,7 @@ public struct RequestExchange: Sendable {
     /// Routes the request (once, after `init`).
     public mutating func start(router: inout LoopRouter, mayWait: Bool, now: Instant) -> ExchangeAction {
         guard case .received = self.state else { return .none }
+        if case .refused(let failure) = self.access { return self.finish(answering: 401, failure.message) }
         if self.isPicoPath { return self.finish(answering: 404, "not found") }
         return self.route(router: &router, mayWait: mayWait, now: now)
     }

@@ -88,12 +88,15 @@ public enum HTTPProxyRules {
     /// to a peer and nothing else: it never reaches an upstream service, and a client's own is
     /// dropped. `framing` is the request's, when the caller has it from the decoder. A forward
     /// asks for a heartbeat every `heartbeat` when given (`ForwardHeartbeat`); the field never
-    /// reaches an upstream service, and a client's own is dropped.
+    /// reaches an upstream service, and a client's own is dropped. `credentialHeader`, the field
+    /// whose token the port verified, goes to a peer (which verifies it again) but never to an
+    /// upstream service.
     public static func upstreamRequest(
         _ head: HTTPRequestHead, clientIP: String?, scheme: String, to hop: NextHop, arrivedFromPeer: Bool = false,
-        framing: HTTPBodyFraming? = nil, heartbeat: Duration? = nil
+        framing: HTTPBodyFraming? = nil, heartbeat: Duration? = nil, credentialHeader: String? = nil
     ) -> HTTPRequestHead {
         var headers = Self.endToEnd(head.headers, keepUpgrade: head.isUpgrade)
+        if hop == .tunnel, let credentialHeader, headers.contains(credentialHeader) { headers.remove(credentialHeader) }
         let framing = framing ?? Self.framing(ofRequest: head)
         if framing == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
         Self.restateContentLength(framing, in: &headers)

@@ -59,6 +59,38 @@ public enum ServerOptions {
         ]
     }
 
+    /// A port's token settings (`<port>.auth.*`, Piko's names plus `ed25519_public_key` and
+    /// `leeway`).
+    static func auth(_ port: String, _ auth: WritableKeyPath<ServerSettings, PortAuthSettings> & Sendable, what: String) -> [ServerOption] {
+        func text(_ name: String, _ help: String, _ set: @escaping @Sendable (inout PortAuthSettings, String) -> Void) -> ServerOption {
+            ServerOption(key: "\(port).auth.\(name)", defaultText: "none", help: help) { settings, value in
+                guard !value.isEmpty else { return "expected a value" }
+                set(&settings[keyPath: auth], value)
+                return nil
+            }
+        }
+        return [
+            text("hmac_secret_key", "A shared secret: \(what) need a token signed with it (HS256, HS384 or HS512); at least 32 bytes.") { $0.hmacSecretKey = $1 },
+            text("rsa_public_key", "An RSA public key (PEM, at least 2048 bits): \(what) need a token it verifies (RS256/384/512, PS256/384/512).") { $0.rsaPublicKey = $1 },
+            text("ecdsa_public_key", "An ECDSA public key (PEM, P-256 or P-384): \(what) need a token it verifies (ES256, ES384).") { $0.ecdsaPublicKey = $1 },
+            text("ed25519_public_key", "An Ed25519 public key (PEM): \(what) need a token it verifies (EdDSA).") { $0.ed25519PublicKey = $1 },
+            text("audience", "When set, a token's aud claim must name it.") { $0.audience = $1 },
+            text("issuer", "When set, a token's iss claim must be it.") { $0.issuer = $1 },
+            ServerOption(key: "\(port).auth.leeway", defaultText: "0s", help: "How far a token's exp and nbf may be missed, for clocks that disagree; at most 24h.") { settings, value in
+                guard let leeway = DurationText.parse(value), leeway >= .zero, leeway <= TokenRules.maxLeeway else { return "expected a duration from 0s to 24h" }
+                settings[keyPath: auth].leeway = leeway
+                return nil
+            },
+            ServerOption(key: "\(port).auth.disable_disconnect_on_expiry", defaultText: "false", help: port == "upstream"
+                ? "Keep a tunnel open after its agent's token expires (by default it is closed then)."
+                : "Piko's setting; only the upstream port's connections outlive a request, so it changes nothing here.") { settings, value in
+                guard let flag = Bool(value) else { return "expected true or false" }
+                settings[keyPath: auth].disableDisconnectOnExpiry = flag
+                return nil
+            },
+        ]
+    }
+
     /// True for text that can name a file: not empty, no NUL (whether it exists is found out
     /// when the file is read, and reported then).
     static func isFilePath(_ text: String) -> Bool {
@@ -155,7 +187,7 @@ public enum ServerOptions {
             settings.forwardAnswerTimeout = value
             return nil
         },
-    ] + tls("proxy", \.proxyTLS) + [
+    ] + tls("proxy", \.proxyTLS) + auth("proxy", \.proxyAuth, what: "proxied requests") + [
         path("proxy.tls.client.root_cas", "CAs (PEM bundle) other nodes' certificates are checked against when this node forwards to their TLS proxy or admin ports (default: the system's roots).") { $0.forwardTLS.rootCAsPath = $1 },
         path("proxy.tls.client.cert", "The certificate (PEM) this node presents to other nodes' ports that require client certificates.") { $0.forwardTLS.certificatePath = $1 },
         path("proxy.tls.client.key", "The private key of proxy.tls.client.cert (PEM).") { $0.forwardTLS.keyPath = $1 },
@@ -183,11 +215,11 @@ public enum ServerOptions {
         connectionCap("upstream.max_connections", 20_000, "Agent connections (tunnels and handshakes) at once; more get 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64).", \.upstreamMaxConnections),
         duration("upstream.keepalive_interval", "30s", "How often tunnels are pinged.") { $0.keepaliveInterval = $1 },
         duration("upstream.keepalive_timeout", "10s", "An unanswered ping this old closes the tunnel.") { $0.keepaliveTimeout = $1 },
-    ] + tls("upstream", \.upstreamTLS) + [
+    ] + tls("upstream", \.upstreamTLS) + auth("upstream", \.upstreamAuth, what: "agents opening tunnels") + [
         address("admin.bind_addr", ":8002", "Health, readiness, metrics and status.") { $0.adminBind = $1 },
         address("admin.advertise_addr", "derived", "The admin address other nodes use for ?forward=.") { $0.adminAdvertise = $1 },
         connectionCap("admin.max_connections", 256, "Admin connections at once; more get 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64).", \.adminMaxConnections),
-    ] + tls("admin", \.adminTLS, clientCAsHelp: "CAs (PEM bundle) whose client certificates the admin port asks for (mTLS): every route but /health and /ready then needs one (403 without), so Kubernetes probes, which carry none, keep working; a certificate from another CA is refused in the handshake.") + [
+    ] + tls("admin", \.adminTLS, clientCAsHelp: "CAs (PEM bundle) whose client certificates the admin port asks for (mTLS): every route but /health and /ready then needs one (403 without), so Kubernetes probes, which carry none, keep working; a certificate from another CA is refused in the handshake.") + auth("admin", \.adminAuth, what: "admin routes other than /health and /ready") + [
         ServerOption(key: "tls.reload_interval", defaultText: "10s", help: "How often every TLS certificate, key and CA file is checked for new contents (a new file is used once two checks in a row see it; SIGHUP loads at once); 0 checks on SIGHUP only, otherwise at least 100ms.") { settings, text in
             guard let value = DurationText.parse(text), value == .zero || value >= .milliseconds(100) else { return "expected 0 or a duration of at least 100ms" }
             settings.tlsReloadInterval = value
@@ -283,6 +315,7 @@ public enum ServerOptions {
         let probe = settings.clusterConfiguration(gossipAddress: unbound, proxyAddress: unbound, adminAddress: unbound, randomSeed: 1)
         if let problem = probe.validationErrors().first { throw ConfigError(problem) }
         try settings.validateTLS()
+        try settings.validateAuth()
         return settings
     }
 

@@ -56,6 +56,12 @@ public struct ServerSettings: Hashable, Sendable {
     public var adminTLS = PortTLSFiles()
     /// `proxy.tls.client.*`: how this node dials other nodes' TLS proxy and admin ports.
     public var forwardTLS = ForwardTLSFiles()
+    /// `proxy.auth.*`: tokens clients must present (off unless a key is set).
+    public var proxyAuth = PortAuthSettings()
+    /// `upstream.auth.*`: tokens agents must present to open a tunnel.
+    public var upstreamAuth = PortAuthSettings()
+    /// `admin.auth.*`: tokens every admin route but `/health` and `/ready` needs.
+    public var adminAuth = PortAuthSettings()
     /// `tls.reload_interval`: how often certificate files are checked for new contents (zero:
     /// only on SIGHUP).
     public var tlsReloadInterval: Duration = .seconds(10)
@@ -191,6 +197,13 @@ extension ServerSettings {
         // node to present one, or forwards to it (or admin ?forward=) are refused.
         for (port, settings) in [("proxy", proxy), ("admin", admin)] where settings?.clientCAsPath != nil && client.certificatePath == nil {
             throw ConfigError("\(port).tls.client_cas needs proxy.tls.client.cert and proxy.tls.client.key: other nodes present them when they forward to this port")
+        }
+    }
+
+    /// Every port's auth settings, loaded (so a key that does not load stops `--validate` too).
+    func validateAuth() throws(ConfigError) {
+        for (port, auth) in [("proxy", self.proxyAuth), ("upstream", self.upstreamAuth), ("admin", self.adminAuth)] {
+            _ = try auth.verifier(port: port)
         }
     }
 

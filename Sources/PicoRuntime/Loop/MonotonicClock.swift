@@ -10,7 +10,8 @@ public enum MonotonicClock {
         return Instant(nanoseconds: Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec))
     }
 
-    /// Wall-clock milliseconds since the Unix epoch (for log timestamps and the node epoch only).
+    /// Wall-clock milliseconds since the Unix epoch (for log timestamps, the node epoch and token
+    /// times only).
     public static func wallMilliseconds() -> Int64 {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)

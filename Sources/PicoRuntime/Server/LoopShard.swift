@@ -54,6 +54,10 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     let clientTimeouts: ClientReadWatch.Timeouts
     /// The proxy port's TLS, if it has one.
     let proxyTLS: TLSCredentials?
+    /// The proxy port's token check on this loop, when `proxy.auth` is on.
+    let proxyGate: TokenGate?
+    /// The upstream port's token check on this loop, when `upstream.auth` is on.
+    let upstreamGate: TokenGate?
     /// TLS failures logged in the current second, and when that second began (at most
     /// `tlsFailureLogLimit` lines a second per loop: a flood of bad handshakes cannot flood the log).
     private var tlsFailureLog: (since: Instant, lines: Int, suppressed: Int) = (.zero, 0, 0)
@@ -93,6 +97,8 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.exchangeSettings = node.settings.exchangeSettings
         self.clientTimeouts = node.settings.clientTimeouts
         self.proxyTLS = node.proxyTLS
+        self.proxyGate = node.proxyAuth.map { TokenGate(port: .proxy, verifier: $0) }
+        self.upstreamGate = node.upstreamAuth.map { TokenGate(port: .upstream, verifier: $0) }
         let me = node.cluster.me.proxyAddress
         self.forwardSource = Address(host: me.host, port: 0).numeric()
     }

@@ -52,6 +52,12 @@ public final class PicoNode: @unchecked Sendable {
     /// How this node dials other nodes' TLS proxy and admin ports (`proxy.tls.client.*`); nil
     /// when neither port serves TLS (nodes share one configuration, so peers speak plain text).
     let forwardTLS: ForwardTLS?
+    /// The proxy port's token check (`proxy.auth.*`), nil when clients need no token.
+    let proxyAuth: TokenVerifier?
+    /// The upstream port's token check (`upstream.auth.*`), nil when agents need no token.
+    let upstreamAuth: TokenVerifier?
+    /// The admin port's token check (`admin.auth.*`), nil when admin routes need no token.
+    let adminAuth: TokenVerifier?
     private var reloadTimer: LoopTimer?
     /// The upstream address agents are told about (informational; not gossiped).
     public let upstreamAdvertised: Address
@@ -79,6 +85,12 @@ public final class PicoNode: @unchecked Sendable {
         self.upstreamTLS = try Self.serverTLS(settings.upstreamTLS, port: "upstream")
         self.adminTLS = try Self.serverTLS(settings.adminTLS, port: "admin", requireClientCertificate: false)
         self.forwardTLS = try ForwardTLS(settings.forwardTLS, proxy: self.proxyTLS != nil, admin: self.adminTLS != nil)
+        self.proxyAuth = try settings.proxyAuth.verifier(port: "proxy")
+        self.upstreamAuth = try settings.upstreamAuth.verifier(port: "upstream")
+        self.adminAuth = try settings.adminAuth.verifier(port: "admin")
+        for (port, auth) in [("proxy", settings.proxyAuth), ("upstream", settings.upstreamAuth), ("admin", settings.adminAuth)] {
+            if let warning = auth.weakSecretWarning(port: port) { log.warn(warning) }
+        }
         let proxy = try Listener(address: settings.proxyBind, loop: loop)
         let upstream = try Listener(address: settings.upstreamBind, loop: loop)
         let admin = try Listener(address: settings.adminBind, loop: loop)

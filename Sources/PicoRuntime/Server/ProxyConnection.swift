@@ -20,6 +20,8 @@ final class ProxyConnection: ConnectionDelegate {
         /// The decoder gave the request's end already (a retry that moved after its forward
         /// failed): the next part it gives belongs to the next request.
         var requestEnded: Bool
+        /// What the request's token allows (checked once, on the loop that read the head).
+        var access: RequestAccess
         /// The connection's TLS, which moves with it.
         var tls: TLSTransfer?
     }
@@ -97,7 +99,8 @@ final class ProxyConnection: ConnectionDelegate {
         }
         if let moved {
             if moved.clientFinished { self.connection.pauseReading() }
-            self.begin(moved.head, moves: moved.moves, avoiding: moved.avoiding, holderWaits: moved.holderWaits, requestEnded: moved.requestEnded)
+            self.begin(moved.head, moves: moved.moves, avoiding: moved.avoiding, holderWaits: moved.holderWaits, requestEnded: moved.requestEnded,
+                       access: moved.access)
             self.processRequests()
         } else {
             self.rearmTimer()
@@ -205,13 +208,16 @@ final class ProxyConnection: ConnectionDelegate {
         }
     }
 
-    private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = [], holderWaits: Int = 0, requestEnded: Bool = false) {
+    private func begin(_ head: HTTPRequestHead, moves: Int, avoiding: [NodeUID] = [], holderWaits: Int = 0, requestEnded: Bool = false,
+                       access checked: RequestAccess? = nil) {
         self.leaveIdle()
         self.exchangeDeadline = nil
         let shard = self.shard
+        let access = checked ?? shard.proxyGate.map { $0.access(head.headers, now: MonotonicClock.wallMilliseconds()) } ?? .open
         let machine = RequestExchange(head: head, framing: self.decoder.headFraming, clientHost: self.clientIP, router: shard.router,
-                                      settings: shard.exchangeSettings, moves: moves, avoiding: avoiding, holderWaits: holderWaits,
+                                      settings: shard.exchangeSettings, access: access, moves: moves, avoiding: avoiding, holderWaits: holderWaits,
                                       firstOnConnection: self.requestsBegun == 0)
+        if case .refused(let failure) = machine.access { shard.metrics.update { $0.authFailures.record(.proxy, failure.reason) } }
         self.requestsBegun += 1
         let flow = ExchangeFlow(head: head, framing: self.decoder.headFraming, requestEnded: requestEnded, clientFinished: self.clientFinished)
         let exchange = ProxyExchange(head: head, requestFraming: self.decoder.headFraming, startedAt: shard.loop.now, machine: machine, flow: flow)
@@ -336,7 +342,8 @@ final class ProxyConnection: ConnectionDelegate {
         exchange.response.expectResponse(to: exchange.head.method)
         let request = HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(
             exchange.head, clientIP: self.clientIP, scheme: "http", to: exchange.machine.peer == nil ? .tunnel : .peer,
-            arrivedFromPeer: exchange.machine.arrivedFromPeer, framing: exchange.requestFraming, heartbeat: exchange.machine.heartbeatRequest))
+            arrivedFromPeer: exchange.machine.arrivedFromPeer, framing: exchange.requestFraming, heartbeat: exchange.machine.heartbeatRequest,
+            credentialHeader: exchange.machine.access.consumedHeader))
         if exchange.flow.headIsWholeRequest {
             request.withUnsafeBytes { upstream.sendWhole(raw: $0) }
         } else {
@@ -368,7 +375,7 @@ final class ProxyConnection: ConnectionDelegate {
             let moved = Moved(
                 head: exchange.head, decoder: self.decoder, clientIP: self.clientIP, clientFinished: self.clientFinished,
                 moves: exchange.machine.moves, avoiding: exchange.machine.avoiding, holderWaits: exchange.machine.holderWaits,
-                requestEnded: exchange.flow.requestEnded, tls: self.connection.tls.map(TLSTransfer.init)
+                requestEnded: exchange.flow.requestEnded, access: exchange.machine.access, tls: self.connection.tls.map(TLSTransfer.init)
             )
             let fd = self.connection.detach()
             self.shard.metrics.update { $0.connectionMoves += 1 }

@@ -55,6 +55,8 @@ struct MetricValues: Sendable {
     var connectionMoves: UInt64 = 0
     /// Requests that waited for routing to learn a holder of their endpoint.
     var requestsWaited: UInt64 = 0
+    /// Refused tokens, by port and reason.
+    var authFailures = AuthFailureCounts()
 
     /// Adds another loop's figures.
     mutating func add(_ other: MetricValues) {
@@ -69,6 +71,7 @@ struct MetricValues: Sendable {
         self.forwardRetries += other.forwardRetries
         self.requestsWaited += other.requestsWaited
         self.remoteRequests.add(other.remoteRequests)
+        self.authFailures.add(other.authFailures)
     }
 
     /// Records one finished proxied request.
@@ -114,6 +117,10 @@ struct MetricValues: Sendable {
         out.sample("pico_proxy_requests_waited_total", [], self.requestsWaited)
         out.family("pico_proxy_connection_moves_total", "counter", "Client connections moved to the event loop of the tunnel their request uses.")
         out.sample("pico_proxy_connection_moves_total", [], self.connectionMoves)
+        out.family("pico_auth_failures_total", "counter", "Requests and agents refused for their token (401), by port and reason.")
+        for row in self.authFailures.nonZero {
+            out.sample("pico_auth_failures_total", [("port", row.port), ("reason", row.reason)], row.count)
+        }
         let process = ProcessFigures.read()
         out.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
         out.sample("process_resident_memory_bytes", [], process.residentBytes)

@@ -1,3 +1,4 @@
+import PicoModel
 /// How `pico status` prints a document: aligned tables for people, JSON or YAML for programs.
 public enum StatusOutput: String, Hashable, Sendable, CaseIterable {
     case table

@@ -54,6 +54,17 @@ struct HTTPProxyRulesTests {
         #expect(upstream.headers.first("accept") == "*/*")
     }
 
+    @Test func test_upstreamRequest_dropsTheVerifiedTokenField_towardsAnUpstreamOnly() {
+        let head = HTTPRequestHead(method: "GET", target: "/", headers: ["Host": "svc", "X-Pico-Authorization": "Bearer t", "Authorization": "Basic own"])
+        let toTunnel = HTTPProxyRules.upstreamRequest(head, clientIP: nil, scheme: "http", to: .tunnel, credentialHeader: "x-pico-authorization")
+        #expect(!toTunnel.headers.contains("x-pico-authorization") && toTunnel.headers.first("authorization") == "Basic own")
+        // A peer verifies the token again, so it goes along.
+        let toPeer = HTTPProxyRules.upstreamRequest(head, clientIP: nil, scheme: "http", to: .peer, credentialHeader: "x-pico-authorization")
+        #expect(toPeer.headers.first("x-pico-authorization") == "Bearer t")
+        let withoutAuth = HTTPProxyRules.upstreamRequest(head, clientIP: nil, scheme: "http", to: .tunnel)
+        #expect(withoutAuth.headers.first("x-pico-authorization") == "Bearer t", "a port without auth consumes nothing")
+    }
+
     @Test func test_upstreamRequest_keepsAnUpgradeHandshake() {
         let head = self.request(["Host": "a.b.c", "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "k"])
         let upstream = HTTPProxyRules.upstreamRequest(head, clientIP: nil, scheme: "http", to: .tunnel)

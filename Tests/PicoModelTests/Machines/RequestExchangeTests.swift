@@ -45,6 +45,25 @@ struct RequestExchangeTests {
         #expect(none.start(router: &router, mayWait: false, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
     }
 
+    @Test func test_aRefusedToken_answers401First_andAGrantOutsideItsEndpointsIsRefused() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
+        let refused = RequestAccess.refused(AuthFailure(.expired))
+        // Before the 404 of /_pico paths and the 400 of a missing endpoint: nothing is revealed.
+        for head in [Self.head(path: "/_pico/x"), Self.head(nil), Self.head()] {
+            var exchange = RequestExchange(head: head, framing: .none, clientHost: nil, router: router, settings: ExchangeSettings(), access: refused)
+            #expect(exchange.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 401, message: "expired token", close: false))
+            #expect(exchange.access.consumedHeader == nil)
+        }
+        let limited = RequestAccess.granted(TokenGrant(endpoints: ["other"], validUntil: nil), header: "authorization")
+        var outside = RequestExchange(head: Self.head(), framing: .none, clientHost: nil, router: router, settings: ExchangeSettings(), access: limited)
+        #expect(outside.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 401, message: "endpoint not permitted", close: false))
+        let allowed = RequestAccess.granted(TokenGrant(endpoints: ["svc"], validUntil: nil), header: "x-pico-authorization")
+        var inside = RequestExchange(head: Self.head(), framing: .none, clientHost: nil, router: router, settings: ExchangeSettings(), access: allowed)
+        #expect(inside.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
+        #expect(inside.access.consumedHeader == "x-pico-authorization")
+    }
+
     @Test func test_noHolderYet_waitsBounded_thenServesWhenRoutingLearnsOne() {
         var router = LoopRouter(loop: 0, seed: 1)
         var exchange = Self.exchange(router: router)

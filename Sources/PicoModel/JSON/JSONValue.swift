@@ -1,5 +1,6 @@
-/// A JSON document as read by `pico status`: objects keep their key order (the server's order
-/// is the order columns and fields are printed in), numbers keep their text.
+/// A JSON document (RFC 8259), as `pico status` reads the admin port's answers and the token
+/// rules read JWT headers, claims and key sets: objects keep their key order (the server's order
+/// is the order columns and fields are printed in) and any repeated key, numbers keep their text.
 public indirect enum JSONValue: Hashable, Sendable {
     case null
     case bool(Bool)
@@ -39,14 +40,25 @@ public indirect enum JSONValue: Hashable, Sendable {
         public var message: String
         public var offset: Int
         public var description: String { "invalid JSON at byte \(self.offset): \(self.message)" }
+
+        public init(message: String, offset: Int) {
+            self.message = message
+            self.offset = offset
+        }
     }
 
-    /// Nesting deeper than this is refused (the status documents are two levels deep).
+    /// Nesting deeper than this is refused by default (the status documents are two levels deep).
     public static let maxDepth = 64
 
     /// Parses one JSON document (RFC 8259); trailing non-space bytes are an error.
     public static func parse(_ text: String) throws(ParseError) -> JSONValue {
-        var parser = JSONParser(bytes: Array(text.utf8))
+        try Self.parse(bytes: Array(text.utf8))
+    }
+
+    /// Parses one JSON document from UTF-8 `bytes`, refusing nesting deeper than `maxDepth`
+    /// (the parser recurses once per level, so hostile input is bounded by it).
+    public static func parse(bytes: [UInt8], maxDepth: Int = JSONValue.maxDepth) throws(ParseError) -> JSONValue {
+        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
         let value = try parser.value(depth: 0)
         parser.skipSpace()
         guard parser.offset == parser.bytes.count else { throw parser.error("unexpected bytes after the document") }
@@ -84,6 +96,7 @@ public indirect enum JSONValue: Hashable, Sendable {
 /// A recursive-descent reader over UTF-8 bytes.
 struct JSONParser {
     let bytes: [UInt8]
+    let maxDepth: Int
     var offset = 0
 
     func error(_ message: String) -> JSONValue.ParseError { JSONValue.ParseError(message: message, offset: self.offset) }
@@ -93,7 +106,7 @@ struct JSONParser {
     }
 
     mutating func value(depth: Int) throws(JSONValue.ParseError) -> JSONValue {
-        guard depth < JSONValue.maxDepth else { throw self.error("nested deeper than \(JSONValue.maxDepth)") }
+        guard depth < self.maxDepth else { throw self.error("nested deeper than \(self.maxDepth)") }
         self.skipSpace()
         guard self.offset < self.bytes.count else { throw self.error("unexpected end") }
         switch self.bytes[self.offset] {

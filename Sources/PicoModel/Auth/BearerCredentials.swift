@@ -1,0 +1,32 @@
+/// Where a request's token is found: `x-pico-authorization`, else Piko's
+/// `x-piko-authorization`, else `Authorization`, each `Bearer <token>` (RFC 6750 §2.1). The
+/// first two let a client send its own `Authorization` through to the upstream.
+public struct BearerCredentials: Hashable, Sendable {
+    /// The header fields read, first match wins.
+    public static let headerNames = ["x-pico-authorization", "x-piko-authorization", "authorization"]
+
+    /// The token's bytes.
+    public var token: Substring
+    /// The field it came from (lower case): the one Pico consumes and does not pass on.
+    public var headerName: String
+
+    /// The token in `headers`, or why there is none: no field (`missing authorization`), a
+    /// field given twice or without a space after its scheme (`invalid authorization`), or a
+    /// scheme other than Bearer, compared without case (`unsupported auth type`).
+    public static func find(in headers: HTTPHeaders) -> Result<BearerCredentials, AuthFailure> {
+        for name in Self.headerNames {
+            let values = headers[name]
+            guard let value = values.first else { continue }
+            guard values.count == 1 else { return .failure(AuthFailure(.invalidAuthorization, "\(name) given \(values.count) times")) }
+            guard let space = value.firstIndex(of: " ") else { return .failure(AuthFailure(.invalidAuthorization, "\(name) has no scheme")) }
+            let scheme = value[..<space]
+            guard scheme.lowercased() == "bearer" else {
+                return .failure(AuthFailure(.unsupportedAuthType, "\(name) scheme \(TokenText.printable(String(scheme)))"))
+            }
+            let token = value[value.index(after: space)...].trimmingHTTPWhitespace()
+            guard !token.isEmpty else { return .failure(AuthFailure(.invalidAuthorization, "\(name) has no token")) }
+            return .success(BearerCredentials(token: token, headerName: name))
+        }
+        return .failure(AuthFailure(.missingAuthorization))
+    }
+}

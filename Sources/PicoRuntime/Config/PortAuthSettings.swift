@@ -1,0 +1,67 @@
+import PicoModel
+
+/// One port's token settings (`<port>.auth.*`, Piko's auth block plus `ed25519_public_key` and
+/// `leeway`): the keys a token may be signed with and the claim rules. Auth is on when any key
+/// is set. Key texts are never echoed in errors or logs.
+public struct PortAuthSettings: Hashable, Sendable {
+    /// `hmac_secret_key`: a shared secret for HS256/384/512.
+    public var hmacSecretKey: String?
+    /// `rsa_public_key`: a PEM public key (at least 2048 bits) for RS256/384/512 and PS256/384/512.
+    public var rsaPublicKey: String?
+    /// `ecdsa_public_key`: a PEM P-256 (ES256) or P-384 (ES384) public key.
+    public var ecdsaPublicKey: String?
+    /// `ed25519_public_key`: a PEM Ed25519 public key for EdDSA.
+    public var ed25519PublicKey: String?
+    /// `audience`: when set, a token's `aud` must name it.
+    public var audience: String?
+    /// `issuer`: when set, a token's `iss` must be it.
+    public var issuer: String?
+    /// `leeway`: how far `exp` and `nbf` may be missed (clock skew); at most a day.
+    public var leeway: Duration = .zero
+    /// `disable_disconnect_on_expiry`: on the upstream port, a tunnel outlives its token.
+    public var disableDisconnectOnExpiry = false
+
+    public init() {}
+
+    /// True when any key is set: the port then needs a token.
+    public var isEnabled: Bool {
+        self.hmacSecretKey != nil || self.rsaPublicKey != nil || self.ecdsaPublicKey != nil || self.ed25519PublicKey != nil
+    }
+
+    /// The port's verifier with its keys loaded, or nil when auth is off; a key that does not
+    /// load, or of the wrong type for its setting, is an error naming the setting.
+    public func verifier(port: String) throws(ConfigError) -> TokenVerifier? {
+        guard self.isEnabled else { return nil }
+        var keys: [VerificationKey] = []
+        if let secret = self.hmacSecretKey {
+            guard !secret.isEmpty else { throw ConfigError("\(port).auth.hmac_secret_key is empty") }
+            keys.append(VerificationKey(hmacSecret: Array(secret.utf8)))
+        }
+        let publicKeys: [(String, String?, Set<JWTKeyKind>)] = [
+            ("rsa_public_key", self.rsaPublicKey, [.rsa]),
+            ("ecdsa_public_key", self.ecdsaPublicKey, [.ecP256, .ecP384]),
+            ("ed25519_public_key", self.ed25519PublicKey, [.ed25519]),
+        ]
+        for (name, pem, kinds) in publicKeys {
+            guard let pem else { continue }
+            let key: VerificationKey
+            do {
+                key = try VerificationKey(pem: pem, describing: "\(port).auth.\(name)")
+            } catch {
+                throw ConfigError("\(error)")
+            }
+            guard kinds.contains(key.info.kind) else {
+                throw ConfigError("\(port).auth.\(name) holds a key of type \(key.info.kind.rawValue)")
+            }
+            keys.append(key)
+        }
+        return TokenVerifier(keys: keys, rules: TokenRules(audience: self.audience, issuer: self.issuer, leeway: self.leeway))
+    }
+
+    /// A short HMAC secret is weak against offline guessing: RFC 7518 §3.2 asks for at least
+    /// the digest's length (32 bytes for HS256). Returns the warning to log, if any.
+    public func weakSecretWarning(port: String) -> String? {
+        guard let secret = self.hmacSecretKey, secret.utf8.count < 32 else { return nil }
+        return "\(port).auth.hmac_secret_key has \(secret.utf8.count) bytes; RFC 7518 asks for at least 32 (HS256), 48 (HS384) or 64 (HS512)"
+    }
+}

@@ -1,0 +1,262 @@
+"""Tokens on the proxy port, checked against token libraries no one here wrote: PyJWT and
+`cryptography` make the keys and sign tokens of every algorithm Pico verifies; hostile tokens
+are made by hand. Every refusal is a 401 with Piko's JSON body, and the node keeps serving.
+
+Run: python3 system-tests/e2e/test_auth.py [path to pico, default .build/debug/pico]
+"""
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import harness
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from harness import Node, start_agent, start_backend
+
+harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
+
+SECRET = "a-shared-secret-of-at-least-32-bytes!"
+
+
+def pem(public_key):
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def handmade(header, claims, signature=b"sig"):
+    """A token of any shape: `header` and `claims` as dicts or raw JSON text."""
+    part = lambda value: b64(value.encode() if isinstance(value, str) else json.dumps(value).encode())
+    return f"{part(header)}.{part(claims)}.{b64(signature)}"
+
+
+class Keys:
+    """One key of each type, made by `cryptography`."""
+
+    def __init__(self):
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.p256 = ec.generate_private_key(ec.SECP256R1())
+        self.p384 = ec.generate_private_key(ec.SECP384R1())
+        self.ed25519 = ed25519.Ed25519PrivateKey.generate()
+        self.other_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def signing_key(self, algorithm):
+        return {"HS": SECRET, "RS": self.rsa, "PS": self.rsa, "ES256": self.p256, "ES384": self.p384, "EdDSA": self.ed25519}.get(
+            algorithm, {"HS": SECRET, "RS": self.rsa, "PS": self.rsa}.get(algorithm[:2]))
+
+
+def token(keys, algorithm="HS256", lifetime=300, **claims):
+    body = {"exp": int(time.time()) + lifetime, **claims}
+    return jwt.encode(body, keys.signing_key(algorithm), algorithm=algorithm)
+
+
+def get(node, path="/", endpoint="app", headers=None, method="GET", body=None):
+    connection = http.client.HTTPConnection(node.host, node.proxy, timeout=10)
+    all_headers = {"x-pico-endpoint": endpoint} if endpoint else {}
+    all_headers.update(headers or {})
+    connection.request(method, path, body=body, headers=all_headers)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, data, response
+
+
+def bearer(value):
+    return {"Authorization": f"Bearer {value}"}
+
+
+def auth_flags(keys, port="proxy"):
+    return [f"--{port}.auth.hmac-secret-key", SECRET, f"--{port}.auth.rsa-public-key", pem(keys.rsa.public_key()),
+            f"--{port}.auth.ecdsa-public-key", pem(keys.p256.public_key()), f"--{port}.auth.ed25519-public-key", pem(keys.ed25519.public_key())]
+
+
+def failures(node, port, reason):
+    for line in node.admin_get("/metrics")[1].decode().splitlines():
+        if line.startswith(f'pico_auth_failures_total{{port="{port}",reason="{reason}"}}'):
+            return int(line.split()[-1])
+    return 0
+
+
+class ProxyAuthTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.keys = Keys()
+        cls.backend, cls.http_port, cls.ws_port = start_backend()
+        cls.processes = []
+        cls.node = cls.start(*auth_flags(cls.keys))
+        # A node that takes P-384 tokens and checks audience and issuer.
+        cls.strict = cls.start("--proxy.auth.ecdsa-public-key", pem(cls.keys.p384.public_key()), "--proxy.auth.audience", "pico-proxy",
+                               "--proxy.auth.issuer", "https://idp.test", "--proxy.auth.leeway", "2s")
+
+    @classmethod
+    def start(cls, *flags):
+        node = Node(*flags)
+        cls.processes.append(node.process)
+        cls.processes.append(start_agent(node, "app", cls.http_port))
+        cls.processes.append(start_agent(node, "other", cls.http_port))
+        return node
+
+    @classmethod
+    def tearDownClass(cls):
+        for process in cls.processes:
+            process.kill()
+        cls.backend.kill()
+
+    def assertRefused(self, node, headers, message, endpoint="app"):
+        status, body, response = get(node, headers=headers, endpoint=endpoint)
+        self.assertEqual((status, json.loads(body)), (401, {"error": message}), headers)
+        self.assertEqual(response.getheader("WWW-Authenticate"), "Bearer")
+        self.assertEqual(response.getheader("Content-Type"), "application/json")
+
+    def test_everyAlgorithm_fromPyJWT_isVerified(self):
+        algorithms = ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA"]
+        for algorithm in algorithms:
+            status, body, _ = get(self.node, headers=bearer(token(self.keys, algorithm)))
+            self.assertEqual((status, body), (200, b"hello from backend"), algorithm)
+        status, body, _ = get(self.strict, headers=bearer(token(self.keys, "ES384", aud="pico-proxy", iss="https://idp.test")))
+        self.assertEqual((status, body), (200, b"hello from backend"))
+
+    def test_theConsumedTokenHeader_neverReachesTheUpstream_butTheClientsOwnAuthorizationDoes(self):
+        status, body, _ = get(self.node, "/headers", headers=bearer(token(self.keys)))
+        self.assertEqual(status, 200)
+        self.assertNotIn(b"authorization", body)
+        own = "Basic dXBzdHJlYW06cGFzcw=="
+        for name in ("x-pico-authorization", "x-piko-authorization"):
+            status, body, _ = get(self.node, "/headers", headers={name: f"Bearer {token(self.keys, 'ES256')}", "Authorization": own})
+            self.assertEqual(status, 200, name)
+            self.assertIn(f"authorization: {own}".encode(), body)
+            self.assertNotIn(name.encode(), body)
+
+    def test_missingOrForeignCredentials_getPikosMessages(self):
+        self.assertRefused(self.node, {}, "missing authorization")
+        self.assertRefused(self.node, {"Authorization": "Basic dXNlcjpwYXNz"}, "unsupported auth type")
+        self.assertRefused(self.node, {"Authorization": "Bearer"}, "invalid authorization")
+        self.assertRefused(self.node, bearer(token(self.keys, lifetime=-10)), "expired token")
+        self.assertGreaterEqual(failures(self.node, "proxy", "missing_authorization"), 1)
+        self.assertGreaterEqual(failures(self.node, "proxy", "expired"), 1)
+
+    def test_hostileTokens_get401_andTheNodeKeepsServing(self):
+        now = int(time.time())
+        rsa_pem = pem(self.keys.rsa.public_key()).encode()
+        header = {"alg": "HS256", "typ": "JWT"}
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps({'exp': now + 300}).encode())}"
+        confusion = signing_input + "." + b64(hmac.new(rsa_pem, signing_input.encode(), hashlib.sha256).digest())
+        forged_by_other_key = jwt.encode({"exp": now + 300}, self.keys.other_rsa, algorithm="RS256")
+        cases = {
+            "alg none": handmade({"alg": "none"}, {"exp": now + 300}, b""),
+            "alg none, no signature": handmade({"alg": "none"}, {"exp": now + 300})[:-len(b64(b"sig"))],
+            "HS256 keyed with the RSA public key": confusion,
+            "signed by another RSA key": forged_by_other_key,
+            "ES512": handmade({"alg": "ES512"}, {"exp": now + 300}),
+            "not yet valid": token(self.keys, nbf=now + 3600),
+            "bad base64": "!!!." + signing_input.split(".")[1] + ".abc",
+            "two parts": signing_input,
+            "deeply nested claims": handmade(header, '{"a":' + "[" * 5000 + "]" * 5000 + "}"),
+            "claims not an object": handmade(header, "[1,2]"),
+            "exp not a number": handmade(header, {"exp": "tomorrow"}),
+            "kid like a path": jwt.encode({"exp": now + 300}, SECRET, algorithm="HS256", headers={"kid": "../../../../etc/passwd"})[:-4] + "AAAA",
+            "crit header": jwt.encode({"exp": now + 300}, SECRET, algorithm="HS256", headers={"crit": ["exp"]}),
+            "60 KiB of token": "e" * 60_000,
+            "truncated signature": token(self.keys, "ES256")[:-10],
+        }
+        for name, value in cases.items():
+            self.assertRefused(self.node, bearer(value), "invalid token" if name != "not yet valid" else "invalid token")
+        # A megabyte of token is over the head limit: 431, and the node goes on.
+        big = socket.create_connection((self.node.host, self.node.proxy), timeout=10)
+        big.sendall(b"GET / HTTP/1.1\r\nHost: app\r\nAuthorization: Bearer " + b"e" * (1 << 20) + b"\r\n\r\n")
+        self.assertIn(b" 431 ", big.recv(4096))
+        big.close()
+        status, _, _ = get(self.node, headers=bearer(token(self.keys)))
+        self.assertEqual(status, 200)
+        self.assertGreaterEqual(failures(self.node, "proxy", "bad_signature"), 2)
+        self.assertGreaterEqual(failures(self.node, "proxy", "unsupported_algorithm"), 2)
+        self.assertGreaterEqual(failures(self.node, "proxy", "malformed_token"), 5)
+
+    def test_audienceIssuerAndLeeway_atTheStrictNode(self):
+        good = {"aud": "pico-proxy", "iss": "https://idp.test"}
+        self.assertRefused(self.strict, bearer(token(self.keys, "ES384", aud="elsewhere", iss="https://idp.test")), "invalid token")
+        self.assertRefused(self.strict, bearer(token(self.keys, "ES384", aud=["a", "b"], iss="https://idp.test")), "invalid token")
+        self.assertRefused(self.strict, bearer(token(self.keys, "ES384", aud="pico-proxy", iss="https://evil.test")), "invalid token")
+        self.assertRefused(self.strict, bearer(token(self.keys, "ES384", iss="https://idp.test")), "invalid token")
+        # The strict node has no P-256, HMAC or RSA key: those tokens cannot verify there.
+        self.assertRefused(self.strict, bearer(token(self.keys, "ES256", **good)), "invalid token")
+        self.assertRefused(self.strict, bearer(token(self.keys, "HS256", **good)), "invalid token")
+        # Within the 2 s leeway: a token that expired a second ago and one valid a second from now.
+        self.assertEqual(get(self.strict, headers=bearer(token(self.keys, "ES384", lifetime=-1, **good)))[0], 200)
+        self.assertEqual(get(self.strict, headers=bearer(token(self.keys, "ES384", nbf=int(time.time()) + 1, **good)))[0], 200)
+        self.assertRefused(self.strict, bearer(token(self.keys, "ES384", lifetime=-5, **good)), "expired token")
+        self.assertEqual(failures(self.strict, "proxy", "wrong_audience"), 3)
+        self.assertGreaterEqual(failures(self.strict, "proxy", "wrong_issuer"), 1)
+
+    def test_endpointClaims_limitWhichEndpointsATokenReaches(self):
+        for claim in ("pico.endpoints", "piko.endpoints"):
+            limited = token(self.keys, **{claim: ["app"]})
+            self.assertEqual(get(self.node, headers=bearer(limited))[0], 200, claim)
+            self.assertRefused(self.node, bearer(limited), "endpoint not permitted", endpoint="other")
+        for unlimited in (token(self.keys), token(self.keys, **{"pico.endpoints": []})):
+            self.assertEqual(get(self.node, endpoint="other", headers=bearer(unlimited))[0], 200)
+        self.assertGreaterEqual(failures(self.node, "proxy", "endpoint_not_permitted"), 2)
+
+    def test_aCachedToken_stillExpiresOnTime(self):
+        short = token(self.keys, lifetime=2)
+        connection = http.client.HTTPConnection(self.node.host, self.node.proxy, timeout=10)
+        for _ in range(5):
+            connection.request("GET", "/", headers={"x-pico-endpoint": "app", **bearer(short)})
+            response = connection.getresponse()
+            self.assertEqual((response.status, response.read()), (200, b"hello from backend"))
+        time.sleep(max(0, jwt.decode(short, options={"verify_signature": False})["exp"] - time.time()) + 0.2)
+        connection.request("GET", "/", headers={"x-pico-endpoint": "app", **bearer(short)})
+        response = connection.getresponse()
+        self.assertEqual((response.status, json.loads(response.read())), (401, {"error": "expired token"}))
+        # The connection stays open for the next request.
+        connection.request("GET", "/", headers={"x-pico-endpoint": "app", **bearer(token(self.keys))})
+        self.assertEqual(connection.getresponse().status, 200)
+
+    def test_aRefusedPost_readsAndDropsItsBody_andTheConnectionGoesOn(self):
+        connection = http.client.HTTPConnection(self.node.host, self.node.proxy, timeout=10)
+        connection.request("POST", "/echo", body=b"x" * 100_000, headers={"x-pico-endpoint": "app"})
+        response = connection.getresponse()
+        self.assertEqual((response.status, json.loads(response.read())), (401, {"error": "missing authorization"}))
+        connection.request("POST", "/echo", body=b"hello", headers={"x-pico-endpoint": "app", **bearer(token(self.keys))})
+        response = connection.getresponse()
+        self.assertEqual((response.status, response.read()), (200, b"hello"))
+
+
+class AuthSettingsTests(unittest.TestCase):
+    def run_server(self, *flags):
+        return subprocess.run([harness.PICO, "server", "--validate", *flags], capture_output=True, text=True, timeout=20)
+
+    def test_badKeys_stopTheNode_withTheSettingNamed(self):
+        keys = Keys()
+        small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        for flags, expected in (
+            (["--proxy.auth.rsa-public-key", "not a key"], "proxy.auth.rsa_public_key: not a PEM public key"),
+            (["--upstream.auth.rsa-public-key", pem(small.public_key())], "upstream.auth.rsa_public_key: an RSA key of 1024 bits"),
+            (["--admin.auth.rsa-public-key", pem(keys.p256.public_key())], "admin.auth.rsa_public_key holds a key of type ec-p256"),
+            (["--proxy.auth.ecdsa-public-key", pem(keys.ed25519.public_key())], "proxy.auth.ecdsa_public_key holds a key of type ed25519"),
+            (["--proxy.auth.leeway", "2d"], "--proxy.auth.leeway: expected a duration from 0s to 24h"),
+            (["--proxy.auth.hmac-secret-key", ""], "--proxy.auth.hmac-secret-key: expected a value"),
+        ):
+            result = self.run_server(*flags)
+            self.assertEqual(result.returncode, 2, result.stderr)
+            self.assertIn(expected, result.stderr)
+            for value in flags[1::2]:
+                for line in value.splitlines()[1:-1]:
+                    self.assertNotIn(line, result.stderr, "a key's text is never echoed")
+        self.assertEqual(self.run_server(*auth_flags(keys)).returncode, 0)
+        self.assertEqual(self.run_server("--proxy.auth.ecdsa-public-key", pem(keys.p384.public_key())).returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
