@@ -273,9 +273,11 @@ func runStatus(_ arguments: [String]) -> Never {
     if let settings = command.tls {
         do { tls = try TLSContext.client(settings) } catch { fail("status: \(error)") }
     }
+    let token: String?
+    do { token = try command.resolvedToken() } catch { fail("status: \(error)") }
     let response: AdminClient.Response
     do {
-        response = try AdminClient.get(command.server, path: command.path, timeout: command.timeout, tls: tls)
+        response = try AdminClient.get(command.server, path: command.path, timeout: command.timeout, tls: tls, token: token)
     } catch {
         fail("status: cannot reach the node at \(command.server): \(error)", status: 1)
     }

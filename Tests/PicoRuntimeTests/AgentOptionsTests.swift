@@ -85,6 +85,28 @@ struct AgentOptionsTests {
         #expect(set.loopCount(processors: 2) == 8)
     }
 
+    @Test func test_aTokenComesFromTheFileOrAFlag_oneSourceAtATime_andNeverWithALineBreak() throws {
+        let listener = (endpoint: "web", addr: "3000")
+        let fromFile = try AgentOptions.load(yaml: "connect:\n  token_file: /run/token\n", file: "a.yaml", expandEnvironment: false, environment: [:],
+                                             flags: [], listener: listener)
+        #expect(fromFile.connectToken == .file("/run/token"))
+        let flagWins = try AgentOptions.load(yaml: "connect:\n  token_file: /run/token\n", file: "a.yaml", expandEnvironment: false, environment: [:],
+                                             flags: [("--connect.token", "a.b.c")], listener: listener)
+        #expect(flagWins.connectToken == .value("a.b.c"))
+        #expect(throws: ConfigError.self) {
+            try AgentOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [("--connect.token", "a.b.c"), ("--connect.token-file", "/t")], listener: listener)
+        }
+        #expect(throws: ConfigError.self) {
+            try AgentOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [("--connect.token", "a.b\r\nX-Evil: 1")], listener: listener)
+        }
+        #expect(throws: ConfigError.self) {
+            try AgentOptions.load(yaml: "connect:\n  token: a\n  token_file: /t\n", file: "a.yaml", expandEnvironment: false, environment: [:], flags: [], listener: listener)
+        }
+        #expect(try StatusCommand.parse(["cluster", "nodes", "--server.token", "x.y.z"]).token == .value("x.y.z"))
+        #expect(throws: ConfigError.self) { try StatusCommand.parse(["cluster", "nodes", "--server.token", "x", "--server.token-file", "/t"]) }
+        #expect(" tok\n".trimmingCharacters(in: " \t\r\n") == "tok" && "\r\ntok\r\n".trimmingCharacters(in: " \r\n") == "tok")
+    }
+
     @Test func test_unknownKeys_areErrors() {
         #expect(throws: ConfigError("a.yaml:4:5: unknown key 'listeners[0].tiemout'")) {
             _ = try AgentOptions.load(yaml: "listeners:\n  - endpoint_id: a\n    addr: 1\n    tiemout: 1s\n", file: "a.yaml", expandEnvironment: false, environment: [:], flags: [], listener: nil)

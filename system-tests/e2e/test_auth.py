@@ -81,8 +81,10 @@ def auth_flags(keys, port="proxy"):
             f"--{port}.auth.ecdsa-public-key", pem(keys.p256.public_key()), f"--{port}.auth.ed25519-public-key", pem(keys.ed25519.public_key())]
 
 
-def failures(node, port, reason):
-    for line in node.admin_get("/metrics")[1].decode().splitlines():
+def failures(node, port, reason, admin_token=None):
+    connection = http.client.HTTPConnection(node.host, node.admin, timeout=10)
+    connection.request("GET", "/metrics", headers=bearer(admin_token) if admin_token else {})
+    for line in connection.getresponse().read().decode().splitlines():
         if line.startswith(f'pico_auth_failures_total{{port="{port}",reason="{reason}"}}'):
             return int(line.split()[-1])
     return 0
@@ -231,6 +233,101 @@ class ProxyAuthTests(unittest.TestCase):
         connection.request("POST", "/echo", body=b"hello", headers={"x-pico-endpoint": "app", **bearer(token(self.keys))})
         response = connection.getresponse()
         self.assertEqual((response.status, response.read()), (200, b"hello"))
+
+
+class UpstreamAndAdminAuthTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.keys = Keys()
+        cls.backend, cls.http_port, cls.ws_port = start_backend()
+        cls.processes = []
+        cls.node = Node(*auth_flags(cls.keys, "upstream"), *auth_flags(cls.keys, "admin"))
+        cls.processes.append(cls.node.process)
+        cls.admin_token = token(cls.keys, "EdDSA", lifetime=3600)
+
+    @classmethod
+    def tearDownClass(cls):
+        for process in cls.processes:
+            process.kill()
+        cls.backend.kill()
+
+    def admin(self, path, headers=None):
+        connection = http.client.HTTPConnection(self.node.host, self.node.admin, timeout=10)
+        connection.request("GET", path, headers={**bearer(self.admin_token), **(headers or {})} if headers is None else headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+
+    def agent(self, endpoint, *flags, wait=True):
+        log = open(os.path.join(harness.TMP, f"agent-auth-{endpoint}-{len(self.processes)}.log"), "w")
+        process = subprocess.Popen([harness.PICO, "agent", "http", endpoint, str(self.http_port), "--connect.url", f"http://{self.node.host}:{self.node.upstream}",
+                                    "--event-loops", "1", *flags], stderr=log)
+        self.processes.append(process)
+        if wait:
+            harness.wait_until(lambda: json.loads(self.admin("/status/upstream/endpoints")[1]).get(endpoint, 0) >= 1, what=f"agent for {endpoint}")
+        return process, log.name
+
+    def test_agentsNeedATokenThatListsTheirEndpoint_soNoOneHijacksAnother(self):
+        owner_token = token(self.keys, "RS256", lifetime=3600, **{"pico.endpoints": ["payments"]})
+        self.agent("payments", "--connect.token", owner_token)
+        # Without a token, with a token for another endpoint, or with a forged one: refused, and
+        # the agent (a static token cannot get better) exits 1 naming the reason.
+        for flags, reason in (([], "missing authorization"),
+                              (["--connect.token", token(self.keys, "ES256", **{"piko.endpoints": ["other"]})], "endpoint not permitted"),
+                              (["--connect.token", jwt.encode({"exp": int(time.time()) + 60}, self.keys.other_rsa, algorithm="RS256")], "invalid token")):
+            process, log = self.agent("payments", *flags, wait=False)
+            self.assertEqual(process.wait(timeout=20), 1)
+            with open(log) as handle:
+                self.assertIn(f"401: {reason}", handle.read())
+        self.assertEqual(json.loads(self.admin("/status/upstream/endpoints")[1]).get("payments"), 1, "only the owner's tunnel")
+        self.assertGreaterEqual(failures(self.node, "upstream", "endpoint_not_permitted", self.admin_token), 1)
+
+    def test_aTunnelEndsWhenItsTokenExpires_andATokenFileRenewsItWithoutALostRequest(self):
+        path = os.path.join(harness.TMP, "agent.token")
+        with open(path, "w") as handle:
+            handle.write(token(self.keys, "HS256", lifetime=3) + "\n")
+        _, log = self.agent("renewed", "--connect.token-file", path)
+        static, static_log = self.agent("fixed", "--connect.token", token(self.keys, "HS256", lifetime=3))
+        with open(path, "w") as handle:
+            handle.write(token(self.keys, "PS256", lifetime=3600))
+        deadline = time.time() + 6
+        statuses = []
+        while time.time() < deadline:
+            statuses.append(get(self.node, endpoint="renewed")[0])
+            time.sleep(0.02)
+        self.assertEqual(set(statuses), {200}, "the renewed agent served throughout")
+        with open(log) as handle:
+            self.assertGreaterEqual(handle.read().count("connected"), 2, "it dialled again with the file's new token")
+        # The fixed token expired: its tunnel is gone and its agent, refused, exits.
+        self.assertEqual(static.wait(timeout=20), 1)
+        with open(static_log) as handle:
+            self.assertIn("401: expired token", handle.read())
+        self.assertNotIn("fixed", json.loads(self.admin("/status/upstream/endpoints")[1]))
+
+    def test_adminRoutesNeedAToken_butTheProbesDoNot(self):
+        for path in ("/health", "/ready"):
+            self.assertEqual(self.admin(path, headers={})[0], 200, path)
+        for path in ("/metrics", "/status/upstream/endpoints", "/status/cluster/nodes", "/status/gossip/nodes", "/health?forward=x"):
+            status, body = self.admin(path, headers={})
+            self.assertEqual((status, json.loads(body)), (401, {"error": "missing authorization"}), path)
+        self.assertEqual(self.admin("/metrics", headers=bearer(token(self.keys, lifetime=-5)))[0], 401)
+        status, body = self.admin("/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn(b'pico_auth_failures_total{port="admin",reason="missing_authorization"}', body)
+
+    def test_picoStatus_sendsItsToken(self):
+        url = ["--server.url", f"http://{self.node.host}:{self.node.admin}"]
+        refused = subprocess.run([harness.PICO, "status", "cluster", "nodes", *url], capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("missing authorization", refused.stderr)
+        answered = subprocess.run([harness.PICO, "status", "cluster", "nodes", *url, "--server.token", self.admin_token, "-o", "json"],
+                                  capture_output=True, text=True, timeout=20)
+        self.assertEqual(answered.returncode, 0, answered.stderr)
+        self.assertIn(self.node.host, answered.stdout)
+        path = os.path.join(harness.TMP, "status.token")
+        with open(path, "w") as handle:
+            handle.write(self.admin_token + "\n")
+        from_file = subprocess.run([harness.PICO, "status", "upstream", "endpoints", *url, "--server.token-file", path], capture_output=True, text=True, timeout=20)
+        self.assertEqual(from_file.returncode, 0, from_file.stderr)
 
 
 class AuthSettingsTests(unittest.TestCase):

@@ -10,6 +10,12 @@ public struct BearerCredentials: Hashable, Sendable {
     /// The field it came from (lower case): the one Pico consumes and does not pass on.
     public var headerName: String
 
+    /// True when `token` can travel as a bearer token: 1 to `CompactToken.maxBytes` visible
+    /// ASCII characters (a line break would end the header and start another).
+    public static func isSendable(_ token: String) -> Bool {
+        !token.isEmpty && token.utf8.count <= CompactToken.maxBytes && token.utf8.allSatisfy { (0x21...0x7E).contains($0) }
+    }
+
     /// The token in `headers`, or why there is none: no field (`missing authorization`), a
     /// field given twice or without a space after its scheme (`invalid authorization`), or a
     /// scheme other than Bearer, compared without case (`unsupported auth type`).

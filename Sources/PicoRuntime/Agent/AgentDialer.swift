@@ -3,7 +3,8 @@ import PicoModel
 /// Dials the node's upstream port (over TLS when the agent has a TLS context: SNI and the
 /// certificate check use the URL's host) and performs the WebSocket handshake for one endpoint.
 /// Reports the connection and the bytes after the `101`, or why it failed and whether retrying
-/// can help (Piko: network errors, 408, 429 and 5xx retry; other statuses are fatal).
+/// can help (Piko: network errors, 408, 429 and 5xx retry; other statuses are fatal, except a
+/// 401 when the token comes from a file that may be renewed).
 final class AgentDialer: ConnectionDelegate {
     enum Outcome {
         case connected(Connection, rest: [UInt8])
@@ -14,6 +15,7 @@ final class AgentDialer: ConnectionDelegate {
 
     private let key: String
     private let request: HTTPRequestHead
+    private let unauthorizedIsRetryable: Bool
     private var decoder = HTTP1ResponseDecoder()
     private var status: Int?
     private var errorBody: [UInt8] = []
@@ -21,10 +23,15 @@ final class AgentDialer: ConnectionDelegate {
     private var onOutcome: ((Outcome) -> Void)?
     private var connection: Connection?
 
-    init(loop: EventLoop, target: Address, tls: TLSContext?, endpoint: String, timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
+    /// `token`, when given, goes as `Authorization: Bearer <token>`.
+    init(loop: EventLoop, target: Address, tls: TLSContext?, endpoint: String, token: String? = nil, unauthorizedIsRetryable: Bool = false,
+         timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
         var random = SystemRandomNumberGenerator()
         self.key = Base64.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &random) })
-        self.request = WebSocketHandshake.request(target: "/pico/v1/upstream/\(endpoint)", host: target.description, key: self.key)
+        var extra = HTTPHeaders()
+        if let token { extra.add(name: "Authorization", value: "Bearer \(token)") }
+        self.request = WebSocketHandshake.request(target: "/pico/v1/upstream/\(endpoint)", host: target.description, key: self.key, headers: extra)
+        self.unauthorizedIsRetryable = unauthorizedIsRetryable
         self.onOutcome = onOutcome
         do {
             guard let address = try target.resolve().first else { throw SocketError("resolve \(target): no address", code: 0) }
@@ -101,7 +108,7 @@ final class AgentDialer: ConnectionDelegate {
             let end = body[from...].firstIndex(of: UInt8(ascii: "\"")) ?? body.count
             message = String(decoding: body[from..<end], as: UTF8.self)
         }
-        let retryable = status == 408 || status == 429 || (500...599).contains(status)
+        let retryable = status == 408 || status == 429 || (500...599).contains(status) || (status == 401 && self.unauthorizedIsRetryable)
         self.fail("\(status): \(message.trimmingCharacters(in: " \n"))", retryable: retryable)
     }
 

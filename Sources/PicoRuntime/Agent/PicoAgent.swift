@@ -60,6 +60,27 @@ public final class PicoAgent: @unchecked Sendable {
         }
     }
 
+    /// The token for the next tunnel handshake (nil: none configured), or why there is none:
+    /// a token file that cannot be read or does not hold a token. Any loop may ask (the file is
+    /// read again each time, so a renewed token is used from the next dial on).
+    func currentToken() -> Result<String?, ConfigError> {
+        switch self.settings.connectToken {
+        case nil: return .success(nil)
+        case .value(let token)?: return .success(token)
+        case .file(let path)?:
+            do {
+                let bytes = try SmallFile.read(path, limit: CompactToken.maxBytes + 1_024)
+                let token = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \t\r\n")
+                guard BearerCredentials.isSendable(token) else {
+                    return .failure(ConfigError("connect.token_file \(path): expected one token of 1 to \(CompactToken.maxBytes) visible ASCII characters"))
+                }
+                return .success(token)
+            } catch {
+                return .failure(ConfigError("connect.token_file: \(error)"))
+            }
+        }
+    }
+
     /// Dials every endpoint from every loop.
     public func start() {
         self.loops[0].execute { self.armCertificateReload() }
@@ -209,8 +230,20 @@ final class AgentEndpoint: TunnelTransportOwner {
 
     private func dial() {
         guard !self.stopped else { return }
+        let token: String?
+        switch self.worker.agent.currentToken() {
+        case .success(let current): token = current
+        case .failure(let reason):
+            self.log.warn("connect failed; retrying", [("endpoint", .string(self.listener.endpoint)), ("error", .string(reason.message))])
+            self.handle(.dialFailed)
+            return
+        }
+        // A token from a file may be renewed there: a node's 401 is then worth retrying.
+        var renewable = false
+        if case .file? = self.worker.settings.connectToken { renewable = true }
         self.dialer = AgentDialer(loop: self.worker.loop, target: self.worker.settings.connect, tls: self.worker.agent.connectTLS?.current,
-                                  endpoint: self.listener.endpoint, timeout: self.worker.settings.connectTimeout) { [weak self] outcome in
+                                  endpoint: self.listener.endpoint, token: token, unauthorizedIsRetryable: renewable,
+                                  timeout: self.worker.settings.connectTimeout) { [weak self] outcome in
             self?.dialed(outcome)
         }
     }

@@ -17,6 +17,7 @@ public enum AgentOptions {
         connect:
           url: https://pico:8001    # the node's upstream port (or its load balancer): http, ws, https or wss; default http://localhost:8001
           timeout: 30s              # connect and WebSocket handshake (default 30s)
+          token_file: /var/run/secrets/pico/token   # a token for a node with upstream.auth, read again before every dial (or token: <jwt>)
           tls:                      # with an https:// or wss:// url only
             root_cas: /etc/pico/ca.crt   # the CAs to trust (PEM); default the system's roots
             cert: /etc/pico/agent.crt    # a client certificate chain (PEM), for a port that requires one
@@ -39,6 +40,8 @@ public enum AgentOptions {
         Flag(name: "--connect.tls.root-cas", defaultText: "the system's roots", help: "CAs (PEM) that sign the node's certificate (https:// and wss:// only)."),
         Flag(name: "--connect.tls.cert", defaultText: "none", help: "A client certificate chain (PEM) for a node that requires one (mTLS)."),
         Flag(name: "--connect.tls.key", defaultText: "none", help: "The private key of --connect.tls.cert (PEM)."),
+        Flag(name: "--connect.token", defaultText: "none", help: "A token (JWT) for a node whose upstream port needs one (upstream.auth)."),
+        Flag(name: "--connect.token-file", defaultText: "none", help: "A file holding the token, read again before every dial (a renewed token is used from the next tunnel on)."),
         Flag(name: "--connect.timeout", defaultText: "30s", help: "How long connecting and the WebSocket handshake may take."),
         Flag(name: "--timeout", defaultText: "10s", help: "Per-request timeout to the response head (agent http only)."),
         Flag(name: "--grace-period", defaultText: "1m", help: "How long SIGTERM waits for requests in flight."),
@@ -62,6 +65,9 @@ public enum AgentOptions {
             }
         }
         var timeout: Duration?
+        let tokenFlags = flags.filter { $0.0 == "--connect.token" || $0.0 == "--connect.token-file" }.map(\.0)
+        if Set(tokenFlags).count > 1 { throw ConfigError("--connect.token and --connect.token-file: give one of them") }
+        if !tokenFlags.isEmpty { settings.connectToken = nil }
         for (flag, value) in flags {
             switch flag {
             case "--connect.url":
@@ -74,6 +80,10 @@ public enum AgentOptions {
                 settings.connectTLSFiles.certificatePath = try Self.path(value, flag)
             case "--connect.tls.key":
                 settings.connectTLSFiles.keyPath = try Self.path(value, flag)
+            case "--connect.token":
+                settings.connectToken = .value(try Self.token(value, flag))
+            case "--connect.token-file":
+                settings.connectToken = .file(try Self.path(value, flag))
             case "--connect.timeout":
                 settings.connectTimeout = try Self.duration(value, flag)
             case "--timeout":
@@ -118,6 +128,13 @@ public enum AgentOptions {
         return text
     }
 
+    static func token(_ text: String, _ key: String) throws(ConfigError) -> String {
+        guard BearerCredentials.isSendable(text) else {
+            throw ConfigError("\(key): expected a token of 1 to \(CompactToken.maxBytes) visible ASCII characters")
+        }
+        return text
+    }
+
     static func loopCount(_ text: String, _ flag: String) throws(ConfigError) -> Int {
         guard let value = Int(text), (1...64).contains(value) else { throw ConfigError("\(flag): expected 1 to 64, got \(text)") }
         return value
@@ -145,6 +162,22 @@ public enum AgentOptions {
                 try files.finish()
             }
             if let timeout = try Self.positive(&connect, "timeout") { settings.connectTimeout = timeout }
+            let token = try connect.string("token")
+            let tokenFile = try connect.string("token_file")
+            switch (token, tokenFile) {
+            case (let token?, nil):
+                guard BearerCredentials.isSendable(token) else {
+                    throw connect.error("token", "expected a token of 1 to \(CompactToken.maxBytes) visible ASCII characters", at: connect.node["token"])
+                }
+                settings.connectToken = .value(token)
+            case (nil, let path?):
+                guard ServerOptions.isFilePath(path) else { throw connect.error("token_file", "expected a file path", at: connect.node["token_file"]) }
+                settings.connectToken = .file(path)
+            case (_?, _?):
+                throw connect.error("token_file", "token and token_file: give one of them", at: connect.node["token_file"])
+            case (nil, nil):
+                break
+            }
             try connect.finish()
         }
         if let items = try root.sequence("listeners") {

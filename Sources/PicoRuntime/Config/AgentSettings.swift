@@ -27,6 +27,17 @@ public struct AgentSettings: Hashable, Sendable {
     public var connectTLSFiles = TLSClientSettings()
     /// What the agent's TLS to the node runs with; nil for `http://` and `ws://`.
     public var connectTLS: TLSClientSettings? { self.connectUsesTLS ? self.connectTLSFiles : nil }
+    /// Where the agent's token comes from (`upstream.auth` on the node).
+    public enum Token: Hashable, Sendable {
+        /// `--connect.token`: this token, for the agent's life.
+        case value(String)
+        /// `--connect.token-file`: the file's contents (whitespace trimmed), read again before
+        /// every dial, so a token a sidecar renews is used from the next tunnel on.
+        case file(String)
+    }
+
+    /// The token sent as `Authorization: Bearer …` in every tunnel handshake (nil: none).
+    public var connectToken: Token?
     /// `--connect.timeout`: how long connecting and the WebSocket handshake may take.
     public var connectTimeout: Duration = .seconds(30)
     /// The endpoints.

@@ -126,12 +126,26 @@ final class AdminConnection: ConnectionDelegate {
             self.refuse(403, "client certificate required", head: head)
             return
         }
+        // With admin.auth, the same: only the probes' own answers without a token.
+        var credential: (String, String)?
+        if let gate = self.node.adminGate, !((path == "/health" || path == "/ready") && query["forward"] == nil) {
+            switch gate.access(head.headers, now: MonotonicClock.wallMilliseconds()) {
+            case .refused(let failure):
+                self.node.shards[0].metrics.update { $0.authFailures.record(.admin, failure.reason) }
+                self.refuse(401, failure.message, head: head)
+                return
+            case .granted(_, let header):
+                credential = head.headers.first(header).map { (header, $0) }
+            case .open:
+                break
+            }
+        }
         if let forward = query["forward"], forward != self.node.cluster.me.name {
             guard let member = self.node.cluster.membership.memberList.first(where: { $0.info.name == forward && $0.state.status == .alive }) else {
                 self.refuse(404, "node not found", head: head)
                 return
             }
-            self.forward(head, path: path, to: member.info.adminAddress)
+            self.forward(head, path: path, to: member.info.adminAddress, credential: credential)
             return
         }
         guard head.method == "GET" || head.method == "HEAD" else {
@@ -162,12 +176,12 @@ final class AdminConnection: ConnectionDelegate {
     }
 
     /// Asks the member's admin port for `path` and relays its answer; reading resumes after.
-    private func forward(_ head: HTTPRequestHead, path: String, to address: Address) {
+    private func forward(_ head: HTTPRequestHead, path: String, to address: Address, credential: (String, String)?) {
         self.forwarding = true
         self.connection.pauseReading()
         let shard = self.node.shards[0]
         AdminForward.get(path, from: address, loop: self.node.loop, tls: self.node.forwardTLS?.admin == true ? self.node.forwardTLS : nil,
-                         onTLSFailure: { shard.logTLSFailure($0, port: "proxy.tls.client", peer: "\(address)", plainText: false) }) { [weak self] answer in
+                         credential: credential, onTLSFailure: { shard.logTLSFailure($0, port: "proxy.tls.client", peer: "\(address)", plainText: false) }) { [weak self] answer in
             guard let self, self.connection.state == .open else { return }
             if let answer {
                 self.write(answer.status, answer.body, type: answer.contentType, head: head)

@@ -23,13 +23,15 @@ final class AdminForward: ConnectionDelegate {
 
     /// Asks `address` for `target` and calls `completion` once, on the loop.
     @discardableResult
-    static func get(_ target: String, from address: Address, loop: EventLoop, tls: ForwardTLS?, onTLSFailure: ((TLSError) -> Void)? = nil,
-                    completion: @escaping (Answer?) -> Void) -> AdminForward {
-        AdminForward(target, from: address, loop: loop, tls: tls, onTLSFailure: onTLSFailure, completion: completion)
+    /// `credential`, when given, is the header field (name and value) whose token the node
+    /// verified: the member verifies it again.
+    static func get(_ target: String, from address: Address, loop: EventLoop, tls: ForwardTLS?, credential: (String, String)? = nil,
+                    onTLSFailure: ((TLSError) -> Void)? = nil, completion: @escaping (Answer?) -> Void) -> AdminForward {
+        AdminForward(target, from: address, loop: loop, tls: tls, credential: credential, onTLSFailure: onTLSFailure, completion: completion)
     }
 
-    private init(_ target: String, from address: Address, loop: EventLoop, tls: ForwardTLS?, onTLSFailure: ((TLSError) -> Void)?,
-                 completion: @escaping (Answer?) -> Void) {
+    private init(_ target: String, from address: Address, loop: EventLoop, tls: ForwardTLS?, credential: (String, String)?,
+                 onTLSFailure: ((TLSError) -> Void)?, completion: @escaping (Answer?) -> Void) {
         self.completion = completion
         self.onTLSFailure = onTLSFailure
         self.decoder.expectResponse(to: "GET")
@@ -48,7 +50,9 @@ final class AdminForward: ConnectionDelegate {
                 return
             }
         }
-        connection.write(Array("GET \(target) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nUser-Agent: pico-forward\r\n\r\n".utf8))
+        // The credential's value came through the request decoder, which refuses CR and LF.
+        let credentialLine = credential.map { "\($0.0): \($0.1)\r\n" } ?? ""
+        connection.write(Array("GET \(target) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nUser-Agent: pico-forward\r\n\(credentialLine)\r\n".utf8))
         self.timer = loop.schedule(after: Self.timeout) { [weak self] in self?.finish(nil) }
     }
 

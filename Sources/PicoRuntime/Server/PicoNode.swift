@@ -58,6 +58,8 @@ public final class PicoNode: @unchecked Sendable {
     let upstreamAuth: TokenVerifier?
     /// The admin port's token check (`admin.auth.*`), nil when admin routes need no token.
     let adminAuth: TokenVerifier?
+    /// The admin port's token check, on the control loop (which serves the admin port).
+    lazy var adminGate: TokenGate? = self.adminAuth.map { TokenGate(port: .admin, verifier: $0) }
     private var reloadTimer: LoopTimer?
     /// The upstream address agents are told about (informational; not gossiped).
     public let upstreamAdvertised: Address

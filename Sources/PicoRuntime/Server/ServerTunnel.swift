@@ -5,6 +5,12 @@ import PicoModel
 /// proxied request. It lives on one loop (its shard). It enters the node's registry when the
 /// handshake completes and leaves it exactly once: when it closes, or earlier when the agent says
 /// go-away (no new requests are routed to it; those in flight finish).
+///
+/// With `upstream.auth`, the handshake needs a token that verifies and lists the endpoint (or
+/// lists none); the tunnel lasts until the token expires (unless
+/// `disable_disconnect_on_expiry`): then the agent is told to go away (it dials again, with its
+/// renewed token, before it lets go of this tunnel), no new request is routed to the tunnel, and
+/// it closes when the agent lets go, or at the latest `expiryGrace` later.
 final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     static let pathPrefix = "/pico/v1/upstream/"
     static let handshakeTimeout: Duration = .seconds(10)
@@ -17,6 +23,11 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     private var handshakeTimer: LoopTimer?
     private var endpoint: String?
     private var pendingKey: String?
+    /// When the agent's token stops verifying (Unix milliseconds), if the tunnel must end then.
+    private var validUntil: Int64?
+    private var expiryTimer: LoopTimer?
+    /// How long a tunnel whose token expired may take to let go after its go-away.
+    static let expiryGrace: Duration = .seconds(30)
     private var closed = false
     /// True once the connection's place under `upstream.max_connections` is given back.
     private var released = false
@@ -98,6 +109,19 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
             self.refuse(status: 400, message: "invalid endpoint id")
             return false
         }
+        if let gate = self.shard.upstreamGate {
+            switch gate.access(head.headers, now: MonotonicClock.wallMilliseconds()).restricted(to: endpoint) {
+            case .refused(let failure):
+                self.shard.metrics.update { $0.authFailures.record(.upstream, failure.reason) }
+                self.shard.log.info("agent refused", [("endpoint", .string(endpoint)), ("reason", .string(failure.description)), ("peer", .string(self.tlsPeer ?? "unknown"))])
+                self.refuse(status: 401, message: failure.message)
+                return false
+            case .granted(let grant, _):
+                if !self.shard.settings.upstreamAuth.disableDisconnectOnExpiry { self.validUntil = grant.validUntil }
+            case .open:
+                break
+            }
+        }
         switch WebSocketHandshake.key(of: head) {
         case .failure(let refusal):
             self.refuse(status: refusal.status, message: refusal.message)
@@ -124,6 +148,27 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
         self.id = self.shard.register(self, endpoint: endpoint)
         self.shard.metrics.update { $0.upstreamsConnected += 1 }
         transport.start()
+        self.armExpiry()
+    }
+
+    /// Arms the timer for the token's expiry (a day at most at a time: a far `exp` is checked
+    /// again then, so no timer reaches past what the clock can add).
+    private func armExpiry() {
+        guard let validUntil = self.validUntil else { return }
+        let left = validUntil - MonotonicClock.wallMilliseconds()
+        guard left > 0 else { return self.tokenExpired() }
+        self.expiryTimer = self.shard.loop.schedule(after: .milliseconds(min(left, 86_400_000))) { [weak self] in self?.armExpiry() }
+    }
+
+    /// The agent's token expired: no new request goes to the tunnel, the agent is told to go
+    /// away (and dials again with its renewed token), and the tunnel closes once the agent lets
+    /// go, or after `expiryGrace` at the latest.
+    private func tokenExpired() {
+        guard !self.closed, let transport = self.transport else { return }
+        self.shard.log.info("tunnel token expired; asking the agent to reconnect", [("endpoint", .string(self.endpoint ?? ""))])
+        transport.goAway()
+        if let id = self.id { self.shard.unregister(id) }
+        self.expiryTimer = self.shard.loop.schedule(after: Self.expiryGrace) { [weak self] in self?.close(reason: "token expired") }
     }
 
     func connectionDidReadEOF(_ connection: Connection) {
@@ -133,6 +178,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     func connectionDidClose(_ connection: Connection, error: SocketError?) {
         self.closed = true
         self.handshakeTimer?.cancel()
+        self.expiryTimer?.cancel()
         self.release()
     }
 
@@ -156,6 +202,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
 
     func transportClosed(_ transport: TunnelTransport, reason: String) {
         self.closed = true
+        self.expiryTimer?.cancel()
         self.release()
         self.shard.metrics.update { $0.upstreamsConnected -= 1 }
         self.shard.log.debug("tunnel closed", [("reason", .string(reason))])

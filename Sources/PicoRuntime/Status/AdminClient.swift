@@ -17,7 +17,8 @@ public enum AdminClient {
     /// `GET path` from `target` (over TLS with `tls`: the server's certificate is checked
     /// against the target's host name or address, sent as SNI when it is a name); throws with
     /// the reason when no answer arrives.
-    public static func get(_ target: Address, path: String, timeout: Duration, tls: TLSContext? = nil) throws(SocketError) -> Response {
+    /// `token`, when given, goes as `Authorization: Bearer <token>`.
+    public static func get(_ target: Address, path: String, timeout: Duration, tls: TLSContext? = nil, token: String? = nil) throws(SocketError) -> Response {
         let addresses = try target.resolve()
         var lastError = SocketError("connect \(target): no address", code: 0)
         for address in addresses {
@@ -39,14 +40,15 @@ public enum AdminClient {
                     throw SocketError("TLS: \(error)", code: 0)
                 }
             }
-            return try Self.exchange(BlockingChannel(fd: fd, tls: session), host: target.description, path: path,
+            return try Self.exchange(BlockingChannel(fd: fd, tls: session), host: target.description, path: path, token: token,
                                      deadline: MonotonicClock.now() + timeout)
         }
         throw lastError
     }
 
-    static func exchange(_ channel: BlockingChannel, host: String, path: String, deadline: Instant) throws(SocketError) -> Response {
-        let request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: pico-status\r\n\r\n"
+    static func exchange(_ channel: BlockingChannel, host: String, path: String, token: String? = nil, deadline: Instant) throws(SocketError) -> Response {
+        let authorization = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+        let request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: pico-status\r\n\(authorization)\r\n"
         try channel.send(Array(request.utf8))
         var decoder = HTTP1ResponseDecoder()
         decoder.expectResponse(to: "GET")

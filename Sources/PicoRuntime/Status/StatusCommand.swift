@@ -10,6 +10,7 @@ import PicoModel
 /// pico status gossip node <id>
 /// flags: --server.url http://localhost:8002  --forward <node-id>  -o table|json|yaml  --timeout 15s
 ///        --tls.root-cas FILE  --tls.cert FILE  --tls.key FILE   (with an https:// URL)
+///        --server.token JWT | --server.token-file FILE          (an admin port with admin.auth)
 /// ```
 public struct StatusCommand: Sendable {
     /// The admin port asked.
@@ -29,6 +30,8 @@ public struct StatusCommand: Sendable {
     /// `--tls.*`: the roots the admin port's certificate is checked against (the system's by
     /// default) and a client certificate for an admin port with client CAs.
     public var tlsFiles = TLSClientSettings()
+    /// `--server.token` or `--server.token-file`: sent as `Authorization: Bearer …`.
+    public var token: AgentSettings.Token?
     /// What the TLS to the admin port runs with; nil for `http://`.
     public var tls: TLSClientSettings? { self.usesTLS ? self.tlsFiles : nil }
     var columns = ("FIELD", "VALUE")
@@ -49,6 +52,8 @@ public struct StatusCommand: Sendable {
       --tls.root-cas file   CAs (PEM) the admin port's certificate is checked against (default: the system's).
       --tls.cert file       Client certificate (PEM) for an admin port with client CAs.
       --tls.key file        The private key of --tls.cert (PEM).
+      --server.token jwt    A token for an admin port with admin.auth.
+      --server.token-file file   A file holding that token.
       --forward string      Ask another node of the cluster, through this one.
       -o, --output string   table, json or yaml (default table).
       --timeout duration    Bounds connecting, and the whole answer (default 15s).
@@ -94,6 +99,12 @@ public struct StatusCommand: Sendable {
                 case "--tls.cert": command.tlsFiles.certificatePath = text
                 default: command.tlsFiles.keyPath = text
                 }
+            case "--server.token":
+                guard command.token == nil else { throw ConfigError("--server.token and --server.token-file: give one of them") }
+                command.token = .value(try AgentOptions.token(try value(argument, inline), argument))
+            case "--server.token-file":
+                guard command.token == nil else { throw ConfigError("--server.token and --server.token-file: give one of them") }
+                command.token = .file(try AgentOptions.path(try value(argument, inline), argument))
             case "--forward":
                 forward = try value(argument, inline)
             case "-o", "--output":
@@ -135,6 +146,19 @@ public struct StatusCommand: Sendable {
         if (files.certificatePath == nil) != (files.keyPath == nil) { throw ConfigError("--tls.cert and --tls.key go together") }
         if let forward { command.path += "?forward=" + Self.escape(forward) }
         return command
+    }
+
+    /// The token to send (nil: none), read from its file when it comes from one.
+    public func resolvedToken() throws(ConfigError) -> String? {
+        switch self.token {
+        case nil: return nil
+        case .value(let token)?: return token
+        case .file(let path)?:
+            let bytes: [UInt8]
+            do { bytes = try SmallFile.read(path, limit: CompactToken.maxBytes + 1_024) } catch { throw ConfigError("--server.token-file: \(error)") }
+            let token = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \t\r\n")
+            return try AgentOptions.token(token, "--server.token-file \(path)")
+        }
     }
 
     /// Percent-encodes everything but RFC 3986's unreserved characters.
