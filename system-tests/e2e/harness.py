@@ -43,7 +43,7 @@ class Node:
     """One `pico server` on free loopback ports, all bound to `bind_host` (any address of
     127/8 is local on Linux, so nodes on 127.0.0.2, 127.0.0.3, ... have distinct IPs)."""
 
-    def __init__(self, *flags, bind_host="127.0.0.1", admin_tls=None):
+    def __init__(self, *flags, bind_host="127.0.0.1", admin_tls=None, wait_for="/ready"):
         self.host = bind_host
         # An ssl.SSLContext when the admin port serves TLS (admin.tls.*).
         self.admin_tls = admin_tls
@@ -55,7 +55,12 @@ class Node:
             self.process = subprocess.Popen(
                 [PICO, "server", "--proxy.bind-addr", f"{bind_host}:{self.proxy}", "--upstream.bind-addr", f"{bind_host}:{self.upstream}",
                  "--admin.bind-addr", f"{bind_host}:{self.admin}", "--cluster.gossip.bind-addr", f"{bind_host}:{self.gossip}", *flags], stderr=self.log)
-            wait_until(lambda: self.process.poll() is not None or self.admin_get("/ready")[0] == 200, what="server ready")
+            # `wait_for="/health"`: a node still joining (not ready yet) is enough.
+            try:
+                wait_until(lambda: self.process.poll() is not None or self.admin_get(wait_for)[0] == 200, what="server ready")
+            except AssertionError:
+                self.process.kill()
+                raise
             if self.process.poll() is None:
                 return
         raise AssertionError(f"pico server did not start; see {self.log.name}")

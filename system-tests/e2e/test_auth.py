@@ -6,6 +6,8 @@ Run: python3 system-tests/e2e/test_auth.py [path to pico, default .build/debug/p
 """
 import base64
 import hashlib
+import signal
+import struct
 import hmac
 import http.client
 import json
@@ -20,6 +22,7 @@ import harness
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from harness import Node, start_agent, start_backend
 
 harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
@@ -328,6 +331,165 @@ class UpstreamAndAdminAuthTests(unittest.TestCase):
             handle.write(self.admin_token + "\n")
         from_file = subprocess.run([harness.PICO, "status", "upstream", "endpoints", *url, "--server.token-file", path], capture_output=True, text=True, timeout=20)
         self.assertEqual(from_file.returncode, 0, from_file.stderr)
+
+
+def gossip_key():
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def gossip_aad(channel):
+    """The associated data of a sealed gossip message: datagram 1, state request 2, reply 3."""
+    return b"pico-gossip" + bytes([0xB8, 0x01, channel])
+
+
+def metric(node, name):
+    for line in node.admin_get("/metrics")[1].decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.split()[-1])
+    return None
+
+
+class GossipSecurityTests(unittest.TestCase):
+    """Sealed gossip, checked against the `cryptography` package's AES-GCM."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.processes = []
+
+    @classmethod
+    def tearDownClass(cls):
+        for process in cls.processes:
+            process.kill()
+
+    def node(self, *flags, wait_for="/ready"):
+        node = Node(*flags, wait_for=wait_for)
+        self.processes.append(node.process)
+        return node
+
+    def members(self, node):
+        return {row["id"]: row["status"] for row in json.loads(node.admin_get("/status/cluster/nodes")[1])}
+
+    def test_aNodesGossip_opensWithAnIndependentAESGCM_andOnlyWithItsKey(self):
+        key = gossip_key()
+        seed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        seed.bind(("127.0.0.1", 0))
+        seed.settimeout(10)
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", seed.getsockname()[1]))
+        listener.listen(4)
+        node = self.node("--cluster.gossip.secret-keys", key, "--cluster.join", f"127.0.0.1:{seed.getsockname()[1]}", "--cluster.abort-if-join-fails", "false",
+                         wait_for="/health")
+        # The join's state exchange arrives on TCP (length-prefixed), its probes on UDP.
+        listener.settimeout(10)
+        connection, _ = listener.accept()
+        connection.settimeout(10)
+        length = struct.unpack(">I", connection.recv(4, socket.MSG_WAITALL))[0]
+        request = connection.recv(length, socket.MSG_WAITALL)
+        self.assertEqual(request[:2], b"\xb8\x01")
+        plain = AESGCM(base64.b64decode(key)).decrypt(request[2:14], request[14:], gossip_aad(2))
+        self.assertEqual(plain[:2], b"\xb7\x01", "a plain gossip message inside")
+        with self.assertRaises(Exception):
+            AESGCM(base64.b64decode(gossip_key())).decrypt(request[2:14], request[14:], gossip_aad(2))
+        with self.assertRaises(Exception):
+            AESGCM(base64.b64decode(key)).decrypt(request[2:14], request[14:], gossip_aad(1))
+        # A reply sealed by `cryptography` with the node's key is opened and merged by the node.
+        nonce = os.urandom(12)
+        reply_plain = plain[:2] + plain[2:]
+        connection.close()
+        listener.close()
+        seed.close()
+        # Garbage, a flipped bit and plain text, sent to the node's gossip port: dropped unread.
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        forged = bytearray(b"\xb8\x01" + nonce + AESGCM(base64.b64decode(key)).encrypt(nonce, reply_plain, gossip_aad(1)))
+        forged[-1] ^= 1
+        for datagram in (bytes(forged), b"\xb7\x01" + os.urandom(60), b"\xb8\x01" + os.urandom(40)):
+            sender.sendto(datagram, (node.host, node.gossip))
+        harness.wait_until(lambda: metric(node, "pico_gossip_unauthenticated_total") >= 3, what="the forged datagrams counted")
+        self.assertEqual(len(self.members(node)), 1)
+
+    def test_nodesSharingAKeyJoin_aNodeWithAnotherKeyIsNeverHeard(self):
+        key = gossip_key()
+        first = self.node("--cluster.gossip.secret-keys", key)
+        # The second also holds a key the first lacks: it seals with the shared one, its first.
+        second = self.node("--cluster.gossip.secret-keys", f"{key},{gossip_key()}", "--cluster.join", f"127.0.0.1:{first.gossip}")
+        harness.wait_until(lambda: len(self.members(first)) == 2 and len(self.members(second)) == 2, what="the keyed nodes joined")
+        stranger = Node.__new__(Node)
+        log = open(os.path.join(harness.TMP, "stranger.log"), "w")
+        process = subprocess.Popen([harness.PICO, "server", "--proxy.bind-addr", "127.0.0.1:0", "--upstream.bind-addr", "127.0.0.1:0",
+                                    "--admin.bind-addr", "127.0.0.1:0", "--cluster.gossip.bind-addr", "127.0.0.1:0",
+                                    "--cluster.gossip.secret-keys", gossip_key(), "--cluster.join", f"127.0.0.1:{first.gossip}",
+                                    "--cluster.join-timeout", "3s"], stderr=log)
+        self.processes.append(process)
+        self.assertEqual(process.wait(timeout=30), 1, "the stranger could not join and gave up")
+        self.assertEqual(len(self.members(first)), 2)
+        self.assertGreater(metric(first, "pico_gossip_unauthenticated_total"), 0)
+        plain = self.node("--cluster.join", f"127.0.0.1:{first.gossip}", "--cluster.abort-if-join-fails", "false", wait_for="/health")
+        time.sleep(2)
+        self.assertEqual(len(self.members(first)), 2, "a node without keys is not heard either")
+        self.assertEqual(len(self.members(plain)), 1)
+
+    def test_liveKeyRotation_acrossThreeNodes_underTraffic_losesNothing(self):
+        backend, http_port, _ = start_backend()
+        self.processes.append(backend)
+        old, new = gossip_key(), gossip_key()
+        files = [os.path.join(harness.TMP, f"gossip-keys-{index}") for index in range(3)]
+        for path in files:
+            with open(path, "w") as handle:
+                handle.write(old + "\n")
+        flags = ["--tls.reload-interval", "200ms"]
+        nodes = [self.node("--cluster.gossip.secret-keys-file", files[0], *flags)]
+        for index in (1, 2):
+            nodes.append(self.node("--cluster.gossip.secret-keys-file", files[index], "--cluster.join", f"127.0.0.1:{nodes[0].gossip}", *flags))
+        harness.wait_until(lambda: all(len(self.members(node)) == 3 for node in nodes), what="three nodes")
+        self.processes.append(start_agent(nodes[2], "app", http_port))
+        harness.wait_until(lambda: all(get(node)[0] == 200 for node in nodes), what="every node routes to the agent")
+        failures_seen = []
+        statuses = []
+
+        def traffic(seconds):
+            deadline = time.time() + seconds
+            while time.time() < deadline:
+                for node in nodes[:2]:
+                    status = get(node)[0]
+                    statuses.append(status)
+                    if status != 200:
+                        failures_seen.append(status)
+                time.sleep(0.01)
+
+        steps = (f"{old}\n{new}\n", f"{new}\n{old}\n", f"{new}\n")
+        for step in steps:
+            # One node at a time, as a rollout of a Secret would reach them.
+            for index, path in enumerate(files):
+                with open(path, "w") as handle:
+                    handle.write(step)
+                if index == 1:
+                    nodes[index].process.send_signal(signal.SIGHUP)
+                traffic(0.7)
+            traffic(1.0)
+        self.assertEqual(failures_seen, [], f"{len(failures_seen)} of {len(statuses)} requests failed")
+        self.assertGreater(len(statuses), 200)
+        for node in nodes:
+            self.assertEqual(set(self.members(node).values()), {"active"}, "nobody suspected or declared dead")
+            self.assertEqual(metric(node, "pico_gossip_unauthenticated_total"), 0)
+            with open(node.log.name) as handle:
+                self.assertEqual(handle.read().count("gossip keys loaded"), 3)
+        # The old key is gone everywhere: gossip sealed with it is refused now.
+        forged_nonce = os.urandom(12)
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(
+            b"\xb8\x01" + forged_nonce + AESGCM(base64.b64decode(old)).encrypt(forged_nonce, b"\xb7\x01" + bytes(20), gossip_aad(1)), (nodes[0].host, nodes[0].gossip))
+        harness.wait_until(lambda: metric(nodes[0], "pico_gossip_unauthenticated_total") == 1, what="the old key refused")
+
+    def test_badGossipKeySettings_areRefused(self):
+        for flags, expected in ((["--cluster.gossip.secret-keys", "short"], "key 1 is not Base64"),
+                                (["--cluster.gossip.secret-keys", base64.b64encode(b"x" * 16).decode()], "key 1 has 16 bytes, not 32"),
+                                (["--cluster.gossip.secret-keys", gossip_key(), "--cluster.gossip.secret-keys-file", "/x"], "give one of them"),
+                                (["--cluster.gossip.verify-incoming", "false"], "apply with gossip keys only")):
+            result = subprocess.run([harness.PICO, "server", "--validate", *flags], capture_output=True, text=True, timeout=20)
+            self.assertEqual(result.returncode, 2, result.stderr)
+            self.assertIn(expected, result.stderr)
+        missing = subprocess.run([harness.PICO, "server", "--cluster.gossip.secret-keys-file", "/nonexistent/keys"], capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(missing.returncode, 0)
+        self.assertIn("cluster.gossip.secret_keys_file: reading /nonexistent/keys: No such file or directory", missing.stderr)
 
 
 class AuthSettingsTests(unittest.TestCase):

@@ -43,6 +43,9 @@ public enum ClusterEvent: Hashable, Sendable {
     case tunnelRejected(TunnelID, reason: String)
     /// A datagram or state message could not be decoded; it was dropped.
     case malformedMessage(from: Address?, error: WireDecodeError)
+    /// A datagram or state message that did not authenticate under the gossip keys (or plain
+    /// text where only sealed gossip is taken): dropped before it was parsed.
+    case unauthenticatedMessage(from: Address?, refusal: GossipSeal.Refusal)
     /// A datagram could not be sent.
     case datagramSendFailed(to: Address)
     /// A state exchange we started failed.

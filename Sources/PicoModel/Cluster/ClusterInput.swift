@@ -54,4 +54,7 @@ public enum ClusterInput: Hashable, Sendable {
     case holderWanted
     /// SIGTERM: shut down gracefully.
     case shutdownRequested
+    /// The gossip keys changed (the key file was replaced): the first seals from now on, all
+    /// open. Ignored by a node without gossip security.
+    case gossipKeyringChanged(GossipKeyring)
 }

@@ -70,16 +70,30 @@ extension ClusterNode {
     mutating func makeDatagram(_ messages: [GossipMessage], piggyback: Bool) -> [UInt8] {
         var encoded = messages.map { GossipCodec.encode($0) }
         if piggyback {
-            let used = encoded.reduce(GossipCodec.maxDatagramHeaderSize) { $0 + $1.count }
+            let sealing = self.security?.verifyOutgoing == true ? GossipSeal.overhead : 0
+            let used = encoded.reduce(GossipCodec.maxDatagramHeaderSize + sealing) { $0 + $1.count }
             encoded += self.broadcasts.take(
                 budget: self.configuration.membership.maxPacketSize - used,
                 maxMessages: GossipCodec.maxMessagesPerDatagram - encoded.count,
                 limit: self.membership.retransmitLimit)
         }
-        return GossipCodec.datagram(sender: self.me.uid, endpointVersion: self.endpoints.localVersion, encodedMessages: encoded)
+        let plain = GossipCodec.datagram(sender: self.me.uid, endpointVersion: self.endpoints.localVersion, encodedMessages: encoded)
+        return GossipSeal.seal(plain, channel: .datagram, security: self.security)
     }
 
-    mutating func onDatagram(_ bytes: [UInt8], from address: Address, now: Instant, into directives: inout [ClusterDirective]) {
+    /// The plaintext of a received message, or nil (with the event) when it does not
+    /// authenticate: nothing of it is parsed then.
+    func opened(_ bytes: [UInt8], channel: GossipSeal.Channel, from address: Address?, into directives: inout [ClusterDirective]) -> [UInt8]? {
+        switch GossipSeal.open(bytes, channel: channel, security: self.security) {
+        case .success(let plaintext): return plaintext
+        case .failure(let refusal):
+            directives.append(.event(.unauthenticatedMessage(from: address, refusal: refusal)))
+            return nil
+        }
+    }
+
+    mutating func onDatagram(_ sealed: [UInt8], from address: Address, now: Instant, into directives: inout [ClusterDirective]) {
+        guard let bytes = self.opened(sealed, channel: .datagram, from: address, into: &directives) else { return }
         let datagram: GossipCodec.Datagram
         do {
             datagram = try GossipCodec.decodeDatagram(bytes)
@@ -141,7 +155,7 @@ extension ClusterNode {
         let deadline = now + self.configuration.stateExchangeTimeout
         self.pendingExchanges[id] = PendingExchange(address: address, purpose: purpose, deadline: deadline)
         let bytes = GossipCodec.encode(self.makeStateExchange(purpose: purpose, isReply: false))
-        directives.append(.openStateExchange(id, to: address, bytes: bytes))
+        directives.append(.openStateExchange(id, to: address, bytes: GossipSeal.seal(bytes, channel: .stateRequest, security: self.security)))
         self.scheduleExchangeDeadline(into: &directives)
     }
 
@@ -196,7 +210,8 @@ extension ClusterNode {
         self.interpret(produced, now: now, into: &directives)
     }
 
-    mutating func onStateExchangeRequested(_ id: ExchangeID, bytes: [UInt8], from address: Address, now: Instant, into directives: inout [ClusterDirective]) {
+    mutating func onStateExchangeRequested(_ id: ExchangeID, bytes sealed: [UInt8], from address: Address, now: Instant, into directives: inout [ClusterDirective]) {
+        guard let bytes = self.opened(sealed, channel: .stateRequest, from: address, into: &directives) else { return }
         let state: StateExchange
         do {
             state = try GossipCodec.decodeStateExchange(bytes)
@@ -207,20 +222,22 @@ extension ClusterNode {
         guard !state.isReply, self.membership.phase != .finished else { return }
         self.merge(state, now: now, into: &directives)
         let reply = GossipCodec.encode(self.makeStateExchange(purpose: state.purpose, isReply: true))
-        directives.append(.replyStateExchange(id, bytes: reply))
+        directives.append(.replyStateExchange(id, bytes: GossipSeal.seal(reply, channel: .stateReply, security: self.security)))
     }
 
-    mutating func onStateExchangeReplied(_ id: ExchangeID, bytes: [UInt8], now: Instant, into directives: inout [ClusterDirective]) {
+    mutating func onStateExchangeReplied(_ id: ExchangeID, bytes sealed: [UInt8], now: Instant, into directives: inout [ClusterDirective]) {
         guard let pending = self.pendingExchanges.removeValue(forKey: id) else { return }
         var succeeded = false
-        do {
-            let state = try GossipCodec.decodeStateExchange(bytes)
-            if state.isReply {
-                self.merge(state, now: now, into: &directives)
-                succeeded = true
+        if let bytes = self.opened(sealed, channel: .stateReply, from: pending.address, into: &directives) {
+            do {
+                let state = try GossipCodec.decodeStateExchange(bytes)
+                if state.isReply {
+                    self.merge(state, now: now, into: &directives)
+                    succeeded = true
+                }
+            } catch {
+                directives.append(.event(.malformedMessage(from: pending.address, error: error)))
             }
-        } catch {
-            directives.append(.event(.malformedMessage(from: pending.address, error: error)))
         }
         self.interpret(self.membership.onStateExchangeFinished(purpose: pending.purpose, succeeded: succeeded, now: now), now: now, into: &directives)
     }

@@ -8,6 +8,9 @@
 public struct ClusterNode: Sendable {
     /// The configuration it was created with.
     public let configuration: ClusterConfiguration
+    /// How its gossip is sealed and opened (nil: plain text). The key ring changes with
+    /// `.gossipKeyringChanged`.
+    public internal(set) var security: GossipSecurity?
     /// The membership machine (read-only view for admin routes and checkers).
     public internal(set) var membership: Membership
     /// The endpoint table (read-only view).
@@ -49,7 +52,8 @@ public struct ClusterNode: Sendable {
     public static let holderWantedInterval: Duration = .milliseconds(500)
 
     /// Creates a node; throws when the configuration is invalid (each problem names its key).
-    public init(configuration: ClusterConfiguration) throws(SettingsError) {
+    public init(configuration: ClusterConfiguration, security: GossipSecurity? = nil) throws(SettingsError) {
+        self.security = security
         let errors = configuration.validationErrors()
         guard errors.isEmpty else { throw SettingsError(messages: errors) }
         var rng = SplitMix64(seed: configuration.randomSeed)
@@ -115,6 +119,10 @@ public struct ClusterNode: Sendable {
             }
         case .shutdownRequested:
             self.apply(lifecycle: .shutdownRequested, now: now, into: &directives)
+        case .gossipKeyringChanged(let keyring):
+            // Only a node that seals gossip has a ring to change; turning sealing on or off
+            // takes a restart (with `verifyIncoming` and `verifyOutgoing` for the steps between).
+            self.security?.keyring = keyring
         }
         if self.lifecycle.phase == .draining { self.advanceDrain(now: now, into: &directives) }
         self.runRouteRepair(now: now, into: &directives)

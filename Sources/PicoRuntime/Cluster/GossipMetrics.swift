@@ -9,13 +9,17 @@ struct GossipMetrics {
     var malformed: UInt64 = 0
     /// Messages about this node dropped as forged (an incarnation above its own).
     var forged: UInt64 = 0
+    /// Datagrams and state exchanges that did not authenticate under the gossip keys.
+    var unauthenticated: UInt64 = 0
     /// State exchanges we opened that failed, and those peers opened.
     var exchangesFailed: UInt64 = 0
     var exchangesServed: UInt64 = 0
 
-    /// Counts the messages of a datagram (received when `incoming`).
-    mutating func count(datagram bytes: [UInt8], incoming: Bool) {
-        guard let datagram = try? GossipCodec.decodeDatagram(bytes) else { return }
+    /// Counts the messages of a datagram (received when `incoming`); a sealed one is opened
+    /// with `security` first (one that does not open is not counted here).
+    mutating func count(datagram bytes: [UInt8], incoming: Bool, security: GossipSecurity?) {
+        guard case .success(let plain) = GossipSeal.open(bytes, channel: .datagram, security: security),
+              let datagram = try? GossipCodec.decodeDatagram(plain) else { return }
         for message in datagram.messages {
             if incoming {
                 self.messagesIn[message.kindName, default: 0] += 1
@@ -50,6 +54,8 @@ struct GossipMetrics {
         out.sample("pico_gossip_send_failures_total", [], socket.sendFailures)
         out.family("pico_gossip_malformed_total", "counter", "Gossip datagrams and state exchanges refused as malformed.")
         out.sample("pico_gossip_malformed_total", [], self.malformed)
+        out.family("pico_gossip_unauthenticated_total", "counter", "Gossip datagrams and state exchanges dropped unread: they did not authenticate under this node's gossip keys (or were plain text where only sealed gossip is taken).")
+        out.sample("pico_gossip_unauthenticated_total", [], self.unauthenticated)
         out.family("pico_gossip_forged_total", "counter", "Gossip messages about this node dropped as forged (claiming an incarnation above its own).")
         out.sample("pico_gossip_forged_total", [], self.forged)
         out.family("pico_gossip_state_exchanges_total", "counter", "Full-state exchanges: served for peers, and ours that failed.")

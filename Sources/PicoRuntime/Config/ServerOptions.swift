@@ -238,6 +238,25 @@ public enum ServerOptions {
         },
         address("cluster.gossip.bind_addr", ":8003", "Gossip: UDP datagrams and TCP state exchanges on one address.") { $0.gossipBind = $1 },
         address("cluster.gossip.advertise_addr", "derived", "The gossip address other nodes use.") { $0.gossipAdvertise = $1 },
+        ServerOption(key: "cluster.gossip.secret_keys", defaultText: "none", help: "Gossip keys (Base64 of 32 bytes each, e.g. from openssl rand -base64 32), comma-separated: every datagram and state exchange is sealed with AES-256-GCM under the first and opened with any of them; gossip that does not authenticate is dropped unread. At most 4. Rotate by adding the new key second, then moving it first, then removing the old one, each step on every node before the next.") { settings, text in
+            guard case .success(let keyring) = GossipKeyring.parse(text) else {
+                if case .failure(let error) = GossipKeyring.parse(text) { return error.message }
+                return "expected Base64 keys"
+            }
+            settings.gossipSecretKeys = keyring
+            return nil
+        },
+        path("cluster.gossip.secret_keys_file", "A file of gossip keys, one per line (the first seals, all open; # comments): as cluster.gossip.secret_keys, but read again every tls.reload_interval and on SIGHUP, so keys rotate without a restart (a new file is used once two checks in a row see it).") { $0.gossipSecretKeysFile = $1 },
+        ServerOption(key: "cluster.gossip.verify_incoming", defaultText: "true", help: "With gossip keys: refuse plain-text gossip. Set false on every node while turning encryption on across a running cluster (memberlist's GossipVerifyIncoming).") { settings, text in
+            guard let value = Bool(text) else { return "expected true or false" }
+            settings.gossipVerifyIncoming = value
+            return nil
+        },
+        ServerOption(key: "cluster.gossip.verify_outgoing", defaultText: "true", help: "With gossip keys: seal what this node sends. Set false on every node in the first step of turning encryption on, so nodes without keys still hear it (memberlist's GossipVerifyOutgoing).") { settings, text in
+            guard let value = Bool(text) else { return "expected true or false" }
+            settings.gossipVerifyOutgoing = value
+            return nil
+        },
         connectionCap("cluster.gossip.max_state_exchanges", 64, "State-exchange connections from peers at once (those still sending their request included); more are closed at once.", \.maxStateExchanges),
         membershipDuration("cluster.gossip.interval", "Time between gossip rounds.", \.gossipInterval),
         membershipCount("cluster.gossip.max_packet_size", "Largest gossip datagram, in bytes.", 512...65_000, \.maxPacketSize),
@@ -316,6 +335,7 @@ public enum ServerOptions {
         if let problem = probe.validationErrors().first { throw ConfigError(problem) }
         try settings.validateTLS()
         try settings.validateAuth()
+        try settings.validateGossipKeys()
         return settings
     }
 

@@ -88,6 +88,27 @@ public struct ServerSettings: Hashable, Sendable {
     /// `cluster.gossip.max_state_exchanges`: state-exchange connections from peers at once
     /// (waiting for their request included); more are closed at once.
     public var maxStateExchanges = 64
+    /// Where the gossip keys come from.
+    public enum GossipKeys: Hashable, Sendable {
+        /// `cluster.gossip.secret_keys`: these keys, for the process's life.
+        case inline(GossipKeyring)
+        /// `cluster.gossip.secret_keys_file`: the file's keys, read again as it changes.
+        case file(String)
+    }
+
+    /// `cluster.gossip.secret_keys`.
+    public var gossipSecretKeys: GossipKeyring?
+    /// `cluster.gossip.secret_keys_file`.
+    public var gossipSecretKeysFile: String?
+    /// The gossip keys (nil: gossip in plain text).
+    public var gossipKeys: GossipKeys? {
+        if let file = self.gossipSecretKeysFile { return .file(file) }
+        return self.gossipSecretKeys.map { .inline($0) }
+    }
+    /// `cluster.gossip.verify_incoming`: with keys, refuse plain-text gossip.
+    public var gossipVerifyIncoming = true
+    /// `cluster.gossip.verify_outgoing`: with keys, seal outgoing gossip.
+    public var gossipVerifyOutgoing = true
     /// `cluster.join`: IPs, `host:port` or DNS names of the nodes to join (empty: run alone).
     public var join: [String] = []
     /// The membership protocol's settings (`cluster.gossip.*`, `cluster.join_timeout`,
@@ -197,6 +218,17 @@ extension ServerSettings {
         // node to present one, or forwards to it (or admin ?forward=) are refused.
         for (port, settings) in [("proxy", proxy), ("admin", admin)] where settings?.clientCAsPath != nil && client.certificatePath == nil {
             throw ConfigError("\(port).tls.client_cas needs proxy.tls.client.cert and proxy.tls.client.key: other nodes present them when they forward to this port")
+        }
+    }
+
+    /// The gossip key settings fit together: one source of keys, and the verify switches only
+    /// with keys.
+    func validateGossipKeys() throws(ConfigError) {
+        if self.gossipSecretKeys != nil, self.gossipSecretKeysFile != nil {
+            throw ConfigError("cluster.gossip.secret_keys and cluster.gossip.secret_keys_file: give one of them")
+        }
+        if self.gossipKeys == nil, !self.gossipVerifyIncoming || !self.gossipVerifyOutgoing {
+            throw ConfigError("cluster.gossip.verify_incoming and verify_outgoing apply with gossip keys only (cluster.gossip.secret_keys or secret_keys_file)")
         }
     }
 

@@ -60,6 +60,8 @@ public final class PicoNode: @unchecked Sendable {
     let adminAuth: TokenVerifier?
     /// The admin port's token check, on the control loop (which serves the admin port).
     lazy var adminGate: TokenGate? = self.adminAuth.map { TokenGate(port: .admin, verifier: $0) }
+    /// `cluster.gossip.secret_keys_file`, when the gossip keys come from a file.
+    let gossipKeyFile: GossipKeyFile?
     private var reloadTimer: LoopTimer?
     /// The upstream address agents are told about (informational; not gossiped).
     public let upstreamAdvertised: Address
@@ -112,7 +114,16 @@ public final class PicoNode: @unchecked Sendable {
             randomSeed: UInt64(bitPattern: MonotonicClock.wallMilliseconds()) ^ UInt64(truncatingIfNeeded: MonotonicClock.now().nanoseconds))
         configuration.epoch = UInt64(MonotonicClock.wallMilliseconds())
         self.upstreamAdvertised = try AdvertiseAddress.derive(explicit: settings.upstreamAdvertise, bound: upstream.address, interfaces: interfaces, key: "upstream.advertise_addr")
-        self.cluster = try ClusterNode(configuration: configuration)
+        self.gossipKeyFile = try settings.gossipSecretKeysFile.map { path throws(ConfigError) in try GossipKeyFile(path: path) }
+        let keyring = self.gossipKeyFile?.keyring ?? settings.gossipSecretKeys
+        let security = keyring.map {
+            GossipSecurity(keyring: $0, cipher: AESGCMGossipCipher(), verifyIncoming: settings.gossipVerifyIncoming, verifyOutgoing: settings.gossipVerifyOutgoing)
+        }
+        self.cluster = try ClusterNode(configuration: configuration, security: security)
+        if let keyring {
+            log.info("gossip is sealed (AES-256-GCM)", [("keys", .string(keyring.keys.map(KeyFingerprint.of).joined(separator: ","))),
+                                                         ("verify_incoming", .bool(settings.gossipVerifyIncoming)), ("verify_outgoing", .bool(settings.gossipVerifyOutgoing))])
+        }
         self.proxyListener = proxy
         self.upstreamListener = upstream
         self.adminListener = admin
@@ -131,7 +142,7 @@ public final class PicoNode: @unchecked Sendable {
             listener.onBackOff = { [unowned self] error in self.acceptBackedOff(port, error) }
         }
         gossip.onDatagram = { [unowned self] bytes, from in
-            self.gossipMetrics.count(datagram: bytes, incoming: true)
+            self.gossipMetrics.count(datagram: bytes, incoming: true, security: self.cluster.security)
             if self.lastHeard.count >= Self.lastHeardLimit, self.lastHeard[from] == nil { self.lastHeard.removeAll() }
             self.lastHeard[from] = MonotonicClock.wallMilliseconds()
             self.handle(.datagramReceived(bytes, from: from))
@@ -166,10 +177,19 @@ public final class PicoNode: @unchecked Sendable {
     /// that do not load leave the old ones in use.
     public func reloadCertificates(_ trigger: CertificateReload.Trigger) {
         TLSCredentials.reload(self.allCredentials, trigger, log: self.log)
+        switch self.gossipKeyFile?.check(trigger) {
+        case .loaded(let keyring)?:
+            self.log.info("gossip keys loaded", [("file", .string(self.gossipKeyFile?.path ?? "")), ("keys", .string(keyring.keys.map(KeyFingerprint.of).joined(separator: ",")))])
+            self.handle(.gossipKeyringChanged(keyring))
+        case .refused(let reason)?:
+            self.log.warn("gossip key file not loaded; the keys in use stay", [("error", .string(reason))])
+        case .unchanged?, nil:
+            break
+        }
     }
 
     private func armCertificateReload() {
-        guard self.settings.tlsReloadInterval > .zero, !self.allCredentials.isEmpty else { return }
+        guard self.settings.tlsReloadInterval > .zero, !self.allCredentials.isEmpty || self.gossipKeyFile != nil else { return }
         self.reloadTimer = self.loop.schedule(after: self.settings.tlsReloadInterval) { [weak self] in
             self?.reloadCertificates(.periodic)
             self?.armCertificateReload()
@@ -233,11 +253,13 @@ public final class PicoNode: @unchecked Sendable {
                     self.gossipMetrics.malformed += 1
                 case .membership(.forgedClaimDropped):
                     self.gossipMetrics.forged += 1
+                case .unauthenticatedMessage:
+                    self.gossipMetrics.unauthenticated += 1
                 default:
                     break
                 }
             case .sendDatagram(let bytes, let address):
-                self.gossipMetrics.count(datagram: bytes, incoming: false)
+                self.gossipMetrics.count(datagram: bytes, incoming: false, security: self.cluster.security)
                 self.gossip?.send(bytes, to: address)
             case .resolveSeeds(let names):
                 self.resolveSeeds(names)

@@ -41,6 +41,8 @@ public struct TraceRecord: Hashable, Sendable {
             self.init("tunnel-rejected", [("tunnel", "\(tunnel.rawValue)"), ("reason", reason)])
         case .malformedMessage(let from, let error):
             self.init("malformed", [("from", from.map { "\($0)" } ?? "-"), ("error", error.description)])
+        case .unauthenticatedMessage(let from, let refusal):
+            self.init("unauthenticated", [("from", from.map { "\($0)" } ?? "-"), ("refusal", refusal == .notSealed ? "not-sealed" : "no-key-opens")])
         case .datagramSendFailed(let to):
             self.init("send-failed", [("to", "\(to)")])
         case .stateExchangeFailed(let to, let reason):
