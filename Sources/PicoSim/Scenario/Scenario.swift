@@ -64,6 +64,9 @@ public struct Scenario: Sendable {
         /// A hostile host outside the cluster sends the pods forged and garbled gossip until the
         /// entry's `for:` runs out (or `recover`).
         case nemesis(NemesisAttack)
+        /// The gossip key file of these pods (every pod when empty) now holds `keys` (names, the
+        /// sealing one first): running processes load it, and later ones start with it.
+        case gossipKeys(pods: [Int], keys: [String])
     }
 
     /// What a run is expected to show: every check passing, or one named check failing (a known
@@ -131,6 +134,9 @@ public struct Scenario: Sendable {
     public var publishNotReadyAddresses: Bool
     /// The pods' termination grace period (also Pico's `grace_period`).
     public var terminationGracePeriod: Duration
+    /// `spec.topology.gossipKeys`: the names of the gossip keys every pod starts with, the
+    /// sealing one first (empty: gossip in plain text).
+    public var gossipKeys: [String] = []
     /// The timeline, sorted by time (file order for equal times).
     public var timeline: [Event]
     /// The checks.
@@ -174,6 +180,9 @@ extension Scenario.Action {
             guard let kept = pods(attack.pods) else { return nil }
             attack.pods = kept
             return .nemesis(attack)
+        case .gossipKeys(let list, let keys):
+            guard !list.isEmpty else { return self }
+            return pods(list).map { .gossipKeys(pods: $0, keys: keys) }
         case .rollout, .partition, .heal, .scale, .stopClients, .recover:
             return self
         }

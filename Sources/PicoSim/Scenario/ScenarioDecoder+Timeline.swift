@@ -3,7 +3,7 @@ import PicoModel
 extension ScenarioDecoder {
     static let actionKeys = [
         "rollout", "crash", "restart", "terminate", "pause", "resume", "partition", "heal", "hold", "release", "netem", "scale",
-        "stop-clients", "recover", "nemesis",
+        "stop-clients", "recover", "nemesis", "gossip-keys",
     ]
     static let undoable: Set<String> = ["partition", "pause", "netem", "hold", "nemesis"]
 
@@ -77,6 +77,12 @@ extension ScenarioDecoder {
             action = .stopClients
         case "nemesis":
             action = .nemesis(try self.decodeNemesis(&body, replicas: replicas))
+        case "gossip-keys":
+            guard let keys = try self.decodeKeyNames(&body, key: "keys") else {
+                throw body.error("keys", "is required: the key names the pods' key file now holds, the sealing one first")
+            }
+            let pods = body.has("pod") || body.has("pods") ? try self.podList(&body, replicas: replicas) : []
+            action = .gossipKeys(pods: pods, keys: keys)
         default:
             throw fields.error(key, "is not an action")
         }

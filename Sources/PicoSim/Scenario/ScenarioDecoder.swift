@@ -62,6 +62,7 @@ public enum ScenarioDecoder {
         }
         let agents = try self.decodeAgents(&topology)
         let clients = try self.decodeClients(&topology, served: agents.map(\.endpoint))
+        let gossipKeys = try self.decodeKeyNames(&topology, key: "gossipKeys") ?? []
         try topology.finish()
         var network = LinkProfile.lan
         if var fields = try spec.mapping("network") {
@@ -79,10 +80,31 @@ public enum ScenarioDecoder {
         let checks = try self.decodeChecks(&spec, duration: duration)
         let expect = try self.decodeExpectation(&spec, checks: checks)
         try spec.finish()
-        return Scenario(
+        var scenario = Scenario(
             name: name, file: file, seed: seed ?? fileSeed, duration: duration, pods: pods, startup: startup, agents: agents,
             clients: clients, network: network, dnsLag: dnsLag, loadBalancerLag: loadBalancerLag,
             publishNotReadyAddresses: publishNotReady, terminationGracePeriod: grace, timeline: timeline, checks: checks, expect: expect)
+        scenario.gossipKeys = gossipKeys
+        return scenario
+    }
+
+    /// A list of 1 to `GossipKeyring.maxKeys` distinct key names (letters, digits, '-', '_'),
+    /// the sealing key first; nil when the key is absent.
+    static func decodeKeyNames(_ fields: inout YAMLFields, key: String) throws(YAMLError) -> [String]? {
+        guard let items = try fields.sequence(key) else { return nil }
+        var names: [String] = []
+        for (index, item) in items.enumerated() {
+            guard let name = item.scalarText, !name.isEmpty, name.utf8.count <= 64,
+                  name.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x5F }) else {
+                throw fields.error("\(key)[\(index)]", "must be a key name of 1 to 64 letters, digits, '-' or '_'", at: item)
+            }
+            guard !names.contains(name) else { throw fields.error("\(key)[\(index)]", "repeats key '\(name)'", at: item) }
+            names.append(name)
+        }
+        guard (1...GossipKeyring.maxKeys).contains(names.count) else {
+            throw fields.error(key, "must name 1 to \(GossipKeyring.maxKeys) keys, the sealing one first", at: fields.node[key])
+        }
+        return names
     }
 
     static func decodeAgents(_ topology: inout YAMLFields) throws(YAMLError) -> [AgentSpec] {

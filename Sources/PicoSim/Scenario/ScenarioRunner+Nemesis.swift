@@ -13,9 +13,11 @@ extension ScenarioRunner {
         var malformed = 0
         var forged = 0
         var reborn = 0
+        var unauthenticated = 0
         for (_, _, event) in world.events {
             switch event {
             case .malformedMessage: malformed += 1
+            case .unauthenticatedMessage: unauthenticated += 1
             case .membership(.forgedClaimDropped): forged += 1
             case .membership(.reborn): reborn += 1
             default: continue
@@ -23,7 +25,7 @@ extension ScenarioRunner {
         }
         var figures: [(String, String)] = [
             ("nemesis", "\(nemesis.sent.reduce(0, +)) forged inputs sent (\(kinds.joined(separator: ", "))), \(nemesis.delivered) delivered"),
-            ("pods under attack", "\(malformed) malformed inputs refused, \(forged) forged claims about themselves dropped, \(reborn) rebirths"),
+            ("pods under attack", "\(unauthenticated) unauthenticated inputs dropped unread, \(malformed) malformed inputs refused, \(forged) forged claims about themselves dropped, \(reborn) rebirths"),
         ]
         let membership = world.observations.membershipConvergedSince.map { "membership \(ReportTime.text(seconds: max(0, ($0 - lastEnd).secondsDouble)))" } ?? "membership never"
         let endpoints = world.observations.endpointsConvergedSince.map { "endpoint tables \(ReportTime.text(seconds: max(0, ($0 - lastEnd).secondsDouble)))" } ?? "endpoint tables never"

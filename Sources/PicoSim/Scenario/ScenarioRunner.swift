@@ -138,6 +138,7 @@ public enum ScenarioRunner {
         }
         capacity += surge
         var world = SimWorld(podCount: capacity, seed: scenario.seed, settings: settings, network: scenario.network)
+        world.defaultGossipKeyNames = scenario.gossipKeys
         world.nemesis.sniffing = scenario.timeline.contains { if case .nemesis = $0.action { true } else { false } }
         return world
     }
@@ -208,6 +209,10 @@ public enum ScenarioRunner {
             let attacking = world.nemesis.isAttacking
             let restarted = world.recover()
             return "recover: \(attacking ? "attacks stopped, " : "")links healed and released, impairments cleared, pods resumed, \(restarted) crashed pod(s) restarted"
+        case .gossipKeys(let pods, let keys):
+            let targets = pods.isEmpty ? Array(world.pods.indices) : pods
+            world.setGossipKeys(keys, pods: targets, everyPod: pods.isEmpty)
+            return "gossip keys of \(pods.isEmpty ? "every pod" : self.names(pods, world)) now [\(keys.joined(separator: ", "))]"
         case .nemesis(let attack):
             world.startNemesis(attack, id: id)
             let targets = attack.pods.isEmpty ? "every pod" : self.names(attack.pods, world)

@@ -20,6 +20,7 @@ public enum ScenarioWriter {
             "    pods: \(scenario.pods)",
             "    startup: \(scenario.startup.rawValue)",
         ]
+        if !scenario.gossipKeys.isEmpty { lines.append("    gossipKeys: [\(scenario.gossipKeys.joined(separator: ", "))]") }
         if !scenario.agents.isEmpty {
             lines.append("    agents:")
             var groups: [(endpoint: String, count: Int)] = []
@@ -95,6 +96,8 @@ public enum ScenarioWriter {
         case .stopClients: "stop-clients: {}"
         case .recover: "recover: {}"
         case .nemesis(let attack): "nemesis: \(self.nemesis(attack))"
+        case .gossipKeys(let pods, let keys):
+            "gossip-keys: {\(pods.isEmpty ? "" : "pods: [\(pods.map(String.init).joined(separator: ", "))], ")keys: [\(keys.joined(separator: ", "))]}"
         }
     }
 

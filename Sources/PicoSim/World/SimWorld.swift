@@ -73,6 +73,11 @@ public struct SimWorld: Sendable {
     /// Pods a timeline `crash` or `terminate` stopped and nothing restarted yet (`recover`
     /// restarts them).
     public internal(set) var stoppedByTimeline: Set<Int> = []
+    /// Each pod's gossip key names, where a `gossip-keys` action named the pod.
+    var gossipKeyNames: [Int: [String]] = [:]
+    /// The gossip key names of every other pod (`spec.topology.gossipKeys`, or the last
+    /// `gossip-keys` action for every pod).
+    public var defaultGossipKeyNames: [String] = []
     /// Pods `recover` found still shutting down: the kubelet restarts each once it exits.
     public internal(set) var restartWhenExited: Set<Int> = []
     /// The hostile host outside the cluster (timeline `nemesis` entries).
@@ -123,7 +128,7 @@ public struct SimWorld: Sendable {
         configuration.epoch = UInt64(max(0, self.now.nanoseconds / 1_000_000))
         configuration.randomSeed = self.streams.seed("node/\(pod.name)/\(pod.boot)")
         do {
-            pod.node = try ClusterNode(configuration: configuration)
+            pod.node = try ClusterNode(configuration: configuration, security: self.gossipSecurity(for: index))
         } catch {
             self.violations.append((self.now, pod.name, "invalid configuration: \(error)"))
             return
