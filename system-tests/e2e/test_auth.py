@@ -492,6 +492,61 @@ class GossipSecurityTests(unittest.TestCase):
         self.assertIn("cluster.gossip.secret_keys_file: reading /nonexistent/keys: No such file or directory", missing.stderr)
 
 
+class ClusterAuthTests(unittest.TestCase):
+    """Tokens across a forward: with sealed gossip the holder trusts a member's proof and the
+    token stops at the entry node; without, the holder checks the token again."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.keys = Keys()
+        cls.backend, cls.http_port, _ = start_backend()
+        cls.processes = []
+
+    @classmethod
+    def tearDownClass(cls):
+        for process in cls.processes:
+            process.kill()
+        cls.backend.kill()
+
+    def pair(self, *flags, holder_auth=None):
+        holder = Node(*(holder_auth or auth_flags(self.keys)), *flags)
+        entry = Node(*auth_flags(self.keys), *flags, "--cluster.join", f"127.0.0.1:{holder.gossip}")
+        self.processes += [holder.process, entry.process]
+        self.processes.append(start_agent(holder, "app", self.http_port))
+        harness.wait_until(lambda: get(entry, headers=bearer(token(self.keys, "ES256")))[0] == 200, what="the entry node routes to the holder")
+        return holder, entry
+
+    def test_withSealedGossip_aProvenForwardIsTrusted_andAClientsOwnMarkIsNot(self):
+        # The holder takes tokens under another secret only: a forwarded request it serves was
+        # let in by the entry node's check, on the entry's proof.
+        holder, entry = self.pair("--cluster.gossip.secret-keys", gossip_key(), holder_auth=["--proxy.auth.hmac-secret-key", "another-secret-of-32-bytes-or-more!!"])
+        status, body, _ = get(entry, "/headers", headers=bearer(token(self.keys, "ES256")))
+        self.assertEqual(status, 200)
+        self.assertNotIn(b"authorization", body)
+        self.assertNotIn(b"x-pico-forward", body)
+        self.assertEqual(failures(holder, "proxy", "missing_authorization"), 0, "the holder did not check a token it never got")
+        self.assertEqual(get(holder, headers=bearer(token(self.keys, "ES256")))[0], 401, "at the holder itself, the entry's keys do not count")
+        # A client posing as a node, at the holder: a mark without a proof, with a made-up one,
+        # or with one made under another key is not a member's.
+        mac = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+        for proof in (None, f"{int(time.time())}.{mac}", "garbage"):
+            headers = {"x-pico-forward": "true", **({"x-pico-forward-proof": proof} if proof else {})}
+            status, body, _ = get(holder, headers=headers)
+            self.assertEqual((status, json.loads(body)), (401, {"error": "missing authorization"}), proof)
+        # With a token, a client's mark gets it served but trusted for nothing.
+        holder_token = jwt.encode({"exp": int(time.time()) + 60}, "another-secret-of-32-bytes-or-more!!", algorithm="HS256")
+        status, body, _ = get(holder, "/headers", headers={"x-pico-forward": "true", "X-Forwarded-Proto": "https", **bearer(holder_token)})
+        self.assertEqual(status, 200)
+        self.assertIn(b"x-forwarded-proto: http\n", body)
+
+    def test_withoutGossipKeys_theHolderChecksTheTokenAgain(self):
+        holder, entry = self.pair()
+        status, body, _ = get(entry, "/headers", headers=bearer(token(self.keys, "RS256")))
+        self.assertEqual(status, 200)
+        self.assertNotIn(b"authorization", body)
+        self.assertEqual(get(entry)[0], 401)
+
+
 class AuthSettingsTests(unittest.TestCase):
     def run_server(self, *flags):
         return subprocess.run([harness.PICO, "server", "--validate", *flags], capture_output=True, text=True, timeout=20)

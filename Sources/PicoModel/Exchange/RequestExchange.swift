@@ -155,9 +155,10 @@ public struct RequestExchange: Sendable {
 
     /// The request's endpoint, from `x-pico-endpoint` or the `Host` label.
     public let endpoint: String?
-    /// The request carries `x-pico-forward: true` from a live member's proxy host: a peer
-    /// forwarded it, so its `X-Forwarded-Proto` and `-Host` are the peer's and are kept. From
-    /// anyone else the mark is not trusted for those headers.
+    /// The request carries `x-pico-forward: true` from a member: with sealed gossip, with a
+    /// `ForwardProof` that verified; without, from a live member's proxy host. A peer forwarded
+    /// it, so its `X-Forwarded-Proto` and `-Host` are the peer's and are kept. From anyone else
+    /// the mark is not trusted for those headers.
     public let arrivedFromPeer: Bool
     /// The request carries `x-pico-forward: true`, trusted or not: it is never forwarded (one
     /// hop). A sender the node does not know as a member yet (it joined moments ago, or forged
@@ -201,13 +202,18 @@ public struct RequestExchange: Sendable {
     /// `router`. `moves`, `avoiding` and `holderWaits` carry over when the connection moved here for it;
     /// `firstOnConnection` when it is the first request its connection carries.
     public init(head: HTTPRequestHead, framing: HTTPBodyFraming, clientHost: String?, router: LoopRouter,
-                settings: ExchangeSettings, access: RequestAccess = .open, moves: Int = 0, avoiding: [NodeUID] = [], holderWaits: Int = 0,
-                firstOnConnection: Bool = false) {
+                settings: ExchangeSettings, access: RequestAccess = .open, forwardProof: ForwardProof.Check = .notApplicable,
+                moves: Int = 0, avoiding: [NodeUID] = [], holderWaits: Int = 0, firstOnConnection: Bool = false) {
         self.endpoint = HTTPProxyRules.endpoint(of: head)
-        self.access = access.restricted(to: self.endpoint)
         let marked = head.headers.first("x-pico-forward") == "true"
         self.forwardMarked = marked
-        self.arrivedFromPeer = marked && clientHost.map(router.isPeerHost) == true
+        switch forwardProof {
+        case .notApplicable: self.arrivedFromPeer = marked && clientHost.map(router.isPeerHost) == true
+        case .verified: self.arrivedFromPeer = marked
+        case .refused: self.arrivedFromPeer = false
+        }
+        // A member's proof vouches for the token check the forwarding node made.
+        self.access = self.arrivedFromPeer && forwardProof == .verified ? .vouchedByMember : access.restricted(to: self.endpoint)
         self.method = head.method
         self.framing = framing
         self.isPicoPath = head.path.hasPrefix("/_pico")

@@ -89,14 +89,17 @@ public enum HTTPProxyRules {
     /// dropped. `framing` is the request's, when the caller has it from the decoder. A forward
     /// asks for a heartbeat every `heartbeat` when given (`ForwardHeartbeat`); the field never
     /// reaches an upstream service, and a client's own is dropped. `credentialHeader`, the field
-    /// whose token the port verified, goes to a peer (which verifies it again) but never to an
-    /// upstream service.
+    /// whose token the port verified, never reaches an upstream service; it goes to a peer
+    /// (which verifies it again) only when the forward carries no `ForwardProof` (`proof`, the
+    /// field's value: the peer then trusts this node's check). A client's own proof is dropped.
     public static func upstreamRequest(
         _ head: HTTPRequestHead, clientIP: String?, scheme: String, to hop: NextHop, arrivedFromPeer: Bool = false,
-        framing: HTTPBodyFraming? = nil, heartbeat: Duration? = nil, credentialHeader: String? = nil
+        framing: HTTPBodyFraming? = nil, heartbeat: Duration? = nil, credentialHeader: String? = nil, proof: String? = nil
     ) -> HTTPRequestHead {
         var headers = Self.endToEnd(head.headers, keepUpgrade: head.isUpgrade)
-        if hop == .tunnel, let credentialHeader, headers.contains(credentialHeader) { headers.remove(credentialHeader) }
+        if hop == .tunnel || proof != nil, let credentialHeader, headers.contains(credentialHeader) { headers.remove(credentialHeader) }
+        if headers.contains(ForwardProof.header) { headers.remove(ForwardProof.header) }
+        if hop == .peer, let proof { headers.add(name: ForwardProof.header, value: proof) }
         let framing = framing ?? Self.framing(ofRequest: head)
         if framing == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
         Self.restateContentLength(framing, in: &headers)

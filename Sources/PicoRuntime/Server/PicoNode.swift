@@ -62,6 +62,8 @@ public final class PicoNode: @unchecked Sendable {
     lazy var adminGate: TokenGate? = self.adminAuth.map { TokenGate(port: .admin, verifier: $0) }
     /// `cluster.gossip.secret_keys_file`, when the gossip keys come from a file.
     let gossipKeyFile: GossipKeyFile?
+    /// With sealed gossip: the proofs forwards carry, from keys derived from the gossip keys.
+    let forwardSigner: ForwardSigner?
     private var reloadTimer: LoopTimer?
     /// The upstream address agents are told about (informational; not gossiped).
     public let upstreamAdvertised: Address
@@ -120,6 +122,7 @@ public final class PicoNode: @unchecked Sendable {
             GossipSecurity(keyring: $0, cipher: AESGCMGossipCipher(), verifyIncoming: settings.gossipVerifyIncoming, verifyOutgoing: settings.gossipVerifyOutgoing)
         }
         self.cluster = try ClusterNode(configuration: configuration, security: security)
+        self.forwardSigner = keyring.map(ForwardSigner.init)
         if let keyring {
             log.info("gossip is sealed (AES-256-GCM)", [("keys", .string(keyring.keys.map(KeyFingerprint.of).joined(separator: ","))),
                                                          ("verify_incoming", .bool(settings.gossipVerifyIncoming)), ("verify_outgoing", .bool(settings.gossipVerifyOutgoing))])
@@ -181,6 +184,7 @@ public final class PicoNode: @unchecked Sendable {
         case .loaded(let keyring)?:
             self.log.info("gossip keys loaded", [("file", .string(self.gossipKeyFile?.path ?? "")), ("keys", .string(keyring.keys.map(KeyFingerprint.of).joined(separator: ",")))])
             self.handle(.gossipKeyringChanged(keyring))
+            self.forwardSigner?.update(keyring)
         case .refused(let reason)?:
             self.log.warn("gossip key file not loaded; the keys in use stay", [("error", .string(reason))])
         case .unchanged?, nil:

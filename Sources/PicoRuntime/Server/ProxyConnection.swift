@@ -213,10 +213,17 @@ final class ProxyConnection: ConnectionDelegate {
         self.leaveIdle()
         self.exchangeDeadline = nil
         let shard = self.shard
-        let access = checked ?? shard.proxyGate.map { $0.access(head.headers, now: MonotonicClock.wallMilliseconds()) } ?? .open
+        let wallNow = MonotonicClock.wallMilliseconds()
+        var proof = ForwardProof.Check.notApplicable
+        if let signer = shard.node.forwardSigner, head.headers.first("x-pico-forward") == "true" {
+            proof = signer.check(head.headers.first(ForwardProof.header), method: head.method, target: head.target,
+                                 endpoint: HTTPProxyRules.endpoint(of: head), now: wallNow / 1_000)
+        }
+        // A member's proven forward was checked by that member: no token check here.
+        let access = proof == .verified ? .open : checked ?? shard.proxyGate.map { $0.access(head.headers, now: wallNow) } ?? .open
         let machine = RequestExchange(head: head, framing: self.decoder.headFraming, clientHost: self.clientIP, router: shard.router,
-                                      settings: shard.exchangeSettings, access: access, moves: moves, avoiding: avoiding, holderWaits: holderWaits,
-                                      firstOnConnection: self.requestsBegun == 0)
+                                      settings: shard.exchangeSettings, access: access, forwardProof: proof, moves: moves, avoiding: avoiding,
+                                      holderWaits: holderWaits, firstOnConnection: self.requestsBegun == 0)
         if case .refused(let failure) = machine.access { shard.metrics.update { $0.authFailures.record(.proxy, failure.reason) } }
         self.requestsBegun += 1
         let flow = ExchangeFlow(head: head, framing: self.decoder.headFraming, requestEnded: requestEnded, clientFinished: self.clientFinished)
@@ -340,10 +347,13 @@ final class ProxyConnection: ConnectionDelegate {
         // follow a decoder left mid-answer (interim heads, or part of a head).
         if exchange.response.state != .idle || exchange.response.bufferedByteCount > 0 { exchange.response = HTTP1ResponseDecoder() }
         exchange.response.expectResponse(to: exchange.head.method)
+        let toPeer = exchange.machine.peer != nil
+        let proof = toPeer ? self.shard.node.forwardSigner?.proof(method: exchange.head.method, target: exchange.head.target,
+                                                                  endpoint: exchange.machine.endpoint, now: MonotonicClock.wallMilliseconds() / 1_000) : nil
         let request = HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(
-            exchange.head, clientIP: self.clientIP, scheme: "http", to: exchange.machine.peer == nil ? .tunnel : .peer,
+            exchange.head, clientIP: self.clientIP, scheme: "http", to: toPeer ? .peer : .tunnel,
             arrivedFromPeer: exchange.machine.arrivedFromPeer, framing: exchange.requestFraming, heartbeat: exchange.machine.heartbeatRequest,
-            credentialHeader: exchange.machine.access.consumedHeader))
+            credentialHeader: exchange.machine.access.consumedHeader, proof: proof))
         if exchange.flow.headIsWholeRequest {
             request.withUnsafeBytes { upstream.sendWhole(raw: $0) }
         } else {

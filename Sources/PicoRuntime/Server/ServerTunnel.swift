@@ -118,7 +118,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
                 return false
             case .granted(let grant, _):
                 if !self.shard.settings.upstreamAuth.disableDisconnectOnExpiry { self.validUntil = grant.validUntil }
-            case .open:
+            case .open, .vouchedByMember:
                 break
             }
         }

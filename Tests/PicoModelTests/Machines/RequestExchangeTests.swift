@@ -64,6 +64,38 @@ struct RequestExchangeTests {
         #expect(inside.access.consumedHeader == "x-pico-authorization")
     }
 
+    @Test func test_withSealedGossip_onlyAProvenForwardIsTrusted_andItsTokenCheckIsTheForwardersOwn() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
+        let missing = RequestAccess.refused(AuthFailure(.missingAuthorization))
+        var proven = RequestExchange(head: Self.head(forwardMark: true), framing: .none, clientHost: "203.0.113.9", router: router,
+                                     settings: ExchangeSettings(), access: missing, forwardProof: .verified)
+        #expect(proven.arrivedFromPeer && proven.access == .vouchedByMember)
+        #expect(proven.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
+        // A mark without a proof that verifies: not a member's, whatever address it comes from;
+        // still never forwarded again.
+        var claimed = RequestExchange(head: Self.head(forwardMark: true), framing: .none, clientHost: "203.0.113.9", router: router,
+                                      settings: ExchangeSettings(), access: missing, forwardProof: .refused)
+        #expect(!claimed.arrivedFromPeer && claimed.forwardMarked)
+        #expect(claimed.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 401, message: "missing authorization", close: false))
+        // A verified proof on a request without the mark proves nothing.
+        let unmarked = RequestExchange(head: Self.head(), framing: .none, clientHost: nil, router: router, settings: ExchangeSettings(), access: missing, forwardProof: .verified)
+        #expect(!unmarked.arrivedFromPeer && unmarked.access == missing)
+    }
+
+    @Test func test_forwardProofs_parseStrictly_andAreFreshWithinAMinuteEitherWay() {
+        let mac = [UInt8](repeating: 9, count: 32)
+        let value = ForwardProof.value(time: 1_700_000_000, mac: mac)
+        #expect(ForwardProof.parse(value)?.time == 1_700_000_000 && ForwardProof.parse(value)?.mac == mac)
+        for bad in ["", "1700000000", ".abc", "-5.\(Base64URL.encode(mac))", "1700000000.\(Base64URL.encode(mac.dropLast()))",
+                    "9999999999999.\(Base64URL.encode(mac))", "17e8.\(Base64URL.encode(mac))", String(repeating: "1", count: 200)] {
+            #expect(ForwardProof.parse(bad) == nil, "\(bad)")
+        }
+        #expect(ForwardProof.isFresh(1_000, now: 1_060) && ForwardProof.isFresh(1_060, now: 1_000))
+        #expect(!ForwardProof.isFresh(1_000, now: 1_061) && !ForwardProof.isFresh(1_061, now: 1_000))
+        #expect(ForwardProof.message(method: "GET", target: "/a", endpoint: "svc", time: 5) != ForwardProof.message(method: "GET", target: "/a", endpoint: "other", time: 5))
+    }
+
     @Test func test_noHolderYet_waitsBounded_thenServesWhenRoutingLearnsOne() {
         var router = LoopRouter(loop: 0, seed: 1)
         var exchange = Self.exchange(router: router)
