@@ -467,7 +467,7 @@ class GossipSecurityTests(unittest.TestCase):
                 traffic(0.7)
             traffic(1.0)
         self.assertEqual(failures_seen, [], f"{len(failures_seen)} of {len(statuses)} requests failed")
-        self.assertGreater(len(statuses), 200)
+        self.assertGreater(len(statuses), 100, "traffic ran through every step")
         for node in nodes:
             self.assertEqual(set(self.members(node).values()), {"active"}, "nobody suspected or declared dead")
             self.assertEqual(metric(node, "pico_gossip_unauthenticated_total"), 0)
