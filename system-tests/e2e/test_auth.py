@@ -53,6 +53,15 @@ class Keys:
         self.p384 = ec.generate_private_key(ec.SECP384R1())
         self.ed25519 = ed25519.Ed25519PrivateKey.generate()
         self.other_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.other_p256 = ec.generate_private_key(ec.SECP256R1())
+        self.other_p384 = ec.generate_private_key(ec.SECP384R1())
+        self.other_ed25519 = ed25519.Ed25519PrivateKey.generate()
+
+    def other_key(self, algorithm):
+        """A key of the right type that the node does not hold."""
+        return {"HS": "some-other-secret-of-32-bytes-or-more", "RS": self.other_rsa, "PS": self.other_rsa, "ES256": self.other_p256,
+                "ES384": self.other_p384, "EdDSA": self.other_ed25519}.get(algorithm) or {"HS": "some-other-secret-of-32-bytes-or-more",
+                                                                                        "RS": self.other_rsa, "PS": self.other_rsa}[algorithm[:2]]
 
     def signing_key(self, algorithm):
         return {"HS": SECRET, "RS": self.rsa, "PS": self.rsa, "ES256": self.p256, "ES384": self.p384, "EdDSA": self.ed25519}.get(
@@ -129,6 +138,15 @@ class ProxyAuthTests(unittest.TestCase):
         for algorithm in algorithms:
             status, body, _ = get(self.node, headers=bearer(token(self.keys, algorithm)))
             self.assertEqual((status, body), (200, b"hello from backend"), algorithm)
+            # The same algorithm under a key of the right type the node does not hold: refused.
+            forged = jwt.encode({"exp": int(time.time()) + 300}, self.keys.other_key(algorithm), algorithm=algorithm)
+            self.assertRefused(self.node, bearer(forged), "invalid token")
+        # PS256 with the longest salt (as some issuers sign): verified, as golang-jwt does.
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        signing_input = f"{b64(json.dumps({'alg': 'PS256'}).encode())}.{b64(json.dumps({'exp': int(time.time()) + 300}).encode())}"
+        signature = self.keys.rsa.sign(signing_input.encode(), padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH), hashes.SHA256())
+        self.assertEqual(get(self.node, headers=bearer(f"{signing_input}.{b64(signature)}"))[0], 200)
         status, body, _ = get(self.strict, headers=bearer(token(self.keys, "ES384", aud="pico-proxy", iss="https://idp.test")))
         self.assertEqual((status, body), (200, b"hello from backend"))
 
@@ -176,7 +194,7 @@ class ProxyAuthTests(unittest.TestCase):
             "truncated signature": token(self.keys, "ES256")[:-10],
         }
         for name, value in cases.items():
-            self.assertRefused(self.node, bearer(value), "invalid token" if name != "not yet valid" else "invalid token")
+            self.assertRefused(self.node, bearer(value), "invalid token")
         # A megabyte of token is over the head limit: 431, and the node goes on.
         big = socket.create_connection((self.node.host, self.node.proxy), timeout=10)
         big.sendall(b"GET / HTTP/1.1\r\nHost: app\r\nAuthorization: Bearer " + b"e" * (1 << 20) + b"\r\n\r\n")
@@ -205,13 +223,38 @@ class ProxyAuthTests(unittest.TestCase):
         self.assertGreaterEqual(failures(self.strict, "proxy", "wrong_issuer"), 1)
 
     def test_endpointClaims_limitWhichEndpointsATokenReaches(self):
-        for claim in ("pico.endpoints", "piko.endpoints"):
-            limited = token(self.keys, **{claim: ["app"]})
+        # Piko's issuers nest the list ({"piko": {"endpoints": [...]}}); Pico's is the same under
+        # "pico"; a flat dotted name limits the token too.
+        for claims in ({"piko": {"endpoints": ["app"]}}, {"pico": {"endpoints": ["app"]}}, {"pico.endpoints": ["app"]}, {"piko.endpoints": ["app"]}):
+            claim = json.dumps(claims)
+            limited = token(self.keys, **claims)
             self.assertEqual(get(self.node, headers=bearer(limited))[0], 200, claim)
             self.assertRefused(self.node, bearer(limited), "endpoint not permitted", endpoint="other")
-        for unlimited in (token(self.keys), token(self.keys, **{"pico.endpoints": []})):
+        for unlimited in (token(self.keys), token(self.keys, pico={"endpoints": []}), token(self.keys, piko={"tenant": "t"})):
             self.assertEqual(get(self.node, endpoint="other", headers=bearer(unlimited))[0], 200)
         self.assertGreaterEqual(failures(self.node, "proxy", "endpoint_not_permitted"), 2)
+
+    def test_theCache_matchesTokensByTheirBytes(self):
+        # A token whose signature holds a K, verified and cached; then the same bytes with that K
+        # as the Kelvin sign (U+212A), which Swift's String equality takes as equal: refused.
+        good = next(t for t in (token(self.keys, lifetime=300 + n) for n in range(200)) if "K" in t.rsplit(".", 1)[1])
+        self.assertEqual(get(self.node, headers=bearer(good))[0], 200)
+        head, signature = good.rsplit(".", 1)
+        look_alike = head + "." + signature.replace("K", "\u212a", 1)
+        connection = http.client.HTTPConnection(self.node.host, self.node.proxy, timeout=10)
+        connection.putrequest("GET", "/")
+        connection.putheader("x-pico-endpoint", "app")
+        connection.putheader("Authorization", ("Bearer " + look_alike).encode("utf-8"))
+        connection.endheaders()
+        self.assertNotEqual(connection.getresponse().status, 200)
+
+    def test_noPicoOrPikoTokenHeader_reachesTheUpstream(self):
+        both = {"x-pico-authorization": f"Bearer {token(self.keys)}", "x-piko-authorization": f"Bearer {token(self.keys, 'ES256')}", "Authorization": "Basic b3du"}
+        status, body, _ = get(self.node, "/headers", headers=both)
+        self.assertEqual(status, 200)
+        self.assertNotIn(b"x-pico-authorization", body)
+        self.assertNotIn(b"x-piko-authorization", body)
+        self.assertIn(b"authorization: Basic b3du", body)
 
     def test_aCachedToken_stillExpiresOnTime(self):
         short = token(self.keys, lifetime=2)
@@ -275,7 +318,8 @@ class UpstreamAndAdminAuthTests(unittest.TestCase):
         # Without a token, with a token for another endpoint, or with a forged one: refused, and
         # the agent (a static token cannot get better) exits 1 naming the reason.
         for flags, reason in (([], "missing authorization"),
-                              (["--connect.token", token(self.keys, "ES256", **{"piko.endpoints": ["other"]})], "endpoint not permitted"),
+                              (["--connect.token", token(self.keys, "ES256", piko={"endpoints": ["other"]})], "endpoint not permitted"),
+                              (["--connect.token", token(self.keys, "ES256", pico={"endpoints": ["other"]})], "endpoint not permitted"),
                               (["--connect.token", jwt.encode({"exp": int(time.time()) + 60}, self.keys.other_rsa, algorithm="RS256")], "invalid token")):
             process, log = self.agent("payments", *flags, wait=False)
             self.assertEqual(process.wait(timeout=20), 1)
@@ -305,6 +349,31 @@ class UpstreamAndAdminAuthTests(unittest.TestCase):
         with open(static_log) as handle:
             self.assertIn("401: expired token", handle.read())
         self.assertNotIn("fixed", json.loads(self.admin("/status/upstream/endpoints")[1]))
+
+    def test_refusedAgents_areLoggedAtMostFiveTimesASecond(self):
+        started = time.time()
+        for _ in range(200):
+            connection = socket.create_connection((self.node.host, self.node.upstream), timeout=5)
+            connection.sendall(b"GET /pico/v1/upstream/flood HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            self.assertIn(b" 401 ", connection.recv(4096))
+            connection.close()
+        seconds = time.time() - started
+        with open(self.node.log.name) as handle:
+            lines = handle.read().count('"agent refused"')
+        self.assertLessEqual(lines, 5 * (int(seconds) + 2) * 2, f"{lines} lines in {seconds:.1f} s")
+
+    def test_disableDisconnectOnExpiry_keepsTheTunnel(self):
+        node = Node(*auth_flags(self.keys, "upstream"), "--upstream.auth.disable-disconnect-on-expiry", "true")
+        self.processes.append(node.process)
+        process = subprocess.Popen([harness.PICO, "agent", "http", "kept", str(self.http_port), "--connect.url", f"http://{node.host}:{node.upstream}",
+                                    "--event-loops", "1", "--connect.token", token(self.keys, lifetime=2)], stderr=subprocess.DEVNULL)
+        self.processes.append(process)
+        harness.wait_until(lambda: json.loads(node.admin_get("/status/upstream/endpoints")[1]).get("kept", 0) == 1, what="the agent")
+        time.sleep(3.5)
+        self.assertEqual(json.loads(node.admin_get("/status/upstream/endpoints")[1]).get("kept"), 1, "the tunnel outlived its token")
+        self.assertEqual(get(node, endpoint="kept")[0], 200)
+        self.assertIsNone(process.poll())
 
     def test_adminRoutesNeedAToken_butTheProbesDoNot(self):
         for path in ("/health", "/ready"):
@@ -392,12 +461,20 @@ class GossipSecurityTests(unittest.TestCase):
             AESGCM(base64.b64decode(gossip_key())).decrypt(request[2:14], request[14:], gossip_aad(2))
         with self.assertRaises(Exception):
             AESGCM(base64.b64decode(key)).decrypt(request[2:14], request[14:], gossip_aad(1))
-        # A reply sealed by `cryptography` with the node's key is opened and merged by the node.
-        nonce = os.urandom(12)
-        reply_plain = plain[:2] + plain[2:]
         connection.close()
         listener.close()
         seed.close()
+        # A state request sealed by `cryptography` is opened and answered by the node, and its
+        # sealed reply opens with `cryptography` under the reply channel.
+        exchange = socket.create_connection((node.host, node.gossip), timeout=10)
+        nonce = os.urandom(12)
+        sealed = b"\xb8\x01" + nonce + AESGCM(base64.b64decode(key)).encrypt(nonce, plain, gossip_aad(2))
+        exchange.sendall(struct.pack(">I", len(sealed)) + sealed)
+        length = struct.unpack(">I", exchange.recv(4, socket.MSG_WAITALL))[0]
+        reply = exchange.recv(length, socket.MSG_WAITALL)
+        exchange.close()
+        self.assertEqual(AESGCM(base64.b64decode(key)).decrypt(reply[2:14], reply[14:], gossip_aad(3))[:2], b"\xb7\x01")
+        reply_plain = plain
         # Garbage, a flipped bit and plain text, sent to the node's gossip port: dropped unread.
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         forged = bytearray(b"\xb8\x01" + nonce + AESGCM(base64.b64decode(key)).encrypt(nonce, reply_plain, gossip_aad(1)))
@@ -569,6 +646,16 @@ class AuthSettingsTests(unittest.TestCase):
                 for line in value.splitlines()[1:-1]:
                     self.assertNotIn(line, result.stderr, "a key's text is never echoed")
         self.assertEqual(self.run_server(*auth_flags(keys)).returncode, 0)
+        rules_only = self.run_server("--proxy.auth.audience", "pico")
+        self.assertEqual(rules_only.returncode, 2)
+        self.assertIn("proxy.auth.audience set, but no key", rules_only.stderr)
+        path = os.path.join(harness.TMP, "list-audience.yaml")
+        with open(path, "w") as handle:
+            handle.write(f"proxy:\n  auth:\n    hmac_secret_key: {SECRET}\n    audience: [pico, other]\n")
+        listed = self.run_server("--config.path", path)
+        self.assertEqual(listed.returncode, 2)
+        self.assertIn("proxy.auth.audience: expected one value, not a list", listed.stderr)
+        self.assertNotIn(SECRET, listed.stderr)
         self.assertEqual(self.run_server("--proxy.auth.ecdsa-public-key", pem(keys.p384.public_key())).returncode, 0)
 
 

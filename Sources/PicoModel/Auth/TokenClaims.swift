@@ -9,8 +9,8 @@ public struct TokenClaims: Hashable, Sendable {
     public var audiences: [String]?
     /// `iss`.
     public var issuer: String?
-    /// `pico.endpoints` or Piko's `piko.endpoints`: the endpoints the token may serve or reach;
-    /// nil or empty means any.
+    /// `pico.endpoints` or Piko's `piko.endpoints` (`{"piko": {"endpoints": [...]}}`, as Piko's
+    /// issuers write it): the endpoints the token may serve or reach; nil or empty means any.
     public var endpoints: [String]?
 
     public init(expiresAt: Int64? = nil, notBefore: Int64? = nil, audiences: [String]? = nil, issuer: String? = nil, endpoints: [String]? = nil) {
@@ -21,7 +21,11 @@ public struct TokenClaims: Hashable, Sendable {
         self.endpoints = endpoints
     }
 
-    /// The claim names that carry endpoint lists: Pico's, and Piko's (so Piko's tokens work).
+    /// The claim objects whose `endpoints` member lists endpoints: Pico's `pico`, and Piko's
+    /// `piko` (so Piko's tokens work unchanged).
+    public static let endpointObjects = ["pico", "piko"]
+    /// The same lists written as one flat member name. Not what Piko writes, but a token that
+    /// carries one is limited by it: an endpoint list must never be ignored.
     public static let endpointClaims = ["pico.endpoints", "piko.endpoints"]
 
     /// The largest NumericDate taken, in seconds (year 2286 and a margin: anything larger is
@@ -30,11 +34,26 @@ public struct TokenClaims: Hashable, Sendable {
 
     /// Reads the claims Pico uses from a JSON object's fields. A repeated claim Pico reads is
     /// refused (a verifier that takes the first and a library that took the last would disagree);
-    /// a claim of the wrong type is refused; `pico.endpoints` and `piko.endpoints` together must
-    /// name the same list.
+    /// a claim of the wrong type is refused; endpoint lists given in several places (`pico` and
+    /// `piko` objects, flat names) must name the same list.
     static func read(_ fields: [(String, JSONValue)]) -> Result<TokenClaims, AuthFailure> {
         var claims = TokenClaims()
         var seen: [String] = []
+        for (name, value) in fields where Self.endpointObjects.contains(name) {
+            guard !seen.contains(name) else { return .failure(AuthFailure(.malformedToken, "\(name) given twice")) }
+            seen.append(name)
+            guard case .object(let members) = value else { return .failure(AuthFailure(.invalidClaims, "\(name) is not an object")) }
+            let lists = members.filter { $0.0 == "endpoints" }
+            guard lists.count <= 1 else { return .failure(AuthFailure(.malformedToken, "\(name).endpoints given twice")) }
+            guard let list = lists.first else { continue }
+            guard case .array(let items) = list.1, let endpoints = Self.strings(items) else {
+                return .failure(AuthFailure(.invalidClaims, "\(name).endpoints is not a list of strings"))
+            }
+            if let earlier = claims.endpoints, earlier != endpoints {
+                return .failure(AuthFailure(.invalidClaims, "the token's endpoint lists differ"))
+            }
+            claims.endpoints = endpoints
+        }
         for (name, value) in fields {
             guard ["exp", "nbf", "aud", "iss"].contains(name) || Self.endpointClaims.contains(name) else { continue }
             guard !seen.contains(name) else { return .failure(AuthFailure(.malformedToken, "\(name) given twice")) }
@@ -59,7 +78,7 @@ public struct TokenClaims: Hashable, Sendable {
                     return .failure(AuthFailure(.invalidClaims, "\(name) is not a list of strings"))
                 }
                 if let earlier = claims.endpoints, earlier != endpoints {
-                    return .failure(AuthFailure(.invalidClaims, "pico.endpoints and piko.endpoints differ"))
+                    return .failure(AuthFailure(.invalidClaims, "the token's endpoint lists differ"))
                 }
                 claims.endpoints = endpoints
             }

@@ -77,6 +77,7 @@ extension ClusterNode {
                 maxMessages: GossipCodec.maxMessagesPerDatagram - encoded.count,
                 limit: self.membership.retransmitLimit)
         }
+        for message in encoded { self.gossipTraffic.countSent(encoded: message) }
         let plain = GossipCodec.datagram(sender: self.me.uid, endpointVersion: self.endpoints.localVersion, encodedMessages: encoded)
         return GossipSeal.seal(plain, channel: .datagram, security: self.security)
     }
@@ -101,6 +102,7 @@ extension ClusterNode {
             directives.append(.event(.malformedMessage(from: address, error: error)))
             return
         }
+        for message in datagram.messages { self.gossipTraffic.countReceived(message) }
         let produced = self.membership.onDatagram(sender: datagram.sender, from: address, messages: datagram.messages, now: now)
         self.interpret(produced, now: now, into: &directives)
         for message in datagram.messages {

@@ -21,6 +21,8 @@ public struct ClusterNode: Sendable {
     public internal(set) var lifecycle: Lifecycle
     /// Pending broadcasts (read-only view).
     public internal(set) var broadcasts = BroadcastQueue()
+    /// Gossip messages sent and received, by kind (read-only view, for metrics).
+    public internal(set) var gossipTraffic = GossipTraffic()
     var routingRNG: SplitMix64
     var pendingExchanges: [ExchangeID: PendingExchange] = [:]
     var nextExchangeID: UInt64 = 1

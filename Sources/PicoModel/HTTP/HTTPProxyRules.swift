@@ -97,7 +97,11 @@ public enum HTTPProxyRules {
         framing: HTTPBodyFraming? = nil, heartbeat: Duration? = nil, credentialHeader: String? = nil, proof: String? = nil
     ) -> HTTPRequestHead {
         var headers = Self.endToEnd(head.headers, keepUpgrade: head.isUpgrade)
-        if hop == .tunnel || proof != nil, let credentialHeader, headers.contains(credentialHeader) { headers.remove(credentialHeader) }
+        if hop == .tunnel || proof != nil, let credentialHeader {
+            // The consumed field, and Pico's and Piko's own token fields whichever was consumed
+            // (a client's `Authorization` goes through when the token came in one of those).
+            for name in Set([credentialHeader, "x-pico-authorization", "x-piko-authorization"]) where headers.contains(name) { headers.remove(name) }
+        }
         if headers.contains(ForwardProof.header) { headers.remove(ForwardProof.header) }
         if hop == .peer, let proof { headers.add(name: ForwardProof.header, value: proof) }
         let framing = framing ?? Self.framing(ofRequest: head)

@@ -2,9 +2,6 @@ import PicoModel
 
 /// The control loop's gossip and membership figures for `/metrics`.
 struct GossipMetrics {
-    /// Messages received and sent, by kind (`GossipMessage.kindName`).
-    var messagesIn: [String: UInt64] = [:]
-    var messagesOut: [String: UInt64] = [:]
     /// Datagrams or state exchanges refused as malformed.
     var malformed: UInt64 = 0
     /// Messages about this node dropped as forged (an incarnation above its own).
@@ -15,23 +12,9 @@ struct GossipMetrics {
     var exchangesFailed: UInt64 = 0
     var exchangesServed: UInt64 = 0
 
-    /// Counts the messages of a datagram (received when `incoming`); a sealed one is opened
-    /// with `security` first (one that does not open is not counted here).
-    mutating func count(datagram bytes: [UInt8], incoming: Bool, security: GossipSecurity?) {
-        guard case .success(let plain) = GossipSeal.open(bytes, channel: .datagram, security: security),
-              let datagram = try? GossipCodec.decodeDatagram(plain) else { return }
-        for message in datagram.messages {
-            if incoming {
-                self.messagesIn[message.kindName, default: 0] += 1
-            } else {
-                self.messagesOut[message.kindName, default: 0] += 1
-            }
-        }
-    }
-
-    /// The exposition lines: gossip traffic, and members by status (`statuses`, this node
-    /// included).
-    func exposition(socket: GossipSocket.Figures, statuses: [String: Int]) -> String {
+    /// The exposition lines: gossip traffic (`traffic`, counted by the node on plain text), and
+    /// members by status (`statuses`, this node included).
+    func exposition(socket: GossipSocket.Figures, traffic: GossipTraffic, statuses: [String: Int]) -> String {
         var out = PrometheusText()
         out.family("pico_cluster_nodes", "gauge", "Cluster members known to this node (itself included), by status.")
         for status in ["joining", "active", "draining", "suspect", "dead", "left"] {
@@ -45,9 +28,9 @@ struct GossipMetrics {
         inOut("pico_gossip_packets_total", "Gossip datagrams, by direction.", socket.packetsIn, socket.packetsOut)
         inOut("pico_gossip_bytes_total", "Gossip datagram bytes, by direction.", socket.bytesIn, socket.bytesOut)
         out.family("pico_gossip_messages_total", "counter", "Gossip messages, by direction and kind.")
-        for (direction, counts) in [("in", self.messagesIn), ("out", self.messagesOut)] {
-            for (kind, count) in counts.sorted(by: { $0.key < $1.key }) {
-                out.sample("pico_gossip_messages_total", [("direction", direction), ("kind", kind)], count)
+        for (direction, counts) in [("in", traffic.received), ("out", traffic.sent)] {
+            for (index, kind) in GossipTraffic.kindNames.enumerated().sorted(by: { $0.element < $1.element }) where counts[index] > 0 {
+                out.sample("pico_gossip_messages_total", [("direction", direction), ("kind", kind)], counts[index])
             }
         }
         out.family("pico_gossip_send_failures_total", "counter", "Gossip datagrams that could not be sent.")

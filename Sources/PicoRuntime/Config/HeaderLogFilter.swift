@@ -3,8 +3,9 @@ import PicoModel
 /// Which headers an access-log line shows: every one but the secrets, only those on an allow
 /// list, or all but the secrets and those on a block list. Names compare case-insensitively.
 ///
-/// The secrets (`Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie` and
-/// `x-pico-authorization`) are left out unless an allow list names them on purpose.
+/// The secrets (`Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie`,
+/// `x-pico-authorization`, Piko's `x-piko-authorization` and a forward's `x-pico-forward-proof`)
+/// are left out unless an allow list names them on purpose.
 public enum HeaderLogFilter: Hashable, Sendable {
     /// Every header but the secrets (the default).
     case all
@@ -14,7 +15,8 @@ public enum HeaderLogFilter: Hashable, Sendable {
     case block(Set<String>)
 
     /// The header names left out of access-log lines unless an allow list names them.
-    public static let secretNames = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-pico-authorization"]
+    public static let secretNames = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-pico-authorization",
+                                     "x-piko-authorization", "x-pico-forward-proof"]
 
     /// The filter for `allow` and `block` lists; nil when both are non-empty (Piko's
     /// configuration error, "cannot define both allow list and block list").
@@ -41,15 +43,18 @@ public enum HeaderLogFilter: Hashable, Sendable {
     /// Whether `name` is one of `secretNames`, case-insensitively, without building a string
     /// (the default filter asks this of every header of every logged request).
     static func isSecret(_ name: String) -> Bool {
-        let candidate: StaticString
         switch name.utf8.count {
-        case 6: candidate = "cookie"
-        case 10: candidate = "set-cookie"
-        case 13: candidate = "authorization"
-        case 19: candidate = "proxy-authorization"
-        case 20: candidate = "x-pico-authorization"
+        case 6: return Self.equalsFolded(name, "cookie")
+        case 10: return Self.equalsFolded(name, "set-cookie")
+        case 13: return Self.equalsFolded(name, "authorization")
+        case 19: return Self.equalsFolded(name, "proxy-authorization")
+        case 20: return Self.equalsFolded(name, "x-pico-authorization") || Self.equalsFolded(name, "x-piko-authorization") || Self.equalsFolded(name, "x-pico-forward-proof")
         default: return false
         }
+    }
+
+    /// Whether `name` equals `candidate` (lower case, of the same length) with ASCII letters folded.
+    private static func equalsFolded(_ name: String, _ candidate: StaticString) -> Bool {
         var expected = candidate.utf8Start
         for byte in name.utf8 {
             // ASCII letters fold to lower case; the names' other bytes ('-') are unchanged by it.

@@ -31,7 +31,15 @@ public struct PortAuthSettings: Hashable, Sendable {
     /// The port's verifier with its keys loaded, or nil when auth is off; a key that does not
     /// load, or of the wrong type for its setting, is an error naming the setting.
     public func verifier(port: String) throws(ConfigError) -> TokenVerifier? {
-        guard self.isEnabled else { return nil }
+        guard self.isEnabled else {
+            // Rules without a key would leave the port open while the operator thinks it guarded.
+            let rules = [("audience", self.audience != nil), ("issuer", self.issuer != nil), ("leeway", self.leeway != .zero),
+                         ("disable_disconnect_on_expiry", self.disableDisconnectOnExpiry)].filter(\.1).map { "\(port).auth.\($0.0)" }
+            if !rules.isEmpty {
+                throw ConfigError("\(rules.joined(separator: ", ")) set, but no key: set \(port).auth.hmac_secret_key, rsa_public_key, ecdsa_public_key or ed25519_public_key (auth is off without one)")
+            }
+            return nil
+        }
         var keys: [VerificationKey] = []
         if let secret = self.hmacSecretKey {
             guard !secret.isEmpty else { throw ConfigError("\(port).auth.hmac_secret_key is empty") }

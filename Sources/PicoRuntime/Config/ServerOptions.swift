@@ -19,6 +19,14 @@ public struct ServerOption: Sendable {
     public var help: String
     let apply: @Sendable (inout ServerSettings, String) -> String?
 
+    /// The keys whose value is a list (a YAML sequence, or comma-separated as a flag); any
+    /// other key given a sequence in the file is an error, not a joined string.
+    static let listKeys: Set<String> = [
+        "cluster.join", "cluster.gossip.secret_keys", "log.subsystems",
+        "proxy.access_log.request_headers.allow_list", "proxy.access_log.request_headers.block_list",
+        "proxy.access_log.response_headers.allow_list", "proxy.access_log.response_headers.block_list",
+    ]
+
     /// The flag: `--` and the key with `_` as `-`.
     public var flag: String { "--" + self.key.replacingAll("_", with: "-") }
 }
@@ -126,8 +134,8 @@ public enum ServerOptions {
     static func headerList(_ side: String, allow: Bool, _ path: WritableKeyPath<ServerSettings, HeaderLogFilter> & Sendable) -> ServerOption {
         let key = "proxy.access_log.\(side)_headers.\(allow ? "allow_list" : "block_list")"
         let help = allow
-            ? "Only these \(side) headers appear in access-log lines (comma-separated); the only way to log Authorization, Proxy-Authorization, Cookie, Set-Cookie or x-pico-authorization."
-            : "These \(side) headers never appear in access-log lines (comma-separated); Authorization, Proxy-Authorization, Cookie, Set-Cookie and x-pico-authorization never do unless an allow list names them."
+            ? "Only these \(side) headers appear in access-log lines (comma-separated); the only way to log Authorization, Proxy-Authorization, Cookie, Set-Cookie, x-pico-authorization, x-piko-authorization or x-pico-forward-proof."
+            : "These \(side) headers never appear in access-log lines (comma-separated); Authorization, Proxy-Authorization, Cookie, Set-Cookie, x-pico-authorization, x-piko-authorization and x-pico-forward-proof never do unless an allow list names them."
         return ServerOption(key: key, defaultText: "[]", help: help) { settings, text in
             let names = text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }
             let other: [String]
@@ -318,6 +326,7 @@ public enum ServerOptions {
                 }
                 let text: String
                 if let items = node.items {
+                    guard ServerOption.listKeys.contains(key) else { throw ConfigError("\(file):\(node.line): \(key): expected one value, not a list") }
                     text = items.compactMap(\.scalarText).joined(separator: ",")
                 } else {
                     text = node.scalarText ?? ""

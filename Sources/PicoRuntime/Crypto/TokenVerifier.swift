@@ -41,16 +41,17 @@ public final class TokenVerifier: Sendable {
 }
 
 /// One loop's memory of tokens whose signatures verified, so a client that sends the same token
-/// with every request pays for one signature check. Bounded: at `capacity` the oldest entry
-/// goes. Entries are judged again at every use, so an expired token is refused on time; a
-/// verifier with new keys gets a new cache.
+/// with every request pays for one signature check. Keyed by the token's exact bytes (never by
+/// `String` equality, which is Unicode equivalence: a byte-different look-alike must be verified
+/// on its own). Bounded: at `capacity` the oldest entry goes. Entries are judged again at every
+/// use, so an expired token is refused on time; a verifier with new keys gets a new cache.
 public final class TokenCache {
     /// Entries one loop keeps per port by default (a token is at most `CompactToken.maxBytes`).
     public static let defaultCapacity = 1_024
 
     private let capacity: Int
-    private var entries: [Substring: TokenClaims] = [:]
-    private var order: [Substring] = []
+    private var entries: [[UInt8]: TokenClaims] = [:]
+    private var order: [[UInt8]] = []
     private var oldest = 0
 
     public init(capacity: Int = TokenCache.defaultCapacity) {
@@ -60,11 +61,10 @@ public final class TokenCache {
     /// Tokens held.
     public var count: Int { self.entries.count }
 
-    func claims(of token: Substring) -> TokenClaims? { self.entries[token] }
+    func claims(of token: Substring) -> TokenClaims? { self.entries[Array(token.utf8)] }
 
     func remember(_ token: Substring, claims: TokenClaims) {
-        // A copy of its own, so the cache does not hold the request's whole head alive.
-        let key = Substring(String(token))
+        let key = Array(token.utf8)
         guard self.entries[key] == nil else { return }
         if self.order.count < self.capacity {
             self.order.append(key)

@@ -85,8 +85,10 @@ public final class VerificationKey: @unchecked Sendable {
         var keyContext: OpaquePointer?
         guard EVP_DigestVerifyInit(context, &keyContext, digest, nil, publicKey) == 1 else { return false }
         if algorithm.usesPSS {
+            // RFC 7518 signs with a salt as long as the digest; verification takes any salt length
+            // (as golang-jwt, which Piko uses, does), so issuers that use the longest salt work.
             guard EVP_PKEY_CTX_set_rsa_padding(keyContext, RSA_PKCS1_PSS_PADDING) == 1,
-                  EVP_PKEY_CTX_set_rsa_pss_saltlen(keyContext, RSA_PSS_SALTLEN_DIGEST) == 1 else { return false }
+                  EVP_PKEY_CTX_set_rsa_pss_saltlen(keyContext, RSA_PSS_SALTLEN_AUTO) == 1 else { return false }
         } else if algorithm.keyKind == .rsa {
             guard EVP_PKEY_CTX_set_rsa_padding(keyContext, RSA_PKCS1_PADDING) == 1 else { return false }
         }

@@ -10,7 +10,7 @@ struct AdminRoutes {
         for row in self.rows() { statuses[row.status, default: 0] += 1 }
         let socket = self.node.gossip?.figures ?? GossipSocket.Figures()
         return self.node.metricValues.exposition(registeredEndpoints: endpoints, openDescriptors: ProcessFigures.openDescriptors())
-            + self.node.gossipMetrics.exposition(socket: socket, statuses: statuses)
+            + self.node.gossipMetrics.exposition(socket: socket, traffic: self.node.cluster.gossipTraffic, statuses: statuses)
             + self.node.listenerFigures.exposition(certificateExpiry: self.node.certificateExpiries)
     }
 

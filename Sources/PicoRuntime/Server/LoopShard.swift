@@ -59,9 +59,9 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     /// The upstream port's token check on this loop, when `upstream.auth` is on.
     let upstreamGate: TokenGate?
     /// TLS failures logged in the current second, and when that second began (at most
-    /// `tlsFailureLogLimit` lines a second per loop: a flood of bad handshakes cannot flood the log).
-    private var tlsFailureLog: (since: Instant, lines: Int, suppressed: Int) = (.zero, 0, 0)
-    static let tlsFailureLogLimit = 5
+    /// `refusalLogLimit` lines a second per loop: a flood of bad handshakes cannot flood the log).
+    private var refusalLog: (since: Instant, lines: Int, suppressed: Int) = (.zero, 0, 0)
+    static let refusalLogLimit = 5
     /// Connections whose request waits for routing to learn a holder, oldest first (bounded by
     /// `proxy.max_waiting_requests`).
     private var waiting: [ProxyConnection] = []
@@ -111,20 +111,28 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
 
     /// Logs a failed TLS connection on `port` (rate-limited; the lines say how many were left out).
     func logTLSFailure(_ error: TLSError, port: String, peer: String?, plainText: Bool) {
-        let now = self.loop.now
-        if now - self.tlsFailureLog.since >= .seconds(1) { self.tlsFailureLog = (now, 0, self.tlsFailureLog.suppressed) }
-        guard self.tlsFailureLog.lines < Self.tlsFailureLogLimit else {
-            self.tlsFailureLog.suppressed += 1
-            return
-        }
-        self.tlsFailureLog.lines += 1
         var fields: [(String, LogValue)] = [("port", .string(port)), ("peer", .string(peer ?? "unknown")), ("error", .string("\(error)"))]
         if plainText { fields.append(("plain_text", .bool(true))) }
-        if self.tlsFailureLog.suppressed > 0 {
-            fields.append(("not_logged_before", .int(self.tlsFailureLog.suppressed)))
-            self.tlsFailureLog.suppressed = 0
+        self.logRefusal("TLS connection failed", fields)
+    }
+
+    /// Logs a refused connection or handshake (a failed TLS handshake, an agent's refused
+    /// token): at most `refusalLogLimit` lines a second per loop, the next line saying how
+    /// many were left out, so a flood of refusals cannot flood the log.
+    func logRefusal(_ message: String, _ fields: [(String, LogValue)]) {
+        let now = self.loop.now
+        if now - self.refusalLog.since >= .seconds(1) { self.refusalLog = (now, 0, self.refusalLog.suppressed) }
+        guard self.refusalLog.lines < Self.refusalLogLimit else {
+            self.refusalLog.suppressed += 1
+            return
         }
-        self.log.info("TLS connection failed", fields)
+        self.refusalLog.lines += 1
+        var fields = fields
+        if self.refusalLog.suppressed > 0 {
+            fields.append(("not_logged_before", .int(self.refusalLog.suppressed)))
+            self.refusalLog.suppressed = 0
+        }
+        self.log.info(message, fields)
     }
 
     /// Hands `input` to the model on the control loop (at the end of this turn, in order).

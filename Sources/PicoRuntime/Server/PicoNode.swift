@@ -145,7 +145,6 @@ public final class PicoNode: @unchecked Sendable {
             listener.onBackOff = { [unowned self] error in self.acceptBackedOff(port, error) }
         }
         gossip.onDatagram = { [unowned self] bytes, from in
-            self.gossipMetrics.count(datagram: bytes, incoming: true, security: self.cluster.security)
             if self.lastHeard.count >= Self.lastHeardLimit, self.lastHeard[from] == nil { self.lastHeard.removeAll() }
             self.lastHeard[from] = MonotonicClock.wallMilliseconds()
             self.handle(.datagramReceived(bytes, from: from))
@@ -263,7 +262,6 @@ public final class PicoNode: @unchecked Sendable {
                     break
                 }
             case .sendDatagram(let bytes, let address):
-                self.gossipMetrics.count(datagram: bytes, incoming: false, security: self.cluster.security)
                 self.gossip?.send(bytes, to: address)
             case .resolveSeeds(let names):
                 self.resolveSeeds(names)

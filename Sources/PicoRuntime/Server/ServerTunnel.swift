@@ -113,7 +113,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
             switch gate.access(head.headers, now: MonotonicClock.wallMilliseconds()).restricted(to: endpoint) {
             case .refused(let failure):
                 self.shard.metrics.update { $0.authFailures.record(.upstream, failure.reason) }
-                self.shard.log.info("agent refused", [("endpoint", .string(endpoint)), ("reason", .string(failure.description)), ("peer", .string(self.tlsPeer ?? "unknown"))])
+                self.shard.logRefusal("agent refused", [("endpoint", .string(endpoint)), ("reason", .string(failure.description)), ("peer", .string(self.tlsPeer ?? "unknown"))])
                 self.refuse(status: 401, message: failure.message)
                 return false
             case .granted(let grant, _):

@@ -42,9 +42,14 @@ struct TokenRulesTests {
         #expect(token.claims == TokenClaims(expiresAt: 1_700_000_000_000, notBefore: 1_699_990_000_500, audiences: ["a", "b"], issuer: "https://idp", endpoints: ["e1", "e2"]))
         #expect(String(decoding: token.signingInput, as: UTF8.self) == text.split(separator: ".").prefix(2).joined(separator: "."))
         #expect(token.signature == [UInt8](repeating: 7, count: 64))
-        // Piko's claim name works alone, and a single audience is a list of one.
-        let piko = try self.parsed(self.token(claims: #"{"piko.endpoints":["p"],"aud":"only"}"#)).get()
+        // Piko's claim, nested as Piko's issuers write it, and a single audience is a list of one.
+        let piko = try self.parsed(self.token(claims: #"{"piko":{"endpoints":["p"]},"aud":"only"}"#)).get()
         #expect(piko.claims.endpoints == ["p"] && piko.claims.audiences == ["only"])
+        #expect(try self.parsed(self.token(claims: #"{"pico":{"endpoints":["q"],"other":1}}"#)).get().claims.endpoints == ["q"])
+        // A flat name is read too: an endpoint list is never ignored.
+        #expect(try self.parsed(self.token(claims: #"{"piko.endpoints":["f"]}"#)).get().claims.endpoints == ["f"])
+        #expect(try self.parsed(self.token(claims: #"{"piko":{"endpoints":["a"]},"piko.endpoints":["a"]}"#)).get().claims.endpoints == ["a"])
+        #expect(try self.parsed(self.token(claims: #"{"piko":{"tenant":"x"}}"#)).get().claims.endpoints == nil)
     }
 
     @Test func test_hostileTokensAreRefusedWithAReason_neverParsedPastTheirBounds() {
@@ -73,6 +78,12 @@ struct TokenRulesTests {
             (self.token(claims: #"{"iss":["x"]}"#), .invalidClaims),
             (self.token(claims: #"{"pico.endpoints":"e1"}"#), .invalidClaims),
             (self.token(claims: #"{"pico.endpoints":["a"],"piko.endpoints":["b"]}"#), .invalidClaims),
+            (self.token(claims: #"{"piko":{"endpoints":["a"]},"pico":{"endpoints":["b"]}}"#), .invalidClaims),
+            (self.token(claims: #"{"piko":{"endpoints":["a"]},"piko.endpoints":["b"]}"#), .invalidClaims),
+            (self.token(claims: #"{"piko":["a"]}"#), .invalidClaims),
+            (self.token(claims: #"{"piko":{"endpoints":"a"}}"#), .invalidClaims),
+            (self.token(claims: #"{"piko":{"endpoints":["a"],"endpoints":["b"]}}"#), .malformedToken),
+            (self.token(claims: #"{"piko":{},"piko":{"endpoints":["b"]}}"#), .malformedToken),
             (self.token(claims: String(repeating: "[", count: 100_000)), .malformedToken),
             (self.token(claims: #"{"a":"# + String(repeating: "[", count: 9) + String(repeating: "]", count: 9) + "}"), .malformedToken),
             (self.token(header: #"{"alg":"ES256"}"#, claims: claims, signature: [UInt8](repeating: 1, count: 63)), .badSignature),
