@@ -13,6 +13,9 @@ so the ratios compare like with like even though absolute numbers drift between 
   pico-forward  wrk -> pico server A -> pico server B -> tunnel -> agent -> backend
   nginx-chain-tls  wrk =TLS=> nginx =TLS (upstream keep-alive, session reuse)=> nginx -> backend
   pico-tls      wrk =TLS=> pico server =TLS tunnel=> pico agent http -> backend
+  pico-auth-hs256, pico-auth-es256
+                as pico, with proxy.auth on and every request carrying the same token (HS256 or
+                ES256, made for the run with the openssl command line)
 
 The TLS configurations share one ECDSA P-256 certificate from a CA made for the run, TLS 1.2
 and 1.3 with the same forward-secret AEAD ciphers, and verify the next hop's certificate (the
@@ -49,7 +52,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from pki import PKI  # noqa: E402  (system-tests/pki.py)
 
 ENDPOINT = "bench"
-ALL_CONFIGS = ["direct", "nginx", "nginx-chain", "caddy", "caddy-chain", "pico", "pico-forward", "nginx-chain-tls", "pico-tls"]
+ALL_CONFIGS = ["direct", "nginx", "nginx-chain", "caddy", "caddy-chain", "pico", "pico-forward", "nginx-chain-tls", "pico-tls",
+               "pico-auth-hs256", "pico-auth-es256"]
+AUTH_CONFIGS = {"pico-auth-hs256", "pico-auth-es256"}
 TLS_CONFIGS = {"nginx-chain-tls", "pico-tls"}
 # The same TLS 1.2 suites Pico offers (Sources/PicoRuntime/TLS/TLSContext.swift).
 TLS12_CIPHERS = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
@@ -244,6 +249,8 @@ class Bench:
         self.backend_processes = Processes(workdir)
         self.backend_port = free_port()
         self.tls_files = None
+        # The headers each configuration's requests carry beyond the endpoint (a token).
+        self.headers = {}
 
     def certificates(self):
         """(certificate, key, CA) for localhost and 127.0.0.1, made once per run."""
@@ -313,6 +320,14 @@ class Bench:
                 wait_http(f"http://127.0.0.1:{port}/0")
                 upstream = port
             return upstream
+        if config in AUTH_CONFIGS:
+            flags, token = self.auth(config)
+            self.headers[config] = [f"Authorization: Bearer {token}"]
+            node = self.start_pico(processes, f"{config}-node", join=None, extra=flags)
+            processes.start(f"{config}-agent", [self.pico, "agent", "http", ENDPOINT, f"127.0.0.1:{self.backend_port}",
+                                               "--connect.url", f"http://127.0.0.1:{node['upstream']}", "--log.level", "warn"])
+            wait_http(f"http://127.0.0.1:{node['proxy']}/0", headers={"x-pico-endpoint": ENDPOINT, "Authorization": f"Bearer {token}"})
+            return node["proxy"]
         if config in ("pico", "pico-forward"):
             holder = self.start_pico(processes, f"{config}-holder", join=None)
             entry = holder
@@ -323,6 +338,33 @@ class Bench:
             wait_http(f"http://127.0.0.1:{entry['proxy']}/0", headers={"x-pico-endpoint": ENDPOINT})
             return entry["proxy"]
         raise SystemExit(f"proxy bench: unknown configuration {config!r} (known: {', '.join(ALL_CONFIGS)})")
+
+    def auth(self, config):
+        """(server flags, token) for an auth configuration: a token valid for a day, signed with
+        HMAC-SHA256 (the standard library) or ECDSA P-256 (the openssl command line)."""
+        import base64
+        import hashlib
+        import hmac
+        b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+        claims = b64(json.dumps({"exp": int(time.time()) + 86400, "pico": {"endpoints": [ENDPOINT]}}).encode())
+        if config == "pico-auth-hs256":
+            secret = "a-bench-secret-of-at-least-32-bytes!"
+            signing_input = f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{claims}"
+            signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+            return ["--proxy.auth.hmac-secret-key", secret], f"{signing_input}.{b64(signature)}"
+        key, public = os.path.join(self.workdir, "es256.key"), os.path.join(self.workdir, "es256.pub")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key], check=True, capture_output=True)
+        subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-out", public], check=True, capture_output=True)
+        signing_input = f"{b64(json.dumps({'alg': 'ES256', 'typ': 'JWT'}).encode())}.{claims}"
+        der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing_input.encode(), check=True, capture_output=True).stdout
+        # DER ECDSA-Sig-Value: SEQUENCE { INTEGER r, INTEGER s } -> r || s, 32 bytes each.
+        r_length = der[3]
+        r = der[4:4 + r_length]
+        s_length = der[5 + r_length]
+        s_value = der[6 + r_length:6 + r_length + s_length]
+        raw = r.lstrip(b"\0").rjust(32, b"\0") + s_value.lstrip(b"\0").rjust(32, b"\0")
+        with open(public) as handle:
+            return ["--proxy.auth.ecdsa-public-key", handle.read()], f"{signing_input}.{b64(raw)}"
 
     def start_pico(self, processes, name, join, extra=()):
         ports = {key: free_port() for key in ("proxy", "upstream", "admin", "gossip")}
@@ -369,9 +411,11 @@ def parse_wrk(output):
     }
 
 
-def run_wrk(port, size, connections, duration, processes, tls=False, new_connections=False):
+def run_wrk(port, size, connections, duration, processes, tls=False, new_connections=False, extra_headers=()):
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/{size}"
     headers = ["-H", f"x-pico-endpoint: {ENDPOINT}"] + (["-H", "Connection: close"] if new_connections else [])
+    for header in extra_headers:
+        headers += ["-H", header]
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", *headers, url]
     # A short warm-up fills every keep-alive pool before the measured interval.
     subprocess.run(argv[:3] + ["-d1s", *headers, url], capture_output=True, timeout=30)
@@ -412,6 +456,8 @@ def ratios(results, sizes, connections_list):
                 "pico p99/nginx-chain p99": ratio(get("pico", "p99_ms"), get("nginx-chain", "p99_ms")),
                 "pico-forward/pico rps": ratio(get("pico-forward", "rps"), get("pico", "rps")),
                 "pico-tls/nginx-chain-tls rps": ratio(get("pico-tls", "rps"), get("nginx-chain-tls", "rps")),
+                "pico-auth-hs256/pico rps": ratio(get("pico-auth-hs256", "rps"), get("pico", "rps")),
+                "pico-auth-es256/pico rps": ratio(get("pico-auth-es256", "rps"), get("pico", "rps")),
                 "pico-tls p99/nginx-chain-tls p99": ratio(get("pico-tls", "p99_ms"), get("nginx-chain-tls", "p99_ms")),
             })
     return rows
@@ -456,7 +502,7 @@ def main():
         if shutil.which(tool) is None:
             raise SystemExit(f"proxy bench: {tool} is not installed (bench/proxies installs it)")
 
-    configs = args.configs.split(",") if args.configs else (["nginx-chain", "pico", "nginx-chain-tls", "pico-tls"] if args.smoke else ALL_CONFIGS)
+    configs = args.configs.split(",") if args.configs else (["nginx-chain", "pico", "nginx-chain-tls", "pico-tls", "pico-auth-es256"] if args.smoke else ALL_CONFIGS)
     sizes = [int(size) for size in (args.sizes or ("0" if args.smoke else "0,1024,65536")).split(",")]
     connections_list = [int(c) for c in (args.connections or ("64" if args.smoke else "64,256")).split(",")]
     duration = args.duration or (2 if args.smoke else 15)
@@ -485,7 +531,8 @@ def main():
                 for _ in range(args.rounds):
                     for config in configs:
                         processes, port = running[config]
-                        result = run_wrk(port, size, connections, duration, processes, tls=config in TLS_CONFIGS, new_connections=args.new_connections)
+                        result = run_wrk(port, size, connections, duration, processes, tls=config in TLS_CONFIGS, new_connections=args.new_connections,
+                                         extra_headers=bench.headers.get(config, ()))
                         processes.check_alive()
                         rounds[config].append(result)
                         if result["errors"] or result["requests"] == 0:
