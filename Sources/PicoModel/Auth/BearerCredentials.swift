@@ -20,19 +20,30 @@ public struct BearerCredentials: Hashable, Sendable {
     /// field given twice or without a space after its scheme (`invalid authorization`), or a
     /// scheme other than Bearer, compared without case (`unsupported auth type`).
     public static func find(in headers: HTTPHeaders) -> Result<BearerCredentials, AuthFailure> {
-        for name in Self.headerNames {
-            let values = headers[name]
-            guard let value = values.first else { continue }
-            guard values.count == 1 else { return .failure(AuthFailure(.invalidAuthorization, "\(name) given \(values.count) times")) }
-            guard let space = value.firstIndex(of: " ") else { return .failure(AuthFailure(.invalidAuthorization, "\(name) has no scheme")) }
-            let scheme = value[..<space]
-            guard scheme.lowercased() == "bearer" else {
-                return .failure(AuthFailure(.unsupportedAuthType, "\(name) scheme \(TokenText.printable(String(scheme)))"))
+        // One pass over the fields (this runs for every request on a port with auth): the first
+        // field of the highest-ranked name, and how many fields carry that name.
+        var best: (rank: Int, value: String, count: Int)?
+        for field in headers {
+            let length = field.name.utf8.count
+            guard length == 13 || length == 20 else { continue }
+            for rank in Self.headerNames.indices where HTTPHeaders.sameName(field.name, Self.headerNames[rank]) {
+                if let current = best, current.rank == rank {
+                    best = (rank, current.value, current.count + 1)
+                } else if best.map({ rank < $0.rank }) ?? true {
+                    best = (rank, field.value, 1)
+                }
             }
-            let token = value[value.index(after: space)...].trimmingHTTPWhitespace()
-            guard !token.isEmpty else { return .failure(AuthFailure(.invalidAuthorization, "\(name) has no token")) }
-            return .success(BearerCredentials(token: token, headerName: name))
         }
-        return .failure(AuthFailure(.missingAuthorization))
+        guard let (rank, value, count) = best else { return .failure(AuthFailure(.missingAuthorization)) }
+        let name = Self.headerNames[rank]
+        guard count == 1 else { return .failure(AuthFailure(.invalidAuthorization, "\(name) given \(count) times")) }
+        guard let space = value.utf8.firstIndex(of: UInt8(ascii: " ")) else { return .failure(AuthFailure(.invalidAuthorization, "\(name) has no scheme")) }
+        let scheme = value[..<space]
+        guard HTTPHeaders.sameName(String(scheme), "bearer") else {
+            return .failure(AuthFailure(.unsupportedAuthType, "\(name) scheme \(TokenText.printable(String(scheme)))"))
+        }
+        let token = value[value.utf8.index(after: space)...].trimmingHTTPWhitespace()
+        guard !token.isEmpty else { return .failure(AuthFailure(.invalidAuthorization, "\(name) has no token")) }
+        return .success(BearerCredentials(token: token, headerName: name))
     }
 }

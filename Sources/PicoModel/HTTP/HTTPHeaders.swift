@@ -126,6 +126,11 @@ public struct HTTPHeaders: Hashable, Sendable, Sequence, ExpressibleByDictionary
         self.fields = kept
     }
 
+    /// Removes every field for which `shouldRemove` is true.
+    public mutating func removeAll(where shouldRemove: (Field) -> Bool) {
+        self.fields.removeAll(where: shouldRemove)
+    }
+
     /// Removes every field named `name`.
     public mutating func remove(_ name: String) {
         self.fields.removeAll { Self.sameName($0.name, name) }

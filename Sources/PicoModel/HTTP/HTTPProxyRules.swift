@@ -100,9 +100,13 @@ public enum HTTPProxyRules {
         if hop == .tunnel || proof != nil, let credentialHeader {
             // The consumed field, and Pico's and Piko's own token fields whichever was consumed
             // (a client's `Authorization` goes through when the token came in one of those).
-            for name in Set([credentialHeader, "x-pico-authorization", "x-piko-authorization"]) where headers.contains(name) { headers.remove(name) }
+            let consumedAuthorization = credentialHeader == "authorization"
+            if headers.contains(where: { Self.isTokenField($0.name, authorization: consumedAuthorization) }) {
+                headers.removeAll { Self.isTokenField($0.name, authorization: consumedAuthorization) }
+            }
         }
-        if headers.contains(ForwardProof.header) { headers.remove(ForwardProof.header) }
+        // A client's own proof never travels (one pass, and nothing copied when there is none).
+        if headers.contains(where: { $0.name.utf8.count == 20 && HTTPHeaders.sameName($0.name, ForwardProof.header) }) { headers.remove(ForwardProof.header) }
         if hop == .peer, let proof { headers.add(name: ForwardProof.header, value: proof) }
         let framing = framing ?? Self.framing(ofRequest: head)
         if framing == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
@@ -129,6 +133,15 @@ public enum HTTPProxyRules {
             headers.remove(ForwardHeartbeat.header)
         }
         return HTTPRequestHead(method: head.method, target: head.target, version: .http1_1, headers: headers)
+    }
+
+    /// Pico's or Piko's token field, or `Authorization` when that is the one consumed.
+    static func isTokenField(_ name: String, authorization: Bool) -> Bool {
+        switch name.utf8.count {
+        case 20: return HTTPHeaders.sameName(name, "x-pico-authorization") || HTTPHeaders.sameName(name, "x-piko-authorization")
+        case 13: return authorization && HTTPHeaders.sameName(name, "authorization")
+        default: return false
+        }
     }
 
     /// A `Content-Length` the decoder accepted as several equal fields or a list (`2, 2`) is

@@ -49,30 +49,49 @@ public final class TokenCache {
     /// Entries one loop keeps per port by default (a token is at most `CompactToken.maxBytes`).
     public static let defaultCapacity = 1_024
 
+    private struct Entry {
+        var token: [UInt8]
+        var claims: TokenClaims
+    }
+
     private let capacity: Int
-    private var entries: [[UInt8]: TokenClaims] = [:]
-    private var order: [[UInt8]] = []
+    /// Entries by an FNV-1a hash of the token's bytes; a hit is confirmed byte for byte, so a
+    /// lookup allocates nothing.
+    private var entries: [UInt64: [Entry]] = [:]
+    private var order: [(hash: UInt64, token: [UInt8])] = []
     private var oldest = 0
+    public private(set) var count = 0
 
     public init(capacity: Int = TokenCache.defaultCapacity) {
         self.capacity = max(1, capacity)
     }
 
-    /// Tokens held.
-    public var count: Int { self.entries.count }
+    private static func hash(_ bytes: some Sequence<UInt8>) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return hash
+    }
 
-    func claims(of token: Substring) -> TokenClaims? { self.entries[Array(token.utf8)] }
+    func claims(of token: Substring) -> TokenClaims? {
+        guard let bucket = self.entries[Self.hash(token.utf8)] else { return nil }
+        return bucket.first { $0.token.elementsEqual(token.utf8) }?.claims
+    }
 
     func remember(_ token: Substring, claims: TokenClaims) {
-        let key = Array(token.utf8)
-        guard self.entries[key] == nil else { return }
+        let hash = Self.hash(token.utf8)
+        guard self.entries[hash]?.contains(where: { $0.token.elementsEqual(token.utf8) }) != true else { return }
+        let bytes = Array(token.utf8)
         if self.order.count < self.capacity {
-            self.order.append(key)
+            self.order.append((hash, bytes))
         } else {
-            self.entries[self.order[self.oldest]] = nil
-            self.order[self.oldest] = key
+            let evicted = self.order[self.oldest]
+            self.entries[evicted.hash]?.removeAll { $0.token == evicted.token }
+            if self.entries[evicted.hash]?.isEmpty == true { self.entries[evicted.hash] = nil }
+            self.count -= 1
+            self.order[self.oldest] = (hash, bytes)
             self.oldest = (self.oldest + 1) % self.capacity
         }
-        self.entries[key] = claims
+        self.entries[hash, default: []].append(Entry(token: bytes, claims: claims))
+        self.count += 1
     }
 }
