@@ -48,3 +48,6 @@ static const uint64_t pico_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
 static const uint64_t pico_SSL_OP_NO_COMPRESSION = SSL_OP_NO_COMPRESSION;
 static const uint64_t pico_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
 static const uint64_t pico_SSL_OP_IGNORE_UNEXPECTED_EOF = SSL_OP_IGNORE_UNEXPECTED_EOF;
+
+// The selection for EVP_PKEY_fromdata of a public key (an OR of two macros).
+static const int pico_EVP_PKEY_PUBLIC_KEY = EVP_PKEY_PUBLIC_KEY;

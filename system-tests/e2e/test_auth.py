@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from harness import Node, start_agent, start_backend
 
 harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from pki import PKI  # noqa: E402  (system-tests/pki.py)
 
 SECRET = "a-shared-secret-of-at-least-32-bytes!"
 
@@ -622,6 +624,119 @@ class ClusterAuthTests(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertNotIn(b"authorization", body)
         self.assertEqual(get(entry)[0], 401)
+
+
+class KeySetTests(unittest.TestCase):
+    """Keys from a JSON Web Key Set made by jwcrypto, from a file and over https."""
+
+    @classmethod
+    def setUpClass(cls):
+        from jwcrypto import jwk
+        cls.jwk = jwk
+        cls.backend, cls.http_port, _ = start_backend()
+        cls.processes = []
+        cls.keys = {
+            "rsa-1": jwk.JWK.generate(kty="RSA", size=2048, kid="rsa-1"),
+            "ec-1": jwk.JWK.generate(kty="EC", crv="P-256", kid="ec-1"),
+            "ec-384": jwk.JWK.generate(kty="EC", crv="P-384", kid="ec-384"),
+            "ed-1": jwk.JWK.generate(kty="OKP", crv="Ed25519", kid="ed-1"),
+            "rsa-2": jwk.JWK.generate(kty="RSA", size=2048, kid="rsa-2"),
+        }
+
+    @classmethod
+    def tearDownClass(cls):
+        for process in cls.processes:
+            process.kill()
+        cls.backend.kill()
+
+    def key_set(self, kids, extra=()):
+        keys = [json.loads(self.keys[kid].export_public()) for kid in kids]
+        return json.dumps({"keys": keys + list(extra)})
+
+    def token(self, kid, algorithm, lifetime=300):
+        private = self.keys[kid].export_to_pem(private_key=True, password=None)
+        return jwt.encode({"exp": int(time.time()) + lifetime}, private, algorithm=algorithm, headers={"kid": kid})
+
+    def node(self, *flags):
+        node = Node(*flags)
+        self.processes.append(node.process)
+        self.processes.append(start_agent(node, "app", self.http_port))
+        return node
+
+    def test_aKeySetFile_verifiesEveryKeyType_andFollowsRotation(self):
+        path = os.path.join(harness.TMP, "jwks.json")
+        skipped = [{"kty": "oct", "kid": "sym", "k": "c2VjcmV0"}, {"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"},
+                   {"kty": "EC", "crv": "P-521", "kid": "p521", "x": "AA", "y": "AA"}]
+        with open(path, "w") as handle:
+            handle.write(self.key_set(["rsa-1", "ec-1", "ec-384", "ed-1"], skipped))
+        node = self.node("--proxy.auth.jwks.endpoint", f"file://{path}", "--proxy.auth.jwks.cache-ttl", "10s")
+        for kid, algorithm in (("rsa-1", "RS256"), ("rsa-1", "PS384"), ("ec-1", "ES256"), ("ec-384", "ES384"), ("ed-1", "EdDSA")):
+            self.assertEqual(get(node, headers=bearer(self.token(kid, algorithm)))[0], 200, f"{kid} {algorithm}")
+        # A kid the set lacks, and a key of the set's kid that is not the set's: refused.
+        self.assertEqual(get(node, headers=bearer(self.token("rsa-2", "RS256")))[0], 401)
+        impostor = jwt.encode({"exp": int(time.time()) + 60}, self.keys["rsa-2"].export_to_pem(private_key=True, password=None), algorithm="RS256", headers={"kid": "rsa-1"})
+        self.assertEqual(get(node, headers=bearer(impostor))[0], 401)
+        with open(node.log.name) as handle:
+            log = handle.read()
+        self.assertIn('"msg":"key set loaded"', log)
+        self.assertIn("a symmetric key", log)
+        # Rotation: the IdP adds rsa-2; a token naming it makes the node fetch the set again.
+        with open(path, "w") as handle:
+            handle.write(self.key_set(["rsa-1", "rsa-2"]))
+        time.sleep(10.2)
+        harness.wait_until(lambda: get(node, headers=bearer(self.token("rsa-2", "RS256")))[0] == 200, timeout=15, what="rsa-2 learned")
+        # The IdP drops rsa-1: once the set is fetched again, rsa-1's tokens (cached or not) fail.
+        cached = self.token("rsa-1", "RS256")
+        self.assertEqual(get(node, headers=bearer(cached))[0], 200)
+        with open(path, "w") as handle:
+            handle.write(self.key_set(["rsa-2"]))
+        harness.wait_until(lambda: get(node, headers=bearer(cached))[0] == 401, timeout=25, what="rsa-1 refused after the set changed")
+
+    def test_aKeySetOverHTTPS_andBadOnesStopTheNode(self):
+        import http.server
+        import ssl
+        import threading
+        certificate, key, ca = PKI(os.path.join(harness.TMP, "jwks-pki")).localhost()
+        body = self.key_set(["ec-1"]).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(200 if self.path == "/.well-known/jwks.json" else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificate, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"https://localhost:{server.server_address[1]}/.well-known/jwks.json"
+        node = self.node("--proxy.auth.jwks.endpoint", url, "--proxy.auth.jwks.root-cas", ca)
+        self.assertEqual(get(node, headers=bearer(self.token("ec-1", "ES256")))[0], 200)
+        self.assertEqual(get(node, headers=bearer(self.token("rsa-1", "RS256")))[0], 401)
+        for flags, expected in (
+            (["--proxy.auth.jwks.endpoint", url], "certificate verify failed"),
+            (["--proxy.auth.jwks.endpoint", url.replace("jwks.json", "missing"), "--proxy.auth.jwks.root-cas", ca], "the server answered 404"),
+            (["--proxy.auth.jwks.endpoint", "http://localhost/jwks.json"], "http:// is refused"),
+            (["--proxy.auth.jwks.endpoint", "/nonexistent/jwks.json"], "No such file or directory"),
+            (["--proxy.auth.jwks.endpoint", "/dev/null"], "invalid JSON at byte 0"),
+            (["--proxy.auth.jwks.endpoint", url, "--proxy.auth.hmac-secret-key", SECRET], "cannot be combined"),
+        ):
+            result = subprocess.run([harness.PICO, "server", "--proxy.bind-addr", "127.0.0.1:0", "--upstream.bind-addr", "127.0.0.1:0",
+                                     "--admin.bind-addr", "127.0.0.1:0", "--cluster.gossip.bind-addr", "127.0.0.1:0", *flags],
+                                    capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(result.returncode, 0, flags)
+            self.assertIn(expected, result.stderr, flags)
+        big = os.path.join(harness.TMP, "big-jwks.json")
+        with open(big, "w") as handle:
+            handle.write(json.dumps({"keys": [], "padding": "x" * 300_000}))
+        result = subprocess.run([harness.PICO, "server", "--proxy.auth.jwks.endpoint", big], capture_output=True, text=True, timeout=30)
+        self.assertIn("larger than 262144 bytes", result.stderr)
+        server.shutdown()
 
 
 class AuthSettingsTests(unittest.TestCase):

@@ -101,10 +101,10 @@ public struct CompactToken: Hashable, Sendable {
     }
 }
 
-/// Token text made safe for a log line.
-enum TokenText {
+/// Text from a token or a key set, made safe for a log line.
+public enum TokenText {
     /// `text` cut to 64 characters, with anything outside printable ASCII as `?`.
-    static func printable(_ text: String) -> String {
+    public static func printable(_ text: String) -> String {
         String(String.UnicodeScalarView(text.unicodeScalars.prefix(64).map { (0x20..<0x7F).contains($0.value) ? $0 : "?" }))
     }
 }

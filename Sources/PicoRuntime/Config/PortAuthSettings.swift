@@ -20,17 +20,39 @@ public struct PortAuthSettings: Hashable, Sendable {
     public var leeway: Duration = .zero
     /// `disable_disconnect_on_expiry`: on the upstream port, a tunnel outlives its token.
     public var disableDisconnectOnExpiry = false
+    /// `jwks.endpoint`: where the key set is (`https://…`, `file:///…` or a path); not with
+    /// any other key.
+    public var jwksEndpoint: JWKSLocation?
+    /// `jwks.cache_ttl`: how long a fetched key set is used before it is fetched again.
+    public var jwksCacheTTL: Duration = .seconds(3_600)
+    /// `jwks.timeout`: how long one fetch may take.
+    public var jwksTimeout: Duration = .seconds(10)
+    /// `jwks.root_cas`: the CAs an `https` key set's server is checked against (default: the
+    /// system's roots).
+    public var jwksRootCAs: String?
 
     public init() {}
 
-    /// True when any key is set: the port then needs a token.
+    /// True when any key or a key set is set: the port then needs a token.
     public var isEnabled: Bool {
+        self.hasStaticKey || self.jwksEndpoint != nil
+    }
+
+    var hasStaticKey: Bool {
         self.hmacSecretKey != nil || self.rsaPublicKey != nil || self.ecdsaPublicKey != nil || self.ed25519PublicKey != nil
     }
+
+    /// The claim rules.
+    public var rules: TokenRules { TokenRules(audience: self.audience, issuer: self.issuer, leeway: self.leeway) }
 
     /// The port's verifier with its keys loaded, or nil when auth is off; a key that does not
     /// load, or of the wrong type for its setting, is an error naming the setting.
     public func verifier(port: String) throws(ConfigError) -> TokenVerifier? {
+        if self.jwksEndpoint != nil {
+            guard !self.hasStaticKey else { throw ConfigError("\(port).auth.jwks.endpoint cannot be combined with another key (as in Piko)") }
+            return nil
+        }
+        if self.jwksRootCAs != nil { throw ConfigError("\(port).auth.jwks.root_cas needs \(port).auth.jwks.endpoint") }
         guard self.isEnabled else {
             // Rules without a key would leave the port open while the operator thinks it guarded.
             let rules = [("audience", self.audience != nil), ("issuer", self.issuer != nil), ("leeway", self.leeway != .zero),
@@ -63,7 +85,7 @@ public struct PortAuthSettings: Hashable, Sendable {
             }
             keys.append(key)
         }
-        return TokenVerifier(keys: keys, rules: TokenRules(audience: self.audience, issuer: self.issuer, leeway: self.leeway))
+        return TokenVerifier(keys: keys, rules: self.rules)
     }
 
     /// A short HMAC secret is weak against offline guessing: RFC 7518 §3.2 asks for at least
@@ -71,5 +93,41 @@ public struct PortAuthSettings: Hashable, Sendable {
     public func weakSecretWarning(port: String) -> String? {
         guard let secret = self.hmacSecretKey, secret.utf8.count < 32 else { return nil }
         return "\(port).auth.hmac_secret_key has \(secret.utf8.count) bytes; RFC 7518 asks for at least 32 (HS256), 48 (HS384) or 64 (HS512)"
+    }
+}
+
+/// Where a key set is fetched from.
+public enum JWKSLocation: Hashable, Sendable, CustomStringConvertible {
+    /// A file (`file:///etc/pico/jwks.json` or a path), read again every `cache_ttl`.
+    case file(String)
+    /// An `https` URL: host, port, and the path with its query.
+    case https(Address, path: String)
+
+    /// The location `text` names; nil for anything else (`http://` included: a key set fetched
+    /// in plain text could be replaced on the way, and with it every key).
+    public init?(_ text: String) {
+        if text.hasPrefix("file://") {
+            let path = String(text.dropFirst("file://".count))
+            guard path.hasPrefix("/"), ServerOptions.isFilePath(path) else { return nil }
+            self = .file(path)
+        } else if text.hasPrefix("/") {
+            guard ServerOptions.isFilePath(text) else { return nil }
+            self = .file(text)
+        } else if text.hasPrefix("https://") {
+            let rest = text.dropFirst("https://".count)
+            let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+            guard let address = AgentSettings.authority(rest[..<slash], defaultPort: 443),
+                  !rest[slash...].utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else { return nil }
+            self = .https(address, path: slash == rest.endIndex ? "/" : String(rest[slash...]))
+        } else {
+            return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .file(let path): return "file://\(path)"
+        case .https(let address, let path): return "https://\(address)\(path)"
+        }
     }
 }

@@ -89,6 +89,22 @@ public enum ServerOptions {
                 settings[keyPath: auth].leeway = leeway
                 return nil
             },
+            ServerOption(key: "\(port).auth.jwks.endpoint", defaultText: "none", help: "A JSON Web Key Set whose keys verify \(what)'s tokens: an https:// URL, or a file (file:///… or a path); not with another key. Fetched at start (the node stops if it cannot), again every jwks.cache_ttl and when a token names an unknown kid (at most every 10s).") { settings, value in
+                guard let location = JWKSLocation(value) else { return "expected an https:// URL, a file:// URL or an absolute path (http:// is refused: keys fetched in plain text can be replaced on the way)" }
+                settings[keyPath: auth].jwksEndpoint = location
+                return nil
+            },
+            ServerOption(key: "\(port).auth.jwks.cache_ttl", defaultText: "1h", help: "How long a fetched key set is used before it is fetched again; from 10s to 24h.") { settings, value in
+                guard let ttl = DurationText.parse(value), ttl >= .seconds(10), ttl <= .seconds(86_400) else { return "expected a duration from 10s to 24h" }
+                settings[keyPath: auth].jwksCacheTTL = ttl
+                return nil
+            },
+            ServerOption(key: "\(port).auth.jwks.timeout", defaultText: "10s", help: "How long one fetch of the key set may take; from 100ms to 60s.") { settings, value in
+                guard let timeout = DurationText.parse(value), timeout >= .milliseconds(100), timeout <= .seconds(60) else { return "expected a duration from 100ms to 60s" }
+                settings[keyPath: auth].jwksTimeout = timeout
+                return nil
+            },
+            path("\(port).auth.jwks.root_cas", "CAs (PEM bundle) an https key set's server is checked against (default: the system's roots).") { $0[keyPath: auth].jwksRootCAs = $1 },
             ServerOption(key: "\(port).auth.disable_disconnect_on_expiry", defaultText: "false", help: port == "upstream"
                 ? "Keep a tunnel open after its agent's token expires (by default it is closed then)."
                 : "Piko's setting; only the upstream port's connections outlive a request, so it changes nothing here.") { settings, value in

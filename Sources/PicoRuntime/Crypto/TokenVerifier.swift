@@ -1,4 +1,5 @@
 import PicoModel
+import Synchronization
 
 /// One port's token check: the keys that may have signed a token and the claim rules it must
 /// meet. Immutable and shared by every loop; each loop keeps its own `TokenCache`.
@@ -93,5 +94,24 @@ public final class TokenCache {
         }
         self.entries[hash, default: []].append(Entry(token: bytes, claims: claims))
         self.count += 1
+    }
+}
+
+/// A port's current verifier, replaced whole when its key set is fetched again; every loop
+/// reads it per request (a loop's cache starts over when it sees a new one, so a token verified
+/// by a key that is gone is verified again, and refused).
+public final class VerifierHolder: Sendable {
+    private let verifier: Mutex<TokenVerifier>
+
+    public init(_ verifier: TokenVerifier) {
+        self.verifier = Mutex(verifier)
+    }
+
+    /// The verifier in use.
+    public var current: TokenVerifier { self.verifier.withLock { $0 } }
+
+    /// Uses `verifier` from now on.
+    public func replace(with verifier: TokenVerifier) {
+        self.verifier.withLock { $0 = verifier }
     }
 }

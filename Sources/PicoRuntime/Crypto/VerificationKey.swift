@@ -49,6 +49,69 @@ public final class VerificationKey: @unchecked Sendable {
         try self.init(owning: key, keyID: nil, algorithm: nil, describing: what)
     }
 
+    /// A key from a key set's entry (`JWKSet`), built from its numbers by OpenSSL.
+    public convenience init(jwk: JSONWebKey, describing what: String) throws(TLSError) {
+        let made: OpaquePointer?
+        switch jwk.material {
+        case .ed25519(let x):
+            made = EVP_PKEY_new_raw_public_key_ex(nil, "ED25519", nil, x, x.count)
+        case .rsa(let modulus, let exponent):
+            let n = BN_bin2bn(modulus, Int32(modulus.count), nil)
+            let e = BN_bin2bn(exponent, Int32(exponent.count), nil)
+            // The builder refers to the numbers until its parameters are made: freed after.
+            defer {
+                BN_free(n)
+                BN_free(e)
+            }
+            made = n == nil || e == nil ? nil : Self.fromData("RSA") { builder in
+                OSSL_PARAM_BLD_push_BN(builder, Self.cString("n"), n) == 1 && OSSL_PARAM_BLD_push_BN(builder, Self.cString("e"), e) == 1
+            }
+        case .ec(let kind, let x, let y):
+            let point: [UInt8] = [0x04] + x + y
+            made = point.withUnsafeBytes { bytes in
+                Self.fromData("EC") { builder in
+                    OSSL_PARAM_BLD_push_utf8_string(builder, Self.cString("group"), Self.cString(kind == .ecP256 ? "P-256" : "P-384"), 0) == 1
+                        && OSSL_PARAM_BLD_push_octet_string(builder, Self.cString("pub"), bytes.baseAddress, bytes.count) == 1
+                }
+            }
+        }
+        guard let made else { throw TLSError.fromQueue("\(what): a key OpenSSL does not take") }
+        try self.init(owning: made, keyID: jwk.keyID, algorithm: jwk.algorithm, describing: what)
+    }
+
+    /// A C string that lives as long as the program: a parameter builder keeps the names (and
+    /// strings) it is given by reference until it makes its parameters, so a temporary bridged
+    /// Swift string would dangle.
+    private static func cString(_ text: StaticString) -> UnsafePointer<CChar> {
+        UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)
+    }
+
+    /// An `EVP_PKEY` of type `type` (a public key) from the parameters `push` adds to a builder;
+    /// nil when OpenSSL refuses them (a point not on the curve, for one).
+    private static func fromData(_ type: String, push: (OpaquePointer?) -> Bool) -> OpaquePointer? {
+        guard let builder = OSSL_PARAM_BLD_new() else { return nil }
+        defer { OSSL_PARAM_BLD_free(builder) }
+        guard push(builder), let parameters = OSSL_PARAM_BLD_to_param(builder) else { return nil }
+        defer { OSSL_PARAM_free(parameters) }
+        guard let context = EVP_PKEY_CTX_new_from_name(nil, type, nil) else { return nil }
+        defer { EVP_PKEY_CTX_free(context) }
+        var key: OpaquePointer?
+        guard EVP_PKEY_fromdata_init(context) == 1, EVP_PKEY_fromdata(context, &key, pico_EVP_PKEY_PUBLIC_KEY, parameters) == 1 else { return nil }
+        if type == "EC", let candidate = key {
+            // fromdata does not check that the point is on the curve: a check context does.
+            guard let check = EVP_PKEY_CTX_new_from_pkey(nil, candidate, nil) else {
+                EVP_PKEY_free(candidate)
+                return nil
+            }
+            defer { EVP_PKEY_CTX_free(check) }
+            guard EVP_PKEY_public_check(check) == 1 else {
+                EVP_PKEY_free(candidate)
+                return nil
+            }
+        }
+        return key
+    }
+
     deinit {
         if let publicKey = self.publicKey { EVP_PKEY_free(publicKey) }
     }

@@ -97,10 +97,13 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.exchangeSettings = node.settings.exchangeSettings
         self.clientTimeouts = node.settings.clientTimeouts
         self.proxyTLS = node.proxyTLS
-        self.proxyGate = node.proxyAuth.map { TokenGate(port: .proxy, verifier: $0) }
-        self.upstreamGate = node.upstreamAuth.map { TokenGate(port: .upstream, verifier: $0) }
+        self.proxyGate = node.proxyAuth.map { TokenGate(port: .proxy, holder: $0) }
+        self.upstreamGate = node.upstreamAuth.map { TokenGate(port: .upstream, holder: $0) }
         let me = node.cluster.me.proxyAddress
         self.forwardSource = Address(host: me.host, port: 0).numeric()
+        for (gate, port) in [(self.proxyGate, AuthFailureCounts.Port.proxy), (self.upstreamGate, .upstream)] {
+            gate?.onUnknownKey = { [unowned self] in self.toControl { $0.refreshKeySet(port, reason: "unknown kid") } }
+        }
     }
 
     /// Runs `work` on the control loop (posted at the end of this turn, also when this is the

@@ -53,13 +53,19 @@ public final class PicoNode: @unchecked Sendable {
     /// when neither port serves TLS (nodes share one configuration, so peers speak plain text).
     let forwardTLS: ForwardTLS?
     /// The proxy port's token check (`proxy.auth.*`), nil when clients need no token.
-    let proxyAuth: TokenVerifier?
+    let proxyAuth: VerifierHolder?
     /// The upstream port's token check (`upstream.auth.*`), nil when agents need no token.
-    let upstreamAuth: TokenVerifier?
+    let upstreamAuth: VerifierHolder?
     /// The admin port's token check (`admin.auth.*`), nil when admin routes need no token.
-    let adminAuth: TokenVerifier?
+    let adminAuth: VerifierHolder?
+    /// The key sets (`*.auth.jwks.endpoint`) fetched again as they age, by port.
+    var keySets: [AuthFailureCounts.Port: KeySetSource] = [:]
     /// The admin port's token check, on the control loop (which serves the admin port).
-    lazy var adminGate: TokenGate? = self.adminAuth.map { TokenGate(port: .admin, verifier: $0) }
+    lazy var adminGate: TokenGate? = self.adminAuth.map { holder in
+        let gate = TokenGate(port: .admin, holder: holder)
+        gate.onUnknownKey = { [unowned self] in self.refreshKeySet(.admin, reason: "unknown kid") }
+        return gate
+    }
     /// `cluster.gossip.secret_keys_file`, when the gossip keys come from a file.
     let gossipKeyFile: GossipKeyFile?
     /// With sealed gossip: the proofs forwards carry, from keys derived from the gossip keys.
@@ -91,9 +97,19 @@ public final class PicoNode: @unchecked Sendable {
         self.upstreamTLS = try Self.serverTLS(settings.upstreamTLS, port: "upstream")
         self.adminTLS = try Self.serverTLS(settings.adminTLS, port: "admin", requireClientCertificate: false)
         self.forwardTLS = try ForwardTLS(settings.forwardTLS, proxy: self.proxyTLS != nil, admin: self.adminTLS != nil)
-        self.proxyAuth = try settings.proxyAuth.verifier(port: "proxy")
-        self.upstreamAuth = try settings.upstreamAuth.verifier(port: "upstream")
-        self.adminAuth = try settings.adminAuth.verifier(port: "admin")
+        var keySets: [AuthFailureCounts.Port: KeySetSource] = [:]
+        func holder(_ auth: PortAuthSettings, _ port: AuthFailureCounts.Port) throws -> VerifierHolder? {
+            if let location = auth.jwksEndpoint {
+                let source = try KeySetSource(port: port, location: location, settings: auth, log: log)
+                keySets[port] = source
+                return source.holder
+            }
+            return try auth.verifier(port: port.rawValue).map(VerifierHolder.init)
+        }
+        self.proxyAuth = try holder(settings.proxyAuth, .proxy)
+        self.upstreamAuth = try holder(settings.upstreamAuth, .upstream)
+        self.adminAuth = try holder(settings.adminAuth, .admin)
+        self.keySets = keySets
         for (port, auth) in [("proxy", settings.proxyAuth), ("upstream", settings.upstreamAuth), ("admin", settings.adminAuth)] {
             if let warning = auth.weakSecretWarning(port: port) { log.warn(warning) }
         }
@@ -191,6 +207,20 @@ public final class PicoNode: @unchecked Sendable {
         }
     }
 
+    /// Fetches the key set of `port` again (on a thread of its own), when it has one.
+    func refreshKeySet(_ port: AuthFailureCounts.Port, reason: String) {
+        self.keySets[port]?.refresh(unknownKey: reason == "unknown kid", loop: self.loop, log: self.log)
+    }
+
+    /// Fetches the key set of `port` again every `cache_ttl`.
+    private func armKeySetRefresh(_ port: AuthFailureCounts.Port) {
+        guard let source = self.keySets[port] else { return }
+        self.loop.schedule(after: source.cacheTTL) { [weak self] in
+            self?.refreshKeySet(port, reason: "cache_ttl")
+            self?.armKeySetRefresh(port)
+        }
+    }
+
     private func armCertificateReload() {
         guard self.settings.tlsReloadInterval > .zero, !self.allCredentials.isEmpty || self.gossipKeyFile != nil else { return }
         self.reloadTimer = self.loop.schedule(after: self.settings.tlsReloadInterval) { [weak self] in
@@ -206,6 +236,7 @@ public final class PicoNode: @unchecked Sendable {
 
     /// Starts the node (it turns ready once the model says so).
     public func start() {
+        for port in AuthFailureCounts.Port.allCases { self.armKeySetRefresh(port) }
         let me = self.cluster.me
         self.log.info("starting node", [("node_id", .string(me.name)), ("proxy_addr", .string("\(self.proxyAddress!)")),
                                         ("upstream_addr", .string("\(self.upstreamAddress!)")), ("admin_addr", .string("\(self.adminAddress!)")),

@@ -6,12 +6,17 @@ import PicoModel
 final class TokenGate {
     /// Which port it guards (the metric's and the log's label).
     let port: AuthFailureCounts.Port
-    let verifier: TokenVerifier
-    private let cache = TokenCache()
+    let holder: VerifierHolder
+    /// The verifier the cache's entries were verified by.
+    private var verifier: TokenVerifier
+    private var cache = TokenCache()
+    /// Called when a token names a key the verifier lacks (a key set may have rotated).
+    var onUnknownKey: (() -> Void)?
 
-    init(port: AuthFailureCounts.Port, verifier: TokenVerifier) {
+    init(port: AuthFailureCounts.Port, holder: VerifierHolder) {
         self.port = port
-        self.verifier = verifier
+        self.holder = holder
+        self.verifier = holder.current
     }
 
     /// What the request with `headers` may do at wall-clock `now` (Unix milliseconds).
@@ -20,9 +25,16 @@ final class TokenGate {
         case .failure(let failure):
             return .refused(failure)
         case .success(let credentials):
-            switch self.verifier.verify(credentials.token, now: now, cache: self.cache) {
+            let current = self.holder.current
+            if current !== self.verifier {
+                self.verifier = current
+                self.cache = TokenCache()
+            }
+            switch current.verify(credentials.token, now: now, cache: self.cache) {
             case .success(let grant): return .granted(grant, header: credentials.headerName)
-            case .failure(let failure): return .refused(failure)
+            case .failure(let failure):
+                if failure.reason == .unknownKey { self.onUnknownKey?() }
+                return .refused(failure)
             }
         }
     }

@@ -1,8 +1,9 @@
 import Glibc
 import PicoModel
 
-/// A small blocking HTTP/1.1 client for one `GET` to a node's admin port (`pico status`). Every
-/// step is bounded: the connect, each send and receive by `timeout`, the whole answer (a server
+/// A small blocking HTTP/1.1 client for one `GET`: to a node's admin port (`pico status`), or to
+/// an identity provider's key set (`*.auth.jwks.endpoint`, on a thread of its own). Every step
+/// is bounded: the connect, each send and receive by `timeout`, the whole answer (a server
 /// that drips bytes, or sends endless interim answers) by `timeout` too, the body by `maxBody`.
 public enum AdminClient {
     /// The answer: status and body.
@@ -18,7 +19,9 @@ public enum AdminClient {
     /// against the target's host name or address, sent as SNI when it is a name); throws with
     /// the reason when no answer arrives.
     /// `token`, when given, goes as `Authorization: Bearer <token>`.
-    public static func get(_ target: Address, path: String, timeout: Duration, tls: TLSContext? = nil, token: String? = nil) throws(SocketError) -> Response {
+    /// `maxBody` bounds the body (default `maxBody`).
+    public static func get(_ target: Address, path: String, timeout: Duration, tls: TLSContext? = nil, token: String? = nil,
+                           maxBody: Int = AdminClient.maxBody) throws(SocketError) -> Response {
         let addresses = try target.resolve()
         var lastError = SocketError("connect \(target): no address", code: 0)
         for address in addresses {
@@ -41,12 +44,13 @@ public enum AdminClient {
                 }
             }
             return try Self.exchange(BlockingChannel(fd: fd, tls: session), host: target.description, path: path, token: token,
-                                     deadline: MonotonicClock.now() + timeout)
+                                     maxBody: maxBody, deadline: MonotonicClock.now() + timeout)
         }
         throw lastError
     }
 
-    static func exchange(_ channel: BlockingChannel, host: String, path: String, token: String? = nil, deadline: Instant) throws(SocketError) -> Response {
+    static func exchange(_ channel: BlockingChannel, host: String, path: String, token: String? = nil, maxBody: Int = AdminClient.maxBody,
+                         deadline: Instant) throws(SocketError) -> Response {
         let authorization = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
         let request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: pico-status\r\n\(authorization)\r\n"
         try channel.send(Array(request.utf8))
@@ -63,7 +67,7 @@ public enum AdminClient {
                         if !head.isInterim { status = head.status }
                     case .body(let piece):
                         body += piece
-                        guard body.count <= Self.maxBody else { throw SocketError("response body over \(Self.maxBody) bytes", code: 0) }
+                        guard body.count <= maxBody else { throw SocketError("response body over \(maxBody) bytes", code: 0) }
                     case .end:
                         return Response(status: status ?? 0, body: String(decoding: body, as: UTF8.self))
                     }
