@@ -252,6 +252,37 @@ class ManifestTests(unittest.TestCase):
                 render("edge", {"tls": bad})
             self.assertIn(message, str(raised.exception))
 
+    def test_chartGossipKeysAndAuth_comeFromSecrets_validate_andMistakesAreNamed(self):
+        values = {"gossip": {"keysSecret": "pico-gossip"},
+                  "auth": {"proxy": {"jwksSecret": "proxy-jwks"}, "upstream": {"hmacSecret": {"name": "agents", "key": "secret"}},
+                           "admin": {"jwksURL": "https://idp.example/.well-known/jwks.json"}}}
+        objects = by_kind_and_name(load_all(render("sec", values)))
+        server_yaml = objects[("ConfigMap", "sec-pico-config")]["data"]["server.yaml"]
+        config = yaml.safe_load(server_yaml)
+        self.assertEqual(config["cluster"]["gossip"]["secret_keys_file"], "/etc/pico/gossip/keys")
+        self.assertEqual(config["proxy"]["auth"]["jwks"], {"endpoint": "file:///etc/pico/auth/proxy/jwks.json", "cache_ttl": "1m"})
+        self.assertEqual(config["upstream"]["auth"], {"hmac_secret_key": "${PICO_UPSTREAM_HMAC_SECRET}"})
+        self.assertEqual(config["admin"]["auth"]["jwks"]["endpoint"], "https://idp.example/.well-known/jwks.json")
+        result = pico_validate(server_yaml, {"POD_NAME": "sec-pico-0", "POD_IP": "10.0.0.7", "PICO_UPSTREAM_HMAC_SECRET": "a-secret-of-at-least-32-bytes-long!"})
+        self.assertEqual((result.returncode, result.stdout), (0, "config ok\n"), result.stderr)
+        statefulset = objects[("StatefulSet", "sec-pico")]
+        env = {entry["name"]: entry for entry in container(statefulset)["env"]}
+        self.assertEqual(env["PICO_UPSTREAM_HMAC_SECRET"]["valueFrom"], {"secretKeyRef": {"name": "agents", "key": "secret"}})
+        volumes = {volume["name"]: volume for volume in statefulset["spec"]["template"]["spec"]["volumes"]}
+        self.assertEqual(volumes["gossip-keys"]["secret"], {"secretName": "pico-gossip", "items": [{"key": "keys", "path": "keys"}]})
+        self.assertEqual(volumes["proxy-jwks"]["secret"]["secretName"], "proxy-jwks")
+        mounts = {mount["mountPath"]: mount for mount in container(statefulset)["volumeMounts"]}
+        self.assertTrue({"/etc/pico/gossip", "/etc/pico/auth/proxy"} <= set(mounts))
+        self.assertTrue(all("subPath" not in mount for mount in mounts.values()), "replaced Secrets appear in place")
+        checked = validate_schemas(render("sec", values))
+        self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+        for bad, message in (({"auth": {"proxy": {"jwksSecret": "a", "jwksURL": "https://b"}}}, "auth.proxy: give one of"),
+                             ({"auth": {"admin": {"jwksURL": "http://idp/jwks"}}}, "auth.admin.jwksURL: expected an https:// URL"),
+                             ({"auth": {"upstream": {"hmacSecret": {"name": "x"}}}}, "auth.upstream.hmacSecret needs name and key")):
+            with self.assertRaises(AssertionError) as raised:
+                render("sec", bad)
+            self.assertIn(message, str(raised.exception))
+
     def test_chartsAppVersion_isPicosVersion(self):
         with open(os.path.join(CHART, "Chart.yaml")) as handle:
             app_version = yaml.safe_load(handle)["appVersion"]

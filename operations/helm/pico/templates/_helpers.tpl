@@ -68,6 +68,39 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- else if $clientPorts -}}
 {{- fail "tls.clientCertificatePorts needs tls.existingSecret" -}}
 {{- end -}}
+{{- if .Values.gossip.keysSecret -}}
+{{- $_ := set $chart.cluster.gossip "secret_keys_file" "/etc/pico/gossip/keys" -}}
+{{- end -}}
+{{- range $port := list "proxy" "upstream" "admin" -}}
+{{- $auth := get $.Values.auth $port | default dict -}}
+{{- $hmac := $auth.hmacSecret | default dict -}}
+{{- $sources := 0 -}}
+{{- $settings := dict -}}
+{{- if $auth.jwksSecret -}}
+{{- $sources = add1 $sources -}}
+{{- $_ := set $settings "jwks" (dict "endpoint" (printf "file:///etc/pico/auth/%s/jwks.json" $port) "cache_ttl" $.Values.auth.jwksCacheTTL) -}}
+{{- end -}}
+{{- if $auth.jwksURL -}}
+{{- $sources = add1 $sources -}}
+{{- if not (hasPrefix "https://" $auth.jwksURL) -}}
+{{- fail (printf "auth.%s.jwksURL: expected an https:// URL" $port) -}}
+{{- end -}}
+{{- $_ := set $settings "jwks" (dict "endpoint" $auth.jwksURL) -}}
+{{- end -}}
+{{- if $hmac.name -}}
+{{- $sources = add1 $sources -}}
+{{- if not $hmac.key -}}
+{{- fail (printf "auth.%s.hmacSecret needs name and key" $port) -}}
+{{- end -}}
+{{- $_ := set $settings "hmac_secret_key" (printf "${PICO_%s_HMAC_SECRET}" (upper $port)) -}}
+{{- end -}}
+{{- if gt $sources 1 -}}
+{{- fail (printf "auth.%s: give one of jwksSecret, jwksURL and hmacSecret" $port) -}}
+{{- end -}}
+{{- if $settings -}}
+{{- $_ := set (get $chart $port) "auth" $settings -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml (mustMergeOverwrite $chart (deepCopy .Values.config)) -}}
 {{- end -}}
 
