@@ -692,6 +692,30 @@ class KeySetTests(unittest.TestCase):
             handle.write(self.key_set(["rsa-2"]))
         harness.wait_until(lambda: get(node, headers=bearer(cached))[0] == 401, timeout=25, what="rsa-1 refused after the set changed")
 
+    def test_removingAKeyFromTheUpstreamKeySet_closesTheTunnelsItLetIn(self):
+        path = os.path.join(harness.TMP, "upstream-jwks.json")
+        with open(path, "w") as handle:
+            handle.write(self.key_set(["ec-1", "ed-1"]))
+        node = Node("--upstream.auth.jwks.endpoint", path, "--upstream.auth.jwks.cache-ttl", "10s")
+        self.processes.append(node.process)
+        log = open(os.path.join(harness.TMP, "agent-removed-key.log"), "w")
+        agents = {}
+        for name, kid, algorithm in (("doomed", "ec-1", "ES256"), ("kept", "ed-1", "EdDSA")):
+            agents[name] = subprocess.Popen([harness.PICO, "agent", "http", name, str(self.http_port), "--connect.url", f"http://{node.host}:{node.upstream}",
+                                             "--event-loops", "1", "--connect.token", self.token(kid, algorithm, lifetime=3600)], stderr=log)
+            self.processes.append(agents[name])
+            harness.wait_until(lambda: node.endpoints().get(name, 0) == 1, what=f"agent {name}")
+        with open(path, "w") as handle:
+            handle.write(self.key_set(["ed-1"]))
+        # Within a cache_ttl the set is fetched again: the tunnel ec-1 let in is told to go, and
+        # its agent, whose token no key verifies now, is refused and exits.
+        self.assertEqual(agents["doomed"].wait(timeout=40), 1)
+        harness.wait_until(lambda: "doomed" not in node.endpoints(), what="the tunnel gone")
+        self.assertEqual(node.endpoints().get("kept"), 1, "the other key's tunnel stays")
+        self.assertEqual(get(node, endpoint="kept")[0], 200)
+        with open(node.log.name) as handle:
+            self.assertIn("the key that verified its token left the key set", handle.read())
+
     def test_aKeySetOverHTTPS_andBadOnesStopTheNode(self):
         import http.server
         import ssl

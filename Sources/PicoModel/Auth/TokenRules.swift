@@ -5,10 +5,14 @@ public struct TokenGrant: Hashable, Sendable {
     /// From this moment (Unix milliseconds, leeway included) the token no longer verifies: a
     /// tunnel it opened is closed then (nil: never).
     public var validUntil: Int64?
+    /// The fingerprint of the key that verified it (set by the shell's verifier): a tunnel it
+    /// opened is closed when a fetched key set no longer holds that key.
+    public var keyFingerprint: String?
 
-    public init(endpoints: [String]?, validUntil: Int64?) {
+    public init(endpoints: [String]?, validUntil: Int64?, keyFingerprint: String? = nil) {
         self.endpoints = endpoints
         self.validUntil = validUntil
+        self.keyFingerprint = keyFingerprint
     }
 
     /// True when the token may be used for `endpoint` (an empty or absent list allows any).

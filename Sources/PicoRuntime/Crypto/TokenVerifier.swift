@@ -22,7 +22,7 @@ public final class TokenVerifier: Sendable {
     /// signature checked, and then its claims, in that order (a forged token is `invalid`, never
     /// `expired`).
     public func verify(_ token: Substring, now: Int64, cache: TokenCache?) -> Result<TokenGrant, AuthFailure> {
-        if let claims = cache?.claims(of: token) { return self.rules.check(claims, now: now) }
+        if let (claims, fingerprint) = cache?.entry(of: token) { return Self.signed(self.rules.check(claims, now: now), by: fingerprint) }
         let parsed: CompactToken
         switch CompactToken.parse(token.utf8) {
         case .success(let token): parsed = token
@@ -33,12 +33,24 @@ public final class TokenVerifier: Sendable {
         case .success(let indices): candidates = indices
         case .failure(let failure): return .failure(failure)
         }
-        guard candidates.contains(where: { self.keys[$0].verifies(parsed.signature, of: parsed.signingInput, algorithm: parsed.algorithm) }) else {
+        guard let signer = candidates.first(where: { self.keys[$0].verifies(parsed.signature, of: parsed.signingInput, algorithm: parsed.algorithm) }) else {
             return .failure(AuthFailure(.badSignature, "\(parsed.algorithm.rawValue) signature"))
         }
-        cache?.remember(token, claims: parsed.claims)
-        return self.rules.check(parsed.claims, now: now)
+        let fingerprint = self.keys[signer].fingerprint
+        cache?.remember(token, claims: parsed.claims, fingerprint: fingerprint)
+        return Self.signed(self.rules.check(parsed.claims, now: now), by: fingerprint)
     }
+
+    private static func signed(_ result: Result<TokenGrant, AuthFailure>, by fingerprint: String) -> Result<TokenGrant, AuthFailure> {
+        result.map { grant in
+            var signed = grant
+            signed.keyFingerprint = fingerprint
+            return signed
+        }
+    }
+
+    /// True when key `fingerprint` is one of this verifier's.
+    public func holds(_ fingerprint: String) -> Bool { self.keys.contains { $0.fingerprint == fingerprint } }
 }
 
 /// One loop's memory of tokens whose signatures verified, so a client that sends the same token
@@ -53,6 +65,7 @@ public final class TokenCache {
     private struct Entry {
         var token: [UInt8]
         var claims: TokenClaims
+        var fingerprint: String
     }
 
     private let capacity: Int
@@ -73,12 +86,14 @@ public final class TokenCache {
         return hash
     }
 
-    func claims(of token: Substring) -> TokenClaims? {
-        guard let bucket = self.entries[Self.hash(token.utf8)] else { return nil }
-        return bucket.first { $0.token.elementsEqual(token.utf8) }?.claims
+    func claims(of token: Substring) -> TokenClaims? { self.entry(of: token)?.claims }
+
+    func entry(of token: Substring) -> (claims: TokenClaims, fingerprint: String)? {
+        guard let bucket = self.entries[Self.hash(token.utf8)], let entry = bucket.first(where: { $0.token.elementsEqual(token.utf8) }) else { return nil }
+        return (entry.claims, entry.fingerprint)
     }
 
-    func remember(_ token: Substring, claims: TokenClaims) {
+    func remember(_ token: Substring, claims: TokenClaims, fingerprint: String = "") {
         let hash = Self.hash(token.utf8)
         guard self.entries[hash]?.contains(where: { $0.token.elementsEqual(token.utf8) }) != true else { return }
         let bytes = Array(token.utf8)
@@ -92,7 +107,7 @@ public final class TokenCache {
             self.order[self.oldest] = (hash, bytes)
             self.oldest = (self.oldest + 1) % self.capacity
         }
-        self.entries[hash, default: []].append(Entry(token: bytes, claims: claims))
+        self.entries[hash, default: []].append(Entry(token: bytes, claims: claims, fingerprint: fingerprint))
         self.count += 1
     }
 }

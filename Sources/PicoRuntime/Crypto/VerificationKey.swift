@@ -7,6 +7,9 @@ import PicoModel
 public final class VerificationKey: @unchecked Sendable {
     /// What the key choice (`TokenKeys`) knows of it.
     public let info: TokenKeyInfo
+    /// Names the key's material (not its `kid`): a tunnel remembers which key let it in, and
+    /// closes when a fetched key set no longer holds it.
+    public let fingerprint: String
     private let secret: [UInt8]
     private let publicKey: OpaquePointer?
 
@@ -16,12 +19,13 @@ public final class VerificationKey: @unchecked Sendable {
     /// An HMAC secret (`*.auth.hmac_secret_key`); `keyID` when a key set named it.
     public init(hmacSecret: [UInt8], keyID: String? = nil, algorithm: JWTAlgorithm? = nil) {
         self.info = TokenKeyInfo(kind: .hmac, keyID: keyID, algorithm: algorithm)
+        self.fingerprint = KeyFingerprint.of(bytes: [0] + hmacSecret)
         self.secret = hmacSecret
         self.publicKey = nil
     }
 
     /// Takes ownership of `key` (an `EVP_PKEY`), after checking its type and size.
-    init(owning key: OpaquePointer, keyID: String?, algorithm: JWTAlgorithm?, describing what: String) throws(TLSError) {
+    init(owning key: OpaquePointer, keyID: String?, algorithm: JWTAlgorithm?, material: [UInt8], describing what: String) throws(TLSError) {
         guard let kind = Self.kind(of: key) else {
             EVP_PKEY_free(key)
             throw TLSError("\(what): not an RSA, P-256, P-384 or Ed25519 public key")
@@ -32,6 +36,7 @@ public final class VerificationKey: @unchecked Sendable {
             throw TLSError("\(what): an RSA key of \(bits) bits (at least \(Self.minimumRSABits) are needed)")
         }
         self.info = TokenKeyInfo(kind: kind, keyID: keyID, algorithm: algorithm)
+        self.fingerprint = KeyFingerprint.of(bytes: material)
         self.secret = []
         self.publicKey = key
     }
@@ -46,7 +51,7 @@ public final class VerificationKey: @unchecked Sendable {
             return PEM_read_bio_PUBKEY(bio, nil, nil, nil)
         }
         guard let key else { throw TLSError.fromQueue("\(what): not a PEM public key (-----BEGIN PUBLIC KEY-----)") }
-        try self.init(owning: key, keyID: nil, algorithm: nil, describing: what)
+        try self.init(owning: key, keyID: nil, algorithm: nil, material: Array(pem.utf8), describing: what)
     }
 
     /// A key from a key set's entry (`JWKSet`), built from its numbers by OpenSSL.
@@ -76,7 +81,13 @@ public final class VerificationKey: @unchecked Sendable {
             }
         }
         guard let made else { throw TLSError.fromQueue("\(what): a key OpenSSL does not take") }
-        try self.init(owning: made, keyID: jwk.keyID, algorithm: jwk.algorithm, describing: what)
+        let material: [UInt8]
+        switch jwk.material {
+        case .rsa(let modulus, let exponent): material = [1] + modulus + [0] + exponent
+        case .ec(let kind, let x, let y): material = [kind == .ecP256 ? 2 : 3] + x + y
+        case .ed25519(let x): material = [4] + x
+        }
+        try self.init(owning: made, keyID: jwk.keyID, algorithm: jwk.algorithm, material: material, describing: what)
     }
 
     /// A C string that lives as long as the program: a parameter builder keeps the names (and

@@ -19,6 +19,8 @@ final class KeySetSource {
     private let tls: TLSContext?
     private var fetching = false
     private var lastFetch: Instant
+    /// Called on the control loop after a fetched set replaced the keys.
+    var onLoaded: (() -> Void)?
 
     /// Fetches the set now (blocking: the node is starting); throws naming the setting.
     init(port: AuthFailureCounts.Port, location: JWKSLocation, settings: PortAuthSettings, log: Logger) throws(ConfigError) {
@@ -63,6 +65,7 @@ final class KeySetSource {
                 case .success(let (verifier, skipped)):
                     holder.replace(with: verifier)
                     Self.logLoaded(verifier, skipped: skipped, port: port, location: location, log: log)
+                    source.onLoaded?()
                 case .failure(let error):
                     log.warn("key set not fetched; the keys in use stay", [("auth", .string(port.rawValue)), ("jwks", .string("\(location)")), ("error", .string(error.message))])
                 }

@@ -238,6 +238,12 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.toControl { $0.tunnelClosed(id) }
     }
 
+    /// The upstream port's key set changed: tunnels whose token's key is gone are closed.
+    func upstreamKeysChanged() {
+        guard let verifier = self.node.upstreamAuth?.current else { return }
+        for id in self.tunnels.keys.sorted() { self.tunnels[id]?.keysChanged(verifier) }
+    }
+
     /// The model asked the agent of `id` to move.
     func tellAgentToMove(_ id: TunnelID) {
         self.tunnels[id]?.transport?.goAway()

@@ -237,6 +237,10 @@ public final class PicoNode: @unchecked Sendable {
     /// Starts the node (it turns ready once the model says so).
     public func start() {
         for port in AuthFailureCounts.Port.allCases { self.armKeySetRefresh(port) }
+        // Tunnels let in by a key the upstream port's new key set lacks are closed.
+        self.keySets[.upstream]?.onLoaded = { [unowned self] in
+            for shard in self.shards { shard.loop.execute { shard.upstreamKeysChanged() } }
+        }
         let me = self.cluster.me
         self.log.info("starting node", [("node_id", .string(me.name)), ("proxy_addr", .string("\(self.proxyAddress!)")),
                                         ("upstream_addr", .string("\(self.upstreamAddress!)")), ("admin_addr", .string("\(self.adminAddress!)")),

@@ -25,6 +25,8 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     private var pendingKey: String?
     /// When the agent's token stops verifying (Unix milliseconds), if the tunnel must end then.
     private var validUntil: Int64?
+    /// The key that verified the agent's token (with `upstream.auth`).
+    private var keyFingerprint: String?
     private var expiryTimer: LoopTimer?
     /// How long a tunnel whose token expired may take to let go after its go-away.
     static let expiryGrace: Duration = .seconds(30)
@@ -118,6 +120,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
                 return false
             case .granted(let grant, _):
                 if !self.shard.settings.upstreamAuth.disableDisconnectOnExpiry { self.validUntil = grant.validUntil }
+                self.keyFingerprint = grant.keyFingerprint
             case .open, .vouchedByMember:
                 break
             }
@@ -160,12 +163,21 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
         self.expiryTimer = self.shard.loop.schedule(after: .milliseconds(min(left, 86_400_000))) { [weak self] in self?.armExpiry() }
     }
 
-    /// The agent's token expired: no new request goes to the tunnel, the agent is told to go
-    /// away (and dials again with its renewed token), and the tunnel closes once the agent lets
-    /// go, or after `expiryGrace` at the latest.
-    private func tokenExpired() {
+    /// The upstream port's key set changed: a tunnel whose token's key is gone ends as if its
+    /// token expired.
+    func keysChanged(_ verifier: TokenVerifier) {
+        guard let fingerprint = self.keyFingerprint, !verifier.holds(fingerprint) else { return }
+        self.keyFingerprint = nil
+        self.tokenExpired(reason: "the key that verified its token left the key set")
+    }
+
+    /// The agent's token expired (or its key was removed): no new request goes to the tunnel,
+    /// the agent is told to go away (and dials again with its renewed token), and the tunnel
+    /// closes once the agent lets go, or after `expiryGrace` at the latest.
+    private func tokenExpired(reason: String = "token expired") {
         guard !self.closed, let transport = self.transport else { return }
-        self.shard.log.info("tunnel token expired; asking the agent to reconnect", [("endpoint", .string(self.endpoint ?? ""))])
+        self.expiryTimer?.cancel()
+        self.shard.log.info("tunnel token no longer valid; asking the agent to reconnect", [("endpoint", .string(self.endpoint ?? "")), ("reason", .string(reason))])
         transport.goAway()
         if let id = self.id { self.shard.unregister(id) }
         self.expiryTimer = self.shard.loop.schedule(after: Self.expiryGrace) { [weak self] in self?.close(reason: "token expired") }
