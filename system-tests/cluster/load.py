@@ -30,6 +30,8 @@ stop = threading.Event()
 lock = threading.Lock()
 sink = open(out, "w", buffering=1)
 tls = ssl.create_default_context(cafile=os.environ["LOAD_CA"]) if os.environ.get("LOAD_CA") else None
+# A bearer token every request carries (a proxy port with proxy.auth), from LOAD_TOKEN.
+token_headers = {"Authorization": f"Bearer {os.environ['LOAD_TOKEN']}"} if os.environ.get("LOAD_TOKEN") else {}
 
 
 def client():
@@ -41,7 +43,7 @@ def client():
                 connection = http.client.HTTPSConnection(host, port, timeout=deadline or 10, context=tls)
             else:
                 connection = http.client.HTTPConnection(host, port, timeout=deadline or 10)
-            connection.request("GET", "/bytes/64", headers={"x-pico-endpoint": endpoint, "Connection": "close"})
+            connection.request("GET", "/bytes/64", headers={"x-pico-endpoint": endpoint, "Connection": "close", **token_headers})
             response = connection.getresponse()
             body = response.read()
             outcome = response.status if len(body) == 64 or response.status != 200 else f"short body {len(body)}"
