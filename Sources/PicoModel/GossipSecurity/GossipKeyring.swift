@@ -43,7 +43,7 @@ public struct GossipKeyring: Hashable, Sendable {
         var keys: [GossipKey] = []
         var entry = 0
         for line in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "," }) {
-            let trimmed = line.trimmingCharacters(in: " \t\r")
+            let trimmed = line.trimmingScalars(in: " \t\r")
             guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { continue }
             entry += 1
             guard let bytes = Base64.decode(trimmed) else { return .failure(GossipKeyringError("key \(entry) is not Base64")) }
@@ -66,9 +66,10 @@ public struct GossipKeyringError: Error, Hashable, Sendable, CustomStringConvert
     public var description: String { self.message }
 }
 
-extension Substring {
-    /// The text without leading and trailing characters whose scalars are in `characters`.
-    func trimmingCharacters(in characters: String) -> String {
+extension StringProtocol {
+    /// The text without leading and trailing characters whose Unicode scalars are in
+    /// `characters` (by scalar: as Characters, "\r\n" is one, and a lone "\n" would not match it).
+    public func trimmingScalars(in characters: String) -> String {
         let trimmed = Set(characters.unicodeScalars)
         var scalars = self.unicodeScalars[...]
         while let first = scalars.first, trimmed.contains(first) { scalars.removeFirst() }

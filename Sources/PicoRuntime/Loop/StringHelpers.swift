@@ -9,11 +9,6 @@ extension String {
 
     /// This text without the leading and trailing characters that are in `characters`.
     func trimmingCharacters(in characters: String) -> String {
-        // By Unicode scalar: as Characters, "\r\n" is one, and a lone "\n" would not match it.
-        let trimmed = Set(characters.unicodeScalars)
-        var scalars = self.unicodeScalars[...]
-        while let first = scalars.first, trimmed.contains(first) { scalars.removeFirst() }
-        while let last = scalars.last, trimmed.contains(last) { scalars.removeLast() }
-        return String(String.UnicodeScalarView(scalars))
+        self.trimmingScalars(in: characters)
     }
 }
