@@ -44,6 +44,8 @@ struct CryptoTests {
         #expect(signer.check(proof, method: "GET", target: "/b", endpoint: "svc", now: 1_030) == .refused)
         #expect(signer.check(proof, method: "GET", target: "/a", endpoint: "other", now: 1_030) == .refused)
         #expect(signer.check(proof, method: "GET", target: "/a", endpoint: "svc", now: 1_061) == .refused)
+        #expect(signer.check(proof, method: "GET", target: "/a", endpoint: "svc", now: 940) == .verified, "made 60 s ahead of this clock")
+        #expect(signer.check(proof, method: "GET", target: "/a", endpoint: "svc", now: 939) == .refused, "made 61 s ahead of this clock")
         #expect(signer.check(nil, method: "GET", target: "/a", endpoint: "svc", now: 1_000) == .refused)
         let stranger = ForwardSigner(keyring: GossipKeyring(keys: [Self.other])!)
         #expect(stranger.check(proof, method: "GET", target: "/a", endpoint: "svc", now: 1_000) == .refused)

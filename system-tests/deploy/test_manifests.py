@@ -261,11 +261,23 @@ class ManifestTests(unittest.TestCase):
         config = yaml.safe_load(server_yaml)
         self.assertEqual(config["cluster"]["gossip"]["secret_keys_file"], "/etc/pico/gossip/keys")
         self.assertEqual(config["proxy"]["auth"]["jwks"], {"endpoint": "file:///etc/pico/auth/proxy/jwks.json", "cache_ttl": "1m"})
-        self.assertEqual(config["upstream"]["auth"], {"hmac_secret_key": "${PICO_UPSTREAM_HMAC_SECRET}"})
+        self.assertNotIn("auth", config["upstream"], "an HMAC secret never goes through the file's expansion")
         self.assertEqual(config["admin"]["auth"]["jwks"]["endpoint"], "https://idp.example/.well-known/jwks.json")
-        result = pico_validate(server_yaml, {"POD_NAME": "sec-pico-0", "POD_IP": "10.0.0.7", "PICO_UPSTREAM_HMAC_SECRET": "a-secret-of-at-least-32-bytes-long!"})
+        result = pico_validate(server_yaml, {"POD_NAME": "sec-pico-0", "POD_IP": "10.0.0.7"})
         self.assertEqual((result.returncode, result.stdout), (0, "config ok\n"), result.stderr)
         statefulset = objects[("StatefulSet", "sec-pico")]
+        # The secret comes in as a flag Kubernetes expands ($(VAR) in args), verbatim: a secret
+        # with YAML syntax in it ('#', ': ', a leading '*') reaches Pico whole.
+        args = container(statefulset)["args"]
+        self.assertIn("--upstream.auth.hmac-secret-key=$(PICO_UPSTREAM_HMAC_SECRET)", args)
+        secret = "abcdefgh #ijklmnop: *qrstuvwxyz0123456789"
+        expanded = [arg.replace("$(PICO_UPSTREAM_HMAC_SECRET)", secret) for arg in args]
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+            handle.write(server_yaml)
+        checked = subprocess.run([PICO, "server", *[arg.replace("/config/server.yaml", handle.name) for arg in expanded if arg != "server"], "--validate"],
+                                 capture_output=True, text=True, env={**os.environ, "POD_NAME": "sec-pico-0", "POD_IP": "10.0.0.7"})
+        os.unlink(handle.name)
+        self.assertEqual((checked.returncode, checked.stdout), (0, "config ok\n"), checked.stderr)
         env = {entry["name"]: entry for entry in container(statefulset)["env"]}
         self.assertEqual(env["PICO_UPSTREAM_HMAC_SECRET"]["valueFrom"], {"secretKeyRef": {"name": "agents", "key": "secret"}})
         volumes = {volume["name"]: volume for volume in statefulset["spec"]["template"]["spec"]["volumes"]}

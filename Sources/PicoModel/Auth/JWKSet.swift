@@ -75,6 +75,33 @@ public enum JWKSet {
         return .success(contents)
     }
 
+    /// The y coordinates (little-endian, sign bit cleared) of Ed25519's small-order points: 1
+    /// (the identity), p - 1, 0, and the two of order 8. A public key there verifies forged
+    /// signatures.
+    static let smallOrderY: [[UInt8]] = [
+        [1] + [UInt8](repeating: 0, count: 31),
+        [0xEC] + [UInt8](repeating: 0xFF, count: 30) + [0x7F],
+        [UInt8](repeating: 0, count: 32),
+        [0xC7, 0x17, 0x6A, 0x70, 0x3D, 0x4D, 0xD8, 0x4F, 0xBA, 0x3C, 0x0B, 0x76, 0x0D, 0x10, 0x67, 0x0F,
+         0x2A, 0x20, 0x53, 0xFA, 0x2C, 0x39, 0xCC, 0xC6, 0x4E, 0xC7, 0xFD, 0x77, 0x92, 0xAC, 0x03, 0x7A],
+        [0x26, 0xE8, 0x95, 0x8F, 0xC2, 0xB2, 0x27, 0xB0, 0x45, 0xC3, 0xF4, 0x89, 0xF2, 0xEF, 0x98, 0xF0,
+         0xD5, 0xDF, 0xAC, 0x05, 0xD3, 0xC6, 0x33, 0x39, 0xB1, 0x38, 0x02, 0x88, 0x6D, 0x53, 0xFC, 0x05],
+    ]
+
+    /// True for an Ed25519 key whose y is a small-order point's, or not below p = 2^255 - 19
+    /// (a second encoding of a smaller y).
+    public static func isWeakEd25519(_ x: [UInt8]) -> Bool {
+        var y = x
+        y[31] &= 0x7F
+        if Self.smallOrderY.contains(y) { return true }
+        // y >= p, compared from the most significant byte: p is 7F FF … FF ED.
+        let p: [UInt8] = [0xED] + [UInt8](repeating: 0xFF, count: 30) + [0x7F]
+        for index in stride(from: 31, through: 0, by: -1) where y[index] != p[index] {
+            return y[index] > p[index]
+        }
+        return true
+    }
+
     private static func kid(of item: JSONValue) -> String? {
         guard case .object(let fields) = item, let kid = fields.first(where: { $0.0 == "kid" }), case .string(let text) = kid.1 else { return nil }
         return text
@@ -105,6 +132,10 @@ public enum JWKSet {
             guard significant.count >= Self.minimumModulusBytes, significant.count <= 2_048 else {
                 return .failure(Refusal(message: "an RSA modulus of \(significant.count * 8) bits (2048 to 16384 are taken)"))
             }
+            // An even exponent, or 1, is no RSA key (with e = 1 the signature is the padded
+            // message itself: anyone could make one).
+            let exponentValue = exponent.reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
+            guard exponentValue >= 3, exponentValue % 2 == 1 else { return .failure(Refusal(message: "an RSA exponent of \(exponentValue) (an odd number of at least 3 is needed)")) }
             material = .rsa(modulus: Array(significant), exponent: exponent)
         case "EC":
             let kinds: [String: (JWTKeyKind, Int)] = ["P-256": (.ecP256, 32), "P-384": (.ecP384, 48)]
@@ -115,6 +146,7 @@ public enum JWKSet {
             material = .ec(kind: kind, x: x, y: y)
         case "OKP":
             guard string("crv") == "Ed25519", let x = bytes("x"), x.count == 32 else { return .failure(Refusal(message: "an OKP key must be Ed25519 with a 32-byte x")) }
+            guard !Self.isWeakEd25519(x) else { return .failure(Refusal(message: "an Ed25519 key of small order or not in canonical form (signatures under it can be forged)")) }
             material = .ed25519(x)
         case "oct":
             return .failure(Refusal(message: "a symmetric key; a key set provides public keys only"))

@@ -8,9 +8,6 @@ public enum RequestAccess: Hashable, Sendable {
     case granted(TokenGrant, header: String)
     /// No usable token: the request is answered 401 with the failure's message.
     case refused(AuthFailure)
-    /// Forwarded by a member that proved itself (`ForwardProof`): that node checked the token
-    /// (and took its header off), so this one does not check again.
-    case vouchedByMember
 
     /// The header the token came in, when one was consumed.
     public var consumedHeader: String? {

@@ -2,10 +2,11 @@
 /// sealed: `x-pico-forward-proof: <unix seconds>.<MAC>`, the MAC (HMAC-SHA256 under a key
 /// derived from the gossip key ring, computed by the shell) over the request's method, target,
 /// endpoint and that time. Only holders of the cluster's gossip keys can make one, so a holder
-/// trusts such a request (its `X-Forwarded-*` fields, and the token check the forwarding node
-/// made) and a client's own `x-pico-forward` is not trusted. The proof binds the head, not the
-/// body: against someone who can read and replay traffic between nodes within the window, the
-/// nodes' TLS (`proxy.tls.*`) is the protection.
+/// trusts such a request's `X-Forwarded-*` fields and a client's own `x-pico-forward` is not
+/// trusted. It proves who sent the request, not that it may be served: the holder checks the
+/// token itself (a member with other auth settings, or none, must not let requests through).
+/// The proof binds the head, not the body: against someone who can read and replay traffic
+/// between nodes within the window, the nodes' TLS (`proxy.tls.*`) is the protection.
 public enum ForwardProof {
     /// The header field.
     public static let header = "x-pico-forward-proof"

@@ -212,8 +212,9 @@ public struct RequestExchange: Sendable {
         case .verified: self.arrivedFromPeer = marked
         case .refused: self.arrivedFromPeer = false
         }
-        // A member's proof vouches for the token check the forwarding node made.
-        self.access = self.arrivedFromPeer && forwardProof == .verified ? .vouchedByMember : access.restricted(to: self.endpoint)
+        // Every node checks the token itself, forwarded or not: a member's proof says who sent
+        // the request, not what that member's own auth settings let through.
+        self.access = access.restricted(to: self.endpoint)
         self.method = head.method
         self.framing = framing
         self.isPicoPath = head.path.hasPrefix("/_pico")

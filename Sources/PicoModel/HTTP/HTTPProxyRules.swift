@@ -89,15 +89,15 @@ public enum HTTPProxyRules {
     /// dropped. `framing` is the request's, when the caller has it from the decoder. A forward
     /// asks for a heartbeat every `heartbeat` when given (`ForwardHeartbeat`); the field never
     /// reaches an upstream service, and a client's own is dropped. `credentialHeader`, the field
-    /// whose token the port verified, never reaches an upstream service; it goes to a peer
-    /// (which verifies it again) only when the forward carries no `ForwardProof` (`proof`, the
-    /// field's value: the peer then trusts this node's check). A client's own proof is dropped.
+    /// whose token the port verified, never reaches an upstream service; it goes to a peer,
+    /// which verifies it again. A forward carries this node's `ForwardProof` (`proof`, the
+    /// field's value); a client's own proof is dropped.
     public static func upstreamRequest(
         _ head: HTTPRequestHead, clientIP: String?, scheme: String, to hop: NextHop, arrivedFromPeer: Bool = false,
         framing: HTTPBodyFraming? = nil, heartbeat: Duration? = nil, credentialHeader: String? = nil, proof: String? = nil
     ) -> HTTPRequestHead {
         var headers = Self.endToEnd(head.headers, keepUpgrade: head.isUpgrade)
-        if hop == .tunnel || proof != nil, let credentialHeader {
+        if hop == .tunnel, let credentialHeader {
             // The consumed field, and Pico's and Piko's own token fields whichever was consumed
             // (a client's `Authorization` goes through when the token came in one of those).
             let consumedAuthorization = credentialHeader == "authorization"

@@ -35,6 +35,10 @@ public final class VerificationKey: @unchecked Sendable {
             EVP_PKEY_free(key)
             throw TLSError("\(what): an RSA key of \(bits) bits (at least \(Self.minimumRSABits) are needed)")
         }
+        if let weakness = Self.weakness(of: key, kind: kind) {
+            EVP_PKEY_free(key)
+            throw TLSError("\(what): \(weakness)")
+        }
         self.info = TokenKeyInfo(kind: kind, keyID: keyID, algorithm: algorithm)
         self.fingerprint = KeyFingerprint.of(bytes: material)
         self.secret = []
@@ -125,6 +129,25 @@ public final class VerificationKey: @unchecked Sendable {
 
     deinit {
         if let publicKey = self.publicKey { EVP_PKEY_free(publicKey) }
+    }
+
+    /// Why a public key would verify forged signatures, if it would: an RSA exponent that is
+    /// even or 1, an Ed25519 point of small order or in a non-canonical form.
+    private static func weakness(of key: OpaquePointer, kind: JWTKeyKind) -> String? {
+        switch kind {
+        case .rsa:
+            var exponent: OpaquePointer?
+            guard EVP_PKEY_get_bn_param(key, "e", &exponent) == 1, let exponent else { return "an RSA key without a readable exponent" }
+            defer { BN_free(exponent) }
+            return BN_is_odd(exponent) == 1 && BN_get_word(exponent) >= 3 ? nil : "an RSA exponent that is even or 1"
+        case .ed25519:
+            var raw = [UInt8](repeating: 0, count: 32)
+            var length = raw.count
+            guard EVP_PKEY_get_raw_public_key(key, &raw, &length) == 1, length == 32 else { return "an Ed25519 key without a readable point" }
+            return JWKSet.isWeakEd25519(raw) ? "an Ed25519 key of small order or not in canonical form" : nil
+        case .hmac, .ecP256, .ecP384:
+            return nil
+        }
     }
 
     private static func kind(of key: OpaquePointer) -> JWTKeyKind? {

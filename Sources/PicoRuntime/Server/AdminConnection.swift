@@ -136,7 +136,7 @@ final class AdminConnection: ConnectionDelegate {
                 return
             case .granted(_, let header):
                 credential = head.headers.first(header).map { (header, $0) }
-            case .open, .vouchedByMember:
+            case .open:
                 break
             }
         }

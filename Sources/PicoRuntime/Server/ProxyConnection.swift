@@ -219,8 +219,7 @@ final class ProxyConnection: ConnectionDelegate {
             proof = signer.check(head.headers.first(ForwardProof.header), method: head.method, target: head.target,
                                  endpoint: HTTPProxyRules.endpoint(of: head), now: wallNow / 1_000)
         }
-        // A member's proven forward was checked by that member: no token check here.
-        let access = proof == .verified ? .open : checked ?? shard.proxyGate.map { $0.access(head.headers, now: wallNow) } ?? .open
+        let access = checked ?? shard.proxyGate.map { $0.access(head.headers, now: wallNow) } ?? .open
         let machine = RequestExchange(head: head, framing: self.decoder.headFraming, clientHost: self.clientIP, router: shard.router,
                                       settings: shard.exchangeSettings, access: access, forwardProof: proof, moves: moves, avoiding: avoiding,
                                       holderWaits: holderWaits, firstOnConnection: self.requestsBegun == 0)

@@ -121,7 +121,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
             case .granted(let grant, _):
                 if !self.shard.settings.upstreamAuth.disableDisconnectOnExpiry { self.validUntil = grant.validUntil }
                 self.keyFingerprint = grant.keyFingerprint
-            case .open, .vouchedByMember:
+            case .open:
                 break
             }
         }
@@ -138,6 +138,18 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
 
     private func upgrade(key: String, endpoint: String) {
         self.handshakeTimer?.cancel()
+        // The token was checked when the head arrived; its body (if any) may have taken until
+        // now, so what changed meanwhile counts: a key that left the key set, or the expiry.
+        if let fingerprint = self.keyFingerprint, self.shard.node.upstreamAuth?.current.holds(fingerprint) == false {
+            self.shard.metrics.update { $0.authFailures.record(.upstream, .unknownKey) }
+            self.refuse(status: 401, message: AuthFailure(.unknownKey).message)
+            return
+        }
+        if let validUntil = self.validUntil, MonotonicClock.wallMilliseconds() >= validUntil {
+            self.shard.metrics.update { $0.authFailures.record(.upstream, .expired) }
+            self.refuse(status: 401, message: AuthFailure(.expired).message)
+            return
+        }
         guard self.decoder.state == .upgradePending else {
             self.refuse(status: 400, message: "expected a WebSocket upgrade")
             return

@@ -37,6 +37,28 @@ struct JWKSetTests {
         }
     }
 
+    @Test func test_keysThatVerifyForgeries_areSkipped_weakRSAExponentsAndSmallOrderEd25519() throws {
+        let identity = Base64URL.encode([1] + [UInt8](repeating: 0, count: 31))
+        let negatedIdentitySign = Base64URL.encode([1] + [UInt8](repeating: 0, count: 30) + [0x80])
+        let nonCanonical = Base64URL.encode([0xEE] + [UInt8](repeating: 0xFF, count: 30) + [0x7F])
+        let text = """
+        {"keys": [
+          {"kty": "RSA", "kid": "e1", "n": "\(Self.n)", "e": "AQ"},
+          {"kty": "RSA", "kid": "e2", "n": "\(Self.n)", "e": "Ag"},
+          {"kty": "RSA", "kid": "e3", "n": "\(Self.n)", "e": "Aw"},
+          {"kty": "OKP", "kid": "identity", "crv": "Ed25519", "x": "\(identity)"},
+          {"kty": "OKP", "kid": "identity-signed", "crv": "Ed25519", "x": "\(negatedIdentitySign)"},
+          {"kty": "OKP", "kid": "y-above-p", "crv": "Ed25519", "x": "\(nonCanonical)"},
+          {"kty": "OKP", "kid": "fine", "crv": "Ed25519", "x": "\(Self.x32)"}
+        ]}
+        """
+        let contents = try self.parse(text).get()
+        #expect(contents.keys.map(\.keyID) == ["e3", "fine"])
+        #expect(contents.skipped.filter { $0.contains("exponent") }.count == 2)
+        #expect(contents.skipped.filter { $0.contains("small order") }.count == 3)
+        for y in JWKSet.smallOrderY { #expect(JWKSet.isWeakEd25519(y)) }
+    }
+
     @Test func test_aSetThatIsNotOne_orTooLarge_orTooLong_isRefusedWhole() {
         for text in ["", "[]", #"{"key": []}"#, #"{"keys": {}}"#, String(repeating: "[", count: 50)] {
             #expect((try? self.parse(text).get()) == nil, "\(text.prefix(20))")

@@ -58,9 +58,14 @@ struct HTTPProxyRulesTests {
         let head = HTTPRequestHead(method: "GET", target: "/", headers: ["Host": "svc", "X-Pico-Authorization": "Bearer t", "Authorization": "Basic own"])
         let toTunnel = HTTPProxyRules.upstreamRequest(head, clientIP: nil, scheme: "http", to: .tunnel, credentialHeader: "x-pico-authorization")
         #expect(!toTunnel.headers.contains("x-pico-authorization") && toTunnel.headers.first("authorization") == "Basic own")
-        // A peer verifies the token again, so it goes along.
-        let toPeer = HTTPProxyRules.upstreamRequest(head, clientIP: nil, scheme: "http", to: .peer, credentialHeader: "x-pico-authorization")
-        #expect(toPeer.headers.first("x-pico-authorization") == "Bearer t")
+        // A peer verifies the token again, so it goes along, with this node's proof; a client's
+        // own proof never travels.
+        var withProof = head
+        withProof.headers.add(name: "x-pico-forward-proof", value: "client-made")
+        let toPeer = HTTPProxyRules.upstreamRequest(withProof, clientIP: nil, scheme: "http", to: .peer, credentialHeader: "x-pico-authorization", proof: "1.abc")
+        #expect(toPeer.headers.first("x-pico-authorization") == "Bearer t" && toPeer.headers["x-pico-forward-proof"] == ["1.abc"])
+        let toTunnelWithClientProof = HTTPProxyRules.upstreamRequest(withProof, clientIP: nil, scheme: "http", to: .tunnel)
+        #expect(!toTunnelWithClientProof.headers.contains("x-pico-forward-proof"))
         let withoutAuth = HTTPProxyRules.upstreamRequest(head, clientIP: nil, scheme: "http", to: .tunnel)
         #expect(withoutAuth.headers.first("x-pico-authorization") == "Bearer t", "a port without auth consumes nothing")
     }

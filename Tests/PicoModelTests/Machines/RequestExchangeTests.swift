@@ -64,23 +64,28 @@ struct RequestExchangeTests {
         #expect(inside.access.consumedHeader == "x-pico-authorization")
     }
 
-    @Test func test_withSealedGossip_onlyAProvenForwardIsTrusted_andItsTokenCheckIsTheForwardersOwn() {
+    @Test func test_withSealedGossip_onlyAProvenForwardIsTrusted_andTheTokenIsCheckedAtEveryNode() {
         var router = LoopRouter(loop: 0, seed: 1)
         router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
         let missing = RequestAccess.refused(AuthFailure(.missingAuthorization))
+        let granted = RequestAccess.granted(TokenGrant(endpoints: nil, validUntil: nil), header: "authorization")
         var proven = RequestExchange(head: Self.head(forwardMark: true), framing: .none, clientHost: "203.0.113.9", router: router,
-                                     settings: ExchangeSettings(), access: missing, forwardProof: .verified)
-        #expect(proven.arrivedFromPeer && proven.access == .vouchedByMember)
+                                     settings: ExchangeSettings(), access: granted, forwardProof: .verified)
+        #expect(proven.arrivedFromPeer && proven.access == granted)
         #expect(proven.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
+        // A member's proof does not stand in for a token: a forwarder with other auth settings
+        // (or none) cannot let a request through.
+        var provenWithoutToken = RequestExchange(head: Self.head(forwardMark: true), framing: .none, clientHost: "203.0.113.9", router: router,
+                                                 settings: ExchangeSettings(), access: missing, forwardProof: .verified)
+        #expect(provenWithoutToken.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 401, message: "missing authorization", close: false))
         // A mark without a proof that verifies: not a member's, whatever address it comes from;
         // still never forwarded again.
-        var claimed = RequestExchange(head: Self.head(forwardMark: true), framing: .none, clientHost: "203.0.113.9", router: router,
-                                      settings: ExchangeSettings(), access: missing, forwardProof: .refused)
+        let claimed = RequestExchange(head: Self.head(forwardMark: true), framing: .none, clientHost: "203.0.113.9", router: router,
+                                      settings: ExchangeSettings(), access: granted, forwardProof: .refused)
         #expect(!claimed.arrivedFromPeer && claimed.forwardMarked)
-        #expect(claimed.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 401, message: "missing authorization", close: false))
         // A verified proof on a request without the mark proves nothing.
-        let unmarked = RequestExchange(head: Self.head(), framing: .none, clientHost: nil, router: router, settings: ExchangeSettings(), access: missing, forwardProof: .verified)
-        #expect(!unmarked.arrivedFromPeer && unmarked.access == missing)
+        let unmarked = RequestExchange(head: Self.head(), framing: .none, clientHost: nil, router: router, settings: ExchangeSettings(), access: granted, forwardProof: .verified)
+        #expect(!unmarked.arrivedFromPeer)
     }
 
     @Test func test_forwardProofs_parseStrictly_andAreFreshWithinAMinuteEitherWay() {

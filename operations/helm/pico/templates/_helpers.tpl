@@ -92,7 +92,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if not $hmac.key -}}
 {{- fail (printf "auth.%s.hmacSecret needs name and key" $port) -}}
 {{- end -}}
-{{- $_ := set $settings "hmac_secret_key" (printf "${PICO_%s_HMAC_SECRET}" (upper $port)) -}}
+{{- /* The secret goes in as a flag (the StatefulSet's args), never through the config
+     file's ${VAR} expansion, where YAML would read it: a '#' would cut it short. */ -}}
 {{- end -}}
 {{- if gt $sources 1 -}}
 {{- fail (printf "auth.%s: give one of jwksSecret, jwksURL and hmacSecret" $port) -}}
