@@ -716,7 +716,7 @@ class KeySetTests(unittest.TestCase):
         path = os.path.join(harness.TMP, "upstream-jwks.json")
         with open(path, "w") as handle:
             handle.write(self.key_set(["ec-1", "ed-1"]))
-        node = Node("--upstream.auth.jwks.endpoint", path, "--upstream.auth.jwks.cache-ttl", "10s")
+        node = Node("--upstream.auth.jwks.endpoint", path, "--upstream.auth.jwks.cache-ttl", "1s")
         self.processes.append(node.process)
         log = open(os.path.join(harness.TMP, "agent-removed-key.log"), "w")
         agents = {}
@@ -740,7 +740,7 @@ class KeySetTests(unittest.TestCase):
         path = os.path.join(harness.TMP, "race-jwks.json")
         with open(path, "w") as handle:
             handle.write(self.key_set(["ec-1", "ed-1"]))
-        node = Node("--upstream.auth.jwks.endpoint", path, "--upstream.auth.jwks.cache-ttl", "10s")
+        node = Node("--upstream.auth.jwks.endpoint", path, "--upstream.auth.jwks.cache-ttl", "1s")
         self.processes.append(node.process)
         # A handshake whose head arrives now and whose one-byte body after the key left the set.
         connection = socket.create_connection((node.host, node.upstream), timeout=20)

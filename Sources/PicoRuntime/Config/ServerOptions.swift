@@ -94,8 +94,8 @@ public enum ServerOptions {
                 settings[keyPath: auth].jwksEndpoint = location
                 return nil
             },
-            ServerOption(key: "\(port).auth.jwks.cache_ttl", defaultText: "1h", help: "How long a fetched key set is used before it is fetched again; from 10s to 24h.") { settings, value in
-                guard let ttl = DurationText.parse(value), ttl >= .seconds(10), ttl <= .seconds(86_400) else { return "expected a duration from 10s to 24h" }
+            ServerOption(key: "\(port).auth.jwks.cache_ttl", defaultText: "1h", help: "How long a fetched key set is used before it is fetched again; from 1s to 24h.") { settings, value in
+                guard let ttl = DurationText.parse(value), ttl >= .seconds(1), ttl <= .seconds(86_400) else { return "expected a duration from 1s to 24h" }
                 settings[keyPath: auth].jwksCacheTTL = ttl
                 return nil
             },
