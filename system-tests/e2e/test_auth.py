@@ -104,12 +104,26 @@ def failures(node, port, reason, admin_token=None):
     return 0
 
 
-class ProxyAuthTests(unittest.TestCase):
+class ProcessesTestCase(unittest.TestCase):
+    """A test class whose processes (nodes, agents, the backend) are killed after its tests."""
+
     @classmethod
     def setUpClass(cls):
-        cls.keys = Keys()
-        cls.backend, cls.http_port, cls.ws_port = start_backend()
         cls.processes = []
+        cls.backend, cls.http_port, cls.ws_port = start_backend()
+        cls.processes.append(cls.backend)
+
+    @classmethod
+    def tearDownClass(cls):
+        for process in cls.processes:
+            process.kill()
+
+
+class ProxyAuthTests(ProcessesTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.keys = Keys()
         cls.node = cls.start(*auth_flags(cls.keys))
         # A node that takes P-384 tokens and checks audience and issuer.
         cls.strict = cls.start("--proxy.auth.ecdsa-public-key", pem(cls.keys.p384.public_key()), "--proxy.auth.audience", "pico-proxy",
@@ -122,12 +136,6 @@ class ProxyAuthTests(unittest.TestCase):
         cls.processes.append(start_agent(node, "app", cls.http_port))
         cls.processes.append(start_agent(node, "other", cls.http_port))
         return node
-
-    @classmethod
-    def tearDownClass(cls):
-        for process in cls.processes:
-            process.kill()
-        cls.backend.kill()
 
     def assertRefused(self, node, headers, message, endpoint="app"):
         status, body, response = get(node, headers=headers, endpoint=endpoint)
@@ -283,21 +291,14 @@ class ProxyAuthTests(unittest.TestCase):
         self.assertEqual((response.status, response.read()), (200, b"hello"))
 
 
-class UpstreamAndAdminAuthTests(unittest.TestCase):
+class UpstreamAndAdminAuthTests(ProcessesTestCase):
     @classmethod
     def setUpClass(cls):
+        super().setUpClass()
         cls.keys = Keys()
-        cls.backend, cls.http_port, cls.ws_port = start_backend()
-        cls.processes = []
         cls.node = Node(*auth_flags(cls.keys, "upstream"), *auth_flags(cls.keys, "admin"))
         cls.processes.append(cls.node.process)
         cls.admin_token = token(cls.keys, "EdDSA", lifetime=3600)
-
-    @classmethod
-    def tearDownClass(cls):
-        for process in cls.processes:
-            process.kill()
-        cls.backend.kill()
 
     def admin(self, path, headers=None):
         connection = http.client.HTTPConnection(self.node.host, self.node.admin, timeout=10)
@@ -420,17 +421,8 @@ def metric(node, name):
     return None
 
 
-class GossipSecurityTests(unittest.TestCase):
+class GossipSecurityTests(ProcessesTestCase):
     """Sealed gossip, checked against the `cryptography` package's AES-GCM."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.processes = []
-
-    @classmethod
-    def tearDownClass(cls):
-        for process in cls.processes:
-            process.kill()
 
     def node(self, *flags, wait_for="/ready"):
         node = Node(*flags, wait_for=wait_for)
@@ -508,8 +500,7 @@ class GossipSecurityTests(unittest.TestCase):
         self.assertEqual(len(self.members(plain)), 1)
 
     def test_liveKeyRotation_acrossThreeNodes_underTraffic_losesNothing(self):
-        backend, http_port, _ = start_backend()
-        self.processes.append(backend)
+        http_port = self.http_port
         old, new = gossip_key(), gossip_key()
         files = [os.path.join(harness.TMP, f"gossip-keys-{index}") for index in range(3)]
         for path in files:
@@ -571,24 +562,17 @@ class GossipSecurityTests(unittest.TestCase):
         self.assertIn("cluster.gossip.secret_keys_file: reading /nonexistent/keys: No such file or directory", missing.stderr)
 
 
-class ClusterAuthTests(unittest.TestCase):
-    """Tokens across a forward: with sealed gossip the holder trusts a member's proof and the
-    token stops at the entry node; without, the holder checks the token again."""
+class ClusterAuthTests(ProcessesTestCase):
+    """Tokens across a forward: every node checks the token; with sealed gossip a member's proof
+    only makes its forwarded fields trusted."""
 
     @classmethod
     def setUpClass(cls):
+        super().setUpClass()
         cls.keys = Keys()
-        cls.backend, cls.http_port, _ = start_backend()
-        cls.processes = []
 
-    @classmethod
-    def tearDownClass(cls):
-        for process in cls.processes:
-            process.kill()
-        cls.backend.kill()
-
-    def pair(self, *flags, holder_auth=None):
-        holder = Node(*(holder_auth or auth_flags(self.keys)), *flags)
+    def pair(self, *flags):
+        holder = Node(*auth_flags(self.keys), *flags)
         entry = Node(*auth_flags(self.keys), *flags, "--cluster.join", f"127.0.0.1:{holder.gossip}")
         self.processes += [holder.process, entry.process]
         self.processes.append(start_agent(holder, "app", self.http_port))
@@ -645,15 +629,14 @@ class ClusterAuthTests(unittest.TestCase):
         self.assertEqual(get(entry)[0], 401)
 
 
-class KeySetTests(unittest.TestCase):
+class KeySetTests(ProcessesTestCase):
     """Keys from a JSON Web Key Set made by jwcrypto, from a file and over https."""
 
     @classmethod
     def setUpClass(cls):
+        super().setUpClass()
         from jwcrypto import jwk
         cls.jwk = jwk
-        cls.backend, cls.http_port, _ = start_backend()
-        cls.processes = []
         cls.keys = {
             "rsa-1": jwk.JWK.generate(kty="RSA", size=2048, kid="rsa-1"),
             "ec-1": jwk.JWK.generate(kty="EC", crv="P-256", kid="ec-1"),
@@ -661,12 +644,6 @@ class KeySetTests(unittest.TestCase):
             "ed-1": jwk.JWK.generate(kty="OKP", crv="Ed25519", kid="ed-1"),
             "rsa-2": jwk.JWK.generate(kty="RSA", size=2048, kid="rsa-2"),
         }
-
-    @classmethod
-    def tearDownClass(cls):
-        for process in cls.processes:
-            process.kill()
-        cls.backend.kill()
 
     def key_set(self, kids, extra=()):
         keys = [json.loads(self.keys[kid].export_public()) for kid in kids]

@@ -213,13 +213,13 @@ final class ProxyConnection: ConnectionDelegate {
         self.leaveIdle()
         self.exchangeDeadline = nil
         let shard = self.shard
-        let wallNow = MonotonicClock.wallMilliseconds()
+        // The wall clock is read only by a request that has a token or a proof to judge.
         var proof = ForwardProof.Check.notApplicable
         if let signer = shard.node.forwardSigner, head.headers.first("x-pico-forward") == "true" {
             proof = signer.check(head.headers.first(ForwardProof.header), method: head.method, target: head.target,
-                                 endpoint: HTTPProxyRules.endpoint(of: head), now: wallNow / 1_000)
+                                 endpoint: HTTPProxyRules.endpoint(of: head), now: MonotonicClock.wallMilliseconds() / 1_000)
         }
-        let access = checked ?? shard.proxyGate.map { $0.access(head.headers, now: wallNow) } ?? .open
+        let access = checked ?? shard.proxyGate.map { $0.access(head.headers, now: MonotonicClock.wallMilliseconds()) } ?? .open
         let machine = RequestExchange(head: head, framing: self.decoder.headFraming, clientHost: self.clientIP, router: shard.router,
                                       settings: shard.exchangeSettings, access: access, forwardProof: proof, moves: moves, avoiding: avoiding,
                                       holderWaits: holderWaits, firstOnConnection: self.requestsBegun == 0)
