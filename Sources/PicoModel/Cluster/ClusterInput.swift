@@ -30,8 +30,10 @@ public enum ClusterInput: Hashable, Sendable {
     /// Our `.openStateExchange` failed (connect error, timeout, peer closed).
     case stateExchangeFailed(ExchangeID, reason: String)
     /// An agent opened tunnel `id` for `endpoint`, on the shell's data loop `loop` (the
-    /// `.tunnelAdded` routing change names it, so other loops move requests there).
-    case tunnelOpened(TunnelID, endpoint: String, loop: Int = 0)
+    /// `.tunnelAdded` routing change names it, so other loops move requests there). `tenant` is
+    /// the agent's tenant ("" without `upstream.tenants`); `wallMilliseconds` the wall clock
+    /// (Unix milliseconds), which dates a new tenant claim on the endpoint.
+    case tunnelOpened(TunnelID, endpoint: String, loop: Int = 0, tenant: String = "", wallMilliseconds: UInt64 = 0)
     /// Tunnel `id` closed (agent went away, or after our `.closeTunnel`). Idempotent.
     case tunnelClosed(TunnelID)
     /// A request stream routed to tunnel `id` finished (successfully or not).

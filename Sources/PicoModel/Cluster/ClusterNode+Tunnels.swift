@@ -1,9 +1,20 @@
 // ==== ---- Tunnels, routing, and the make-before-break drain -----------------------------------------
 
 extension ClusterNode {
-    mutating func onTunnelOpened(_ id: TunnelID, endpoint: String, into directives: inout [ClusterDirective]) {
+    mutating func onTunnelOpened(_ id: TunnelID, endpoint: String, tenant: String = "", wallMilliseconds: UInt64 = 0, into directives: inout [ClusterDirective]) {
         guard !endpoint.isEmpty, endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
             directives.append(.event(.tunnelRejected(id, reason: "endpoint id must be 1 to \(EndpointTable.maxEndpointLength) bytes")))
+            directives.append(.closeTunnel(id))
+            return
+        }
+        guard tenant.isEmpty || EndpointClaim.isValidTenant(tenant) else {
+            directives.append(.event(.tunnelRejected(id, reason: "tenant id must be 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'")))
+            directives.append(.closeTunnel(id))
+            return
+        }
+        guard self.upstreams.tunnel(id) == nil else { return }
+        guard let claim = self.claimForNewTunnel(endpoint: endpoint, tenant: tenant, wallMilliseconds: wallMilliseconds) else {
+            directives.append(.event(.tunnelRejected(id, reason: "endpoint \(endpoint) is held by another tenant")))
             directives.append(.closeTunnel(id))
             return
         }
@@ -13,7 +24,7 @@ extension ClusterNode {
         // A tunnel opened during the drain (the load balancer had not noticed yet) is asked to move
         // at once; it still serves if nothing else can.
         if draining { directives.append(.tellAgentToMove(id)) }
-        self.setLocalCount(count, for: endpoint, into: &directives)
+        self.setLocalCount(count, for: endpoint, claim: claim, into: &directives)
     }
 
     mutating func removeTunnel(_ id: TunnelID, into directives: inout [ClusterDirective]) {
@@ -23,17 +34,23 @@ extension ClusterNode {
         self.setLocalCount(count, for: tunnel.endpoint, into: &directives)
     }
 
-    mutating func setLocalCount(_ count: Int, for endpoint: String, into directives: inout [ClusterDirective]) {
-        guard let delta = self.endpoints.setLocalCount(UInt32(clamping: count), for: endpoint) else { return }
+    /// Sets our count for `endpoint` under `claim` (nil: the claim our entry has).
+    mutating func setLocalCount(_ count: Int, for endpoint: String, claim: EndpointClaim? = nil, into directives: inout [ClusterDirective]) {
+        let claim = claim ?? self.endpoints.claim(of: self.me.uid, for: endpoint) ?? .untenanted
+        guard let delta = self.endpoints.setLocalCount(UInt32(clamping: count), for: endpoint, claim: claim) else { return }
         self.broadcasts.enqueueLocalDelta(delta)
         directives.append(.event(.endpointChanged(endpoint: endpoint, owner: self.me.uid, count: UInt32(clamping: count))))
     }
 
     /// Live remote holders of `endpoint` (dead and left nodes excluded; suspects marked, for
     /// routing's last resort).
+    /// Only the holding tenant's (see `endpointHolder`): while two tenants' entries coexist, the
+    /// other's tunnels are about to close and take no request.
     public func remoteUpstreams(for endpoint: String) -> [RemoteUpstream] {
-        self.endpoints.owners(of: endpoint).compactMap { owner, count in
-            guard owner != self.me.uid, let member = self.membership.member(owner), member.isLive else { return nil }
+        let holder = self.endpointHolder(endpoint)
+        return self.endpoints.owners(of: endpoint).compactMap { owner, count in
+            guard owner != self.me.uid, let member = self.membership.member(owner), member.isLive,
+                  self.endpoints.claim(of: owner, for: endpoint)?.tenant == holder?.tenant else { return nil }
             return RemoteUpstream(uid: owner, name: member.info.name, proxyAddress: member.info.proxyAddress, count: count,
                                   draining: member.draining, suspect: member.state.status == .suspect)
         }

@@ -98,9 +98,9 @@ public struct ClusterNode: Sendable {
             self.onStateExchangeReplied(id, bytes: bytes, now: now, into: &directives)
         case .stateExchangeFailed(let id, let reason):
             self.onStateExchangeFailed(id, reason: reason, now: now, into: &directives)
-        case .tunnelOpened(let id, let endpoint, let loop):
+        case .tunnelOpened(let id, let endpoint, let loop, let tenant, let wallMilliseconds):
             self.routing.tunnelLoops[id] = loop
-            self.onTunnelOpened(id, endpoint: endpoint, into: &directives)
+            self.onTunnelOpened(id, endpoint: endpoint, tenant: tenant, wallMilliseconds: wallMilliseconds, into: &directives)
             if self.upstreams.tunnel(id) == nil { self.routing.tunnelLoops[id] = nil }
         case .tunnelClosed(let id):
             self.removeTunnel(id, into: &directives)
@@ -126,6 +126,7 @@ public struct ClusterNode: Sendable {
             // takes a restart (with `verifyIncoming` and `verifyOutgoing` for the steps between).
             self.security?.keyring = keyring
         }
+        self.yieldLostEndpoints(into: &directives)
         if self.lifecycle.phase == .draining { self.advanceDrain(now: now, into: &directives) }
         self.runRouteRepair(now: now, into: &directives)
         self.reachability.expire(now: now)

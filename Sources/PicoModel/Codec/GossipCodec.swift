@@ -37,7 +37,12 @@ public enum GossipCodec {
         case left = 8
         case leaveAck = 9
         case endpointDelta = 10
+        /// An endpoint delta whose entries carry tenant claims (`upstream.tenants`); nodes built
+        /// before tenants drop it, so a cluster turns tenants on once every node knows them.
+        case endpointDeltaWithClaims = 11
         case stateExchange = 0x20
+        /// A state exchange whose endpoint entries carry tenant claims.
+        case stateExchangeWithClaims = 0x21
     }
 
     // MARK: - Datagrams
@@ -133,8 +138,9 @@ public enum GossipCodec {
             writer.writeByte(Kind.leaveAck.rawValue)
             writer.writeUInt64(subject.rawValue)
         case .endpointDelta(let delta):
-            writer.writeByte(Kind.endpointDelta.rawValue)
-            self.writeDelta(delta, into: &writer)
+            let claims = delta.entries.contains { !$0.claim.tenant.isEmpty }
+            writer.writeByte(claims ? Kind.endpointDeltaWithClaims.rawValue : Kind.endpointDelta.rawValue)
+            self.writeDelta(delta, claims: claims, into: &writer)
         }
     }
 
@@ -175,8 +181,10 @@ public enum GossipCodec {
         case .leaveAck:
             return .leaveAck(subject: try self.readUID(&reader, "leaveAck.subject"))
         case .endpointDelta:
-            return .endpointDelta(try self.readDelta(&reader))
-        case .stateExchange:
+            return .endpointDelta(try self.readDelta(&reader, claims: false))
+        case .endpointDeltaWithClaims:
+            return .endpointDelta(try self.readDelta(&reader, claims: true))
+        case .stateExchange, .stateExchangeWithClaims:
             throw WireDecodeError(.unknownKind(rawKind), field: "message.kind", offset: kindOffset)
         }
     }
@@ -261,7 +269,7 @@ public enum GossipCodec {
         return NodeInfo(uid: uid, name: name, gossipAddress: gossip, proxyAddress: proxy, adminAddress: admin, epoch: epoch)
     }
 
-    static func writeDelta(_ delta: EndpointDelta, into writer: inout ByteWriter) {
+    static func writeDelta(_ delta: EndpointDelta, claims: Bool, into writer: inout ByteWriter) {
         writer.writeUInt64(delta.owner.rawValue)
         writer.writeVarint(delta.base)
         writer.writeVarint(UInt64(delta.entries.count))
@@ -271,10 +279,26 @@ public enum GossipCodec {
             writer.writeVarint(UInt64(entry.count))
             writer.writeVarint(entry.version &- previous)
             previous = entry.version
+            if claims { self.writeClaim(entry.claim, into: &writer) }
         }
     }
 
-    static func readDelta(_ reader: inout ByteReader) throws(WireDecodeError) -> EndpointDelta {
+    /// A claim on the wire: the tenant ID, then `since` (omitted without a tenant).
+    static func writeClaim(_ claim: EndpointClaim, into writer: inout ByteWriter) {
+        writer.writeString(claim.tenant)
+        if !claim.tenant.isEmpty { writer.writeVarint(claim.since) }
+    }
+
+    /// Reads a claim: an empty tenant, or a valid tenant ID and its `since`.
+    static func readClaim(_ reader: inout ByteReader, _ field: @autoclosure () -> String) throws(WireDecodeError) -> EndpointClaim {
+        let offset = reader.offset
+        let tenant = try reader.readString("\(field()).tenant", maxBytes: EndpointClaim.maxTenantLength)
+        guard !tenant.isEmpty else { return .untenanted }
+        guard EndpointClaim.isValidTenant(tenant) else { throw WireDecodeError(.invalidValue, field: "\(field()).tenant", offset: offset) }
+        return EndpointClaim(tenant: tenant, since: try reader.readVarint("\(field()).since"))
+    }
+
+    static func readDelta(_ reader: inout ByteReader, claims: Bool) throws(WireDecodeError) -> EndpointDelta {
         let owner = try self.readUID(&reader, "endpointDelta.owner")
         let base = try reader.readVarint("endpointDelta.base")
         let count = try reader.readCount("endpointDelta.count", limit: self.maxStateItems, minimumItemSize: 3)
@@ -282,7 +306,8 @@ public enum GossipCodec {
         entries.reserveCapacity(count)
         var previous = base
         for _ in 0..<count {
-            let entry = try self.readEntry(&reader, "endpointDelta.entry", previous: previous)
+            var entry = try self.readEntry(&reader, "endpointDelta.entry", previous: previous)
+            if claims { entry.claim = try self.readClaim(&reader, "endpointDelta.entry.claim") }
             entries.append(entry)
             previous = entry.version
         }

@@ -4,7 +4,8 @@ extension GossipCodec {
         var writer = ByteWriter(capacity: 64 + state.members.count * 96 + state.tombstones.count * 24)
         writer.writeByte(self.magic)
         writer.writeByte(self.version)
-        writer.writeByte(Kind.stateExchange.rawValue)
+        let claims = state.endpoints.contains { $0.entries.contains { !$0.claim.tenant.isEmpty } }
+        writer.writeByte(claims ? Kind.stateExchangeWithClaims.rawValue : Kind.stateExchange.rawValue)
         writer.writeByte(state.purpose.rawValue)
         writer.writeByte(state.isReply ? 1 : 0)
         writer.writeUInt64(state.sender.rawValue)
@@ -36,6 +37,7 @@ extension GossipCodec {
                 writer.writeString(entry.endpoint)
                 writer.writeVarint(UInt64(entry.count))
                 writer.writeVarint(entry.version)
+                if claims { self.writeClaim(entry.claim, into: &writer) }
             }
         }
         return writer.bytes
@@ -50,7 +52,7 @@ extension GossipCodec {
         try self.readHeader(&reader)
         let kindOffset = reader.offset
         let kind = try reader.readByte("state.kind")
-        guard kind == Kind.stateExchange.rawValue else {
+        guard kind == Kind.stateExchange.rawValue || kind == Kind.stateExchangeWithClaims.rawValue else {
             throw WireDecodeError(.unknownKind(kind), field: "state.kind", offset: kindOffset)
         }
         let purposeOffset = reader.offset
@@ -61,7 +63,7 @@ extension GossipCodec {
         let sender = try self.readUID(&reader, "state.sender")
         let members = try self.readMemberRecords(&reader)
         let tombstones = try self.readTombstoneRecords(&reader)
-        let endpoints = try self.readSnapshots(&reader)
+        let endpoints = try self.readSnapshots(&reader, claims: kind == Kind.stateExchangeWithClaims.rawValue)
         try reader.expectEnd("state")
         return StateExchange(
             purpose: purpose, isReply: isReply, sender: sender, members: members, tombstones: tombstones, endpoints: endpoints)
@@ -105,7 +107,7 @@ extension GossipCodec {
         return tombstones
     }
 
-    static func readSnapshots(_ reader: inout ByteReader) throws(WireDecodeError) -> [StateExchange.EndpointSnapshot] {
+    static func readSnapshots(_ reader: inout ByteReader, claims: Bool) throws(WireDecodeError) -> [StateExchange.EndpointSnapshot] {
         let count = try reader.readCount("state.endpoints.count", limit: self.maxStateItems, minimumItemSize: 10)
         var snapshots: [StateExchange.EndpointSnapshot] = []
         snapshots.reserveCapacity(count)
@@ -122,7 +124,8 @@ extension GossipCodec {
                 guard entryVersion > 0, entryVersion <= version else {
                     throw WireDecodeError(.invalidValue, field: "state.endpoints.entry.version", offset: versionOffset)
                 }
-                entries.append(EndpointDelta.Entry(endpoint: endpoint, count: entryCount, version: entryVersion))
+                let claim = claims ? try self.readClaim(&reader, "state.endpoints.entry.claim") : .untenanted
+                entries.append(EndpointDelta.Entry(endpoint: endpoint, count: entryCount, version: entryVersion, claim: claim))
             }
             snapshots.append(StateExchange.EndpointSnapshot(owner: owner, version: version, entries: entries))
         }

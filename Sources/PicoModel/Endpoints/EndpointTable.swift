@@ -12,6 +12,8 @@ public struct EndpointTable: Hashable, Sendable {
         public var count: UInt32
         /// The owner's version when it was written.
         public var version: UInt64
+        /// The tenant of the owner's tunnels and the age of its hold.
+        public var claim: EndpointClaim = .untenanted
     }
 
     /// What this table knows of one owner.
@@ -30,6 +32,8 @@ public struct EndpointTable: Hashable, Sendable {
         public var owner: NodeUID
         /// The new count (zero: gone).
         public var count: UInt32
+        /// The owner's claim now (a change of tenant at the same count is a change too).
+        public var claim: EndpointClaim = .untenanted
     }
 
     /// Longest endpoint ID accepted, in UTF-8 bytes (longer ones are refused by the router with 400).
@@ -86,23 +90,25 @@ public struct EndpointTable: Hashable, Sendable {
 
     // MARK: - Local entries
 
-    /// Sets our own listener count for `endpoint`. Returns the delta to gossip (covering exactly
-    /// the new version), or nil when the count did not change.
-    public mutating func setLocalCount(_ count: UInt32, for endpoint: String) -> EndpointDelta? {
-        let current = self.owners[self.localOwner]?.entries[endpoint]?.count ?? 0
-        guard current != count else { return nil }
+    /// Sets our own listener count for `endpoint`, under `claim`. Returns the delta to gossip
+    /// (covering exactly the new version), or nil when neither changed.
+    public mutating func setLocalCount(_ count: UInt32, for endpoint: String, claim: EndpointClaim = .untenanted) -> EndpointDelta? {
+        let currentEntry = self.owners[self.localOwner]?.entries[endpoint]
+        let current = currentEntry?.count ?? 0
+        guard current != count || (count > 0 && currentEntry?.claim != claim) else { return nil }
         let base = self.localVersion
         self.localVersion += 1
         var state = self.owners[self.localOwner] ?? OwnerState()
         if count == 0 {
             state.entries[endpoint] = nil
         } else {
-            state.entries[endpoint] = Entry(count: count, version: self.localVersion)
+            state.entries[endpoint] = Entry(count: count, version: self.localVersion, claim: claim)
         }
         state.knownVersion = self.localVersion
         self.store(state, for: self.localOwner)
         self.setIndex(endpoint: endpoint, owner: self.localOwner, count: count)
-        return EndpointDelta(owner: self.localOwner, base: base, entries: [.init(endpoint: endpoint, count: count, version: self.localVersion)])
+        let written = count == 0 ? EndpointClaim.untenanted : claim
+        return EndpointDelta(owner: self.localOwner, base: base, entries: [.init(endpoint: endpoint, count: count, version: self.localVersion, claim: written)])
     }
 
     /// Our own listener count for `endpoint`.
@@ -111,11 +117,11 @@ public struct EndpointTable: Hashable, Sendable {
     }
 
     /// Our own live entries, sorted by endpoint.
-    public var localEntries: [(endpoint: String, count: UInt32)] {
+    public var localEntries: [(endpoint: String, count: UInt32, claim: EndpointClaim)] {
         (self.owners[self.localOwner]?.entries ?? [:])
             .filter { $0.value.count > 0 }
             .sorted { $0.key < $1.key }
-            .map { (endpoint: $0.key, count: $0.value.count) }
+            .map { (endpoint: $0.key, count: $0.value.count, claim: $0.value.claim) }
     }
 
     /// After a rebirth: the old owner's entries are dropped and ours are re-published under the new
@@ -132,8 +138,8 @@ public struct EndpointTable: Hashable, Sendable {
         self.removedOwners.remove(newOwner)
         var deltas: [EndpointDelta] = []
         for entry in entries {
-            if let delta = self.setLocalCount(entry.count, for: entry.endpoint) { deltas.append(delta) }
-            changes.append(Change(endpoint: entry.endpoint, owner: newOwner, count: entry.count))
+            if let delta = self.setLocalCount(entry.count, for: entry.endpoint, claim: entry.claim) { deltas.append(delta) }
+            changes.append(Change(endpoint: entry.endpoint, owner: newOwner, count: entry.count, claim: entry.claim))
         }
         return (changes, deltas)
     }
@@ -151,10 +157,11 @@ public struct EndpointTable: Hashable, Sendable {
         for entry in delta.entries where entry.version > state.knownVersion {
             if let existing = state.entries[entry.endpoint], existing.version >= entry.version { continue }
             if state.entries[entry.endpoint] == nil, state.entries.count >= limit { continue }
-            let previous = state.entries[entry.endpoint]?.count ?? 0
-            state.entries[entry.endpoint] = Entry(count: entry.count, version: entry.version)
-            if previous != entry.count {
-                changes.append(Change(endpoint: entry.endpoint, owner: delta.owner, count: entry.count))
+            let previous = state.entries[entry.endpoint]
+            let claim = entry.count == 0 ? EndpointClaim.untenanted : entry.claim
+            state.entries[entry.endpoint] = Entry(count: entry.count, version: entry.version, claim: claim)
+            if (previous?.count ?? 0) != entry.count || (entry.count > 0 && previous?.claim != claim) {
+                changes.append(Change(endpoint: entry.endpoint, owner: delta.owner, count: entry.count, claim: claim))
             }
         }
         if delta.base <= state.knownVersion, delta.lastVersion > state.knownVersion {
@@ -180,12 +187,15 @@ public struct EndpointTable: Hashable, Sendable {
         }
         for entry in snapshot.entries where entry.count > 0 && entry.version <= snapshot.version && next[entry.endpoint] == nil {
             guard next.count < limit else { break }
-            next[entry.endpoint] = Entry(count: entry.count, version: entry.version)
+            next[entry.endpoint] = Entry(count: entry.count, version: entry.version, claim: entry.claim)
         }
         for endpoint in Set(state.entries.keys).union(next.keys).sorted() {
-            let before = state.entries[endpoint]?.count ?? 0
-            let after = next[endpoint]?.count ?? 0
-            if before != after { changes.append(Change(endpoint: endpoint, owner: snapshot.owner, count: after)) }
+            let before = state.entries[endpoint]
+            let after = next[endpoint]
+            let afterCount = after?.count ?? 0
+            if (before?.count ?? 0) != afterCount || (afterCount > 0 && before?.claim != after?.claim) {
+                changes.append(Change(endpoint: endpoint, owner: snapshot.owner, count: afterCount, claim: after?.claim ?? .untenanted))
+            }
         }
         state.entries = next
         state.knownVersion = snapshot.version
@@ -227,6 +237,12 @@ public struct EndpointTable: Hashable, Sendable {
         return owners.sorted { $0.key < $1.key }.map { (owner: $0.key, count: $0.value) }
     }
 
+    /// The claim of `owner`'s entry for `endpoint` (nil when it has none).
+    public func claim(of owner: NodeUID, for endpoint: String) -> EndpointClaim? {
+        guard let entry = self.owners[owner]?.entries[endpoint], entry.count > 0 else { return nil }
+        return entry.claim
+    }
+
     /// Every endpoint with at least one owner, sorted.
     public var endpoints: [String] {
         self.index.keys.sorted()
@@ -241,7 +257,7 @@ public struct EndpointTable: Hashable, Sendable {
                 entries: state.entries
                     .filter { $0.value.count > 0 && $0.value.version <= state.knownVersion }
                     .sorted { ($0.value.version, $0.key) < ($1.value.version, $1.key) }
-                    .map { EndpointDelta.Entry(endpoint: $0.key, count: $0.value.count, version: $0.value.version) })
+                    .map { EndpointDelta.Entry(endpoint: $0.key, count: $0.value.count, version: $0.value.version, claim: $0.value.claim) })
         }
     }
 

@@ -48,12 +48,15 @@ public struct EndpointDelta: Hashable, Sendable {
         public var count: UInt32
         /// The owner's version counter when this value was written.
         public var version: UInt64
+        /// The tenant of the owner's tunnels and the age of its hold (none without tenants).
+        public var claim: EndpointClaim
 
         /// Creates an entry.
-        public init(endpoint: String, count: UInt32, version: UInt64) {
+        public init(endpoint: String, count: UInt32, version: UInt64, claim: EndpointClaim = .untenanted) {
             self.endpoint = endpoint
             self.count = count
             self.version = version
+            self.claim = claim
         }
     }
 

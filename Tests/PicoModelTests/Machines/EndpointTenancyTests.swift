@@ -1,0 +1,129 @@
+import Testing
+@testable import PicoModel
+
+/// One tenant per endpoint, cluster-wide, driven through one `ClusterNode` and the codec.
+@Suite struct EndpointTenancyTests {
+    /// A node that knows peer 2 as alive.
+    static func nodeWithPeer() -> (ClusterNode, NodeInfo) {
+        var node = ClusterNodeTests.node()
+        let peer = Fixture.info(2)
+        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, messages: [.alive(info: peer, incarnation: 0, draining: false)]), from: peer.gossipAddress), now: .zero)
+        return (node, peer)
+    }
+
+    /// Peer `peer` gossips its entry for `endpoint` (`count` tunnels under `claim`) at `version`.
+    static func peerEntry(_ peer: NodeInfo, _ endpoint: String, count: UInt32 = 1, version: UInt64, claim: EndpointClaim, into node: inout ClusterNode, at now: Instant) -> [ClusterDirective] {
+        let delta = EndpointDelta(owner: peer.uid, base: version - 1, entries: [.init(endpoint: endpoint, count: count, version: version, claim: claim)])
+        return node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, messages: [.endpointDelta(delta)]), from: peer.gossipAddress), now: now)
+    }
+
+    @Test func test_holder_isTheOldestClaim_tenantIDBreaksTies_andUntenantedAlwaysHolds() {
+        let a = EndpointClaim(tenant: "a", since: 200)
+        let b = EndpointClaim(tenant: "b", since: 100)
+        let c = EndpointClaim(tenant: "c", since: 100)
+        #expect(EndpointClaim.holder(of: [a, b, c]) == b)
+        #expect(EndpointClaim.holder(of: [c, b]) == b)
+        #expect(EndpointClaim.holder(of: [a, .untenanted]) == .untenanted)
+        #expect(EndpointClaim.holder(of: [EndpointClaim]()) == nil)
+        #expect(EndpointClaim(tenant: "", since: 99).since == 0, "no tenant, no age")
+        #expect(EndpointClaim.isValidTenant("team-a_1.prod"))
+        for bad in ["", "a b", "a/b", "ä", String(repeating: "x", count: 65)] { #expect(!EndpointClaim.isValidTenant(bad), "\(bad)") }
+    }
+
+    @Test func test_anotherTenantsRegistration_isRefused_whileATenantHoldsTheEndpointAnywhere() {
+        var (node, peer) = Self.nodeWithPeer()
+        _ = Self.peerEntry(peer, "svc", version: 1, claim: EndpointClaim(tenant: "blue", since: 1_000), into: &node, at: .seconds(1))
+        let refused = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc", tenant: "red", wallMilliseconds: 500), now: .seconds(2))
+        #expect(refused.contains(.closeTunnel(TunnelID(1))), "an older wall clock does not help: the holder decides at registration")
+        #expect(refused.contains(.event(.tunnelRejected(TunnelID(1), reason: "endpoint svc is held by another tenant"))))
+        #expect(node.endpoints.localCount(for: "svc") == 0)
+        let untenanted = node.handle(.tunnelOpened(TunnelID(2), endpoint: "svc"), now: .seconds(2))
+        #expect(untenanted.contains(.closeTunnel(TunnelID(2))), "no tenant is another tenant too")
+        // The holding tenant registers here, and its hold continues: our claim dates from the peer's.
+        let same = node.handle(.tunnelOpened(TunnelID(3), endpoint: "svc", tenant: "blue", wallMilliseconds: 9_000), now: .seconds(3))
+        #expect(!same.contains(.closeTunnel(TunnelID(3))))
+        #expect(node.endpoints.claim(of: node.me.uid, for: "svc") == EndpointClaim(tenant: "blue", since: 1_000))
+        #expect(node.remoteUpstreams(for: "svc").map(\.uid) == [peer.uid])
+        #expect(node.checkInvariants() == [])
+    }
+
+    @Test func test_anOlderClaimLearnedLater_closesOurTunnels_andRoutingSkipsTheLoser() {
+        var (node, peer) = Self.nodeWithPeer()
+        _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc", tenant: "red", wallMilliseconds: 5_000), now: .seconds(1))
+        _ = node.handle(.tunnelOpened(TunnelID(2), endpoint: "svc", tenant: "red", wallMilliseconds: 6_000), now: .seconds(1))
+        #expect(node.endpoints.claim(of: node.me.uid, for: "svc") == EndpointClaim(tenant: "red", since: 5_000))
+        // A younger claim of another tenant (registered on the other side of a cut) loses:
+        // our tunnels stay, and routing never sends to the peer's.
+        let younger = Self.peerEntry(peer, "svc", version: 1, claim: EndpointClaim(tenant: "blue", since: 7_000), into: &node, at: .seconds(2))
+        #expect(!younger.contains(.closeTunnel(TunnelID(1))))
+        #expect(node.remoteUpstreams(for: "svc").isEmpty)
+        #expect(node.endpointHolder("svc")?.tenant == "red")
+        // The peer's claim turns out older (its tenant held the endpoint first): ours close.
+        let older = Self.peerEntry(peer, "svc", version: 2, claim: EndpointClaim(tenant: "blue", since: 4_000), into: &node, at: .seconds(3))
+        #expect(older.contains(.closeTunnel(TunnelID(1))) && older.contains(.closeTunnel(TunnelID(2))))
+        #expect(older.contains(.event(.tunnelRejected(TunnelID(1), reason: "endpoint svc is held by another tenant (since 4000)"))))
+        #expect(node.endpoints.localCount(for: "svc") == 0)
+        #expect(node.remoteUpstreams(for: "svc").map(\.uid) == [peer.uid])
+        let routing = older.compactMap { if case .routingChanged(let changes) = $0 { return changes } else { return nil } }.flatMap { $0 }
+        #expect(routing.contains(.tunnelRemoved(TunnelID(1))))
+        #expect(routing.contains(.remoteHolders(endpoint: "svc", node.remoteUpstreams(for: "svc"))))
+        #expect(node.checkInvariants() == [])
+    }
+
+    @Test func test_whenTheHolderDies_theEndpointIsFreeForAnotherTenant() {
+        var (node, peer) = Self.nodeWithPeer()
+        _ = Self.peerEntry(peer, "svc", version: 1, claim: EndpointClaim(tenant: "blue", since: 1_000), into: &node, at: .seconds(1))
+        let dead = GossipMessage.dead(subject: peer.uid, incarnation: 0, accuser: Fixture.info(3).uid)
+        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: Fixture.info(3).uid, messages: [dead]), from: Fixture.info(3).gossipAddress), now: .seconds(2))
+        #expect(node.endpointHolder("svc") == nil)
+        let opened = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc", tenant: "red", wallMilliseconds: 8_000), now: .seconds(3))
+        #expect(!opened.contains(.closeTunnel(TunnelID(1))))
+        #expect(node.endpoints.claim(of: node.me.uid, for: "svc") == EndpointClaim(tenant: "red", since: 8_000))
+    }
+
+    @Test func test_claims_crossTheWire_inDeltasAndStateExchanges_andPlainEntriesKeepTheOldKinds() throws {
+        let claimed = EndpointDelta(owner: NodeUID(7), base: 0, entries: [
+            .init(endpoint: "a", count: 1, version: 1, claim: EndpointClaim(tenant: "blue", since: 1_234_567)),
+            .init(endpoint: "b", count: 0, version: 2),
+        ])
+        let encoded = GossipCodec.encode(.endpointDelta(claimed))
+        #expect(encoded.first == 11)
+        let datagram = try GossipCodec.decodeDatagram(GossipCodec.datagram(sender: NodeUID(7), encodedMessages: [encoded]))
+        #expect(datagram.messages == [.endpointDelta(claimed)])
+        let plain = EndpointDelta(owner: NodeUID(7), base: 0, entries: [.init(endpoint: "a", count: 1, version: 1)])
+        #expect(GossipCodec.encode(.endpointDelta(plain)).first == 10, "a cluster without tenants speaks what older nodes read")
+
+        let state = StateExchange(purpose: .pushPull, isReply: false, sender: NodeUID(7), members: [], tombstones: [],
+                                  endpoints: [.init(owner: NodeUID(7), version: 2, entries: [.init(endpoint: "a", count: 2, version: 2, claim: EndpointClaim(tenant: "t", since: 9))])])
+        let bytes = GossipCodec.encode(state)
+        #expect(bytes[2] == 0x21)
+        #expect(try GossipCodec.decodeStateExchange(bytes) == state)
+    }
+
+    @Test func test_hostileClaims_areRefusedWithTheField() {
+        // A tenant with a byte outside the allowed set, in an otherwise valid delta.
+        var writer = ByteWriter(capacity: 64)
+        writer.writeByte(11)
+        writer.writeUInt64(7)
+        writer.writeVarint(0)
+        writer.writeVarint(1)
+        writer.writeString("a")
+        writer.writeVarint(1)
+        writer.writeVarint(1)
+        writer.writeString("bad tenant")
+        writer.writeVarint(5)
+        let bytes = GossipCodec.datagram(sender: NodeUID(7), encodedMessages: [writer.bytes])
+        #expect(throws: WireDecodeError.self) { try GossipCodec.decodeDatagram(bytes) }
+        do {
+            _ = try GossipCodec.decodeDatagram(bytes)
+        } catch {
+            #expect(error.field == "endpointDelta.entry.claim.tenant")
+        }
+        // A tenant longer than the bound.
+        var long = ByteWriter(capacity: 128)
+        long.writeByte(11); long.writeUInt64(7); long.writeVarint(0); long.writeVarint(1)
+        long.writeString("a"); long.writeVarint(1); long.writeVarint(1)
+        long.writeString(String(repeating: "t", count: 65)); long.writeVarint(5)
+        #expect(throws: WireDecodeError.self) { try GossipCodec.decodeDatagram(GossipCodec.datagram(sender: NodeUID(7), encodedMessages: [long.bytes])) }
+    }
+}
