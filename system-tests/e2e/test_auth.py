@@ -629,6 +629,136 @@ class ClusterAuthTests(ProcessesTestCase):
         self.assertEqual(get(entry)[0], 401)
 
 
+class TenantTests(ProcessesTestCase):
+    """`upstream.tenants`: each tenant's agents need a token its keys verify and name their
+    tenant; an endpoint one tenant holds cannot be taken by another, on any node."""
+
+    BLUE = "blue-tenant-secret-of-at-least-32-bytes"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.keys = Keys()
+        cls.config = os.path.join(harness.TMP, f"tenants-{os.getpid()}.yaml")
+        red = pem(cls.keys.p256.public_key()).strip().replace("\n", "\n          ")
+        with open(cls.config, "w") as handle:
+            handle.write("upstream:\n  tenants:\n"
+                         f"    - id: blue\n      auth:\n        hmac_secret_key: {cls.BLUE}\n"
+                         f"    - id: red\n      auth:\n        ecdsa_public_key: |\n          {red}\n")
+
+    def node(self, *flags):
+        node = Node("--config.path", self.config, *flags)
+        self.processes.append(node.process)
+        return node
+
+    def blue(self, lifetime=300, **claims):
+        return jwt.encode({"exp": int(time.time()) + lifetime, **claims}, self.BLUE, algorithm="HS256")
+
+    def red(self, lifetime=300, **claims):
+        return jwt.encode({"exp": int(time.time()) + lifetime, **claims}, self.keys.p256, algorithm="ES256")
+
+    def agent(self, node, endpoint, tenant, token, backend=None, wait=True):
+        log = open(os.path.join(harness.TMP, f"agent-tenant-{endpoint}-{tenant}-{len(self.processes)}.log"), "w")
+        process = subprocess.Popen([harness.PICO, "agent", "http", endpoint, str(backend or self.http_port), "--connect.url", f"http://{node.host}:{node.upstream}",
+                                    "--event-loops", "1", "--connect.token", token, *(["--connect.tenant-id", tenant] if tenant else [])], stderr=log)
+        self.processes.append(process)
+        if wait:
+            harness.wait_until(lambda: node.endpoints().get(endpoint, 0) >= 1, what=f"agent for {endpoint}")
+        return process, log.name
+
+    @staticmethod
+    def handshake(node, endpoint, headers):
+        """The status and body of a tunnel handshake with `headers`."""
+        connection = http.client.HTTPConnection(node.host, node.upstream, timeout=10)
+        connection.request("GET", f"/pico/v1/upstream/{endpoint}", headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                                                          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13", **headers})
+        response = connection.getresponse()
+        return response.status, response.read()
+
+    def test_agentsNameTheirTenant_andOnlyItsKeysVerifyThem(self):
+        node = self.node()
+        self.agent(node, "svc", "blue", self.blue())
+        self.assertEqual(get(node, endpoint="svc")[0], 200)
+        cases = [({**bearer(self.blue())}, 401, "unknown tenant"),                                   # no tenant: upstream.auth is not used
+                 ({**bearer(self.blue()), "x-pico-tenant-id": "green"}, 401, "unknown tenant"),
+                 ({**bearer(self.red()), "x-pico-tenant-id": "blue"}, 401, "invalid token"),           # red's key cannot sign for blue
+                 ({**bearer(self.blue()), "x-pico-tenant-id": "blue", "x-piko-tenant-id": "red"}, 400, "x-pico-tenant-id and x-piko-tenant-id name different tenants"),
+                 ({**bearer(self.blue()), "x-pico-tenant-id": "../etc"}, 400, "tenant id must be 1 to 64 letters, digits, '.', '_' or '-'"),
+                 ({"x-pico-tenant-id": "blue"}, 401, "missing authorization")]
+        for headers, status, message in cases:
+            self.assertEqual(self.handshake(node, "other", headers), (status, json.dumps({"error": message}, separators=(",", ":")).encode() + b"\n"), headers)
+        # Piko's field names the tenant as well.
+        self.assertEqual(self.handshake(node, "svc", {**bearer(self.blue()), "x-piko-tenant-id": "blue"})[0], 101)
+        self.assertGreaterEqual(failures(node, "upstream", "unknown_tenant"), 2)
+
+    def test_anEndpointATenantHolds_cannotBeTakenByAnother_onAnyNode(self):
+        first = self.node()
+        second = self.node("--cluster.join", f"127.0.0.1:{first.gossip}")
+        self.agent(first, "payments", "blue", self.blue())
+        harness.wait_until(lambda: json.loads(second.admin_get("/status/upstream/tenants")[1]) == {"payments": "blue"}, what="the second node learns blue holds payments")
+        # Red, with a token of its own, is refused at both nodes before its tunnel opens.
+        for node in (first, second):
+            self.assertEqual(self.handshake(node, "payments", {**bearer(self.red()), "x-pico-tenant-id": "red"}),
+                             (409, b'{"error":"endpoint held by another tenant"}\n'))
+        process, log = self.agent(second, "payments", "red", self.red(), wait=False)
+        time.sleep(2)
+        self.assertIsNone(process.poll(), "409 is retried: the endpoint may be let go")
+        with open(log) as handle:
+            self.assertIn("409: endpoint held by another tenant", handle.read())
+        self.assertEqual(second.endpoints(), {})
+        # Every request for payments still reaches blue's agent, through either node.
+        self.assertEqual([get(node, endpoint="payments")[0] for node in (first, second, first, second)], [200] * 4)
+        # Red registers endpoints no one holds; the metrics count each tenant's own.
+        self.agent(second, "reports", "red", self.red())
+        harness.wait_until(lambda: json.loads(first.admin_get("/status/upstream/tenants")[1]) == {"payments": "blue", "reports": "red"}, what="both tenants listed")
+        metrics = second.admin_get("/metrics")[1].decode()
+        self.assertIn('pico_upstreams_tenant_tunnels{tenant="red"} 1', metrics)
+        self.assertIn('pico_upstreams_tenant_tunnels{tenant="blue"} 0', metrics)
+        self.assertIn('pico_upstreams_tenant_endpoints{tenant="red"} 1', metrics)
+        status = subprocess.run([harness.PICO, "status", "upstream", "tenants", "--server.url", f"http://127.0.0.1:{second.admin}"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertIn("payments", status.stdout)
+        self.assertIn("blue", status.stdout)
+
+    def test_twoTenantsOnTwoSidesThatMeetLater_theOlderClaimKeepsTheEndpoint(self):
+        # Two nodes that do not know each other yet (as two sides of a partition): blue takes
+        # `shared` on one, red a second later on the other. A third node joins both, the sides
+        # merge, and red's tunnel (the younger claim) is closed; its agent is refused after.
+        left = self.node()
+        right = self.node()
+        self.agent(left, "shared", "blue", self.blue())
+        time.sleep(1.1)
+        process, log = self.agent(right, "shared", "red", self.red())
+        bridge = self.node("--cluster.join", f"127.0.0.1:{left.gossip},127.0.0.1:{right.gossip}")
+        harness.wait_until(lambda: right.endpoints().get("shared", 0) == 0 and
+                           json.loads(right.admin_get("/status/upstream/tenants")[1]).get("shared") == "blue", timeout=30,
+                           what="red's younger claim gives way on the right node")
+        for node in (left, right, bridge):
+            self.assertEqual(get(node, endpoint="shared")[0], 200)
+        self.assertEqual(left.endpoints(), {"shared": 1})
+        with open(right.log.name) as handle:
+            self.assertIn("endpoint shared is held by another tenant", handle.read())
+        harness.wait_until(lambda: "409: endpoint held by another tenant" in open(log).read(), timeout=30, what="red's agent refused when it dials again")
+
+    def test_tenantSettings_mistakesNameTheKey(self):
+        cases = [("upstream:\n  tenants:\n    - auth:\n        hmac_secret_key: x\n", "upstream.tenants[0]: missing tenant id"),
+                 ("upstream:\n  tenants:\n    - id: a\n", "upstream.tenants[0]: tenant auth disabled"),
+                 ("upstream:\n  tenants:\n    - id: a b\n      auth:\n        hmac_secret_key: x\n", "upstream.tenants[0].id: expected 1 to 64"),
+                 (f"upstream:\n  tenants:\n    - id: a\n      auth:\n        hmac_secret_key: {SECRET}\n    - id: a\n      auth:\n        hmac_secret_key: {SECRET}\n",
+                  "upstream.tenants[1].id: tenant a is listed twice"),
+                 ("upstream:\n  tenants:\n    - id: a\n      auth:\n        hmac_secret_keys: x\n", "unknown key upstream.tenants[0].auth.hmac_secret_keys"),
+                 ("upstream:\n  tenants:\n    - id: a\n      auth:\n        rsa_public_key: not a key\n", "upstream.tenants[0].auth.rsa_public_key"),
+                 ("upstream:\n  tenants:\n    - id: a\n      auth:\n        jwks:\n          endpoint: /etc/jwks.json\n", "upstream.tenants[0].auth.jwks.endpoint: a tenant's key set is not supported yet"),
+                 ("upstream:\n  tenants: blue\n", "upstream.tenants: expected a list of {id, auth}")]
+        for text, expected in cases:
+            path = os.path.join(harness.TMP, f"tenants-bad-{os.getpid()}.yaml")
+            with open(path, "w") as handle:
+                handle.write(text)
+            result = subprocess.run([harness.PICO, "server", "--config.path", path], capture_output=True, text=True, timeout=10)
+            self.assertNotEqual(result.returncode, 0, text)
+            self.assertIn(expected, result.stderr, text)
+
+
 class KeySetTests(ProcessesTestCase):
     """Keys from a JSON Web Key Set made by jwcrypto, from a file and over https."""
 

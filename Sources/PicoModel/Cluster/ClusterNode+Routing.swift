@@ -12,6 +12,8 @@ struct RoutingPublication: Sendable {
     var unreachable: Set<NodeUID> = []
     /// The members last sent as heartbeating forwards.
     var heartbeating: Set<NodeUID> = []
+    /// The holding tenants last sent, for endpoints a tenant holds.
+    var tenants: [String: String] = [:]
 }
 
 extension ClusterNode {
@@ -21,6 +23,7 @@ extension ClusterNode {
     mutating func appendRoutingChanges(to directives: inout [ClusterDirective]) {
         var changes: [RoutingChange] = []
         var remoteChanged: Set<String> = []
+        var claimsChanged: Set<String> = []
         var membershipChanged = false
         for directive in directives {
             switch directive {
@@ -33,8 +36,9 @@ extension ClusterNode {
             case .event(.tunnelRemoved(let id, _)):
                 self.routing.tunnelLoops[id] = nil
                 changes.append(.tunnelRemoved(id))
-            case .event(.endpointChanged(let endpoint, let owner, _)) where owner != self.me.uid:
-                remoteChanged.insert(endpoint)
+            case .event(.endpointChanged(let endpoint, let owner, _)):
+                claimsChanged.insert(endpoint)
+                if owner != self.me.uid { remoteChanged.insert(endpoint) }
             case .event(.membership(let event)):
                 switch event {
                 case .memberJoined, .memberStatusChanged, .memberDraining, .memberRemoved, .reborn: membershipChanged = true
@@ -47,6 +51,7 @@ extension ClusterNode {
         if membershipChanged || !remoteChanged.isEmpty {
             changes += self.remoteHolderChanges(endpoints: membershipChanged ? nil : remoteChanged)
         }
+        changes += self.tenantChanges(endpoints: membershipChanged ? nil : claimsChanged)
         if membershipChanged {
             let hosts = Array(Set(self.membership.memberList.filter(\.isLive).map(\.info.proxyAddress.host))).sorted()
             if hosts != self.routing.peerHosts {
@@ -68,6 +73,21 @@ extension ClusterNode {
         }
         for uid in self.reachability.takeDirectContacts() { changes.append(.answeredDirectly(uid)) }
         if !changes.isEmpty { directives.append(.routingChanged(changes)) }
+    }
+
+    /// Changes of holding tenants against what was sent, for `endpoints` (every endpoint when
+    /// nil), in endpoint order.
+    private mutating func tenantChanges(endpoints: Set<String>?) -> [RoutingChange] {
+        let names = endpoints.map { Array($0).sorted() }
+            ?? Array(Set(self.endpoints.endpoints).union(self.routing.tenants.keys)).sorted()
+        var changes: [RoutingChange] = []
+        for endpoint in names {
+            let tenant = self.endpointHolder(endpoint).map(\.tenant).flatMap { $0.isEmpty ? nil : $0 }
+            guard tenant != self.routing.tenants[endpoint] else { continue }
+            self.routing.tenants[endpoint] = tenant
+            changes.append(.endpointTenant(endpoint: endpoint, tenant: tenant))
+        }
+        return changes
     }
 
     /// Changes of remote holders against what was sent, for `endpoints` (every endpoint when nil,

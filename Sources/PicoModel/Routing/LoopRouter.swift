@@ -22,6 +22,10 @@ public enum RoutingChange: Hashable, Sendable {
     /// way to it works again (see `Reachability.directContacts`). A request waiting on a forward
     /// to it that went silent may send itself again on a fresh connection.
     case answeredDirectly(NodeUID)
+    /// The tenant that holds `endpoint` (nil: none, or tunnels without a tenant), so the upstream
+    /// port refuses another tenant's agent before its handshake completes (the node decides
+    /// again when the tunnel registers).
+    case endpointTenant(endpoint: String, tenant: String?)
 }
 
 /// One data loop's routing: `Router`'s order (non-draining local tunnels, then remote nodes, then
@@ -46,6 +50,8 @@ public struct LoopRouter: Sendable {
     /// cleared (a forward it answered), or it answered a direct probe after a failed forward
     /// (looked up, never iterated).
     private var reachedAgain: [NodeUID: UInt64] = [:]
+    /// The holding tenant of each endpoint a tenant holds (looked up, never iterated).
+    private var tenants: [String: String] = [:]
     private var rng: SplitMix64
 
     /// Heartbeat-capable members remembered at most (the node removes dead members' entries; a
@@ -96,8 +102,13 @@ public struct LoopRouter: Sendable {
             }
         case .answeredDirectly(let uid):
             self.noteReachedAgain(uid)
+        case .endpointTenant(let endpoint, let tenant):
+            self.tenants[endpoint] = tenant
         }
     }
+
+    /// The tenant that holds `endpoint`, as the node last said (nil: none, or no tenant).
+    public func tenant(holding endpoint: String) -> String? { self.tenants[endpoint] }
 
     private mutating func noteReachedAgain(_ uid: NodeUID) {
         if self.reachedAgain[uid] == nil, self.reachedAgain.count >= Self.maxHeartbeatPeers { self.reachedAgain.removeAll() }

@@ -24,12 +24,13 @@ final class AgentDialer: ConnectionDelegate {
     private var connection: Connection?
 
     /// `token`, when given, goes as `Authorization: Bearer <token>`.
-    init(loop: EventLoop, target: Address, tls: TLSContext?, endpoint: String, token: String? = nil, unauthorizedIsRetryable: Bool = false,
+    init(loop: EventLoop, target: Address, tls: TLSContext?, endpoint: String, token: String? = nil, tenant: String? = nil, unauthorizedIsRetryable: Bool = false,
          timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
         var random = SystemRandomNumberGenerator()
         self.key = Base64.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &random) })
         var extra = HTTPHeaders()
         if let token { extra.add(name: "Authorization", value: "Bearer \(token)") }
+        if let tenant { extra.add(name: "x-pico-tenant-id", value: tenant) }
         self.request = WebSocketHandshake.request(target: "/pico/v1/upstream/\(endpoint)", host: target.description, key: self.key, headers: extra)
         self.unauthorizedIsRetryable = unauthorizedIsRetryable
         self.onOutcome = onOutcome
@@ -108,7 +109,8 @@ final class AgentDialer: ConnectionDelegate {
             let end = body[from...].firstIndex(of: UInt8(ascii: "\"")) ?? body.count
             message = String(decoding: body[from..<end], as: UTF8.self)
         }
-        let retryable = status == 408 || status == 429 || (500...599).contains(status) || (status == 401 && self.unauthorizedIsRetryable)
+        // 409: another tenant holds the endpoint, which it may let go of.
+        let retryable = status == 408 || status == 409 || status == 429 || (500...599).contains(status) || (status == 401 && self.unauthorizedIsRetryable)
         self.fail("\(status): \(message.trimmingCharacters(in: " \n"))", retryable: retryable)
     }
 

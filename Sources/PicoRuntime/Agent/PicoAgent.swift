@@ -242,7 +242,7 @@ final class AgentEndpoint: TunnelTransportOwner {
         var renewable = false
         if case .file? = self.worker.settings.connectToken { renewable = true }
         self.dialer = AgentDialer(loop: self.worker.loop, target: self.worker.settings.connect, tls: self.worker.agent.connectTLS?.current,
-                                  endpoint: self.listener.endpoint, token: token, unauthorizedIsRetryable: renewable,
+                                  endpoint: self.listener.endpoint, token: token, tenant: self.worker.settings.connectTenant, unauthorizedIsRetryable: renewable,
                                   timeout: self.worker.settings.connectTimeout) { [weak self] outcome in
             self?.dialed(outcome)
         }

@@ -18,6 +18,7 @@ public enum AgentOptions {
           url: https://pico:8001    # the node's upstream port (or its load balancer): http, ws, https or wss; default http://localhost:8001
           timeout: 30s              # connect and WebSocket handshake (default 30s)
           token_file: /var/run/secrets/pico/token   # a token for a node with upstream.auth, read again before every dial (or token: <jwt>)
+          tenant_id: team-a                        # the agent's tenant, for a node with upstream.tenants
           tls:                      # with an https:// or wss:// url only
             root_cas: /etc/pico/ca.crt   # the CAs to trust (PEM); default the system's roots
             cert: /etc/pico/agent.crt    # a client certificate chain (PEM), for a port that requires one
@@ -42,6 +43,7 @@ public enum AgentOptions {
         Flag(name: "--connect.tls.key", defaultText: "none", help: "The private key of --connect.tls.cert (PEM)."),
         Flag(name: "--connect.token", defaultText: "none", help: "A token (JWT) for a node whose upstream port needs one (upstream.auth)."),
         Flag(name: "--connect.token-file", defaultText: "none", help: "A file holding the token, read again before every dial (a renewed token is used from the next tunnel on)."),
+        Flag(name: "--connect.tenant-id", defaultText: "none", help: "The agent's tenant, sent as x-pico-tenant-id, for a node with upstream.tenants."),
         Flag(name: "--connect.timeout", defaultText: "30s", help: "How long connecting and the WebSocket handshake may take."),
         Flag(name: "--timeout", defaultText: "10s", help: "Per-request timeout to the response head (agent http only)."),
         Flag(name: "--grace-period", defaultText: "1m", help: "How long SIGTERM waits for requests in flight."),
@@ -84,6 +86,9 @@ public enum AgentOptions {
                 settings.connectToken = .value(try Self.token(value, flag))
             case "--connect.token-file":
                 settings.connectToken = .file(try Self.path(value, flag))
+            case "--connect.tenant-id":
+                guard EndpointClaim.isValidTenant(value) else { throw ConfigError("\(flag): expected 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'") }
+                settings.connectTenant = value
             case "--connect.timeout":
                 settings.connectTimeout = try Self.duration(value, flag)
             case "--timeout":
@@ -162,6 +167,12 @@ public enum AgentOptions {
                 try files.finish()
             }
             if let timeout = try Self.positive(&connect, "timeout") { settings.connectTimeout = timeout }
+            if let tenant = try connect.string("tenant_id") {
+                guard EndpointClaim.isValidTenant(tenant) else {
+                    throw connect.error("tenant_id", "expected 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'", at: connect.node["tenant_id"])
+                }
+                settings.connectTenant = tenant
+            }
             let token = try connect.string("token")
             let tokenFile = try connect.string("token_file")
             switch (token, tokenFile) {

@@ -38,6 +38,8 @@ public struct AgentSettings: Hashable, Sendable {
 
     /// The token sent as `Authorization: Bearer …` in every tunnel handshake (nil: none).
     public var connectToken: Token?
+    /// `--connect.tenant-id`: sent as `x-pico-tenant-id` in every tunnel handshake (nil: none).
+    public var connectTenant: String?
     /// `--connect.timeout`: how long connecting and the WebSocket handshake may take.
     public var connectTimeout: Duration = .seconds(30)
     /// The endpoints.

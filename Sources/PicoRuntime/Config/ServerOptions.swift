@@ -337,6 +337,10 @@ public enum ServerOptions {
             var values: [(String, YAMLNode)] = []
             try Self.flatten(root, prefix: "", into: &values, file: file)
             for (key, node) in values {
+                if key == "upstream.tenants" {
+                    settings.tenants = try TenantSettings.parse(node, file: file)
+                    continue
+                }
                 guard let option = Self.all.first(where: { $0.key == key }) else {
                     throw ConfigError("\(file):\(node.line): unknown key \(key)")
                 }

@@ -60,6 +60,9 @@ public struct ServerSettings: Hashable, Sendable {
     public var proxyAuth = PortAuthSettings()
     /// `upstream.auth.*`: tokens agents must present to open a tunnel.
     public var upstreamAuth = PortAuthSettings()
+    /// `upstream.tenants` (YAML only): with any, agents name their tenant and `upstreamAuth` is
+    /// not used.
+    public var tenants: [TenantSettings] = []
     /// `admin.auth.*`: tokens every admin route but `/health` and `/ready` needs.
     public var adminAuth = PortAuthSettings()
     /// `tls.reload_interval`: how often certificate files are checked for new contents (zero:
@@ -237,6 +240,7 @@ extension ServerSettings {
         for (port, auth) in [("proxy", self.proxyAuth), ("upstream", self.upstreamAuth), ("admin", self.adminAuth)] {
             _ = try auth.verifier(port: port)
         }
+        for (index, tenant) in self.tenants.enumerated() { _ = try tenant.verifier(index: index) }
     }
 
     /// What the proxy's request exchanges run with.

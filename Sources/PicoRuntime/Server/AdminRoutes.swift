@@ -12,6 +12,7 @@ struct AdminRoutes {
         return self.node.metricValues.exposition(registeredEndpoints: endpoints, openDescriptors: ProcessFigures.openDescriptors())
             + self.node.gossipMetrics.exposition(socket: socket, traffic: self.node.cluster.gossipTraffic, statuses: statuses)
             + self.node.listenerFigures.exposition(certificateExpiry: self.node.certificateExpiries)
+            + Self.tenantExposition(self.tenantFigures())
     }
 
     /// `{"<endpoint>": <local listener count>, …}`, sorted by endpoint.
@@ -20,10 +21,43 @@ struct AdminRoutes {
         return "{" + counts.map { "\(JSONText.quote($0.0)):\($0.1)" }.joined(separator: ",") + "}"
     }
 
+    /// `{"<endpoint>": "<tenant>", …}`: every endpoint a tenant holds in this node's view of the
+    /// cluster (the oldest claim, as routing uses it), sorted by endpoint.
+    func endpointTenants() -> String {
+        let cluster = self.node.cluster
+        let held = cluster.endpoints.endpoints.compactMap { endpoint -> (String, String)? in
+            guard let tenant = cluster.endpointHolder(endpoint)?.tenant, !tenant.isEmpty else { return nil }
+            return (endpoint, tenant)
+        }
+        return "{" + held.map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }.joined(separator: ",") + "}"
+    }
+
+    /// Per configured tenant: endpoints and tunnels on this node (`pico_upstreams_tenant_*`).
+    func tenantFigures() -> [(tenant: String, endpoints: Int, tunnels: Int)] {
+        var figures: [String: (endpoints: Int, tunnels: Int)] = [:]
+        for entry in self.node.cluster.endpoints.localEntries where !entry.claim.tenant.isEmpty {
+            figures[entry.claim.tenant, default: (0, 0)].endpoints += 1
+            figures[entry.claim.tenant, default: (0, 0)].tunnels += Int(entry.count)
+        }
+        return self.node.settings.tenants.map(\.id).sorted().map { ($0, figures[$0]?.endpoints ?? 0, figures[$0]?.tunnels ?? 0) }
+    }
+
     private func localCounts() -> [(String, Int)] {
         var counts: [String: Int] = [:]
         for tunnel in self.node.cluster.upstreams.allTunnels { counts[tunnel.endpoint, default: 0] += 1 }
         return counts.sorted { $0.key < $1.key }
+    }
+
+    /// The tenant families (none without tenants): one series per configured tenant, so the
+    /// label set is bounded by the configuration.
+    static func tenantExposition(_ figures: [(tenant: String, endpoints: Int, tunnels: Int)]) -> String {
+        guard !figures.isEmpty else { return "" }
+        var out = PrometheusText()
+        out.family("pico_upstreams_tenant_endpoints", "gauge", "Endpoints each tenant holds through tunnels on this node.")
+        for figure in figures { out.sample("pico_upstreams_tenant_endpoints", [("tenant", figure.tenant)], figure.endpoints) }
+        out.family("pico_upstreams_tenant_tunnels", "gauge", "Tunnels each tenant has on this node.")
+        for figure in figures { out.sample("pico_upstreams_tenant_tunnels", [("tenant", figure.tenant)], figure.tunnels) }
+        return out.text
     }
 
     struct NodeRow {

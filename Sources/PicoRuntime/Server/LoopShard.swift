@@ -58,6 +58,8 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     let proxyGate: TokenGate?
     /// The upstream port's token check on this loop, when `upstream.auth` is on.
     let upstreamGate: TokenGate?
+    /// Each tenant's token check (`upstream.tenants`), by tenant ID.
+    let tenantGates: [String: TokenGate]
     /// TLS failures logged in the current second, and when that second began (at most
     /// `refusalLogLimit` lines a second per loop: a flood of bad handshakes cannot flood the log).
     private var refusalLog: (since: Instant, lines: Int, suppressed: Int) = (.zero, 0, 0)
@@ -99,6 +101,7 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.proxyTLS = node.proxyTLS
         self.proxyGate = node.proxyAuth.map { TokenGate(port: .proxy, holder: $0) }
         self.upstreamGate = node.upstreamAuth.map { TokenGate(port: .upstream, holder: $0) }
+        self.tenantGates = node.tenantAuth.mapValues { TokenGate(port: .upstream, holder: $0) }
         let me = node.cluster.me.proxyAddress
         self.forwardSource = Address(host: me.host, port: 0).numeric()
         for (gate, port) in [(self.proxyGate, AuthFailureCounts.Port.proxy), (self.upstreamGate, .upstream)] {
@@ -223,11 +226,11 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     // MARK: Tunnels
 
     /// A tunnel completed its handshake on this loop: it gets an ID and the model hears of it.
-    func register(_ tunnel: ServerTunnel, endpoint: String) -> TunnelID {
+    func register(_ tunnel: ServerTunnel, endpoint: String, tenant: String) -> TunnelID {
         let id = self.counters.nextTunnelID()
         self.tunnels[id] = tunnel
         let index = self.index
-        self.toControl { $0.tunnelOpened(id, endpoint: endpoint, loop: index) }
+        self.toControl { $0.tunnelOpened(id, endpoint: endpoint, loop: index, tenant: tenant) }
         return id
     }
 

@@ -56,6 +56,8 @@ public final class PicoNode: @unchecked Sendable {
     let proxyAuth: VerifierHolder?
     /// The upstream port's token check (`upstream.auth.*`), nil when agents need no token.
     let upstreamAuth: VerifierHolder?
+    /// Each tenant's verifier (`upstream.tenants`), by tenant ID (looked up, never iterated).
+    let tenantAuth: [String: VerifierHolder]
     /// The admin port's token check (`admin.auth.*`), nil when admin routes need no token.
     let adminAuth: VerifierHolder?
     /// The key sets (`*.auth.jwks.endpoint`) fetched again as they age, by port.
@@ -107,7 +109,17 @@ public final class PicoNode: @unchecked Sendable {
             return try auth.verifier(port: port.rawValue).map(VerifierHolder.init)
         }
         self.proxyAuth = try holder(settings.proxyAuth, .proxy)
-        self.upstreamAuth = try holder(settings.upstreamAuth, .upstream)
+        // With tenants, every agent names its tenant and only the tenant's keys count (Piko).
+        self.upstreamAuth = settings.tenants.isEmpty ? try holder(settings.upstreamAuth, .upstream) : nil
+        if !settings.tenants.isEmpty, settings.upstreamAuth.isEnabled {
+            log.warn("upstream.auth is not used: with upstream.tenants, agents name their tenant and its keys verify them")
+        }
+        var tenantAuth: [String: VerifierHolder] = [:]
+        for (index, tenant) in settings.tenants.enumerated() {
+            tenantAuth[tenant.id] = VerifierHolder(try tenant.verifier(index: index))
+            if let warning = tenant.auth.weakSecretWarning(port: "upstream.tenants[\(index)]") { log.warn(warning) }
+        }
+        self.tenantAuth = tenantAuth
         self.adminAuth = try holder(settings.adminAuth, .admin)
         self.keySets = keySets
         for (port, auth) in [("proxy", settings.proxyAuth), ("upstream", settings.upstreamAuth), ("admin", settings.adminAuth)] {
@@ -455,9 +467,9 @@ public final class PicoNode: @unchecked Sendable {
     // MARK: Tunnels (reported by shards, on the control loop)
 
     /// A tunnel on loop `loop` completed its handshake.
-    func tunnelOpened(_ id: TunnelID, endpoint: String, loop: Int) {
+    func tunnelOpened(_ id: TunnelID, endpoint: String, loop: Int, tenant: String) {
         self.placement[id] = loop
-        self.handle(.tunnelOpened(id, endpoint: endpoint, loop: loop))
+        self.handle(.tunnelOpened(id, endpoint: endpoint, loop: loop, tenant: tenant, wallMilliseconds: UInt64(clamping: MonotonicClock.wallMilliseconds())))
     }
 
     /// A tunnel closed, or its agent said go-away (reported once per tunnel).

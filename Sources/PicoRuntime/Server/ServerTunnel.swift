@@ -25,8 +25,12 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     private var pendingKey: String?
     /// When the agent's token stops verifying (Unix milliseconds), if the tunnel must end then.
     private var validUntil: Int64?
-    /// The key that verified the agent's token (with `upstream.auth`).
+    /// The key that verified the agent's token (with `upstream.auth` or a tenant's keys).
     private var keyFingerprint: String?
+    /// The verifier that holds that key: the upstream port's, or the agent's tenant's.
+    private var keyHolder: VerifierHolder?
+    /// The agent's tenant ("" without `upstream.tenants`).
+    private var tenant = ""
     private var expiryTimer: LoopTimer?
     /// How long a tunnel whose token expired may take to let go after its go-away.
     static let expiryGrace: Duration = .seconds(30)
@@ -111,7 +115,28 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
             self.refuse(status: 400, message: "invalid endpoint id")
             return false
         }
-        if let gate = self.shard.upstreamGate {
+        var gate = self.shard.upstreamGate
+        if !self.shard.tenantGates.isEmpty {
+            switch TenantHeader.find(in: head.headers) {
+            case .malformed(let message):
+                self.refuse(status: 400, message: message)
+                return false
+            case .none:
+                return self.refuseUnknownTenant(endpoint: endpoint, named: nil)
+            case .tenant(let id):
+                guard let tenantGate = self.shard.tenantGates[id] else { return self.refuseUnknownTenant(endpoint: endpoint, named: id) }
+                gate = tenantGate
+                self.tenant = id
+            }
+            // The node decides again when the tunnel registers; this spares the agent an upgrade
+            // that would close at once, and tells it why.
+            if let holder = self.shard.router.tenant(holding: endpoint), holder != self.tenant {
+                self.shard.logRefusal("agent refused", [("endpoint", .string(endpoint)), ("tenant", .string(self.tenant)), ("reason", .string("endpoint held by another tenant")), ("peer", .string(self.tlsPeer ?? "unknown"))])
+                self.refuse(status: 409, message: "endpoint held by another tenant")
+                return false
+            }
+        }
+        if let gate {
             switch gate.access(head.headers, now: MonotonicClock.wallMilliseconds()).restricted(to: endpoint) {
             case .refused(let failure):
                 self.shard.metrics.update { $0.authFailures.record(.upstream, failure.reason) }
@@ -119,8 +144,10 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
                 self.refuse(status: 401, message: failure.message)
                 return false
             case .granted(let grant, _):
-                if !self.shard.settings.upstreamAuth.disableDisconnectOnExpiry { self.validUntil = grant.validUntil }
+                let settings = self.tenant.isEmpty ? self.shard.settings.upstreamAuth : self.shard.settings.tenants.first { $0.id == self.tenant }?.auth
+                if settings?.disableDisconnectOnExpiry != true { self.validUntil = grant.validUntil }
                 self.keyFingerprint = grant.keyFingerprint
+                self.keyHolder = gate.holder
             case .open:
                 break
             }
@@ -136,11 +163,19 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
         }
     }
 
+    /// With tenants, an agent that names none, or one not configured: 401 `unknown tenant`.
+    private func refuseUnknownTenant(endpoint: String, named id: String?) -> Bool {
+        self.shard.metrics.update { $0.authFailures.record(.upstream, .unknownTenant) }
+        self.shard.logRefusal("agent refused", [("endpoint", .string(endpoint)), ("reason", .string(id.map { "unknown tenant \($0)" } ?? "no tenant named")), ("peer", .string(self.tlsPeer ?? "unknown"))])
+        self.refuse(status: 401, message: AuthFailure(.unknownTenant).message)
+        return false
+    }
+
     private func upgrade(key: String, endpoint: String) {
         self.handshakeTimer?.cancel()
         // The token was checked when the head arrived; its body (if any) may have taken until
         // now, so what changed meanwhile counts: a key that left the key set, or the expiry.
-        if let fingerprint = self.keyFingerprint, self.shard.node.upstreamAuth?.current.holds(fingerprint) == false {
+        if let fingerprint = self.keyFingerprint, self.keyHolder?.current.holds(fingerprint) == false {
             self.shard.metrics.update { $0.authFailures.record(.upstream, .unknownKey) }
             self.refuse(status: 401, message: AuthFailure(.unknownKey).message)
             return
@@ -160,7 +195,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
             connection: self.connection, role: .server, initialBytes: rest, owner: self,
             keepaliveInterval: self.shard.settings.keepaliveInterval, keepaliveTimeout: self.shard.settings.keepaliveTimeout)
         self.transport = transport
-        self.id = self.shard.register(self, endpoint: endpoint)
+        self.id = self.shard.register(self, endpoint: endpoint, tenant: self.tenant)
         self.shard.metrics.update { $0.upstreamsConnected += 1 }
         transport.start()
         self.armExpiry()

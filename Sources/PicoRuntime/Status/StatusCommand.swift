@@ -130,6 +130,9 @@ public struct StatusCommand: Sendable {
         case ["upstream", "endpoints"]:
             command.path = "/status/upstream/endpoints"
             command.columns = ("ENDPOINT", "UPSTREAMS")
+        case ["upstream", "tenants"]:
+            command.path = "/status/upstream/tenants"
+            command.columns = ("ENDPOINT", "TENANT")
         case ["gossip", "nodes"]:
             command.path = "/status/gossip/nodes"
         case ["gossip", "node", "<id>"]:

@@ -1,0 +1,80 @@
+import PicoModel
+
+/// One of `upstream.tenants` (Piko's tenants, YAML only): agents that name this tenant in
+/// `x-pico-tenant-id` (or `x-piko-tenant-id`) need a token its `auth` verifies. With tenants
+/// configured, an agent without a known tenant gets 401 `unknown tenant` (`upstream.auth` is not
+/// used then, as in Piko), and an endpoint one tenant holds cannot be registered by another
+/// anywhere in the cluster.
+public struct TenantSettings: Hashable, Sendable {
+    /// Tenants a node accepts at most.
+    public static let maxTenants = 1_024
+
+    /// The tenant's ID (see `EndpointClaim.isValidTenant`).
+    public var id: String
+    /// Its agents' token settings (the keys of `upstream.auth`; a key set is not supported yet).
+    public var auth: PortAuthSettings
+
+    public init(id: String, auth: PortAuthSettings) {
+        self.id = id
+        self.auth = auth
+    }
+
+    /// The tenants of the YAML sequence `node` (`upstream.tenants`), each `{id, auth}`; a
+    /// problem names the file, line and key, e.g. `pico.yaml:12: upstream.tenants[1].auth.issuer: …`.
+    static func parse(_ node: YAMLNode, file: String) throws(ConfigError) -> [TenantSettings] {
+        guard let items = node.items else {
+            if node.isNull { return [] }
+            throw ConfigError("\(file):\(node.line): upstream.tenants: expected a list of {id, auth}")
+        }
+        guard items.count <= Self.maxTenants else {
+            throw ConfigError("\(file):\(node.line): upstream.tenants: \(items.count) tenants; at most \(Self.maxTenants)")
+        }
+        var tenants: [TenantSettings] = []
+        for (index, item) in items.enumerated() {
+            let name = "upstream.tenants[\(index)]"
+            guard let pairs = item.pairs else { throw ConfigError("\(file):\(item.line): \(name): expected a mapping with id and auth") }
+            var id: String?
+            var settings = ServerSettings()
+            for pair in pairs {
+                switch pair.key.scalarText {
+                case "id":
+                    guard let text = pair.value.scalarText, EndpointClaim.isValidTenant(text) else {
+                        throw ConfigError("\(file):\(pair.value.line): \(name).id: expected 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'")
+                    }
+                    id = text
+                case "auth":
+                    var values: [(String, YAMLNode)] = []
+                    try ServerOptions.flatten(pair.value, prefix: "upstream.auth", into: &values, file: file)
+                    for (key, value) in values {
+                        let shown = "\(name).auth" + key.dropFirst("upstream.auth".count)
+                        guard let option = ServerOptions.all.first(where: { $0.key == key }) else {
+                            throw ConfigError("\(file):\(value.line): unknown key \(shown)")
+                        }
+                        if key.hasPrefix("upstream.auth.jwks.") {
+                            throw ConfigError("\(file):\(value.line): \(shown): a tenant's key set is not supported yet; give the tenant's keys (hmac_secret_key, rsa_public_key, ecdsa_public_key, ed25519_public_key)")
+                        }
+                        guard value.items == nil, let text = value.scalarText else { throw ConfigError("\(file):\(value.line): \(shown): expected one value") }
+                        if let problem = option.apply(&settings, text) { throw ConfigError("\(file):\(value.line): \(shown): \(problem)") }
+                    }
+                default:
+                    throw ConfigError("\(file):\(pair.key.line): unknown key \(name).\(pair.key.scalarText ?? "?") (a tenant has id and auth)")
+                }
+            }
+            guard let id else { throw ConfigError("\(file):\(item.line): \(name): missing tenant id") }
+            guard !tenants.contains(where: { $0.id == id }) else { throw ConfigError("\(file):\(item.line): \(name).id: tenant \(id) is listed twice") }
+            guard settings.upstreamAuth.isEnabled else {
+                throw ConfigError("\(file):\(item.line): \(name): tenant auth disabled: give \(name).auth a key (hmac_secret_key, rsa_public_key, ecdsa_public_key or ed25519_public_key)")
+            }
+            tenants.append(TenantSettings(id: id, auth: settings.upstreamAuth))
+        }
+        return tenants
+    }
+
+    /// The tenant's verifier (its keys loaded); a key that does not load names the tenant.
+    func verifier(index: Int) throws(ConfigError) -> TokenVerifier {
+        guard let verifier = try self.auth.verifier(port: "upstream.tenants[\(index)]") else {
+            throw ConfigError("upstream.tenants[\(index)]: tenant auth disabled")
+        }
+        return verifier
+    }
+}
