@@ -39,6 +39,24 @@ struct ScenarioInputTests {
         #expect(Self.error(Self.replacing("clients: [{rate: 200, ", with: "clients: [{")).contains("spec.topology.clients[0].rate: is required: requests per second"))
     }
 
+    @Test func test_tenants_areRead_checked_andWrittenBack() throws {
+        #expect(Self.error(Self.replacing("agents: [{endpoint: alpha}]", with: "agents: [{endpoint: alpha, tenant: 'a b'}]"))
+            == "bad.yaml:8:40: spec.topology.agents[0].tenant: must be 1 to 64 letters, digits, '.', '_' or '-'")
+        let text = Self.replacing("agents: [{endpoint: alpha}]", with: "agents: [{endpoint: alpha, tenant: blue, count: 2}]")
+            + "  timeline:\n    - {at: 10s, add-agents: {endpoint: alpha, tenant: red, count: 3}}\n"
+        let scenario = try ScenarioDecoder.decode(text, file: "t.yaml")
+        #expect(scenario.agents.map(\.name) == ["blue-alpha-0", "blue-alpha-1"])
+        #expect(scenario.agents.allSatisfy { $0.tenant == "blue" })
+        guard case .addAgents(let added) = scenario.timeline.first?.action else {
+            Issue.record("add-agents was not read")
+            return
+        }
+        #expect(added.map(\.tenant) == ["red", "red", "red"])
+        let again = try ScenarioDecoder.decode(ScenarioWriter.write(scenario), file: "again.yaml")
+        #expect(again.agents == scenario.agents)
+        #expect(again.timeline.map(\.action) == scenario.timeline.map(\.action))
+    }
+
     @Test func test_hugeAndTinyNumbers_areRefusedWithABound_neverTrap() {
         // 1/rate seconds between requests must fit in Int64 nanoseconds: 1e-300 trapped on main.
         #expect(Self.error(Self.replacing("rate: 200", with: "rate: 1e-300")).contains("rate: must be from 0.001 to 100000 requests per second, got 1e-300"))

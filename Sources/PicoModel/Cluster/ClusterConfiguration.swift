@@ -37,6 +37,11 @@ public struct ClusterConfiguration: Hashable, Sendable {
     /// peer that crashed after accepting the connection never answers; without this bound a join
     /// waiting for that answer would wait for ever.
     public var stateExchangeTimeout: Duration = .seconds(10)
+    /// How long an endpoint stays reserved for the tenant that held it after its last tunnel left
+    /// this node's view (`upstream.tenant_reservation`; see `TenantReservations`). Longer than
+    /// most partitions and agent restarts; an operator moving an endpoint to another tenant waits
+    /// this long after the old tenant's agents stop.
+    public var tenantReservation: Duration = .seconds(300)
 
     /// Creates a configuration with default settings.
     public init(gossipAddress: Address, proxyAddress: Address, adminAddress: Address, randomSeed: UInt64) {
@@ -67,6 +72,9 @@ public struct ClusterConfiguration: Hashable, Sendable {
         for (key, address) in [("cluster.gossip.advertise_addr", self.gossipAddress), ("proxy.advertise_addr", self.proxyAddress), ("admin.advertise_addr", self.adminAddress)]
         where address.host.isEmpty || address.host.utf8.count > GossipCodec.maxHostBytes {
             errors.append("\(key) must have a host of 1 to \(GossipCodec.maxHostBytes) bytes")
+        }
+        if self.tenantReservation < .zero || self.tenantReservation > .seconds(86_400) {
+            errors.append("upstream.tenant_reservation must be from 0s to 24h, got \(self.tenantReservation)")
         }
         if self.maxPendingExchanges < 1 { errors.append("maxPendingExchanges must be at least 1") }
         if self.stateExchangeTimeout <= .zero { errors.append("stateExchangeTimeout must be positive, got \(self.stateExchangeTimeout)") }

@@ -48,6 +48,10 @@ extension ClusterNode {
                 break
             }
         }
+        // A reservation that began or ended changes which tenant's holders are routable.
+        remoteChanged.formUnion(self.tenancyChanged)
+        claimsChanged.formUnion(self.tenancyChanged)
+        self.tenancyChanged.removeAll()
         if membershipChanged || !remoteChanged.isEmpty {
             changes += self.remoteHolderChanges(endpoints: membershipChanged ? nil : remoteChanged)
         }

@@ -44,6 +44,13 @@ public struct ClusterNode: Sendable {
     var nextRouteRepairAt = Instant(nanoseconds: .min)
     /// What the data loops were last told (see `appendRoutingChanges`).
     var routing = RoutingPublication()
+    /// The live holding claim of each endpoint a tenant holds, as last worked out.
+    var tenantHolders: [String: EndpointClaim] = [:]
+    /// Endpoints kept for the tenant that held them (read-only view).
+    public internal(set) var reservations = TenantReservations()
+    /// Endpoints whose holding tenant changed without an entry changing (a reservation began or
+    /// ended): their routing is published again.
+    var tenancyChanged: Set<String> = []
     /// Local evidence of members this node cannot reach (read-only view).
     public internal(set) var reachability = Reachability()
     /// When a waiting request last made the node try to reach the dead (`.holderWanted`).
@@ -126,7 +133,7 @@ public struct ClusterNode: Sendable {
             // takes a restart (with `verifyIncoming` and `verifyOutgoing` for the steps between).
             self.security?.keyring = keyring
         }
-        self.yieldLostEndpoints(into: &directives)
+        self.settleTenancy(now: now, into: &directives)
         if self.lifecycle.phase == .draining { self.advanceDrain(now: now, into: &directives) }
         self.runRouteRepair(now: now, into: &directives)
         self.reachability.expire(now: now)

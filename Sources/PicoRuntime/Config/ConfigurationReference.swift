@@ -37,6 +37,33 @@ public enum ConfigurationReference {
         }
         text += """
 
+            ### `upstream.tenants` (YAML only)
+
+            Piko's tenants: a list of `{id, auth}`, where `id` is 1 to 64 letters, digits, `.`, `_`
+            or `-`, and `auth` takes the keys of `upstream.auth` (`hmac_secret_key`,
+            `rsa_public_key`, `ecdsa_public_key`, `ed25519_public_key`, `audience`, `issuer`,
+            `leeway`, `disable_disconnect_on_expiry`; a tenant's key set, `jwks.*`, is not
+            supported yet). At most \(TenantSettings.maxTenants) tenants; each needs a key (`tenant auth disabled`).
+            With tenants, an agent names its tenant in `x-pico-tenant-id` (or `x-piko-tenant-id`;
+            `pico agent --connect.tenant-id`) and needs a token of that tenant's keys; one without
+            gets 401 `unknown tenant`, and `upstream.auth` is not used. An endpoint a tenant holds
+            cannot be registered by another tenant's agents on any node (409 `endpoint held by
+            another tenant`), nor for `upstream.tenant_reservation` after its last tunnel is gone.
+
+            ```yaml
+            upstream:
+              tenants:
+                - id: team-a
+                  auth:
+                    hmac_secret_key: ${TEAM_A_SECRET}
+                - id: team-b
+                  auth:
+                    ecdsa_public_key: |
+                      -----BEGIN PUBLIC KEY-----
+                      ...
+                      -----END PUBLIC KEY-----
+            ```
+
             ## `pico agent`
 
             `pico agent http <endpoint> <addr>` exposes one local HTTP service (a port, `host:port`

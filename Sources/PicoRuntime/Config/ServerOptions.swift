@@ -239,6 +239,11 @@ public enum ServerOptions {
         connectionCap("upstream.max_connections", 20_000, "Agent connections (tunnels and handshakes) at once; more get 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64).", \.upstreamMaxConnections),
         duration("upstream.keepalive_interval", "30s", "How often tunnels are pinged.") { $0.keepaliveInterval = $1 },
         duration("upstream.keepalive_timeout", "10s", "An unanswered ping this old closes the tunnel.") { $0.keepaliveTimeout = $1 },
+        ServerOption(key: "upstream.tenant_reservation", defaultText: "5m", help: "With upstream.tenants: how long an endpoint stays reserved for the tenant that held it after its last tunnel is gone (its node died or its agents stopped); other tenants' agents are refused meanwhile. 0s to 24h.") { settings, text in
+            guard let value = DurationText.parse(text), value >= .zero, value <= .seconds(86_400) else { return "expected a duration from 0s to 24h" }
+            settings.tenantReservation = value
+            return nil
+        },
     ] + tls("upstream", \.upstreamTLS) + auth("upstream", \.upstreamAuth, what: "agents opening tunnels") + [
         address("admin.bind_addr", ":8002", "Health, readiness, metrics and status.") { $0.adminBind = $1 },
         address("admin.advertise_addr", "derived", "The admin address other nodes use for ?forward=.") { $0.adminAdvertise = $1 },

@@ -63,6 +63,8 @@ public struct ServerSettings: Hashable, Sendable {
     /// `upstream.tenants` (YAML only): with any, agents name their tenant and `upstreamAuth` is
     /// not used.
     public var tenants: [TenantSettings] = []
+    /// `upstream.tenant_reservation`: how long an endpoint stays its tenant's after its last tunnel.
+    public var tenantReservation: Duration = .seconds(300)
     /// `admin.auth.*`: tokens every admin route but `/health` and `/ready` needs.
     public var adminAuth = PortAuthSettings()
     /// `tls.reload_interval`: how often certificate files are checked for new contents (zero:
@@ -141,6 +143,7 @@ public struct ServerSettings: Hashable, Sendable {
         configuration.nodeName = self.nodeID
         configuration.nodeNamePrefix = self.nodeIDPrefix
         configuration.gracePeriod = self.gracePeriod
+        configuration.tenantReservation = self.tenantReservation
         // A short grace period (tests, small deployments) shortens the built-in drain hold too.
         configuration.drainMinimum = min(configuration.drainMinimum, self.gracePeriod / 4)
         return configuration

@@ -48,10 +48,9 @@ struct AdminRoutes {
         return counts.sorted { $0.key < $1.key }
     }
 
-    /// The tenant families (none without tenants): one series per configured tenant, so the
+    /// The tenant families: one series per configured tenant (none without tenants), so the
     /// label set is bounded by the configuration.
     static func tenantExposition(_ figures: [(tenant: String, endpoints: Int, tunnels: Int)]) -> String {
-        guard !figures.isEmpty else { return "" }
         var out = PrometheusText()
         out.family("pico_upstreams_tenant_endpoints", "gauge", "Endpoints each tenant holds through tunnels on this node.")
         for figure in figures { out.sample("pico_upstreams_tenant_endpoints", [("tenant", figure.tenant)], figure.endpoints) }

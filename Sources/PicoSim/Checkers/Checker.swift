@@ -50,6 +50,9 @@ public enum Checker: Hashable, Sendable {
     case agentsRehomed(within: Duration?)
     /// No UID is declared dead while its process still runs (a false positive of failure detection).
     case noFalseDeaths
+    /// Every request for an endpoint is answered by agents of one tenant, the first to answer
+    /// one: no other tenant's agent ever takes its requests (no cross-tenant hijack).
+    case oneTenantPerEndpoint
 
     /// The name used in scenario files.
     public var name: String {
@@ -63,6 +66,7 @@ public enum Checker: Hashable, Sendable {
         case .invariantsHold: "invariants-hold"
         case .agentsRehomed: "agents-rehomed"
         case .noFalseDeaths: "no-false-deaths"
+        case .oneTenantPerEndpoint: "one-tenant-per-endpoint"
         }
     }
 
@@ -79,6 +83,13 @@ public enum Checker: Hashable, Sendable {
             if let first = world.violations.first { .fail(self.name, at: first.0, subject: first.1, first.2) } else { .pass(self.name) }
         case .agentsRehomed(let within): Self.agentsRehomed(world, within: within, name: self.name)
         case .noFalseDeaths: Self.noFalseDeaths(world, name: self.name)
+        case .oneTenantPerEndpoint:
+            if let first = world.traffic.crossTenantAnswers.first {
+                .fail(self.name, at: first.time, subject: first.agent,
+                      "answered a request for \(first.endpoint), which \(first.first.isEmpty ? "agents without a tenant" : "tenant \(first.first)") served first")
+            } else {
+                .pass(self.name)
+            }
         }
     }
 }

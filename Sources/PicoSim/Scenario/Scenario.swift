@@ -67,6 +67,8 @@ public struct Scenario: Sendable {
         /// The gossip key file of these pods (every pod when empty) now holds `keys` (names, the
         /// sealing one first): running processes load it, and later ones start with it.
         case gossipKeys(pods: [Int], keys: [String])
+        /// More agents start (an attacker's, or a tenant's new service).
+        case addAgents([AgentSpec])
     }
 
     /// What a run is expected to show: every check passing, or one named check failing (a known
@@ -183,7 +185,7 @@ extension Scenario.Action {
         case .gossipKeys(let list, let keys):
             guard !list.isEmpty else { return self }
             return pods(list).map { .gossipKeys(pods: $0, keys: keys) }
-        case .rollout, .partition, .heal, .scale, .stopClients, .recover:
+        case .rollout, .partition, .heal, .scale, .stopClients, .recover, .addAgents:
             return self
         }
     }

@@ -3,7 +3,7 @@ import PicoModel
 extension ScenarioDecoder {
     static let actionKeys = [
         "rollout", "crash", "restart", "terminate", "pause", "resume", "partition", "heal", "hold", "release", "netem", "scale",
-        "stop-clients", "recover", "nemesis", "gossip-keys",
+        "stop-clients", "recover", "nemesis", "gossip-keys", "add-agents",
     ]
     static let undoable: Set<String> = ["partition", "pause", "netem", "hold", "nemesis"]
 
@@ -77,6 +77,8 @@ extension ScenarioDecoder {
             action = .stopClients
         case "nemesis":
             action = .nemesis(try self.decodeNemesis(&body, replicas: replicas))
+        case "add-agents":
+            action = .addAgents(try self.decodeAgentGroup(&body, before: 0))
         case "gossip-keys":
             guard let keys = try self.decodeKeyNames(&body, key: "keys") else {
                 throw body.error("keys", "is required: the key names the pods' key file now holds, the sealing one first")

@@ -10,6 +10,7 @@ public enum ScenarioDecoder {
     public static let checkNames = [
         "no-failed-requests", "route-only-to-live-owners", "at-most-one-hop", "membership-converged",
         "endpoint-tables-converged", "no-ghost-members", "invariants-hold", "agents-rehomed", "no-false-deaths",
+        "one-tenant-per-endpoint",
     ]
 
     /// Checks that take `within:` (a bound after the last disturbance, default 30 s).
@@ -111,18 +112,29 @@ public enum ScenarioDecoder {
         var agents: [AgentSpec] = []
         for (index, item) in (try topology.sequence("agents") ?? []).enumerated() {
             var fields = try YAMLFields(item, path: "\(topology.keyPath("agents"))[\(index)]", file: topology.file)
-            let endpoint = try fields.requiredString("endpoint")
-            guard !endpoint.isEmpty, endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
-                throw fields.error("endpoint", "must be 1 to \(EndpointTable.maxEndpointLength) bytes", at: item["endpoint"])
-            }
-            let count = try fields.int("count", in: 1...1_000) ?? 1
-            guard agents.count + count <= self.mostAgents else {
-                throw fields.error("count", "brings the agents to \(agents.count + count); all entries together must be at most \(self.mostAgents)", at: item["count"])
-            }
+            agents += try self.decodeAgentGroup(&fields, before: agents.count)
             try fields.finish()
-            for copy in 0..<count { agents.append(AgentSpec(name: "\(endpoint)-\(copy)", endpoint: endpoint)) }
         }
         return agents
+    }
+
+    /// One `{endpoint, count, tenant}` group of agents (`count` 1 by default, `tenant` none),
+    /// named `<endpoint>-<n>` (`<tenant>-<endpoint>-<n>` with a tenant), after `before` others.
+    static func decodeAgentGroup(_ fields: inout YAMLFields, before: Int) throws(YAMLError) -> [AgentSpec] {
+        let endpoint = try fields.requiredString("endpoint")
+        guard !endpoint.isEmpty, endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
+            throw fields.error("endpoint", "must be 1 to \(EndpointTable.maxEndpointLength) bytes", at: fields.node["endpoint"])
+        }
+        let tenant = try fields.string("tenant") ?? ""
+        guard tenant.isEmpty || EndpointClaim.isValidTenant(tenant) else {
+            throw fields.error("tenant", "must be 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'", at: fields.node["tenant"])
+        }
+        let count = try fields.int("count", in: 1...1_000) ?? 1
+        guard before + count <= self.mostAgents else {
+            throw fields.error("count", "brings the agents to \(before + count); all entries together must be at most \(self.mostAgents)", at: fields.node["count"])
+        }
+        let prefix = tenant.isEmpty ? "" : "\(tenant)-"
+        return (0..<count).map { AgentSpec(name: "\(prefix)\(endpoint)-\($0)", endpoint: endpoint, tenant: tenant) }
     }
 
     /// `topology.clients`; every endpoint a client calls must be in `served` (an agent's), or

@@ -209,6 +209,10 @@ public enum ScenarioRunner {
             let attacking = world.nemesis.isAttacking
             let restarted = world.recover()
             return "recover: \(attacking ? "attacks stopped, " : "")links healed and released, impairments cleared, pods resumed, \(restarted) crashed pod(s) restarted"
+        case .addAgents(let agents):
+            for agent in agents { world.addAgent(agent) }
+            let first = agents.first.map { "\($0.endpoint)\($0.tenant.isEmpty ? "" : " of tenant \($0.tenant)")" } ?? ""
+            return "\(agents.count) agent(s) for \(first) start"
         case .gossipKeys(let pods, let keys):
             let targets = pods.isEmpty ? Array(world.pods.indices) : pods
             world.setGossipKeys(keys, pods: targets, everyPod: pods.isEmpty)
@@ -246,6 +250,7 @@ public enum ScenarioRunner {
         case "no-ghost-members": return .noGhostMembers
         case "agents-rehomed": return .agentsRehomed(within: check.within)
         case "no-false-deaths": return .noFalseDeaths
+        case "one-tenant-per-endpoint": return .oneTenantPerEndpoint
         default: return .invariantsHold
         }
     }

@@ -23,11 +23,11 @@ public enum ScenarioWriter {
         if !scenario.gossipKeys.isEmpty { lines.append("    gossipKeys: [\(scenario.gossipKeys.joined(separator: ", "))]") }
         if !scenario.agents.isEmpty {
             lines.append("    agents:")
-            var groups: [(endpoint: String, count: Int)] = []
+            var groups: [(endpoint: String, tenant: String, count: Int)] = []
             for agent in scenario.agents {
-                if groups.last?.endpoint == agent.endpoint { groups[groups.count - 1].count += 1 } else { groups.append((agent.endpoint, 1)) }
+                if groups.last?.endpoint == agent.endpoint, groups.last?.tenant == agent.tenant { groups[groups.count - 1].count += 1 } else { groups.append((agent.endpoint, agent.tenant, 1)) }
             }
-            for group in groups { lines.append("      - {endpoint: \(self.quote(group.endpoint)), count: \(group.count)}") }
+            for group in groups { lines.append("      - \(self.agentGroup(endpoint: group.endpoint, tenant: group.tenant, count: group.count))") }
         }
         if !scenario.clients.isEmpty {
             lines.append("    clients:")
@@ -96,9 +96,15 @@ public enum ScenarioWriter {
         case .stopClients: "stop-clients: {}"
         case .recover: "recover: {}"
         case .nemesis(let attack): "nemesis: \(self.nemesis(attack))"
+        case .addAgents(let agents):
+            "add-agents: \(self.agentGroup(endpoint: agents.first?.endpoint ?? "", tenant: agents.first?.tenant ?? "", count: agents.count))"
         case .gossipKeys(let pods, let keys):
             "gossip-keys: {\(pods.isEmpty ? "" : "pods: [\(pods.map(String.init).joined(separator: ", "))], ")keys: [\(keys.joined(separator: ", "))]}"
         }
+    }
+
+    static func agentGroup(endpoint: String, tenant: String, count: Int) -> String {
+        "{endpoint: \(self.quote(endpoint)), \(tenant.isEmpty ? "" : "tenant: \(self.quote(tenant)), ")count: \(count)}"
     }
 
     static func nemesis(_ attack: NemesisAttack) -> String {

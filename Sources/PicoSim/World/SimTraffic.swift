@@ -7,11 +7,14 @@ public struct AgentSpec: Hashable, Sendable {
     public var name: String
     /// The endpoint it serves.
     public var endpoint: String
+    /// Its tenant (`upstream.tenants`; "" for none).
+    public var tenant: String
 
     /// Creates an agent description.
-    public init(name: String, endpoint: String) {
+    public init(name: String, endpoint: String, tenant: String = "") {
         self.name = name
         self.endpoint = endpoint
+        self.tenant = tenant
     }
 }
 
@@ -150,6 +153,11 @@ public struct SimTraffic: Sendable {
     /// added and removed together).
     var machines: [ExchangeKey: RequestExchange] = [:]
     var placements: [TunnelID: Placement] = [:]
+    /// The tenant whose agent answered each endpoint's first request (looked up, never iterated).
+    var servingTenant: [String: String] = [:]
+    /// Requests answered by an agent of another tenant than the endpoint's first: when, the
+    /// agent, the endpoint, the first tenant (the first few only).
+    public internal(set) var crossTenantAnswers: [(time: Instant, agent: String, endpoint: String, first: String)] = []
     var nextTunnel: UInt64 = 1
     /// Numbers forward connections (one per forward attempt).
     var nextConnection: UInt64 = 1

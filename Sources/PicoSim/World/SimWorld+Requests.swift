@@ -303,12 +303,27 @@ extension SimWorld {
         guard let exchange = self.traffic.exchanges[key], let tunnel = self.traffic.machines[key]?.tunnel else { return }
         // The answer comes back through the node: a frozen node holds it until it thaws.
         if self.parkIfPaused(.streamDone(request: request, hop: hop), pod: exchange.pod, boot: exchange.boot) { return }
-        if let placement = self.traffic.placements[tunnel] { self.drive(agent: placement.agent, .requestSucceeded(tunnel)) }
+        if let placement = self.traffic.placements[tunnel] {
+            self.drive(agent: placement.agent, .requestSucceeded(tunnel))
+            self.noteAnsweringTenant(self.traffic.agents[placement.agent].spec)
+        }
         _ = self.withExchange(key) { machine, router, _ in
             _ = machine.answerStarted(router: router)
             return .none
         }
         self.end(key, .ok)
+    }
+
+    /// An agent of `spec.tenant` answered a request for `spec.endpoint`: the first fixes the
+    /// endpoint's tenant for `one-tenant-per-endpoint`.
+    mutating func noteAnsweringTenant(_ spec: AgentSpec) {
+        guard let first = self.traffic.servingTenant[spec.endpoint] else {
+            self.traffic.servingTenant[spec.endpoint] = spec.tenant
+            return
+        }
+        if first != spec.tenant, self.traffic.crossTenantAnswers.count < 16 {
+            self.traffic.crossTenantAnswers.append((self.now, spec.name, spec.endpoint, first))
+        }
     }
 
     /// Exchange `key`'s forward failed.

@@ -101,13 +101,23 @@ extension SimWorld {
             self.pods[pod].inbox.append(.traffic(.tunnelArrives(agent: agent, pod: pod, boot: boot)))
             return
         }
+        // The upstream port refuses another tenant's agent before the upgrade (409, as the
+        // runtime's data loop does from the same routing change); the agent backs off.
+        let spec = self.traffic.agents[agent].spec
+        if let holder = self.pods[pod].router.tenant(holding: spec.endpoint), holder != spec.tenant {
+            self.record("tunnel-refused", self.pods[pod].name, UInt64(agent))
+            self.drive(agent: agent, .dialFailed)
+            return
+        }
         let id = TunnelID(self.traffic.nextTunnel)
         self.traffic.nextTunnel += 1
         self.traffic.placements[id] = SimTraffic.Placement(agent: agent, pod: pod, boot: boot)
         self.reachabilityMayHaveChanged()
         self.drive(agent: agent, .tunnelOpened(id))
         self.record("tunnel", self.pods[pod].name, id.rawValue)
-        self.deliver(.tunnelOpened(id, endpoint: self.traffic.agents[agent].spec.endpoint), to: pod)
+        // The simulator's wall clock is its virtual time (claims' ages compare across pods).
+        let wall = UInt64(clamping: self.now.nanoseconds / 1_000_000)
+        self.deliver(.tunnelOpened(id, endpoint: spec.endpoint, tenant: spec.tenant, wallMilliseconds: wall), to: pod)
     }
 
     /// The node said GoAway on `tunnel`.

@@ -70,15 +70,66 @@ import Testing
         #expect(node.checkInvariants() == [])
     }
 
-    @Test func test_whenTheHolderDies_theEndpointIsFreeForAnotherTenant() {
+    /// Node 3 tells the node that `peer` is dead.
+    static func declareDead(_ peer: NodeInfo, in node: inout ClusterNode, at now: Instant) {
+        let dead = GossipMessage.dead(subject: peer.uid, incarnation: 0, accuser: Fixture.info(3).uid)
+        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: Fixture.info(3).uid, messages: [dead]), from: Fixture.info(3).gossipAddress), now: now)
+    }
+
+    @Test func test_whenTheHoldersGo_theEndpointStaysReservedForItsTenant_thenIsFree() {
         var (node, peer) = Self.nodeWithPeer()
         _ = Self.peerEntry(peer, "svc", version: 1, claim: EndpointClaim(tenant: "blue", since: 1_000), into: &node, at: .seconds(1))
-        let dead = GossipMessage.dead(subject: peer.uid, incarnation: 0, accuser: Fixture.info(3).uid)
-        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: Fixture.info(3).uid, messages: [dead]), from: Fixture.info(3).gossipAddress), now: .seconds(2))
+        Self.declareDead(peer, in: &node, at: .seconds(2))
+        #expect(node.endpointHolder("svc") == EndpointClaim(tenant: "blue", since: 1_000), "reserved for blue")
+        let refused = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc", tenant: "red", wallMilliseconds: 8_000), now: .seconds(3))
+        #expect(refused.contains(.closeTunnel(TunnelID(1))), "red cannot take it while it is reserved")
+        // The reservation ends 300 s after the holder went; then the endpoint is free.
+        _ = node.handle(.timerFired(.gossip), now: .seconds(302))
         #expect(node.endpointHolder("svc") == nil)
-        let opened = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc", tenant: "red", wallMilliseconds: 8_000), now: .seconds(3))
-        #expect(!opened.contains(.closeTunnel(TunnelID(1))))
-        #expect(node.endpoints.claim(of: node.me.uid, for: "svc") == EndpointClaim(tenant: "red", since: 8_000))
+        let opened = node.handle(.tunnelOpened(TunnelID(2), endpoint: "svc", tenant: "red", wallMilliseconds: 9_000), now: .seconds(302))
+        #expect(!opened.contains(.closeTunnel(TunnelID(2))))
+        #expect(node.endpoints.claim(of: node.me.uid, for: "svc") == EndpointClaim(tenant: "red", since: 9_000))
+    }
+
+    @Test func test_theReservedTenantComesBack_withItsSeniority_andTheReservationEnds() {
+        var node = ClusterNodeTests.node()
+        _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc", tenant: "blue", wallMilliseconds: 1_000), now: .seconds(1))
+        let closed = node.handle(.tunnelClosed(TunnelID(1)), now: .seconds(2))
+        #expect(node.reservations.claim(for: "svc") == EndpointClaim(tenant: "blue", since: 1_000), "an agent restart does not free the endpoint")
+        let routing = closed.compactMap { if case .routingChanged(let changes) = $0 { return changes } else { return nil } }.flatMap { $0 }
+        #expect(!routing.contains(.endpointTenant(endpoint: "svc", tenant: nil)), "loops keep refusing other tenants")
+        _ = node.handle(.tunnelOpened(TunnelID(2), endpoint: "svc", tenant: "blue", wallMilliseconds: 5_000), now: .seconds(3))
+        #expect(node.endpoints.claim(of: node.me.uid, for: "svc") == EndpointClaim(tenant: "blue", since: 1_000))
+        #expect(node.reservations.count == 0)
+    }
+
+    @Test func test_aYoungerClaimElsewhere_whileTheEndpointIsReserved_takesNoRequest() {
+        var (node, peer) = Self.nodeWithPeer()
+        _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc", tenant: "blue", wallMilliseconds: 1_000), now: .seconds(1))
+        _ = node.handle(.tunnelClosed(TunnelID(1)), now: .seconds(2))
+        // Red registered svc on a node that never saw blue (a restarted node, the far side of a
+        // partition): its entry arrives, and routing here still sends nothing to it.
+        let arrived = Self.peerEntry(peer, "svc", version: 1, claim: EndpointClaim(tenant: "red", since: 3_000), into: &node, at: .seconds(3))
+        #expect(node.endpointHolder("svc")?.tenant == "blue")
+        #expect(node.remoteUpstreams(for: "svc").isEmpty)
+        var router = Fixture.loopRouter(of: node, endpoints: ["svc"])
+        #expect(router.decide(endpoint: "svc", forwarded: false) == .reject(.noAvailableUpstreams))
+        let routing = arrived.compactMap { if case .routingChanged(let changes) = $0 { return changes } else { return nil } }.flatMap { $0 }
+        #expect(!routing.contains { if case .remoteHolders(_, let holders) = $0 { return !holders.isEmpty } else { return false } })
+        #expect(node.checkInvariants() == [])
+    }
+
+    @Test func test_theHolderDyingAsAnotherTenantsEntryArrives_stillReservesForTheOlder() {
+        var (node, peer) = Self.nodeWithPeer()
+        let other = Fixture.info(4)
+        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: other.uid, messages: [.alive(info: other, incarnation: 0, draining: false)]), from: other.gossipAddress), now: .zero)
+        _ = Self.peerEntry(peer, "svc", version: 1, claim: EndpointClaim(tenant: "blue", since: 1_000), into: &node, at: .seconds(1))
+        // One datagram: the holder is dead, and red's younger entry for svc.
+        let delta = EndpointDelta(owner: other.uid, base: 0, entries: [.init(endpoint: "svc", count: 1, version: 1, claim: EndpointClaim(tenant: "red", since: 5_000))])
+        let dead = GossipMessage.dead(subject: peer.uid, incarnation: 0, accuser: other.uid)
+        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: other.uid, messages: [dead, .endpointDelta(delta)]), from: other.gossipAddress), now: .seconds(2))
+        #expect(node.endpointHolder("svc") == EndpointClaim(tenant: "blue", since: 1_000))
+        #expect(node.remoteUpstreams(for: "svc").isEmpty)
     }
 
     @Test func test_claims_crossTheWire_inDeltasAndStateExchanges_andPlainEntriesKeepTheOldKinds() throws {
