@@ -740,6 +740,27 @@ class TenantTests(ProcessesTestCase):
             self.assertIn("endpoint shared is held by another tenant", handle.read())
         harness.wait_until(lambda: "409: endpoint held by another tenant" in open(log).read(), timeout=30, what="red's agent refused when it dials again")
 
+    def test_aTenantsQuota_boundsItsTunnelsOnANode_andTheAgentBacksOff(self):
+        path = os.path.join(harness.TMP, f"tenants-quota-{os.getpid()}.yaml")
+        with open(path, "w") as handle:
+            handle.write(f"upstream:\n  tenants:\n    - id: blue\n      max_tunnels: 2\n      max_endpoints: 1\n      auth:\n        hmac_secret_key: {self.BLUE}\n")
+        node = Node("--config.path", path)
+        self.processes.append(node.process)
+        self.agent(node, "svc", "blue", self.blue())
+        self.agent(node, "svc", "blue", self.blue())
+        harness.wait_until(lambda: node.endpoints().get("svc") == 2, what="two tunnels")
+        self.agent(node, "svc", "blue", self.blue(), wait=False)
+        self.agent(node, "other", "blue", self.blue(), wait=False)
+        time.sleep(3)
+        self.assertEqual(node.endpoints(), {"svc": 2})
+        metrics = node.admin_get("/metrics")[1].decode()
+        self.assertIn('pico_upstreams_tenant_tunnels{tenant="blue"} 2', metrics)
+        with open(node.log.name) as handle:
+            log = handle.read()
+        self.assertIn("tenant blue has 2 tunnels on this node, its max_tunnels", log)
+        # The refused agents back off instead of dialling in a loop: a few attempts in 3 s.
+        self.assertLess(log.count("its max_tunnels"), 20)
+
     def test_tenantSettings_mistakesNameTheKey(self):
         cases = [("upstream:\n  tenants:\n    - auth:\n        hmac_secret_key: x\n", "upstream.tenants[0]: missing tenant id"),
                  ("upstream:\n  tenants:\n    - id: a\n", "upstream.tenants[0]: tenant auth disabled"),
@@ -749,7 +770,9 @@ class TenantTests(ProcessesTestCase):
                  ("upstream:\n  tenants:\n    - id: a\n      auth:\n        hmac_secret_keys: x\n", "unknown key upstream.tenants[0].auth.hmac_secret_keys"),
                  ("upstream:\n  tenants:\n    - id: a\n      auth:\n        rsa_public_key: not a key\n", "upstream.tenants[0].auth.rsa_public_key"),
                  ("upstream:\n  tenants:\n    - id: a\n      auth:\n        jwks:\n          endpoint: /etc/jwks.json\n", "upstream.tenants[0].auth.jwks.endpoint: a tenant's key set is not supported yet"),
-                 ("upstream:\n  tenants: blue\n", "upstream.tenants: expected a list of {id, auth}")]
+                 ("upstream:\n  tenants: blue\n", "upstream.tenants: expected a list of {id, auth}"),
+                 (f"upstream:\n  tenants:\n    - id: a\n      max_tunnels: 0\n      auth:\n        hmac_secret_key: {SECRET}\n", "upstream.tenants[0].max_tunnels: expected a whole number from 1 to 1000000"),
+                 ("cluster:\n  max_endpoints_per_member: 70000\n", "cluster.max_endpoints_per_member: expected a whole number from 1 to 65536")]
         for text, expected in cases:
             path = os.path.join(harness.TMP, f"tenants-bad-{os.getpid()}.yaml")
             with open(path, "w") as handle:

@@ -96,8 +96,14 @@ public struct AgentMachine: Hashable, Sendable {
             // A replacement that landed on another draining node is moved again after the backoff.
             return alreadyMoving ? self.retry(now: now, rng: &rng) : self.dial()
         case .tunnelClosedByNode(let id):
+            let closed = self.tunnels.first { $0.id == id }
             self.tunnels.removeAll { $0.id == id }
-            return self.needsReplacement ? self.dial() : []
+            guard self.needsReplacement else { return [] }
+            // A tunnel the node closes soon after it opened, without asking it to move first,
+            // was refused (another tenant holds the endpoint, a quota): dialling again at once
+            // would loop, so the backoff applies. One that served a while redials at once.
+            if let closed, !closed.moving, now - closed.openedAt < self.settings.stableAfter { return self.retry(now: now, rng: &rng) }
+            return self.dial()
         case .tunnelBroken(let id):
             // Also when only moving tunnels remain: the replacement that broke was the one they
             // wait for, and their nodes close them only once a replacement is served elsewhere.

@@ -42,6 +42,12 @@ public struct ClusterConfiguration: Hashable, Sendable {
     /// most partitions and agent restarts; an operator moving an endpoint to another tenant waits
     /// this long after the old tenant's agents stop.
     public var tenantReservation: Duration = .seconds(300)
+    /// Distinct endpoints one member may gossip (`cluster.max_endpoints_per_member`): a remote
+    /// member's further entries are ignored, and this node refuses a tunnel for one endpoint more.
+    public var maxEndpointsPerMember = EndpointTable.maxEntriesPerOwner
+    /// Per-node quotas of tenants, by tenant ID (`upstream.tenants[].max_endpoints`,
+    /// `max_tunnels`; looked up, never iterated).
+    public var tenantQuotas: [String: TenantQuota] = [:]
 
     /// Creates a configuration with default settings.
     public init(gossipAddress: Address, proxyAddress: Address, adminAddress: Address, randomSeed: UInt64) {
@@ -72,6 +78,9 @@ public struct ClusterConfiguration: Hashable, Sendable {
         for (key, address) in [("cluster.gossip.advertise_addr", self.gossipAddress), ("proxy.advertise_addr", self.proxyAddress), ("admin.advertise_addr", self.adminAddress)]
         where address.host.isEmpty || address.host.utf8.count > GossipCodec.maxHostBytes {
             errors.append("\(key) must have a host of 1 to \(GossipCodec.maxHostBytes) bytes")
+        }
+        if !(1...EndpointTable.maxEntriesPerOwner).contains(self.maxEndpointsPerMember) {
+            errors.append("cluster.max_endpoints_per_member must be from 1 to \(EndpointTable.maxEntriesPerOwner), got \(self.maxEndpointsPerMember)")
         }
         if self.tenantReservation < .zero || self.tenantReservation > .seconds(86_400) {
             errors.append("upstream.tenant_reservation must be from 0s to 24h, got \(self.tenantReservation)")

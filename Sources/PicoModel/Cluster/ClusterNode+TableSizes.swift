@@ -44,7 +44,7 @@ extension ClusterNode {
             TableSize(name: "cluster.endpointLag", size: self.endpointLag.count, bound: settings.maxMembers),
             TableSize(name: "cluster.broadcasts", size: self.broadcasts.count, bound: self.broadcasts.maxItems),
             TableSize(name: "endpoints.owners", size: self.endpoints.owners.count, bound: settings.maxMembers + 1),
-            TableSize(name: "endpoints.entriesOfOneOwner", size: largestOwner, bound: EndpointTable.maxEntriesPerOwner),
+            TableSize(name: "endpoints.entriesOfOneOwner", size: largestOwner, bound: self.endpoints.maxEntriesOfOneOwner),
         ]
     }
 }

@@ -13,6 +13,11 @@ extension ClusterNode {
             return
         }
         guard self.upstreams.tunnel(id) == nil else { return }
+        if let refusal = self.quotaRefusal(endpoint: endpoint, tenant: tenant) {
+            directives.append(.event(.tunnelRejected(id, reason: refusal)))
+            directives.append(.closeTunnel(id))
+            return
+        }
         guard let claim = self.claimForNewTunnel(endpoint: endpoint, tenant: tenant, wallMilliseconds: wallMilliseconds) else {
             directives.append(.event(.tunnelRejected(id, reason: "endpoint \(endpoint) is held by another tenant")))
             directives.append(.closeTunnel(id))
@@ -25,6 +30,19 @@ extension ClusterNode {
         // at once; it still serves if nothing else can.
         if draining { directives.append(.tellAgentToMove(id)) }
         self.setLocalCount(count, for: endpoint, claim: claim, into: &directives)
+    }
+
+    /// Why a tunnel of `tenant` for `endpoint` may not register: one endpoint more than a member
+    /// may gossip, or beyond the tenant's quota on this node; nil when it may.
+    /// (Counted from our own entries, which hold only endpoints with tunnels; unordered, summed.)
+    func quotaRefusal(endpoint: String, tenant: String) -> String? {
+        let local = self.endpoints.owners[self.me.uid]?.entries ?? [:]
+        if local[endpoint] == nil, local.count >= self.configuration.maxEndpointsPerMember {
+            return "this node serves \(local.count) endpoints, the most one member may gossip (cluster.max_endpoints_per_member)"
+        }
+        guard !tenant.isEmpty, let quota = self.configuration.tenantQuotas[tenant] else { return nil }
+        let held = local.filter { $0.value.claim.tenant == tenant }.map { (endpoint: $0.key, count: $0.value.count) }
+        return quota.refusal(tenant: tenant, endpoint: endpoint, held: held)
     }
 
     mutating func removeTunnel(_ id: TunnelID, into directives: inout [ClusterDirective]) {

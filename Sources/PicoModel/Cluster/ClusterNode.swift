@@ -73,7 +73,7 @@ public struct ClusterNode: Sendable {
         self.configuration = configuration
         self.membership = try Membership(me: me, seeds: configuration.join, settings: configuration.membership, rng: rng.split())
         self.routingRNG = rng.split()
-        self.endpoints = EndpointTable(localOwner: me.uid)
+        self.endpoints = EndpointTable(localOwner: me.uid, maxEntriesOfOneOwner: configuration.maxEndpointsPerMember)
         self.lifecycle = Lifecycle(gracePeriod: configuration.gracePeriod, leaveBudget: configuration.membership.leaveTimeout)
     }
 

@@ -38,7 +38,7 @@ public struct EndpointTable: Hashable, Sendable {
 
     /// Longest endpoint ID accepted, in UTF-8 bytes (longer ones are refused by the router with 400).
     public static let maxEndpointLength = 255
-    /// Bound on distinct endpoints per owner; further ones are ignored.
+    /// The largest bound on distinct endpoints per owner (`cluster.max_endpoints_per_member`).
     public static let maxEntriesPerOwner = 65_536
     /// Bound on the encoded size of one gossiped delta, so it always fits a datagram.
     public static let maxDeltaBytes = 512
@@ -49,6 +49,9 @@ public struct EndpointTable: Hashable, Sendable {
     /// `maxEntriesPerOwner` is, so members that gossip endless endpoints (forged or broken) cannot
     /// exhaust memory. Our own entries always fit (the runtime bounds our tunnels).
     public let maxEntries: Int
+    /// Bound on distinct endpoints of one remote owner: further ones are ignored (the node bounds
+    /// its own to the same number when tunnels register).
+    public let maxEntriesOfOneOwner: Int
     /// Entries across every owner (removal markers included).
     public private(set) var entryCount = 0 { didSet { self.checkedState.bump() } }
 
@@ -69,10 +72,12 @@ public struct EndpointTable: Hashable, Sendable {
     /// tables; unordered: callers must not iterate it into output.
     public var countsByEndpoint: [String: [NodeUID: UInt32]] { self.index }
 
-    /// Creates an empty table owned by `localOwner`, holding at most `maxEntries` entries.
-    public init(localOwner: NodeUID, maxEntries: Int = EndpointTable.defaultMaxEntries) {
+    /// Creates an empty table owned by `localOwner`, holding at most `maxEntries` entries, and
+    /// at most `maxEntriesOfOneOwner` (clamped to 1...`maxEntriesPerOwner`) of any one owner.
+    public init(localOwner: NodeUID, maxEntries: Int = EndpointTable.defaultMaxEntries, maxEntriesOfOneOwner: Int = EndpointTable.maxEntriesPerOwner) {
         self.localOwner = localOwner
         self.maxEntries = maxEntries
+        self.maxEntriesOfOneOwner = min(max(1, maxEntriesOfOneOwner), Self.maxEntriesPerOwner)
         self.owners[localOwner] = OwnerState()
     }
 
@@ -85,7 +90,7 @@ public struct EndpointTable: Hashable, Sendable {
     /// How many entries `owner` may hold: its share of the table-wide bound, and the per-owner one.
     private func entryLimit(of owner: NodeUID) -> Int {
         let others = self.entryCount - (self.owners[owner]?.entries.count ?? 0)
-        return min(Self.maxEntriesPerOwner, max(0, self.maxEntries - others))
+        return min(self.maxEntriesOfOneOwner, max(0, self.maxEntries - others))
     }
 
     // MARK: - Local entries

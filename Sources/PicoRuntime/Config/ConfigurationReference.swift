@@ -43,7 +43,10 @@ public enum ConfigurationReference {
             or `-`, and `auth` takes the keys of `upstream.auth` (`hmac_secret_key`,
             `rsa_public_key`, `ecdsa_public_key`, `ed25519_public_key`, `audience`, `issuer`,
             `leeway`, `disable_disconnect_on_expiry`; a tenant's key set, `jwks.*`, is not
-            supported yet). At most \(TenantSettings.maxTenants) tenants; each needs a key (`tenant auth disabled`).
+            supported yet). `max_endpoints` and `max_tunnels` (1 to 1000000, default none) bound what the
+            tenant's agents hold on one node: a tunnel beyond either is closed as it registers (the
+            node logs `upstream rejected` with the reason; the agent retries after its backoff).
+            At most \(TenantSettings.maxTenants) tenants; each needs a key (`tenant auth disabled`).
             With tenants, an agent names its tenant in `x-pico-tenant-id` (or `x-piko-tenant-id`;
             `pico agent --connect.tenant-id`) and needs a token of that tenant's keys; one without
             gets 401 `unknown tenant`, and `upstream.auth` is not used. An endpoint a tenant holds
@@ -56,6 +59,8 @@ public enum ConfigurationReference {
                 - id: team-a
                   auth:
                     hmac_secret_key: ${TEAM_A_SECRET}
+                  max_endpoints: 20
+                  max_tunnels: 200
                 - id: team-b
                   auth:
                     ecdsa_public_key: |

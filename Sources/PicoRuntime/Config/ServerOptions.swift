@@ -286,6 +286,11 @@ public enum ServerOptions {
             settings.gossipVerifyOutgoing = value
             return nil
         },
+        ServerOption(key: "cluster.max_endpoints_per_member", defaultText: "65536", help: "Distinct endpoints one member may gossip: another member's further entries are ignored, and this node refuses a tunnel for one endpoint more (1 to 65536; the same on every node).") { settings, text in
+            guard let value = Int(text), (1...EndpointTable.maxEntriesPerOwner).contains(value) else { return "expected a whole number from 1 to \(EndpointTable.maxEntriesPerOwner)" }
+            settings.maxEndpointsPerMember = value
+            return nil
+        },
         connectionCap("cluster.gossip.max_state_exchanges", 64, "State-exchange connections from peers at once (those still sending their request included); more are closed at once.", \.maxStateExchanges),
         membershipDuration("cluster.gossip.interval", "Time between gossip rounds.", \.gossipInterval),
         membershipCount("cluster.gossip.max_packet_size", "Largest gossip datagram, in bytes.", 512...65_000, \.maxPacketSize),

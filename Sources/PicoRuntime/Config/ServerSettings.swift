@@ -65,6 +65,8 @@ public struct ServerSettings: Hashable, Sendable {
     public var tenants: [TenantSettings] = []
     /// `upstream.tenant_reservation`: how long an endpoint stays its tenant's after its last tunnel.
     public var tenantReservation: Duration = .seconds(300)
+    /// `cluster.max_endpoints_per_member`.
+    public var maxEndpointsPerMember = EndpointTable.maxEntriesPerOwner
     /// `admin.auth.*`: tokens every admin route but `/health` and `/ready` needs.
     public var adminAuth = PortAuthSettings()
     /// `tls.reload_interval`: how often certificate files are checked for new contents (zero:
@@ -144,6 +146,8 @@ public struct ServerSettings: Hashable, Sendable {
         configuration.nodeNamePrefix = self.nodeIDPrefix
         configuration.gracePeriod = self.gracePeriod
         configuration.tenantReservation = self.tenantReservation
+        configuration.maxEndpointsPerMember = self.maxEndpointsPerMember
+        for tenant in self.tenants where tenant.quota != TenantQuota() { configuration.tenantQuotas[tenant.id] = tenant.quota }
         // A short grace period (tests, small deployments) shortens the built-in drain hold too.
         configuration.drainMinimum = min(configuration.drainMinimum, self.gracePeriod / 4)
         return configuration

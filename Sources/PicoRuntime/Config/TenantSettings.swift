@@ -13,10 +13,13 @@ public struct TenantSettings: Hashable, Sendable {
     public var id: String
     /// Its agents' token settings (the keys of `upstream.auth`; a key set is not supported yet).
     public var auth: PortAuthSettings
+    /// `max_endpoints` and `max_tunnels`: what its agents may hold on one node.
+    public var quota: TenantQuota
 
-    public init(id: String, auth: PortAuthSettings) {
+    public init(id: String, auth: PortAuthSettings, quota: TenantQuota = TenantQuota()) {
         self.id = id
         self.auth = auth
+        self.quota = quota
     }
 
     /// The tenants of the YAML sequence `node` (`upstream.tenants`), each `{id, auth}`; a
@@ -34,6 +37,7 @@ public struct TenantSettings: Hashable, Sendable {
             let name = "upstream.tenants[\(index)]"
             guard let pairs = item.pairs else { throw ConfigError("\(file):\(item.line): \(name): expected a mapping with id and auth") }
             var id: String?
+            var quota = TenantQuota()
             var settings = ServerSettings()
             for pair in pairs {
                 switch pair.key.scalarText {
@@ -42,6 +46,12 @@ public struct TenantSettings: Hashable, Sendable {
                         throw ConfigError("\(file):\(pair.value.line): \(name).id: expected 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'")
                     }
                     id = text
+                case "max_endpoints", "max_tunnels":
+                    let key = pair.key.scalarText ?? ""
+                    guard let text = pair.value.scalarText, let value = Int(text), (1...1_000_000).contains(value) else {
+                        throw ConfigError("\(file):\(pair.value.line): \(name).\(key): expected a whole number from 1 to 1000000")
+                    }
+                    if key == "max_endpoints" { quota.maxEndpoints = value } else { quota.maxTunnels = value }
                 case "auth":
                     var values: [(String, YAMLNode)] = []
                     try ServerOptions.flatten(pair.value, prefix: "upstream.auth", into: &values, file: file)
@@ -57,7 +67,7 @@ public struct TenantSettings: Hashable, Sendable {
                         if let problem = option.apply(&settings, text) { throw ConfigError("\(file):\(value.line): \(shown): \(problem)") }
                     }
                 default:
-                    throw ConfigError("\(file):\(pair.key.line): unknown key \(name).\(pair.key.scalarText ?? "?") (a tenant has id and auth)")
+                    throw ConfigError("\(file):\(pair.key.line): unknown key \(name).\(pair.key.scalarText ?? "?") (a tenant has id, auth, max_endpoints and max_tunnels)")
                 }
             }
             guard let id else { throw ConfigError("\(file):\(item.line): \(name): missing tenant id") }
@@ -65,7 +75,7 @@ public struct TenantSettings: Hashable, Sendable {
             guard settings.upstreamAuth.isEnabled else {
                 throw ConfigError("\(file):\(item.line): \(name): tenant auth disabled: give \(name).auth a key (hmac_secret_key, rsa_public_key, ecdsa_public_key or ed25519_public_key)")
             }
-            tenants.append(TenantSettings(id: id, auth: settings.upstreamAuth))
+            tenants.append(TenantSettings(id: id, auth: settings.upstreamAuth, quota: quota))
         }
         return tenants
     }

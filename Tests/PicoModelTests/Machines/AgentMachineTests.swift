@@ -64,12 +64,31 @@ struct AgentMachineTests {
         #expect(due > Self.now)
     }
 
+    @Test func test_aTunnelClosedAsSoonAsItOpened_isARefusal_redialledAfterAGrowingBackoff() {
+        var rng = SplitMix64(seed: 5)
+        var agent = AgentMachine()
+        var now = Self.now
+        var delays: [Duration] = []
+        _ = agent.handle(.dialDue, now: now, rng: &rng)
+        for round in 1...4 {
+            _ = agent.handle(.tunnelOpened(TunnelID(UInt64(round))), now: now, rng: &rng)
+            guard case .retry(let due)? = agent.handle(.tunnelClosedByNode(TunnelID(UInt64(round))), now: now + .milliseconds(5), rng: &rng).first else {
+                Issue.record("round \(round): expected a delayed dial")
+                return
+            }
+            delays.append(due - now)
+            now = due
+            #expect(agent.handle(.dialDue, now: now, rng: &rng) == [.dialNow])
+        }
+        #expect(zip(delays, delays.dropFirst()).allSatisfy { $0 < $1 }, "\(delays)")
+    }
+
     @Test func test_losingTheLastTunnel_redialsAtOnceWhenClosed_afterTheBackoffWhenBroken() {
         var rng = SplitMix64(seed: 5)
         var closed = AgentMachine()
         _ = closed.handle(.dialDue, now: Self.now, rng: &rng)
         _ = closed.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
-        #expect(closed.handle(.tunnelClosedByNode(TunnelID(1)), now: Self.now, rng: &rng) == [.dialNow])
+        #expect(closed.handle(.tunnelClosedByNode(TunnelID(1)), now: Self.now + .seconds(6), rng: &rng) == [.dialNow], "it served for a while")
         var broken = AgentMachine()
         _ = broken.handle(.dialDue, now: Self.now, rng: &rng)
         _ = broken.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)

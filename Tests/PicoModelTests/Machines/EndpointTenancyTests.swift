@@ -132,6 +132,38 @@ import Testing
         #expect(node.remoteUpstreams(for: "svc").isEmpty)
     }
 
+    @Test func test_quotas_refuseTheTunnelBeyondThem_andOnlyForTheirTenant() {
+        var node = ClusterNodeTests.node { configuration in
+            configuration.tenantQuotas["blue"] = TenantQuota(maxEndpoints: 2, maxTunnels: 3)
+            configuration.maxEndpointsPerMember = 4
+        }
+        var next: UInt64 = 1
+        func open(_ endpoint: String, _ tenant: String) -> Bool {
+            defer { next += 1 }
+            return !node.handle(.tunnelOpened(TunnelID(next), endpoint: endpoint, tenant: tenant, wallMilliseconds: 1), now: .seconds(1)).contains(.closeTunnel(TunnelID(next)))
+        }
+        #expect(open("a", "blue") && open("b", "blue"))
+        #expect(!open("c", "blue"), "a third endpoint for blue")
+        #expect(open("a", "blue"), "a second tunnel of an endpoint it serves")
+        let refused = node.handle(.tunnelOpened(TunnelID(99), endpoint: "b", tenant: "blue"), now: .seconds(1))
+        #expect(refused.contains(.event(.tunnelRejected(TunnelID(99), reason: "tenant blue has 3 tunnels on this node, its max_tunnels"))))
+        #expect(open("c", "red") && open("d", "red"), "red has no quota")
+        let full = node.handle(.tunnelOpened(TunnelID(100), endpoint: "e", tenant: "red"), now: .seconds(1))
+        #expect(full.contains(.event(.tunnelRejected(TunnelID(100), reason: "this node serves 4 endpoints, the most one member may gossip (cluster.max_endpoints_per_member)"))))
+        #expect(open("d", "red"), "an endpoint it serves already is not one more")
+        #expect(node.checkInvariants() == [])
+    }
+
+    @Test func test_aMembersEntriesBeyondTheConfiguredBound_areIgnored() {
+        var node = ClusterNodeTests.node { $0.maxEndpointsPerMember = 2 }
+        let peer = Fixture.info(2)
+        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, messages: [.alive(info: peer, incarnation: 0, draining: false)]), from: peer.gossipAddress), now: .zero)
+        let delta = EndpointDelta(owner: peer.uid, base: 0, entries: (1...3).map { .init(endpoint: "e\($0)", count: 1, version: UInt64($0)) })
+        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, messages: [.endpointDelta(delta)]), from: peer.gossipAddress), now: .seconds(1))
+        #expect(node.endpoints.endpoints == ["e1", "e2"])
+        #expect(node.tableSizes.first { $0.name == "endpoints.entriesOfOneOwner" }?.bound == 2)
+    }
+
     @Test func test_claims_crossTheWire_inDeltasAndStateExchanges_andPlainEntriesKeepTheOldKinds() throws {
         let claimed = EndpointDelta(owner: NodeUID(7), base: 0, entries: [
             .init(endpoint: "a", count: 1, version: 1, claim: EndpointClaim(tenant: "blue", since: 1_234_567)),
