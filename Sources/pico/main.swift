@@ -281,6 +281,21 @@ func runStatus(_ arguments: [String]) -> Never {
     } catch {
         fail("status: cannot reach the node at \(command.server): \(error)", status: 1)
     }
+    if command.asksEveryMember, response.status == 200 {
+        guard let members = command.memberKeyPaths(nodesBody: response.body) else { fail("status: \(command.path): the node answered something that is not a list of nodes", status: 1) }
+        var answers: [(id: String, status: Int, body: String)] = []
+        for member in members {
+            do {
+                let answer = try AdminClient.get(command.server, path: member.path, timeout: command.timeout, tls: tls, token: token)
+                answers.append((member.id, answer.status, answer.body))
+            } catch {
+                answers.append((member.id, 0, "\(error)"))
+            }
+        }
+        let (text, status) = command.renderMemberKeys(answers)
+        FileHandleText.standardOutput(text)
+        exit(status)
+    }
     let (text, status) = command.render(status: response.status, body: response.body)
     if status == 0 { FileHandleText.standardOutput(text) } else { FileHandleText.standardError("pico: status: " + text) }
     exit(status)

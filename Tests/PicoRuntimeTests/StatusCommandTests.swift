@@ -100,4 +100,23 @@ struct StatusCommandTests {
         #expect(command.render(status: 404, body: #"{"error":"not found"}"#) == ("/status/cluster/nodes/nope: 404 not found\n", 1))
         #expect(command.render(status: 200, body: "<html>") == ("/status/cluster/nodes/nope: the node answered something that is not JSON\n", 1))
     }
+
+    @Test func test_gossipKeys_asksEveryLiveMember_throughTheAskedNode_andSaysWhoCouldNotBeAsked() throws {
+        let command = try StatusCommand.parse(["gossip", "keys"])
+        #expect(command.asksEveryMember && command.path == "/status/cluster/nodes")
+        #expect(throws: ConfigError("--forward does not apply to `gossip keys`: it asks every member")) { try StatusCommand.parse(["gossip", "keys", "--forward", "x"]) }
+        let rows = #"[{"id":"pico-2-c","status":"active"},{"id":"pico-1 b","status":"suspect"},{"id":"pico-0-a","status":"active"},{"id":"pico-3-d","status":"dead"}]"#
+        let paths = try #require(command.memberKeyPaths(nodesBody: rows))
+        #expect(paths.map(\.id) == ["pico-2-c", "pico-0-a", "pico-1 b"], "the asked node first, the dead left out")
+        #expect(paths.map(\.path) == ["/status/gossip/keys", "/status/gossip/keys?forward=pico-0-a", "/status/gossip/keys?forward=pico-1%20b"])
+        #expect(command.memberKeyPaths(nodesBody: "{}") == nil)
+        let answer = #"{"id":"pico-2-c","sealed":true,"keys":["aa","bb"],"verify_incoming":true,"verify_outgoing":true}"#
+        let same = command.renderMemberKeys([("pico-2-c", 200, answer), ("pico-0-a", 200, answer.replacingOccurrences(of: "pico-2-c", with: "pico-0-a"))])
+        #expect(same.exitStatus == 0)
+        #expect(same.text.contains("aa, bb") && same.text.hasSuffix("every member that answered holds the same keys\n"))
+        let split = command.renderMemberKeys([("pico-2-c", 200, answer), ("pico-0-a", 502, #"{"error":"forward failed"}"#), ("pico-1 b", 200, answer.replacingOccurrences(of: #"["aa","bb"]"#, with: #"["aa"]"#))])
+        #expect(split.exitStatus == 1)
+        #expect(split.text.contains("502 forward failed"))
+        #expect(split.text.hasSuffix("members hold different keys (a rotation step has not reached every member)\n"))
+    }
 }

@@ -526,16 +526,35 @@ class GossipSecurityTests(ProcessesTestCase):
                         failures_seen.append(status)
                 time.sleep(0.01)
 
+        def fingerprint(key):
+            return hashlib.sha256(base64.b64decode(key)).digest()[:8].hex()
+
+        def keys_seen_through(node):
+            """`pico status gossip keys` asked through `node`: every member's key fingerprints."""
+            result = subprocess.run([harness.PICO, "status", "gossip", "keys", "-o", "json", "--server.url", f"http://127.0.0.1:{node.admin}"],
+                                    capture_output=True, text=True, timeout=20)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            return sorted(tuple(row["keys"]) for row in json.loads(result.stdout))
+
+        self.assertEqual(keys_seen_through(nodes[2]), [(fingerprint(old),)] * 3)
         steps = (f"{old}\n{new}\n", f"{new}\n{old}\n", f"{new}\n")
-        for step in steps:
+        for number, step in enumerate(steps):
             # One node at a time, as a rollout of a Secret would reach them.
             for index, path in enumerate(files):
                 with open(path, "w") as handle:
                     handle.write(step)
                 if index == 1:
                     nodes[index].process.send_signal(signal.SIGHUP)
+                if number == 0 and index == 0:
+                    # An operator following the rotation sees which member has the step.
+                    harness.wait_until(lambda: keys_seen_through(nodes[2]) == [(fingerprint(old),)] * 2 + [(fingerprint(old), fingerprint(new))],
+                                       what="the first step seen on node 0 only")
                 traffic(0.7)
             traffic(1.0)
+        self.assertEqual(keys_seen_through(nodes[1]), [(fingerprint(new),)] * 3)
+        table = subprocess.run([harness.PICO, "status", "gossip", "keys", "--server.url", f"http://127.0.0.1:{nodes[0].admin}"], capture_output=True, text=True, timeout=20)
+        self.assertIn("every member that answered holds the same keys", table.stdout)
+        self.assertNotIn(new, table.stdout + "".join(open(node.log.name).read() for node in nodes), "a key never appears, only its fingerprint")
         self.assertEqual(failures_seen, [], f"{len(failures_seen)} of {len(statuses)} requests failed")
         self.assertGreater(len(statuses), 100, "traffic ran through every step")
         for node in nodes:

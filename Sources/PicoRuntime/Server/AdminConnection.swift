@@ -162,6 +162,8 @@ final class AdminConnection: ConnectionDelegate {
             self.write(200, status.metrics(), type: "text/plain; version=0.0.4; charset=utf-8", head: head)
         case "/status/upstream/endpoints":
             self.write(200, status.upstreamEndpoints(), type: "application/json", head: head)
+        case "/status/gossip/keys":
+            self.write(200, status.gossipKeys(), type: "application/json", head: head)
         case "/status/upstream/tenants":
             self.write(200, status.endpointTenants(), type: "application/json", head: head)
         case "/status/cluster/nodes":

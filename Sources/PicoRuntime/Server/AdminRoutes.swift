@@ -32,6 +32,16 @@ struct AdminRoutes {
         return "{" + held.map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }.joined(separator: ",") + "}"
     }
 
+    /// `{"id", "sealed", "keys": [fingerprint, …] (the sealing key first), "verify_incoming",
+    /// "verify_outgoing"}`: the gossip keys this node holds now (`KeyFingerprint`s, never keys).
+    func gossipKeys() -> String {
+        let cluster = self.node.cluster
+        let keys = cluster.security?.keyring.keys.map { JSONText.quote(KeyFingerprint.of($0)) } ?? []
+        let incoming = cluster.security?.verifyIncoming ?? false
+        let outgoing = cluster.security?.verifyOutgoing ?? false
+        return "{\"id\":\(JSONText.quote(cluster.me.name)),\"sealed\":\(cluster.security != nil),\"keys\":[\(keys.joined(separator: ","))],\"verify_incoming\":\(incoming),\"verify_outgoing\":\(outgoing)}"
+    }
+
     /// Per configured tenant: endpoints and tunnels on this node (`pico_upstreams_tenant_*`).
     func tenantFigures() -> [(tenant: String, endpoints: Int, tunnels: Int)] {
         var figures: [String: (endpoints: Int, tunnels: Int)] = [:]

@@ -6,7 +6,9 @@ import PicoModel
 /// pico status cluster nodes [--status active|draining|suspect|dead|left]
 /// pico status cluster node <id|local>
 /// pico status upstream endpoints
+/// pico status upstream tenants
 /// pico status gossip nodes
+/// pico status gossip keys
 /// pico status gossip node <id>
 /// flags: --server.url http://localhost:8002  --forward <node-id>  -o table|json|yaml  --timeout 15s
 ///        --tls.root-cas FILE  --tls.cert FILE  --tls.key FILE   (with an https:// URL)
@@ -35,6 +37,8 @@ public struct StatusCommand: Sendable {
     /// What the TLS to the admin port runs with; nil for `http://`.
     public var tls: TLSClientSettings? { self.usesTLS ? self.tlsFiles : nil }
     var columns = ("FIELD", "VALUE")
+    /// `gossip keys`: `path` lists the members, and each is then asked for its keys.
+    public internal(set) var asksEveryMember = false
 
     /// The usage text.
     public static let usage = """
@@ -44,7 +48,10 @@ public struct StatusCommand: Sendable {
       cluster nodes [--status S]   Every node this node knows: id, status, addresses, endpoints.
       cluster node <id|local>      One node and its endpoints.
       upstream endpoints           This node's endpoints and their tunnel counts.
+      upstream tenants             Every endpoint a tenant holds (upstream.tenants).
       gossip nodes                 The membership as gossip sees it.
+      gossip keys                  Every member's gossip key fingerprints, the sealing key first
+                                   (to follow a key rotation); exits 1 if a member cannot be asked.
       gossip node <id>             One node as gossip sees it.
 
     Flags:
@@ -133,6 +140,9 @@ public struct StatusCommand: Sendable {
         case ["upstream", "tenants"]:
             command.path = "/status/upstream/tenants"
             command.columns = ("ENDPOINT", "TENANT")
+        case ["gossip", "keys"]:
+            command.path = "/status/cluster/nodes"
+            command.asksEveryMember = true
         case ["gossip", "nodes"]:
             command.path = "/status/gossip/nodes"
         case ["gossip", "node", "<id>"]:
@@ -147,6 +157,7 @@ public struct StatusCommand: Sendable {
             throw ConfigError("--tls.* flags need an https:// --server.url")
         }
         if (files.certificatePath == nil) != (files.keyPath == nil) { throw ConfigError("--tls.cert and --tls.key go together") }
+        if forward != nil, command.asksEveryMember { throw ConfigError("--forward does not apply to `gossip keys`: it asks every member") }
         if let forward { command.path += "?forward=" + Self.escape(forward) }
         return command
     }
