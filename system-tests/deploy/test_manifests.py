@@ -295,6 +295,32 @@ class ManifestTests(unittest.TestCase):
                 render("sec", bad)
             self.assertIn(message, str(raised.exception))
 
+    def test_chartTenants_comeFromASecretFile_thatPicoReadsVerbatim(self):
+        objects = by_kind_and_name(load_all(render("ten", {"tenants": {"secret": "pico-tenants", "reservation": "10m"}})))
+        server_yaml = objects[("ConfigMap", "ten-pico-config")]["data"]["server.yaml"]
+        config = yaml.safe_load(server_yaml)
+        self.assertEqual(config["upstream"]["tenants_file"], "/etc/pico/tenants/tenants.yaml")
+        self.assertEqual(config["upstream"]["tenant_reservation"], "10m")
+        statefulset = objects[("StatefulSet", "ten-pico")]
+        volumes = {volume["name"]: volume for volume in statefulset["spec"]["template"]["spec"]["volumes"]}
+        self.assertEqual(volumes["tenants"]["secret"], {"secretName": "pico-tenants", "items": [{"key": "tenants.yaml", "path": "tenants.yaml"}]})
+        mounts = {mount["mountPath"]: mount for mount in container(statefulset)["volumeMounts"]}
+        self.assertTrue(mounts["/etc/pico/tenants"]["readOnly"])
+        # What the Secret would hold, with a secret full of YAML and shell syntax: Pico takes it
+        # whole (the file is not expanded), and the rendered config validates with it.
+        with tempfile.TemporaryDirectory() as directory:
+            tenants = os.path.join(directory, "tenants.yaml")
+            with open(tenants, "w") as handle:
+                handle.write("- id: team-a\n  max_tunnels: 100\n  auth:\n    hmac_secret_key: 'abc #def: *${HOME}-0123456789abcdef0123'\n")
+            config_path = os.path.join(directory, "server.yaml")
+            with open(config_path, "w") as handle:
+                handle.write(server_yaml.replace("/etc/pico/tenants/tenants.yaml", tenants))
+            checked = subprocess.run([PICO, "server", "--config.path", config_path, "--config.expand-env", "--validate"], capture_output=True, text=True,
+                                     env={**os.environ, "POD_NAME": "ten-pico-0", "POD_IP": "10.0.0.7"})
+            self.assertEqual((checked.returncode, checked.stdout), (0, "config ok\n"), checked.stderr)
+        checked = validate_schemas(render("ten", {"tenants": {"secret": "pico-tenants"}}))
+        self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+
     def test_chartsAppVersion_isPicosVersion(self):
         with open(os.path.join(CHART, "Chart.yaml")) as handle:
             app_version = yaml.safe_load(handle)["appVersion"]

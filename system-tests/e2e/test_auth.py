@@ -780,6 +780,26 @@ class TenantTests(ProcessesTestCase):
         # The refused agents back off instead of dialling in a loop: a few attempts in 3 s.
         self.assertLess(log.count("its max_tunnels"), 20)
 
+    def test_tenantsFromAFile_takeTheirSecretsVerbatim(self):
+        # As a Kubernetes Secret mounted as a file: a secret with '#' and '$' is not cut short or
+        # expanded, even with --config.expand-env.
+        secret = "tenant#secret$with-{odd}-characters-0123456789"
+        path = os.path.join(harness.TMP, f"tenants-file-{os.getpid()}.yaml")
+        with open(path, "w") as handle:
+            handle.write(f"- id: blue\n  auth:\n    hmac_secret_key: '{secret}'\n")
+        node = Node("--upstream.tenants-file", path, "--config.expand-env")
+        self.processes.append(node.process)
+        self.agent(node, "svc", "blue", jwt.encode({"exp": int(time.time()) + 300}, secret, algorithm="HS256"))
+        self.assertEqual(get(node, endpoint="svc")[0], 200)
+        both = subprocess.run([harness.PICO, "server", "--config.path", self.config, "--upstream.tenants-file", path], capture_output=True, text=True, timeout=10)
+        self.assertIn("upstream.tenants and upstream.tenants_file: give one of them", both.stderr)
+        missing = subprocess.run([harness.PICO, "server", "--upstream.tenants-file", "/nonexistent/tenants.yaml"], capture_output=True, text=True, timeout=10)
+        self.assertIn("upstream.tenants_file: reading /nonexistent/tenants.yaml", missing.stderr)
+        with open(path, "w") as handle:
+            handle.write("- id: blue\n  auth: {}\n")
+        empty = subprocess.run([harness.PICO, "server", "--upstream.tenants-file", path], capture_output=True, text=True, timeout=10)
+        self.assertIn(f"{path}:1: upstream.tenants[0]: tenant auth disabled", empty.stderr)
+
     def test_tenantSettings_mistakesNameTheKey(self):
         cases = [("upstream:\n  tenants:\n    - auth:\n        hmac_secret_key: x\n", "upstream.tenants[0]: missing tenant id"),
                  ("upstream:\n  tenants:\n    - id: a\n", "upstream.tenants[0]: tenant auth disabled"),

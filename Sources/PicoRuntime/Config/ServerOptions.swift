@@ -239,6 +239,7 @@ public enum ServerOptions {
         connectionCap("upstream.max_connections", 20_000, "Agent connections (tunnels and handshakes) at once; more get 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64).", \.upstreamMaxConnections),
         duration("upstream.keepalive_interval", "30s", "How often tunnels are pinged.") { $0.keepaliveInterval = $1 },
         duration("upstream.keepalive_timeout", "10s", "An unanswered ping this old closes the tunnel.") { $0.keepaliveTimeout = $1 },
+        path("upstream.tenants_file", "A YAML file holding the list of upstream.tenants (each {id, auth, max_endpoints, max_tunnels}), read at start and not expanded: keep tenants' secrets in a Secret mounted here rather than in the config file. Not with upstream.tenants.") { $0.tenantsFile = $1 },
         ServerOption(key: "upstream.tenant_reservation", defaultText: "5m", help: "With upstream.tenants: how long an endpoint stays reserved for the tenant that held it after its last tunnel is gone (its node died or its agents stopped); other tenants' agents are refused meanwhile. 0s to 24h.") { settings, text in
             guard let value = DurationText.parse(text), value >= .zero, value <= .seconds(86_400) else { return "expected a duration from 0s to 24h" }
             settings.tenantReservation = value
@@ -372,6 +373,7 @@ public enum ServerOptions {
         let unbound = Address(host: "0.0.0.0", port: 1)
         let probe = settings.clusterConfiguration(gossipAddress: unbound, proxyAddress: unbound, adminAddress: unbound, randomSeed: 1)
         if let problem = probe.validationErrors().first { throw ConfigError(problem) }
+        try settings.loadTenantsFile()
         try settings.validateTLS()
         try settings.validateAuth()
         try settings.validateGossipKeys()

@@ -63,6 +63,8 @@ public struct ServerSettings: Hashable, Sendable {
     /// `upstream.tenants` (YAML only): with any, agents name their tenant and `upstreamAuth` is
     /// not used.
     public var tenants: [TenantSettings] = []
+    /// `upstream.tenants_file`: where `tenants` is read from instead.
+    public var tenantsFile: String?
     /// `upstream.tenant_reservation`: how long an endpoint stays its tenant's after its last tunnel.
     public var tenantReservation: Duration = .seconds(300)
     /// `cluster.max_endpoints_per_member`.

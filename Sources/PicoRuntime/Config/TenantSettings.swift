@@ -80,11 +80,30 @@ public struct TenantSettings: Hashable, Sendable {
         return tenants
     }
 
+    /// Largest `upstream.tenants_file` read.
+    static let maxFileBytes = 1 << 20
+
     /// The tenant's verifier (its keys loaded); a key that does not load names the tenant.
     func verifier(index: Int) throws(ConfigError) -> TokenVerifier {
         guard let verifier = try self.auth.verifier(port: "upstream.tenants[\(index)]") else {
             throw ConfigError("upstream.tenants[\(index)]: tenant auth disabled")
         }
         return verifier
+    }
+}
+
+extension ServerSettings {
+    /// Reads `tenants` from `upstream.tenants_file` when it is set (a YAML list of tenants, taken
+    /// verbatim: no `${VAR}` expansion); a problem names the file and line.
+    mutating func loadTenantsFile() throws(ConfigError) {
+        guard let path = self.tenantsFile else { return }
+        guard self.tenants.isEmpty else { throw ConfigError("upstream.tenants and upstream.tenants_file: give one of them") }
+        let bytes: [UInt8]
+        do { bytes = try SmallFile.read(path, limit: TenantSettings.maxFileBytes) } catch { throw ConfigError("upstream.tenants_file: \(error)") }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw ConfigError("upstream.tenants_file \(path): not UTF-8 text") }
+        let root: YAMLNode
+        do { root = try YAMLReader.parse(text, file: path) } catch { throw ConfigError("upstream.tenants_file: \(error)") }
+        self.tenants = try TenantSettings.parse(root, file: path)
+        guard !self.tenants.isEmpty else { throw ConfigError("upstream.tenants_file \(path): no tenants") }
     }
 }

@@ -71,6 +71,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if .Values.gossip.keysSecret -}}
 {{- $_ := set $chart.cluster.gossip "secret_keys_file" "/etc/pico/gossip/keys" -}}
 {{- end -}}
+{{- if .Values.tenants.secret -}}
+{{- $_ := set $chart.upstream "tenants_file" "/etc/pico/tenants/tenants.yaml" -}}
+{{- $_ := set $chart.upstream "tenant_reservation" .Values.tenants.reservation -}}
+{{- end -}}
 {{- range $port := list "proxy" "upstream" "admin" -}}
 {{- $auth := get $.Values.auth $port | default dict -}}
 {{- $hmac := $auth.hmacSecret | default dict -}}
