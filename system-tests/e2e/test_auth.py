@@ -808,7 +808,7 @@ class TenantTests(ProcessesTestCase):
                   "upstream.tenants[1].id: tenant a is listed twice"),
                  ("upstream:\n  tenants:\n    - id: a\n      auth:\n        hmac_secret_keys: x\n", "unknown key upstream.tenants[0].auth.hmac_secret_keys"),
                  ("upstream:\n  tenants:\n    - id: a\n      auth:\n        rsa_public_key: not a key\n", "upstream.tenants[0].auth.rsa_public_key"),
-                 ("upstream:\n  tenants:\n    - id: a\n      auth:\n        jwks:\n          endpoint: /etc/jwks.json\n", "upstream.tenants[0].auth.jwks.endpoint: a tenant's key set is not supported yet"),
+                 ("upstream:\n  tenants:\n    - id: a\n      auth:\n        jwks:\n          endpoint: /nonexistent/jwks.json\n", "upstream.tenants[0].auth.jwks.endpoint file:///nonexistent/jwks.json"),
                  ("upstream:\n  tenants: blue\n", "upstream.tenants: expected a list of {id, auth}"),
                  (f"upstream:\n  tenants:\n    - id: a\n      max_tunnels: 0\n      auth:\n        hmac_secret_key: {SECRET}\n", "upstream.tenants[0].max_tunnels: expected a whole number from 1 to 1000000"),
                  ("cluster:\n  max_endpoints_per_member: 70000\n", "cluster.max_endpoints_per_member: expected a whole number from 1 to 65536")]
@@ -923,6 +923,28 @@ class KeySetTests(ProcessesTestCase):
         self.assertIn(b" 401 ", connection.recv(4096))
         connection.close()
         self.assertNotIn("late", node.endpoints())
+
+    def test_aTenantsKeySet_verifiesItsAgents_andAKeyLeavingItEndsTheirTunnels(self):
+        path = os.path.join(harness.TMP, "tenant-jwks.json")
+        with open(path, "w") as handle:
+            handle.write(self.key_set(["ec-1", "ed-1"]))
+        config = os.path.join(harness.TMP, "tenant-jwks.yaml")
+        with open(config, "w") as handle:
+            handle.write(f"upstream:\n  tenants:\n    - id: green\n      auth:\n        jwks:\n          endpoint: {path}\n          cache_ttl: 1s\n")
+        node = Node("--config.path", config)
+        self.processes.append(node.process)
+        log = open(os.path.join(harness.TMP, "agent-tenant-jwks.log"), "w")
+        self.processes.append(subprocess.Popen([harness.PICO, "agent", "http", "green-app", str(self.http_port), "--connect.url", f"http://{node.host}:{node.upstream}",
+                                                "--event-loops", "1", "--connect.tenant-id", "green", "--connect.token", self.token("ec-1", "ES256", lifetime=3600)], stderr=log))
+        harness.wait_until(lambda: node.endpoints().get("green-app") == 1, what="green's agent, verified by its key set")
+        self.assertEqual(json.loads(node.admin_get("/status/upstream/tenants")[1]), {"green-app": "green"})
+        with open(path, "w") as handle:
+            handle.write(self.key_set(["ed-1"]))
+        harness.wait_until(lambda: "green-app" not in node.endpoints(), timeout=20, what="the tunnel its removed key let in ends")
+        with open(node.log.name) as handle:
+            text = handle.read()
+        self.assertIn('"auth":"upstream.tenants[0]"', text)
+        self.assertIn("the key that verified its token left the key set", text)
 
     def test_keysAnyoneCouldForgeFor_areRefused(self):
         # An RSA exponent of 1 and Ed25519's identity point verify made-up signatures.

@@ -42,11 +42,12 @@ public enum ConfigurationReference {
             Piko's tenants: a list of `{id, auth}`, where `id` is 1 to 64 letters, digits, `.`, `_`
             or `-`, and `auth` takes the keys of `upstream.auth` (`hmac_secret_key`,
             `rsa_public_key`, `ecdsa_public_key`, `ed25519_public_key`, `audience`, `issuer`,
-            `leeway`, `disable_disconnect_on_expiry`; a tenant's key set, `jwks.*`, is not
-            supported yet). `max_endpoints` and `max_tunnels` (1 to 1000000, default none) bound what the
+            `leeway`, `disable_disconnect_on_expiry`, and a key set: `jwks.endpoint`, `cache_ttl`,
+            `timeout`, `root_cas`, fetched and refreshed as a port's). `max_endpoints` and `max_tunnels` (1 to 1000000, default none) bound what the
             tenant's agents hold on one node: a tunnel beyond either is closed as it registers (the
             node logs `upstream rejected` with the reason; the agent retries after its backoff).
-            At most \(TenantSettings.maxTenants) tenants; each needs a key (`tenant auth disabled`).
+            At most \(TenantSettings.maxTenants) tenants; each needs a key or a key set (`tenant auth disabled`).
+            `upstream.tenants_file` reads the same list from a file of its own (a Secret).
             With tenants, an agent names its tenant in `x-pico-tenant-id` (or `x-piko-tenant-id`;
             `pico agent --connect.tenant-id`) and needs a token of that tenant's keys; one without
             gets 401 `unknown tenant`, and `upstream.auth` is not used. An endpoint a tenant holds

@@ -249,7 +249,7 @@ extension ServerSettings {
         for (port, auth) in [("proxy", self.proxyAuth), ("upstream", self.upstreamAuth), ("admin", self.adminAuth)] {
             _ = try auth.verifier(port: port)
         }
-        for (index, tenant) in self.tenants.enumerated() { _ = try tenant.verifier(index: index) }
+        for (index, tenant) in self.tenants.enumerated() { try tenant.validate(index: index) }
     }
 
     /// What the proxy's request exchanges run with.

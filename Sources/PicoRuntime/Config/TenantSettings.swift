@@ -11,7 +11,7 @@ public struct TenantSettings: Hashable, Sendable {
 
     /// The tenant's ID (see `EndpointClaim.isValidTenant`).
     public var id: String
-    /// Its agents' token settings (the keys of `upstream.auth`; a key set is not supported yet).
+    /// Its agents' token settings (the keys of `upstream.auth`, a key set included).
     public var auth: PortAuthSettings
     /// `max_endpoints` and `max_tunnels`: what its agents may hold on one node.
     public var quota: TenantQuota
@@ -60,9 +60,6 @@ public struct TenantSettings: Hashable, Sendable {
                         guard let option = ServerOptions.all.first(where: { $0.key == key }) else {
                             throw ConfigError("\(file):\(value.line): unknown key \(shown)")
                         }
-                        if key.hasPrefix("upstream.auth.jwks.") {
-                            throw ConfigError("\(file):\(value.line): \(shown): a tenant's key set is not supported yet; give the tenant's keys (hmac_secret_key, rsa_public_key, ecdsa_public_key, ed25519_public_key)")
-                        }
                         guard value.items == nil, let text = value.scalarText else { throw ConfigError("\(file):\(value.line): \(shown): expected one value") }
                         if let problem = option.apply(&settings, text) { throw ConfigError("\(file):\(value.line): \(shown): \(problem)") }
                     }
@@ -73,7 +70,7 @@ public struct TenantSettings: Hashable, Sendable {
             guard let id else { throw ConfigError("\(file):\(item.line): \(name): missing tenant id") }
             guard !tenants.contains(where: { $0.id == id }) else { throw ConfigError("\(file):\(item.line): \(name).id: tenant \(id) is listed twice") }
             guard settings.upstreamAuth.isEnabled else {
-                throw ConfigError("\(file):\(item.line): \(name): tenant auth disabled: give \(name).auth a key (hmac_secret_key, rsa_public_key, ecdsa_public_key or ed25519_public_key)")
+                throw ConfigError("\(file):\(item.line): \(name): tenant auth disabled: give \(name).auth a key (hmac_secret_key, rsa_public_key, ecdsa_public_key or ed25519_public_key) or a key set (jwks.endpoint)")
             }
             tenants.append(TenantSettings(id: id, auth: settings.upstreamAuth, quota: quota))
         }
@@ -83,12 +80,13 @@ public struct TenantSettings: Hashable, Sendable {
     /// Largest `upstream.tenants_file` read.
     static let maxFileBytes = 1 << 20
 
-    /// The tenant's verifier (its keys loaded); a key that does not load names the tenant.
-    func verifier(index: Int) throws(ConfigError) -> TokenVerifier {
-        guard let verifier = try self.auth.verifier(port: "upstream.tenants[\(index)]") else {
-            throw ConfigError("upstream.tenants[\(index)]: tenant auth disabled")
-        }
-        return verifier
+    /// The settings' prefix of tenant `index`, in errors, logs and key-set labels.
+    static func label(_ index: Int) -> String { "upstream.tenants[\(index)]" }
+
+    /// Checks the tenant's keys load (a key set is fetched when the node starts, not here); a
+    /// key that does not load names the tenant.
+    func validate(index: Int) throws(ConfigError) {
+        _ = try self.auth.verifier(port: Self.label(index))
     }
 }
 

@@ -1,6 +1,6 @@
 import PicoModel
 
-/// A port's JSON Web Key Set (`<port>.auth.jwks.*`): fetched at start (the node does not start
+/// A port's or a tenant's JSON Web Key Set (`<port>.auth.jwks.*`, `upstream.tenants[i].auth.jwks.*`): fetched at start (the node does not start
 /// without it), then again every `cache_ttl` and when a token names an unknown `kid` (at most
 /// every `unknownKeyInterval`), each fetch on a thread of its own, bounded in size and time. A
 /// fetch that fails, or yields no usable key, keeps the keys in use and is logged. The node's
@@ -10,7 +10,8 @@ final class KeySetSource {
     /// costs one fetch per interval).
     static let unknownKeyInterval: Duration = .seconds(10)
 
-    let port: AuthFailureCounts.Port
+    /// Whose keys: the settings' prefix (`proxy`, `upstream.tenants[0]`), in errors and logs.
+    let label: String
     let location: JWKSLocation
     let holder: VerifierHolder
     private let rules: TokenRules
@@ -23,8 +24,8 @@ final class KeySetSource {
     var onLoaded: (() -> Void)?
 
     /// Fetches the set now (blocking: the node is starting); throws naming the setting.
-    init(port: AuthFailureCounts.Port, location: JWKSLocation, settings: PortAuthSettings, log: Logger) throws(ConfigError) {
-        self.port = port
+    init(label: String, location: JWKSLocation, settings: PortAuthSettings, log: Logger) throws(ConfigError) {
+        self.label = label
         self.location = location
         self.rules = settings.rules
         self.timeout = settings.jwksTimeout
@@ -33,18 +34,18 @@ final class KeySetSource {
             do {
                 self.tls = try TLSContext.client(TLSClientSettings(rootCAsPath: settings.jwksRootCAs))
             } catch {
-                throw ConfigError("\(port.rawValue).auth.jwks.root_cas: \(error)")
+                throw ConfigError("\(label).auth.jwks.root_cas: \(error)")
             }
         } else {
             self.tls = nil
         }
         self.lastFetch = MonotonicClock.now()
-        switch Self.fetch(location, timeout: self.timeout, tls: self.tls, rules: self.rules, port: port) {
+        switch Self.fetch(location, timeout: self.timeout, tls: self.tls, rules: self.rules) {
         case .success(let (verifier, skipped)):
             self.holder = VerifierHolder(verifier)
-            Self.logLoaded(verifier, skipped: skipped, port: port, location: location, log: log)
+            Self.logLoaded(verifier, skipped: skipped, label: label, location: location, log: log)
         case .failure(let error):
-            throw ConfigError("\(port.rawValue).auth.jwks.endpoint \(location): \(error.message)")
+            throw ConfigError("\(label).auth.jwks.endpoint \(location): \(error.message)")
         }
     }
 
@@ -55,30 +56,30 @@ final class KeySetSource {
         guard !self.fetching, !unknownKey || now - self.lastFetch >= Self.unknownKeyInterval else { return }
         self.fetching = true
         self.lastFetch = now
-        let (location, timeout, tls, rules, port, holder) = (self.location, self.timeout, self.tls, self.rules, self.port, self.holder)
+        let (location, timeout, tls, rules, label, holder) = (self.location, self.timeout, self.tls, self.rules, self.label, self.holder)
         nonisolated(unsafe) let source = self
         let work: @Sendable () -> Void = {
-            let outcome = Self.fetch(location, timeout: timeout, tls: tls, rules: rules, port: port)
+            let outcome = Self.fetch(location, timeout: timeout, tls: tls, rules: rules)
             loop.execute {
                 source.fetching = false
                 switch outcome {
                 case .success(let (verifier, skipped)):
                     holder.replace(with: verifier)
-                    Self.logLoaded(verifier, skipped: skipped, port: port, location: location, log: log)
+                    Self.logLoaded(verifier, skipped: skipped, label: label, location: location, log: log)
                     source.onLoaded?()
                 case .failure(let error):
-                    log.warn("key set not fetched; the keys in use stay", [("auth", .string(port.rawValue)), ("jwks", .string("\(location)")), ("error", .string(error.message))])
+                    log.warn("key set not fetched; the keys in use stay", [("auth", .string(label)), ("jwks", .string("\(location)")), ("error", .string(error.message))])
                 }
             }
         }
         do { try Threads.detach(work) } catch {
             self.fetching = false
-            log.warn("key set not fetched; the keys in use stay", [("auth", .string(port.rawValue)), ("error", .string("\(error)"))])
+            log.warn("key set not fetched; the keys in use stay", [("auth", .string(label)), ("error", .string("\(error)"))])
         }
     }
 
-    private static func logLoaded(_ verifier: TokenVerifier, skipped: [String], port: AuthFailureCounts.Port, location: JWKSLocation, log: Logger) {
-        var fields: [(String, LogValue)] = [("auth", .string(port.rawValue)), ("jwks", .string("\(location)")), ("keys", .int(verifier.keys.count)),
+    private static func logLoaded(_ verifier: TokenVerifier, skipped: [String], label: String, location: JWKSLocation, log: Logger) {
+        var fields: [(String, LogValue)] = [("auth", .string(label)), ("jwks", .string("\(location)")), ("keys", .int(verifier.keys.count)),
                                             ("kids", .string(verifier.keys.compactMap(\.info.keyID).map { TokenText.printable($0) }.joined(separator: ",")))]
         if !skipped.isEmpty { fields.append(("skipped", .string(skipped.prefix(8).joined(separator: "; ")))) }
         log.info("key set loaded", fields)
@@ -86,8 +87,7 @@ final class KeySetSource {
 
     /// One fetch and parse: the verifier of the set's usable keys and the reasons others were
     /// skipped, or why there is none.
-    static func fetch(_ location: JWKSLocation, timeout: Duration, tls: TLSContext?, rules: TokenRules,
-                      port: AuthFailureCounts.Port) -> Result<(TokenVerifier, [String]), ConfigError> {
+    static func fetch(_ location: JWKSLocation, timeout: Duration, tls: TLSContext?, rules: TokenRules) -> Result<(TokenVerifier, [String]), ConfigError> {
         let bytes: [UInt8]
         do {
             switch location {

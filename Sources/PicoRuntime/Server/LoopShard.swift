@@ -104,8 +104,9 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.tenantGates = node.tenantAuth.mapValues { TokenGate(port: .upstream, holder: $0) }
         let me = node.cluster.me.proxyAddress
         self.forwardSource = Address(host: me.host, port: 0).numeric()
-        for (gate, port) in [(self.proxyGate, AuthFailureCounts.Port.proxy), (self.upstreamGate, .upstream)] {
-            gate?.onUnknownKey = { [unowned self] in self.toControl { $0.refreshKeySet(port, reason: "unknown kid") } }
+        let tenantLabels = node.settings.tenants.enumerated().map { (self.tenantGates[$0.element.id], TenantSettings.label($0.offset)) }
+        for (gate, label) in [(self.proxyGate, "proxy"), (self.upstreamGate, "upstream")] + tenantLabels {
+            gate?.onUnknownKey = { [unowned self] in self.toControl { $0.refreshKeySet(label, reason: "unknown kid") } }
         }
     }
 
@@ -241,10 +242,10 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.toControl { $0.tunnelClosed(id) }
     }
 
-    /// The upstream port's key set changed: tunnels whose token's key is gone are closed.
+    /// The upstream port's (or a tenant's) key set changed: tunnels whose token's key is gone
+    /// are closed.
     func upstreamKeysChanged() {
-        guard let verifier = self.node.upstreamAuth?.current else { return }
-        for id in self.tunnels.keys.sorted() { self.tunnels[id]?.keysChanged(verifier) }
+        for id in self.tunnels.keys.sorted() { self.tunnels[id]?.keysChanged() }
     }
 
     /// The model asked the agent of `id` to move.

@@ -60,12 +60,13 @@ public final class PicoNode: @unchecked Sendable {
     let tenantAuth: [String: VerifierHolder]
     /// The admin port's token check (`admin.auth.*`), nil when admin routes need no token.
     let adminAuth: VerifierHolder?
-    /// The key sets (`*.auth.jwks.endpoint`) fetched again as they age, by port.
-    var keySets: [AuthFailureCounts.Port: KeySetSource] = [:]
+    /// The key sets (`*.auth.jwks.endpoint`) fetched again as they age, by label (the port, or
+    /// `upstream.tenants[i]`; looked up, and iterated only in label order).
+    var keySets: [String: KeySetSource] = [:]
     /// The admin port's token check, on the control loop (which serves the admin port).
     lazy var adminGate: TokenGate? = self.adminAuth.map { holder in
         let gate = TokenGate(port: .admin, holder: holder)
-        gate.onUnknownKey = { [unowned self] in self.refreshKeySet(.admin, reason: "unknown kid") }
+        gate.onUnknownKey = { [unowned self] in self.refreshKeySet("admin", reason: "unknown kid") }
         return gate
     }
     /// `cluster.gossip.secret_keys_file`, when the gossip keys come from a file.
@@ -99,28 +100,28 @@ public final class PicoNode: @unchecked Sendable {
         self.upstreamTLS = try Self.serverTLS(settings.upstreamTLS, port: "upstream")
         self.adminTLS = try Self.serverTLS(settings.adminTLS, port: "admin", requireClientCertificate: false)
         self.forwardTLS = try ForwardTLS(settings.forwardTLS, proxy: self.proxyTLS != nil, admin: self.adminTLS != nil)
-        var keySets: [AuthFailureCounts.Port: KeySetSource] = [:]
-        func holder(_ auth: PortAuthSettings, _ port: AuthFailureCounts.Port) throws -> VerifierHolder? {
+        var keySets: [String: KeySetSource] = [:]
+        func holder(_ auth: PortAuthSettings, _ label: String) throws -> VerifierHolder? {
             if let location = auth.jwksEndpoint {
-                let source = try KeySetSource(port: port, location: location, settings: auth, log: log)
-                keySets[port] = source
+                let source = try KeySetSource(label: label, location: location, settings: auth, log: log)
+                keySets[label] = source
                 return source.holder
             }
-            return try auth.verifier(port: port.rawValue).map(VerifierHolder.init)
+            return try auth.verifier(port: label).map(VerifierHolder.init)
         }
-        self.proxyAuth = try holder(settings.proxyAuth, .proxy)
+        self.proxyAuth = try holder(settings.proxyAuth, "proxy")
         // With tenants, every agent names its tenant and only the tenant's keys count (Piko).
-        self.upstreamAuth = settings.tenants.isEmpty ? try holder(settings.upstreamAuth, .upstream) : nil
+        self.upstreamAuth = settings.tenants.isEmpty ? try holder(settings.upstreamAuth, "upstream") : nil
         if !settings.tenants.isEmpty, settings.upstreamAuth.isEnabled {
             log.warn("upstream.auth is not used: with upstream.tenants, agents name their tenant and its keys verify them")
         }
         var tenantAuth: [String: VerifierHolder] = [:]
         for (index, tenant) in settings.tenants.enumerated() {
-            tenantAuth[tenant.id] = VerifierHolder(try tenant.verifier(index: index))
-            if let warning = tenant.auth.weakSecretWarning(port: "upstream.tenants[\(index)]") { log.warn(warning) }
+            tenantAuth[tenant.id] = try holder(tenant.auth, TenantSettings.label(index))
+            if let warning = tenant.auth.weakSecretWarning(port: TenantSettings.label(index)) { log.warn(warning) }
         }
         self.tenantAuth = tenantAuth
-        self.adminAuth = try holder(settings.adminAuth, .admin)
+        self.adminAuth = try holder(settings.adminAuth, "admin")
         self.keySets = keySets
         for (port, auth) in [("proxy", settings.proxyAuth), ("upstream", settings.upstreamAuth), ("admin", settings.adminAuth)] {
             if let warning = auth.weakSecretWarning(port: port) { log.warn(warning) }
@@ -219,17 +220,17 @@ public final class PicoNode: @unchecked Sendable {
         }
     }
 
-    /// Fetches the key set of `port` again (on a thread of its own), when it has one.
-    func refreshKeySet(_ port: AuthFailureCounts.Port, reason: String) {
-        self.keySets[port]?.refresh(unknownKey: reason == "unknown kid", loop: self.loop, log: self.log)
+    /// Fetches the key set labelled `label` again (on a thread of its own), when there is one.
+    func refreshKeySet(_ label: String, reason: String) {
+        self.keySets[label]?.refresh(unknownKey: reason == "unknown kid", loop: self.loop, log: self.log)
     }
 
-    /// Fetches the key set of `port` again every `cache_ttl`.
-    private func armKeySetRefresh(_ port: AuthFailureCounts.Port) {
-        guard let source = self.keySets[port] else { return }
+    /// Fetches the key set labelled `label` again every `cache_ttl`.
+    private func armKeySetRefresh(_ label: String) {
+        guard let source = self.keySets[label] else { return }
         self.loop.schedule(after: source.cacheTTL) { [weak self] in
-            self?.refreshKeySet(port, reason: "cache_ttl")
-            self?.armKeySetRefresh(port)
+            self?.refreshKeySet(label, reason: "cache_ttl")
+            self?.armKeySetRefresh(label)
         }
     }
 
@@ -248,10 +249,12 @@ public final class PicoNode: @unchecked Sendable {
 
     /// Starts the node (it turns ready once the model says so).
     public func start() {
-        for port in AuthFailureCounts.Port.allCases { self.armKeySetRefresh(port) }
-        // Tunnels let in by a key the upstream port's new key set lacks are closed.
-        self.keySets[.upstream]?.onLoaded = { [unowned self] in
-            for shard in self.shards { shard.loop.execute { shard.upstreamKeysChanged() } }
+        for label in self.keySets.keys.sorted() { self.armKeySetRefresh(label) }
+        // Tunnels let in by a key the upstream port's (or a tenant's) new key set lacks are closed.
+        for label in ["upstream"] + self.settings.tenants.indices.map(TenantSettings.label) {
+            self.keySets[label]?.onLoaded = { [unowned self] in
+                for shard in self.shards { shard.loop.execute { shard.upstreamKeysChanged() } }
+            }
         }
         let me = self.cluster.me
         self.log.info("starting node", [("node_id", .string(me.name)), ("proxy_addr", .string("\(self.proxyAddress!)")),

@@ -210,10 +210,10 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
         self.expiryTimer = self.shard.loop.schedule(after: .milliseconds(min(left, 86_400_000))) { [weak self] in self?.armExpiry() }
     }
 
-    /// The upstream port's key set changed: a tunnel whose token's key is gone ends as if its
-    /// token expired.
-    func keysChanged(_ verifier: TokenVerifier) {
-        guard let fingerprint = self.keyFingerprint, !verifier.holds(fingerprint) else { return }
+    /// A key set changed: a tunnel whose token's key left the set that verified it (the upstream
+    /// port's, or its tenant's) ends as if its token expired.
+    func keysChanged() {
+        guard let fingerprint = self.keyFingerprint, let holder = self.keyHolder, !holder.current.holds(fingerprint) else { return }
         self.keyFingerprint = nil
         self.tokenExpired(reason: "the key that verified its token left the key set")
     }
