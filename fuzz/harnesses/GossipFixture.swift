@@ -33,7 +33,7 @@ struct GossipFixture: Sendable {
         fixture.apply(.start)
         fixture.advance(by: .seconds(2))
         fixture.apply(.stateExchangeRequested(ExchangeID(1_000_000), bytes: GossipCodec.encode(fixtureState), from: peers[0].gossipAddress))
-        fixture.apply(.tunnelOpened(TunnelID(1), endpoint: "svc"))
+        fixture.apply(.tunnelOpened(TunnelID(1), endpoint: "svc", tenant: "blue", wallMilliseconds: 1_000))
         fixture.advance(by: .milliseconds(500))
         fixture.check()
         precondition(fixture.node.membership.liveMemberCount == 3, "fixture: the node should know its three peers")
@@ -58,7 +58,7 @@ struct GossipFixture: Sendable {
         ],
         endpoints: [
             StateExchange.EndpointSnapshot(
-                owner: peers[0].uid, version: 2, entries: [EndpointDelta.Entry(endpoint: "svc", count: 1, version: 2)])
+                owner: peers[0].uid, version: 2, entries: [EndpointDelta.Entry(endpoint: "svc", count: 1, version: 2, claim: EndpointClaim(tenant: "blue", since: 500))])
         ])
 
     var node: ClusterNode
