@@ -118,6 +118,17 @@ class ProcessesTestCase(unittest.TestCase):
         for process in cls.processes:
             process.kill()
 
+    def spawn_agent(self, node, endpoint, *flags, port=None, wait=True):
+        """A `pico agent http` with one tunnel for `endpoint` on `node` (killed after the class),
+        and its log's path; with `wait`, once the node lists the endpoint."""
+        log = open(os.path.join(harness.TMP, f"agent-{endpoint}-{len(self.processes)}.log"), "w")
+        process = subprocess.Popen([harness.PICO, "agent", "http", endpoint, str(port or self.http_port), "--connect.url", f"http://{node.host}:{node.upstream}",
+                                    "--event-loops", "1", *flags], stderr=log)
+        self.processes.append(process)
+        if wait:
+            harness.wait_until(lambda: json.loads(node.admin_get("/status/upstream/endpoints")[1]).get(endpoint, 0) >= 1, what=f"agent for {endpoint}")
+        return process, log.name
+
 
 class ProxyAuthTests(ProcessesTestCase):
     @classmethod
@@ -307,13 +318,11 @@ class UpstreamAndAdminAuthTests(ProcessesTestCase):
         return response.status, response.read()
 
     def agent(self, endpoint, *flags, wait=True):
-        log = open(os.path.join(harness.TMP, f"agent-auth-{endpoint}-{len(self.processes)}.log"), "w")
-        process = subprocess.Popen([harness.PICO, "agent", "http", endpoint, str(self.http_port), "--connect.url", f"http://{self.node.host}:{self.node.upstream}",
-                                    "--event-loops", "1", *flags], stderr=log)
-        self.processes.append(process)
+        # The node's admin port needs a token: wait through the class's own admin client.
+        process, log = self.spawn_agent(self.node, endpoint, *flags, wait=False)
         if wait:
             harness.wait_until(lambda: json.loads(self.admin("/status/upstream/endpoints")[1]).get(endpoint, 0) >= 1, what=f"agent for {endpoint}")
-        return process, log.name
+        return process, log
 
     def test_agentsNeedATokenThatListsTheirEndpoint_soNoOneHijacksAnother(self):
         owner_token = token(self.keys, "RS256", lifetime=3600, **{"pico.endpoints": ["payments"]})
@@ -369,10 +378,7 @@ class UpstreamAndAdminAuthTests(ProcessesTestCase):
     def test_disableDisconnectOnExpiry_keepsTheTunnel(self):
         node = Node(*auth_flags(self.keys, "upstream"), "--upstream.auth.disable-disconnect-on-expiry", "true")
         self.processes.append(node.process)
-        process = subprocess.Popen([harness.PICO, "agent", "http", "kept", str(self.http_port), "--connect.url", f"http://{node.host}:{node.upstream}",
-                                    "--event-loops", "1", "--connect.token", token(self.keys, lifetime=2)], stderr=subprocess.DEVNULL)
-        self.processes.append(process)
-        harness.wait_until(lambda: json.loads(node.admin_get("/status/upstream/endpoints")[1]).get("kept", 0) == 1, what="the agent")
+        process, _ = self.spawn_agent(node, "kept", "--connect.token", token(self.keys, lifetime=2))
         time.sleep(3.5)
         self.assertEqual(json.loads(node.admin_get("/status/upstream/endpoints")[1]).get("kept"), 1, "the tunnel outlived its token")
         self.assertEqual(get(node, endpoint="kept")[0], 200)
@@ -434,11 +440,18 @@ class GossipSecurityTests(ProcessesTestCase):
 
     def test_aNodesGossip_opensWithAnIndependentAESGCM_andOnlyWithItsKey(self):
         key = gossip_key()
-        seed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        seed.bind(("127.0.0.1", 0))
+        # A UDP and a TCP socket on one port number (a free UDP port's TCP twin may be taken).
+        for _ in range(20):
+            seed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            seed.bind(("127.0.0.1", 0))
+            listener = socket.socket()
+            try:
+                listener.bind(("127.0.0.1", seed.getsockname()[1]))
+                break
+            except OSError:
+                seed.close()
+                listener.close()
         seed.settimeout(10)
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", seed.getsockname()[1]))
         listener.listen(4)
         node = self.node("--cluster.gossip.secret-keys", key, "--cluster.join", f"127.0.0.1:{seed.getsockname()[1]}", "--cluster.abort-if-join-fails", "false",
                          wait_for="/health")
@@ -676,14 +689,8 @@ class TenantTests(ProcessesTestCase):
     def red(self, lifetime=300, **claims):
         return jwt.encode({"exp": int(time.time()) + lifetime, **claims}, self.keys.p256, algorithm="ES256")
 
-    def agent(self, node, endpoint, tenant, token, backend=None, wait=True):
-        log = open(os.path.join(harness.TMP, f"agent-tenant-{endpoint}-{tenant}-{len(self.processes)}.log"), "w")
-        process = subprocess.Popen([harness.PICO, "agent", "http", endpoint, str(backend or self.http_port), "--connect.url", f"http://{node.host}:{node.upstream}",
-                                    "--event-loops", "1", "--connect.token", token, *(["--connect.tenant-id", tenant] if tenant else [])], stderr=log)
-        self.processes.append(process)
-        if wait:
-            harness.wait_until(lambda: node.endpoints().get(endpoint, 0) >= 1, what=f"agent for {endpoint}")
-        return process, log.name
+    def agent(self, node, endpoint, tenant, token, wait=True):
+        return self.spawn_agent(node, endpoint, "--connect.token", token, *(["--connect.tenant-id", tenant] if tenant else []), wait=wait)
 
     @staticmethod
     def handshake(node, endpoint, headers):
@@ -887,13 +894,9 @@ class KeySetTests(ProcessesTestCase):
             handle.write(self.key_set(["ec-1", "ed-1"]))
         node = Node("--upstream.auth.jwks.endpoint", path, "--upstream.auth.jwks.cache-ttl", "1s")
         self.processes.append(node.process)
-        log = open(os.path.join(harness.TMP, "agent-removed-key.log"), "w")
         agents = {}
         for name, kid, algorithm in (("doomed", "ec-1", "ES256"), ("kept", "ed-1", "EdDSA")):
-            agents[name] = subprocess.Popen([harness.PICO, "agent", "http", name, str(self.http_port), "--connect.url", f"http://{node.host}:{node.upstream}",
-                                             "--event-loops", "1", "--connect.token", self.token(kid, algorithm, lifetime=3600)], stderr=log)
-            self.processes.append(agents[name])
-            harness.wait_until(lambda: node.endpoints().get(name, 0) == 1, what=f"agent {name}")
+            agents[name] = self.spawn_agent(node, name, "--connect.token", self.token(kid, algorithm, lifetime=3600))[0]
         with open(path, "w") as handle:
             handle.write(self.key_set(["ed-1"]))
         # Within a cache_ttl the set is fetched again: the tunnel ec-1 let in is told to go, and
@@ -933,10 +936,7 @@ class KeySetTests(ProcessesTestCase):
             handle.write(f"upstream:\n  tenants:\n    - id: green\n      auth:\n        jwks:\n          endpoint: {path}\n          cache_ttl: 1s\n")
         node = Node("--config.path", config)
         self.processes.append(node.process)
-        log = open(os.path.join(harness.TMP, "agent-tenant-jwks.log"), "w")
-        self.processes.append(subprocess.Popen([harness.PICO, "agent", "http", "green-app", str(self.http_port), "--connect.url", f"http://{node.host}:{node.upstream}",
-                                                "--event-loops", "1", "--connect.tenant-id", "green", "--connect.token", self.token("ec-1", "ES256", lifetime=3600)], stderr=log))
-        harness.wait_until(lambda: node.endpoints().get("green-app") == 1, what="green's agent, verified by its key set")
+        self.spawn_agent(node, "green-app", "--connect.tenant-id", "green", "--connect.token", self.token("ec-1", "ES256", lifetime=3600))
         self.assertEqual(json.loads(node.admin_get("/status/upstream/tenants")[1]), {"green-app": "green"})
         with open(path, "w") as handle:
             handle.write(self.key_set(["ed-1"]))
