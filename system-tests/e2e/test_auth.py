@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -721,11 +722,13 @@ class TenantTests(ProcessesTestCase):
         first = self.node()
         second = self.node("--cluster.join", f"127.0.0.1:{first.gossip}")
         self.agent(first, "payments", "blue", self.blue())
-        harness.wait_until(lambda: json.loads(second.admin_get("/status/upstream/tenants")[1]) == {"payments": "blue"}, what="the second node learns blue holds payments")
+        harness.wait_until(lambda: json.loads(second.admin_get("/status/upstream/tenants")[1]) == {"payments": {"tenant": "blue", "reserved": False}}, what="the second node learns blue holds payments")
         # Red, with a token of its own, is refused at both nodes before its tunnel opens.
         for node in (first, second):
             self.assertEqual(self.handshake(node, "payments", {**bearer(self.red()), "x-pico-tenant-id": "red"}),
                              (409, b'{"error":"endpoint held by another tenant"}\n'))
+            # Without a token that verifies, nobody learns who holds what.
+            self.assertEqual(self.handshake(node, "payments", {"x-pico-tenant-id": "red"})[0], 401)
         process, log = self.agent(second, "payments", "red", self.red(), wait=False)
         time.sleep(2)
         self.assertIsNone(process.poll(), "409 is retried: the endpoint may be let go")
@@ -736,7 +739,7 @@ class TenantTests(ProcessesTestCase):
         self.assertEqual([get(node, endpoint="payments")[0] for node in (first, second, first, second)], [200] * 4)
         # Red registers endpoints no one holds; the metrics count each tenant's own.
         self.agent(second, "reports", "red", self.red())
-        harness.wait_until(lambda: json.loads(first.admin_get("/status/upstream/tenants")[1]) == {"payments": "blue", "reports": "red"}, what="both tenants listed")
+        harness.wait_until(lambda: json.loads(first.admin_get("/status/upstream/tenants")[1]) == {"payments": {"tenant": "blue", "reserved": False}, "reports": {"tenant": "red", "reserved": False}}, what="both tenants listed")
         metrics = second.admin_get("/metrics")[1].decode()
         self.assertIn('pico_upstreams_tenant_tunnels{tenant="red"} 1', metrics)
         self.assertIn('pico_upstreams_tenant_tunnels{tenant="blue"} 0', metrics)
@@ -745,6 +748,30 @@ class TenantTests(ProcessesTestCase):
         self.assertEqual(status.returncode, 0, status.stderr)
         self.assertIn("payments", status.stdout)
         self.assertIn("blue", status.stdout)
+
+    def test_aNodeWithoutTenants_cannotTakeATenantsEndpoint(self):
+        # A pod started without upstream.tenants (a misconfiguration, or an attacker's node that
+        # got in) lets an agent serve `pay` with no token, alone at first; then a bridge joins it
+        # to the tenants' cluster. Nodes with tenants never count its claim: blue keeps `pay`.
+        first = self.node()
+        self.agent(first, "pay", "blue", self.blue())
+        rogue = Node()
+        self.processes.append(rogue.process)
+        directory = tempfile.mkdtemp()
+        attacker = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", directory],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.processes.append(attacker)
+        attacker_port = int(attacker.stdout.readline().split(" port ")[1].split(" ")[0])
+        self.spawn_agent(rogue, "pay", port=attacker_port)
+        bridge = self.node("--cluster.join", f"127.0.0.1:{first.gossip},127.0.0.1:{rogue.gossip}")
+        harness.wait_until(lambda: sum(row["upstreams"] for row in json.loads(bridge.admin_get("/status/cluster/nodes")[1])) == 2,
+                           what="the bridge sees both agents")
+        bodies = {get(bridge, endpoint="pay")[1] for _ in range(20)} | {get(first, endpoint="pay")[1] for _ in range(5)}
+        self.assertEqual(bodies, {b"hello from backend"}, "only blue's backend answers")
+        time.sleep(1)
+        self.assertEqual(first.endpoints(), {"pay": 1}, "blue's tunnel stays")
+        with open(first.log.name) as handle:
+            self.assertNotIn("held by another tenant", handle.read())
 
     def test_twoTenantsOnTwoSidesThatMeetLater_theOlderClaimKeepsTheEndpoint(self):
         # Two nodes that do not know each other yet (as two sides of a partition): blue takes
@@ -757,7 +784,7 @@ class TenantTests(ProcessesTestCase):
         process, log = self.agent(right, "shared", "red", self.red())
         bridge = self.node("--cluster.join", f"127.0.0.1:{left.gossip},127.0.0.1:{right.gossip}")
         harness.wait_until(lambda: right.endpoints().get("shared", 0) == 0 and
-                           json.loads(right.admin_get("/status/upstream/tenants")[1]).get("shared") == "blue", timeout=30,
+                           json.loads(right.admin_get("/status/upstream/tenants")[1]).get("shared") == {"tenant": "blue", "reserved": False}, timeout=30,
                            what="red's younger claim gives way on the right node")
         for node in (left, right, bridge):
             self.assertEqual(get(node, endpoint="shared")[0], 200)
@@ -817,6 +844,8 @@ class TenantTests(ProcessesTestCase):
                  ("upstream:\n  tenants:\n    - id: a\n      auth:\n        rsa_public_key: not a key\n", "upstream.tenants[0].auth.rsa_public_key"),
                  ("upstream:\n  tenants:\n    - id: a\n      auth:\n        jwks:\n          endpoint: /nonexistent/jwks.json\n", "upstream.tenants[0].auth.jwks.endpoint file:///nonexistent/jwks.json"),
                  ("upstream:\n  tenants: blue\n", "upstream.tenants: expected a list of {id, auth}"),
+                 ("upstream:\n  tenants:\n    - id: a\n      auth: hmac\n", "upstream.tenants[0].auth: expected a mapping of auth keys"),
+                 ("upstream:\n  tenants:\n    - id: a\n      auth:\n        rsa_public_key: not a key\n", ":3: upstream.tenants[0].auth.rsa_public_key"),
                  (f"upstream:\n  tenants:\n    - id: a\n      max_tunnels: 0\n      auth:\n        hmac_secret_key: {SECRET}\n", "upstream.tenants[0].max_tunnels: expected a whole number from 1 to 1000000"),
                  ("cluster:\n  max_endpoints_per_member: 70000\n", "cluster.max_endpoints_per_member: expected a whole number from 1 to 65536")]
         for text, expected in cases:
@@ -937,10 +966,11 @@ class KeySetTests(ProcessesTestCase):
         node = Node("--config.path", config)
         self.processes.append(node.process)
         self.spawn_agent(node, "green-app", "--connect.tenant-id", "green", "--connect.token", self.token("ec-1", "ES256", lifetime=3600))
-        self.assertEqual(json.loads(node.admin_get("/status/upstream/tenants")[1]), {"green-app": "green"})
+        self.assertEqual(json.loads(node.admin_get("/status/upstream/tenants")[1]), {"green-app": {"tenant": "green", "reserved": False}})
         with open(path, "w") as handle:
             handle.write(self.key_set(["ed-1"]))
         harness.wait_until(lambda: "green-app" not in node.endpoints(), timeout=20, what="the tunnel its removed key let in ends")
+        self.assertEqual(json.loads(node.admin_get("/status/upstream/tenants")[1]), {"green-app": {"tenant": "green", "reserved": True}}, "kept for green meanwhile")
         with open(node.log.name) as handle:
             text = handle.read()
         self.assertIn('"auth":"upstream.tenants[0]"', text)

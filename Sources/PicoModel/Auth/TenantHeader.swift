@@ -17,15 +17,18 @@ public enum TenantHeader {
 
     /// The tenant `headers` name. Both fields may be given only with the same value.
     public static func find(in headers: HTTPHeaders) -> Finding {
-        var found: String?
-        for field in headers where Self.names.contains(where: { HTTPHeaders.sameName(field.name, $0) }) {
+        var found: (name: String, value: String)?
+        for field in headers {
+            guard let name = Self.names.first(where: { HTTPHeaders.sameName(field.name, $0) }) else { continue }
             let value = String(field.value[...].trimmingHTTPWhitespace())
-            if let found, found != value { return .malformed("x-pico-tenant-id and x-piko-tenant-id name different tenants") }
-            found = value
+            if let found, found.value != value {
+                return .malformed(found.name == name ? "\(name) given twice with different tenants" : "x-pico-tenant-id and x-piko-tenant-id name different tenants")
+            }
+            found = (name, value)
         }
-        guard let found else { return .none }
+        guard let found = found?.value else { return .none }
         guard EndpointClaim.isValidTenant(found) else {
-            return .malformed("tenant id must be 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'")
+            return .malformed("tenant id must be \(EndpointClaim.tenantRule)")
         }
         return .tenant(found)
     }

@@ -42,6 +42,9 @@ public struct ClusterConfiguration: Hashable, Sendable {
     /// most partitions and agent restarts; an operator moving an endpoint to another tenant waits
     /// this long after the old tenant's agents stop.
     public var tenantReservation: Duration = .seconds(300)
+    /// The node has tenants (`upstream.tenants`): every tunnel must name one, and claims without
+    /// a tenant (from members without tenants) never hold an endpoint here.
+    public var tenantsEnabled = false
     /// Distinct endpoints one member may gossip (`cluster.max_endpoints_per_member`): a remote
     /// member's further entries are ignored, and this node refuses a tunnel for one endpoint more.
     public var maxEndpointsPerMember = EndpointTable.maxEntriesPerOwner

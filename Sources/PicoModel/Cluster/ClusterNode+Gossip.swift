@@ -142,12 +142,12 @@ extension ClusterNode {
 
     // MARK: - Push/pull
 
-    func makeStateExchange(purpose: StateExchange.Purpose, isReply: Bool) -> StateExchange {
+    func makeStateExchange(purpose: StateExchange.Purpose, isReply: Bool, now: Instant) -> StateExchange {
         let records = self.membership.stateRecords()
         let snapshots = self.endpoints.snapshots().filter { self.membership.isLive($0.owner) }
         return StateExchange(
             purpose: purpose, isReply: isReply, sender: self.me.uid, members: records.members,
-            tombstones: records.tombstones, endpoints: snapshots)
+            tombstones: records.tombstones, endpoints: snapshots, reservations: self.reservationRecords(now: now))
     }
 
     mutating func openExchange(with address: Address, purpose: StateExchange.Purpose, now: Instant, into directives: inout [ClusterDirective]) {
@@ -156,7 +156,7 @@ extension ClusterNode {
         self.nextExchangeID += 1
         let deadline = now + self.configuration.stateExchangeTimeout
         self.pendingExchanges[id] = PendingExchange(address: address, purpose: purpose, deadline: deadline)
-        let bytes = GossipCodec.encode(self.makeStateExchange(purpose: purpose, isReply: false))
+        let bytes = GossipCodec.encode(self.makeStateExchange(purpose: purpose, isReply: false, now: now))
         directives.append(.openStateExchange(id, to: address, bytes: GossipSeal.seal(bytes, channel: .stateRequest, security: self.security)))
         self.scheduleExchangeDeadline(into: &directives)
     }
@@ -200,6 +200,7 @@ extension ClusterNode {
                 self.publish(self.endpoints.apply(snapshot), into: &directives)
             }
         }
+        self.adopt(state.reservations, now: now)
     }
 
     /// A delta or snapshot of our own entries came back. At or below our version it is an echo;
@@ -223,7 +224,7 @@ extension ClusterNode {
         }
         guard !state.isReply, self.membership.phase != .finished else { return }
         self.merge(state, now: now, into: &directives)
-        let reply = GossipCodec.encode(self.makeStateExchange(purpose: state.purpose, isReply: true))
+        let reply = GossipCodec.encode(self.makeStateExchange(purpose: state.purpose, isReply: true, now: now))
         directives.append(.replyStateExchange(id, bytes: GossipSeal.seal(reply, channel: .stateReply, security: self.security)))
     }
 

@@ -10,23 +10,23 @@ extension ClusterNode {
         return EndpointClaim.holder(of: [live, reserved].compactMap { $0 })
     }
 
-    /// The oldest claim among our own entry and every live member's.
+    /// The oldest claim among our own entry and every live member's. A node with tenants
+    /// (`tenantsEnabled`) never counts a claim without a tenant: a member without
+    /// `upstream.tenants` (misconfigured, or not restarted yet) cannot take a tenant's endpoint.
     func liveHolder(_ endpoint: String) -> EndpointClaim? {
         EndpointClaim.holder(of: self.endpoints.owners(of: endpoint).compactMap { owner, _ -> EndpointClaim? in
-            guard owner == self.me.uid || self.membership.isLive(owner) else { return nil }
-            return self.endpoints.claim(of: owner, for: endpoint)
+            guard owner == self.me.uid || self.membership.isLive(owner), let claim = self.endpoints.claim(of: owner, for: endpoint),
+                  !(self.configuration.tenantsEnabled && claim.tenant.isEmpty) else { return nil }
+            return claim
         })
     }
 
     /// The claim a tunnel of `tenant` for `endpoint` registers under, or nil when another tenant
-    /// holds the endpoint: our own entry's claim when we serve it already; the holder's when the
-    /// tenant holds it elsewhere or has it reserved (its hold continues); otherwise a new one
-    /// from `wallMilliseconds`.
+    /// holds the endpoint: the holder's when the tenant holds it (here, elsewhere, or reserved:
+    /// its hold continues, as old as its oldest claim); otherwise a new one from `wallMilliseconds`.
     func claimForNewTunnel(endpoint: String, tenant: String, wallMilliseconds: UInt64) -> EndpointClaim? {
-        let holder = self.endpointHolder(endpoint)
-        if let holder, holder.tenant != tenant { return nil }
-        if let own = self.endpoints.claim(of: self.me.uid, for: endpoint) { return own }
-        return holder ?? EndpointClaim(tenant: tenant, since: wallMilliseconds)
+        guard let holder = self.endpointHolder(endpoint) else { return EndpointClaim(tenant: tenant, since: wallMilliseconds) }
+        return holder.tenant == tenant ? holder : nil
     }
 
     /// After this input's entry changes: an endpoint whose tenant lost its last live holder is
@@ -34,20 +34,21 @@ extension ClusterNode {
     /// a reservation ends when its tenant holds the endpoint again, or at its time. Then our
     /// tunnels for an endpoint another tenant holds (two tenants registered it at once, or on two
     /// sides of a partition, and theirs is older) are closed, so requests reach one tenant only.
+    /// Costs nothing for an input that changed no entry, while no reservation ends.
     mutating func settleTenancy(now: Instant, into directives: inout [ClusterDirective]) {
-        var changed = Set(self.reservations.expire(now: now))
+        var changed = Set(self.reservations.expire(now: now)).union(self.tenancyChanged)
         self.tenancyChanged.formUnion(changed)
         for directive in directives {
             if case .event(.endpointChanged(let endpoint, _, _)) = directive { changed.insert(endpoint) }
         }
         guard !changed.isEmpty else { return }
-        for endpoint in changed.sorted() {
+        let endpoints = changed.sorted()
+        for endpoint in endpoints {
             let live = self.liveHolder(endpoint)
             if let old = self.tenantHolders[endpoint], self.configuration.tenantReservation > .zero,
                live.map({ $0.tenant != old.tenant && old.precedes($0) }) ?? true,
                self.reservations.claim(for: endpoint)?.tenant != old.tenant {
-                self.reservations.reserve(endpoint, for: old, until: now + self.configuration.tenantReservation)
-                self.tenancyChanged.insert(endpoint)
+                self.tenancyChanged.formUnion(self.reservations.reserve(endpoint, for: old, until: now + self.configuration.tenantReservation))
             }
             if let live, let reserved = self.reservations.claim(for: endpoint), reserved.tenant == live.tenant {
                 self.reservations.release(endpoint)
@@ -55,14 +56,41 @@ extension ClusterNode {
             }
             self.tenantHolders[endpoint] = live.flatMap { $0.tenant.isEmpty ? nil : $0 }
         }
-        for entry in self.endpoints.localEntries where changed.contains(entry.endpoint) {
-            guard let holder = self.endpointHolder(entry.endpoint), holder.tenant != entry.claim.tenant else { continue }
-            let reason = "endpoint \(entry.endpoint) is held by another tenant (since \(holder.since))"
-            for tunnel in self.upstreams.allTunnels where tunnel.endpoint == entry.endpoint {
+        for endpoint in endpoints {
+            guard let ours = self.endpoints.claim(of: self.me.uid, for: endpoint), let holder = self.endpointHolder(endpoint),
+                  holder.tenant != ours.tenant else { continue }
+            let reason = "endpoint \(endpoint) is held by another tenant (since \(holder.since))"
+            for tunnel in self.upstreams.allTunnels where tunnel.endpoint == endpoint {
                 directives.append(.event(.tunnelRejected(tunnel.id, reason: reason)))
                 directives.append(.closeTunnel(tunnel.id))
                 self.removeTunnel(tunnel.id, into: &directives)
             }
+            // The claim that gave way never held the endpoint: nothing is kept for it later.
+            self.tenantHolders[endpoint] = self.liveHolder(endpoint).flatMap { $0.tenant.isEmpty ? nil : $0 }
+        }
+    }
+
+    /// Our reservations as a state exchange carries them: at most `StateExchange.maxReservations`,
+    /// by endpoint, each with what is left of it.
+    func reservationRecords(now: Instant) -> [StateExchange.ReservationRecord] {
+        self.reservations.sorted.prefix(StateExchange.maxReservations).compactMap { endpoint, reservation in
+            guard reservation.until > now else { return nil }
+            let left = UInt64(clamping: (reservation.until - now).nanosecondsClamped / 1_000_000)
+            return StateExchange.ReservationRecord(endpoint: endpoint, claim: reservation.claim, remainingMilliseconds: min(left, StateExchange.maxReservationMilliseconds))
+        }
+    }
+
+    /// A member's reservations (its state exchange): one whose tenant holds nothing of the
+    /// endpoint here, whose claim is older than whoever does, and that we do not keep yet, is kept
+    /// here too for what is left of it (at most our own `tenantReservation`). So a node that
+    /// restarted, or was cut off while a tenant's agents were gone, keeps what the cluster keeps.
+    mutating func adopt(_ records: [StateExchange.ReservationRecord], now: Instant) {
+        guard self.configuration.tenantReservation > .zero else { return }
+        for record in records where !record.claim.tenant.isEmpty && self.reservations.claim(for: record.endpoint) == nil {
+            let live = self.liveHolder(record.endpoint)
+            guard live.map({ $0.tenant != record.claim.tenant && record.claim.precedes($0) }) ?? true else { continue }
+            let left = min(Duration.milliseconds(Int64(clamping: record.remainingMilliseconds)), self.configuration.tenantReservation)
+            self.tenancyChanged.formUnion(self.reservations.reserve(record.endpoint, for: record.claim, until: now + left))
         }
     }
 }

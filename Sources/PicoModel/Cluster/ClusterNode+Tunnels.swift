@@ -7,8 +7,9 @@ extension ClusterNode {
             directives.append(.closeTunnel(id))
             return
         }
-        guard tenant.isEmpty || EndpointClaim.isValidTenant(tenant) else {
-            directives.append(.event(.tunnelRejected(id, reason: "tenant id must be 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'")))
+        guard tenant.isEmpty ? !self.configuration.tenantsEnabled : EndpointClaim.isValidTenant(tenant) else {
+            let reason = tenant.isEmpty ? "this node has tenants: a tunnel must name its tenant" : "tenant id must be \(EndpointClaim.tenantRule)"
+            directives.append(.event(.tunnelRejected(id, reason: reason)))
             directives.append(.closeTunnel(id))
             return
         }

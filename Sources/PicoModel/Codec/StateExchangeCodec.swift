@@ -4,7 +4,7 @@ extension GossipCodec {
         var writer = ByteWriter(capacity: 64 + state.members.count * 96 + state.tombstones.count * 24)
         writer.writeByte(self.magic)
         writer.writeByte(self.version)
-        let claims = state.endpoints.contains { $0.entries.contains { !$0.claim.tenant.isEmpty } }
+        let claims = !state.reservations.isEmpty || state.endpoints.contains { $0.entries.contains { !$0.claim.tenant.isEmpty } }
         writer.writeByte(claims ? Kind.stateExchangeWithClaims.rawValue : Kind.stateExchange.rawValue)
         writer.writeByte(state.purpose.rawValue)
         writer.writeByte(state.isReply ? 1 : 0)
@@ -40,6 +40,14 @@ extension GossipCodec {
                 if claims { self.writeClaim(entry.claim, into: &writer) }
             }
         }
+        if claims {
+            writer.writeVarint(UInt64(state.reservations.count))
+            for record in state.reservations {
+                writer.writeString(record.endpoint)
+                self.writeClaim(record.claim, into: &writer)
+                writer.writeVarint(record.remainingMilliseconds)
+            }
+        }
         return writer.bytes
     }
 
@@ -63,10 +71,31 @@ extension GossipCodec {
         let sender = try self.readUID(&reader, "state.sender")
         let members = try self.readMemberRecords(&reader)
         let tombstones = try self.readTombstoneRecords(&reader)
-        let endpoints = try self.readSnapshots(&reader, claims: kind == Kind.stateExchangeWithClaims.rawValue)
+        let claims = kind == Kind.stateExchangeWithClaims.rawValue
+        let endpoints = try self.readSnapshots(&reader, claims: claims)
+        let reservations = claims ? try self.readReservations(&reader) : []
         try reader.expectEnd("state")
         return StateExchange(
-            purpose: purpose, isReply: isReply, sender: sender, members: members, tombstones: tombstones, endpoints: endpoints)
+            purpose: purpose, isReply: isReply, sender: sender, members: members, tombstones: tombstones, endpoints: endpoints,
+            reservations: reservations)
+    }
+
+    /// Reservation records: a valid endpoint, a claim with a tenant, at most a day to run.
+    static func readReservations(_ reader: inout ByteReader) throws(WireDecodeError) -> [StateExchange.ReservationRecord] {
+        let count = try reader.readCount("state.reservations.count", limit: StateExchange.maxReservations, minimumItemSize: 5)
+        var records: [StateExchange.ReservationRecord] = []
+        records.reserveCapacity(count)
+        for _ in 0..<count {
+            let endpointOffset = reader.offset
+            let endpoint = try reader.readString("state.reservation.endpoint", maxBytes: EndpointTable.maxEndpointLength)
+            guard !endpoint.isEmpty else { throw WireDecodeError(.invalidValue, field: "state.reservation.endpoint", offset: endpointOffset) }
+            let claimOffset = reader.offset
+            let claim = try self.readClaim(&reader, "state.reservation.claim")
+            guard !claim.tenant.isEmpty else { throw WireDecodeError(.invalidValue, field: "state.reservation.claim.tenant", offset: claimOffset) }
+            let remaining = try reader.readVarint("state.reservation.remaining", limit: StateExchange.maxReservationMilliseconds)
+            records.append(StateExchange.ReservationRecord(endpoint: endpoint, claim: claim, remainingMilliseconds: remaining))
+        }
+        return records
     }
 
     static func readMemberRecords(_ reader: inout ByteReader) throws(WireDecodeError) -> [StateExchange.MemberRecord] {

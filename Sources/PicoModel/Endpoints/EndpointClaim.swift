@@ -6,11 +6,13 @@
 /// it from every live owner's claim, and every node that sees the same claims picks the same
 /// tenant. The oldest claim wins, so a tenant that registers an endpoint while cut off from its
 /// holders loses it once the cut heals. Tunnels without a tenant (`tenant` empty) always win: they
-/// exist only on nodes without `upstream.tenants`, and they keep what they served while a cluster
-/// turns tenants on.
+/// exist only on nodes without `upstream.tenants`, which cannot judge tenants; nodes with tenants
+/// never count them (`ClusterConfiguration.tenantsEnabled`).
 public struct EndpointClaim: Hashable, Sendable {
     /// Longest tenant ID accepted, in UTF-8 bytes.
     public static let maxTenantLength = 64
+    /// What a tenant ID may be, as error messages say it.
+    public static let tenantRule = "1 to 64 letters, digits, '.', '_' or '-'"
 
     /// The tenant ("": none).
     public var tenant: String

@@ -5,9 +5,10 @@
 /// cannot take an endpoint by waiting for its agents to restart, or by registering on the far
 /// side of a partition; the holding tenant's agents take it back with their old seniority.
 ///
-/// Callers may rely on: at most `maxReservations` are kept (the one ending first goes); an ended
-/// reservation is never reported; reservations are looked up by endpoint, never iterated into
-/// behaviour.
+/// Callers may rely on: at most `maxReservations` are kept, and at most `maxPerTenant` of one
+/// tenant (a tenant at its bound gives up its own reservation that ends first; when the whole
+/// table is full a new reservation is not made): one tenant churning endpoints never evicts
+/// another's. Finding the ended reservations costs nothing until the first of them ends.
 public struct TenantReservations: Hashable, Sendable {
     /// One reservation.
     public struct Reservation: Hashable, Sendable {
@@ -19,8 +20,13 @@ public struct TenantReservations: Hashable, Sendable {
 
     /// Bound on reservations kept.
     public static let maxReservations = 65_536
+    /// Bound on reservations of one tenant.
+    public static let maxPerTenant = 4_096
 
     private(set) var byEndpoint: [String: Reservation] = [:]
+    private var perTenant: [String: Int] = [:]
+    /// No reservation ends before this (nil: none is kept).
+    private var earliestEnd: Instant?
 
     public init() {}
 
@@ -32,26 +38,52 @@ public struct TenantReservations: Hashable, Sendable {
         self.byEndpoint[endpoint]?.claim
     }
 
+    /// Every reservation, sorted by endpoint (for status pages).
+    public var sorted: [(endpoint: String, reservation: Reservation)] {
+        self.byEndpoint.sorted { $0.key < $1.key }.map { (endpoint: $0.key, reservation: $0.value) }
+    }
+
     /// `endpoint` lost its last live holder, which held `claim`: keep it for the claim's tenant
-    /// until `until` (nothing for tunnels without a tenant).
-    public mutating func reserve(_ endpoint: String, for claim: EndpointClaim, until: Instant) {
-        guard !claim.tenant.isEmpty else { return }
-        if self.byEndpoint[endpoint] == nil, self.byEndpoint.count >= Self.maxReservations,
-           let first = self.byEndpoint.min(by: { ($0.value.until, $0.key) < ($1.value.until, $1.key) })?.key {
-            self.byEndpoint[first] = nil
+    /// until `until` (nothing for tunnels without a tenant). Returns the endpoints whose
+    /// reservations changed: this one when it was made, and one of the tenant's own that gave
+    /// way to it.
+    public mutating func reserve(_ endpoint: String, for claim: EndpointClaim, until: Instant) -> [String] {
+        guard !claim.tenant.isEmpty else { return [] }
+        var changed: [String] = []
+        if let previous = self.byEndpoint[endpoint] {
+            self.forget(endpoint, previous)
+        } else if self.perTenant[claim.tenant, default: 0] >= Self.maxPerTenant {
+            guard let own = self.byEndpoint.filter({ $0.value.claim.tenant == claim.tenant })
+                .min(by: { ($0.value.until, $0.key) < ($1.value.until, $1.key) }) else { return [] }
+            self.forget(own.key, own.value)
+            changed.append(own.key)
+        } else if self.byEndpoint.count >= Self.maxReservations {
+            return []
         }
         self.byEndpoint[endpoint] = Reservation(claim: claim, until: until)
+        self.perTenant[claim.tenant, default: 0] += 1
+        self.earliestEnd = min(self.earliestEnd ?? until, until)
+        return changed + [endpoint]
     }
 
     /// The reserved tenant holds `endpoint` again: the reservation is done.
     public mutating func release(_ endpoint: String) {
-        self.byEndpoint[endpoint] = nil
+        guard let reservation = self.byEndpoint[endpoint] else { return }
+        self.forget(endpoint, reservation)
     }
 
     /// Drops reservations ended by `now`; returns their endpoints, sorted.
     public mutating func expire(now: Instant) -> [String] {
-        let ended = self.byEndpoint.filter { $0.value.until <= now }.keys.sorted()
-        for endpoint in ended { self.byEndpoint[endpoint] = nil }
-        return ended
+        guard let earliest = self.earliestEnd, earliest <= now else { return [] }
+        let ended = self.byEndpoint.filter { $0.value.until <= now }.sorted { $0.key < $1.key }
+        for (endpoint, reservation) in ended { self.forget(endpoint, reservation) }
+        self.earliestEnd = self.byEndpoint.values.map(\.until).min()
+        return ended.map(\.key)
+    }
+
+    private mutating func forget(_ endpoint: String, _ reservation: Reservation) {
+        self.byEndpoint[endpoint] = nil
+        let left = self.perTenant[reservation.claim.tenant, default: 1] - 1
+        self.perTenant[reservation.claim.tenant] = left > 0 ? left : nil
     }
 }

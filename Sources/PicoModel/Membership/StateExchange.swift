@@ -86,6 +86,30 @@ public struct StateExchange: Hashable, Sendable {
     public var tombstones: [TombstoneRecord]
     /// Endpoint snapshots of live owners, sorted by owner.
     public var endpoints: [EndpointSnapshot]
+    /// The sender's tenant reservations (see `TenantReservations`), sorted by endpoint, at most
+    /// `maxReservations`: a node that (re)joins keeps endpoints for their tenants as the cluster does.
+    public var reservations: [ReservationRecord]
+
+    /// One reservation as it travels.
+    public struct ReservationRecord: Hashable, Sendable {
+        /// The endpoint kept.
+        public var endpoint: String
+        /// The tenant's claim (never without a tenant).
+        public var claim: EndpointClaim
+        /// How long it still lasts at the sender, in milliseconds (at most a day).
+        public var remainingMilliseconds: UInt64
+
+        public init(endpoint: String, claim: EndpointClaim, remainingMilliseconds: UInt64) {
+            self.endpoint = endpoint
+            self.claim = claim
+            self.remainingMilliseconds = remainingMilliseconds
+        }
+    }
+
+    /// Reservations one exchange carries at most (worst case about 3 MiB).
+    public static let maxReservations = 8_192
+    /// The longest remaining time a record may carry (the longest reservation setting).
+    public static let maxReservationMilliseconds: UInt64 = 86_400_000
 
     /// Creates an exchange message.
     public init(
@@ -94,7 +118,8 @@ public struct StateExchange: Hashable, Sendable {
         sender: NodeUID,
         members: [MemberRecord],
         tombstones: [TombstoneRecord],
-        endpoints: [EndpointSnapshot]
+        endpoints: [EndpointSnapshot],
+        reservations: [ReservationRecord] = []
     ) {
         self.purpose = purpose
         self.isReply = isReply
@@ -102,5 +127,6 @@ public struct StateExchange: Hashable, Sendable {
         self.members = members
         self.tombstones = tombstones
         self.endpoints = endpoints
+        self.reservations = reservations
     }
 }

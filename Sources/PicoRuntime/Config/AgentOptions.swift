@@ -87,7 +87,7 @@ public enum AgentOptions {
             case "--connect.token-file":
                 settings.connectToken = .file(try Self.path(value, flag))
             case "--connect.tenant-id":
-                guard EndpointClaim.isValidTenant(value) else { throw ConfigError("\(flag): expected 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'") }
+                guard EndpointClaim.isValidTenant(value) else { throw ConfigError("\(flag): expected \(EndpointClaim.tenantRule)") }
                 settings.connectTenant = value
             case "--connect.timeout":
                 settings.connectTimeout = try Self.duration(value, flag)
@@ -169,7 +169,7 @@ public enum AgentOptions {
             if let timeout = try Self.positive(&connect, "timeout") { settings.connectTimeout = timeout }
             if let tenant = try connect.string("tenant_id") {
                 guard EndpointClaim.isValidTenant(tenant) else {
-                    throw connect.error("tenant_id", "expected 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'", at: connect.node["tenant_id"])
+                    throw connect.error("tenant_id", "expected \(EndpointClaim.tenantRule)", at: connect.node["tenant_id"])
                 }
                 settings.connectTenant = tenant
             }

@@ -43,7 +43,7 @@ public struct TenantSettings: Hashable, Sendable {
                 switch pair.key.scalarText {
                 case "id":
                     guard let text = pair.value.scalarText, EndpointClaim.isValidTenant(text) else {
-                        throw ConfigError("\(file):\(pair.value.line): \(name).id: expected 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'")
+                        throw ConfigError("\(file):\(pair.value.line): \(name).id: expected \(EndpointClaim.tenantRule)")
                     }
                     id = text
                 case "max_endpoints", "max_tunnels":
@@ -53,6 +53,9 @@ public struct TenantSettings: Hashable, Sendable {
                     }
                     if key == "max_endpoints" { quota.maxEndpoints = value } else { quota.maxTunnels = value }
                 case "auth":
+                    guard pair.value.pairs != nil else {
+                        throw ConfigError("\(file):\(pair.value.line): \(name).auth: expected a mapping of auth keys (hmac_secret_key, rsa_public_key, ecdsa_public_key, ed25519_public_key, jwks, ...)")
+                    }
                     var values: [(String, YAMLNode)] = []
                     try ServerOptions.flatten(pair.value, prefix: "upstream.auth", into: &values, file: file)
                     for (key, value) in values {
@@ -72,6 +75,8 @@ public struct TenantSettings: Hashable, Sendable {
             guard settings.upstreamAuth.isEnabled else {
                 throw ConfigError("\(file):\(item.line): \(name): tenant auth disabled: give \(name).auth a key (hmac_secret_key, rsa_public_key, ecdsa_public_key or ed25519_public_key) or a key set (jwks.endpoint)")
             }
+            // A key that does not load is named with the file and line of its tenant.
+            do { _ = try settings.upstreamAuth.verifier(port: Self.label(index)) } catch { throw ConfigError("\(file):\(item.line): \(error)") }
             tenants.append(TenantSettings(id: id, auth: settings.upstreamAuth, quota: quota))
         }
         return tenants

@@ -21,15 +21,18 @@ struct AdminRoutes {
         return "{" + counts.map { "\(JSONText.quote($0.0)):\($0.1)" }.joined(separator: ",") + "}"
     }
 
-    /// `{"<endpoint>": "<tenant>", …}`: every endpoint a tenant holds in this node's view of the
-    /// cluster (the oldest claim, as routing uses it), sorted by endpoint.
+    /// `{"<endpoint>": {"tenant", "reserved"}, …}`: every endpoint a tenant holds in this node's
+    /// view of the cluster (the oldest claim, as routing uses it), through tunnels or a
+    /// reservation (`reserved: true`: none of its tunnels is left), sorted by endpoint.
     func endpointTenants() -> String {
         let cluster = self.node.cluster
-        let held = cluster.endpoints.endpoints.compactMap { endpoint -> (String, String)? in
-            guard let tenant = cluster.endpointHolder(endpoint)?.tenant, !tenant.isEmpty else { return nil }
-            return (endpoint, tenant)
+        let endpoints = Set(cluster.endpoints.endpoints).union(cluster.reservations.sorted.map(\.endpoint)).sorted()
+        let held = endpoints.compactMap { endpoint -> String? in
+            guard let holder = cluster.endpointHolder(endpoint), !holder.tenant.isEmpty else { return nil }
+            let reserved = cluster.reservations.claim(for: endpoint) == holder
+            return "\(JSONText.quote(endpoint)):{\"tenant\":\(JSONText.quote(holder.tenant)),\"reserved\":\(reserved)}"
         }
-        return "{" + held.map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }.joined(separator: ",") + "}"
+        return "{" + held.joined(separator: ",") + "}"
     }
 
     /// `{"id", "sealed", "keys": [fingerprint, …] (the sealing key first), "verify_incoming",
@@ -58,8 +61,8 @@ struct AdminRoutes {
         return counts.sorted { $0.key < $1.key }
     }
 
-    /// The tenant families: one series per configured tenant (none without tenants), so the
-    /// label set is bounded by the configuration.
+    /// The tenant families: one series per configured tenant, so the label set is bounded by the
+    /// configuration (without tenants the families are announced with no series).
     static func tenantExposition(_ figures: [(tenant: String, endpoints: Int, tunnels: Int)]) -> String {
         var out = PrometheusText()
         out.family("pico_upstreams_tenant_endpoints", "gauge", "Endpoints each tenant holds through tunnels on this node.")

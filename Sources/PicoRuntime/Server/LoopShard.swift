@@ -101,7 +101,15 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
         self.proxyTLS = node.proxyTLS
         self.proxyGate = node.proxyAuth.map { TokenGate(port: .proxy, holder: $0) }
         self.upstreamGate = node.upstreamAuth.map { TokenGate(port: .upstream, holder: $0) }
-        self.tenantGates = node.tenantAuth.mapValues { TokenGate(port: .upstream, holder: $0) }
+        self.upstreamGate?.tunnelsOutliveTokens = node.settings.upstreamAuth.disableDisconnectOnExpiry
+        var tenantGates: [String: TokenGate] = [:]
+        for tenant in node.settings.tenants {
+            guard let holder = node.tenantAuth[tenant.id] else { continue }
+            let gate = TokenGate(port: .upstream, holder: holder)
+            gate.tunnelsOutliveTokens = tenant.auth.disableDisconnectOnExpiry
+            tenantGates[tenant.id] = gate
+        }
+        self.tenantGates = tenantGates
         let me = node.cluster.me.proxyAddress
         self.forwardSource = Address(host: me.host, port: 0).numeric()
         let tenantLabels = node.settings.tenants.enumerated().map { (self.tenantGates[$0.element.id], TenantSettings.label($0.offset)) }

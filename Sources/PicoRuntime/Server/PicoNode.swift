@@ -121,6 +121,17 @@ public final class PicoNode: @unchecked Sendable {
             if let warning = tenant.auth.weakSecretWarning(port: TenantSettings.label(index)) { log.warn(warning) }
         }
         self.tenantAuth = tenantAuth
+        // Two tenants with a key in common take each other's tokens: each could register as the other.
+        var owners: [String: String] = [:]
+        for tenant in settings.tenants {
+            for key in tenantAuth[tenant.id]?.current.keys ?? [] {
+                if let other = owners[key.fingerprint] {
+                    log.warn("tenants share a key: a token either's agents hold registers as the other", [("tenants", .string("\(other),\(tenant.id)")), ("key", .string(key.fingerprint))])
+                } else {
+                    owners[key.fingerprint] = tenant.id
+                }
+            }
+        }
         self.adminAuth = try holder(settings.adminAuth, "admin")
         self.keySets = keySets
         for (port, auth) in [("proxy", settings.proxyAuth), ("upstream", settings.upstreamAuth), ("admin", settings.adminAuth)] {

@@ -128,13 +128,6 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
                 gate = tenantGate
                 self.tenant = id
             }
-            // The node decides again when the tunnel registers; this spares the agent an upgrade
-            // that would close at once, and tells it why.
-            if let holder = self.shard.router.tenant(holding: endpoint), holder != self.tenant {
-                self.shard.logRefusal("agent refused", [("endpoint", .string(endpoint)), ("tenant", .string(self.tenant)), ("reason", .string("endpoint held by another tenant")), ("peer", .string(self.tlsPeer ?? "unknown"))])
-                self.refuse(status: 409, message: "endpoint held by another tenant")
-                return false
-            }
         }
         if let gate {
             switch gate.access(head.headers, now: MonotonicClock.wallMilliseconds()).restricted(to: endpoint) {
@@ -144,13 +137,20 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
                 self.refuse(status: 401, message: failure.message)
                 return false
             case .granted(let grant, _):
-                let settings = self.tenant.isEmpty ? self.shard.settings.upstreamAuth : self.shard.settings.tenants.first { $0.id == self.tenant }?.auth
-                if settings?.disableDisconnectOnExpiry != true { self.validUntil = grant.validUntil }
+                if !gate.tunnelsOutliveTokens { self.validUntil = grant.validUntil }
                 self.keyFingerprint = grant.keyFingerprint
                 self.keyHolder = gate.holder
             case .open:
                 break
             }
+        }
+        // Only a verified agent learns that another tenant holds the endpoint (no one else may
+        // map who holds what). The node decides again when the tunnel registers; this spares the
+        // agent an upgrade that would close at once, and tells it why.
+        if !self.tenant.isEmpty, let holder = self.shard.router.tenant(holding: endpoint), holder != self.tenant {
+            self.shard.logRefusal("agent refused", [("endpoint", .string(endpoint)), ("tenant", .string(self.tenant)), ("reason", .string("endpoint held by another tenant")), ("peer", .string(self.tlsPeer ?? "unknown"))])
+            self.refuse(status: 409, message: "endpoint held by another tenant")
+            return false
         }
         switch WebSocketHandshake.key(of: head) {
         case .failure(let refusal):

@@ -12,6 +12,8 @@ final class TokenGate {
     private var cache = TokenCache()
     /// Called when a token names a key the verifier lacks (a key set may have rotated).
     var onUnknownKey: (() -> Void)?
+    /// On the upstream port: tunnels outlive their tokens (`disable_disconnect_on_expiry`).
+    var tunnelsOutliveTokens = false
 
     init(port: AuthFailureCounts.Port, holder: VerifierHolder) {
         self.port = port

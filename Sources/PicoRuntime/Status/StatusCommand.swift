@@ -139,7 +139,7 @@ public struct StatusCommand: Sendable {
             command.columns = ("ENDPOINT", "UPSTREAMS")
         case ["upstream", "tenants"]:
             command.path = "/status/upstream/tenants"
-            command.columns = ("ENDPOINT", "TENANT")
+            command.columns = ("ENDPOINT", "HELD BY")
         case ["gossip", "keys"]:
             command.path = "/status/cluster/nodes"
             command.asksEveryMember = true

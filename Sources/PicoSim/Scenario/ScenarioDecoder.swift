@@ -127,7 +127,7 @@ public enum ScenarioDecoder {
         }
         let tenant = try fields.string("tenant") ?? ""
         guard tenant.isEmpty || EndpointClaim.isValidTenant(tenant) else {
-            throw fields.error("tenant", "must be 1 to \(EndpointClaim.maxTenantLength) letters, digits, '.', '_' or '-'", at: fields.node["tenant"])
+            throw fields.error("tenant", "must be \(EndpointClaim.tenantRule)", at: fields.node["tenant"])
         }
         let count = try fields.int("count", in: 1...1_000) ?? 1
         guard before + count <= self.mostAgents else {

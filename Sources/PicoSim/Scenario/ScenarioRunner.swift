@@ -123,6 +123,9 @@ public enum ScenarioRunner {
             adminAddress: Address(host: "0.0.0.0", port: 8002), randomSeed: 0)
         configuration.join = ["pico"]
         configuration.gracePeriod = scenario.terminationGracePeriod
+        // Pods have upstream.tenants when any agent names a tenant (then every agent must).
+        let added = scenario.timeline.flatMap { event -> [AgentSpec] in if case .addAgents(let agents) = event.action { agents } else { [] } }
+        configuration.tenantsEnabled = (scenario.agents + added).contains { !$0.tenant.isEmpty }
         var settings = SimWorld.Settings(node: configuration)
         settings.dnsLag = scenario.dnsLag
         settings.loadBalancerLag = scenario.loadBalancerLag

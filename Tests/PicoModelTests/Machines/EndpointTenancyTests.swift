@@ -164,6 +164,93 @@ import Testing
         #expect(node.tableSizes.first { $0.name == "endpoints.entriesOfOneOwner" }?.bound == 2)
     }
 
+    @Test func test_aNodeWithTenants_neverCountsAClaimWithoutOne_norTakesATunnelWithoutOne() {
+        var node = ClusterNodeTests.node { $0.tenantsEnabled = true }
+        let peer = Fixture.info(2)
+        _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, messages: [.alive(info: peer, incarnation: 0, draining: false)]), from: peer.gossipAddress), now: .zero)
+        _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "pay", tenant: "blue", wallMilliseconds: 5_000), now: .seconds(1))
+        // A member without tenants (misconfigured) serves pay without one: here it holds nothing.
+        let arrived = Self.peerEntry(peer, "pay", version: 1, claim: .untenanted, into: &node, at: .seconds(2))
+        #expect(!arrived.contains(.closeTunnel(TunnelID(1))), "blue's tunnel stays")
+        #expect(node.endpointHolder("pay")?.tenant == "blue")
+        #expect(node.remoteUpstreams(for: "pay").isEmpty, "nothing is forwarded to it")
+        let refused = node.handle(.tunnelOpened(TunnelID(2), endpoint: "other"), now: .seconds(3))
+        #expect(refused.contains(.event(.tunnelRejected(TunnelID(2), reason: "this node has tenants: a tunnel must name its tenant"))))
+        // Without tenants, a node still takes tunnels without one, and they hold what they serve.
+        var plain = ClusterNodeTests.node()
+        #expect(!plain.handle(.tunnelOpened(TunnelID(1), endpoint: "pay"), now: .seconds(1)).contains(.closeTunnel(TunnelID(1))))
+    }
+
+    @Test func test_aNewTunnel_takesItsTenantsOldestClaim() {
+        var (node, peer) = Self.nodeWithPeer()
+        _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "pay", tenant: "blue", wallMilliseconds: 5_000), now: .seconds(1))
+        // The sides of a partition meet: blue held pay on the peer's side first.
+        _ = Self.peerEntry(peer, "pay", version: 1, claim: EndpointClaim(tenant: "blue", since: 1_000), into: &node, at: .seconds(2))
+        _ = node.handle(.tunnelOpened(TunnelID(2), endpoint: "pay", tenant: "blue", wallMilliseconds: 9_000), now: .seconds(3))
+        #expect(node.endpoints.claim(of: node.me.uid, for: "pay") == EndpointClaim(tenant: "blue", since: 1_000))
+    }
+
+    @Test func test_reservations_oneTenantChurningEndpoints_neverEvictsAnothers() {
+        var reservations = TenantReservations()
+        let far = Instant.zero + .seconds(3_600)
+        #expect(reservations.reserve("pay", for: EndpointClaim(tenant: "blue", since: 1), until: .zero + .seconds(60)) == ["pay"])
+        for index in 0..<(TenantReservations.maxPerTenant + 10) {
+            _ = reservations.reserve("red-\(index)", for: EndpointClaim(tenant: "red", since: 2), until: far + .seconds(Int64(index)))
+        }
+        #expect(reservations.claim(for: "pay")?.tenant == "blue", "blue's reservation ends first, and stays")
+        #expect(reservations.count == TenantReservations.maxPerTenant + 1)
+        #expect(reservations.claim(for: "red-0") == nil && reservations.claim(for: "red-\(TenantReservations.maxPerTenant + 9)") != nil, "red gave up its own oldest")
+        #expect(reservations.reserve("x", for: .untenanted, until: far).isEmpty, "nothing is kept without a tenant")
+        #expect(reservations.expire(now: .zero + .seconds(59)).isEmpty)
+        #expect(reservations.expire(now: .zero + .seconds(60)) == ["pay"])
+        #expect(reservations.claim(for: "pay") == nil)
+    }
+
+    @Test func test_aNodeThatJoinsLater_keepsTheClustersReservations() throws {
+        var keeper = ClusterNodeTests.node()
+        _ = keeper.handle(.tunnelOpened(TunnelID(1), endpoint: "pay", tenant: "blue", wallMilliseconds: 1_000), now: .seconds(1))
+        _ = keeper.handle(.tunnelClosed(TunnelID(1)), now: .seconds(2))
+        let state = keeper.makeStateExchange(purpose: .pushPull, isReply: false, now: .seconds(62))
+        #expect(state.reservations == [StateExchange.ReservationRecord(endpoint: "pay", claim: EndpointClaim(tenant: "blue", since: 1_000), remainingMilliseconds: 240_000)])
+        let bytes = GossipCodec.encode(state)
+        #expect(try GossipCodec.decodeStateExchange(bytes) == state)
+        // A restarted node, where red registered pay before it heard from anyone, learns the
+        // reservation: red's younger claim gives way, and red is refused from then on.
+        var restarted = ClusterNodeTests.node { $0.randomSeed = 99 }
+        _ = restarted.handle(.tunnelOpened(TunnelID(7), endpoint: "pay", tenant: "red", wallMilliseconds: 70_000), now: .seconds(5))
+        let merged = restarted.handle(.stateExchangeRequested(ExchangeID(1), bytes: bytes, from: Fixture.address(0)), now: .seconds(6))
+        #expect(merged.contains(.closeTunnel(TunnelID(7))))
+        #expect(restarted.endpointHolder("pay") == EndpointClaim(tenant: "blue", since: 1_000))
+        #expect(restarted.handle(.tunnelOpened(TunnelID(8), endpoint: "pay", tenant: "red", wallMilliseconds: 71_000), now: .seconds(7)).contains(.closeTunnel(TunnelID(8))))
+        // It lasts what is left of it there (240 s), not a fresh term.
+        _ = restarted.handle(.timerFired(.gossip), now: .seconds(6) + .seconds(240))
+        #expect(restarted.endpointHolder("pay") == nil)
+    }
+
+    @Test func test_reservationRecords_fromTheWire_areChecked() {
+        func exchange(tenant: String, remaining: UInt64) -> [UInt8] {
+            var bytes = GossipCodec.encode(StateExchange(purpose: .pushPull, isReply: false, sender: NodeUID(7), members: [], tombstones: [], endpoints: [],
+                                                         reservations: [.init(endpoint: "pay", claim: EndpointClaim(tenant: "blue", since: 5), remainingMilliseconds: 1)]))
+            // Rewrite the record's tail: tenant, since, remaining.
+            let tail = bytes.count - (1 + 4 + 1 + 1)
+            bytes.removeLast(bytes.count - tail)
+            var writer = ByteWriter(capacity: 32)
+            writer.writeString(tenant)
+            if !tenant.isEmpty { writer.writeVarint(5) }
+            writer.writeVarint(remaining)
+            return bytes + writer.bytes
+        }
+        #expect((try? GossipCodec.decodeStateExchange(exchange(tenant: "blue", remaining: 1_000)))?.reservations.first?.remainingMilliseconds == 1_000)
+        for (tenant, remaining, field) in [("", UInt64(1), "state.reservation.claim.tenant"), ("blue", 86_400_001, "state.reservation.remaining"), ("b c", 1, "state.reservation.claim.tenant")] {
+            do {
+                _ = try GossipCodec.decodeStateExchange(exchange(tenant: tenant, remaining: remaining))
+                Issue.record("accepted \(tenant) \(remaining)")
+            } catch {
+                #expect(error.field == field)
+            }
+        }
+    }
+
     @Test func test_claims_crossTheWire_inDeltasAndStateExchanges_andPlainEntriesKeepTheOldKinds() throws {
         let claimed = EndpointDelta(owner: NodeUID(7), base: 0, entries: [
             .init(endpoint: "a", count: 1, version: 1, claim: EndpointClaim(tenant: "blue", since: 1_234_567)),
