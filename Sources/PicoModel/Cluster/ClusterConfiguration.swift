@@ -42,9 +42,12 @@ public struct ClusterConfiguration: Hashable, Sendable {
     /// most partitions and agent restarts; an operator moving an endpoint to another tenant waits
     /// this long after the old tenant's agents stop.
     public var tenantReservation: Duration = .seconds(300)
-    /// The node has tenants (`upstream.tenants`): every tunnel must name one, and claims without
-    /// a tenant (from members without tenants) never hold an endpoint here.
-    public var tenantsEnabled = false
+    /// The node's tenants (`upstream.tenants`; looked up, never iterated). With any, every tunnel
+    /// must name one, claims without a tenant (from members without tenants) never hold an
+    /// endpoint here, and only these tenants' reservations are adopted from members.
+    public var tenants: Set<String> = []
+    /// The node has tenants.
+    public var tenantsEnabled: Bool { !self.tenants.isEmpty }
     /// Distinct endpoints one member may gossip (`cluster.max_endpoints_per_member`): a remote
     /// member's further entries are ignored, and this node refuses a tunnel for one endpoint more.
     public var maxEndpointsPerMember = EndpointTable.maxEntriesPerOwner

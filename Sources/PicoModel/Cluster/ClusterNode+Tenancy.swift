@@ -21,6 +21,13 @@ extension ClusterNode {
         })
     }
 
+    /// `live` (the endpoint's oldest live claim) when it holds the endpoint: it has a tenant and
+    /// no older reservation outranks it. Only such a claim is kept for when its tunnels go.
+    func holdingLiveClaim(_ endpoint: String, live: EndpointClaim?) -> EndpointClaim? {
+        guard let live, !live.tenant.isEmpty, self.endpointHolder(endpoint) == live else { return nil }
+        return live
+    }
+
     /// The claim a tunnel of `tenant` for `endpoint` registers under, or nil when another tenant
     /// holds the endpoint: the holder's when the tenant holds it (here, elsewhere, or reserved:
     /// its hold continues, as old as its oldest claim); otherwise a new one from `wallMilliseconds`.
@@ -45,16 +52,19 @@ extension ClusterNode {
         let endpoints = changed.sorted()
         for endpoint in endpoints {
             let live = self.liveHolder(endpoint)
+            // The live holder that went (`old`) is kept for, unless the endpoint is reserved
+            // already for an older claim: a younger claim never replaces an older reservation.
             if let old = self.tenantHolders[endpoint], self.configuration.tenantReservation > .zero,
                live.map({ $0.tenant != old.tenant && old.precedes($0) }) ?? true,
-               self.reservations.claim(for: endpoint)?.tenant != old.tenant {
-                self.tenancyChanged.formUnion(self.reservations.reserve(endpoint, for: old, until: now + self.configuration.tenantReservation))
+               self.reservations.claim(for: endpoint).map({ old.precedes($0) }) ?? true,
+               self.reservations.reserve(endpoint, for: old, until: now + self.configuration.tenantReservation) {
+                self.tenancyChanged.insert(endpoint)
             }
             if let live, let reserved = self.reservations.claim(for: endpoint), reserved.tenant == live.tenant {
                 self.reservations.release(endpoint)
                 self.tenancyChanged.insert(endpoint)
             }
-            self.tenantHolders[endpoint] = live.flatMap { $0.tenant.isEmpty ? nil : $0 }
+            self.tenantHolders[endpoint] = self.holdingLiveClaim(endpoint, live: live)
         }
         for endpoint in endpoints {
             guard let ours = self.endpoints.claim(of: self.me.uid, for: endpoint), let holder = self.endpointHolder(endpoint),
@@ -66,7 +76,7 @@ extension ClusterNode {
                 self.removeTunnel(tunnel.id, into: &directives)
             }
             // The claim that gave way never held the endpoint: nothing is kept for it later.
-            self.tenantHolders[endpoint] = self.liveHolder(endpoint).flatMap { $0.tenant.isEmpty ? nil : $0 }
+            self.tenantHolders[endpoint] = self.holdingLiveClaim(endpoint, live: self.liveHolder(endpoint))
         }
     }
 
@@ -84,13 +94,19 @@ extension ClusterNode {
     /// endpoint here, whose claim is older than whoever does, and that we do not keep yet, is kept
     /// here too for what is left of it (at most our own `tenantReservation`). So a node that
     /// restarted, or was cut off while a tenant's agents were gone, keeps what the cluster keeps.
+    /// Only tenants this node has are taken, only with at least `minimumAdoptedTime` left (an
+    /// ending reservation does not bounce between nodes), and never in place of one of ours.
     mutating func adopt(_ records: [StateExchange.ReservationRecord], now: Instant) {
         guard self.configuration.tenantReservation > .zero else { return }
-        for record in records where !record.claim.tenant.isEmpty && self.reservations.claim(for: record.endpoint) == nil {
+        for record in records where self.configuration.tenants.contains(record.claim.tenant) && self.reservations.claim(for: record.endpoint) == nil
+            && record.remainingMilliseconds >= Self.minimumAdoptedMilliseconds {
             let live = self.liveHolder(record.endpoint)
             guard live.map({ $0.tenant != record.claim.tenant && record.claim.precedes($0) }) ?? true else { continue }
             let left = min(Duration.milliseconds(Int64(clamping: record.remainingMilliseconds)), self.configuration.tenantReservation)
-            self.tenancyChanged.formUnion(self.reservations.reserve(record.endpoint, for: record.claim, until: now + left))
+            if self.reservations.reserve(record.endpoint, for: record.claim, until: now + left) { self.tenancyChanged.insert(record.endpoint) }
         }
     }
+
+    /// The least time a member's reservation must have left to be adopted.
+    static let minimumAdoptedMilliseconds: UInt64 = 1_000
 }

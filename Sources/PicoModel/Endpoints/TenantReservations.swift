@@ -6,9 +6,9 @@
 /// side of a partition; the holding tenant's agents take it back with their old seniority.
 ///
 /// Callers may rely on: at most `maxReservations` are kept, and at most `maxPerTenant` of one
-/// tenant (a tenant at its bound gives up its own reservation that ends first; when the whole
-/// table is full a new reservation is not made): one tenant churning endpoints never evicts
-/// another's. Finding the ended reservations costs nothing until the first of them ends.
+/// tenant; beyond either a new reservation is not made (one tenant churning endpoints never
+/// evicts another's, nor its own); every operation costs O(log n) at most, and ending
+/// reservations costs nothing until the first of them ends.
 public struct TenantReservations: Hashable, Sendable {
     /// One reservation.
     public struct Reservation: Hashable, Sendable {
@@ -25,8 +25,15 @@ public struct TenantReservations: Hashable, Sendable {
 
     private(set) var byEndpoint: [String: Reservation] = [:]
     private var perTenant: [String: Int] = [:]
-    /// No reservation ends before this (nil: none is kept).
-    private var earliestEnd: Instant?
+    /// End times, earliest first (a binary heap; an entry whose endpoint's reservation changed
+    /// since is stale and skipped).
+    private var ends = MinHeap<EndEntry>()
+
+    struct EndEntry: Hashable, Sendable, Comparable {
+        var until: Instant
+        var endpoint: String
+        static func < (lhs: EndEntry, rhs: EndEntry) -> Bool { (lhs.until, lhs.endpoint) < (rhs.until, rhs.endpoint) }
+    }
 
     public init() {}
 
@@ -44,26 +51,24 @@ public struct TenantReservations: Hashable, Sendable {
     }
 
     /// `endpoint` lost its last live holder, which held `claim`: keep it for the claim's tenant
-    /// until `until` (nothing for tunnels without a tenant). Returns the endpoints whose
-    /// reservations changed: this one when it was made, and one of the tenant's own that gave
-    /// way to it.
-    public mutating func reserve(_ endpoint: String, for claim: EndpointClaim, until: Instant) -> [String] {
-        guard !claim.tenant.isEmpty else { return [] }
-        var changed: [String] = []
+    /// until `until` (nothing for tunnels without a tenant, or beyond the bounds). Returns
+    /// whether it was kept.
+    @discardableResult
+    public mutating func reserve(_ endpoint: String, for claim: EndpointClaim, until: Instant) -> Bool {
+        guard !claim.tenant.isEmpty else { return false }
         if let previous = self.byEndpoint[endpoint] {
             self.forget(endpoint, previous)
-        } else if self.perTenant[claim.tenant, default: 0] >= Self.maxPerTenant {
-            guard let own = self.byEndpoint.filter({ $0.value.claim.tenant == claim.tenant })
-                .min(by: { ($0.value.until, $0.key) < ($1.value.until, $1.key) }) else { return [] }
-            self.forget(own.key, own.value)
-            changed.append(own.key)
-        } else if self.byEndpoint.count >= Self.maxReservations {
-            return []
+        } else if self.perTenant[claim.tenant, default: 0] >= Self.maxPerTenant || self.byEndpoint.count >= Self.maxReservations {
+            return false
         }
         self.byEndpoint[endpoint] = Reservation(claim: claim, until: until)
         self.perTenant[claim.tenant, default: 0] += 1
-        self.earliestEnd = min(self.earliestEnd ?? until, until)
-        return changed + [endpoint]
+        self.ends.push(EndEntry(until: until, endpoint: endpoint))
+        // Stale heap entries are dropped once they outnumber the live ones.
+        if self.ends.count > 2 * self.byEndpoint.count + 64 {
+            self.ends = MinHeap(self.byEndpoint.map { EndEntry(until: $0.value.until, endpoint: $0.key) })
+        }
+        return true
     }
 
     /// The reserved tenant holds `endpoint` again: the reservation is done.
@@ -74,11 +79,14 @@ public struct TenantReservations: Hashable, Sendable {
 
     /// Drops reservations ended by `now`; returns their endpoints, sorted.
     public mutating func expire(now: Instant) -> [String] {
-        guard let earliest = self.earliestEnd, earliest <= now else { return [] }
-        let ended = self.byEndpoint.filter { $0.value.until <= now }.sorted { $0.key < $1.key }
-        for (endpoint, reservation) in ended { self.forget(endpoint, reservation) }
-        self.earliestEnd = self.byEndpoint.values.map(\.until).min()
-        return ended.map(\.key)
+        var ended: [String] = []
+        while let first = self.ends.first, first.until <= now {
+            self.ends.popFirst()
+            guard let reservation = self.byEndpoint[first.endpoint], reservation.until == first.until else { continue }
+            self.forget(first.endpoint, reservation)
+            ended.append(first.endpoint)
+        }
+        return ended.sorted()
     }
 
     private mutating func forget(_ endpoint: String, _ reservation: Reservation) {

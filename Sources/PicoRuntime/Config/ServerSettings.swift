@@ -149,7 +149,7 @@ public struct ServerSettings: Hashable, Sendable {
         configuration.gracePeriod = self.gracePeriod
         configuration.tenantReservation = self.tenantReservation
         configuration.maxEndpointsPerMember = self.maxEndpointsPerMember
-        configuration.tenantsEnabled = !self.tenants.isEmpty
+        configuration.tenants = Set(self.tenants.map(\.id))
         for tenant in self.tenants where tenant.quota != TenantQuota() { configuration.tenantQuotas[tenant.id] = tenant.quota }
         // A short grace period (tests, small deployments) shortens the built-in drain hold too.
         configuration.drainMinimum = min(configuration.drainMinimum, self.gracePeriod / 4)

@@ -125,7 +125,7 @@ public enum ScenarioRunner {
         configuration.gracePeriod = scenario.terminationGracePeriod
         // Pods have upstream.tenants when any agent names a tenant (then every agent must).
         let added = scenario.timeline.flatMap { event -> [AgentSpec] in if case .addAgents(let agents) = event.action { agents } else { [] } }
-        configuration.tenantsEnabled = (scenario.agents + added).contains { !$0.tenant.isEmpty }
+        configuration.tenants = Set((scenario.agents + added).map(\.tenant).filter { !$0.isEmpty })
         var settings = SimWorld.Settings(node: configuration)
         settings.dnsLag = scenario.dnsLag
         settings.loadBalancerLag = scenario.loadBalancerLag

@@ -165,7 +165,7 @@ import Testing
     }
 
     @Test func test_aNodeWithTenants_neverCountsAClaimWithoutOne_norTakesATunnelWithoutOne() {
-        var node = ClusterNodeTests.node { $0.tenantsEnabled = true }
+        var node = ClusterNodeTests.node { $0.tenants = ["blue"] }
         let peer = Fixture.info(2)
         _ = node.handle(.datagramReceived(GossipCodec.datagram(sender: peer.uid, messages: [.alive(info: peer, incarnation: 0, draining: false)]), from: peer.gossipAddress), now: .zero)
         _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "pay", tenant: "blue", wallMilliseconds: 5_000), now: .seconds(1))
@@ -193,14 +193,20 @@ import Testing
     @Test func test_reservations_oneTenantChurningEndpoints_neverEvictsAnothers() {
         var reservations = TenantReservations()
         let far = Instant.zero + .seconds(3_600)
-        #expect(reservations.reserve("pay", for: EndpointClaim(tenant: "blue", since: 1), until: .zero + .seconds(60)) == ["pay"])
+        let kept = reservations.reserve("pay", for: EndpointClaim(tenant: "blue", since: 1), until: .zero + .seconds(60))
+        #expect(kept)
         for index in 0..<(TenantReservations.maxPerTenant + 10) {
             _ = reservations.reserve("red-\(index)", for: EndpointClaim(tenant: "red", since: 2), until: far + .seconds(Int64(index)))
         }
         #expect(reservations.claim(for: "pay")?.tenant == "blue", "blue's reservation ends first, and stays")
         #expect(reservations.count == TenantReservations.maxPerTenant + 1)
-        #expect(reservations.claim(for: "red-0") == nil && reservations.claim(for: "red-\(TenantReservations.maxPerTenant + 9)") != nil, "red gave up its own oldest")
-        #expect(reservations.reserve("x", for: .untenanted, until: far).isEmpty, "nothing is kept without a tenant")
+        #expect(reservations.claim(for: "red-0") != nil && reservations.claim(for: "red-\(TenantReservations.maxPerTenant)") == nil, "red's beyond its bound are not made")
+        let untenanted = reservations.reserve("x", for: .untenanted, until: far)
+        #expect(!untenanted, "nothing is kept without a tenant")
+        // Renewing one moves its end; the old end is skipped when it passes.
+        let renewed = reservations.reserve("red-0", for: EndpointClaim(tenant: "red", since: 2), until: .zero + .seconds(30))
+        #expect(renewed)
+        #expect(reservations.expire(now: .zero + .seconds(30)) == ["red-0"])
         #expect(reservations.expire(now: .zero + .seconds(59)).isEmpty)
         #expect(reservations.expire(now: .zero + .seconds(60)) == ["pay"])
         #expect(reservations.claim(for: "pay") == nil)
@@ -216,7 +222,7 @@ import Testing
         #expect(try GossipCodec.decodeStateExchange(bytes) == state)
         // A restarted node, where red registered pay before it heard from anyone, learns the
         // reservation: red's younger claim gives way, and red is refused from then on.
-        var restarted = ClusterNodeTests.node { $0.randomSeed = 99 }
+        var restarted = ClusterNodeTests.node { $0.randomSeed = 99; $0.tenants = ["blue", "red"] }
         _ = restarted.handle(.tunnelOpened(TunnelID(7), endpoint: "pay", tenant: "red", wallMilliseconds: 70_000), now: .seconds(5))
         let merged = restarted.handle(.stateExchangeRequested(ExchangeID(1), bytes: bytes, from: Fixture.address(0)), now: .seconds(6))
         #expect(merged.contains(.closeTunnel(TunnelID(7))))
@@ -225,6 +231,31 @@ import Testing
         // It lasts what is left of it there (240 s), not a fresh term.
         _ = restarted.handle(.timerFired(.gossip), now: .seconds(6) + .seconds(240))
         #expect(restarted.endpointHolder("pay") == nil)
+    }
+
+    @Test func test_aMembersReservation_isAdoptedOnlyForOurTenants_withTimeLeft_andNeverInPlaceOfOurs() {
+        var node = ClusterNodeTests.node { $0.tenants = ["blue"] }
+        let records: [StateExchange.ReservationRecord] = [
+            .init(endpoint: "a", claim: EndpointClaim(tenant: "stranger", since: 0), remainingMilliseconds: 60_000),
+            .init(endpoint: "b", claim: EndpointClaim(tenant: "blue", since: 0), remainingMilliseconds: 999),
+            .init(endpoint: "c", claim: EndpointClaim(tenant: "blue", since: 0), remainingMilliseconds: 60_000),
+        ]
+        let state = StateExchange(purpose: .pushPull, isReply: false, sender: NodeUID(77), members: [], tombstones: [], endpoints: [], reservations: records)
+        _ = node.handle(.stateExchangeRequested(ExchangeID(1), bytes: GossipCodec.encode(state), from: Fixture.address(3)), now: .seconds(1))
+        #expect(node.reservations.sorted.map(\.endpoint) == ["c"])
+    }
+
+    @Test func test_aYoungerLiveClaimUnderAReservation_neverReplacesIt_whenItGoes() {
+        // Alpha's tunnel went (pay is reserved for alpha); bravo registered pay elsewhere (a
+        // node that had not heard yet), then gave way there: alpha's reservation stays as it was.
+        var (node, peer) = Self.nodeWithPeer()
+        _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "pay", tenant: "alpha", wallMilliseconds: 1_000), now: .seconds(1))
+        _ = node.handle(.tunnelClosed(TunnelID(1)), now: .seconds(2))
+        let before = node.reservations.sorted
+        _ = Self.peerEntry(peer, "pay", version: 1, claim: EndpointClaim(tenant: "bravo", since: 5_000), into: &node, at: .seconds(3))
+        #expect(node.endpointHolder("pay")?.tenant == "alpha")
+        _ = Self.peerEntry(peer, "pay", count: 0, version: 2, claim: .untenanted, into: &node, at: .seconds(4))
+        #expect(node.reservations.sorted.map(\.reservation) == before.map(\.reservation), "alpha's, with its end unchanged")
     }
 
     @Test func test_reservationRecords_fromTheWire_areChecked() {
