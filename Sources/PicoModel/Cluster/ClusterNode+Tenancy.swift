@@ -80,14 +80,24 @@ extension ClusterNode {
         }
     }
 
-    /// Our reservations as a state exchange carries them: at most `StateExchange.maxReservations`,
-    /// by endpoint, each with what is left of it.
+    /// Our reservations as a state exchange carries them, each with what is left of it: at most
+    /// `StateExchange.maxReservations`, shared fairly between tenants (each tenant's first by
+    /// endpoint, in turn), so no tenant's many reservations crowd out another's; by endpoint.
     func reservationRecords(now: Instant) -> [StateExchange.ReservationRecord] {
-        self.reservations.sorted.prefix(StateExchange.maxReservations).compactMap { endpoint, reservation in
-            guard reservation.until > now else { return nil }
+        var byTenant: [String: [StateExchange.ReservationRecord]] = [:]
+        for (endpoint, reservation) in self.reservations.sorted where reservation.until > now {
             let left = UInt64(clamping: (reservation.until - now).nanosecondsClamped / 1_000_000)
-            return StateExchange.ReservationRecord(endpoint: endpoint, claim: reservation.claim, remainingMilliseconds: min(left, StateExchange.maxReservationMilliseconds))
+            byTenant[reservation.claim.tenant, default: []].append(
+                StateExchange.ReservationRecord(endpoint: endpoint, claim: reservation.claim, remainingMilliseconds: min(left, StateExchange.maxReservationMilliseconds)))
         }
+        let queues = byTenant.sorted { $0.key < $1.key }.map(\.value)
+        var picked: [StateExchange.ReservationRecord] = []
+        var round = 0
+        while picked.count < StateExchange.maxReservations, queues.contains(where: { $0.count > round }) {
+            for queue in queues where queue.count > round && picked.count < StateExchange.maxReservations { picked.append(queue[round]) }
+            round += 1
+        }
+        return picked.sorted { $0.endpoint < $1.endpoint }
     }
 
     /// A member's reservations (its state exchange): one whose tenant holds nothing of the

@@ -258,6 +258,23 @@ import Testing
         #expect(node.reservations.sorted.map(\.reservation) == before.map(\.reservation), "alpha's, with its end unchanged")
     }
 
+    @Test func test_anExchangesReservations_areSharedFairlyBetweenTenants() {
+        var node = ClusterNodeTests.node()
+        var reservations = TenantReservations()
+        for tenant in ["a", "b", "c"] {
+            for index in 0..<TenantReservations.maxPerTenant {
+                reservations.reserve("\(tenant)-\(index)", for: EndpointClaim(tenant: tenant, since: 1), until: .zero + .seconds(60))
+            }
+        }
+        node.reservations = reservations
+        let records = node.reservationRecords(now: .zero + .seconds(1))
+        #expect(records.count == StateExchange.maxReservations)
+        let counts = Dictionary(grouping: records, by: \.claim.tenant).mapValues(\.count)
+        #expect(counts.values.allSatisfy { abs($0 - StateExchange.maxReservations / 3) <= 1 }, "\(counts)")
+        #expect(records.first?.remainingMilliseconds == 59_000)
+        #expect(records.map(\.endpoint) == records.map(\.endpoint).sorted())
+    }
+
     @Test func test_reservationRecords_fromTheWire_areChecked() {
         func exchange(tenant: String, remaining: UInt64) -> [UInt8] {
             var bytes = GossipCodec.encode(StateExchange(purpose: .pushPull, isReply: false, sender: NodeUID(7), members: [], tombstones: [], endpoints: [],
