@@ -877,6 +877,16 @@ class KeySetTests(ProcessesTestCase):
         keys = [json.loads(self.keys[kid].export_public()) for kid in kids]
         return json.dumps({"keys": keys + list(extra)})
 
+    def upstream_key_set_node(self, name, kids):
+        """A node whose upstream port takes the key set in file `name` (fetched every second),
+        which holds `kids` at first; returns the node and the file's path."""
+        path = os.path.join(harness.TMP, name)
+        with open(path, "w") as handle:
+            handle.write(self.key_set(kids))
+        node = Node("--upstream.auth.jwks.endpoint", path, "--upstream.auth.jwks.cache-ttl", "1s")
+        self.processes.append(node.process)
+        return node, path
+
     def token(self, kid, algorithm, lifetime=300):
         private = self.keys[kid].export_to_pem(private_key=True, password=None)
         return jwt.encode({"exp": int(time.time()) + lifetime}, private, algorithm=algorithm, headers={"kid": kid})
@@ -918,11 +928,7 @@ class KeySetTests(ProcessesTestCase):
         harness.wait_until(lambda: get(node, headers=bearer(cached))[0] == 401, timeout=25, what="rsa-1 refused after the set changed")
 
     def test_removingAKeyFromTheUpstreamKeySet_closesTheTunnelsItLetIn(self):
-        path = os.path.join(harness.TMP, "upstream-jwks.json")
-        with open(path, "w") as handle:
-            handle.write(self.key_set(["ec-1", "ed-1"]))
-        node = Node("--upstream.auth.jwks.endpoint", path, "--upstream.auth.jwks.cache-ttl", "1s")
-        self.processes.append(node.process)
+        node, path = self.upstream_key_set_node("upstream-jwks.json", ["ec-1", "ed-1"])
         agents = {}
         for name, kid, algorithm in (("doomed", "ec-1", "ES256"), ("kept", "ed-1", "EdDSA")):
             agents[name] = self.spawn_agent(node, name, "--connect.token", self.token(kid, algorithm, lifetime=3600))[0]
@@ -938,11 +944,7 @@ class KeySetTests(ProcessesTestCase):
             self.assertIn("the key that verified its token left the key set", handle.read())
 
     def test_aKeyThatLeavesTheSetDuringAHandshake_keepsItsTunnelOut(self):
-        path = os.path.join(harness.TMP, "race-jwks.json")
-        with open(path, "w") as handle:
-            handle.write(self.key_set(["ec-1", "ed-1"]))
-        node = Node("--upstream.auth.jwks.endpoint", path, "--upstream.auth.jwks.cache-ttl", "1s")
-        self.processes.append(node.process)
+        node, path = self.upstream_key_set_node("race-jwks.json", ["ec-1", "ed-1"])
         # A handshake whose head arrives now and whose one-byte body after the key left the set.
         connection = socket.create_connection((node.host, node.upstream), timeout=20)
         connection.sendall(b"GET /pico/v1/upstream/late HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
