@@ -82,6 +82,9 @@ extension ClusterNode {
     /// Changes of holding tenants against what was sent, for `endpoints` (every endpoint when
     /// nil), in endpoint order.
     private mutating func tenantChanges(endpoints: Set<String>?) -> [RoutingChange] {
+        // No tenant holds or keeps anything in view, and none was published: nothing to say (a
+        // cluster without tenants pays nothing here, even after a membership change).
+        guard !(self.tenantHolders.isEmpty && self.reservations.count == 0 && self.routing.tenants.isEmpty) else { return [] }
         let names = endpoints.map { Array($0).sorted() }
             ?? Array(Set(self.endpoints.endpoints).union(self.routing.tenants.keys)).sorted()
         var changes: [RoutingChange] = []
