@@ -41,6 +41,7 @@ func jsonReport(_ report: ScenarioReport, scenario: Scenario, wall: Double) -> S
         "passed": report.passed, "asExpected": report.asExpected, "wallSeconds": wall, "simulatedSeconds": scenario.duration.secondsDouble,
         "timeline": report.timeline.map { ["at": seconds($0.0), "event": $0.1] },
         "figures": Dictionary(report.figures, uniquingKeysWith: { first, _ in first }),
+        "membership": report.membership.map(membershipJSON) ?? NSNull(),
         "checks": report.results.map { result -> [String: Any] in
             ["name": result.name, "passed": result.passed, "at": seconds(result.violationTime),
              "subject": result.subject ?? NSNull(), "message": result.message ?? NSNull(), "note": result.note ?? NSNull()]
@@ -48,6 +49,21 @@ func jsonReport(_ report: ScenarioReport, scenario: Scenario, wall: Double) -> S
     ]
     let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data("{}".utf8)
     return String(decoding: data, as: UTF8.self)
+}
+
+/// The membership figures as a JSON object (seconds as numbers; `bench/membership` reads it).
+func membershipJSON(_ figures: MembershipFigures) -> [String: Any] {
+    func seconds(_ instant: Instant) -> Double { Double(instant.nanoseconds) / 1e9 }
+    return [
+        "crashes": figures.crashes.map { crash -> [String: Any] in
+            ["pod": crash.pod, "at": seconds(crash.at), "firstSuspicion": crash.firstSuspicion ?? NSNull(), "known": crash.known, "unaware": crash.unaware]
+        },
+        "joins": figures.joins, "joinsUnseen": figures.joinsUnseen,
+        "falseDeathDeclarations": figures.falseDeathDeclarations, "falselyDeclaredUIDs": figures.falselyDeclaredUIDs,
+        "falseSuspicions": figures.falseSuspicions, "refutations": figures.refutations, "rebirths": figures.rebirths,
+        "localPauses": figures.localPauses,
+        "byteSamples": zip(figures.byteSamples, figures.runningSamples).map { [seconds($0.0.0), $0.0.1, $0.1.1] as [Any] },
+    ]
 }
 
 /// Every node event as one JSON object per line.

@@ -64,9 +64,9 @@ struct FuzzTests {
               timeline:
                 - {at: 5s, netem: {pods: [1], latency: 20ms, loss: 0.05}, for: 4s}
                 - {at: 6s, pause: {pod: 2}, for: 500ms}
-                - {at: 8s, crash: {pod: 3}}
                 - {at: 9s, hold: {from: [0], to: [1]}, for: 1s}
-              checks: [{name: membership-converged, within: 3s}]
+                - {at: 12s, crash: {pod: 3}}
+              checks: [{name: membership-converged, within: 2s}]
 
             """
         let scenario = try ScenarioDecoder.decode(text, file: "noisy.yaml")

@@ -126,7 +126,7 @@ struct ScenarioInputTests {
         #expect(outcome.text.contains("pending (still waiting for an answer when the run ended; not a failure)"))
         #expect(outcome.text.contains("traffic started: at 3.500s"))
         #expect(outcome.text.contains("5 pods, 120.000s simulated"))
-        #expect(outcome.text.contains("crash detection: first node 5.100s"))
+        #expect(outcome.text.contains("crash detection: first node 3.201s"))
         #expect(!outcome.text.contains("t+"), "no Instant description (t+3300.0ms) in the summary")
     }
 }

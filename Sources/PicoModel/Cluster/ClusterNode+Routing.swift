@@ -57,7 +57,7 @@ extension ClusterNode {
         }
         changes += self.tenantChanges(endpoints: membershipChanged ? nil : claimsChanged)
         if membershipChanged {
-            let hosts = Array(Set(self.membership.memberList.filter(\.isLive).map(\.info.proxyAddress.host))).sorted()
+            let hosts = self.membership.liveProxyHosts()
             if hosts != self.routing.peerHosts {
                 self.routing.peerHosts = hosts
                 changes.append(.peerProxyHosts(hosts))

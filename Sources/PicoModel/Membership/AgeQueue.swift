@@ -24,6 +24,11 @@ struct AgeQueue: Hashable, Sendable {
         self.entries.append(Entry(uid: uid, at: at))
     }
 
+    /// The oldest entry (possibly stale: the caller checks), without removing it.
+    var first: Entry? {
+        self.head < self.entries.count ? self.entries[self.head] : nil
+    }
+
     /// Removes and returns the oldest entry (possibly stale: the caller checks).
     mutating func popFirst() -> Entry? {
         guard self.head < self.entries.count else { return nil }

@@ -54,6 +54,19 @@ struct Suspicion: Hashable, Sendable {
     /// Confirmations that bring the timeout down to `minimum`.
     var expectedConfirmations: Int
     var deadline: Instant
+    /// What this node itself has seen of the suspect since the suspicion began.
+    var evidence: Evidence
+
+    /// What this node itself has seen of a suspect. A node declares a suspect dead only on its own
+    /// failed probe: one that only heard the accusation probes the suspect first (the ack of a
+    /// suspect that refuted carries its new incarnation), so a refutation that gossip happened not
+    /// to bring to this node cannot make it declare a running member dead.
+    enum Evidence: Hashable, Sendable {
+        /// Only other members' accusations so far.
+        case hearsay
+        /// This node's own probe of the suspect failed at this instant (it accused, or confirmed).
+        case probeFailed(at: Instant)
+    }
 
     /// Lifeguard's timeout after `confirmations` independent confirmations:
     /// `max(min, max - (max - min) * log(c + 1) / log(k + 1))`.

@@ -11,16 +11,11 @@ extension Membership {
         self.noteInput(now: now, into: &directives)
         self.takeOwedForgeryRebirth(now: now, into: &directives)
         if hasBroadcasts {
-            let candidates = self.members.values
-                .filter { member in
-                    switch member.state.status {
-                    case .alive, .suspect: true
-                    case .dead: now - member.since < self.settings.gossipToTheDeadTime
-                    case .left: false
-                    }
-                }
-                .sorted { $0.info.uid < $1.info.uid }
-            for target in self.rng.sample(candidates, count: self.settings.gossipNodes) {
+            let order = self.memberOrder()
+            let recentlyDead = order.dead.filter { uid in self.members[uid].map { now - $0.since < self.settings.gossipToTheDeadTime } ?? false }
+            let candidates = recentlyDead.isEmpty ? order.live : (order.live + recentlyDead).sorted()
+            for uid in self.rng.sample(candidates, count: self.settings.gossipNodes) {
+                guard let target = self.members[uid] else { continue }
                 directives.append(.send([], to: target.info.gossipAddress, piggyback: true))
             }
         }
@@ -47,7 +42,7 @@ extension Membership {
     /// dead if it holds us dead too, and both sides announce themselves within a round or two.
     /// One that was already reborn answers with its new identity (`onDatagram`, fuzz seed 338).
     mutating func tellTheDead(now: Instant, into directives: inout [MembershipDirective]) {
-        let dead = self.deadMemberUIDs().compactMap { uid -> Member? in
+        let dead = self.memberOrder().dead.compactMap { uid -> Member? in
             guard let member = self.members[uid], now - member.since < self.settings.gossipToTheDeadTime,
                   self.addressIndex[member.info.gossipAddress] == nil, member.info.gossipAddress != self.me.gossipAddress
             else { return nil }
@@ -62,15 +57,6 @@ extension Membership {
         }
     }
 
-    /// The UIDs of members listed as dead, in no particular order. Worked out again only after a
-    /// write to the tables `checkedState` counts (members among them), so the gossip tick that
-    /// calls `tellTheDead` does not copy every member to find, nearly always, none.
-    mutating func deadMemberUIDs() -> [NodeUID] {
-        if let known = self.deadMembers, known.stamp == self.checkedState.value { return known.uids }
-        let uids = self.members.compactMap { uid, member in member.state.status == .dead ? uid : nil }
-        self.deadMembers = (self.checkedState.value, uids)
-        return uids
-    }
 
     /// Announces that we are draining (a new incarnation with the draining flag), so routers stop
     /// preferring us while we keep serving.
@@ -90,9 +76,9 @@ extension Membership {
     /// (sorted by UID) up to `directAnnouncementLimit` in all; gossip carries it beyond. For news
     /// every router needs at once (draining, leaving), which a broadcast delivers only with high
     /// probability.
-    func announceDirectly(_ message: GossipMessage, first: [Member] = [], into directives: inout [MembershipDirective]) {
+    mutating func announceDirectly(_ message: GossipMessage, first: [Member] = [], into directives: inout [MembershipDirective]) {
         let firstUIDs = Set(first.map(\.info.uid))
-        let others = self.liveMembers { $0.state.status == .alive && !firstUIDs.contains($0.info.uid) }
+        let others = self.aliveMembers { !firstUIDs.contains($0.info.uid) }
         for member in first + others.prefix(max(0, self.settings.directAnnouncementLimit - first.count)) {
             directives.append(.send([message], to: member.info.gossipAddress, piggyback: false))
         }
@@ -106,7 +92,7 @@ extension Membership {
         guard self.phase == .running || self.phase == .joining else { return directives }
         self.phase = .leaving
         self.probe = nil
-        let targets = self.rng.sample(self.liveMembers { $0.state.status == .alive }, count: max(3, self.settings.leaveAcknowledgements))
+        let targets = self.rng.sample(self.aliveMembers(), count: max(3, self.settings.leaveAcknowledgements))
         var progress = LeaveProgress(targets: [:], acknowledged: [], needed: min(self.settings.leaveAcknowledgements, targets.count))
         for target in targets { progress.targets[target.info.uid] = target.info.gossipAddress }
         self.leave = progress
@@ -147,10 +133,15 @@ extension Membership {
     /// Drops dead/left members older than `gossipToTheDeadTime` from the list (their tombstones
     /// stay), expires tombstones, and forgets stale relays' rate-limit records.
     mutating func reap(now: Instant, into directives: inout [MembershipDirective]) {
-        let expired = self.members.values
-            .filter { !$0.isLive && now - $0.since >= self.settings.gossipToTheDeadTime }
-            .map(\.info)
-            .sorted { $0.uid < $1.uid }
+        // Departed members in the order they departed: the expired ones are at the front (an
+        // entry whose member was reaped, evicted or departed again since is stale and skipped).
+        var expired: [NodeInfo] = []
+        while let oldest = self.departedQueue.first, now - oldest.at >= self.settings.gossipToTheDeadTime {
+            _ = self.departedQueue.popFirst()
+            guard let member = self.members[oldest.uid], !member.isLive, member.since == oldest.at else { continue }
+            expired.append(member.info)
+        }
+        expired.sort { $0.uid < $1.uid }
         for info in expired {
             self.members[info.uid] = nil
             directives.append(.event(.memberRemoved(uid: info.uid, name: info.name)))

@@ -26,13 +26,11 @@ extension Membership {
         guard var probe = self.probe, probe.sequence == sequence, probe.phase == .direct,
             let target = self.members[probe.target], target.isLive
         else { return directives }
-        let helpers = self.rng.sample(
-            self.liveMembers { $0.state.status == .alive && $0.info.uid != probe.target },
-            count: self.settings.indirectChecks)
+        let helpers = self.sampleAlive(count: self.settings.indirectChecks, excluding: probe.target)
         for helper in helpers {
             directives.append(.send(
                 [.pingRequest(sequence: sequence, target: probe.target, targetAddress: target.info.gossipAddress)],
-                to: helper.info.gossipAddress, piggyback: true))
+                to: helper.address, piggyback: true))
         }
         probe.phase = .indirect
         probe.expectedNacks = helpers.count
@@ -73,10 +71,22 @@ extension Membership {
             directives.append(.schedule(.suspicion(uid), at: suspicion.deadline))
             return directives
         }
+        guard case .probeFailed = suspicion.evidence else {
+            // Only heard of: probe it ourselves first (now, unless a probe is running; then it is
+            // the next one). Its failure declares it dead (`failProbe`); an ack clears it.
+            if self.probe == nil, self.phase != .leaving { self.startProbe(of: member, now: now, into: &directives) }
+            return directives
+        }
+        self.declareDead(uid, now: now, into: &directives)
+        return directives
+    }
+
+    /// Declares the suspect `uid` dead on this node's own evidence and tells everyone.
+    mutating func declareDead(_ uid: NodeUID, now: Instant, into directives: inout [MembershipDirective]) {
+        guard let member = self.members[uid], member.state.status == .suspect else { return }
         let incarnation = member.state.incarnation
         self.markTerminal(uid, status: .dead, incarnation: incarnation, now: now, into: &directives)
         directives.append(.broadcast(.dead(subject: uid, incarnation: incarnation, accuser: self.me.uid)))
-        return directives
     }
 
     // MARK: - Probe helpers
@@ -105,6 +115,12 @@ extension Membership {
         self.adjustHealth(by: max(0, missedNacks))
         guard let target = self.members[probe.target], target.isLive else { return }
         self.applySuspect(subject: probe.target, incarnation: target.state.incarnation, accuser: self.me.uid, now: now, into: &directives)
+        // Our own evidence now, whether or not it counted as a confirmation; a suspicion already
+        // past its deadline (we had only heard of it) ends here.
+        guard var suspicion = self.suspicions[probe.target] else { return }
+        suspicion.evidence = .probeFailed(at: now)
+        self.suspicions[probe.target] = suspicion
+        if suspicion.deadline <= now { self.declareDead(probe.target, now: now, into: &directives) }
     }
 
     /// `directly`: the ack came from the target itself (a late direct ack during the indirect
@@ -116,8 +132,15 @@ extension Membership {
         directives.append(.event(.probeAnswered(uid: target, directly: directly)))
     }
 
-    /// The next live member in shuffled round-robin order; reshuffles after each full pass.
+    /// The next member to probe: a suspect this node has only heard accused (chosen at random among
+    /// them, so that the nodes that heard spread their probes over the suspects), else the next
+    /// live member in shuffled round-robin order (reshuffled after each full pass).
+    ///
+    /// Probing the accused first costs no datagram (it takes the round's probe) and makes every
+    /// node check a suspect itself within a probe interval or two of hearing: a crashed member
+    /// collects its confirmations at once, and a running one refutes to each prober in its ack.
     mutating func nextProbeTarget() -> Member? {
+        if let suspect = self.nextHeardOfSuspect() { return suspect }
         var examined = 0
         while examined < self.probeOrder.count + 1 {
             if self.probeCursor >= self.probeOrder.count {
@@ -132,6 +155,17 @@ extension Membership {
             if let member = self.members[uid], member.isLive { return member }
         }
         return nil
+    }
+
+    /// A live suspect this node has only heard accused, at random (nil when there is none).
+    mutating func nextHeardOfSuspect() -> Member? {
+        guard !self.suspicions.isEmpty else { return nil }
+        let heard = self.suspicions.keys.sorted().filter { uid in
+            guard let suspicion = self.suspicions[uid], suspicion.evidence == .hearsay else { return false }
+            return self.members[uid]?.state.status == .suspect
+        }
+        guard !heard.isEmpty else { return nil }
+        return self.members[heard[self.rng.index(below: heard.count)]]
     }
 
     /// Detects a local pause (a gap between inputs above `localPauseThreshold`): pushes every
@@ -154,17 +188,22 @@ extension Membership {
     /// Builds a new suspicion with Lifeguard's bounds for the current cluster size.
     func makeSuspicion(of subject: NodeUID, accuser: NodeUID, now: Instant) -> Suspicion {
         let size = self.clusterSize
-        let sizeFactor = max(1.0, log2Approx(Double(size)) / log2Approx(10))
-        let minimum = self.settings.probeInterval.scaled(by: Double(self.settings.suspicionMultiplier) * sizeFactor)
+        // memberlist scales the minimum by max(1, log10 N), the time a refutation takes to spread
+        // by gossip. Ours does not spread only by gossip: the suspect sends it to every member
+        // directly (`refute`), and every member probes a suspect it heard of itself, whose ack
+        // carries the refutation (`nextProbeTarget`); so the minimum does not grow with N.
+        let minimum = self.settings.probeInterval * self.settings.suspicionMultiplier
         let maximum = minimum * self.settings.suspicionMaxTimeoutMultiplier
         // memberlist sets k = suspicionMultiplier - 2 and drops it to 0 when N - 2 < k, which lets a
-        // lone accuser kill a member of a 3-node cluster after the minimum. We cap k at N - 2
-        // instead, so one independent confirmation is still needed whenever one is possible.
+        // lone accuser kill a member of a 3-node cluster after the minimum. Our k is its own
+        // setting, capped at N - 2, so one independent confirmation is still needed whenever one
+        // is possible.
         // And never more than anyone could still send (see `shortenSuspicionsAfterLosingConfirmer`).
-        let expected = min(max(0, min(self.settings.suspicionMultiplier - 2, size - 2)), self.possibleConfirmers(of: subject, accuser: accuser, confirmers: []))
+        let expected = min(max(0, min(self.settings.suspicionConfirmations, size - 2)), self.possibleConfirmers(of: subject, accuser: accuser, confirmers: []))
         var suspicion = Suspicion(
             accuser: accuser, confirmers: [], startedAt: now, minimum: minimum, maximum: maximum,
-            expectedConfirmations: expected, deadline: now)
+            expectedConfirmations: expected, deadline: now,
+            evidence: self.author(accuser) == self.me.uid ? .probeFailed(at: now) : .hearsay)
         suspicion.deadline = now + suspicion.timeout(confirmations: 0)
         return suspicion
     }

@@ -112,7 +112,7 @@ extension Membership {
         var directives: [MembershipDirective] = []
         guard self.phase == .running || self.phase == .joining else { return directives }
         self.noteInput(now: now, into: &directives)
-        if let peer = self.rng.sample(self.liveMembers { $0.state.status == .alive }, count: 1).first {
+        if let peer = self.rng.sample(self.aliveMembers(), count: 1).first {
             directives.append(.exchangeState(with: peer.info.gossipAddress, purpose: .pushPull))
         }
         directives.append(.schedule(.pushPull, at: now + self.pushPullPeriod()))

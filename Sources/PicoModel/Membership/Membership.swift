@@ -94,8 +94,12 @@ public struct Membership: Sendable {
     /// Writes to `me`, `members`, `tombstones`, `addressIndex` and `suspicions`: what the
     /// O(members) part of `checkInvariants` reads (see `invariantStamp`).
     var checkedState = ChangeCount()
-    /// `deadMemberUIDs()` as of `checkedState` reading `stamp` (bookkeeping, not state).
-    var deadMembers: (stamp: UInt64, uids: [NodeUID])?
+    /// `memberOrder()` as of its stamp (bookkeeping, not state).
+    var cachedMemberOrder: MemberOrder?
+    /// Members that became live or stopped being live: what `liveProxyHosts()` depends on.
+    var liveSetChanges = ChangeCount()
+    /// `liveProxyHosts()` as of `liveSetChanges` reading `stamp` (bookkeeping, not state).
+    var cachedProxyHosts: (stamp: UInt64, hosts: [String])?
 
     /// Creates a machine for the node described by `me`. `seeds` are the names the shell resolves
     /// on request; `rng` must be seeded by the driver. Throws the validation errors of `settings`.
@@ -195,6 +199,7 @@ public struct Membership: Sendable {
     /// Adds a new alive member (caller checked it is unknown and not tombstoned).
     mutating func addMember(_ info: NodeInfo, incarnation: UInt64, draining: Bool, now: Instant, into directives: inout [MembershipDirective]) {
         self.members[info.uid] = Member(info: info, state: MemberState(.alive, incarnation), draining: draining, since: now)
+        self.liveSetChanges.bump()
         self.addressIndex[info.gossipAddress] = info.uid
         if self.probeOrder.count >= 2 * self.settings.maxMembers { self.compactProbeOrder() }
         // SWIM §4.3: insert at a random position of the round-robin order.
@@ -232,12 +237,15 @@ public struct Membership: Sendable {
         if let existing = self.tombstones[uid], existing.status >= status { return }
         self.recordTombstone(uid, status: status, incarnation: incarnation, address: member?.info.gossipAddress, name: member?.info.name, now: now)
         self.suspicions[uid] = nil
+        if member?.isLive ?? false { self.liveSetChanges.bump() }
         if let member {
             if self.addressIndex[member.info.gossipAddress] == uid { self.addressIndex[member.info.gossipAddress] = nil }
             self.transition(uid, to: MemberState(status, incarnation), now: now, into: &directives)
-            if member.isLive, let departed = self.members[uid] {
+            // Every departure (dead, or dead then left) is queued at its `since`: `reap` takes
+            // the expired ones from the front.
+            if let departed = self.members[uid], departed.since == now, departed.state.status == status {
                 self.departedQueue.append(uid, at: departed.since)
-                self.evictDepartedBeyondBound(into: &directives)
+                if member.isLive { self.evictDepartedBeyondBound(into: &directives) }
             }
         }
         if self.probe?.target == uid { self.probe = nil }

@@ -12,11 +12,17 @@ public struct MembershipSettings: Hashable, Sendable {
     public var indirectProbeTimeout: Duration = .milliseconds(400)
     /// Helpers asked to probe a member that missed its direct ack (SWIM's k). memberlist: 3.
     public var indirectChecks: Int = 3
-    /// Lifeguard suspicion multiplier: the minimum suspicion timeout is
-    /// `suspicionMultiplier × max(1, log10 N) × probeInterval`. memberlist LAN: 4.
-    public var suspicionMultiplier: Int = 4
+    /// Lifeguard suspicion multiplier: the minimum suspicion timeout (once
+    /// `suspicionConfirmations` other members confirmed) is `suspicionMultiplier × probeInterval`.
+    /// memberlist LAN: 4, times `max(1, log10 N)`; ours has no size factor (see
+    /// `Membership.makeSuspicion`) and is 2, which `bench/membership` justifies (docs/membership.md).
+    public var suspicionMultiplier: Int = 2
     /// The maximum suspicion timeout, as a multiple of the minimum. memberlist: 6.
     public var suspicionMaxTimeoutMultiplier: Int = 6
+    /// Independent confirmations (other members' failed probes) that bring a suspicion's timeout
+    /// down to the minimum (Lifeguard's K; capped at N - 2 and at the confirmations still
+    /// possible). memberlist derives it as `suspicionMultiplier - 2` = 2.
+    public var suspicionConfirmations: Int = 3
     /// Upper bound (exclusive) of Lifeguard's local health multiplier; timeouts scale by
     /// `score + 1`. memberlist: 8.
     public var awarenessMaxMultiplier: Int = 8
@@ -123,6 +129,7 @@ public struct MembershipSettings: Hashable, Sendable {
         }
         if !(0...16).contains(self.indirectChecks) { errors.append("indirectChecks must be in 0...16") }
         if self.suspicionMultiplier < 1 { errors.append("suspicionMultiplier must be at least 1") }
+        if !(0...16).contains(self.suspicionConfirmations) { errors.append("suspicionConfirmations must be in 0...16") }
         if self.suspicionMaxTimeoutMultiplier < 1 { errors.append("suspicionMaxTimeoutMultiplier must be at least 1") }
         if !(1...64).contains(self.awarenessMaxMultiplier) { errors.append("awarenessMaxMultiplier must be in 1...64") }
         if !(1...64).contains(self.gossipNodes) { errors.append("gossipNodes must be in 1...64") }

@@ -301,6 +301,7 @@ public enum ServerOptions {
         membershipDuration("cluster.gossip.indirect_probe_timeout", "How long a helper waits for the target's ack (below probe_interval - probe_timeout).", \.indirectProbeTimeout),
         membershipCount("cluster.gossip.indirect_checks", "Helpers asked when a direct probe fails.", 0...16, \.indirectChecks),
         membershipCount("cluster.gossip.suspicion_multiplier", "Lifeguard suspicion multiplier.", 1...64, \.suspicionMultiplier),
+        membershipCount("cluster.gossip.suspicion_confirmations", "Other members' failed probes that bring a suspicion's timeout down to its smallest (Lifeguard's K).", 0...16, \.suspicionConfirmations),
         membershipCount("cluster.gossip.suspicion_max_timeout_multiplier", "Largest suspicion timeout, as a multiple of the smallest.", 1...64, \.suspicionMaxTimeoutMultiplier),
         membershipCount("cluster.gossip.awareness_max_multiplier", "Upper bound of Lifeguard's local health multiplier.", 1...64, \.awarenessMaxMultiplier),
         membershipCount("cluster.gossip.retransmit_multiplier", "Broadcast retransmits are this times log10(members + 1).", 1...64, \.retransmitMultiplier),

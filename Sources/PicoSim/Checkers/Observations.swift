@@ -71,6 +71,10 @@ extension SimWorld {
         }
         self.observeAgents(&seen)
         self.observations = seen
+        if self.byteSamples.last.map({ self.now - $0.time >= .seconds(10) }) ?? true {
+            let running = self.pods.reduce(0) { $0 + ($1.state == .running ? 1 : 0) }
+            self.byteSamples.append((self.now, self.bytesSent.reduce(0, +), running))
+        }
     }
 
     func observeAgents(_ seen: inout Observations) {

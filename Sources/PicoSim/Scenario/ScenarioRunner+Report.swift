@@ -23,7 +23,7 @@ extension ScenarioRunner {
         return notes
     }
 
-    static func figures(_ world: SimWorld, scenario: Scenario, trafficStart: Instant?) -> [(String, String)] {
+    static func figures(_ world: SimWorld, scenario: Scenario, trafficStart: Instant?, membership: MembershipFigures) -> [(String, String)] {
         let tally = world.traffic.tally
         let seconds = max(scenario.duration.secondsDouble, 0.001)
         let bytes = world.bytesSent.reduce(0, +)
@@ -37,58 +37,35 @@ extension ScenarioRunner {
             ("gossip", "\(datagrams) datagrams, \(Self.format(Double(bytes) / Double(max(1, world.pods.count)) / seconds)) bytes per pod per second"),
         ]
         if let trafficStart { figures.append(("traffic started", "at \(ReportTime.text(trafficStart))")) }
-        if let detection = self.crashDetection(world) {
-            figures.append(("crash detection", "first node \(ReportTime.text(seconds: detection.first)), every node \(ReportTime.text(seconds: detection.all)) (mean of \(detection.count))"))
+        let detected = membership.crashes.filter { $0.firstSuspicion != nil && !$0.known.isEmpty }
+        if !detected.isEmpty {
+            let first = detected.map { $0.known.min() ?? 0 }
+            let every = detected.map { $0.known.max() ?? 0 }
+            let known = detected.flatMap(\.known)
+            figures.append((
+                "crash detection",
+                "first node \(ReportTime.text(seconds: Self.mean(first))), every node \(ReportTime.text(seconds: Self.mean(every))) "
+                    + "(mean of \(detected.count)); known dead at each pod after \(ReportTime.text(seconds: Self.mean(known))) on average"))
         }
-        if let join = self.joinConvergence(world, after: trafficStart ?? Instant.zero + scenario.duration) {
-            figures.append(("join convergence", "known by every running pod \(ReportTime.text(seconds: join.mean)) after start (mean of \(join.count), worst \(ReportTime.text(seconds: join.worst)))"))
+        if !membership.joins.isEmpty {
+            figures.append((
+                "join convergence",
+                "known by every running pod \(ReportTime.text(seconds: Self.mean(membership.joins))) after start "
+                    + "(mean of \(membership.joins.count), worst \(ReportTime.text(seconds: membership.joins.max() ?? 0)))"))
+        }
+        if membership.falseSuspicions > 0 || membership.falseDeathDeclarations > 0 {
+            figures.append((
+                "false suspicions",
+                "\(membership.falseSuspicions) of running members, \(membership.refutations) refutations, "
+                    + "\(membership.falselyDeclaredUIDs) running members declared dead"))
         }
         let forwarded = world.traffic.history.filter { $0.path.count == 2 }.count
         figures.append(("forwarded once", "\(forwarded) requests"))
         return figures + self.nemesisFigures(world)
     }
 
-    /// Mean time from each crash to the first and to the last `dead` among the other pods.
-    static func crashDetection(_ world: SimWorld) -> (first: Double, all: Double, count: Int)? {
-        var firsts: [Double] = []
-        var alls: [Double] = []
-        for stop in world.stops {
-            guard stop.crashed, let uid = stop.uid else { continue }
-            let deaths = world.events.compactMap { time, _, event -> Instant? in
-                guard time >= stop.time, case .membership(.memberStatusChanged(let subject, _, _, let to)) = event, subject == uid, to.status == .dead else { return nil }
-                return time
-            }
-            guard let first = deaths.min(), let last = deaths.max() else { continue }
-            firsts.append((first - stop.time).secondsDouble)
-            alls.append((last - stop.time).secondsDouble)
-        }
-        guard !firsts.isEmpty else { return nil }
-        return (firsts.reduce(0, +) / Double(firsts.count), alls.reduce(0, +) / Double(alls.count), firsts.count)
-    }
-
-    /// For processes started after `after` (a running cluster): how long until every other pod
-    /// running at the end had learned their UID.
-    static func joinConvergence(_ world: SimWorld, after: Instant) -> (mean: Double, worst: Double, count: Int)? {
-        var times: [Double] = []
-        for start in world.starts where start.time > after {
-            let observers = world.pods.indices.filter { $0 != start.pod && world.pods[$0].state == .running }
-            var last: Instant?
-            var everyone = true
-            for observer in observers {
-                let learned = world.events.first { time, pod, event in
-                    guard pod == observer, time >= start.time, case .membership(.memberJoined(let info)) = event else { return false }
-                    return info.uid == start.uid
-                }?.0
-                guard let learned else {
-                    everyone = false
-                    break
-                }
-                last = max(last ?? learned, learned)
-            }
-            if everyone, let last { times.append((last - start.time).secondsDouble) }
-        }
-        guard !times.isEmpty else { return nil }
-        return (times.reduce(0, +) / Double(times.count), times.max() ?? 0, times.count)
+    static func mean(_ values: [Double]) -> Double {
+        values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count)
     }
 
     static func traceHash(_ world: SimWorld) -> String {

@@ -14,6 +14,8 @@ public struct ScenarioReport: Sendable {
     public var traceHash: String
     /// Every node event as `(time, pod name, canonical record)`, when the run was asked to keep them.
     public var trace: [(Instant, String, TraceRecord)] = []
+    /// The run's membership figures (detection, joins, false suspicions and deaths, gossip bytes).
+    public var membership: MembershipFigures?
 
     /// What the scenario expected.
     public var expect: Scenario.Expectation = .pass
@@ -44,9 +46,11 @@ public enum ScenarioRunner {
         let (world, run) = self.runWorld(scenario)
         let end = Instant.zero + scenario.duration
         let results = scenario.checks.map { self.checker(for: $0, trafficStart: run.trafficStart ?? end, end: end).check(world) }
+        let membership = MembershipFigures(world, joinsAfter: run.trafficStart ?? end)
         var report = ScenarioReport(
-            timeline: run.notes, figures: self.figures(world, scenario: scenario, trafficStart: run.trafficStart), results: results,
-            seed: scenario.seed, traceHash: self.traceHash(world), expect: scenario.expect)
+            timeline: run.notes, figures: self.figures(world, scenario: scenario, trafficStart: run.trafficStart, membership: membership),
+            results: results, seed: scenario.seed, traceHash: self.traceHash(world), expect: scenario.expect)
+        report.membership = membership
         if keepTrace {
             report.trace = world.events.map { time, pod, event in (time, world.pods[pod].name, TraceRecord(event)) }
         }

@@ -87,6 +87,15 @@ public struct SimPod: Sendable {
         self.index = index
     }
 
+    /// True when the pod holds a node, read without copying it (`node != nil` through the pods
+    /// array copied the whole node, every table retained and released, on every input).
+    var hasNode: Bool {
+        switch self.node {
+        case .none: false
+        case .some: true
+        }
+    }
+
     /// True when a process exists and can receive input (running or paused).
     public var hasProcess: Bool {
         self.state == .running || self.state == .paused

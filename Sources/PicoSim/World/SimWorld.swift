@@ -52,6 +52,9 @@ public struct SimWorld: Sendable {
     public internal(set) var datagramsSent: [Int] = []
     /// Datagram bytes sent per pod.
     public internal(set) var bytesSent: [Int] = []
+    /// `(time, datagram bytes sent by all pods so far, running pods)` every 10 simulated seconds,
+    /// taken by `observe()` (steady-state gossip load is the difference between two samples).
+    public internal(set) var byteSamples: [(time: Instant, bytes: Int, running: Int)] = []
     /// Invariant violations seen after any step: `(time, pod name, problem)`.
     public internal(set) var violations: [(Instant, String, String)] = []
     /// The rolling update in progress (or finished), if one was started.
@@ -267,7 +270,7 @@ public struct SimWorld: Sendable {
 
     /// Feeds an input to pod `index` now (as its shell would) and carries out the directives.
     public mutating func deliver(_ input: ClusterInput, to index: Int) {
-        guard self.pods[index].state == .running, self.pods[index].node != nil else { return }
+        guard self.pods[index].state == .running, self.pods[index].hasNode else { return }
         // Mutated in place: a copy of the node would retain and release every table per input.
         let now = self.now
         let directives = self.pods[index].node!.handle(input, now: now)

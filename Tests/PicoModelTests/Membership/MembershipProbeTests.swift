@@ -3,6 +3,26 @@ import Testing
 
 @Suite("Membership: probing and failure detection")
 struct MembershipProbeTests {
+    /// memberlist's LAN suspicion settings (minimum 4 s up to 10 members, maximum 24 s, K = 2),
+    /// which the timing figures below were worked out with; the defaults are tested on their own.
+    static let timing: MembershipSettings = {
+        var settings = MembershipSettings()
+        settings.suspicionMultiplier = 4
+        settings.suspicionConfirmations = 2
+        return settings
+    }()
+
+    @Test func test_defaultMinimum_isTwoProbeIntervals_atAnySize_afterThreeConfirmations() {
+        var membership = Fixture.running(peers: 150)
+        let subject = Fixture.info(2).uid
+        let first = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(10))
+        #expect(first.scheduled(.suspicion(subject)) == .seconds(22), "maximum: 6 x 2 s, no log10 N factor")
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(4).uid)], from: 4, now: .milliseconds(10_200))
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(5).uid)], from: 5, now: .milliseconds(10_400))
+        let third = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(6).uid)], from: 6, now: .milliseconds(10_600))
+        #expect(third.scheduled(.suspicion(subject)) == .seconds(12), "three confirmations: the 2 s minimum from the start")
+    }
+
     @Test func test_start_withoutSeeds_shouldJoinAloneAndArmEveryTimer() {
         var membership = Fixture.membership()
         let directives = membership.start(now: .zero)
@@ -15,7 +35,7 @@ struct MembershipProbeTests {
     }
 
     @Test func test_onProbeTick_shouldProbeEveryMemberOnceBeforeRepeating() {
-        var membership = Fixture.running(peers: 4)
+        var membership = Fixture.running(peers: 4, settings: Self.timing)
         var now = Instant.seconds(1)
         var rounds: [[NodeUID]] = [[], []]
         for round in 0..<2 {
@@ -38,7 +58,7 @@ struct MembershipProbeTests {
     }
 
     @Test func test_onPing_forMe_shouldAck_andForAnEarlierUIDAtMyAddress_shouldIntroduceMyself() {
-        var membership = Fixture.running(peers: 1)
+        var membership = Fixture.running(peers: 1, settings: Self.timing)
         let acked = membership.receive([.ping(sequence: 9, target: Fixture.me.uid)], from: 2, now: .seconds(1))
         #expect(acked.sends.first?.messages == [.ack(sequence: 9, target: Fixture.me.uid, incarnation: 0)])
         #expect(acked.sends.first?.to == Fixture.info(2).gossipAddress)
@@ -47,7 +67,7 @@ struct MembershipProbeTests {
     }
 
     @Test func test_onProbeTimeout_shouldAskUpToThreeHelpers_excludingTheTarget() {
-        var membership = Fixture.running(peers: 5)
+        var membership = Fixture.running(peers: 5, settings: Self.timing)
         let tick = membership.onProbeTick(now: .seconds(1))
         let sequence = tick.probeSequence!
         let target = tick.sends[0].to
@@ -69,7 +89,7 @@ struct MembershipProbeTests {
     }
 
     @Test func test_probeDeadline_withoutAck_shouldSuspectAndRaiseLocalHealthByMissedNacks() {
-        var membership = Fixture.running(peers: 5)
+        var membership = Fixture.running(peers: 5, settings: Self.timing)
         let tick = membership.onProbeTick(now: .seconds(1))
         let sequence = tick.probeSequence!
         guard case .ping(_, let target) = tick.sends[0].messages[0] else { return }
@@ -87,7 +107,7 @@ struct MembershipProbeTests {
     }
 
     @Test func test_ack_shouldCompleteTheProbe_andLowerLocalHealth() {
-        var membership = Fixture.running(peers: 2)
+        var membership = Fixture.running(peers: 2, settings: Self.timing)
         membership.localHealth = 3
         let tick = membership.onProbeTick(now: .seconds(1))
         guard case .ping(let sequence, let target) = tick.sends[0].messages[0] else { return }
@@ -99,7 +119,7 @@ struct MembershipProbeTests {
     }
 
     @Test func test_pingRequest_shouldRelayAndForwardTheAck_orNackOnTimeout() {
-        var membership = Fixture.running(peers: 3)
+        var membership = Fixture.running(peers: 3, settings: Self.timing)
         let target = Fixture.info(3)
         let relayed = membership.receive([.pingRequest(sequence: 42, target: target.uid, targetAddress: target.gossipAddress)], from: 2, now: .seconds(1))
         guard let ping = relayed.sends.first, case .ping(let relaySequence, let pinged) = ping.messages[0] else {
@@ -121,7 +141,7 @@ struct MembershipProbeTests {
     }
 
     @Test func test_suspicion_timeoutShrinksWithIndependentConfirmations() {
-        var membership = Fixture.running(peers: 5)
+        var membership = Fixture.running(peers: 5, settings: Self.timing)
         let subject = Fixture.info(2).uid
         let first = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(10))
         // N = 6: minimum 4 s, maximum 24 s, two confirmations expected.
@@ -134,14 +154,77 @@ struct MembershipProbeTests {
         let twice = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(5).uid)], from: 5, now: .seconds(12))
         #expect(twice.scheduled(.suspicion(subject)) == .seconds(14))
         #expect(membership.onSuspicionTimer(subject, now: .seconds(13)).scheduled(.suspicion(subject)) == .seconds(14))
-        let dead = membership.onSuspicionTimer(subject, now: .seconds(14))
-        #expect(dead.broadcasts == [.dead(subject: subject, incarnation: 0, accuser: Fixture.me.uid)])
+        // We only heard of it: at the deadline we probe it ourselves, and its silence declares it.
+        let check = membership.onSuspicionTimer(subject, now: .seconds(14))
+        #expect(check.broadcasts == [], "no death on hearsay alone")
+        #expect(check.sends.first?.to == Fixture.info(2).gossipAddress)
+        #expect(check.sends.first?.messages.first == .suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid), "buddy system")
+        let sequence = check.probeSequence!
+        _ = membership.onProbeTimeout(sequence: sequence, now: .milliseconds(14_500))
+        let dead = membership.onProbeDeadline(sequence: sequence, now: .seconds(15))
+        #expect(dead.broadcasts.contains(.dead(subject: subject, incarnation: 0, accuser: Fixture.me.uid)))
         #expect(membership.tombstone(subject)?.status == .dead)
         #expect(membership.checkInvariants() == [])
     }
 
+    @Test func test_heardOfSuspect_atItsDeadline_isProbed_andItsRefutingAckClearsIt() {
+        var membership = Fixture.running(peers: 5, settings: Self.timing)
+        let subject = Fixture.info(2).uid
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(10))
+        // The refutation broadcast never reached us (gossip reaches each member with high, not
+        // certain, probability); without our own probe we would declare a running member dead.
+        membership.idle(from: .seconds(10), to: .seconds(34))
+        let check = membership.onSuspicionTimer(subject, now: .seconds(34))
+        #expect(check.broadcasts == [])
+        let sequence = check.probeSequence!
+        let ack = membership.receive([.ack(sequence: sequence, target: subject, incarnation: 1)], from: 2, now: .milliseconds(34_010))
+        #expect(ack.events.contains(.memberStatusChanged(uid: subject, name: "node-2", from: MemberState(.suspect, 0), to: MemberState(.alive, 1))))
+        #expect(membership.member(subject)?.state == MemberState(.alive, 1))
+        #expect(membership.onSuspicionTimer(subject, now: .seconds(40)).broadcasts == [])
+        #expect(membership.tombstone(subject) == nil)
+    }
+
+    @Test func test_heardOfSuspect_isProbedBeforeTheRoundRobin() {
+        var membership = Fixture.running(peers: 8, settings: Self.timing)
+        let subject = Fixture.info(6).uid
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .milliseconds(500))
+        let tick = membership.onProbeTick(now: .seconds(1))
+        #expect(tick.sends.first?.to == Fixture.info(6).gossipAddress, "the accused first, whatever the round-robin order")
+        let sequence = tick.probeSequence!
+        _ = membership.onProbeTimeout(sequence: sequence, now: .milliseconds(1_500))
+        let failed = membership.onProbeDeadline(sequence: sequence, now: .seconds(2))
+        #expect(failed.broadcasts.contains(.suspect(subject: subject, incarnation: 0, accuser: Fixture.me.uid)), "our own failed probe confirms")
+        #expect(failed.broadcasts.allSatisfy { if case .dead = $0 { false } else { true } }, "not before the deadline")
+        // Checked once: the next rounds go back to the round-robin order.
+        let next = membership.onProbeTick(now: .seconds(3))
+        #expect(next.sends.first?.to != Fixture.info(6).gossipAddress)
+    }
+
+    @Test func test_ownFailedProbe_afterTheDeadline_declaresAtOnce() {
+        var membership = Fixture.running(peers: 5, settings: Self.timing)
+        let subject = Fixture.info(2).uid
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(10))
+        membership.idle(from: .seconds(10), to: .milliseconds(33_900))
+        let probing = membership.onProbeTick(now: .milliseconds(33_900))
+        #expect(probing.sends.first?.to == Fixture.info(2).gossipAddress, "heard-of suspects go first")
+        let sequence = probing.probeSequence!
+        #expect(membership.onSuspicionTimer(subject, now: .seconds(34)).sends.isEmpty, "a probe of it is already running")
+        _ = membership.onProbeTimeout(sequence: sequence, now: .milliseconds(34_400))
+        let dead = membership.onProbeDeadline(sequence: sequence, now: .milliseconds(34_900))
+        #expect(dead.broadcasts.contains(.dead(subject: subject, incarnation: 0, accuser: Fixture.me.uid)))
+    }
+
+    @Test func test_lateAck_withHigherIncarnation_clearsTheSuspicion() {
+        var membership = Fixture.running(peers: 5, settings: Self.timing)
+        let subject = Fixture.info(2).uid
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(10))
+        // An ack for a probe that already ended (or one we relay for a helper's origin).
+        _ = membership.receive([.ack(sequence: 999, target: subject, incarnation: 1)], from: 2, now: .seconds(11))
+        #expect(membership.member(subject)?.state == MemberState(.alive, 1))
+    }
+
     @Test func test_suspicion_inThreeNodeCluster_needsOneConfirmation_beforeTheMinimum() {
-        var membership = Fixture.running(peers: 2)
+        var membership = Fixture.running(peers: 2, settings: Self.timing)
         let subject = Fixture.info(2).uid
         let suspected = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .zero)
         #expect(suspected.scheduled(.suspicion(subject)) == .seconds(24), "a lone accuser waits for the maximum")
@@ -150,7 +233,7 @@ struct MembershipProbeTests {
     }
 
     @Test func test_suspicion_ofALoneSurvivor_doesNotWaitForConfirmationsNobodyCanSend() {
-        var membership = Fixture.running(peers: 2)
+        var membership = Fixture.running(peers: 2, settings: Self.timing)
         let first = Fixture.info(2).uid
         let second = Fixture.info(3).uid
         let suspected = membership.receive([.suspect(subject: first, incarnation: 0, accuser: Fixture.me.uid)], from: 3, now: .zero)
@@ -164,7 +247,7 @@ struct MembershipProbeTests {
     }
 
     @Test func test_suspicion_withAnotherPossibleConfirmer_stillWaitsTheMaximum() {
-        var membership = Fixture.running(peers: 3)
+        var membership = Fixture.running(peers: 3, settings: Self.timing)
         let subject = Fixture.info(2).uid
         _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.me.uid)], from: 3, now: .zero)
         let other = membership.receive([.suspect(subject: Fixture.info(3).uid, incarnation: 0, accuser: Fixture.me.uid)], from: 4, now: .seconds(1))
@@ -174,7 +257,7 @@ struct MembershipProbeTests {
     }
 
     @Test func test_localPause_shouldPushSuspicionDeadlinesBackByTheGap() {
-        var membership = Fixture.running(peers: 5)
+        var membership = Fixture.running(peers: 5, settings: Self.timing)
         let subject = Fixture.info(2).uid
         _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(1))
         _ = membership.onGossipTick(hasBroadcasts: false, now: .milliseconds(1_200))
@@ -186,11 +269,22 @@ struct MembershipProbeTests {
     }
 
     @Test func test_buddySystem_pingToASuspect_carriesItsSuspicion() {
-        var membership = Fixture.running(peers: 1)
+        var membership = Fixture.running(peers: 1, settings: Self.timing)
         let subject = Fixture.info(2).uid
         _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .zero)
         let tick = membership.onProbeTick(now: .seconds(1))
         #expect(tick.sends[0].messages.contains(.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)))
+    }
+}
+
+extension Membership {
+    /// Feeds a gossip tick every second (no broadcasts), so a long wait is not a local pause.
+    mutating func idle(from start: Instant, to end: Instant) {
+        var now = start
+        while now < end {
+            _ = self.onGossipTick(hasBroadcasts: false, now: now)
+            now = now + .seconds(1)
+        }
     }
 }
 

@@ -67,6 +67,10 @@ struct MembershipUpdateTests {
         #expect(first.broadcasts == [.alive(info: Fixture.me, incarnation: 1, draining: false)])
         #expect(first.events == [.refuted(incarnation: 1)])
         #expect(membership.localHealth == 1)
+        // Told to every member directly too: each heard the accusation and runs its own timer.
+        let told = first.sends.filter { $0.messages == [.alive(info: Fixture.me, incarnation: 1, draining: false)] }.map(\.to)
+        #expect(Set(told) == [Fixture.info(2).gossipAddress, Fixture.info(3).gossipAddress])
+        #expect(told.count == 2)
         _ = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 1, accuser: self.peer.uid)], from: 2, now: .seconds(2))
         #expect(membership.incarnation == 2)
         let stale = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 0, accuser: self.peer.uid)], from: 2, now: .seconds(3))
