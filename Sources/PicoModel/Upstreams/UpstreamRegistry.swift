@@ -53,6 +53,11 @@ public struct UpstreamRegistry: Hashable, Sendable {
     private var byEndpoint: [String: [TunnelID]] = [:] { didSet { self.checkedState.bump() } }
     /// Writes to `tunnels` and `byEndpoint`, all that `checkInvariants` reads (see `invariantStamp`).
     private var checkedState = ChangeCount()
+    /// Requests in flight per tunnel (absent: none). Kept apart from `tunnels` so that a request
+    /// starting or finishing does not change `invariantStamp`: with it inside, every request made
+    /// the invariant check and the simulator's convergence sample read every tunnel again. Never
+    /// negative: a finish below zero stays at zero.
+    private var inFlightCounts: [TunnelID: Int] = [:]
     private var cursors: [String: Int] = [:]
 
     /// Creates an empty registry.
@@ -68,7 +73,9 @@ public struct UpstreamRegistry: Hashable, Sendable {
 
     /// Unregisters `id` (idempotent).
     public mutating func remove(_ id: TunnelID) -> RemoveResult {
-        guard let tunnel = self.tunnels.removeValue(forKey: id) else { return .notPresent }
+        guard let stored = self.tunnels.removeValue(forKey: id) else { return .notPresent }
+        let tunnel = self.withInFlight(stored)
+        self.inFlightCounts[id] = nil
         self.byEndpoint[tunnel.endpoint]?.removeAll { $0 == id }
         let count = self.byEndpoint[tunnel.endpoint]?.count ?? 0
         if count == 0 {
@@ -98,14 +105,14 @@ public struct UpstreamRegistry: Hashable, Sendable {
             guard let tunnel = self.tunnels[ids[position]] else { continue }
             if !tunnel.isDraining {
                 self.cursors[endpoint] = position + 1
-                self.tunnels[tunnel.id]?.inFlight += 1
+                self.inFlightCounts[tunnel.id, default: 0] += 1
                 return tunnel.id
             }
             if fallback == nil { fallback = tunnel.id }
         }
         guard allowDraining, let fallback else { return nil }
         self.cursors[endpoint] = start + 1
-        self.tunnels[fallback]?.inFlight += 1
+        self.inFlightCounts[fallback, default: 0] += 1
         return fallback
     }
 
@@ -114,27 +121,34 @@ public struct UpstreamRegistry: Hashable, Sendable {
     @discardableResult
     public mutating func startStream(on id: TunnelID) -> Bool {
         guard self.tunnels[id] != nil else { return false }
-        self.tunnels[id]?.inFlight += 1
+        self.inFlightCounts[id, default: 0] += 1
         return true
     }
 
     /// A request stream on `id` finished; returns the tunnel's remaining in-flight count, or nil
     /// when the tunnel is unknown.
     public mutating func finishStream(on id: TunnelID) -> Int? {
-        guard var tunnel = self.tunnels[id] else { return nil }
-        tunnel.inFlight = max(0, tunnel.inFlight - 1)
-        self.tunnels[id] = tunnel
-        return tunnel.inFlight
+        guard self.tunnels[id] != nil else { return nil }
+        let remaining = max(0, (self.inFlightCounts[id] ?? 0) - 1)
+        self.inFlightCounts[id] = remaining == 0 ? nil : remaining
+        return remaining
     }
 
     /// The tunnel `id`, if registered.
     public func tunnel(_ id: TunnelID) -> Tunnel? {
-        self.tunnels[id]
+        self.tunnels[id].map(self.withInFlight)
     }
 
     /// Every tunnel, sorted by ID.
     public var allTunnels: [Tunnel] {
-        self.tunnels.values.sorted { $0.id < $1.id }
+        self.tunnels.values.sorted { $0.id < $1.id }.map(self.withInFlight)
+    }
+
+    /// `tunnel` with its current in-flight count (the stored record's is always zero).
+    private func withInFlight(_ tunnel: Tunnel) -> Tunnel {
+        var counted = tunnel
+        counted.inFlight = self.inFlightCounts[tunnel.id] ?? 0
+        return counted
     }
 
     /// Number of tunnels registered for `endpoint`.
@@ -158,11 +172,10 @@ public struct UpstreamRegistry: Hashable, Sendable {
             indexed += ids.count
         }
         if indexed != self.tunnels.count { problems.append("\(self.tunnels.count) tunnels but \(indexed) indexed") }
-        for tunnel in self.allTunnels where tunnel.inFlight < 0 { problems.append("\(tunnel.id) has negative in-flight") }
         return problems
     }
 
-    /// Changes to everything `checkInvariants` reads (a stream starting or finishing is one):
+    /// Changes to everything `checkInvariants` reads (a stream starting or finishing is not one):
     /// while it reads the same, a check finds the same. Meaningful only compared with an earlier
     /// reading of this registry.
     public var invariantStamp: UInt64 { self.checkedState.value }
@@ -184,7 +197,7 @@ public struct UpstreamRegistry: Hashable, Sendable {
             for id in ids where self.tunnels[id]?.endpoint != endpoint { return false }
             indexed += ids.count
         }
-        return indexed == self.tunnels.count && !self.tunnels.values.contains { $0.inFlight < 0 }
+        return indexed == self.tunnels.count
     }
 
     /// Number of endpoints with a registered tunnel.

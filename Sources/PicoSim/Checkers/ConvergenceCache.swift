@@ -59,11 +59,11 @@ extension SimWorld {
             if let known = self.convergenceCache.tableAgrees[index], known.boot == boot, known.stamp == stamp {
                 if known.agrees { continue }
             } else {
-                let agrees = (self.pods[index].node?.endpoints.countsByEndpoint ?? [:]) == expected
+                let agrees = self.pods[index].endpointCounts() == expected
                 self.convergenceCache.tableAgrees[index] = (boot, stamp, agrees)
                 if agrees { continue }
             }
-            return self.endpointMismatch(at: index, seen: self.pods[index].node?.endpoints.countsByEndpoint ?? [:], expected: expected)
+            return self.endpointMismatch(at: index, seen: self.pods[index].endpointCounts(), expected: expected)
         }
         return nil
     }
@@ -74,21 +74,15 @@ extension SimPod {
     /// `upstreams`, its registry's. `mutating` only so a call on an array element reads the pod
     /// in place (a closure that read `pods[index]` copied whole pods, nodes included).
     mutating func convergenceReading(upstreams: Bool) -> ConvergenceCache.Reading {
-        switch self.node {
-        case .some(let node):
-            ConvergenceCache.Reading(running: self.state == .running, boot: self.boot, membership: node.membership.invariantStamp,
-                                     upstreams: upstreams ? node.upstreams.invariantStamp : nil)
-        case .none:
-            ConvergenceCache.Reading(running: self.state == .running, boot: self.boot, membership: nil, upstreams: nil)
-        }
+        // Optional chaining, not `case .some(let node)`: binding the node copied it whole.
+        ConvergenceCache.Reading(
+            running: self.state == .running, boot: self.boot, membership: self.node?.membership.invariantStamp,
+            upstreams: upstreams ? self.node?.upstreams.invariantStamp : nil)
     }
 
     /// The change count of this pod's endpoint table (nil without a process); `mutating` for the
     /// same reason as `convergenceReading`.
     mutating func endpointStamp() -> UInt64? {
-        switch self.node {
-        case .some(let node): node.endpoints.invariantStamp
-        case .none: nil
-        }
+        self.node?.endpoints.invariantStamp
     }
 }

@@ -116,7 +116,8 @@ extension SimWorld {
     /// every table, which cost a tenth of the fuzzer's time).
     mutating func membershipDifferenceInPlace() -> (pod: String, message: String)? {
         let running = self.pods.indices.filter { self.pods[$0].state == .running }
-        let expected = running.compactMap { self.pods[$0].node?.me.uid }
+        var expected: [NodeUID] = []
+        for index in running { if let uid = self.pods[index].nodeInfo()?.uid { expected.append(uid) } }
         for index in running {
             guard let view = self.pods[index].liveView(of: expected) else { continue }
             if view.others + 1 != expected.count {
@@ -131,22 +132,21 @@ extension SimWorld {
 
     /// The first running pod whose endpoint table differs from the tunnels that exist.
     func endpointDifference() -> (pod: String, message: String)? {
-        let expected = self.tunnelCounts()
-        for index in self.pods.indices where self.pods[index].state == .running {
+        var world = self
+        let expected = world.tunnelCounts()
+        for index in world.pods.indices where world.pods[index].state == .running {
             // The node's own table, compared whole (no sorted copies).
-            let seen = self.pods[index].node?.endpoints.countsByEndpoint ?? [:]
-            if seen != expected { return self.endpointMismatch(at: index, seen: seen, expected: expected) }
+            let seen = world.pods[index].endpointCounts()
+            if seen != expected { return world.endpointMismatch(at: index, seen: seen, expected: expected) }
         }
         return nil
     }
 
     /// The tunnels that exist: running pods' tunnels counted per endpoint and holder UID.
-    func tunnelCounts() -> [String: [NodeUID: UInt32]] {
+    /// `mutating` only so each pod is read in place.
+    mutating func tunnelCounts() -> [String: [NodeUID: UInt32]] {
         var expected: [String: [NodeUID: UInt32]] = [:]
-        for index in self.pods.indices where self.pods[index].state == .running {
-            guard let uid = self.pods[index].node?.me.uid else { continue }
-            for tunnel in self.pods[index].node?.upstreams.allTunnels ?? [] { expected[tunnel.endpoint, default: [:]][uid, default: 0] += 1 }
-        }
+        for index in self.pods.indices { self.pods[index].countTunnels(into: &expected) }
         return expected
     }
 

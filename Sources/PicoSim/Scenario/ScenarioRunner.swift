@@ -170,7 +170,7 @@ public enum ScenarioRunner {
             for pod in pods { world.stopByTimeline(pod, graceful: false) }
             return "crash \(self.names(pods, world))"
         case .restart(let pods):
-            for pod in pods where !world.pods[pod].hasProcess { world.start(pod) }
+            for pod in pods where !world.pods[pod].state.hasProcess { world.start(pod) }
             return "restart \(self.names(pods, world))"
         case .terminate(let pods):
             for pod in pods { world.stopByTimeline(pod, graceful: true) }
@@ -204,8 +204,8 @@ public enum ScenarioRunner {
             for pod in pods { world.network.impair(pod, with: nil) }
             return "netem cleared on \(self.names(pods, world))"
         case .scale(let replicas):
-            let running = world.pods.indices.filter { world.pods[$0].hasProcess }
-            for pod in 0..<replicas where !world.pods[pod].hasProcess { world.start(pod) }
+            let running = world.pods.indices.filter { world.pods[$0].state.hasProcess }
+            for pod in 0..<replicas where !world.pods[pod].state.hasProcess { world.start(pod) }
             for pod in running.reversed() where pod >= replicas { world.terminate(pod) }
             world.stoppedByTimeline = world.stoppedByTimeline.filter { $0 < replicas }
             return "scale to \(replicas) replicas"

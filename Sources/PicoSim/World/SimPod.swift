@@ -13,6 +13,14 @@ public struct SimPod: Sendable {
         case paused
         /// The process asked to exit (graceful leave done, or join failed).
         case exited(Lifecycle.ExitReason)
+
+        /// True for a process that exists and can receive input (running or paused).
+        public var hasProcess: Bool {
+            switch self {
+            case .running, .paused: true
+            case .down, .exited: false
+            }
+        }
     }
 
     /// Stable name, `pico-<index>`.
@@ -43,12 +51,10 @@ public struct SimPod: Sendable {
     /// (other than itself) it does not see as live; nil without a node. `mutating` for the same
     /// reason as `nodeHealth`.
     mutating func liveView(of uids: [NodeUID]) -> (others: Int, missing: NodeUID?)? {
-        switch self.node {
-        case .some(let node):
-            let me = node.me.uid
-            return (node.membership.liveMemberCount, uids.first { $0 != me && !node.membership.isLive($0) })
-        case .none: return nil
-        }
+        // Optional chaining, not `case .some(let node)`: binding the node copied it whole.
+        guard let me = self.node?.me.uid, let others = self.node?.membership.liveMemberCount else { return nil }
+        for uid in uids where uid != me && !(self.node?.membership.isLive(uid) ?? false) { return (others, uid) }
+        return (others, nil)
     }
 
     /// True when a process (running or paused) has UID `uid`. `mutating` for the same reason as
@@ -56,6 +62,26 @@ public struct SimPod: Sendable {
     mutating func runs(_ uid: NodeUID) -> Bool {
         guard self.hasProcess else { return false }
         return self.node?.membership.me.uid == uid
+    }
+
+    /// The node's description (nil without a node). `ClusterNode.me` is computed, and a computed
+    /// property read through the pods array (`pods[i].node?.me`) copied the whole pod, nodes
+    /// included, per request; `mutating` so the read is in place.
+    mutating func nodeInfo() -> NodeInfo? {
+        self.node?.me
+    }
+
+    /// The node's endpoint table as endpoint → holder → listeners (empty without a node);
+    /// `mutating` for the same reason as `nodeInfo`.
+    mutating func endpointCounts() -> [String: [NodeUID: UInt32]] {
+        self.node?.endpoints.countsByEndpoint ?? [:]
+    }
+
+    /// Adds this pod's running node's tunnels to `counts` (endpoint → holder UID → tunnels);
+    /// `mutating` for the same reason as `nodeInfo`.
+    mutating func countTunnels(into counts: inout [String: [NodeUID: UInt32]]) {
+        guard self.state == .running, let uid = self.node?.me.uid else { return }
+        for tunnel in self.node?.upstreams.allTunnels ?? [] { counts[tunnel.endpoint, default: [:]][uid, default: 0] += 1 }
     }
 
     /// Runs `body` with this pod's router, read in place (passing `pods[index].router` as an
@@ -87,18 +113,11 @@ public struct SimPod: Sendable {
         self.index = index
     }
 
-    /// True when the pod holds a node, read without copying it (`node != nil` through the pods
-    /// array copied the whole node, every table retained and released, on every input).
-    var hasNode: Bool {
-        switch self.node {
-        case .none: false
-        case .some: true
-        }
-    }
-
-    /// True when a process exists and can receive input (running or paused).
+    /// True when a process exists and can receive input (running or paused). Through the pods
+    /// array, read `pods[i].state.hasProcess`: a computed property of the pod itself copies the
+    /// whole pod (2 KB, and every table of its node retained) to compute it.
     public var hasProcess: Bool {
-        self.state == .running || self.state == .paused
+        self.state.hasProcess
     }
 }
 

@@ -40,7 +40,7 @@ extension SimWorld {
     /// Starts a rolling update of every pod that has a process; the controller checks progress
     /// every 100 ms until it is complete.
     public mutating func startRollout(maxUnavailable: Int = 1, minReadySeconds: Duration = .zero, terminationGracePeriod: Duration = .seconds(30)) {
-        let pods = self.pods.indices.filter { self.pods[$0].hasProcess }
+        let pods = self.pods.indices.filter { self.pods[$0].state.hasProcess }
         self.rollout = SimRollout(pods: pods, maxUnavailable: maxUnavailable, minReadySeconds: minReadySeconds, terminationGracePeriod: terminationGracePeriod)
         self.record("rollout", "start", UInt64(pods.count))
         self.queue.schedule(.traffic(.rolloutTick), at: self.now)
@@ -51,7 +51,7 @@ extension SimWorld {
         for pod in rollout.steps.keys.sorted() {
             switch rollout.steps[pod] {
             case .terminating(let since, let boot):
-                if !self.pods[pod].hasProcess {
+                if !self.pods[pod].state.hasProcess {
                     self.start(pod)
                     rollout.steps[pod] = .starting
                 } else if self.pods[pod].boot != boot {
@@ -67,7 +67,7 @@ extension SimWorld {
                     rollout.steps[pod] = nil
                     rollout.replaced.append(pod)
                     self.record("rollout", "replaced", UInt64(pod))
-                } else if !self.pods[pod].hasProcess {
+                } else if !self.pods[pod].state.hasProcess {
                     self.start(pod)
                 }
             case nil:
@@ -76,7 +76,7 @@ extension SimWorld {
         }
         while rollout.steps.count < rollout.maxUnavailable, !rollout.waiting.isEmpty {
             let pod = rollout.waiting.removeFirst()
-            if self.pods[pod].hasProcess {
+            if self.pods[pod].state.hasProcess {
                 rollout.steps[pod] = .terminating(since: self.now, boot: self.pods[pod].boot)
                 self.terminate(pod)
             } else {

@@ -44,7 +44,7 @@ public struct SimSurgeRollout: Hashable, Sendable {
 extension SimWorld {
     /// Starts a surge rollout of every pod that has a process; new pods take spare ordinals.
     public mutating func startSurgeRollout(maxSurge: Int, maxUnavailable: Int, minReadySeconds: Duration, terminationGracePeriod: Duration) {
-        let pods = self.pods.indices.filter { self.pods[$0].hasProcess }
+        let pods = self.pods.indices.filter { self.pods[$0].state.hasProcess }
         self.surgeRollout = SimSurgeRollout(
             pods: pods, maxSurge: maxSurge, maxUnavailable: maxUnavailable, minReadySeconds: minReadySeconds,
             terminationGracePeriod: terminationGracePeriod)
@@ -62,18 +62,18 @@ extension SimWorld {
         // Terminating pods: done when the process is gone; SIGKILL after the grace period.
         // A process started on the ordinal since (a restart) is not the one being terminated.
         for (pod, signalled) in rollout.terminating.sorted(by: { $0.key < $1.key }) {
-            if !self.pods[pod].hasProcess || self.pods[pod].boot != signalled.boot {
+            if !self.pods[pod].state.hasProcess || self.pods[pod].boot != signalled.boot {
                 rollout.terminating[pod] = nil
             } else if self.now - signalled.since >= rollout.terminationGracePeriod {
                 self.crash(pod)
                 rollout.terminating[pod] = nil
             }
         }
-        let processes = self.pods.indices.filter { self.pods[$0].hasProcess }.count
+        let processes = self.pods.indices.filter { self.pods[$0].state.hasProcess }.count
         // Surge: start new pods on spare ordinals while within replicas + maxSurge.
         var running = processes
         while rollout.newPods.count < rollout.replicas, running < rollout.replicas + rollout.maxSurge,
-            let spare = self.pods.indices.first(where: { !self.pods[$0].hasProcess && !rollout.newPods.contains($0) && rollout.terminating[$0] == nil && !rollout.oldPods.contains($0) })
+            let spare = self.pods.indices.first(where: { !self.pods[$0].state.hasProcess && !rollout.newPods.contains($0) && rollout.terminating[$0] == nil && !rollout.oldPods.contains($0) })
         {
             self.start(spare)
             rollout.newPods.append(spare)
@@ -87,7 +87,7 @@ extension SimWorld {
         while let old = rollout.oldPods.first, available - 1 >= minimumAvailable || !self.isAvailable(old, minReady: .zero) {
             rollout.oldPods.removeFirst()
             if self.isAvailable(old, minReady: .zero) { available -= 1 }
-            if self.pods[old].hasProcess {
+            if self.pods[old].state.hasProcess {
                 rollout.terminating[old] = SimSurgeRollout.Signalled(since: self.now, boot: self.pods[old].boot)
                 self.terminate(old)
             }

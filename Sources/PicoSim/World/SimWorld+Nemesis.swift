@@ -43,7 +43,7 @@ extension SimWorld {
             self.queue.schedule(.nemesis(id: id), at: self.now + Self.nemesisInterval(running.attack))
         }
         let candidates = (running.attack.pods.isEmpty ? Array(self.pods.indices) : running.attack.pods)
-            .filter { $0 < self.pods.count && self.pods[$0].hasProcess && self.pods[$0].hasNode }
+            .filter { $0 < self.pods.count && self.pods[$0].state.hasProcess }
         guard !candidates.isEmpty else { return }
         let target = candidates[running.rng.index(below: candidates.count)]
         let kind = running.attack.kinds[running.rng.index(below: running.attack.kinds.count)]

@@ -54,8 +54,8 @@ extension SimWorld {
             if let interval = self.traffic.withMachine(previousKey, { $0.heartbeatRequest }) ?? nil {
                 fields.append(HTTPHeaders.Field(name: ForwardHeartbeat.header, value: self.traffic.heartbeatFieldValue(every: interval)))
             }
-            source = self.pods[previous.pod].node?.me.proxyAddress.host ?? clientHost
-            if let me = self.pods[pod].node?.me.uid {
+            source = self.pods[previous.pod].nodeInfo()?.proxyAddress.host ?? clientHost
+            if let me = self.pods[pod].nodeInfo()?.uid {
                 first = self.traffic.pooledConnections.insert(SimTraffic.PooledConnection(from: previous.pod, fromBoot: previous.boot, to: me)).inserted
             }
         }

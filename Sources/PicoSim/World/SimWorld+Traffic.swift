@@ -84,7 +84,7 @@ extension SimWorld {
 
     /// Dials through the load balancer: the connection reaches a pod it believes ready.
     mutating func dial(_ agent: Int) {
-        guard let pod = self.traffic.pickPod(), self.pods[pod].hasProcess else {
+        guard let pod = self.traffic.pickPod(), self.pods[pod].state.hasProcess else {
             self.drive(agent: agent, .dialFailed)
             return
         }

@@ -156,6 +156,26 @@ struct UpstreamRegistryTests {
         #expect(registry.finishStream(on: TunnelID(1)) == 0)
         #expect(registry.finishStream(on: TunnelID(9)) == nil)
     }
+
+    @Test func test_streams_doNotMoveTheInvariantStamp_butTunnelChangesDo() {
+        var registry = UpstreamRegistry()
+        _ = registry.add(TunnelID(1), endpoint: "svc")
+        let stamp = registry.invariantStamp
+        _ = registry.choose(for: "svc", allowDraining: false)
+        let started = registry.startStream(on: TunnelID(1))
+        #expect(started)
+        #expect(registry.finishStream(on: TunnelID(1)) == 1)
+        #expect(registry.invariantStamp == stamp, "a request is not a change the invariant check reads")
+        #expect(registry.isConsistent(cleanAt: stamp))
+        guard case .removed(let removed, count: 0) = registry.remove(TunnelID(1)) else {
+            Issue.record("expected the tunnel removed")
+            return
+        }
+        #expect(removed.inFlight == 1, "the removed tunnel reports what was still in flight")
+        #expect(registry.invariantStamp != stamp)
+        _ = registry.add(TunnelID(1), endpoint: "svc")
+        #expect(registry.tunnel(TunnelID(1))?.inFlight == 0, "a new registration starts from zero")
+    }
 }
 
 @Suite("Router")

@@ -24,7 +24,9 @@ struct ClusterFigureTests {
         #expect(falseDeaths == [])
     }
 
-    /// T6: a crash is DEAD at every node within about 6 s (N = 3) to 9.5 s (N = 10, p99).
+    /// T6: a crash is DEAD at every node within 6 s, worst of 8 seeds (memberlist's anchor: about
+    /// 6 s at N = 3, 9.5 s p99 at N = 10; the old defaults took up to 7.8 s here). Issue 24's goal
+    /// is 5 s on average, 8 s p99, up to 100 pods: `bench/membership` measures the larger sizes.
     @Test(arguments: [3, 10])
     func test_crash_isDeadEverywhere_withinTheAnchorBound(size: Int) throws {
         var worst: Duration = .zero
@@ -41,7 +43,7 @@ struct ClusterFigureTests {
             worst = max(worst, world.now - crashedAt)
             #expect(world.violations.isEmpty)
         }
-        #expect(worst <= .milliseconds(9_500), "worst crash-to-dead-everywhere was \(worst)")
+        #expect(worst <= .seconds(6), "worst crash-to-dead-everywhere was \(worst)")
     }
 
     /// T11: steady-state gossip traffic stays far below 0.5 KB per node per second.
