@@ -9,9 +9,15 @@ struct FuzzTests {
         #expect(ScenarioWriter.write(ScenarioGenerator.generate(seed: 7)) == ScenarioWriter.write(ScenarioGenerator.generate(seed: 7)))
         #expect(ScenarioWriter.write(ScenarioGenerator.generate(seed: 7)) != ScenarioWriter.write(ScenarioGenerator.generate(seed: 8)))
         var kinds: Set<String> = []
+        var losses: Set<Double> = []
         for seed in UInt64(1)...300 {
             let (scenario, _) = try Fuzzer.scenario(seed: seed, nodes: 3...9)
             #expect((3...9).contains(scenario.pods))
+            losses.insert(scenario.network.loss)
+            if scenario.network.loss <= 0.1, !scenario.timeline.contains(where: { if case .netem = $0.action { true } else { false } })
+                && !scenario.timeline.contains(where: { if case .pause = $0.action { true } else if case .partition = $0.action { true } else if case .hold = $0.action { true } else { false } }) {
+                #expect(scenario.checks.contains { $0.name == "no-false-deaths" }, "up to 10 % loss kills nobody: seed \(seed)")
+            }
             #expect(scenario.duration == ScenarioGenerator.duration)
             guard let last = scenario.timeline.last else { Issue.record("seed \(seed) has no timeline"); continue }
             #expect(last.action == .recover, "the liveness phase starts after every fault")
@@ -20,6 +26,7 @@ struct FuzzTests {
                 kinds.insert(key == "partition" ? ScenarioWriter.action(event.action) : String(key))
             }
         }
+        #expect(losses == [0, 0.01, 0.02, 0.05, 0.1], "lossy networks are drawn (generator version 2)")
         for kind in ["crash", "restart", "terminate", "pause", "hold", "netem", "rollout", "scale", "recover"] {
             #expect(kinds.contains(kind), "no generated \(kind)")
         }

@@ -62,7 +62,8 @@ struct Suspicion: Hashable, Sendable {
     /// suspect that refuted carries its new incarnation), so a refutation that gossip happened not
     /// to bring to this node cannot make it declare a running member dead.
     enum Evidence: Hashable, Sendable {
-        /// Only other members' accusations so far.
+        /// Only other members' accusations so far (or our own failed probe, grown stale while
+        /// nobody confirmed it: see `Membership.onSuspicionTimer`).
         case hearsay
         /// This node's own probe of the suspect failed at this instant (it accused, or confirmed).
         case probeFailed(at: Instant)

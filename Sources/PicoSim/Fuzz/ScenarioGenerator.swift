@@ -6,7 +6,8 @@ import PicoModel
 /// `version` always give the same scenario.
 public enum ScenarioGenerator {
     /// Bumped whenever the same seed would give a different scenario; regression files record it.
-    public static let version = 1
+    /// Version 2 added lossy networks (`network(seed:)`).
+    public static let version = 2
     /// How long every generated scenario runs.
     public static let duration: Duration = .seconds(60)
     /// Convergence and re-homing bound after the last disturbance.
@@ -64,12 +65,26 @@ public enum ScenarioGenerator {
         timeline = timeline.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
         for index in timeline.indices { timeline[index].id = index }
         let bound = nemesis ? self.nemesisBound : self.bound
+        let network = self.network(seed: seed)
         return Scenario(
             name: "fuzz-\(seed)", file: "fuzz-\(seed).yaml", seed: seed, duration: nemesis ? self.nemesisDuration : self.duration, pods: pods,
-            startup: rng.index(below: 2) == 0 ? .parallel : .ordered, agents: agents, clients: clients, network: .lan,
+            startup: rng.index(below: 2) == 0 ? .parallel : .ordered, agents: agents, clients: clients, network: network,
             dnsLag: .milliseconds(Int64(500 + rng.index(below: 1_501))), loadBalancerLag: .milliseconds(Int64(1_000 + rng.index(below: 2_001))),
             publishNotReadyAddresses: false, terminationGracePeriod: [.seconds(20), .seconds(30), .seconds(60)][rng.index(below: 3)],
-            timeline: timeline, checks: self.checks(for: timeline, faultEnd: faultEnd, bound: bound, duration: nemesis ? self.nemesisDuration : self.duration))
+            timeline: timeline,
+            checks: self.checks(for: timeline, network: network, faultEnd: faultEnd, bound: bound, duration: nemesis ? self.nemesisDuration : self.duration))
+    }
+
+    /// The network every link has for the whole run, from its own stream: a LAN in two runs of
+    /// five; otherwise 1, 2, 5 or 10 % uniform datagram loss, at 1 or 5 ms latency (jitter a fifth
+    /// of it). Membership must declare nobody dead at up to 10 % (issue 24), so `no-false-deaths`
+    /// stays unless faults add loss beyond that.
+    static func network(seed: UInt64) -> LinkProfile {
+        var rng = RandomStreams(master: seed).stream("generator/v\(self.version)/network")
+        guard rng.index(below: 5) >= 2 else { return .lan }
+        let loss = [0.01, 0.02, 0.05, 0.1][rng.index(below: 4)]
+        let latency = Duration.milliseconds([1, 5][rng.index(below: 2)])
+        return LinkProfile(latency: latency, jitter: latency / 5, loss: loss, duplicate: 0, reorder: 0)
     }
 
     /// One attack between 5 s and the fault end: 2 to 8 s long, 20 to 200 inputs per second, a
@@ -146,7 +161,9 @@ public enum ScenarioGenerator {
     /// very bad link (the others then rightly route around it). Requests must all
     /// succeed from `bound` after the recovery on; when every fault is a partition, over the whole
     /// run, except those whose entry pod could reach no holder of their endpoint.
-    static func checks(for timeline: [Scenario.Event], faultEnd: Duration, bound: Duration = Self.bound, duration: Duration = Self.duration) -> [Scenario.Check] {
+    static func checks(
+        for timeline: [Scenario.Event], network: LinkProfile = .lan, faultEnd: Duration, bound: Duration = Self.bound, duration: Duration = Self.duration
+    ) -> [Scenario.Check] {
         func check(_ name: String) -> Scenario.Check {
             Scenario.Check(name: name, from: nil, to: nil, detection: .seconds(15), within: bound)
         }
@@ -160,7 +177,9 @@ public enum ScenarioGenerator {
         let isolates = cuts || timeline.contains { event in
             switch event.action {
             case .pause, .nemesis: return true
-            case .netem(_, let profile): return profile.loss > 0.1 || profile.latency + profile.jitter > .milliseconds(100)
+            case .netem(_, let profile):
+                let path = profile.combined(with: profile).combined(with: network)
+                return path.loss > 0.1 || path.latency + path.jitter > .milliseconds(100)
             default: return false
             }
         }

@@ -35,6 +35,30 @@ struct ClusterNodeTests {
         #expect(dials(node.handle(.holderWanted, now: .seconds(4) + .milliseconds(500))) == [peer.gossipAddress])
     }
 
+    @Test func test_aRebornNode_tellsEveryAliveMemberItsNewIdentityAndEndpoints_directly() throws {
+        var node = Self.node()
+        let peers = [Fixture.info(2), Fixture.info(3)]
+        for peer in peers { _ = node.handle(Self.datagram(from: peer, [.alive(info: peer, incarnation: 0, draining: false)]), now: .seconds(1)) }
+        _ = node.handle(.tunnelOpened(TunnelID(1), endpoint: "svc"), now: .seconds(1))
+        let old = node.me.uid
+        // A peer tells us we were declared dead (a partition that outlasted detection healed).
+        let reborn = node.handle(Self.datagram(from: peers[0], [.dead(subject: old, incarnation: 0, accuser: peers[0].uid)]), now: .seconds(2))
+        let new = node.me.uid
+        #expect(new != old)
+        var told: [Address] = []
+        for case .sendDatagram(let bytes, let address) in reborn {
+            let datagram = try GossipCodec.decodeDatagram(bytes)
+            guard datagram.messages.contains(where: { if case .alive(let info, _, _) = $0 { info.uid == new } else { false } }) else { continue }
+            let entries = datagram.messages.flatMap { message -> [EndpointDelta.Entry] in
+                if case .endpointDelta(let delta) = message, delta.owner == new { return delta.entries }
+                return []
+            }
+            #expect(entries.map(\.endpoint) == ["svc"], "every peer dropped our entries with the old UID: they come along")
+            told.append(address)
+        }
+        #expect(Set(told) == Set(peers.map(\.gossipAddress)))
+    }
+
     @Test func test_invalidConfiguration_namesTheKey() {
         var configuration = Fixture.configuration(0, seed: 1, join: [])
         configuration.gracePeriod = .seconds(2)

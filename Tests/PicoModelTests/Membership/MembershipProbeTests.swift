@@ -214,6 +214,22 @@ struct MembershipProbeTests {
         #expect(dead.broadcasts.contains(.dead(subject: subject, incarnation: 0, accuser: Fixture.me.uid)))
     }
 
+    @Test func test_ownStaleEvidence_withoutConfirmations_isCheckedAgain_beforeDeclaring() {
+        // Three nodes at 10 % loss (fuzz seed 172): our probe of peer 2 fails; peer 3, the only
+        // one who could confirm, then turns suspect too, so the timeout falls to the minimum.
+        var membership = Fixture.running(peers: 2)
+        let subject = Fixture.info(2).uid
+        membership.idle(from: .zero, to: .seconds(10))
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.me.uid)], from: 3, now: .seconds(10))
+        _ = membership.receive([.suspect(subject: Fixture.info(3).uid, incarnation: 0, accuser: Fixture.info(2).uid)], from: 3, now: .milliseconds(11_900))
+        membership.idle(from: .seconds(11), to: .seconds(12))
+        let check = membership.onSuspicionTimer(subject, now: .seconds(12))
+        #expect(check.broadcasts.allSatisfy { if case .dead = $0 { false } else { true } }, "2 s old, unconfirmed: probe again first")
+        let sequence = check.probeSequence!
+        _ = membership.receive([.ack(sequence: sequence, target: subject, incarnation: 1)], from: 2, now: .milliseconds(12_010))
+        #expect(membership.member(subject)?.state == MemberState(.alive, 1), "the ack carried its refutation")
+    }
+
     @Test func test_lateAck_withHigherIncarnation_clearsTheSuspicion() {
         var membership = Fixture.running(peers: 5, settings: Self.timing)
         let subject = Fixture.info(2).uid
@@ -241,7 +257,12 @@ struct MembershipProbeTests {
         let both = membership.receive([.suspect(subject: second, incarnation: 0, accuser: Fixture.me.uid)], from: 3, now: .seconds(2))
         #expect(both.scheduled(.suspicion(first)) == .seconds(4), "the only possible confirmer is suspect itself")
         #expect(both.scheduled(.suspicion(second)) == .seconds(6), "nobody else is left to confirm")
-        _ = membership.onSuspicionTimer(first, now: .seconds(4))
+        // Unconfirmed and 4 s old: checked once more, and its silence declares it.
+        let check = membership.onSuspicionTimer(first, now: .seconds(4))
+        #expect(membership.tombstone(first) == nil)
+        let sequence = check.probeSequence!
+        _ = membership.onProbeTimeout(sequence: sequence, now: .milliseconds(4_500))
+        _ = membership.onProbeDeadline(sequence: sequence, now: .seconds(5))
         #expect(membership.tombstone(first)?.status == .dead)
         #expect(membership.checkInvariants() == [])
     }
