@@ -41,7 +41,7 @@ extension ClusterNode {
             let (changes, deltas) = self.endpoints.changeLocalOwner(to: new)
             self.publish(changes, into: &directives)
             for delta in deltas { self.broadcasts.enqueueLocalDelta(delta) }
-            self.announceRebirth(deltas, into: &directives)
+            self.announceRebirth(deltas, now: now, into: &directives)
         case .joined:
             self.apply(lifecycle: .joined, now: now, into: &directives)
         case .joinFailed:
@@ -68,7 +68,11 @@ extension ClusterNode {
     /// declared dead in a 6 s partition were reborn just after it healed, and a request waited
     /// its whole second for a holder its node had not yet heard of). Entries that do not fit
     /// follow by gossip, or by the sync a receiver starts when a datagram shows it behind.
-    mutating func announceRebirth(_ deltas: [EndpointDelta], into directives: inout [ClusterDirective]) {
+    /// At most once per `forgeryRebirthInterval`: a `dead` about us is anyone's to send, and a
+    /// flood of them must not make us send a datagram to every member each time.
+    mutating func announceRebirth(_ deltas: [EndpointDelta], now: Instant, into directives: inout [ClusterDirective]) {
+        if let last = self.lastRebirthAnnouncementAt, now - last < self.configuration.membership.forgeryRebirthInterval { return }
+        self.lastRebirthAnnouncementAt = now
         let alive = self.membership.aliveMessage()
         var messages = [alive]
         var size = GossipCodec.maxDatagramHeaderSize + (self.security?.verifyOutgoing == true ? GossipSeal.overhead : 0)

@@ -53,6 +53,8 @@ public struct ClusterNode: Sendable {
     var tenancyChanged: Set<String> = []
     /// Local evidence of members this node cannot reach (read-only view).
     public internal(set) var reachability = Reachability()
+    /// When a rebirth was last announced to every member directly (`announceRebirth`).
+    var lastRebirthAnnouncementAt: Instant?
     /// When a waiting request last made the node try to reach the dead (`.holderWanted`).
     var lastHolderWantedAt: Instant?
     /// How often waiting requests may make the node try to reach a dead member: often enough that

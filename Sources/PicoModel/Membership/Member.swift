@@ -65,6 +65,9 @@ struct Suspicion: Hashable, Sendable {
         /// Only other members' accusations so far (or our own failed probe, grown stale while
         /// nobody confirmed it: see `Membership.onSuspicionTimer`).
         case hearsay
+        /// Our probe of it got an ack that did not refute the accusation (a node leaving acks
+        /// without refuting): not probed first again, only at the deadline.
+        case answered
         /// This node's own probe of the suspect failed at this instant (it accused, or confirmed).
         case probeFailed(at: Instant)
     }

@@ -4,7 +4,8 @@ extension Membership {
     /// Listed members' UIDs in UID order, by status, as of `checkedState` reading `stamp`
     /// (bookkeeping, not state). Probe, gossip and leave rounds sample from these lists instead of
     /// copying and sorting every member record each round (at 100 members that sort was a tenth
-    /// of the simulator's time); they are worked out again only after a write to `members`.
+    /// of the simulator's time); they are worked out again only after a write to the tables
+    /// `checkedState` counts (`members` among them).
     struct MemberOrder: Sendable {
         var stamp: UInt64
         /// Alive members (not suspect).

@@ -1,8 +1,9 @@
 // ==== ---- Failure detection: probe, indirect probe, suspicion -------------------------------------
 
 extension Membership {
-    /// The probe timer fired: finish an overdue probe, probe the next member in round-robin order,
-    /// and always schedule the next round (`probeInterval × (localHealth + 1)`).
+    /// The probe timer fired: finish an overdue probe, probe the next member (a suspect only heard
+    /// of first, else the next in round-robin order; `nextProbeTarget`), and always schedule the
+    /// next round (`probeInterval × (localHealth + 1)`).
     public mutating func onProbeTick(now: Instant) -> [MembershipDirective] {
         var directives: [MembershipDirective] = []
         guard self.phase == .running || self.phase == .leaving || self.phase == .joining else { return directives }
@@ -59,10 +60,13 @@ extension Membership {
         return directives
     }
 
-    /// The suspicion timer of `uid` fired: declare it dead if the (possibly shortened, possibly
-    /// pause-extended) deadline has passed, otherwise re-arm.
+    /// The suspicion timer of `uid` fired. Before the (possibly shortened, possibly
+    /// pause-extended) deadline: re-arm. After it: declare it dead on this node's own fresh
+    /// evidence; with only hearsay (or an unconfirmed accusation of ours grown stale), probe it
+    /// first, and let that probe decide.
     public mutating func onSuspicionTimer(_ uid: NodeUID, now: Instant) -> [MembershipDirective] {
         var directives: [MembershipDirective] = []
+        guard self.phase == .running || self.phase == .joining || self.phase == .leaving else { return directives }
         self.noteInput(now: now, into: &directives)
         guard var suspicion = self.suspicions[uid], let member = self.members[uid], member.state.status == .suspect else {
             return directives
@@ -81,8 +85,13 @@ extension Membership {
             self.suspicions[uid] = suspicion
         }
         guard case .probeFailed = suspicion.evidence else {
-            // Only heard of: probe it ourselves first (now, unless a probe is running; then it is
-            // the next one). Its failure declares it dead (`failProbe`); an ack clears it.
+            // Only heard of (or answered since): probe it ourselves first (now, unless a probe is
+            // running; then it is the next one). Its failure declares it dead (`failProbe`); an
+            // ack clears it, or leaves it suspect but answered.
+            if suspicion.evidence == .answered {
+                suspicion.evidence = .hearsay
+                self.suspicions[uid] = suspicion
+            }
             if self.probe == nil, self.phase != .leaving { self.startProbe(of: member, now: now, into: &directives) }
             return directives
         }
@@ -138,6 +147,12 @@ extension Membership {
         guard let probe = self.probe, probe.sequence == sequence, probe.target == target else { return }
         self.probe = nil
         if probe.phase == .direct { self.adjustHealth(by: -1) }
+        // A suspect that answered without refuting (a node leaving, or one that dropped the
+        // accusation as forged) is not probed first again: only at the suspicion's deadline.
+        if var suspicion = self.suspicions[target], suspicion.evidence == .hearsay {
+            suspicion.evidence = .answered
+            self.suspicions[target] = suspicion
+        }
         directives.append(.event(.probeAnswered(uid: target, directly: directly)))
     }
 
@@ -195,7 +210,10 @@ extension Membership {
     }
 
     /// Builds a new suspicion with Lifeguard's bounds for the current cluster size.
-    func makeSuspicion(of subject: NodeUID, accuser: NodeUID, now: Instant) -> Suspicion {
+    /// `ownProbe`: the accusation is this UID's own failed probe (not one of ours from before a
+    /// rebirth, echoed back by gossip: that counts as ours for confirmations, through `author`,
+    /// but says nothing about the suspect now).
+    func makeSuspicion(of subject: NodeUID, accuser: NodeUID, ownProbe: Bool, now: Instant) -> Suspicion {
         let size = self.clusterSize
         // memberlist scales the minimum by max(1, log10 N), the time a refutation takes to spread
         // by gossip. Ours does not spread only by gossip: the suspect sends it to every member
@@ -212,7 +230,7 @@ extension Membership {
         var suspicion = Suspicion(
             accuser: accuser, confirmers: [], startedAt: now, minimum: minimum, maximum: maximum,
             expectedConfirmations: expected, deadline: now,
-            evidence: self.author(accuser) == self.me.uid ? .probeFailed(at: now) : .hearsay)
+            evidence: ownProbe ? .probeFailed(at: now) : .hearsay)
         suspicion.deadline = now + suspicion.timeout(confirmations: 0)
         return suspicion
     }

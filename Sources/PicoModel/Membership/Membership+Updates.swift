@@ -154,6 +154,16 @@ extension Membership {
         }
         if var member = self.members[info.uid] {
             let next = MemberState(.alive, incarnation)
+            if member.state == next, draining, !member.draining {
+                // Draining only ever turns on within an incarnation: an `alive` at the same one
+                // that says so is news even though the state is not, or an earlier record of that
+                // incarnation without the flag (an ack carries no flag) would hide the drain.
+                member.draining = true
+                self.members[info.uid] = member
+                directives.append(.event(.memberDraining(uid: info.uid, name: info.name)))
+                directives.append(.broadcast(.alive(info: member.info, incarnation: incarnation, draining: true)))
+                return
+            }
             guard member.state < next else { return }
             self.suspicions[info.uid] = nil
             self.transition(info.uid, to: next, now: now, into: &directives)
@@ -222,7 +232,7 @@ extension Membership {
             return
         }
         self.transition(subject, to: MemberState(.suspect, incarnation), now: now, into: &directives)
-        let suspicion = self.makeSuspicion(of: subject, accuser: accuser, now: now)
+        let suspicion = self.makeSuspicion(of: subject, accuser: accuser, ownProbe: reported == self.me.uid, now: now)
         self.suspicions[subject] = suspicion
         directives.append(.schedule(.suspicion(subject), at: suspicion.deadline))
         directives.append(.broadcast(.suspect(subject: subject, incarnation: incarnation, accuser: accuser)))
@@ -294,11 +304,18 @@ extension Membership {
     /// `directAnnouncementLimit`), as a drain does: every member heard the accusation and starts
     /// its own suspicion timer, and one that the broadcast happens to miss would declare us dead
     /// at its deadline (at 50 pods and 10 % loss, a broadcast missed one member in about 30).
+    ///
+    /// The direct copies go out at most once per probe interval: one datagram of accusations
+    /// at successive incarnations (or a stream of them) must not make us send a copy to every
+    /// member per accusation. Within the interval the broadcast alone carries the newer ones.
     mutating func refute(now: Instant, into directives: inout [MembershipDirective]) {
         guard self.raiseIncarnation(now: now, into: &directives) else { return }
         self.adjustHealth(by: 1)
         directives.append(.broadcast(self.aliveMessage()))
-        self.announceDirectly(self.aliveMessage(), into: &directives)
+        if self.lastDirectRefutationAt.map({ now - $0 >= self.settings.probeInterval }) ?? true {
+            self.lastDirectRefutationAt = now
+            self.announceDirectly(self.aliveMessage(), into: &directives)
+        }
         directives.append(.event(.refuted(incarnation: self.incarnation)))
     }
 

@@ -72,6 +72,8 @@ public struct Membership: Sendable {
     var toldDeadAt: [NodeUID: Instant] = [:]
     /// When we last synced with a sender we had never heard of (at most one per probe interval).
     var lastStrangerSyncAt: Instant?
+    /// When a refutation was last sent to every member directly (at most one per probe interval).
+    var lastDirectRefutationAt: Instant?
     var earliestTombstoneExpiry: Instant?
     /// Where we stand with new identities taken because of forged claims about us.
     var forgeryRebirth: ForgeryRebirth = .none

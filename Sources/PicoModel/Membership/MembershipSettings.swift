@@ -19,7 +19,8 @@ public struct MembershipSettings: Hashable, Sendable {
     public var suspicionMultiplier: Int = 2
     /// The maximum suspicion timeout, as a multiple of the minimum. memberlist: 6.
     public var suspicionMaxTimeoutMultiplier: Int = 6
-    /// Independent confirmations (other members' failed probes) that bring a suspicion's timeout
+    /// Independent confirmations (failed probes by members other than the accuser, this node's
+    /// own included) that bring a suspicion's timeout
     /// down to the minimum (Lifeguard's K; capped at N - 2 and at the confirmations still
     /// possible). memberlist derives it as `suspicionMultiplier - 2` = 2.
     public var suspicionConfirmations: Int = 3

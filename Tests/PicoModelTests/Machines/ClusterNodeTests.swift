@@ -57,6 +57,11 @@ struct ClusterNodeTests {
             told.append(address)
         }
         #expect(Set(told) == Set(peers.map(\.gossipAddress)))
+        // A flood of `dead` about us (anyone may send one) makes us reborn each time, but tells
+        // every member directly at most once per forgeryRebirthInterval.
+        let again = node.handle(Self.datagram(from: peers[0], [.dead(subject: new, incarnation: 0, accuser: peers[0].uid)]), now: .seconds(3))
+        #expect(node.me.uid != new)
+        #expect(again.allSatisfy { if case .sendDatagram = $0 { false } else { true } })
     }
 
     @Test func test_invalidConfiguration_namesTheKey() {

@@ -230,6 +230,41 @@ struct MembershipProbeTests {
         #expect(membership.member(subject)?.state == MemberState(.alive, 1), "the ack carried its refutation")
     }
 
+    @Test func test_heardOfSuspect_thatAnswersWithoutRefuting_isNotProbedFirstAgain() {
+        var membership = Fixture.running(peers: 8, settings: Self.timing)
+        let subject = Fixture.info(6)
+        // Accused at an incarnation it does not refute (a node leaving acks without refuting).
+        _ = membership.receive([.suspect(subject: subject.uid, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .milliseconds(500))
+        let first = membership.onProbeTick(now: .seconds(1))
+        #expect(first.sends.first?.to == subject.gossipAddress)
+        _ = membership.receive([.ack(sequence: first.probeSequence!, target: subject.uid, incarnation: 0)], from: 6, now: .milliseconds(1_010))
+        #expect(membership.member(subject.uid)?.state == MemberState(.suspect, 0))
+        var probedAgain = 0
+        for second in 2...8 {
+            let tick = membership.onProbeTick(now: .seconds(Int64(second)))
+            let target = tick.sends.first.flatMap { send in send.messages.compactMap { if case .ping(_, let target) = $0 { target } else { nil } }.first }
+            if target == subject.uid { probedAgain += 1 }
+            _ = membership.receive([.ack(sequence: tick.probeSequence!, target: target ?? subject.uid, incarnation: 0)], from: 2, now: .seconds(Int64(second)) + .milliseconds(10))
+        }
+        #expect(probedAgain <= 1, "round-robin again (the suspect at most at its own turn), not the answered suspect every round: \(probedAgain)")
+    }
+
+    @Test func test_anAccusationOfOursFromBeforeARebirth_isNotOurEvidence() {
+        var membership = Fixture.running(peers: 5, settings: Self.timing)
+        let old = Fixture.me.uid
+        _ = membership.receive([.dead(subject: old, incarnation: 0, accuser: Fixture.info(2).uid)], from: 2, now: .seconds(1))
+        #expect(membership.me.uid != old)
+        let subject = Fixture.info(4).uid
+        // Our old UID's accusation, echoed back by gossip, then two confirmations.
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: old)], from: 3, now: .seconds(2))
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(2))
+        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(5).uid)], from: 5, now: .seconds(2))
+        membership.idle(from: .seconds(2), to: .seconds(6))
+        let deadline = membership.onSuspicionTimer(subject, now: .seconds(6))
+        #expect(deadline.broadcasts.allSatisfy { if case .dead = $0 { false } else { true } }, "no probe of ours failed: probe first")
+        #expect(deadline.sends.first?.to == Fixture.info(4).gossipAddress)
+    }
+
     @Test func test_lateAck_withHigherIncarnation_clearsTheSuspicion() {
         var membership = Fixture.running(peers: 5, settings: Self.timing)
         let subject = Fixture.info(2).uid

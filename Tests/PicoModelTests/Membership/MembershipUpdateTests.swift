@@ -60,6 +60,30 @@ struct MembershipUpdateTests {
         #expect(answer.sends.filter { $0.to == Fixture.info(3).gossipAddress }.flatMap(\.messages) == [.dead(subject: gone.uid, incarnation: 3, accuser: Fixture.me.uid)])
     }
 
+    @Test func test_manyAccusationsInOneDatagram_refuteEach_butTellEveryMemberDirectlyOnce() {
+        var membership = Fixture.running(peers: 2)
+        let flood = (0..<UInt64(20)).map { GossipMessage.suspect(subject: Fixture.me.uid, incarnation: $0, accuser: self.peer.uid) }
+        let answered = membership.receive(flood, from: 2, now: .seconds(1))
+        #expect(membership.incarnation == 20)
+        #expect(answered.sends.count == 2, "one direct copy per member, not one per accusation: \(answered.sends.count)")
+        let later = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 20, accuser: self.peer.uid)], from: 2, now: .seconds(2))
+        #expect(later.sends.count == 2, "a probe interval later, the next refutation goes directly again")
+    }
+
+    @Test func test_aliveAtTheSameIncarnation_turnsDrainingOn_evenAfterAnAckCarriedThatIncarnation() {
+        var membership = Fixture.running(peers: 3)
+        _ = membership.receive([.suspect(subject: self.peer.uid, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(1))
+        // An ack (no draining flag) brings incarnation 1 first; the drain's own `alive` comes after.
+        _ = membership.receive([.ack(sequence: 77, target: self.peer.uid, incarnation: 1)], from: 2, now: .seconds(2))
+        #expect(membership.member(self.peer.uid)?.state == MemberState(.alive, 1))
+        #expect(membership.member(self.peer.uid)?.draining == false)
+        let drain = membership.receive([.alive(info: self.peer, incarnation: 1, draining: true)], from: 2, now: .seconds(3))
+        #expect(membership.member(self.peer.uid)?.draining == true)
+        #expect(drain.events.contains(.memberDraining(uid: self.peer.uid, name: self.peer.name)))
+        let undo = membership.receive([.alive(info: self.peer, incarnation: 1, draining: false)], from: 2, now: .seconds(4))
+        #expect(undo.events.isEmpty && membership.member(self.peer.uid)?.draining == true, "never back off within an incarnation")
+    }
+
     @Test func test_suspectAboutMe_shouldRefute_withIncarnationPastTheAccusers() {
         var membership = Fixture.running(peers: 2)
         let first = membership.receive([.suspect(subject: Fixture.me.uid, incarnation: 0, accuser: self.peer.uid)], from: 2, now: .seconds(1))
