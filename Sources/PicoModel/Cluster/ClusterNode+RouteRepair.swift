@@ -19,7 +19,8 @@ extension ClusterNode {
     /// away makes every node sync once, each with a random member, so no node is flooded).
     mutating func runRouteRepair(now: Instant, into directives: inout [ClusterDirective]) {
         guard self.routeRepairPending, self.membership.phase == .running, now >= self.nextRouteRepairAt else { return }
-        let candidates = self.membership.liveMembers { $0.state.status == .alive && !$0.draining && $0.info.uid != self.me.uid }
+        let me = self.me.uid
+        let candidates = self.membership.aliveMembers { !$0.draining && $0.info.uid != me }
         self.routeRepairPending = false
         guard !candidates.isEmpty else { return }
         let peer = candidates[self.routingRNG.index(below: candidates.count)]
