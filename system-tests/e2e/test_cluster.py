@@ -7,6 +7,7 @@ Run: python3 system-tests/e2e/test_cluster.py <path to the pico binary>
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -231,6 +232,54 @@ class ClusterTests(unittest.TestCase):
                 agent.kill()
             backend.kill()
 
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("nft"), "needs root and nft to hold back gossip on loopback")
+    def test_aForwardToAHolderWhoseLastTunnelJustClosed_goesToAnotherHolder(self):
+        """A forward can reach a holder just after its last tunnel for the endpoint closed, before
+        gossip tells the entry node (issue 24's lossy rollouts found it). The holder's 502 says
+        the request reached no upstream there (`x-pico-unserved`), and the entry node sends it
+        to the other holder instead of failing it. nftables holds back every gossip datagram and
+        sync to the entry node meanwhile, so it still believes both hold the endpoint."""
+        backend, http_port, _ = start_backend()
+        agents = []
+        table = f"pico_e2e_{os.getpid()}"
+        try:
+            entry = self.start()
+            emptied = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
+            holding = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
+            agents = [start_agent(emptied, "app", http_port), start_agent(holding, "app", http_port)]
+
+            def forwarded_to_both():
+                request(entry, "GET", "/bytes/1")
+                metrics = entry.admin_get("/metrics")[1].decode()
+                return all(f'pico_upstreams_remote_requests_total{{node_id="{node_id(node)}"}}' in metrics for node in (emptied, holding))
+            wait_until(forwarded_to_both, timeout=15, what="forwards to both holders")
+            # The holder itself answers a forwarded request it has no tunnel for with the mark.
+            status, _, headers = request(holding, "GET", "/", endpoint="nowhere", headers={"x-pico-forward": "true"})
+            self.assertEqual((status, headers.getheader("x-pico-unserved")), (502, "1"))
+
+            def retries():
+                return [family for family in text_string_to_metric_families(entry.admin_get("/metrics")[1].decode())
+                        if family.name == "pico_upstreams_forward_retries"][0].samples[0].value
+            before = retries()
+            nft = ["nft", "add", "rule", "inet", table, "input"]
+            subprocess.run(["nft", "add", "table", "inet", table], check=True)
+            subprocess.run(["nft", "add", "chain", "inet", table, "input", "{ type filter hook input priority 0; }"], check=True)
+            subprocess.run(nft + ["udp", "dport", str(entry.gossip), "drop"], check=True)
+            subprocess.run(nft + ["tcp", "dport", str(entry.gossip), "drop"], check=True)
+            subprocess.run(nft + ["tcp", "sport", f"{{ {emptied.gossip}, {holding.gossip} }}", "drop"], check=True)
+            agents[0].kill()
+            agents[0].wait()
+            wait_until(lambda: request(emptied, "GET", "/", endpoint="app", headers={"x-pico-forward": "true"})[0] == 502, timeout=5,
+                       what="the emptied holder's tunnel gone")
+            statuses = [request(entry, "GET", "/bytes/2")[0] for _ in range(20)]
+            self.assertEqual(statuses, [200] * 20, "every request reaches the holder that still has a tunnel")
+            self.assertGreater(retries(), before, "some requests went to the emptied holder first")
+        finally:
+            subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True)
+            for agent in agents:
+                agent.kill()
+            backend.kill()
 
     def test_aSlowUpstreamIsWaitedOut_butAHolderThatFellSilent_isLeftForAnother(self):
         """Forward heartbeats (issue 21 item 4): a holder heartbeats a forward while its upstream

@@ -52,7 +52,9 @@ public enum ClusterInput: Hashable, Sendable {
     /// A data loop's request began waiting for a holder of an endpoint no live member is known
     /// to hold. The node tries to reach a member it declared dead at once (a partition longer
     /// than the gossip to the dead may have healed, and the reconnect tick comes only every
-    /// `reconnectInterval`), at most once per `ClusterNode.holderWantedInterval`.
+    /// `reconnectInterval`), at most once per `ClusterNode.holderWantedInterval`; and it syncs
+    /// with a random live member (the holder's announcement may never have arrived), at most
+    /// once per `ClusterNode.holderRepairInterval`.
     case holderWanted
     /// SIGTERM: shut down gracefully.
     case shutdownRequested

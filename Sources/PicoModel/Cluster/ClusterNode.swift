@@ -61,6 +61,13 @@ public struct ClusterNode: Sendable {
     /// a request waiting `proxy.upstream_wait` (1 s) sees a healed partition, rarely enough that
     /// a flood of requests for unknown endpoints costs one dial a second.
     public static let holderWantedInterval: Duration = .milliseconds(500)
+    /// When a waiting request last made the node sync with a live member (`.holderWanted`).
+    var lastHolderRepairAt: Instant?
+    /// How often waiting requests may make the node sync its tables with a random live member
+    /// (the holder's announcement may have been missed, and no lost route marked it: the entry
+    /// never arrived, or forged gossip crowded it out): one full-state exchange per 5 s at most,
+    /// however many requests for unknown endpoints arrive.
+    public static let holderRepairInterval: Duration = .seconds(5)
 
     /// Creates a node; throws when the configuration is invalid (each problem names its key).
     public init(configuration: ClusterConfiguration, security: GossipSecurity? = nil) throws(SettingsError) {
@@ -127,6 +134,10 @@ public struct ClusterNode: Sendable {
             if self.lastHolderWantedAt.map({ now - $0 >= Self.holderWantedInterval }) ?? true {
                 self.lastHolderWantedAt = now
                 self.interpret(self.membership.onHolderWanted(now: now), now: now, into: &directives)
+            }
+            if self.lastHolderRepairAt.map({ now - $0 >= Self.holderRepairInterval }) ?? true {
+                self.lastHolderRepairAt = now
+                self.routeRepairPending = true
             }
         case .shutdownRequested:
             self.apply(lifecycle: .shutdownRequested, now: now, into: &directives)

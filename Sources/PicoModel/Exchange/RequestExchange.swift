@@ -100,6 +100,9 @@ public enum ExchangeAction: Hashable, Sendable {
     /// Answer with this status and Piko's JSON error message; the request body, if any, is read
     /// and dropped. `close` when the connection must not carry another request.
     case answer(status: Int, message: String, close: Bool)
+    /// Answer a request another node forwarded, which reached no upstream here, as `.answer`
+    /// does, with `UnservedForward.header` added: the forwarding node may send it elsewhere.
+    case answerUnserved(status: Int, message: String)
     /// Part of the answer reached the client already: the only way left to report a failure is
     /// closing the connection.
     case closeConnection
@@ -130,6 +133,9 @@ public enum ReachabilityReport: Hashable, Sendable {
 /// its endpoint, 401 with Piko's message, before anything else; `/_pico…` paths 404; no endpoint 400; an endpoint ID too long 400; no holder
 /// (after the wait) 502 `no available upstreams`; a failed upstream 502 `upstream
 /// unreachable`; no answer within `upstreamTimeout` 504 `upstream timeout`.
+///
+/// A forwarded request that finds no holder here is answered `.answerUnserved`; the forwarding
+/// node, told so (`forwardUnserved`), sends it to another holder (`UnservedForward`).
 ///
 /// Hop liveness (`ForwardHeartbeat`): a forward asks its node for heartbeats; at the holder, the
 /// exchange of such a forward asks its shell to write one every interval until the answer
@@ -448,6 +454,28 @@ public struct RequestExchange: Sendable {
         }
     }
 
+    /// The node this request was forwarded to answered that it reached no upstream there
+    /// (`UnservedForward`: its last tunnel for the endpoint closed before gossip said so). The
+    /// request goes to another holder when `ForwardRetry` allows it for a request that was never
+    /// sent (no evidence against the node: it answered); when none is left, a request that may
+    /// wait (`mayWait`) waits for routing to learn one, as at the start; otherwise 502 `no
+    /// available upstreams`. The shell abandons the forward's connection on any action but
+    /// `.none`.
+    public mutating func forwardUnserved(router: inout LoopRouter, mayWait: Bool, now: Instant) -> ExchangeAction {
+        guard case .sent(.peer(let uid, _), let timing) = self.state else { return .none }
+        guard ForwardRetry.mayRetry(method: self.method, framing: self.framing, progress: .unsent,
+                                    clientAnswered: timing.clientHeardInterim, retries: self.avoiding.count) else {
+            return self.finish(answering: RouteRejection.noAvailableUpstreams.status, RouteRejection.noAvailableUpstreams.message)
+        }
+        self.avoiding.append(uid)
+        self.state = .received
+        let next = self.route(router: &router, mayWait: mayWait, now: now)
+        if case .answer(let status, _, _) = next, status == RouteRejection.noAvailableUpstreams.status {
+            return self.finish(answering: status, RouteRejection.noAvailableUpstreams.message)
+        }
+        return next
+    }
+
     /// The node already holds as many connections to the forward's target as it may
     /// (`proxy.forward_max_connections`): the request was not sent, so it goes to another
     /// holder when one is left (no evidence: the target is busy, not unreachable), else 503.
@@ -562,6 +590,11 @@ public struct RequestExchange: Sendable {
                     self.state = .waitingForHolder(until: until)
                     return .wait(until: until)
                 }
+            }
+            if rejection == .noAvailableUpstreams, self.forwardMarked {
+                // Nothing reached an upstream here: the forwarding node may try another holder.
+                self.state = .finished(status: rejection.status)
+                return .answerUnserved(status: rejection.status, message: rejection.message)
             }
             return self.finish(answering: rejection.status, rejection.message)
         }

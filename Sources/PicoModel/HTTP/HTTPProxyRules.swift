@@ -2,10 +2,11 @@
 /// hop-by-hop fields removed, `X-Forwarded-*` added, and a body framing chosen for each side.
 /// Shared by the node (client → tunnel) and the agent (tunnel → local service).
 public enum HTTPProxyRules {
-    /// Fields that describe one connection, never forwarded (plus any a `Connection` field names).
+    /// Fields that describe one connection, never forwarded (plus any a `Connection` field names),
+    /// and Pico's per-hop mark `UnservedForward.header` (only the node that sets it may).
     public static let hopByHopFields = [
         "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-        "te", "trailer", "transfer-encoding", "upgrade",
+        "te", "trailer", "transfer-encoding", "upgrade", UnservedForward.header,
     ]
 
     /// The endpoint a request names (Piko's `EndpointIDFromRequest`): a non-empty
@@ -54,6 +55,7 @@ public enum HTTPProxyRules {
         case 2: HTTPHeaders.sameName(name, "te")
         case 7: HTTPHeaders.sameName(name, "trailer") || HTTPHeaders.sameName(name, "upgrade")
         case 10: HTTPHeaders.sameName(name, "connection") || HTTPHeaders.sameName(name, "keep-alive")
+        case 15: HTTPHeaders.sameName(name, UnservedForward.header)
         case 16: HTTPHeaders.sameName(name, "proxy-connection")
         case 17: HTTPHeaders.sameName(name, "transfer-encoding")
         case 18: HTTPHeaders.sameName(name, "proxy-authenticate")

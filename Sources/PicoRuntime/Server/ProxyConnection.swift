@@ -296,6 +296,10 @@ final class ProxyConnection: ConnectionDelegate {
             // The upstream failed or timed out (`close`): a body still arriving is not read to its
             // end, and the flow's completion abandons the upstream.
             self.answer(exchange, exchange.flow.answeredByPico(status: status, close: close), status: status, message: message)
+        case .answerUnserved(let status, let message):
+            // A forwarded request that found no tunnel here: the forwarding node may try another holder.
+            self.answer(exchange, exchange.flow.answeredByPico(status: status, close: false), status: status, message: message,
+                        extra: [UnservedForward.header: "1"])
         case .closeConnection:
             // Part of the answer went out: the client can only learn of the failure by the close.
             self.tearDown(exchange)
@@ -498,6 +502,14 @@ final class ProxyConnection: ConnectionDelegate {
                         }
                         continue
                     }
+                    if exchange.machine.peer != nil, UnservedForward.isUnserved(head) {
+                        // The node forwarded to reached no upstream: its connection is abandoned,
+                        // and the request may go to another holder.
+                        let action = exchange.machine.forwardUnserved(router: &self.shard.router, mayWait: self.shard.mayWait, now: self.shard.loop.now)
+                        self.tearDown(exchange)
+                        self.follow(action, exchange)
+                        return
+                    }
                     self.sendResponseHead(head, exchange)
                     if exchange.flow.isTunnelling { return }
                 case .body(let bytes):
@@ -555,8 +567,8 @@ final class ProxyConnection: ConnectionDelegate {
 
     /// Writes Pico's own answer (an error before any upstream answer), as the flow machine
     /// decided: then the exchange completes, or the rest of the body is read and dropped first.
-    private func answer(_ exchange: ProxyExchange, _ own: ExchangeFlow.OwnAnswer, status: Int, message: String) {
-        self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: own.keepAlive))
+    private func answer(_ exchange: ProxyExchange, _ own: ExchangeFlow.OwnAnswer, status: Int, message: String, extra: HTTPHeaders = [:]) {
+        self.connection.write(ProxyErrors.response(status: status, message: message, keepAlive: own.keepAlive, extra: extra))
         self.clientWatch.answerHeadSent(status: status, now: self.shard.loop.now)
         self.rearmTimer()
         if let completion = own.completion { self.complete(exchange, completion) }

@@ -162,6 +162,9 @@ public enum TrafficEvent: Sendable {
     case forwardFailed(request: UInt64, hop: Int, connection: UInt64, progress: UpstreamProgress)
     /// The answer of the pod `request` was forwarded to reached its exchange at hop `hop`.
     case peerAnswered(request: UInt64, hop: Int, connection: UInt64, outcome: RequestOutcome)
+    /// The pod `request` was forwarded to answered that it reached no upstream there
+    /// (`UnservedForward`); the answer reached its exchange at hop `hop`.
+    case forwardUnserved(request: UInt64, hop: Int, connection: UInt64)
     /// A heartbeat of the pod `request` was forwarded to reached its exchange at hop `hop`.
     case hopHeartbeat(request: UInt64, hop: Int, connection: UInt64)
     /// TCP retransmits `event`, which pod `from` (boot `boot`) sent back to the exchange at

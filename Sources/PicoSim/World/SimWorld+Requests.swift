@@ -181,11 +181,22 @@ extension SimWorld {
             self.scheduleExchangeTimer(key, at: next)
         case .answer(let status, let message, _):
             self.end(key, .failed("\(status) \(message)"))
+        case .answerUnserved(let status, let message):
+            self.end(key, .failed("\(status) \(message)"), unserved: true)
         case .closeConnection:
             self.end(key, .unknown("connection closed after the answer started"))
         case .none:
             break
         }
+    }
+
+    /// The pod exchange `key` forwarded to answered that the request reached no upstream there.
+    mutating func forwardUnserved(_ key: ExchangeKey, on connection: UInt64) {
+        guard let exchange = self.traffic.exchanges[key], exchange.forwardConnection == connection, self.isCurrent(exchange.pod, exchange.boot) else { return }
+        if self.parkIfPaused(.forwardUnserved(request: key.request, hop: key.hop, connection: connection), pod: exchange.pod, boot: exchange.boot) { return }
+        let mayWait = self.pods[exchange.pod].waiting.count < self.settings.maxWaitingRequests
+        let action = self.withExchange(key) { machine, router, now in machine.forwardUnserved(router: &router, mayWait: mayWait, now: now) }
+        self.follow(action, for: key)
     }
 
     /// Exchange `key`'s pod dials the pod that runs `uid`. A dial to an address no process
@@ -386,8 +397,9 @@ extension SimWorld {
     }
 
     /// Exchange `key` ended with `outcome`: its tunnel stream finishes, and the outcome goes to
-    /// the client (entry hop) or back to the entry pod (forwarded hop).
-    mutating func end(_ key: ExchangeKey, _ outcome: RequestOutcome) {
+    /// the client (entry hop) or back to the entry pod (forwarded hop; `unserved`: as an answer
+    /// saying the request reached no upstream here).
+    mutating func end(_ key: ExchangeKey, _ outcome: RequestOutcome, unserved: Bool = false) {
         guard let removed = self.traffic.removeExchange(key) else { return }
         let exchange = removed.exchange
         let tunnel = exchange.countedTunnel
@@ -397,6 +409,8 @@ extension SimWorld {
         if let tunnel, self.isCurrent(exchange.pod, exchange.boot) { self.deliver(.streamFinished(tunnel), to: exchange.pod) }
         if key.hop == 0 {
             if self.traffic.history[Int(key.request - 1)].outcome == nil { self.finish(key.request, outcome) }
+        } else if unserved {
+            self.answerPrevious(key, from: exchange.pod, on: exchange.arrivedOn) { .forwardUnserved(request: key.request, hop: key.hop - 1, connection: $0) }
         } else {
             self.answerPrevious(key, from: exchange.pod, on: exchange.arrivedOn) { .peerAnswered(request: key.request, hop: key.hop - 1, connection: $0, outcome: outcome) }
         }

@@ -53,6 +53,8 @@ extension SimWorld {
             self.forwardFailed(ExchangeKey(request: request, hop: hop), on: connection, progress: progress)
         case .peerAnswered(let request, let hop, let connection, let outcome):
             self.peerAnswered(ExchangeKey(request: request, hop: hop), on: connection, outcome)
+        case .forwardUnserved(let request, let hop, let connection):
+            self.forwardUnserved(ExchangeKey(request: request, hop: hop), on: connection)
         case .hopHeartbeat(let request, let hop, let connection):
             self.hopHeartbeat(ExchangeKey(request: request, hop: hop), on: connection)
         case .resend(let event, let from, let boot, let request, let hop, let connection, let attempt):

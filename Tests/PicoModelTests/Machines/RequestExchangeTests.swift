@@ -149,7 +149,7 @@ struct RequestExchangeTests {
         #expect(exchange.timerFired(router: &router, now: Self.now + .milliseconds(999)).0 == .wait(until: Self.now + .seconds(1)))
         #expect(exchange.timerFired(router: &router, now: Self.now + .seconds(1)).0 == .answer(status: 502, message: "no available upstreams", close: false))
         var marked = Self.exchange(Self.head(forwardMark: true), router: router)
-        #expect(marked.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
+        #expect(marked.start(router: &router, mayWait: true, now: Self.now) == .answerUnserved(status: 502, message: "no available upstreams"))
         var zero = Self.exchange(router: router, settings: ExchangeSettings(holderWait: .zero))
         #expect(zero.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
     }
@@ -160,10 +160,10 @@ struct RequestExchangeTests {
         router.apply(.peerProxyHosts(["10.0.0.9"]))
         var fromPeer = Self.exchange(Self.head(forwardMark: true), from: "10.0.0.9", router: router)
         #expect(fromPeer.arrivedFromPeer && fromPeer.forwardMarked)
-        #expect(fromPeer.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
+        #expect(fromPeer.start(router: &router, mayWait: true, now: Self.now) == .answerUnserved(status: 502, message: "no available upstreams"))
         var fromClient = Self.exchange(Self.head(forwardMark: true), from: "192.0.2.7", router: router)
         #expect(!fromClient.arrivedFromPeer && fromClient.forwardMarked)
-        #expect(fromClient.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
+        #expect(fromClient.start(router: &router, mayWait: true, now: Self.now) == .answerUnserved(status: 502, message: "no available upstreams"))
         var unmarked = Self.exchange(router: router)
         #expect(!unmarked.arrivedFromPeer)
         if case .forward = unmarked.start(router: &router, mayWait: true, now: Self.now) {} else { Issue.record("an unmarked request is forwarded") }
@@ -187,6 +187,48 @@ struct RequestExchangeTests {
         // The second holder failing too: the first failure's answer, not "no upstreams".
         let (last, _) = exchange.upstreamFailed(progress: .unsent, router: &router, now: Self.now + .seconds(2))
         #expect(last == .answer(status: 502, message: "upstream unreachable", close: false))
+    }
+
+    @Test func test_aForwardAnsweredUnserved_goesToAnotherHolder_withoutEvidence_andOnlyWhenItMayBeSentAgain() {
+        var router = LoopRouter(loop: 0, seed: 3)
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near, Self.far]))
+        var exchange = Self.exchange(router: router)
+        guard case .forward(let first, _, _, _) = exchange.start(router: &router, mayWait: true, now: Self.now) else {
+            Issue.record("expected a forward")
+            return
+        }
+        let other = first == Self.near.uid ? Self.far : Self.near
+        #expect(exchange.forwardUnserved(router: &router, mayWait: true, now: Self.now + .milliseconds(5))
+                == .forward(uid: other.uid, name: other.name, proxyAddress: other.proxyAddress, deadline: Self.now + .seconds(30)))
+        #expect(exchange.avoiding == [first] && !router.isUnreachable(first), "the node answered: no evidence against it")
+        // The other holder had none either, and the request may not wait: 502, as a holder would say.
+        #expect(exchange.forwardUnserved(router: &router, mayWait: false, now: Self.now + .milliseconds(9))
+                == .answer(status: 502, message: "no available upstreams", close: false))
+        // It may wait (room in the waiting list): routing may learn a holder yet.
+        var waiting = Self.exchange(router: router)
+        _ = waiting.start(router: &router, mayWait: true, now: Self.now)
+        _ = waiting.forwardUnserved(router: &router, mayWait: true, now: Self.now)
+        #expect(waiting.forwardUnserved(router: &router, mayWait: true, now: Self.now) == .wait(until: Self.now + .seconds(1)))
+        // A request whose body went out with the forward cannot be sent again.
+        var post = Self.exchange(Self.head(method: "POST"), router: router, framing: .length(5))
+        _ = post.start(router: &router, mayWait: true, now: Self.now)
+        #expect(post.forwardUnserved(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
+        #expect(post.avoiding.isEmpty)
+        // Only a forward's answer means anything: a stream on a local tunnel is not a node.
+        router.apply(.tunnelAdded(TunnelID(1), endpoint: "local", loop: 0, draining: false))
+        var local = Self.exchange(Self.head("local"), router: router)
+        _ = local.start(router: &router, mayWait: true, now: Self.now)
+        #expect(local.forwardUnserved(router: &router, mayWait: true, now: Self.now) == .none)
+        #expect(local.tunnel == TunnelID(1))
+    }
+
+    @Test func test_theUnservedMark_isPerHop_soAnUpstreamCannotSetIt() {
+        let upstream = HTTPResponseHead(status: 502, headers: ["x-pico-unserved": "1", "content-length": "0"])
+        #expect(UnservedForward.isUnserved(upstream))
+        let relayed = HTTPProxyRules.clientResponse(upstream, requestMethod: "GET", clientVersion: .http1_1, clientKeepAlive: true)
+        #expect(!relayed.head.headers.contains(UnservedForward.header))
+        #expect(!UnservedForward.isUnserved(relayed.head))
+        #expect(!UnservedForward.isUnserved(HTTPResponseHead(status: 200, headers: ["x-pico-unserved": "1"])))
     }
 
     @Test func test_whenEveryHolderFailed_aRequestWaitsOnceForTheWayToOpen_thenTriesThemAllAgain() {
