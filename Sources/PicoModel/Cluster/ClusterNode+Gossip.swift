@@ -172,7 +172,7 @@ extension ClusterNode {
 
     // MARK: - Push/pull
 
-    func makeStateExchange(purpose: StateExchange.Purpose, isReply: Bool, now: Instant) -> StateExchange {
+    mutating func makeStateExchange(purpose: StateExchange.Purpose, isReply: Bool, now: Instant) -> StateExchange {
         let records = self.membership.stateRecords()
         let snapshots = self.endpoints.snapshots().filter { self.membership.isLive($0.owner) }
         return StateExchange(

@@ -89,8 +89,15 @@ public struct ByteReader: Sendable {
         let start = self.offset
         let length = Int(try self.readVarint(field(), limit: UInt64(maxBytes)))
         guard self.remaining >= length else { throw WireDecodeError(.truncated, field: field(), offset: self.offset) }
-        let slice = self.bytes[self.offset..<(self.offset + length)]
-        guard let text = String(validating: slice, as: UTF8.self) else {
+        let offset = self.offset
+        let decoded: String? = self.bytes.withUnsafeBufferPointer { buffer in
+            let part = UnsafeBufferPointer(rebasing: buffer[offset..<(offset + length)])
+            // ASCII (names, addresses, endpoints) is valid UTF-8 as it stands: decoded without
+            // the generic validator, which costs more than the rest of a gossip decode.
+            if part.allSatisfy({ $0 < 0x80 }) { return String(decoding: part, as: UTF8.self) }
+            return String(validating: part, as: UTF8.self)
+        }
+        guard let text = decoded else {
             throw WireDecodeError(.invalidUTF8, field: field(), offset: start)
         }
         self.offset += length

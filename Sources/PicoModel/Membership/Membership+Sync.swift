@@ -165,12 +165,23 @@ extension Membership {
     // MARK: - Full state
 
     /// Our live members (including ourselves) and tombstones, for a push/pull message.
-    public func stateRecords() -> (members: [StateExchange.MemberRecord], tombstones: [StateExchange.TombstoneRecord]) {
-        var members = [StateExchange.MemberRecord(info: self.me, state: MemberState(.alive, self.incarnation), draining: self.isDraining)]
-        for member in self.liveMembers() {
+    /// In UID order; takes the cached `memberOrder` (sorting every record for each exchange was a
+    /// tenth of a 100-pod simulation).
+    public mutating func stateRecords() -> (members: [StateExchange.MemberRecord], tombstones: [StateExchange.TombstoneRecord]) {
+        let live = self.memberOrder().live
+        var members: [StateExchange.MemberRecord] = []
+        members.reserveCapacity(live.count + 1)
+        let mine = StateExchange.MemberRecord(info: self.me, state: MemberState(.alive, self.incarnation), draining: self.isDraining)
+        var mineWritten = false
+        for uid in live {
+            guard let member = self.members[uid] else { continue }
+            if !mineWritten, self.me.uid < uid {
+                members.append(mine)
+                mineWritten = true
+            }
             members.append(StateExchange.MemberRecord(info: member.info, state: member.state, draining: member.draining))
         }
-        members.sort { $0.info.uid < $1.info.uid }
+        if !mineWritten { members.append(mine) }
         let tombstones = self.tombstoneList.map { entry in
             StateExchange.TombstoneRecord(
                 uid: entry.uid, status: entry.tombstone.status, incarnation: entry.tombstone.incarnation,

@@ -23,6 +23,21 @@ struct GossipCodecTests {
         ])),
     ]
 
+    @Test func test_readString_takesASCIIAsIs_validatesEverythingElse_andRejectsMalformedUTF8() throws {
+        func read(_ payload: [UInt8]) throws(WireDecodeError) -> String {
+            var reader = ByteReader([UInt8(payload.count)] + payload + [0x2A])
+            let text = try reader.readString("name", maxBytes: 64)
+            #expect(try reader.readByte("tail") == 0x2A, "the string's bytes, and only they, are consumed")
+            return text
+        }
+        #expect(try read(Array("pico-0.example:8003".utf8)) == "pico-0.example:8003")
+        #expect(try read(Array("zürich-名".utf8)) == "zürich-名")
+        #expect(try read([]) == "")
+        for malformed: [UInt8] in [[0x61, 0xC3], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xFF], [0x61, 0x80, 0x62]] {
+            #expect(throws: WireDecodeError(.invalidUTF8, field: "name", offset: 0)) { _ = try read(malformed) }
+        }
+    }
+
     @Test(arguments: sampleMessages)
     func test_everyMessage_roundTripsThroughADatagram(message: GossipMessage) throws {
         let bytes = GossipCodec.datagram(sender: NodeUID(0xABC), endpointVersion: 300, messages: [message])

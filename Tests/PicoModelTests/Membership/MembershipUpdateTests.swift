@@ -481,6 +481,14 @@ struct MembershipPushPullTests {
         #expect(records.members.map(\.info.uid) == [Fixture.me.uid, Fixture.info(2).uid])
         #expect(records.tombstones.map(\.uid) == [Fixture.info(3).uid])
         #expect(records.tombstones[0].address == Fixture.info(3).gossipAddress)
+        // Among more members, ours takes its place in UID order (the list comes from the cached order).
+        let middle = Fixture.info(5)
+        var larger = try! Membership(me: middle, seeds: [], settings: MembershipSettings(), rng: SplitMix64(seed: 7))
+        _ = larger.start(now: .zero)
+        let peers = [2, 3, 4, 6, 7, 8].map { GossipMessage.alive(info: Fixture.info(UInt64($0)), incarnation: 0, draining: false) }
+        _ = larger.onDatagram(sender: Fixture.info(2).uid, from: Fixture.info(2).gossipAddress, messages: peers, now: .zero)
+        let uids = larger.stateRecords().members.map(\.info.uid)
+        #expect(uids == (2...8).map { Fixture.info(UInt64($0)).uid })
     }
 
     @Test func test_leave_isSentDirectlyToEveryAliveMember_andAcknowledgedByThree() {

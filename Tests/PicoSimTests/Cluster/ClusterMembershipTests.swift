@@ -39,7 +39,8 @@ struct ClusterMembershipTests {
         let crashed = try #require(world.pods[3].node).me
         // Stale evidence captured while pod 3 was alive: a peer's full state listing it, and its
         // own alive announcement.
-        let staleState = GossipCodec.encode(try #require(world.pods[2].node).makeStateExchange(purpose: .pushPull, isReply: false, now: world.now))
+        var peer = try #require(world.pods[2].node)
+        let staleState = GossipCodec.encode(peer.makeStateExchange(purpose: .pushPull, isReply: false, now: world.now))
         let staleAlive = GossipCodec.datagram(sender: crashed.uid, messages: [try #require(world.pods[3].node).membership.aliveMessage()])
         world.crash(3)
         world.run(until: world.now + .seconds(15))
