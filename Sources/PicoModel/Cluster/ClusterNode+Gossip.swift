@@ -218,16 +218,21 @@ extension ClusterNode {
         }
     }
 
-    mutating func merge(_ state: StateExchange, now: Instant, into directives: inout [ClusterDirective]) {
+    /// Merges a peer's full state. `dialed`: the address this node opened the exchange to, for a
+    /// reply (nil for a request a peer opened): the sender's own snapshot in a reply from the
+    /// sender's own gossip address is taken as the owner's word (`EndpointTable.applyFromOwner`).
+    mutating func merge(_ state: StateExchange, dialed: Address? = nil, now: Instant, into directives: inout [ClusterDirective]) {
         self.isMergingState = true
         defer { self.isMergingState = false }
         let produced = self.membership.mergeState(members: state.members, tombstones: state.tombstones, sender: state.sender, now: now)
         self.interpret(produced, now: now, into: &directives)
+        let ownerAnswered = dialed != nil && self.membership.member(state.sender)?.info.gossipAddress == dialed
         for snapshot in state.endpoints {
             if snapshot.owner == self.me.uid {
                 self.checkOwnEndpointVersion(snapshot.version, now: now, into: &directives)
             } else if self.membership.isLive(snapshot.owner) {
-                self.publish(self.endpoints.apply(snapshot), into: &directives)
+                let changes = ownerAnswered && snapshot.owner == state.sender ? self.endpoints.applyFromOwner(snapshot) : self.endpoints.apply(snapshot)
+                self.publish(changes, into: &directives)
             }
         }
         self.adopt(state.reservations, now: now)
@@ -265,7 +270,7 @@ extension ClusterNode {
             do {
                 let state = try GossipCodec.decodeStateExchange(bytes)
                 if state.isReply {
-                    self.merge(state, now: now, into: &directives)
+                    self.merge(state, dialed: pending.address, now: now, into: &directives)
                     succeeded = true
                 }
             } catch {

@@ -181,13 +181,28 @@ public struct EndpointTable: Hashable, Sendable {
     /// Applies a push/pull snapshot (complete as of `snapshot.version`) of a live owner: when it is
     /// newer than what we know, entries not in it that are not newer than it are removed.
     public mutating func apply(_ snapshot: StateExchange.EndpointSnapshot) -> [Change] {
+        self.apply(snapshot, fromOwner: false)
+    }
+
+    /// Applies `snapshot` as its owner's own word (it came in the owner's reply to a state
+    /// exchange this node opened to the owner's gossip address): it replaces what the table holds
+    /// for the owner even when the table's known version is higher. Only the owner raises its
+    /// version, so a higher one here came from a forged delta, and without this it would hide
+    /// the owner's real entries for as long as its UID lives (`hostile-gossip.yaml`).
+    public mutating func applyFromOwner(_ snapshot: StateExchange.EndpointSnapshot) -> [Change] {
+        self.apply(snapshot, fromOwner: true)
+    }
+
+    private mutating func apply(_ snapshot: StateExchange.EndpointSnapshot, fromOwner: Bool) -> [Change] {
         var changes: [Change] = []
         guard snapshot.owner != self.localOwner, !self.removedOwners.contains(snapshot.owner) else { return changes }
         var state = self.owners[snapshot.owner] ?? OwnerState()
-        guard snapshot.version > state.knownVersion else { return changes }
+        guard snapshot.version > state.knownVersion || fromOwner else { return changes }
         var next: [String: Entry] = [:]
         let limit = self.entryLimit(of: snapshot.owner)
-        for (endpoint, entry) in state.entries where entry.version > snapshot.version {
+        // Entries newer than the snapshot were learned since it was taken; from the owner itself,
+        // entries newer than its own version are forged.
+        for (endpoint, entry) in state.entries where entry.version > snapshot.version && !fromOwner {
             next[endpoint] = entry
         }
         for entry in snapshot.entries where entry.count > 0 && entry.version <= snapshot.version && next[entry.endpoint] == nil {

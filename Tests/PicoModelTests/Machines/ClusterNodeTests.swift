@@ -51,6 +51,46 @@ struct ClusterNodeTests {
         #expect(Self.exchanges(node.handle(.holderWanted, now: .seconds(7)), .pushPull).count == 1)
     }
 
+    @Test func test_theOwnersReplyToAnExchangeWeOpened_undoesAForgedEndpointVersion_butNobodyElseCan() throws {
+        var node = Self.node()
+        let owner = Fixture.info(2)
+        let other = Fixture.info(3)
+        for peer in [owner, other] { _ = node.handle(Self.datagram(from: peer, [.alive(info: peer, incarnation: 0, draining: false)]), now: .seconds(1)) }
+        let real = EndpointDelta(owner: owner.uid, base: 0, entries: [.init(endpoint: "alpha", count: 2, version: 1)])
+        _ = node.handle(Self.datagram(from: owner, [.endpointDelta(real)]), now: .seconds(1))
+        // A forger, in the owner's name, at a version far above the owner's.
+        let forged = EndpointDelta(owner: owner.uid, base: 1, entries: [.init(endpoint: "alpha", count: 0, version: 900), .init(endpoint: "stolen", count: 1, version: 901)])
+        _ = node.handle(Self.datagram(from: other, [.endpointDelta(forged)]), now: .seconds(2))
+        #expect(node.endpoints.endpoints == ["stolen"])
+        func state(from sender: NodeInfo, isReply: Bool) -> [UInt8] {
+            GossipCodec.encode(StateExchange(
+                purpose: .pushPull, isReply: isReply, sender: sender.uid,
+                members: [.init(info: sender, state: MemberState(.alive, 0), draining: false)], tombstones: [],
+                endpoints: [.init(owner: owner.uid, version: 1, entries: [.init(endpoint: "alpha", count: 2, version: 1)])]))
+        }
+        // Someone else's word for the owner, as a request or as a reply, changes nothing.
+        _ = node.handle(.stateExchangeRequested(ExchangeID(77), bytes: state(from: other, isReply: false), from: other.gossipAddress), now: .seconds(3))
+        #expect(node.endpoints.endpoints == ["stolen"])
+        // Syncs until one goes to the owner's own address (a waiting request starts one each 5 s).
+        var time = Duration.seconds(4)
+        var answered = false
+        while !answered, time < .seconds(200) {
+            for case .openStateExchange(let id, let address, _) in node.handle(.holderWanted, now: .zero + time) {
+                let from = address == owner.gossipAddress ? owner : other
+                _ = node.handle(.stateExchangeReplied(id, bytes: state(from: from, isReply: true)), now: .zero + time + .milliseconds(5))
+                if from == owner {
+                    answered = true
+                } else {
+                    #expect(node.endpoints.endpoints == ["stolen"], "a reply from another member is not the owner's word")
+                }
+            }
+            time += .seconds(5)
+        }
+        #expect(answered)
+        #expect(node.endpoints.endpoints == ["alpha"], "the owner's own reply replaces the forged entries")
+        #expect(node.endpoints.checkInvariants() == [])
+    }
+
     @Test func test_aRebornNode_tellsEveryAliveMemberItsNewIdentityAndEndpoints_directly() throws {
         var node = Self.node()
         let peers = [Fixture.info(2), Fixture.info(3)]

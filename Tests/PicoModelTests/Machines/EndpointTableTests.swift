@@ -79,6 +79,26 @@ struct EndpointTableTests {
         #expect(table.checkInvariants() == [])
     }
 
+    @Test func test_theOwnersOwnSnapshot_replacesAForgedHigherVersion_whileAnyoneElsesIsIgnored() {
+        // hostile-gossip.yaml: a forged delta in the owner's name at a version above its real
+        // one hid the owner's real entries from this node for the rest of the run.
+        var table = EndpointTable(localOwner: self.local)
+        _ = table.apply(self.delta(base: 0, [("alpha", 2, 1)]))
+        _ = table.apply(self.delta(base: 1, [("alpha", 0, 1_000), ("beta", 1, 1_001)]))
+        #expect(table.endpoints == ["beta"] && table.owners[self.remote]?.knownVersion == 1_001)
+        let real = StateExchange.EndpointSnapshot(owner: self.remote, version: 3, entries: [.init(endpoint: "alpha", count: 2, version: 1), .init(endpoint: "gamma", count: 1, version: 3)])
+        #expect(table.apply(real).isEmpty, "from anyone else, a lower version is old news")
+        let changes = table.applyFromOwner(real)
+        #expect(Set(changes.map(\.endpoint)) == ["alpha", "beta", "gamma"])
+        #expect(table.endpoints == ["alpha", "gamma"], "the forged entry goes, the real ones come back")
+        #expect(table.owners[self.remote]?.knownVersion == 3)
+        #expect(table.checkInvariants() == [])
+        // Its later deltas apply again.
+        _ = table.apply(self.delta(base: 3, [("gamma", 0, 4)]))
+        #expect(table.endpoints == ["alpha"])
+        #expect(table.checkInvariants() == [])
+    }
+
     @Test func test_removedOwner_entriesDisappear_andLaterUpdatesAreIgnored() {
         var table = EndpointTable(localOwner: self.local)
         _ = table.apply(self.delta(base: 0, [("svc", 1, 1), ("api", 2, 2)]))
