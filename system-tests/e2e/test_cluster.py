@@ -239,12 +239,13 @@ class ClusterTests(unittest.TestCase):
         gossip tells the entry node (issue 24's lossy rollouts found it). The holder's 502 says
         the request reached no upstream there (`x-pico-unserved`), and the entry node sends it
         to the other holder instead of failing it. nftables holds back every gossip datagram and
-        sync to the entry node meanwhile, so it still believes both hold the endpoint."""
+        sync to the entry node meanwhile, so it still believes both hold the endpoint (its probes
+        every 5 s keep it from suspecting either while the rules stand)."""
         backend, http_port, _ = start_backend()
         agents = []
         table = f"pico_e2e_{os.getpid()}"
         try:
-            entry = self.start()
+            entry = self.start("--cluster.gossip.probe-interval", "5s")
             emptied = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
             holding = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
             agents = [start_agent(emptied, "app", http_port), start_agent(holding, "app", http_port)]

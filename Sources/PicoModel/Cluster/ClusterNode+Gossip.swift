@@ -231,8 +231,17 @@ extension ClusterNode {
             if snapshot.owner == self.me.uid {
                 self.checkOwnEndpointVersion(snapshot.version, now: now, into: &directives)
             } else if self.membership.isLive(snapshot.owner) {
-                let changes = ownerAnswered && snapshot.owner == state.sender ? self.endpoints.applyFromOwner(snapshot) : self.endpoints.apply(snapshot)
+                guard ownerAnswered, snapshot.owner == state.sender else {
+                    self.publish(self.endpoints.apply(snapshot), into: &directives)
+                    continue
+                }
+                let (changes, wentBack) = self.endpoints.applyFromOwner(snapshot)
                 self.publish(changes, into: &directives)
+                if wentBack, let dialed, self.discoverySyncs.count < self.configuration.maxPendingExchanges, !self.discoverySyncs.contains(dialed) {
+                    // A change of the owner's may have overtaken its reply: ask once more (a
+                    // probe interval later). After a forgery the next reply matches, and that ends it.
+                    self.discoverySyncs.append(dialed)
+                }
             }
         }
         self.adopt(state.reservations, now: now)

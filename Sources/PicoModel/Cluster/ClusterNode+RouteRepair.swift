@@ -28,4 +28,17 @@ extension ClusterNode {
         self.nextRouteRepairAt = now + self.configuration.membership.probeInterval
         directives.append(.event(.routeRepairSync(with: peer.info.gossipAddress)))
     }
+
+    /// A request waits for a holder no live member is known to hold: sync with a random live
+    /// member when `holderRepairDelay` has passed since the last such sync (see
+    /// `holderRepairInterval`).
+    mutating func noteHolderWanted(now: Instant) {
+        let period = self.membership.pushPullPeriod()
+        if self.lastHolderWantedSeenAt.map({ now - $0 >= period }) ?? true { self.holderRepairDelay = Self.holderRepairInterval }
+        self.lastHolderWantedSeenAt = now
+        guard self.lastHolderRepairAt.map({ now - $0 >= self.holderRepairDelay }) ?? true else { return }
+        self.lastHolderRepairAt = now
+        self.routeRepairPending = true
+        self.holderRepairDelay = min(self.holderRepairDelay * 2, max(Self.holderRepairInterval, period))
+    }
 }

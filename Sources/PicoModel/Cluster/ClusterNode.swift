@@ -61,12 +61,19 @@ public struct ClusterNode: Sendable {
     /// a request waiting `proxy.upstream_wait` (1 s) sees a healed partition, rarely enough that
     /// a flood of requests for unknown endpoints costs one dial a second.
     public static let holderWantedInterval: Duration = .milliseconds(500)
-    /// When a waiting request last made the node sync with a live member (`.holderWanted`).
+    /// When a waiting request last made the node sync with a live member (`.holderWanted`), and
+    /// when a request last waited at all.
     var lastHolderRepairAt: Instant?
-    /// How often waiting requests may make the node sync its tables with a random live member
-    /// (the holder's announcement may have been missed, and no lost route marked it: the entry
-    /// never arrived, or forged gossip crowded it out): one full-state exchange per 5 s at most,
-    /// however many requests for unknown endpoints arrive.
+    var lastHolderWantedSeenAt: Instant?
+    /// The least time until the next such sync: `holderRepairInterval` at first, doubling with
+    /// each sync up to the push/pull period while requests keep waiting.
+    var holderRepairDelay: Duration = ClusterNode.holderRepairInterval
+    /// How soon waiting requests may first make the node sync its tables with a random live
+    /// member (the holder's announcement may have been missed, and no lost route marked it: the
+    /// entry never arrived, or forged gossip crowded it out). Requests that keep waiting (clients
+    /// asking for an endpoint nobody holds, or anyone asking for random names) double the delay
+    /// with each sync, up to the push/pull period, so they never cost more than anti-entropy; it
+    /// starts over after a push/pull period without a waiting request.
     public static let holderRepairInterval: Duration = .seconds(5)
 
     /// Creates a node; throws when the configuration is invalid (each problem names its key).
@@ -135,10 +142,7 @@ public struct ClusterNode: Sendable {
                 self.lastHolderWantedAt = now
                 self.interpret(self.membership.onHolderWanted(now: now), now: now, into: &directives)
             }
-            if self.lastHolderRepairAt.map({ now - $0 >= Self.holderRepairInterval }) ?? true {
-                self.lastHolderRepairAt = now
-                self.routeRepairPending = true
-            }
+            self.noteHolderWanted(now: now)
         case .shutdownRequested:
             self.apply(lifecycle: .shutdownRequested, now: now, into: &directives)
         case .gossipKeyringChanged(let keyring):

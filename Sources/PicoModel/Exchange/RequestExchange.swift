@@ -459,8 +459,8 @@ public struct RequestExchange: Sendable {
     /// request goes to another holder when `ForwardRetry` allows it for a request that was never
     /// sent (no evidence against the node: it answered); when none is left, a request that may
     /// wait (`mayWait`) waits for routing to learn one, as at the start; otherwise 502 `no
-    /// available upstreams`. The shell abandons the forward's connection on any action but
-    /// `.none`.
+    /// available upstreams`. The shell abandons the forward's connection first; `.none` (no
+    /// forward is in flight) asks nothing of it.
     public mutating func forwardUnserved(router: inout LoopRouter, mayWait: Bool, now: Instant) -> ExchangeAction {
         guard case .sent(.peer(let uid, _), let timing) = self.state else { return .none }
         guard ForwardRetry.mayRetry(method: self.method, framing: self.framing, progress: .unsent,
@@ -591,8 +591,9 @@ public struct RequestExchange: Sendable {
                     return .wait(until: until)
                 }
             }
-            if rejection == .noAvailableUpstreams, self.forwardMarked {
+            if rejection == .noAvailableUpstreams, self.arrivedFromPeer {
                 // Nothing reached an upstream here: the forwarding node may try another holder.
+                // (Only a member learns so; anyone else who set the mark gets the plain 502.)
                 self.state = .finished(status: rejection.status)
                 return .answerUnserved(status: rejection.status, message: rejection.message)
             }

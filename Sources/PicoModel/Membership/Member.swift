@@ -62,8 +62,8 @@ struct Suspicion: Hashable, Sendable {
     /// suspect that refuted carries its new incarnation), so a refutation that gossip happened not
     /// to bring to this node cannot make it declare a running member dead.
     enum Evidence: Hashable, Sendable {
-        /// Only other members' accusations so far (or our own failed probe, grown stale while
-        /// nobody confirmed it: see `Membership.onSuspicionTimer`).
+        /// Only other members' accusations so far (or our own failed probe, grown older than a
+        /// probe interval by the deadline: see `Membership.onSuspicionTimer`).
         case hearsay
         /// Our probe of it got an ack that did not refute the accusation (a node leaving acks
         /// without refuting): not probed first again, only at the deadline.

@@ -258,9 +258,10 @@ final class ProxyConnection: ConnectionDelegate {
                 return
             }
             guard let transport = tunnel.transport, let stream = transport.openStream(handler: exchange) else {
-                // The tunnel refused a stream (its session is closing): 502.
-                let (next, _) = exchange.machine.upstreamFailed(progress: .unsent, router: &shard.router, now: shard.loop.now)
-                self.follow(next, exchange)
+                // The tunnel refused a stream (its session is closing, as in a hand-over): nothing
+                // was sent, so the request routes again without it (another tunnel, another
+                // holder, or, forwarded here, an unserved answer the forwarding node retries).
+                self.follow(exchange.machine.tunnelUnavailable(id, router: &shard.router, mayWait: shard.mayWait, now: shard.loop.now), exchange)
                 return
             }
             exchange.countedTunnel = id
@@ -506,9 +507,11 @@ final class ProxyConnection: ConnectionDelegate {
                         // The node forwarded to reached no upstream: its connection is abandoned,
                         // and the request may go to another holder.
                         let action = exchange.machine.forwardUnserved(router: &self.shard.router, mayWait: self.shard.mayWait, now: self.shard.loop.now)
-                        self.tearDown(exchange)
-                        self.follow(action, exchange)
-                        return
+                        if action != .none {
+                            self.tearDown(exchange)
+                            self.follow(action, exchange)
+                            return
+                        }
                     }
                     self.sendResponseHead(head, exchange)
                     if exchange.flow.isTunnelling { return }

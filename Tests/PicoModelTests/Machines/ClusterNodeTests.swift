@@ -45,10 +45,19 @@ struct ClusterNodeTests {
         var node = Self.node()
         let peers = [Fixture.info(2), Fixture.info(3)]
         for peer in peers { _ = node.handle(Self.datagram(from: peer, [.alive(info: peer, incarnation: 0, draining: false)]), now: .seconds(1)) }
+        func syncs(at seconds: Int64) -> Int { Self.exchanges(node.handle(.holderWanted, now: .seconds(seconds)), .pushPull).count }
         let first = Self.exchanges(node.handle(.holderWanted, now: .seconds(2)), .pushPull)
         #expect(first.count == 1 && peers.map(\.gossipAddress).contains(first[0]), "one sync, with a live member")
-        #expect(Self.exchanges(node.handle(.holderWanted, now: .seconds(6)), .pushPull).isEmpty, "a flood of waiting requests costs one sync per interval")
-        #expect(Self.exchanges(node.handle(.holderWanted, now: .seconds(7)), .pushPull).count == 1)
+        // Requests that keep waiting (an endpoint nobody holds, or random names) back off:
+        // 5 s, then 10, 20, and at most the push/pull period (30 s here).
+        #expect(syncs(at: 6) == 0 && syncs(at: 7) == 0, "a flood of waiting requests costs one sync per interval")
+        #expect(syncs(at: 11) == 0 && syncs(at: 12) == 1)
+        #expect(syncs(at: 30) == 0 && syncs(at: 32) == 1)
+        #expect(syncs(at: 60) == 0 && syncs(at: 62) == 1)
+        #expect(syncs(at: 91) == 0 && syncs(at: 92) == 1, "never more often than anti-entropy")
+        // A push/pull period with no waiting request: it starts over.
+        #expect(syncs(at: 130) == 1)
+        #expect(syncs(at: 139) == 0 && syncs(at: 140) == 1)
     }
 
     @Test func test_theOwnersReplyToAnExchangeWeOpened_undoesAForgedEndpointVersion_butNobodyElseCan() throws {
@@ -68,9 +77,20 @@ struct ClusterNodeTests {
                 members: [.init(info: sender, state: MemberState(.alive, 0), draining: false)], tombstones: [],
                 endpoints: [.init(owner: owner.uid, version: 1, entries: [.init(endpoint: "alpha", count: 2, version: 1)])]))
         }
-        // Someone else's word for the owner, as a request or as a reply, changes nothing.
+        // Someone else's word for the owner, as a request or as a reply, changes nothing; nor
+        // does the owner's name on a request (anyone can open one), or on a reply from an
+        // address that is not the owner's.
         _ = node.handle(.stateExchangeRequested(ExchangeID(77), bytes: state(from: other, isReply: false), from: other.gossipAddress), now: .seconds(3))
         #expect(node.endpoints.endpoints == ["stolen"])
+        _ = node.handle(.stateExchangeRequested(ExchangeID(78), bytes: state(from: owner, isReply: false), from: owner.gossipAddress), now: .seconds(3))
+        #expect(node.endpoints.endpoints == ["stolen"], "a request in the owner's name")
+        var impostor = owner
+        impostor.gossipAddress = other.gossipAddress
+        _ = node.handle(.holderWanted, now: .seconds(3))
+        for case .openStateExchange(let id, let address, _) in node.handle(.holderWanted, now: .seconds(3)) where address == other.gossipAddress {
+            _ = node.handle(.stateExchangeReplied(id, bytes: state(from: impostor, isReply: true)), now: .seconds(3) + .milliseconds(5))
+        }
+        #expect(node.endpoints.endpoints == ["stolen"], "a reply in the owner's name from another member's address")
         // Syncs until one goes to the owner's own address (a waiting request starts one each 5 s).
         var time = Duration.seconds(4)
         var answered = false

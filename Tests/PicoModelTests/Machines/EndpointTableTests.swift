@@ -88,15 +88,18 @@ struct EndpointTableTests {
         #expect(table.endpoints == ["beta"] && table.owners[self.remote]?.knownVersion == 1_001)
         let real = StateExchange.EndpointSnapshot(owner: self.remote, version: 3, entries: [.init(endpoint: "alpha", count: 2, version: 1), .init(endpoint: "gamma", count: 1, version: 3)])
         #expect(table.apply(real).isEmpty, "from anyone else, a lower version is old news")
-        let changes = table.applyFromOwner(real)
+        let (changes, wentBack) = table.applyFromOwner(real)
+        #expect(wentBack)
         #expect(Set(changes.map(\.endpoint)) == ["alpha", "beta", "gamma"])
         #expect(table.endpoints == ["alpha", "gamma"], "the forged entry goes, the real ones come back")
         #expect(table.owners[self.remote]?.knownVersion == 3)
         #expect(table.checkInvariants() == [])
-        // Its later deltas apply again.
+        // Its later deltas apply again, and the same word from the owner changes nothing.
         _ = table.apply(self.delta(base: 3, [("gamma", 0, 4)]))
         #expect(table.endpoints == ["alpha"])
         #expect(table.checkInvariants() == [])
+        let again = table.applyFromOwner(StateExchange.EndpointSnapshot(owner: self.remote, version: 4, entries: [.init(endpoint: "alpha", count: 2, version: 1)]))
+        #expect(again.changes.isEmpty && !again.wentBack)
     }
 
     @Test func test_removedOwner_entriesDisappear_andLaterUpdatesAreIgnored() {

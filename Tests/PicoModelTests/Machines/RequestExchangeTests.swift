@@ -149,7 +149,7 @@ struct RequestExchangeTests {
         #expect(exchange.timerFired(router: &router, now: Self.now + .milliseconds(999)).0 == .wait(until: Self.now + .seconds(1)))
         #expect(exchange.timerFired(router: &router, now: Self.now + .seconds(1)).0 == .answer(status: 502, message: "no available upstreams", close: false))
         var marked = Self.exchange(Self.head(forwardMark: true), router: router)
-        #expect(marked.start(router: &router, mayWait: true, now: Self.now) == .answerUnserved(status: 502, message: "no available upstreams"))
+        #expect(marked.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
         var zero = Self.exchange(router: router, settings: ExchangeSettings(holderWait: .zero))
         #expect(zero.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
     }
@@ -163,7 +163,8 @@ struct RequestExchangeTests {
         #expect(fromPeer.start(router: &router, mayWait: true, now: Self.now) == .answerUnserved(status: 502, message: "no available upstreams"))
         var fromClient = Self.exchange(Self.head(forwardMark: true), from: "192.0.2.7", router: router)
         #expect(!fromClient.arrivedFromPeer && fromClient.forwardMarked)
-        #expect(fromClient.start(router: &router, mayWait: true, now: Self.now) == .answerUnserved(status: 502, message: "no available upstreams"))
+        #expect(fromClient.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false),
+                "only a member learns that nothing was served (x-pico-unserved)")
         var unmarked = Self.exchange(router: router)
         #expect(!unmarked.arrivedFromPeer)
         if case .forward = unmarked.start(router: &router, mayWait: true, now: Self.now) {} else { Issue.record("an unmarked request is forwarded") }
