@@ -33,6 +33,21 @@ def members(node):
     return {row["id"]: row["status"] for row in json.loads(node.admin_get("/status/cluster/nodes")[1])}
 
 
+def wait_forwarded_to(entry, holders):
+    """Sends requests through `entry` until its metrics show forwards to every one of `holders`."""
+    def forwarded():
+        request(entry, "GET", "/bytes/1")
+        metrics = entry.admin_get("/metrics")[1].decode()
+        return all(f'pico_upstreams_remote_requests_total{{node_id="{node_id(node)}"}}' in metrics for node in holders)
+    wait_until(forwarded, timeout=15, what="forwards to every holder")
+
+
+def forward_retries(node):
+    """`node`'s count of requests sent to another holder after a failed or unserved forward."""
+    return [family for family in text_string_to_metric_families(node.admin_get("/metrics")[1].decode())
+            if family.name == "pico_upstreams_forward_retries"][0].samples[0].value
+
+
 class Front:
     """The `pico test cluster` balancer, addressed like a node."""
     host = "127.0.0.1"
@@ -211,12 +226,7 @@ class ClusterTests(unittest.TestCase):
             crashing = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
             surviving = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
             agents = [start_agent(crashing, "app", http_port), start_agent(surviving, "app", http_port)]
-
-            def forwarded_to_both():
-                request(entry, "GET", "/bytes/1")
-                metrics = entry.admin_get("/metrics")[1].decode()
-                return all(f'pico_upstreams_remote_requests_total{{node_id="{node_id(node)}"}}' in metrics for node in (crashing, surviving))
-            wait_until(forwarded_to_both, timeout=15, what="forwards to both holders")
+            wait_forwarded_to(entry, (crashing, surviving))
             crashed = node_id(crashing)
             crashing.process.kill()
             crashing.process.wait()
@@ -224,9 +234,7 @@ class ClusterTests(unittest.TestCase):
             statuses = [request(entry, "GET", "/bytes/2")[0] for _ in range(40)]
             self.assertEqual(statuses, [200] * 40, "every request reaches the surviving holder")
             self.assertNotEqual(members(entry).get(crashed), "dead", f"gossip had not yet declared the crash ({time.time() - started:.2f} s)")
-            retries = [family for family in text_string_to_metric_families(entry.admin_get("/metrics")[1].decode())
-                       if family.name == "pico_upstreams_forward_retries"][0].samples[0].value
-            self.assertGreater(retries, 0)
+            self.assertGreater(forward_retries(entry), 0)
         finally:
             for agent in agents:
                 agent.kill()
@@ -249,20 +257,11 @@ class ClusterTests(unittest.TestCase):
             emptied = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
             holding = self.start("--cluster.join", f"127.0.0.1:{entry.gossip}")
             agents = [start_agent(emptied, "app", http_port), start_agent(holding, "app", http_port)]
-
-            def forwarded_to_both():
-                request(entry, "GET", "/bytes/1")
-                metrics = entry.admin_get("/metrics")[1].decode()
-                return all(f'pico_upstreams_remote_requests_total{{node_id="{node_id(node)}"}}' in metrics for node in (emptied, holding))
-            wait_until(forwarded_to_both, timeout=15, what="forwards to both holders")
+            wait_forwarded_to(entry, (emptied, holding))
             # The holder itself answers a forwarded request it has no tunnel for with the mark.
             status, _, headers = request(holding, "GET", "/", endpoint="nowhere", headers={"x-pico-forward": "true"})
             self.assertEqual((status, headers.getheader("x-pico-unserved")), (502, "1"))
-
-            def retries():
-                return [family for family in text_string_to_metric_families(entry.admin_get("/metrics")[1].decode())
-                        if family.name == "pico_upstreams_forward_retries"][0].samples[0].value
-            before = retries()
+            before = forward_retries(entry)
             nft = ["nft", "add", "rule", "inet", table, "input"]
             subprocess.run(["nft", "add", "table", "inet", table], check=True)
             subprocess.run(["nft", "add", "chain", "inet", table, "input", "{ type filter hook input priority 0; }"], check=True)
@@ -275,7 +274,7 @@ class ClusterTests(unittest.TestCase):
                        what="the emptied holder's tunnel gone")
             statuses = [request(entry, "GET", "/bytes/2")[0] for _ in range(20)]
             self.assertEqual(statuses, [200] * 20, "every request reaches the holder that still has a tunnel")
-            self.assertGreater(retries(), before, "some requests went to the emptied holder first")
+            self.assertGreater(forward_retries(entry), before, "some requests went to the emptied holder first")
         finally:
             subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True)
             for agent in agents:

@@ -21,6 +21,16 @@ struct RequestExchangeTests {
         RequestExchange(head: head, framing: framing, clientHost: host, router: router, settings: settings)
     }
 
+    /// Starts `exchange`, which must go to another node; returns that node (nil, recorded as an
+    /// issue, when it did not).
+    static func startForwarded(_ exchange: inout RequestExchange, router: inout LoopRouter) -> NodeUID? {
+        guard case .forward(let uid, _, _, _) = exchange.start(router: &router, mayWait: true, now: Self.now) else {
+            Issue.record("expected a forward")
+            return nil
+        }
+        return uid
+    }
+
     @Test func test_localTunnel_opensAStream_withTheUpstreamDeadline_andCountsItUntilFinished() {
         var router = LoopRouter(loop: 0, seed: 1)
         router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
@@ -174,10 +184,7 @@ struct RequestExchangeTests {
         var router = LoopRouter(loop: 0, seed: 3)
         router.apply(.remoteHolders(endpoint: "svc", [Self.near, Self.far]))
         var exchange = Self.exchange(router: router)
-        guard case .forward(let first, _, _, _) = exchange.start(router: &router, mayWait: true, now: Self.now) else {
-            Issue.record("expected a forward")
-            return
-        }
+        guard let first = Self.startForwarded(&exchange, router: &router) else { return }
         let (action, report) = exchange.upstreamFailed(progress: .unsent, router: &router, now: Self.now + .seconds(1))
         #expect(report == .unreachable(first))
         #expect(!router.isUnreachable(first), "the node weighs the evidence and tells every loop, this one included")
@@ -194,10 +201,7 @@ struct RequestExchangeTests {
         var router = LoopRouter(loop: 0, seed: 3)
         router.apply(.remoteHolders(endpoint: "svc", [Self.near, Self.far]))
         var exchange = Self.exchange(router: router)
-        guard case .forward(let first, _, _, _) = exchange.start(router: &router, mayWait: true, now: Self.now) else {
-            Issue.record("expected a forward")
-            return
-        }
+        guard let first = Self.startForwarded(&exchange, router: &router) else { return }
         let other = first == Self.near.uid ? Self.far : Self.near
         #expect(exchange.forwardUnserved(router: &router, mayWait: true, now: Self.now + .milliseconds(5))
                 == .forward(uid: other.uid, name: other.name, proxyAddress: other.proxyAddress, deadline: Self.now + .seconds(30)))

@@ -230,42 +230,37 @@ struct MembershipProbeTests {
         #expect(membership.member(subject)?.state == MemberState(.alive, 1), "the ack carried its refutation")
     }
 
-    @Test func test_ownStaleEvidence_evenConfirmed_isCheckedAgain_butFreshEvidenceDeclaresAtOnce() {
+    @Test func test_ownStaleEvidence_evenConfirmed_isCheckedAgain_butFreshEvidenceDeclaresAtOnce() throws {
         // 200 pods at 10 % loss: we heard the accusation, our own probe failed, two others
-        // confirmed, and the refutation never reached us. At the deadline our 3 s old failure is
+        // confirmed, and the refutation never reached us. At the deadline our 2 s old failure is
         // checked again, and the ack carries the refutation.
-        var membership = Fixture.running(peers: 6, settings: Self.timing)
         let subject = Fixture.info(2).uid
-        _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(10))
-        let probe = membership.onProbeTick(now: .seconds(11))
-        #expect(probe.sends.first?.to == Fixture.info(2).gossipAddress, "heard of: probed first")
-        _ = membership.onProbeTimeout(sequence: probe.probeSequence!, now: .milliseconds(11_500))
-        _ = membership.onProbeDeadline(sequence: probe.probeSequence!, now: .seconds(12))
-        for accuser: UInt64 in [4, 5] {
-            _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(accuser).uid)], from: accuser, now: .seconds(12))
+        func accusedAndConfirmed() throws -> (membership: Membership, check: [MembershipDirective], deadline: Instant) {
+            var membership = Fixture.running(peers: 6, settings: Self.timing)
+            _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(10))
+            let probe = membership.onProbeTick(now: .seconds(11))
+            #expect(probe.sends.first?.to == Fixture.info(2).gossipAddress, "heard of: probed first")
+            _ = membership.onProbeTimeout(sequence: probe.probeSequence!, now: .milliseconds(11_500))
+            _ = membership.onProbeDeadline(sequence: probe.probeSequence!, now: .seconds(12))
+            for accuser: UInt64 in [4, 5] {
+                _ = membership.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(accuser).uid)], from: accuser, now: .seconds(12))
+            }
+            let deadline = try #require(membership.suspicions[subject]?.deadline)
+            #expect(deadline - .seconds(12) > Self.timing.probeInterval, "the deadline comes after our failure has gone stale")
+            membership.idle(from: .seconds(12), to: deadline)
+            let check = membership.onSuspicionTimer(subject, now: deadline)
+            #expect(check.broadcasts.allSatisfy { if case .dead = $0 { false } else { true } }, "stale, though confirmed: probe again first")
+            return (membership, check, deadline)
         }
-        let deadline = try! #require(membership.suspicions[subject]?.deadline)
-        #expect(deadline - .seconds(12) > Self.timing.probeInterval, "the deadline comes after our failure has gone stale")
-        membership.idle(from: .seconds(12), to: deadline)
-        let check = membership.onSuspicionTimer(subject, now: deadline)
-        #expect(check.broadcasts.allSatisfy { if case .dead = $0 { false } else { true } }, "stale, though confirmed: probe again first")
-        let ack = membership.receive([.ack(sequence: check.probeSequence!, target: subject, incarnation: 1)], from: 2, now: deadline + .milliseconds(10))
+
+        var (running, check, deadline) = try accusedAndConfirmed()
+        let ack = running.receive([.ack(sequence: check.probeSequence!, target: subject, incarnation: 1)], from: 2, now: deadline + .milliseconds(10))
         #expect(ack.events.contains(.memberStatusChanged(uid: subject, name: "node-2", from: MemberState(.suspect, 0), to: MemberState(.alive, 1))))
-        #expect(membership.tombstone(subject) == nil)
+        #expect(running.tombstone(subject) == nil)
 
         // A crashed suspect: the fresh check fails too, and declares it at once (past the deadline).
-        var crashed = Fixture.running(peers: 6, settings: Self.timing)
-        _ = crashed.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(3).uid)], from: 3, now: .seconds(10))
-        let first = crashed.onProbeTick(now: .seconds(11))
-        _ = crashed.onProbeTimeout(sequence: first.probeSequence!, now: .milliseconds(11_500))
-        _ = crashed.onProbeDeadline(sequence: first.probeSequence!, now: .seconds(12))
-        for accuser: UInt64 in [4, 5] {
-            _ = crashed.receive([.suspect(subject: subject, incarnation: 0, accuser: Fixture.info(accuser).uid)], from: accuser, now: .seconds(12))
-        }
-        let end = try! #require(crashed.suspicions[subject]?.deadline)
-        crashed.idle(from: .seconds(12), to: end)
-        let again = crashed.onSuspicionTimer(subject, now: end)
-        let probeEnd = try! #require(crashed.probe?.deadline)
+        var (crashed, again, end) = try accusedAndConfirmed()
+        let probeEnd = try #require(crashed.probe?.deadline)
         _ = crashed.onProbeTimeout(sequence: again.probeSequence!, now: end + .milliseconds(500))
         crashed.idle(from: end + .seconds(1), to: probeEnd)
         let dead = crashed.onProbeDeadline(sequence: again.probeSequence!, now: probeEnd)
