@@ -189,14 +189,15 @@ public struct EndpointTable: Hashable, Sendable {
     /// for the owner even when the table's known version is higher. Only the owner raises its
     /// version, so a higher one here came from a forged delta, and without this it would hide
     /// the owner's real entries for as long as its UID lives (`hostile-gossip.yaml`).
-    /// `wentBack`: the table knew a version above the snapshot's and now knows the snapshot's.
-    /// That is a forgery undone, or a real change of the owner's that overtook its reply (sent
-    /// after the reply was made, delivered first); the caller syncs with the owner once more,
-    /// which brings such a change back.
+    /// `wentBack`: the table knew something newer than the snapshot (a higher version, or an
+    /// entry written after it) and dropped it. That is a forgery undone, or a real change of the
+    /// owner's that overtook its reply (sent after the reply was made, delivered first); the
+    /// caller syncs with the owner once more, which brings such a change back.
     public mutating func applyFromOwner(_ snapshot: StateExchange.EndpointSnapshot) -> (changes: [Change], wentBack: Bool) {
-        let known = self.owners[snapshot.owner]?.knownVersion ?? 0
+        let before = self.owners[snapshot.owner]
         let changes = self.apply(snapshot, fromOwner: true)
-        return (changes, snapshot.version < known && self.owners[snapshot.owner]?.knownVersion == snapshot.version)
+        guard let before, self.owners[snapshot.owner]?.knownVersion == snapshot.version else { return (changes, false) }
+        return (changes, before.knownVersion > snapshot.version || before.entries.values.contains { $0.version > snapshot.version })
     }
 
     private mutating func apply(_ snapshot: StateExchange.EndpointSnapshot, fromOwner: Bool) -> [Change] {

@@ -100,6 +100,13 @@ struct EndpointTableTests {
         #expect(table.checkInvariants() == [])
         let again = table.applyFromOwner(StateExchange.EndpointSnapshot(owner: self.remote, version: 4, entries: [.init(endpoint: "alpha", count: 2, version: 1)]))
         #expect(again.changes.isEmpty && !again.wentBack)
+        // A change of the owner's that overtook its reply (a gap: version 6 after 4) is dropped
+        // with it, and reported so the caller asks again.
+        _ = table.apply(self.delta(base: 5, [("delta", 1, 6)]))
+        #expect(table.endpoints == ["alpha", "delta"])
+        let overtaken = table.applyFromOwner(StateExchange.EndpointSnapshot(owner: self.remote, version: 5, entries: [.init(endpoint: "alpha", count: 2, version: 1)]))
+        #expect(overtaken.wentBack && table.endpoints == ["alpha"])
+        #expect(table.checkInvariants() == [])
     }
 
     @Test func test_removedOwner_entriesDisappear_andLaterUpdatesAreIgnored() {
