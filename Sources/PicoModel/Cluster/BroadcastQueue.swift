@@ -71,9 +71,12 @@ public struct BroadcastQueue: Hashable, Sendable {
     /// least-sent first, counting one transmission each; items sent `limit` times are dropped.
     public mutating func take(budget: Int, maxMessages: Int, limit: Int) -> [[UInt8]] {
         guard !self.items.isEmpty, budget > 0, maxMessages > 0 else { return [] }
-        let order = self.items.indices.sorted {
-            (self.items[$0].transmits, self.items[$0].order) < (self.items[$1].transmits, self.items[$1].order)
-        }
+        // Sorted as plain numbers: comparing through `items[i]` retained each item's message and
+        // bytes per comparison.
+        let order = self.items.indices
+            .map { (transmits: self.items[$0].transmits, order: self.items[$0].order, index: $0) }
+            .sorted { ($0.transmits, $0.order) < ($1.transmits, $1.order) }
+            .map(\.index)
         var remaining = budget
         var taken: [[UInt8]] = []
         var spent: [Int] = []

@@ -21,10 +21,18 @@ extension ClusterNode {
     /// `.routingChanged` directive (after everything else, so a shell that carries directives out
     /// in order tells its loops last, as before).
     mutating func appendRoutingChanges(to directives: inout [ClusterDirective]) {
+        // Most inputs (a loop's accounting, a probe) change nothing routing reads: they return
+        // here, before any set is built.
+        if directives.isEmpty, self.tenancyChanged.isEmpty, self.reachability.directContacts.isEmpty,
+           self.reachability.unreachable == self.routing.unreachable, self.reachability.heartbeating == self.routing.heartbeating {
+            return
+        }
         var changes: [RoutingChange] = []
         var remoteChanged: Set<String> = []
         var claimsChanged: Set<String> = []
         var membershipChanged = false
+        // The members a membership event was about (nil: every member, after our rebirth).
+        var changedMembers: Set<NodeUID>? = []
         for directive in directives {
             switch directive {
             case .tellAgentToMove(let id):
@@ -41,7 +49,15 @@ extension ClusterNode {
                 if owner != self.me.uid { remoteChanged.insert(endpoint) }
             case .event(.membership(let event)):
                 switch event {
-                case .memberJoined, .memberStatusChanged, .memberDraining, .memberRemoved, .reborn: membershipChanged = true
+                case .memberJoined(let info):
+                    membershipChanged = true
+                    changedMembers?.insert(info.uid)
+                case .memberStatusChanged(let uid, _, _, _), .memberDraining(let uid, _), .memberRemoved(let uid, _):
+                    membershipChanged = true
+                    changedMembers?.insert(uid)
+                case .reborn:
+                    membershipChanged = true
+                    changedMembers = nil
                 default: break
                 }
             default:
@@ -53,7 +69,18 @@ extension ClusterNode {
         claimsChanged.formUnion(self.tenancyChanged)
         self.tenancyChanged.removeAll()
         if membershipChanged || !remoteChanged.isEmpty {
-            changes += self.remoteHolderChanges(endpoints: membershipChanged ? nil : remoteChanged)
+            // A member's state reaches only the endpoints it has entries for (its count and
+            // state, and the holder among their owners); an entry that went in this input has
+            // its own `endpointChanged`.
+            if let changedMembers {
+                for uid in changedMembers {
+                    guard uid != self.me.uid, let entries = self.endpoints.owners[uid]?.entries else { continue }
+                    remoteChanged.formUnion(entries.keys)
+                }
+                changes += self.remoteHolderChanges(endpoints: remoteChanged)
+            } else {
+                changes += self.remoteHolderChanges(endpoints: nil)
+            }
         }
         changes += self.tenantChanges(endpoints: membershipChanged ? nil : claimsChanged)
         if membershipChanged {

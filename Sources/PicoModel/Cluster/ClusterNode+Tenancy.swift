@@ -43,7 +43,8 @@ extension ClusterNode {
     /// sides of a partition, and theirs is older) are closed, so requests reach one tenant only.
     /// Costs nothing for an input that changed no entry, while no reservation ends.
     mutating func settleTenancy(now: Instant, into directives: inout [ClusterDirective]) {
-        self.tenancyChanged.formUnion(self.reservations.expire(now: now))
+        let ended = self.reservations.expire(now: now)
+        if !ended.isEmpty { self.tenancyChanged.formUnion(ended) }
         var changed = self.tenancyChanged
         for directive in directives {
             if case .event(.endpointChanged(let endpoint, _, _)) = directive { changed.insert(endpoint) }

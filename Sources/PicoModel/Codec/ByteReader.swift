@@ -84,12 +84,23 @@ public struct ByteReader: Sendable {
         return count
     }
 
-    /// Reads a varint-length-prefixed UTF-8 string of at most `maxBytes` bytes.
-    public mutating func readString(_ field: @autoclosure () -> String, maxBytes: Int) throws(WireDecodeError) -> String {
+    /// Reads a varint-length-prefixed UTF-8 string of at most `maxBytes` bytes. When its bytes
+    /// are exactly `likely`'s, `likely` itself is returned, without decoding (a node's three
+    /// addresses usually share one host).
+    public mutating func readString(_ field: @autoclosure () -> String, maxBytes: Int, likely: String? = nil) throws(WireDecodeError) -> String {
         let start = self.offset
         let length = Int(try self.readVarint(field(), limit: UInt64(maxBytes)))
         guard self.remaining >= length else { throw WireDecodeError(.truncated, field: field(), offset: self.offset) }
         let offset = self.offset
+        if var likely, likely.utf8.count == length {
+            let same = likely.withUTF8 { known in
+                self.bytes.withUnsafeBufferPointer { buffer in known.elementsEqual(buffer[offset..<(offset + length)]) }
+            }
+            if same {
+                self.offset += length
+                return likely
+            }
+        }
         let decoded: String? = self.bytes.withUnsafeBufferPointer { buffer in
             let part = UnsafeBufferPointer(rebasing: buffer[offset..<(offset + length)])
             // ASCII (names, addresses, endpoints) is valid UTF-8 as it stands: decoded without

@@ -26,12 +26,7 @@ public struct ByteWriter: Sendable {
 
     /// Appends a big-endian 64-bit integer.
     public mutating func writeUInt64(_ value: UInt64) {
-        var shift: UInt64 = 56
-        while true {
-            self.bytes.append(UInt8(truncatingIfNeeded: value >> shift))
-            if shift == 0 { break }
-            shift -= 8
-        }
+        withUnsafeBytes(of: value.bigEndian) { self.bytes.append(contentsOf: $0) }
     }
 
     /// Appends an unsigned LEB128 varint (1 to 10 bytes).
@@ -46,9 +41,11 @@ public struct ByteWriter: Sendable {
 
     /// Appends a varint length followed by the UTF-8 bytes of `value`.
     public mutating func writeString(_ value: String) {
-        let utf8 = value.utf8
-        self.writeVarint(UInt64(utf8.count))
-        self.bytes.append(contentsOf: utf8)
+        var value = value
+        value.withUTF8 { utf8 in
+            self.writeVarint(UInt64(utf8.count))
+            self.bytes.append(contentsOf: utf8)
+        }
     }
 
     /// Appends raw bytes.

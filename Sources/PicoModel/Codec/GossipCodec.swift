@@ -243,9 +243,9 @@ public enum GossipCodec {
         writer.writeUInt16(address.port)
     }
 
-    static func readAddress(_ reader: inout ByteReader, _ field: @autoclosure () -> String) throws(WireDecodeError) -> Address {
+    static func readAddress(_ reader: inout ByteReader, _ field: @autoclosure () -> String, likelyHost: String? = nil) throws(WireDecodeError) -> Address {
         let offset = reader.offset
-        let host = try reader.readString("\(field()).host", maxBytes: self.maxHostBytes)
+        let host = try reader.readString("\(field()).host", maxBytes: self.maxHostBytes, likely: likelyHost)
         guard !host.isEmpty else { throw WireDecodeError(.invalidValue, field: "\(field()).host", offset: offset) }
         return Address(host: host, port: try reader.readUInt16("\(field()).port"))
     }
@@ -263,8 +263,8 @@ public enum GossipCodec {
         let uid = try self.readUID(&reader, "\(field()).uid")
         let name = try reader.readString("\(field()).name", maxBytes: self.maxNameBytes)
         let gossip = try self.readAddress(&reader, "\(field()).gossipAddress")
-        let proxy = try self.readAddress(&reader, "\(field()).proxyAddress")
-        let admin = try self.readAddress(&reader, "\(field()).adminAddress")
+        let proxy = try self.readAddress(&reader, "\(field()).proxyAddress", likelyHost: gossip.host)
+        let admin = try self.readAddress(&reader, "\(field()).adminAddress", likelyHost: proxy.host)
         let epoch = try reader.readVarint("\(field()).epoch")
         return NodeInfo(uid: uid, name: name, gossipAddress: gossip, proxyAddress: proxy, adminAddress: admin, epoch: epoch)
     }

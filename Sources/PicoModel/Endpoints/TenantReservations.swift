@@ -79,6 +79,8 @@ public struct TenantReservations: Hashable, Sendable {
 
     /// Drops reservations ended by `now`; returns their endpoints, sorted.
     public mutating func expire(now: Instant) -> [String] {
+        // Read in place: binding the first entry copied its endpoint, on every input of a node.
+        guard let earliest = self.ends.first?.until, earliest <= now else { return [] }
         var ended: [String] = []
         while let first = self.ends.first, first.until <= now {
             self.ends.popFirst()

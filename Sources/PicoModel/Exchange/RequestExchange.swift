@@ -207,14 +207,17 @@ public struct RequestExchange: Sendable {
     /// `clientHost` (as the socket reports it; nil when unknown), read by a loop whose router is
     /// `router`. `moves`, `avoiding` and `holderWaits` carry over when the connection moved here for it;
     /// `firstOnConnection` when it is the first request its connection carries.
-    public init(head: HTTPRequestHead, framing: HTTPBodyFraming, clientHost: String?, router: LoopRouter,
+    public init(head: HTTPRequestHead, framing: HTTPBodyFraming, clientHost: String?, router: borrowing LoopRouter,
                 settings: ExchangeSettings, access: RequestAccess = .open, forwardProof: ForwardProof.Check = .notApplicable,
                 moves: Int = 0, avoiding: [NodeUID] = [], holderWaits: Int = 0, firstOnConnection: Bool = false) {
         self.endpoint = HTTPProxyRules.endpoint(of: head)
         let marked = head.headers.first("x-pico-forward") == "true"
         self.forwardMarked = marked
         switch forwardProof {
-        case .notApplicable: self.arrivedFromPeer = marked && clientHost.map(router.isPeerHost) == true
+        // The router is borrowed (an initializer's parameter is otherwise a copy of all its
+        // tables, released again at the end).
+        case .notApplicable:
+            if marked, let clientHost { self.arrivedFromPeer = router.isPeerHost(clientHost) } else { self.arrivedFromPeer = false }
         case .verified: self.arrivedFromPeer = marked
         case .refused: self.arrivedFromPeer = false
         }
@@ -223,7 +226,9 @@ public struct RequestExchange: Sendable {
         self.access = access.restricted(to: self.endpoint)
         self.method = head.method
         self.framing = framing
-        self.isPicoPath = head.path.hasPrefix("/_pico")
+        // An origin-form target starts with its path (which ends at `?` or `#`, neither in
+        // "/_pico"), so the prefix is read without building the path.
+        self.isPicoPath = head.target.hasPrefix("/") ? head.target.hasPrefix("/_pico") : head.path.hasPrefix("/_pico")
         self.isTunnelled = head.isUpgrade || head.method == "CONNECT"
         self.heartbeatsOwed = self.arrivedFromPeer && !self.isTunnelled
             ? ForwardHeartbeat.interval(requestedBy: head.headers.first(ForwardHeartbeat.header)) : nil

@@ -160,6 +160,16 @@ public struct HTTPHeaders: Hashable, Sendable, Sequence, ExpressibleByDictionary
     }
 }
 
+extension String {
+    /// The string without leading and trailing spaces and horizontal tabs (HTTP's OWS); the
+    /// string itself, without a copy, when it has none (as a parsed field value never has).
+    func trimmingHTTPWhitespace() -> String {
+        let isWhitespace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 }
+        guard let first = self.utf8.first, let last = self.utf8.last, isWhitespace(first) || isWhitespace(last) else { return self }
+        return String(Substring(self).trimmingHTTPWhitespace())
+    }
+}
+
 extension Substring {
     /// The substring without leading and trailing spaces and horizontal tabs (HTTP's OWS).
     func trimmingHTTPWhitespace() -> Substring {

@@ -13,10 +13,10 @@ public enum HTTPProxyRules {
     /// `x-pico-endpoint` wins; otherwise the first label of `Host` (port stripped) when the host
     /// has a dot and is not an IP literal; otherwise nil.
     public static func endpoint(of head: HTTPRequestHead) -> String? {
-        if let header = head.headers.first("x-pico-endpoint").map({ Substring($0).trimmingHTTPWhitespace() }), !header.isEmpty {
-            return String(header)
+        if let header = head.headers.first("x-pico-endpoint")?.trimmingHTTPWhitespace(), !header.isEmpty {
+            return header
         }
-        guard var host = head.headers.first("host").map({ String(Substring($0).trimmingHTTPWhitespace()) }), !host.isEmpty else { return nil }
+        guard var host = head.headers.first("host")?.trimmingHTTPWhitespace(), !host.isEmpty else { return nil }
         if host.hasPrefix("[") { return nil }  // an IPv6 literal
         if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
         guard host.contains("."), !Self.isIPv4Literal(host) else { return nil }

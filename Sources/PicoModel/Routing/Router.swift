@@ -96,28 +96,30 @@ public enum Router {
         guard let endpoint, !endpoint.isEmpty else { return .reject(.missingEndpoint) }
         guard endpoint.utf8.count <= EndpointTable.maxEndpointLength else { return .reject(.invalidEndpoint) }
         if let tunnel = chooseLocal(endpoint, false) { return .local(tunnel) }
-        if !forwarded, let target = self.weightedChoice(remote.filter { !$0.draining && !($0.suspect || isUnreachable($0.uid)) }, rng: &rng) {
+        if !forwarded, let target = self.weightedChoice(remote, rng: &rng, where: { !$0.draining && !($0.suspect || isUnreachable($0.uid)) }) {
             return .forward(uid: target.uid, name: target.name, proxyAddress: target.proxyAddress)
         }
         if let tunnel = chooseLocal(endpoint, true) { return .local(tunnel) }
-        if !forwarded, let target = self.weightedChoice(remote.filter { $0.draining && !($0.suspect || isUnreachable($0.uid)) }, rng: &rng) {
+        if !forwarded, let target = self.weightedChoice(remote, rng: &rng, where: { $0.draining && !($0.suspect || isUnreachable($0.uid)) }) {
             return .forward(uid: target.uid, name: target.name, proxyAddress: target.proxyAddress)
         }
         if !forwarded {
-            let doubtful = remote.filter { $0.suspect || isUnreachable($0.uid) }
-            if let target = self.weightedChoice(doubtful.filter { !$0.draining }, rng: &rng) ?? self.weightedChoice(doubtful, rng: &rng) {
+            if let target = self.weightedChoice(remote, rng: &rng, where: { ($0.suspect || isUnreachable($0.uid)) && !$0.draining })
+                ?? self.weightedChoice(remote, rng: &rng, where: { $0.suspect || isUnreachable($0.uid) }) {
                 return .forward(uid: target.uid, name: target.name, proxyAddress: target.proxyAddress)
             }
         }
         return .reject(.noAvailableUpstreams)
     }
 
-    /// A candidate chosen with probability proportional to its count (nil when none has one).
-    static func weightedChoice(_ candidates: [RemoteUpstream], rng: inout SplitMix64) -> RemoteUpstream? {
-        let total = candidates.reduce(UInt64(0)) { $0 + UInt64($1.count) }
+    /// A candidate among those `isCandidate` accepts, chosen with probability proportional to its
+    /// count (nil when none has one); their list is never built (this runs for every request).
+    static func weightedChoice(_ remote: [RemoteUpstream], rng: inout SplitMix64, where isCandidate: (RemoteUpstream) -> Bool) -> RemoteUpstream? {
+        var total: UInt64 = 0
+        for candidate in remote where isCandidate(candidate) { total += UInt64(candidate.count) }
         guard total > 0 else { return nil }
         var point = rng.bounded(total)
-        for candidate in candidates {
+        for candidate in remote where isCandidate(candidate) {
             if point < UInt64(candidate.count) { return candidate }
             point -= UInt64(candidate.count)
         }

@@ -102,13 +102,15 @@ public struct UpstreamRegistry: Hashable, Sendable {
         var fallback: TunnelID?
         for step in 0..<ids.count {
             let position = (start + step) % ids.count
-            guard let tunnel = self.tunnels[ids[position]] else { continue }
-            if !tunnel.isDraining {
+            let id = ids[position]
+            // Only the flag is read: binding the tunnel copied it, on every request.
+            guard let isDraining = self.tunnels[id]?.isDraining else { continue }
+            if !isDraining {
                 self.cursors[endpoint] = position + 1
-                self.inFlightCounts[tunnel.id, default: 0] += 1
-                return tunnel.id
+                self.inFlightCounts[id, default: 0] += 1
+                return id
             }
-            if fallback == nil { fallback = tunnel.id }
+            if fallback == nil { fallback = id }
         }
         guard allowDraining, let fallback else { return nil }
         self.cursors[endpoint] = start + 1

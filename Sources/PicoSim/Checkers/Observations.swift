@@ -81,8 +81,10 @@ extension SimWorld {
         if seen.outageStarts.count < self.traffic.agents.count {
             seen.outageStarts += Array(repeating: nil, count: self.traffic.agents.count - seen.outageStarts.count)
         }
-        for (index, agent) in self.traffic.agents.enumerated() {
-            if self.hasWorkingTunnel(index) || !self.anyPodBehindLoadBalancer {
+        // Worked out once per sample, and agents read by index (binding each agent copied it).
+        let anyPodBehindLoadBalancer = self.anyPodBehindLoadBalancer
+        for index in self.traffic.agents.indices {
+            if !anyPodBehindLoadBalancer || self.hasWorkingTunnel(index) {
                 seen.outageStarts[index] = nil
                 continue
             }
@@ -90,7 +92,7 @@ extension SimWorld {
             seen.outageStarts[index] = from
             let length = self.now - from
             if length > (seen.longestOutage?.length ?? .zero) {
-                seen.longestOutage = Observations.Outage(agent: agent.spec.name, from: from, length: length)
+                seen.longestOutage = Observations.Outage(agent: self.traffic.agents[index].spec.name, from: from, length: length)
             }
         }
     }
@@ -102,7 +104,12 @@ extension SimWorld {
 
     /// True when agent `agent` holds a tunnel that is not moving, on a running process.
     func hasWorkingTunnel(_ agent: Int) -> Bool {
-        self.traffic.tunnels(of: agent).contains { !$0.moving && self.isCurrent($0.pod, $0.boot) && self.pods[$0.pod].state == .running }
+        // `traffic.tunnels(of:)` without building its list.
+        for tunnel in self.traffic.agents[agent].machine.tunnels where !tunnel.moving {
+            guard let placement = self.traffic.placements[tunnel.id] else { continue }
+            if self.isCurrent(placement.pod, placement.boot), self.pods[placement.pod].state == .running { return true }
+        }
+        return false
     }
 
     /// The first running pod whose live members are not exactly the running pods' UIDs.

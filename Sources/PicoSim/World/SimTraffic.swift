@@ -123,8 +123,8 @@ public struct SimTraffic: Sendable {
     }
 
     /// One request's exchange at one pod: where it runs and what it holds. Its machine is kept
-    /// apart, in `machines`, so reading or changing these few words never copies or moves the
-    /// machine (a dictionary's `[key]?.field = value` moves the whole value out and back).
+    /// beside it in `ExchangeStore`, so reading or changing these few words never copies the
+    /// machine.
     struct Exchange: Sendable {
         var pod: Int
         var boot: Int
@@ -147,11 +147,8 @@ public struct SimTraffic: Sendable {
     var pendingBeliefs: [[Bool]] = []
     /// Every request, by number (index = id - 1).
     public internal(set) var history: [RequestRecord] = []
-    /// Exchanges in progress, by request and hop.
-    var exchanges: [ExchangeKey: Exchange] = [:]
-    /// The production machine of every exchange in `exchanges`, under the same key (both are
-    /// added and removed together).
-    var machines: [ExchangeKey: RequestExchange] = [:]
+    /// Exchanges in progress, by request and hop, with their production machines.
+    var exchanges = ExchangeStore()
     var placements: [TunnelID: Placement] = [:]
     /// The tenant whose agent answered each endpoint's first request (looked up, never iterated).
     var servingTenant: [String: String] = [:]
@@ -200,28 +197,6 @@ public struct SimTraffic: Sendable {
         }
     }
 
-    /// Starts exchange `key` with its machine.
-    mutating func addExchange(_ key: ExchangeKey, _ exchange: Exchange, machine: RequestExchange) {
-        self.exchanges[key] = exchange
-        self.machines[key] = machine
-    }
-
-    /// Runs `change` on exchange `key` in place and returns what it returns (nil when there is
-    /// no such exchange): one lookup, where `exchanges[key]?.field = value` moves the value out of
-    /// the dictionary and back on top of its lookup.
-    @discardableResult
-    mutating func updateExchange<Result>(_ key: ExchangeKey, _ change: (inout Exchange) -> Result) -> Result? {
-        guard let index = self.exchanges.index(forKey: key) else { return nil }
-        return change(&self.exchanges.values[index])
-    }
-
-    /// Runs `body` on exchange `key`'s machine in place (nil when there is none): reading a
-    /// machine through `machines[key]?` copies all of it.
-    mutating func withMachine<Result>(_ key: ExchangeKey, _ body: (inout RequestExchange) -> Result) -> Result? {
-        guard let index = self.machines.index(forKey: key) else { return nil }
-        return body(&self.machines.values[index])
-    }
-
     /// `ForwardHeartbeat.requestValue(every:)`, worked out once per interval (every forward of a
     /// run asks with the same one).
     mutating func heartbeatFieldValue(every interval: Duration) -> String {
@@ -229,12 +204,6 @@ public struct SimTraffic: Sendable {
         let value = ForwardHeartbeat.requestValue(every: interval)
         self.heartbeatField = (interval, value)
         return value
-    }
-
-    /// Removes exchange `key` and its machine; nil when there is none.
-    mutating func removeExchange(_ key: ExchangeKey) -> (exchange: Exchange, machine: RequestExchange)? {
-        guard let exchange = self.exchanges.removeValue(forKey: key), let machine = self.machines.removeValue(forKey: key) else { return nil }
-        return (exchange, machine)
     }
 
     /// A pod the load balancer would send a new connection to, at random among those it believes

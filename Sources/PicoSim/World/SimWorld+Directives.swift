@@ -38,7 +38,8 @@ extension SimWorld {
             self.pods[index].timerGenerations[timer] = generation
             self.queue.schedule(.timer(pod: index, boot: boot, id: timer, generation: generation), at: max(instant, self.now))
         case .resolveSeeds:
-            let addresses = self.dnsListing.compactMap { self.pods[$0].address }
+            let addresses = self.dnsAnswer ?? self.dnsListing.compactMap { self.pods[$0].address }.sorted()
+            self.dnsAnswer = addresses
             self.queue.schedule(.input(pod: index, boot: boot, .seedsResolved(addresses)), at: self.now + self.settings.dnsQueryTime)
         case .setReadiness(let ready):
             if self.pods[index].ready != ready { self.setReady(index, ready) }

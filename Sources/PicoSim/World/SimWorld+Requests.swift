@@ -51,7 +51,7 @@ extension SimWorld {
         let previousKey = ExchangeKey(request: request, hop: hop - 1)
         if hop > 0, let previous = self.traffic.exchanges[previousKey] {
             fields.append(HTTPHeaders.Field(name: "x-pico-forward", value: "true"))
-            if let interval = self.traffic.withMachine(previousKey, { $0.heartbeatRequest }) ?? nil {
+            if let interval = self.traffic.exchanges.withMachine(previousKey, { $0.heartbeatRequest }) ?? nil {
                 fields.append(HTTPHeaders.Field(name: ForwardHeartbeat.header, value: self.traffic.heartbeatFieldValue(every: interval)))
             }
             source = self.pods[previous.pod].nodeInfo()?.proxyAddress.host ?? clientHost
@@ -64,7 +64,7 @@ extension SimWorld {
         let machine = self.pods[pod].withRouter { router in
             RequestExchange(head: head, framing: .none, clientHost: source, router: router, settings: settings, firstOnConnection: first)
         }
-        self.traffic.addExchange(key, SimTraffic.Exchange(pod: pod, boot: boot, arrivedOn: connection), machine: machine)
+        self.traffic.exchanges.add(key, SimTraffic.Exchange(pod: pod, boot: boot, arrivedOn: connection), machine: machine)
         let mayWait = self.pods[pod].waiting.count < self.settings.maxWaitingRequests
         let action = self.withExchange(key) { machine, router, now in machine.start(router: &router, mayWait: mayWait, now: now) }
         self.follow(action, for: key)
@@ -82,7 +82,7 @@ extension SimWorld {
     /// pod notes whether a holder is reachable from there now (by the network's real state).
     /// Each request is updated on its own, so the dictionary's order does not matter.
     mutating func reachabilityMayHaveChanged() {
-        for key in self.traffic.exchanges.keys where key.hop == 0 {
+        for key in self.traffic.exchanges.keys(where: { key, _ in key.hop == 0 }) {
             self.noteReachability(of: key.request)
         }
     }
@@ -112,11 +112,9 @@ extension SimWorld {
 
     /// Runs `step` on the exchange `key` with its pod's router; `.none` when it is gone.
     mutating func withExchange(_ key: ExchangeKey, _ step: (inout RequestExchange, inout LoopRouter, Instant) -> ExchangeAction) -> ExchangeAction {
-        guard let pod = self.traffic.exchanges[key]?.pod, let index = self.traffic.machines.index(forKey: key) else { return .none }
-        // Both mutated in place: a copy of the router would copy its tables on every request, and
-        // `machines[key]!` would move the machine out of the dictionary and back.
+        // Both mutated in place: a copy of the router would copy its tables on every request.
         let now = self.now
-        return step(&self.traffic.machines.values[index], &self.pods[pod].router, now)
+        return self.traffic.exchanges.withMachineAndPod(key) { machine, pod in step(&machine, &self.pods[pod].router, now) } ?? .none
     }
 
     /// Runs `step` as `withExchange` does, and tells the exchange's node what it learned about
@@ -147,7 +145,7 @@ extension SimWorld {
                 self.follow(next, for: key)
                 return
             }
-            self.traffic.updateExchange(key) { exchange in
+            self.traffic.exchanges.update(key) { exchange in
                 exchange.countedTunnel = tunnel
                 // A forward it had (that went silent) is abandoned: nothing on it counts any more.
                 exchange.forwardConnection = nil
@@ -204,7 +202,7 @@ extension SimWorld {
     mutating func dialForward(_ key: ExchangeKey, from pod: Int, to uid: NodeUID) {
         let connection = self.traffic.nextConnection
         self.traffic.nextConnection += 1
-        self.traffic.updateExchange(key) { $0.forwardConnection = connection }
+        self.traffic.exchanges.update(key) { $0.forwardConnection = connection }
         var target: Int?
         for index in self.pods.indices where self.pods[index].runs(uid) {
             target = index
@@ -256,7 +254,7 @@ extension SimWorld {
     mutating func scheduleExchangeTimer(_ key: ExchangeKey, at deadline: Instant) {
         let deadline = max(deadline, self.now)
         // One lookup: the timer is read and set in place.
-        guard let boot = self.traffic.updateExchange(key, { exchange -> Int? in
+        guard let boot = self.traffic.exchanges.update(key, { exchange -> Int? in
             if let due = exchange.timerDue, due <= deadline { return nil }
             exchange.timerDue = deadline
             return exchange.boot
@@ -269,10 +267,10 @@ extension SimWorld {
         if self.parkIfPaused(.exchangeTimer(request: key.request, hop: key.hop, boot: boot), pod: exchange.pod, boot: boot) { return }
         // An event a nearer deadline replaced: the timer that replaced it rules.
         guard exchange.timerDue.map({ $0 <= self.now }) ?? false else { return }
-        self.traffic.updateExchange(key) { $0.timerDue = nil }
+        self.traffic.exchanges.update(key) { $0.timerDue = nil }
         defer {
             // A forward that went silent or timed out is abandoned: its connection is reset.
-            if let connection = exchange.forwardConnection, self.traffic.exchanges[key]?.forwardConnection != connection || self.traffic.machines[key]?.peer == nil {
+            if let connection = exchange.forwardConnection, self.traffic.exchanges[key]?.forwardConnection != connection || self.traffic.exchanges.withMachine(key, { $0.peer }) == nil {
                 self.abandonForward(of: key, on: connection)
             }
         }
@@ -311,7 +309,7 @@ extension SimWorld {
     /// The upstream answered the stream of `request` at hop `hop`.
     mutating func streamDone(_ request: UInt64, hop: Int) {
         let key = ExchangeKey(request: request, hop: hop)
-        guard let exchange = self.traffic.exchanges[key], let tunnel = self.traffic.machines[key]?.tunnel else { return }
+        guard let exchange = self.traffic.exchanges[key], let tunnel = self.traffic.exchanges.withMachine(key, { $0.tunnel }) ?? nil else { return }
         // The answer comes back through the node: a frozen node holds it until it thaws.
         if self.parkIfPaused(.streamDone(request: request, hop: hop), pod: exchange.pod, boot: exchange.boot) { return }
         if let placement = self.traffic.placements[tunnel] {
@@ -360,7 +358,7 @@ extension SimWorld {
     /// the exchange there ends unanswered (its stream released) and nothing of it comes back.
     mutating func abandonForward(of key: ExchangeKey, on connection: UInt64) {
         let next = ExchangeKey(request: key.request, hop: key.hop + 1)
-        guard self.traffic.exchanges[next]?.arrivedOn == connection, let removed = self.traffic.removeExchange(next) else { return }
+        guard self.traffic.exchanges[next]?.arrivedOn == connection, let removed = self.traffic.exchanges.remove(next) else { return }
         let held = removed.exchange
         var machine = removed.machine
         machine.finished(status: 499, router: &self.pods[held.pod].router)
@@ -400,7 +398,7 @@ extension SimWorld {
     /// the client (entry hop) or back to the entry pod (forwarded hop; `unserved`: as an answer
     /// saying the request reached no upstream here).
     mutating func end(_ key: ExchangeKey, _ outcome: RequestOutcome, unserved: Bool = false) {
-        guard let removed = self.traffic.removeExchange(key) else { return }
+        guard let removed = self.traffic.exchanges.remove(key) else { return }
         let exchange = removed.exchange
         let tunnel = exchange.countedTunnel
         var machine = removed.machine
@@ -421,8 +419,8 @@ extension SimWorld {
     /// entry pod's connection, which may try another holder; a request waiting for a holder
     /// fails (it reached no upstream).
     mutating func exchangesStopped(at pod: Int) {
-        for key in self.traffic.exchanges.keys.sorted() {
-            guard self.traffic.exchanges[key]?.pod == pod, let removed = self.traffic.removeExchange(key) else { continue }
+        for key in self.traffic.exchanges.keys(where: { _, exchange in exchange.pod == pod }) {
+            guard let removed = self.traffic.exchanges.remove(key) else { continue }
             let (exchange, machine) = (removed.exchange, removed.machine)
             if key.hop > 0 {
                 // The forwarding pod's connection is reset before any answer byte.
