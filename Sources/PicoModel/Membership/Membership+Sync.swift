@@ -35,6 +35,7 @@ extension Membership {
         self.noteInput(now: now, into: &directives)
         let unique = Self.sortedUnique(addresses)
         self.resolvedSeeds = Array(unique.prefix(self.settings.maxMembers))
+        self.cachedUnheldSeeds = nil
         let unknown = self.resolvedSeeds.filter { $0 != self.me.gossipAddress && self.addressIndex[$0] == nil }
         if self.phase == .joining {
             if unknown.isEmpty {
@@ -152,10 +153,10 @@ extension Membership {
     /// A state exchange with one random address among dead members' addresses and seeds that no
     /// live member holds (none when there is none).
     private mutating func tryReconnecting(into directives: inout [MembershipDirective]) {
-        // Only the few unheld addresses are collected, sorted and made unique (a set of every seed
-        // built on each tick was a thirtieth of a 100-pod simulation).
-        var unheld: [Address] = []
-        for address in self.resolvedSeeds where self.isUnheld(address) { unheld.append(address) }
+        // Only the few unheld addresses are collected, sorted and made unique, and the seeds are
+        // looked up again only after the address index changed (a set of every seed built and
+        // looked up on each tick was a twentieth of a 100-pod simulation).
+        var unheld = self.unheldSeeds()
         for (_, tombstone) in self.tombstones where tombstone.status == .dead {
             if let address = tombstone.address, self.isUnheld(address) { unheld.append(address) }
         }
@@ -163,6 +164,14 @@ extension Membership {
         if let address = self.rng.sample(unheld, count: 1).first {
             directives.append(.exchangeState(with: address, purpose: .reconnect))
         }
+    }
+
+    /// The resolved seeds no member holds (other than our own address), in seed order.
+    private mutating func unheldSeeds() -> [Address] {
+        if let known = self.cachedUnheldSeeds, known.stamp == self.addressIndexChanges.value { return known.addresses }
+        let unheld = self.resolvedSeeds.filter { self.isUnheld($0) }
+        self.cachedUnheldSeeds = (self.addressIndexChanges.value, unheld)
+        return unheld
     }
 
     /// Whether `address` is another process's gossip address that no member of ours has.

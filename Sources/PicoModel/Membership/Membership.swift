@@ -52,7 +52,12 @@ public struct Membership: Sendable {
     var tombstoneQueue = AgeQueue()
     /// Members that became dead or left, oldest first (for eviction when too many linger).
     var departedQueue = AgeQueue()
-    var addressIndex: [Address: NodeUID] = [:] { didSet { self.checkedState.bump() } }
+    var addressIndex: [Address: NodeUID] = [:] {
+        didSet {
+            self.checkedState.bump()
+            self.addressIndexChanges.bump()
+        }
+    }
     var suspicions: [NodeUID: Suspicion] = [:] { didSet { self.checkedState.bump() } }
     var probeOrder: [NodeUID] = []
     var probeCursor = 0
@@ -102,6 +107,11 @@ public struct Membership: Sendable {
     var liveSetChanges = ChangeCount()
     /// `liveProxyHosts()` as of `liveSetChanges` reading `stamp` (bookkeeping, not state).
     var cachedProxyHosts: (stamp: UInt64, hosts: [String])?
+    /// Writes to `addressIndex`: what decides which resolved seeds no member holds.
+    var addressIndexChanges = ChangeCount()
+    /// The resolved seeds no member holds, as of `addressIndexChanges` reading `stamp`; cleared
+    /// when the seeds are resolved again (bookkeeping, not state).
+    var cachedUnheldSeeds: (stamp: UInt64, addresses: [Address])?
 
     /// Creates a machine for the node described by `me`. `seeds` are the names the shell resolves
     /// on request; `rng` must be seeded by the driver. Throws the validation errors of `settings`.

@@ -130,10 +130,18 @@ public struct UpstreamRegistry: Hashable, Sendable {
     /// A request stream on `id` finished; returns the tunnel's remaining in-flight count, or nil
     /// when the tunnel is unknown.
     public mutating func finishStream(on id: TunnelID) -> Int? {
-        guard self.tunnels[id] != nil else { return nil }
-        let remaining = max(0, (self.inFlightCounts[id] ?? 0) - 1)
-        self.inFlightCounts[id] = remaining == 0 ? nil : remaining
-        return remaining
+        // One lookup for the usual case: only a registered tunnel has a count (every increment
+        // checks registration, `remove` drops the count), and a count is at least 1.
+        if let index = self.inFlightCounts.index(forKey: id) {
+            let remaining = self.inFlightCounts.values[index] - 1
+            if remaining > 0 {
+                self.inFlightCounts.values[index] = remaining
+                return remaining
+            }
+            self.inFlightCounts.remove(at: index)
+            return 0
+        }
+        return self.tunnels[id] == nil ? nil : 0
     }
 
     /// The tunnel `id`, if registered.
