@@ -23,7 +23,7 @@ extension ClusterNode {
     mutating func appendRoutingChanges(to directives: inout [ClusterDirective]) {
         // Most inputs (a loop's accounting, a probe) change nothing routing reads: they return
         // here, before any set is built.
-        if directives.isEmpty, self.tenancyChanged.isEmpty, self.reachability.directContacts.isEmpty,
+        if !directives.contains(where: Self.changesRouting), self.tenancyChanged.isEmpty, self.reachability.directContacts.isEmpty,
            self.reachability.unreachable == self.routing.unreachable, self.reachability.heartbeating == self.routing.heartbeating {
             return
         }
@@ -104,6 +104,19 @@ extension ClusterNode {
         }
         for uid in self.reachability.takeDirectContacts() { changes.append(.answeredDirectly(uid)) }
         if !changes.isEmpty { directives.append(.routingChanged(changes)) }
+    }
+
+    /// Whether `directive` is one `appendRoutingChanges` reads (the cases of its loop).
+    private static func changesRouting(_ directive: ClusterDirective) -> Bool {
+        switch directive {
+        case .tellAgentToMove, .event(.tunnelRegistered), .event(.tunnelRemoved), .event(.endpointChanged): true
+        case .event(.membership(let event)):
+            switch event {
+            case .memberJoined, .memberStatusChanged, .memberDraining, .memberRemoved, .reborn: true
+            default: false
+            }
+        default: false
+        }
     }
 
     /// Changes of holding tenants against what was sent, for `endpoints` (every endpoint when

@@ -41,11 +41,9 @@ public struct ByteWriter: Sendable {
 
     /// Appends a varint length followed by the UTF-8 bytes of `value`.
     public mutating func writeString(_ value: String) {
-        var value = value
-        value.withUTF8 { utf8 in
-            self.writeVarint(UInt64(utf8.count))
-            self.bytes.append(contentsOf: utf8)
-        }
+        let utf8 = value.utf8
+        self.writeVarint(UInt64(utf8.count))
+        self.bytes.append(contentsOf: utf8)
     }
 
     /// Appends raw bytes.

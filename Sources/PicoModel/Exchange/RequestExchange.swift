@@ -19,7 +19,9 @@ public struct ExchangeSettings: Hashable, Sendable {
     /// forward's start plus `forwardDialTimeout`, then from each heartbeat. The node is asked for
     /// a heartbeat every third of it (`ForwardHeartbeat`), so only a lost hop stays silent this
     /// long, never a slow upstream.
-    public var forwardAnswerTimeout: Duration
+    public var forwardAnswerTimeout: Duration {
+        didSet { self.heartbeatInterval = Self.heartbeatInterval(for: self.forwardAnswerTimeout) }
+    }
 
     /// Piko's `proxy.timeout` (30 s), a 1 s wait for a holder, two moves, a 1 s forward dial, a
     /// 1 s forward silence.
@@ -30,12 +32,17 @@ public struct ExchangeSettings: Hashable, Sendable {
         self.maxMoves = maxMoves
         self.forwardDialTimeout = forwardDialTimeout
         self.forwardAnswerTimeout = forwardAnswerTimeout
+        self.heartbeatInterval = Self.heartbeatInterval(for: forwardAnswerTimeout)
     }
 
     /// The heartbeat interval a forward asks for: a third of `forwardAnswerTimeout`, so two
     /// heartbeats may be lost or late before the forward counts as lost (nil: none asked).
-    public var heartbeatInterval: Duration? {
-        self.forwardAnswerTimeout > .zero ? self.forwardAnswerTimeout / 3 : nil
+    /// Kept with the timeout (a `Duration` division costs hundreds of instructions, and every
+    /// forward asks).
+    public private(set) var heartbeatInterval: Duration?
+
+    private static func heartbeatInterval(for forwardAnswerTimeout: Duration) -> Duration? {
+        forwardAnswerTimeout > .zero ? forwardAnswerTimeout / 3 : nil
     }
 }
 

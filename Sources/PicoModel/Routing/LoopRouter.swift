@@ -149,19 +149,18 @@ public struct LoopRouter: Sendable {
     public mutating func decide(endpoint: String?, forwarded: Bool, avoiding: [NodeUID] = []) -> RouteDecision {
         var remote = endpoint.flatMap { self.remote[$0] } ?? []
         if !avoiding.isEmpty { remote.removeAll { avoiding.contains($0.uid) } }
-        var rng = self.rng
-        var here = self.here
-        var elsewhere = self.elsewhere
-        // Released while deciding, so the registries are not copied on write.
-        self.here = UpstreamRegistry()
-        self.elsewhere = UpstreamRegistry()
-        defer {
-            self.rng = rng
-            self.here = here
-            self.elsewhere = elsewhere
-        }
-        let unreachable = self.unreachable
-        return Router.decide(endpoint: endpoint, forwarded: forwarded, remote: remote, isUnreachable: { unreachable.contains($0) }, rng: &rng) { endpoint, allowDraining in
+        // The registries and the generator are disjoint stored properties, each lent in place
+        // (moving them out and back cost more than the decision).
+        return Self.decide(
+            endpoint: endpoint, forwarded: forwarded, remote: remote, unreachable: self.unreachable,
+            rng: &self.rng, here: &self.here, elsewhere: &self.elsewhere)
+    }
+
+    private static func decide(
+        endpoint: String?, forwarded: Bool, remote: [RemoteUpstream], unreachable: Set<NodeUID>,
+        rng: inout SplitMix64, here: inout UpstreamRegistry, elsewhere: inout UpstreamRegistry
+    ) -> RouteDecision {
+        Router.decide(endpoint: endpoint, forwarded: forwarded, remote: remote, isUnreachable: { unreachable.contains($0) }, rng: &rng) { endpoint, allowDraining in
             if let id = here.choose(for: endpoint, allowDraining: false) { return id }
             if let id = elsewhere.choose(for: endpoint, allowDraining: false) { return id }
             guard allowDraining else { return nil }

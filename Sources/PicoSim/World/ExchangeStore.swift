@@ -1,7 +1,7 @@
 import PicoModel
 
 /// Exchanges in progress, by request and hop, each with its production machine, found without
-/// hashing: the exchanges sit in reusable slots of one array, and a table indexed by request
+/// hashing: the exchanges sit in reusable slots of three parallel arrays, and a table indexed by request
 /// number gives the slots of a request's first two hops. (Two dictionaries keyed by request and
 /// hop spent about a tenth of a 20-pod rollout hashing.)
 ///
@@ -9,19 +9,17 @@ import PicoModel
 /// reading a few words of an exchange never copies its machine; `keys(where:)` lists keys in
 /// key order whatever the slots' order.
 struct ExchangeStore: Sendable {
-    private struct Slot: Sendable {
-        var key: ExchangeKey
-        var exchange: SimTraffic.Exchange
-        var machine: RequestExchange
-    }
-
     /// A request's slots at hops 0 and 1 (-1: none).
     private struct FirstHops: Sendable {
         var hop0: Int32 = -1
         var hop1: Int32 = -1
     }
 
-    private var slots: [Slot?] = []
+    // A slot's parts, in three arrays: reading an exchange's few words through a slot holding
+    // its machine copied the machine too.
+    private var slotKeys: [ExchangeKey?] = []
+    private var slotExchanges: [SimTraffic.Exchange?] = []
+    private var slotMachines: [RequestExchange?] = []
     private var freeSlots: [Int] = []
     /// By request number (index = number - 1), grown as numbers arrive.
     private var firstHops: [FirstHops] = []
@@ -61,23 +59,28 @@ struct ExchangeStore: Sendable {
     /// Exchange `key`'s own words (not its machine); nil when there is none.
     subscript(key: ExchangeKey) -> SimTraffic.Exchange? {
         guard let slot = self.slot(of: key) else { return nil }
-        return self.slots[slot]?.exchange
+        return self.slotExchanges[slot]
     }
 
     /// Starts exchange `key` with its machine, replacing one under the same key.
     mutating func add(_ key: ExchangeKey, _ exchange: SimTraffic.Exchange, machine: RequestExchange) {
         precondition(key.request >= 1 && key.hop >= 0, "exchange keys number requests from 1 and hops from 0")
         if let slot = self.slot(of: key) {
-            self.slots[slot] = Slot(key: key, exchange: exchange, machine: machine)
+            self.slotExchanges[slot] = exchange
+            self.slotMachines[slot] = machine
             return
         }
         let slot: Int
         if let free = self.freeSlots.popLast() {
             slot = free
-            self.slots[slot] = Slot(key: key, exchange: exchange, machine: machine)
+            self.slotKeys[slot] = key
+            self.slotExchanges[slot] = exchange
+            self.slotMachines[slot] = machine
         } else {
-            slot = self.slots.count
-            self.slots.append(Slot(key: key, exchange: exchange, machine: machine))
+            slot = self.slotKeys.count
+            self.slotKeys.append(key)
+            self.slotExchanges.append(exchange)
+            self.slotMachines.append(machine)
         }
         self.setSlot(slot, of: key)
         self.count += 1
@@ -88,39 +91,38 @@ struct ExchangeStore: Sendable {
     @discardableResult
     mutating func update<Result>(_ key: ExchangeKey, _ change: (inout SimTraffic.Exchange) -> Result) -> Result? {
         guard let slot = self.slot(of: key) else { return nil }
-        return change(&self.slots[slot]!.exchange)
+        return change(&self.slotExchanges[slot]!)
     }
 
     /// Runs `body` on exchange `key`'s machine in place (nil when there is none).
     mutating func withMachine<Result>(_ key: ExchangeKey, _ body: (inout RequestExchange) -> Result) -> Result? {
         guard let slot = self.slot(of: key) else { return nil }
-        return body(&self.slots[slot]!.machine)
+        return body(&self.slotMachines[slot]!)
     }
 
     /// Runs `body` on exchange `key`'s machine in place, with the exchange's pod (nil when there
     /// is no such exchange).
     mutating func withMachineAndPod<Result>(_ key: ExchangeKey, _ body: (inout RequestExchange, Int) -> Result) -> Result? {
         guard let slot = self.slot(of: key) else { return nil }
-        let pod = self.slots[slot]!.exchange.pod
-        return body(&self.slots[slot]!.machine, pod)
+        guard let pod = self.slotExchanges[slot]?.pod else { return nil }
+        return body(&self.slotMachines[slot]!, pod)
     }
 
     /// Removes exchange `key` and its machine; nil when there is none.
     mutating func remove(_ key: ExchangeKey) -> (exchange: SimTraffic.Exchange, machine: RequestExchange)? {
-        guard let slot = self.slot(of: key), let removed = self.slots[slot] else { return nil }
-        self.slots[slot] = nil
+        guard let slot = self.slot(of: key), let exchange = self.slotExchanges[slot].take(), let machine = self.slotMachines[slot].take() else { return nil }
+        self.slotKeys[slot] = nil
         self.freeSlots.append(slot)
         self.setSlot(-1, of: key)
         self.count -= 1
-        return (removed.exchange, removed.machine)
+        return (exchange, machine)
     }
 
     /// The keys of the exchanges `isIncluded` accepts, in key order.
     func keys(where isIncluded: (ExchangeKey, SimTraffic.Exchange) -> Bool) -> [ExchangeKey] {
         var keys: [ExchangeKey] = []
-        // By index: binding each slot would copy its machine.
-        for index in self.slots.indices {
-            guard let key = self.slots[index]?.key, let exchange = self.slots[index]?.exchange, isIncluded(key, exchange) else { continue }
+        for index in self.slotKeys.indices {
+            guard let key = self.slotKeys[index], let exchange = self.slotExchanges[index], isIncluded(key, exchange) else { continue }
             keys.append(key)
         }
         return keys.sorted()
