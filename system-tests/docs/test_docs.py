@@ -131,6 +131,10 @@ class GettingStartedTests(unittest.TestCase):
             for name, labels in metrics.items():
                 if labels:
                     self.assertEqual(documented[name], labels, name)
+            # Every Pico metric the migration page names is one the node exports.
+            migrating = read(os.path.join(DOCS, "migrating-from-piko.md"))
+            for name in set(re.findall(r"`(pico_[a-z_]+)", migrating)):
+                self.assertIn(name, metrics, f"docs/migrating-from-piko.md names {name}")
 
 
 class SimulatorGuideTests(unittest.TestCase):
@@ -153,7 +157,8 @@ class LinkTests(unittest.TestCase):
                 path = os.path.normpath(os.path.join(os.path.dirname(page), target))
                 self.assertTrue(os.path.exists(path), f"{os.path.relpath(page, ROOT)} links {target}, which does not exist")
         readme = read(os.path.join(ROOT, "README.md"))
-        for guide in ("getting-started.md", "configuration.md", "kubernetes.md", "clustering.md", "observability.md", "simulator-guide.md"):
+        for guide in ("getting-started.md", "configuration.md", "kubernetes.md", "clustering.md", "observability.md", "simulator-guide.md",
+                      "migrating-from-piko.md"):
             self.assertIn(f"(docs/{guide})", readme)
 
 

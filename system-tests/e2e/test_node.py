@@ -140,6 +140,25 @@ class ProxyTests(unittest.TestCase):
         status, body, _ = request(self.node, "GET", "/", endpoint="dead")
         self.assertEqual((status, json.loads(body)), (502, {"error": "upstream unreachable"}))
 
+    def test_pikosNames_reachTheSameUpstreams_andDisagreeingNamesAre400(self):
+        status, body, _ = request(self.node, "GET", "/", endpoint=None, headers={"x-piko-endpoint": "app"})
+        self.assertEqual((status, body), (200, b"hello from backend"))
+        status, body, _ = request(self.node, "GET", "/", headers={"x-piko-endpoint": "app"})
+        self.assertEqual((status, body), (200, b"hello from backend"))
+        status, body, _ = request(self.node, "GET", "/", headers={"x-piko-endpoint": "ws"})
+        self.assertEqual((status, json.loads(body)), (400, {"error": "x-pico-endpoint and x-piko-endpoint name different endpoints"}))
+        for path in ("/_piko/v1/tcp/app", "/_pico/anything"):
+            status, body, _ = request(self.node, "GET", path)
+            self.assertEqual((status, json.loads(body)), (404, {"error": "not found"}), path)
+        # An agent's handshake on Piko's upstream path is taken like one on Pico's.
+        for path, expected in (("/piko/v1/upstream/piko-named", 101), ("/pico/v1/upstream/pico-named", 101),
+                               ("/piko/v1/upstream/", 400), ("/piko/v1/upstream/a/b", 400), ("/piko/v2/upstream/x", 404)):
+            connection = http.client.HTTPConnection("127.0.0.1", self.node.upstream, timeout=10)
+            connection.request("GET", path, headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"})
+            self.assertEqual(connection.getresponse().status, expected, path)
+            connection.close()
+
     def raw(self, data):
         with socket.create_connection(("127.0.0.1", self.node.proxy), timeout=10) as s:
             s.sendall(data)

@@ -166,8 +166,11 @@ public struct RequestExchange: Sendable {
         case finished(status: Int)
     }
 
-    /// The request's endpoint, from `x-pico-endpoint` or the `Host` label.
+    /// The request's endpoint, from `x-pico-endpoint`, `x-piko-endpoint` or the `Host` label.
     public let endpoint: String?
+    /// Why the request's endpoint fields cannot be believed (they name different endpoints):
+    /// answered 400 with this message before anything else (nil: they agree, or only one names it).
+    let namingConflict: String?
     /// The request carries `x-pico-forward: true` from a member: with sealed gossip, with a
     /// `ForwardProof` that verified; without, from a live member's proxy host. A peer forwarded
     /// it, so its `X-Forwarded-Proto` and `-Host` are the peer's and are kept. From anyone else
@@ -217,7 +220,14 @@ public struct RequestExchange: Sendable {
     public init(head: HTTPRequestHead, framing: HTTPBodyFraming, clientHost: String?, router: borrowing LoopRouter,
                 settings: ExchangeSettings, access: RequestAccess = .open, forwardProof: ForwardProof.Check = .notApplicable,
                 moves: Int = 0, avoiding: [NodeUID] = [], holderWaits: Int = 0, firstOnConnection: Bool = false) {
-        self.endpoint = HTTPProxyRules.endpoint(of: head)
+        switch HTTPProxyRules.endpointNaming(of: head) {
+        case .named(let endpoint):
+            (self.endpoint, self.namingConflict) = (endpoint, nil)
+        case .unnamed:
+            (self.endpoint, self.namingConflict) = (nil, nil)
+        case .conflicting(let message):
+            (self.endpoint, self.namingConflict) = (nil, message)
+        }
         let marked = head.headers.first("x-pico-forward") == "true"
         self.forwardMarked = marked
         switch forwardProof {
@@ -233,9 +243,11 @@ public struct RequestExchange: Sendable {
         self.access = access.restricted(to: self.endpoint)
         self.method = head.method
         self.framing = framing
-        // An origin-form target starts with its path (which ends at `?` or `#`, neither in
-        // "/_pico"), so the prefix is read without building the path.
-        self.isPicoPath = head.target.hasPrefix("/") ? head.target.hasPrefix("/_pico") : head.path.hasPrefix("/_pico")
+        // An origin-form target starts with its path (which ends at `?` or `#`, in neither
+        // prefix), so the prefix is read without building the path. `/_piko` is Piko's reserved
+        // path, kept from upstreams as `/_pico` is.
+        let path = head.target.hasPrefix("/") ? Substring(head.target) : Substring(head.path)
+        self.isPicoPath = path.hasPrefix("/_pico") || path.hasPrefix("/_piko")
         self.isTunnelled = head.isUpgrade || head.method == "CONNECT"
         self.heartbeatsOwed = self.arrivedFromPeer && !self.isTunnelled
             ? ForwardHeartbeat.interval(requestedBy: head.headers.first(ForwardHeartbeat.header)) : nil
@@ -250,6 +262,7 @@ public struct RequestExchange: Sendable {
     public mutating func start(router: inout LoopRouter, mayWait: Bool, now: Instant) -> ExchangeAction {
         guard case .received = self.state else { return .none }
         if case .refused(let failure) = self.access { return self.finish(answering: 401, failure.message) }
+        if let conflict = self.namingConflict { return self.finish(answering: 400, conflict) }
         if self.isPicoPath { return self.finish(answering: 404, "not found") }
         return self.route(router: &router, mayWait: mayWait, now: now)
     }

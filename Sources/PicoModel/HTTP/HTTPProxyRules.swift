@@ -9,19 +9,38 @@ public enum HTTPProxyRules {
         "te", "trailer", "transfer-encoding", "upgrade", UnservedForward.header,
     ]
 
+    /// The fields that name a request's endpoint: Pico's, then Piko's (a Piko client or SDK sends
+    /// the second unchanged).
+    public static let endpointFields = ["x-pico-endpoint", "x-piko-endpoint"]
+
     /// The endpoint a request names (Piko's `EndpointIDFromRequest`): a non-empty
-    /// `x-pico-endpoint` wins; otherwise the first label of `Host` (port stripped) when the host
-    /// has a dot and is not an IP literal; otherwise nil.
+    /// `x-pico-endpoint` or `x-piko-endpoint` wins; otherwise the first label of `Host` (port
+    /// stripped) when the host has a dot and is not an IP literal; otherwise nil. Nil too when
+    /// the two fields name different endpoints (`endpointNaming` says so).
     public static func endpoint(of head: HTTPRequestHead) -> String? {
-        if let header = head.headers.first("x-pico-endpoint")?.trimmingHTTPWhitespace(), !header.isEmpty {
-            return header
+        if case .named(let endpoint) = self.endpointNaming(of: head) { return endpoint }
+        return nil
+    }
+
+    /// How a request names its endpoint, as `endpoint(of:)` reads it, telling a request with no
+    /// name apart from one whose Pico and Piko fields disagree (answered 400, never routed by
+    /// either name).
+    public static func endpointNaming(of head: HTTPRequestHead) -> EndpointNaming {
+        let pico = head.headers.first("x-pico-endpoint")?.trimmingHTTPWhitespace() ?? ""
+        let piko = head.headers.first("x-piko-endpoint")?.trimmingHTTPWhitespace() ?? ""
+        switch (pico.isEmpty, piko.isEmpty) {
+        case (false, false):
+            return pico == piko ? .named(pico) : .conflicting("x-pico-endpoint and x-piko-endpoint name different endpoints")
+        case (false, true): return .named(pico)
+        case (true, false): return .named(piko)
+        case (true, true): break
         }
-        guard var host = head.headers.first("host")?.trimmingHTTPWhitespace(), !host.isEmpty else { return nil }
-        if host.hasPrefix("[") { return nil }  // an IPv6 literal
+        guard var host = head.headers.first("host")?.trimmingHTTPWhitespace(), !host.isEmpty else { return .unnamed }
+        if host.hasPrefix("[") { return .unnamed }  // an IPv6 literal
         if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
-        guard host.contains("."), !Self.isIPv4Literal(host) else { return nil }
+        guard host.contains("."), !Self.isIPv4Literal(host) else { return .unnamed }
         let label = host.prefix { $0 != "." }
-        return label.isEmpty ? nil : String(label)
+        return label.isEmpty ? .unnamed : .named(String(label))
     }
 
     static func isIPv4Literal(_ host: String) -> Bool {
@@ -206,4 +225,14 @@ public enum HTTPProxyRules {
         }
         return (HTTPResponseHead(version: .http1_1, status: head.status, reason: head.reason, headers: headers), framing, keepAlive)
     }
+}
+
+/// How a request names its endpoint (`HTTPProxyRules.endpointNaming(of:)`).
+public enum EndpointNaming: Hashable, Sendable {
+    /// By a header field or the `Host` label.
+    case named(String)
+    /// Not at all (routing answers 400 `missing endpoint id`).
+    case unnamed
+    /// `x-pico-endpoint` and `x-piko-endpoint` disagree: 400 with this message.
+    case conflicting(String)
 }

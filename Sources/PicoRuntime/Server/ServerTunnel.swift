@@ -1,7 +1,7 @@
 import PicoModel
 
 /// One agent connection on the upstream port: the WebSocket handshake on
-/// `GET /pico/v1/upstream/<endpoint>`, then a `TunnelTransport` the node opens one stream on per
+/// `GET /pico/v1/upstream/<endpoint>` (or Piko's `/piko/v1/upstream/<endpoint>`), then a `TunnelTransport` the node opens one stream on per
 /// proxied request. It lives on one loop (its shard). It enters the node's registry when the
 /// handshake completes and leaves it exactly once: when it closes, or earlier when the agent says
 /// go-away (no new requests are routed to it; those in flight finish).
@@ -12,7 +12,6 @@ import PicoModel
 /// renewed token, before it lets go of this tunnel), no new request is routed to the tunnel, and
 /// it closes when the agent lets go, or at the latest `expiryGrace` later.
 final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
-    static let pathPrefix = "/pico/v1/upstream/"
     static let handshakeTimeout: Duration = .seconds(10)
 
     unowned(unsafe) let shard: LoopShard
@@ -105,14 +104,12 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
 
     /// Checks the handshake head; false after a refusal.
     private func accept(_ head: HTTPRequestHead) -> Bool {
-        let path = head.path
-        guard path.hasPrefix(Self.pathPrefix) else {
-            self.refuse(status: 404, message: "not found")
-            return false
-        }
-        let endpoint = String(path.dropFirst(Self.pathPrefix.count))
-        guard !endpoint.isEmpty, !endpoint.contains("/"), endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
-            self.refuse(status: 400, message: "invalid endpoint id")
+        let endpoint: String
+        switch UpstreamPath.read(head.path) {
+        case .endpoint(let named):
+            endpoint = named
+        case .refused(let status, let message):
+            self.refuse(status: status, message: message)
             return false
         }
         var gate = self.shard.upstreamGate

@@ -18,6 +18,30 @@ struct HTTPProxyRulesTests {
         #expect(HTTPProxyRules.endpoint(of: self.request(["Host": "1.2.3.example"])) == "1")
     }
 
+    @Test func test_endpoint_readsPikosFieldToo_andFieldsThatDisagreeNameNothing() {
+        #expect(HTTPProxyRules.endpointNaming(of: self.request(["x-piko-endpoint": " svc\t", "Host": "other.example.com"])) == .named("svc"))
+        #expect(HTTPProxyRules.endpointNaming(of: self.request(["X-Pico-Endpoint": "svc", "x-piko-endpoint": "svc"])) == .named("svc"))
+        #expect(HTTPProxyRules.endpointNaming(of: self.request(["x-pico-endpoint": "svc", "x-piko-endpoint": " "])) == .named("svc"))
+        #expect(HTTPProxyRules.endpointNaming(of: self.request(["x-pico-endpoint": "", "x-piko-endpoint": "", "Host": "foo.example.com"])) == .named("foo"))
+        #expect(HTTPProxyRules.endpointNaming(of: self.request(["x-pico-endpoint": "a", "x-piko-endpoint": "b", "Host": "a.example.com"]))
+            == .conflicting("x-pico-endpoint and x-piko-endpoint name different endpoints"))
+        #expect(HTTPProxyRules.endpoint(of: self.request(["x-pico-endpoint": "a", "x-piko-endpoint": "b"])) == nil)
+        #expect(HTTPProxyRules.endpointNaming(of: self.request(["Host": "localhost"])) == .unnamed)
+    }
+
+    @Test func test_upstreamPath_acceptsPicosAndPikosPrefixes_andRefusesTheRest() {
+        #expect(UpstreamPath.read("/pico/v1/upstream/my-app") == .endpoint("my-app"))
+        #expect(UpstreamPath.read("/piko/v1/upstream/my-app") == .endpoint("my-app"))
+        for path in ["/", "/pico/v1/upstream", "/piko/v2/upstream/x", "/PIKO/v1/upstream/x", "/_piko/v1/tcp/x"] {
+            #expect(UpstreamPath.read(path) == .refused(status: 404, message: "not found"), "\(path)")
+        }
+        let long = String(repeating: "e", count: EndpointTable.maxEndpointLength + 1)
+        for path in ["/piko/v1/upstream/", "/piko/v1/upstream/a/b", "/pico/v1/upstream/\(long)"] {
+            #expect(UpstreamPath.read(path) == .refused(status: 400, message: "invalid endpoint id"), "\(path)")
+        }
+        #expect(UpstreamPath.read("/piko/v1/upstream/\(String(long.dropLast()))") == .endpoint(String(long.dropLast())))
+    }
+
     /// The fast paths agree with the lists they stand for.
     @Test func test_hopByHopCheck_andTokenSearch_matchTheirListForms() {
         for name in HTTPProxyRules.hopByHopFields {

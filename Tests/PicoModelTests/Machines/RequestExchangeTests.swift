@@ -55,6 +55,25 @@ struct RequestExchangeTests {
         #expect(none.start(router: &router, mayWait: false, now: Self.now) == .answer(status: 502, message: "no available upstreams", close: false))
     }
 
+    /// Piko's names route like Pico's; names that disagree are neither routed nor forwarded.
+    @Test func test_pikosEndpointField_routes_disagreeingFieldsAre400_andPikosReservedPathIs404() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
+        var piko = Self.exchange(HTTPRequestHead(method: "GET", target: "/", headers: ["host": "localhost", "x-piko-endpoint": "svc"]), router: router)
+        #expect(piko.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
+        let both: HTTPHeaders = ["host": "localhost", "x-pico-endpoint": "svc", "X-Piko-Endpoint": "other"]
+        var conflict = Self.exchange(HTTPRequestHead(method: "GET", target: "/", headers: both), router: router)
+        #expect(conflict.endpoint == nil)
+        #expect(conflict.start(router: &router, mayWait: true, now: Self.now)
+            == .answer(status: 400, message: "x-pico-endpoint and x-piko-endpoint name different endpoints", close: false))
+        for path in ["/_piko/v1/tcp/svc", "http://svc.example.com/_piko/x"] {
+            var reserved = Self.exchange(Self.head(path: path), router: router)
+            #expect(reserved.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 404, message: "not found", close: false))
+        }
+        var ordinary = Self.exchange(Self.head(path: "/_pik"), router: router)
+        #expect(ordinary.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
+    }
+
     @Test func test_aRefusedToken_answers401First_andAGrantOutsideItsEndpointsIsRefused() {
         var router = LoopRouter(loop: 0, seed: 1)
         router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
