@@ -270,13 +270,18 @@ class ProxyAuthTests(ProcessesTestCase):
         connection.endheaders()
         self.assertNotEqual(connection.getresponse().status, 200)
 
-    def test_noPicoOrPikoTokenHeader_reachesTheUpstream(self):
-        both = {"x-pico-authorization": f"Bearer {token(self.keys)}", "x-piko-authorization": f"Bearer {token(self.keys, 'ES256')}", "Authorization": "Basic b3du"}
+    def test_noPicoOrPikoTokenHeader_reachesTheUpstream_andTwoDifferentTokensAre400(self):
+        one = token(self.keys)
+        both = {"x-pico-authorization": f"Bearer {one}", "x-piko-authorization": f"Bearer {one}", "Authorization": "Basic b3du"}
         status, body, _ = get(self.node, "/headers", headers=both)
         self.assertEqual(status, 200)
         self.assertNotIn(b"x-pico-authorization", body)
         self.assertNotIn(b"x-piko-authorization", body)
         self.assertIn(b"authorization: Basic b3du", body)
+        # Two different tokens: the client means one of them, and the node does not guess.
+        different = {**both, "x-piko-authorization": f"Bearer {token(self.keys, 'ES256')}"}
+        status, body, _ = get(self.node, "/headers", headers=different)
+        self.assertEqual((status, json.loads(body)), (400, {"error": "x-pico-authorization and x-piko-authorization carry different tokens"}))
 
     def test_aCachedToken_stillExpiresOnTime(self):
         short = token(self.keys, lifetime=2)

@@ -151,11 +151,13 @@ class ProxyTests(unittest.TestCase):
             status, body, _ = request(self.node, "GET", path)
             self.assertEqual((status, json.loads(body)), (404, {"error": "not found"}), path)
         # An agent's handshake on Piko's upstream path is taken like one on Pico's.
-        for path, expected in (("/piko/v1/upstream/piko-named", 101), ("/pico/v1/upstream/pico-named", 101),
-                               ("/piko/v1/upstream/", 400), ("/piko/v1/upstream/a/b", 400), ("/piko/v2/upstream/x", 404)):
+        tokens = {"x-pico-authorization": "Bearer a", "x-piko-authorization": "Bearer b"}
+        for path, extra, expected in (("/piko/v1/upstream/piko-named", {}, 101), ("/pico/v1/upstream/pico-named", {}, 101),
+                                      ("/piko/v1/upstream/", {}, 400), ("/piko/v1/upstream/a/b", {}, 400), ("/piko/v2/upstream/x", {}, 404),
+                                      ("/piko/v1/upstream/two-tokens", tokens, 400)):
             connection = http.client.HTTPConnection("127.0.0.1", self.node.upstream, timeout=10)
             connection.request("GET", path, headers={"Upgrade": "websocket", "Connection": "Upgrade",
-                                                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"})
+                                                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13", **extra})
             self.assertEqual(connection.getresponse().status, expected, path)
             connection.close()
 

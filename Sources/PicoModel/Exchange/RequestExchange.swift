@@ -168,9 +168,10 @@ public struct RequestExchange: Sendable {
 
     /// The request's endpoint, from `x-pico-endpoint`, `x-piko-endpoint` or the `Host` label.
     public let endpoint: String?
-    /// Why the request's endpoint fields cannot be believed (they name different endpoints):
-    /// answered 400 with this message before anything else (nil: they agree, or only one names it).
-    let namingConflict: String?
+    /// Why the request's Pico and Piko fields cannot be believed (they name different endpoints,
+    /// or carry different tokens): answered 400 with this message, after a refused token's 401
+    /// and before anything else (nil: they agree, or only one of each pair is given).
+    let fieldConflict: String?
     /// The request carries `x-pico-forward: true` from a member: with sealed gossip, with a
     /// `ForwardProof` that verified; without, from a live member's proxy host. A peer forwarded
     /// it, so its `X-Forwarded-Proto` and `-Host` are the peer's and are kept. From anyone else
@@ -222,11 +223,11 @@ public struct RequestExchange: Sendable {
                 moves: Int = 0, avoiding: [NodeUID] = [], holderWaits: Int = 0, firstOnConnection: Bool = false) {
         switch HTTPProxyRules.endpointNaming(of: head) {
         case .named(let endpoint):
-            (self.endpoint, self.namingConflict) = (endpoint, nil)
+            (self.endpoint, self.fieldConflict) = (endpoint, HTTPProxyRules.authorizationDisagreement(in: head.headers))
         case .unnamed:
-            (self.endpoint, self.namingConflict) = (nil, nil)
+            (self.endpoint, self.fieldConflict) = (nil, HTTPProxyRules.authorizationDisagreement(in: head.headers))
         case .conflicting(let message):
-            (self.endpoint, self.namingConflict) = (nil, message)
+            (self.endpoint, self.fieldConflict) = (nil, message)
         }
         let marked = head.headers.first("x-pico-forward") == "true"
         self.forwardMarked = marked
@@ -262,7 +263,7 @@ public struct RequestExchange: Sendable {
     public mutating func start(router: inout LoopRouter, mayWait: Bool, now: Instant) -> ExchangeAction {
         guard case .received = self.state else { return .none }
         if case .refused(let failure) = self.access { return self.finish(answering: 401, failure.message) }
-        if let conflict = self.namingConflict { return self.finish(answering: 400, conflict) }
+        if let conflict = self.fieldConflict { return self.finish(answering: 400, conflict) }
         if self.isPicoPath { return self.finish(answering: 404, "not found") }
         return self.route(router: &router, mayWait: mayWait, now: now)
     }

@@ -22,6 +22,15 @@ public enum HTTPProxyRules {
         return nil
     }
 
+    /// The 400 message for a request whose `x-pico-authorization` and Piko's
+    /// `x-piko-authorization` carry different values (nil: they agree, or one is absent). The
+    /// token is taken from the first; a client that sends both means one of them.
+    public static func authorizationDisagreement(in headers: HTTPHeaders) -> String? {
+        guard let pico = headers.first("x-pico-authorization")?.trimmingHTTPWhitespace(),
+              let piko = headers.first("x-piko-authorization")?.trimmingHTTPWhitespace(), pico != piko else { return nil }
+        return "x-pico-authorization and x-piko-authorization carry different tokens"
+    }
+
     /// How a request names its endpoint, as `endpoint(of:)` reads it, telling a request with no
     /// name apart from one whose Pico and Piko fields disagree (answered 400, never routed by
     /// either name).

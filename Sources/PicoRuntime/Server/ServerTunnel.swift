@@ -112,6 +112,10 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
             self.refuse(status: status, message: message)
             return false
         }
+        if let disagreement = HTTPProxyRules.authorizationDisagreement(in: head.headers) {
+            self.refuse(status: 400, message: disagreement)
+            return false
+        }
         var gate = self.shard.upstreamGate
         if !self.shard.tenantGates.isEmpty {
             switch TenantHeader.find(in: head.headers) {

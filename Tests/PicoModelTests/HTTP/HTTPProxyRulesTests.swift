@@ -29,6 +29,13 @@ struct HTTPProxyRulesTests {
         #expect(HTTPProxyRules.endpointNaming(of: self.request(["Host": "localhost"])) == .unnamed)
     }
 
+    @Test func test_authorizationFields_thatDisagree_areNamed() {
+        #expect(HTTPProxyRules.authorizationDisagreement(in: ["x-pico-authorization": "Bearer a", "x-piko-authorization": " Bearer a "]) == nil)
+        #expect(HTTPProxyRules.authorizationDisagreement(in: ["x-piko-authorization": "Bearer a", "Authorization": "Bearer b"]) == nil)
+        #expect(HTTPProxyRules.authorizationDisagreement(in: ["X-Pico-Authorization": "Bearer a", "x-piko-authorization": "Bearer b"])
+            == "x-pico-authorization and x-piko-authorization carry different tokens")
+    }
+
     @Test func test_upstreamPath_acceptsPicosAndPikosPrefixes_andRefusesTheRest() {
         #expect(UpstreamPath.read("/pico/v1/upstream/my-app") == .endpoint("my-app"))
         #expect(UpstreamPath.read("/piko/v1/upstream/my-app") == .endpoint("my-app"))

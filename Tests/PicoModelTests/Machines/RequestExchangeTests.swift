@@ -70,6 +70,11 @@ struct RequestExchangeTests {
             var reserved = Self.exchange(Self.head(path: path), router: router)
             #expect(reserved.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 404, message: "not found", close: false))
         }
+        var tokens = Self.exchange(HTTPRequestHead(method: "GET", target: "/", headers: [
+            "host": "localhost", "x-pico-endpoint": "svc", "x-pico-authorization": "Bearer a", "x-piko-authorization": "Bearer b",
+        ]), router: router)
+        #expect(tokens.start(router: &router, mayWait: true, now: Self.now)
+            == .answer(status: 400, message: "x-pico-authorization and x-piko-authorization carry different tokens", close: false))
         var ordinary = Self.exchange(Self.head(path: "/_pik"), router: router)
         #expect(ordinary.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
     }
