@@ -346,6 +346,13 @@ class UpstreamAndAdminAuthTests(ProcessesTestCase):
         self.assertEqual(json.loads(self.admin("/status/upstream/endpoints")[1]).get("payments"), 1, "only the owner's tunnel")
         self.assertGreaterEqual(failures(self.node, "upstream", "endpoint_not_permitted", self.admin_token), 1)
 
+    def test_twoDifferentTokens_inPicosAndPikosFields_are400_afterTheTokenVerified(self):
+        good = f"Bearer {token(self.keys, 'RS256')}"
+        self.assertEqual(TenantTests.handshake(self.node, "two", {"x-pico-authorization": good, "x-piko-authorization": "Bearer other"}),
+                         (400, b'{"error":"x-pico-authorization and x-piko-authorization carry different tokens"}\n'))
+        self.assertEqual(TenantTests.handshake(self.node, "two", {"x-pico-authorization": "Bearer bad", "x-piko-authorization": good})[0], 401)
+        self.assertEqual(TenantTests.handshake(self.node, "two", {"x-pico-authorization": good, "x-piko-authorization": good})[0], 101)
+
     def test_aTunnelEndsWhenItsTokenExpires_andATokenFileRenewsItWithoutALostRequest(self):
         path = os.path.join(harness.TMP, "agent.token")
         with open(path, "w") as handle:

@@ -187,7 +187,8 @@ public struct RequestExchange: Sendable {
     public let access: RequestAccess
     let method: String
     let framing: HTTPBodyFraming
-    let isPicoPath: Bool
+    /// The path is under `/_pico` or Piko's `/_piko`: reserved, answered 404, never access-logged.
+    public let isPicoPath: Bool
     /// An upgrade (WebSocket) or CONNECT: bytes may follow the head at once, and it is not timed.
     let isTunnelled: Bool
     let settings: ExchangeSettings
@@ -221,11 +222,13 @@ public struct RequestExchange: Sendable {
     public init(head: HTTPRequestHead, framing: HTTPBodyFraming, clientHost: String?, router: borrowing LoopRouter,
                 settings: ExchangeSettings, access: RequestAccess = .open, forwardProof: ForwardProof.Check = .notApplicable,
                 moves: Int = 0, avoiding: [NodeUID] = [], holderWaits: Int = 0, firstOnConnection: Bool = false) {
+        // Two different tokens matter only where a token is read (a port with auth).
+        let tokens = access == .open ? nil : HTTPProxyRules.authorizationDisagreement(in: head.headers)
         switch HTTPProxyRules.endpointNaming(of: head) {
         case .named(let endpoint):
-            (self.endpoint, self.fieldConflict) = (endpoint, HTTPProxyRules.authorizationDisagreement(in: head.headers))
+            (self.endpoint, self.fieldConflict) = (endpoint, tokens)
         case .unnamed:
-            (self.endpoint, self.fieldConflict) = (nil, HTTPProxyRules.authorizationDisagreement(in: head.headers))
+            (self.endpoint, self.fieldConflict) = (nil, tokens)
         case .conflicting(let message):
             (self.endpoint, self.fieldConflict) = (nil, message)
         }

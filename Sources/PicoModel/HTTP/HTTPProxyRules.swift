@@ -23,12 +23,27 @@ public enum HTTPProxyRules {
     }
 
     /// The 400 message for a request whose `x-pico-authorization` and Piko's
-    /// `x-piko-authorization` carry different values (nil: they agree, or one is absent). The
-    /// token is taken from the first; a client that sends both means one of them.
+    /// `x-piko-authorization` fields (every one of each) do not all carry the same credentials
+    /// (scheme compared without case, the rest without surrounding whitespace); nil when they
+    /// agree or only one field is given. Only a port that reads tokens asks: elsewhere both fields
+    /// are the upstream's business.
     public static func authorizationDisagreement(in headers: HTTPHeaders) -> String? {
-        guard let pico = headers.first("x-pico-authorization")?.trimmingHTTPWhitespace(),
-              let piko = headers.first("x-piko-authorization")?.trimmingHTTPWhitespace(), pico != piko else { return nil }
-        return "x-pico-authorization and x-piko-authorization carry different tokens"
+        var first: (scheme: String, credentials: Substring)?
+        var fields = 0
+        for field in headers where HTTPHeaders.sameName(field.name, "x-pico-authorization") || HTTPHeaders.sameName(field.name, "x-piko-authorization") {
+            fields += 1
+            let value = Substring(field.value).trimmingHTTPWhitespace()
+            let space = value.firstIndex(of: " ") ?? value.endIndex
+            let parsed = (scheme: value[..<space].lowercased(), credentials: value[space...].trimmingHTTPWhitespace())
+            guard let known = first else {
+                first = parsed
+                continue
+            }
+            if known.scheme != parsed.scheme || known.credentials != parsed.credentials {
+                return "x-pico-authorization and x-piko-authorization carry different tokens"
+            }
+        }
+        return nil
     }
 
     /// How a request names its endpoint, as `endpoint(of:)` reads it, telling a request with no
@@ -67,6 +82,9 @@ public enum HTTPProxyRules {
         let hasConnection = headers.contains("connection")
         func dropped(_ field: HTTPHeaders.Field) -> Bool {
             if Self.isHopByHop(field.name) { return !(keepUpgrade && HTTPHeaders.sameName(field.name, "upgrade")) }
+            // The endpoint fields stay, whatever `Connection` lists: a forward must name the
+            // endpoint the forwarding node checked the token against and signed its proof for.
+            if Self.endpointFields.contains(where: { HTTPHeaders.sameName(field.name, $0) }) { return false }
             return hasConnection && headers.hasToken("connection", field.name)
         }
         var result = headers

@@ -13,13 +13,47 @@ public enum UpstreamPath {
         case refused(status: Int, message: String)
     }
 
-    /// Reads `path` (the request target's path, query removed).
+    /// Reads `path` (the request target's path, query removed). The endpoint segment is
+    /// percent-decoded, as Piko's SDK escapes it (`a%20b` names `a b`); a bad escape, invalid
+    /// UTF-8, a control character or a `/` (escaped or not) is refused.
     public static func read(_ path: String) -> Reading {
         guard let prefix = self.prefixes.first(where: { path.hasPrefix($0) }) else { return .refused(status: 404, message: "not found") }
-        let endpoint = String(path.dropFirst(prefix.count))
-        guard !endpoint.isEmpty, !endpoint.contains("/"), endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
+        let segment = path.utf8.dropFirst(prefix.utf8.count)
+        guard !segment.contains(UInt8(ascii: "/")), let endpoint = Self.percentDecoded(segment), !endpoint.isEmpty,
+              endpoint.utf8.count <= EndpointTable.maxEndpointLength,
+              !endpoint.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "/") }) else {
             return .refused(status: 400, message: RouteRejection.invalidEndpoint.message)
         }
         return .endpoint(endpoint)
+    }
+
+    /// `bytes` with every `%XX` replaced by its byte, as UTF-8 text; nil for a `%` without two hex
+    /// digits or bytes that are not UTF-8.
+    static func percentDecoded(_ bytes: Substring.UTF8View) -> String? {
+        func hexValue(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(bytes.count)
+        var index = bytes.startIndex
+        while index != bytes.endIndex {
+            let byte = bytes[index]
+            index = bytes.index(after: index)
+            guard byte == UInt8(ascii: "%") else {
+                decoded.append(byte)
+                continue
+            }
+            guard index != bytes.endIndex, let high = hexValue(bytes[index]) else { return nil }
+            index = bytes.index(after: index)
+            guard index != bytes.endIndex, let low = hexValue(bytes[index]) else { return nil }
+            index = bytes.index(after: index)
+            decoded.append(high << 4 | low)
+        }
+        return String(validating: decoded, as: UTF8.self)
     }
 }

@@ -632,7 +632,7 @@ final class ProxyConnection: ConnectionDelegate {
         let seconds = Double((self.shard.loop.now - exchange.startedAt).nanosecondsClamped) / 1e9
         self.shard.metrics.update { $0.recordRequest(method: exchange.head.method, status: status, seconds: seconds, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes) }
         let settings = self.shard.settings
-        guard !settings.accessLogDisabled, !exchange.head.path.hasPrefix("/_pico") else { return }
+        guard !settings.accessLogDisabled, !exchange.machine.isPicoPath else { return }
         let level = status >= 500 ? max(settings.accessLogLevel, .warn) : settings.accessLogLevel
         let log = self.shard.accessLog
         guard log.enabled(level) else { return }

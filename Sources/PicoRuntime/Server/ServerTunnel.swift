@@ -112,10 +112,6 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
             self.refuse(status: status, message: message)
             return false
         }
-        if let disagreement = HTTPProxyRules.authorizationDisagreement(in: head.headers) {
-            self.refuse(status: 400, message: disagreement)
-            return false
-        }
         var gate = self.shard.upstreamGate
         if !self.shard.tenantGates.isEmpty {
             switch TenantHeader.find(in: head.headers) {
@@ -138,6 +134,11 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
                 self.refuse(status: 401, message: failure.message)
                 return false
             case .granted(let grant, _):
+                // After the token verified (a caller without one learns nothing more than 401).
+                if let disagreement = HTTPProxyRules.authorizationDisagreement(in: head.headers) {
+                    self.refuse(status: 400, message: disagreement)
+                    return false
+                }
                 if !gate.tunnelsOutliveTokens { self.validUntil = grant.validUntil }
                 self.keyFingerprint = grant.keyFingerprint
                 self.keyHolder = gate.holder

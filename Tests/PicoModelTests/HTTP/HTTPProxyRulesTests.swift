@@ -34,6 +34,21 @@ struct HTTPProxyRulesTests {
         #expect(HTTPProxyRules.authorizationDisagreement(in: ["x-piko-authorization": "Bearer a", "Authorization": "Bearer b"]) == nil)
         #expect(HTTPProxyRules.authorizationDisagreement(in: ["X-Pico-Authorization": "Bearer a", "x-piko-authorization": "Bearer b"])
             == "x-pico-authorization and x-piko-authorization carry different tokens")
+        // The scheme without case, the token without surrounding whitespace; every field counts.
+        #expect(HTTPProxyRules.authorizationDisagreement(in: ["x-pico-authorization": "bearer  a", "x-piko-authorization": "Bearer a"]) == nil)
+        var repeated: HTTPHeaders = ["x-pico-authorization": "Bearer a", "x-piko-authorization": "Bearer a"]
+        repeated.add(name: "x-piko-authorization", value: "Bearer c")
+        #expect(HTTPProxyRules.authorizationDisagreement(in: repeated) != nil)
+    }
+
+    /// A `Connection` field cannot make a forward lose the endpoint its token was checked for.
+    @Test func test_endpointFields_surviveAConnectionFieldThatListsThem() {
+        let headers: HTTPHeaders = ["Connection": "x-pico-endpoint, X-Piko-Endpoint, x-other", "x-pico-endpoint": "a", "x-piko-endpoint": "a", "x-other": "1"]
+        let kept = HTTPProxyRules.endToEnd(headers, keepUpgrade: false)
+        #expect(kept.first("x-pico-endpoint") == "a")
+        #expect(kept.first("x-piko-endpoint") == "a")
+        #expect(!kept.contains("x-other"))
+        #expect(!kept.contains("connection"))
     }
 
     @Test func test_upstreamPath_acceptsPicosAndPikosPrefixes_andRefusesTheRest() {
@@ -47,6 +62,12 @@ struct HTTPProxyRulesTests {
             #expect(UpstreamPath.read(path) == .refused(status: 400, message: "invalid endpoint id"), "\(path)")
         }
         #expect(UpstreamPath.read("/piko/v1/upstream/\(String(long.dropLast()))") == .endpoint(String(long.dropLast())))
+        // Piko's SDK escapes the ID; the node decodes it, and refuses what no endpoint can be.
+        #expect(UpstreamPath.read("/piko/v1/upstream/a%20b%c3%a9") == .endpoint("a bé"))
+        for path in ["/piko/v1/upstream/a%2Fb", "/piko/v1/upstream/%2f", "/pico/v1/upstream/a%2", "/pico/v1/upstream/a%zz",
+                     "/pico/v1/upstream/%ff", "/pico/v1/upstream/a%0Ab", "/pico/v1/upstream/%7F", "/pico/v1/upstream/%"] {
+            #expect(UpstreamPath.read(path) == .refused(status: 400, message: "invalid endpoint id"), "\(path)")
+        }
     }
 
     /// The fast paths agree with the lists they stand for.

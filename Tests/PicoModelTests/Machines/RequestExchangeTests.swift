@@ -70,11 +70,17 @@ struct RequestExchangeTests {
             var reserved = Self.exchange(Self.head(path: path), router: router)
             #expect(reserved.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 404, message: "not found", close: false))
         }
-        var tokens = Self.exchange(HTTPRequestHead(method: "GET", target: "/", headers: [
+        // Two different tokens: 400 where a token is read; a port without auth passes both on.
+        let twoTokens = HTTPRequestHead(method: "GET", target: "/", headers: [
             "host": "localhost", "x-pico-endpoint": "svc", "x-pico-authorization": "Bearer a", "x-piko-authorization": "Bearer b",
-        ]), router: router)
+        ])
+        let grant = RequestAccess.granted(TokenGrant(endpoints: nil, validUntil: nil, keyFingerprint: "k"), header: "x-pico-authorization")
+        var tokens = RequestExchange(head: twoTokens, framing: .none, clientHost: "192.0.2.1", router: router, settings: ExchangeSettings(), access: grant)
         #expect(tokens.start(router: &router, mayWait: true, now: Self.now)
             == .answer(status: 400, message: "x-pico-authorization and x-piko-authorization carry different tokens", close: false))
+        var open = Self.exchange(twoTokens, router: router)
+        #expect(open.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
+        open.finished(status: 200, router: &router)
         var ordinary = Self.exchange(Self.head(path: "/_pik"), router: router)
         #expect(ordinary.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
     }
