@@ -58,13 +58,11 @@ extension Membership {
     /// member became live or stopped being live (not when one turns suspect and back).
     public mutating func liveProxyHosts() -> [String] {
         if let known = self.cachedProxyHosts, known.stamp == self.liveSetChanges.value { return known.hosts }
-        // Sorted, then repeats dropped: cheaper than a set of a hundred strings.
-        var sorted: [String] = []
+        var hosts: [String] = []
         for uid in self.memberOrder().live {
-            if let member = self.members[uid] { sorted.append(member.info.proxyAddress.host) }
+            if let member = self.members[uid] { hosts.append(member.info.proxyAddress.host) }
         }
-        sorted.sort()
-        sorted = sorted.enumerated().compactMap { index, host in index > 0 && sorted[index - 1] == host ? nil : host }
+        let sorted = Self.sortedUnique(hosts)
         self.cachedProxyHosts = (self.liveSetChanges.value, sorted)
         return sorted
     }

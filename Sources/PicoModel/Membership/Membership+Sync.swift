@@ -179,11 +179,11 @@ extension Membership {
         address != self.me.gossipAddress && self.addressIndex[address] == nil
     }
 
-    /// `addresses` in order without repeats; a list that is so already (the usual DNS answer
-    /// after the first) is checked in one pass and returned as it is.
-    static func sortedUnique(_ addresses: [Address]) -> [Address] {
-        if zip(addresses, addresses.dropFirst()).allSatisfy({ $0 < $1 }) { return addresses }
-        return Array(Set(addresses)).sorted()
+    /// `values` in order without repeats; a list that is so already (the simulator's DNS
+    /// answers) is checked in one pass and returned as it is.
+    static func sortedUnique<Value: Comparable & Hashable>(_ values: [Value]) -> [Value] {
+        if zip(values, values.dropFirst()).allSatisfy({ $0 < $1 }) { return values }
+        return Array(Set(values)).sorted()
     }
 
     // MARK: - Full state

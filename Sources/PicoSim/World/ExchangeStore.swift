@@ -27,9 +27,6 @@ struct ExchangeStore: Sendable {
     /// `at-most-one-hop` check reports it); looked up, never iterated.
     private var laterHops: [ExchangeKey: Int] = [:]
 
-    /// The exchanges in progress.
-    private(set) var count = 0
-
     /// The slot of `key`, if it has one.
     private func slot(of key: ExchangeKey) -> Int? {
         switch key.hop {
@@ -83,7 +80,6 @@ struct ExchangeStore: Sendable {
             self.slotMachines.append(machine)
         }
         self.setSlot(slot, of: key)
-        self.count += 1
     }
 
     /// Runs `change` on exchange `key`'s words in place and returns what it returns (nil when
@@ -114,7 +110,6 @@ struct ExchangeStore: Sendable {
         self.slotKeys[slot] = nil
         self.freeSlots.append(slot)
         self.setSlot(-1, of: key)
-        self.count -= 1
         return (exchange, machine)
     }
 
