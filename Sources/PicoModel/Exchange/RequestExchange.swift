@@ -137,7 +137,9 @@ public enum ReachabilityReport: Hashable, Sendable {
 /// reachability; it performs no I/O and reads no clock.
 ///
 /// Status rules: a port with auth refuses a request without a token that verifies and permits
-/// its endpoint, 401 with Piko's message, before anything else; `/_pico…` paths 404; no endpoint 400; an endpoint ID too long 400; no holder
+/// its endpoint, 401 with Piko's message, before anything else; `/_pico…` and `/_piko…` paths
+/// 404, except the TCP route, whose bad handshakes get `TCPRoute`'s 400, 403, 405 or 426; no
+/// endpoint 400; an endpoint ID too long 400; no holder
 /// (after the wait) 502 `no available upstreams`; a failed upstream 502 `upstream
 /// unreachable`; no answer within `upstreamTimeout` 504 `upstream timeout`.
 ///
@@ -187,8 +189,13 @@ public struct RequestExchange: Sendable {
     public let access: RequestAccess
     let method: String
     let framing: HTTPBodyFraming
-    /// The path is under `/_pico` or Piko's `/_piko`: reserved, answered 404, never access-logged.
+    /// The path is under `/_pico` or Piko's `/_piko` and is not the TCP route: reserved, answered
+    /// 404, never access-logged.
     public let isPicoPath: Bool
+    /// The request asks for the TCP route (`TCPRoute`): its handshake, or why it is refused.
+    /// Until its `101` it is routed and timed as a bodyless request; the node that holds a
+    /// tunnel answers it itself once the agent accepted the stream (`.openStream`).
+    public let tcpRoute: TCPRoute.Reading
     /// An upgrade (WebSocket) or CONNECT: bytes may follow the head at once, and it is not timed.
     let isTunnelled: Bool
     let settings: ExchangeSettings
@@ -251,8 +258,12 @@ public struct RequestExchange: Sendable {
         // prefix), so the prefix is read without building the path. `/_piko` is Piko's reserved
         // path, kept from upstreams as `/_pico` is.
         let path = head.target.hasPrefix("/") ? Substring(head.target) : Substring(head.path)
-        self.isPicoPath = path.hasPrefix("/_pico") || path.hasPrefix("/_piko")
-        self.isTunnelled = head.isUpgrade || head.method == "CONNECT"
+        let reserved = path.hasPrefix("/_pico") || path.hasPrefix("/_piko")
+        self.tcpRoute = reserved ? TCPRoute.read(head) : .notTCPRoute
+        self.isPicoPath = reserved && self.tcpRoute == .notTCPRoute
+        // The TCP route is answered by a node, not relayed from an upstream: nothing follows its
+        // head until the 101, so it is timed and may wait and retry as a bodyless request.
+        self.isTunnelled = (head.isUpgrade || head.method == "CONNECT") && self.tcpRoute == .notTCPRoute
         self.heartbeatsOwed = self.arrivedFromPeer && !self.isTunnelled
             ? ForwardHeartbeat.interval(requestedBy: head.headers.first(ForwardHeartbeat.header)) : nil
         self.settings = settings
@@ -268,6 +279,7 @@ public struct RequestExchange: Sendable {
         if case .refused(let failure) = self.access { return self.finish(answering: 401, failure.message) }
         if let conflict = self.fieldConflict { return self.finish(answering: 400, conflict) }
         if self.isPicoPath { return self.finish(answering: 404, "not found") }
+        if case .refused(let status, let message) = self.tcpRoute { return self.finish(answering: status, message) }
         return self.route(router: &router, mayWait: mayWait, now: now)
     }
 

@@ -13,7 +13,8 @@ public enum HTTPProxyRules {
     /// the second unchanged).
     public static let endpointFields = ["x-pico-endpoint", "x-piko-endpoint"]
 
-    /// The endpoint a request names (Piko's `EndpointIDFromRequest`): a non-empty
+    /// The endpoint a request names (Piko's `EndpointIDFromRequest`): on the TCP route
+    /// (`TCPRoute`), the path's (a field naming another is a conflict); otherwise a non-empty
     /// `x-pico-endpoint` or `x-piko-endpoint` wins; otherwise the first label of `Host` (port
     /// stripped) when the host has a dot and is not an IP literal; otherwise nil. Nil too when
     /// the two fields name different endpoints (`endpointNaming` says so).
@@ -52,6 +53,15 @@ public enum HTTPProxyRules {
     public static func endpointNaming(of head: HTTPRequestHead) -> EndpointNaming {
         let pico = head.headers.first("x-pico-endpoint")?.trimmingHTTPWhitespace() ?? ""
         let piko = head.headers.first("x-piko-endpoint")?.trimmingHTTPWhitespace() ?? ""
+        // The TCP route's path names its endpoint; a field may only repeat it.
+        let path = head.target.hasPrefix("/") ? Substring(head.target) : Substring(head.path)
+        if TCPRoute.isRoute(path) {
+            guard let routed = TCPRoute.endpoint(ofPath: Substring(head.path)) else { return .unnamed }
+            for (name, value) in [("x-pico-endpoint", pico), ("x-piko-endpoint", piko)] where !value.isEmpty && value != routed {
+                return .conflicting("the TCP route's path and \(name) name different endpoints")
+            }
+            return .named(routed)
+        }
         switch (pico.isEmpty, piko.isEmpty) {
         case (false, false):
             return pico == piko ? .named(pico) : .conflicting("x-pico-endpoint and x-piko-endpoint name different endpoints")

@@ -17,7 +17,13 @@ public enum UpstreamPath {
     /// percent-decoded, as Piko's SDK escapes it (`a%20b` names `a b`); a bad escape, invalid
     /// UTF-8, a control character or a `/` (escaped or not) is refused.
     public static func read(_ path: String) -> Reading {
-        guard let prefix = self.prefixes.first(where: { path.hasPrefix($0) }) else { return .refused(status: 404, message: "not found") }
+        Self.read(path, prefixes: Self.prefixes)
+    }
+
+    /// Reads the endpoint segment that follows one of `prefixes` in `path` (see `read(_:)`); the
+    /// TCP route (`TCPRoute`) names its endpoint the same way.
+    static func read(_ path: String, prefixes: [String]) -> Reading {
+        guard let prefix = prefixes.first(where: { path.hasPrefix($0) }) else { return .refused(status: 404, message: "not found") }
         let segment = path.utf8.dropFirst(prefix.utf8.count)
         guard !segment.contains(UInt8(ascii: "/")), let endpoint = Self.percentDecoded(segment), !endpoint.isEmpty,
               endpoint.utf8.count <= EndpointTable.maxEndpointLength,

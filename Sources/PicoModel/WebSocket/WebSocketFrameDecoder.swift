@@ -50,6 +50,9 @@ public struct WebSocketFrameDecoder: Hashable, Sendable, ByteStreamDecoder {
     public enum Event: Hashable, Sendable {
         /// Payload bytes of a binary message.
         case data(ArraySlice<UInt8>)
+        /// A binary message ended without a single payload byte (the TCP route reads it as the
+        /// end of its sender's direction; a tunnel ignores it).
+        case emptyMessage
         /// A ping with its application data (answer with a pong carrying the same bytes).
         case ping([UInt8])
         /// A pong.
@@ -73,6 +76,8 @@ public struct WebSocketFrameDecoder: Hashable, Sendable, ByteStreamDecoder {
         var mask: [UInt8]?
         var maskOffset: Int
         var control: [UInt8]
+        /// The frame ends its message.
+        var fin: Bool
     }
 
     /// Our side.
@@ -81,6 +86,8 @@ public struct WebSocketFrameDecoder: Hashable, Sendable, ByteStreamDecoder {
     public private(set) var state: State = .header
     private var buffer = StreamBuffer()
     private var inMessage = false
+    /// Payload bytes of the current binary message so far (saturating).
+    private var messageBytes: UInt64 = 0
 
     /// Creates a decoder for `role`, optionally starting with bytes already received (those that
     /// followed the handshake).
@@ -106,7 +113,10 @@ public struct WebSocketFrameDecoder: Hashable, Sendable, ByteStreamDecoder {
                 case .header:
                     guard let payload = try self.readHeader() else { return nil }
                     self.state = .payload(payload)
-                    if payload.remaining == 0, !payload.opcode.isControl { self.state = .header }
+                    if payload.remaining == 0, !payload.opcode.isControl {
+                        self.state = .header
+                        if payload.fin, self.messageBytes == 0 { return .emptyMessage }
+                    }
                 case .payload(var payload):
                     if payload.opcode.isControl {
                         let take = Int(min(payload.remaining, UInt64(self.buffer.count)))
@@ -163,7 +173,7 @@ public struct WebSocketFrameDecoder: Hashable, Sendable, ByteStreamDecoder {
         try self.checkSequence(opcode, fin: fin, length: length, offset: offset)
         let mask = masked ? (0..<4).map { self.buffer[2 + lengthBytes + $0] } : nil
         self.buffer.skip(headerLength)
-        return Payload(opcode: opcode, remaining: length, mask: mask, maskOffset: 0, control: [])
+        return Payload(opcode: opcode, remaining: length, mask: mask, maskOffset: 0, control: [], fin: fin)
     }
 
     private mutating func checkSequence(_ opcode: WebSocketOpcode, fin: Bool, length: UInt64, offset: Int) throws(WebSocketProtocolError) {
@@ -177,9 +187,11 @@ public struct WebSocketFrameDecoder: Hashable, Sendable, ByteStreamDecoder {
         case .binary:
             guard !self.inMessage else { throw WebSocketProtocolError(closeCode: 1002, "new message before the previous one ended", offset: offset) }
             self.inMessage = !fin
+            self.messageBytes = length
         case .continuation:
             guard self.inMessage else { throw WebSocketProtocolError(closeCode: 1002, "continuation frame without a message", offset: offset) }
             self.inMessage = !fin
+            self.messageBytes = self.messageBytes > UInt64.max - length ? UInt64.max : self.messageBytes + length
         }
     }
 

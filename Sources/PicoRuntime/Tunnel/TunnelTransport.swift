@@ -205,7 +205,7 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
                 switch event {
                 case .data(let bytes): self.session.feed(bytes)
                 case .ping(let payload): self.writeFrame(.pong, payload: payload)
-                case .pong: break
+                case .pong, .emptyMessage: break
                 case .close:
                     self.flushSession()
                     self.writeCloseFrame(code: 1000)

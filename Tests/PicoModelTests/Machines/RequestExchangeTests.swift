@@ -66,7 +66,7 @@ struct RequestExchangeTests {
         #expect(conflict.endpoint == nil)
         #expect(conflict.start(router: &router, mayWait: true, now: Self.now)
             == .answer(status: 400, message: "x-pico-endpoint and x-piko-endpoint name different endpoints", close: false))
-        for path in ["/_piko/v1/tcp/svc", "http://svc.example.com/_piko/x"] {
+        for path in ["/_piko/v1/upstream/svc", "http://svc.example.com/_piko/x"] {
             var reserved = Self.exchange(Self.head(path: path), router: router)
             #expect(reserved.start(router: &router, mayWait: true, now: Self.now) == .answer(status: 404, message: "not found", close: false))
         }
