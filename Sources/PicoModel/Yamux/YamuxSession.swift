@@ -29,6 +29,10 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
         public var maxFrameSize: UInt32 = 64 * 1_024
         /// A ping unanswered this long means the peer is gone.
         public var keepaliveTimeout: Duration = .seconds(10)
+        /// A stream the peer opens is acknowledged at once (true), or only when the owner calls
+        /// `acknowledge` or first sends on it (false: an agent acknowledges a TCP stream once its
+        /// service accepted the connection, and resets it when the service refused).
+        public var acknowledgesStreamsOnOpen = true
 
         /// Defaults: 4,096 streams, 64 KiB frames, 10 s ping timeout.
         public init() {}
@@ -36,7 +40,7 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
 
     /// What the peer did.
     public enum Event: Hashable, Sendable {
-        /// The peer opened a stream (it is acknowledged already).
+        /// The peer opened a stream (acknowledged already, unless `acknowledgesStreamsOnOpen` is off).
         case streamOpened(UInt32)
         /// The peer acknowledged a stream we opened.
         case streamAcknowledged(UInt32)
@@ -73,6 +77,8 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
         var finishRequested = false
         var finishSent = false
         var inputFinished = false
+        /// The peer opened it and our ACK has not gone out yet.
+        var awaitingAcknowledgement = false
         var queuedCount: Int { self.queued.count - self.queuedStart }
     }
 
@@ -155,6 +161,7 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
     }
 
     mutating func sendBytes(_ bytes: some Collection<UInt8>, on id: UInt32, finishing: Bool) -> Bool {
+        if !self.settings.acknowledgesStreamsOnOpen { self.acknowledge(id) }
         let count = bytes.count
         let maxFrameSize = Int(self.settings.maxFrameSize)
         // The common case: nothing waits and the window takes it all, so the bytes go straight
@@ -200,9 +207,18 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
 
     /// Finishes our side of `id` (FIN after the queued bytes). Unknown IDs are ignored.
     public mutating func finish(_ id: UInt32) {
+        if !self.settings.acknowledgesStreamsOnOpen { self.acknowledge(id) }
         guard self.streams[id] != nil, self.streams[id]?.finishRequested == false else { return }
         self.streams[id]?.finishRequested = true
         self.flush(id)
+    }
+
+    /// Acknowledges stream `id` the peer opened (with `acknowledgesStreamsOnOpen` off; sending,
+    /// finishing or consuming on it does so too). Unknown or acknowledged streams are ignored.
+    public mutating func acknowledge(_ id: UInt32) {
+        guard self.streams[id]?.awaitingAcknowledgement == true else { return }
+        self.streams[id]?.awaitingAcknowledgement = false
+        self.write(YamuxHeader(.windowUpdate, flags: .ack, streamID: id, length: 0))
     }
 
     /// Aborts `id` at once (RST); queued bytes are dropped. Unknown IDs are ignored.
@@ -214,6 +230,7 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
     /// Reports that `count` received bytes of `id` were delivered; window is given back to the
     /// peer once half of it is used.
     public mutating func consumed(_ count: Int, on id: UInt32) {
+        if !self.settings.acknowledgesStreamsOnOpen { self.acknowledge(id) }
         guard var stream = self.streams[id], count > 0, !stream.inputFinished else { return }
         stream.unacknowledged += UInt32(clamping: count)
         if stream.unacknowledged >= YamuxHeader.initialWindow / 2 {
@@ -339,8 +356,13 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
             self.write(YamuxHeader(.windowUpdate, flags: .rst, streamID: id, length: 0))
             return false
         }
-        self.streams[id] = Stream()
-        self.write(YamuxHeader(.windowUpdate, flags: .ack, streamID: id, length: 0))
+        var stream = Stream()
+        if self.settings.acknowledgesStreamsOnOpen {
+            self.write(YamuxHeader(.windowUpdate, flags: .ack, streamID: id, length: 0))
+        } else {
+            stream.awaitingAcknowledgement = true
+        }
+        self.streams[id] = stream
         self.events.append(.streamOpened(id))
         return true
     }

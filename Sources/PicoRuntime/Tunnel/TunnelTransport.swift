@@ -8,10 +8,18 @@ public protocol TunnelStreamHandler: AnyObject {
     func streamReceived(_ bytes: ArraySlice<UInt8>)
     /// The peer finished its side.
     func streamInputFinished()
+    /// The peer acknowledged a stream this side opened (an agent's TCP stream: its service
+    /// accepted the connection).
+    func streamAccepted()
     /// The stream was reset, or the tunnel closed, before both sides finished.
     func streamFailed(reason: String)
     /// The stream may take more bytes (its window opened, or the tunnel's socket drained).
     func streamWritable()
+}
+
+extension TunnelStreamHandler {
+    /// Most handlers ignore the acknowledgement (bytes may flow before it).
+    public func streamAccepted() {}
 }
 
 /// The owner of a `TunnelTransport`: the node (server side) or the agent.
@@ -54,13 +62,15 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
 
     /// Takes over `connection` (its delegate becomes this transport) with the bytes that followed
     /// the handshake. The client role masks its frames and opens odd streams.
-    public init(connection: Connection, role: YamuxSession.Role, initialBytes: some Sequence<UInt8>, owner: TunnelTransportOwner, keepaliveInterval: Duration, keepaliveTimeout: Duration) {
+    public init(connection: Connection, role: YamuxSession.Role, initialBytes: some Sequence<UInt8>, owner: TunnelTransportOwner, keepaliveInterval: Duration, keepaliveTimeout: Duration,
+                acknowledgesStreamsOnOpen: Bool = true) {
         self.connection = connection
         self.owner = owner
         self.masked = role == .client
         self.frames = WebSocketFrameDecoder(role: role == .client ? .client : .server, initialBytes: initialBytes)
         var settings = YamuxSession.Settings()
         settings.keepaliveTimeout = keepaliveTimeout
+        settings.acknowledgesStreamsOnOpen = acknowledgesStreamsOnOpen
         self.session = YamuxSession(role: role, settings: settings)
         self.keepaliveInterval = keepaliveInterval
         connection.delegate = self
@@ -120,6 +130,14 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
     public func finish(_ id: UInt32) {
         guard !self.closed else { return }
         self.session.finish(id)
+        self.pump()
+    }
+
+    /// Acknowledges a stream the peer opened (a transport made with `acknowledgesStreamsOnOpen`
+    /// off); sending on it does so too.
+    public func acknowledge(_ id: UInt32) {
+        guard !self.closed else { return }
+        self.session.acknowledge(id)
         self.pump()
     }
 
@@ -241,7 +259,9 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
         switch event {
         case .streamOpened(let id):
             self.owner?.transport(self, peerOpened: id)
-        case .streamAcknowledged, .pong:
+        case .streamAcknowledged(let id):
+            self.handlers[id]?.streamAccepted()
+        case .pong:
             break
         case .data(let id, let bytes):
             self.handlers[id]?.streamReceived(bytes)

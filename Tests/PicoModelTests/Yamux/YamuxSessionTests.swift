@@ -40,6 +40,31 @@ struct YamuxSessionTests {
         #expect(pair.client.streamCount == 0 && pair.server.streamCount == 0)
     }
 
+    /// An agent's TCP stream: acknowledged only once its service accepted the connection, and
+    /// reset (which the opener hears before any acknowledgement) when it refused.
+    @Test func test_withDeferredAcknowledgement_theOpenerHearsTheAckOnlyWhenTheOwnerGivesIt() throws {
+        var settings = YamuxSession.Settings()
+        settings.acknowledgesStreamsOnOpen = false
+        var pair = YamuxPair()
+        pair.client = YamuxSession(role: .client, settings: settings)
+        let accepted = pair.server.openStream() ?? 0
+        let refused = pair.server.openStream() ?? 0
+        var (client, server) = try pair.exchange()
+        #expect(client == [.streamOpened(accepted), .streamOpened(refused)])
+        #expect(server.isEmpty, "no acknowledgement before the owner gives it")
+        pair.client.acknowledge(accepted)
+        pair.client.acknowledge(accepted)
+        pair.client.reset(refused)
+        (client, server) = try pair.exchange()
+        #expect(server == [.streamAcknowledged(accepted), .streamReset(refused)])
+        // Sending first acknowledges too, once.
+        let third = pair.server.openStream() ?? 0
+        _ = try pair.exchange()
+        pair.client.send([1, 2], on: third)
+        (client, server) = try pair.exchange()
+        #expect(server == [.streamAcknowledged(third), .data(third, [1, 2])])
+    }
+
     @Test func test_sendFinishing_carriesTheFINOnTheDataFrame_andClosesLikeFinish() throws {
         var pair = YamuxPair()
         let opened = pair.server.openStream()
