@@ -122,10 +122,13 @@ extension String {
 func agentHelp() -> String {
     var text = """
     Usage: pico agent http <endpoint> <addr> [flags]
+           pico agent tcp <endpoint> <addr> [flags]
            pico agent start --config.path <file> [flags]
 
     `http` exposes the local HTTP service at <addr> (a port, host:port or http:// URL) as
-    <endpoint>; `start` serves every listener of the config file.
+    <endpoint>; `tcp` exposes the local TCP service at <addr> (a port or host:port), which
+    clients reach with `pico forward tcp` or the proxy port's /_pico/v1/tcp/<endpoint>
+    WebSocket; `start` serves every listener of the config file.
 
     Flags:
 
@@ -142,6 +145,7 @@ Usage: pico <command> [flags]
 Commands:
   server        Run a Pico node.
   agent http    Expose a local HTTP service through Pico.
+  agent tcp     Expose a local TCP service through Pico.
   agent start   Expose every listener of an agent config file.
   status        Ask a node about the cluster, its endpoints and gossip.
   test cluster  Run a development cluster on loopback behind a balancer.
@@ -213,15 +217,17 @@ func runAgent(_ arguments: [String]) -> Never {
     }
     let (flags, positional) = parseFlags(arguments, booleans: ["--config.expand-env"])
     let listener: (endpoint: String, addr: String)?
+    var listenerProtocol = AgentSettings.ListenerProtocol.http
     switch positional.first {
-    case "http":
-        guard positional.count == 3 else { fail("expected `pico agent http <endpoint> <addr>`") }
+    case "http", "tcp":
+        guard positional.count == 3 else { fail("expected `pico agent \(positional[0]) <endpoint> <addr>`") }
         listener = (positional[1], positional[2])
+        if positional[0] == "tcp" { listenerProtocol = .tcp }
     case "start":
         guard positional.count == 1 else { fail("unexpected argument \(positional[1]); `pico agent start` takes its listeners from --config.path") }
         listener = nil
     default:
-        fail("expected `pico agent http <endpoint> <addr>` or `pico agent start --config.path <file>`")
+        fail("expected `pico agent http <endpoint> <addr>`, `pico agent tcp <endpoint> <addr>` or `pico agent start --config.path <file>`")
     }
     var yaml: String?
     var file = ""
@@ -239,7 +245,8 @@ func runAgent(_ arguments: [String]) -> Never {
     }
     let settings: AgentSettings
     do {
-        settings = try AgentOptions.load(yaml: yaml, file: file, expandEnvironment: expand, environment: environment(), flags: rest, listener: listener)
+        settings = try AgentOptions.load(yaml: yaml, file: file, expandEnvironment: expand, environment: environment(), flags: rest, listener: listener,
+                                          listenerProtocol: listenerProtocol)
     } catch {
         fail("config: \(error)")
     }

@@ -41,6 +41,21 @@ struct AgentOptionsTests {
         #expect(settings.connect == Address(host: "127.0.0.1", port: 9001))
     }
 
+    @Test func test_tcpListeners_fromTheFileOrAgentTcp() throws {
+        let yaml = "listeners:\n  - endpoint_id: db\n    protocol: tcp\n    addr: localhost:5432\n    timeout: 2s\n  - endpoint_id: web\n    addr: 3000\n"
+        let settings = try AgentOptions.load(yaml: yaml, file: "a.yaml", expandEnvironment: false, environment: [:], flags: [], listener: nil)
+        #expect(settings.listeners == [
+            AgentSettings.Listener(endpoint: "db", backend: Address(host: "localhost", port: 5432), timeout: .seconds(2), serviceProtocol: .tcp),
+            AgentSettings.Listener(endpoint: "web", backend: Address(host: "localhost", port: 3000), timeout: .seconds(10), serviceProtocol: .http),
+        ])
+        let flag = try AgentOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [("--timeout", "1s")],
+                                         listener: ("ssh", "22"), listenerProtocol: .tcp)
+        #expect(flag.listeners == [AgentSettings.Listener(endpoint: "ssh", backend: Address(host: "localhost", port: 22), timeout: .seconds(1), serviceProtocol: .tcp)])
+        #expect(throws: ConfigError("invalid addr http://x:1: expected a port or host:port")) {
+            try AgentOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [], listener: ("ssh", "http://x:1"), listenerProtocol: .tcp)
+        }
+    }
+
     @Test func test_badFiles_nameTheKeyAndLine() {
         func load(_ yaml: String?, flags: [(String, String)] = [], listener: (endpoint: String, addr: String)? = nil) throws {
             _ = try AgentOptions.load(yaml: yaml, file: "a.yaml", expandEnvironment: false, environment: [:], flags: flags, listener: listener)
@@ -48,8 +63,11 @@ struct AgentOptionsTests {
         #expect(throws: ConfigError("a.yaml:2:5: listeners[0].endpoint_id: is required")) {
             try load("listeners:\n  - addr: 3000\n    timeout: 1s\n")
         }
-        #expect(throws: ConfigError("a.yaml:3:15: listeners[0].protocol: only http is supported, got tcp")) {
-            try load("listeners:\n  - endpoint_id: a\n    protocol: tcp\n    addr: 1\n")
+        #expect(throws: ConfigError("a.yaml:3:15: listeners[0].protocol: expected http or tcp, got udp")) {
+            try load("listeners:\n  - endpoint_id: a\n    protocol: udp\n    addr: 1\n")
+        }
+        #expect(throws: ConfigError("a.yaml:4:11: listeners[0].addr: expected a port or host:port, got http://db:5432")) {
+            try load("listeners:\n  - endpoint_id: a\n    protocol: tcp\n    addr: http://db:5432\n")
         }
         #expect(throws: ConfigError("a.yaml:2:11: listeners[0].addr: expected a port, host:port or http:// URL, got nope")) {
             try load("listeners:\n  - addr: nope\n    endpoint_id: a\n")
@@ -63,7 +81,7 @@ struct AgentOptionsTests {
         #expect(throws: ConfigError("unknown flag --nope")) {
             try load(nil, flags: [("--nope", "1")], listener: ("a", "3000"))
         }
-        #expect(throws: ConfigError("--timeout applies to `pico agent http`; set listeners[].timeout in the config file")) {
+        #expect(throws: ConfigError("--timeout applies to `pico agent http` and `pico agent tcp`; set listeners[].timeout in the config file")) {
             try load("listeners:\n  - endpoint_id: a\n    addr: 1\n", flags: [("--timeout", "1s")])
         }
     }

@@ -190,7 +190,7 @@ final class AgentEndpoint: TunnelTransportOwner {
     private var random: SplitMix64
     private var tunnels: [TunnelID: TunnelTransport] = [:]
     private var nextTunnelID: UInt64 = 1
-    private var dialer: AgentDialer?
+    private var dialer: WebSocketDialer?
     private var retryTimer: LoopTimer?
     private var stopped = false
     private(set) var inFlight = 0
@@ -241,17 +241,17 @@ final class AgentEndpoint: TunnelTransportOwner {
         // A token from a file may be renewed there: a node's 401 is then worth retrying.
         var renewable = false
         if case .file? = self.worker.settings.connectToken { renewable = true }
-        self.dialer = AgentDialer(loop: self.worker.loop, target: self.worker.settings.connect, tls: self.worker.agent.connectTLS?.current,
-                                  endpoint: self.listener.endpoint, token: token, tenant: self.worker.settings.connectTenant, unauthorizedIsRetryable: renewable,
+        self.dialer = WebSocketDialer(loop: self.worker.loop, target: self.worker.settings.connect, tls: self.worker.agent.connectTLS?.current,
+                                  path: "/pico/v1/upstream/\(self.listener.endpoint)", token: token, tenant: self.worker.settings.connectTenant, unauthorizedIsRetryable: renewable,
                                   timeout: self.worker.settings.connectTimeout) { [weak self] outcome in
             self?.dialed(outcome)
         }
     }
 
-    private func dialed(_ outcome: AgentDialer.Outcome) {
+    private func dialed(_ outcome: WebSocketDialer.Outcome) {
         self.dialer = nil
         switch outcome {
-        case .connected(let connection, let rest):
+        case .connected(let connection, _, let rest):
             guard !self.stopped else {
                 connection.close()
                 return
@@ -260,7 +260,9 @@ final class AgentEndpoint: TunnelTransportOwner {
             self.nextTunnelID += 1
             let transport = TunnelTransport(
                 connection: connection, role: .client, initialBytes: rest, owner: self,
-                keepaliveInterval: self.worker.settings.keepaliveInterval, keepaliveTimeout: self.worker.settings.keepaliveTimeout)
+                keepaliveInterval: self.worker.settings.keepaliveInterval, keepaliveTimeout: self.worker.settings.keepaliveTimeout,
+                // A TCP stream is acknowledged once its service accepted the connection.
+                acknowledgesStreamsOnOpen: self.listener.serviceProtocol == .http)
             self.tunnels[id] = transport
             self.log.info("connected", [("endpoint", .string(self.listener.endpoint)), ("tunnel", .int(Int(id.rawValue))), ("loop", .int(self.worker.index))])
             self.handle(.tunnelOpened(id))
@@ -283,6 +285,19 @@ final class AgentEndpoint: TunnelTransportOwner {
     // MARK: TunnelTransportOwner
 
     func transport(_ transport: TunnelTransport, peerOpened streamID: UInt32) {
+        if self.listener.serviceProtocol == .tcp {
+            let stream = AgentTCPStream(transport: transport, streamID: streamID, address: self.listener.backend, timeout: self.listener.timeout, log: self.log)
+            self.inFlight += 1
+            // Strong captures: the stream drops `onFinish` when it ends.
+            stream.onFinish = { [self] in
+                self.inFlight -= 1
+                if let id = self.id(of: transport) { self.handle(.requestSucceeded(id)) }
+                self.worker.checkDrained()
+            }
+            transport.attach(stream, to: streamID)
+            stream.start()
+            return
+        }
         let exchange = AgentExchange(transport: transport, streamID: streamID, pool: self.pool, timeout: self.listener.timeout, log: self.log)
         self.inFlight += 1
         // Strong captures: the exchange drops `onFinish` when it finishes.

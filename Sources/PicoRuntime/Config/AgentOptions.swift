@@ -26,8 +26,11 @@ public enum AgentOptions {
         listeners:                  # at least one
           - endpoint_id: my-app     # the endpoint clients name in x-pico-endpoint
             addr: 3000              # the local service: a port, host:port or http:// URL
-            protocol: http          # the only protocol served (default http)
-            timeout: 10s            # per request, to the response head (default 10s)
+            protocol: http          # http (default) or tcp
+            timeout: 10s            # http: per request, to the response head; tcp: connecting to the service (default 10s)
+          - endpoint_id: my-db      # a TCP service: clients reach it with `pico forward tcp` or the /_pico/v1/tcp/<endpoint> WebSocket
+            addr: localhost:5432    # a port or host:port
+            protocol: tcp
         log:
           level: info               # debug, info, warn or error (default info)
         grace_period: 1m            # how long SIGTERM waits for requests in flight (default 1m)
@@ -45,7 +48,7 @@ public enum AgentOptions {
         Flag(name: "--connect.token-file", defaultText: "none", help: "A file holding the token, read again before every dial (a renewed token is used from the next tunnel on)."),
         Flag(name: "--connect.tenant-id", defaultText: "none", help: "The agent's tenant, sent as x-pico-tenant-id, for a node with upstream.tenants."),
         Flag(name: "--connect.timeout", defaultText: "30s", help: "How long connecting and the WebSocket handshake may take."),
-        Flag(name: "--timeout", defaultText: "10s", help: "Per-request timeout to the response head (agent http only)."),
+        Flag(name: "--timeout", defaultText: "10s", help: "agent http: per-request timeout to the response head; agent tcp: how long connecting to the service may take."),
         Flag(name: "--grace-period", defaultText: "1m", help: "How long SIGTERM waits for requests in flight."),
         Flag(name: "--event-loops", defaultText: "one per processor, at most 4", help: "Event-loop threads (1 to 64); each opens its own tunnel for every endpoint."),
         Flag(name: "--log.level", defaultText: "info", help: "debug, info, warn or error."),
@@ -53,10 +56,12 @@ public enum AgentOptions {
         Flag(name: "--config.expand-env", defaultText: "false", help: "Expand $VAR, ${VAR} and ${VAR:default} in the config file."),
     ]
 
-    /// The settings. `listener` is the `agent http` positional listener (endpoint, addr), which
-    /// replaces the file's listeners; without it the file must name at least one.
+    /// The settings. `listener` is the `agent http` (or, with `listenerProtocol` `.tcp`, `agent
+    /// tcp`) positional listener (endpoint, addr), which replaces the file's listeners; without
+    /// it the file must name at least one.
     public static func load(yaml: String?, file: String, expandEnvironment: Bool, environment: [String: String],
-                            flags: [(String, String)], listener: (endpoint: String, addr: String)?) throws(ConfigError) -> AgentSettings {
+                            flags: [(String, String)], listener: (endpoint: String, addr: String)?,
+                            listenerProtocol: AgentSettings.ListenerProtocol = .http) throws(ConfigError) -> AgentSettings {
         var settings = AgentSettings()
         if var text = yaml {
             if expandEnvironment { text = EnvironmentExpansion.expand(text, environment: environment) }
@@ -115,12 +120,13 @@ public enum AgentOptions {
             guard Self.isValidEndpoint(listener.endpoint) else {
                 throw ConfigError("invalid endpoint \(listener.endpoint): it must be non-empty, at most 255 bytes, without '/', '?', '#', '%', spaces or control characters")
             }
-            guard let backend = AgentSettings.backend(listener.addr) else {
-                throw ConfigError("invalid addr \(listener.addr): expected a port, host:port or http:// URL")
+            guard let backend = Self.backend(listener.addr, listenerProtocol) else {
+                throw ConfigError("invalid addr \(listener.addr): expected \(Self.addressRule(listenerProtocol))")
             }
-            settings.listeners = [AgentSettings.Listener(endpoint: listener.endpoint, backend: backend, timeout: timeout ?? .seconds(10))]
+            settings.listeners = [AgentSettings.Listener(endpoint: listener.endpoint, backend: backend, timeout: timeout ?? .seconds(10),
+                                                         serviceProtocol: listenerProtocol)]
         } else if timeout != nil {
-            throw ConfigError("--timeout applies to `pico agent http`; set listeners[].timeout in the config file")
+            throw ConfigError("--timeout applies to `pico agent http` and `pico agent tcp`; set listeners[].timeout in the config file")
         }
         guard !settings.listeners.isEmpty else {
             throw ConfigError(yaml == nil ? "no listeners: give --config.path with listeners, or use `pico agent http <endpoint> <addr>`" : "\(file): listeners: at least one listener is required")
@@ -199,15 +205,17 @@ public enum AgentOptions {
                 guard Self.isValidEndpoint(endpoint) else {
                     throw fields.error("endpoint_id", "invalid endpoint \(endpoint): it must be non-empty, at most 255 bytes, without '/', '?', '#', '%', spaces or control characters", at: fields.node["endpoint_id"])
                 }
-                let addr = try fields.requiredString("addr")
-                guard let backend = AgentSettings.backend(addr) else {
-                    throw fields.error("addr", "expected a port, host:port or http:// URL, got \(addr)", at: fields.node["addr"])
-                }
                 let proto = try fields.string("protocol") ?? "http"
-                guard proto == "http" else { throw fields.error("protocol", "only http is supported, got \(proto)", at: fields.node["protocol"]) }
+                guard let serviceProtocol = AgentSettings.ListenerProtocol(rawValue: proto) else {
+                    throw fields.error("protocol", "expected http or tcp, got \(proto)", at: fields.node["protocol"])
+                }
+                let addr = try fields.requiredString("addr")
+                guard let backend = Self.backend(addr, serviceProtocol) else {
+                    throw fields.error("addr", "expected \(Self.addressRule(serviceProtocol)), got \(addr)", at: fields.node["addr"])
+                }
                 let timeout = try Self.positive(&fields, "timeout") ?? .seconds(10)
                 try fields.finish()
-                settings.listeners.append(AgentSettings.Listener(endpoint: endpoint, backend: backend, timeout: timeout))
+                settings.listeners.append(AgentSettings.Listener(endpoint: endpoint, backend: backend, timeout: timeout, serviceProtocol: serviceProtocol))
             }
         }
         if var log = try root.mapping("log") {
@@ -220,6 +228,16 @@ public enum AgentOptions {
         if let grace = try Self.positive(&root, "grace_period") { settings.gracePeriod = grace }
         if let loops = try root.int("event_loops", in: 1...64) { settings.eventLoops = loops }
         try root.finish()
+    }
+
+    /// The service address of a listener: a TCP service takes a port or host:port, not a URL.
+    static func backend(_ addr: String, _ serviceProtocol: AgentSettings.ListenerProtocol) -> Address? {
+        if serviceProtocol == .tcp, addr.contains("://") { return nil }
+        return AgentSettings.backend(addr)
+    }
+
+    static func addressRule(_ serviceProtocol: AgentSettings.ListenerProtocol) -> String {
+        serviceProtocol == .tcp ? "a port or host:port" : "a port, host:port or http:// URL"
     }
 
     /// An endpoint ID that travels as one path segment of the tunnel URL unchanged.

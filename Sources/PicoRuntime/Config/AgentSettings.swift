@@ -2,20 +2,32 @@ import PicoModel
 
 /// What `pico agent` runs with (see `AgentOptions` for how it is loaded).
 public struct AgentSettings: Hashable, Sendable {
-    /// One endpoint served by a local HTTP service.
+    /// What a listener's local service speaks.
+    public enum ListenerProtocol: String, Hashable, Sendable {
+        /// HTTP: each stream carries one request (`pico agent http`).
+        case http
+        /// Raw TCP: each stream is one connection to the service (`pico agent tcp`).
+        case tcp
+    }
+
+    /// One endpoint served by a local service.
     public struct Listener: Hashable, Sendable {
         /// The endpoint ID.
         public var endpoint: String
         /// The local service.
         public var backend: Address
-        /// Per-request timeout to the response head (not applied to upgrades).
+        /// HTTP: per-request timeout to the response head (not applied to upgrades). TCP: how
+        /// long connecting to the service may take.
         public var timeout: Duration
+        /// What the service speaks.
+        public var serviceProtocol: ListenerProtocol
 
         /// Creates a listener.
-        public init(endpoint: String, backend: Address, timeout: Duration = .seconds(10)) {
+        public init(endpoint: String, backend: Address, timeout: Duration = .seconds(10), serviceProtocol: ListenerProtocol = .http) {
             self.endpoint = endpoint
             self.backend = backend
             self.timeout = timeout
+            self.serviceProtocol = serviceProtocol
         }
     }
 

@@ -257,7 +257,12 @@ final class ProxyConnection: ConnectionDelegate {
                 self.follow(exchange.machine.tunnelUnavailable(id, router: &shard.router, mayWait: shard.mayWait, now: shard.loop.now), exchange)
                 return
             }
-            guard let transport = tunnel.transport, let stream = transport.openStream(handler: exchange) else {
+            // The TCP route's stream goes to a TCP service: the node answers the handshake itself.
+            var route: TCPRouteUpstream?
+            if case .handshake(let handshake) = exchange.machine.tcpRoute, let transport = tunnel.transport {
+                route = TCPRouteUpstream(transport: transport, handshake: handshake, exchange: exchange)
+            }
+            guard let transport = tunnel.transport, let stream = transport.openStream(handler: route ?? exchange) else {
                 // The tunnel refused a stream (its session is closing, as in a hand-over): nothing
                 // was sent, so the request routes again without it (another tunnel, another
                 // holder, or, forwarded here, an unserved answer the forwarding node retries).
@@ -267,7 +272,13 @@ final class ProxyConnection: ConnectionDelegate {
             exchange.countedTunnel = id
             shard.toModel(.routedByLoop(.local(id)))
             shard.metrics.update { $0.upstreamRequests += 1 }
-            self.start(exchange, on: TunnelStreamUpstream(transport: transport, stream: stream), deadline: deadline)
+            if let route {
+                route.stream = stream
+                shard.metrics.update { $0.tcpRouteStreams += 1 }
+                self.start(exchange, on: route, deadline: deadline)
+            } else {
+                self.start(exchange, on: TunnelStreamUpstream(transport: transport, stream: stream), deadline: deadline)
+            }
         case .forward(let uid, let name, let address, let deadline):
             guard let upstream = shard.peers.open(to: address, handler: exchange) else {
                 self.follow(exchange.machine.forwardRefused(router: &shard.router, now: shard.loop.now), exchange)
@@ -476,6 +487,12 @@ final class ProxyConnection: ConnectionDelegate {
         let (action, learned) = exchange.machine.upstreamFailed(progress: progress, router: &self.shard.router, mayWait: self.shard.mayWait, now: self.shard.loop.now)
         self.report(learned)
         self.follow(action, exchange)
+    }
+
+    /// The TCP route's WebSocket is over (its close handshake ended, or timed out): the
+    /// connection closes once its last frame is written.
+    func tunnelOver(for exchange: ProxyExchange) {
+        self.connection.closeWhenWritten()
     }
 
     func streamWritable(for exchange: ProxyExchange) {

@@ -62,4 +62,10 @@ extension ProxyExchange {
         guard let owner = self.owner, owner.isCurrent(self) else { return }
         owner.streamWritable(for: self)
     }
+
+    /// The TCP route's WebSocket is over (`TCPRouteUpstream`): the connection closes.
+    func tunnelOver() {
+        guard let owner = self.owner, owner.isCurrent(self) else { return }
+        owner.tunnelOver(for: self)
+    }
 }

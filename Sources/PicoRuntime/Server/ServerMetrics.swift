@@ -47,6 +47,8 @@ struct MetricValues: Sendable {
     var inFlight = 0
     var upstreamsConnected = 0
     var upstreamRequests: UInt64 = 0
+    /// TCP route connections opened on a local tunnel (each also counts as an upstream request).
+    var tcpRouteStreams: UInt64 = 0
     /// Requests forwarded to another node, by its node ID (at most `BoundedCounts.limit` IDs).
     var remoteRequests = BoundedCounts()
     /// Forwarded requests sent to another holder after the first one failed before answering.
@@ -67,6 +69,7 @@ struct MetricValues: Sendable {
         self.inFlight += other.inFlight
         self.upstreamsConnected += other.upstreamsConnected
         self.upstreamRequests += other.upstreamRequests
+        self.tcpRouteStreams += other.tcpRouteStreams
         self.connectionMoves += other.connectionMoves
         self.forwardRetries += other.forwardRetries
         self.requestsWaited += other.requestsWaited
@@ -107,6 +110,8 @@ struct MetricValues: Sendable {
         out.sample("pico_upstreams_registered_endpoints", [], registeredEndpoints)
         out.family("pico_upstreams_upstream_requests_total", "counter", "Requests sent to a local tunnel.")
         out.sample("pico_upstreams_upstream_requests_total", [], self.upstreamRequests)
+        out.family("pico_proxy_tcp_connections_total", "counter", "TCP route connections opened on a local tunnel (`/_pico/v1/tcp/<endpoint>`).")
+        out.sample("pico_proxy_tcp_connections_total", [], self.tcpRouteStreams)
         out.family("pico_upstreams_remote_requests_total", "counter", "Requests forwarded to the node holding the endpoint, by node ID.")
         for (node, count) in self.remoteRequests.series {
             out.sample("pico_upstreams_remote_requests_total", [("node_id", node)], count)

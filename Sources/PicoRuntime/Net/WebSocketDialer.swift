@@ -1,13 +1,14 @@
 import PicoModel
 
-/// Dials the node's upstream port (over TLS when the agent has a TLS context: SNI and the
-/// certificate check use the URL's host) and performs the WebSocket handshake for one endpoint.
-/// Reports the connection and the bytes after the `101`, or why it failed and whether retrying
-/// can help (Piko: network errors, 408, 429 and 5xx retry; other statuses are fatal, except a
-/// 401 when the token comes from a file that may be renewed).
-final class AgentDialer: ConnectionDelegate {
+/// Dials a node (over TLS when given a TLS context: SNI and the certificate check use the URL's
+/// host) and performs a WebSocket handshake on `path`: the agent's tunnel on the upstream port,
+/// `pico forward tcp`'s TCP route on the proxy port. Reports the connection, the `101` and the
+/// bytes after it, or why it failed and whether retrying can help (Piko: network errors, 408,
+/// 429 and 5xx retry; other statuses are fatal, except a 401 when the token comes from a file
+/// that may be renewed).
+final class WebSocketDialer: ConnectionDelegate {
     enum Outcome {
-        case connected(Connection, rest: [UInt8])
+        case connected(Connection, answer: HTTPResponseHead, rest: [UInt8])
         case failed(reason: String, retryable: Bool)
     }
 
@@ -23,15 +24,17 @@ final class AgentDialer: ConnectionDelegate {
     private var onOutcome: ((Outcome) -> Void)?
     private var connection: Connection?
 
-    /// `token`, when given, goes as `Authorization: Bearer <token>`.
-    init(loop: EventLoop, target: Address, tls: TLSContext?, endpoint: String, token: String? = nil, tenant: String? = nil, unauthorizedIsRetryable: Bool = false,
-         timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
+    /// `token`, when given, goes as `Authorization: Bearer <token>`; `subprotocol`, when given,
+    /// is offered in `Sec-WebSocket-Protocol`.
+    init(loop: EventLoop, target: Address, tls: TLSContext?, path: String, token: String? = nil, tenant: String? = nil, subprotocol: String? = nil,
+         unauthorizedIsRetryable: Bool = false, timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
         var random = SystemRandomNumberGenerator()
         self.key = Base64.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &random) })
         var extra = HTTPHeaders()
         if let token { extra.add(name: "Authorization", value: "Bearer \(token)") }
         if let tenant { extra.add(name: "x-pico-tenant-id", value: tenant) }
-        self.request = WebSocketHandshake.request(target: "/pico/v1/upstream/\(endpoint)", host: target.description, key: self.key, headers: extra)
+        if let subprotocol { extra.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
+        self.request = WebSocketHandshake.request(target: path, host: target.description, key: self.key, headers: extra)
         self.unauthorizedIsRetryable = unauthorizedIsRetryable
         self.onOutcome = onOutcome
         do {
@@ -82,7 +85,7 @@ final class AgentDialer: ConnectionDelegate {
                 case .head(let head):
                     if WebSocketHandshake.accepts(head, key: self.key) {
                         let rest = Array(self.decoder.takeUpgradedBytes())
-                        self.report(.connected(connection, rest: rest))
+                        self.report(.connected(connection, answer: head, rest: rest))
                         return
                     }
                     if head.isInterim { continue }

@@ -1,0 +1,192 @@
+import PicoModel
+
+/// The TCP route (`TCPRoute`) at a node that holds a tunnel for the endpoint: a stream on that
+/// tunnel, whose agent pipes it to a TCP service, presented to the proxy connection as an
+/// upstream that answers the WebSocket handshake itself. The `101` goes out once the agent
+/// accepted the stream (Pico's agent accepts once its service accepted the connection; Piko's at
+/// once); a stream reset before that is the upstream's failure (502), no acceptance within
+/// `proxy.timeout` a 504, as for any request. After the `101`, a `WebSocketStreamBridge` turns
+/// the client's frames into stream bytes and the stream's bytes into frames.
+///
+/// Back-pressure: the connection stops reading the client while the stream is full (`canSend`),
+/// and the stream's window is given back only as the framed bytes reach the client's socket
+/// (`consumed`). Loop-confined.
+final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
+    /// How long a close handshake we began may wait for the client's close frame.
+    static let closeTimeout: Duration = .seconds(5)
+
+    /// Where the route is.
+    enum Phase {
+        /// The stream was opened; the agent has not accepted it yet.
+        case awaitingAcceptance
+        /// The `101` went to the connection; it switches to the bridge next (`upgraded`).
+        case accepted
+        /// Bytes flow through the bridge.
+        case bridging
+        /// The WebSocket or the exchange is over: nothing more is reported.
+        case over
+    }
+
+    let transport: TunnelTransport
+    let handshake: TCPRoute.Handshake
+    /// The stream (set once `openStream` gave it).
+    var stream: UInt32 = 0
+    private weak var exchange: ProxyExchange?
+    private var phase = Phase.awaitingAcceptance
+    private var bridge: WebSocketStreamBridge
+    /// Framed bytes handed to the connection, and the stream bytes they carry, oldest first: the
+    /// stream's window is given back as the connection reports the framed bytes written.
+    private var credits: [(framed: Int, stream: Int)] = []
+    private var creditsStart = 0
+    private var closeTimer: LoopTimer?
+
+    init(transport: TunnelTransport, handshake: TCPRoute.Handshake, exchange: ProxyExchange) {
+        self.transport = transport
+        self.handshake = handshake
+        self.exchange = exchange
+        self.bridge = WebSocketStreamBridge(role: .server, halfClose: handshake.halfClose)
+    }
+
+    // MARK: ExchangeUpstream (the connection's side)
+
+    /// Before the upgrade, the only bytes sent are the request head, which the agent's TCP
+    /// service must not see; after it, the client's frames.
+    func send(raw bytes: UnsafeRawBufferPointer) {
+        guard self.phase == .bridging else { return }
+        self.carryOut(self.bridge.received(bytes))
+    }
+
+    func sendWhole(raw bytes: UnsafeRawBufferPointer) {}
+
+    var canSend: Bool { self.phase != .bridging || self.transport.canSend(on: self.stream) }
+
+    /// The client's connection ended (its end of stream).
+    func finish() {
+        guard self.phase == .bridging || self.phase == .accepted else { return }
+        self.carryOut(self.bridge.peerConnectionEnded())
+    }
+
+    func reset() {
+        self.phase = .over
+        self.exchange = nil
+        self.closeTimer?.cancel()
+        self.closeTimer = nil
+        self.transport.reset(self.stream)
+    }
+
+    func consumed(_ count: Int) {
+        var left = count
+        var streamBytes = 0
+        while left > 0, self.creditsStart < self.credits.count, self.credits[self.creditsStart].framed <= left {
+            left -= self.credits[self.creditsStart].framed
+            streamBytes += self.credits[self.creditsStart].stream
+            self.creditsStart += 1
+        }
+        if self.creditsStart == self.credits.count {
+            self.credits.removeAll(keepingCapacity: true)
+            self.creditsStart = 0
+        } else if self.creditsStart > 64, self.creditsStart * 2 > self.credits.count {
+            self.credits.removeFirst(self.creditsStart)
+            self.creditsStart = 0
+        }
+        if streamBytes > 0 { self.transport.consumed(streamBytes, on: self.stream) }
+    }
+
+    func upgraded() {
+        guard self.phase == .accepted else { return }
+        self.phase = .bridging
+    }
+
+    func completed(reusable: Bool) {}
+
+    /// A tunnel stream is not tried again elsewhere (as `TunnelStreamUpstream`).
+    var progress: UpstreamProgress { .answered }
+
+    // MARK: TunnelStreamHandler (the agent's side)
+
+    func streamAccepted() {
+        guard self.phase == .awaitingAcceptance, let exchange = self.exchange else { return }
+        self.phase = .accepted
+        let answer = HTTP1Encoder.encode(self.handshake.switchingProtocols)
+        self.credits.append((framed: answer.count, stream: 0))
+        exchange.streamReceived(answer[...])
+    }
+
+    func streamReceived(_ bytes: ArraySlice<UInt8>) {
+        // Bytes before the acknowledgement: the agent accepted (a peer may skip the ACK flag).
+        if self.phase == .awaitingAcceptance { self.streamAccepted() }
+        guard self.phase == .bridging, let exchange = self.exchange, let frame = self.bridge.streamReceived(bytes) else {
+            self.transport.consumed(bytes.count, on: self.stream)
+            return
+        }
+        var framed: [UInt8] = []
+        framed.reserveCapacity(bytes.count + 10)
+        WebSocketStreamBridge.encode(frame, maskingKey: nil, into: &framed)
+        self.credits.append((framed: framed.count, stream: bytes.count))
+        exchange.streamReceived(framed[...])
+    }
+
+    func streamInputFinished() {
+        switch self.phase {
+        case .awaitingAcceptance, .accepted:
+            // The agent ended the stream before the upgrade: the upstream failed.
+            self.exchange?.streamInputFinished()
+        case .bridging:
+            self.carryOut(self.bridge.streamEnded())
+        case .over:
+            break
+        }
+    }
+
+    func streamFailed(reason: String) {
+        switch self.phase {
+        case .awaitingAcceptance, .accepted:
+            self.phase = .over
+            self.exchange?.streamFailed(reason: reason)
+        case .bridging:
+            self.carryOut(self.bridge.streamFailed(reason: "the upstream connection was reset"))
+        case .over:
+            break
+        }
+    }
+
+    func streamWritable() {
+        self.exchange?.streamWritable()
+    }
+
+    // MARK: Helpers
+
+    private func carryOut(_ outputs: [WebSocketStreamBridge.Output]) {
+        for output in outputs {
+            guard self.phase != .over else { return }
+            switch output {
+            case .deliver(let bytes):
+                bytes.withUnsafeBytes { self.transport.send($0, on: self.stream) }
+            case .finishStream:
+                self.transport.finish(self.stream)
+            case .write(let frame):
+                var framed: [UInt8] = []
+                WebSocketStreamBridge.encode(frame, maskingKey: nil, into: &framed)
+                self.credits.append((framed: framed.count, stream: 0))
+                self.exchange?.streamReceived(framed[...])
+                if case .close = frame, self.bridge.state == .closeSent { self.armCloseTimer() }
+            case .close:
+                self.phase = .over
+                self.closeTimer?.cancel()
+                self.closeTimer = nil
+                self.exchange?.tunnelOver()
+            }
+        }
+    }
+
+    /// Our close frame went out: the client has `closeTimeout` to answer it.
+    private func armCloseTimer() {
+        guard self.closeTimer == nil else { return }
+        self.closeTimer = self.transport.connection.loop.schedule(after: Self.closeTimeout) { [weak self] in
+            guard let self, self.phase != .over else { return }
+            self.closeTimer = nil
+            self.phase = .over
+            self.exchange?.tunnelOver()
+        }
+    }
+}
