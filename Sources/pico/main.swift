@@ -146,6 +146,8 @@ Commands:
   server        Run a Pico node.
   agent http    Expose a local HTTP service through Pico.
   agent tcp     Expose a local TCP service through Pico.
+  forward tcp   Listen locally and carry each connection to a TCP endpoint.
+  forward start Open every port of a forward config file.
   agent start   Expose every listener of an agent config file.
   status        Ask a node about the cluster, its endpoints and gossip.
   test cluster  Run a development cluster on loopback behind a balancer.
@@ -269,6 +271,75 @@ func runAgent(_ arguments: [String]) -> Never {
     runWithSignals(group.loops[0], onReload: { agent.reloadCertificates(.signal) }) { agent.shutdown() }
 }
 
+func forwardHelp() -> String {
+    var text = """
+    Usage: pico forward tcp <addr> <endpoint> [flags]
+           pico forward start --config.path <file> [flags]
+
+    `tcp` listens on <addr> (a port on localhost, or host:port) and carries every accepted
+    connection to <endpoint> through the node's proxy port (its /_pico/v1/tcp/<endpoint>
+    WebSocket); `start` opens every port of the config file.
+
+    Flags:
+
+    """
+    for flag in ForwardOptions.flags {
+        text += "  " + flag.name.padding(24) + "  " + flag.help + " (default " + flag.defaultText + ")\n"
+    }
+    return text + "\n"
+}
+
+func runForward(_ arguments: [String]) -> Never {
+    signal(SIGHUP, SIG_IGN)
+    if arguments.contains("--help") || arguments.contains("-h") {
+        FileHandleText.standardOutput(forwardHelp())
+        exit(0)
+    }
+    let (flags, positional) = parseFlags(arguments, booleans: ["--config.expand-env"])
+    let port: (addr: String, endpoint: String)?
+    switch positional.first {
+    case "tcp":
+        guard positional.count == 3 else { fail("expected `pico forward tcp <addr> <endpoint>`") }
+        port = (positional[1], positional[2])
+    case "start":
+        guard positional.count == 1 else { fail("unexpected argument \(positional[1]); `pico forward start` takes its ports from --config.path") }
+        port = nil
+    default:
+        fail("expected `pico forward tcp <addr> <endpoint>` or `pico forward start --config.path <file>`")
+    }
+    var yaml: String?
+    var file = ""
+    var expand = false
+    var rest: [(String, String)] = []
+    for (flag, value) in flags {
+        switch flag {
+        case "--config.path":
+            file = value
+            guard let text = FileHandleText.read(value) else { fail("cannot read config file \(value)") }
+            yaml = text
+        case "--config.expand-env": expand = value == "true"
+        default: rest.append((flag, value))
+        }
+    }
+    let settings: ForwardSettings
+    do {
+        settings = try ForwardOptions.load(yaml: yaml, file: file, expandEnvironment: expand, environment: environment(), flags: rest, port: port)
+    } catch {
+        fail("config: \(error)")
+    }
+    let log = Logger(level: settings.logLevel, subsystem: "forward")
+    let group: LoopGroup
+    let forwarder: PicoForwarder
+    do {
+        group = try LoopGroup(count: 1)
+        forwarder = try PicoForwarder(settings: settings, loop: group.loops[0], log: log)
+    } catch {
+        fail("\(error)", status: 1)
+    }
+    forwarder.onExit = { status in exit(status) }
+    runWithSignals(group.loops[0]) { forwarder.shutdown() }
+}
+
 func runStatus(_ arguments: [String]) -> Never {
     if arguments.isEmpty || arguments.contains("--help") || arguments.contains("-h") {
         FileHandleText.standardOutput(StatusCommand.usage)
@@ -385,6 +456,7 @@ case "server" where arguments.dropFirst().first == "status": runStatus(Array(arg
 case "server": runServer(Array(arguments.dropFirst()))
 case "status": runStatus(Array(arguments.dropFirst()))
 case "agent": runAgent(Array(arguments.dropFirst()))
+case "forward": runForward(Array(arguments.dropFirst()))
 case "--version", "version": FileHandleText.standardOutput(version + "\n")
 case "help" where arguments.dropFirst().first == "configuration": FileHandleText.standardOutput(ConfigurationReference.markdown())
 case "--help", "-h", "help", nil: FileHandleText.standardOutput(mainHelp)

@@ -70,6 +70,9 @@ public struct WebSocketStreamBridge: Sendable {
     public let halfClose: Bool
     /// Where it is.
     public private(set) var state: State = .open(fromPeer: .open, fromStream: .open)
+    /// What the peer's close frame said, when it sent one that was not a normal closure (its
+    /// code and reason, for the log).
+    public private(set) var peerCloseReason: String?
     private var decoder: WebSocketFrameDecoder
 
     /// A bridge for `role`, with `initialBytes` that followed the handshake.
@@ -169,7 +172,8 @@ public struct WebSocketStreamBridge: Sendable {
         switch (event, self.state) {
         case (_, .closed):
             return
-        case (.close, .closeSent):
+        case (.close(let code, let reason), .closeSent):
+            self.notePeerClose(code: code, reason: reason)
             self.state = .closed
             outputs.append(.close)
         case (_, .closeSent):
@@ -194,13 +198,19 @@ public struct WebSocketStreamBridge: Sendable {
             outputs.append(.write(.pong(payload)))
         case (.pong, .open):
             return
-        case (.close(let code, _), .open(let fromPeer, _)):
+        case (.close(let code, let reason), .open(let fromPeer, _)):
             // The peer ends the WebSocket: answer its close frame (echoing a normal code).
             if fromPeer == .open { outputs.append(.finishStream) }
+            self.notePeerClose(code: code, reason: reason)
             self.state = .closed
             outputs.append(.write(.close(code: code == 1001 ? 1001 : 1000, reason: "")))
             outputs.append(.close)
         }
+    }
+
+    private mutating func notePeerClose(code: UInt16?, reason: String) {
+        guard let code, code != 1000, code != 1001 else { return }
+        self.peerCloseReason = reason.isEmpty ? "close code \(code)" : "close code \(code): \(reason)"
     }
 
     private mutating func fail(code: UInt16, reason: String, into outputs: inout [Output]) {

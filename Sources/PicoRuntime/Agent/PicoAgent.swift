@@ -64,21 +64,7 @@ public final class PicoAgent: @unchecked Sendable {
     /// a token file that cannot be read or does not hold a token. Any loop may ask (the file is
     /// read again each time, so a renewed token is used from the next dial on).
     func currentToken() -> Result<String?, ConfigError> {
-        switch self.settings.connectToken {
-        case nil: return .success(nil)
-        case .value(let token)?: return .success(token)
-        case .file(let path)?:
-            do {
-                let bytes = try SmallFile.read(path, limit: CompactToken.maxBytes + 1_024)
-                let token = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \t\r\n")
-                guard BearerCredentials.isSendable(token) else {
-                    return .failure(ConfigError("connect.token_file \(path): expected one token of 1 to \(CompactToken.maxBytes) visible ASCII characters"))
-                }
-                return .success(token)
-            } catch {
-                return .failure(ConfigError("connect.token_file: \(error)"))
-            }
-        }
+        self.settings.connection.currentToken()
     }
 
     /// Dials every endpoint from every loop.

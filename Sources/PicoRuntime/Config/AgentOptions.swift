@@ -39,13 +39,7 @@ public enum AgentOptions {
         """
 
     /// The flags, in `--help` order.
-    public static let flags: [Flag] = [
-        Flag(name: "--connect.url", defaultText: "http://localhost:8001", help: "The node's upstream URL: http://, ws://, https:// or wss:// (TLS)."),
-        Flag(name: "--connect.tls.root-cas", defaultText: "the system's roots", help: "CAs (PEM) that sign the node's certificate (https:// and wss:// only)."),
-        Flag(name: "--connect.tls.cert", defaultText: "none", help: "A client certificate chain (PEM) for a node that requires one (mTLS)."),
-        Flag(name: "--connect.tls.key", defaultText: "none", help: "The private key of --connect.tls.cert (PEM)."),
-        Flag(name: "--connect.token", defaultText: "none", help: "A token (JWT) for a node whose upstream port needs one (upstream.auth)."),
-        Flag(name: "--connect.token-file", defaultText: "none", help: "A file holding the token, read again before every dial (a renewed token is used from the next tunnel on)."),
+    public static let flags: [Flag] = NodeConnectionOptions.flags(defaultURL: "http://localhost:8001", port: "upstream port (upstream.auth)") + [
         Flag(name: "--connect.tenant-id", defaultText: "none", help: "The agent's tenant, sent as x-pico-tenant-id, for a node with upstream.tenants."),
         Flag(name: "--connect.timeout", defaultText: "30s", help: "How long connecting and the WebSocket handshake may take."),
         Flag(name: "--timeout", defaultText: "10s", help: "agent http: per-request timeout to the response head; agent tcp: how long connecting to the service may take."),
@@ -72,30 +66,13 @@ public enum AgentOptions {
             }
         }
         var timeout: Duration?
-        let tokenFlags = flags.filter { $0.0 == "--connect.token" || $0.0 == "--connect.token-file" }.map(\.0)
-        if Set(tokenFlags).count > 1 { throw ConfigError("--connect.token and --connect.token-file: give one of them") }
-        if !tokenFlags.isEmpty { settings.connectToken = nil }
+        try NodeConnectionOptions.checkTokenFlags(flags, &settings.connection)
         for (flag, value) in flags {
+            if try NodeConnectionOptions.apply(flag, value, to: &settings.connection) { continue }
             switch flag {
-            case "--connect.url":
-                guard let target = AgentSettings.connectURL(value) else { throw ConfigError("\(flag): expected an http://, ws://, https:// or wss:// URL, got \(value)") }
-                settings.connect = target.address
-                settings.connectUsesTLS = target.tls
-            case "--connect.tls.root-cas":
-                settings.connectTLSFiles.rootCAsPath = try Self.path(value, flag)
-            case "--connect.tls.cert":
-                settings.connectTLSFiles.certificatePath = try Self.path(value, flag)
-            case "--connect.tls.key":
-                settings.connectTLSFiles.keyPath = try Self.path(value, flag)
-            case "--connect.token":
-                settings.connectToken = .value(try Self.token(value, flag))
-            case "--connect.token-file":
-                settings.connectToken = .file(try Self.path(value, flag))
             case "--connect.tenant-id":
                 guard EndpointClaim.isValidTenant(value) else { throw ConfigError("\(flag): expected \(EndpointClaim.tenantRule)") }
                 settings.connectTenant = value
-            case "--connect.timeout":
-                settings.connectTimeout = try Self.duration(value, flag)
             case "--timeout":
                 timeout = try Self.duration(value, flag)
             case "--grace-period":
@@ -109,13 +86,7 @@ public enum AgentOptions {
                 throw ConfigError("unknown flag \(flag)")
             }
         }
-        let tls = settings.connectTLSFiles
-        if !settings.connectUsesTLS, tls != TLSClientSettings() {
-            throw ConfigError("connect.tls needs an https:// or wss:// connect.url")
-        }
-        if (tls.certificatePath == nil) != (tls.keyPath == nil) {
-            throw ConfigError("connect.tls.cert and connect.tls.key go together")
-        }
+        try NodeConnectionOptions.validate(settings.connection)
         if let listener {
             guard Self.isValidEndpoint(listener.endpoint) else {
                 throw ConfigError("invalid endpoint \(listener.endpoint): it must be non-empty, at most 255 bytes, without '/', '?', '#', '%', spaces or control characters")
@@ -159,41 +130,12 @@ public enum AgentOptions {
     static func read(_ text: String, file: String, into settings: inout AgentSettings) throws(YAMLError) {
         var root = try YAMLFields(try YAMLReader.parse(text, file: file), path: "", file: file)
         if var connect = try root.mapping("connect") {
-            if let url = try connect.string("url") {
-                guard let target = AgentSettings.connectURL(url) else {
-                    throw connect.error("url", "expected an http://, ws://, https:// or wss:// URL, got \(url)", at: connect.node["url"])
-                }
-                settings.connect = target.address
-                settings.connectUsesTLS = target.tls
-            }
-            if var files = try connect.mapping("tls") {
-                settings.connectTLSFiles.rootCAsPath = try files.string("root_cas")
-                settings.connectTLSFiles.certificatePath = try files.string("cert")
-                settings.connectTLSFiles.keyPath = try files.string("key")
-                try files.finish()
-            }
-            if let timeout = try Self.positive(&connect, "timeout") { settings.connectTimeout = timeout }
+            try NodeConnectionOptions.read(&connect, into: &settings.connection)
             if let tenant = try connect.string("tenant_id") {
                 guard EndpointClaim.isValidTenant(tenant) else {
                     throw connect.error("tenant_id", "expected \(EndpointClaim.tenantRule)", at: connect.node["tenant_id"])
                 }
                 settings.connectTenant = tenant
-            }
-            let token = try connect.string("token")
-            let tokenFile = try connect.string("token_file")
-            switch (token, tokenFile) {
-            case (let token?, nil):
-                guard BearerCredentials.isSendable(token) else {
-                    throw connect.error("token", "expected a token of 1 to \(CompactToken.maxBytes) visible ASCII characters", at: connect.node["token"])
-                }
-                settings.connectToken = .value(token)
-            case (nil, let path?):
-                guard ServerOptions.isFilePath(path) else { throw connect.error("token_file", "expected a file path", at: connect.node["token_file"]) }
-                settings.connectToken = .file(path)
-            case (_?, _?):
-                throw connect.error("token_file", "token and token_file: give one of them", at: connect.node["token_file"])
-            case (nil, nil):
-                break
             }
             try connect.finish()
         }

@@ -31,29 +31,26 @@ public struct AgentSettings: Hashable, Sendable {
         }
     }
 
-    /// `--connect.url`: the node's (or load balancer's) upstream port.
-    public var connect = Address(host: "localhost", port: 8001)
-    /// True for an `https://` or `wss://` URL: the agent speaks TLS to that port.
-    public var connectUsesTLS = false
-    /// `--connect.tls.*`: the roots to trust and the client certificate, for TLS.
-    public var connectTLSFiles = TLSClientSettings()
-    /// What the agent's TLS to the node runs with; nil for `http://` and `ws://`.
-    public var connectTLS: TLSClientSettings? { self.connectUsesTLS ? self.connectTLSFiles : nil }
-    /// Where the agent's token comes from (`upstream.auth` on the node).
-    public enum Token: Hashable, Sendable {
-        /// `--connect.token`: this token, for the agent's life.
-        case value(String)
-        /// `--connect.token-file`: the file's contents (whitespace trimmed), read again before
-        /// every dial, so a token a sidecar renews is used from the next tunnel on.
-        case file(String)
+    /// `connect.*`: the node's (or load balancer's) upstream port, TLS, token and timeout.
+    public var connection = NodeConnection(address: Address(host: "localhost", port: 8001))
+    /// `--connect.url`'s address.
+    public var connect: Address {
+        get { self.connection.address }
+        set { self.connection.address = newValue }
     }
-
+    /// What the agent's TLS to the node runs with; nil for `http://` and `ws://`.
+    public var connectTLS: TLSClientSettings? { self.connection.tls }
+    /// Where the agent's token comes from (`upstream.auth` on the node).
+    public typealias Token = NodeConnection.Token
     /// The token sent as `Authorization: Bearer …` in every tunnel handshake (nil: none).
-    public var connectToken: Token?
+    public var connectToken: Token? {
+        get { self.connection.token }
+        set { self.connection.token = newValue }
+    }
     /// `--connect.tenant-id`: sent as `x-pico-tenant-id` in every tunnel handshake (nil: none).
     public var connectTenant: String?
     /// `--connect.timeout`: how long connecting and the WebSocket handshake may take.
-    public var connectTimeout: Duration = .seconds(30)
+    public var connectTimeout: Duration { self.connection.timeout }
     /// The endpoints.
     public var listeners: [Listener] = []
     /// `--grace-period`: how long SIGTERM waits for in-flight requests.

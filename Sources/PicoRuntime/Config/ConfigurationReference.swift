@@ -73,7 +73,8 @@ public enum ConfigurationReference {
             ## `pico agent`
 
             `pico agent http <endpoint> <addr>` exposes one local HTTP service (a port, `host:port`
-            or `http://` URL) as `<endpoint>`; `pico agent start --config.path <file>` serves every
+            or `http://` URL) as `<endpoint>`; `pico agent tcp <endpoint> <addr>` one local TCP
+            service (a port or `host:port`); `pico agent start --config.path <file>` serves every
             listener of a config file. Flags win over the file.
 
             | flag | default | meaning |
@@ -91,6 +92,32 @@ public enum ConfigurationReference {
 
             """
         text += AgentOptions.exampleFile
+        text += """
+            ```
+
+            ## `pico forward`
+
+            `pico forward tcp <addr> <endpoint>` listens on `<addr>` (a port on localhost, or
+            `host:port`) and carries every accepted connection to `<endpoint>` through the node's
+            proxy port (the `/_pico/v1/tcp/<endpoint>` WebSocket); `pico forward start
+            --config.path <file>` opens every port of a config file (Piko's keys). Flags win over
+            the file.
+
+            | flag | default | meaning |
+            |---|---|---|
+
+            """
+        for flag in ForwardOptions.flags {
+            text += "| `\(flag.name)` | \(Self.cell(flag.defaultText)) | \(Self.cell(flag.help)) |\n"
+        }
+        text += """
+
+            The forward's config file, with every key:
+
+            ```yaml
+
+            """
+        text += ForwardOptions.exampleFile
         text += "```\n"
         return text
     }

@@ -55,10 +55,8 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
     private var closed = false
     private var pumping = false
     private var flushScheduled = false
-    private var maskRandom = SystemRandomNumberGenerator()
-    /// Random bytes for masking keys (the client role only; empty on the node's side).
-    private var maskBytes: [UInt8] = []
-    private var maskBytesUsed = 0
+    /// Masking keys (the client role only).
+    private var maskingKeys = MaskingKeys()
 
     /// Takes over `connection` (its delegate becomes this transport) with the bytes that followed
     /// the handshake. The client role masks its frames and opens odd streams.
@@ -297,19 +295,8 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
         self.connection.write(frame)
     }
 
-    /// A fresh key from the system's random source, drawn 256 bytes per system call.
+    /// A fresh key for the client role; none on the node's side.
     private func maskingKey() -> [UInt8]? {
-        guard self.masked else { return nil }
-        if self.maskBytesUsed + 4 > self.maskBytes.count {
-            if self.maskBytes.isEmpty { self.maskBytes = [UInt8](repeating: 0, count: 256) }
-            let filled = self.maskBytes.withUnsafeMutableBytes { getrandom($0.baseAddress, $0.count, 0) }
-            if filled != self.maskBytes.count {
-                // getrandom cannot fail for 256 bytes once the pool is ready; fall back anyway.
-                for index in self.maskBytes.indices { self.maskBytes[index] = UInt8.random(in: 0...255, using: &self.maskRandom) }
-            }
-            self.maskBytesUsed = 0
-        }
-        defer { self.maskBytesUsed += 4 }
-        return Array(self.maskBytes[self.maskBytesUsed..<self.maskBytesUsed + 4])
+        self.masked ? self.maskingKeys.next() : nil
     }
 }

@@ -87,10 +87,17 @@ struct WebSocketStreamBridgeTests {
         #expect(gone.peerConnectionEnded() == [.finishStream, .close])
     }
 
-    @Test func test_aFailedStream_isReportedWith1011() {
+    @Test func test_aFailedStream_isReportedWith1011_andTheClientKeepsTheReason() {
         var bridge = WebSocketStreamBridge(role: .server, halfClose: true)
-        #expect(bridge.streamFailed(reason: "upstream reset the connection") == [.write(.close(code: 1011, reason: "upstream reset the connection"))])
+        let outputs = bridge.streamFailed(reason: "upstream reset the connection")
+        #expect(outputs == [.write(.close(code: 1011, reason: "upstream reset the connection"))])
         #expect(Self.feed(&bridge, Self.close(1000)) == [.close])
+        #expect(bridge.peerCloseReason == nil, "a normal closure is no failure")
+        var wire: [UInt8] = []
+        if case .write(let frame) = outputs.first { WebSocketStreamBridge.encode(frame, maskingKey: nil, into: &wire) }
+        var client = WebSocketStreamBridge(role: .client, halfClose: true)
+        #expect(wire.withUnsafeBytes { client.received($0) } == [.finishStream, .write(.close(code: 1000, reason: "")), .close])
+        #expect(client.peerCloseReason == "close code 1011: upstream reset the connection")
     }
 
     @Test func test_hostileFrames_closeWithTheirStatus_andDeliverNothingAfter() {
