@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -120,6 +121,37 @@ class GettingStartedTests(unittest.TestCase):
             self.assertEqual(result.stdout.strip(), '{"error":"missing endpoint id"}')
             result = subprocess.run(["curl", "--silent", "-H", "x-pico-endpoint: other", "http://localhost:8000/"], capture_output=True, text=True)
             self.assertEqual(result.stdout.strip(), '{"error":"no available upstreams"}')
+            # The TCP example: a stand-in for the database (an echo service on 5432), the agent
+            # and the forward as written, and bytes through the local port both ways.
+            tcp_agent, tcp_forward, tcp_client = blocks[5:8]
+            self.assertEqual(tcp_agent, "swift run -c release pico agent tcp my-db 5432")
+            self.assertEqual(tcp_forward, "swift run -c release pico forward tcp 15432 my-db")
+            self.assertEqual(tcp_client, "psql -h localhost -p 15432 -U postgres")
+            self.assertEqual([port for port in (5432, 15432) if not port_free(port)], [], "the TCP example's ports are taken")
+            database = socket.create_server(("127.0.0.1", 5432))
+
+            def echo(connection):
+                with connection:
+                    while piece := connection.recv(65536):
+                        connection.sendall(piece)
+
+            def accept():
+                while True:
+                    try:
+                        connection, _ = database.accept()
+                    except OSError:
+                        return
+                    threading.Thread(target=echo, args=(connection,), daemon=True).start()
+
+            threading.Thread(target=accept, daemon=True).start()
+            self.start(tcp_agent)
+            wait_until(lambda: '"my-db"' in admin_get("/status/upstream/endpoints")[1], 15, "the TCP agent's tunnel")
+            self.start(tcp_forward)
+            wait_until(lambda: socket.create_connection(("127.0.0.1", 15432), timeout=1).close() is None, 10, "the forward")
+            with socket.create_connection(("127.0.0.1", 15432), timeout=10) as client:
+                client.sendall(b"SELECT 1")
+                self.assertEqual(client.recv(100), b"SELECT 1")
+            database.close()
             # The observability page lists exactly what a node exports (after some requests, so
             # labelled series exist).
             metrics = exported_metrics(admin_get("/metrics")[1])

@@ -1,6 +1,7 @@
 """Shared pieces of the end-to-end tests: free ports, waiting, `pico server` nodes, the test
 backend, agents and requests. `PICO` and `TMP` are set by the test module that imports this.
 """
+import hashlib
 import http.client
 import json
 import os
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -119,3 +121,86 @@ def request(node, method, path, endpoint="app", body=None, headers=None, timeout
     connection.request(method, path, body=body, headers=all_headers)
     response = connection.getresponse()
     return response.status, response.read(), response
+
+
+class EchoService:
+    """A TCP service on a free port: echoes what it reads; when the client ends its direction it
+    answers `BYE <bytes read> <sha256 of them>` and ends its own."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self.serve, args=(connection,), daemon=True).start()
+
+    @staticmethod
+    def serve(connection):
+        digest, count = hashlib.sha256(), 0
+        with connection:
+            try:
+                while True:
+                    piece = connection.recv(65536)
+                    if not piece:
+                        break
+                    digest.update(piece)
+                    count += len(piece)
+                    connection.sendall(piece)
+                connection.sendall(f"BYE {count} {digest.hexdigest()}".encode())
+                connection.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.server.close()
+
+
+def start_tcp_agent(node, endpoint, port, *flags):
+    log = open(os.path.join(TMP, f"agent-tcp-{endpoint}-{port}.log"), "a")
+    process = subprocess.Popen([PICO, "agent", "tcp", endpoint, str(port), "--connect.url", f"http://{node.host}:{node.upstream}",
+                                "--event-loops", "1", *flags], stderr=log)
+    wait_until(lambda: node.endpoints().get(endpoint, 0) >= 1, what=f"tcp agent for {endpoint}")
+    return process, log.name
+
+
+def start_forward(node, endpoint, *flags):
+    """`pico forward tcp` on a free port to `endpoint` through `node`: (process, port, log path)."""
+    port = free_port()
+    log_path = os.path.join(TMP, f"forward-{endpoint}-{port}.log")
+    process = subprocess.Popen([PICO, "forward", "tcp", f"127.0.0.1:{port}", endpoint, "--connect.url", f"http://{node.host}:{node.proxy}", *flags],
+                               stderr=open(log_path, "a"))
+    wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() is None, what="forward listening")
+    return process, port, log_path
+
+
+def converse(port, payload, timeout=20):
+    """Sends `payload` through the forward at `port`, ends the direction, and returns everything
+    that came back until the far end closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        received = bytearray()
+
+        def reader():
+            while True:
+                piece = sock.recv(65536)
+                if not piece:
+                    return
+                received.extend(piece)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        thread.join(timeout)
+        return bytes(received)
+
+
+def bye(payload):
+    return f"BYE {len(payload)} {hashlib.sha256(payload).hexdigest()}".encode()

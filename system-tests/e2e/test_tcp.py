@@ -5,7 +5,9 @@ cluster of two.
 
 Run: python3 system-tests/e2e/test_tcp.py <path to the pico binary>
 """
+import base64
 import hashlib
+import hmac
 import json
 import os
 import socket
@@ -19,92 +21,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 import harness
-from harness import Node, free_port, read_until_closed, wait_until
+from harness import EchoService, Node, bye, converse, read_until_closed, start_forward, start_tcp_agent, wait_until
 
 harness.configure(sys.argv.pop(1) if len(sys.argv) > 1 else ".build/debug/pico")
-
-
-class EchoService:
-    """A TCP service on a free port: echoes what it reads; when the client ends its direction it
-    answers `BYE <bytes read> <sha256 of them>` and ends its own."""
-
-    def __init__(self):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.accepted = 0
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                connection, _ = self.server.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self.serve, args=(connection,), daemon=True).start()
-
-    @staticmethod
-    def serve(connection):
-        digest, count = hashlib.sha256(), 0
-        with connection:
-            try:
-                while True:
-                    piece = connection.recv(65536)
-                    if not piece:
-                        break
-                    digest.update(piece)
-                    count += len(piece)
-                    connection.sendall(piece)
-                connection.sendall(f"BYE {count} {digest.hexdigest()}".encode())
-                connection.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.server.close()
-
-
-def start_tcp_agent(node, endpoint, port, *flags):
-    log = open(os.path.join(harness.TMP, f"agent-tcp-{endpoint}-{port}.log"), "a")
-    process = subprocess.Popen([harness.PICO, "agent", "tcp", endpoint, str(port), "--connect.url", f"http://{node.host}:{node.upstream}",
-                                "--event-loops", "1", *flags], stderr=log)
-    wait_until(lambda: node.endpoints().get(endpoint, 0) >= 1, what=f"tcp agent for {endpoint}")
-    return process, log.name
-
-
-def start_forward(node, endpoint, *flags):
-    """`pico forward tcp` on a free port to `endpoint` through `node`: (process, port, log path)."""
-    port = free_port()
-    log_path = os.path.join(harness.TMP, f"forward-{endpoint}-{port}.log")
-    process = subprocess.Popen([harness.PICO, "forward", "tcp", f"127.0.0.1:{port}", endpoint, "--connect.url", f"http://{node.host}:{node.proxy}", *flags],
-                               stderr=open(log_path, "a"))
-    wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() is None, what="forward listening")
-    return process, port, log_path
-
-
-def converse(port, payload, timeout=20):
-    """Sends `payload` through the forward at `port`, ends the direction, and returns everything
-    that came back until the far end closed."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        received = bytearray()
-
-        def reader():
-            while True:
-                piece = sock.recv(65536)
-                if not piece:
-                    return
-                received.extend(piece)
-
-        thread = threading.Thread(target=reader)
-        thread.start()
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)
-        thread.join(timeout)
-        return bytes(received)
-
-
-def bye(payload):
-    return f"BYE {len(payload)} {hashlib.sha256(payload).hexdigest()}".encode()
 
 
 class TCPOneNodeTests(unittest.TestCase):
@@ -215,6 +134,46 @@ class TCPOneNodeTests(unittest.TestCase):
         before = count()
         converse(self.forward_port, b"x")
         self.assertEqual(count(), before + 1)
+
+
+def hs256(secret, claims):
+    """A compact HS256 JWT (RFC 7519) with `claims`, signed with `secret`."""
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
+    return signing_input + "." + b64(hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest())
+
+
+class TCPAuthTests(unittest.TestCase):
+    SECRET = "tcp-route-secret"
+
+    def test_withProxyAuth_theRouteNeedsATokenForItsEndpoint_andTheForwardSendsIt(self):
+        node = Node("--proxy.auth.hmac-secret-key", self.SECRET)
+        service = EchoService()
+        agent, _ = start_tcp_agent(node, "db", service.port)
+        good = hs256(self.SECRET, {"exp": int(time.time()) + 3600, "piko.endpoints": ["db"]})
+        other = hs256(self.SECRET, {"exp": int(time.time()) + 3600, "piko.endpoints": ["web"]})
+        with_token, port, _ = start_forward(node, "db", "--connect.token", good)
+        without, bare_port, bare_log = start_forward(node, "db")
+        try:
+            route = f"ws://127.0.0.1:{node.proxy}/_pico/v1/tcp/db"
+            for headers in ({}, {"Authorization": f"Bearer {other}"}, {"Authorization": "Bearer not.a.token"}):
+                with self.assertRaises(InvalidStatus) as refused:
+                    ws_connect(route, additional_headers=headers, open_timeout=5)
+                self.assertEqual(refused.exception.response.status_code, 401, headers)
+            with ws_connect(route, additional_headers={"Authorization": f"Bearer {good}"}, open_timeout=5) as ws:
+                ws.send(b"ok")
+                self.assertEqual(ws.recv(timeout=5), b"ok")
+            self.assertEqual(converse(port, b"payload"), b"payload" + bye(b"payload"))
+            with socket.create_connection(("127.0.0.1", bare_port), timeout=10) as sock:
+                self.assertEqual(read_until_closed(sock), b"")
+            wait_until(lambda: "401:" in open(bare_log).read(), what="the forward without a token to log the 401")
+        finally:
+            for process in (with_token, without, agent):
+                process.kill()
+                process.wait()
+            node.stop()
+            service.close()
 
 
 class TCPClusterTests(unittest.TestCase):

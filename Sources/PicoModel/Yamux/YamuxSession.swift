@@ -33,6 +33,11 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
         /// `acknowledge` or first sends on it (false: an agent acknowledges a TCP stream once its
         /// service accepted the connection, and resets it when the service refused).
         public var acknowledgesStreamsOnOpen = true
+        /// Most streams this side opened that the peer has not acknowledged yet; a stream opened
+        /// beyond it waits (its bytes queued) until an acknowledgement frees a place. It is
+        /// hashicorp/yamux's accept backlog (256), which resets every SYN beyond it, and its own
+        /// opener keeps to it the same way.
+        public var maxUnacknowledgedOpens = 256
 
         /// Defaults: 4,096 streams, 64 KiB frames, 10 s ping timeout.
         public init() {}
@@ -79,6 +84,11 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
         var inputFinished = false
         /// The peer opened it and our ACK has not gone out yet.
         var awaitingAcknowledgement = false
+        /// We opened it and its SYN waits for a place (`maxUnacknowledgedOpens`): nothing of it
+        /// has gone out yet.
+        var synDeferred = false
+        /// We opened it, its SYN went out, and the peer has not acknowledged it yet.
+        var awaitingPeerAcknowledgement = false
         var queuedCount: Int { self.queued.count - self.queuedStart }
     }
 
@@ -98,6 +108,11 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
     var nextLocalID: UInt32
     var lastRemoteID: UInt32 = 0
     var payload: IncomingPayload?
+    /// Streams we opened whose SYN went out and that the peer has not acknowledged.
+    var unacknowledgedOpens = 0
+    /// Streams we opened whose SYN waits for a place, oldest first (from `deferredStart`).
+    var deferredOpens: [UInt32] = []
+    var deferredStart = 0
     var events: [Event] = []
     var eventIndex = 0
     var failure: YamuxProtocolError?
@@ -140,8 +155,16 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
               self.nextLocalID <= UInt32.max - 2 else { return nil }
         let id = self.nextLocalID
         self.nextLocalID += 2
-        self.streams[id] = Stream()
-        self.write(YamuxHeader(.windowUpdate, flags: .syn, streamID: id, length: 0))
+        var stream = Stream()
+        if self.unacknowledgedOpens < self.settings.maxUnacknowledgedOpens {
+            stream.awaitingPeerAcknowledgement = true
+            self.unacknowledgedOpens += 1
+            self.write(YamuxHeader(.windowUpdate, flags: .syn, streamID: id, length: 0))
+        } else {
+            stream.synDeferred = true
+            self.deferredOpens.append(id)
+        }
+        self.streams[id] = stream
         return id
     }
 
@@ -169,7 +192,7 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
         let path = self.streams.modify(id) { stream -> SendPath in
             guard !stream.finishRequested else { return .refused }
             guard count > 0 else { return .empty }
-            if stream.queuedCount == 0, UInt32(clamping: count) <= stream.sendWindow, count <= maxFrameSize {
+            if stream.queuedCount == 0, !stream.synDeferred, UInt32(clamping: count) <= stream.sendWindow, count <= maxFrameSize {
                 stream.sendWindow -= UInt32(count)
                 if finishing {
                     stream.finishRequested = true
@@ -191,7 +214,7 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
             self.write(YamuxHeader(.data, flags: path == .direct ? [] : .fin, streamID: id, length: UInt32(count)))
             self.output.append(contentsOf: bytes)
             if path == .directClosing {
-                self.streams[id] = nil
+                self.forget(id)
                 self.events.append(.streamClosed(id))
             }
             return true
@@ -223,7 +246,9 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
 
     /// Aborts `id` at once (RST); queued bytes are dropped. Unknown IDs are ignored.
     public mutating func reset(_ id: UInt32) {
-        guard self.streams.removeValue(forKey: id) != nil else { return }
+        guard let stream = self.forget(id) else { return }
+        // A stream whose SYN never went out is unknown to the peer: nothing to reset there.
+        guard !stream.synDeferred else { return }
         self.write(YamuxHeader(.windowUpdate, flags: .rst, streamID: id, length: 0))
     }
 
@@ -321,6 +346,10 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
         if deliver, !self.streams.contains(id) { deliver = false }
         if deliver, header.flags.contains(.ack), !header.flags.contains(.syn) {
             self.events.append(.streamAcknowledged(id))
+            if self.streams[id]?.awaitingPeerAcknowledgement == true {
+                self.streams[id]?.awaitingPeerAcknowledgement = false
+                self.openSlotFreed()
+            }
         }
         if deliver, header.type == .windowUpdate, header.length > 0, var stream = self.streams[id] {
             let (window, overflow) = stream.sendWindow.addingReportingOverflow(header.length)
@@ -379,7 +408,7 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
     mutating func applyClosingFlags(_ flags: YamuxHeader.Flags, on id: UInt32) {
         guard var stream = self.streams[id] else { return }
         if flags.contains(.rst) {
-            self.streams[id] = nil
+            self.forget(id)
             self.events.append(.streamReset(id))
             return
         }
@@ -387,7 +416,7 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
         stream.inputFinished = true
         self.events.append(.inputFinished(id))
         if stream.finishSent {
-            self.streams[id] = nil
+            self.forget(id)
             self.events.append(.streamClosed(id))
         } else {
             self.streams[id] = stream
@@ -402,7 +431,7 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
 
     /// Sends as much of `id`'s queue as its window allows, then its FIN when due.
     mutating func flush(_ id: UInt32) {
-        guard var stream = self.streams[id] else { return }
+        guard var stream = self.streams[id], !stream.synDeferred else { return }
         while stream.queuedCount > 0, stream.sendWindow > 0 {
             let size = min(UInt32(stream.queuedCount), stream.sendWindow, self.settings.maxFrameSize)
             self.write(YamuxHeader(.data, streamID: id, length: size))
@@ -419,11 +448,51 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
             stream.finishSent = true
             self.write(YamuxHeader(.windowUpdate, flags: .fin, streamID: id, length: 0))
             if stream.inputFinished {
-                self.streams[id] = nil
+                self.streams[id] = stream
+                self.forget(id)
                 self.events.append(.streamClosed(id))
                 return
             }
         }
         self.streams[id] = stream
+    }
+
+    /// Removes `id`, freeing its place among the unacknowledged opens or the deferred ones.
+    @discardableResult
+    mutating func forget(_ id: UInt32) -> Stream? {
+        guard let stream = self.streams.removeValue(forKey: id) else { return nil }
+        if stream.awaitingPeerAcknowledgement {
+            self.openSlotFreed()
+        } else if stream.synDeferred, let index = self.deferredOpens[self.deferredStart...].firstIndex(of: id) {
+            self.deferredOpens.remove(at: index)
+        }
+        return stream
+    }
+
+    /// A stream we opened was acknowledged, reset or closed: the oldest deferred open takes the
+    /// place (its SYN goes out, then what was queued on it, as the window allows).
+    mutating func openSlotFreed() {
+        self.unacknowledgedOpens -= 1
+        while self.unacknowledgedOpens < self.settings.maxUnacknowledgedOpens, self.deferredStart < self.deferredOpens.count {
+            let id = self.deferredOpens[self.deferredStart]
+            self.deferredStart += 1
+            guard var stream = self.streams[id], stream.synDeferred else { continue }
+            stream.synDeferred = false
+            stream.awaitingPeerAcknowledgement = true
+            self.unacknowledgedOpens += 1
+            let hadQueue = stream.queuedCount > 0
+            self.streams[id] = stream
+            self.write(YamuxHeader(.windowUpdate, flags: .syn, streamID: id, length: 0))
+            self.flush(id)
+            // Its sender may have stopped at the queue limit: it may go on.
+            if hadQueue { self.events.append(.sendWindowOpened(id)) }
+        }
+        if self.deferredStart == self.deferredOpens.count {
+            self.deferredOpens.removeAll(keepingCapacity: true)
+            self.deferredStart = 0
+        } else if self.deferredStart > 1_024, self.deferredStart * 2 > self.deferredOpens.count {
+            self.deferredOpens.removeFirst(self.deferredStart)
+            self.deferredStart = 0
+        }
     }
 }

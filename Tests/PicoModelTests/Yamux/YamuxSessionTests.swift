@@ -65,6 +65,43 @@ struct YamuxSessionTests {
         #expect(server == [.streamAcknowledged(third), .data(third, [1, 2])])
     }
 
+    /// hashicorp/yamux resets every SYN beyond its accept backlog (256 unaccepted streams); its
+    /// own opener waits instead, and so does ours.
+    @Test func test_opensBeyondTheUnacknowledgedLimit_wait_andGoOutAsAcknowledgementsFreePlaces() throws {
+        var settings = YamuxSession.Settings()
+        settings.maxUnacknowledgedOpens = 2
+        var peer = YamuxSession.Settings()
+        peer.acknowledgesStreamsOnOpen = false
+        var pair = YamuxPair()
+        pair.server = YamuxSession(role: .server, settings: settings)
+        pair.client = YamuxSession(role: .client, settings: peer)
+        let first = pair.server.openStream() ?? 0
+        let second = pair.server.openStream() ?? 0
+        let third = pair.server.openStream() ?? 0
+        let fourth = pair.server.openStream() ?? 0
+        pair.server.send([3, 3], on: third)
+        pair.server.finish(third)
+        pair.server.send([4], on: fourth)
+        var (client, server) = try pair.exchange()
+        #expect(client == [.streamOpened(first), .streamOpened(second)], "two places: the others wait, unseen by the peer")
+        #expect(server.isEmpty)
+        // A reset of a waiting stream sends nothing (the peer never heard of it).
+        pair.server.reset(fourth)
+        #expect(pair.server.output.isEmpty)
+        pair.client.acknowledge(first)
+        (client, server) = try pair.exchange()
+        #expect(client == [.streamOpened(third), .data(third, [3, 3]), .inputFinished(third)], "the acknowledgement let the third out, with its bytes and FIN")
+        #expect(server == [.streamAcknowledged(first), .sendWindowOpened(third)], "its sender may go on")
+        // A reset by the peer frees a place too.
+        let fifth = pair.server.openStream() ?? 0
+        (client, _) = try pair.exchange()
+        #expect(client.isEmpty)
+        pair.client.reset(second)
+        (client, server) = try pair.exchange()
+        #expect(server == [.streamReset(second)])
+        #expect(client == [.streamOpened(fifth)])
+    }
+
     @Test func test_sendFinishing_carriesTheFINOnTheDataFrame_andClosesLikeFinish() throws {
         var pair = YamuxPair()
         let opened = pair.server.openStream()
