@@ -190,7 +190,7 @@ class LinkTests(unittest.TestCase):
                 self.assertTrue(os.path.exists(path), f"{os.path.relpath(page, ROOT)} links {target}, which does not exist")
         readme = read(os.path.join(ROOT, "README.md"))
         for guide in ("getting-started.md", "configuration.md", "kubernetes.md", "clustering.md", "observability.md", "simulator-guide.md",
-                      "migrating-from-piko.md"):
+                      "migrating-from-piko.md", "tcp-tunnels.md"):
             self.assertIn(f"(docs/{guide})", readme)
 
 
