@@ -176,6 +176,36 @@ class TCPAuthTests(unittest.TestCase):
             service.close()
 
 
+class TCPIdleTests(unittest.TestCase):
+    def test_anIdleConnection_isClosedWith4000_anActiveOneIsNot_andTheForwardLogsIt(self):
+        node = Node("--proxy.tcp.idle-timeout", "700ms")
+        service = EchoService()
+        agent, _ = start_tcp_agent(node, "db", service.port)
+        forward, port, log_path = start_forward(node, "db")
+        try:
+            route = f"ws://127.0.0.1:{node.proxy}/_pico/v1/tcp/db"
+            with ws_connect(route, open_timeout=5) as idle, ws_connect(route, open_timeout=5) as active:
+                started = time.time()
+                while time.time() - started < 1.6:
+                    active.send(b"tick")
+                    self.assertEqual(active.recv(timeout=5), b"tick")
+                    time.sleep(0.2)
+                with self.assertRaises(ConnectionClosed) as closed:
+                    idle.recv(timeout=5)
+                self.assertEqual((closed.exception.rcvd.code, closed.exception.rcvd.reason), (4000, "idle timeout"))
+                active.send(b"still here")
+                self.assertEqual(active.recv(timeout=5), b"still here")
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                self.assertEqual(read_until_closed(sock), b"")
+            wait_until(lambda: "close code 4000: idle timeout" in open(log_path).read(), what="the forward to log the idle close")
+        finally:
+            for process in (forward, agent):
+                process.kill()
+                process.wait()
+            node.stop()
+            service.close()
+
+
 class TCPClusterTests(unittest.TestCase):
     def test_aConnectionEnteringANodeWithoutTheTunnel_isCarriedToTheHolder(self):
         holder = Node("--grace-period", "10s")

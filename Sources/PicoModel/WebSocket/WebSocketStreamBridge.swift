@@ -137,6 +137,17 @@ public struct WebSocketStreamBridge: Sendable {
         }
     }
 
+    /// The close code of an idle timeout (4000–4999 are the application's, RFC 6455 §7.4.2).
+    public static let idleCloseCode: UInt16 = 4000
+
+    /// Neither side sent a byte for the idle limit: the close handshake begins (code 4000
+    /// `idle timeout`), and the stream is abandoned when the WebSocket ends.
+    public mutating func idleTimedOut() -> [Output] {
+        guard case .open = self.state else { return [] }
+        self.state = .closeSent
+        return [.write(.close(code: Self.idleCloseCode, reason: "idle timeout"))]
+    }
+
     /// The peer's connection ended (no close frame, or after ours): the WebSocket is over.
     public mutating func peerConnectionEnded() -> [Output] {
         switch self.state {

@@ -197,6 +197,7 @@ public enum ServerOptions {
             settings.forwardMaxConnections = value
             return nil
         },
+        duration("proxy.tcp.idle_timeout", "1h", "How long a TCP route connection (/_pico/v1/tcp/<endpoint>, pico forward tcp) may carry no byte either way before the holding node closes it (WebSocket close 4000 `idle timeout`); 0 never closes one.", allowZero: true) { $0.tcpIdleTimeout = $1 },
         duration("proxy.upstream_wait", "1s", "How long a request for an endpoint no node is known to hold waits for the cluster to learn one (an agent that just connected to another node) before 502; 0 answers at once.", allowZero: true) { $0.upstreamWait = $1 },
         ServerOption(key: "proxy.max_waiting_requests", defaultText: "1024", help: "Requests one event loop lets wait for a holder at once; more get 502 at once.") { settings, text in
             guard let value = Int(text), (0...1_000_000).contains(value) else { return "expected an integer from 0 to 1000000" }

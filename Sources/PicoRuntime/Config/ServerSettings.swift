@@ -24,6 +24,11 @@ public struct ServerSettings: Hashable, Sendable {
     /// `proxy.forward_max_connections`: connections from one event loop to one other node for
     /// forwarded requests; a forward beyond it gets 503.
     public var forwardMaxConnections = 512
+    /// `proxy.tcp.idle_timeout`: how long a TCP route connection may carry no byte either way
+    /// before its holding node closes it; zero never does. An hour, as HAProxy's common tunnel
+    /// timeout: long enough for a pooled database connection between queries, short enough that
+    /// connections a client forgot do not hold descriptors and tunnel streams for days.
+    public var tcpIdleTimeout: Duration = .seconds(3_600)
     /// `proxy.upstream_wait`: how long a request for an endpoint no node is known to hold waits
     /// for routing to learn one (502 after); zero answers at once.
     public var upstreamWait: Duration = .seconds(1)

@@ -260,7 +260,7 @@ final class ProxyConnection: ConnectionDelegate {
             // The TCP route's stream goes to a TCP service: the node answers the handshake itself.
             var route: TCPRouteUpstream?
             if case .handshake(let handshake) = exchange.machine.tcpRoute, let transport = tunnel.transport {
-                route = TCPRouteUpstream(transport: transport, handshake: handshake, exchange: exchange)
+                route = TCPRouteUpstream(transport: transport, handshake: handshake, exchange: exchange, idleTimeout: shard.settings.tcpIdleTimeout)
             }
             guard let transport = tunnel.transport, let stream = transport.openStream(handler: route ?? exchange) else {
                 // The tunnel refused a stream (its session is closing, as in a hand-over): nothing

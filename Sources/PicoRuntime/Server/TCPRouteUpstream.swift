@@ -39,11 +39,16 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
     private var credits: [(framed: Int, stream: Int)] = []
     private var creditsStart = 0
     private var closeTimer: LoopTimer?
+    /// `proxy.tcp.idle_timeout` (zero: none), when a byte last went either way, and its timer.
+    private let idleTimeout: Duration
+    private var lastActivity = Instant.zero
+    private var idleTimer: LoopTimer?
 
-    init(transport: TunnelTransport, handshake: TCPRoute.Handshake, exchange: ProxyExchange) {
+    init(transport: TunnelTransport, handshake: TCPRoute.Handshake, exchange: ProxyExchange, idleTimeout: Duration) {
         self.transport = transport
         self.handshake = handshake
         self.exchange = exchange
+        self.idleTimeout = idleTimeout
         self.bridge = WebSocketStreamBridge(role: .server, halfClose: handshake.halfClose)
     }
 
@@ -53,6 +58,7 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
     /// service must not see; after it, the client's frames.
     func send(raw bytes: UnsafeRawBufferPointer) {
         guard self.phase == .bridging else { return }
+        self.lastActivity = self.transport.connection.loop.now
         self.carryOut(self.bridge.received(bytes))
     }
 
@@ -69,8 +75,7 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
     func reset() {
         self.phase = .over
         self.exchange = nil
-        self.closeTimer?.cancel()
-        self.closeTimer = nil
+        self.cancelTimers()
         self.transport.reset(self.stream)
     }
 
@@ -95,6 +100,8 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
     func upgraded() {
         guard self.phase == .accepted else { return }
         self.phase = .bridging
+        self.lastActivity = self.transport.connection.loop.now
+        self.armIdleTimer()
     }
 
     func completed(reusable: Bool) {}
@@ -115,6 +122,7 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
     func streamReceived(_ bytes: ArraySlice<UInt8>) {
         // Bytes before the acknowledgement: the agent accepted (a peer may skip the ACK flag).
         if self.phase == .awaitingAcceptance { self.streamAccepted() }
+        if self.phase == .bridging { self.lastActivity = self.transport.connection.loop.now }
         guard self.phase == .bridging, let exchange = self.exchange, let frame = self.bridge.streamReceived(bytes) else {
             self.transport.consumed(bytes.count, on: self.stream)
             return
@@ -172,9 +180,29 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
                 if case .close = frame, self.bridge.state == .closeSent { self.armCloseTimer() }
             case .close:
                 self.phase = .over
-                self.closeTimer?.cancel()
-                self.closeTimer = nil
+                self.cancelTimers()
                 self.exchange?.tunnelOver()
+            }
+        }
+    }
+
+    private func cancelTimers() {
+        self.closeTimer?.cancel()
+        self.closeTimer = nil
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+    }
+
+    /// Fires `idleTimeout` after the last byte either way (re-armed when bytes moved since).
+    private func armIdleTimer() {
+        guard self.idleTimeout > .zero, self.phase == .bridging else { return }
+        self.idleTimer = self.transport.connection.loop.schedule(at: self.lastActivity + self.idleTimeout) { [weak self] in
+            guard let self, self.phase == .bridging else { return }
+            self.idleTimer = nil
+            if self.transport.connection.loop.now - self.lastActivity >= self.idleTimeout {
+                self.carryOut(self.bridge.idleTimedOut())
+            } else {
+                self.armIdleTimer()
             }
         }
     }

@@ -79,6 +79,18 @@ struct WebSocketStreamBridgeTests {
         #expect(Self.feed(&piko, Self.frame(.binary)) == [.finishStream])
     }
 
+    @Test func test_anIdleTimeout_beginsTheCloseHandshakeWith4000_onceOnly() {
+        var bridge = WebSocketStreamBridge(role: .server, halfClose: true)
+        #expect(bridge.idleTimedOut() == [.write(.close(code: 4000, reason: "idle timeout"))])
+        #expect(bridge.idleTimedOut() == [] && bridge.streamEnded() == [])
+        #expect(Self.feed(&bridge, Self.close(4000)) == [.close])
+        var client = WebSocketStreamBridge(role: .client, halfClose: true)
+        var wire: [UInt8] = []
+        WebSocketStreamBridge.encode(.close(code: 4000, reason: "idle timeout"), maskingKey: nil, into: &wire)
+        _ = wire.withUnsafeBytes { client.received($0) }
+        #expect(client.peerCloseReason == "close code 4000: idle timeout")
+    }
+
     @Test func test_thePeersCloseFrame_endsItsDirection_isAnswered_andEndsTheBridge() {
         var bridge = WebSocketStreamBridge(role: .server, halfClose: true)
         #expect(Self.feed(&bridge, Self.close(1001)) == [.finishStream, .write(.close(code: 1001, reason: "")), .close])
