@@ -217,7 +217,7 @@ func runAgent(_ arguments: [String]) -> Never {
         FileHandleText.standardOutput(agentHelp())
         exit(0)
     }
-    let (flags, positional) = parseFlags(arguments, booleans: ["--config.expand-env"])
+    let (flags, positional) = parseFlags(arguments, booleans: ["--config.expand-env", "--proxy-protocol"])
     let listener: (endpoint: String, addr: String)?
     var listenerProtocol = AgentSettings.ListenerProtocol.http
     switch positional.first {

@@ -51,6 +51,18 @@ struct AgentOptionsTests {
         let flag = try AgentOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [("--timeout", "1s")],
                                          listener: ("ssh", "22"), listenerProtocol: .tcp)
         #expect(flag.listeners == [AgentSettings.Listener(endpoint: "ssh", backend: Address(host: "localhost", port: 22), timeout: .seconds(1), serviceProtocol: .tcp)])
+        let proxied = try AgentOptions.load(yaml: "listeners:\n  - endpoint_id: db\n    protocol: tcp\n    addr: 1\n    proxy_protocol: true\n", file: "a.yaml",
+                                            expandEnvironment: false, environment: [:], flags: [], listener: nil)
+        #expect(proxied.listeners.first?.proxyProtocol == true)
+        #expect(try AgentOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [("--proxy-protocol", "true")],
+                                      listener: ("db", "1"), listenerProtocol: .tcp).listeners.first?.proxyProtocol == true)
+        #expect(throws: ConfigError("a.yaml:4:21: listeners[0].proxy_protocol: applies to protocol: tcp listeners only")) {
+            try AgentOptions.load(yaml: "listeners:\n  - endpoint_id: web\n    addr: 1\n    proxy_protocol: true\n", file: "a.yaml",
+                                  expandEnvironment: false, environment: [:], flags: [], listener: nil)
+        }
+        #expect(throws: ConfigError("--proxy-protocol applies to `pico agent tcp`")) {
+            try AgentOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [("--proxy-protocol", "true")], listener: ("web", "1"))
+        }
         #expect(throws: ConfigError("invalid addr http://x:1: expected a port or host:port")) {
             try AgentOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [], listener: ("ssh", "http://x:1"), listenerProtocol: .tcp)
         }

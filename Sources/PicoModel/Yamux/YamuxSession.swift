@@ -30,8 +30,9 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
         /// A ping unanswered this long means the peer is gone.
         public var keepaliveTimeout: Duration = .seconds(10)
         /// A stream the peer opens is acknowledged at once (true), or only when the owner calls
-        /// `acknowledge` or first sends on it (false: an agent acknowledges a TCP stream once its
-        /// service accepted the connection, and resets it when the service refused).
+        /// `acknowledge`, first sends on it or finishes it (false: an agent acknowledges a TCP
+        /// stream once its service accepted the connection, and resets it when the service
+        /// refused).
         public var acknowledgesStreamsOnOpen = true
         /// Most streams this side opened that the peer has not acknowledged yet; a stream opened
         /// beyond it waits (its bytes queued) until an acknowledgement frees a place. It is
@@ -236,8 +237,9 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
         self.flush(id)
     }
 
-    /// Acknowledges stream `id` the peer opened (with `acknowledgesStreamsOnOpen` off; sending,
-    /// finishing or consuming on it does so too). Unknown or acknowledged streams are ignored.
+    /// Acknowledges stream `id` the peer opened (with `acknowledgesStreamsOnOpen` off; sending or
+    /// finishing on it does so too, crediting its window does not). Unknown or acknowledged
+    /// streams are ignored.
     public mutating func acknowledge(_ id: UInt32) {
         guard self.streams[id]?.awaitingAcknowledgement == true else { return }
         self.streams[id]?.awaitingAcknowledgement = false
@@ -255,7 +257,8 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
     /// Reports that `count` received bytes of `id` were delivered; window is given back to the
     /// peer once half of it is used.
     public mutating func consumed(_ count: Int, on id: UInt32) {
-        if !self.settings.acknowledgesStreamsOnOpen { self.acknowledge(id) }
+        // Window credit is not an acknowledgement: an agent takes (and credits) a TCP stream's
+        // first bytes before its service accepted the connection.
         guard var stream = self.streams[id], count > 0, !stream.inputFinished else { return }
         stream.unacknowledged += UInt32(clamping: count)
         if stream.unacknowledged >= YamuxHeader.initialWindow / 2 {

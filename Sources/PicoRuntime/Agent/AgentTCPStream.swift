@@ -14,11 +14,19 @@ final class AgentTCPStream: TunnelStreamHandler, ConnectionDelegate {
     /// Stream bytes written to the service while its socket was full: credited once it drains.
     private var owed = 0
     private var timer: LoopTimer?
+    /// With `expectsProxyHeader`: the stream's first bytes until they hold a whole PROXY
+    /// protocol v2 header (at most `ProxyProtocolV2.maxHeaderBytes`), then what goes to the
+    /// service first; nil once passed on (or when no header is expected).
+    private var preamble: [UInt8]?
+    /// The header was read whole and checked.
+    private var preambleChecked: Bool
 
     /// Told once when the connection ends (for the agent's in-flight count).
     var onFinish: (() -> Void)?
 
-    init(transport: TunnelTransport, streamID: UInt32, address: Address, timeout: Duration, log: Logger) {
+    init(transport: TunnelTransport, streamID: UInt32, address: Address, timeout: Duration, expectsProxyHeader: Bool, log: Logger) {
+        self.preamble = expectsProxyHeader ? [] : nil
+        self.preambleChecked = !expectsProxyHeader
         self.transport = transport
         self.streamID = streamID
         self.address = address
@@ -34,6 +42,10 @@ final class AgentTCPStream: TunnelStreamHandler, ConnectionDelegate {
     // MARK: From the tunnel
 
     func streamReceived(_ bytes: ArraySlice<UInt8>) {
+        if !self.preambleChecked {
+            self.readPreamble(bytes)
+            return
+        }
         guard let service = self.service, case .piping = self.machine.state else {
             // Nothing may reach a service that has not accepted: the node sends only after the
             // acknowledgement, so these are dropped (and their window given back).
@@ -99,6 +111,7 @@ final class AgentTCPStream: TunnelStreamHandler, ConnectionDelegate {
         case .acknowledgeAndPipe:
             self.cancelTimer()
             self.transport.acknowledge(self.streamID)
+            self.passPreambleOn()
         case .shutdownServiceWrite:
             self.service?.shutdownWriteWhenFlushed()
         case .finishStream:
@@ -121,6 +134,46 @@ final class AgentTCPStream: TunnelStreamHandler, ConnectionDelegate {
             self.closeService()
             self.end()
         }
+    }
+
+    /// The node starts the stream with the client's address (PROXY protocol v2, asked for in the
+    /// tunnel handshake): it is checked whole before anything reaches the service, which must
+    /// never read a connection without it. Bytes up to the header's end are held (bounded).
+    private func readPreamble(_ bytes: ArraySlice<UInt8>) {
+        self.transport.consumed(bytes.count, on: self.streamID)
+        guard !self.machine.isFinished else { return }
+        var held = self.preamble ?? []
+        held += bytes
+        switch ProxyProtocolV2.read(held) {
+        case .needMore:
+            self.preamble = held
+        case .header(let length):
+            // The client's bytes follow the header only once the service accepted (the node
+            // sends them after its 101, which waits for the acknowledgement).
+            let piping: Bool
+            if case .piping = self.machine.state { piping = true } else { piping = false }
+            guard held.count == length || piping else {
+                self.refusePreamble("bytes after the PROXY protocol header before the service accepted")
+                return
+            }
+            self.preamble = held
+            self.preambleChecked = true
+            if piping { self.passPreambleOn() }
+        case .invalid(let reason):
+            self.refusePreamble(reason)
+        }
+    }
+
+    private func passPreambleOn() {
+        guard self.preambleChecked, let preamble = self.preamble, let service = self.service else { return }
+        self.preamble = nil
+        service.write(preamble)
+    }
+
+    private func refusePreamble(_ reason: String) {
+        self.log.warn("the node did not start the stream with the client's address (PROXY protocol v2)", [("addr", .string("\(self.address)")), ("error", .string(reason))])
+        self.preamble = nil
+        self.carryOut(self.machine.serviceFailed("no PROXY protocol header: \(reason)"))
     }
 
     private func dial(deadline: Instant?) {

@@ -228,7 +228,9 @@ final class AgentEndpoint: TunnelTransportOwner {
         var renewable = false
         if case .file? = self.worker.settings.connectToken { renewable = true }
         self.dialer = WebSocketDialer(loop: self.worker.loop, target: self.worker.settings.connect, tls: self.worker.agent.connectTLS?.current,
-                                  path: "/pico/v1/upstream/\(self.listener.endpoint)", token: token, tenant: self.worker.settings.connectTenant, unauthorizedIsRetryable: renewable,
+                                  path: "/pico/v1/upstream/\(self.listener.endpoint)", token: token,
+                                  tenant: self.worker.settings.connectTenant,
+                                  headers: self.listener.proxyProtocol ? [ProxyProtocolV2.requestField: ProxyProtocolV2.requestValue] : [:], unauthorizedIsRetryable: renewable,
                                   timeout: self.worker.settings.connectTimeout) { [weak self] outcome in
             self?.dialed(outcome)
         }
@@ -272,7 +274,8 @@ final class AgentEndpoint: TunnelTransportOwner {
 
     func transport(_ transport: TunnelTransport, peerOpened streamID: UInt32) {
         if self.listener.serviceProtocol == .tcp {
-            let stream = AgentTCPStream(transport: transport, streamID: streamID, address: self.listener.backend, timeout: self.listener.timeout, log: self.log)
+            let stream = AgentTCPStream(transport: transport, streamID: streamID, address: self.listener.backend, timeout: self.listener.timeout,
+                                        expectsProxyHeader: self.listener.proxyProtocol, log: self.log)
             self.inFlight += 1
             // Strong captures: the stream drops `onFinish` when it ends.
             stream.onFinish = { [self] in

@@ -31,6 +31,7 @@ public enum AgentOptions {
           - endpoint_id: my-db      # a TCP service: clients reach it with `pico forward tcp` or the /_pico/v1/tcp/<endpoint> WebSocket
             addr: localhost:5432    # a port or host:port
             protocol: tcp
+            proxy_protocol: true    # tcp only: each connection starts with a PROXY protocol v2 header naming the client (default false)
         log:
           level: info               # debug, info, warn or error (default info)
         grace_period: 1m            # how long SIGTERM waits for requests in flight (default 1m)
@@ -43,6 +44,7 @@ public enum AgentOptions {
         Flag(name: "--connect.tenant-id", defaultText: "none", help: "The agent's tenant, sent as x-pico-tenant-id, for a node with upstream.tenants."),
         Flag(name: "--connect.timeout", defaultText: "30s", help: "How long connecting and the WebSocket handshake may take."),
         Flag(name: "--timeout", defaultText: "10s", help: "agent http: per-request timeout to the response head; agent tcp: how long connecting to the service may take."),
+        Flag(name: "--proxy-protocol", defaultText: "false", help: "agent tcp: start each connection to the service with a PROXY protocol v2 header naming the client."),
         Flag(name: "--grace-period", defaultText: "1m", help: "How long SIGTERM waits for requests in flight."),
         Flag(name: "--event-loops", defaultText: "one per processor, at most 4", help: "Event-loop threads (1 to 64); each opens its own tunnel for every endpoint."),
         Flag(name: "--log.level", defaultText: "info", help: "debug, info, warn or error."),
@@ -66,6 +68,7 @@ public enum AgentOptions {
             }
         }
         var timeout: Duration?
+        var proxyProtocol = false
         try NodeConnectionOptions.checkTokenFlags(flags, &settings.connection)
         for (flag, value) in flags {
             if try NodeConnectionOptions.apply(flag, value, to: &settings.connection) { continue }
@@ -75,6 +78,9 @@ public enum AgentOptions {
                 settings.connectTenant = value
             case "--timeout":
                 timeout = try Self.duration(value, flag)
+            case "--proxy-protocol":
+                guard let on = Bool(value) else { throw ConfigError("\(flag): expected true or false, got \(value)") }
+                proxyProtocol = on
             case "--grace-period":
                 settings.gracePeriod = try Self.duration(value, flag)
             case "--event-loops":
@@ -94,10 +100,13 @@ public enum AgentOptions {
             guard let backend = Self.backend(listener.addr, listenerProtocol) else {
                 throw ConfigError("invalid addr \(listener.addr): expected \(Self.addressRule(listenerProtocol))")
             }
+            guard !proxyProtocol || listenerProtocol == .tcp else { throw ConfigError("--proxy-protocol applies to `pico agent tcp`") }
             settings.listeners = [AgentSettings.Listener(endpoint: listener.endpoint, backend: backend, timeout: timeout ?? .seconds(10),
-                                                         serviceProtocol: listenerProtocol)]
+                                                         serviceProtocol: listenerProtocol, proxyProtocol: proxyProtocol)]
         } else if timeout != nil {
             throw ConfigError("--timeout applies to `pico agent http` and `pico agent tcp`; set listeners[].timeout in the config file")
+        } else if proxyProtocol {
+            throw ConfigError("--proxy-protocol applies to `pico agent tcp`; set listeners[].proxy_protocol in the config file")
         }
         guard !settings.listeners.isEmpty else {
             throw ConfigError(yaml == nil ? "no listeners: give --config.path with listeners, or use `pico agent http <endpoint> <addr>`" : "\(file): listeners: at least one listener is required")
@@ -156,8 +165,13 @@ public enum AgentOptions {
                     throw fields.error("addr", "expected \(Self.addressRule(serviceProtocol)), got \(addr)", at: fields.node["addr"])
                 }
                 let timeout = try Self.positive(&fields, "timeout") ?? .seconds(10)
+                let proxyProtocol = try fields.bool("proxy_protocol") ?? false
+                guard !proxyProtocol || serviceProtocol == .tcp else {
+                    throw fields.error("proxy_protocol", "applies to protocol: tcp listeners only", at: fields.node["proxy_protocol"])
+                }
                 try fields.finish()
-                settings.listeners.append(AgentSettings.Listener(endpoint: endpoint, backend: backend, timeout: timeout, serviceProtocol: serviceProtocol))
+                settings.listeners.append(AgentSettings.Listener(endpoint: endpoint, backend: backend, timeout: timeout, serviceProtocol: serviceProtocol,
+                                                                 proxyProtocol: proxyProtocol))
             }
         }
         if var log = try root.mapping("log") {

@@ -21,13 +21,18 @@ public struct AgentSettings: Hashable, Sendable {
         public var timeout: Duration
         /// What the service speaks.
         public var serviceProtocol: ListenerProtocol
+        /// TCP only: every connection to the service starts with a PROXY protocol v2 header
+        /// naming the client (`proxy_protocol: true`, `--proxy-protocol`).
+        public var proxyProtocol: Bool
 
         /// Creates a listener.
-        public init(endpoint: String, backend: Address, timeout: Duration = .seconds(10), serviceProtocol: ListenerProtocol = .http) {
+        public init(endpoint: String, backend: Address, timeout: Duration = .seconds(10), serviceProtocol: ListenerProtocol = .http,
+                    proxyProtocol: Bool = false) {
             self.endpoint = endpoint
             self.backend = backend
             self.timeout = timeout
             self.serviceProtocol = serviceProtocol
+            self.proxyProtocol = proxyProtocol
         }
     }
 

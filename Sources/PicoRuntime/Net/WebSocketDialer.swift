@@ -27,13 +27,14 @@ final class WebSocketDialer: ConnectionDelegate {
     /// `token`, when given, goes as `Authorization: Bearer <token>`; `subprotocol`, when given,
     /// is offered in `Sec-WebSocket-Protocol`.
     init(loop: EventLoop, target: Address, tls: TLSContext?, path: String, token: String? = nil, tenant: String? = nil, subprotocol: String? = nil,
-         unauthorizedIsRetryable: Bool = false, timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
+         headers: HTTPHeaders = [:], unauthorizedIsRetryable: Bool = false, timeout: Duration, onOutcome: @escaping (Outcome) -> Void) {
         var random = SystemRandomNumberGenerator()
         self.key = Base64.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &random) })
         var extra = HTTPHeaders()
         if let token { extra.add(name: "Authorization", value: "Bearer \(token)") }
         if let tenant { extra.add(name: "x-pico-tenant-id", value: tenant) }
         if let subprotocol { extra.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
+        for field in headers { extra.add(name: field.name, value: field.value) }
         self.request = WebSocketHandshake.request(target: path, host: target.description, key: self.key, headers: extra)
         self.unauthorizedIsRetryable = unauthorizedIsRetryable
         self.onOutcome = onOutcome

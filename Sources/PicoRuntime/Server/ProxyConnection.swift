@@ -274,6 +274,12 @@ final class ProxyConnection: ConnectionDelegate {
             shard.metrics.update { $0.upstreamRequests += 1 }
             if let route {
                 route.stream = stream
+                if tunnel.sendsClientAddress {
+                    // The agent's service reads the client's address first (PROXY protocol v2).
+                    let ends = TCPRoute.connectionAddresses(of: exchange.head, arrivedFromPeer: exchange.machine.arrivedFromPeer,
+                                                            socketPeer: Sockets.peerAddress(self.connection.fd), socketLocal: Sockets.localAddress(self.connection.fd))
+                    transport.send(ProxyProtocolV2.header(source: ends.client, destination: ends.server), on: stream)
+                }
                 shard.metrics.update { $0.tcpRouteStreams += 1 }
                 self.start(exchange, on: route, deadline: deadline)
             } else {
@@ -365,10 +371,19 @@ final class ProxyConnection: ConnectionDelegate {
         let toPeer = exchange.machine.peer != nil
         let proof = toPeer ? self.shard.node.forwardSigner?.proof(method: exchange.head.method, target: exchange.head.target,
                                                                   endpoint: exchange.machine.endpoint, now: MonotonicClock.wallMilliseconds() / 1_000) : nil
-        let request = HTTP1Encoder.encode(HTTPProxyRules.upstreamRequest(
+        var upstreamHead = HTTPProxyRules.upstreamRequest(
             exchange.head, clientIP: self.clientIP, scheme: "http", to: toPeer ? .peer : .tunnel,
             arrivedFromPeer: exchange.machine.arrivedFromPeer, framing: exchange.requestFraming, heartbeat: exchange.machine.heartbeatRequest,
-            credentialHeader: exchange.machine.access.consumedHeader, proof: proof))
+            credentialHeader: exchange.machine.access.consumedHeader, proof: proof)
+        if toPeer, case .handshake = exchange.machine.tcpRoute {
+            // The holder may owe its agent the client's address (PROXY protocol v2): this
+            // node's socket knows it, the holder's sees this node.
+            let client = Sockets.peerAddress(self.connection.fd).map { "\($0)" } ?? ""
+            let server = Sockets.localAddress(self.connection.fd).map { "\($0)" } ?? ""
+            upstreamHead.headers.replaceOrAdd(name: TCPRoute.forwardedClientField, value: client)
+            upstreamHead.headers.replaceOrAdd(name: TCPRoute.forwardedServerField, value: server)
+        }
+        let request = HTTP1Encoder.encode(upstreamHead)
         if exchange.flow.headIsWholeRequest {
             request.withUnsafeBytes { upstream.sendWhole(raw: $0) }
         } else {

@@ -34,6 +34,8 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     /// How long a tunnel whose token expired may take to let go after its go-away.
     static let expiryGrace: Duration = .seconds(30)
     private var closed = false
+    /// The agent asked for a PROXY protocol v2 header at the start of every TCP route stream.
+    private(set) var sendsClientAddress = false
     /// True once the connection's place under `upstream.max_connections` is given back.
     private var released = false
 
@@ -104,6 +106,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
 
     /// Checks the handshake head; false after a refusal.
     private func accept(_ head: HTTPRequestHead) -> Bool {
+        self.sendsClientAddress = ProxyProtocolV2.isRequested(by: head)
         let endpoint: String
         switch UpstreamPath.read(head.path) {
         case .endpoint(let named):

@@ -57,9 +57,13 @@ struct YamuxSessionTests {
         pair.client.reset(refused)
         (client, server) = try pair.exchange()
         #expect(server == [.streamAcknowledged(accepted), .streamReset(refused)])
-        // Sending first acknowledges too, once.
+        // Crediting bytes does not acknowledge; sending first does, once.
         let third = pair.server.openStream() ?? 0
+        pair.server.send([UInt8](repeating: 7, count: 200_000), on: third)
         _ = try pair.exchange()
+        pair.client.consumed(200_000, on: third)
+        (client, server) = try pair.exchange()
+        #expect(!server.contains(.streamAcknowledged(third)), "a window update is no acknowledgement")
         pair.client.send([1, 2], on: third)
         (client, server) = try pair.exchange()
         #expect(server == [.streamAcknowledged(third), .data(third, [1, 2])])

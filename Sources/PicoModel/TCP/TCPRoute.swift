@@ -18,6 +18,22 @@ public enum TCPRoute {
     /// The accepted prefixes, Pico's first.
     public static let prefixes = ["/_pico/v1/tcp/", "/_piko/v1/tcp/"]
 
+    /// The fields a node adds when it forwards the route to the holder: the client's address
+    /// and the address the client connected to (`host:port`), as its socket showed them, for the
+    /// PROXY protocol header (`ProxyProtocolV2`). Believed only from a member
+    /// (`RequestExchange.arrivedFromPeer`).
+    public static let forwardedClientField = "x-pico-forwarded-client"
+    public static let forwardedServerField = "x-pico-forwarded-server"
+
+    /// The two ends of a route connection, for the PROXY protocol header: from a member's
+    /// forward, the addresses it named (nil when it named none); otherwise the socket's own.
+    public static func connectionAddresses(of head: HTTPRequestHead, arrivedFromPeer: Bool, socketPeer: Address?,
+                                           socketLocal: Address?) -> (client: Address?, server: Address?) {
+        guard arrivedFromPeer else { return (socketPeer, socketLocal) }
+        func named(_ field: String) -> Address? { head.headers.first(field).flatMap { Address(parsing: $0.trimmingHTTPWhitespace()) } }
+        return (named(Self.forwardedClientField), named(Self.forwardedServerField))
+    }
+
     /// The WebSocket subprotocol that adds half-close: an empty binary message ends its sender's
     /// direction. Offered by `pico forward tcp`; a client that does not offer it (Piko's) gets a
     /// close frame when the upstream's direction ends instead.
