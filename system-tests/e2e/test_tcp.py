@@ -49,6 +49,80 @@ class TCPOneNodeTests(unittest.TestCase):
         self.assertEqual(answer[:len(payload)], payload)
         self.assertEqual(answer[len(payload):], bye(payload), "the service answered after the client's half-close")
 
+    def test_aServiceThatEndsFirstAndReadsSlowly_stillReadsEveryByte(self):
+        """The client's bytes still queued in the node's stream when the WebSocket closes (the
+        service ended its direction first, then reads slowly) reach the service whole."""
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        counts = []
+
+        def serve():
+            while True:
+                try:
+                    connection, _ = server.accept()
+                except OSError:
+                    return
+                with connection:
+                    connection.sendall(b"hi")
+                    connection.shutdown(socket.SHUT_WR)
+                    count = 0
+                    while piece := connection.recv(65536):
+                        count += len(piece)
+                        time.sleep(0.01)
+                    # (The forward's readiness probe opens one connection that sends nothing.)
+                    if count:
+                        counts.append(count)
+
+        threading.Thread(target=serve, daemon=True).start()
+        agent, _ = start_tcp_agent(self.node, "slow-sink", server.getsockname()[1])
+        forward, port, _ = start_forward(self.node, "slow-sink")
+        try:
+            size = 2 * 1024 * 1024
+            for attempt in range(3):
+                self.assertEqual(converse(port, os.urandom(size), timeout=60), b"hi")
+                wait_until(lambda: len(counts) == attempt + 1, timeout=30, what="the service to read to its end")
+                self.assertEqual(counts[-1], size, f"attempt {attempt}")
+        finally:
+            for process in (forward, agent):
+                process.kill()
+                process.wait()
+            server.close()
+
+    def test_aClientThatFloodsPingsAndReadsLittle_doesNotGrowTheNodesMemory(self):
+        def rss():
+            return int(next(line for line in open(f"/proc/{self.node.process.pid}/status") if line.startswith("VmRSS")).split()[1]) // 1024
+
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", self.node.proxy))
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(f"GET /_pico/v1/tcp/db HTTP/1.1\r\nHost: 127.0.0.1:{self.node.proxy}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        self.assertTrue(sock.recv(200).startswith(b"HTTP/1.1 101"))
+        ping = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125  # masked with a zero key
+        before = rss()
+        started = time.time()
+        sent = 0
+        sock.settimeout(1)
+        try:
+            while time.time() - started < 4:
+                sock.sendall(ping * 2000)
+                sent += 2000 * len(ping)
+                # Read a little now and then, so the node's write-stall timeout never ends it.
+                try:
+                    sock.recv(4096, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    pass
+        except (TimeoutError, socket.timeout):
+            pass
+        finally:
+            sock.close()
+        grown = rss() - before
+        print(f"\n  {sent >> 20} MiB of pings in 4 s; node memory grew {grown} MiB")
+        self.assertLess(grown, 24, "pongs queued for a client that does not read them")
+
     def test_manyConcurrentForwardedConnections_eachGetTheirOwnBytes(self):
         results = {}
 

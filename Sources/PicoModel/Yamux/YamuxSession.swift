@@ -56,6 +56,10 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
         case inputFinished(UInt32)
         /// The peer reset the stream, or refused one we opened; the ID is forgotten.
         case streamReset(UInt32)
+        /// A stream we opened never went out (it waited for a place among the unacknowledged
+        /// opens when the peer said go-away): the peer never saw a byte of it. The ID is
+        /// forgotten.
+        case streamRefused(UInt32)
         /// Both sides finished the stream; the ID is forgotten.
         case streamClosed(UInt32)
         /// The peer granted window on a stream with queued bytes: some were sent.
@@ -337,6 +341,13 @@ public struct YamuxSession: Sendable, ByteStreamDecoder {
         case .goAway:
             self.remoteGoAway = true
             self.events.append(.goAway(YamuxHeader.GoAwayCode(rawValue: header.length) ?? .internalError))
+            // Opens still waiting for a place would only be reset now: they never go out.
+            for id in self.deferredOpens[self.deferredStart...] where self.streams[id]?.synDeferred == true {
+                self.streams[id] = nil
+                self.events.append(.streamRefused(id))
+            }
+            self.deferredOpens.removeAll()
+            self.deferredStart = 0
         case .windowUpdate, .data:
             try self.handleStreamFrame(header)
         }

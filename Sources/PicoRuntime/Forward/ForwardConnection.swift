@@ -26,6 +26,9 @@ final class ForwardConnection: ConnectionDelegate {
     private var bridge = WebSocketStreamBridge(role: .client, halfClose: false)
     private var phase = Phase.dialling
     private var maskingKeys = MaskingKeys()
+    private var closeTimer: LoopTimer?
+    /// How long a close handshake this side began may wait for the node's close frame.
+    static let closeTimeout: Duration = .seconds(5)
 
     init(fd: Int32, forwarder: PicoForwarder, port: ForwardSettings.Port, token: String?) {
         self.forwarder = forwarder
@@ -53,6 +56,8 @@ final class ForwardConnection: ConnectionDelegate {
             self.bridge = WebSocketStreamBridge(role: .client, halfClose: halfClose, initialBytes: rest)
             self.node = node
             node.delegate = self
+            // A node that vanishes (a crash, a cut network) is noticed within a minute, quiet or not.
+            Sockets.setKeepAlive(node.fd, idle: .seconds(30), interval: .seconds(10), count: 3)
             self.phase = .bridging
             self.forwarder.log.debug("connection forwarded", [("endpoint", .string(self.port.endpoint))])
             self.carryOut(self.bridge.decode())
@@ -121,6 +126,7 @@ final class ForwardConnection: ConnectionDelegate {
                 self.local.shutdownWriteWhenFlushed()
             case .write(let frame):
                 if let node = self.node { self.write(frame, to: node) }
+                if case .close = frame, self.bridge.state == .closeSent { self.armCloseTimer() }
                 if case .close(let code, let reason) = frame, code != 1000, code != 1001 {
                     self.forwarder.log.warn("forwarded connection failed", [("endpoint", .string(self.port.endpoint)), ("error", .string("close code \(code): \(reason)"))])
                 }
@@ -129,6 +135,8 @@ final class ForwardConnection: ConnectionDelegate {
                     self.forwarder.log.warn("node closed the forwarded connection", [("endpoint", .string(self.port.endpoint)), ("error", .string(reason))])
                 }
                 self.phase = .closed
+                self.closeTimer?.cancel()
+                self.closeTimer = nil
                 self.node?.closeWhenWritten()
                 self.local.closeWhenWritten()
                 self.forwarder.connectionEnded(self)
@@ -143,10 +151,21 @@ final class ForwardConnection: ConnectionDelegate {
         node.write(bytes)
     }
 
-    /// Ends the connection at once (a socket failed).
+    /// Our close frame went out: the node has `closeTimeout` to answer it.
+    private func armCloseTimer() {
+        guard self.closeTimer == nil else { return }
+        self.closeTimer = self.forwarder.loop.schedule(after: Self.closeTimeout) { [weak self] in
+            self?.closeTimer = nil
+            self?.close()
+        }
+    }
+
+    /// Ends the connection at once (a socket failed, or the close handshake timed out).
     private func close() {
         guard self.phase != .closed else { return }
         self.phase = .closed
+        self.closeTimer?.cancel()
+        self.closeTimer = nil
         self.node?.close()
         self.local.close()
         self.forwarder.connectionEnded(self)

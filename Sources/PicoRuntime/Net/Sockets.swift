@@ -101,6 +101,27 @@ public enum Sockets {
         setsockopt(fd, Int32(IPPROTO_TCP), Self.tcpUserTimeout, &milliseconds, socklen_t(MemoryLayout<UInt32>.size))
     }
 
+    /// Probes an idle connection (`SO_KEEPALIVE`): after `idle` without traffic, a probe every
+    /// `interval`; `count` unanswered ones fail the connection. Also fails it when sent bytes stay
+    /// unacknowledged for `idle + interval * count` (`TCP_USER_TIMEOUT`), so a peer that vanished
+    /// is noticed whether the connection was quiet or busy.
+    public static func setKeepAlive(_ fd: Int32, idle: Duration, interval: Duration, count: Int32) {
+        var one: Int32 = 1
+        var idleSeconds = Int32(clamping: idle.nanosecondsClamped / 1_000_000_000)
+        var intervalSeconds = Int32(clamping: interval.nanosecondsClamped / 1_000_000_000)
+        var probes = count
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, Int32(IPPROTO_TCP), Self.tcpKeepIdle, &idleSeconds, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, Int32(IPPROTO_TCP), Self.tcpKeepInterval, &intervalSeconds, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, Int32(IPPROTO_TCP), Self.tcpKeepCount, &probes, socklen_t(MemoryLayout<Int32>.size))
+        self.setUnacknowledgedTimeout(fd, idle + interval * Int(count))
+    }
+
+    /// `TCP_KEEPIDLE`, `TCP_KEEPINTVL` and `TCP_KEEPCNT` (Linux's values).
+    private static let tcpKeepIdle: Int32 = 4
+    private static let tcpKeepInterval: Int32 = 5
+    private static let tcpKeepCount: Int32 = 6
+
     /// `TCP_USER_TIMEOUT` (Linux 2.6.37), which Glibc's module does not export.
     private static let tcpUserTimeout: Int32 = 18
 

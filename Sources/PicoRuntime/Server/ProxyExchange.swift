@@ -63,6 +63,17 @@ extension ProxyExchange {
         owner.streamWritable(for: self)
     }
 
+    func streamRefused() {
+        guard let owner = self.owner, owner.isCurrent(self) else { return }
+        owner.streamRefused(for: self)
+    }
+
+    /// True while the client's socket holds more unwritten bytes than its high watermark.
+    var clientIsBackedUp: Bool {
+        guard let owner = self.owner else { return false }
+        return !owner.connection.isWritable
+    }
+
     /// The TCP route's WebSocket is over (`TCPRouteUpstream`): the connection closes.
     func tunnelOver() {
         guard let owner = self.owner, owner.isCurrent(self) else { return }

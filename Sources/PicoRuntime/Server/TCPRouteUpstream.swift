@@ -14,6 +14,10 @@ import PicoModel
 final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
     /// How long a close handshake we began may wait for the client's close frame.
     static let closeTimeout: Duration = .seconds(5)
+    /// How long a stream whose client went away after our direction ended cleanly may keep
+    /// sending what it queued for the agent, while the agent's direction is still open (its
+    /// bytes are dropped), before it is reset.
+    static let finishLinger: Duration = .seconds(30)
 
     /// Where the route is.
     enum Phase {
@@ -43,6 +47,11 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
     private let idleTimeout: Duration
     private var lastActivity = Instant.zero
     private var idleTimer: LoopTimer?
+    /// Our direction of the stream ended (FIN requested: what was queued still goes out).
+    private var streamFinishRequested = false
+    /// The agent's direction of the stream ended.
+    private var streamInputEnded = false
+    private var lingerTimer: LoopTimer?
 
     init(transport: TunnelTransport, handshake: TCPRoute.Handshake, exchange: ProxyExchange, idleTimeout: Duration) {
         self.transport = transport
@@ -72,11 +81,24 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
         self.carryOut(self.bridge.peerConnectionEnded())
     }
 
+    /// The exchange is over (its connection closed). A stream whose direction ended cleanly is
+    /// not reset, which would drop what is still queued for the agent: it finishes by itself
+    /// (both directions ended), or lingers, dropping what the agent still sends, for at most
+    /// `finishLinger`. Any other stream is reset at once.
     func reset() {
         self.phase = .over
         self.exchange = nil
         self.cancelTimers()
-        self.transport.reset(self.stream)
+        guard self.streamFinishRequested else {
+            self.transport.reset(self.stream)
+            return
+        }
+        guard !self.streamInputEnded, self.lingerTimer == nil else { return }
+        // A strong capture: the timer keeps the handler until the stream closed or was reset.
+        self.lingerTimer = self.transport.connection.loop.schedule(after: Self.finishLinger) { [self] in
+            self.lingerTimer = nil
+            self.transport.reset(self.stream)
+        }
     }
 
     func consumed(_ count: Int) {
@@ -135,6 +157,7 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
     }
 
     func streamInputFinished() {
+        self.streamInputEnded = true
         switch self.phase {
         case .awaitingAcceptance, .accepted:
             // The agent ended the stream before the upgrade: the upstream failed.
@@ -142,7 +165,9 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
         case .bridging:
             self.carryOut(self.bridge.streamEnded())
         case .over:
-            break
+            // Both directions ended: the stream closes by itself.
+            self.lingerTimer?.cancel()
+            self.lingerTimer = nil
         }
     }
 
@@ -154,12 +179,21 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
         case .bridging:
             self.carryOut(self.bridge.streamFailed(reason: "the upstream connection was reset"))
         case .over:
-            break
+            self.lingerTimer?.cancel()
+            self.lingerTimer = nil
         }
     }
 
     func streamWritable() {
         self.exchange?.streamWritable()
+    }
+
+    /// The stream never reached the agent: the handshake may go elsewhere (nothing of it is sent
+    /// before the 101).
+    func streamRefused() {
+        guard self.phase == .awaitingAcceptance else { return }
+        self.phase = .over
+        self.exchange?.streamRefused()
     }
 
     // MARK: Helpers
@@ -171,8 +205,13 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
             case .deliver(let bytes):
                 bytes.withUnsafeBytes { self.transport.send($0, on: self.stream) }
             case .finishStream:
+                self.streamFinishRequested = true
                 self.transport.finish(self.stream)
             case .write(let frame):
+                // A client that sends pings faster than it reads the pongs gets no more of them
+                // while its socket is backed up (RFC 6455 §5.5.3 allows answering only some):
+                // pongs are the one thing it could make the node queue without a window.
+                if case .pong = frame, self.exchange?.clientIsBackedUp == true { continue }
                 var framed: [UInt8] = []
                 WebSocketStreamBridge.encode(frame, maskingKey: nil, into: &framed)
                 self.credits.append((framed: framed.count, stream: 0))

@@ -13,6 +13,9 @@ public protocol TunnelStreamHandler: AnyObject {
     func streamAccepted()
     /// The stream was reset, or the tunnel closed, before both sides finished.
     func streamFailed(reason: String)
+    /// The stream never reached the peer (it said go-away while the stream waited to open):
+    /// nothing of it was sent.
+    func streamRefused()
     /// The stream may take more bytes (its window opened, or the tunnel's socket drained).
     func streamWritable()
 }
@@ -20,6 +23,8 @@ public protocol TunnelStreamHandler: AnyObject {
 extension TunnelStreamHandler {
     /// Most handlers ignore the acknowledgement (bytes may flow before it).
     public func streamAccepted() {}
+    /// By default a refusal is a failure.
+    public func streamRefused() { self.streamFailed(reason: "the peer said go-away before the stream opened") }
 }
 
 /// The owner of a `TunnelTransport`: the node (server side) or the agent.
@@ -267,6 +272,8 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
             self.handlers[id]?.streamInputFinished()
         case .streamReset(let id):
             self.handlers.removeValue(forKey: id)?.streamFailed(reason: "stream reset by the peer")
+        case .streamRefused(let id):
+            self.handlers.removeValue(forKey: id)?.streamRefused()
         case .streamClosed(let id):
             self.handlers[id] = nil
         case .sendWindowOpened(let id):

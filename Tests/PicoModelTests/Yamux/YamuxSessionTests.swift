@@ -104,6 +104,16 @@ struct YamuxSessionTests {
         (client, server) = try pair.exchange()
         #expect(server == [.streamReset(second)])
         #expect(client == [.streamOpened(fifth)])
+        // The peer's go-away: opens still waiting never go out, and say so (nothing was sent).
+        let sixth = pair.server.openStream() ?? 0
+        pair.server.send([6], on: sixth)
+        pair.client.goAway()
+        (client, server) = try pair.exchange()
+        #expect(server == [.goAway(.normal), .streamRefused(sixth)])
+        #expect(client.isEmpty)
+        pair.client.acknowledge(third)
+        (client, _) = try pair.exchange()
+        #expect(client.isEmpty, "a freed place opens nothing after the go-away")
     }
 
     @Test func test_sendFinishing_carriesTheFINOnTheDataFrame_andClosesLikeFinish() throws {
