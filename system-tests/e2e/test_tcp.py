@@ -250,6 +250,110 @@ class TCPAuthTests(unittest.TestCase):
             service.close()
 
 
+class TCPHostileTests(unittest.TestCase):
+    """Hostile input on the TCP route: garbage frames, a client that never reads, a service that
+    accepts and never answers, and many idle connections, each with every other stream served."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node()
+        cls.service = EchoService()
+        cls.agent, _ = start_tcp_agent(cls.node, "db", cls.service.port)
+        silent = socket.create_server(("127.0.0.1", 0), backlog=4096)
+        cls.silent = silent
+        cls.silent_held = []
+
+        def accept_and_hold():
+            while True:
+                try:
+                    connection, _ = silent.accept()
+                except OSError:
+                    return
+                cls.silent_held.append(connection)
+
+        threading.Thread(target=accept_and_hold, daemon=True).start()
+        cls.silent_agent, _ = start_tcp_agent(cls.node, "silent", silent.getsockname()[1])
+
+    @classmethod
+    def tearDownClass(cls):
+        for process in (cls.agent, cls.silent_agent):
+            process.kill()
+            process.wait()
+        cls.node.stop()
+        cls.service.close()
+        cls.silent.close()
+
+    def route(self):
+        sock = socket.create_connection(("127.0.0.1", self.node.proxy), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(f"GET /_pico/v1/tcp/db HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+        return sock
+
+    def assertServesOthers(self):
+        with ws_connect(f"ws://127.0.0.1:{self.node.proxy}/_pico/v1/tcp/db", open_timeout=5) as ws:
+            ws.send(b"still served")
+            self.assertEqual(ws.recv(timeout=5), b"still served")
+
+    def test_garbageFrames_closeWithAProtocolError_andOthersAreServed(self):
+        for garbage in (os.urandom(4096), b"\x82\x05hello", b"\x81\x85" + b"\0" * 4 + b"hello", b"\x8f\x80\0\0\0\0"):
+            with self.route() as sock:
+                sock.sendall(garbage)
+                answer = read_until_closed(sock)
+                # A close frame (opcode 8) with a protocol-error code, then the end.
+                self.assertEqual(answer[0], 0x88, answer[:8])
+                self.assertIn(int.from_bytes(answer[2:4], "big"), (1002, 1003), answer[:8])
+        self.assertServesOthers()
+
+    def test_aClientThatNeverReads_isHeldBack_notBuffered(self):
+        def rss():
+            return int(next(line for line in open(f"/proc/{self.node.process.pid}/status") if line.startswith("VmRSS")).split()[1]) // 1024
+
+        before = rss()
+        sock = self.route()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        frame = bytes([0x82, 0xFE, 0xFF, 0xFF, 0, 0, 0, 0]) + b"x" * 65535  # 64 KiB, masked with a zero key
+        sock.settimeout(0.5)
+        sent = 0
+        try:
+            # The echo service sends everything back; the client reads none of it.
+            for _ in range(1024):
+                sock.sendall(frame)
+                sent += len(frame)
+        except (TimeoutError, socket.timeout):
+            pass
+        grown = rss() - before
+        print(f"\n  the client wrote {sent >> 20} MiB before it was held back; node memory grew {grown} MiB")
+        # The kernel's socket buffers on the way (client, node, agent, service; autotuned on
+        # loopback) hold some megabytes; the node itself holds no more than its windows.
+        self.assertLess(sent, 64 * 1024 * 1024, "the node kept reading a client whose echo nobody read")
+        self.assertLess(grown, 24)
+        self.assertServesOthers()
+        sock.close()
+
+    def test_aServiceThatAcceptsAndNeverAnswers_andManyIdleConnections_holdNothingElseUp(self):
+        held = []
+        try:
+            for _ in range(300):
+                ws = ws_connect(f"ws://127.0.0.1:{self.node.proxy}/_pico/v1/tcp/silent", open_timeout=10)
+                ws.send(b"hello?")
+                held.append(ws)
+            for _ in range(300):
+                held.append(ws_connect(f"ws://127.0.0.1:{self.node.proxy}/_pico/v1/tcp/db", open_timeout=10))
+            wait_until(lambda: len(self.silent_held) >= 300, what="the silent service to hold 300 connections")
+            self.assertServesOthers()
+            # The idle echo connections still work after all that.
+            held[-1].send(b"late")
+            self.assertEqual(held[-1].recv(timeout=5), b"late")
+        finally:
+            for ws in held:
+                ws.close()
+
+
 class TCPIdleTests(unittest.TestCase):
     def test_anIdleConnection_isClosedWith4000_anActiveOneIsNot_andTheForwardLogsIt(self):
         node = Node("--proxy.tcp.idle-timeout", "700ms")
