@@ -169,22 +169,9 @@ func runServer(_ arguments: [String]) -> Never {
     }
     let (flags, positional) = parseFlags(arguments, booleans: ["--config.expand-env", "--proxy.access-log.disable", "--validate"])
     guard positional.isEmpty else { fail("unexpected argument \(positional[0])") }
-    var yaml: String?
-    var file = ""
-    var expand = false
-    var validateOnly = false
-    var rest: [(String, String)] = []
-    for (flag, value) in flags {
-        switch flag {
-        case "--config.path":
-            file = value
-            guard let text = FileHandleText.read(value) else { fail("cannot read config file \(value)") }
-            yaml = text
-        case "--config.expand-env": expand = value == "true"
-        case "--validate": validateOnly = value == "true"
-        default: rest.append((flag, value))
-        }
-    }
+    var (yaml, file, expand, rest) = configFile(flags)
+    let validateOnly = rest.contains { $0.0 == "--validate" && $0.1 == "true" }
+    rest.removeAll { $0.0 == "--validate" }
     let settings: ServerSettings
     do {
         settings = try ServerOptions.load(yaml: yaml, file: file, expandEnvironment: expand, environment: environment(), flags: rest)
@@ -231,20 +218,7 @@ func runAgent(_ arguments: [String]) -> Never {
     default:
         fail("expected `pico agent http <endpoint> <addr>`, `pico agent tcp <endpoint> <addr>` or `pico agent start --config.path <file>`")
     }
-    var yaml: String?
-    var file = ""
-    var expand = false
-    var rest: [(String, String)] = []
-    for (flag, value) in flags {
-        switch flag {
-        case "--config.path":
-            file = value
-            guard let text = FileHandleText.read(value) else { fail("cannot read config file \(value)") }
-            yaml = text
-        case "--config.expand-env": expand = value == "true"
-        default: rest.append((flag, value))
-        }
-    }
+    let (yaml, file, expand, rest) = configFile(flags)
     let settings: AgentSettings
     do {
         settings = try AgentOptions.load(yaml: yaml, file: file, expandEnvironment: expand, environment: environment(), flags: rest, listener: listener,
@@ -269,6 +243,26 @@ func runAgent(_ arguments: [String]) -> Never {
     agent.onExit = { status in exit(status) }
     agent.start()
     runWithSignals(group.loops[0], onReload: { agent.reloadCertificates(.signal) }) { agent.shutdown() }
+}
+
+/// Takes `--config.path` (read here; a file that cannot be read ends the process) and
+/// `--config.expand-env` out of `flags`: the file's text and path, whether to expand, the rest.
+func configFile(_ flags: [(String, String)]) -> (yaml: String?, file: String, expand: Bool, rest: [(String, String)]) {
+    var yaml: String?
+    var file = ""
+    var expand = false
+    var rest: [(String, String)] = []
+    for (flag, value) in flags {
+        switch flag {
+        case "--config.path":
+            file = value
+            guard let text = FileHandleText.read(value) else { fail("cannot read config file \(value)") }
+            yaml = text
+        case "--config.expand-env": expand = value == "true"
+        default: rest.append((flag, value))
+        }
+    }
+    return (yaml, file, expand, rest)
 }
 
 func forwardHelp() -> String {
@@ -307,20 +301,7 @@ func runForward(_ arguments: [String]) -> Never {
     default:
         fail("expected `pico forward tcp <addr> <endpoint>` or `pico forward start --config.path <file>`")
     }
-    var yaml: String?
-    var file = ""
-    var expand = false
-    var rest: [(String, String)] = []
-    for (flag, value) in flags {
-        switch flag {
-        case "--config.path":
-            file = value
-            guard let text = FileHandleText.read(value) else { fail("cannot read config file \(value)") }
-            yaml = text
-        case "--config.expand-env": expand = value == "true"
-        default: rest.append((flag, value))
-        }
-    }
+    let (yaml, file, expand, rest) = configFile(flags)
     let settings: ForwardSettings
     do {
         settings = try ForwardOptions.load(yaml: yaml, file: file, expandEnvironment: expand, environment: environment(), flags: rest, port: port)

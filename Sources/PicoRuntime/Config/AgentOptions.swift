@@ -95,7 +95,7 @@ public enum AgentOptions {
         try NodeConnectionOptions.validate(settings.connection)
         if let listener {
             guard Self.isValidEndpoint(listener.endpoint) else {
-                throw ConfigError("invalid endpoint \(listener.endpoint): it must be non-empty, at most 255 bytes, without '/', '?', '#', '%', spaces or control characters")
+                throw ConfigError("invalid endpoint \(listener.endpoint): \(Self.endpointRule)")
             }
             guard let backend = Self.backend(listener.addr, listenerProtocol) else {
                 throw ConfigError("invalid addr \(listener.addr): expected \(Self.addressRule(listenerProtocol))")
@@ -154,7 +154,7 @@ public enum AgentOptions {
                 var fields = try YAMLFields(item, path: "listeners[\(index)]", file: file)
                 let endpoint = try fields.requiredString("endpoint_id")
                 guard Self.isValidEndpoint(endpoint) else {
-                    throw fields.error("endpoint_id", "invalid endpoint \(endpoint): it must be non-empty, at most 255 bytes, without '/', '?', '#', '%', spaces or control characters", at: fields.node["endpoint_id"])
+                    throw fields.error("endpoint_id", "invalid endpoint \(endpoint): \(Self.endpointRule)", at: fields.node["endpoint_id"])
                 }
                 let proto = try fields.string("protocol") ?? "http"
                 guard let serviceProtocol = AgentSettings.ListenerProtocol(rawValue: proto) else {
@@ -195,6 +195,9 @@ public enum AgentOptions {
     static func addressRule(_ serviceProtocol: AgentSettings.ListenerProtocol) -> String {
         serviceProtocol == .tcp ? "a port or host:port" : "a port, host:port or http:// URL"
     }
+
+    /// What an endpoint ID must be, for messages.
+    static let endpointRule = "it must be non-empty, at most 255 bytes, without '/', '?', '#', '%', spaces or control characters"
 
     /// An endpoint ID that travels as one path segment of the tunnel URL unchanged.
     static func isValidEndpoint(_ endpoint: String) -> Bool {

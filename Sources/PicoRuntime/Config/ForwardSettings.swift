@@ -91,7 +91,7 @@ public enum ForwardOptions {
         try NodeConnectionOptions.validate(settings.connection)
         if let port {
             guard let listen = ForwardSettings.listenAddress(port.addr) else { throw ConfigError("invalid addr \(port.addr): expected a port or host:port") }
-            guard AgentOptions.isValidEndpoint(port.endpoint) else { throw ConfigError("invalid endpoint \(port.endpoint): \(Self.endpointRule)") }
+            guard AgentOptions.isValidEndpoint(port.endpoint) else { throw ConfigError("invalid endpoint \(port.endpoint): \(AgentOptions.endpointRule)") }
             settings.ports = [ForwardSettings.Port(listen: listen, endpoint: port.endpoint)]
         }
         guard !settings.ports.isEmpty else {
@@ -99,8 +99,6 @@ public enum ForwardOptions {
         }
         return settings
     }
-
-    static let endpointRule = "it must be non-empty, at most 255 bytes, without '/', '?', '#', '%', spaces or control characters"
 
     static func read(_ text: String, file: String, into settings: inout ForwardSettings) throws(YAMLError) {
         var root = try YAMLFields(try YAMLReader.parse(text, file: file), path: "", file: file)
@@ -118,7 +116,7 @@ public enum ForwardOptions {
                 }
                 let endpoint = try fields.requiredString("endpoint_id")
                 guard AgentOptions.isValidEndpoint(endpoint) else {
-                    throw fields.error("endpoint_id", "invalid endpoint \(endpoint): \(Self.endpointRule)", at: fields.node["endpoint_id"])
+                    throw fields.error("endpoint_id", "invalid endpoint \(endpoint): \(AgentOptions.endpointRule)", at: fields.node["endpoint_id"])
                 }
                 try fields.finish()
                 settings.ports.append(ForwardSettings.Port(listen: listen, endpoint: endpoint))
