@@ -38,10 +38,13 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
     private weak var exchange: ProxyExchange?
     private var phase = Phase.awaitingAcceptance
     private var bridge: WebSocketStreamBridge
-    /// Framed bytes handed to the connection, and the stream bytes they carry, oldest first: the
-    /// stream's window is given back as the connection reports the framed bytes written.
-    private var credits: [(framed: Int, stream: Int)] = []
-    private var creditsStart = 0
+    /// Framed bytes handed to the connection and not yet reported written, and the stream bytes
+    /// among them not yet given back to the stream's window. Each written framed byte gives back
+    /// at most one stream byte, and the last one gives back the rest, so the window opens only
+    /// as the client takes the bytes (early by at most the few control frames' and the 101's
+    /// bytes), in constant memory whatever the sizes of the pieces.
+    private var framedOutstanding = 0
+    private var streamOutstanding = 0
     private var closeTimer: LoopTimer?
     /// `proxy.tcp.idle_timeout` (zero: none), when a byte last went either way, and its timer.
     private let idleTimeout: Duration
@@ -102,21 +105,14 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
     }
 
     func consumed(_ count: Int) {
-        var left = count
-        var streamBytes = 0
-        while left > 0, self.creditsStart < self.credits.count, self.credits[self.creditsStart].framed <= left {
-            left -= self.credits[self.creditsStart].framed
-            streamBytes += self.credits[self.creditsStart].stream
-            self.creditsStart += 1
+        self.framedOutstanding -= count
+        var give = min(self.streamOutstanding, count)
+        if self.framedOutstanding <= 0 {
+            self.framedOutstanding = 0
+            give = self.streamOutstanding
         }
-        if self.creditsStart == self.credits.count {
-            self.credits.removeAll(keepingCapacity: true)
-            self.creditsStart = 0
-        } else if self.creditsStart > 64, self.creditsStart * 2 > self.credits.count {
-            self.credits.removeFirst(self.creditsStart)
-            self.creditsStart = 0
-        }
-        if streamBytes > 0 { self.transport.consumed(streamBytes, on: self.stream) }
+        self.streamOutstanding -= give
+        if give > 0 { self.transport.consumed(give, on: self.stream) }
     }
 
     func upgraded() {
@@ -137,7 +133,7 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
         guard self.phase == .awaitingAcceptance, let exchange = self.exchange else { return }
         self.phase = .accepted
         let answer = HTTP1Encoder.encode(self.handshake.switchingProtocols)
-        self.credits.append((framed: answer.count, stream: 0))
+        self.framedOutstanding += answer.count
         exchange.streamReceived(answer[...])
     }
 
@@ -152,7 +148,8 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
         var framed: [UInt8] = []
         framed.reserveCapacity(bytes.count + 10)
         WebSocketStreamBridge.encode(frame, maskingKey: nil, into: &framed)
-        self.credits.append((framed: framed.count, stream: bytes.count))
+        self.framedOutstanding += framed.count
+        self.streamOutstanding += bytes.count
         exchange.streamReceived(framed[...])
     }
 
@@ -214,7 +211,7 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
                 if case .pong = frame, self.exchange?.clientIsBackedUp == true { continue }
                 var framed: [UInt8] = []
                 WebSocketStreamBridge.encode(frame, maskingKey: nil, into: &framed)
-                self.credits.append((framed: framed.count, stream: 0))
+                self.framedOutstanding += framed.count
                 self.exchange?.streamReceived(framed[...])
                 if case .close = frame, self.bridge.state == .closeSent { self.armCloseTimer() }
             case .close:
