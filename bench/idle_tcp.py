@@ -19,6 +19,9 @@ import tempfile
 import time
 
 
+AGENT_LOOPS = int(os.environ.get("PICO_BENCH_AGENT_LOOPS", "4"))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -67,7 +70,7 @@ async def main(pico, count, smoke):
         # A tunnel carries at most 4,096 streams at once (yamux's maxStreams): 10,000 connections
         # need three tunnels, which an agent with four event loops opens.
         agent = subprocess.Popen([pico, "agent", "tcp", "idle", str(service_port), "--connect.url", f"http://127.0.0.1:{upstream}",
-                                  "--event-loops", "4", "--log.level", "warn"], stderr=open(os.path.join(logs, "agent.log"), "w"))
+                                  "--event-loops", str(AGENT_LOOPS), "--log.level", "warn"], stderr=open(os.path.join(logs, "agent.log"), "w"))
         await asyncio.sleep(1.5)
         node_before, agent_before = rss_kib(node.pid), rss_kib(agent.pid)
         limit = asyncio.Semaphore(256)

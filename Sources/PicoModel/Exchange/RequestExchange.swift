@@ -294,6 +294,15 @@ public struct RequestExchange: Sendable {
         return self.route(router: &router, mayWait: mayWait, now: now)
     }
 
+    /// The local tunnel the last decision named carries as many streams as it may (yamux's
+    /// `maxStreams`): it stays in routing (it is busy, not gone), and the request gets 503
+    /// `upstream has too many open streams`; nothing was sent.
+    public mutating func tunnelFull(_ id: TunnelID, router: inout LoopRouter) -> ExchangeAction {
+        guard case .sent(.tunnel(id), _) = self.state else { return .none }
+        router.finishStream(on: id)
+        return self.finish(answering: 503, "upstream has too many open streams")
+    }
+
     /// Routing changed while the request waits for a holder: routes again if one appeared. While
     /// it waits on a forward that went silent (`.watchRouting`): goes to another holder that
     /// appeared, or sends itself again, on a fresh connection, to the silent node once it is found

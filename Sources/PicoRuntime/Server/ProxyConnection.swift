@@ -262,6 +262,11 @@ final class ProxyConnection: ConnectionDelegate {
             if case .handshake(let handshake) = exchange.machine.tcpRoute, let transport = tunnel.transport {
                 route = TCPRouteUpstream(transport: transport, handshake: handshake, exchange: exchange, idleTimeout: shard.settings.tcpIdleTimeout)
             }
+            if let transport = tunnel.transport, !transport.isClosed, !transport.peerSaidGoAway, transport.isFull {
+                // Busy, not closing: it stays in routing, and this request is told so.
+                self.follow(exchange.machine.tunnelFull(id, router: &shard.router), exchange)
+                return
+            }
             guard let transport = tunnel.transport, let stream = transport.openStream(handler: route ?? exchange) else {
                 // The tunnel refused a stream (its session is closing, as in a hand-over): nothing
                 // was sent, so the request routes again without it (another tunnel, another

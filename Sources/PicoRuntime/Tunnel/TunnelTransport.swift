@@ -92,6 +92,9 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
     /// True once the peer said go-away (no new streams may be opened).
     public var peerSaidGoAway: Bool { self.session.remoteGoAway }
 
+    /// True while the tunnel carries as many streams as it may (`YamuxSession.Settings.maxStreams`).
+    public var isFull: Bool { self.session.streamCount >= self.session.settings.maxStreams }
+
     /// Opens a stream served by `handler`; nil when the peer said go-away or the tunnel is closed.
     public func openStream(handler: TunnelStreamHandler) -> UInt32? {
         guard !self.closed, let id = self.session.openStream() else { return nil }

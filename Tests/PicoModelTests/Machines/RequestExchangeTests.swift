@@ -172,6 +172,17 @@ struct RequestExchangeTests {
                 "the rest of the body must not be read as a new request")
     }
 
+    @Test func test_aFullTunnel_is503_andStaysInRouting() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
+        var full = Self.exchange(router: router)
+        #expect(full.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)))
+        #expect(full.tunnelFull(TunnelID(1), router: &router) == .answer(status: 503, message: "upstream has too many open streams", close: false))
+        var next = Self.exchange(router: router)
+        #expect(next.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(1), deadline: Self.now + .seconds(30)),
+                "the busy tunnel still serves the next request")
+    }
+
     @Test func test_upgrades_areNotTimed() {
         var router = LoopRouter(loop: 0, seed: 1)
         router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
