@@ -24,6 +24,22 @@ public enum WebSocketFrameEncoder {
         self.writeFrame(opcode, payload: payload, fin: fin, maskingKey: maskingKey, into: &output)
     }
 
+    /// Appends the header of an unmasked (server) frame whose `length`-byte payload the caller
+    /// writes after it, so a large payload is not copied into the frame.
+    public static func writeUnmaskedHeader(_ opcode: WebSocketOpcode, length: Int, fin: Bool = true, into output: inout [UInt8]) {
+        precondition(length >= 0, "a payload length is not negative")
+        output.append((fin ? 0x80 : 0) | opcode.rawValue)
+        if length < 126 {
+            output.append(UInt8(length))
+        } else if length <= 0xFFFF {
+            output.append(126)
+            output.append(contentsOf: [UInt8(length >> 8), UInt8(truncatingIfNeeded: length)])
+        } else {
+            output.append(127)
+            for shift in stride(from: 56, through: 0, by: -8) { output.append(UInt8(truncatingIfNeeded: UInt64(length) >> UInt64(shift))) }
+        }
+    }
+
     static func writeFrame(
         _ opcode: WebSocketOpcode,
         payload: some Collection<UInt8>,

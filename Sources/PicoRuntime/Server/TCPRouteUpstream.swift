@@ -141,16 +141,18 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
         // Bytes before the acknowledgement: the agent accepted (a peer may skip the ACK flag).
         if self.phase == .awaitingAcceptance { self.streamAccepted() }
         if self.phase == .bridging { self.lastActivity = self.transport.connection.loop.now }
-        guard self.phase == .bridging, let exchange = self.exchange, let frame = self.bridge.streamReceived(bytes) else {
+        guard self.phase == .bridging, let exchange = self.exchange, self.bridge.streamReceived(bytes) != nil else {
             self.transport.consumed(bytes.count, on: self.stream)
             return
         }
-        var framed: [UInt8] = []
-        framed.reserveCapacity(bytes.count + 10)
-        WebSocketStreamBridge.encode(frame, maskingKey: nil, into: &framed)
-        self.framedOutstanding += framed.count
+        // The frame's header, then the bytes as they are (not copied into a frame first).
+        var header: [UInt8] = []
+        header.reserveCapacity(10)
+        WebSocketFrameEncoder.writeUnmaskedHeader(.binary, length: bytes.count, into: &header)
+        self.framedOutstanding += header.count + bytes.count
         self.streamOutstanding += bytes.count
-        exchange.streamReceived(framed[...])
+        exchange.streamReceived(header[...])
+        exchange.streamReceived(bytes)
     }
 
     func streamInputFinished() {

@@ -137,6 +137,17 @@ struct WebSocketStreamBridgeTests {
         #expect(huge.bufferedByteCount == 0)
     }
 
+    @Test func test_aHeaderWrittenApart_isTheFramesOwn_atEveryLengthForm() {
+        for length in [0, 1, 125, 126, 65_535, 65_536, 200_000] {
+            let payload = [UInt8](repeating: 9, count: length)
+            var whole: [UInt8] = []
+            WebSocketFrameEncoder.write(.binary, payload: payload, into: &whole)
+            var apart: [UInt8] = []
+            WebSocketFrameEncoder.writeUnmaskedHeader(.binary, length: length, into: &apart)
+            #expect(apart + payload == whole, "\(length) bytes")
+        }
+    }
+
     @Test func test_theClientRole_masksWhatItWrites_andReadsTheServersUnmaskedFrames() {
         var client = WebSocketStreamBridge(role: .client, halfClose: true)
         var server = WebSocketStreamBridge(role: .server, halfClose: true)
