@@ -24,6 +24,7 @@ enum WebSocketHarness {
                 guard let event else { break }
                 switch event {
                 case .data(let bytes): require(!bytes.isEmpty, "an empty data event")
+                case .emptyMessage: break
                 case .ping(let bytes), .pong(let bytes): require(bytes.count <= 125, "control payload of \(bytes.count) bytes")
                 case .close(let code, let reason):
                     require(reason.utf8.count <= 123, "close reason of \(reason.utf8.count) bytes")
@@ -35,6 +36,42 @@ enum WebSocketHarness {
             }
             require(decoder.bufferedByteCount <= fed, "buffered \(decoder.bufferedByteCount) of \(fed) bytes")
         }
+        Self.bridge(bytes)
+        // The same bytes as the start of a TCP stream that must carry a PROXY protocol header.
+        var whole = bytes
+        let start = Array(whole.rest())
+        if case .header(let length) = ProxyProtocolV2.read(start) {
+            require(length >= 16 && length <= ProxyProtocolV2.maxHeaderBytes && length <= start.count, "a header of \(length) bytes in \(start.count)")
+        }
+    }
+
+    /// The TCP route's bridge over the same pieces: nothing is delivered or written after its
+    /// close, which comes once, last.
+    static func bridge(_ bytes: FuzzBytes) {
+        var input = bytes
+        let control = input.byte()
+        var bridge = WebSocketStreamBridge(role: control & 0x80 != 0 ? .client : .server, halfClose: control & 0x40 != 0)
+        var closed = false
+        for (index, piece) in pieces(of: input.rest(), seed: control).enumerated() {
+            var outputs = piece.withUnsafeBytes { bridge.received($0) }
+            // Now and then the stream's side acts between the peer's pieces.
+            switch (Int(control) + index) % 7 {
+            case 0: outputs += bridge.streamEnded()
+            case 1: outputs += bridge.idleTimedOut()
+            case 2: outputs += bridge.streamFailed(reason: "reset")
+            default: break
+            }
+            for output in outputs {
+                require(!closed, "\(output) after the bridge closed")
+                if output == .close { closed = true }
+            }
+            require(bridge.bufferedByteCount <= piece.count + 14, "\(bridge.bufferedByteCount) bytes held after a piece of \(piece.count)")
+        }
+        for output in bridge.peerConnectionEnded() {
+            require(!closed, "\(output) after the bridge closed")
+            if output == .close { closed = true }
+        }
+        require(closed, "the bridge did not close when the peer's connection ended")
     }
 
     static func seeds() -> [(name: String, bytes: [UInt8])] {
@@ -72,6 +109,9 @@ enum YamuxHarness {
         var settings = YamuxSession.Settings()
         settings.maxStreams = 1 + Int((control >> 1) & 7)
         settings.maxFrameSize = 1_024
+        // Few places for unacknowledged opens, so opens wait; sometimes acknowledgements wait too.
+        settings.maxUnacknowledgedOpens = 1 + Int((control >> 4) & 3)
+        settings.acknowledgesStreamsOnOpen = control & 0x40 == 0
         var session = YamuxSession(role: control & 1 == 0 ? .client : .server, settings: settings)
         var written = YamuxFrameDecoder(maxDataFrame: settings.maxFrameSize)
         var opened: [UInt32] = []
@@ -90,7 +130,7 @@ enum YamuxHarness {
             case 3:
                 _ = session.send([UInt8](repeating: 0x61, count: Int(input.byte()) * 40), on: stream, finishing: input.byte() & 1 == 1)
             case 4:
-                session.finish(stream)
+                if op & 0x80 != 0 { session.acknowledge(stream) } else { session.finish(stream) }
             case 5:
                 session.reset(stream)
             case 6:

@@ -147,9 +147,13 @@ class ProxyTests(unittest.TestCase):
         self.assertEqual((status, body), (200, b"hello from backend"))
         status, body, _ = request(self.node, "GET", "/", headers={"x-piko-endpoint": "ws"})
         self.assertEqual((status, json.loads(body)), (400, {"error": "x-pico-endpoint and x-piko-endpoint name different endpoints"}))
-        for path in ("/_piko/v1/tcp/app", "/_pico/anything"):
+        for path in ("/_piko/v1/other", "/_pico/anything"):
             status, body, _ = request(self.node, "GET", path)
             self.assertEqual((status, json.loads(body)), (404, {"error": "not found"}), path)
+        # The TCP route is reserved too, and answers a plain GET with what it needs.
+        status, body, _ = request(self.node, "GET", "/_piko/v1/tcp/app")
+        self.assertEqual(status, 426)
+        self.assertTrue(json.loads(body)["error"].startswith("the TCP route needs a WebSocket handshake"))
         # An agent's handshake on Piko's upstream path is taken like one on Pico's.
         tokens = {"x-pico-authorization": "Bearer a", "x-piko-authorization": "Bearer b"}
         for path, extra, expected in (("/piko/v1/upstream/piko-named", {}, 101), ("/pico/v1/upstream/pico-named", {}, 101),
