@@ -92,6 +92,16 @@ struct ScenarioTests {
         #expect(Self.error(checked + "  expect: {fail: invariants-hold, bug: x, limitation: y}\n").contains("needs exactly one of bug (an open bug) or limitation"))
         #expect(Self.error(checked + "  expect: {fail: invariants-hold}\n").contains("needs exactly one of bug"))
         #expect(Self.error(Self.minimal + "  timeline:\n    - at: 1s\n      partition: {shape: square}\n").contains("spec.timeline[0].partition.shape: must be halves"))
+        // Pods are checked against the replicas when the action happens, not where it is listed
+        // (a fuzzed file listed a scale before a pause that happens earlier; written back in time
+        // order, it no longer decoded).
+        let scaledLater = Self.minimal + "  timeline:\n    - {at: 8s, scale: {replicas: 4}}\n    - {at: 7s, pause: {pods: [3]}, for: 1s}\n"
+        #expect(Self.error(scaledLater) == "bad.yaml:9:31: spec.timeline[1].pause.pods[0]: must be a pod ordinal from 0 to 2")
+        let scaledFirst = Self.minimal + "  timeline:\n    - {at: 8s, pause: {pods: [3]}, for: 1s}\n    - {at: 7s, scale: {replicas: 4}}\n"
+        #expect(Self.error(scaledFirst) == "no error")
+        if let scenario = try? ScenarioDecoder.decode(scaledFirst, file: "ok.yaml") {
+            #expect((try? ScenarioDecoder.decode(ScenarioWriter.write(scenario), file: "written.yaml")) != nil, "written back, it decodes")
+        }
     }
 
     @Test func test_crashOfAPodARolloutIsReplacing_isNotRestartedByRecover() throws {

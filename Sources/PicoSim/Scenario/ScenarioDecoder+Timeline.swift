@@ -11,7 +11,20 @@ extension ScenarioDecoder {
         var events: [Scenario.Event] = []
         var ids: Set<Int> = []
         var replicas = pods
-        for (index, item) in (try spec.sequence("timeline") ?? []).enumerated() {
+        let items = try spec.sequence("timeline") ?? []
+        // The actions are checked in the order they happen (by `at`, then as listed), as the
+        // simulator runs them: a pod ordinal is valid against the replicas at that time, not
+        // against a scale listed earlier that happens later.
+        var times: [(index: Int, at: Duration)] = []
+        for (index, item) in items.enumerated() {
+            var fields = try YAMLFields(item, path: "\(spec.keyPath("timeline"))[\(index)]", file: spec.file)
+            guard let at = try fields.duration("at", in: .zero...self.longestDuration) else {
+                throw fields.error("at", "is required: when the action happens, such as 30s from the start")
+            }
+            times.append((index, at))
+        }
+        for (index, _) in times.sorted(by: { ($0.at, $0.index) < ($1.at, $1.index) }) {
+            let item = items[index]
             var fields = try YAMLFields(item, path: "\(spec.keyPath("timeline"))[\(index)]", file: spec.file)
             guard let at = try fields.duration("at", in: .zero...self.longestDuration) else {
                 throw fields.error("at", "is required: when the action happens, such as 30s from the start")
@@ -37,7 +50,7 @@ extension ScenarioDecoder {
             try fields.finish()
             events.append(Scenario.Event(id: id, at: at, action: action, duration: undo, line: item.line))
         }
-        return events.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
+        return events
     }
 
     static func decodeAction(_ key: String, _ fields: inout YAMLFields, replicas: inout Int) throws(YAMLError) -> Scenario.Action {
