@@ -294,6 +294,19 @@ public struct RequestExchange: Sendable {
         return self.route(router: &router, mayWait: mayWait, now: now)
     }
 
+    /// The stream the last decision opened never reached the agent (its tunnel said go-away
+    /// while the stream waited for a place to open): a request with nothing after its head, or
+    /// the TCP route (which sends the agent nothing before its 101), routes again without the
+    /// tunnel, as in `tunnelUnavailable`; any other request lost what it sent, and fails as a
+    /// failed tunnel stream does (502).
+    public mutating func streamRefused(router: inout LoopRouter, mayWait: Bool, now: Instant) -> ExchangeAction {
+        guard case .sent(.tunnel(let id), _) = self.state else { return .none }
+        guard self.framing == .none, !self.isTunnelled else {
+            return self.upstreamFailed(progress: .answered, router: &router, mayWait: mayWait, now: now).0
+        }
+        return self.tunnelUnavailable(id, router: &router, mayWait: mayWait, now: now)
+    }
+
     /// The local tunnel the last decision named carries as many streams as it may (yamux's
     /// `maxStreams`): it stays in routing (it is busy, not gone), and the request gets 503
     /// `upstream has too many open streams`; nothing was sent.

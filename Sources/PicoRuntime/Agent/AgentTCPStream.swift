@@ -14,19 +14,15 @@ final class AgentTCPStream: TunnelStreamHandler, ConnectionDelegate {
     /// Stream bytes written to the service while its socket was full: credited once it drains.
     private var owed = 0
     private var timer: LoopTimer?
-    /// With `expectsProxyHeader`: the stream's first bytes until they hold a whole PROXY
-    /// protocol v2 header (at most `ProxyProtocolV2.maxHeaderBytes`), then what goes to the
-    /// service first; nil once passed on (or when no header is expected).
-    private var preamble: [UInt8]?
-    /// The header was read whole and checked.
-    private var preambleChecked: Bool
+    /// With `expectsProxyHeader`: the check of the stream's PROXY protocol header (nil: none
+    /// expected).
+    private var headerCheck: ProxyHeaderCheck?
 
     /// Told once when the connection ends (for the agent's in-flight count).
     var onFinish: (() -> Void)?
 
     init(transport: TunnelTransport, streamID: UInt32, address: Address, timeout: Duration, expectsProxyHeader: Bool, log: Logger) {
-        self.preamble = expectsProxyHeader ? [] : nil
-        self.preambleChecked = !expectsProxyHeader
+        self.headerCheck = expectsProxyHeader ? ProxyHeaderCheck() : nil
         self.transport = transport
         self.streamID = streamID
         self.address = address
@@ -42,8 +38,15 @@ final class AgentTCPStream: TunnelStreamHandler, ConnectionDelegate {
     // MARK: From the tunnel
 
     func streamReceived(_ bytes: ArraySlice<UInt8>) {
-        if !self.preambleChecked {
-            self.readPreamble(bytes)
+        if var check = self.headerCheck, !check.isPassed {
+            // The header's bytes are few (bounded): their window goes back at once.
+            self.transport.consumed(bytes.count, on: self.streamID)
+            guard !self.machine.isFinished else { return }
+            var accepted = false
+            if case .piping = self.machine.state { accepted = true }
+            let verdict = check.received(bytes, serviceAccepted: accepted)
+            self.headerCheck = check
+            self.follow(verdict)
             return
         }
         guard let service = self.service, case .piping = self.machine.state else {
@@ -111,7 +114,11 @@ final class AgentTCPStream: TunnelStreamHandler, ConnectionDelegate {
         case .acknowledgeAndPipe:
             self.cancelTimer()
             self.transport.acknowledge(self.streamID)
-            self.passPreambleOn()
+            if var check = self.headerCheck {
+                let verdict = check.serviceAccepted()
+                self.headerCheck = check
+                self.follow(verdict)
+            }
         case .shutdownServiceWrite:
             self.service?.shutdownWriteWhenFlushed()
         case .finishStream:
@@ -136,44 +143,18 @@ final class AgentTCPStream: TunnelStreamHandler, ConnectionDelegate {
         }
     }
 
-    /// The node starts the stream with the client's address (PROXY protocol v2, asked for in the
-    /// tunnel handshake): it is checked whole before anything reaches the service, which must
-    /// never read a connection without it. Bytes up to the header's end are held (bounded).
-    private func readPreamble(_ bytes: ArraySlice<UInt8>) {
-        self.transport.consumed(bytes.count, on: self.streamID)
-        guard !self.machine.isFinished else { return }
-        var held = self.preamble ?? []
-        held += bytes
-        switch ProxyProtocolV2.read(held) {
-        case .needMore:
-            self.preamble = held
-        case .header(let length):
-            // The client's bytes follow the header only once the service accepted (the node
-            // sends them after its 101, which waits for the acknowledgement).
-            let piping: Bool
-            if case .piping = self.machine.state { piping = true } else { piping = false }
-            guard held.count == length || piping else {
-                self.refusePreamble("bytes after the PROXY protocol header before the service accepted")
-                return
-            }
-            self.preamble = held
-            self.preambleChecked = true
-            if piping { self.passPreambleOn() }
-        case .invalid(let reason):
-            self.refusePreamble(reason)
+    /// Carries out the header check's verdict (`ProxyHeaderCheck`).
+    private func follow(_ verdict: ProxyHeaderCheck.Verdict) {
+        switch verdict {
+        case .wait:
+            break
+        case .pass(let header):
+            self.service?.write(header)
+        case .refuse(let reason):
+            self.log.warn("the node did not start the stream with the client's address (PROXY protocol v2)",
+                          [("addr", .string("\(self.address)")), ("error", .string(reason))])
+            self.carryOut(self.machine.serviceFailed("no PROXY protocol header: \(reason)"))
         }
-    }
-
-    private func passPreambleOn() {
-        guard self.preambleChecked, let preamble = self.preamble, let service = self.service else { return }
-        self.preamble = nil
-        service.write(preamble)
-    }
-
-    private func refusePreamble(_ reason: String) {
-        self.log.warn("the node did not start the stream with the client's address (PROXY protocol v2)", [("addr", .string("\(self.address)")), ("error", .string(reason))])
-        self.preamble = nil
-        self.carryOut(self.machine.serviceFailed("no PROXY protocol header: \(reason)"))
     }
 
     private func dial(deadline: Instant?) {

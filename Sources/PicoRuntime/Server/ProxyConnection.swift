@@ -516,22 +516,14 @@ final class ProxyConnection: ConnectionDelegate {
     }
 
     /// The exchange's stream never reached the agent (its tunnel said go-away while the stream
-    /// waited to open): a request whose head is all of it (or the TCP route, which sends the agent
-    /// nothing before its 101) routes again, as when the tunnel refuses a stream at once;
-    /// anything else failed.
+    /// waited to open): the machine routes it again or fails it (`RequestExchange.streamRefused`).
     func streamRefused(for exchange: ProxyExchange) {
-        var nothingElseSent = exchange.flow.headIsWholeRequest
-        if case .handshake = exchange.machine.tcpRoute { nothingElseSent = true }
-        guard nothingElseSent, let id = exchange.machine.tunnel else {
-            self.streamFailed(for: exchange)
-            return
-        }
         exchange.upstream = nil
         if let counted = exchange.countedTunnel {
             exchange.countedTunnel = nil
             self.shard.streamFinished(on: counted)
         }
-        self.follow(exchange.machine.tunnelUnavailable(id, router: &self.shard.router, mayWait: self.shard.mayWait, now: self.shard.loop.now), exchange)
+        self.follow(exchange.machine.streamRefused(router: &self.shard.router, mayWait: self.shard.mayWait, now: self.shard.loop.now), exchange)
     }
 
     func streamWritable(for exchange: ProxyExchange) {

@@ -172,6 +172,24 @@ struct RequestExchangeTests {
                 "the rest of the body must not be read as a new request")
     }
 
+    @Test func test_aStreamThatNeverReachedTheAgent_routesAgain_onlyWhenNothingButItsHeadWasSent() {
+        var router = LoopRouter(loop: 0, seed: 1)
+        router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))
+        router.apply(.remoteHolders(endpoint: "svc", [Self.near]))
+        var get = Self.exchange(router: router)
+        _ = get.start(router: &router, mayWait: true, now: Self.now)
+        guard case .forward(let uid, _, _, _) = get.streamRefused(router: &router, mayWait: true, now: Self.now) else {
+            Issue.record("a bodyless request was not routed again")
+            return
+        }
+        #expect(uid == Self.near.uid)
+        router.apply(.tunnelAdded(TunnelID(2), endpoint: "svc", loop: 0, draining: false))
+        var post = Self.exchange(Self.head(method: "POST"), router: router, framing: .length(5))
+        #expect(post.start(router: &router, mayWait: true, now: Self.now) == .openStream(TunnelID(2), deadline: Self.now + .seconds(30)))
+        #expect(post.streamRefused(router: &router, mayWait: true, now: Self.now) == .answer(status: 502, message: "upstream unreachable", close: true),
+                "its body was sent on the stream and is gone")
+    }
+
     @Test func test_aFullTunnel_is503_andStaysInRouting() {
         var router = LoopRouter(loop: 0, seed: 1)
         router.apply(.tunnelAdded(TunnelID(1), endpoint: "svc", loop: 0, draining: false))

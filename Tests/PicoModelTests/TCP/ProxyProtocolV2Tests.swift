@@ -42,6 +42,23 @@ struct ProxyProtocolV2Tests {
         #expect(ProxyProtocolV2.read(huge) == .invalid("PROXY protocol address length 65535 (bytes 14-15)"), "never waits for 64 KiB")
     }
 
+    @Test func test_theAgentsCheck_holdsTheHeaderUntilTheServiceAccepted_andRefusesAStreamWithoutOne() {
+        let header = ProxyProtocolV2.header(source: Address(host: "192.0.2.7", port: 1), destination: Address(host: "10.0.0.1", port: 2))
+        var early = ProxyHeaderCheck()
+        #expect(early.received(header.prefix(5), serviceAccepted: false) == .wait)
+        #expect(early.received(header.dropFirst(5), serviceAccepted: false) == .wait, "whole, but the service has not accepted")
+        #expect(early.serviceAccepted() == .pass(header))
+        #expect(early.isPassed && early.received([1], serviceAccepted: true) == .wait, "after it, bytes are not checked")
+        var late = ProxyHeaderCheck()
+        #expect(late.serviceAccepted() == .wait)
+        #expect(late.received(header + [7, 8], serviceAccepted: true) == .pass(header + [7, 8]), "the client's bytes follow once accepted")
+        var hasty = ProxyHeaderCheck()
+        #expect(hasty.received(header + [7], serviceAccepted: false) == .refuse("bytes after the PROXY protocol header before the service accepted"))
+        var none = ProxyHeaderCheck()
+        #expect(none.received(Array("SSH-2.0-".utf8), serviceAccepted: true) == .refuse("no PROXY protocol v2 signature (byte 0)"))
+        #expect(none.serviceAccepted() == .wait && none.received(header, serviceAccepted: true) == .wait, "refused for good")
+    }
+
     @Test func test_ipAddressText_parsesOnlyWhatTheRFCsAllow() {
         #expect(IPAddressBytes.parse("127.0.0.1") == [127, 0, 0, 1])
         #expect(IPAddressBytes.parse("::") == [UInt8](repeating: 0, count: 16))
