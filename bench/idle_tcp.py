@@ -10,27 +10,17 @@ only when a connection is refused or the fresh one is not served, never on memor
 import asyncio
 import base64
 import os
-import re
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from idle_tunnels import free_port, rss_kib  # noqa: E402  (bench/idle_tunnels.py)
+
 
 AGENT_LOOPS = int(os.environ.get("PICO_BENCH_AGENT_LOOPS", "4"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
 
 
 def handshake(port):

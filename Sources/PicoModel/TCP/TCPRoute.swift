@@ -69,7 +69,6 @@ public enum TCPRoute {
     /// The endpoint `path` names under the route's prefixes, nil when it is not under them or
     /// names no valid endpoint (the request is then refused by `read`).
     public static func endpoint(ofPath path: Substring) -> String? {
-        guard path.hasPrefix(Self.prefixes[0]) || path.hasPrefix(Self.prefixes[1]) else { return nil }
         if case .endpoint(let endpoint) = UpstreamPath.read(String(path), prefixes: Self.prefixes) { return endpoint }
         return nil
     }

@@ -108,8 +108,14 @@ public struct WebSocketStreamBridge: Sendable {
     /// The stream delivered `bytes`: the frame to write, nil when the WebSocket no longer
     /// carries them (the close handshake began).
     public func streamReceived(_ bytes: ArraySlice<UInt8>) -> Frame? {
-        guard case .open(_, .open) = self.state, !bytes.isEmpty else { return nil }
+        guard self.carriesStreamBytes, !bytes.isEmpty else { return nil }
         return .data(bytes)
+    }
+
+    /// True while the WebSocket carries the stream's bytes (its direction has not ended and the
+    /// close handshake has not begun): a shell that frames them itself asks this first.
+    public var carriesStreamBytes: Bool {
+        if case .open(_, .open) = self.state { true } else { false }
     }
 
     /// The stream's direction ended (its sender finished).

@@ -86,8 +86,7 @@ public enum AgentOptions {
             case "--event-loops":
                 settings.eventLoops = try Self.loopCount(value, flag)
             case "--log.level":
-                guard let level = LogLevel(rawValue: value) else { throw ConfigError("\(flag): unsupported level: \(value)") }
-                settings.logLevel = level
+                settings.logLevel = try AgentOptions.logLevel(value, flag)
             default:
                 throw ConfigError("unknown flag \(flag)")
             }
@@ -174,16 +173,28 @@ public enum AgentOptions {
                                                                  proxyProtocol: proxyProtocol))
             }
         }
-        if var log = try root.mapping("log") {
-            if let level = try log.string("level") {
-                guard let value = LogLevel(rawValue: level) else { throw log.error("level", "unsupported level: \(level)", at: log.node["level"]) }
-                settings.logLevel = value
-            }
-            try log.finish()
-        }
+        if let level = try AgentOptions.readLogLevel(&root) { settings.logLevel = level }
         if let grace = try Self.positive(&root, "grace_period") { settings.gracePeriod = grace }
         if let loops = try root.int("event_loops", in: 1...64) { settings.eventLoops = loops }
         try root.finish()
+    }
+
+    /// `--log.level`'s value (the agent's and the forward's).
+    static func logLevel(_ value: String, _ flag: String) throws(ConfigError) -> LogLevel {
+        guard let level = LogLevel(rawValue: value) else { throw ConfigError("\(flag): unsupported level: \(value)") }
+        return level
+    }
+
+    /// The `log` mapping's `level` (the agent's and the forward's file), nil when not set.
+    static func readLogLevel(_ root: inout YAMLFields) throws(YAMLError) -> LogLevel? {
+        guard var log = try root.mapping("log") else { return nil }
+        var value: LogLevel?
+        if let level = try log.string("level") {
+            guard let parsed = LogLevel(rawValue: level) else { throw log.error("level", "unsupported level: \(level)", at: log.node["level"]) }
+            value = parsed
+        }
+        try log.finish()
+        return value
     }
 
     /// The service address of a listener: a TCP service takes a port or host:port, not a URL.

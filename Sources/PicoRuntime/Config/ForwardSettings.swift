@@ -82,8 +82,7 @@ public enum ForwardOptions {
             if try NodeConnectionOptions.apply(flag, value, to: &settings.connection) { continue }
             switch flag {
             case "--log.level":
-                guard let level = LogLevel(rawValue: value) else { throw ConfigError("\(flag): unsupported level: \(value)") }
-                settings.logLevel = level
+                settings.logLevel = try AgentOptions.logLevel(value, flag)
             default:
                 throw ConfigError("unknown flag \(flag)")
             }
@@ -122,13 +121,7 @@ public enum ForwardOptions {
                 settings.ports.append(ForwardSettings.Port(listen: listen, endpoint: endpoint))
             }
         }
-        if var log = try root.mapping("log") {
-            if let level = try log.string("level") {
-                guard let value = LogLevel(rawValue: level) else { throw log.error("level", "unsupported level: \(level)", at: log.node["level"]) }
-                settings.logLevel = value
-            }
-            try log.finish()
-        }
+        if let level = try AgentOptions.readLogLevel(&root) { settings.logLevel = level }
         try root.finish()
     }
 }

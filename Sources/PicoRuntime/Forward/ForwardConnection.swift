@@ -74,8 +74,12 @@ final class ForwardConnection: ConnectionDelegate {
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
         guard self.phase == .bridging, let node = self.node else { return }
         if connection === self.local {
-            guard let frame = self.bridge.streamReceived(ArraySlice(bytes)) else { return }
-            self.write(frame, to: node)
+            guard self.bridge.carriesStreamBytes, bytes.count > 0 else { return }
+            // Masked straight from the read buffer into one frame.
+            var frame: [UInt8] = []
+            frame.reserveCapacity(bytes.count + 14)
+            WebSocketFrameEncoder.write(.binary, payload: bytes, maskingKey: self.maskingKeys.next(), into: &frame)
+            node.write(frame)
             if !node.isWritable { self.local.pauseReading() }
         } else {
             self.carryOut(self.bridge.received(bytes))
@@ -146,7 +150,6 @@ final class ForwardConnection: ConnectionDelegate {
 
     private func write(_ frame: WebSocketStreamBridge.Frame, to node: Connection) {
         var bytes: [UInt8] = []
-        if case .data(let payload) = frame { bytes.reserveCapacity(payload.count + 14) }
         WebSocketStreamBridge.encode(frame, maskingKey: self.maskingKeys.next(), into: &bytes)
         node.write(bytes)
     }

@@ -141,7 +141,7 @@ final class TCPRouteUpstream: ExchangeUpstream, TunnelStreamHandler {
         // Bytes before the acknowledgement: the agent accepted (a peer may skip the ACK flag).
         if self.phase == .awaitingAcceptance { self.streamAccepted() }
         if self.phase == .bridging { self.lastActivity = self.transport.connection.loop.now }
-        guard self.phase == .bridging, let exchange = self.exchange, self.bridge.streamReceived(bytes) != nil else {
+        guard self.phase == .bridging, let exchange = self.exchange, self.bridge.carriesStreamBytes, !bytes.isEmpty else {
             self.transport.consumed(bytes.count, on: self.stream)
             return
         }
