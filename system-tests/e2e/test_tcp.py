@@ -485,6 +485,35 @@ class TCPClusterTests(unittest.TestCase):
             holder.stop()
             service.close()
 
+    def test_aDrainingEntryNode_keepsRelayingAnOpenConnection_andLeavesWhenItCloses(self):
+        # Without a tunnel, the entry node would leave once its drain minimum (5 s) passed and
+        # cut the relayed connection with its exit; it waits for the connection instead (until
+        # its drain deadline, grace period minus the leave timeout: 35 s here).
+        holder = Node("--grace-period", "40s")
+        entry = Node("--grace-period", "40s", "--cluster.join", f"127.0.0.1:{holder.gossip}", "--proxy.upstream-wait", "5s")
+        service = EchoService()
+        agent, _ = start_tcp_agent(holder, "db", service.port)
+        try:
+            wait_until(lambda: len(json.loads(entry.admin_get("/status/cluster/nodes")[1])) == 2, what="two members")
+            with ws_connect(f"ws://127.0.0.1:{entry.proxy}/_pico/v1/tcp/db", subprotocols=["pico-tcp-half-close"], open_timeout=5) as ws:
+                ws.send(b"before")
+                self.assertEqual(ws.recv(timeout=5), b"before")
+                entry.process.terminate()
+                time.sleep(12)
+                self.assertIsNone(entry.process.poll(), "the entry node waits for the relayed connection")
+                ws.send(b"after")
+                self.assertEqual(ws.recv(timeout=5), b"after")
+                ws.send(b"")
+                self.assertEqual(ws.recv(timeout=5), bye(b"beforeafter"))
+            wait_until(lambda: entry.process.poll() is not None, timeout=10, what="the entry node's exit once the connection closed")
+            self.assertEqual(entry.process.returncode, 0)
+        finally:
+            agent.kill()
+            agent.wait()
+            entry.stop()
+            holder.stop()
+            service.close()
+
 
 if __name__ == "__main__":
     print(f"logs in {harness.TMP}")

@@ -42,6 +42,13 @@ public enum ClusterInput: Hashable, Sendable {
     /// in flight on its tunnel until `.streamFinished`, and a forward to a draining node arms the
     /// route repair.
     case routedByLoop(RouteDecision)
+    /// A data loop began relaying a forwarded upgrade (a WebSocket or a TCP route whose member
+    /// answered 101): its bytes pass through this node until `.relayEnded`. A draining node
+    /// leaves only once its relays ended or its drain deadline passed, so a long-lived stream
+    /// entering through it is not cut early.
+    case relayStarted
+    /// A relay `.relayStarted` announced ended. Unmatched ones are ignored.
+    case relayEnded
     /// A forward to member `uid` failed before any answer byte (see `Reachability`).
     case forwardFailed(NodeUID)
     /// Member `uid` answered a forward although the node held evidence against it.

@@ -102,8 +102,8 @@ extension ClusterNode {
     }
 
     /// Releases every idle draining tunnel whose endpoint is served elsewhere (or can never be),
-    /// and starts the leave once no tunnel is left and `drainMinimum` has passed (load balancers
-    /// keep sending requests for a while after the readiness probe fails).
+    /// and starts the leave once no tunnel and no relayed stream is left and `drainMinimum` has
+    /// passed (load balancers keep sending requests for a while after the readiness probe fails).
     mutating func advanceDrain(now: Instant, into directives: inout [ClusterDirective]) {
         guard !self.leaveStarted, let holdUntil = self.drainHoldUntil else { return }
         let nobodyToHandOverTo = !self.membership.hasActivePeer
@@ -127,10 +127,11 @@ extension ClusterNode {
             }
         }
         if let nextCheck { directives.append(.schedule(.handoverCheck, at: nextCheck)) }
-        if self.upstreams.isEmpty, now >= holdUntil { self.startLeave(now: now, into: &directives) }
+        if self.upstreams.isEmpty, self.relays == 0, now >= holdUntil { self.startLeave(now: now, into: &directives) }
     }
 
-    /// The drain deadline passed: close whatever tunnels remain, then leave.
+    /// The drain deadline passed: close whatever tunnels remain, then leave (relayed streams
+    /// end with the process).
     mutating func forceEndDrain(now: Instant, into directives: inout [ClusterDirective]) {
         guard !self.leaveStarted else { return }
         for tunnel in self.upstreams.allTunnels {

@@ -39,6 +39,9 @@ public struct ClusterNode: Sendable {
     /// When each draining tunnel's endpoint was first seen served by an active node elsewhere.
     var handoverSeen: [TunnelID: Instant] = [:]
     var leaveStarted = false
+    /// Forwarded upgrades this node relays to their holder (`.relayStarted`); the drain waits
+    /// for them as for its tunnels' streams (read-only view).
+    public internal(set) var relays = 0
     /// An endpoint lost its last holder through a remote change; a repair sync is due.
     var routeRepairPending = false
     var nextRouteRepairAt = Instant(nanoseconds: .min)
@@ -131,6 +134,10 @@ public struct ClusterNode: Sendable {
             _ = self.upstreams.finishStream(on: id)
         case .routedByLoop(let decision):
             self.recordLoopRoute(decision)
+        case .relayStarted:
+            self.relays += 1
+        case .relayEnded:
+            self.relays = max(self.relays - 1, 0)
         case .forwardFailed(let uid):
             if uid != self.me.uid, self.membership.isLive(uid) { self.reachability.noteForwardFailed(uid, now: now) }
         case .forwardAnswered(let uid):

@@ -598,6 +598,10 @@ final class ProxyConnection: ConnectionDelegate {
             self.clientWatch.stopWatching()
             self.connection.write(HTTP1Encoder.encode(upgraded))
             exchange.upstream?.upgraded()
+            if exchange.machine.peer != nil {
+                exchange.relayCounted = true
+                self.shard.toModel(.relayStarted)
+            }
             self.connection.write(exchange.response.takeUpgradedBytes())
             if self.decoder.state == .upgradePending, let upstream = exchange.upstream {
                 let early = self.decoder.takeUpgradedBytes()
@@ -676,6 +680,10 @@ final class ProxyConnection: ConnectionDelegate {
         if let tunnel = exchange.countedTunnel {
             exchange.countedTunnel = nil
             self.shard.streamFinished(on: tunnel)
+        }
+        if exchange.relayCounted {
+            exchange.relayCounted = false
+            self.shard.toModel(.relayEnded)
         }
         let seconds = Double((self.shard.loop.now - exchange.startedAt).nanosecondsClamped) / 1e9
         self.shard.metrics.update { $0.recordRequest(method: exchange.head.method, status: status, seconds: seconds, requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes) }

@@ -17,6 +17,10 @@ final class ProxyExchange: TunnelStreamHandler {
     /// The tunnel the node counts this request in flight on (reported with `.routedByLoop`;
     /// `.streamFinished` is owed when the exchange ends).
     var countedTunnel: TunnelID?
+    /// The node counts this forwarded upgrade among the streams it relays (reported with
+    /// `.relayStarted` when the peer's 101 reached the client; `.relayEnded` is owed when the
+    /// exchange ends), so a draining node does not cut it before its drain deadline.
+    var relayCounted = false
     var response = HTTP1ResponseDecoder()
     /// The model's flow machine: the body's progress, the answer's framing, an upgrade's two
     /// directions, and how the connection goes on.

@@ -305,6 +305,27 @@ struct ClusterNodeTests {
         #expect(forced.contains { if case .sendDatagram = $0 { return true } else { return false } }, "left is announced")
         #expect(node.lifecycle.phase == .draining)
     }
+
+    @Test func test_drain_waitsForRelayedStreams_untilTheyEnd_orTheDeadline() {
+        // A node without tunnels would leave once the drain minimum passed (5 s); a relayed
+        // stream (a TCP route forwarded to its holder) keeps it until the stream ends.
+        var node = Self.node()
+        _ = node.handle(.relayStarted, now: .zero)
+        _ = node.handle(.relayStarted, now: .zero)
+        _ = node.handle(.shutdownRequested, now: .seconds(1))
+        #expect(node.handle(.timerFired(.drainHoldEnded), now: .seconds(6)).isEmpty, "two relays still run")
+        #expect(node.handle(.relayEnded, now: .seconds(20)).isEmpty, "one relay still runs")
+        #expect(node.handle(.relayEnded, now: .seconds(30)).contains(.exit(.left)))
+
+        // The deadline ends the wait whatever still runs; unmatched ends are ignored.
+        var stuck = Self.node()
+        _ = stuck.handle(.relayEnded, now: .zero)
+        _ = stuck.handle(.relayStarted, now: .zero)
+        _ = stuck.handle(.shutdownRequested, now: .seconds(1))
+        #expect(stuck.handle(.timerFired(.drainHoldEnded), now: .seconds(6)).isEmpty)
+        #expect(stuck.relays == 1)
+        #expect(stuck.handle(.timerFired(.drainDeadline), now: .seconds(56)).contains(.exit(.left)))
+    }
 }
 
 @Suite("ClusterNode hand-over settle")
