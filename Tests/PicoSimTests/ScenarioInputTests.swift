@@ -57,6 +57,20 @@ struct ScenarioInputTests {
         #expect(again.timeline.map(\.action) == scenario.timeline.map(\.action))
     }
 
+    @Test func test_tcpClients_areRead_checked_andWrittenBack() throws {
+        let text = Self.replacing("clients: [{rate: 200, endpoints: [alpha]}]", with: "clients: [{rate: 2, endpoints: [alpha], tcp: {minLifetime: 1s, maxLifetime: 90s}}]")
+        let scenario = try ScenarioDecoder.decode(text, file: "t.yaml")
+        #expect(scenario.clients.first?.streams == StreamLifetimes(shortest: .seconds(1), longest: .seconds(90)))
+        let again = try ScenarioDecoder.decode(ScenarioWriter.write(scenario), file: "again.yaml")
+        #expect(again.clients == scenario.clients)
+        #expect(Self.error(Self.replacing("clients: [{rate: 200, endpoints: [alpha]}]", with: "clients: [{rate: 2, endpoints: [alpha], tcp: {minLifetime: 9s, maxLifetime: 2s}}]"))
+            == "bad.yaml:9:81: spec.topology.clients[0].tcp.maxLifetime: must be at least minLifetime (9s), got 2s")
+        #expect(Self.error(Self.replacing("clients: [{rate: 200, endpoints: [alpha]}]", with: "clients: [{rate: 2, endpoints: [alpha], tcp: {maxLifetime: 2s}}]"))
+            .hasSuffix("spec.topology.clients[0].tcp.minLifetime: is required: how long the shortest connection stays open once its 101 arrived"))
+        #expect(Self.error(Self.replacing("clients: [{rate: 200, endpoints: [alpha]}]", with: "clients: [{rate: 2, endpoints: [alpha], tcp: {minLifetime: 1s, life: 2s}}]"))
+            .contains("spec.topology.clients[0].tcp.life"))
+    }
+
     @Test func test_hugeAndTinyNumbers_areRefusedWithABound_neverTrap() {
         // 1/rate seconds between requests must fit in Int64 nanoseconds: 1e-300 trapped on main.
         #expect(Self.error(Self.replacing("rate: 200", with: "rate: 1e-300")).contains("rate: must be from 0.001 to 100000 requests per second, got 1e-300"))

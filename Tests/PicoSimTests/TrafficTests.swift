@@ -49,6 +49,50 @@ struct TrafficTests {
         #expect(world.violations.isEmpty)
     }
 
+    @Test func test_tcpConnections_liveTheirLifetime_andADrainingEntryPodRelaysThemToTheEnd() {
+        // Three pods, one agent per endpoint: two pods of three relay each connection to the
+        // holder of its endpoint's only tunnel.
+        var world = Self.startedWorld(pods: 3)
+        world.addClient(ClientSpec(name: "db", endpoints: ["alpha"], rate: 5, streams: StreamLifetimes(shortest: .seconds(20), longest: .seconds(20))))
+        world.run(until: world.now + .seconds(2))
+        let holder = world.traffic.tunnels(of: 0)[0].pod
+        let entry = (0..<3).first { $0 != holder }!
+        let relayed = world.traffic.history.filter { $0.path == [entry, holder] && $0.stream?.openedAt != nil }.map(\.id)
+        #expect(!relayed.isEmpty)
+        #expect(world.pods[entry].node?.relays == relayed.count)
+        // SIGTERM the entry pod: it keeps relaying until the last connection ends, then leaves.
+        world.terminate(entry)
+        world.run(until: world.now + .seconds(15))
+        #expect(world.pods[entry].state == .running, "connections through it are still open")
+        world.run(until: world.now + .seconds(10))
+        #expect(world.pods[entry].state == .exited(.left))
+        for id in relayed {
+            #expect(world.traffic.history[Int(id - 1)].outcome == .ok, "connection \(id) lived its lifetime")
+        }
+        let streams = world.traffic.history.filter { $0.stream?.openedAt != nil && $0.outcome != nil }
+        #expect(streams.count > 25 && streams.allSatisfy { $0.outcome == .ok && $0.stream?.cut == nil })
+        #expect(world.violations.isEmpty)
+    }
+
+    @Test func test_tcpConnections_longerThanTheGracePeriod_areCutAtTheDrainDeadline_notBefore() {
+        var world = Self.startedWorld(pods: 3)
+        world.addClient(ClientSpec(name: "db", endpoints: ["alpha"], rate: 2, streams: StreamLifetimes(shortest: .seconds(600), longest: .seconds(600))))
+        world.run(until: world.now + .seconds(2))
+        let holder = world.traffic.tunnels(of: 0)[0].pod
+        let started = world.now
+        world.terminate(holder)
+        world.run(until: world.now + .seconds(70))
+        let cuts = world.traffic.history.compactMap(\.stream?.cut)
+        #expect(!cuts.isEmpty)
+        let deadline = started + world.settings.node.gracePeriod - world.settings.node.membership.leaveTimeout
+        #expect(cuts.allSatisfy { $0.at >= deadline && !$0.early && !$0.crashed && $0.drainDeadline == deadline })
+        #expect(Checker.streamsNotCutEarly.check(world).passed)
+        #expect(Checker.noFailedRequests(windows: [Instant.zero...world.now]).check(world).passed, "a cut at the deadline is not a failure")
+        // Connections opened after the agent moved went to its new tunnel.
+        #expect(Checker.newStreamsOnNewTunnels.check(world).passed)
+        #expect(world.traffic.history.contains { $0.issuedAt > started + .seconds(5) && $0.stream?.openedAt != nil && $0.outcome == nil })
+    }
+
     @Test func test_crash_failsOnlyWhatWasInFlightThere_andAgentsReconnect() {
         var world = Self.startedWorld(pods: 3)
         world.addClient(ClientSpec(name: "load", endpoints: ["alpha", "beta", "gamma"], rate: 100))

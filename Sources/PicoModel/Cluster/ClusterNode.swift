@@ -34,7 +34,9 @@ public struct ClusterNode: Sendable {
     var isMergingState = false
     /// Live senders whose datagrams announce more endpoint versions than we know, since when.
     var endpointLag: [NodeUID: Instant] = [:]
-    var drainDeadline: Instant?
+    /// When the drain must end (grace period minus the leave budget after SIGTERM); nil before
+    /// a shutdown began (read-only view).
+    public internal(set) var drainDeadline: Instant?
     var drainHoldUntil: Instant?
     /// When each draining tunnel's endpoint was first seen served by an active node elsewhere.
     var handoverSeen: [TunnelID: Instant] = [:]

@@ -10,6 +10,9 @@ extension Checker {
     static func noFailedRequests(_ world: SimWorld, windows: [ClosedRange<Instant>], excuseUnreachable: Bool, name: String) -> CheckResult {
         for record in world.traffic.history where windows.contains(where: { $0.contains(record.issuedAt) }) {
             if excuseUnreachable, record.holderReachable == false { continue }
+            // A TCP connection that outlived its holder's grace period ends at the drain deadline
+            // by design; `streams-not-cut-early` judges cuts.
+            if let cut = record.stream?.cut, !cut.crashed, !cut.early { continue }
             switch record.outcome {
             case .failed(let reason):
                 return .fail(name, at: record.finishedAt ?? record.issuedAt, subject: "request \(record.id)", "failed: \(reason) (path \(record.path))")
@@ -139,5 +142,27 @@ extension Checker {
                 "had no working tunnel for \(DurationText.format(outage.length)) from \(DurationText.format(outage.from - .zero)) while a pod was ready (bound \(DurationText.format(within)))")
         }
         return .pass(name)
+    }
+
+    /// Every TCP connection cut before its lifetime ended was cut by a killed process, or by a
+    /// shutting-down one at or after its drain deadline: a graceful shutdown never ends a
+    /// connection it could have let finish.
+    static func streamsNotCutEarly(_ world: SimWorld, name: String) -> CheckResult {
+        for record in world.traffic.history {
+            guard let stream = record.stream, let cut = stream.cut, cut.early else { continue }
+            let deadline = cut.drainDeadline.map { "its drain deadline was \(ReportTime.text($0))" } ?? "it was not shutting down"
+            return .fail(name, at: cut.at, subject: world.pods[cut.pod].name,
+                         "cut TCP connection \(record.id) (opened \(stream.openedAt.map(ReportTime.text) ?? "?"), lifetime \(DurationText.format(stream.lifetime))); \(deadline)")
+        }
+        return .pass(name)
+    }
+
+    /// No new TCP connection opened on a shutting-down pod's tunnel once its agent's replacement
+    /// tunnel, reachable from the connection's entry pod, had been open for the hand-over
+    /// settle time (by then every node knows of it).
+    static func newStreamsOnNewTunnels(_ world: SimWorld, name: String) -> CheckResult {
+        guard let first = world.traffic.streamsOnOldTunnels.first else { return .pass(name) }
+        return .fail(name, at: first.time, subject: world.pods[first.pod].name,
+                     "TCP connection \(first.request) opened on the old tunnel; the agent's new one was open since \(ReportTime.text(first.replacementSince))")
     }
 }

@@ -53,6 +53,11 @@ public enum Checker: Hashable, Sendable {
     /// Every request for an endpoint is answered by agents of one tenant, the first to answer
     /// one: no other tenant's agent ever takes its requests (no cross-tenant hijack).
     case oneTenantPerEndpoint
+    /// No TCP connection is cut by a graceful shutdown before its process's drain deadline.
+    case streamsNotCutEarly
+    /// New TCP connections go to an agent's replacement tunnel, not the old one on a
+    /// shutting-down pod, once the replacement is known.
+    case newStreamsOnNewTunnels
 
     /// The name used in scenario files.
     public var name: String {
@@ -67,6 +72,8 @@ public enum Checker: Hashable, Sendable {
         case .agentsRehomed: "agents-rehomed"
         case .noFalseDeaths: "no-false-deaths"
         case .oneTenantPerEndpoint: "one-tenant-per-endpoint"
+        case .streamsNotCutEarly: "streams-not-cut-early"
+        case .newStreamsOnNewTunnels: "new-streams-on-new-tunnels"
         }
     }
 
@@ -83,6 +90,8 @@ public enum Checker: Hashable, Sendable {
             if let first = world.violations.first { .fail(self.name, at: first.0, subject: first.1, first.2) } else { .pass(self.name) }
         case .agentsRehomed(let within): Self.agentsRehomed(world, within: within, name: self.name)
         case .noFalseDeaths: Self.noFalseDeaths(world, name: self.name)
+        case .streamsNotCutEarly: Self.streamsNotCutEarly(world, name: self.name)
+        case .newStreamsOnNewTunnels: Self.newStreamsOnNewTunnels(world, name: self.name)
         case .oneTenantPerEndpoint:
             if let first = world.traffic.crossTenantAnswers.first {
                 .fail(self.name, at: first.time, subject: first.agent,

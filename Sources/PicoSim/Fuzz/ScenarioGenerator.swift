@@ -6,8 +6,9 @@ import PicoModel
 /// `version` always give the same scenario.
 public enum ScenarioGenerator {
     /// Bumped whenever the same seed would give a different scenario; regression files record it.
-    /// Version 2 added lossy networks (`network(seed:)`).
-    public static let version = 2
+    /// Version 2 added lossy networks (`network(seed:)`); version 3 clients that hold TCP
+    /// connections open (`tcpClient(seed:endpoints:)`).
+    public static let version = 3
     /// How long every generated scenario runs.
     public static let duration: Duration = .seconds(60)
     /// Convergence and re-homing bound after the last disturbance.
@@ -38,11 +39,12 @@ public enum ScenarioGenerator {
         for endpoint in endpoints {
             for copy in 0..<(1 + rng.index(below: 2)) { agents.append(AgentSpec(name: "\(endpoint)-\(copy)", endpoint: endpoint)) }
         }
-        let clients = (0..<(1 + rng.index(below: 2))).map { index in
+        var clients = (0..<(1 + rng.index(below: 2))).map { index in
             ClientSpec(
                 name: "client-\(index)", endpoints: endpoints, rate: Double(10 + rng.index(below: 31)), timeout: .seconds(5),
                 serviceTime: .milliseconds(Int64(1 + rng.index(below: 50))), zipf: rng.index(below: 2) == 0)
         }
+        if let tcp = self.tcpClient(seed: seed, endpoints: endpoints) { clients.append(tcp) }
         let faultEnd = Duration.milliseconds(Int64(10_000 + rng.index(below: 10_001)))
         var timeline: [Scenario.Event] = []
         var usedRollout = false
@@ -72,7 +74,17 @@ public enum ScenarioGenerator {
             dnsLag: .milliseconds(Int64(500 + rng.index(below: 1_501))), loadBalancerLag: .milliseconds(Int64(1_000 + rng.index(below: 2_001))),
             publishNotReadyAddresses: false, terminationGracePeriod: [.seconds(20), .seconds(30), .seconds(60)][rng.index(below: 3)],
             timeline: timeline,
-            checks: self.checks(for: timeline, network: network, faultEnd: faultEnd, bound: bound, duration: nemesis ? self.nemesisDuration : self.duration))
+            checks: self.checks(for: timeline, network: network, faultEnd: faultEnd, bound: bound, duration: nemesis ? self.nemesisDuration : self.duration,
+                                streams: clients.contains { $0.streams != nil }))
+    }
+
+    /// In one run of two, a client that opens 1 to 5 TCP connections a second, each open for 1 s
+    /// up to 2 to 40 s (from its own stream, so the rest of the scenario does not depend on it).
+    static func tcpClient(seed: UInt64, endpoints: [String]) -> ClientSpec? {
+        var rng = RandomStreams(master: seed).stream("generator/v\(self.version)/tcp")
+        guard rng.index(below: 2) == 0 else { return nil }
+        let lifetimes = StreamLifetimes(shortest: .seconds(1), longest: .seconds(Int64(2 + rng.index(below: 39))))
+        return ClientSpec(name: "tcp", endpoints: endpoints, rate: Double(1 + rng.index(below: 5)), timeout: .seconds(5), streams: lifetimes)
     }
 
     /// The network every link has for the whole run, from its own stream: a LAN in two runs of
@@ -162,7 +174,8 @@ public enum ScenarioGenerator {
     /// succeed from `bound` after the recovery on; when every fault is a partition, over the whole
     /// run, except those whose entry pod could reach no holder of their endpoint.
     static func checks(
-        for timeline: [Scenario.Event], network: LinkProfile = .lan, faultEnd: Duration, bound: Duration = Self.bound, duration: Duration = Self.duration
+        for timeline: [Scenario.Event], network: LinkProfile = .lan, faultEnd: Duration, bound: Duration = Self.bound, duration: Duration = Self.duration,
+        streams: Bool = false
     ) -> [Scenario.Check] {
         func check(_ name: String) -> Scenario.Check {
             Scenario.Check(name: name, from: nil, to: nil, detection: .seconds(15), within: bound)
@@ -185,6 +198,10 @@ public enum ScenarioGenerator {
         }
         if !isolates { checks.append(check("no-false-deaths")) }
         if !isolates { checks.append(check("route-only-to-live-owners")) }
+        // Graceful shutdowns never cut a TCP connection early, whatever else happens; where every
+        // node hears of a moved agent within the settle time, new connections follow it.
+        if streams { checks.append(check("streams-not-cut-early")) }
+        if streams, !isolates { checks.append(check("new-streams-on-new-tunnels")) }
         var requests = check("no-failed-requests")
         requests.to = duration - .seconds(6)
         let onlyPartitions = timeline.allSatisfy { event in

@@ -10,7 +10,7 @@ public enum ScenarioDecoder {
     public static let checkNames = [
         "no-failed-requests", "route-only-to-live-owners", "at-most-one-hop", "membership-converged",
         "endpoint-tables-converged", "no-ghost-members", "invariants-hold", "agents-rehomed", "no-false-deaths",
-        "one-tenant-per-endpoint",
+        "one-tenant-per-endpoint", "streams-not-cut-early", "new-streams-on-new-tunnels",
     ]
 
     /// Checks that take `within:` (a bound after the last disturbance, default 30 s).
@@ -167,10 +167,26 @@ public enum ScenarioDecoder {
             guard distribution == "uniform" || distribution == "zipf" else {
                 throw fields.error("distribution", "must be uniform or zipf, got '\(distribution)'", at: item["distribution"])
             }
+            let streams = try self.decodeStreamLifetimes(&fields)
             try fields.finish()
-            clients.append(ClientSpec(name: name, endpoints: endpoints, rate: rate, timeout: timeout, serviceTime: service, zipf: distribution == "zipf"))
+            clients.append(ClientSpec(name: name, endpoints: endpoints, rate: rate, timeout: timeout, serviceTime: service, zipf: distribution == "zipf", streams: streams))
         }
         return clients
+    }
+
+    /// A client's `tcp: {minLifetime, maxLifetime}`: it opens TCP connections instead of sending
+    /// requests (nil without the key).
+    static func decodeStreamLifetimes(_ client: inout YAMLFields) throws(YAMLError) -> StreamLifetimes? {
+        guard var tcp = try client.mapping("tcp") else { return nil }
+        guard let shortest = try tcp.duration("minLifetime", in: .milliseconds(1)...self.longestDuration) else {
+            throw tcp.error("minLifetime", "is required: how long the shortest connection stays open once its 101 arrived")
+        }
+        let longest = try tcp.duration("maxLifetime", in: .milliseconds(1)...self.longestDuration) ?? shortest
+        guard longest >= shortest else {
+            throw tcp.error("maxLifetime", "must be at least minLifetime (\(DurationText.format(shortest))), got \(DurationText.format(longest))", at: tcp.node["maxLifetime"])
+        }
+        try tcp.finish()
+        return StreamLifetimes(shortest: shortest, longest: longest)
     }
 
     /// `names` without repeats, first occurrence first.

@@ -61,7 +61,23 @@ extension ScenarioRunner {
         }
         let forwarded = world.traffic.history.filter { $0.path.count == 2 }.count
         figures.append(("forwarded once", "\(forwarded) requests"))
+        if let streams = Self.streamFigure(world) { figures.append(("TCP connections", streams)) }
         return figures + self.nemesisFigures(world)
+    }
+
+    /// What became of the clients' TCP connections (nil when no client opened any).
+    static func streamFigure(_ world: SimWorld) -> String? {
+        let streams = world.traffic.history.compactMap { record in record.stream.map { (record, $0) } }
+        guard !streams.isEmpty else { return nil }
+        let opened = streams.filter { $0.1.openedAt != nil }
+        let completed = opened.filter { $0.0.outcome == .ok }.count
+        let cuts = opened.compactMap(\.1.cut)
+        let atDeadline = cuts.filter { !$0.crashed && !$0.early }.count
+        let early = cuts.filter(\.early).count
+        let killed = cuts.filter(\.crashed).count
+        let stillOpen = opened.filter { $0.0.outcome == nil }.count
+        return "\(streams.count) opened by clients, \(opened.count) answered 101: \(completed) lived their lifetime, \(stillOpen) still open at the end, "
+            + "\(atDeadline) cut at a drain deadline (lifetime beyond the grace period), \(early) cut early, \(killed) cut by a killed process"
     }
 
     static func mean(_ values: [Double]) -> Double {

@@ -258,6 +258,8 @@ public enum ScenarioRunner {
         case "agents-rehomed": return .agentsRehomed(within: check.within)
         case "no-false-deaths": return .noFalseDeaths
         case "one-tenant-per-endpoint": return .oneTenantPerEndpoint
+        case "streams-not-cut-early": return .streamsNotCutEarly
+        case "new-streams-on-new-tunnels": return .newStreamsOnNewTunnels
         default: return .invariantsHold
         }
     }

@@ -35,7 +35,8 @@ public enum ScenarioWriter {
                 let endpoints = client.endpoints.map(self.quote).joined(separator: ", ")
                 lines.append(
                     "      - {name: \(self.quote(client.name)), rate: \(client.rate), endpoints: [\(endpoints)], timeout: \(DurationText.format(client.timeout)), "
-                        + "serviceTime: \(DurationText.format(client.serviceTime)), distribution: \(client.zipf ? "zipf" : "uniform")}")
+                        + "serviceTime: \(DurationText.format(client.serviceTime)), distribution: \(client.zipf ? "zipf" : "uniform")"
+                        + (client.streams.map { ", tcp: {minLifetime: \(DurationText.format($0.shortest)), maxLifetime: \(DurationText.format($0.longest))}" } ?? "") + "}")
             }
         }
         lines.append("  network: {\(self.profile(scenario.network))}")

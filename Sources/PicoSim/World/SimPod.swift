@@ -171,6 +171,11 @@ public enum TrafficEvent: Sendable {
     /// TCP retransmits `event`, which pod `from` (boot `boot`) sent back to the exchange at
     /// hop `hop` of `request` while the way was cut (`attempt` retransmissions so far).
     indirect case resend(TrafficEvent, from: Int, boot: Int, request: UInt64, hop: Int, connection: UInt64, attempt: Int)
+    /// The 101 of the pod `request` was forwarded to (a TCP connection its agent accepted)
+    /// reached its exchange at hop `hop`.
+    case peerUpgraded(request: UInt64, hop: Int, connection: UInt64)
+    /// The client closes TCP connection `request` at the end of its lifetime.
+    case streamClosed(request: UInt64)
     /// The client gives up on `request`.
     case requestTimeout(request: UInt64)
     /// The rollout controller checks its progress.

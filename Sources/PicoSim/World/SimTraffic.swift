@@ -18,6 +18,28 @@ public struct AgentSpec: Hashable, Sendable {
     }
 }
 
+/// How long a client's TCP connections stay open: each draws a lifetime uniformly between the
+/// bounds, counted from the holder's 101.
+public struct StreamLifetimes: Hashable, Sendable {
+    /// The shortest lifetime.
+    public var shortest: Duration
+    /// The longest lifetime (at least `shortest`).
+    public var longest: Duration
+
+    /// Creates bounds; `longest` below `shortest` is raised to it.
+    public init(shortest: Duration, longest: Duration) {
+        self.shortest = shortest
+        self.longest = max(shortest, longest)
+    }
+
+    /// A lifetime between the bounds, whole milliseconds.
+    func draw(using rng: inout SplitMix64) -> Duration {
+        let span = (self.longest - self.shortest).nanosecondsClamped / 1_000_000
+        guard span > 0 else { return self.shortest }
+        return self.shortest + .milliseconds(Int64(rng.next() % UInt64(span + 1)))
+    }
+}
+
 /// A client that sends requests at a fixed rate through the load balancer.
 public struct ClientSpec: Hashable, Sendable {
     /// A name for reports.
@@ -32,11 +54,16 @@ public struct ClientSpec: Hashable, Sendable {
     public var serviceTime: Duration
     /// True: the k-th endpoint is chosen with weight 1/k (Zipf, exponent 1); false: uniformly.
     public var zipf: Bool
+    /// Nil: the client sends HTTP requests. Set: each tick opens a TCP connection on the proxy
+    /// port's TCP route (`/_pico/v1/tcp/<endpoint>`, as `pico forward tcp` does); `timeout`
+    /// bounds the wait for its 101, and once open it stays for a lifetime drawn from these
+    /// bounds, then the client closes it.
+    public var streams: StreamLifetimes?
 
     /// Creates a client description.
     public init(
         name: String, endpoints: [String], rate: Double, timeout: Duration = .seconds(5), serviceTime: Duration = .milliseconds(5),
-        zipf: Bool = false
+        zipf: Bool = false, streams: StreamLifetimes? = nil
     ) {
         self.name = name
         self.endpoints = endpoints
@@ -44,6 +71,7 @@ public struct ClientSpec: Hashable, Sendable {
         self.timeout = timeout
         self.serviceTime = serviceTime
         self.zipf = zipf
+        self.streams = streams
     }
 
     /// Picks an endpoint with this client's distribution.
@@ -69,6 +97,36 @@ public enum RequestOutcome: Hashable, Sendable {
     /// The client got no answer, and the upstream may or may not have served it: no answer within
     /// the client's timeout, or the node carrying its stream stopped mid-request.
     case unknown(String)
+}
+
+/// What cut a TCP connection before the end of its lifetime.
+public struct StreamCut: Hashable, Sendable {
+    /// When.
+    public var at: Instant
+    /// The pod whose process stopped, or whose node closed the tunnel, under it.
+    public var pod: Int
+    /// True when that process was killed (a crash or SIGKILL), not shut down by itself.
+    public var crashed: Bool
+    /// That process's drain deadline (grace period minus its leave budget after SIGTERM), if it
+    /// was shutting down.
+    public var drainDeadline: Instant?
+
+    /// True when the process ended the connection although it did not have to: it was not
+    /// killed, and its drain deadline had not come (or it was not shutting down at all).
+    public var early: Bool {
+        guard !self.crashed else { return false }
+        return self.drainDeadline.map { self.at < $0 } ?? true
+    }
+}
+
+/// The life of one TCP connection (a client with `streams`).
+public struct StreamRecord: Hashable, Sendable {
+    /// How long it stays open once its 101 arrived.
+    public var lifetime: Duration
+    /// When its 101 reached the client (nil: not open yet, or never).
+    public var openedAt: Instant?
+    /// What cut it before its lifetime ended (nil: not cut).
+    public var cut: StreamCut?
 }
 
 /// The client-side history of one request.
@@ -97,6 +155,8 @@ public struct RequestRecord: Hashable, Sendable {
     public var holderReachable: Bool?
     /// When a holder was reachable from its entry pod during its life (nil until it reached a pod).
     public var reachability: ReachabilityStretch?
+    /// For a TCP connection: its life (nil for an HTTP request).
+    public var stream: StreamRecord?
 }
 
 /// Agents, clients, the load balancer's view of readiness, and the request history.
@@ -106,6 +166,8 @@ public struct SimTraffic: Sendable {
         var agent: Int
         var pod: Int
         var boot: Int
+        /// When the node registered it.
+        var openedAt: Instant
     }
 
     /// An agent: PicoModel's `AgentMachine` decides; the world dials and delivers.
@@ -138,6 +200,9 @@ public struct SimTraffic: Sendable {
         var forwardConnection: UInt64?
         /// The connection it arrived on (0: from a client).
         var arrivedOn: UInt64 = 0
+        /// The pod's node counts it among its relays (a forwarded TCP connection that is open;
+        /// `.relayEnded` is owed).
+        var relaying = false
     }
 
     var agents: [Agent] = []
@@ -155,6 +220,11 @@ public struct SimTraffic: Sendable {
     /// Requests answered by an agent of another tenant than the endpoint's first: when, the
     /// agent, the endpoint, the first tenant (the first few only).
     public internal(set) var crossTenantAnswers: [(time: Instant, agent: String, endpoint: String, first: String)] = []
+    /// TCP connections that opened on a tunnel of a shutting-down pod although their agent's
+    /// replacement tunnel, reachable from the entry pod, had been open for the hand-over settle
+    /// time: when, the request, the old tunnel's pod, since when the replacement was open (the
+    /// first few only).
+    public internal(set) var streamsOnOldTunnels: [(time: Instant, request: UInt64, pod: Int, replacementSince: Instant)] = []
     var nextTunnel: UInt64 = 1
     /// Numbers forward connections (one per forward attempt).
     var nextConnection: UInt64 = 1

@@ -41,10 +41,12 @@ extension SimWorld {
         }
         // The head's fields in one buffer, sized for a forward's four (the same fields, in the
         // same order, as a dictionary literal and `add`s built).
-        var fields: [HTTPHeaders.Field] = []
-        fields.reserveCapacity(4)
+        let endpoint = self.traffic.history[Int(request - 1)].endpoint
+        let isStream = self.traffic.history[Int(request - 1)].stream != nil
+        var fields: [HTTPHeaders.Field] = isStream ? Self.tcpRouteFields : []
+        fields.reserveCapacity(fields.count + 4)
         fields.append(HTTPHeaders.Field(name: "host", value: "sim.invalid"))
-        fields.append(HTTPHeaders.Field(name: "x-pico-endpoint", value: self.traffic.history[Int(request - 1)].endpoint))
+        if !isStream { fields.append(HTTPHeaders.Field(name: "x-pico-endpoint", value: endpoint)) }
         var source = clientHost
         // The first forward between two processes is the first on its pooled connection.
         var first = true
@@ -59,7 +61,7 @@ extension SimWorld {
                 first = self.traffic.pooledConnections.insert(SimTraffic.PooledConnection(from: previous.pod, fromBoot: previous.boot, to: me)).inserted
             }
         }
-        let head = HTTPRequestHead(method: "GET", target: "/", headers: HTTPHeaders(fields))
+        let head = HTTPRequestHead(method: "GET", target: isStream ? Self.tcpRouteTarget(endpoint) : "/", headers: HTTPHeaders(fields))
         let settings = self.settings.exchange
         let machine = self.pods[pod].withRouter { router in
             RequestExchange(head: head, framing: .none, clientHost: source, router: router, settings: settings, firstOnConnection: first)
@@ -151,8 +153,14 @@ extension SimWorld {
                 exchange.forwardConnection = nil
             }
             self.deliver(.routedByLoop(.local(tunnel)), to: pod)
-            let service = self.traffic.clients[self.traffic.history[Int(request - 1)].client].serviceTime
-            self.scheduleTraffic(.streamDone(request: request, hop: key.hop), after: self.settings.edgeLatency * 2 + service)
+            if self.traffic.history[Int(request - 1)].stream != nil {
+                // A TCP connection: the agent dials its service and accepts the stream.
+                self.noteStreamPlacement(request, on: tunnel)
+                self.scheduleTraffic(.streamDone(request: request, hop: key.hop), after: self.settings.edgeLatency * 2)
+            } else {
+                let service = self.traffic.clients[self.traffic.history[Int(request - 1)].client].serviceTime
+                self.scheduleTraffic(.streamDone(request: request, hop: key.hop), after: self.settings.edgeLatency * 2 + service)
+            }
             if let deadline { self.scheduleExchangeTimer(key, at: deadline) }
         case .forward(let uid, let name, let address, let deadline):
             self.deliver(.routedByLoop(.forward(uid: uid, name: name, proxyAddress: address)), to: pod)
@@ -312,6 +320,10 @@ extension SimWorld {
         guard let exchange = self.traffic.exchanges[key], let tunnel = self.traffic.exchanges.withMachine(key, { $0.tunnel }) ?? nil else { return }
         // The answer comes back through the node: a frozen node holds it until it thaws.
         if self.parkIfPaused(.streamDone(request: request, hop: hop), pod: exchange.pod, boot: exchange.boot) { return }
+        if self.traffic.history[Int(request - 1)].stream != nil {
+            self.streamAccepted(key)
+            return
+        }
         if let placement = self.traffic.placements[tunnel] {
             self.drive(agent: placement.agent, .requestSucceeded(tunnel))
             self.noteAnsweringTenant(self.traffic.agents[placement.agent].spec)
@@ -405,6 +417,7 @@ extension SimWorld {
         machine.finished(status: outcome == .ok ? 200 : 502, router: &self.pods[exchange.pod].router)
         self.pods[exchange.pod].waiting.removeAll { $0 == key }
         if let tunnel, self.isCurrent(exchange.pod, exchange.boot) { self.deliver(.streamFinished(tunnel), to: exchange.pod) }
+        if exchange.relaying, self.isCurrent(exchange.pod, exchange.boot) { self.deliver(.relayEnded, to: exchange.pod) }
         if key.hop == 0 {
             if self.traffic.history[Int(key.request - 1)].outcome == nil { self.finish(key.request, outcome) }
         } else if unserved {
@@ -419,6 +432,10 @@ extension SimWorld {
     /// entry pod's connection, which may try another holder; a request waiting for a holder
     /// fails (it reached no upstream).
     mutating func exchangesStopped(at pod: Int) {
+        // Open TCP connections through it are cut, at every hop.
+        for key in self.traffic.exchanges.keys(where: { _, exchange in exchange.pod == pod }) where self.isOpenStream(key.request) {
+            self.cutStream(key.request, by: pod)
+        }
         for key in self.traffic.exchanges.keys(where: { _, exchange in exchange.pod == pod }) {
             guard let removed = self.traffic.exchanges.remove(key) else { continue }
             let (exchange, machine) = (removed.exchange, removed.machine)

@@ -59,8 +59,13 @@ extension SimWorld {
             self.hopHeartbeat(ExchangeKey(request: request, hop: hop), on: connection)
         case .resend(let event, let from, let boot, let request, let hop, let connection, let attempt):
             self.resend(event, from: from, boot: boot, to: ExchangeKey(request: request, hop: hop), on: connection, attempt: attempt)
+        case .peerUpgraded(let request, let hop, let connection):
+            self.peerUpgraded(ExchangeKey(request: request, hop: hop), on: connection)
+        case .streamClosed(let request):
+            self.streamClosed(request)
         case .requestTimeout(let request):
-            if self.traffic.history[Int(request - 1)].outcome == nil {
+            // A TCP connection's timeout bounds the wait for its 101 only.
+            if self.traffic.history[Int(request - 1)].outcome == nil, self.traffic.history[Int(request - 1)].stream?.openedAt == nil {
                 let timeout = self.traffic.clients[self.traffic.history[Int(request - 1)].client].timeout
                 self.finish(request, .unknown("no answer within \(DurationText.format(timeout))"))
             }
@@ -113,7 +118,7 @@ extension SimWorld {
         }
         let id = TunnelID(self.traffic.nextTunnel)
         self.traffic.nextTunnel += 1
-        self.traffic.placements[id] = SimTraffic.Placement(agent: agent, pod: pod, boot: boot)
+        self.traffic.placements[id] = SimTraffic.Placement(agent: agent, pod: pod, boot: boot, openedAt: self.now)
         self.reachabilityMayHaveChanged()
         self.drive(agent: agent, .tunnelOpened(id))
         self.record("tunnel", self.pods[pod].name, id.rawValue)
@@ -129,6 +134,12 @@ extension SimWorld {
     }
 
     mutating func tunnelClosedByNode(_ tunnel: TunnelID, pod: Int) {
+        // TCP connections still open on it are cut (the node closes a tunnel with streams only
+        // when its drain deadline came).
+        for key in self.traffic.exchanges.keys(where: { _, exchange in exchange.pod == pod && exchange.countedTunnel == tunnel })
+        where self.isOpenStream(key.request) {
+            self.cutStream(key.request, by: pod)
+        }
         guard let placement = self.traffic.placements.removeValue(forKey: tunnel) else { return }
         self.reachabilityMayHaveChanged()
         self.deliver(.tunnelClosed(tunnel), to: pod)
@@ -159,7 +170,9 @@ extension SimWorld {
         self.scheduleTraffic(.clientTick(client: client), after: self.interval(of: spec))
         let endpoint = spec.pickEndpoint(using: &self.traffic.rng)
         let id = UInt64(self.traffic.history.count + 1)
-        self.traffic.history.append(RequestRecord(id: id, client: client, endpoint: endpoint, issuedAt: self.now, path: []))
+        var record = RequestRecord(id: id, client: client, endpoint: endpoint, issuedAt: self.now, path: [])
+        if let lifetimes = spec.streams { record.stream = StreamRecord(lifetime: lifetimes.draw(using: &self.traffic.rng)) }
+        self.traffic.history.append(record)
         self.scheduleTraffic(.requestTimeout(request: id), after: spec.timeout)
         guard let pod = self.traffic.pickPod() else {
             self.finish(id, .failed("no pod behind the load balancer"))
