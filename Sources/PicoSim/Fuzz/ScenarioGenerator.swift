@@ -198,10 +198,12 @@ public enum ScenarioGenerator {
         }
         if !isolates { checks.append(check("no-false-deaths")) }
         if !isolates { checks.append(check("route-only-to-live-owners")) }
-        // Graceful shutdowns never cut a TCP connection early, whatever else happens; where every
-        // node hears of a moved agent within the settle time, new connections follow it.
+        // Graceful shutdowns never cut a TCP connection early, whatever else happens. New
+        // connections follow a moved agent within the settle time only where gossip reaches every
+        // node that soon: on a LAN without faults that isolate (with 2 to 10 % loss, fuzzing saw
+        // nodes learn of the new tunnel up to 16 s later; the old one still serves meanwhile).
         if streams { checks.append(check("streams-not-cut-early")) }
-        if streams, !isolates { checks.append(check("new-streams-on-new-tunnels")) }
+        if streams, !isolates, network == .lan { checks.append(check("new-streams-on-new-tunnels")) }
         var requests = check("no-failed-requests")
         requests.to = duration - .seconds(6)
         let onlyPartitions = timeline.allSatisfy { event in
