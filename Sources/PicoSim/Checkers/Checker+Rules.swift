@@ -53,13 +53,14 @@ extension Checker {
 
     /// A bounded check is conclusive only when the run lasted until its bound after the last
     /// disturbance (TigerBeetle's liveness rule: report only when convergence was possible).
-    static func inconclusive(_ world: SimWorld, within: Duration?, name: String) -> CheckResult? {
+    static func inconclusive(_ world: SimWorld, within: Duration?, name: String, from disturbance: Instant? = nil) -> CheckResult? {
         guard let within, world.observations.samples > 0 else { return nil }
-        let deadline = world.observations.lastDisturbance + within
+        let last = disturbance ?? world.observations.lastDisturbance
+        let deadline = last + within
         guard world.now < deadline else { return nil }
         return .pass(
             name,
-            note: "inconclusive: the run ended \(DurationText.format(world.now - world.observations.lastDisturbance)) after the last disturbance, before the \(DurationText.format(within)) bound")
+            note: "inconclusive: the run ended \(DurationText.format(world.now - last)) after the last disturbance, before the \(DurationText.format(within)) bound")
     }
 
     static func membershipConverged(_ world: SimWorld, within: Duration?, name: String) -> CheckResult {
@@ -67,34 +68,38 @@ extension Checker {
         return Self.converged(world.membershipDifference(), since: seen.membershipConvergedSince, last: seen.lastMembershipDifference, within: within, world, name: name)
     }
 
+    /// Measured from the last disturbance or tunnel change, whichever came later: a table can
+    /// only follow a tunnel once it exists (or is gone).
     static func endpointTablesConverged(_ world: SimWorld, within: Duration?, name: String) -> CheckResult {
         let seen = world.observations
-        return Self.converged(world.endpointDifference(), since: seen.endpointsConvergedSince, last: seen.lastEndpointDifference, within: within, world, name: name)
+        let since = max(seen.lastDisturbance, seen.lastTunnelChange)
+        return Self.converged(world.endpointDifference(), since: seen.endpointsConvergedSince, last: seen.lastEndpointDifference, within: within, world, name: name, from: since)
     }
 
     /// Fails on a difference at the end (unless the bound falls after the end: inconclusive),
     /// else checks the bound.
     static func converged(
-        _ difference: (pod: String, message: String)?, since: Instant?, last: Observations.Difference?, within: Duration?, _ world: SimWorld, name: String
+        _ difference: (pod: String, message: String)?, since: Instant?, last: Observations.Difference?, within: Duration?, _ world: SimWorld, name: String,
+        from disturbance: Instant? = nil
     ) -> CheckResult {
         if let difference {
-            return Self.inconclusive(world, within: within, name: name) ?? .fail(name, at: world.now, subject: difference.pod, difference.message)
+            return Self.inconclusive(world, within: within, name: name, from: disturbance) ?? .fail(name, at: world.now, subject: difference.pod, difference.message)
         }
-        return Self.convergedInTime(since, last: last, within: within, world, name: name)
+        return Self.convergedInTime(since, last: last, within: within, world, name: name, from: disturbance)
     }
 
     /// Converged at the end (checked by the caller); with a bound and samples, also converged
-    /// since no later than `within` after the last disturbance.
+    /// since no later than `within` after the last disturbance (or `disturbance`, when given).
     static func convergedInTime(
-        _ since: Instant?, last: Observations.Difference?, within: Duration?, _ world: SimWorld, name: String
+        _ since: Instant?, last: Observations.Difference?, within: Duration?, _ world: SimWorld, name: String, from disturbance: Instant? = nil
     ) -> CheckResult {
         guard let within, world.observations.samples > 0 else { return .pass(name) }
-        let deadline = world.observations.lastDisturbance + within
+        let lastDisturbance = disturbance ?? world.observations.lastDisturbance
+        let deadline = lastDisturbance + within
         guard let since, since > deadline else { return .pass(name) }
-        let disturbance = DurationText.format(world.observations.lastDisturbance - .zero)
         return .fail(
             name, at: deadline, subject: last?.pod ?? "?",
-            "converged only \(DurationText.format(since - world.observations.lastDisturbance)) after the last disturbance at \(disturbance) (bound \(DurationText.format(within))): \(last?.message ?? "")")
+            "converged only \(DurationText.format(since - lastDisturbance)) after the last disturbance at \(DurationText.format(lastDisturbance - .zero)) (bound \(DurationText.format(within))): \(last?.message ?? "")")
     }
 
     static func noGhostMembers(_ world: SimWorld, name: String) -> CheckResult {

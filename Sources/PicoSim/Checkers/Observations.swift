@@ -39,6 +39,11 @@ public struct Observations: Sendable {
     public internal(set) var longestOutage: Outage?
     /// The last time anything disturbed the cluster: a timeline action, a process start or stop.
     public internal(set) var lastDisturbance: Instant = .zero
+    /// The last time a tunnel opened or closed (an agent connected, a drained tunnel was released
+    /// or broke): endpoint tables converge towards the tunnels as they are from then on. A drain
+    /// that long-lived TCP connections hold may release its tunnels tens of seconds after the
+    /// SIGTERM that was the last disturbance.
+    public internal(set) var lastTunnelChange: Instant = .zero
     var outageStarts: [Instant?] = []
 }
 
@@ -47,6 +52,11 @@ extension SimWorld {
     /// measure from the last one.
     public mutating func noteDisturbance() {
         self.observations.lastDisturbance = max(self.observations.lastDisturbance, self.now)
+    }
+
+    /// Marks now as a change of the tunnels that exist.
+    mutating func noteTunnelChange() {
+        self.observations.lastTunnelChange = self.now
     }
 
     /// Samples convergence and agent outages now.

@@ -119,6 +119,7 @@ extension SimWorld {
         let id = TunnelID(self.traffic.nextTunnel)
         self.traffic.nextTunnel += 1
         self.traffic.placements[id] = SimTraffic.Placement(agent: agent, pod: pod, boot: boot, openedAt: self.now)
+        self.noteTunnelChange()
         self.reachabilityMayHaveChanged()
         self.drive(agent: agent, .tunnelOpened(id))
         self.record("tunnel", self.pods[pod].name, id.rawValue)
@@ -141,6 +142,7 @@ extension SimWorld {
             self.cutStream(key.request, by: pod)
         }
         guard let placement = self.traffic.placements.removeValue(forKey: tunnel) else { return }
+        self.noteTunnelChange()
         self.reachabilityMayHaveChanged()
         self.deliver(.tunnelClosed(tunnel), to: pod)
         self.drive(agent: placement.agent, .tunnelClosedByNode(tunnel))
@@ -155,6 +157,7 @@ extension SimWorld {
         for agent in self.traffic.agents.indices {
             for tunnel in self.traffic.tunnels(of: agent) where tunnel.pod == pod {
                 self.traffic.placements[tunnel.id] = nil
+                self.noteTunnelChange()
                 self.drive(agent: agent, .tunnelBroken(tunnel.id))
             }
         }
