@@ -169,6 +169,47 @@ struct EventLoopTests {
         #expect(Array(received.suffix(3)) == Array("bye".utf8))
     }
 
+    @Test func test_aLargeWrite_goesOutAtOnce_withWhatWasQueuedFirst_andTheRestIsQueuedInOrder() throws {
+        let loop = try EventLoop()
+        var fds: [Int32] = [0, 0]
+        socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds)
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        defer { close(fds[1]) }
+        let connection = Connection(fd: fds[0], loop: loop, connected: true, delegate: CloseRecorder())
+        // A small header is queued for the end of the turn; the large payload after it is sent
+        // at once, header first, without waiting for the turn's end.
+        connection.write(Array("head".utf8))
+        let payload = (0..<(Connection.directWriteMinimum * 2)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        connection.write(payload)
+        #expect(connection.bytesWritten == 4 + payload.count)
+        #expect(connection.queuedByteCount == 0)
+        // More than the socket buffer holds: what it does not take is queued, in order, behind
+        // nothing, and a small write after it waits behind it.
+        let large = (0..<(8 * 1_024 * 1_024)).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        connection.write(large)
+        #expect(connection.queuedByteCount > 0, "the socket took only part of 8 MiB")
+        connection.write(Array("tail".utf8))
+        connection.closeWhenWritten()
+        let peer = fds[1]
+        let result = ReceivedBytes()
+        let reader = Thread {
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            var received: [UInt8] = []
+            while true {
+                let count = recv(peer, &buffer, buffer.count, 0)
+                if count <= 0 { break }
+                received += buffer[0..<count]
+            }
+            result.set(received)
+        }
+        reader.start()
+        let deadline = Date().addingTimeInterval(10)
+        while connection.queuedByteCount > 0, Date() < deadline { loop.turn(maximumWait: .milliseconds(10)) }
+        loop.turn(maximumWait: .milliseconds(10))
+        while result.get() == nil, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(result.get() == Array("head".utf8) + payload + large + Array("tail".utf8))
+    }
+
     @Test func test_execute_fromAnotherThread_wakesTheLoop() throws {
         let thread = try LoopThread()
         defer { thread.stop() }
@@ -250,4 +291,12 @@ final class CloseRecorder: ConnectionDelegate {
         self.closed = true
         self.error = error
     }
+}
+
+/// Bytes a reader thread received, handed to the test's thread.
+final class ReceivedBytes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var bytes: [UInt8]?
+    func set(_ value: [UInt8]) { self.lock.withLock { self.bytes = value } }
+    func get() -> [UInt8]? { self.lock.withLock { self.bytes } }
 }

@@ -27,17 +27,26 @@ public enum WebSocketFrameEncoder {
     /// Appends the header of an unmasked (server) frame whose `length`-byte payload the caller
     /// writes after it, so a large payload is not copied into the frame.
     public static func writeUnmaskedHeader(_ opcode: WebSocketOpcode, length: Int, fin: Bool = true, into output: inout [UInt8]) {
+        self.writeHeader(opcode, length: length, fin: fin, maskingKey: nil, into: &output)
+    }
+
+    /// Appends the header of a frame whose `length`-byte payload the caller writes after it,
+    /// masked with `maskingKey` (`WebSocketMask.apply` from phase 0) when one is given.
+    public static func writeHeader(_ opcode: WebSocketOpcode, length: Int, fin: Bool = true, maskingKey: [UInt8]?, into output: inout [UInt8]) {
         precondition(length >= 0, "a payload length is not negative")
+        precondition(maskingKey == nil || maskingKey?.count == 4, "a masking key is 4 bytes")
         output.append((fin ? 0x80 : 0) | opcode.rawValue)
+        let maskBit: UInt8 = maskingKey == nil ? 0 : 0x80
         if length < 126 {
-            output.append(UInt8(length))
+            output.append(maskBit | UInt8(length))
         } else if length <= 0xFFFF {
-            output.append(126)
+            output.append(maskBit | 126)
             output.append(contentsOf: [UInt8(length >> 8), UInt8(truncatingIfNeeded: length)])
         } else {
-            output.append(127)
+            output.append(maskBit | 127)
             for shift in stride(from: 56, through: 0, by: -8) { output.append(UInt8(truncatingIfNeeded: UInt64(length) >> UInt64(shift))) }
         }
+        if let maskingKey { output.append(contentsOf: maskingKey) }
     }
 
     static func writeFrame(
@@ -48,24 +57,11 @@ public enum WebSocketFrameEncoder {
         into output: inout [UInt8]
     ) {
         precondition(!opcode.isControl || (fin && payload.count <= 125), "control frames are final and at most 125 bytes")
-        precondition(maskingKey == nil || maskingKey?.count == 4, "a masking key is 4 bytes")
-        output.append((fin ? 0x80 : 0) | opcode.rawValue)
-        let maskBit: UInt8 = maskingKey == nil ? 0 : 0x80
-        let length = payload.count
-        if length < 126 {
-            output.append(maskBit | UInt8(length))
-        } else if length <= 0xFFFF {
-            output.append(maskBit | 126)
-            output.append(contentsOf: [UInt8(length >> 8), UInt8(truncatingIfNeeded: length)])
-        } else {
-            output.append(maskBit | 127)
-            for shift in stride(from: 56, through: 0, by: -8) { output.append(UInt8(truncatingIfNeeded: UInt64(length) >> UInt64(shift))) }
-        }
+        self.writeHeader(opcode, length: payload.count, fin: fin, maskingKey: maskingKey, into: &output)
         guard let key = maskingKey else {
             output.append(contentsOf: payload)
             return
         }
-        output.append(contentsOf: key)
         let start = output.count
         output.append(contentsOf: payload)
         output.withUnsafeMutableBytes { WebSocketMask.apply(key, phase: 0, to: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }

@@ -148,7 +148,51 @@ public final class Connection: LoopHandler, TurnEndHandler {
             self.queueTLSOutput()
             return
         }
+        if bytes.count >= Self.directWriteMinimum, self.state == .open, !self.watchingWritable, self.sendDirectly(bytes) { return }
         self.queue(bytes)
+    }
+
+    /// Writes at least this large go to the socket at once, with whatever is queued before them,
+    /// when the socket is not known to be full: a bulk transfer's bytes are not copied into the
+    /// queue (nor the queue grown page by page) only to be sent at the end of the turn.
+    static let directWriteMinimum = 16 * 1_024
+
+    /// Sends the queue and then `bytes` in one `sendmsg`, and queues what the socket did not take.
+    /// False when the socket failed: nothing was taken, and the caller queues `bytes` (the flush
+    /// finds the failure and closes).
+    private func sendDirectly(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let pending = self.output.count - self.outputHead
+        var written = -1
+        self.output.withUnsafeBytes { queued in
+            var vectors: [iovec] = []
+            vectors.reserveCapacity(2)
+            if pending > 0, let base = queued.baseAddress {
+                vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: base + self.outputHead), iov_len: pending))
+            }
+            vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
+            vectors.withUnsafeMutableBufferPointer { vectors in
+                var message = msghdr()
+                message.msg_iov = vectors.baseAddress
+                message.msg_iovlen = vectors.count
+                repeat {
+                    written = Glibc.sendmsg(self.fd, &message, Int32(MSG_NOSIGNAL))
+                } while written < 0 && errno == EINTR
+            }
+        }
+        if written < 0 {
+            guard errno == EAGAIN || errno == EWOULDBLOCK else { return false }
+            written = 0
+        }
+        if pending == 0, self.queuedByteCount == 0 { self.lastWriteProgress = self.loop.now }
+        self.bytesWritten += written
+        if written > 0 { self.lastWriteProgress = self.loop.now }
+        let fromQueue = min(written, pending)
+        self.outputHead += fromQueue
+        self.queuedByteCount -= fromQueue
+        if self.outputHead == self.output.count { self.releaseSentOutput() }
+        let taken = written - fromQueue
+        if taken < bytes.count { self.queue(UnsafeRawBufferPointer(rebasing: bytes[taken...])) }
+        return true
     }
 
     /// Queues what the TLS session has for the network; returns how many bytes that was.
@@ -456,6 +500,13 @@ public final class Connection: LoopHandler, TurnEndHandler {
         return false
     }
 
+    /// Empties the sent queue. A small buffer is kept for the next write; a larger one is given
+    /// back, so 10,000 idle keep-alive connections do not each hold their largest answer's buffer.
+    private func releaseSentOutput() {
+        if self.output.capacity > 4 * 1_024 { self.output = [] } else { self.output.removeAll(keepingCapacity: true) }
+        self.outputHead = 0
+    }
+
     /// Writes queued bytes until the socket is full; false when the socket failed (nothing else
     /// is done then: the caller closes).
     private func sendOutput() -> Bool {
@@ -474,10 +525,7 @@ public final class Connection: LoopHandler, TurnEndHandler {
             self.outputHead += written
         }
         if self.outputHead == self.output.count {
-            // A small buffer is kept for the next write; a larger one is given back, so 10,000
-            // idle keep-alive connections do not each hold their largest answer's buffer.
-            if self.output.capacity > 4 * 1_024 { self.output = [] } else { self.output.removeAll(keepingCapacity: true) }
-            self.outputHead = 0
+            self.releaseSentOutput()
         } else if self.outputHead >= 64 * 1_024, self.outputHead * 2 >= self.output.count {
             self.output.removeFirst(self.outputHead)
             self.outputHead = 0

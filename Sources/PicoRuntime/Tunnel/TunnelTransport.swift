@@ -288,15 +288,19 @@ public final class TunnelTransport: ConnectionDelegate, TurnEndHandler {
 
     private func flushSession() {
         guard !self.session.output.isEmpty else { return }
-        let output = self.session.takeOutput()
-        self.writeFrame(.binary, payload: output)
+        self.writeFrame(.binary, payload: self.session.takeOutput())
     }
 
-    private func writeFrame(_ opcode: WebSocketOpcode, payload: [UInt8]) {
-        var frame: [UInt8] = []
-        frame.reserveCapacity(payload.count + 14)
-        WebSocketFrameEncoder.write(opcode, payload: payload, maskingKey: self.maskingKey(), into: &frame)
-        self.connection.write(frame)
+    /// Writes the frame's header, then its payload as it is (masked in place on the agent's
+    /// side): the turn's output is not copied into a frame first.
+    private func writeFrame(_ opcode: WebSocketOpcode, payload: consuming [UInt8]) {
+        let key = self.maskingKey()
+        var header: [UInt8] = []
+        header.reserveCapacity(14)
+        WebSocketFrameEncoder.writeHeader(opcode, length: payload.count, maskingKey: key, into: &header)
+        if let key { payload.withUnsafeMutableBytes { WebSocketMask.apply(key, phase: 0, to: $0) } }
+        self.connection.write(header)
+        self.connection.write(payload)
     }
 
     private func writeCloseFrame(code: UInt16) {
