@@ -93,6 +93,35 @@ struct TrafficTests {
         #expect(world.traffic.history.contains { $0.issuedAt > started + .seconds(5) && $0.stream?.openedAt != nil && $0.outcome == nil })
     }
 
+    @Test func test_tcpConnectionsThatEndBeforeOrWithoutTheir101_leaveNothingCounted() {
+        // Clients that give up before any 101 could arrive (3 ms): their exchanges end at every
+        // hop, so no node keeps counting a stream or a relay (which would hold its drain).
+        var world = Self.startedWorld(pods: 3)
+        world.addClient(ClientSpec(name: "db", endpoints: ["alpha"], rate: 20, timeout: .milliseconds(3), streams: StreamLifetimes(shortest: .seconds(5), longest: .seconds(5))))
+        world.run(until: world.now + .seconds(5))
+        world.stopClients()
+        world.run(until: world.now + .seconds(1))
+        #expect(world.traffic.history.contains { $0.stream != nil && $0.outcome != nil })
+        #expect(world.accountingMismatch() == nil)
+        #expect((0..<3).allSatisfy { world.pods[$0].node?.relays == 0 && world.pods[$0].node?.upstreams.allTunnels.allSatisfy { $0.inFlight == 0 } == true })
+
+        // Entry pods frozen while the holder crashes: the cut reaches them when they thaw.
+        var frozen = Self.startedWorld(pods: 3)
+        frozen.addClient(ClientSpec(name: "db", endpoints: ["alpha"], rate: 5, streams: StreamLifetimes(shortest: .seconds(60), longest: .seconds(60))))
+        frozen.run(until: frozen.now + .seconds(3))
+        frozen.stopClients()
+        let holder = frozen.traffic.tunnels(of: 0)[0].pod
+        let entries = (0..<3).filter { $0 != holder }
+        #expect(entries.contains { frozen.pods[$0].node?.relays ?? 0 > 0 })
+        for pod in entries { frozen.pause(pod) }
+        frozen.crash(holder)
+        frozen.run(until: frozen.now + .seconds(2))
+        for pod in entries { frozen.resume(pod) }
+        frozen.run(until: frozen.now + .seconds(1))
+        #expect(entries.allSatisfy { frozen.pods[$0].node?.relays == 0 })
+        #expect(frozen.accountingMismatch() == nil)
+    }
+
     @Test func test_crash_failsOnlyWhatWasInFlightThere_andAgentsReconnect() {
         var world = Self.startedWorld(pods: 3)
         world.addClient(ClientSpec(name: "load", endpoints: ["alpha", "beta", "gamma"], rate: 100))

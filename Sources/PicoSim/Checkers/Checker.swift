@@ -43,7 +43,8 @@ public enum Checker: Hashable, Sendable {
     case endpointTablesConverged(within: Duration?)
     /// No pod ever learns a UID again after it saw it dead or left (no ghosts, Piko #314).
     case noGhostMembers
-    /// No machine invariant broke (incarnations monotonic, status lattice, bounds, …).
+    /// No machine invariant broke (incarnations monotonic, status lattice, bounds, …), and at the
+    /// end every running node counts the requests in flight and the relays the world holds on it.
     case invariantsHold
     /// At the end, every agent has a tunnel that is not moving on a running pod; with `within`, no
     /// agent was ever without one for longer while the load balancer had a ready pod.
@@ -87,7 +88,13 @@ public enum Checker: Hashable, Sendable {
         case .endpointTablesConverged(let within): Self.endpointTablesConverged(world, within: within, name: self.name)
         case .noGhostMembers: Self.noGhostMembers(world, name: self.name)
         case .invariantsHold:
-            if let first = world.violations.first { .fail(self.name, at: first.0, subject: first.1, first.2) } else { .pass(self.name) }
+            if let first = world.violations.first {
+                .fail(self.name, at: first.0, subject: first.1, first.2)
+            } else if let mismatch = Self.accountingMismatch(world) {
+                .fail(self.name, at: world.now, subject: mismatch.pod, "at the end: \(mismatch.message)")
+            } else {
+                .pass(self.name)
+            }
         case .agentsRehomed(let within): Self.agentsRehomed(world, within: within, name: self.name)
         case .noFalseDeaths: Self.noFalseDeaths(world, name: self.name)
         case .streamsNotCutEarly: Self.streamsNotCutEarly(world, name: self.name)
@@ -100,5 +107,11 @@ public enum Checker: Hashable, Sendable {
                 .pass(self.name)
             }
         }
+    }
+
+    /// `SimWorld.accountingMismatch()` on a copy (checks read a finished world).
+    static func accountingMismatch(_ world: SimWorld) -> (pod: String, message: String)? {
+        var copy = world
+        return copy.accountingMismatch()
     }
 }

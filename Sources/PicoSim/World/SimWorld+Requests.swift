@@ -321,6 +321,12 @@ extension SimWorld {
         // The answer comes back through the node: a frozen node holds it until it thaws.
         if self.parkIfPaused(.streamDone(request: request, hop: hop), pod: exchange.pod, boot: exchange.boot) { return }
         if self.traffic.history[Int(request - 1)].stream != nil {
+            guard self.traffic.placements[tunnel] != nil else {
+                // The tunnel closed before its agent accepted: the stream was reset with it.
+                let action = self.withExchangeReporting(key) { machine, router, now in machine.upstreamFailed(progress: .answered, router: &router, now: now) }
+                self.follow(action, for: key)
+                return
+            }
             self.streamAccepted(key)
             return
         }
@@ -375,7 +381,8 @@ extension SimWorld {
         var machine = removed.machine
         machine.finished(status: 499, router: &self.pods[held.pod].router)
         self.pods[held.pod].waiting.removeAll { $0 == next }
-        if let tunnel = held.countedTunnel, self.isCurrent(held.pod, held.boot) { self.deliver(.streamFinished(tunnel), to: held.pod) }
+        if let tunnel = held.countedTunnel { self.deliverAccounting(.streamFinished(tunnel), to: held.pod, boot: held.boot) }
+        if held.relaying { self.deliverAccounting(.relayEnded, to: held.pod, boot: held.boot) }
     }
 
     /// A heartbeat of the pod exchange `key` forwarded to arrived: the hop is alive.
@@ -416,8 +423,8 @@ extension SimWorld {
         var machine = removed.machine
         machine.finished(status: outcome == .ok ? 200 : 502, router: &self.pods[exchange.pod].router)
         self.pods[exchange.pod].waiting.removeAll { $0 == key }
-        if let tunnel, self.isCurrent(exchange.pod, exchange.boot) { self.deliver(.streamFinished(tunnel), to: exchange.pod) }
-        if exchange.relaying, self.isCurrent(exchange.pod, exchange.boot) { self.deliver(.relayEnded, to: exchange.pod) }
+        if let tunnel { self.deliverAccounting(.streamFinished(tunnel), to: exchange.pod, boot: exchange.boot) }
+        if exchange.relaying { self.deliverAccounting(.relayEnded, to: exchange.pod, boot: exchange.boot) }
         if key.hop == 0 {
             if self.traffic.history[Int(key.request - 1)].outcome == nil { self.finish(key.request, outcome) }
         } else if unserved {
@@ -432,10 +439,7 @@ extension SimWorld {
     /// entry pod's connection, which may try another holder; a request waiting for a holder
     /// fails (it reached no upstream).
     mutating func exchangesStopped(at pod: Int) {
-        // Open TCP connections through it are cut, at every hop.
-        for key in self.traffic.exchanges.keys(where: { _, exchange in exchange.pod == pod }) where self.isOpenStream(key.request) {
-            self.cutStream(key.request, by: pod)
-        }
+        self.streamsStopped(at: pod)
         for key in self.traffic.exchanges.keys(where: { _, exchange in exchange.pod == pod }) {
             guard let removed = self.traffic.exchanges.remove(key) else { continue }
             let (exchange, machine) = (removed.exchange, removed.machine)

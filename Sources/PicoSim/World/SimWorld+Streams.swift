@@ -74,10 +74,61 @@ extension SimWorld {
         guard self.isOpenStream(request) else { return }
         let keys = [ExchangeKey(request: request, hop: 1), ExchangeKey(request: request, hop: 0)]
         for key in keys {
-            guard let exchange = self.traffic.exchanges[key] else { continue }
-            if self.parkIfPaused(.streamClosed(request: request), pod: exchange.pod, boot: exchange.boot) { return }
+            guard let exchange = self.traffic.exchanges[key], self.isCurrent(exchange.pod, exchange.boot), self.pods[exchange.pod].state == .paused else { continue }
+            // Never dropped, whatever the inbox bound: a close lost would keep the stream open.
+            self.pods[exchange.pod].inbox.append(.traffic(.streamClosed(request: request)))
+            return
         }
         for key in keys { self.end(key, .ok) }
+    }
+
+    /// The client of TCP connection `request` gave up before its 101 (its timeout): it closes its
+    /// connection, so every hop ends, and the holder's stream is reset.
+    mutating func streamAbandoned(_ request: UInt64) {
+        for hop in [1, 0] { self.dropStreamExchange(ExchangeKey(request: request, hop: hop), status: 499) }
+    }
+
+    /// Removes exchange `key` of a TCP connection that is over, telling its pod's node what it
+    /// no longer counts (a finished stream, an ended relay).
+    mutating func dropStreamExchange(_ key: ExchangeKey, status: Int) {
+        guard let removed = self.traffic.exchanges.remove(key) else { return }
+        let exchange = removed.exchange
+        var machine = removed.machine
+        machine.finished(status: status, router: &self.pods[exchange.pod].router)
+        self.pods[exchange.pod].waiting.removeAll { $0 == key }
+        if let tunnel = exchange.countedTunnel { self.deliverAccounting(.streamFinished(tunnel), to: exchange.pod, boot: exchange.boot) }
+        if exchange.relaying { self.deliverAccounting(.relayEnded, to: exchange.pod, boot: exchange.boot) }
+    }
+
+    /// Delivers a request's accounting (a finished stream, an ended relay) to process `boot` of
+    /// pod `pod`: at once while it runs, kept for its thaw while it is frozen (never dropped,
+    /// whatever the inbox bound: a count it never got would hold its drain until the deadline),
+    /// nothing once the process is gone.
+    mutating func deliverAccounting(_ input: ClusterInput, to pod: Int, boot: Int) {
+        guard self.isCurrent(pod, boot) else { return }
+        switch self.pods[pod].state {
+        case .running: self.deliver(input, to: pod)
+        case .paused: self.pods[pod].inbox.append(.input(pod: pod, boot: boot, input))
+        case .down, .exited: break
+        }
+    }
+
+    /// Pod `pod`'s process stopped: TCP connections through it end. An open one is cut; one whose
+    /// holder here had sent its 101 is cut as it reaches the client (the reset follows it); one
+    /// whose entry was here and had forwarded its handshake resets the holder's stream.
+    mutating func streamsStopped(at pod: Int) {
+        for key in self.traffic.exchanges.keys(where: { _, exchange in exchange.pod == pod }) where self.traffic.history[Int(key.request - 1)].stream != nil {
+            if self.isOpenStream(key.request) {
+                self.cutStream(key.request, by: pod)
+            } else if key.hop > 0, self.traffic.exchanges.withMachine(key, { machine -> Bool in
+                if case .answering = machine.state { return true } else { return false }
+            }) == true {
+                self.traffic.history[Int(key.request - 1)].stream?.openedAt = self.now
+                self.cutStream(key.request, by: pod)
+            } else if key.hop == 0, let connection = self.traffic.exchanges[key]?.forwardConnection {
+                self.abandonForward(of: key, on: connection)
+            }
+        }
     }
 
     /// Cuts open TCP connection `request` because pod `pod`'s process stopped, or its node closed
@@ -86,17 +137,7 @@ extension SimWorld {
     mutating func cutStream(_ request: UInt64, by pod: Int) {
         let index = Int(request - 1)
         guard self.isOpenStream(request), let stream = self.traffic.history[index].stream, let opened = stream.openedAt else { return }
-        for hop in [1, 0] {
-            let key = ExchangeKey(request: request, hop: hop)
-            guard let removed = self.traffic.exchanges.remove(key) else { continue }
-            let exchange = removed.exchange
-            var machine = removed.machine
-            machine.finished(status: 101, router: &self.pods[exchange.pod].router)
-            self.pods[exchange.pod].waiting.removeAll { $0 == key }
-            guard self.isCurrent(exchange.pod, exchange.boot) else { continue }
-            if let tunnel = exchange.countedTunnel { self.deliver(.streamFinished(tunnel), to: exchange.pod) }
-            if exchange.relaying { self.deliver(.relayEnded, to: exchange.pod) }
-        }
+        for hop in [1, 0] { self.dropStreamExchange(ExchangeKey(request: request, hop: hop), status: 101) }
         let cut = StreamCut(at: self.now, pod: pod, crashed: self.pods[pod].state == .down, drainDeadline: self.pods[pod].node?.drainDeadline)
         self.traffic.history[index].stream?.cut = cut
         let how = cut.crashed ? "killed" : cut.drainDeadline == nil ? "not shutting down" : cut.early ? "before its drain deadline" : "at its drain deadline"

@@ -68,6 +68,7 @@ extension SimWorld {
             if self.traffic.history[Int(request - 1)].outcome == nil, self.traffic.history[Int(request - 1)].stream?.openedAt == nil {
                 let timeout = self.traffic.clients[self.traffic.history[Int(request - 1)].client].timeout
                 self.finish(request, .unknown("no answer within \(DurationText.format(timeout))"))
+                if self.traffic.history[Int(request - 1)].stream != nil { self.streamAbandoned(request) }
             }
         case .rolloutTick:
             self.rolloutTick()
