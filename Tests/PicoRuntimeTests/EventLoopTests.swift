@@ -141,15 +141,20 @@ struct EventLoopTests {
         #expect(loop.armedTimerCount == 0)
     }
 
-    /// Writes queue until the end of the loop's turn and then leave in one flush; a close right
-    /// after a write still sends what was written (as an immediate write did).
-    @Test func test_writes_waitForTheEndOfTheTurn_andACloseStillSendsThem() throws {
+    /// A loop, a connection on it to one end of a socket pair (non-blocking), and the other end.
+    static func connectionToAPeer() throws -> (EventLoop, Connection, Int32) {
         let loop = try EventLoop()
         var fds: [Int32] = [0, 0]
         socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds)
         _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        defer { close(fds[1]) }
-        let connection = Connection(fd: fds[0], loop: loop, connected: true, delegate: CloseRecorder())
+        return (loop, Connection(fd: fds[0], loop: loop, connected: true, delegate: CloseRecorder()), fds[1])
+    }
+
+    /// Writes queue until the end of the loop's turn and then leave in one flush; a close right
+    /// after a write still sends what was written (as an immediate write did).
+    @Test func test_writes_waitForTheEndOfTheTurn_andACloseStillSendsThem() throws {
+        let (loop, connection, peer) = try Self.connectionToAPeer()
+        defer { close(peer) }
         for index in 0..<100 { connection.write([UInt8](repeating: UInt8(index), count: 10)) }
         #expect(connection.queuedByteCount == 1_000)
         #expect(connection.bytesWritten == 0)
@@ -161,7 +166,7 @@ struct EventLoopTests {
         var buffer = [UInt8](repeating: 0, count: 4_096)
         var received: [UInt8] = []
         while true {
-            let count = recv(fds[1], &buffer, buffer.count, 0)
+            let count = recv(peer, &buffer, buffer.count, 0)
             if count <= 0 { break }
             received += buffer[0..<count]
         }
@@ -170,12 +175,8 @@ struct EventLoopTests {
     }
 
     @Test func test_aLargeWrite_goesOutAtOnce_withWhatWasQueuedFirst_andTheRestIsQueuedInOrder() throws {
-        let loop = try EventLoop()
-        var fds: [Int32] = [0, 0]
-        socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds)
-        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        defer { close(fds[1]) }
-        let connection = Connection(fd: fds[0], loop: loop, connected: true, delegate: CloseRecorder())
+        let (loop, connection, peer) = try Self.connectionToAPeer()
+        defer { close(peer) }
         // A small header is queued for the end of the turn; the large payload after it is sent
         // at once, header first, without waiting for the turn's end.
         connection.write(Array("head".utf8))
@@ -190,7 +191,6 @@ struct EventLoopTests {
         #expect(connection.queuedByteCount > 0, "the socket took only part of 8 MiB")
         connection.write(Array("tail".utf8))
         connection.closeWhenWritten()
-        let peer = fds[1]
         let result = ReceivedBytes()
         let reader = Thread {
             var buffer = [UInt8](repeating: 0, count: 65_536)
