@@ -2,6 +2,12 @@
 import PackageDescription
 
 // Pico uses the Swift toolchain only: no package dependency may ever be added here.
+
+// The model and the simulator are compiled with optimization in debug builds too: the test suite
+// replays every shipped scenario in process (and the debug `pico-sim` in a child process), which
+// took seven CPU-minutes unoptimized. Preconditions and overflow checks stay (only -Ounchecked
+// drops them); the model has no `assert`.
+let optimizedEvenInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 let package = Package(
     name: "Pico",
     products: [
@@ -13,12 +19,14 @@ let package = Package(
     targets: [
         .target(
             name: "PicoModel",
-            path: "Sources/PicoModel"
+            path: "Sources/PicoModel",
+            swiftSettings: optimizedEvenInDebug
         ),
         .target(
             name: "PicoSim",
             dependencies: ["PicoModel"],
-            path: "Sources/PicoSim"
+            path: "Sources/PicoSim",
+            swiftSettings: optimizedEvenInDebug
         ),
         .systemLibrary(
             name: "CEpoll",

@@ -24,8 +24,32 @@ enum PicoSimBinary {
     }
 
     /// Runs `pico-sim` with `arguments` and returns standard output, standard error and the exit
-    /// status (standard error goes through a file, so neither pipe can fill up and stall the child).
+    /// status.
     static func outcome(_ arguments: [String], deterministicHashing: Bool? = nil) throws -> Outcome {
+        try self.start(arguments, deterministicHashing: deterministicHashing).finish()
+    }
+
+    /// A child `pico-sim` still running; its output goes to files, so it never stalls on a full
+    /// pipe while the test does other work.
+    struct Running {
+        let process: Process
+        let outputFile: URL
+        let errorFile: URL
+        let handles: [FileHandle]
+
+        /// Waits for the child and returns what it printed.
+        func finish() throws -> Outcome {
+            self.process.waitUntilExit()
+            for handle in self.handles { try handle.close() }
+            defer { for file in [self.outputFile, self.errorFile] { try? FileManager.default.removeItem(at: file) } }
+            let output = try Data(contentsOf: self.outputFile)
+            let errors = String(decoding: try Data(contentsOf: self.errorFile), as: UTF8.self)
+            return Outcome(output: output, errors: errors, status: self.process.terminationStatus)
+        }
+    }
+
+    /// Starts `pico-sim` with `arguments` (see `run`) and returns at once.
+    static func start(_ arguments: [String], deterministicHashing: Bool? = nil) throws -> Running {
         let binary = ScenarioTests.root.appendingPathComponent(".build/debug/pico-sim")
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "scripts/test builds pico-sim before the tests")
         let process = Process()
@@ -36,19 +60,17 @@ enum PicoSimBinary {
             environment["SWIFT_DETERMINISTIC_HASHING"] = deterministicHashing ? "1" : nil
             process.environment = environment
         }
-        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("pico-sim-stderr-\(UInt64.random(in: 0...UInt64.max))")
+        let stem = "pico-sim-\(UInt64.random(in: 0...UInt64.max))"
+        let outputFile = FileManager.default.temporaryDirectory.appendingPathComponent(stem + "-stdout")
+        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent(stem + "-stderr")
+        try Data().write(to: outputFile)
         try Data().write(to: errorFile)
-        defer { try? FileManager.default.removeItem(at: errorFile) }
+        let outputHandle = try FileHandle(forWritingTo: outputFile)
         let errorHandle = try FileHandle(forWritingTo: errorFile)
-        let output = Pipe()
-        process.standardOutput = output
+        process.standardOutput = outputHandle
         process.standardError = errorHandle
         try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try errorHandle.close()
-        let errors = String(decoding: try Data(contentsOf: errorFile), as: UTF8.self)
-        return Outcome(output: data, errors: errors, status: process.terminationStatus)
+        return Running(process: process, outputFile: outputFile, errorFile: errorFile, handles: [outputHandle, errorHandle])
     }
 
     /// The opposite of this process's `SWIFT_DETERMINISTIC_HASHING`, for cross-process checks.
