@@ -164,16 +164,17 @@ public final class Connection: LoopHandler, TurnEndHandler {
         let pending = self.output.count - self.outputHead
         var written = -1
         self.output.withUnsafeBytes { queued in
-            var vectors: [iovec] = []
-            vectors.reserveCapacity(2)
-            if pending > 0, let base = queued.baseAddress {
-                vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: base + self.outputHead), iov_len: pending))
-            }
-            vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
-            vectors.withUnsafeMutableBufferPointer { vectors in
+            // Two vectors on the stack: the queue's unsent part (when there is one), then `bytes`.
+            withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { vectors in
+                var count = 0
+                if pending > 0, let base = queued.baseAddress {
+                    vectors[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: base + self.outputHead), iov_len: pending)
+                    count += 1
+                }
+                vectors[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
                 var message = msghdr()
                 message.msg_iov = vectors.baseAddress
-                message.msg_iovlen = vectors.count
+                message.msg_iovlen = count + 1
                 repeat {
                     written = Glibc.sendmsg(self.fd, &message, Int32(MSG_NOSIGNAL))
                 } while written < 0 && errno == EINTR
@@ -183,7 +184,6 @@ public final class Connection: LoopHandler, TurnEndHandler {
             guard errno == EAGAIN || errno == EWOULDBLOCK else { return false }
             written = 0
         }
-        if pending == 0, self.queuedByteCount == 0 { self.lastWriteProgress = self.loop.now }
         self.bytesWritten += written
         if written > 0 { self.lastWriteProgress = self.loop.now }
         let fromQueue = min(written, pending)

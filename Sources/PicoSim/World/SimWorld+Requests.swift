@@ -376,13 +376,8 @@ extension SimWorld {
     /// the exchange there ends unanswered (its stream released) and nothing of it comes back.
     mutating func abandonForward(of key: ExchangeKey, on connection: UInt64) {
         let next = ExchangeKey(request: key.request, hop: key.hop + 1)
-        guard self.traffic.exchanges[next]?.arrivedOn == connection, let removed = self.traffic.exchanges.remove(next) else { return }
-        let held = removed.exchange
-        var machine = removed.machine
-        machine.finished(status: 499, router: &self.pods[held.pod].router)
-        self.pods[held.pod].waiting.removeAll { $0 == next }
-        if let tunnel = held.countedTunnel { self.deliverAccounting(.streamFinished(tunnel), to: held.pod, boot: held.boot) }
-        if held.relaying { self.deliverAccounting(.relayEnded, to: held.pod, boot: held.boot) }
+        guard self.traffic.exchanges[next]?.arrivedOn == connection else { return }
+        self.release(next, status: 499)
     }
 
     /// A heartbeat of the pod exchange `key` forwarded to arrived: the hop is alive.
@@ -417,14 +412,7 @@ extension SimWorld {
     /// the client (entry hop) or back to the entry pod (forwarded hop; `unserved`: as an answer
     /// saying the request reached no upstream here).
     mutating func end(_ key: ExchangeKey, _ outcome: RequestOutcome, unserved: Bool = false) {
-        guard let removed = self.traffic.exchanges.remove(key) else { return }
-        let exchange = removed.exchange
-        let tunnel = exchange.countedTunnel
-        var machine = removed.machine
-        machine.finished(status: outcome == .ok ? 200 : 502, router: &self.pods[exchange.pod].router)
-        self.pods[exchange.pod].waiting.removeAll { $0 == key }
-        if let tunnel { self.deliverAccounting(.streamFinished(tunnel), to: exchange.pod, boot: exchange.boot) }
-        if exchange.relaying { self.deliverAccounting(.relayEnded, to: exchange.pod, boot: exchange.boot) }
+        guard let exchange = self.release(key, status: outcome == .ok ? 200 : 502) else { return }
         if key.hop == 0 {
             if self.traffic.history[Int(key.request - 1)].outcome == nil { self.finish(key.request, outcome) }
         } else if unserved {

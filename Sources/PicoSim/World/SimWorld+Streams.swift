@@ -85,19 +85,21 @@ extension SimWorld {
     /// The client of TCP connection `request` gave up before its 101 (its timeout): it closes its
     /// connection, so every hop ends, and the holder's stream is reset.
     mutating func streamAbandoned(_ request: UInt64) {
-        for hop in [1, 0] { self.dropStreamExchange(ExchangeKey(request: request, hop: hop), status: 499) }
+        for hop in [1, 0] { self.release(ExchangeKey(request: request, hop: hop), status: 499) }
     }
 
-    /// Removes exchange `key` of a TCP connection that is over, telling its pod's node what it
-    /// no longer counts (a finished stream, an ended relay).
-    mutating func dropStreamExchange(_ key: ExchangeKey, status: Int) {
-        guard let removed = self.traffic.exchanges.remove(key) else { return }
+    /// Removes exchange `key`, finished with `status`, and tells its pod's node what it no longer
+    /// counts (a finished stream, an ended relay). Returns the removed exchange (nil: none).
+    @discardableResult
+    mutating func release(_ key: ExchangeKey, status: Int) -> SimTraffic.Exchange? {
+        guard let removed = self.traffic.exchanges.remove(key) else { return nil }
         let exchange = removed.exchange
         var machine = removed.machine
         machine.finished(status: status, router: &self.pods[exchange.pod].router)
         self.pods[exchange.pod].waiting.removeAll { $0 == key }
         if let tunnel = exchange.countedTunnel { self.deliverAccounting(.streamFinished(tunnel), to: exchange.pod, boot: exchange.boot) }
         if exchange.relaying { self.deliverAccounting(.relayEnded, to: exchange.pod, boot: exchange.boot) }
+        return exchange
     }
 
     /// Delivers a request's accounting (a finished stream, an ended relay) to process `boot` of
@@ -137,7 +139,7 @@ extension SimWorld {
     mutating func cutStream(_ request: UInt64, by pod: Int) {
         let index = Int(request - 1)
         guard self.isOpenStream(request), let stream = self.traffic.history[index].stream, let opened = stream.openedAt else { return }
-        for hop in [1, 0] { self.dropStreamExchange(ExchangeKey(request: request, hop: hop), status: 101) }
+        for hop in [1, 0] { self.release(ExchangeKey(request: request, hop: hop), status: 101) }
         let cut = StreamCut(at: self.now, pod: pod, crashed: self.pods[pod].state == .down, drainDeadline: self.pods[pod].node?.drainDeadline)
         self.traffic.history[index].stream?.cut = cut
         let how = cut.crashed ? "killed" : cut.drainDeadline == nil ? "not shutting down" : cut.early ? "before its drain deadline" : "at its drain deadline"
