@@ -55,6 +55,10 @@ public struct ClusterConfiguration: Hashable, Sendable {
     /// `max_tunnels`; looked up, never iterated).
     public var tenantQuotas: [String: TenantQuota] = [:]
 
+    /// When and how fast tunnels move off a node holding more than its share
+    /// (`upstream.rebalance.*`; see `Rebalancer`).
+    public var rebalance = Rebalancer.Settings()
+
     /// Creates a configuration with default settings.
     public init(gossipAddress: Address, proxyAddress: Address, adminAddress: Address, randomSeed: UInt64) {
         self.gossipAddress = gossipAddress
@@ -91,6 +95,7 @@ public struct ClusterConfiguration: Hashable, Sendable {
         if self.tenantReservation < .zero || self.tenantReservation > .seconds(86_400) {
             errors.append("upstream.tenant_reservation must be from 0s to 24h, got \(self.tenantReservation)")
         }
+        errors += self.rebalance.validationErrors()
         if self.maxPendingExchanges < 1 { errors.append("maxPendingExchanges must be at least 1") }
         if self.stateExchangeTimeout <= .zero { errors.append("stateExchangeTimeout must be positive, got \(self.stateExchangeTimeout)") }
         return errors

@@ -39,8 +39,14 @@ public enum ClusterEvent: Hashable, Sendable {
     case tunnelRegistered(TunnelID, endpoint: String)
     /// A tunnel was removed.
     case tunnelRemoved(TunnelID, endpoint: String)
-    /// A tunnel was refused (its endpoint ID is empty or too long).
+    /// A tunnel was refused (its endpoint ID is empty or too long, a quota, another tenant's
+    /// endpoint, or this node holds well above its share: see `Rebalancer.refusesNewTunnel`).
     case tunnelRejected(TunnelID, reason: String)
+    /// Rebalancing asked the agent of this tunnel to move (`.tellAgentToMove` follows).
+    case rebalanceMoveAsked(TunnelID, endpoint: String)
+    /// A tunnel rebalancing moved was released: its endpoint was served elsewhere for
+    /// `handoverSettleTime` and no request was left on it.
+    case rebalanceMoveDone(TunnelID, endpoint: String)
     /// A datagram or state message could not be decoded; it was dropped.
     case malformedMessage(from: Address?, error: WireDecodeError)
     /// A datagram or state message that did not authenticate under the gossip keys (or plain

@@ -1,7 +1,8 @@
 // ==== ---- Tunnels, routing, and the make-before-break drain -----------------------------------------
 
 extension ClusterNode {
-    mutating func onTunnelOpened(_ id: TunnelID, endpoint: String, tenant: String = "", wallMilliseconds: UInt64 = 0, into directives: inout [ClusterDirective]) {
+    mutating func onTunnelOpened(_ id: TunnelID, endpoint: String, tenant: String = "", wallMilliseconds: UInt64 = 0, reconnectsFirst: Bool = true,
+                                 into directives: inout [ClusterDirective]) {
         guard !endpoint.isEmpty, endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
             directives.append(.event(.tunnelRejected(id, reason: "endpoint id must be 1 to \(EndpointTable.maxEndpointLength) bytes")))
             directives.append(.closeTunnel(id))
@@ -25,7 +26,13 @@ extension ClusterNode {
             return
         }
         let draining = self.lifecycle.phase == .draining
-        guard case .added(let count) = self.upstreams.add(id, endpoint: endpoint, draining: draining) else { return }
+        if !draining, let refusal = self.rebalanceRefusal(endpoint: endpoint) {
+            self.rebalanceFigures.tunnelsRefused += 1
+            directives.append(.event(.tunnelRejected(id, reason: refusal)))
+            directives.append(.closeTunnel(id))
+            return
+        }
+        guard case .added(let count) = self.upstreams.add(id, endpoint: endpoint, draining: draining, reconnectsFirst: reconnectsFirst) else { return }
         directives.append(.event(.tunnelRegistered(id, endpoint: endpoint)))
         // A tunnel opened during the drain (the load balancer had not noticed yet) is asked to move
         // at once; it still serves if nothing else can.
@@ -49,6 +56,7 @@ extension ClusterNode {
     mutating func removeTunnel(_ id: TunnelID, into directives: inout [ClusterDirective]) {
         guard case .removed(let tunnel, let count) = self.upstreams.remove(id) else { return }
         self.handoverSeen[id] = nil
+        self.moves[id] = nil
         directives.append(.event(.tunnelRemoved(id, endpoint: tunnel.endpoint)))
         self.setLocalCount(count, for: tunnel.endpoint, into: &directives)
     }
@@ -93,6 +101,8 @@ extension ClusterNode {
     mutating func beginDrain(deadline: Instant, now: Instant, into directives: inout [ClusterDirective]) {
         self.drainDeadline = deadline
         self.drainHoldUntil = now + self.configuration.drainMinimum
+        // The drain moves every tunnel now; rebalancing's moves in progress are its own.
+        self.moves = [:]
         directives.append(.schedule(.drainHoldEnded, at: now + self.configuration.drainMinimum))
         self.interpret(self.membership.startDraining(now: now), now: now, into: &directives)
         for tunnel in self.upstreams.allTunnels where self.upstreams.markDraining(tunnel.id) {
@@ -112,13 +122,8 @@ extension ClusterNode {
         for tunnel in self.upstreams.allTunnels where tunnel.isDraining {
             // Other nodes learn of the replacement a few gossip rounds after we do; until they
             // have, they may still forward to us, so the old tunnel stays for `settle` more.
-            if self.remoteUpstreams(for: tunnel.endpoint).contains(where: { !$0.draining && !$0.suspect }) {
-                if self.handoverSeen[tunnel.id] == nil { self.handoverSeen[tunnel.id] = now }
-            } else {
-                self.handoverSeen[tunnel.id] = nil
-            }
+            let seen = self.handoverSince(tunnel, now: now)
             guard tunnel.inFlight == 0, now >= holdUntil else { continue }
-            let seen = self.handoverSeen[tunnel.id]
             if nobodyToHandOverTo || seen.map({ now >= $0 + settle }) == true {
                 directives.append(.closeTunnel(tunnel.id))
                 self.removeTunnel(tunnel.id, into: &directives)

@@ -44,6 +44,12 @@ public struct ClusterNode: Sendable {
     /// Forwarded upgrades this node relays to their holder (`.relayStarted`); the drain waits
     /// for them as for its tunnels' streams (read-only view).
     public internal(set) var relays = 0
+    /// The rule that moves tunnels off this node when it holds more than its share (read-only view).
+    public internal(set) var rebalancer: Rebalancer
+    /// Tunnels the rebalancer asked to move and not yet released, with when each was asked.
+    var moves: [TunnelID: Instant] = [:]
+    /// Moves asked, moves done and tunnels refused by rebalancing (read-only view, for metrics).
+    public internal(set) var rebalanceFigures = RebalanceFigures()
     /// An endpoint lost its last holder through a remote change; a repair sync is due.
     var routeRepairPending = false
     var nextRouteRepairAt = Instant(nanoseconds: .min)
@@ -96,6 +102,7 @@ public struct ClusterNode: Sendable {
         self.routingRNG = rng.split()
         self.endpoints = EndpointTable(localOwner: me.uid, maxEntriesOfOneOwner: configuration.maxEndpointsPerMember)
         self.lifecycle = Lifecycle(gracePeriod: configuration.gracePeriod, leaveBudget: configuration.membership.leaveTimeout)
+        self.rebalancer = Rebalancer(settings: configuration.rebalance)
     }
 
     /// This node's current description (its UID changes if it is ever reborn).
@@ -109,6 +116,7 @@ public struct ClusterNode: Sendable {
         switch input {
         case .start:
             self.apply(lifecycle: .started, now: now, into: &directives)
+            if self.rebalancer.settings.isEnabled { directives.append(.schedule(.rebalance, at: now + Rebalancer.interval)) }
             self.interpret(self.membership.start(now: now), now: now, into: &directives)
         case .timerFired(let timer):
             self.onTimer(timer, now: now, into: &directives)
@@ -126,9 +134,9 @@ public struct ClusterNode: Sendable {
             self.onStateExchangeReplied(id, bytes: bytes, now: now, into: &directives)
         case .stateExchangeFailed(let id, let reason):
             self.onStateExchangeFailed(id, reason: reason, now: now, into: &directives)
-        case .tunnelOpened(let id, let endpoint, let loop, let tenant, let wallMilliseconds):
+        case .tunnelOpened(let id, let endpoint, let loop, let tenant, let wallMilliseconds, let reconnectsFirst):
             self.routing.tunnelLoops[id] = loop
-            self.onTunnelOpened(id, endpoint: endpoint, tenant: tenant, wallMilliseconds: wallMilliseconds, into: &directives)
+            self.onTunnelOpened(id, endpoint: endpoint, tenant: tenant, wallMilliseconds: wallMilliseconds, reconnectsFirst: reconnectsFirst, into: &directives)
             if self.upstreams.tunnel(id) == nil { self.routing.tunnelLoops[id] = nil }
         case .tunnelClosed(let id):
             self.removeTunnel(id, into: &directives)
@@ -160,7 +168,11 @@ public struct ClusterNode: Sendable {
             self.security?.keyring = keyring
         }
         self.settleTenancy(now: now, into: &directives)
-        if self.lifecycle.phase == .draining { self.advanceDrain(now: now, into: &directives) }
+        if self.lifecycle.phase == .draining {
+            self.advanceDrain(now: now, into: &directives)
+        } else if !self.moves.isEmpty {
+            self.advanceMoves(now: now, into: &directives)
+        }
         self.runRouteRepair(now: now, into: &directives)
         self.reachability.expire(now: now)
         self.appendRoutingChanges(to: &directives)
@@ -185,6 +197,9 @@ public struct ClusterNode: Sendable {
         case .leaveDeadline: produced = self.membership.onLeaveDeadline(now: now)
         case .drainHoldEnded, .handoverCheck:
             produced = []
+        case .rebalance:
+            produced = []
+            self.runRebalance(now: now, into: &directives)
         case .drainDeadline:
             produced = []
             if let deadline = self.drainDeadline, deadline <= now { self.forceEndDrain(now: now, into: &directives) }
@@ -222,13 +237,17 @@ public struct ClusterNode: Sendable {
         public var draining: Bool
         /// Whether this row is the local node.
         public var isLocal: Bool
+        /// Its tunnels, as this node's endpoint table counts them.
+        public var tunnels: Int = 0
     }
 
     /// Every listed member including ourselves, sorted by name then UID.
     public var memberViews: [MemberView] {
-        var views = [MemberView(info: self.me, state: MemberState(.alive, self.membership.incarnation), draining: self.membership.isDraining, isLocal: true)]
+        let totals = self.tunnelTotals()
+        var views = [MemberView(info: self.me, state: MemberState(.alive, self.membership.incarnation), draining: self.membership.isDraining,
+                                isLocal: true, tunnels: totals[self.me.uid] ?? 0)]
         for member in self.membership.memberList {
-            views.append(MemberView(info: member.info, state: member.state, draining: member.draining, isLocal: false))
+            views.append(MemberView(info: member.info, state: member.state, draining: member.draining, isLocal: false, tunnels: totals[member.info.uid] ?? 0))
         }
         return views.sorted { ($0.info.name, $0.info.uid) < ($1.info.name, $1.info.uid) }
     }

@@ -35,6 +35,8 @@ public enum TimerID: Hashable, Sendable, CustomStringConvertible {
     case drainDeadline
     /// The oldest pending state exchange may be overdue: fail the ones past their deadline.
     case stateExchangeDeadline
+    /// Evaluate the rebalancing rule (every `Rebalancer.interval` while it is on).
+    case rebalance
 
     public var description: String {
         switch self {
@@ -53,6 +55,7 @@ public enum TimerID: Hashable, Sendable, CustomStringConvertible {
         case .handoverCheck: "handover-check"
         case .drainDeadline: "drain-deadline"
         case .stateExchangeDeadline: "state-exchange-deadline"
+        case .rebalance: "rebalance"
         }
     }
 }

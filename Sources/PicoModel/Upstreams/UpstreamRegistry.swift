@@ -31,6 +31,9 @@ public struct UpstreamRegistry: Hashable, Sendable {
         public var isDraining: Bool
         /// Requests routed to it whose stream has not finished.
         public var inFlight: Int
+        /// Whether its agent opens a replacement before it lets go when asked to move (Pico's
+        /// agents, on `/pico/v1/upstream/`); Piko's agents wait until the node closes the tunnel.
+        public var reconnectsFirst: Bool = true
     }
 
     /// What `add` did.
@@ -64,9 +67,9 @@ public struct UpstreamRegistry: Hashable, Sendable {
     public init() {}
 
     /// Registers `id` for `endpoint` (idempotent).
-    public mutating func add(_ id: TunnelID, endpoint: String, draining: Bool = false) -> AddResult {
+    public mutating func add(_ id: TunnelID, endpoint: String, draining: Bool = false, reconnectsFirst: Bool = true) -> AddResult {
         guard self.tunnels[id] == nil else { return .alreadyPresent }
-        self.tunnels[id] = Tunnel(id: id, endpoint: endpoint, isDraining: draining, inFlight: 0)
+        self.tunnels[id] = Tunnel(id: id, endpoint: endpoint, isDraining: draining, inFlight: 0, reconnectsFirst: reconnectsFirst)
         self.byEndpoint[endpoint, default: []].append(id)
         return .added(count: self.byEndpoint[endpoint]?.count ?? 0)
     }
@@ -168,6 +171,14 @@ public struct UpstreamRegistry: Hashable, Sendable {
 
     /// True when no tunnel is registered.
     public var isEmpty: Bool { self.tunnels.isEmpty }
+
+    /// Number of tunnels registered, draining ones included.
+    public var tunnelCount: Int { self.tunnels.count }
+
+    /// The IDs of `endpoint`'s tunnels, in registration order.
+    public func tunnelIDs(for endpoint: String) -> [TunnelID] {
+        self.byEndpoint[endpoint] ?? []
+    }
 
     /// Broken invariants (empty when consistent).
     public func checkInvariants() -> [String] {

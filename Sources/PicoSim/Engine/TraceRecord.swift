@@ -39,6 +39,10 @@ public struct TraceRecord: Hashable, Sendable {
             self.init("tunnel-removed", [("tunnel", "\(tunnel.rawValue)"), ("endpoint", endpoint)])
         case .tunnelRejected(let tunnel, let reason):
             self.init("tunnel-rejected", [("tunnel", "\(tunnel.rawValue)"), ("reason", reason)])
+        case .rebalanceMoveAsked(let tunnel, let endpoint):
+            self.init("rebalance-move", [("tunnel", "\(tunnel.rawValue)"), ("endpoint", endpoint)])
+        case .rebalanceMoveDone(let tunnel, let endpoint):
+            self.init("rebalance-moved", [("tunnel", "\(tunnel.rawValue)"), ("endpoint", endpoint)])
         case .malformedMessage(let from, let error):
             self.init("malformed", [("from", from.map { "\($0)" } ?? "-"), ("error", error.description)])
         case .unauthenticatedMessage(let from, let refusal):

@@ -1,0 +1,206 @@
+/// The rule that moves tunnels off a node holding more than its share (`upstream.rebalance.*`),
+/// evaluated once per `Rebalancer.interval` from a `Census` of the cluster as this node sees it.
+///
+/// Piko's rule (every second: shed `min(local × balance, ceil(avg × shed_rate))` sessions when
+/// `balance = (local − avg) / avg` reaches the threshold) closes sessions as soon as one sample is
+/// over, counts ghost members in the average (Piko #322) and lets a moved agent land straight back
+/// on the node it left. This one:
+/// - averages over active members only (alive, not suspect, not draining; this node included);
+/// - acts only after the node has stayed above `(1 + threshold) × mean` for `hold`, with the same
+///   active members all along (a join, leave, death or flapping partition starts the hold over);
+/// - moves at most `max(1, ceil(mean × shedRate))` tunnels a second, and at most
+///   `maxMovesInFlight` moves at a time, down to the mean (not merely under the threshold), never
+///   below `minConns`; then cools down for `cooldown` before it may act again;
+/// - counts tunnels already asked to move as gone, so a move in progress is never asked twice.
+///
+/// Callers may rely on: with `threshold == 0` the state is `.off` and nothing is ever moved or
+/// refused; `evaluate` never returns more than the node's unmoved tunnels above `minConns`.
+public struct Rebalancer: Hashable, Sendable {
+    /// `upstream.rebalance.*`.
+    public struct Settings: Hashable, Sendable {
+        /// How far above the mean a node may hold tunnels before it moves some: it moves when it
+        /// holds more than `(1 + threshold) × mean`. 0 turns rebalancing (and placement refusal)
+        /// off. Piko's `upstream.rebalance.threshold`.
+        public var threshold: Double = 0.2
+        /// Tunnels moved per second, as a fraction of the mean (at least one a second). Piko's
+        /// `upstream.rebalance.shed_rate`.
+        public var shedRate: Double = 0.05
+        /// A node holding fewer tunnels than this never moves any, and never refuses one. Piko's
+        /// `upstream.rebalance.min_conns`.
+        public var minConns: Int = 10
+        /// How long a node must stay over the threshold, with unchanged active members, before it
+        /// moves tunnels (`upstream.rebalance.hold`).
+        public var hold: Duration = .seconds(10)
+        /// How long a node waits after a round of moves before it may start another
+        /// (`upstream.rebalance.cooldown`).
+        public var cooldown: Duration = .seconds(30)
+
+        /// The defaults, chosen from simulation (docs/clustering.md, "Rebalancing").
+        public init() {}
+
+        /// True when rebalancing is on.
+        public var isEnabled: Bool { self.threshold > 0 }
+
+        /// Every problem, each naming its key; empty when valid.
+        public func validationErrors() -> [String] {
+            var errors: [String] = []
+            if !(self.threshold >= 0 && self.threshold <= 100) {
+                errors.append("upstream.rebalance.threshold must be from 0 to 100, got \(self.threshold)")
+            }
+            if !(self.shedRate > 0 && self.shedRate <= 1) {
+                errors.append("upstream.rebalance.shed_rate must be above 0 and at most 1, got \(self.shedRate)")
+            }
+            if !(0...1_000_000).contains(self.minConns) {
+                errors.append("upstream.rebalance.min_conns must be from 0 to 1000000, got \(self.minConns)")
+            }
+            if self.hold < .zero || self.hold > .seconds(3_600) {
+                errors.append("upstream.rebalance.hold must be from 0s to 1h, got \(self.hold)")
+            }
+            if self.cooldown < .zero || self.cooldown > .seconds(3_600) {
+                errors.append("upstream.rebalance.cooldown must be from 0s to 1h, got \(self.cooldown)")
+            }
+            return errors
+        }
+    }
+
+    /// The cluster as this node sees it at one evaluation.
+    public struct Census: Hashable, Sendable {
+        /// Tunnels registered on this node, moving ones included.
+        public var local: Int
+        /// Of them, those whose agents were asked to move and are not yet released.
+        public var moving: Int
+        /// Tunnels per active member (alive, not suspect, not draining), this node included.
+        public var memberTotals: [Int]
+        /// The active members' UIDs, sorted (a change starts the hold over).
+        public var members: [NodeUID]
+
+        /// Creates a census.
+        public init(local: Int, moving: Int, memberTotals: [Int], members: [NodeUID]) {
+            self.local = local
+            self.moving = moving
+            self.memberTotals = memberTotals
+            self.members = members
+        }
+
+        /// Tunnels that stay: registered ones not asked to move.
+        public var staying: Int { max(self.local - self.moving, 0) }
+        /// Every active member's tunnels together.
+        public var total: Int { self.memberTotals.reduce(0) { $0 &+ max($1, 0) } }
+        /// The mean tunnels per active member, rounded up (0 without members).
+        public var roundedMean: Int {
+            let count = self.memberTotals.count
+            return count == 0 ? 0 : (self.total + count - 1) / count
+        }
+
+        /// True when `count` is more than `(1 + margin) × mean`.
+        func exceeds(_ count: Int, margin: Double) -> Bool {
+            guard !self.memberTotals.isEmpty else { return false }
+            return Double(count) * Double(self.memberTotals.count) > Double(self.total) * (1 + margin)
+        }
+
+        /// True when some active member holds fewer than the mean.
+        var someoneBelowMean: Bool {
+            let count = self.memberTotals.count
+            return self.memberTotals.contains { $0 * count < self.total }
+        }
+    }
+
+    /// Where the rule stands.
+    public enum State: Hashable, Sendable {
+        /// Rebalancing is turned off (`threshold` 0).
+        case off
+        /// At or under the threshold (or under `minConns`).
+        case balanced
+        /// Over the threshold since this instant, with the same active members.
+        case above(since: Instant)
+        /// Moving tunnels down to the mean.
+        case shedding
+        /// A round of moves ended; no new round before this instant.
+        case cooling(until: Instant)
+    }
+
+    /// How often the node evaluates (Piko's rebalance loop runs every second too).
+    public static let interval: Duration = .seconds(1)
+    /// Moves in progress at most, as a multiple of the per-second budget: a move normally ends
+    /// within a few seconds (the agent's dial, then `handoverSettleTime`), so more than this many
+    /// means moves are stuck (agents that cannot reach another node) and the node waits for them.
+    public static let inFlightSeconds = 5
+
+    /// The settings.
+    public let settings: Settings
+    /// Where the rule stands.
+    public private(set) var state: State
+    /// The active members at the last evaluation.
+    public private(set) var members: [NodeUID] = []
+
+    /// A rule with `settings` (`.off` when its threshold is 0).
+    public init(settings: Settings) {
+        self.settings = settings
+        self.state = settings.isEnabled ? .balanced : .off
+    }
+
+    /// Moves started per second at most for `census`.
+    public func budget(_ census: Census) -> Int {
+        max(1, Int((Double(census.roundedMean) * self.settings.shedRate).rounded(.up)))
+    }
+
+    /// Evaluates `census` at `now`: returns how many more tunnels to ask to move now (0 mostly).
+    public mutating func evaluate(_ census: Census, now: Instant) -> Int {
+        guard self.settings.isEnabled else { return 0 }
+        let membersChanged = census.members != self.members
+        self.members = census.members
+        let over = census.staying >= self.settings.minConns && census.exceeds(census.staying, margin: self.settings.threshold)
+        switch self.state {
+        case .off:
+            return 0
+        case .cooling(let until):
+            guard now >= until else { return 0 }
+            self.state = over ? .above(since: now) : .balanced
+            return 0
+        case .balanced:
+            if over { self.state = .above(since: now) }
+            return 0
+        case .above(let since):
+            guard over else {
+                self.state = .balanced
+                return 0
+            }
+            if membersChanged {
+                self.state = .above(since: now)
+                return 0
+            }
+            guard now - since >= self.settings.hold else { return 0 }
+            self.state = .shedding
+            return self.shed(census, now: now)
+        case .shedding:
+            // Members changed under a round (a partition, a join): stop, and wait a whole hold.
+            if membersChanged {
+                self.state = over ? .above(since: now) : .balanced
+                return 0
+            }
+            return self.shed(census, now: now)
+        }
+    }
+
+    /// The moves of one second of a round, or the end of the round.
+    mutating func shed(_ census: Census, now: Instant) -> Int {
+        let target = max(census.roundedMean, self.settings.minConns)
+        guard census.staying > target else {
+            self.state = .cooling(until: now + self.settings.cooldown)
+            return 0
+        }
+        let budget = self.budget(census)
+        let room = budget * Self.inFlightSeconds - census.moving
+        return max(0, min(census.staying - target, budget, room))
+    }
+
+    /// True when this node should refuse a new tunnel whose endpoint is already served: it holds
+    /// well above the mean (more than `(1 + threshold / 2) × mean`, at least `minConns`) while
+    /// some member holds less than the mean, so the agent's retry through the load balancer lands
+    /// on a lighter node. A node never refuses while rebalancing is off, and the lightest member in
+    /// a consistent view never refuses, so an agent always has somewhere to go.
+    public func refusesNewTunnel(_ census: Census) -> Bool {
+        guard self.settings.isEnabled, census.staying >= self.settings.minConns else { return false }
+        return census.exceeds(census.staying, margin: self.settings.threshold / 2) && census.someoneBelowMean
+    }
+}
