@@ -120,6 +120,11 @@ public struct AgentMachine: Hashable, Sendable {
         if !tunnel.moving, now - tunnel.openedAt >= self.settings.stableAfter { self.backoff = self.settings.minimumBackoff }
     }
 
+    /// True while the agent holds a tunnel its node asked to move: a dial now opens its
+    /// replacement, and says so in its handshake (`TunnelAgent.replacingHeader`), so a node holding
+    /// more than its share may refuse it while the old tunnel serves.
+    public var isReplacing: Bool { self.tunnels.contains { $0.moving } }
+
     /// No tunnel that will stay (every one held is moving, or none is held) and no dial under way.
     var needsReplacement: Bool {
         !self.connecting && !self.tunnels.contains { !$0.moving }

@@ -32,10 +32,9 @@ public enum ClusterInput: Hashable, Sendable {
     /// An agent opened tunnel `id` for `endpoint`, on the shell's data loop `loop` (the
     /// `.tunnelAdded` routing change names it, so other loops move requests there). `tenant` is
     /// the agent's tenant ("" without `upstream.tenants`); `wallMilliseconds` the wall clock
-    /// (Unix milliseconds), which dates a new tenant claim on the endpoint. `reconnectsFirst`:
-    /// the agent opens a replacement before it lets go when asked to move (Pico's agents, which
-    /// dial `/pico/v1/upstream/`); false for Piko's agents, which wait for the node to close.
-    case tunnelOpened(TunnelID, endpoint: String, loop: Int = 0, tenant: String = "", wallMilliseconds: UInt64 = 0, reconnectsFirst: Bool = true)
+    /// (Unix milliseconds), which dates a new tenant claim on the endpoint. `agent`: who dialled, as
+    /// the handshake says (how it moves; whether rebalancing may refuse it).
+    case tunnelOpened(TunnelID, endpoint: String, loop: Int = 0, tenant: String = "", wallMilliseconds: UInt64 = 0, agent: TunnelAgent = .pico)
     /// Tunnel `id` closed (agent went away, or after our `.closeTunnel`). Idempotent.
     case tunnelClosed(TunnelID)
     /// A request stream routed to tunnel `id` finished (successfully or not).

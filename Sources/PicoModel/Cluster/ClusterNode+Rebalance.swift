@@ -10,6 +10,17 @@ public struct RebalanceFigures: Hashable, Sendable {
     public var tunnelsRefused = 0
 }
 
+/// A move rebalancing asked for, until its tunnel is released.
+struct MoveProgress: Hashable, Sendable {
+    /// The fewest tunnels that served the endpoint besides the moved one since the move was
+    /// asked (this node's unmoved ones and active members' counts). The agent's replacement
+    /// shows as a count above it: another node's release lowers the count first, and a count
+    /// that merely returns to where it was is no replacement. A Pico agent's tunnel is released
+    /// only once its replacement may exist, so the agent never dials afresh (and lands anywhere,
+    /// even on a heavy node) for want of one.
+    var lowWater: Int
+}
+
 extension ClusterNode {
     /// Tunnels per member as this node's endpoint table counts them (every owner it knows,
     /// itself included; members with no entry are absent).
@@ -61,7 +72,7 @@ extension ClusterNode {
             if !tunnel.reconnectsFirst, !self.endpointServed(tunnel.endpoint, besides: tunnel.id) { continue }
             guard self.upstreams.markDraining(tunnel.id) else { continue }
             movingEndpoints.insert(tunnel.endpoint)
-            self.moves[tunnel.id] = now
+            self.moves[tunnel.id] = MoveProgress(lowWater: self.servedCount(tunnel.endpoint, besides: tunnel.id))
             self.rebalanceFigures.movesAsked += 1
             asked += 1
             directives.append(.event(.rebalanceMoveAsked(tunnel.id, endpoint: tunnel.endpoint)))
@@ -69,15 +80,17 @@ extension ClusterNode {
         }
     }
 
-    /// Why a new tunnel for `endpoint` is refused by rebalancing (this node holds well above the
-    /// mean while a member holds less, and the endpoint is served already, so the agent's retry
-    /// through the load balancer finds a lighter node); nil when it is taken. An endpoint nobody
-    /// serves is always taken: refusing it would lengthen an outage.
+    /// Why the replacement of a moved tunnel for `endpoint` is refused by rebalancing (this node
+    /// holds at least the mean while a member holds less, and the endpoint is served already,
+    /// so the agent's retry through the load balancer finds a lighter node while its old tunnel
+    /// serves); nil when it is taken. Only replacements are ever refused: an agent without a
+    /// tunnel, whose views of the others' counts lag behind (gossip), would be turned away by
+    /// every node while counts grow, and an endpoint nobody serves is always taken.
     func rebalanceRefusal(endpoint: String) -> String? {
         guard self.rebalancer.settings.isEnabled, self.lifecycle.phase == .ready, self.endpointServed(endpoint, besides: nil) else { return nil }
         let census = self.rebalanceCensus()
-        guard self.rebalancer.refusesNewTunnel(census) else { return nil }
-        return "this node holds \(census.staying) tunnels, well above the cluster mean of \(census.roundedMean): reconnect to a lighter node"
+        guard self.rebalancer.refusesReplacement(census) else { return nil }
+        return "this node holds \(census.staying) tunnels, at or above the cluster mean of \(census.roundedMean): reconnect to a lighter node"
     }
 
     /// True when `endpoint` has a tunnel that takes new requests besides `besides`: one here not
@@ -88,6 +101,16 @@ extension ClusterNode {
             if self.upstreams.tunnel(id)?.isDraining == false { return true }
         }
         return self.remoteUpstreams(for: endpoint).contains { !$0.draining && !$0.suspect }
+    }
+
+    /// How many tunnels serve `endpoint` besides `besides`: this node's not asked to move, and
+    /// those of live members that are neither draining nor suspect (their moving ones included:
+    /// gossip does not tell them apart).
+    func servedCount(_ endpoint: String, besides: TunnelID) -> Int {
+        var count = 0
+        for id in self.upstreams.tunnelIDs(for: endpoint) where id != besides && self.upstreams.tunnel(id)?.isDraining == false { count += 1 }
+        for holder in self.remoteUpstreams(for: endpoint) where !holder.draining && !holder.suspect { count += Int(holder.count) }
+        return count
     }
 
     /// Notes since when the endpoint of `tunnel` (asked to move) is served besides it; nil while
@@ -103,7 +126,8 @@ extension ClusterNode {
     }
 
     /// Releases every idle moved tunnel whose endpoint has been served besides it for
-    /// `handoverSettleTime` (make-before-break: the agent's replacement, or another agent's tunnel).
+    /// `handoverSettleTime`: a Pico agent's once its replacement may exist (`MoveProgress`), a
+    /// Piko agent's (moved only while served besides) at once.
     mutating func advanceMoves(now: Instant, into directives: inout [ClusterDirective]) {
         let settle = self.configuration.handoverSettleTime
         var nextCheck: Instant?
@@ -111,6 +135,16 @@ extension ClusterNode {
             guard let tunnel = self.upstreams.tunnel(id) else {
                 self.moves[id] = nil
                 continue
+            }
+            if tunnel.reconnectsFirst, var move = self.moves[id] {
+                // Its replacement may exist only once the count rose above its low-water mark.
+                let served = self.servedCount(tunnel.endpoint, besides: id)
+                if served <= move.lowWater {
+                    move.lowWater = served
+                    self.moves[id] = move
+                    self.handoverSeen[id] = nil
+                    continue
+                }
             }
             guard let seen = self.handoverSince(tunnel, now: now) else { continue }
             if now < seen + settle {

@@ -1,7 +1,7 @@
 // ==== ---- Tunnels, routing, and the make-before-break drain -----------------------------------------
 
 extension ClusterNode {
-    mutating func onTunnelOpened(_ id: TunnelID, endpoint: String, tenant: String = "", wallMilliseconds: UInt64 = 0, reconnectsFirst: Bool = true,
+    mutating func onTunnelOpened(_ id: TunnelID, endpoint: String, tenant: String = "", wallMilliseconds: UInt64 = 0, agent: TunnelAgent = .pico,
                                  into directives: inout [ClusterDirective]) {
         guard !endpoint.isEmpty, endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
             directives.append(.event(.tunnelRejected(id, reason: "endpoint id must be 1 to \(EndpointTable.maxEndpointLength) bytes")))
@@ -26,13 +26,13 @@ extension ClusterNode {
             return
         }
         let draining = self.lifecycle.phase == .draining
-        if !draining, let refusal = self.rebalanceRefusal(endpoint: endpoint) {
+        if !draining, agent == .picoReplacing, let refusal = self.rebalanceRefusal(endpoint: endpoint) {
             self.rebalanceFigures.tunnelsRefused += 1
             directives.append(.event(.tunnelRejected(id, reason: refusal)))
             directives.append(.closeTunnel(id))
             return
         }
-        guard case .added(let count) = self.upstreams.add(id, endpoint: endpoint, draining: draining, reconnectsFirst: reconnectsFirst) else { return }
+        guard case .added(let count) = self.upstreams.add(id, endpoint: endpoint, draining: draining, reconnectsFirst: agent.reconnectsFirst) else { return }
         directives.append(.event(.tunnelRegistered(id, endpoint: endpoint)))
         // A tunnel opened during the drain (the load balancer had not noticed yet) is asked to move
         // at once; it still serves if nothing else can.

@@ -46,8 +46,8 @@ public struct ClusterNode: Sendable {
     public internal(set) var relays = 0
     /// The rule that moves tunnels off this node when it holds more than its share (read-only view).
     public internal(set) var rebalancer: Rebalancer
-    /// Tunnels the rebalancer asked to move and not yet released, with when each was asked.
-    var moves: [TunnelID: Instant] = [:]
+    /// Tunnels the rebalancer asked to move and not yet released (see `MoveProgress`).
+    var moves: [TunnelID: MoveProgress] = [:]
     /// Moves asked, moves done and tunnels refused by rebalancing (read-only view, for metrics).
     public internal(set) var rebalanceFigures = RebalanceFigures()
     /// An endpoint lost its last holder through a remote change; a repair sync is due.
@@ -134,9 +134,9 @@ public struct ClusterNode: Sendable {
             self.onStateExchangeReplied(id, bytes: bytes, now: now, into: &directives)
         case .stateExchangeFailed(let id, let reason):
             self.onStateExchangeFailed(id, reason: reason, now: now, into: &directives)
-        case .tunnelOpened(let id, let endpoint, let loop, let tenant, let wallMilliseconds, let reconnectsFirst):
+        case .tunnelOpened(let id, let endpoint, let loop, let tenant, let wallMilliseconds, let agent):
             self.routing.tunnelLoops[id] = loop
-            self.onTunnelOpened(id, endpoint: endpoint, tenant: tenant, wallMilliseconds: wallMilliseconds, reconnectsFirst: reconnectsFirst, into: &directives)
+            self.onTunnelOpened(id, endpoint: endpoint, tenant: tenant, wallMilliseconds: wallMilliseconds, agent: agent, into: &directives)
             if self.upstreams.tunnel(id) == nil { self.routing.tunnelLoops[id] = nil }
         case .tunnelClosed(let id):
             self.removeTunnel(id, into: &directives)

@@ -194,13 +194,14 @@ public struct Rebalancer: Hashable, Sendable {
         return max(0, min(census.staying - target, budget, room))
     }
 
-    /// True when this node should refuse a new tunnel whose endpoint is already served: it holds
-    /// well above the mean (more than `(1 + threshold / 2) × mean`, at least `minConns`) while
-    /// some member holds less than the mean, so the agent's retry through the load balancer lands
-    /// on a lighter node. A node never refuses while rebalancing is off, and the lightest member in
-    /// a consistent view never refuses, so an agent always has somewhere to go.
-    public func refusesNewTunnel(_ census: Census) -> Bool {
-        guard self.settings.isEnabled, census.staying >= self.settings.minConns else { return false }
-        return census.exceeds(census.staying, margin: self.settings.threshold / 2) && census.someoneBelowMean
+    /// True when this node should refuse the replacement of a moved tunnel (whose old tunnel
+    /// still serves, so refusing costs nothing but a retry): it holds at least the mean (and
+    /// `minConns`) while some member holds less, so the agent's retry through the load balancer
+    /// lands on a node below the mean, and no node takes tunnels it would shed again. A node
+    /// never refuses while rebalancing is off, and the lightest member in a consistent view
+    /// never refuses, so a moving agent always has somewhere to go.
+    public func refusesReplacement(_ census: Census) -> Bool {
+        guard self.settings.isEnabled, census.staying >= self.settings.minConns, !census.memberTotals.isEmpty else { return false }
+        return census.staying * census.memberTotals.count >= census.total && census.someoneBelowMean
     }
 }

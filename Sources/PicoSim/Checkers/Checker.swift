@@ -59,6 +59,13 @@ public enum Checker: Hashable, Sendable {
     /// New TCP connections go to an agent's replacement tunnel, not the old one on a
     /// shutting-down pod, once the replacement is known.
     case newStreamsOnNewTunnels
+    /// From `within` after the last disturbance, no active pod holds more than `ratio` × the
+    /// mean tunnels per active pod (or `floor`); with `moves`, rebalancing asked for at most
+    /// `moves` × the fewest moves that balance the pods.
+    case tunnelsBalanced(within: Duration, ratio: Double, moves: Double?, floor: Int)
+    /// Every rebalancing move starts at most `within` after a disturbance, and no agent is moved
+    /// twice with no disturbance between.
+    case noOscillation(within: Duration)
 
     /// The name used in scenario files.
     public var name: String {
@@ -75,6 +82,8 @@ public enum Checker: Hashable, Sendable {
         case .oneTenantPerEndpoint: "one-tenant-per-endpoint"
         case .streamsNotCutEarly: "streams-not-cut-early"
         case .newStreamsOnNewTunnels: "new-streams-on-new-tunnels"
+        case .tunnelsBalanced: "tunnels-balanced"
+        case .noOscillation: "no-oscillation"
         }
     }
 
@@ -99,6 +108,9 @@ public enum Checker: Hashable, Sendable {
         case .noFalseDeaths: Self.noFalseDeaths(world, name: self.name)
         case .streamsNotCutEarly: Self.streamsNotCutEarly(world, name: self.name)
         case .newStreamsOnNewTunnels: Self.newStreamsOnNewTunnels(world, name: self.name)
+        case .tunnelsBalanced(let within, let ratio, let moves, let floor):
+            Self.tunnelsBalanced(world, within: within, ratio: ratio, moves: moves, floor: floor, name: self.name)
+        case .noOscillation(let within): Self.noOscillation(world, within: within, name: self.name)
         case .oneTenantPerEndpoint:
             if let first = world.traffic.crossTenantAnswers.first {
                 .fail(self.name, at: first.time, subject: first.agent,

@@ -45,6 +45,40 @@ public struct Observations: Sendable {
     /// SIGTERM that was the last disturbance.
     public internal(set) var lastTunnelChange: Instant = .zero
     var outageStarts: [Instant?] = []
+    /// Every disturbance time noted (`noteDisturbance`), in order; process starts and stops are
+    /// in `SimWorld.starts` and `.stops`.
+    public internal(set) var disturbances: [Instant] = []
+    /// Tunnels per pod over time (`TunnelSample`), one sample every `tunnelSampleInterval`.
+    public internal(set) var tunnelSamples: [TunnelSample] = []
+    /// The time between tunnel samples: one second, doubled (and every other sample dropped)
+    /// whenever `maxTunnelSamples` are kept, so a long run stays bounded.
+    public internal(set) var tunnelSampleInterval: Duration = .seconds(1)
+    /// Tunnel samples kept at most.
+    public static let maxTunnelSamples = 2_048
+}
+
+/// How many tunnels each pod held at one moment.
+public struct TunnelSample: Hashable, Sendable {
+    /// When.
+    public var time: Instant
+    /// Tunnels per pod ordinal; nil for a pod that was not running and ready (starting, shutting
+    /// down, stopped): rebalancing counts only active members, and so do the checks.
+    public var perPod: [Int?]
+
+    /// The active pods' counts.
+    public var counts: [Int] { self.perPod.compactMap { $0 } }
+    /// The mean over active pods (0 without any).
+    public var mean: Double {
+        let counts = self.counts
+        return counts.isEmpty ? 0 : Double(counts.reduce(0, +)) / Double(counts.count)
+    }
+    /// The fewest moves that would bring every active pod to at most the mean (rounded up).
+    public var excessOverMean: Int {
+        let counts = self.counts
+        guard !counts.isEmpty else { return 0 }
+        let ceiling = (counts.reduce(0, +) + counts.count - 1) / counts.count
+        return counts.reduce(0) { $0 + max(0, $1 - ceiling) }
+    }
 }
 
 extension SimWorld {
@@ -52,6 +86,27 @@ extension SimWorld {
     /// measure from the last one.
     public mutating func noteDisturbance() {
         self.observations.lastDisturbance = max(self.observations.lastDisturbance, self.now)
+        if self.observations.disturbances.last != self.now { self.observations.disturbances.append(self.now) }
+    }
+
+    /// Every disturbance up to now, sorted: noted ones, process starts and stops.
+    public var disturbanceTimes: [Instant] {
+        (self.observations.disturbances + self.starts.map(\.time) + self.stops.map(\.time)).sorted()
+    }
+
+    /// Samples tunnels per active pod when a sample is due.
+    mutating func sampleTunnels(_ seen: inout Observations) {
+        if let last = seen.tunnelSamples.last, self.now - last.time < seen.tunnelSampleInterval { return }
+        var perPod: [Int?] = self.pods.indices.map { self.pods[$0].state == .running && self.pods[$0].ready ? 0 : nil }
+        // Summed per pod: the dictionary's order leaks nowhere.
+        for placement in self.traffic.placements.values where self.isCurrent(placement.pod, placement.boot) {
+            if let count = perPod[placement.pod] { perPod[placement.pod] = count + 1 }
+        }
+        seen.tunnelSamples.append(TunnelSample(time: self.now, perPod: perPod))
+        if seen.tunnelSamples.count >= Observations.maxTunnelSamples {
+            seen.tunnelSamples = seen.tunnelSamples.enumerated().compactMap { $0.offset % 2 == 0 ? $0.element : nil }
+            seen.tunnelSampleInterval = seen.tunnelSampleInterval * 2
+        }
     }
 
     /// Marks now as a change of the tunnels that exist.
@@ -80,6 +135,7 @@ extension SimWorld {
             seen.endpointsConvergedSince = self.now
         }
         self.observeAgents(&seen)
+        self.sampleTunnels(&seen)
         self.observations = seen
         if self.byteSamples.last.map({ self.now - $0.time >= .seconds(10) }) ?? true {
             let running = self.pods.reduce(0) { $0 + ($1.state == .running ? 1 : 0) }

@@ -106,8 +106,13 @@ public struct Scenario: Sendable {
         /// Detection window (route-only-to-live-owners).
         public var detection: Duration
         /// Convergence or re-homing bound after the last disturbance (membership-converged,
-        /// endpoint-tables-converged, agents-rehomed).
+        /// endpoint-tables-converged, agents-rehomed, tunnels-balanced, no-oscillation).
         public var within: Duration
+        /// tunnels-balanced: the most tunnels an active pod may hold, as a multiple of the mean.
+        public var ratio: Double = 1.2
+        /// tunnels-balanced: the most moves rebalancing may ask for, as a multiple of the fewest
+        /// that balance the pods (nil: not checked).
+        public var moves: Double?
     }
 
     /// `metadata.name`.
@@ -139,6 +144,8 @@ public struct Scenario: Sendable {
     /// `spec.topology.gossipKeys`: the names of the gossip keys every pod starts with, the
     /// sealing one first (empty: gossip in plain text).
     public var gossipKeys: [String] = []
+    /// `spec.rebalance`: the pods' `upstream.rebalance.*` settings (Pico's defaults unless set).
+    public var rebalance = Rebalancer.Settings()
     /// The timeline, sorted by time (file order for equal times).
     public var timeline: [Event]
     /// The checks.

@@ -168,6 +168,7 @@ extension ScenarioDecoder {
             guard self.checkNames.contains(check.name) else {
                 throw YAMLError(file: spec.file, line: item.line, column: item.column, message: "\(path): unknown check '\(check.name)' (known: \(self.checkNames.joined(separator: ", ")))")
             }
+            check.within = self.defaultWithin(check.name)
             if var fields = parameters {
                 // Each parameter is read only for the checks that use it; `finish` rejects the rest by name.
                 if check.name == "no-failed-requests" {
@@ -182,6 +183,10 @@ extension ScenarioDecoder {
                 }
                 if check.name == "route-only-to-live-owners" { check.detection = try fields.duration("detection", in: .zero...self.longestDuration) ?? check.detection }
                 if self.boundedChecks.contains(check.name) { check.within = try fields.duration("within", in: .zero...self.longestDuration) ?? check.within }
+                if check.name == "tunnels-balanced" {
+                    check.ratio = try fields.double("ratio", in: 1...100, unit: "times the mean") ?? check.ratio
+                    check.moves = try fields.double("moves", in: 1...100, unit: "times the fewest moves")
+                }
                 try fields.finish()
             }
             checks.append(check)

@@ -10,11 +10,21 @@ public enum ScenarioDecoder {
     public static let checkNames = [
         "no-failed-requests", "route-only-to-live-owners", "at-most-one-hop", "membership-converged",
         "endpoint-tables-converged", "no-ghost-members", "invariants-hold", "agents-rehomed", "no-false-deaths",
-        "one-tenant-per-endpoint", "streams-not-cut-early", "new-streams-on-new-tunnels",
+        "one-tenant-per-endpoint", "streams-not-cut-early", "new-streams-on-new-tunnels", "tunnels-balanced", "no-oscillation",
     ]
 
-    /// Checks that take `within:` (a bound after the last disturbance, default 30 s).
-    public static let boundedChecks = ["membership-converged", "endpoint-tables-converged", "agents-rehomed"]
+    /// Checks that take `within:` (a bound after the last disturbance: 60 s for tunnels-balanced,
+    /// 90 s for no-oscillation, 30 s for the others).
+    public static let boundedChecks = ["membership-converged", "endpoint-tables-converged", "agents-rehomed", "tunnels-balanced", "no-oscillation"]
+
+    /// The default `within:` of a bounded check.
+    public static func defaultWithin(_ check: String) -> Duration {
+        switch check {
+        case "tunnels-balanced": .seconds(60)
+        case "no-oscillation": .seconds(90)
+        default: .seconds(30)
+        }
+    }
 
     /// Decodes `text`; `seed` overrides `spec.seed`.
     public static func decode(_ text: String, file: String, seed: UInt64? = nil) throws(YAMLError) -> Scenario {
@@ -77,6 +87,7 @@ public enum ScenarioDecoder {
         // At least 10s: Pico's drain needs it.
         let grace = try kubernetes.duration("terminationGracePeriod", in: .seconds(10)...self.longestDuration) ?? .seconds(60)
         try kubernetes.finish()
+        let rebalance = try self.decodeRebalance(&spec)
         let timeline = try self.decodeTimeline(&spec, pods: pods, duration: duration)
         let checks = try self.decodeChecks(&spec, duration: duration)
         let expect = try self.decodeExpectation(&spec, checks: checks)
@@ -86,7 +97,22 @@ public enum ScenarioDecoder {
             clients: clients, network: network, dnsLag: dnsLag, loadBalancerLag: loadBalancerLag,
             publishNotReadyAddresses: publishNotReady, terminationGracePeriod: grace, timeline: timeline, checks: checks, expect: expect)
         scenario.gossipKeys = gossipKeys
+        scenario.rebalance = rebalance
         return scenario
+    }
+
+    /// `spec.rebalance: {threshold, shedRate, minConns, hold, cooldown}`, each optional (Pico's
+    /// defaults for the rest).
+    static func decodeRebalance(_ spec: inout YAMLFields) throws(YAMLError) -> Rebalancer.Settings {
+        var settings = Rebalancer.Settings()
+        guard var fields = try spec.mapping("rebalance") else { return settings }
+        settings.threshold = try fields.double("threshold", in: 0...100, unit: "(0 turns rebalancing off)") ?? settings.threshold
+        settings.shedRate = try fields.double("shedRate", in: 0.0001...1, unit: "of the mean per second") ?? settings.shedRate
+        settings.minConns = try fields.int("minConns", in: 0...1_000_000) ?? settings.minConns
+        settings.hold = try fields.duration("hold", in: .zero...(.seconds(3_600))) ?? settings.hold
+        settings.cooldown = try fields.duration("cooldown", in: .zero...(.seconds(3_600))) ?? settings.cooldown
+        try fields.finish()
+        return settings
     }
 
     /// A list of 1 to `GossipKeyring.maxKeys` distinct key names (letters, digits, '-', '_'),

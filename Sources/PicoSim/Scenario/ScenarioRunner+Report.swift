@@ -62,6 +62,7 @@ extension ScenarioRunner {
         let forwarded = world.traffic.history.filter { $0.path.count == 2 }.count
         figures.append(("forwarded once", "\(forwarded) requests"))
         if let streams = Self.streamFigure(world) { figures.append(("TCP connections", streams)) }
+        if let tunnels = Self.tunnelFigure(world) { figures.append(("tunnels", tunnels)) }
         return figures + self.nemesisFigures(world)
     }
 
@@ -78,6 +79,21 @@ extension ScenarioRunner {
         let stillOpen = opened.filter { $0.0.outcome == nil }.count
         return "\(streams.count) opened by clients, \(opened.count) answered 101: \(completed) lived their lifetime, \(stillOpen) still open at the end, "
             + "\(atDeadline) cut at a drain deadline (lifetime beyond the grace period), \(early) cut early, \(killed) cut by a killed process"
+    }
+
+    /// How tunnels were spread over the active pods at the end and how rebalancing got there
+    /// (nil without agents).
+    static func tunnelFigure(_ world: SimWorld) -> String? {
+        guard !world.traffic.agents.isEmpty, let last = world.observations.tunnelSamples.last, last.mean > 0 else { return nil }
+        let ratio = { (sample: TunnelSample) in Double(sample.counts.max() ?? 0) / max(sample.mean, 0.001) }
+        // The last time the most loaded pod held more than 1.2 × the mean.
+        let lastOver = world.observations.tunnelSamples.last { ratio($0) > 1.2 }
+        let asked = world.traffic.rebalanceMoves.count
+        let done = world.events.filter { if case .rebalanceMoveDone = $0.2 { true } else { false } }.count
+        let refused = world.events.filter { if case .tunnelRejected(_, let reason) = $0.2 { reason.hasPrefix("this node holds") } else { false } }.count
+        let since = lastOver.map { "over 1.2 × the mean until \(ReportTime.text($0.time))" } ?? "never over 1.2 × the mean"
+        return "\(Checker.ratioText(ratio(last))) × the mean on the busiest active pod at the end (\(last.counts.map(String.init).joined(separator: "/"))), \(since); "
+            + "rebalancing asked \(asked) moves, \(done) done, \(refused) replacements refused"
     }
 
     static func mean(_ values: [Double]) -> Double {

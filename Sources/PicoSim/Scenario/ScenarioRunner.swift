@@ -45,7 +45,7 @@ public enum ScenarioRunner {
     public static func runWithWorld(_ scenario: Scenario, keepTrace: Bool = false) -> (report: ScenarioReport, world: SimWorld) {
         let (world, run) = self.runWorld(scenario)
         let end = Instant.zero + scenario.duration
-        let results = scenario.checks.map { self.checker(for: $0, trafficStart: run.trafficStart ?? end, end: end).check(world) }
+        let results = scenario.checks.map { self.checker(for: $0, trafficStart: run.trafficStart ?? end, end: end, minConns: scenario.rebalance.minConns).check(world) }
         let membership = MembershipFigures(world, joinsAfter: run.trafficStart ?? end)
         var report = ScenarioReport(
             timeline: run.notes, figures: self.figures(world, scenario: scenario, trafficStart: run.trafficStart, membership: membership),
@@ -127,6 +127,7 @@ public enum ScenarioRunner {
             adminAddress: Address(host: "0.0.0.0", port: 8002), randomSeed: 0)
         configuration.join = ["pico"]
         configuration.gracePeriod = scenario.terminationGracePeriod
+        configuration.rebalance = scenario.rebalance
         // Pods have upstream.tenants when any agent names a tenant (then every agent must).
         let added = scenario.timeline.flatMap { event -> [AgentSpec] in if case .addAgents(let agents) = event.action { agents } else { [] } }
         configuration.tenants = Set((scenario.agents + added).map(\.tenant).filter { !$0.isEmpty })
@@ -244,7 +245,7 @@ public enum ScenarioRunner {
         }
     }
 
-    static func checker(for check: Scenario.Check, trafficStart: Instant, end: Instant) -> Checker {
+    static func checker(for check: Scenario.Check, trafficStart: Instant, end: Instant, minConns: Int) -> Checker {
         switch check.name {
         case "no-failed-requests":
             let from = check.from.map { Instant.zero + $0 } ?? trafficStart
@@ -260,6 +261,8 @@ public enum ScenarioRunner {
         case "one-tenant-per-endpoint": return .oneTenantPerEndpoint
         case "streams-not-cut-early": return .streamsNotCutEarly
         case "new-streams-on-new-tunnels": return .newStreamsOnNewTunnels
+        case "tunnels-balanced": return .tunnelsBalanced(within: check.within, ratio: check.ratio, moves: check.moves, floor: minConns)
+        case "no-oscillation": return .noOscillation(within: check.within)
         default: return .invariantsHold
         }
     }

@@ -43,6 +43,12 @@ public enum ScenarioWriter {
         lines.append(
             "  kubernetes: {dnsLag: \(DurationText.format(scenario.dnsLag)), loadBalancerLag: \(DurationText.format(scenario.loadBalancerLag)), "
                 + "publishNotReadyAddresses: \(scenario.publishNotReadyAddresses), terminationGracePeriod: \(DurationText.format(scenario.terminationGracePeriod))}")
+        if scenario.rebalance != Rebalancer.Settings() {
+            let rebalance = scenario.rebalance
+            lines.append(
+                "  rebalance: {threshold: \(rebalance.threshold), shedRate: \(rebalance.shedRate), minConns: \(rebalance.minConns), "
+                    + "hold: \(DurationText.format(rebalance.hold)), cooldown: \(DurationText.format(rebalance.cooldown))}")
+        }
         if !scenario.timeline.isEmpty {
             lines.append("  timeline:")
             for event in scenario.timeline {
@@ -138,6 +144,10 @@ public enum ScenarioWriter {
         }
         if check.name == "route-only-to-live-owners" { parts.append("detection: \(DurationText.format(check.detection))") }
         if ScenarioDecoder.boundedChecks.contains(check.name) { parts.append("within: \(DurationText.format(check.within))") }
+        if check.name == "tunnels-balanced" {
+            parts.append("ratio: \(check.ratio)")
+            if let moves = check.moves { parts.append("moves: \(moves)") }
+        }
         return "{\(parts.joined(separator: ", "))}"
     }
 

@@ -205,7 +205,19 @@ public struct SimTraffic: Sendable {
         var relaying = false
     }
 
+    /// One move rebalancing asked for.
+    public struct RebalanceMove: Hashable, Sendable {
+        /// When it was asked.
+        public var time: Instant
+        /// The pod that asked.
+        public var pod: Int
+        /// The agent asked to move.
+        public var agent: Int
+    }
+
     var agents: [Agent] = []
+    /// Every move rebalancing asked for, in order.
+    public internal(set) var rebalanceMoves: [RebalanceMove] = []
     var clients: [ClientSpec] = []
     /// What the load balancer believes about each pod's readiness (it learns with a lag).
     public internal(set) var believedReady: [Bool]

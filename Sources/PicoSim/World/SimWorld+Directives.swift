@@ -48,6 +48,9 @@ extension SimWorld {
             self.record("exit", self.pods[index].name, UInt64(boot))
         case .event(let event):
             self.events.append((self.now, index, event))
+            if case .rebalanceMoveAsked(let tunnel, _) = event, let placement = self.traffic.placements[tunnel] {
+                self.traffic.rebalanceMoves.append(SimTraffic.RebalanceMove(time: self.now, pod: index, agent: placement.agent))
+            }
         case .routingChanged(let changes):
             for change in changes { self.pods[index].router.apply(change) }
             self.offerRoutingChange(at: index)

@@ -117,6 +117,7 @@ extension SimWorld {
             self.drive(agent: agent, .dialFailed)
             return
         }
+        let replacing = self.traffic.agents[agent].machine.isReplacing
         let id = TunnelID(self.traffic.nextTunnel)
         self.traffic.nextTunnel += 1
         self.traffic.placements[id] = SimTraffic.Placement(agent: agent, pod: pod, boot: boot, openedAt: self.now)
@@ -126,7 +127,7 @@ extension SimWorld {
         self.record("tunnel", self.pods[pod].name, id.rawValue)
         // The simulator's wall clock is its virtual time (claims' ages compare across pods).
         let wall = UInt64(clamping: self.now.nanoseconds / 1_000_000)
-        self.deliver(.tunnelOpened(id, endpoint: spec.endpoint, tenant: spec.tenant, wallMilliseconds: wall), to: pod)
+        self.deliver(.tunnelOpened(id, endpoint: spec.endpoint, tenant: spec.tenant, wallMilliseconds: wall, agent: replacing ? .picoReplacing : .pico), to: pod)
     }
 
     /// The node said GoAway on `tunnel`.

@@ -19,7 +19,7 @@ import Testing
         var rule = Self.rule { $0.threshold = 0 }
         #expect(rule.state == .off)
         for second in 0..<60 { #expect(rule.evaluate(Self.census(local: 600, others: [0, 0]), now: .seconds(Int64(second))) == 0) }
-        #expect(!rule.refusesNewTunnel(Self.census(local: 600, others: [0, 0])))
+        #expect(!rule.refusesReplacement(Self.census(local: 600, others: [0, 0])))
     }
 
     @Test func test_movesOnlyAfterTheHold_withTheSameMembers_atTheBudget_downToTheMean() {
@@ -80,14 +80,16 @@ import Testing
         #expect(floor.evaluate(Self.census(local: 30, others: [0, 0]), now: .seconds(1)) == 5)
     }
 
-    @Test func test_refusal_onlyWellAboveTheMean_whileSomeoneIsBelowIt() {
+    @Test func test_replacementsAreRefused_atOrAboveTheMean_whileSomeoneIsBelowIt() {
         let rule = Self.rule()
-        #expect(rule.refusesNewTunnel(Self.census(local: 200, others: [100, 0])))
-        #expect(!rule.refusesNewTunnel(Self.census(local: 110, others: [100, 90])), "110 is not above (1 + 0.1) × 100")
-        #expect(rule.refusesNewTunnel(Self.census(local: 112, others: [100, 88])))
-        #expect(!rule.refusesNewTunnel(Self.census(local: 9, others: [0, 0])), "under min_conns")
-        #expect(!rule.refusesNewTunnel(Self.census(local: 200, moving: 100, others: [100, 100])), "moving tunnels are leaving")
-        #expect(!rule.refusesNewTunnel(Self.census(local: 50, others: [], members: [NodeUID(1)])), "alone")
+        #expect(rule.refusesReplacement(Self.census(local: 200, others: [100, 0])))
+        #expect(rule.refusesReplacement(Self.census(local: 100, others: [110, 90])), "at the mean, while a member is below it")
+        #expect(!rule.refusesReplacement(Self.census(local: 99, others: [111, 90])), "below the mean")
+        #expect(!rule.refusesReplacement(Self.census(local: 100, others: [100, 100])), "nobody is below the mean")
+        #expect(!rule.refusesReplacement(Self.census(local: 9, others: [0, 0])), "under min_conns")
+        #expect(!rule.refusesReplacement(Self.census(local: 200, moving: 120, others: [100, 100])), "moving tunnels are leaving")
+        #expect(!rule.refusesReplacement(Self.census(local: 50, others: [], members: [NodeUID(1)])), "alone")
+        #expect(!Self.rule { $0.threshold = 0 }.refusesReplacement(Self.census(local: 200, others: [100, 0])))
     }
 
     @Test func test_settings_nameTheirKeysWhenInvalid() {
@@ -114,7 +116,7 @@ import Testing
 
     /// A ready node holding one tunnel (IDs from 1) for each of `tunnels` (endpoint names), then
     /// told of two alive peers holding `peerCounts` tunnels of endpoint `p<peer>`.
-    static func node(tunnels: [String] = [], reconnectsFirst: Bool = true, peerCounts: [UInt32] = [0, 0],
+    static func node(tunnels: [String] = [], agent: TunnelAgent = .pico, peerCounts: [UInt32] = [0, 0],
                      configure: (inout ClusterConfiguration) -> Void = { _ in }) -> ClusterNode {
         var node = ClusterNodeTests.node { configuration in
             configuration.rebalance.hold = .seconds(2)
@@ -122,7 +124,7 @@ import Testing
         }
         // Opened while the node is alone: nobody is lighter, so nothing is refused.
         for (index, endpoint) in tunnels.enumerated() {
-            _ = node.handle(.tunnelOpened(TunnelID(UInt64(index + 1)), endpoint: endpoint, reconnectsFirst: reconnectsFirst), now: .zero)
+            _ = node.handle(.tunnelOpened(TunnelID(UInt64(index + 1)), endpoint: endpoint, agent: agent), now: .zero)
         }
         for (peer, count) in zip(Self.peers(), peerCounts) {
             _ = node.handle(ClusterNodeTests.datagram(from: peer, [.alive(info: peer, incarnation: 0, draining: false)]), now: .zero)
@@ -157,26 +159,42 @@ import Testing
         #expect(node.upstreams.tunnel(TunnelID(1))?.isDraining == true)
         // While it moves, no other tunnel of "multi" does.
         #expect(Self.tick(&node, from: 4, to: 4) == [TunnelID(4)])
-        // "multi" is served besides the moved tunnel (its other two here): released after the
-        // settle time, and then the next of its tunnels may move.
-        let released = node.handle(.timerFired(.handoverCheck), now: .seconds(5))
+        // "multi" is served besides the moved tunnel by its two others here, but that is no
+        // replacement: only a count above that (the agent's new tunnel on peer 2) releases it,
+        // the settle time after it was seen.
+        let peer = Self.peers()[0]
+        let seen = Self.entry(peer, "multi", count: 1, version: 1, into: &node, at: .seconds(5))
+        #expect(!seen.contains(.closeTunnel(TunnelID(1))), "other nodes may not know the replacement yet")
+        #expect(seen.contains(.schedule(.handoverCheck, at: .seconds(7))))
+        #expect(Self.tick(&node, from: 5, to: 6) == [TunnelID(5), TunnelID(6)])
+        let released = node.handle(.timerFired(.handoverCheck), now: .seconds(7))
         #expect(released.contains(.closeTunnel(TunnelID(1))))
         #expect(released.contains(.event(.rebalanceMoveDone(TunnelID(1), endpoint: "multi"))))
         #expect(node.rebalanceFigures.movesDone == 1)
-        #expect(Self.tick(&node, from: 5, to: 5) == [TunnelID(2)])
-        // Tunnel 2 is released at 7, so "multi"'s last tunnel moves at 8. Its endpoint is
-        // served by nothing else: it waits for the agent's replacement.
-        #expect(Self.tick(&node, from: 6, to: 8) == [TunnelID(5), TunnelID(6), TunnelID(3)])
-        // Five seconds' budget in flight at most (4, 5, 6, 3, 7), then none.
-        #expect(Self.tick(&node, from: 9, to: 9) == [TunnelID(7)])
-        #expect(Self.tick(&node, from: 10, to: 10).isEmpty)
+        // Then the next of its tunnels may move; five seconds' budget in flight at most (4, 5,
+        // 6, 2, 7), then none.
+        #expect(Self.tick(&node, from: 7, to: 8) == [TunnelID(2), TunnelID(7)])
+        #expect(Self.tick(&node, from: 9, to: 9).isEmpty)
         // e4's agent opens its replacement on peer 2: released once the settle time has passed.
-        let seen = Self.entry(Self.peers()[0], "e4", count: 1, version: 1, into: &node, at: .seconds(10))
-        #expect(!seen.contains(.closeTunnel(TunnelID(4))), "other nodes may not know the replacement yet")
+        let replaced = Self.entry(peer, "e4", count: 1, version: 2, into: &node, at: .seconds(10))
+        #expect(!replaced.contains(.closeTunnel(TunnelID(4))))
         #expect(!node.handle(.timerFired(.handoverCheck), now: .milliseconds(11_999)).contains(.closeTunnel(TunnelID(4))))
         #expect(node.handle(.timerFired(.handoverCheck), now: .seconds(12)).contains(.closeTunnel(TunnelID(4))))
         #expect(node.upstreams.tunnel(TunnelID(4)) == nil)
         #expect(node.checkInvariants() == [])
+    }
+
+    @Test func test_aReplacementCounts_aboveTheLowWaterMark_soAnotherNodesReleaseDoesNotHideIt() {
+        var node = Self.node(tunnels: ["shared"] + (2...30).map { "e\($0)" })
+        let peer = Self.peers()[0]
+        Self.entry(peer, "shared", count: 2, version: 1, into: &node, at: .zero)
+        #expect(Self.tick(&node, from: 1, to: 3) == [TunnelID(1)])
+        // Peer 2 releases one of its own moved tunnels of "shared" (2 → 1), then our agent's
+        // replacement lands there (1 → 2): back to the count at the move, and yet a replacement.
+        #expect(!Self.entry(peer, "shared", count: 1, version: 2, into: &node, at: .seconds(4)).contains(.closeTunnel(TunnelID(1))))
+        let seen = Self.entry(peer, "shared", count: 2, version: 3, into: &node, at: .seconds(5))
+        #expect(seen.contains(.schedule(.handoverCheck, at: .seconds(7))))
+        #expect(node.handle(.timerFired(.handoverCheck), now: .seconds(7)).contains(.closeTunnel(TunnelID(1))))
     }
 
     @Test func test_aMovedTunnelWithRequestsInFlight_staysUntilTheyFinish() {
@@ -196,7 +214,7 @@ import Testing
     }
 
     @Test func test_pikoAgents_moveOnlyWhileTheirEndpointIsServedBesides() {
-        var node = Self.node(tunnels: (1...30).map { "e\($0)" }, reconnectsFirst: false)
+        var node = Self.node(tunnels: (1...30).map { "e\($0)" }, agent: .piko)
         #expect(Self.tick(&node, from: 1, to: 10).isEmpty, "each endpoint's only tunnel, and its agent would close before it reconnects")
         // Peer 2 serves e7: that one may move.
         Self.entry(Self.peers()[0], "e7", count: 1, version: 1, into: &node, at: .seconds(11))
@@ -220,17 +238,22 @@ import Testing
         #expect(node.memberViews.first { $0.info.uid == peers[0].uid }?.tunnels == 15)
     }
 
-    @Test func test_aHeavyNode_refusesNewTunnelsOfServedEndpoints_only() {
+    @Test func test_aHeavyNode_refusesOnlyReplacements_andOnlyOfServedEndpoints() {
         var node = Self.node(tunnels: (1...30).map { "e\($0 % 10)" })
-        let refused = node.handle(.tunnelOpened(TunnelID(100), endpoint: "e3"), now: .seconds(1))
+        let refused = node.handle(.tunnelOpened(TunnelID(100), endpoint: "e3", agent: .picoReplacing), now: .seconds(1))
         #expect(refused.contains(.closeTunnel(TunnelID(100))))
-        #expect(refused.contains(.event(.tunnelRejected(TunnelID(100), reason: "this node holds 30 tunnels, well above the cluster mean of 10: reconnect to a lighter node"))))
+        #expect(refused.contains(.event(.tunnelRejected(TunnelID(100), reason: "this node holds 30 tunnels, at or above the cluster mean of 10: reconnect to a lighter node"))))
         #expect(node.rebalanceFigures.tunnelsRefused == 1)
-        let unserved = node.handle(.tunnelOpened(TunnelID(101), endpoint: "new"), now: .seconds(1))
+        let unserved = node.handle(.tunnelOpened(TunnelID(101), endpoint: "new", agent: .picoReplacing), now: .seconds(1))
         #expect(!unserved.contains(.closeTunnel(TunnelID(101))), "nobody serves it: refusing would lengthen an outage")
+        // An agent dialling fresh may hold no tunnel at all, and every node's view of the others
+        // lags behind while counts grow: refusing it could turn it away everywhere.
+        for (id, agent) in [(102, TunnelAgent.pico), (103, .piko)] {
+            #expect(!node.handle(.tunnelOpened(TunnelID(UInt64(id)), endpoint: "e3", agent: agent), now: .seconds(1)).contains(.closeTunnel(TunnelID(UInt64(id)))))
+        }
         // Off: everything is taken.
         var off = Self.node(tunnels: (1...30).map { "e\($0 % 10)" }) { $0.rebalance.threshold = 0 }
-        #expect(!off.handle(.tunnelOpened(TunnelID(100), endpoint: "e3"), now: .seconds(1)).contains(.closeTunnel(TunnelID(100))))
+        #expect(!off.handle(.tunnelOpened(TunnelID(100), endpoint: "e3", agent: .picoReplacing), now: .seconds(1)).contains(.closeTunnel(TunnelID(100))))
         #expect(Self.tick(&off, from: 1, to: 30).isEmpty)
     }
 
@@ -240,7 +263,7 @@ import Testing
         let rebalance = node.handle(.timerFired(.rebalance), now: .seconds(5))
         #expect(!rebalance.contains { if case .schedule(.rebalance, _) = $0 { true } else { false } }, "the timer stops")
         #expect(!rebalance.contains { if case .event(.rebalanceMoveAsked) = $0 { true } else { false } })
-        let late = node.handle(.tunnelOpened(TunnelID(100), endpoint: "e3"), now: .seconds(5))
+        let late = node.handle(.tunnelOpened(TunnelID(100), endpoint: "e3", agent: .picoReplacing), now: .seconds(5))
         #expect(late.contains(.tellAgentToMove(TunnelID(100))), "asked to move as any tunnel opened during a drain")
         #expect(!late.contains(.closeTunnel(TunnelID(100))))
     }
