@@ -112,6 +112,33 @@ struct ServerOptionsTests {
         }
     }
 
+    @Test func test_rebalanceKeys_reachTheModel_withPikosNames_andBadValuesNameTheirKey() throws {
+        let yaml = "upstream:\n  rebalance:\n    threshold: 0.5\n    shed_rate: 0.1\n    min_conns: 50\n    hold: 20s\n    cooldown: 1m\n"
+        let settings = try ServerOptions.load(yaml: yaml, file: "s.yaml", expandEnvironment: false, environment: [:], flags: [("--upstream.rebalance.threshold", "0")])
+        #expect(settings.rebalance.threshold == 0, "the flag wins: Piko's way to turn it off")
+        #expect(settings.rebalance.shedRate == 0.1)
+        #expect(settings.rebalance.minConns == 50)
+        #expect(settings.rebalance.hold == .seconds(20))
+        #expect(settings.rebalance.cooldown == .seconds(60))
+        let configuration = settings.clusterConfiguration(gossipAddress: Address(host: "10.0.0.1", port: 8003), proxyAddress: Address(host: "10.0.0.1", port: 8000),
+                                                          adminAddress: Address(host: "10.0.0.1", port: 8002), randomSeed: 1)
+        #expect(configuration.rebalance == settings.rebalance)
+        #expect(try ServerOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: []).rebalance == Rebalancer.Settings(), "on by default")
+        for (flag, value, message) in [
+            ("--upstream.rebalance.threshold", "-1", "expected a number from 0 to 100"), ("--upstream.rebalance.threshold", "nan", "expected a number from 0 to 100"),
+            ("--upstream.rebalance.shed-rate", "0", "expected a number above 0 and at most 1"), ("--upstream.rebalance.shed-rate", "2", "expected a number above 0 and at most 1"),
+            ("--upstream.rebalance.min-conns", "ten", "expected a whole number from 0 to 1000000"), ("--upstream.rebalance.hold", "2h", "expected a duration from 0s to 1h"),
+            ("--upstream.rebalance.cooldown", "-1s", "expected a duration from 0s to 1h"),
+        ] {
+            #expect(throws: ConfigError("\(flag): \(message)")) {
+                try ServerOptions.load(yaml: nil, file: "", expandEnvironment: false, environment: [:], flags: [(flag, value)])
+            }
+        }
+        #expect(throws: ConfigError("s.yaml:3: upstream.rebalance.shed_rate: expected a number above 0 and at most 1")) {
+            try ServerOptions.load(yaml: "upstream:\n  rebalance:\n    shed_rate: 5\n", file: "s.yaml", expandEnvironment: false, environment: [:], flags: [])
+        }
+    }
+
     @Test func test_seedEntries_getTheGossipPortWhenTheyNameNone() {
         #expect(SeedResolver.parse("pico", defaultPort: 8003) == Address(host: "pico", port: 8003))
         #expect(SeedResolver.parse("pico:7946", defaultPort: 8003) == Address(host: "pico", port: 7946))

@@ -417,6 +417,62 @@ class MultiHostTests(unittest.TestCase):
         for members in left.values():
             self.assertEqual(sorted(members.values()).count("active"), 3)
 
+    def test_10_scaleFrom3To5With60Agents_rebalancesWithin60s_underLoad_failingNoRequest(self):
+        """Rebalancing on real processes: 60 agents (three endpoints of 20) on three pods, then
+        two more pods. The old pods hold 20 tunnels each against a mean of 12 and move agents
+        over make-before-break (the moved agents' replacements land on the new pods, the old
+        ones refuse them): within 60 s of the last new pod turning ready no pod holds more than
+        1.2 × the mean, with no failed request. `pico status cluster tunnels` shows every pod's
+        share, and the metrics count the moves."""
+        cluster = Cluster(self)
+        cluster.form(3)
+        endpoints = {"app": 20, "api": 20, "web": 20}
+        for endpoint, count in endpoints.items():
+            cluster.start_agents(count, endpoint=endpoint)
+        netns.wait_until(lambda: cluster.endpoints_everywhere() == endpoints, 60, "60 agents connected")
+        netns.wait_until(lambda: all(cluster.request_via(i) == 200 for i in range(3)), 20, "app reachable through every pod")
+        load = cluster.start_load("rebalance")
+        time.sleep(2)
+        for index in (3, 4):
+            cluster.start_pod(index)
+        ready_at = time.time()
+
+        def tunnels():
+            counts = []
+            for index in range(5):
+                status, body = cluster.admin(index, "/status/upstream/endpoints")
+                counts.append(sum(json.loads(body).values()) if status == 200 else -1)
+            return counts
+
+        seen = []
+
+        def balanced():
+            counts = tunnels()
+            seen.append((round(time.time() - ready_at, 1), counts))
+            return sum(counts) == 60 and max(counts) <= max(1.2 * 60 / 5, 10)
+
+        netns.wait_until(balanced, 60, "no pod above 1.2 × the mean of 12 tunnels")
+        balanced_after = time.time() - ready_at
+        time.sleep(3)
+        outcomes = cluster.stop_load(load)
+        failed, total, duration = summary(outcomes)
+        moves = {}
+        for index in range(5):
+            for line in cluster.admin(index, "/metrics")[1].splitlines():
+                if line.startswith('pico_rebalance_moves_total{result="asked"}'):
+                    moves[f"pod{index}"] = int(float(line.split()[-1]))
+        out = netns.sh(PICO, "status", "--server.url", f"http://{cluster.pod_ip(0)}:8002", "cluster", "tunnels", "-o", "json", check=False,
+                       namespace=cluster.network.hosts["client"][0])
+        rows = json.loads(out)
+        print(f"\n  scenario 10: balanced {balanced_after:.1f} s after pods 3 and 4 turned ready ({seen[0][1]} → {seen[-1][1]}); "
+              f"moves asked {moves}; {len(failed)} failed of {total} requests over {duration:.0f} s")
+        print("    pico status cluster tunnels on pod 0: " + ", ".join(f"{row['id']} {row['tunnels']} ({row['of_mean']})" for row in rows))
+        self.assertEqual(failed, [], f"failed requests: {failed[:5]}")
+        self.assertEqual(len(rows), 5)
+        self.assertEqual(sorted(row["tunnels"] for row in rows), sorted(seen[-1][1]), "pod 0 sees every pod's tunnels as they are")
+        self.assertGreaterEqual(sum(moves.values()), 3 * (20 - 14), "each old pod moved at least six agents")
+        self.assertLessEqual(sum(moves.values()), 1.5 * 24, "at most 1.5 × the 24 moves that balance the pods")
+
     def test_4_aPodKilled_failsRequestsOnlyBriefly_isDeclaredDead_andNeverReturns(self):
         cluster = Cluster(self)
         cluster.form(3, agents=3)

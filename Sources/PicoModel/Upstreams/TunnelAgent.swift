@@ -14,6 +14,16 @@ public enum TunnelAgent: Hashable, Sendable {
     /// The header Pico's agent sends when it dials a replacement.
     public static let replacingHeader = "x-pico-replacing"
 
+    /// Who dialled, from the handshake's path (`UpstreamPath.prefixes`: Piko's prefix means Piko's
+    /// agent) and headers.
+    public init(path: String, headers: HTTPHeaders) {
+        if path.hasPrefix(UpstreamPath.prefixes[1]) {
+            self = .piko
+        } else {
+            self = headers.first(Self.replacingHeader) == "1" ? .picoReplacing : .pico
+        }
+    }
+
     /// True when the agent opens a replacement before it lets go of a tunnel it is asked to move.
     public var reconnectsFirst: Bool { self != .piko }
 }

@@ -230,10 +230,20 @@ final class AgentEndpoint: TunnelTransportOwner {
         self.dialer = WebSocketDialer(loop: self.worker.loop, target: self.worker.settings.connect, tls: self.worker.agent.connectTLS?.current,
                                   path: "/pico/v1/upstream/\(self.listener.endpoint)", token: token,
                                   tenant: self.worker.settings.connectTenant,
-                                  headers: self.listener.proxyProtocol ? [ProxyProtocolV2.requestField: ProxyProtocolV2.requestValue] : [:], unauthorizedIsRetryable: renewable,
+                                  headers: self.handshakeHeaders, unauthorizedIsRetryable: renewable,
                                   timeout: self.worker.settings.connectTimeout) { [weak self] outcome in
             self?.dialed(outcome)
         }
+    }
+
+    /// The handshake's extra headers: the PROXY header request of a TCP route, and whether this
+    /// dial replaces a tunnel its node asked to move (a node holding more than its share may
+    /// refuse it while the old tunnel serves).
+    private var handshakeHeaders: HTTPHeaders {
+        var headers: HTTPHeaders = [:]
+        if self.listener.proxyProtocol { headers.add(name: ProxyProtocolV2.requestField, value: ProxyProtocolV2.requestValue) }
+        if self.machine.isReplacing { headers.add(name: TunnelAgent.replacingHeader, value: "1") }
+        return headers
     }
 
     private func dialed(_ outcome: WebSocketDialer.Outcome) {

@@ -41,6 +41,41 @@ public enum ServerOptions {
         }
     }
 
+    /// `upstream.rebalance.*` (Piko's names; see `Rebalancer` and docs/clustering.md).
+    static let rebalanceOptions: [ServerOption] = [
+        ServerOption(
+            key: "upstream.rebalance.threshold", defaultText: "0.2",
+            help: "Move tunnels off a node that has held more than (1 + threshold) × the mean of the active members (alive, not suspect, not draining) for upstream.rebalance.hold; 0 turns rebalancing off (Piko's default). 0 to 100."
+        ) { settings, text in
+            guard let value = Double(text), value.isFinite, (0...100).contains(value) else { return "expected a number from 0 to 100" }
+            settings.rebalance.threshold = value
+            return nil
+        },
+        ServerOption(
+            key: "upstream.rebalance.shed_rate", defaultText: "0.05",
+            help: "Tunnels a node moves per second, as a fraction of the mean (at least one a second; at most five seconds' worth in progress). Above 0, at most 1."
+        ) { settings, text in
+            guard let value = Double(text), value.isFinite, value > 0, value <= 1 else { return "expected a number above 0 and at most 1" }
+            settings.rebalance.shedRate = value
+            return nil
+        },
+        ServerOption(key: "upstream.rebalance.min_conns", defaultText: "10", help: "A node holding fewer tunnels never moves any, and never moves below this many.") { settings, text in
+            guard let value = Int(text), (0...1_000_000).contains(value) else { return "expected a whole number from 0 to 1000000" }
+            settings.rebalance.minConns = value
+            return nil
+        },
+        ServerOption(key: "upstream.rebalance.hold", defaultText: "10s", help: "How long a node must stay over the threshold, with the same active members, before it moves tunnels (a join, leave, death or partition starts it over). 0s to 1h.") { settings, text in
+            guard let value = DurationText.parse(text), value >= .zero, value <= .seconds(3_600) else { return "expected a duration from 0s to 1h" }
+            settings.rebalance.hold = value
+            return nil
+        },
+        ServerOption(key: "upstream.rebalance.cooldown", defaultText: "30s", help: "How long a node waits after a round of moves before it may start another. 0s to 1h.") { settings, text in
+            guard let value = DurationText.parse(text), value >= .zero, value <= .seconds(3_600) else { return "expected a duration from 0s to 1h" }
+            settings.rebalance.cooldown = value
+            return nil
+        },
+    ]
+
     static func duration(_ key: String, _ defaultText: String, _ help: String, allowZero: Bool = false, _ set: @escaping @Sendable (inout ServerSettings, Duration) -> Void) -> ServerOption {
         ServerOption(key: key, defaultText: defaultText, help: help) { settings, text in
             guard let value = DurationText.parse(text), value >= .zero, allowZero || value > .zero else {
@@ -246,7 +281,7 @@ public enum ServerOptions {
             settings.tenantReservation = value
             return nil
         },
-    ] + tls("upstream", \.upstreamTLS) + auth("upstream", \.upstreamAuth, what: "agents opening tunnels") + [
+    ] + Self.rebalanceOptions + tls("upstream", \.upstreamTLS) + auth("upstream", \.upstreamAuth, what: "agents opening tunnels") + [
         address("admin.bind_addr", ":8002", "Health, readiness, metrics and status.") { $0.adminBind = $1 },
         address("admin.advertise_addr", "derived", "The admin address other nodes use for ?forward=.") { $0.adminAdvertise = $1 },
         connectionCap("admin.max_connections", 256, "Admin connections at once; more get 503. Never above the descriptor limit less a reserve (a quarter of it, at least 64).", \.adminMaxConnections),

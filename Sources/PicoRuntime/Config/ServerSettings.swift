@@ -72,6 +72,8 @@ public struct ServerSettings: Hashable, Sendable {
     public var tenantsFile: String?
     /// `upstream.tenant_reservation`: how long an endpoint stays its tenant's after its last tunnel.
     public var tenantReservation: Duration = .seconds(300)
+    /// `upstream.rebalance.*`: when and how fast tunnels move off a node holding more than its share.
+    public var rebalance = Rebalancer.Settings()
     /// `cluster.max_endpoints_per_member`.
     public var maxEndpointsPerMember = EndpointTable.maxEntriesPerOwner
     /// `admin.auth.*`: tokens every admin route but `/health` and `/ready` needs.
@@ -153,6 +155,7 @@ public struct ServerSettings: Hashable, Sendable {
         configuration.nodeNamePrefix = self.nodeIDPrefix
         configuration.gracePeriod = self.gracePeriod
         configuration.tenantReservation = self.tenantReservation
+        configuration.rebalance = self.rebalance
         configuration.maxEndpointsPerMember = self.maxEndpointsPerMember
         configuration.tenants = Set(self.tenants.map(\.id))
         for tenant in self.tenants where tenant.quota != TenantQuota() { configuration.tenantQuotas[tenant.id] = tenant.quota }

@@ -170,6 +170,8 @@ final class AdminConnection: ConnectionDelegate {
             self.write(200, status.clusterNodes(), type: "application/json", head: head)
         case "/status/gossip/nodes":
             self.write(200, status.gossipNodes(), type: "application/json", head: head)
+        case "/status/cluster/tunnels":
+            self.write(200, status.clusterTunnels(), type: "application/json", head: head)
         default:
             if path.hasPrefix("/status/cluster/nodes/"), let body = status.clusterNode(String(path.dropFirst("/status/cluster/nodes/".count))) {
                 self.write(200, body, type: "application/json", head: head)

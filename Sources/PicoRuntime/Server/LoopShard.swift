@@ -235,11 +235,11 @@ final class LoopShard: @unchecked Sendable, TurnEndHandler {
     // MARK: Tunnels
 
     /// A tunnel completed its handshake on this loop: it gets an ID and the model hears of it.
-    func register(_ tunnel: ServerTunnel, endpoint: String, tenant: String) -> TunnelID {
+    func register(_ tunnel: ServerTunnel, endpoint: String, tenant: String, agent: TunnelAgent) -> TunnelID {
         let id = self.counters.nextTunnelID()
         self.tunnels[id] = tunnel
         let index = self.index
-        self.toControl { $0.tunnelOpened(id, endpoint: endpoint, loop: index, tenant: tenant) }
+        self.toControl { $0.tunnelOpened(id, endpoint: endpoint, loop: index, tenant: tenant, agent: agent) }
         return id
     }
 

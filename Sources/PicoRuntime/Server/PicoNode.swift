@@ -481,9 +481,9 @@ public final class PicoNode: @unchecked Sendable {
     // MARK: Tunnels (reported by shards, on the control loop)
 
     /// A tunnel on loop `loop` completed its handshake.
-    func tunnelOpened(_ id: TunnelID, endpoint: String, loop: Int, tenant: String) {
+    func tunnelOpened(_ id: TunnelID, endpoint: String, loop: Int, tenant: String, agent: TunnelAgent) {
         self.placement[id] = loop
-        self.handle(.tunnelOpened(id, endpoint: endpoint, loop: loop, tenant: tenant, wallMilliseconds: UInt64(clamping: MonotonicClock.wallMilliseconds())))
+        self.handle(.tunnelOpened(id, endpoint: endpoint, loop: loop, tenant: tenant, wallMilliseconds: UInt64(clamping: MonotonicClock.wallMilliseconds()), agent: agent))
     }
 
     /// A tunnel closed, or its agent said go-away (reported once per tunnel).

@@ -30,6 +30,8 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     private var keyHolder: VerifierHolder?
     /// The agent's tenant ("" without `upstream.tenants`).
     private var tenant = ""
+    /// Who dialled (Piko's agent, Pico's, or Pico's replacing a moved tunnel), from the handshake.
+    private var agent = TunnelAgent.pico
     private var expiryTimer: LoopTimer?
     /// How long a tunnel whose token expired may take to let go after its go-away.
     static let expiryGrace: Duration = .seconds(30)
@@ -107,6 +109,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
     /// Checks the handshake head; false after a refusal.
     private func accept(_ head: HTTPRequestHead) -> Bool {
         self.sendsClientAddress = ProxyProtocolV2.isRequested(by: head)
+        self.agent = TunnelAgent(path: head.path, headers: head.headers)
         let endpoint: String
         switch UpstreamPath.read(head.path) {
         case .endpoint(let named):
@@ -200,7 +203,7 @@ final class ServerTunnel: ConnectionDelegate, TunnelTransportOwner {
             connection: self.connection, role: .server, initialBytes: rest, owner: self,
             keepaliveInterval: self.shard.settings.keepaliveInterval, keepaliveTimeout: self.shard.settings.keepaliveTimeout)
         self.transport = transport
-        self.id = self.shard.register(self, endpoint: endpoint, tenant: self.tenant)
+        self.id = self.shard.register(self, endpoint: endpoint, tenant: self.tenant, agent: self.agent)
         self.shard.metrics.update { $0.upstreamsConnected += 1 }
         transport.start()
         self.armExpiry()

@@ -5,6 +5,7 @@ import PicoModel
 /// ```
 /// pico status cluster nodes [--status active|draining|suspect|dead|left]
 /// pico status cluster node <id|local>
+/// pico status cluster tunnels
 /// pico status upstream endpoints
 /// pico status upstream tenants
 /// pico status gossip nodes
@@ -47,6 +48,8 @@ public struct StatusCommand: Sendable {
     Commands:
       cluster nodes [--status S]   Every node this node knows: id, status, addresses, endpoints.
       cluster node <id|local>      One node and its endpoints.
+      cluster tunnels              Tunnels per live member, each against the mean of active
+                                   members, and this node's rebalancing state.
       upstream endpoints           This node's endpoints and their tunnel counts.
       upstream tenants             Every endpoint a tenant holds (upstream.tenants).
       gossip nodes                 The membership as gossip sees it.
@@ -132,6 +135,8 @@ public struct StatusCommand: Sendable {
         switch words.count == 3 ? [words[0], words[1], "<id>"] : words {
         case ["cluster", "nodes"]:
             command.path = "/status/cluster/nodes"
+        case ["cluster", "tunnels"]:
+            command.path = "/status/cluster/tunnels"
         case ["cluster", "node", "<id>"]:
             command.path = "/status/cluster/nodes/" + Self.escape(words[2])
         case ["upstream", "endpoints"]:

@@ -41,12 +41,15 @@ struct AgentMachineTests {
         var rng = SplitMix64(seed: 3)
         _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
         _ = agent.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
+        #expect(!agent.isReplacing)
         #expect(agent.handle(.toldToMove(TunnelID(1)), now: Self.now, rng: &rng) == [.dialNow])
         #expect(agent.tunnels.map(\.id) == [TunnelID(1)] && agent.tunnels[0].moving, "the old tunnel keeps serving")
+        #expect(agent.isReplacing, "the dial says it replaces a moved tunnel")
         #expect(agent.handle(.toldToMove(TunnelID(1)), now: Self.now, rng: &rng).isEmpty, "one dial at a time")
         _ = agent.handle(.tunnelOpened(TunnelID(2)), now: Self.now, rng: &rng)
         #expect(agent.handle(.tunnelClosedByNode(TunnelID(1)), now: Self.now, rng: &rng).isEmpty, "the replacement is already there")
         #expect(agent.tunnels.map(\.id) == [TunnelID(2)])
+        #expect(!agent.isReplacing)
     }
 
     @Test func test_aReplacementLandingOnAnotherDrainingNode_movesAgainAfterTheBackoff() {

@@ -268,3 +268,15 @@ import Testing
         #expect(!late.contains(.closeTunnel(TunnelID(100))))
     }
 }
+
+/// Who dialled a tunnel, from its handshake.
+@Suite struct TunnelAgentTests {
+    @Test func test_theHandshake_tellsPikosAgents_PicosAgents_andReplacementsApart() {
+        #expect(TunnelAgent(path: "/piko/v1/upstream/svc", headers: [:]) == .piko)
+        #expect(TunnelAgent(path: "/piko/v1/upstream/svc", headers: [TunnelAgent.replacingHeader: "1"]) == .piko, "Piko's agents never open a replacement first")
+        #expect(TunnelAgent(path: "/pico/v1/upstream/svc", headers: [:]) == .pico)
+        #expect(TunnelAgent(path: "/pico/v1/upstream/svc", headers: ["X-Pico-Replacing": "1"]) == .picoReplacing)
+        #expect(TunnelAgent(path: "/pico/v1/upstream/svc", headers: [TunnelAgent.replacingHeader: "yes"]) == .pico, "only 1 says so")
+        #expect(!TunnelAgent.piko.reconnectsFirst && TunnelAgent.pico.reconnectsFirst && TunnelAgent.picoReplacing.reconnectsFirst)
+    }
+}
