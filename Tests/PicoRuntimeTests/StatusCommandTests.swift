@@ -62,6 +62,8 @@ struct StatusCommandTests {
         #expect(nodes.output == .json)
         #expect(try StatusCommand.parse(["cluster", "node", "a b", "--forward=pico-1"]).path == "/status/cluster/nodes/a%20b?forward=pico-1")
         #expect(try StatusCommand.parse(["upstream", "endpoints", "--output=yaml"]).output == .yaml)
+        #expect(try StatusCommand.parse(["cluster", "tunnels", "--forward", "pico-2"]).path == "/status/cluster/tunnels?forward=pico-2")
+        #expect(throws: ConfigError("--status applies to `cluster nodes` only")) { try StatusCommand.parse(["cluster", "tunnels", "--status", "active"]) }
         #expect(try StatusCommand.parse(["gossip", "node", "x"]).gossipNode == "x")
         #expect(throws: ConfigError("unknown command: cluster")) { try StatusCommand.parse(["cluster"]) }
         #expect(throws: ConfigError("-o: expected table, json or yaml, got xml")) { try StatusCommand.parse(["gossip", "nodes", "-o", "xml"]) }

@@ -382,12 +382,25 @@ class ClusterTests(unittest.TestCase):
 
             # Each node probes one member per second, round robin: within a few seconds every kind flows both ways.
             wait_until(lambda: {("in", "ping"), ("out", "ack"), ("out", "ping"), ("in", "ack")} <= kinds(), timeout=10, what="probes both ways")
+            families_now = families
             families = families()
             nodes = {sample.labels["status"]: sample.value for sample in families["pico_cluster_nodes"].samples}
             self.assertEqual(nodes["active"], 3)
             packets = {sample.labels["direction"]: sample.value for sample in families["pico_gossip_packets"].samples}
             self.assertGreater(packets["in"], 0)
             self.assertGreater(packets["out"], 0)
+            # Tunnels per member as the first node sees them, and its rebalancing figures.
+            wait_until(lambda: {sample.labels["member"]: sample.value for sample in families_now()["pico_cluster_member_tunnels"].samples}.get(node_id(third)) == 1,
+                       timeout=10, what="the third node's tunnel counted by the first")
+            families = families_now()
+            self.assertEqual([sample.value for sample in families["pico_rebalance_mean_tunnels"].samples], [0.33], "1 tunnel over 3 active members")
+            self.assertEqual({sample.labels["result"]: sample.value for sample in families["pico_rebalance_moves"].samples}, {"asked": 0, "done": 0})
+            out = subprocess.run([harness.PICO, "status", "cluster", "tunnels", "--server.url", f"http://127.0.0.1:{first.admin}"],
+                                 capture_output=True, text=True, timeout=20)
+            lines = out.stdout.splitlines()
+            self.assertEqual((out.returncode, lines[0].split()), (0, ["ID", "STATUS", "TUNNELS", "OF_MEAN", "REBALANCE"]), out.stdout + out.stderr)
+            self.assertEqual(lines[1].split(), [node_id(first), "active", "0", "0", "balanced"], "this node first, with its rule's state")
+            self.assertIn([node_id(third), "active", "1", "3", "-"], [line.split() for line in lines[2:]])
         finally:
             if agent:
                 agent.kill()
