@@ -10,6 +10,7 @@ struct FuzzTests {
         #expect(ScenarioWriter.write(ScenarioGenerator.generate(seed: 7)) != ScenarioWriter.write(ScenarioGenerator.generate(seed: 8)))
         var kinds: Set<String> = []
         var losses: Set<Double> = []
+        var rebalancingRuns = 0
         for seed in UInt64(1)...300 {
             let (scenario, _) = try Fuzzer.scenario(seed: seed, nodes: 3...9)
             #expect((3...9).contains(scenario.pods))
@@ -18,7 +19,11 @@ struct FuzzTests {
                 && !scenario.timeline.contains(where: { if case .pause = $0.action { true } else if case .partition = $0.action { true } else if case .hold = $0.action { true } else { false } }) {
                 #expect(scenario.checks.contains { $0.name == "no-false-deaths" }, "up to 10 % loss kills nobody: seed \(seed)")
             }
-            #expect(scenario.duration == ScenarioGenerator.duration)
+            let rebalancing = scenario.checks.contains { $0.name == "tunnels-balanced" }
+            #expect(scenario.duration == (rebalancing ? ScenarioGenerator.rebalancingDuration : ScenarioGenerator.duration))
+            #expect(!rebalancing || scenario.agents.count >= scenario.pods * 12, "a rebalancing run has enough agents for rebalancing to act")
+            if rebalancing { rebalancingRuns += 1 }
+            #expect(scenario.checks.contains { $0.name == "no-oscillation" })
             guard let last = scenario.timeline.last else { Issue.record("seed \(seed) has no timeline"); continue }
             #expect(last.action == .recover, "the liveness phase starts after every fault")
             for event in scenario.timeline {
@@ -27,6 +32,7 @@ struct FuzzTests {
             }
         }
         #expect(losses == [0, 0.01, 0.02, 0.05, 0.1], "lossy networks are drawn (generator version 2)")
+        #expect((70...130).contains(rebalancingRuns), "one run in three rebalances (generator version 4): \(rebalancingRuns)")
         for kind in ["crash", "restart", "terminate", "pause", "hold", "netem", "rollout", "scale", "recover"] {
             #expect(kinds.contains(kind), "no generated \(kind)")
         }

@@ -19,6 +19,11 @@ public struct AgentMachine: Hashable, Sendable {
         /// of reconnecting at `minimumBackoff`, whatever earlier episodes (or an agent that came
         /// up before any node did) left the delay at.
         public var stableAfter: Duration = .seconds(5)
+        /// While the agent holds a tunnel it was asked to move (`isReplacing`), dials for the
+        /// replacement wait at most this long: the old tunnel still serves, and a node holding
+        /// more than its share refuses replacements, so a moving agent may need a few tries to
+        /// find a lighter node; Piko's 15 s would leave it moving for a minute.
+        public var replacingBackoffCap: Duration = .seconds(1)
 
         /// Piko's values: 100 ms doubling to 15 s, up to 10 % jitter.
         public init() {}
@@ -60,12 +65,17 @@ public struct AgentMachine: Hashable, Sendable {
         public var moving: Bool
         /// When it opened.
         public var openedAt: Instant
+        /// Whether it was dialled as a replacement (`isReplacing`): should its node refuse it at
+        /// once (it holds more than its share), the next dial is a replacement again.
+        public var replacement: Bool = false
     }
 
     /// The tunnels held, oldest first.
     public private(set) var tunnels: [Tunnel] = []
     /// True while a dial is in progress or scheduled.
     public private(set) var connecting = false
+    /// True from a node's GoAway until a new tunnel opens (see `isReplacing`).
+    public private(set) var replacementPending = false
     /// The next retry delay (before jitter).
     public private(set) var backoff: Duration
     let settings: Settings
@@ -84,20 +94,23 @@ public struct AgentMachine: Hashable, Sendable {
         case .dialFailed:
             return self.retry(now: now, rng: &rng)
         case .tunnelOpened(let id):
-            self.tunnels.append(Tunnel(id: id, moving: false, openedAt: now))
+            self.tunnels.append(Tunnel(id: id, moving: false, openedAt: now, replacement: self.replacementPending))
             self.connecting = false
+            self.replacementPending = false
             return []
         case .toldToMove(let id):
             guard let position = self.tunnels.firstIndex(where: { $0.id == id }) else { return [] }
             self.resetBackoffIfStable(self.tunnels[position], now: now)
             let alreadyMoving = self.tunnels.contains { $0.moving }
             self.tunnels[position].moving = true
+            self.replacementPending = true
             guard !self.connecting else { return [] }
             // A replacement that landed on another draining node is moved again after the backoff.
             return alreadyMoving ? self.retry(now: now, rng: &rng) : self.dial()
         case .tunnelClosedByNode(let id):
             let closed = self.tunnels.first { $0.id == id }
             self.tunnels.removeAll { $0.id == id }
+            if let closed { self.noteRefusedReplacement(closed, now: now) }
             guard self.needsReplacement else { return [] }
             // A tunnel the node closes soon after it opened, without asking it to move first,
             // was refused (another tenant holds the endpoint, a quota): dialling again at once
@@ -107,7 +120,12 @@ public struct AgentMachine: Hashable, Sendable {
         case .tunnelBroken(let id):
             // Also when only moving tunnels remain: the replacement that broke was the one they
             // wait for, and their nodes close them only once a replacement is served elsewhere.
-            if let tunnel = self.tunnels.first(where: { $0.id == id }) { self.resetBackoffIfStable(tunnel, now: now) }
+            if let tunnel = self.tunnels.first(where: { $0.id == id }) {
+                self.resetBackoffIfStable(tunnel, now: now)
+                if tunnel.moving { self.replacementPending = false }
+                // Pico's runtime sees a refusal as the new tunnel breaking.
+                self.noteRefusedReplacement(tunnel, now: now)
+            }
             self.tunnels.removeAll { $0.id == id }
             return self.needsReplacement ? self.retry(now: now, rng: &rng) : []
         case .requestSucceeded(let id):
@@ -116,14 +134,22 @@ public struct AgentMachine: Hashable, Sendable {
         }
     }
 
+    /// A replacement closed soon after it opened was refused (its node holds more than its
+    /// share): the next dial is a replacement again, so another heavy node refuses it too.
+    mutating func noteRefusedReplacement(_ tunnel: Tunnel, now: Instant) {
+        if tunnel.replacement, !tunnel.moving, now - tunnel.openedAt < self.settings.stableAfter { self.replacementPending = true }
+    }
+
     mutating func resetBackoffIfStable(_ tunnel: Tunnel, now: Instant) {
         if !tunnel.moving, now - tunnel.openedAt >= self.settings.stableAfter { self.backoff = self.settings.minimumBackoff }
     }
 
-    /// True while the agent holds a tunnel its node asked to move: a dial now opens its
-    /// replacement, and says so in its handshake (`TunnelAgent.replacingHeader`), so a node holding
-    /// more than its share may refuse it while the old tunnel serves.
-    public var isReplacing: Bool { self.tunnels.contains { $0.moving } }
+    /// True from a node's GoAway until a new tunnel opens: a dial now opens the replacement and
+    /// says so in its handshake (`TunnelAgent.replacingHeader`), so a node holding more than its
+    /// share may refuse it while the old tunnel serves, or after the node released the old one
+    /// because its endpoint is served elsewhere. A moving tunnel that breaks (its node died)
+    /// ends it: the endpoint may then need this agent anywhere.
+    public var isReplacing: Bool { self.replacementPending }
 
     /// No tunnel that will stay (every one held is moving, or none is held) and no dial under way.
     var needsReplacement: Bool {
@@ -136,8 +162,9 @@ public struct AgentMachine: Hashable, Sendable {
     }
 
     mutating func retry(now: Instant, rng: inout SplitMix64) -> [Directive] {
-        let jitter = Duration.nanoseconds(Int64(rng.bounded(UInt64(self.backoff.nanosecondsClamped / self.settings.jitterDivisor) + 1)))
-        let due = now + self.backoff + jitter
+        let delay = self.isReplacing ? min(self.backoff, self.settings.replacingBackoffCap) : self.backoff
+        let jitter = Duration.nanoseconds(Int64(rng.bounded(UInt64(delay.nanosecondsClamped / self.settings.jitterDivisor) + 1)))
+        let due = now + delay + jitter
         self.backoff = min(self.backoff * 2, self.settings.maximumBackoff)
         self.connecting = true
         return [.retry(at: due)]

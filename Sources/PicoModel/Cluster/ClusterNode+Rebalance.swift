@@ -11,14 +11,17 @@ public struct RebalanceFigures: Hashable, Sendable {
 }
 
 /// A move rebalancing asked for, until its tunnel is released.
-struct MoveProgress: Hashable, Sendable {
-    /// The fewest tunnels that served the endpoint besides the moved one since the move was
-    /// asked (this node's unmoved ones and active members' counts). The agent's replacement
-    /// shows as a count above it: another node's release lowers the count first, and a count
-    /// that merely returns to where it was is no replacement. A Pico agent's tunnel is released
-    /// only once its replacement may exist, so the agent never dials afresh (and lands anywhere,
-    /// even on a heavy node) for want of one.
-    var lowWater: Int
+enum MoveProgress: Hashable, Sendable {
+    /// A Pico agent's replacement has not shown yet. `lowWater`: the fewest tunnels that served
+    /// the endpoint besides the moved ones since the move was asked (this node's unmoved ones and
+    /// active members' counts). The replacement shows as a count above it: another node's
+    /// release lowers the count first, and a count that merely returns to where it was is no
+    /// replacement. So the agent never finds its old tunnel gone before it has a new one (it
+    /// would dial afresh and land anywhere, even on a heavy node).
+    case awaitingReplacement(lowWater: Int)
+    /// The replacement showed, or the agent is Piko's (moved only while its endpoint is served
+    /// besides): released `handoverSettleTime` after the hand-over was seen, once idle.
+    case replaced
 }
 
 extension ClusterNode {
@@ -33,17 +36,20 @@ extension ClusterNode {
         return totals
     }
 
-    /// The cluster as the rebalancing rule sees it now: active members (alive, not suspect, not
-    /// draining, this node included) and their tunnels.
+    /// The cluster as the rebalancing rule sees it now: the tunnels of active members (alive, not
+    /// suspect, not draining, this node included), and the live members not draining (suspects
+    /// too: a suspicion that clears on a lossy network is no change of members, and restarting the
+    /// hold for each would keep a node from ever acting there).
     public func rebalanceCensus() -> Rebalancer.Census {
         let totals = self.tunnelTotals()
+        let local = self.upstreams.tunnelCount
         var members = [self.me.uid]
-        for member in self.membership.memberList where member.state.status == .alive && !member.draining {
+        var memberTotals = [local]
+        for member in self.membership.memberList where member.isLive && !member.draining {
             members.append(member.info.uid)
+            if member.state.status == .alive { memberTotals.append(totals[member.info.uid] ?? 0) }
         }
         members.sort()
-        let local = self.upstreams.tunnelCount
-        let memberTotals = members.map { $0 == self.me.uid ? local : totals[$0] ?? 0 }
         return Rebalancer.Census(local: local, moving: self.moves.count, memberTotals: memberTotals, members: members)
     }
 
@@ -57,14 +63,25 @@ extension ClusterNode {
         if wanted > 0 { self.askMoves(wanted, now: now, into: &directives) }
     }
 
-    /// Asks up to `wanted` agents to move, one tunnel per endpoint at a time: idle tunnels first,
+    /// Asks up to `wanted` agents to move, one tunnel per endpoint at a time (a Pico agent's until
+    /// its replacement shows, a Piko agent's until its tunnel is released), none younger than the
+    /// hold: idle tunnels first,
     /// then those of the endpoints with the most tunnels here (so an endpoint's agents spread),
     /// oldest first. A tunnel whose agent cannot reconnect first (Piko's) is moved only while
     /// its endpoint is served besides it.
     mutating func askMoves(_ wanted: Int, now: Instant, into directives: inout [ClusterDirective]) {
-        var movingEndpoints = Set(self.moves.keys.compactMap { self.upstreams.tunnel($0)?.endpoint })
+        // A replacement shows only as the endpoint's count, so two moves of one endpoint awaiting
+        // theirs could not tell whose it was; a Piko agent's move lasts until its release (the
+        // agent reconnects only then).
+        var movingEndpoints = Set(self.moves.compactMap { id, progress -> String? in
+            guard let tunnel = self.upstreams.tunnel(id), progress != .replaced || !tunnel.reconnectsFirst else { return nil }
+            return tunnel.endpoint
+        })
+        // A tunnel younger than the hold is not moved: it may be another node's moved agent that
+        // just landed here, and moving it again would send it back and forth.
+        let settled = now - self.rebalancer.settings.hold
         let candidates = self.upstreams.allTunnels
-            .filter { !$0.isDraining && !movingEndpoints.contains($0.endpoint) }
+            .filter { !$0.isDraining && !movingEndpoints.contains($0.endpoint) && $0.openedAt <= settled }
             .map { (tunnel: $0, here: self.upstreams.count(for: $0.endpoint)) }
             .sorted { ($0.tunnel.inFlight > 0 ? 1 : 0, -$0.here, $0.tunnel.id) < ($1.tunnel.inFlight > 0 ? 1 : 0, -$1.here, $1.tunnel.id) }
         var asked = 0
@@ -72,7 +89,7 @@ extension ClusterNode {
             if !tunnel.reconnectsFirst, !self.endpointServed(tunnel.endpoint, besides: tunnel.id) { continue }
             guard self.upstreams.markDraining(tunnel.id) else { continue }
             movingEndpoints.insert(tunnel.endpoint)
-            self.moves[tunnel.id] = MoveProgress(lowWater: self.servedCount(tunnel.endpoint, besides: tunnel.id))
+            self.moves[tunnel.id] = tunnel.reconnectsFirst ? .awaitingReplacement(lowWater: self.servedCount(tunnel.endpoint)) : .replaced
             self.rebalanceFigures.movesAsked += 1
             asked += 1
             directives.append(.event(.rebalanceMoveAsked(tunnel.id, endpoint: tunnel.endpoint)))
@@ -81,7 +98,7 @@ extension ClusterNode {
     }
 
     /// Why the replacement of a moved tunnel for `endpoint` is refused by rebalancing (this node
-    /// holds at least the mean while a member holds less, and the endpoint is served already,
+    /// sheds, or holds well above the mean, while a member holds less: `refusesReplacement`; and the endpoint is served already,
     /// so the agent's retry through the load balancer finds a lighter node while its old tunnel
     /// serves); nil when it is taken. Only replacements are ever refused: an agent without a
     /// tunnel, whose views of the others' counts lag behind (gossip), would be turned away by
@@ -90,7 +107,7 @@ extension ClusterNode {
         guard self.rebalancer.settings.isEnabled, self.lifecycle.phase == .ready, self.endpointServed(endpoint, besides: nil) else { return nil }
         let census = self.rebalanceCensus()
         guard self.rebalancer.refusesReplacement(census) else { return nil }
-        return "this node holds \(census.staying) tunnels, at or above the cluster mean of \(census.roundedMean): reconnect to a lighter node"
+        return "this node holds \(census.staying) tunnels against a cluster mean of \(census.roundedMean) and is shedding or well above it: reconnect to a lighter node"
     }
 
     /// True when `endpoint` has a tunnel that takes new requests besides `besides`: one here not
@@ -103,12 +120,12 @@ extension ClusterNode {
         return self.remoteUpstreams(for: endpoint).contains { !$0.draining && !$0.suspect }
     }
 
-    /// How many tunnels serve `endpoint` besides `besides`: this node's not asked to move, and
-    /// those of live members that are neither draining nor suspect (their moving ones included:
-    /// gossip does not tell them apart).
-    func servedCount(_ endpoint: String, besides: TunnelID) -> Int {
+    /// How many tunnels serve `endpoint`: this node's not asked to move, and those of live members
+    /// that are neither draining nor suspect (their moving ones included: gossip does not tell
+    /// them apart).
+    func servedCount(_ endpoint: String) -> Int {
         var count = 0
-        for id in self.upstreams.tunnelIDs(for: endpoint) where id != besides && self.upstreams.tunnel(id)?.isDraining == false { count += 1 }
+        for id in self.upstreams.tunnelIDs(for: endpoint) where self.upstreams.tunnel(id)?.isDraining == false { count += 1 }
         for holder in self.remoteUpstreams(for: endpoint) where !holder.draining && !holder.suspect { count += Int(holder.count) }
         return count
     }
@@ -136,15 +153,14 @@ extension ClusterNode {
                 self.moves[id] = nil
                 continue
             }
-            if tunnel.reconnectsFirst, var move = self.moves[id] {
+            if case .awaitingReplacement(let lowWater) = self.moves[id] {
                 // Its replacement may exist only once the count rose above its low-water mark.
-                let served = self.servedCount(tunnel.endpoint, besides: id)
-                if served <= move.lowWater {
-                    move.lowWater = served
-                    self.moves[id] = move
-                    self.handoverSeen[id] = nil
+                let served = self.servedCount(tunnel.endpoint)
+                guard served > lowWater else {
+                    self.moves[id] = .awaitingReplacement(lowWater: served)
                     continue
                 }
+                self.moves[id] = .replaced
             }
             guard let seen = self.handoverSince(tunnel, now: now) else { continue }
             if now < seen + settle {

@@ -2,7 +2,7 @@
 
 extension ClusterNode {
     mutating func onTunnelOpened(_ id: TunnelID, endpoint: String, tenant: String = "", wallMilliseconds: UInt64 = 0, agent: TunnelAgent = .pico,
-                                 into directives: inout [ClusterDirective]) {
+                                 now: Instant = .zero, into directives: inout [ClusterDirective]) {
         guard !endpoint.isEmpty, endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
             directives.append(.event(.tunnelRejected(id, reason: "endpoint id must be 1 to \(EndpointTable.maxEndpointLength) bytes")))
             directives.append(.closeTunnel(id))
@@ -32,7 +32,7 @@ extension ClusterNode {
             directives.append(.closeTunnel(id))
             return
         }
-        guard case .added(let count) = self.upstreams.add(id, endpoint: endpoint, draining: draining, reconnectsFirst: agent.reconnectsFirst) else { return }
+        guard case .added(let count) = self.upstreams.add(id, endpoint: endpoint, draining: draining, reconnectsFirst: agent.reconnectsFirst, at: now) else { return }
         directives.append(.event(.tunnelRegistered(id, endpoint: endpoint)))
         // A tunnel opened during the drain (the load balancer had not noticed yet) is asked to move
         // at once; it still serves if nothing else can.

@@ -136,7 +136,7 @@ public struct ClusterNode: Sendable {
             self.onStateExchangeFailed(id, reason: reason, now: now, into: &directives)
         case .tunnelOpened(let id, let endpoint, let loop, let tenant, let wallMilliseconds, let agent):
             self.routing.tunnelLoops[id] = loop
-            self.onTunnelOpened(id, endpoint: endpoint, tenant: tenant, wallMilliseconds: wallMilliseconds, agent: agent, into: &directives)
+            self.onTunnelOpened(id, endpoint: endpoint, tenant: tenant, wallMilliseconds: wallMilliseconds, agent: agent, now: now, into: &directives)
             if self.upstreams.tunnel(id) == nil { self.routing.tunnelLoops[id] = nil }
         case .tunnelClosed(let id):
             self.removeTunnel(id, into: &directives)

@@ -7,9 +7,11 @@
 /// on the node it left. This one:
 /// - averages over active members only (alive, not suspect, not draining; this node included);
 /// - acts only after the node has stayed above `(1 + threshold) × mean` for `hold`, with the same
-///   active members all along (a join, leave, death or flapping partition starts the hold over);
-/// - moves at most `max(1, ceil(mean × shedRate))` tunnels a second, and at most
-///   `maxMovesInFlight` moves at a time, down to the mean (not merely under the threshold), never
+///   live members all along (a join, leave, drain or death starts the hold over; a suspicion
+///   does not, or a lossy network would keep every node from acting);
+/// - moves at most `max(1, staying × shedRate)` tunnels a second (a fraction of its own unmoved
+///   tunnels, so a node far above the mean sheds faster than Piko's `avg × shed_rate`), and at most
+///   `inFlightSeconds` of that rate in progress at a time, down to the mean (not merely under the threshold), never
 ///   below `minConns`; then cools down for `cooldown` before it may act again;
 /// - counts tunnels already asked to move as gone, so a move in progress is never asked twice.
 ///
@@ -22,7 +24,8 @@ public struct Rebalancer: Hashable, Sendable {
         /// holds more than `(1 + threshold) × mean`. 0 turns rebalancing (and placement refusal)
         /// off. Piko's `upstream.rebalance.threshold`.
         public var threshold: Double = 0.2
-        /// Tunnels moved per second, as a fraction of the mean (at least one a second). Piko's
+        /// Tunnels moved per second, as a fraction of the node's unmoved tunnels (at least one a
+        /// second; Piko's is a fraction of the mean). Piko's
         /// `upstream.rebalance.shed_rate`.
         public var shedRate: Double = 0.05
         /// A node holding fewer tunnels than this never moves any, and never refuses one. Piko's
@@ -33,7 +36,7 @@ public struct Rebalancer: Hashable, Sendable {
         public var hold: Duration = .seconds(10)
         /// How long a node waits after a round of moves before it may start another
         /// (`upstream.rebalance.cooldown`).
-        public var cooldown: Duration = .seconds(30)
+        public var cooldown: Duration = .seconds(10)
 
         /// The defaults, chosen from simulation (docs/clustering.md, "Rebalancing").
         public init() {}
@@ -71,7 +74,8 @@ public struct Rebalancer: Hashable, Sendable {
         public var moving: Int
         /// Tunnels per active member (alive, not suspect, not draining), this node included.
         public var memberTotals: [Int]
-        /// The active members' UIDs, sorted (a change starts the hold over).
+        /// The live members not draining (suspects included), sorted: a change starts the hold
+        /// over.
         public var members: [NodeUID]
 
         /// Creates a census.
@@ -113,15 +117,18 @@ public struct Rebalancer: Hashable, Sendable {
         case balanced
         /// Over the threshold since this instant, with the same active members.
         case above(since: Instant)
-        /// Moving tunnels down to the mean.
-        case shedding
+        /// Moving tunnels down to the mean; `allowance` moves may start now (the rate's credit,
+        /// at most one second's worth).
+        case shedding(allowance: Double)
         /// A round of moves ended; no new round before this instant.
         case cooling(until: Instant)
     }
 
-    /// How often the node evaluates (Piko's rebalance loop runs every second too).
-    public static let interval: Duration = .seconds(1)
-    /// Moves in progress at most, as a multiple of the per-second budget: a move normally ends
+    /// How often the node evaluates (Piko's rebalance loop runs every second): four times a
+    /// second, so the next tunnel of an endpoint moves soon after the last one's replacement
+    /// showed (one of an endpoint moves at a time), while the rate stays `moveRate` a second.
+    public static let interval: Duration = .milliseconds(250)
+    /// Moves in progress at most, as a multiple of the per-second rate: a move normally ends
     /// within a few seconds (the agent's dial, then `handoverSettleTime`), so more than this many
     /// means moves are stuck (agents that cannot reach another node) and the node waits for them.
     public static let inFlightSeconds = 5
@@ -139,9 +146,10 @@ public struct Rebalancer: Hashable, Sendable {
         self.state = settings.isEnabled ? .balanced : .off
     }
 
-    /// Moves started per second at most for `census`.
-    public func budget(_ census: Census) -> Int {
-        max(1, Int((Double(census.roundedMean) * self.settings.shedRate).rounded(.up)))
+    /// Moves started per second at most for `census`: `shedRate` of the unmoved tunnels, at
+    /// least one.
+    public func moveRate(_ census: Census) -> Double {
+        max(1, Double(census.staying) * self.settings.shedRate)
     }
 
     /// Evaluates `census` at `now`: returns how many more tunnels to ask to move now (0 mostly).
@@ -170,38 +178,44 @@ public struct Rebalancer: Hashable, Sendable {
                 return 0
             }
             guard now - since >= self.settings.hold else { return 0 }
-            self.state = .shedding
-            return self.shed(census, now: now)
-        case .shedding:
+            // The first move of a round starts at once.
+            return self.shed(census, allowance: 1, now: now)
+        case .shedding(let allowance):
             // Members changed under a round (a partition, a join): stop, and wait a whole hold.
             if membersChanged {
                 self.state = over ? .above(since: now) : .balanced
                 return 0
             }
-            return self.shed(census, now: now)
+            let rate = self.moveRate(census)
+            return self.shed(census, allowance: min(allowance + rate * Self.interval.secondsDouble, rate), now: now)
         }
     }
 
-    /// The moves of one second of a round, or the end of the round.
-    mutating func shed(_ census: Census, now: Instant) -> Int {
+    /// The moves `allowance` lets start now, or the end of the round.
+    mutating func shed(_ census: Census, allowance: Double, now: Instant) -> Int {
         let target = max(census.roundedMean, self.settings.minConns)
         guard census.staying > target else {
             self.state = .cooling(until: now + self.settings.cooldown)
             return 0
         }
-        let budget = self.budget(census)
-        let room = budget * Self.inFlightSeconds - census.moving
-        return max(0, min(census.staying - target, budget, room))
+        let room = Int((self.moveRate(census) * Double(Self.inFlightSeconds)).rounded(.up)) - census.moving
+        let moves = max(0, min(census.staying - target, Int(allowance), room))
+        self.state = .shedding(allowance: allowance - Double(moves))
+        return moves
     }
 
     /// True when this node should refuse the replacement of a moved tunnel (whose old tunnel
-    /// still serves, so refusing costs nothing but a retry): it holds at least the mean (and
-    /// `minConns`) while some member holds less, so the agent's retry through the load balancer
-    /// lands on a node below the mean, and no node takes tunnels it would shed again. A node
-    /// never refuses while rebalancing is off, and the lightest member in a consistent view
-    /// never refuses, so a moving agent always has somewhere to go.
+    /// still serves, so refusing costs nothing but a retry), while some member holds less than
+    /// the mean: when it is moving tunnels itself (it would shed the newcomer again), or holds
+    /// more than `(1 + threshold / 2) × mean` (and at least `minConns`), so the agent's retry
+    /// through the load balancer lands on a lighter node and no node takes itself over the
+    /// threshold. Nodes near the mean take replacements: refusing those too would leave a moving
+    /// agent one pod in many to find, at Piko's backoff of up to 15 s between dials. A node never
+    /// refuses while rebalancing is off, and the lightest member in a consistent view never
+    /// refuses, so a moving agent always has somewhere to go.
     public func refusesReplacement(_ census: Census) -> Bool {
-        guard self.settings.isEnabled, census.staying >= self.settings.minConns, !census.memberTotals.isEmpty else { return false }
-        return census.staying * census.memberTotals.count >= census.total && census.someoneBelowMean
+        guard self.settings.isEnabled, census.staying >= self.settings.minConns, census.someoneBelowMean else { return false }
+        if case .shedding = self.state { return true }
+        return census.exceeds(census.staying, margin: self.settings.threshold / 2)
     }
 }

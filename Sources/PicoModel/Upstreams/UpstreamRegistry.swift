@@ -34,6 +34,8 @@ public struct UpstreamRegistry: Hashable, Sendable {
         /// Whether its agent opens a replacement before it lets go when asked to move (Pico's
         /// agents, on `/pico/v1/upstream/`); Piko's agents wait until the node closes the tunnel.
         public var reconnectsFirst: Bool = true
+        /// When it registered (the node's clock).
+        public var openedAt: Instant = .zero
     }
 
     /// What `add` did.
@@ -67,9 +69,9 @@ public struct UpstreamRegistry: Hashable, Sendable {
     public init() {}
 
     /// Registers `id` for `endpoint` (idempotent).
-    public mutating func add(_ id: TunnelID, endpoint: String, draining: Bool = false, reconnectsFirst: Bool = true) -> AddResult {
+    public mutating func add(_ id: TunnelID, endpoint: String, draining: Bool = false, reconnectsFirst: Bool = true, at openedAt: Instant = .zero) -> AddResult {
         guard self.tunnels[id] == nil else { return .alreadyPresent }
-        self.tunnels[id] = Tunnel(id: id, endpoint: endpoint, isDraining: draining, inFlight: 0, reconnectsFirst: reconnectsFirst)
+        self.tunnels[id] = Tunnel(id: id, endpoint: endpoint, isDraining: draining, inFlight: 0, reconnectsFirst: reconnectsFirst, openedAt: openedAt)
         self.byEndpoint[endpoint, default: []].append(id)
         return .added(count: self.byEndpoint[endpoint]?.count ?? 0)
     }

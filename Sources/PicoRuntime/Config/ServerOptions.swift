@@ -53,7 +53,7 @@ public enum ServerOptions {
         },
         ServerOption(
             key: "upstream.rebalance.shed_rate", defaultText: "0.05",
-            help: "Tunnels a node moves per second, as a fraction of the mean (at least one a second; at most five seconds' worth in progress). Above 0, at most 1."
+            help: "Tunnels a node moves per second, as a fraction of its own (at least one a second; at most five seconds' worth in progress; Piko's is a fraction of the mean). Above 0, at most 1."
         ) { settings, text in
             guard let value = Double(text), value.isFinite, value > 0, value <= 1 else { return "expected a number above 0 and at most 1" }
             settings.rebalance.shedRate = value
@@ -69,7 +69,7 @@ public enum ServerOptions {
             settings.rebalance.hold = value
             return nil
         },
-        ServerOption(key: "upstream.rebalance.cooldown", defaultText: "30s", help: "How long a node waits after a round of moves before it may start another. 0s to 1h.") { settings, text in
+        ServerOption(key: "upstream.rebalance.cooldown", defaultText: "10s", help: "How long a node waits after a round of moves before it may start another. 0s to 1h.") { settings, text in
             guard let value = DurationText.parse(text), value >= .zero, value <= .seconds(3_600) else { return "expected a duration from 0s to 1h" }
             settings.rebalance.cooldown = value
             return nil

@@ -59,13 +59,14 @@ public enum Checker: Hashable, Sendable {
     /// New TCP connections go to an agent's replacement tunnel, not the old one on a
     /// shutting-down pod, once the replacement is known.
     case newStreamsOnNewTunnels
-    /// From `within` after the last disturbance, no active pod holds more than `ratio` × the
-    /// mean tunnels per active pod (or `floor`); with `moves`, rebalancing asked for at most
-    /// `moves` × the fewest moves that balance the pods.
+    /// After the last disturbance, no stretch in which some active pod holds more than `ratio` ×
+    /// the mean tunnels per active pod (and `floor`) lasts longer than `within`; with `moves`,
+    /// rebalancing asked for at most `moves` × the fewest moves that balance the pods.
     case tunnelsBalanced(within: Duration, ratio: Double, moves: Double?, floor: Int)
-    /// Every rebalancing move starts at most `within` after a disturbance, and no agent is moved
-    /// twice with no disturbance between.
-    case noOscillation(within: Duration)
+    /// Every rebalancing move starts at most `within` after a disturbance or after some active
+    /// pod held more than `ratio` × the mean (and `floor`), and no agent is moved twice within
+    /// `within` with no disturbance between.
+    case noOscillation(within: Duration, ratio: Double, floor: Int)
 
     /// The name used in scenario files.
     public var name: String {
@@ -110,7 +111,7 @@ public enum Checker: Hashable, Sendable {
         case .newStreamsOnNewTunnels: Self.newStreamsOnNewTunnels(world, name: self.name)
         case .tunnelsBalanced(let within, let ratio, let moves, let floor):
             Self.tunnelsBalanced(world, within: within, ratio: ratio, moves: moves, floor: floor, name: self.name)
-        case .noOscillation(let within): Self.noOscillation(world, within: within, name: self.name)
+        case .noOscillation(let within, let ratio, let floor): Self.noOscillation(world, within: within, ratio: ratio, floor: floor, name: self.name)
         case .oneTenantPerEndpoint:
             if let first = world.traffic.crossTenantAnswers.first {
                 .fail(self.name, at: first.time, subject: first.agent,

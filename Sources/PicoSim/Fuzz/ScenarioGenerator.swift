@@ -7,8 +7,12 @@ import PicoModel
 public enum ScenarioGenerator {
     /// Bumped whenever the same seed would give a different scenario; regression files record it.
     /// Version 2 added lossy networks (`network(seed:)`); version 3 clients that hold TCP
-    /// connections open (`tcpClient(seed:endpoints:)`).
-    public static let version = 3
+    /// connections open (`tcpClient(seed:endpoints:)`); version 4 rebalancing runs
+    /// (`rebalancingAgents(seed:pods:)`).
+    public static let version = 4
+    /// How long a rebalancing run lasts: the hold, the moves and the bound after the last
+    /// disturbance must fit.
+    public static let rebalancingDuration: Duration = .seconds(150)
     /// How long every generated scenario runs.
     public static let duration: Duration = .seconds(60)
     /// Convergence and re-homing bound after the last disturbance.
@@ -39,6 +43,8 @@ public enum ScenarioGenerator {
         for endpoint in endpoints {
             for copy in 0..<(1 + rng.index(below: 2)) { agents.append(AgentSpec(name: "\(endpoint)-\(copy)", endpoint: endpoint)) }
         }
+        let rebalancing = self.rebalancingAgents(seed: seed, pods: pods, endpoints: endpoints)
+        if let rebalancing { agents = rebalancing }
         var clients = (0..<(1 + rng.index(below: 2))).map { index in
             ClientSpec(
                 name: "client-\(index)", endpoints: endpoints, rate: Double(10 + rng.index(below: 31)), timeout: .seconds(5),
@@ -68,14 +74,28 @@ public enum ScenarioGenerator {
         for index in timeline.indices { timeline[index].id = index }
         let bound = nemesis ? self.nemesisBound : self.bound
         let network = self.network(seed: seed)
+        let duration = nemesis ? self.nemesisDuration : rebalancing != nil ? self.rebalancingDuration : self.duration
         return Scenario(
-            name: "fuzz-\(seed)", file: "fuzz-\(seed).yaml", seed: seed, duration: nemesis ? self.nemesisDuration : self.duration, pods: pods,
+            name: "fuzz-\(seed)", file: "fuzz-\(seed).yaml", seed: seed, duration: duration, pods: pods,
             startup: rng.index(below: 2) == 0 ? .parallel : .ordered, agents: agents, clients: clients, network: network,
             dnsLag: .milliseconds(Int64(500 + rng.index(below: 1_501))), loadBalancerLag: .milliseconds(Int64(1_000 + rng.index(below: 2_001))),
             publishNotReadyAddresses: false, terminationGracePeriod: [.seconds(20), .seconds(30), .seconds(60)][rng.index(below: 3)],
             timeline: timeline,
-            checks: self.checks(for: timeline, network: network, faultEnd: faultEnd, bound: bound, duration: nemesis ? self.nemesisDuration : self.duration,
-                                streams: clients.contains { $0.streams != nil }))
+            checks: self.checks(for: timeline, network: network, faultEnd: faultEnd, bound: bound, duration: duration,
+                                streams: clients.contains { $0.streams != nil }, rebalancing: rebalancing != nil))
+    }
+
+    /// In one run of three, enough agents for rebalancing to act (12 to 25 per pod at the start,
+    /// over the run's endpoints; `min_conns` is 10), from its own stream; nil otherwise.
+    static func rebalancingAgents(seed: UInt64, pods: Int, endpoints: [String]) -> [AgentSpec]? {
+        var rng = RandomStreams(master: seed).stream("generator/v\(self.version)/rebalance")
+        guard rng.index(below: 3) == 0 else { return nil }
+        let total = pods * (12 + rng.index(below: 14))
+        // Grouped by endpoint, named as a scenario file names them (so the file replays the run).
+        return endpoints.enumerated().flatMap { position, endpoint in
+            let count = total / endpoints.count + (position < total % endpoints.count ? 1 : 0)
+            return (0..<count).map { AgentSpec(name: "\(endpoint)-\($0)", endpoint: endpoint) }
+        }
     }
 
     /// In one run of two, a client that opens 1 to 5 TCP connections a second, each open for 1 s
@@ -175,12 +195,22 @@ public enum ScenarioGenerator {
     /// run, except those whose entry pod could reach no holder of their endpoint.
     static func checks(
         for timeline: [Scenario.Event], network: LinkProfile = .lan, faultEnd: Duration, bound: Duration = Self.bound, duration: Duration = Self.duration,
-        streams: Bool = false
+        streams: Bool = false, rebalancing: Bool = false
     ) -> [Scenario.Check] {
         func check(_ name: String) -> Scenario.Check {
             Scenario.Check(name: name, from: nil, to: nil, detection: .seconds(15), within: bound)
         }
         var checks = ["invariants-hold", "no-ghost-members", "at-most-one-hop", "membership-converged", "endpoint-tables-converged", "agents-rehomed"].map(check)
+        // Rebalancing settles after every disturbance and never moves an agent back and forth;
+        // with enough agents for it to act, no pod ends above 1.2 × the mean.
+        var oscillation = check("no-oscillation")
+        oscillation.within = ScenarioDecoder.defaultWithin("no-oscillation")
+        checks.append(oscillation)
+        if rebalancing {
+            var balanced = check("tunnels-balanced")
+            balanced.within = ScenarioDecoder.defaultWithin("tunnels-balanced")
+            checks.append(balanced)
+        }
         let cuts = timeline.contains { event in
             switch event.action {
             case .partition, .hold: true

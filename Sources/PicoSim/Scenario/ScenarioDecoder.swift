@@ -13,15 +13,15 @@ public enum ScenarioDecoder {
         "one-tenant-per-endpoint", "streams-not-cut-early", "new-streams-on-new-tunnels", "tunnels-balanced", "no-oscillation",
     ]
 
-    /// Checks that take `within:` (a bound after the last disturbance: 60 s for tunnels-balanced,
-    /// 90 s for no-oscillation, 30 s for the others).
+    /// Checks that take `within:` (a bound after the last disturbance: 60 s for tunnels-balanced
+    /// and no-oscillation, 30 s for the others).
     public static let boundedChecks = ["membership-converged", "endpoint-tables-converged", "agents-rehomed", "tunnels-balanced", "no-oscillation"]
 
     /// The default `within:` of a bounded check.
     public static func defaultWithin(_ check: String) -> Duration {
         switch check {
         case "tunnels-balanced": .seconds(60)
-        case "no-oscillation": .seconds(90)
+        case "no-oscillation": .seconds(60)
         default: .seconds(30)
         }
     }

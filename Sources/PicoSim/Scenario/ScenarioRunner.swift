@@ -45,7 +45,7 @@ public enum ScenarioRunner {
     public static func runWithWorld(_ scenario: Scenario, keepTrace: Bool = false) -> (report: ScenarioReport, world: SimWorld) {
         let (world, run) = self.runWorld(scenario)
         let end = Instant.zero + scenario.duration
-        let results = scenario.checks.map { self.checker(for: $0, trafficStart: run.trafficStart ?? end, end: end, minConns: scenario.rebalance.minConns).check(world) }
+        let results = scenario.checks.map { self.checker(for: $0, trafficStart: run.trafficStart ?? end, end: end, minConns: scenario.rebalance.minConns, threshold: scenario.rebalance.threshold).check(world) }
         let membership = MembershipFigures(world, joinsAfter: run.trafficStart ?? end)
         var report = ScenarioReport(
             timeline: run.notes, figures: self.figures(world, scenario: scenario, trafficStart: run.trafficStart, membership: membership),
@@ -245,7 +245,7 @@ public enum ScenarioRunner {
         }
     }
 
-    static func checker(for check: Scenario.Check, trafficStart: Instant, end: Instant, minConns: Int) -> Checker {
+    static func checker(for check: Scenario.Check, trafficStart: Instant, end: Instant, minConns: Int, threshold: Double) -> Checker {
         switch check.name {
         case "no-failed-requests":
             let from = check.from.map { Instant.zero + $0 } ?? trafficStart
@@ -262,7 +262,7 @@ public enum ScenarioRunner {
         case "streams-not-cut-early": return .streamsNotCutEarly
         case "new-streams-on-new-tunnels": return .newStreamsOnNewTunnels
         case "tunnels-balanced": return .tunnelsBalanced(within: check.within, ratio: check.ratio, moves: check.moves, floor: minConns)
-        case "no-oscillation": return .noOscillation(within: check.within)
+        case "no-oscillation": return .noOscillation(within: check.within, ratio: 1 + threshold, floor: minConns)
         default: return .invariantsHold
         }
     }

@@ -22,44 +22,59 @@ import Testing
         #expect(!rule.refusesReplacement(Self.census(local: 600, others: [0, 0])))
     }
 
-    @Test func test_movesOnlyAfterTheHold_withTheSameMembers_atTheBudget_downToTheMean() {
+    /// Evaluates every `Rebalancer.interval` from `from` for `seconds`, with the moves it asks
+    /// for counted as in progress (none ends); returns how many it asked for.
+    static func run(_ rule: inout Rebalancer, local: Int, moving: inout Int, others: [Int], members: [NodeUID] = Self.members, from: Duration, seconds: Int) -> Int {
+        var asked = 0
+        for step in 0..<(seconds * 4) {
+            let moves = rule.evaluate(Self.census(local: local, moving: moving, others: others, members: members), now: .zero + from + .milliseconds(Int64(step) * 250))
+            moving += moves
+            asked += moves
+        }
+        return asked
+    }
+
+    @Test func test_movesOnlyAfterTheHold_withTheSameMembers_atItsRate_downToTheMean() {
         var rule = Self.rule()
         let heavy = Self.census(local: 200, others: [50, 50])  // mean 100
         #expect(rule.evaluate(heavy, now: .zero) == 0)
         #expect(rule.state == .above(since: .zero))
         #expect(rule.evaluate(heavy, now: .seconds(9)) == 0, "one sample over is not enough: the hold is 10 s")
-        // A member change (a join, a death, a flapping partition) starts the hold over.
-        let joined = Self.census(local: 200, others: [50, 50, 0], members: Self.members + [NodeUID(4)])
-        #expect(rule.evaluate(joined, now: .seconds(9)) == 0)
+        // A member change (a join, a death, a drain) starts the hold over.
+        let four = Self.members + [NodeUID(4)]
+        #expect(rule.evaluate(Self.census(local: 200, others: [50, 50, 0], members: four), now: .seconds(9)) == 0)
         #expect(rule.state == .above(since: .seconds(9)))
-        #expect(rule.evaluate(joined, now: .seconds(18)) == 0)
-        // Mean 75 (300 / 4): 5 % of it is 3.75, so 4 moves a second.
-        #expect(rule.evaluate(joined, now: .seconds(19)) == 4)
-        #expect(rule.state == .shedding)
-        // Moves in progress count as gone; at most five seconds' budget is in flight.
-        #expect(rule.evaluate(Self.census(local: 200, moving: 4, others: [50, 50, 0], members: Self.members + [NodeUID(4)]), now: .seconds(20)) == 4)
-        #expect(rule.evaluate(Self.census(local: 200, moving: 18, others: [50, 50, 0], members: Self.members + [NodeUID(4)]), now: .seconds(21)) == 2)
-        #expect(rule.evaluate(Self.census(local: 200, moving: 20, others: [50, 50, 0], members: Self.members + [NodeUID(4)]), now: .seconds(22)) == 0)
-        // Down to the mean, not merely under the threshold: staying 76 against a mean of 75.
-        #expect(rule.evaluate(Self.census(local: 80, moving: 4, others: [50, 50, 120], members: Self.members + [NodeUID(4)]), now: .seconds(40)) == 1)
-        #expect(rule.evaluate(Self.census(local: 75, others: [75, 75, 75], members: Self.members + [NodeUID(4)]), now: .seconds(41)) == 0)
-        #expect(rule.state == .cooling(until: .seconds(71)))
+        #expect(rule.evaluate(Self.census(local: 200, others: [50, 50, 0], members: four), now: .milliseconds(18_750)) == 0)
+        // At the hold, the first move at once; then 5 % of the unmoved tunnels a second (about
+        // ten here), and never more than five seconds of that in progress.
+        #expect(rule.evaluate(Self.census(local: 200, others: [50, 50, 0], members: four), now: .seconds(19)) == 1)
+        #expect(rule.state == .shedding(allowance: 0))
+        var moving = 1
+        let firstSecond = Self.run(&rule, local: 200, moving: &moving, others: [50, 50, 0], members: four, from: .milliseconds(19_250), seconds: 1)
+        #expect((8...10).contains(firstSecond), "\(firstSecond)")
+        let fiveMore = Self.run(&rule, local: 200, moving: &moving, others: [50, 50, 0], members: four, from: .milliseconds(20_250), seconds: 5)
+        // Five seconds' worth at the rate of the tunnels still staying: m ≈ ⌈(200 − m) × 5 % × 5⌉.
+        #expect((39...41).contains(moving), "\(moving) in progress after \(fiveMore) more")
+        // Down to the mean, not merely under the threshold: 76 unmoved against a mean of 75.
+        var settled = 4
+        #expect(Self.run(&rule, local: 80, moving: &settled, others: [50, 50, 120], members: four, from: .seconds(40), seconds: 1) == 1)
+        #expect(rule.state == .cooling(until: .milliseconds(50_250)), "75 unmoved: the round ended at 40.25 s")
         // Cooling: even a fresh imbalance waits.
-        #expect(rule.evaluate(Self.census(local: 300, others: [0, 0, 0], members: Self.members + [NodeUID(4)]), now: .seconds(70)) == 0)
-        #expect(rule.evaluate(Self.census(local: 300, others: [0, 0, 0], members: Self.members + [NodeUID(4)]), now: .seconds(71)) == 0)
-        #expect(rule.state == .above(since: .seconds(71)))
+        #expect(rule.evaluate(Self.census(local: 300, others: [0, 0, 0], members: four), now: .seconds(50)) == 0)
+        #expect(rule.evaluate(Self.census(local: 300, others: [0, 0, 0], members: four), now: .milliseconds(50_250)) == 0)
+        #expect(rule.state == .above(since: .milliseconds(50_250)))
     }
 
     @Test func test_aMemberChangeDuringARound_stopsIt_untilAWholeHoldPassesAgain() {
         var rule = Self.rule { $0.hold = .seconds(2) }
         _ = rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .zero)
-        #expect(rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .seconds(2)) == 5)
-        // A partition: member 3 is suspect, so no longer active.
+        #expect(rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .seconds(2)) == 1)
+        // A member died, or drained: no longer live.
         let cut = Self.census(local: 200, others: [50], members: [NodeUID(1), NodeUID(2)])
         #expect(rule.evaluate(cut, now: .seconds(3)) == 0)
         #expect(rule.state == .above(since: .seconds(3)))
-        #expect(rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .seconds(4)) == 0, "healed: the hold starts over")
-        #expect(rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .seconds(6)) == 5)
+        #expect(rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .seconds(4)) == 0, "back: the hold starts over")
+        #expect(rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .seconds(6)) == 1)
     }
 
     @Test func test_neverBelowMinConns_andNotAtTheThreshold() {
@@ -76,20 +91,24 @@ import Testing
             $0.minConns = 25
             $0.shedRate = 1
         }
-        _ = floor.evaluate(Self.census(local: 30, others: [0, 0]), now: .zero)
-        #expect(floor.evaluate(Self.census(local: 30, others: [0, 0]), now: .seconds(1)) == 5)
+        var moving = 0
+        #expect(Self.run(&floor, local: 30, moving: &moving, others: [0, 0], from: .zero, seconds: 10) == 5, "30 − 25")
     }
 
-    @Test func test_replacementsAreRefused_atOrAboveTheMean_whileSomeoneIsBelowIt() {
-        let rule = Self.rule()
+    @Test func test_replacementsAreRefused_wellAboveTheMean_orWhileShedding_whenSomeoneIsBelowIt() {
+        var rule = Self.rule { $0.hold = .zero }
         #expect(rule.refusesReplacement(Self.census(local: 200, others: [100, 0])))
-        #expect(rule.refusesReplacement(Self.census(local: 100, others: [110, 90])), "at the mean, while a member is below it")
-        #expect(!rule.refusesReplacement(Self.census(local: 99, others: [111, 90])), "below the mean")
-        #expect(!rule.refusesReplacement(Self.census(local: 100, others: [100, 100])), "nobody is below the mean")
+        #expect(!rule.refusesReplacement(Self.census(local: 110, others: [100, 90])), "110 is not above (1 + 0.2 / 2) × 100")
+        #expect(rule.refusesReplacement(Self.census(local: 112, others: [100, 88])))
+        #expect(!rule.refusesReplacement(Self.census(local: 200, others: [200, 200])), "nobody is below the mean")
         #expect(!rule.refusesReplacement(Self.census(local: 9, others: [0, 0])), "under min_conns")
         #expect(!rule.refusesReplacement(Self.census(local: 200, moving: 120, others: [100, 100])), "moving tunnels are leaving")
         #expect(!rule.refusesReplacement(Self.census(local: 50, others: [], members: [NodeUID(1)])), "alone")
         #expect(!Self.rule { $0.threshold = 0 }.refusesReplacement(Self.census(local: 200, others: [100, 0])))
+        // A node shedding refuses even near the mean: it would move the newcomer again.
+        _ = rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .zero)
+        #expect(rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .milliseconds(250)) == 1)
+        #expect(rule.refusesReplacement(Self.census(local: 105, others: [100, 95])))
     }
 
     @Test func test_settings_nameTheirKeysWhenInvalid() {
@@ -143,43 +162,45 @@ import Testing
         directives.compactMap { if case .tellAgentToMove(let id) = $0 { id } else { nil } }
     }
 
-    /// Fires the rebalance timer every second from `from` through `to`; returns every move asked.
+    /// Fires the rebalance timer every `Rebalancer.interval` from second `from` up to the end of
+    /// second `to`; returns every move asked.
     static func tick(_ node: inout ClusterNode, from: Int64, to: Int64) -> [TunnelID] {
-        (from...to).flatMap { Self.moved(node.handle(.timerFired(.rebalance), now: .seconds($0))) }
+        (from * 4..<(to + 1) * 4).flatMap { Self.moved(node.handle(.timerFired(.rebalance), now: .milliseconds($0 * 250))) }
     }
 
     @Test func test_aHeavyNode_movesOneTunnelPerEndpointAtATime_afterTheHold_andReleasesEachAfterItsHandover() {
-        // 30 tunnels: three of "multi", 27 of one endpoint each. Mean 10, so one move a second.
+        // 30 tunnels: three of "multi", 27 of one endpoint each. Mean 10; 5 % of 30 is 1.5 moves a second.
         var node = Self.node(tunnels: ["multi", "multi", "multi"] + (4...30).map { "e\($0)" })
         #expect(node.upstreams.tunnelCount == 30)
         #expect(node.rebalancer.state == .balanced)
-        #expect(Self.tick(&node, from: 1, to: 2).isEmpty, "the hold is 2 s")
-        #expect(Self.tick(&node, from: 3, to: 3) == [TunnelID(1)], "the endpoint with the most tunnels here goes first")
-        #expect(node.rebalanceFigures.movesAsked == 1)
+        #expect(Self.tick(&node, from: 1, to: 2).isEmpty, "over since 1 s; the hold is 2 s")
+        #expect(Self.tick(&node, from: 3, to: 3) == [TunnelID(1), TunnelID(4)], "the endpoint with the most tunnels here first, at once, then at 1.5 a second")
+        #expect(node.rebalanceFigures.movesAsked == 2)
         #expect(node.upstreams.tunnel(TunnelID(1))?.isDraining == true)
-        // While it moves, no other tunnel of "multi" does.
-        #expect(Self.tick(&node, from: 4, to: 4) == [TunnelID(4)])
+        // While tunnel 1 awaits its replacement, no other tunnel of "multi" moves.
+        #expect(Self.tick(&node, from: 4, to: 4) == [TunnelID(5)])
         // "multi" is served besides the moved tunnel by its two others here, but that is no
-        // replacement: only a count above that (the agent's new tunnel on peer 2) releases it,
-        // the settle time after it was seen.
+        // replacement: only a count above that (the agent's new tunnel on peer 2) is.
         let peer = Self.peers()[0]
         let seen = Self.entry(peer, "multi", count: 1, version: 1, into: &node, at: .seconds(5))
         #expect(!seen.contains(.closeTunnel(TunnelID(1))), "other nodes may not know the replacement yet")
         #expect(seen.contains(.schedule(.handoverCheck, at: .seconds(7))))
-        #expect(Self.tick(&node, from: 5, to: 6) == [TunnelID(5), TunnelID(6)])
+        // Its replacement is up: the next of its tunnels may move while the old one settles.
+        let next = Self.tick(&node, from: 5, to: 6)
+        #expect(next.contains(TunnelID(2)) && !next.contains(TunnelID(3)), "\(next)")
         let released = node.handle(.timerFired(.handoverCheck), now: .seconds(7))
         #expect(released.contains(.closeTunnel(TunnelID(1))))
         #expect(released.contains(.event(.rebalanceMoveDone(TunnelID(1), endpoint: "multi"))))
         #expect(node.rebalanceFigures.movesDone == 1)
-        // Then the next of its tunnels may move; five seconds' budget in flight at most (4, 5,
-        // 6, 2, 7), then none.
-        #expect(Self.tick(&node, from: 7, to: 8) == [TunnelID(2), TunnelID(7)])
-        #expect(Self.tick(&node, from: 9, to: 9).isEmpty)
+        // At most five seconds' worth in progress, however long it waits: 23 tunnels stay, so
+        // 1.15 a second, and ⌈5.75⌉ = 6.
+        _ = Self.tick(&node, from: 7, to: 30)
+        #expect(node.upstreams.allTunnels.filter(\.isDraining).count == 6)
         // e4's agent opens its replacement on peer 2: released once the settle time has passed.
-        let replaced = Self.entry(peer, "e4", count: 1, version: 2, into: &node, at: .seconds(10))
+        let replaced = Self.entry(peer, "e4", count: 1, version: 2, into: &node, at: .seconds(31))
         #expect(!replaced.contains(.closeTunnel(TunnelID(4))))
-        #expect(!node.handle(.timerFired(.handoverCheck), now: .milliseconds(11_999)).contains(.closeTunnel(TunnelID(4))))
-        #expect(node.handle(.timerFired(.handoverCheck), now: .seconds(12)).contains(.closeTunnel(TunnelID(4))))
+        #expect(!node.handle(.timerFired(.handoverCheck), now: .milliseconds(32_999)).contains(.closeTunnel(TunnelID(4))))
+        #expect(node.handle(.timerFired(.handoverCheck), now: .seconds(33)).contains(.closeTunnel(TunnelID(4))))
         #expect(node.upstreams.tunnel(TunnelID(4)) == nil)
         #expect(node.checkInvariants() == [])
     }
@@ -188,7 +209,7 @@ import Testing
         var node = Self.node(tunnels: ["shared"] + (2...30).map { "e\($0)" })
         let peer = Self.peers()[0]
         Self.entry(peer, "shared", count: 2, version: 1, into: &node, at: .zero)
-        #expect(Self.tick(&node, from: 1, to: 3) == [TunnelID(1)])
+        #expect(Self.tick(&node, from: 1, to: 3).first == TunnelID(1))
         // Peer 2 releases one of its own moved tunnels of "shared" (2 → 1), then our agent's
         // replacement lands there (1 → 2): back to the count at the move, and yet a replacement.
         #expect(!Self.entry(peer, "shared", count: 1, version: 2, into: &node, at: .seconds(4)).contains(.closeTunnel(TunnelID(1))))
@@ -200,17 +221,17 @@ import Testing
     @Test func test_aMovedTunnelWithRequestsInFlight_staysUntilTheyFinish() {
         var node = Self.node(tunnels: (1...30).map { "e\($0)" }) { $0.rebalance.shedRate = 1 }
         _ = node.handle(.routedByLoop(.local(TunnelID(1))), now: .zero)
-        _ = Self.tick(&node, from: 1, to: 3)
-        let moved = Set(node.upstreams.allTunnels.filter(\.isDraining).map(\.id))
-        #expect(moved.count == 10, "down to the mean: 30 − 10 staying over the mean of 10 at most, budget 10")
+        _ = Self.tick(&node, from: 1, to: 10)
+        let moved = node.upstreams.allTunnels.filter(\.isDraining).map(\.id)
+        #expect(moved.count == 20, "down to the mean of 10")
         #expect(!moved.contains(TunnelID(1)), "idle tunnels move first")
-        // Every endpoint served elsewhere now.
+        // Each replacement shows on peer 2; each old tunnel is released after the settle time.
         let peer = Self.peers()[0]
-        for (version, id) in moved.sorted().enumerated() {
-            Self.entry(peer, node.upstreams.tunnel(id)!.endpoint, count: 1, version: UInt64(version + 1), into: &node, at: .seconds(4))
+        for (version, id) in moved.enumerated() {
+            Self.entry(peer, node.upstreams.tunnel(id)!.endpoint, count: 1, version: UInt64(version + 1), into: &node, at: .seconds(11))
         }
-        _ = node.handle(.timerFired(.handoverCheck), now: .seconds(6))
-        #expect(node.upstreams.tunnelCount == 20)
+        _ = node.handle(.timerFired(.handoverCheck), now: .seconds(13))
+        #expect(node.upstreams.tunnelCount == 10)
     }
 
     @Test func test_pikoAgents_moveOnlyWhileTheirEndpointIsServedBesides() {
@@ -242,7 +263,7 @@ import Testing
         var node = Self.node(tunnels: (1...30).map { "e\($0 % 10)" })
         let refused = node.handle(.tunnelOpened(TunnelID(100), endpoint: "e3", agent: .picoReplacing), now: .seconds(1))
         #expect(refused.contains(.closeTunnel(TunnelID(100))))
-        #expect(refused.contains(.event(.tunnelRejected(TunnelID(100), reason: "this node holds 30 tunnels, at or above the cluster mean of 10: reconnect to a lighter node"))))
+        #expect(refused.contains(.event(.tunnelRejected(TunnelID(100), reason: "this node holds 30 tunnels against a cluster mean of 10 and is shedding or well above it: reconnect to a lighter node"))))
         #expect(node.rebalanceFigures.tunnelsRefused == 1)
         let unserved = node.handle(.tunnelOpened(TunnelID(101), endpoint: "new", agent: .picoReplacing), now: .seconds(1))
         #expect(!unserved.contains(.closeTunnel(TunnelID(101))), "nobody serves it: refusing would lengthen an outage")
