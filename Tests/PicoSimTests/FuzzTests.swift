@@ -174,5 +174,22 @@ struct HTMLReportTests {
         for result in report.results { #expect(page.contains("<td>\(result.name)</td>")) }
         #expect(!page.contains("<script"), "no scripts")
         #expect(page.hasPrefix("<!DOCTYPE html>"))
+        #expect(page.contains(#"<polyline class="tunnels""#), "tunnels per pod over time")
+        #expect(page.contains("partition isolate(2): 4 cut: pico-0 ↔ pico-2, pico-1 ↔ pico-2, pico-2 ↔ pico-3, pico-2 ↔ pico-4"), "the timeline names the links a partition cut")
+    }
+
+    @Test func test_labels_atNearbyTimes_takeSeparateRows_andNoneRunsPastTheRightEdge() {
+        let marks: [(x: Double, text: String)] = [(100, "crash"), (104, "restart"), (108, "partition"), (300, "heal"), (985, "recover")]
+        let placed = HTMLReport.place(marks, right: 998)
+        #expect(placed.map(\.row) == [0, 1, 2, 0, 0])
+        var spans: [(Int, ClosedRange<Double>)] = []
+        for (mark, label) in zip(marks, placed) {
+            let width = Double(mark.text.count) * HTMLReport.smallCharacter
+            let span = label.anchorEnd ? (label.x - width)...label.x : label.x...(label.x + width)
+            #expect(span.upperBound <= 998, "\(mark.text) runs past the edge")
+            #expect(!spans.contains { $0.0 == label.row && $0.1.overlaps(span) }, "\(mark.text) overlaps a label in its row")
+            spans.append((label.row, span))
+        }
+        #expect(placed[4].anchorEnd && !placed[0].anchorEnd, "the last label ends at its mark")
     }
 }

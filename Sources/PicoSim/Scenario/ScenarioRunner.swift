@@ -187,7 +187,7 @@ public enum ScenarioRunner {
             let links = shape.links(among: Array(world.pods.indices), rng: &rng)
             world.network.block(links)
             world.reachabilityMayHaveChanged()
-            return "partition \(shape) (\(links.count) links cut)"
+            return "partition \(shape): \(Self.describe(links, world))"
         case .heal:
             world.network.healAll()
             world.reachabilityMayHaveChanged()
@@ -243,6 +243,19 @@ public enum ScenarioRunner {
             return "nemesis stops"
         default: return "nothing to undo"
         }
+    }
+
+    /// The links of a partition as `pico-0 ↔ pico-2, pico-1 → pico-3` (both ways, or one way),
+    /// sorted; "no link" when none.
+    static func describe(_ links: [SimNetwork.Link], _ world: SimWorld) -> String {
+        let cut = Set(links.map { [$0.from, $0.to] })
+        var parts: [String] = []
+        for link in cut.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            let back = cut.contains([link[1], link[0]])
+            if back, link[0] > link[1] { continue }
+            parts.append("\(world.pods[link[0]].name) \(back ? "↔" : "→") \(world.pods[link[1]].name)")
+        }
+        return parts.isEmpty ? "no link cut" : "\(parts.count) cut: " + parts.joined(separator: ", ")
     }
 
     static func checker(for check: Scenario.Check, trafficStart: Instant, end: Instant, minConns: Int, threshold: Double) -> Checker {
