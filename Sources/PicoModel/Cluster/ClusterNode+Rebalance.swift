@@ -103,10 +103,10 @@ extension ClusterNode {
     /// serves); nil when it is taken. Only replacements are ever refused: an agent without a
     /// tunnel, whose views of the others' counts lag behind (gossip), would be turned away by
     /// every node while counts grow, and an endpoint nobody serves is always taken.
-    func rebalanceRefusal(endpoint: String) -> String? {
+    func rebalanceRefusal(endpoint: String, now: Instant) -> String? {
         guard self.rebalancer.settings.isEnabled, self.lifecycle.phase == .ready, self.endpointServed(endpoint, besides: nil) else { return nil }
         let census = self.rebalanceCensus()
-        guard self.rebalancer.refusesReplacement(census) else { return nil }
+        guard self.rebalancer.refusesReplacement(census, now: now) else { return nil }
         return "this node holds \(census.staying) tunnels against a cluster mean of \(census.roundedMean) and is shedding or well above it: reconnect to a lighter node"
     }
 

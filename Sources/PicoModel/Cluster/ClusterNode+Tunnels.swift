@@ -26,7 +26,7 @@ extension ClusterNode {
             return
         }
         let draining = self.lifecycle.phase == .draining
-        if !draining, agent == .picoReplacing, let refusal = self.rebalanceRefusal(endpoint: endpoint) {
+        if !draining, agent == .picoReplacing, let refusal = self.rebalanceRefusal(endpoint: endpoint, now: now) {
             self.rebalanceFigures.tunnelsRefused += 1
             directives.append(.event(.tunnelRejected(id, reason: refusal)))
             directives.append(.closeTunnel(id))

@@ -137,8 +137,10 @@ public struct Rebalancer: Hashable, Sendable {
     public let settings: Settings
     /// Where the rule stands.
     public private(set) var state: State
-    /// The active members at the last evaluation.
+    /// The live members not draining at the last evaluation.
     public private(set) var members: [NodeUID] = []
+    /// When they last changed (a join, leave, drain or death).
+    public private(set) var membersChangedAt: Instant = .zero
 
     /// A rule with `settings` (`.off` when its threshold is 0).
     public init(settings: Settings) {
@@ -157,6 +159,7 @@ public struct Rebalancer: Hashable, Sendable {
         guard self.settings.isEnabled else { return 0 }
         let membersChanged = census.members != self.members
         self.members = census.members
+        if membersChanged { self.membersChangedAt = now }
         let over = census.staying >= self.settings.minConns && census.exceeds(census.staying, margin: self.settings.threshold)
         switch self.state {
         case .off:
@@ -205,17 +208,19 @@ public struct Rebalancer: Hashable, Sendable {
     }
 
     /// True when this node should refuse the replacement of a moved tunnel (whose old tunnel
-    /// still serves, so refusing costs nothing but a retry), while some member holds less than
-    /// the mean: when it is moving tunnels itself (it would shed the newcomer again), or holds
-    /// more than `(1 + threshold / 2) × mean` (and at least `minConns`), so the agent's retry
-    /// through the load balancer lands on a lighter node and no node takes itself over the
-    /// threshold. Nodes near the mean take replacements: refusing those too would leave a moving
-    /// agent one pod in many to find, at Piko's backoff of up to 15 s between dials. A node never
-    /// refuses while rebalancing is off, and the lightest member in a consistent view never
-    /// refuses, so a moving agent always has somewhere to go.
-    public func refusesReplacement(_ census: Census) -> Bool {
+    /// still serves, so refusing costs nothing but a retry) at `now`, while some member holds
+    /// less than the mean: when it is moving tunnels itself (it would shed the newcomer again),
+    /// or, with the same live members for a whole hold, holds more than `(1 + threshold / 2) ×
+    /// mean` (and at least `minConns`), so the agent's retry through the load balancer lands on a
+    /// lighter node and no node takes itself over the threshold. Nodes near the mean take
+    /// replacements: refusing those too would leave a moving agent one pod in many to find. While
+    /// members change (a rolling restart: the agents of a draining node must land before its
+    /// deadline, and the one pod below the mean may not be behind the load balancer yet), only a
+    /// node that sheds refuses. A node never refuses while rebalancing is off, and the lightest
+    /// member in a consistent view never refuses, so a moving agent always has somewhere to go.
+    public func refusesReplacement(_ census: Census, now: Instant) -> Bool {
         guard self.settings.isEnabled, census.staying >= self.settings.minConns, census.someoneBelowMean else { return false }
         if case .shedding = self.state { return true }
-        return census.exceeds(census.staying, margin: self.settings.threshold / 2)
+        return now - self.membersChangedAt >= self.settings.hold && census.exceeds(census.staying, margin: self.settings.threshold / 2)
     }
 }

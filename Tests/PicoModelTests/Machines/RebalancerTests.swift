@@ -19,7 +19,7 @@ import Testing
         var rule = Self.rule { $0.threshold = 0 }
         #expect(rule.state == .off)
         for second in 0..<60 { #expect(rule.evaluate(Self.census(local: 600, others: [0, 0]), now: .seconds(Int64(second))) == 0) }
-        #expect(!rule.refusesReplacement(Self.census(local: 600, others: [0, 0])))
+        #expect(!rule.refusesReplacement(Self.census(local: 600, others: [0, 0]), now: .seconds(60)))
     }
 
     /// Evaluates every `Rebalancer.interval` from `from` for `seconds`, with the moves it asks
@@ -97,18 +97,26 @@ import Testing
 
     @Test func test_replacementsAreRefused_wellAboveTheMean_orWhileShedding_whenSomeoneIsBelowIt() {
         var rule = Self.rule { $0.hold = .zero }
-        #expect(rule.refusesReplacement(Self.census(local: 200, others: [100, 0])))
-        #expect(!rule.refusesReplacement(Self.census(local: 110, others: [100, 90])), "110 is not above (1 + 0.2 / 2) × 100")
-        #expect(rule.refusesReplacement(Self.census(local: 112, others: [100, 88])))
-        #expect(!rule.refusesReplacement(Self.census(local: 200, others: [200, 200])), "nobody is below the mean")
-        #expect(!rule.refusesReplacement(Self.census(local: 9, others: [0, 0])), "under min_conns")
-        #expect(!rule.refusesReplacement(Self.census(local: 200, moving: 120, others: [100, 100])), "moving tunnels are leaving")
-        #expect(!rule.refusesReplacement(Self.census(local: 50, others: [], members: [NodeUID(1)])), "alone")
-        #expect(!Self.rule { $0.threshold = 0 }.refusesReplacement(Self.census(local: 200, others: [100, 0])))
+        #expect(rule.refusesReplacement(Self.census(local: 200, others: [100, 0]), now: .seconds(60)))
+        #expect(!rule.refusesReplacement(Self.census(local: 110, others: [100, 90]), now: .seconds(60)), "110 is not above (1 + 0.2 / 2) × 100")
+        #expect(rule.refusesReplacement(Self.census(local: 112, others: [100, 88]), now: .seconds(60)))
+        #expect(!rule.refusesReplacement(Self.census(local: 200, others: [200, 200]), now: .seconds(60)), "nobody is below the mean")
+        #expect(!rule.refusesReplacement(Self.census(local: 9, others: [0, 0]), now: .seconds(60)), "under min_conns")
+        #expect(!rule.refusesReplacement(Self.census(local: 200, moving: 120, others: [100, 100]), now: .seconds(60)), "moving tunnels are leaving")
+        #expect(!rule.refusesReplacement(Self.census(local: 50, others: [], members: [NodeUID(1)]), now: .seconds(60)), "alone")
+        #expect(!Self.rule { $0.threshold = 0 }.refusesReplacement(Self.census(local: 200, others: [100, 0]), now: .seconds(60)))
         // A node shedding refuses even near the mean: it would move the newcomer again.
         _ = rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .zero)
         #expect(rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .milliseconds(250)) == 1)
-        #expect(rule.refusesReplacement(Self.census(local: 105, others: [100, 95])))
+        #expect(rule.refusesReplacement(Self.census(local: 105, others: [100, 95]), now: .seconds(60)))
+    }
+
+    @Test func test_whileMembersChange_onlyASheddingNodeRefusesReplacements() {
+        var rule = Self.rule()
+        _ = rule.evaluate(Self.census(local: 100, others: [100, 100]), now: .seconds(100))
+        let heavy = Self.census(local: 112, others: [100, 88])
+        #expect(!rule.refusesReplacement(heavy, now: .seconds(105)), "members changed 5 s ago: a draining node's agents must land before its deadline")
+        #expect(rule.refusesReplacement(heavy, now: .seconds(110)), "the same members for a whole hold")
     }
 
     @Test func test_settings_nameTheirKeysWhenInvalid() {
@@ -261,20 +269,22 @@ import Testing
 
     @Test func test_aHeavyNode_refusesOnlyReplacements_andOnlyOfServedEndpoints() {
         var node = Self.node(tunnels: (1...30).map { "e\($0 % 10)" })
-        let refused = node.handle(.tunnelOpened(TunnelID(100), endpoint: "e3", agent: .picoReplacing), now: .seconds(1))
+        // A member change within the hold (2 s here) keeps a node that is not shedding from refusing.
+        #expect(!node.handle(.tunnelOpened(TunnelID(99), endpoint: "e3", agent: .picoReplacing), now: .seconds(1)).contains(.closeTunnel(TunnelID(99))))
+        let refused = node.handle(.tunnelOpened(TunnelID(100), endpoint: "e3", agent: .picoReplacing), now: .seconds(3))
         #expect(refused.contains(.closeTunnel(TunnelID(100))))
-        #expect(refused.contains(.event(.tunnelRejected(TunnelID(100), reason: "this node holds 30 tunnels against a cluster mean of 10 and is shedding or well above it: reconnect to a lighter node"))))
+        #expect(refused.contains(.event(.tunnelRejected(TunnelID(100), reason: "this node holds 31 tunnels against a cluster mean of 11 and is shedding or well above it: reconnect to a lighter node"))))
         #expect(node.rebalanceFigures.tunnelsRefused == 1)
-        let unserved = node.handle(.tunnelOpened(TunnelID(101), endpoint: "new", agent: .picoReplacing), now: .seconds(1))
+        let unserved = node.handle(.tunnelOpened(TunnelID(101), endpoint: "new", agent: .picoReplacing), now: .seconds(3))
         #expect(!unserved.contains(.closeTunnel(TunnelID(101))), "nobody serves it: refusing would lengthen an outage")
         // An agent dialling fresh may hold no tunnel at all, and every node's view of the others
         // lags behind while counts grow: refusing it could turn it away everywhere.
         for (id, agent) in [(102, TunnelAgent.pico), (103, .piko)] {
-            #expect(!node.handle(.tunnelOpened(TunnelID(UInt64(id)), endpoint: "e3", agent: agent), now: .seconds(1)).contains(.closeTunnel(TunnelID(UInt64(id)))))
+            #expect(!node.handle(.tunnelOpened(TunnelID(UInt64(id)), endpoint: "e3", agent: agent), now: .seconds(3)).contains(.closeTunnel(TunnelID(UInt64(id)))))
         }
         // Off: everything is taken.
         var off = Self.node(tunnels: (1...30).map { "e\($0 % 10)" }) { $0.rebalance.threshold = 0 }
-        #expect(!off.handle(.tunnelOpened(TunnelID(100), endpoint: "e3", agent: .picoReplacing), now: .seconds(1)).contains(.closeTunnel(TunnelID(100))))
+        #expect(!off.handle(.tunnelOpened(TunnelID(100), endpoint: "e3", agent: .picoReplacing), now: .seconds(3)).contains(.closeTunnel(TunnelID(100))))
         #expect(Self.tick(&off, from: 1, to: 30).isEmpty)
     }
 
