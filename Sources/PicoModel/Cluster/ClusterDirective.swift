@@ -40,7 +40,8 @@ public enum ClusterEvent: Hashable, Sendable {
     /// A tunnel was removed.
     case tunnelRemoved(TunnelID, endpoint: String)
     /// A tunnel was refused (its endpoint ID is empty or too long, a quota, another tenant's
-    /// endpoint, or this node holds well above its share: see `Rebalancer.refusesNewTunnel`).
+    /// endpoint, or a moved agent's replacement on a node holding more than its share: see
+    /// `Rebalancer.refusesReplacement`).
     case tunnelRejected(TunnelID, reason: String)
     /// Rebalancing asked the agent of this tunnel to move (`.tellAgentToMove` follows).
     case rebalanceMoveAsked(TunnelID, endpoint: String)

@@ -11,17 +11,28 @@ public struct RebalanceFigures: Hashable, Sendable {
 }
 
 /// A move rebalancing asked for, until its tunnel is released.
-enum MoveProgress: Hashable, Sendable {
-    /// A Pico agent's replacement has not shown yet. `lowWater`: the fewest tunnels that served
-    /// the endpoint besides the moved ones since the move was asked (this node's unmoved ones and
-    /// active members' counts). The replacement shows as a count above it: another node's
-    /// release lowers the count first, and a count that merely returns to where it was is no
-    /// replacement. So the agent never finds its old tunnel gone before it has a new one (it
-    /// would dial afresh and land anywhere, even on a heavy node).
-    case awaitingReplacement(lowWater: Int)
-    /// The replacement showed, or the agent is Piko's (moved only while its endpoint is served
-    /// besides): released `handoverSettleTime` after the hand-over was seen, once idle.
-    case replaced
+struct MoveProgress: Hashable, Sendable {
+    /// Where the move stands.
+    enum Phase: Hashable, Sendable {
+        /// A Pico agent's replacement has not shown yet. `lowWater`: the fewest tunnels that
+        /// served the endpoint besides the moved ones since the move was asked (this node's
+        /// unmoved ones and active members' counts). The replacement shows as a count above it:
+        /// another node's release lowers the count first, and a count that merely returns to where
+        /// it was is no replacement. So the agent rarely finds its old tunnel gone before it has a
+        /// new one (it would dial afresh and land anywhere, even on a heavy node). Another agent's
+        /// replacement of the same endpoint landing meanwhile counts too: then the old tunnel
+        /// goes early, while the endpoint is served besides it.
+        case awaitingReplacement(lowWater: Int)
+        /// The replacement showed, or the agent is Piko's (moved only while another tunnel of its
+        /// endpoint stays here): released `handoverSettleTime` after the hand-over was seen, once
+        /// idle.
+        case replaced
+    }
+
+    /// When the move was asked.
+    var askedAt: Instant
+    /// Where it stands.
+    var phase: Phase
 }
 
 extension ClusterNode {
@@ -40,7 +51,7 @@ extension ClusterNode {
     /// suspect, not draining, this node included), and the live members not draining (suspects
     /// too: a suspicion that clears on a lossy network is no change of members, and restarting the
     /// hold for each would keep a node from ever acting there).
-    public func rebalanceCensus() -> Rebalancer.Census {
+    public func rebalanceCensus(now: Instant) -> Rebalancer.Census {
         let totals = self.tunnelTotals()
         let local = self.upstreams.tunnelCount
         var members = [self.me.uid]
@@ -50,7 +61,10 @@ extension ClusterNode {
             if member.state.status == .alive { memberTotals.append(totals[member.info.uid] ?? 0) }
         }
         members.sort()
-        return Rebalancer.Census(local: local, moving: self.moves.count, memberTotals: memberTotals, members: members)
+        // A move still waiting for its streams to end after `Rebalancer.moveLimit` no longer counts
+        // as in progress: tunnels carrying long TCP connections would otherwise stop the round.
+        let moving = self.moves.values.reduce(0) { $0 + (now - $1.askedAt < Rebalancer.moveLimit ? 1 : 0) }
+        return Rebalancer.Census(local: local, moving: moving, memberTotals: memberTotals, members: members)
     }
 
     /// The rebalancing timer fired: evaluate the rule (only while ready: neither joining nor
@@ -59,8 +73,11 @@ extension ClusterNode {
         guard self.rebalancer.settings.isEnabled, self.lifecycle.phase != .draining else { return }
         directives.append(.schedule(.rebalance, at: now + Rebalancer.interval))
         guard self.lifecycle.phase == .ready else { return }
-        let wanted = self.rebalancer.evaluate(self.rebalanceCensus(), now: now)
-        if wanted > 0 { self.askMoves(wanted, now: now, into: &directives) }
+        let census = self.rebalanceCensus(now: now)
+        self.lastCensus = census
+        let wanted = self.rebalancer.evaluate(census, now: now)
+        guard wanted > 0 else { return }
+        self.rebalancer.moved(self.askMoves(wanted, now: now, into: &directives), of: wanted, now: now)
     }
 
     /// Asks up to `wanted` agents to move, one tunnel per endpoint at a time (a Pico agent's until
@@ -68,13 +85,16 @@ extension ClusterNode {
     /// hold: idle tunnels first,
     /// then those of the endpoints with the most tunnels here (so an endpoint's agents spread),
     /// oldest first. A tunnel whose agent cannot reconnect first (Piko's) is moved only while
-    /// its endpoint is served besides it.
-    mutating func askMoves(_ wanted: Int, now: Instant, into directives: inout [ClusterDirective]) {
+    /// another tunnel of its endpoint stays on this node. Returns how many were asked.
+    @discardableResult
+    mutating func askMoves(_ wanted: Int, now: Instant, into directives: inout [ClusterDirective]) -> Int {
         // A replacement shows only as the endpoint's count, so two moves of one endpoint awaiting
         // theirs could not tell whose it was; a Piko agent's move lasts until its release (the
         // agent reconnects only then).
+        // A move past `Rebalancer.moveLimit` (its tunnel carries long streams) blocks nothing more.
         var movingEndpoints = Set(self.moves.compactMap { id, progress -> String? in
-            guard let tunnel = self.upstreams.tunnel(id), progress != .replaced || !tunnel.reconnectsFirst else { return nil }
+            guard let tunnel = self.upstreams.tunnel(id), progress.phase != .replaced || !tunnel.reconnectsFirst,
+                  now - progress.askedAt < Rebalancer.moveLimit else { return nil }
             return tunnel.endpoint
         })
         // A tunnel younger than the hold is not moved: it may be another node's moved agent that
@@ -86,15 +106,22 @@ extension ClusterNode {
             .sorted { ($0.tunnel.inFlight > 0 ? 1 : 0, -$0.here, $0.tunnel.id) < ($1.tunnel.inFlight > 0 ? 1 : 0, -$1.here, $1.tunnel.id) }
         var asked = 0
         for (tunnel, _) in candidates where asked < wanted && !movingEndpoints.contains(tunnel.endpoint) {
-            if !tunnel.reconnectsFirst, !self.endpointServed(tunnel.endpoint, besides: tunnel.id) { continue }
+            // A Piko agent closes before it reconnects: its endpoint must keep a tunnel that no
+            // move can take away, one here (another node's tunnels may be moving too; gossip
+            // does not say).
+            if !tunnel.reconnectsFirst, !self.upstreams.tunnelIDs(for: tunnel.endpoint).contains(where: { id in
+                id != tunnel.id && self.upstreams.tunnel(id)?.isDraining == false
+            }) { continue }
             guard self.upstreams.markDraining(tunnel.id) else { continue }
             movingEndpoints.insert(tunnel.endpoint)
-            self.moves[tunnel.id] = tunnel.reconnectsFirst ? .awaitingReplacement(lowWater: self.servedCount(tunnel.endpoint)) : .replaced
+            self.moves[tunnel.id] = MoveProgress(
+                askedAt: now, phase: tunnel.reconnectsFirst ? .awaitingReplacement(lowWater: self.servedCount(tunnel.endpoint)) : .replaced)
             self.rebalanceFigures.movesAsked += 1
             asked += 1
             directives.append(.event(.rebalanceMoveAsked(tunnel.id, endpoint: tunnel.endpoint)))
             directives.append(.tellAgentToMove(tunnel.id))
         }
+        return asked
     }
 
     /// Why the replacement of a moved tunnel for `endpoint` is refused by rebalancing (this node
@@ -105,7 +132,13 @@ extension ClusterNode {
     /// every node while counts grow, and an endpoint nobody serves is always taken.
     func rebalanceRefusal(endpoint: String, now: Instant) -> String? {
         guard self.rebalancer.settings.isEnabled, self.lifecycle.phase == .ready, self.endpointServed(endpoint, besides: nil) else { return nil }
-        let census = self.rebalanceCensus()
+        // The census of the last evaluation (at most `Rebalancer.interval` old) with this node's
+        // own counts as they are: a dial never walks the whole endpoint table.
+        guard var census = self.lastCensus else { return nil }
+        census.local = self.upstreams.tunnelCount
+        census.moving = min(census.moving, self.moves.count)
+        // `rebalanceCensus` puts this node's own total first.
+        census.memberTotals[0] = census.local
         guard self.rebalancer.refusesReplacement(census, now: now) else { return nil }
         return "this node holds \(census.staying) tunnels against a cluster mean of \(census.roundedMean) and is shedding or well above it: reconnect to a lighter node"
     }
@@ -153,14 +186,14 @@ extension ClusterNode {
                 self.moves[id] = nil
                 continue
             }
-            if case .awaitingReplacement(let lowWater) = self.moves[id] {
+            if case .awaitingReplacement(let lowWater) = self.moves[id]?.phase {
                 // Its replacement may exist only once the count rose above its low-water mark.
                 let served = self.servedCount(tunnel.endpoint)
                 guard served > lowWater else {
-                    self.moves[id] = .awaitingReplacement(lowWater: served)
+                    self.moves[id]?.phase = .awaitingReplacement(lowWater: served)
                     continue
                 }
-                self.moves[id] = .replaced
+                self.moves[id]?.phase = .replaced
             }
             guard let seen = self.handoverSince(tunnel, now: now) else { continue }
             if now < seen + settle {

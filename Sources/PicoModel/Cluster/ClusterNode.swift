@@ -48,6 +48,9 @@ public struct ClusterNode: Sendable {
     public internal(set) var rebalancer: Rebalancer
     /// Tunnels the rebalancer asked to move and not yet released (see `MoveProgress`).
     var moves: [TunnelID: MoveProgress] = [:]
+    /// The census of the last rebalancing evaluation: a replacement's refusal reads it (with this
+    /// node's own counts as they are) rather than walking the endpoint table on every dial.
+    var lastCensus: Rebalancer.Census?
     /// Moves asked, moves done and tunnels refused by rebalancing (read-only view, for metrics).
     public internal(set) var rebalanceFigures = RebalanceFigures()
     /// An endpoint lost its last holder through a remote change; a repair sync is due.

@@ -132,6 +132,10 @@ public struct Rebalancer: Hashable, Sendable {
     /// within a few seconds (the agent's dial, then `handoverSettleTime`), so more than this many
     /// means moves are stuck (agents that cannot reach another node) and the node waits for them.
     public static let inFlightSeconds = 5
+    /// A move not released this long after it was asked (its tunnel carries long-lived streams,
+    /// which a move never cuts) stops counting as in progress and stops holding its endpoint:
+    /// the tunnel still takes no new requests and goes once its streams end.
+    public static let moveLimit: Duration = .seconds(60)
 
     /// The settings.
     public let settings: Settings
@@ -191,6 +195,19 @@ public struct Rebalancer: Hashable, Sendable {
             }
             let rate = self.moveRate(census)
             return self.shed(census, allowance: min(allowance + rate * Self.interval.secondsDouble, rate), now: now)
+        }
+    }
+
+    /// The node asked `asked` of the `wanted` moves `evaluate` returned at `now` (fewer when no
+    /// tunnel may move: all too young, their endpoints already moving, Piko agents alone here):
+    /// the allowance not used is kept, and a round in which nothing can move ends, so a node
+    /// never sits in `.shedding` (refusing every replacement) with nothing to shed.
+    public mutating func moved(_ asked: Int, of wanted: Int, now: Instant) {
+        guard case .shedding(let allowance) = self.state else { return }
+        if asked == 0 {
+            self.state = .cooling(until: now + self.settings.cooldown)
+        } else if asked < wanted {
+            self.state = .shedding(allowance: allowance + Double(wanted - asked))
         }
     }
 

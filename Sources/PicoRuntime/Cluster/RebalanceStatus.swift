@@ -18,13 +18,13 @@ struct RebalanceStatus {
     var figures: RebalanceFigures
     var moving: Int
 
-    init(_ cluster: ClusterNode) {
+    init(_ cluster: ClusterNode, now: Instant) {
         let views = cluster.memberViews.filter { $0.isLocal || $0.state.status == .alive || $0.state.status == .suspect }
         self.rows = views.map { view in
             let status = view.isLocal ? AdminRoutes.status(of: cluster.lifecycle.phase) : view.state.status != .alive ? "\(view.state.status)" : view.draining ? "draining" : "active"
             return Row(name: view.info.name, status: status, tunnels: view.tunnels, active: status == "active")
         }
-        let census = cluster.rebalanceCensus()
+        let census = cluster.rebalanceCensus(now: now)
         self.mean = census.memberTotals.isEmpty ? 0 : Double(census.total) / Double(census.memberTotals.count)
         self.state = cluster.rebalancer.state
         self.figures = cluster.rebalanceFigures
@@ -65,7 +65,7 @@ struct RebalanceStatus {
         out.sample("pico_rebalance_moves_total", [("result", "done")], self.figures.movesDone)
         out.family("pico_rebalance_moves_in_progress", "gauge", "Tunnels asked to move and not yet released.")
         out.sample("pico_rebalance_moves_in_progress", [], self.moving)
-        out.family("pico_rebalance_replacements_refused_total", "counter", "Replacements of moved tunnels this node refused because it held at least the mean while a member held less.")
+        out.family("pico_rebalance_replacements_refused_total", "counter", "Replacements of moved tunnels this node refused because it was shedding, or held well above the mean with settled members, while a member held less.")
         out.sample("pico_rebalance_replacements_refused_total", [], self.figures.tunnelsRefused)
         return out.text
     }

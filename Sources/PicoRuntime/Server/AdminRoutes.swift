@@ -13,13 +13,13 @@ struct AdminRoutes {
             + self.node.gossipMetrics.exposition(socket: socket, traffic: self.node.cluster.gossipTraffic, statuses: statuses)
             + self.node.listenerFigures.exposition(certificateExpiry: self.node.certificateExpiries)
             + Self.tenantExposition(self.tenantFigures())
-            + RebalanceStatus(self.node.cluster).exposition()
+            + RebalanceStatus(self.node.cluster, now: self.node.loop.now).exposition()
     }
 
     /// Every live member's tunnels as this node sees them, and this node's rebalancing state
     /// (`RebalanceStatus.json`).
     func clusterTunnels() -> String {
-        RebalanceStatus(self.node.cluster).json(localName: self.node.cluster.me.name)
+        RebalanceStatus(self.node.cluster, now: self.node.loop.now).json(localName: self.node.cluster.me.name)
     }
 
     /// `{"<endpoint>": <local listener count>, …}`, sorted by endpoint.
