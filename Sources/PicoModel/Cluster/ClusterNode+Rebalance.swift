@@ -82,10 +82,10 @@ extension ClusterNode {
 
     /// Asks up to `wanted` agents to move, one tunnel per endpoint at a time (a Pico agent's until
     /// its replacement shows, a Piko agent's until its tunnel is released), none younger than the
-    /// hold: idle tunnels first,
-    /// then those of the endpoints with the most tunnels here (so an endpoint's agents spread),
-    /// oldest first. A tunnel whose agent cannot reconnect first (Piko's) is moved only while
-    /// another tunnel of its endpoint stays on this node. Returns how many were asked.
+    /// hold: idle tunnels first, then those of the endpoints with the most tunnels here (so an
+    /// endpoint's agents spread), oldest first. A tunnel whose agent cannot reconnect first
+    /// (Piko's) is moved only while another tunnel of its endpoint stays on this node. Returns
+    /// how many were asked.
     @discardableResult
     mutating func askMoves(_ wanted: Int, now: Instant, into directives: inout [ClusterDirective]) -> Int {
         // A replacement shows only as the endpoint's count, so two moves of one endpoint awaiting
@@ -125,9 +125,9 @@ extension ClusterNode {
     }
 
     /// Why the replacement of a moved tunnel for `endpoint` is refused by rebalancing (this node
-    /// sheds, or holds well above the mean, while a member holds less: `refusesReplacement`; and the endpoint is served already,
-    /// so the agent's retry through the load balancer finds a lighter node while its old tunnel
-    /// serves); nil when it is taken. Only replacements are ever refused: an agent without a
+    /// sheds, or holds well above the mean, while a member holds less: `refusesReplacement`; and
+    /// the endpoint is served already, so the agent's retry through the load balancer finds a
+    /// lighter node while its old tunnel serves); nil when it is taken. Only replacements are ever refused: an agent without a
     /// tunnel, whose views of the others' counts lag behind (gossip), would be turned away by
     /// every node while counts grow, and an endpoint nobody serves is always taken.
     func rebalanceRefusal(endpoint: String, now: Instant) -> String? {
