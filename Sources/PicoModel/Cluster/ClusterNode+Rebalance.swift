@@ -77,7 +77,8 @@ extension ClusterNode {
         self.lastCensus = census
         let wanted = self.rebalancer.evaluate(census, now: now)
         guard wanted > 0 else { return }
-        self.rebalancer.moved(self.askMoves(wanted, now: now, into: &directives), of: wanted, now: now)
+        let asked = self.askMoves(wanted, now: now, into: &directives)
+        self.rebalancer.moved(asked, of: wanted, inProgress: self.moves.count, now: now)
     }
 
     /// Asks up to `wanted` agents to move, one tunnel per endpoint at a time (a Pico agent's until

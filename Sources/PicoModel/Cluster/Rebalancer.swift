@@ -199,15 +199,16 @@ public struct Rebalancer: Hashable, Sendable {
     }
 
     /// The node asked `asked` of the `wanted` moves `evaluate` returned at `now` (fewer when no
-    /// tunnel may move: all too young, their endpoints already moving, Piko agents alone here):
-    /// the allowance not used is kept, and a round in which nothing can move ends, so a node
-    /// never sits in `.shedding` (refusing every replacement) with nothing to shed.
-    public mutating func moved(_ asked: Int, of wanted: Int, now: Instant) {
-        guard case .shedding(let allowance) = self.state else { return }
-        if asked == 0 {
+    /// tunnel may move yet: too young, their endpoints already moving, Piko agents alone here):
+    /// the allowance not used is kept (up to one second's worth), and a round in which nothing
+    /// can move and no move is under way (`inProgress` 0: none will free an endpoint) ends, so a
+    /// node never sits in `.shedding` (refusing every replacement) with nothing to shed.
+    public mutating func moved(_ asked: Int, of wanted: Int, inProgress: Int, now: Instant) {
+        guard case .shedding(let allowance) = self.state, asked < wanted else { return }
+        if asked == 0, inProgress == 0 {
             self.state = .cooling(until: now + self.settings.cooldown)
-        } else if asked < wanted {
-            self.state = .shedding(allowance: allowance + Double(wanted - asked))
+        } else {
+            self.state = .shedding(allowance: min(allowance + Double(wanted - asked), max(1, Double(wanted))))
         }
     }
 

@@ -77,6 +77,19 @@ import Testing
         #expect(rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .seconds(6)) == 1)
     }
 
+    @Test func test_aRoundInWhichNothingCanMove_endsOnlyOnceNoMoveIsUnderWay() {
+        var rule = Self.rule { $0.hold = .zero }
+        _ = rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .zero)
+        #expect(rule.evaluate(Self.census(local: 200, others: [50, 50]), now: .milliseconds(250)) == 1)
+        // The node could ask none (its endpoints are all moving): the allowance is kept while a
+        // move is under way, since its end frees an endpoint.
+        rule.moved(0, of: 1, inProgress: 3, now: .milliseconds(250))
+        #expect(rule.state == .shedding(allowance: 1))
+        // None can move and none is under way: the round ends (no shedding, no refusals).
+        rule.moved(0, of: 1, inProgress: 0, now: .milliseconds(500))
+        #expect(rule.state == .cooling(until: .milliseconds(10_500)))
+    }
+
     @Test func test_neverBelowMinConns_andNotAtTheThreshold() {
         var small = Self.rule()
         for second in 0..<30 { #expect(small.evaluate(Self.census(local: 9, others: [0, 0]), now: .seconds(Int64(second))) == 0) }
@@ -250,7 +263,7 @@ import Testing
         // moves, nothing else can, so the round ends instead of shedding for ever.
         Self.entry(Self.peers()[0], "e3", count: 1, version: 1, into: &node, at: .zero)
         #expect(Self.tick(&node, from: 1, to: 10) == [TunnelID(7)])
-        #expect(node.rebalancer.state == .cooling(until: .milliseconds(13_750)), "nothing else could move when the next move was due, at 3.75 s")
+        #expect(node.rebalancer.state == .cooling(until: .milliseconds(15_250)), "nothing else can move once tunnel 7 is released at 5 s: the round ends at 5.25 s")
         // Served besides it here: released after the settle time, with no new tunnel (a Piko
         // agent reconnects only once its tunnel is closed).
         #expect(node.upstreams.tunnel(TunnelID(7)) == nil, "released at 5 s")
