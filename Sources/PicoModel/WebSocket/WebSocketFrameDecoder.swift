@@ -102,7 +102,12 @@ public struct WebSocketFrameDecoder: Hashable, Sendable, ByteStreamDecoder {
     /// Adds received bytes (the `ByteStreamDecoder` contract: copied before returning, decoded by
     /// `next()`).
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        self.buffer.append(bytes)
+        // After the peer's close frame, or a protocol error, nothing it sends means anything
+        // (RFC 6455 §5.5.1): dropped, so a peer that keeps sending cannot grow the buffer.
+        switch self.state {
+        case .closed, .failed: return
+        default: self.buffer.append(bytes)
+        }
     }
 
     /// The next event, nil when more bytes are needed.

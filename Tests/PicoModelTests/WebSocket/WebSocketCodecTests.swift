@@ -5,6 +5,19 @@ import Testing
 struct WebSocketCodecTests {
     static func hex(_ bytes: [UInt8]) -> String { bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() }
 
+    @Test func test_bytesAfterThePeersClose_areDropped_soTheBufferStaysBounded() throws {
+        // Found by the fuzz smoke (WebSocketStreamBridge held 88 bytes after a piece of 35): a
+        // peer that keeps sending after its close frame grew the decoder's buffer for ever.
+        var decoder = WebSocketFrameDecoder(role: .client)
+        var bytes: [UInt8] = []
+        WebSocketFrameEncoder.writeClose(code: 1000, reason: "bye", into: &bytes)
+        bytes.withUnsafeBytes { decoder.feed($0) }
+        #expect(try decoder.next() == .close(code: 1000, reason: "bye"))
+        for _ in 0..<100 { [UInt8](repeating: 0x30, count: 35).withUnsafeBytes { decoder.feed($0) } }
+        #expect(decoder.bufferedByteCount == 0)
+        #expect(try decoder.next() == nil)
+    }
+
     @Test func test_sha1_knownVectors() {
         #expect(Self.hex(SHA1.digest(Array("abc".utf8))) == "a9993e364706816aba3e25717850c26c9cd0d89d")
         #expect(Self.hex(SHA1.digest([UInt8]())) == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
