@@ -110,9 +110,7 @@ extension ClusterNode {
             // A Piko agent closes before it reconnects: its endpoint must keep a tunnel that no
             // move can take away, one here (another node's tunnels may be moving too; gossip
             // does not say).
-            if !tunnel.reconnectsFirst, !self.upstreams.tunnelIDs(for: tunnel.endpoint).contains(where: { id in
-                id != tunnel.id && self.upstreams.tunnel(id)?.isDraining == false
-            }) { continue }
+            if !tunnel.reconnectsFirst, !self.hasUnmovedTunnel(tunnel.endpoint, besides: tunnel.id) { continue }
             guard self.upstreams.markDraining(tunnel.id) else { continue }
             movingEndpoints.insert(tunnel.endpoint)
             self.moves[tunnel.id] = MoveProgress(
@@ -148,10 +146,12 @@ extension ClusterNode {
     /// asked to move, or one on a live member that is neither draining nor suspect (of the
     /// endpoint's holding tenant).
     func endpointServed(_ endpoint: String, besides: TunnelID?) -> Bool {
-        for id in self.upstreams.tunnelIDs(for: endpoint) where id != besides {
-            if self.upstreams.tunnel(id)?.isDraining == false { return true }
-        }
-        return self.remoteUpstreams(for: endpoint).contains { !$0.draining && !$0.suspect }
+        self.hasUnmovedTunnel(endpoint, besides: besides) || self.remoteUpstreams(for: endpoint).contains { !$0.draining && !$0.suspect }
+    }
+
+    /// True when this node holds a tunnel of `endpoint` besides `besides` that was not asked to move.
+    func hasUnmovedTunnel(_ endpoint: String, besides: TunnelID?) -> Bool {
+        self.upstreams.tunnelIDs(for: endpoint).contains { $0 != besides && self.upstreams.tunnel($0)?.isDraining == false }
     }
 
     /// How many tunnels serve `endpoint`: this node's not asked to move, and those of live members
