@@ -451,7 +451,13 @@ class MultiHostTests(unittest.TestCase):
             seen.append((round(time.time() - ready_at, 1), counts))
             return sum(counts) == 60 and max(counts) <= max(1.2 * 60 / 5, 10)
 
-        netns.wait_until(balanced, 60, "no pod above 1.2 × the mean of 12 tunnels")
+        try:
+            netns.wait_until(balanced, 60, "no pod above 1.2 × the mean of 12 tunnels")
+        except AssertionError:
+            history = "; ".join(f"{t} s {counts}" for t, counts in seen[::max(1, len(seen) // 30)])
+            moves = {index: [line for line in cluster.admin(index, "/metrics")[1].splitlines() if line.startswith("pico_rebalance")]
+                     for index in range(5)}
+            raise AssertionError(f"not balanced within 60 s; tunnels per pod over time: {history}; rebalance metrics: {moves}")
         balanced_after = time.time() - ready_at
         time.sleep(3)
         outcomes = cluster.stop_load(load)
@@ -477,6 +483,8 @@ class MultiHostTests(unittest.TestCase):
         netns.wait_until(view_agrees, 10, "pod 0's view of every pod's tunnels")
         print(f"\n  scenario 10: balanced {balanced_after:.1f} s after pods 3 and 4 turned ready ({seen[0][1]} → {seen[-1][1]}); "
               f"moves asked {moves}; {len(failed)} failed of {total} requests over {duration:.0f} s")
+        if os.environ.get("PICO_SHOW_HISTORY"):
+            print("    tunnels per pod over time: " + "; ".join(f"{t} s {counts}" for t, counts in seen))
         print("    pico status cluster tunnels on pod 0: " + ", ".join(f"{row['id']} {row['tunnels']} ({row['of_mean']})" for row in rows))
         self.assertEqual(failed, [], f"failed requests: {failed[:5]}")
         self.assertEqual(len(rows), 5)

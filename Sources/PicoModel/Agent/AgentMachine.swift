@@ -24,6 +24,11 @@ public struct AgentMachine: Hashable, Sendable {
         /// more than its share refuses replacements, so a moving agent may need a few tries to
         /// find a lighter node; Piko's 15 s would leave it moving for a minute.
         public var replacingBackoffCap: Duration = .seconds(1)
+        /// A move whose replacement has not found a node that takes it this long after the GoAway
+        /// ends: the next dial is a fresh one, which every node takes. Its old tunnel takes no new
+        /// requests while it moves, so an agent refused again and again (views of the counts that
+        /// disagree) would otherwise add nothing to its endpoint for as long.
+        public var replacingLimit: Duration = .seconds(10)
 
         /// Piko's values: 100 ms doubling to 15 s, up to 10 % jitter.
         public init() {}
@@ -65,17 +70,19 @@ public struct AgentMachine: Hashable, Sendable {
         public var moving: Bool
         /// When it opened.
         public var openedAt: Instant
-        /// Whether it was dialled as a replacement (`isReplacing`): should its node refuse it at
-        /// once (it holds more than its share), the next dial is a replacement again.
-        public var replacement: Bool = false
+        /// When the move it replaces began, if it was dialled as a replacement (`isReplacing`):
+        /// should its node refuse it at once (it holds more than its share), the next dial is a
+        /// replacement again, within `replacingLimit` of that instant.
+        public var replacingSince: Instant? = nil
     }
 
     /// The tunnels held, oldest first.
     public private(set) var tunnels: [Tunnel] = []
     /// True while a dial is in progress or scheduled.
     public private(set) var connecting = false
-    /// True from a node's GoAway until a new tunnel opens (see `isReplacing`).
-    public private(set) var replacementPending = false
+    /// When a node's GoAway started the move a dial now replaces, until a new tunnel opens (see
+    /// `isReplacing`).
+    public private(set) var replacingSince: Instant?
     /// The next retry delay (before jitter).
     public private(set) var backoff: Duration
     let settings: Settings
@@ -94,16 +101,16 @@ public struct AgentMachine: Hashable, Sendable {
         case .dialFailed:
             return self.retry(now: now, rng: &rng)
         case .tunnelOpened(let id):
-            self.tunnels.append(Tunnel(id: id, moving: false, openedAt: now, replacement: self.replacementPending))
+            self.tunnels.append(Tunnel(id: id, moving: false, openedAt: now, replacingSince: self.replacingSince))
             self.connecting = false
-            self.replacementPending = false
+            self.replacingSince = nil
             return []
         case .toldToMove(let id):
             guard let position = self.tunnels.firstIndex(where: { $0.id == id }) else { return [] }
             self.resetBackoffIfStable(self.tunnels[position], now: now)
             let alreadyMoving = self.tunnels.contains { $0.moving }
             self.tunnels[position].moving = true
-            self.replacementPending = true
+            if self.replacingSince == nil { self.replacingSince = now }
             guard !self.connecting else { return [] }
             // A replacement that landed on another draining node is moved again after the backoff.
             return alreadyMoving ? self.retry(now: now, rng: &rng) : self.dial()
@@ -122,7 +129,7 @@ public struct AgentMachine: Hashable, Sendable {
             // wait for, and their nodes close them only once a replacement is served elsewhere.
             if let tunnel = self.tunnels.first(where: { $0.id == id }) {
                 self.resetBackoffIfStable(tunnel, now: now)
-                if tunnel.moving { self.replacementPending = false }
+                if tunnel.moving { self.replacingSince = nil }
                 // Pico's runtime sees a refusal as the new tunnel breaking.
                 self.noteRefusedReplacement(tunnel, now: now)
             }
@@ -137,7 +144,7 @@ public struct AgentMachine: Hashable, Sendable {
     /// A replacement closed soon after it opened was refused (its node holds more than its
     /// share): the next dial is a replacement again, so another heavy node refuses it too.
     mutating func noteRefusedReplacement(_ tunnel: Tunnel, now: Instant) {
-        if tunnel.replacement, !tunnel.moving, now - tunnel.openedAt < self.settings.stableAfter { self.replacementPending = true }
+        if let since = tunnel.replacingSince, !tunnel.moving, now - tunnel.openedAt < self.settings.stableAfter { self.replacingSince = since }
     }
 
     mutating func resetBackoffIfStable(_ tunnel: Tunnel, now: Instant) {
@@ -149,7 +156,8 @@ public struct AgentMachine: Hashable, Sendable {
     /// share may refuse it while the old tunnel serves, or after the node released the old one
     /// because its endpoint is served elsewhere. A moving tunnel that breaks (its node died)
     /// ends it: the endpoint may then need this agent anywhere.
-    public var isReplacing: Bool { self.replacementPending }
+    /// A move ends after `replacingLimit` (the next dial is fresh).
+    public var isReplacing: Bool { self.replacingSince != nil }
 
     /// No tunnel that will stay (every one held is moving, or none is held) and no dial under way.
     var needsReplacement: Bool {
@@ -162,6 +170,11 @@ public struct AgentMachine: Hashable, Sendable {
     }
 
     mutating func retry(now: Instant, rng: inout SplitMix64) -> [Directive] {
+        if let since = self.replacingSince, now - since >= self.settings.replacingLimit {
+            // The refusals were the cluster steering the move, not failures: a fresh episode.
+            self.replacingSince = nil
+            self.backoff = self.settings.minimumBackoff
+        }
         let delay = self.isReplacing ? min(self.backoff, self.settings.replacingBackoffCap) : self.backoff
         let jitter = Duration.nanoseconds(Int64(rng.bounded(UInt64(delay.nanosecondsClamped / self.settings.jitterDivisor) + 1)))
         let due = now + delay + jitter

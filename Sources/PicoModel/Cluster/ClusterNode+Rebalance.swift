@@ -54,16 +54,18 @@ extension ClusterNode {
     public func rebalanceCensus(now: Instant) -> Rebalancer.Census {
         let totals = self.tunnelTotals()
         let local = self.upstreams.tunnelCount
+        // A move still waiting for its streams to end after `Rebalancer.moveLimit` no longer counts
+        // as in progress: tunnels carrying long TCP connections would otherwise stop the round.
+        let moving = self.moves.values.reduce(0) { $0 + (now - $1.askedAt < Rebalancer.moveLimit ? 1 : 0) }
         var members = [self.me.uid]
-        var memberTotals = [local]
+        // This node counts its own tunnels without those asked to move: their replacements count
+        // on the nodes they land on, and counting both would raise the mean while moves go on.
+        var memberTotals = [max(local - moving, 0)]
         for member in self.membership.memberList where member.isLive && !member.draining {
             members.append(member.info.uid)
             if member.state.status == .alive { memberTotals.append(totals[member.info.uid] ?? 0) }
         }
         members.sort()
-        // A move still waiting for its streams to end after `Rebalancer.moveLimit` no longer counts
-        // as in progress: tunnels carrying long TCP connections would otherwise stop the round.
-        let moving = self.moves.values.reduce(0) { $0 + (now - $1.askedAt < Rebalancer.moveLimit ? 1 : 0) }
         return Rebalancer.Census(local: local, moving: moving, memberTotals: memberTotals, members: members)
     }
 
@@ -136,8 +138,8 @@ extension ClusterNode {
         guard var census = self.lastCensus else { return nil }
         census.local = self.upstreams.tunnelCount
         census.moving = min(census.moving, self.moves.count)
-        // `rebalanceCensus` puts this node's own total first.
-        census.memberTotals[0] = census.local
+        // `rebalanceCensus` puts this node's own total (its tunnels not asked to move) first.
+        census.memberTotals[0] = census.staying
         guard self.rebalancer.refusesReplacement(census, now: now) else { return nil }
         return "this node holds \(census.staying) tunnels against a cluster mean of \(census.roundedMean) and is shedding or well above it: reconnect to a lighter node"
     }

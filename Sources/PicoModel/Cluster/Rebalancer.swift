@@ -72,7 +72,8 @@ public struct Rebalancer: Hashable, Sendable {
         public var local: Int
         /// Of them, those whose agents were asked to move and are not yet released.
         public var moving: Int
-        /// Tunnels per active member (alive, not suspect, not draining), this node included.
+        /// Tunnels per active member (alive, not suspect, not draining): this node's unmoved ones
+        /// first (`staying`), then each other member's as gossiped.
         public var memberTotals: [Int]
         /// The live members not draining (suspects included), sorted: a change starts the hold
         /// over.
@@ -228,10 +229,10 @@ public struct Rebalancer: Hashable, Sendable {
     /// True when this node should refuse the replacement of a moved tunnel (whose old tunnel
     /// still serves, so refusing costs nothing but a retry) at `now`, while some member holds
     /// less than the mean: when it is moving tunnels itself (it would shed the newcomer again),
-    /// or, with the same live members for a whole hold, holds more than `(1 + threshold / 2) ×
-    /// mean` (and at least `minConns`), so the agent's retry through the load balancer lands on a
-    /// lighter node and no node takes itself over the threshold. Nodes near the mean take
-    /// replacements: refusing those too would leave a moving agent one pod in many to find. While
+    /// or, with the same live members for a whole hold, holds more than the mean (and at least
+    /// `minConns`), so the agent's retry through the load balancer lands on a node below the mean.
+    /// (Taking replacements up to 1.1 × the mean let nodes near it fill past their share while
+    /// moves went on, then move the same agents again.) While
     /// members change (a rolling restart: the agents of a draining node must land before its
     /// deadline, and the one pod below the mean may not be behind the load balancer yet), only a
     /// node that sheds refuses. A node never refuses while rebalancing is off, and the lightest
@@ -239,6 +240,6 @@ public struct Rebalancer: Hashable, Sendable {
     public func refusesReplacement(_ census: Census, now: Instant) -> Bool {
         guard self.settings.isEnabled, census.staying >= self.settings.minConns, census.someoneBelowMean else { return false }
         if case .shedding = self.state { return true }
-        return now - self.membersChangedAt >= self.settings.hold && census.exceeds(census.staying, margin: self.settings.threshold / 2)
+        return now - self.membersChangedAt >= self.settings.hold && census.exceeds(census.staying, margin: 0)
     }
 }

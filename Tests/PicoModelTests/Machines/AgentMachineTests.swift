@@ -123,6 +123,40 @@ struct AgentMachineTests {
         #expect(agent.tunnels.map(\.id) == [TunnelID(3)])
     }
 
+    @Test func test_refusedReplacements_dialAsReplacementsAgain_untilTheLimit_thenFreshAtTheMinimumBackoff() {
+        var agent = AgentMachine()
+        var rng = SplitMix64(seed: 8)
+        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
+        _ = agent.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
+        _ = agent.handle(.toldToMove(TunnelID(1)), now: Self.now, rng: &rng)
+        // Heavy nodes refuse the replacement (Pico's runtime sees the new tunnel break at once):
+        // each retry is a replacement again, at most a second apart.
+        var now = Self.now
+        var id: UInt64 = 2
+        while now - Self.now < .seconds(9) {
+            _ = agent.handle(.tunnelOpened(TunnelID(id)), now: now, rng: &rng)
+            guard case .retry(let due)? = agent.handle(.tunnelBroken(TunnelID(id)), now: now + .milliseconds(5), rng: &rng).first else {
+                Issue.record("a refused replacement is retried")
+                return
+            }
+            #expect(due - now <= .milliseconds(1_105), "the replacing backoff cap")
+            #expect(agent.isReplacing, "still within the limit at \(now - Self.now)")
+            now = due
+            id += 1
+        }
+        // Ten seconds after the GoAway the move ends: the next dial is fresh (every node takes
+        // it), after the minimum backoff.
+        now = Self.now + .seconds(10)
+        _ = agent.handle(.tunnelOpened(TunnelID(id)), now: now, rng: &rng)
+        guard case .retry(let due)? = agent.handle(.tunnelBroken(TunnelID(id)), now: now, rng: &rng).first else {
+            Issue.record("a refused replacement is retried")
+            return
+        }
+        #expect(!agent.isReplacing)
+        #expect(due - now <= .milliseconds(110))
+        #expect(agent.tunnels.map(\.id) == [TunnelID(1)] && agent.tunnels[0].moving, "the old tunnel still goes only when its node closes it")
+    }
+
     @Test func test_aTunnelThatServedForAWhile_startsTheNextEpisodeAtTheMinimumBackoff() {
         var agent = AgentMachine()
         var rng = SplitMix64(seed: 7)

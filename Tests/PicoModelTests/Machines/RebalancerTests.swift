@@ -108,10 +108,13 @@ import Testing
         #expect(Self.run(&floor, local: 30, moving: &moving, others: [0, 0], from: .zero, seconds: 10) == 5, "30 − 25")
     }
 
-    @Test func test_replacementsAreRefused_wellAboveTheMean_orWhileShedding_whenSomeoneIsBelowIt() {
+    @Test func test_replacementsAreRefused_aboveTheMean_orWhileShedding_whenSomeoneIsBelowIt() {
         var rule = Self.rule { $0.hold = .zero }
         #expect(rule.refusesReplacement(Self.census(local: 200, others: [100, 0]), now: .seconds(60)))
-        #expect(!rule.refusesReplacement(Self.census(local: 110, others: [100, 90]), now: .seconds(60)), "110 is not above (1 + 0.2 / 2) × 100")
+        // Anything above the mean refuses (a node near it that took moved agents would soon hold
+        // more than its share and move them on); the mean itself takes them.
+        #expect(rule.refusesReplacement(Self.census(local: 101, others: [100, 99]), now: .seconds(60)), "101 is above the mean of 100")
+        #expect(!rule.refusesReplacement(Self.census(local: 100, others: [105, 95]), now: .seconds(60)), "at the mean")
         #expect(rule.refusesReplacement(Self.census(local: 112, others: [100, 88]), now: .seconds(60)))
         #expect(!rule.refusesReplacement(Self.census(local: 200, others: [200, 200]), now: .seconds(60)), "nobody is below the mean")
         #expect(!rule.refusesReplacement(Self.census(local: 9, others: [0, 0]), now: .seconds(60)), "under min_conns")
@@ -198,6 +201,10 @@ import Testing
         #expect(Self.tick(&node, from: 3, to: 3) == [TunnelID(1), TunnelID(4)], "the endpoint with the most tunnels here first, at once, then at 1.5 a second")
         #expect(node.rebalanceFigures.movesAsked == 2)
         #expect(node.upstreams.tunnel(TunnelID(1))?.isDraining == true)
+        // The moving tunnels no longer count in this node's own total (their replacements will
+        // count where they land), so moves in progress do not raise the mean.
+        let census = node.rebalanceCensus(now: .seconds(3))
+        #expect(census.local == 30 && census.moving == 2 && census.memberTotals == [28, 0, 0], "\(census)")
         // While tunnel 1 awaits its replacement, no other tunnel of "multi" moves.
         #expect(Self.tick(&node, from: 4, to: 4) == [TunnelID(5)])
         // "multi" is served besides the moved tunnel by its two others here, but that is no
