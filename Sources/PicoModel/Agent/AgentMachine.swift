@@ -29,6 +29,12 @@ public struct AgentMachine: Hashable, Sendable {
         /// requests while it moves, so an agent refused again and again (views of the counts that
         /// disagree) would otherwise add nothing to its endpoint for as long.
         public var replacingLimit: Duration = .seconds(10)
+        /// Whether a tunnel its node closes soon after it opened (within `stableAfter`: a
+        /// refusal) is redialled after the backoff. Pico's agent does, so a refusal that would
+        /// repeat (another tenant's endpoint, a quota) does not loop; Piko's agents dial again at
+        /// once after any closed session (only a failed dial backs off), which the simulator's
+        /// Piko agents copy.
+        public var backsOffAfterRefusal = true
 
         /// Piko's values: 100 ms doubling to 15 s, up to 10 % jitter.
         public init() {}
@@ -122,7 +128,9 @@ public struct AgentMachine: Hashable, Sendable {
             // A tunnel the node closes soon after it opened, without asking it to move first,
             // was refused (another tenant holds the endpoint, a quota): dialling again at once
             // would loop, so the backoff applies. One that served a while redials at once.
-            if let closed, !closed.moving, now - closed.openedAt < self.settings.stableAfter { return self.retry(now: now, rng: &rng) }
+            if self.settings.backsOffAfterRefusal, let closed, !closed.moving, now - closed.openedAt < self.settings.stableAfter {
+                return self.retry(now: now, rng: &rng)
+            }
             return self.dial()
         case .tunnelBroken(let id):
             // Also when only moving tunnels remain: the replacement that broke was the one they

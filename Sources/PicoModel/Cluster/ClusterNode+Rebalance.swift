@@ -23,9 +23,9 @@ struct MoveProgress: Hashable, Sendable {
         /// replacement of the same endpoint landing meanwhile counts too: then the old tunnel
         /// goes early, while the endpoint is served besides it.
         case awaitingReplacement(lowWater: Int)
-        /// The replacement showed, or the agent is Piko's (moved only while another tunnel of its
-        /// endpoint stays here): released `handoverSettleTime` after the hand-over was seen, once
-        /// idle.
+        /// The replacement showed (released `handoverSettleTime` after the hand-over was seen,
+        /// once idle), or the agent is Piko's, moved only while another tunnel of its endpoint
+        /// stays here (released once idle).
         case replaced
     }
 
@@ -51,21 +51,24 @@ extension ClusterNode {
     /// suspect, not draining, this node included), and the live members not draining (suspects
     /// too: a suspicion that clears on a lossy network is no change of members, and restarting the
     /// hold for each would keep a node from ever acting there).
-    public func rebalanceCensus(now: Instant) -> Rebalancer.Census {
+    public mutating func rebalanceCensus(now: Instant) -> Rebalancer.Census {
         let totals = self.tunnelTotals()
         let local = self.upstreams.tunnelCount
         // A move still waiting for its streams to end after `Rebalancer.moveLimit` no longer counts
         // as in progress: tunnels carrying long TCP connections would otherwise stop the round.
         let moving = self.moves.values.reduce(0) { $0 + (now - $1.askedAt < Rebalancer.moveLimit ? 1 : 0) }
-        var members = [self.me.uid]
+        // The membership's lists, worked out once per change of its tables (copying and sorting
+        // every member record four times a second cost a 200-pod simulation three quarters of
+        // its time).
+        let order = self.membership.memberOrder()
+        var members = order.liveServing
+        members.append(self.me.uid)
+        members.sort()
         // This node counts its own tunnels without those asked to move: their replacements count
         // on the nodes they land on, and counting both would raise the mean while moves go on.
         var memberTotals = [max(local - moving, 0)]
-        for member in self.membership.memberList where member.isLive && !member.draining {
-            members.append(member.info.uid)
-            if member.state.status == .alive { memberTotals.append(totals[member.info.uid] ?? 0) }
-        }
-        members.sort()
+        memberTotals.reserveCapacity(order.aliveServing.count + 1)
+        for uid in order.aliveServing { memberTotals.append(totals[uid] ?? 0) }
         return Rebalancer.Census(local: local, moving: moving, memberTotals: memberTotals, members: members)
     }
 
@@ -85,10 +88,13 @@ extension ClusterNode {
 
     /// Asks up to `wanted` agents to move, one tunnel per endpoint at a time (a Pico agent's until
     /// its replacement shows, a Piko agent's until its tunnel is released), none younger than the
-    /// hold: idle tunnels first, then those of the endpoints with the most tunnels here (so an
-    /// endpoint's agents spread), oldest first. A tunnel whose agent cannot reconnect first
-    /// (Piko's) is moved only while another tunnel of its endpoint stays on this node. Returns
-    /// how many were asked.
+    /// hold: tunnels that did not land here as a moved agent's replacement within
+    /// `Rebalancer.movedAgainAfter` first, then idle ones, then those of the endpoints with the
+    /// most tunnels here (so an endpoint's agents spread), oldest first. A tunnel whose agent cannot reconnect first
+    /// (Piko's) is moved only while another tunnel of its endpoint stays on this node, and only
+    /// once no Pico agent's tunnel here may move (replacements that landed lately aside): a Piko agent redials through the
+    /// load balancer without saying it moves, so nothing steers it to a light node, and one that
+    /// lands on a heavy node would be moved again. Returns how many were asked.
     @discardableResult
     mutating func askMoves(_ wanted: Int, now: Instant, into directives: inout [ClusterDirective]) -> Int {
         // A replacement shows only as the endpoint's count, so two moves of one endpoint awaiting
@@ -103,12 +109,20 @@ extension ClusterNode {
         // A tunnel younger than the hold is not moved: it may be another node's moved agent that
         // just landed here, and moving it again would send it back and forth.
         let settled = now - self.rebalancer.settings.hold
+        // A moved agent's replacement that landed here within `Rebalancer.movedAgainAfter` goes
+        // last: moving the same agent twice in a row is the back-and-forth the rule must avoid.
+        let movedInSince = now - Rebalancer.movedAgainAfter
         let candidates = self.upstreams.allTunnels
             .filter { !$0.isDraining && !movingEndpoints.contains($0.endpoint) && $0.openedAt <= settled }
-            .map { (tunnel: $0, here: self.upstreams.count(for: $0.endpoint)) }
-            .sorted { ($0.tunnel.inFlight > 0 ? 1 : 0, -$0.here, $0.tunnel.id) < ($1.tunnel.inFlight > 0 ? 1 : 0, -$1.here, $1.tunnel.id) }
+            .map { (tunnel: $0, here: self.upstreams.count(for: $0.endpoint), movedIn: $0.agent == .picoReplacing && $0.openedAt > movedInSince ? 1 : 0) }
+            .sorted { ($0.movedIn, $0.tunnel.inFlight > 0 ? 1 : 0, -$0.here, $0.tunnel.id) < ($1.movedIn, $1.tunnel.inFlight > 0 ? 1 : 0, -$1.here, $1.tunnel.id) }
+        // Pico agents' tunnels that may move, besides replacements that landed here lately.
+        let steerableLeft = self.upstreams.allTunnels.contains {
+            !$0.isDraining && $0.reconnectsFirst && $0.openedAt <= settled && !($0.agent == .picoReplacing && $0.openedAt > movedInSince)
+        }
         var asked = 0
-        for (tunnel, _) in candidates where asked < wanted && !movingEndpoints.contains(tunnel.endpoint) {
+        for (tunnel, _, _) in candidates where asked < wanted && !movingEndpoints.contains(tunnel.endpoint) {
+            if !tunnel.reconnectsFirst, steerableLeft { continue }
             // A Piko agent closes before it reconnects: its endpoint must keep a tunnel that no
             // move can take away, one here (another node's tunnels may be moving too; gossip
             // does not say).
@@ -125,13 +139,15 @@ extension ClusterNode {
         return asked
     }
 
-    /// Why the replacement of a moved tunnel for `endpoint` is refused by rebalancing (this node
-    /// sheds, or holds well above the mean, while a member holds less: `refusesReplacement`; and
-    /// the endpoint is served already, so the agent's retry through the load balancer finds a
-    /// lighter node while its old tunnel serves); nil when it is taken. Only replacements are ever refused: an agent without a
-    /// tunnel, whose views of the others' counts lag behind (gossip), would be turned away by
-    /// every node while counts grow, and an endpoint nobody serves is always taken.
-    func rebalanceRefusal(endpoint: String, now: Instant) -> String? {
+    /// Why a tunnel for `endpoint` from `agent` is refused by rebalancing, when the endpoint is
+    /// served already (so the agent's retry through the load balancer finds a lighter node while
+    /// its endpoint is served): a Pico agent's replacement of a moved tunnel when this node sheds
+    /// or holds more than the mean while a member holds less (`refusesReplacement`); a Piko
+    /// agent's when this node sheds or one more would take it over the threshold
+    /// (`refusesPikoAgent`). Nil when it is taken. A fresh Pico agent is never refused: without a
+    /// tunnel, and with views of the others' counts that lag behind (gossip), it would be turned
+    /// away by every node while counts grow; an endpoint nobody serves is always taken.
+    func rebalanceRefusal(endpoint: String, agent: TunnelAgent, now: Instant) -> String? {
         guard self.rebalancer.settings.isEnabled, self.lifecycle.phase == .ready, self.endpointServed(endpoint, besides: nil) else { return nil }
         // The census of the last evaluation (at most `Rebalancer.interval` old) with this node's
         // own counts as they are: a dial never walks the whole endpoint table.
@@ -140,8 +156,16 @@ extension ClusterNode {
         census.moving = min(census.moving, self.moves.count)
         // `rebalanceCensus` puts this node's own total (its tunnels not asked to move) first.
         census.memberTotals[0] = census.staying
-        guard self.rebalancer.refusesReplacement(census, now: now) else { return nil }
-        return "this node holds \(census.staying) tunnels against a cluster mean of \(census.roundedMean) and is shedding or well above it: reconnect to a lighter node"
+        switch agent {
+        case .pico:
+            return nil
+        case .picoReplacing:
+            guard self.rebalancer.refusesReplacement(census, now: now) else { return nil }
+            return "this node holds \(census.staying) tunnels against a cluster mean of \(census.roundedMean) and is shedding or above it: reconnect to a lighter node"
+        case .piko:
+            guard self.rebalancer.refusesPikoAgent(census, now: now) else { return nil }
+            return "this node holds \(census.staying) tunnels against a cluster mean of \(census.roundedMean) and is shedding or one more would take it over the threshold: reconnect to a lighter node"
+        }
     }
 
     /// True when `endpoint` has a tunnel that takes new requests besides `besides`: one here not
@@ -179,26 +203,31 @@ extension ClusterNode {
     }
 
     /// Releases every idle moved tunnel whose endpoint has been served besides it for
-    /// `handoverSettleTime`: a Pico agent's once its replacement may exist (`MoveProgress`), a
-    /// Piko agent's (moved only while served besides) at once.
+    /// `handoverSettleTime`: a Pico agent's once its replacement may exist (`MoveProgress`); a
+    /// Piko agent's (moved only while another tunnel of its endpoint stays here) as soon as it
+    /// is idle.
     mutating func advanceMoves(now: Instant, into directives: inout [ClusterDirective]) {
-        let settle = self.configuration.handoverSettleTime
         var nextCheck: Instant?
         for id in self.moves.keys.sorted() {
             guard let tunnel = self.upstreams.tunnel(id) else {
                 self.moves[id] = nil
                 continue
             }
-            if case .awaitingReplacement(let lowWater) = self.moves[id]?.phase {
-                // Its replacement may exist only once the count rose above its low-water mark.
+            if case .awaitingReplacement(let lowWater) = self.moves[id]?.phase, let askedAt = self.moves[id]?.askedAt {
+                // Its replacement may exist only once the count rose above its low-water mark, or
+                // `Rebalancer.replacementWait` after the move was asked.
                 let served = self.servedCount(tunnel.endpoint)
-                guard served > lowWater else {
+                guard served > lowWater || now - askedAt >= Rebalancer.replacementWait else {
                     self.moves[id]?.phase = .awaitingReplacement(lowWater: served)
                     continue
                 }
                 self.moves[id]?.phase = .replaced
             }
             guard let seen = self.handoverSince(tunnel, now: now) else { continue }
+            // A Piko agent's tunnel goes as soon as it is idle: another tunnel of its endpoint
+            // stays here (`askMoves`), so no node's routing needs time to learn anything, and its
+            // endpoint's next move waits for this release (one of an endpoint at a time).
+            let settle = tunnel.reconnectsFirst ? self.configuration.handoverSettleTime : .zero
             if now < seen + settle {
                 nextCheck = min(nextCheck ?? seen + settle, seen + settle)
             } else if tunnel.inFlight == 0 {

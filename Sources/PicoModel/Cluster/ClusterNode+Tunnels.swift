@@ -26,13 +26,13 @@ extension ClusterNode {
             return
         }
         let draining = self.lifecycle.phase == .draining
-        if !draining, agent == .picoReplacing, let refusal = self.rebalanceRefusal(endpoint: endpoint, now: now) {
+        if !draining, agent != .pico, let refusal = self.rebalanceRefusal(endpoint: endpoint, agent: agent, now: now) {
             self.rebalanceFigures.tunnelsRefused += 1
             directives.append(.event(.tunnelRejected(id, reason: refusal)))
             directives.append(.closeTunnel(id))
             return
         }
-        guard case .added(let count) = self.upstreams.add(id, endpoint: endpoint, draining: draining, reconnectsFirst: agent.reconnectsFirst, at: now) else { return }
+        guard case .added(let count) = self.upstreams.add(id, endpoint: endpoint, draining: draining, agent: agent, at: now) else { return }
         directives.append(.event(.tunnelRegistered(id, endpoint: endpoint)))
         // A tunnel opened during the drain (the load balancer had not noticed yet) is asked to move
         // at once; it still serves if nothing else can.

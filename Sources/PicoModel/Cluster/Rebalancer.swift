@@ -137,6 +137,15 @@ public struct Rebalancer: Hashable, Sendable {
     /// which a move never cuts) stops counting as in progress and stops holding its endpoint:
     /// the tunnel still takes no new requests and goes once its streams end.
     public static let moveLimit: Duration = .seconds(60)
+    /// A Pico agent's move whose replacement has not shown this long after it was asked counts
+    /// as replaced: the agent stops asking to be a replacement after its `replacingLimit` (10 s)
+    /// and dials afresh, so by now it holds a tunnel elsewhere unless no node is reachable, and
+    /// the count that shows a replacement is ambiguous when other nodes move agents of the
+    /// same endpoint (a replacement that landed before their releases is hidden by them).
+    public static let replacementWait: Duration = .seconds(15)
+    /// A moved agent's replacement that landed on a node within this long is the last of its
+    /// tunnels that node moves (the simulator's `no-oscillation` bound).
+    public static let movedAgainAfter: Duration = .seconds(60)
 
     /// The settings.
     public let settings: Settings
@@ -241,5 +250,19 @@ public struct Rebalancer: Hashable, Sendable {
         guard self.settings.isEnabled, census.staying >= self.settings.minConns, census.someoneBelowMean else { return false }
         if case .shedding = self.state { return true }
         return now - self.membersChangedAt >= self.settings.hold && census.exceeds(census.staying, margin: 0)
+    }
+
+    /// True when this node should refuse a Piko agent's tunnel (whose endpoint is served
+    /// elsewhere) at `now`, while some member holds less than the mean: when it is shedding, or,
+    /// with the same live members for a whole hold, when one more tunnel would take it over
+    /// `(1 + threshold) × mean`. A Piko agent says nothing of moving and closes before it
+    /// reconnects, so one the rule moved lands wherever the load balancer sends it; a node that
+    /// took such agents past the threshold would move them (or others) again. Nodes up to the
+    /// threshold take them, so an agent that starts afresh (nothing tells it apart) is rarely
+    /// refused, and a refused one retries with Piko's backoff from 100 ms.
+    public func refusesPikoAgent(_ census: Census, now: Instant) -> Bool {
+        guard self.settings.isEnabled, census.staying >= self.settings.minConns, census.someoneBelowMean else { return false }
+        if case .shedding = self.state { return true }
+        return now - self.membersChangedAt >= self.settings.hold && census.exceeds(census.staying &+ 1, margin: self.settings.threshold)
     }
 }

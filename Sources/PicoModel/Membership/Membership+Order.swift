@@ -14,6 +14,10 @@ extension Membership {
         var live: [NodeUID]
         /// Members listed as dead (not left).
         var dead: [NodeUID]
+        /// Live members not draining (rebalancing's members).
+        var liveServing: [NodeUID]
+        /// Alive members (not suspect) not draining (those rebalancing's mean counts).
+        var aliveServing: [NodeUID]
     }
 
     /// The current `MemberOrder`, worked out again when `members` changed since the last call.
@@ -22,6 +26,8 @@ extension Membership {
         var alive: [NodeUID] = []
         var live: [NodeUID] = []
         var dead: [NodeUID] = []
+        var liveServing: [NodeUID] = []
+        var aliveServing: [NodeUID] = []
         alive.reserveCapacity(self.members.count)
         live.reserveCapacity(self.members.count)
         for (uid, member) in self.members {
@@ -29,7 +35,13 @@ extension Membership {
             case .alive:
                 alive.append(uid)
                 live.append(uid)
-            case .suspect: live.append(uid)
+                if !member.draining {
+                    liveServing.append(uid)
+                    aliveServing.append(uid)
+                }
+            case .suspect:
+                live.append(uid)
+                if !member.draining { liveServing.append(uid) }
             case .dead: dead.append(uid)
             case .left: continue
             }
@@ -37,7 +49,9 @@ extension Membership {
         alive.sort()
         live.sort()
         dead.sort()
-        let order = MemberOrder(stamp: self.checkedState.value, alive: alive, live: live, dead: dead)
+        liveServing.sort()
+        aliveServing.sort()
+        let order = MemberOrder(stamp: self.checkedState.value, alive: alive, live: live, dead: dead, liveServing: liveServing, aliveServing: aliveServing)
         self.cachedMemberOrder = order
         return order
     }

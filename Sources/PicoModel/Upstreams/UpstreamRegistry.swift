@@ -31,11 +31,14 @@ public struct UpstreamRegistry: Hashable, Sendable {
         public var isDraining: Bool
         /// Requests routed to it whose stream has not finished.
         public var inFlight: Int
-        /// Whether its agent opens a replacement before it lets go when asked to move (Pico's
-        /// agents, on `/pico/v1/upstream/`); Piko's agents wait until the node closes the tunnel.
-        public var reconnectsFirst: Bool = true
+        /// Which agent opened it, as its handshake said.
+        public var agent: TunnelAgent = .pico
         /// When it registered (the node's clock).
         public var openedAt: Instant = .zero
+
+        /// Whether its agent opens a replacement before it lets go when asked to move (Pico's
+        /// agents, on `/pico/v1/upstream/`); Piko's agents wait until the node closes the tunnel.
+        public var reconnectsFirst: Bool { self.agent.reconnectsFirst }
     }
 
     /// What `add` did.
@@ -69,9 +72,9 @@ public struct UpstreamRegistry: Hashable, Sendable {
     public init() {}
 
     /// Registers `id` for `endpoint` (idempotent).
-    public mutating func add(_ id: TunnelID, endpoint: String, draining: Bool = false, reconnectsFirst: Bool = true, at openedAt: Instant = .zero) -> AddResult {
+    public mutating func add(_ id: TunnelID, endpoint: String, draining: Bool = false, agent: TunnelAgent = .pico, at openedAt: Instant = .zero) -> AddResult {
         guard self.tunnels[id] == nil else { return .alreadyPresent }
-        self.tunnels[id] = Tunnel(id: id, endpoint: endpoint, isDraining: draining, inFlight: 0, reconnectsFirst: reconnectsFirst, openedAt: openedAt)
+        self.tunnels[id] = Tunnel(id: id, endpoint: endpoint, isDraining: draining, inFlight: 0, agent: agent, openedAt: openedAt)
         self.byEndpoint[endpoint, default: []].append(id)
         return .added(count: self.byEndpoint[endpoint]?.count ?? 0)
     }

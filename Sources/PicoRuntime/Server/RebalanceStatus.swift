@@ -24,7 +24,9 @@ struct RebalanceStatus {
             let status = view.isLocal ? AdminRoutes.status(of: cluster.lifecycle.phase) : view.state.status != .alive ? "\(view.state.status)" : view.draining ? "draining" : "active"
             return Row(name: view.info.name, status: status, tunnels: view.tunnels, active: status == "active")
         }
-        let census = cluster.rebalanceCensus(now: now)
+        // The census caches the membership's member lists; a copy keeps the caller's node as it is.
+        var reader = cluster
+        let census = reader.rebalanceCensus(now: now)
         self.mean = census.memberTotals.isEmpty ? 0 : Double(census.total) / Double(census.memberTotals.count)
         self.state = cluster.rebalancer.state
         self.figures = cluster.rebalanceFigures

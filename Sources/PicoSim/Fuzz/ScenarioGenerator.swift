@@ -8,8 +8,8 @@ public enum ScenarioGenerator {
     /// Bumped whenever the same seed would give a different scenario; regression files record it.
     /// Version 2 added lossy networks (`network(seed:)`); version 3 clients that hold TCP
     /// connections open (`tcpClient(seed:endpoints:)`); version 4 rebalancing runs
-    /// (`rebalancingAgents(seed:pods:)`).
-    public static let version = 4
+    /// (`rebalancingAgents(seed:pods:)`); version 5 Piko's agents in half the rebalancing runs.
+    public static let version = 5
     /// How long a rebalancing run lasts: the hold, the moves and the bound after the last
     /// disturbance must fit.
     public static let rebalancingDuration: Duration = .seconds(150)
@@ -86,15 +86,19 @@ public enum ScenarioGenerator {
     }
 
     /// In one run of three, enough agents for rebalancing to act (12 to 25 per pod at the start,
-    /// over the run's endpoints; `min_conns` is 10), from its own stream; nil otherwise.
+    /// over the run's endpoints; `min_conns` is 10), from its own stream; nil otherwise. In half
+    /// of them the agents of every second endpoint are Piko's (they close before they reconnect).
     static func rebalancingAgents(seed: UInt64, pods: Int, endpoints: [String]) -> [AgentSpec]? {
         var rng = RandomStreams(master: seed).stream("generator/v\(self.version)/rebalance")
         guard rng.index(below: 3) == 0 else { return nil }
         let total = pods * (12 + rng.index(below: 14))
+        let withPiko = rng.index(below: 2) == 0
         // Grouped by endpoint, named as a scenario file names them (so the file replays the run).
         return endpoints.enumerated().flatMap { position, endpoint in
             let count = total / endpoints.count + (position < total % endpoints.count ? 1 : 0)
-            return (0..<count).map { AgentSpec(name: "\(endpoint)-\($0)", endpoint: endpoint) }
+            let kind: AgentSpec.Kind = withPiko && position % 2 == 1 ? .piko : .pico
+            let prefix = kind == .piko ? "piko-" : ""
+            return (0..<count).map { AgentSpec(name: "\(prefix)\(endpoint)-\($0)", endpoint: endpoint, kind: kind) }
         }
     }
 

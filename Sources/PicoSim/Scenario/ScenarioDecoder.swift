@@ -144,8 +144,9 @@ public enum ScenarioDecoder {
         return agents
     }
 
-    /// One `{endpoint, count, tenant}` group of agents (`count` 1 by default, `tenant` none),
-    /// named `<endpoint>-<n>` (`<tenant>-<endpoint>-<n>` with a tenant), after `before` others.
+    /// One `{endpoint, count, tenant, kind}` group of agents (`count` 1 by default, `tenant`
+    /// none, `kind` pico), named `<endpoint>-<n>` (`<tenant>-` before it with a tenant, `piko-`
+    /// before the endpoint for Piko's agents), after `before` others.
     static func decodeAgentGroup(_ fields: inout YAMLFields, before: Int) throws(YAMLError) -> [AgentSpec] {
         let endpoint = try fields.requiredString("endpoint")
         guard !endpoint.isEmpty, endpoint.utf8.count <= EndpointTable.maxEndpointLength else {
@@ -159,8 +160,12 @@ public enum ScenarioDecoder {
         guard before + count <= self.mostAgents else {
             throw fields.error("count", "brings the agents to \(before + count); all entries together must be at most \(self.mostAgents)", at: fields.node["count"])
         }
-        let prefix = tenant.isEmpty ? "" : "\(tenant)-"
-        return (0..<count).map { AgentSpec(name: "\(prefix)\(endpoint)-\($0)", endpoint: endpoint, tenant: tenant) }
+        let kindName = try fields.string("kind") ?? AgentSpec.Kind.pico.rawValue
+        guard let kind = AgentSpec.Kind(rawValue: kindName) else {
+            throw fields.error("kind", "must be \(AgentSpec.Kind.allCases.map(\.rawValue).joined(separator: " or ")), got '\(kindName)'", at: fields.node["kind"])
+        }
+        let prefix = (tenant.isEmpty ? "" : "\(tenant)-") + (kind == .piko ? "piko-" : "")
+        return (0..<count).map { AgentSpec(name: "\(prefix)\(endpoint)-\($0)", endpoint: endpoint, tenant: tenant, kind: kind) }
     }
 
     /// `topology.clients`; every endpoint a client calls must be in `served` (an agent's), or

@@ -23,11 +23,15 @@ public enum ScenarioWriter {
         if !scenario.gossipKeys.isEmpty { lines.append("    gossipKeys: [\(scenario.gossipKeys.joined(separator: ", "))]") }
         if !scenario.agents.isEmpty {
             lines.append("    agents:")
-            var groups: [(endpoint: String, tenant: String, count: Int)] = []
+            var groups: [(agent: AgentSpec, count: Int)] = []
             for agent in scenario.agents {
-                if groups.last?.endpoint == agent.endpoint, groups.last?.tenant == agent.tenant { groups[groups.count - 1].count += 1 } else { groups.append((agent.endpoint, agent.tenant, 1)) }
+                if let last = groups.last?.agent, last.endpoint == agent.endpoint, last.tenant == agent.tenant, last.kind == agent.kind {
+                    groups[groups.count - 1].count += 1
+                } else {
+                    groups.append((agent, 1))
+                }
             }
-            for group in groups { lines.append("      - \(self.agentGroup(endpoint: group.endpoint, tenant: group.tenant, count: group.count))") }
+            for group in groups { lines.append("      - \(self.agentGroup(group.agent, count: group.count))") }
         }
         if !scenario.clients.isEmpty {
             lines.append("    clients:")
@@ -104,14 +108,17 @@ public enum ScenarioWriter {
         case .recover: "recover: {}"
         case .nemesis(let attack): "nemesis: \(self.nemesis(attack))"
         case .addAgents(let agents):
-            "add-agents: \(self.agentGroup(endpoint: agents.first?.endpoint ?? "", tenant: agents.first?.tenant ?? "", count: agents.count))"
+            "add-agents: \(self.agentGroup(agents.first ?? AgentSpec(name: "", endpoint: ""), count: agents.count))"
         case .gossipKeys(let pods, let keys):
             "gossip-keys: {\(pods.isEmpty ? "" : "pods: [\(pods.map(String.init).joined(separator: ", "))], ")keys: [\(keys.joined(separator: ", "))]}"
         }
     }
 
-    static func agentGroup(endpoint: String, tenant: String, count: Int) -> String {
-        "{endpoint: \(self.quote(endpoint)), \(tenant.isEmpty ? "" : "tenant: \(self.quote(tenant)), ")count: \(count)}"
+    /// `count` agents like `agent`, as `decodeAgentGroup` reads them.
+    static func agentGroup(_ agent: AgentSpec, count: Int) -> String {
+        let tenant = agent.tenant.isEmpty ? "" : "tenant: \(self.quote(agent.tenant)), "
+        let kind = agent.kind == .pico ? "" : "kind: \(agent.kind.rawValue), "
+        return "{endpoint: \(self.quote(agent.endpoint)), \(tenant)\(kind)count: \(count)}"
     }
 
     static func nemesis(_ attack: NemesisAttack) -> String {

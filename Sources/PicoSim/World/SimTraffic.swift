@@ -3,18 +3,31 @@ import PicoModel
 /// An upstream agent: keeps one tunnel for its endpoint open through the load balancer, by
 /// PicoModel's `AgentMachine` rules (Piko's backoff, make-before-break).
 public struct AgentSpec: Hashable, Sendable {
+    /// Which agent it is: how it answers a node's GoAway.
+    public enum Kind: String, Hashable, Sendable, CaseIterable {
+        /// Pico's agent (`pico agent`): opens its replacement through the load balancer first,
+        /// saying so in its handshake, and serves on the old tunnel until its node closes it.
+        case pico
+        /// Piko's agents (the `/piko/v1/upstream/` path): ignore the GoAway and dial again only
+        /// once their node closes the tunnel, so they cannot be steered by refusals.
+        case piko
+    }
+
     /// A name for reports.
     public var name: String
     /// The endpoint it serves.
     public var endpoint: String
     /// Its tenant (`upstream.tenants`; "" for none).
     public var tenant: String
+    /// Which agent it is.
+    public var kind: Kind
 
     /// Creates an agent description.
-    public init(name: String, endpoint: String, tenant: String = "") {
+    public init(name: String, endpoint: String, tenant: String = "", kind: Kind = .pico) {
         self.name = name
         self.endpoint = endpoint
         self.tenant = tenant
+        self.kind = kind
     }
 }
 
@@ -170,10 +183,18 @@ public struct SimTraffic: Sendable {
         var openedAt: Instant
     }
 
-    /// An agent: PicoModel's `AgentMachine` decides; the world dials and delivers.
+    /// An agent: PicoModel's `AgentMachine` decides; the world dials and delivers. Piko's agents
+    /// dial again at once after a closed session (`backsOffAfterRefusal` off).
     struct Agent: Sendable {
         var spec: AgentSpec
-        var machine = AgentMachine()
+        var machine: AgentMachine
+
+        init(spec: AgentSpec) {
+            self.spec = spec
+            var settings = AgentMachine.Settings()
+            settings.backsOffAfterRefusal = spec.kind == .pico
+            self.machine = AgentMachine(settings: settings)
+        }
     }
 
     /// A tunnel as the world sees it: the agent's view plus where it landed.

@@ -127,12 +127,14 @@ extension SimWorld {
         self.record("tunnel", self.pods[pod].name, id.rawValue)
         // The simulator's wall clock is its virtual time (claims' ages compare across pods).
         let wall = UInt64(clamping: self.now.nanoseconds / 1_000_000)
-        self.deliver(.tunnelOpened(id, endpoint: spec.endpoint, tenant: spec.tenant, wallMilliseconds: wall, agent: replacing ? .picoReplacing : .pico), to: pod)
+        let handshake: TunnelAgent = spec.kind == .piko ? .piko : (replacing ? .picoReplacing : .pico)
+        self.deliver(.tunnelOpened(id, endpoint: spec.endpoint, tenant: spec.tenant, wallMilliseconds: wall, agent: handshake), to: pod)
     }
 
-    /// The node said GoAway on `tunnel`.
+    /// The node said GoAway on `tunnel`: Pico's agent opens its replacement; Piko's ignores it
+    /// (its yamux session refuses new streams) and dials again once the node closes the tunnel.
     mutating func agentAskedToMove(_ tunnel: TunnelID) {
-        guard let placement = self.traffic.placements[tunnel] else { return }
+        guard let placement = self.traffic.placements[tunnel], self.traffic.agents[placement.agent].spec.kind == .pico else { return }
         self.drive(agent: placement.agent, .toldToMove(tunnel))
     }
 

@@ -157,6 +157,20 @@ struct AgentMachineTests {
         #expect(agent.tunnels.map(\.id) == [TunnelID(1)] && agent.tunnels[0].moving, "the old tunnel still goes only when its node closes it")
     }
 
+    @Test func test_pikosAgent_dialsAgainAtOnce_afterAnyClosedSession() {
+        // Piko's agent backs off only when a dial fails; a session the node closes, however
+        // soon, is followed by a dial at once (the simulator's Piko agents).
+        var settings = AgentMachine.Settings()
+        settings.backsOffAfterRefusal = false
+        var agent = AgentMachine(settings: settings)
+        var rng = SplitMix64(seed: 9)
+        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
+        for round in UInt64(1)...3 {
+            _ = agent.handle(.tunnelOpened(TunnelID(round)), now: Self.now, rng: &rng)
+            #expect(agent.handle(.tunnelClosedByNode(TunnelID(round)), now: Self.now + .milliseconds(5), rng: &rng) == [.dialNow])
+        }
+    }
+
     @Test func test_aTunnelThatServedForAWhile_startsTheNextEpisodeAtTheMinimumBackoff() {
         var agent = AgentMachine()
         var rng = SplitMix64(seed: 7)

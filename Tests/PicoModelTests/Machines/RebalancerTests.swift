@@ -127,6 +127,21 @@ import Testing
         #expect(rule.refusesReplacement(Self.census(local: 105, others: [100, 95]), now: .seconds(60)))
     }
 
+    @Test func test_pikoAgents_areRefusedOnlyWhenOneMoreWouldTakeTheNodeOverTheThreshold() {
+        var rule = Self.rule()
+        _ = rule.evaluate(Self.census(local: 100, others: [100, 100]), now: .zero)
+        // Mean 100, threshold 120: the 120th tunnel is taken, the 121st is not.
+        #expect(!rule.refusesPikoAgent(Self.census(local: 119, others: [100, 81]), now: .seconds(10)))
+        #expect(rule.refusesPikoAgent(Self.census(local: 120, others: [100, 80]), now: .seconds(10)))
+        #expect(!rule.refusesPikoAgent(Self.census(local: 120, others: [100, 80]), now: .seconds(5)), "members changed within the hold")
+        #expect(!rule.refusesPikoAgent(Self.census(local: 200, others: [200, 200]), now: .seconds(10)), "nobody is below the mean")
+        #expect(!rule.refusesPikoAgent(Self.census(local: 9, others: [0, 0]), now: .seconds(10)), "under min_conns")
+        // A node above the mean but under the threshold takes Piko agents (it refuses replacements).
+        #expect(!rule.refusesPikoAgent(Self.census(local: 110, others: [100, 90]), now: .seconds(10)))
+        #expect(rule.refusesReplacement(Self.census(local: 110, others: [100, 90]), now: .seconds(10)))
+        #expect(!Self.rule { $0.threshold = 0 }.refusesPikoAgent(Self.census(local: 200, others: [100, 0]), now: .seconds(60)))
+    }
+
     @Test func test_whileMembersChange_onlyASheddingNodeRefusesReplacements() {
         var rule = Self.rule()
         _ = rule.evaluate(Self.census(local: 100, others: [100, 100]), now: .seconds(100))
@@ -270,11 +285,68 @@ import Testing
         // moves, nothing else can, so the round ends instead of shedding for ever.
         Self.entry(Self.peers()[0], "e3", count: 1, version: 1, into: &node, at: .zero)
         #expect(Self.tick(&node, from: 1, to: 10) == [TunnelID(7)])
-        #expect(node.rebalancer.state == .cooling(until: .milliseconds(15_250)), "nothing else can move once tunnel 7 is released at 5 s: the round ends at 5.25 s")
-        // Served besides it here: released after the settle time, with no new tunnel (a Piko
+        #expect(node.rebalancer.state == .cooling(until: .milliseconds(13_750)), "nothing else can move once tunnel 7 is released: the round ends at 3.75 s")
+        // Served besides it here: released as soon as it is idle, with no new tunnel (a Piko
         // agent reconnects only once its tunnel is closed).
-        #expect(node.upstreams.tunnel(TunnelID(7)) == nil, "released at 5 s")
+        #expect(node.upstreams.tunnel(TunnelID(7)) == nil, "released at once")
         #expect(node.upstreams.tunnel(TunnelID(30))?.isDraining == false)
+    }
+
+    @Test func test_pikoAgents_moveOnlyOnceNoPicoAgentCan_andGoAsSoonAsTheyAreIdle() {
+        // 20 Pico agents of one endpoint each, then 10 Piko agents of "old": the Piko endpoint
+        // has the most tunnels here, yet only Pico agents move while one of them can (moving them
+        // is steered: a heavy node refuses their replacements).
+        var mixed = Self.node(tunnels: (1...20).map { "e\($0)" })
+        for id in 21...30 { _ = mixed.handle(.tunnelOpened(TunnelID(UInt64(id)), endpoint: "old", agent: .piko), now: .zero) }
+        let asked = Self.tick(&mixed, from: 1, to: 10)
+        #expect(!asked.isEmpty && asked.allSatisfy { $0.rawValue <= 20 }, "\(asked)")
+        // One Pico agent and 29 Piko agents of "old": once the Pico one is moving, Piko agents
+        // move, and each goes as soon as it is idle (another of its endpoint stays here, so no
+        // node needs time to learn of anything), before the next of its endpoint moves.
+        var node = Self.node(tunnels: ["solo"])
+        for id in 2...30 { _ = node.handle(.tunnelOpened(TunnelID(UInt64(id)), endpoint: "old", agent: .piko), now: .zero) }
+        #expect(Self.tick(&node, from: 1, to: 2).isEmpty)
+        var steps: [(at: Int64, moved: [TunnelID], closed: [TunnelID])] = []
+        for quarter in Int64(12)..<20 {
+            let directives = node.handle(.timerFired(.rebalance), now: .milliseconds(quarter * 250))
+            let closed = directives.compactMap { if case .closeTunnel(let id) = $0 { id } else { nil } }
+            steps.append((quarter * 250, Self.moved(directives), closed))
+        }
+        let moved = steps.flatMap(\.moved)
+        #expect(moved.first == TunnelID(1), "the Pico agent first: \(steps)")
+        #expect(moved.count >= 3 && moved.dropFirst().allSatisfy { $0.rawValue >= 2 }, "then Piko agents: \(steps)")
+        // Each Piko agent's tunnel is closed in the evaluation that moves it (idle, and its
+        // endpoint keeps tunnels here), so the next of "old" may move at the next one.
+        for step in steps where step.moved.contains(where: { $0.rawValue >= 2 }) {
+            #expect(step.closed == step.moved.filter { $0.rawValue >= 2 }, "\(steps)")
+        }
+        #expect(node.upstreams.tunnel(TunnelID(1))?.isDraining == true, "the Pico agent's tunnel waits for its replacement")
+    }
+
+    @Test func test_aMoveWhoseReplacementNeverShows_countsAsReplacedAfterTheWait() {
+        // "multi" keeps two unmoved tunnels here, so its endpoint is served besides tunnel 1; no
+        // count ever rises (another node's release can hide a replacement that landed first).
+        var node = Self.node(tunnels: ["multi", "multi", "multi"] + (4...30).map { "e\($0)" })
+        _ = Self.tick(&node, from: 1, to: 3)
+        #expect(node.upstreams.tunnel(TunnelID(1))?.isDraining == true)
+        _ = Self.tick(&node, from: 4, to: 17)
+        #expect(node.upstreams.tunnel(TunnelID(1)) != nil, "within the 15 s wait")
+        _ = Self.tick(&node, from: 18, to: 19)
+        #expect(node.upstreams.tunnel(TunnelID(1)) != nil, "counted as replaced at 18 s: the settle time runs")
+        _ = Self.tick(&node, from: 20, to: 20)
+        #expect(node.upstreams.tunnel(TunnelID(1)) == nil, "released 2 s later")
+        // e4…e30 have no tunnel elsewhere: theirs stay, however long.
+        #expect(node.upstreams.tunnel(TunnelID(4))?.isDraining == true)
+    }
+
+    @Test func test_replacementsThatLandedLately_areTheLastToMove() {
+        // 20 tunnels of agents that were here all along, then 10 replacements of agents another
+        // node moved here: this node moves the former first, although the latter are of the
+        // endpoint with the most tunnels here.
+        var node = Self.node(tunnels: (1...20).map { "e\($0)" })
+        for id in 21...30 { _ = node.handle(.tunnelOpened(TunnelID(UInt64(id)), endpoint: "landed", agent: .picoReplacing), now: .zero) }
+        let asked = Self.tick(&node, from: 1, to: 10)
+        #expect(!asked.isEmpty && asked.allSatisfy { $0.rawValue <= 20 }, "\(asked)")
     }
 
     @Test func test_theCensus_countsOnlyActiveMembers_soGhostsAndDrainersDoNotSkewTheMean() {
@@ -292,7 +364,7 @@ import Testing
         #expect(node.memberViews.first { $0.info.uid == peers[0].uid }?.tunnels == 15)
     }
 
-    @Test func test_aHeavyNode_refusesOnlyReplacements_andOnlyOfServedEndpoints() {
+    @Test func test_aHeavyNode_refusesReplacementsAndPikoAgents_neverAFreshPicoAgent_andOnlyOfServedEndpoints() {
         var node = Self.node(tunnels: (1...30).map { "e\($0 % 10)" })
         // The refusal reads the last evaluation's census (a dial never walks the endpoint table).
         #expect(Self.tick(&node, from: 0, to: 0).isEmpty)
@@ -300,15 +372,19 @@ import Testing
         #expect(!node.handle(.tunnelOpened(TunnelID(99), endpoint: "e3", agent: .picoReplacing), now: .seconds(1)).contains(.closeTunnel(TunnelID(99))))
         let refused = node.handle(.tunnelOpened(TunnelID(100), endpoint: "e3", agent: .picoReplacing), now: .seconds(3))
         #expect(refused.contains(.closeTunnel(TunnelID(100))))
-        #expect(refused.contains(.event(.tunnelRejected(TunnelID(100), reason: "this node holds 31 tunnels against a cluster mean of 11 and is shedding or well above it: reconnect to a lighter node"))))
+        #expect(refused.contains(.event(.tunnelRejected(TunnelID(100), reason: "this node holds 31 tunnels against a cluster mean of 11 and is shedding or above it: reconnect to a lighter node"))))
         #expect(node.rebalanceFigures.tunnelsRefused == 1)
         let unserved = node.handle(.tunnelOpened(TunnelID(101), endpoint: "new", agent: .picoReplacing), now: .seconds(3))
         #expect(!unserved.contains(.closeTunnel(TunnelID(101))), "nobody serves it: refusing would lengthen an outage")
-        // An agent dialling fresh may hold no tunnel at all, and every node's view of the others
-        // lags behind while counts grow: refusing it could turn it away everywhere.
-        for (id, agent) in [(102, TunnelAgent.pico), (103, .piko)] {
-            #expect(!node.handle(.tunnelOpened(TunnelID(UInt64(id)), endpoint: "e3", agent: agent), now: .seconds(3)).contains(.closeTunnel(TunnelID(UInt64(id)))))
-        }
+        // A Pico agent dialling fresh may hold no tunnel at all, and every node's view of the
+        // others lags behind while counts grow: refusing it could turn it away everywhere.
+        #expect(!node.handle(.tunnelOpened(TunnelID(102), endpoint: "e3", agent: .pico), now: .seconds(3)).contains(.closeTunnel(TunnelID(102))))
+        // A Piko agent cannot say it moves, and one more takes this node over the threshold:
+        // refused while its endpoint is served, taken when it is not.
+        let piko = node.handle(.tunnelOpened(TunnelID(103), endpoint: "e3", agent: .piko), now: .seconds(3))
+        #expect(piko.contains(.closeTunnel(TunnelID(103))))
+        #expect(piko.contains(.event(.tunnelRejected(TunnelID(103), reason: "this node holds 33 tunnels against a cluster mean of 11 and is shedding or one more would take it over the threshold: reconnect to a lighter node"))))
+        #expect(!node.handle(.tunnelOpened(TunnelID(104), endpoint: "piko-only", agent: .piko), now: .seconds(3)).contains(.closeTunnel(TunnelID(104))))
         // Off: everything is taken.
         var off = Self.node(tunnels: (1...30).map { "e\($0 % 10)" }) { $0.rebalance.threshold = 0 }
         _ = Self.tick(&off, from: 0, to: 0)
