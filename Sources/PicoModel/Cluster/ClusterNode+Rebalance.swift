@@ -52,7 +52,14 @@ extension ClusterNode {
     /// too: a suspicion that clears on a lossy network is no change of members, and restarting the
     /// hold for each would keep a node from ever acting there).
     public mutating func rebalanceCensus(now: Instant) -> Rebalancer.Census {
-        let totals = self.tunnelTotals()
+        let stamp = self.endpoints.invariantStamp
+        let totals: [NodeUID: Int]
+        if let cached = self.tunnelTotalsCache, cached.stamp == stamp {
+            totals = cached.totals
+        } else {
+            totals = self.tunnelTotals()
+            self.tunnelTotalsCache = (stamp, totals)
+        }
         let local = self.upstreams.tunnelCount
         // A move still waiting for its streams to end after `Rebalancer.moveLimit` no longer counts
         // as in progress: tunnels carrying long TCP connections would otherwise stop the round.

@@ -51,6 +51,9 @@ public struct ClusterNode: Sendable {
     /// The census of the last rebalancing evaluation: a replacement's refusal reads it (with this
     /// node's own counts as they are) rather than walking the endpoint table on every dial.
     var lastCensus: Rebalancer.Census?
+    /// `tunnelTotals()` as of the endpoint table's `invariantStamp` (bookkeeping, not state): the
+    /// census walks every endpoint entry only after the table changed, not four times a second.
+    var tunnelTotalsCache: (stamp: UInt64, totals: [NodeUID: Int])?
     /// Moves asked, moves done and tunnels refused by rebalancing (read-only view, for metrics).
     public internal(set) var rebalanceFigures = RebalanceFigures()
     /// An endpoint lost its last holder through a remote change; a repair sync is due.

@@ -353,15 +353,18 @@ import Testing
         var node = Self.node(tunnels: (1...15).map { "e\($0)" }, peerCounts: [15, 15])
         #expect(node.rebalanceCensus(now: .seconds(1)).memberTotals.sorted() == [15, 15, 15])
         let peers = Self.peers()
+        // The totals are cached until the endpoint table changes: a new entry shows at once.
+        Self.entry(peers[0], "more", count: 5, version: 2, into: &node, at: .seconds(1))
+        #expect(node.rebalanceCensus(now: .seconds(1)).memberTotals.sorted() == [15, 15, 20])
         // Peer 3 is declared dead (Piko #322 counted such ghosts), then a fourth member drains.
         _ = node.handle(ClusterNodeTests.datagram(from: peers[0], [.dead(subject: peers[1].uid, incarnation: 0, accuser: peers[0].uid)]), now: .seconds(1))
         let drainer = Fixture.info(4)
         _ = node.handle(ClusterNodeTests.datagram(from: drainer, [.alive(info: drainer, incarnation: 0, draining: true)]), now: .seconds(1))
         let census = node.rebalanceCensus(now: .seconds(1))
         #expect(census.members.count == 2)
-        #expect(census.memberTotals.sorted() == [15, 15])
+        #expect(census.memberTotals.sorted() == [15, 20])
         #expect(node.memberViews.first { $0.isLocal }?.tunnels == 15)
-        #expect(node.memberViews.first { $0.info.uid == peers[0].uid }?.tunnels == 15)
+        #expect(node.memberViews.first { $0.info.uid == peers[0].uid }?.tunnels == 20)
     }
 
     @Test func test_aHeavyNode_refusesReplacementsAndPikoAgents_neverAFreshPicoAgent_andOnlyOfServedEndpoints() {
