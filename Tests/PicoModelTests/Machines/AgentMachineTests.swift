@@ -5,6 +5,15 @@ import Testing
 struct AgentMachineTests {
     static let now = Instant.zero + .seconds(100)
 
+    /// An agent whose first tunnel (1) its node just asked to move: its replacement is dialling.
+    static func toldToMove(rng: inout SplitMix64) -> AgentMachine {
+        var agent = AgentMachine()
+        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
+        _ = agent.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
+        _ = agent.handle(.toldToMove(TunnelID(1)), now: Self.now, rng: &rng)
+        return agent
+    }
+
     @Test func test_failedDials_backOffFrom100msDoublingTo15s_withAtMostTenPercentJitter() {
         var agent = AgentMachine()
         var rng = SplitMix64(seed: 1)
@@ -53,11 +62,8 @@ struct AgentMachineTests {
     }
 
     @Test func test_aReplacementLandingOnAnotherDrainingNode_movesAgainAfterTheBackoff() {
-        var agent = AgentMachine()
         var rng = SplitMix64(seed: 4)
-        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
-        _ = agent.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
-        _ = agent.handle(.toldToMove(TunnelID(1)), now: Self.now, rng: &rng)
+        var agent = Self.toldToMove(rng: &rng)
         _ = agent.handle(.tunnelOpened(TunnelID(2)), now: Self.now, rng: &rng)
         let directives = agent.handle(.toldToMove(TunnelID(2)), now: Self.now, rng: &rng)
         guard case .retry(let due)? = directives.first else {
@@ -106,11 +112,8 @@ struct AgentMachineTests {
     @Test func test_replacementBreaking_whileTheOldTunnelIsMoving_redialsAfterTheBackoff() {
         // fuzz-736: the replacement landed on a pod that crashed; the old tunnel's node keeps it
         // until a replacement is served elsewhere, so the agent must dial again by itself.
-        var agent = AgentMachine()
         var rng = SplitMix64(seed: 6)
-        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
-        _ = agent.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
-        _ = agent.handle(.toldToMove(TunnelID(1)), now: Self.now, rng: &rng)
+        var agent = Self.toldToMove(rng: &rng)
         _ = agent.handle(.tunnelOpened(TunnelID(2)), now: Self.now, rng: &rng)
         guard case .retry(let due)? = agent.handle(.tunnelBroken(TunnelID(2)), now: Self.now, rng: &rng).first else {
             Issue.record("a broken replacement schedules another one")
@@ -124,11 +127,8 @@ struct AgentMachineTests {
     }
 
     @Test func test_refusedReplacements_dialAsReplacementsAgain_untilTheLimit_thenFreshAtTheMinimumBackoff() {
-        var agent = AgentMachine()
         var rng = SplitMix64(seed: 8)
-        _ = agent.handle(.dialDue, now: Self.now, rng: &rng)
-        _ = agent.handle(.tunnelOpened(TunnelID(1)), now: Self.now, rng: &rng)
-        _ = agent.handle(.toldToMove(TunnelID(1)), now: Self.now, rng: &rng)
+        var agent = Self.toldToMove(rng: &rng)
         // Heavy nodes refuse the replacement (Pico's runtime sees the new tunnel break at once):
         // each retry is a replacement again, at most a second apart.
         var now = Self.now
