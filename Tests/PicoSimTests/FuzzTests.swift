@@ -11,6 +11,7 @@ struct FuzzTests {
         var kinds: Set<String> = []
         var losses: Set<Double> = []
         var rebalancingRuns = 0
+        var pikoRuns = 0
         for seed in UInt64(1)...300 {
             let (scenario, _) = try Fuzzer.scenario(seed: seed, nodes: 3...9)
             #expect((3...9).contains(scenario.pods))
@@ -23,6 +24,12 @@ struct FuzzTests {
             #expect(scenario.duration == (rebalancing ? ScenarioGenerator.rebalancingDuration : ScenarioGenerator.duration))
             #expect(!rebalancing || scenario.agents.count >= scenario.pods * 12, "a rebalancing run has enough agents for rebalancing to act")
             if rebalancing { rebalancingRuns += 1 }
+            let piko = scenario.agents.filter { $0.kind == .piko }
+            if !piko.isEmpty {
+                pikoRuns += 1
+                #expect(rebalancing, "Piko's agents only in rebalancing runs: seed \(seed)")
+                #expect(piko.count < scenario.agents.count && piko.allSatisfy { $0.name.hasPrefix("piko-") })
+            }
             #expect(scenario.checks.contains { $0.name == "no-oscillation" })
             guard let last = scenario.timeline.last else { Issue.record("seed \(seed) has no timeline"); continue }
             #expect(last.action == .recover, "the liveness phase starts after every fault")
@@ -33,6 +40,7 @@ struct FuzzTests {
         }
         #expect(losses == [0, 0.01, 0.02, 0.05, 0.1], "lossy networks are drawn (generator version 2)")
         #expect((70...130).contains(rebalancingRuns), "one run in three rebalances (generator version 4): \(rebalancingRuns)")
+        #expect(pikoRuns * 3 >= rebalancingRuns && pikoRuns * 3 <= rebalancingRuns * 2, "half the rebalancing runs have Piko's agents (version 5): \(pikoRuns) of \(rebalancingRuns)")
         for kind in ["crash", "restart", "terminate", "pause", "hold", "netem", "rollout", "scale", "recover"] {
             #expect(kinds.contains(kind), "no generated \(kind)")
         }

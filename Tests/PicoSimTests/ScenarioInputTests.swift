@@ -57,6 +57,24 @@ struct ScenarioInputTests {
         #expect(again.timeline.map(\.action) == scenario.timeline.map(\.action))
     }
 
+    @Test func test_pikoAgents_areRead_checked_andWrittenBack() throws {
+        #expect(Self.error(Self.replacing("agents: [{endpoint: alpha}]", with: "agents: [{endpoint: alpha, kind: go}]"))
+            == "bad.yaml:8:38: spec.topology.agents[0].kind: must be pico or piko, got 'go'")
+        let text = Self.replacing("agents: [{endpoint: alpha}]", with: "agents: [{endpoint: alpha, count: 2}, {endpoint: alpha, kind: piko, tenant: blue}]")
+            + "  timeline:\n    - {at: 10s, add-agents: {endpoint: alpha, kind: piko, count: 2}}\n"
+        let scenario = try ScenarioDecoder.decode(text, file: "t.yaml")
+        #expect(scenario.agents.map(\.name) == ["alpha-0", "alpha-1", "blue-piko-alpha-0"])
+        #expect(scenario.agents.map(\.kind) == [.pico, .pico, .piko])
+        guard case .addAgents(let added) = scenario.timeline.first?.action else {
+            Issue.record("add-agents was not read")
+            return
+        }
+        #expect(added.map(\.kind) == [.piko, .piko])
+        let again = try ScenarioDecoder.decode(ScenarioWriter.write(scenario), file: "again.yaml")
+        #expect(again.agents == scenario.agents)
+        #expect(again.timeline.map(\.action) == scenario.timeline.map(\.action))
+    }
+
     @Test func test_tcpClients_areRead_checked_andWrittenBack() throws {
         let text = Self.replacing("clients: [{rate: 200, endpoints: [alpha]}]", with: "clients: [{rate: 2, endpoints: [alpha], tcp: {minLifetime: 1s, maxLifetime: 90s}}]")
         let scenario = try ScenarioDecoder.decode(text, file: "t.yaml")

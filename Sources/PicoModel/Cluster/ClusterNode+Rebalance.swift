@@ -6,7 +6,8 @@ public struct RebalanceFigures: Hashable, Sendable {
     public var movesAsked = 0
     /// Moved tunnels released after their endpoint was served elsewhere.
     public var movesDone = 0
-    /// New tunnels refused because this node held well above the mean.
+    /// Tunnels refused by rebalancing: replacements of moved tunnels, and Piko agents
+    /// (`ClusterNode.rebalanceRefusal`).
     public var tunnelsRefused = 0
 }
 
@@ -33,6 +34,18 @@ struct MoveProgress: Hashable, Sendable {
     var askedAt: Instant
     /// Where it stands.
     var phase: Phase
+
+    /// True while the move counts as under way at `now`: it holds its endpoint (one move of an
+    /// endpoint at a time), counts among the node's moves in progress, and keeps a round going.
+    /// A Pico agent's move whose replacement has not shown within `Rebalancer.replacementWait`
+    /// stops counting (its tunnel still waits for evidence before it goes), and any move after
+    /// `Rebalancer.moveLimit` (its tunnel carries long streams).
+    func isUnderWay(at now: Instant) -> Bool {
+        switch self.phase {
+        case .awaitingReplacement: now - self.askedAt < Rebalancer.replacementWait
+        case .replaced: now - self.askedAt < Rebalancer.moveLimit
+        }
+    }
 }
 
 extension ClusterNode {
@@ -62,8 +75,11 @@ extension ClusterNode {
         }
         let local = self.upstreams.tunnelCount
         // A move still waiting for its streams to end after `Rebalancer.moveLimit` no longer counts
-        // as in progress: tunnels carrying long TCP connections would otherwise stop the round.
+        // as moving: tunnels carrying long TCP connections would otherwise stop the round. Of the
+        // others, those no longer under way (a replacement another node's release hid) leave room
+        // for more moves.
         let moving = self.moves.values.reduce(0) { $0 + (now - $1.askedAt < Rebalancer.moveLimit ? 1 : 0) }
+        let underWay = self.movesUnderWay(at: now)
         // The membership's lists, worked out once per change of its tables (copying and sorting
         // every member record four times a second cost a 200-pod simulation three quarters of
         // its time).
@@ -76,7 +92,7 @@ extension ClusterNode {
         var memberTotals = [max(local - moving, 0)]
         memberTotals.reserveCapacity(order.aliveServing.count + 1)
         for uid in order.aliveServing { memberTotals.append(totals[uid] ?? 0) }
-        return Rebalancer.Census(local: local, moving: moving, memberTotals: memberTotals, members: members)
+        return Rebalancer.Census(local: local, moving: moving, underWay: underWay, memberTotals: memberTotals, members: members)
     }
 
     /// The rebalancing timer fired: evaluate the rule (only while ready: neither joining nor
@@ -90,27 +106,28 @@ extension ClusterNode {
         let wanted = self.rebalancer.evaluate(census, now: now)
         guard wanted > 0 else { return }
         let asked = self.askMoves(wanted, now: now, into: &directives)
-        self.rebalancer.moved(asked, of: wanted, inProgress: self.moves.count, now: now)
+        self.rebalancer.moved(asked, of: wanted, inProgress: self.movesUnderWay(at: now), now: now)
     }
 
     /// Asks up to `wanted` agents to move, one tunnel per endpoint at a time (a Pico agent's until
     /// its replacement shows, a Piko agent's until its tunnel is released), none younger than the
     /// hold: tunnels that did not land here as a moved agent's replacement within
     /// `Rebalancer.movedAgainAfter` first, then idle ones, then those of the endpoints with the
-    /// most tunnels here (so an endpoint's agents spread), oldest first. A tunnel whose agent cannot reconnect first
-    /// (Piko's) is moved only while another tunnel of its endpoint stays on this node, and only
-    /// once no Pico agent's tunnel here may move (replacements that landed lately aside): a Piko agent redials through the
-    /// load balancer without saying it moves, so nothing steers it to a light node, and one that
-    /// lands on a heavy node would be moved again. Returns how many were asked.
+    /// most tunnels here (so an endpoint's agents spread), oldest first. A tunnel whose agent
+    /// cannot reconnect first (Piko's) is moved only while another tunnel of its endpoint stays on
+    /// this node, and only when no Pico agent's tunnel may move now (replacements that landed
+    /// lately aside; those of an endpoint already moving wait): a Piko agent redials through the
+    /// load balancer without saying it moves, so nothing steers it to a light node but the
+    /// refusal at the threshold. Returns how many were asked.
     @discardableResult
     mutating func askMoves(_ wanted: Int, now: Instant, into directives: inout [ClusterDirective]) -> Int {
         // A replacement shows only as the endpoint's count, so two moves of one endpoint awaiting
         // theirs could not tell whose it was; a Piko agent's move lasts until its release (the
         // agent reconnects only then).
-        // A move past `Rebalancer.moveLimit` (its tunnel carries long streams) blocks nothing more.
+        // A move no longer under way (`MoveProgress.isUnderWay`) blocks nothing more.
         var movingEndpoints = Set(self.moves.compactMap { id, progress -> String? in
             guard let tunnel = self.upstreams.tunnel(id), progress.phase != .replaced || !tunnel.reconnectsFirst,
-                  now - progress.askedAt < Rebalancer.moveLimit else { return nil }
+                  progress.isUnderWay(at: now) else { return nil }
             return tunnel.endpoint
         })
         // A tunnel younger than the hold is not moved: it may be another node's moved agent that
@@ -123,13 +140,12 @@ extension ClusterNode {
             .filter { !$0.isDraining && !movingEndpoints.contains($0.endpoint) && $0.openedAt <= settled }
             .map { (tunnel: $0, here: self.upstreams.count(for: $0.endpoint), movedIn: $0.agent == .picoReplacing && $0.openedAt > movedInSince ? 1 : 0) }
             .sorted { ($0.movedIn, $0.tunnel.inFlight > 0 ? 1 : 0, -$0.here, $0.tunnel.id) < ($1.movedIn, $1.tunnel.inFlight > 0 ? 1 : 0, -$1.here, $1.tunnel.id) }
-        // Pico agents' tunnels that may move, besides replacements that landed here lately.
-        let steerableLeft = self.upstreams.allTunnels.contains {
-            !$0.isDraining && $0.reconnectsFirst && $0.openedAt <= settled && !($0.agent == .picoReplacing && $0.openedAt > movedInSince)
-        }
+        // First the Pico agents that may move now (lately landed replacements aside); then, only
+        // if that left moves to ask for, Piko agents and lately landed replacements, in order.
+        let steerable = candidates.filter { $0.tunnel.reconnectsFirst && $0.movedIn == 0 }
+        let others = candidates.filter { !($0.tunnel.reconnectsFirst && $0.movedIn == 0) }
         var asked = 0
-        for (tunnel, _, _) in candidates where asked < wanted && !movingEndpoints.contains(tunnel.endpoint) {
-            if !tunnel.reconnectsFirst, steerableLeft { continue }
+        for (tunnel, _, _) in steerable + others where asked < wanted && !movingEndpoints.contains(tunnel.endpoint) {
             // A Piko agent closes before it reconnects: its endpoint must keep a tunnel that no
             // move can take away, one here (another node's tunnels may be moving too; gossip
             // does not say).
@@ -187,6 +203,11 @@ extension ClusterNode {
         self.upstreams.tunnelIDs(for: endpoint).contains { $0 != besides && self.upstreams.tunnel($0)?.isDraining == false }
     }
 
+    /// Moves under way at `now` (`MoveProgress.isUnderWay`).
+    func movesUnderWay(at now: Instant) -> Int {
+        self.moves.values.reduce(0) { $0 + ($1.isUnderWay(at: now) ? 1 : 0) }
+    }
+
     /// How many tunnels serve `endpoint`: this node's not asked to move, and those of live members
     /// that are neither draining nor suspect (their moving ones included: gossip does not tell
     /// them apart).
@@ -221,10 +242,14 @@ extension ClusterNode {
                 continue
             }
             if case .awaitingReplacement(let lowWater) = self.moves[id]?.phase, let askedAt = self.moves[id]?.askedAt {
-                // Its replacement may exist only once the count rose above its low-water mark, or
-                // `Rebalancer.replacementWait` after the move was asked.
+                // Its replacement may exist only once the count rose above its low-water mark.
+                // After `Rebalancer.replacementWait` (another node's release may have hidden it),
+                // an unmoved tunnel of the endpoint here is enough: the endpoint stays served
+                // here whatever the agent holds. Never only another node's count, which may be
+                // of a tunnel that node is moving too.
                 let served = self.servedCount(tunnel.endpoint)
-                guard served > lowWater || now - askedAt >= Rebalancer.replacementWait else {
+                let waited = now - askedAt >= Rebalancer.replacementWait && self.hasUnmovedTunnel(tunnel.endpoint, besides: id)
+                guard served > lowWater || waited else {
                     self.moves[id]?.phase = .awaitingReplacement(lowWater: served)
                     continue
                 }

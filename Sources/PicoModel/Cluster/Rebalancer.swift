@@ -72,6 +72,10 @@ public struct Rebalancer: Hashable, Sendable {
         public var local: Int
         /// Of them, those whose agents were asked to move and are not yet released.
         public var moving: Int
+        /// Of those, the moves still under way (`ClusterNode.movesUnderWay`): only these use up
+        /// the room for moves in progress, so moves that wait for evidence of their replacement
+        /// no longer hold the node back, while their tunnels still count as leaving.
+        public var underWay: Int
         /// Tunnels per active member (alive, not suspect, not draining): this node's unmoved ones
         /// first (`staying`), then each other member's as gossiped.
         public var memberTotals: [Int]
@@ -80,7 +84,8 @@ public struct Rebalancer: Hashable, Sendable {
         public var members: [NodeUID]
 
         /// Creates a census.
-        public init(local: Int, moving: Int, memberTotals: [Int], members: [NodeUID]) {
+        public init(local: Int, moving: Int, underWay: Int? = nil, memberTotals: [Int], members: [NodeUID]) {
+            self.underWay = underWay ?? moving
             self.local = local
             self.moving = moving
             self.memberTotals = memberTotals
@@ -229,7 +234,7 @@ public struct Rebalancer: Hashable, Sendable {
             self.state = .cooling(until: now + self.settings.cooldown)
             return 0
         }
-        let room = Int((self.moveRate(census) * Double(Self.inFlightSeconds)).rounded(.up)) - census.moving
+        let room = Int((self.moveRate(census) * Double(Self.inFlightSeconds)).rounded(.up)) - census.underWay
         let moves = max(0, min(census.staying - target, Int(allowance), room))
         self.state = .shedding(allowance: allowance - Double(moves))
         return moves
@@ -253,15 +258,20 @@ public struct Rebalancer: Hashable, Sendable {
     }
 
     /// True when this node should refuse a Piko agent's tunnel (whose endpoint is served
-    /// elsewhere) at `now`, while some member holds less than the mean: when it is shedding, or,
-    /// with the same live members for a whole hold, when one more tunnel would take it over
-    /// `(1 + threshold) × mean`. A Piko agent says nothing of moving and closes before it
-    /// reconnects, so one the rule moved lands wherever the load balancer sends it; a node that
-    /// took such agents past the threshold would move them (or others) again. Nodes up to the
-    /// threshold take them, so an agent that starts afresh (nothing tells it apart) is rarely
-    /// refused, and a refused one retries with Piko's backoff from 100 ms.
+    /// elsewhere) at `now`, while some member holds less than the mean and this node more: when
+    /// it is shedding, or, with the same live members for a whole hold, when one more tunnel
+    /// would take it over `(1 + threshold) × mean`. A Piko agent says nothing of moving and
+    /// closes before it reconnects, so one the rule moved lands wherever the load balancer sends
+    /// it; a node that took such agents past the threshold would move them (or others) again.
+    /// Nodes up to the threshold take them, so an agent that starts afresh (nothing tells it
+    /// apart) is rarely refused; a refused one (its session opens, then closes) dials again at
+    /// once, as Piko's agent does after any closed session, and the lightest member in a
+    /// consistent view never refuses.
     public func refusesPikoAgent(_ census: Census, now: Instant) -> Bool {
         guard self.settings.isEnabled, census.staying >= self.settings.minConns, census.someoneBelowMean else { return false }
+        // A node at or below the mean never refuses: with a small threshold, one more tunnel
+        // could take every node over it, and the agent would be turned away everywhere.
+        guard census.exceeds(census.staying, margin: 0) else { return false }
         if case .shedding = self.state { return true }
         return now - self.membersChangedAt >= self.settings.hold && census.exceeds(census.staying &+ 1, margin: self.settings.threshold)
     }

@@ -65,9 +65,9 @@ struct RebalanceStatus {
         out.family("pico_rebalance_moves_total", "counter", "Agents this node asked to move because it held more than its share, and moved tunnels it released after their replacement.")
         out.sample("pico_rebalance_moves_total", [("result", "asked")], self.figures.movesAsked)
         out.sample("pico_rebalance_moves_total", [("result", "done")], self.figures.movesDone)
-        out.family("pico_rebalance_moves_in_progress", "gauge", "Tunnels asked to move and not yet released.")
+        out.family("pico_rebalance_moves_in_progress", "gauge", "Moves under way: tunnels asked to move and not yet released, less those whose replacement has not shown within 15 s or that carry streams after 60 s.")
         out.sample("pico_rebalance_moves_in_progress", [], self.moving)
-        out.family("pico_rebalance_replacements_refused_total", "counter", "Replacements of moved tunnels this node refused because it was shedding, or held well above the mean with settled members, while a member held less.")
+        out.family("pico_rebalance_replacements_refused_total", "counter", "Tunnels this node refused while a member held less than the mean: replacements of moved tunnels when it was shedding or held more than the mean with settled members, and Piko agents when it was shedding or one more would take it over the threshold.")
         out.sample("pico_rebalance_replacements_refused_total", [], self.figures.tunnelsRefused)
         return out.text
     }

@@ -140,6 +140,18 @@ import Testing
         #expect(!rule.refusesPikoAgent(Self.census(local: 110, others: [100, 90]), now: .seconds(10)))
         #expect(rule.refusesReplacement(Self.census(local: 110, others: [100, 90]), now: .seconds(10)))
         #expect(!Self.rule { $0.threshold = 0 }.refusesPikoAgent(Self.census(local: 200, others: [100, 0]), now: .seconds(60)))
+        // With a small threshold one more tunnel takes every node over it: a node at or below the
+        // mean never refuses, so the lightest always takes the agent.
+        var small = Self.rule { $0.threshold = 0.05 }
+        _ = small.evaluate(Self.census(local: 12, others: [12, 13]), now: .zero)
+        #expect(!small.refusesPikoAgent(Self.census(local: 12, others: [12, 13]), now: .seconds(10)))
+        #expect(small.refusesPikoAgent(Self.census(local: 13, others: [12, 12]), now: .seconds(10)))
+        // A shedding node refuses above the mean, whatever the threshold says, but not below it.
+        var shedding = Self.rule { $0.hold = .zero }
+        _ = shedding.evaluate(Self.census(local: 200, others: [50, 50]), now: .zero)
+        #expect(shedding.evaluate(Self.census(local: 200, others: [50, 50]), now: .milliseconds(250)) == 1)
+        #expect(shedding.refusesPikoAgent(Self.census(local: 105, others: [100, 95]), now: .milliseconds(250)))
+        #expect(!shedding.refusesPikoAgent(Self.census(local: 95, others: [100, 105]), now: .milliseconds(250)))
     }
 
     @Test func test_whileMembersChange_onlyASheddingNodeRefusesReplacements() {
@@ -235,10 +247,12 @@ import Testing
         #expect(released.contains(.closeTunnel(TunnelID(1))))
         #expect(released.contains(.event(.rebalanceMoveDone(TunnelID(1), endpoint: "multi"))))
         #expect(node.rebalanceFigures.movesDone == 1)
-        // At most five seconds' worth in progress, however long it waits: 23 tunnels stay, so
-        // 1.15 a second, and ⌈5.75⌉ = 6.
-        _ = Self.tick(&node, from: 7, to: 30)
+        // At most five seconds' worth under way: 23 tunnels stay, so 1.15 a second, and
+        // ⌈5.75⌉ = 6, until moves whose replacement has not shown for 15 s stop counting.
+        _ = Self.tick(&node, from: 7, to: 17)
         #expect(node.upstreams.allTunnels.filter(\.isDraining).count == 6)
+        _ = Self.tick(&node, from: 18, to: 30)
+        #expect(node.upstreams.allTunnels.filter(\.isDraining).count == 10, "room freed by moves past the wait")
         // e4's agent opens its replacement on peer 2: released once the settle time has passed.
         let replaced = Self.entry(peer, "e4", count: 1, version: 2, into: &node, at: .seconds(31))
         #expect(!replaced.contains(.closeTunnel(TunnelID(4))))
@@ -321,6 +335,13 @@ import Testing
             #expect(step.closed == step.moved.filter { $0.rawValue >= 2 }, "\(steps)")
         }
         #expect(node.upstreams.tunnel(TunnelID(1))?.isDraining == true, "the Pico agent's tunnel waits for its replacement")
+        // One Pico endpoint of ten tunnels and 20 Piko agents: while the Pico endpoint's move
+        // waits for its replacement, none of its other tunnels may move, and Piko agents do.
+        var blocked = Self.node(tunnels: Array(repeating: "many", count: 10))
+        for id in 11...30 { _ = blocked.handle(.tunnelOpened(TunnelID(UInt64(id)), endpoint: "old", agent: .piko), now: .zero) }
+        _ = Self.tick(&blocked, from: 1, to: 2)
+        let blockedMoves = Self.tick(&blocked, from: 3, to: 4)
+        #expect(blockedMoves.first == TunnelID(1) && blockedMoves.dropFirst().contains { $0.rawValue > 10 } && !blockedMoves.dropFirst().contains { $0.rawValue <= 10 }, "\(blockedMoves)")
     }
 
     @Test func test_aMoveWhoseReplacementNeverShows_countsAsReplacedAfterTheWait() {
@@ -337,6 +358,18 @@ import Testing
         #expect(node.upstreams.tunnel(TunnelID(1)) == nil, "released 2 s later")
         // e4…e30 have no tunnel elsewhere: theirs stay, however long.
         #expect(node.upstreams.tunnel(TunnelID(4))?.isDraining == true)
+        // A peer's count is no evidence (that node may be moving its tunnel too): e5 is served
+        // by peer 2 from the start, its count never rises, and after the wait its moved tunnel
+        // stays, but no longer counts as a move under way nor holds its endpoint.
+        var served = Self.node(tunnels: (1...30).map { "e\($0)" })
+        Self.entry(Self.peers()[0], "e1", count: 1, version: 1, into: &served, at: .zero)
+        _ = Self.tick(&served, from: 1, to: 3)
+        #expect(served.upstreams.tunnel(TunnelID(1))?.isDraining == true)
+        #expect(served.rebalanceCensus(now: .seconds(4)).moving >= 1)
+        let before = served.rebalanceCensus(now: .seconds(4)).moving
+        _ = Self.tick(&served, from: 4, to: 30)
+        #expect(served.upstreams.tunnel(TunnelID(1))?.isDraining == true, "still there at 30 s")
+        #expect(served.movesUnderWay(at: .seconds(30)) < served.moves.count, "moves past the wait no longer count: \(before)")
     }
 
     @Test func test_replacementsThatLandedLately_areTheLastToMove() {
