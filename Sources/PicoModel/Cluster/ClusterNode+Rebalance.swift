@@ -136,16 +136,17 @@ extension ClusterNode {
         // A moved agent's replacement that landed here within `Rebalancer.movedAgainAfter` goes
         // last: moving the same agent twice in a row is the back-and-forth the rule must avoid.
         let movedInSince = now - Rebalancer.movedAgainAfter
+        // First the Pico agents that may move now, then Piko agents (only if that left moves to
+        // ask for), then lately landed replacements (a Piko agent never is one).
         let candidates = self.upstreams.allTunnels
             .filter { !$0.isDraining && !movingEndpoints.contains($0.endpoint) && $0.openedAt <= settled }
-            .map { (tunnel: $0, here: self.upstreams.count(for: $0.endpoint), movedIn: $0.agent == .picoReplacing && $0.openedAt > movedInSince ? 1 : 0) }
-            .sorted { ($0.movedIn, $0.tunnel.inFlight > 0 ? 1 : 0, -$0.here, $0.tunnel.id) < ($1.movedIn, $1.tunnel.inFlight > 0 ? 1 : 0, -$1.here, $1.tunnel.id) }
-        // First the Pico agents that may move now (lately landed replacements aside); then, only
-        // if that left moves to ask for, Piko agents and lately landed replacements, in order.
-        let steerable = candidates.filter { $0.tunnel.reconnectsFirst && $0.movedIn == 0 }
-        let others = candidates.filter { !($0.tunnel.reconnectsFirst && $0.movedIn == 0) }
+            .map { tunnel in
+                let rank = tunnel.agent == .picoReplacing && tunnel.openedAt > movedInSince ? 2 : tunnel.reconnectsFirst ? 0 : 1
+                return (tunnel: tunnel, rank: rank, here: self.upstreams.count(for: tunnel.endpoint))
+            }
+            .sorted { ($0.rank, $0.tunnel.inFlight > 0 ? 1 : 0, -$0.here, $0.tunnel.id) < ($1.rank, $1.tunnel.inFlight > 0 ? 1 : 0, -$1.here, $1.tunnel.id) }
         var asked = 0
-        for (tunnel, _, _) in steerable + others where asked < wanted && !movingEndpoints.contains(tunnel.endpoint) {
+        for (tunnel, _, _) in candidates where asked < wanted && !movingEndpoints.contains(tunnel.endpoint) {
             // A Piko agent closes before it reconnects: its endpoint must keep a tunnel that no
             // move can take away, one here (another node's tunnels may be moving too; gossip
             // does not say).

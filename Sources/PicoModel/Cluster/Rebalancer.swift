@@ -252,9 +252,15 @@ public struct Rebalancer: Hashable, Sendable {
     /// node that sheds refuses. A node never refuses while rebalancing is off, and the lightest
     /// member in a consistent view never refuses, so a moving agent always has somewhere to go.
     public func refusesReplacement(_ census: Census, now: Instant) -> Bool {
-        guard self.settings.isEnabled, census.staying >= self.settings.minConns, census.someoneBelowMean else { return false }
+        guard self.mayRefuse(census) else { return false }
         if case .shedding = self.state { return true }
         return now - self.membersChangedAt >= self.settings.hold && census.exceeds(census.staying, margin: 0)
+    }
+
+    /// True when refusing anything may help: rebalancing is on, this node holds at least
+    /// `minConns`, and some member holds less than the mean (somewhere lighter to go).
+    func mayRefuse(_ census: Census) -> Bool {
+        self.settings.isEnabled && census.staying >= self.settings.minConns && census.someoneBelowMean
     }
 
     /// True when this node should refuse a Piko agent's tunnel (whose endpoint is served
@@ -268,7 +274,7 @@ public struct Rebalancer: Hashable, Sendable {
     /// once, as Piko's agent does after any closed session, and the lightest member in a
     /// consistent view never refuses.
     public func refusesPikoAgent(_ census: Census, now: Instant) -> Bool {
-        guard self.settings.isEnabled, census.staying >= self.settings.minConns, census.someoneBelowMean else { return false }
+        guard self.mayRefuse(census) else { return false }
         // A node at or below the mean never refuses: with a small threshold, one more tunnel
         // could take every node over it, and the agent would be turned away everywhere.
         guard census.exceeds(census.staying, margin: 0) else { return false }
